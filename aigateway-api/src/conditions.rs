@@ -1,0 +1,242 @@
+//! Standard condition types and reasons, and helpers that update condition lists the
+//! way Kubernetes API conventions ask: one condition per type, `lastTransitionTime` kept
+//! while the status does not change, `observedGeneration` always current.
+//!
+//! ```
+//! use aigateway_api::conditions::{self, NewCondition, reasons, types};
+//! use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+//!
+//! let mut list = Vec::new();
+//! let t0 = Time(jiff::Timestamp::UNIX_EPOCH);
+//! let ready = NewCondition::new(types::READY, true, reasons::READY, "all replicas available");
+//! assert!(conditions::set_condition(&mut list, ready.clone(), Some(1), t0.clone()));
+//! // Same status, newer generation: updated in place, transition time kept.
+//! let t1 = Time(jiff::Timestamp::from_second(60).unwrap());
+//! assert!(conditions::set_condition(&mut list, ready.clone(), Some(2), t1.clone()));
+//! assert_eq!(list[0].last_transition_time, t0);
+//! assert_eq!(list[0].observed_generation, Some(2));
+//! // Nothing new: nothing changes.
+//! assert!(!conditions::set_condition(&mut list, ready, Some(2), t1));
+//! ```
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+/// Condition types set by gateway implementations (Gateway API vocabulary plus `Ready`).
+pub mod types {
+    /// The class is ours and the gateway's spec is valid.
+    pub const ACCEPTED: &str = "Accepted";
+    /// Every object the gateway references (Secrets, Guards, ConfigMaps...) was found and usable.
+    pub const RESOLVED_REFS: &str = "ResolvedRefs";
+    /// The gateway's children were applied to the cluster.
+    pub const PROGRAMMED: &str = "Programmed";
+    /// The gateway serves traffic.
+    pub const READY: &str = "Ready";
+}
+
+/// Condition reasons used with [`types`].
+pub mod reasons {
+    /// `Accepted=True`: the controller claimed the gateway or class.
+    pub const ACCEPTED: &str = "Accepted";
+    /// `Accepted=False`: the spec cannot be implemented as written.
+    pub const INVALID_PARAMETERS: &str = "InvalidParameters";
+    /// Any type: the controller has not finished processing yet.
+    pub const PENDING: &str = "Pending";
+    /// `ResolvedRefs=True`: every reference resolved.
+    pub const RESOLVED_REFS: &str = "ResolvedRefs";
+    /// `ResolvedRefs=False`: a referenced object does not exist.
+    pub const REF_NOT_FOUND: &str = "RefNotFound";
+    /// `ResolvedRefs=False`: a referenced object exists but cannot be used.
+    pub const INVALID_REF: &str = "InvalidRef";
+    /// `Programmed=True`: children applied.
+    pub const PROGRAMMED: &str = "Programmed";
+    /// `Programmed=False`: the desired state could not be computed from the spec.
+    pub const INVALID: &str = "Invalid";
+    /// `Programmed=False`: applying children failed (retried).
+    pub const APPLY_FAILED: &str = "ApplyFailed";
+    /// `Ready=True`: the gateway serves traffic.
+    pub const READY: &str = "Ready";
+    /// `Ready=False`: a rollout is in progress.
+    pub const ROLLING_OUT: &str = "RollingOut";
+    /// `Ready=False`: the gateway does not serve traffic.
+    pub const NOT_READY: &str = "NotReady";
+}
+
+/// Condition status `"True"`.
+pub const STATUS_TRUE: &str = "True";
+/// Condition status `"False"`.
+pub const STATUS_FALSE: &str = "False";
+/// Condition status `"Unknown"`.
+pub const STATUS_UNKNOWN: &str = "Unknown";
+
+/// A condition to set, without the bookkeeping fields that [`set_condition`] fills in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewCondition {
+    /// The condition type, e.g. [`types::READY`].
+    pub type_: String,
+    /// `"True"`, `"False"` or `"Unknown"`.
+    pub status: String,
+    /// A CamelCase reason, e.g. [`reasons::READY`].
+    pub reason: String,
+    /// A message a human can act on.
+    pub message: String,
+}
+
+impl NewCondition {
+    /// A condition with status `"True"` or `"False"`.
+    pub fn new(type_: &str, status: bool, reason: &str, message: impl Into<String>) -> Self {
+        Self {
+            type_: type_.to_owned(),
+            status: if status { STATUS_TRUE } else { STATUS_FALSE }.to_owned(),
+            reason: reason.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// A condition with status `"Unknown"`.
+    pub fn unknown(type_: &str, reason: &str, message: impl Into<String>) -> Self {
+        Self {
+            status: STATUS_UNKNOWN.to_owned(),
+            ..Self::new(type_, false, reason, message)
+        }
+    }
+}
+
+/// Sets `new` in `conditions`, replacing the condition of the same type.
+///
+/// `lastTransitionTime` becomes `now` only when the status changes (or the type is
+/// new); `observedGeneration` is set to `generation`. Returns whether the list changed,
+/// so callers can skip writing an unchanged status.
+pub fn set_condition(
+    conditions: &mut Vec<Condition>,
+    new: NewCondition,
+    generation: Option<i64>,
+    now: Time,
+) -> bool {
+    match conditions.iter_mut().find(|c| c.type_ == new.type_) {
+        Some(existing) => {
+            let updated = Condition {
+                last_transition_time: if existing.status == new.status {
+                    existing.last_transition_time.clone()
+                } else {
+                    now
+                },
+                message: new.message,
+                observed_generation: generation,
+                reason: new.reason,
+                status: new.status,
+                type_: new.type_,
+            };
+            if *existing == updated {
+                false
+            } else {
+                *existing = updated;
+                true
+            }
+        }
+        None => {
+            conditions.push(Condition {
+                last_transition_time: now,
+                message: new.message,
+                observed_generation: generation,
+                reason: new.reason,
+                status: new.status,
+                type_: new.type_,
+            });
+            true
+        }
+    }
+}
+
+/// The condition of type `type_`, if present.
+pub fn find_condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// Whether the condition of type `type_` is present with status `"True"`.
+pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
+    find_condition(conditions, type_).is_some_and(|c| c.status == STATUS_TRUE)
+}
+
+/// Removes the condition of type `type_`; returns whether one was removed.
+pub fn remove_condition(conditions: &mut Vec<Condition>, type_: &str) -> bool {
+    let before = conditions.len();
+    conditions.retain(|c| c.type_ != type_);
+    conditions.len() != before
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> Time {
+        Time(jiff::Timestamp::from_second(seconds).unwrap())
+    }
+
+    #[test]
+    fn a_status_change_moves_the_transition_time() {
+        let mut list = Vec::new();
+        set_condition(
+            &mut list,
+            NewCondition::new(types::READY, false, reasons::ROLLING_OUT, "0/1"),
+            Some(1),
+            at(0),
+        );
+        assert!(set_condition(
+            &mut list,
+            NewCondition::new(types::READY, true, reasons::READY, "1/1"),
+            Some(1),
+            at(5)
+        ));
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].last_transition_time, at(5));
+        assert_eq!(list[0].status, STATUS_TRUE);
+        assert_eq!(list[0].reason, reasons::READY);
+    }
+
+    #[test]
+    fn a_message_change_keeps_the_transition_time() {
+        let mut list = Vec::new();
+        set_condition(
+            &mut list,
+            NewCondition::new(types::READY, false, reasons::ROLLING_OUT, "0/2"),
+            Some(1),
+            at(0),
+        );
+        assert!(set_condition(
+            &mut list,
+            NewCondition::new(types::READY, false, reasons::ROLLING_OUT, "1/2"),
+            Some(1),
+            at(9)
+        ));
+        assert_eq!(list[0].last_transition_time, at(0));
+        assert_eq!(list[0].message, "1/2");
+    }
+
+    #[test]
+    fn other_types_are_left_alone_and_removal_is_by_type() {
+        let mut list = Vec::new();
+        set_condition(
+            &mut list,
+            NewCondition::new("example.com/Healthy", true, "Fine", ""),
+            None,
+            at(0),
+        );
+        set_condition(
+            &mut list,
+            NewCondition::unknown(types::ACCEPTED, reasons::PENDING, "waiting"),
+            Some(3),
+            at(1),
+        );
+        assert_eq!(list.len(), 2);
+        assert!(is_true(&list, "example.com/Healthy"));
+        assert!(!is_true(&list, types::ACCEPTED));
+        assert_eq!(
+            find_condition(&list, types::ACCEPTED).unwrap().status,
+            STATUS_UNKNOWN
+        );
+        assert!(remove_condition(&mut list, types::ACCEPTED));
+        assert!(!remove_condition(&mut list, types::ACCEPTED));
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].type_, "example.com/Healthy");
+    }
+}
