@@ -133,7 +133,7 @@ pub struct EmbeddedMetadata {
 #[schemars(description = "AiGatewayStatus defines the observed state of AiGateway.")]
 pub struct AiGatewayStatus {
     /// Conditions describe the gateway's state: `Accepted`, `ResolvedRefs`, `Programmed`
-    /// and `Ready` (see [`crate::conditions`]), plus conditions other controllers own.
+    /// and `Ready`, plus conditions that other controllers own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "crate::schema::conditions")]
     pub conditions: Vec<Condition>,

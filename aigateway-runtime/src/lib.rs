@@ -1,1 +1,92 @@
-//! Placeholder; filled by a later issue.
+//! The generic, class-aware reconcile loop for AI gateway operators.
+//!
+//! Implement [`GatewayImplementation`] for your proxy, hand it to [`Operator`], and the
+//! runtime does the rest: it claims the gateways of your classes (Gateway API's
+//! GatewayClass contract, default class included), server-side applies the children
+//! you describe with an owner reference and standard labels, prunes the ones you no
+//! longer describe, writes `Accepted`, `ResolvedRefs`, `Programmed` and `Ready`
+//! conditions with `observedGeneration` only when they change, emits events on
+//! transitions, exports metrics, and runs behind leader election.
+//!
+//! The data flow of one gateway, each step in its own module:
+//!
+//! ```text
+//! watch events ─▶ triggers (operator) ─▶ claim (class) ─▶ desired_state (your code)
+//!   ─▶ apply + prune (apply) ─▶ observe children (caches) ─▶ readiness (your code)
+//!   ─▶ conditions, written only if different (status)
+//! ```
+//!
+//! # A complete implementation
+//!
+//! ```no_run
+//! use std::collections::BTreeMap;
+//! use aigateway_api::AiGateway;
+//! use aigateway_runtime::{Context, DesiredState, GatewayImplementation, ImplementationError, Operator};
+//! use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+//! use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, PodTemplateSpec};
+//! use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+//! use kube::ResourceExt;
+//!
+//! struct EchoProxy;
+//!
+//! #[async_trait::async_trait]
+//! impl GatewayImplementation for EchoProxy {
+//!     fn controller_name(&self) -> &str {
+//!         "example.com/echo-proxy"
+//!     }
+//!
+//!     async fn desired_state(&self, gateway: &AiGateway, _ctx: &Context) -> Result<DesiredState, ImplementationError> {
+//!         let name = gateway.name_any();
+//!         let models: Vec<String> = gateway.spec.ai_models.iter().map(|m| format!("{}/{}", m.provider, m.name)).collect();
+//!         let labels = BTreeMap::from([("app".to_owned(), name.clone())]);
+//!         let config = ConfigMap {
+//!             metadata: ObjectMeta { name: Some(format!("{name}-models")), ..Default::default() },
+//!             data: Some(BTreeMap::from([("models".to_owned(), models.join("\n"))])),
+//!             ..Default::default()
+//!         };
+//!         let deployment = Deployment {
+//!             metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() },
+//!             spec: Some(DeploymentSpec {
+//!                 selector: LabelSelector { match_labels: Some(labels.clone()), ..Default::default() },
+//!                 template: PodTemplateSpec {
+//!                     metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
+//!                     spec: Some(PodSpec {
+//!                         containers: vec![Container { name: "proxy".into(), image: Some("example/echo:1".into()), ..Default::default() }],
+//!                         ..Default::default()
+//!                     }),
+//!                 },
+//!                 ..Default::default()
+//!             }),
+//!             ..Default::default()
+//!         };
+//!         Ok(DesiredState::new().with(&config).with(&deployment).with_url(gateway.service_url().unwrap_or_default()))
+//!     }
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = kube::Client::try_default().await?;
+//! Operator::new(client).gateway(EchoProxy).admin("0.0.0.0:8080".parse()?).run().await?;
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+pub mod admin;
+pub mod apply;
+pub mod class;
+pub mod implementation;
+pub mod kind;
+pub mod logging;
+pub mod metrics;
+pub mod names;
+pub mod operator;
+pub mod reconcile;
+pub mod status;
+
+pub use implementation::{
+    Context, DesiredState, GatewayImplementation, ImplementationError, Observed, Readiness,
+    RefProblem, RelatedWatch, deployments_rolled_out, from_dynamic, to_dynamic,
+};
+pub use kind::{AiGatewayKind, GatewayKind};
+pub use logging::LogFormat;
+pub use operator::{LeaderElection, Operator, OperatorConfig, OperatorError};

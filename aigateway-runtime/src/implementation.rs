@@ -1,0 +1,374 @@
+//! What an implementation provides: the [`GatewayImplementation`] trait and the values
+//! it exchanges with the loop.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{ApiResource, DynamicObject};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::kind::{AiGatewayKind, GatewayKind};
+
+/// A class operator: turns each gateway of its classes into child objects.
+///
+/// Only [`controller_name`](Self::controller_name) and
+/// [`desired_state`](Self::desired_state) are required; everything else has a default
+/// that suits a proxy deployed as a Deployment.
+#[async_trait]
+pub trait GatewayImplementation<K: GatewayKind = AiGatewayKind>: Send + Sync + 'static {
+    /// The value of the class's `spec.controller` this implementation answers to.
+    fn controller_name(&self) -> &str;
+
+    /// The field manager for server-side apply, also the `app.kubernetes.io/managed-by`
+    /// label of every child. Defaults to the last path segment of the controller name.
+    fn field_manager(&self) -> String {
+        let name = self.controller_name();
+        let last = name.rsplit('/').next().unwrap_or(name);
+        last.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(63)
+            .collect()
+    }
+
+    /// The kinds of child objects [`desired_state`](Self::desired_state) may return. The
+    /// loop watches them (label-selected) to notice drift, readiness and leftovers.
+    fn child_kinds(&self) -> Vec<ApiResource> {
+        vec![
+            ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&()),
+            ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&()),
+            ApiResource::erase::<Deployment>(&()),
+        ]
+    }
+
+    /// The objects that should exist for this gateway. Pure apart from reading
+    /// [`Context`] caches: no writes.
+    async fn desired_state(
+        &self,
+        gateway: &K::Gateway,
+        ctx: &Context,
+    ) -> Result<DesiredState, ImplementationError>;
+
+    /// Whether the gateway serves traffic, judged from its live children. The default:
+    /// every child Deployment has rolled out.
+    fn readiness(&self, _gateway: &K::Gateway, observed: &Observed) -> Readiness {
+        deployments_rolled_out(observed)
+    }
+
+    /// Releases anything outside the cluster when a gateway is deleted. Implementations
+    /// that override it must also return `true` from [`has_cleanup`](Self::has_cleanup),
+    /// which makes the loop add a finalizer.
+    async fn cleanup(
+        &self,
+        _gateway: &K::Gateway,
+        _ctx: &Context,
+    ) -> Result<(), ImplementationError> {
+        Ok(())
+    }
+
+    /// Whether [`cleanup`](Self::cleanup) does anything (and a finalizer is needed).
+    fn has_cleanup(&self) -> bool {
+        false
+    }
+
+    /// Other objects whose changes must re-run reconcile (Secrets, ConfigMaps, Guards...).
+    fn related(&self) -> Vec<RelatedWatch<K>> {
+        Vec::new()
+    }
+
+    /// Extra condition types that copy one of the standard ones, for compatibility with
+    /// tools that read another operator's condition names: `(alias, source)`.
+    fn condition_aliases(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
+
+/// Errors an implementation reports.
+#[derive(Debug, thiserror::Error)]
+pub enum ImplementationError {
+    /// The spec or a reference cannot work as written. Reported in status; not retried
+    /// until something watched changes.
+    #[error("{reason}: {message}")]
+    Invalid {
+        /// A CamelCase reason for the condition.
+        reason: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// Something failed that may work on retry (API errors, timeouts). Retried with
+    /// exponential backoff.
+    #[error("{0}")]
+    Transient(String),
+}
+
+impl ImplementationError {
+    /// An invalid-spec error with a reason and an actionable message.
+    pub fn invalid(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<kube::Error> for ImplementationError {
+    fn from(error: kube::Error) -> Self {
+        Self::Transient(error.to_string())
+    }
+}
+
+/// A referenced object that is missing or unusable: shown as `ResolvedRefs=False`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefProblem {
+    /// CamelCase reason, e.g. `RefNotFound`.
+    pub reason: String,
+    /// What is wrong, naming the object, and what to do.
+    pub message: String,
+}
+
+/// What the gateway should look like: child objects plus status details.
+#[derive(Debug, Clone, Default)]
+pub struct DesiredState {
+    /// Child objects, each with `apiVersion`, `kind`, `metadata.name` (namespace defaults
+    /// to the gateway's). The loop adds owner reference and labels.
+    pub objects: Vec<DynamicObject>,
+    /// The URL to publish in `status.url`.
+    pub url: Option<String>,
+    /// Reference problems; the gateway still deploys what works.
+    pub problems: Vec<RefProblem>,
+}
+
+impl DesiredState {
+    /// An empty desired state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a typed child object.
+    ///
+    /// # Panics
+    /// Never for Kubernetes types: they always serialise to JSON objects.
+    pub fn with<T: Resource<DynamicType = ()> + Serialize>(mut self, object: &T) -> Self {
+        self.objects.push(to_dynamic(object));
+        self
+    }
+
+    /// Adds a dynamic child object.
+    pub fn with_dynamic(mut self, object: DynamicObject) -> Self {
+        self.objects.push(object);
+        self
+    }
+
+    /// Sets the URL published in status.
+    pub fn with_url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    /// Adds a reference problem.
+    pub fn with_problem(mut self, reason: impl Into<String>, message: impl Into<String>) -> Self {
+        self.problems.push(RefProblem {
+            reason: reason.into(),
+            message: message.into(),
+        });
+        self
+    }
+}
+
+/// A typed object as a [`DynamicObject`] carrying `apiVersion` and `kind`.
+pub fn to_dynamic<T: Resource<DynamicType = ()> + Serialize>(object: &T) -> DynamicObject {
+    let mut value = serde_json::to_value(object).expect("Kubernetes objects serialise to JSON");
+    if let Some(map) = value.as_object_mut() {
+        map.insert("apiVersion".into(), T::api_version(&()).into());
+        map.insert("kind".into(), T::kind(&()).into());
+    }
+    serde_json::from_value(value).expect("a serialised Kubernetes object is a DynamicObject")
+}
+
+/// A dynamic object as a typed one, if it has that shape.
+pub fn from_dynamic<T: DeserializeOwned>(object: &DynamicObject) -> Option<T> {
+    serde_json::to_value(object)
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok())
+}
+
+/// The live children of a gateway, read from the loop's caches.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// Children owned by the gateway, of every declared child kind.
+    pub children: Vec<Arc<DynamicObject>>,
+}
+
+impl Observed {
+    /// Children of one kind, typed.
+    pub fn of<T: Resource<DynamicType = ()> + DeserializeOwned>(&self) -> Vec<T> {
+        let (api_version, kind) = (T::api_version(&()), T::kind(&()));
+        self.children
+            .iter()
+            .filter(|o| {
+                o.types
+                    .as_ref()
+                    .is_some_and(|t| t.api_version == api_version && t.kind == kind)
+            })
+            .filter_map(|o| from_dynamic(o))
+            .collect()
+    }
+}
+
+/// Whether a gateway serves traffic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Serving; the message says why we think so.
+    Ready(String),
+    /// Not serving (yet).
+    NotReady {
+        /// CamelCase reason, e.g. `RollingOut`.
+        reason: String,
+        /// What is missing.
+        message: String,
+    },
+}
+
+/// The default readiness: every child Deployment is rolled out (observed generation
+/// current, updated and available replicas equal the desired count).
+pub fn deployments_rolled_out(observed: &Observed) -> Readiness {
+    let deployments: Vec<Deployment> = observed.of();
+    if deployments.is_empty() {
+        return Readiness::NotReady {
+            reason: "NotReady".into(),
+            message: "no Deployment exists yet".into(),
+        };
+    }
+    for deployment in &deployments {
+        if let Some(message) = rollout_pending(deployment) {
+            return Readiness::NotReady {
+                reason: "RollingOut".into(),
+                message,
+            };
+        }
+    }
+    let names: Vec<String> = deployments.iter().map(|d| d.name_any()).collect();
+    Readiness::Ready(format!("Deployment {} rolled out", names.join(", ")))
+}
+
+/// Why a Deployment is not rolled out yet, or `None` when it is.
+pub fn rollout_pending(deployment: &Deployment) -> Option<String> {
+    let name = deployment.name_any();
+    let desired = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
+    let Some(status) = deployment.status.as_ref() else {
+        return Some(format!("Deployment {name} has no status yet"));
+    };
+    if status.observed_generation < deployment.metadata.generation {
+        return Some(format!(
+            "Deployment {name}: the new spec is not observed yet"
+        ));
+    }
+    let updated = status.updated_replicas.unwrap_or(0);
+    let available = status.available_replicas.unwrap_or(0);
+    if updated < desired || available < desired {
+        return Some(format!(
+            "Deployment {name}: {updated} updated and {available} available of {desired} replicas"
+        ));
+    }
+    None
+}
+
+/// Maps a changed related object to the gateways that must be reconciled.
+pub type RelatedMapper<K> = Arc<
+    dyn Fn(
+            &DynamicObject,
+            &[Arc<<K as GatewayKind>::Gateway>],
+        ) -> Vec<ObjectRef<<K as GatewayKind>::Gateway>>
+        + Send
+        + Sync,
+>;
+
+/// Another kind of object whose changes re-run reconcile for the gateways it maps to.
+pub struct RelatedWatch<K: GatewayKind = AiGatewayKind> {
+    /// The kind to watch (in every namespace the operator watches).
+    pub resource: ApiResource,
+    /// Only objects matching this label selector, if set.
+    pub label_selector: Option<String>,
+    /// Watch only metadata (enough when the mapper needs no content).
+    pub metadata_only: bool,
+    /// From a changed object and all gateways to the gateways to reconcile.
+    pub mapper: RelatedMapper<K>,
+}
+
+impl<K: GatewayKind> RelatedWatch<K> {
+    /// Watches the typed kind `T`, mapping with `mapper`.
+    pub fn new<T: Resource<DynamicType = ()>>(
+        mapper: impl Fn(&DynamicObject, &[Arc<K::Gateway>]) -> Vec<ObjectRef<K::Gateway>>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        Self {
+            resource: ApiResource::erase::<T>(&()),
+            label_selector: None,
+            metadata_only: false,
+            mapper: Arc::new(mapper),
+        }
+    }
+}
+
+/// What an implementation can read while computing desired state: the client and the
+/// caches of related objects.
+#[derive(Clone)]
+pub struct Context {
+    client: Client,
+    related: Arc<HashMap<String, Store<DynamicObject>>>,
+}
+
+fn key(resource: &ApiResource) -> String {
+    format!("{}/{}", resource.api_version, resource.plural)
+}
+
+impl Context {
+    pub(crate) fn new(client: Client, related: HashMap<String, Store<DynamicObject>>) -> Self {
+        Self {
+            client,
+            related: Arc::new(related),
+        }
+    }
+
+    pub(crate) fn store_key(resource: &ApiResource) -> String {
+        key(resource)
+    }
+
+    /// The Kubernetes client (for reads the caches cannot answer).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// A related object from the cache, typed; `None` when absent or not watched.
+    pub fn get<T: Resource<DynamicType = ()> + DeserializeOwned>(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<T> {
+        let store = self.related.get(&key(&ApiResource::erase::<T>(&())))?;
+        let reference = ObjectRef::new_with(name, ApiResource::erase::<T>(&())).within(namespace);
+        store.get(&reference).and_then(|o| from_dynamic(&o))
+    }
+
+    /// Whether related objects of kind `T` are cached.
+    pub fn watches<T: Resource<DynamicType = ()>>(&self) -> bool {
+        self.related
+            .contains_key(&key(&ApiResource::erase::<T>(&())))
+    }
+}

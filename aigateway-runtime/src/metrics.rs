@@ -1,0 +1,119 @@
+//! Prometheus metrics of the loop.
+
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Label set of a reconcile error.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// The error's reason, e.g. `Transient`, `Apply`, `Conflict`.
+    pub reason: String,
+}
+
+/// Label set of the gateways-by-condition gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConditionLabels {
+    /// Condition type.
+    pub condition: String,
+    /// `True`, `False`, `Unknown` or `Missing`.
+    pub status: String,
+}
+
+/// The loop's metrics, registered in one registry.
+pub struct Metrics {
+    /// All metrics, for encoding.
+    pub registry: Registry,
+    reconciles: Counter,
+    errors: Family<ErrorLabels, Counter>,
+    duration: Histogram,
+    gateways: Family<ConditionLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("aigateway");
+        let reconciles = Counter::default();
+        let errors = Family::<ErrorLabels, Counter>::default();
+        let duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));
+        let gateways = Family::<ConditionLabels, Gauge>::default();
+        registry.register("reconciles", "Gateway reconciles run", reconciles.clone());
+        registry.register(
+            "reconcile_errors",
+            "Gateway reconciles that failed, by reason",
+            errors.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Duration of one gateway reconcile",
+            duration.clone(),
+        );
+        registry.register(
+            "gateways",
+            "Gateways of our classes by condition and status",
+            gateways.clone(),
+        );
+        Self {
+            registry,
+            reconciles,
+            errors,
+            duration,
+            gateways,
+        }
+    }
+}
+
+/// Records a reconcile's duration when dropped, whatever path it returns by.
+pub struct ReconcileTimer<'a> {
+    metrics: &'a Metrics,
+    start: Instant,
+}
+
+impl Drop for ReconcileTimer<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .duration
+            .observe(self.start.elapsed().as_secs_f64());
+    }
+}
+
+impl Metrics {
+    /// Counts a reconcile and times it until the guard drops.
+    pub fn reconcile_started(&self) -> ReconcileTimer<'_> {
+        self.reconciles.inc();
+        ReconcileTimer {
+            metrics: self,
+            start: Instant::now(),
+        }
+    }
+
+    /// Counts a failed reconcile.
+    pub fn reconcile_failed(&self, reason: &str) {
+        self.errors
+            .get_or_create(&ErrorLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Replaces the gateways-by-condition gauge with fresh counts.
+    pub fn set_gateway_counts(&self, counts: impl IntoIterator<Item = (ConditionLabels, i64)>) {
+        self.gateways.clear();
+        for (labels, count) in counts {
+            self.gateways.get_or_create(&labels).set(count);
+        }
+    }
+
+    /// The registry in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,702 @@
+//! The operator shell: watches, the two controllers (gateways and classes), leader
+//! election, the admin server and graceful shutdown.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::{BoxFuture, FutureExt, Shared as SharedFuture};
+use futures::{Stream, StreamExt, TryStreamExt};
+use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta};
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher::{self, watcher};
+use kube::runtime::{WatchStreamExt, reflector as reflect};
+use kube::{Client, Resource, ResourceExt};
+use tracing::{info, warn};
+
+use crate::admin::{self, AdminState};
+use crate::apply::ChildCache;
+use crate::class::claim;
+use crate::implementation::{Context, GatewayImplementation};
+use crate::kind::{AiGatewayKind, GatewayKind};
+use crate::metrics::{ConditionLabels, Metrics};
+use crate::names;
+use crate::reconcile::{self, Shared};
+
+/// Errors that stop the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    /// `run` was called without an implementation.
+    #[error("no gateway implementation configured: call Operator::gateway(..) before run()")]
+    NoImplementation,
+    /// The controller name is not a domain-prefixed path.
+    #[error("invalid controller name: {0}")]
+    ControllerName(#[from] aigateway_api::class::ControllerNameError),
+    /// The admin server could not bind.
+    #[error("could not bind the admin server to {addr}: {source}")]
+    Admin {
+        /// The address.
+        addr: SocketAddr,
+        /// The bind error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Leader election failed.
+    #[error("leader election on Lease {namespace}/{name} failed: {message}")]
+    LeaderElection {
+        /// Lease namespace.
+        namespace: String,
+        /// Lease name.
+        name: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// Leader election settings: only the holder of the Lease reconciles (and writes).
+#[derive(Debug, Clone)]
+pub struct LeaderElection {
+    /// Lease name.
+    pub lease_name: String,
+    /// Lease namespace.
+    pub lease_namespace: String,
+    /// This instance's identity (pod name by default).
+    pub identity: String,
+    /// How long a lease lasts without renewal, in seconds.
+    pub lease_duration_seconds: u64,
+    /// Renewal margin before expiry, in seconds.
+    pub grace_seconds: u64,
+}
+
+impl LeaderElection {
+    /// A lease `name` in `namespace`, identity from `$POD_NAME` or `$HOSTNAME`.
+    pub fn new(name: impl Into<String>, namespace: impl Into<String>) -> Self {
+        let identity = std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| format!("aigateway-{}", std::process::id()));
+        Self {
+            lease_name: name.into(),
+            lease_namespace: namespace.into(),
+            identity,
+            lease_duration_seconds: 15,
+            grace_seconds: 5,
+        }
+    }
+
+    /// Sets the identity.
+    pub fn identity(mut self, identity: impl Into<String>) -> Self {
+        self.identity = identity.into();
+        self
+    }
+
+    /// Sets lease duration and grace, in seconds.
+    pub fn timing(mut self, duration_seconds: u64, grace_seconds: u64) -> Self {
+        self.lease_duration_seconds = duration_seconds;
+        self.grace_seconds = grace_seconds;
+        self
+    }
+}
+
+/// Operator settings.
+#[derive(Debug, Clone)]
+pub struct OperatorConfig {
+    /// Watch gateways, children and related objects in this namespace only.
+    pub namespace: Option<String>,
+    /// Where to serve `/healthz`, `/readyz` and `/metrics`.
+    pub admin_addr: Option<SocketAddr>,
+    /// Leader election; `None` runs without.
+    pub leader_election: Option<LeaderElection>,
+    /// Gateways reconciled at once (controller-runtime's default is 1).
+    pub concurrency: u16,
+    /// Reconcile every gateway this often even without changes (`None`: never).
+    pub resync: Option<Duration>,
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            admin_addr: None,
+            leader_election: None,
+            concurrency: 16,
+            resync: None,
+        }
+    }
+}
+
+type ShutdownSignal = SharedFuture<BoxFuture<'static, ()>>;
+/// The gateway and class caches of the running controllers, for the metrics scrape.
+type StoreSlot<K> = Arc<
+    Mutex<
+        Option<(
+            Store<<K as GatewayKind>::Gateway>,
+            Store<<K as GatewayKind>::Class>,
+        )>,
+    >,
+>;
+
+/// Builds and runs a class operator.
+///
+/// ```no_run
+/// # async fn doc(client: kube::Client, my_impl: impl aigateway_runtime::GatewayImplementation) -> Result<(), aigateway_runtime::OperatorError> {
+/// use aigateway_runtime::{LeaderElection, Operator};
+/// Operator::new(client)
+///     .gateway(my_impl)
+///     .admin("0.0.0.0:8080".parse().unwrap())
+///     .leader_election(LeaderElection::new("my-operator", "my-system"))
+///     .run()
+///     .await
+/// # }
+/// ```
+pub struct Operator<K: GatewayKind = AiGatewayKind> {
+    client: Client,
+    config: OperatorConfig,
+    implementation: Option<Arc<dyn GatewayImplementation<K>>>,
+    shutdown: ShutdownSignal,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    admin_bound: Arc<Mutex<Option<SocketAddr>>>,
+    resync_trigger: Mutex<Option<Pin<Box<dyn Stream<Item = ()> + Send>>>>,
+}
+
+impl Operator<AiGatewayKind> {
+    /// An AiGateway operator on `client`, stopping on SIGTERM or Ctrl-C.
+    pub fn new(client: Client) -> Self {
+        Self::for_kind(client)
+    }
+}
+
+impl<K: GatewayKind> Operator<K> {
+    /// An operator for gateway kind `K`.
+    pub fn for_kind(client: Client) -> Self {
+        Self {
+            client,
+            config: OperatorConfig::default(),
+            implementation: None,
+            shutdown: termination_signal().boxed().shared(),
+            metrics: Arc::new(Metrics::default()),
+            ready: Arc::new(AtomicBool::new(false)),
+            admin_bound: Arc::new(Mutex::new(None)),
+            resync_trigger: Mutex::new(None),
+        }
+    }
+
+    /// The implementation that serves the gateways of its classes.
+    pub fn gateway(self, implementation: impl GatewayImplementation<K>) -> Self {
+        self.gateway_arc(Arc::new(implementation))
+    }
+
+    /// Like [`gateway`](Self::gateway), for an implementation already behind an `Arc`.
+    pub fn gateway_arc(mut self, implementation: Arc<dyn GatewayImplementation<K>>) -> Self {
+        self.implementation = Some(implementation);
+        self
+    }
+
+    /// Replaces all settings.
+    pub fn config(mut self, config: OperatorConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Watches one namespace instead of all.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.config.namespace = Some(namespace.into());
+        self
+    }
+
+    /// Serves `/healthz`, `/readyz` and `/metrics` on `addr`.
+    pub fn admin(mut self, addr: SocketAddr) -> Self {
+        self.config.admin_addr = Some(addr);
+        self
+    }
+
+    /// Enables leader election.
+    pub fn leader_election(mut self, election: LeaderElection) -> Self {
+        self.config.leader_election = Some(election);
+        self
+    }
+
+    /// How many gateways are reconciled at once.
+    pub fn concurrency(mut self, concurrency: u16) -> Self {
+        self.config.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Reconciles every gateway whenever `trigger` yields (tests use this to force a
+    /// resync; production uses [`OperatorConfig::resync`]).
+    pub fn resync_on(mut self, trigger: impl Stream<Item = ()> + Send + 'static) -> Self {
+        self.resync_trigger = Mutex::new(Some(Box::pin(trigger)));
+        self
+    }
+
+    /// Stops (gracefully) when `signal` resolves instead of on SIGTERM/Ctrl-C.
+    pub fn shutdown_on(
+        mut self,
+        signal: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Self {
+        self.shutdown = signal.boxed().shared();
+        self
+    }
+
+    /// The operator's metrics (shared with the admin server).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// A flag that turns true once caches are synced (what `/readyz` reports).
+    pub fn ready_flag(&self) -> Arc<AtomicBool> {
+        self.ready.clone()
+    }
+
+    /// Where the admin server listens once running (resolves port 0).
+    pub fn admin_address(&self) -> Arc<Mutex<Option<SocketAddr>>> {
+        self.admin_bound.clone()
+    }
+
+    /// Runs until the shutdown signal: in-flight reconciles finish, the lease is released.
+    pub async fn run(self) -> Result<(), OperatorError> {
+        let implementation = self
+            .implementation
+            .clone()
+            .ok_or(OperatorError::NoImplementation)?;
+        aigateway_api::class::validate_controller_name(implementation.controller_name())?;
+        let gateway_store: StoreSlot<K> = Arc::default();
+
+        if let Some(addr) = self.config.admin_addr {
+            let metrics = self.metrics.clone();
+            let stores = gateway_store.clone();
+            let controller = implementation.controller_name().to_owned();
+            let refresh = Arc::new(move || {
+                if let Some((gateways, classes)) = stores.lock().expect("store slot").as_ref() {
+                    metrics.set_gateway_counts(gateway_counts::<K>(gateways, classes, &controller));
+                }
+            });
+            let state = AdminState {
+                ready: self.ready.clone(),
+                metrics: self.metrics.clone(),
+                refresh,
+            };
+            let (bound, _) = admin::serve(addr, state, self.shutdown.clone())
+                .await
+                .map_err(|source| OperatorError::Admin { addr, source })?;
+            *self.admin_bound.lock().expect("admin slot") = Some(bound);
+            info!(%bound, "admin server listening");
+        }
+
+        let resync = self.resync_trigger.lock().expect("resync slot").take();
+        match self.config.leader_election.clone() {
+            None => {
+                run_controllers::<K>(
+                    &self,
+                    implementation,
+                    gateway_store,
+                    self.shutdown.clone(),
+                    resync,
+                )
+                .await;
+                Ok(())
+            }
+            Some(election) => {
+                self.run_with_leader_election(election, implementation, gateway_store, resync)
+                    .await
+            }
+        }
+    }
+
+    async fn run_with_leader_election(
+        &self,
+        election: LeaderElection,
+        implementation: Arc<dyn GatewayImplementation<K>>,
+        gateway_store: StoreSlot<K>,
+        mut resync: Option<Pin<Box<dyn Stream<Item = ()> + Send>>>,
+    ) -> Result<(), OperatorError> {
+        let error = |message: String| OperatorError::LeaderElection {
+            namespace: election.lease_namespace.clone(),
+            name: election.lease_name.clone(),
+            message,
+        };
+        let manager =
+            kube_lease_manager::LeaseManagerBuilder::new(self.client.clone(), &election.lease_name)
+                .with_namespace(&election.lease_namespace)
+                .with_identity(&election.identity)
+                .with_duration(election.lease_duration_seconds)
+                .with_grace(election.grace_seconds)
+                .with_field_manager(implementation.field_manager())
+                .build()
+                .await
+                .map_err(|e| error(e.to_string()))?;
+        let (mut leader, lease_task) = manager.watch().await;
+        // A standby is healthy and ready: it serves probes and waits for the lease.
+        self.ready.store(true, Ordering::Release);
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            // Standby until we hold the lease or are told to stop.
+            while !*leader.borrow_and_update() {
+                tokio::select! {
+                    changed = leader.changed() => if changed.is_err() { return Err(error("the lease manager stopped".into())) },
+                    _ = &mut shutdown => { drop(leader); let _ = lease_task.await; return Ok(()) }
+                }
+            }
+            info!(identity = %election.identity, "acquired leadership");
+            let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
+            let stop: ShutdownSignal = {
+                let shutdown = self.shutdown.clone();
+                async move {
+                    tokio::select! { _ = shutdown => {}, _ = lost_rx => {} }
+                }
+                .boxed()
+                .shared()
+            };
+            let controllers = run_controllers::<K>(
+                self,
+                implementation.clone(),
+                gateway_store.clone(),
+                stop,
+                resync.take(),
+            );
+            tokio::pin!(controllers);
+            let mut lost_tx = Some(lost_tx);
+            loop {
+                tokio::select! {
+                    _ = &mut controllers => break,
+                    changed = leader.changed(), if lost_tx.is_some() => {
+                        if changed.is_err() || !*leader.borrow_and_update() {
+                            warn!(identity = %election.identity, "lost leadership: stopping controllers");
+                            if let Some(tx) = lost_tx.take() { let _ = tx.send(()); }
+                        }
+                    }
+                }
+            }
+            if shutdown.peek().is_some() {
+                drop(leader);
+                let _ = lease_task.await;
+                info!("released the lease");
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Gateways of our classes by condition type and status, for the metrics gauge.
+fn gateway_counts<K: GatewayKind>(
+    gateways: &Store<K::Gateway>,
+    classes: &Store<K::Class>,
+    controller: &str,
+) -> Vec<(ConditionLabels, i64)> {
+    let classes = classes.state();
+    let mut counts: HashMap<(String, String), i64> = HashMap::new();
+    for gateway in gateways.state() {
+        if !matches!(
+            claim::<K>(K::class_name(&gateway), &classes, controller),
+            crate::class::Claim::Ours { .. }
+        ) {
+            continue;
+        }
+        for type_ in K::CONDITION_TYPES {
+            let status = K::gateway_conditions(&gateway)
+                .iter()
+                .find(|c| c.type_ == *type_)
+                .map_or_else(|| "Missing".to_owned(), |c| c.status.clone());
+            *counts.entry(((*type_).to_owned(), status)).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .map(|((condition, status), n)| (ConditionLabels { condition, status }, n))
+        .collect()
+}
+
+fn api_for<T: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>>(
+    client: &Client,
+    namespace: Option<&str>,
+) -> Api<T> {
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+fn dynamic_api(
+    client: &Client,
+    namespace: Option<&str>,
+    resource: &ApiResource,
+) -> Api<DynamicObject> {
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
+        None => Api::all_with(client.clone(), resource),
+    }
+}
+
+/// A cached, label-selected watch of one dynamic kind; `metadata_only` caches metadata.
+fn dynamic_reflector(
+    client: &Client,
+    namespace: Option<&str>,
+    resource: &ApiResource,
+    label_selector: Option<&str>,
+    metadata_only: bool,
+) -> (
+    Store<DynamicObject>,
+    impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static,
+) {
+    let api = dynamic_api(client, namespace, resource);
+    let mut config = watcher::Config::default();
+    if let Some(selector) = label_selector {
+        config = config.labels(selector);
+    }
+    let writer = reflector::store::Writer::new(resource.clone());
+    let reader = writer.as_reader();
+    let events = if metadata_only {
+        let types = kube::api::TypeMeta {
+            api_version: resource.api_version.clone(),
+            kind: resource.kind.clone(),
+        };
+        let api: Api<PartialObjectMeta<DynamicObject>> = match namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
+            None => Api::all_with(client.clone(), resource),
+        };
+        let as_dynamic = move |meta: PartialObjectMeta<DynamicObject>| DynamicObject {
+            types: Some(types.clone()),
+            metadata: meta.metadata,
+            data: serde_json::Value::Null,
+        };
+        watcher(api, config)
+            .map_ok(move |event| match event {
+                watcher::Event::Apply(o) => watcher::Event::Apply(as_dynamic(o)),
+                watcher::Event::Delete(o) => watcher::Event::Delete(as_dynamic(o)),
+                watcher::Event::InitApply(o) => watcher::Event::InitApply(as_dynamic(o)),
+                watcher::Event::Init => watcher::Event::Init,
+                watcher::Event::InitDone => watcher::Event::InitDone,
+            })
+            .boxed()
+    } else {
+        watcher(api, config).boxed()
+    };
+    let stream = reflect(writer, events.default_backoff()).touched_objects();
+    (reader, stream)
+}
+
+async fn run_controllers<K: GatewayKind>(
+    operator: &Operator<K>,
+    implementation: Arc<dyn GatewayImplementation<K>>,
+    gateway_slot: StoreSlot<K>,
+    stop: ShutdownSignal,
+    resync: Option<Pin<Box<dyn Stream<Item = ()> + Send>>>,
+) {
+    let client = operator.client.clone();
+    let namespace = operator.config.namespace.clone();
+    let controller_name = implementation.controller_name().to_owned();
+    let field_manager = implementation.field_manager();
+
+    // Gateways, and classes (whose controller's cache also answers claims).
+    let mut gateway_controller = Controller::new(
+        api_for::<K::Gateway>(&client, namespace.as_deref()),
+        watcher::Config::default(),
+    )
+    .with_config(ControllerConfig::default().concurrency(operator.config.concurrency));
+    let gateway_reader = gateway_controller.store();
+    let class_controller = Controller::new(
+        Api::<K::Class>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let class_reader = class_controller.store();
+    *gateway_slot.lock().expect("store slot") =
+        Some((gateway_reader.clone(), class_reader.clone()));
+
+    // Children, selected by our managed-by label.
+    let selector = format!("{}={}", names::MANAGED_BY_LABEL, field_manager);
+    let mut children = Vec::new();
+    let mut child_streams = Vec::new();
+    for resource in implementation.child_kinds() {
+        let (store, stream) = dynamic_reflector(
+            &client,
+            namespace.as_deref(),
+            &resource,
+            Some(&selector),
+            false,
+        );
+        children.push(ChildCache {
+            resource: resource.clone(),
+            store,
+        });
+        child_streams.push((resource, stream));
+    }
+
+    // Related objects.
+    let mut related_stores = HashMap::new();
+    let mut related_streams = Vec::new();
+    for related in implementation.related() {
+        let (store, stream) = dynamic_reflector(
+            &client,
+            namespace.as_deref(),
+            &related.resource,
+            related.label_selector.as_deref(),
+            related.metadata_only,
+        );
+        related_stores.insert(Context::store_key(&related.resource), store.clone());
+        related_streams.push((related, stream, store));
+    }
+
+    let mut all_ready: Vec<BoxFuture<'static, bool>> = vec![
+        wait_ready(gateway_reader.clone()),
+        wait_ready(class_reader.clone()),
+    ];
+    all_ready.extend(children.iter().map(|c| wait_ready(c.store.clone())));
+    all_ready.extend(
+        related_streams
+            .iter()
+            .map(|(_, _, s)| wait_ready(s.clone())),
+    );
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: field_manager.clone(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+    );
+    let mut owned_condition_types: Vec<String> =
+        K::CONDITION_TYPES.iter().map(|s| (*s).to_owned()).collect();
+    owned_condition_types.extend(
+        implementation
+            .condition_aliases()
+            .into_iter()
+            .map(|(alias, _)| alias),
+    );
+    let shared = Arc::new(Shared::<K> {
+        client: client.clone(),
+        implementation: implementation.clone(),
+        controller: controller_name.clone(),
+        field_manager,
+        classes: class_reader.clone(),
+        children: children.clone(),
+        context: Context::new(client.clone(), related_stores),
+        recorder,
+        metrics: operator.metrics.clone(),
+        failures: Mutex::default(),
+        owned_condition_types,
+    });
+
+    for (resource, stream) in child_streams {
+        gateway_controller = gateway_controller.owns_stream_with(stream, resource);
+    }
+    {
+        // A class change re-runs every gateway that names it, or names no class.
+        let gateways = gateway_reader.clone();
+        let class_changes = reflect(
+            reflector::store::<K::Class>().1,
+            watcher(
+                Api::<K::Class>::all(client.clone()),
+                watcher::Config::default(),
+            )
+            .default_backoff(),
+        )
+        .touched_objects();
+        gateway_controller =
+            gateway_controller.watches_stream(class_changes, move |class: K::Class| {
+                let name = class.name_any();
+                gateways
+                    .state()
+                    .into_iter()
+                    .filter(|g| K::class_name(g).is_none_or(|n| n == name))
+                    .map(|g| ObjectRef::from_obj(g.as_ref()))
+                    .collect::<Vec<_>>()
+            });
+    }
+    for (related, stream, _) in related_streams {
+        let gateways = gateway_reader.clone();
+        let mapper = related.mapper.clone();
+        gateway_controller = gateway_controller.watches_stream_with(
+            stream,
+            move |object: DynamicObject| mapper(&object, &gateways.state()),
+            related.resource.clone(),
+        );
+    }
+    if let Some(trigger) = resync {
+        gateway_controller = gateway_controller.reconcile_all_on(trigger);
+    } else if let Some(every) = operator.config.resync {
+        let ticks = futures::stream::unfold((), move |()| async move {
+            tokio::time::sleep(every).await;
+            Some(((), ()))
+        });
+        gateway_controller = gateway_controller.reconcile_all_on(ticks);
+    }
+
+    // Readiness: every cache synced.
+    let ready = operator.ready.clone();
+    let readiness = async move {
+        if futures::future::join_all(all_ready)
+            .await
+            .into_iter()
+            .all(|ok| ok)
+        {
+            ready.store(true, Ordering::Release);
+            info!("caches synced");
+        }
+    };
+
+    // Gateways reconcile only once classes and children are known, so that a restart
+    // neither releases gateways nor re-applies unchanged children.
+    let gate_classes = class_reader.clone();
+    let gate_children: Vec<Store<DynamicObject>> =
+        children.iter().map(|c| c.store.clone()).collect();
+    let gateway_shared = shared.clone();
+    let gateways = gateway_controller.graceful_shutdown_on(stop.clone()).run(
+        move |gateway, shared| {
+            let gate_classes = gate_classes.clone();
+            let gate_children = gate_children.clone();
+            async move {
+                let _ = gate_classes.wait_until_ready().await;
+                for store in &gate_children {
+                    let _ = store.wait_until_ready().await;
+                }
+                reconcile::reconcile(gateway, shared).await
+            }
+        },
+        reconcile::error_policy,
+        gateway_shared,
+    );
+    let classes = class_controller.graceful_shutdown_on(stop.clone()).run(
+        reconcile::reconcile_class,
+        reconcile::class_error_policy,
+        shared.clone(),
+    );
+
+    let drain = |stream: Pin<Box<dyn Stream<Item = ()> + Send>>| stream.for_each(|_| async {});
+    let gateways = drain(gateways.map(|_| ()).boxed());
+    let classes = drain(classes.map(|_| ()).boxed());
+    tokio::select! {
+        _ = async { tokio::join!(gateways, classes, readiness) } => {}
+    }
+    operator
+        .ready
+        .store(operator.config.leader_election.is_some(), Ordering::Release);
+}
+
+fn wait_ready<T: Resource + Clone + Send + Sync + 'static>(
+    store: Store<T>,
+) -> BoxFuture<'static, bool>
+where
+    T::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    async move { store.wait_until_ready().await.is_ok() }.boxed()
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn termination_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

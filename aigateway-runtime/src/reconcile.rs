@@ -1,0 +1,517 @@
+//! One pass of the data flow for one gateway: claim, desired state, apply, observe,
+//! status. Plus the class pass (`Accepted` on our classes) and the error policy.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aigateway_api::conditions::{NewCondition, reasons, types};
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Client, Resource, ResourceExt};
+use rand::Rng;
+use serde_json::json;
+use tracing::{debug, info, warn};
+
+use crate::apply::{Applier, ApplyError, ChildCache};
+use crate::class::{Claim, claim};
+use crate::implementation::{Context, GatewayImplementation, ImplementationError, Observed};
+use crate::kind::GatewayKind;
+use crate::metrics::Metrics;
+use crate::names;
+use crate::status::{self, Outcome};
+
+/// Why a reconcile failed (it is retried with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The implementation reported a transient failure.
+    #[error("desired state of {gateway} failed: {message}")]
+    Transient {
+        /// `namespace/name` of the gateway.
+        gateway: String,
+        /// What failed.
+        message: String,
+    },
+    /// Applying or pruning children failed.
+    #[error("applying children of {gateway} failed: {source}")]
+    Apply {
+        /// `namespace/name` of the gateway.
+        gateway: String,
+        /// The apply error.
+        #[source]
+        source: ApplyError,
+    },
+    /// Writing status or metadata failed (409 conflicts included; retried soon).
+    #[error("writing {what} of {gateway} failed: {source}")]
+    Write {
+        /// What was written.
+        what: &'static str,
+        /// `namespace/name` or name of the object.
+        gateway: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl ReconcileError {
+    /// The metrics label of this error.
+    pub fn metric_reason(&self) -> &'static str {
+        match self {
+            ReconcileError::Transient { .. } => "Transient",
+            ReconcileError::Apply { .. } => "Apply",
+            ReconcileError::Write {
+                source: kube::Error::Api(s),
+                ..
+            } if s.code == 409 => "Conflict",
+            ReconcileError::Write { .. } => "Write",
+        }
+    }
+}
+
+/// Everything the reconcile functions share: one value per operator.
+pub struct Shared<K: GatewayKind> {
+    pub(crate) client: Client,
+    pub(crate) implementation: Arc<dyn GatewayImplementation<K>>,
+    pub(crate) controller: String,
+    pub(crate) field_manager: String,
+    pub(crate) classes: Store<K::Class>,
+    pub(crate) children: Vec<ChildCache>,
+    pub(crate) context: Context,
+    pub(crate) recorder: Recorder,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) failures: Mutex<HashMap<ObjectRef<K::Gateway>, u32>>,
+    pub(crate) owned_condition_types: Vec<String>,
+}
+
+fn object_name<R: Resource>(object: &R) -> String {
+    match object.meta().namespace.as_deref() {
+        Some(ns) => format!("{ns}/{}", object.meta().name.as_deref().unwrap_or_default()),
+        None => object.meta().name.clone().unwrap_or_default(),
+    }
+}
+
+impl<K: GatewayKind> Shared<K> {
+    fn patch_params(&self) -> PatchParams {
+        PatchParams {
+            field_manager: Some(self.field_manager.clone()),
+            ..Default::default()
+        }
+    }
+
+    fn applier(&self) -> Applier<'_> {
+        Applier {
+            client: &self.client,
+            field_manager: &self.field_manager,
+            caches: &self.children,
+        }
+    }
+
+    /// Writes conditions and url to the gateway's status when they differ.
+    async fn write_status(
+        &self,
+        gateway: &K::Gateway,
+        conditions: Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>,
+        url: Option<&str>,
+    ) -> Result<bool, ReconcileError> {
+        let url_changed = K::gateway_url(gateway) != url;
+        if conditions.is_none() && !url_changed {
+            return Ok(false);
+        }
+        let old = K::gateway_conditions(gateway).to_vec();
+        let list = conditions.unwrap_or_else(|| old.clone());
+        let patch = status::status_patch(gateway.meta().resource_version.as_deref(), &list, url);
+        let api: Api<K::Gateway> = Api::namespaced(
+            self.client.clone(),
+            gateway.meta().namespace.as_deref().unwrap_or_default(),
+        );
+        api.patch_status(
+            &gateway.name_any(),
+            &self.patch_params(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|source| ReconcileError::Write {
+            what: "status",
+            gateway: object_name(gateway),
+            source,
+        })?;
+        self.publish_transitions(gateway, &old, &list).await;
+        Ok(true)
+    }
+
+    /// One event per standard condition whose status changed: transitions only.
+    async fn publish_transitions(
+        &self,
+        gateway: &K::Gateway,
+        old: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+        new: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    ) {
+        let reference: ObjectReference = gateway.object_ref(&());
+        for type_ in [
+            types::ACCEPTED,
+            types::RESOLVED_REFS,
+            types::PROGRAMMED,
+            types::READY,
+        ] {
+            let before = old.iter().find(|c| c.type_ == type_);
+            let Some(after) = new.iter().find(|c| c.type_ == type_) else {
+                continue;
+            };
+            if before.is_some_and(|b| b.status == after.status) {
+                continue;
+            }
+            let event = Event {
+                type_: if after.status == "True" {
+                    EventType::Normal
+                } else {
+                    EventType::Warning
+                },
+                reason: after.reason.clone(),
+                note: Some(
+                    format!("{type_}={}: {}", after.status, after.message)
+                        .chars()
+                        .take(1000)
+                        .collect(),
+                ),
+                action: "Reconcile".into(),
+                secondary: None,
+            };
+            if let Err(error) = self.recorder.publish(&event, &reference).await {
+                // Events are best effort: status already says the same.
+                debug!(%error, gateway = %object_name(gateway), "could not publish event");
+            }
+        }
+    }
+
+    /// Removes everything of ours from a gateway that is no longer ours.
+    async fn release(&self, gateway: &K::Gateway) -> Result<(), ReconcileError> {
+        let uid = gateway.meta().uid.clone().unwrap_or_default();
+        let deleted =
+            self.applier()
+                .delete_all(&uid)
+                .await
+                .map_err(|source| ReconcileError::Apply {
+                    gateway: object_name(gateway),
+                    source,
+                })?;
+        if !deleted.is_empty() {
+            info!(gateway = %object_name(gateway), children = deleted.len(), "gateway is no longer ours: deleted its children");
+        }
+        if let Some(list) =
+            status::without_conditions(K::gateway_conditions(gateway), &self.owned_condition_types)
+        {
+            let patch =
+                status::status_patch(gateway.meta().resource_version.as_deref(), &list, None);
+            let api: Api<K::Gateway> = Api::namespaced(
+                self.client.clone(),
+                gateway.meta().namespace.as_deref().unwrap_or_default(),
+            );
+            api.patch_status(
+                &gateway.name_any(),
+                &self.patch_params(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map_err(|source| ReconcileError::Write {
+                what: "status",
+                gateway: object_name(gateway),
+                source,
+            })?;
+        }
+        self.set_finalizer(gateway, false).await
+    }
+
+    /// Adds or removes our finalizer, writing only when that changes something.
+    async fn set_finalizer(
+        &self,
+        gateway: &K::Gateway,
+        present: bool,
+    ) -> Result<(), ReconcileError> {
+        let finalizers = gateway.finalizers();
+        if finalizers.iter().any(|f| f == names::FINALIZER) == present {
+            return Ok(());
+        }
+        let mut list: Vec<String> = finalizers
+            .iter()
+            .filter(|f| *f != names::FINALIZER)
+            .cloned()
+            .collect();
+        if present {
+            list.push(names::FINALIZER.to_owned());
+        }
+        let patch = json!({"metadata": {"finalizers": list, "resourceVersion": gateway.meta().resource_version}});
+        let api: Api<K::Gateway> = Api::namespaced(
+            self.client.clone(),
+            gateway.meta().namespace.as_deref().unwrap_or_default(),
+        );
+        api.patch(
+            &gateway.name_any(),
+            &self.patch_params(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|source| ReconcileError::Write {
+            what: "finalizers",
+            gateway: object_name(gateway),
+            source,
+        })?;
+        Ok(())
+    }
+}
+
+/// Reconciles one gateway.
+pub async fn reconcile<K: GatewayKind>(
+    gateway: Arc<K::Gateway>,
+    shared: Arc<Shared<K>>,
+) -> Result<Action, ReconcileError> {
+    let _timer = shared.metrics.reconcile_started();
+    let name = object_name(gateway.as_ref());
+    let claim = claim::<K>(
+        K::class_name(&gateway),
+        &shared.classes.state(),
+        &shared.controller,
+    );
+
+    if gateway.meta().deletion_timestamp.is_some() {
+        if shared.implementation.has_cleanup()
+            && gateway.finalizers().iter().any(|f| f == names::FINALIZER)
+        {
+            shared
+                .implementation
+                .cleanup(&gateway, &shared.context)
+                .await
+                .map_err(|e| ReconcileError::Transient {
+                    gateway: name.clone(),
+                    message: e.to_string(),
+                })?;
+            shared.set_finalizer(&gateway, false).await?;
+        }
+        return Ok(Action::await_change());
+    }
+
+    let class = match claim {
+        Claim::Ours { class } => class,
+        Claim::Ambiguous(message) => {
+            warn!(gateway = %name, "default class is ambiguous, leaving the gateway alone: {message}");
+            return Ok(Action::await_change());
+        }
+        Claim::NotOurs(reason) => {
+            debug!(gateway = %name, ?reason, "not ours");
+            shared.release(&gateway).await?;
+            return Ok(Action::await_change());
+        }
+    };
+
+    if shared.implementation.has_cleanup() {
+        shared.set_finalizer(&gateway, true).await?;
+    }
+
+    let generation = gateway.meta().generation;
+    let aliases = shared.implementation.condition_aliases();
+    let current = K::gateway_conditions(&gateway);
+    let desired = match shared
+        .implementation
+        .desired_state(&gateway, &shared.context)
+        .await
+    {
+        Ok(desired) => desired,
+        Err(ImplementationError::Invalid { reason, message }) => {
+            let outcome = Outcome::Invalid {
+                class,
+                reason,
+                message,
+            };
+            let wanted = status::conditions_for(&outcome, &shared.controller);
+            let conditions =
+                status::merge_conditions(current, &wanted, &aliases, generation, &status::now());
+            shared
+                .write_status(&gateway, conditions, K::gateway_url(&gateway))
+                .await?;
+            forget_failures(&shared, &gateway);
+            return Ok(Action::await_change());
+        }
+        Err(ImplementationError::Transient(message)) => {
+            return Err(ReconcileError::Transient {
+                gateway: name,
+                message,
+            });
+        }
+    };
+
+    let children = {
+        let mut ids: Vec<String> = desired
+            .objects
+            .iter()
+            .map(|o| {
+                format!(
+                    "{} {}",
+                    o.types.as_ref().map(|t| t.kind.as_str()).unwrap_or("?"),
+                    o.metadata.name.as_deref().unwrap_or("?")
+                )
+            })
+            .collect();
+        ids.sort();
+        ids.join(", ")
+    };
+    if let Err(source) = shared
+        .applier()
+        .apply(gateway.as_ref(), desired.objects)
+        .await
+    {
+        let outcome = Outcome::ApplyFailed {
+            class,
+            message: source.to_string(),
+        };
+        let wanted = status::conditions_for(&outcome, &shared.controller);
+        let conditions =
+            status::merge_conditions(current, &wanted, &aliases, generation, &status::now());
+        // Best effort: the apply error is what gets retried and reported.
+        let _ = shared
+            .write_status(&gateway, conditions, desired.url.as_deref())
+            .await;
+        return Err(ReconcileError::Apply {
+            gateway: name,
+            source,
+        });
+    }
+
+    let uid = gateway.meta().uid.clone().unwrap_or_default();
+    let observed = Observed {
+        children: shared
+            .applier()
+            .owned_children(&uid)
+            .into_iter()
+            .map(|(_, o)| o)
+            .collect(),
+    };
+    let readiness = shared.implementation.readiness(&gateway, &observed);
+    let outcome = Outcome::Programmed {
+        class,
+        children,
+        problems: desired.problems,
+        readiness,
+    };
+    let wanted = status::conditions_for(&outcome, &shared.controller);
+    let conditions =
+        status::merge_conditions(current, &wanted, &aliases, generation, &status::now());
+    shared
+        .write_status(&gateway, conditions, desired.url.as_deref())
+        .await?;
+    forget_failures(&shared, &gateway);
+    Ok(Action::await_change())
+}
+
+fn forget_failures<K: GatewayKind>(shared: &Shared<K>, gateway: &K::Gateway) {
+    shared
+        .failures
+        .lock()
+        .expect("failure map lock")
+        .remove(&ObjectRef::from_obj(gateway));
+}
+
+/// Backoff for a failed reconcile: about 1 s doubling to a 5 min cap, with jitter, per
+/// object; conflicts retry after a short pause.
+pub fn error_policy<K: GatewayKind>(
+    gateway: Arc<K::Gateway>,
+    error: &ReconcileError,
+    shared: Arc<Shared<K>>,
+) -> Action {
+    shared.metrics.reconcile_failed(error.metric_reason());
+    let attempts = {
+        let mut failures = shared.failures.lock().expect("failure map lock");
+        let count = failures
+            .entry(ObjectRef::from_obj(gateway.as_ref()))
+            .or_insert(0);
+        *count += 1;
+        *count
+    };
+    let delay = if error.metric_reason() == "Conflict" {
+        Duration::from_millis(200)
+    } else {
+        backoff(attempts)
+    };
+    warn!(%error, attempts, retry_in_ms = delay.as_millis() as u64, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// The delay before retry `attempt` (1-based): 1 s doubling, capped at 5 min, ±25 % jitter.
+pub fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_secs(1)
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(9))
+        .min(Duration::from_secs(300));
+    let jitter = rand::rng().random_range(0.75..1.25);
+    base.mul_f64(jitter)
+}
+
+/// Sets `Accepted=True` on our classes; never touches another controller's class.
+pub async fn reconcile_class<K: GatewayKind>(
+    class: Arc<K::Class>,
+    shared: Arc<Shared<K>>,
+) -> Result<Action, ReconcileError> {
+    if K::controller(&class) != shared.controller || class.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let accepted = NewCondition::new(
+        types::ACCEPTED,
+        true,
+        reasons::ACCEPTED,
+        format!("handled by {}", shared.controller),
+    );
+    let Some(list) = status::merge_conditions(
+        K::class_conditions(&class),
+        &[accepted],
+        &[],
+        class.meta().generation,
+        &status::now(),
+    ) else {
+        return Ok(Action::await_change());
+    };
+    let patch = json!({"metadata": {"resourceVersion": class.meta().resource_version}, "status": {"conditions": list}});
+    let api: Api<K::Class> = Api::all(shared.client.clone());
+    api.patch_status(
+        &class.name_any(),
+        &shared.patch_params(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(|source| ReconcileError::Write {
+        what: "class status",
+        gateway: class.name_any(),
+        source,
+    })?;
+    info!(class = %class.name_any(), "accepted class");
+    Ok(Action::await_change())
+}
+
+/// Error policy of the class pass.
+pub fn class_error_policy<K: GatewayKind>(
+    _class: Arc<K::Class>,
+    error: &ReconcileError,
+    shared: Arc<Shared<K>>,
+) -> Action {
+    shared.metrics.reconcile_failed(error.metric_reason());
+    warn!(%error, "class reconcile failed");
+    Action::requeue(backoff(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_a_cap_with_jitter() {
+        for attempt in 1..=20 {
+            let base = (1u64 << (attempt - 1).min(9)).min(300) as f64;
+            let delay = backoff(attempt).as_secs_f64();
+            assert!(
+                delay >= base * 0.75 && delay <= base * 1.25,
+                "attempt {attempt}: {delay}"
+            );
+        }
+        assert!(backoff(30) <= Duration::from_secs(375));
+    }
+}

@@ -1,0 +1,303 @@
+//! Conditions from a reconcile outcome, and change detection so that an unchanged
+//! status is never written.
+
+use aigateway_api::conditions::{self, NewCondition, reasons, types};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use serde_json::{Value, json};
+
+use crate::implementation::{Readiness, RefProblem};
+
+/// What one reconcile of an owned gateway found.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Children were applied (or already matched).
+    Programmed {
+        /// The class that makes the gateway ours.
+        class: String,
+        /// Stable description of the children, e.g. `ConfigMap a, Deployment a`.
+        children: String,
+        /// Reference problems reported by the implementation.
+        problems: Vec<RefProblem>,
+        /// Readiness judged from live children.
+        readiness: Readiness,
+    },
+    /// The spec or a reference cannot work; nothing was applied.
+    Invalid {
+        /// The class that makes the gateway ours.
+        class: String,
+        /// CamelCase reason.
+        reason: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// Applying failed; retried with backoff.
+    ApplyFailed {
+        /// The class that makes the gateway ours.
+        class: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// The conditions an outcome implies, in a fixed order.
+pub fn conditions_for(outcome: &Outcome, controller: &str) -> Vec<NewCondition> {
+    let accepted = |class: &str| {
+        NewCondition::new(
+            types::ACCEPTED,
+            true,
+            reasons::ACCEPTED,
+            format!("accepted by {controller} through class {class}"),
+        )
+    };
+    match outcome {
+        Outcome::Programmed {
+            class,
+            children,
+            problems,
+            readiness,
+        } => {
+            let resolved = if problems.is_empty() {
+                NewCondition::new(
+                    types::RESOLVED_REFS,
+                    true,
+                    reasons::RESOLVED_REFS,
+                    "all references resolved",
+                )
+            } else {
+                let message = problems
+                    .iter()
+                    .map(|p| p.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                NewCondition::new(types::RESOLVED_REFS, false, &problems[0].reason, message)
+            };
+            let ready = match readiness {
+                Readiness::Ready(message) => {
+                    NewCondition::new(types::READY, true, reasons::READY, message.clone())
+                }
+                Readiness::NotReady { reason, message } => {
+                    NewCondition::new(types::READY, false, reason, message.clone())
+                }
+            };
+            vec![
+                accepted(class),
+                resolved,
+                NewCondition::new(
+                    types::PROGRAMMED,
+                    true,
+                    reasons::PROGRAMMED,
+                    format!("applied {children}"),
+                ),
+                ready,
+            ]
+        }
+        Outcome::Invalid {
+            class,
+            reason,
+            message,
+        } => {
+            let reference_problem =
+                reason == reasons::REF_NOT_FOUND || reason == reasons::INVALID_REF;
+            let mut list = if reference_problem {
+                vec![
+                    accepted(class),
+                    NewCondition::new(types::RESOLVED_REFS, false, reason, message.clone()),
+                ]
+            } else {
+                vec![NewCondition::new(
+                    types::ACCEPTED,
+                    false,
+                    reason,
+                    message.clone(),
+                )]
+            };
+            list.push(NewCondition::new(
+                types::PROGRAMMED,
+                false,
+                reasons::INVALID,
+                message.clone(),
+            ));
+            list.push(NewCondition::new(
+                types::READY,
+                false,
+                reasons::NOT_READY,
+                "the gateway is not programmed",
+            ));
+            list
+        }
+        Outcome::ApplyFailed { class, message } => vec![
+            accepted(class),
+            NewCondition::new(
+                types::PROGRAMMED,
+                false,
+                reasons::APPLY_FAILED,
+                message.clone(),
+            ),
+        ],
+    }
+}
+
+/// Applies `new` (plus `(alias, source)` copies) to `current`. Returns the new list when
+/// anything changed, `None` when the status is already right.
+pub fn merge_conditions(
+    current: &[Condition],
+    new: &[NewCondition],
+    aliases: &[(String, String)],
+    generation: Option<i64>,
+    now: &Time,
+) -> Option<Vec<Condition>> {
+    let mut list = current.to_vec();
+    let mut changed = false;
+    for condition in new {
+        changed |= conditions::set_condition(&mut list, condition.clone(), generation, now.clone());
+    }
+    for (alias, source) in aliases {
+        if let Some(source) = new.iter().find(|c| &c.type_ == source) {
+            let copy = NewCondition {
+                type_: alias.clone(),
+                ..source.clone()
+            };
+            changed |= conditions::set_condition(&mut list, copy, generation, now.clone());
+        }
+    }
+    changed.then_some(list)
+}
+
+/// Removes the condition types in `owned` from `current`; `None` when none was present.
+pub fn without_conditions(current: &[Condition], owned: &[String]) -> Option<Vec<Condition>> {
+    let list: Vec<Condition> = current
+        .iter()
+        .filter(|c| !owned.contains(&c.type_))
+        .cloned()
+        .collect();
+    (list.len() != current.len()).then_some(list)
+}
+
+/// A JSON merge patch for the status subresource, guarded by `resourceVersion` so a
+/// concurrent writer makes it fail with 409 instead of losing their conditions.
+pub fn status_patch(
+    resource_version: Option<&str>,
+    conditions: &[Condition],
+    url: Option<&str>,
+) -> Value {
+    json!({
+        "metadata": {"resourceVersion": resource_version},
+        "status": {"conditions": conditions, "url": url},
+    })
+}
+
+/// The now used for condition timestamps.
+pub fn now() -> Time {
+    Time(jiff::Timestamp::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn programmed(problems: Vec<RefProblem>, readiness: Readiness) -> Outcome {
+        Outcome::Programmed {
+            class: "c".into(),
+            children: "ConfigMap gw".into(),
+            problems,
+            readiness,
+        }
+    }
+
+    #[test]
+    fn a_converged_gateway_needs_no_status_write() {
+        let outcome = programmed(vec![], Readiness::Ready("rolled out".into()));
+        let wanted = conditions_for(&outcome, "x.io/y");
+        let first = merge_conditions(&[], &wanted, &[], Some(1), &now()).expect("first write");
+        assert_eq!(first.len(), 4);
+        assert_eq!(
+            merge_conditions(&first, &wanted, &[], Some(1), &now()),
+            None
+        );
+        assert!(
+            merge_conditions(&first, &wanted, &[], Some(2), &now()).is_some(),
+            "new generation observed"
+        );
+    }
+
+    #[test]
+    fn problems_make_resolved_refs_false_and_name_the_objects() {
+        let problem = RefProblem {
+            reason: "RefNotFound".into(),
+            message: "Guard ns/g not found".into(),
+        };
+        let wanted = conditions_for(
+            &programmed(vec![problem], Readiness::Ready("ok".into())),
+            "x.io/y",
+        );
+        let resolved = wanted
+            .iter()
+            .find(|c| c.type_ == types::RESOLVED_REFS)
+            .unwrap();
+        assert_eq!(
+            (resolved.status.as_str(), resolved.reason.as_str()),
+            ("False", "RefNotFound")
+        );
+        assert!(resolved.message.contains("Guard ns/g"));
+    }
+
+    #[test]
+    fn aliases_copy_their_source_and_foreign_conditions_survive() {
+        let foreign = Condition {
+            type_: "example.com/Audit".into(),
+            status: "True".into(),
+            reason: "Fine".into(),
+            message: String::new(),
+            observed_generation: None,
+            last_transition_time: now(),
+        };
+        let wanted = conditions_for(&programmed(vec![], Readiness::Ready("ok".into())), "x.io/y");
+        let aliases = [("AiGatewayReady".to_owned(), "Ready".to_owned())];
+        let list = merge_conditions(
+            std::slice::from_ref(&foreign),
+            &wanted,
+            &aliases,
+            Some(1),
+            &now(),
+        )
+        .unwrap();
+        assert!(list.contains(&foreign));
+        assert_eq!(
+            conditions::find_condition(&list, "AiGatewayReady")
+                .unwrap()
+                .status,
+            "True"
+        );
+        let owned: Vec<String> = [
+            "Accepted",
+            "ResolvedRefs",
+            "Programmed",
+            "Ready",
+            "AiGatewayReady",
+        ]
+        .map(String::from)
+        .into();
+        assert_eq!(without_conditions(&list, &owned).unwrap(), vec![foreign]);
+    }
+
+    #[test]
+    fn invalid_specs_are_not_accepted_but_missing_refs_are() {
+        let invalid = Outcome::Invalid {
+            class: "c".into(),
+            reason: "InvalidParameters".into(),
+            message: "bad".into(),
+        };
+        let list = conditions_for(&invalid, "x.io/y");
+        assert_eq!(list[0].type_, types::ACCEPTED);
+        assert_eq!(list[0].status, "False");
+        let missing = Outcome::Invalid {
+            class: "c".into(),
+            reason: "RefNotFound".into(),
+            message: "ConfigMap p".into(),
+        };
+        let list = conditions_for(&missing, "x.io/y");
+        assert_eq!(list[0].status, "True");
+        assert_eq!(list[1].type_, types::RESOLVED_REFS);
+        assert_eq!(list[1].status, "False");
+    }
+}

@@ -1,0 +1,285 @@
+//! Test fixtures shared by the loop tests: a minimal implementation, a running operator
+//! on an in-memory API server, and polling helpers.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use aigateway_api::class::DEFAULT_CLASS_ANNOTATION;
+use aigateway_api::conditions::find_condition;
+use aigateway_api::{AiGateway, AiGatewayClass, AiGatewayClassSpec, AiGatewaySpec, AiModel, crds};
+use aigateway_runtime::{
+    Context, DesiredState, GatewayImplementation, ImplementationError, Operator, RelatedWatch,
+};
+use aigateway_testkit::ApiServer;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use kube::api::{Api, PostParams};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Client, ResourceExt};
+use tokio::sync::oneshot;
+
+pub const CONTROLLER: &str = "example.com/minimal";
+pub const MANAGER: &str = "minimal";
+pub const NS: &str = "default";
+
+/// A ConfigMap listing the models and a Deployment, per gateway. Options make it drop
+/// the ConfigMap, or read a related ConfigMap named by an annotation (any namespace).
+#[derive(Default)]
+pub struct Minimal {
+    pub skip_config_map: Arc<AtomicBool>,
+}
+
+pub const SETTINGS_ANNOTATION: &str = "example.com/settings";
+
+#[async_trait::async_trait]
+impl GatewayImplementation for Minimal {
+    fn controller_name(&self) -> &str {
+        CONTROLLER
+    }
+
+    async fn desired_state(
+        &self,
+        gateway: &AiGateway,
+        ctx: &Context,
+    ) -> Result<DesiredState, ImplementationError> {
+        let name = gateway.name_any();
+        let models: Vec<String> = gateway
+            .spec
+            .ai_models
+            .iter()
+            .map(|m| format!("{}/{}", m.provider, m.name))
+            .collect();
+        if models.iter().any(|m| m.contains("invalid")) {
+            return Err(ImplementationError::invalid(
+                "InvalidParameters",
+                "model names must not contain `invalid`",
+            ));
+        }
+        let mut desired = DesiredState::new().with_url(gateway.service_url().unwrap_or_default());
+        // A related ConfigMap `<ns>/<name>` whose `replicas` key sets the replica count.
+        let mut replicas = 1;
+        if let Some(reference) = gateway.annotations().get(SETTINGS_ANNOTATION) {
+            let (ns, cm) = reference.split_once('/').unwrap_or((NS, reference));
+            match ctx.get::<ConfigMap>(ns, cm) {
+                Some(settings) => {
+                    replicas = settings
+                        .data
+                        .unwrap_or_default()
+                        .get("replicas")
+                        .and_then(|r| r.parse().ok())
+                        .unwrap_or(1)
+                }
+                None => {
+                    desired = desired
+                        .with_problem("RefNotFound", format!("ConfigMap {ns}/{cm} not found"))
+                }
+            }
+        }
+        if !self.skip_config_map.load(Ordering::SeqCst) {
+            desired = desired.with(&ConfigMap {
+                metadata: ObjectMeta {
+                    name: Some(format!("{name}-models")),
+                    ..Default::default()
+                },
+                data: Some(BTreeMap::from([("models".to_owned(), models.join("\n"))])),
+                ..Default::default()
+            });
+        }
+        let labels = BTreeMap::from([("app".to_owned(), name.clone())]);
+        Ok(desired.with(&Deployment {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                ..Default::default()
+            },
+            spec: Some(DeploymentSpec {
+                replicas: Some(replicas),
+                selector: LabelSelector {
+                    match_labels: Some(labels.clone()),
+                    ..Default::default()
+                },
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(labels),
+                        ..Default::default()
+                    }),
+                    spec: Some(PodSpec {
+                        containers: vec![Container {
+                            name: "proxy".into(),
+                            image: Some("example/proxy:1".into()),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                },
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
+    fn related(&self) -> Vec<RelatedWatch> {
+        vec![RelatedWatch::new::<ConfigMap>(
+            |object: &kube::api::DynamicObject, gateways: &[Arc<AiGateway>]| {
+                let key = format!(
+                    "{}/{}",
+                    object.namespace().unwrap_or_default(),
+                    object.name_any()
+                );
+                gateways
+                    .iter()
+                    .filter(|g| g.annotations().get(SETTINGS_ANNOTATION) == Some(&key))
+                    .map(|g| ObjectRef::from_obj(g.as_ref()))
+                    .collect()
+            },
+        )]
+    }
+
+    fn condition_aliases(&self) -> Vec<(String, String)> {
+        vec![("MinimalReady".into(), "Ready".into())]
+    }
+}
+
+/// An API server with our CRDs installed.
+pub async fn server(deployment_delay: Duration) -> ApiServer {
+    let server = ApiServer::builder()
+        .deployment_ready_delay(deployment_delay)
+        .build();
+    for crd in crds::all() {
+        server.install_crd(crd).await.expect("install CRD");
+    }
+    server
+}
+
+/// A running operator; stops gracefully when dropped or `stop`ped.
+pub struct Running {
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), aigateway_runtime::OperatorError>>>,
+}
+
+impl Running {
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("operator stops within 10 s")
+                .unwrap()
+                .unwrap();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub fn start(operator: Operator) -> Running {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let operator = operator.shutdown_on(async move {
+        let _ = stopped.await;
+    });
+    Running {
+        stop: Some(stop),
+        task: Some(tokio::spawn(operator.run())),
+    }
+}
+
+pub fn operator(client: Client, implementation: Minimal) -> Operator {
+    Operator::new(client).gateway(implementation)
+}
+
+pub async fn create_class(client: &Client, name: &str, controller: &str, default: bool) {
+    let mut class = AiGatewayClass::new(
+        name,
+        AiGatewayClassSpec {
+            controller: controller.into(),
+        },
+    );
+    if default {
+        class.metadata.annotations =
+            Some([(DEFAULT_CLASS_ANNOTATION.to_owned(), "true".to_owned())].into());
+    }
+    Api::<AiGatewayClass>::all(client.clone())
+        .create(&PostParams::default(), &class)
+        .await
+        .expect("create class");
+}
+
+pub fn gateway(name: &str, class: Option<&str>, models: &[&str]) -> AiGateway {
+    let mut gateway = AiGateway::new(
+        name,
+        AiGatewaySpec {
+            ai_gateway_class_name: class.map(Into::into),
+            ai_models: models.iter().map(|m| AiModel::new("openai", *m)).collect(),
+            ..Default::default()
+        },
+    );
+    gateway.metadata.namespace = Some(NS.into());
+    gateway
+}
+
+pub async fn create_gateway(client: &Client, gateway: &AiGateway) {
+    let ns = gateway.namespace().unwrap_or_else(|| NS.into());
+    Api::<AiGateway>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), gateway)
+        .await
+        .expect("create gateway");
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The status of condition `type_` on gateway `name`, if set.
+pub async fn condition(
+    client: &Client,
+    name: &str,
+    type_: &str,
+) -> Option<(String, String, Option<i64>)> {
+    let gateway = Api::<AiGateway>::namespaced(client.clone(), NS)
+        .get_opt(name)
+        .await
+        .ok()??;
+    let conditions = gateway.status.map(|s| s.conditions).unwrap_or_default();
+    find_condition(&conditions, type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.observed_generation))
+}
+
+/// Waits until condition `type_` on `name` has `status`.
+pub async fn wait_condition(client: &Client, name: &str, type_: &str, status: &str) {
+    eventually(
+        Duration::from_secs(20),
+        &format!("{name}: {type_}={status}"),
+        || async {
+            condition(client, name, type_)
+                .await
+                .filter(|(s, _, _)| s == status)
+                .map(|_| ())
+        },
+    )
+    .await
+}

@@ -1,0 +1,125 @@
+//! The operator shell: admin endpoints, namespace scope, events on transitions.
+
+mod fixtures;
+
+use std::time::Duration;
+
+use aigateway_runtime::Operator;
+use fixtures::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ListParams};
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect admin server");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn admin_endpoints_report_health_readiness_and_metrics() {
+    let server = server(Duration::ZERO).await;
+    let client = server.client();
+    create_class(&client, "minimal", CONTROLLER, true).await;
+    let operator = Operator::new(client.clone())
+        .gateway(Minimal::default())
+        .admin("127.0.0.1:0".parse().unwrap());
+    let address = operator.admin_address();
+    let ready = operator.ready_flag();
+    let _running = start(operator);
+    let addr = eventually(Duration::from_secs(10), "admin server bound", || async {
+        *address.lock().unwrap()
+    })
+    .await;
+    assert_eq!(http_get(addr, "/healthz").await.0, 200);
+    eventually(Duration::from_secs(10), "caches synced", || async {
+        ready
+            .load(std::sync::atomic::Ordering::Acquire)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(http_get(addr, "/readyz").await.0, 200);
+
+    create_gateway(&client, &gateway("gw", None, &["m"])).await;
+    wait_condition(&client, "gw", "Ready", "True").await;
+    let (status, metrics) = http_get(addr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("aigateway_reconciles_total"), "{metrics}");
+    assert!(
+        metrics.contains("aigateway_reconcile_duration_seconds_bucket"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"aigateway_gateways{condition="Ready",status="True"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_namespace_scoped_operator_ignores_other_namespaces() {
+    let server = server(Duration::ZERO).await;
+    let client = server.client();
+    server
+        .apply_manifests("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: elsewhere\n")
+        .unwrap();
+    create_class(&client, "minimal", CONTROLLER, true).await;
+    let _running = start(
+        Operator::new(client.clone())
+            .gateway(Minimal::default())
+            .namespace(NS),
+    );
+    let mut outside = gateway("outside", None, &["m"]);
+    outside.metadata.namespace = Some("elsewhere".into());
+    create_gateway(&client, &outside).await;
+    create_gateway(&client, &gateway("inside", None, &["m"])).await;
+    wait_condition(&client, "inside", "Ready", "True").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        Api::<Deployment>::namespaced(client.clone(), "elsewhere")
+            .get_opt("outside")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn transitions_emit_events_and_steady_state_emits_none() {
+    let server = server(Duration::from_millis(500)).await;
+    let client = server.client();
+    create_class(&client, "minimal", CONTROLLER, true).await;
+    let _running = start(Operator::new(client.clone()).gateway(Minimal::default()));
+    create_gateway(&client, &gateway("gw", None, &["m"])).await;
+    wait_condition(&client, "gw", "Ready", "True").await;
+    let events = Api::<Event>::namespaced(client.clone(), NS);
+    let reasons = eventually(Duration::from_secs(10), "a Ready event", || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        let reasons: Vec<String> = list
+            .items
+            .iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("gw"))
+            .filter_map(|e| e.reason.clone())
+            .collect();
+        reasons.iter().any(|r| r == "Ready").then_some(reasons)
+    })
+    .await;
+    assert!(reasons.contains(&"Programmed".to_owned()), "{reasons:?}");
+    server.reset_stats();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(server.stats().writes_to("events"), 0);
+}

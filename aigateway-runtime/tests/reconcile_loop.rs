@@ -1,0 +1,517 @@
+//! The real loop against the in-memory API server.
+
+mod fixtures;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use aigateway_api::{AiGateway, AiGatewayClass};
+use aigateway_runtime::Operator;
+use aigateway_testkit::RequestMatch;
+use fixtures::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+
+const SECOND: Duration = Duration::from_secs(1);
+
+async fn exists<K>(client: &Client, name: &str) -> bool
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    Api::<K>::namespaced(client.clone(), NS)
+        .get_opt(name)
+        .await
+        .unwrap()
+        .is_some()
+}
+
+#[tokio::test]
+async fn a_gateway_is_programmed_then_ready_when_its_deployment_is_available() {
+    let server = server(Duration::from_millis(1500)).await;
+    let client = server.client();
+    create_class(&client, "minimal", CONTROLLER, false).await;
+    let running = start(operator(client.clone(), Minimal::default()));
+    create_gateway(&client, &gateway("gw", Some("minimal"), &["gpt-4o"])).await;
+
+    wait_condition(&client, "gw", "Programmed", "True").await;
+    let (ready, reason, _) = condition(&client, "gw", "Ready")
+        .await
+        .expect("Ready is set");
+    assert_eq!(
+        (ready.as_str(), reason.as_str()),
+        ("False", "RollingOut"),
+        "not ready before the Deployment is available"
+    );
+    wait_condition(&client, "gw", "Ready", "True").await;
+    wait_condition(&client, "gw", "MinimalReady", "True").await;
+    for type_ in ["Accepted", "ResolvedRefs"] {
+        assert_eq!(
+            condition(&client, "gw", type_).await.unwrap().0,
+            "True",
+            "{type_}"
+        );
+    }
+
+    let deployment = Api::<Deployment>::namespaced(client.clone(), NS)
+        .get("gw")
+        .await
+        .unwrap();
+    let owner = &deployment.owner_references()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+        ("AiGateway", "gw", Some(true))
+    );
+    assert_eq!(
+        deployment
+            .labels()
+            .get("app.kubernetes.io/managed-by")
+            .unwrap(),
+        MANAGER
+    );
+    assert_eq!(
+        deployment
+            .labels()
+            .get("aigateway.agentic-layer.ai/gateway")
+            .unwrap(),
+        "gw"
+    );
+    assert_eq!(
+        deployment
+            .labels()
+            .get("app.kubernetes.io/part-of")
+            .unwrap(),
+        "aigateway"
+    );
+    let gateway = Api::<AiGateway>::namespaced(client.clone(), NS)
+        .get("gw")
+        .await
+        .unwrap();
+    assert_eq!(
+        gateway.status.unwrap().url.unwrap(),
+        "http://gw.default.svc.cluster.local.:80"
+    );
+
+    let class = Api::<AiGatewayClass>::all(client.clone())
+        .get("minimal")
+        .await
+        .unwrap();
+    let accepted = &class.status.unwrap().conditions[0];
+    assert_eq!(
+        (
+            accepted.type_.as_str(),
+            accepted.status.as_str(),
+            accepted.observed_generation
+        ),
+        ("Accepted", "True", Some(1))
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn spec_changes_update_children_dropped_children_are_pruned_and_deletion_collects() {
+    let server = server(Duration::ZERO).await;
+    let client = server.client();
+    create_class(&client, "minimal", CONTROLLER, false).await;
+    let implementation = Minimal::default();
+    let skip = implementation.skip_config_map.clone();
+    let _running = start(operator(client.clone(), implementation));
+    create_gateway(&client, &gateway("gw", Some("minimal"), &["gpt-4o"])).await;
+    wait_condition(&client, "gw", "Ready", "True").await;
+
+    let gateways = Api::<AiGateway>::namespaced(client.clone(), NS);
+    let patch = serde_json::json!({"spec": {"aiModels": [{"name": "gpt-4o", "provider": "openai"}, {"name": "o3", "provider": "openai"}]}});
+    gateways
+        .patch("gw", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), NS);
+    eventually(10 * SECOND, "the ConfigMap lists both models", || async {
+        let cm = config_maps.get("gw-models").await.ok()?;
+        (cm.data?.get("models")? == "openai/gpt-4o\nopenai/o3").then_some(())
+    })
+    .await;
+    eventually(10 * SECOND, "generation 2 observed", || async {
+        let (_, _, generation) = condition(&client, "gw", "Programmed").await?;
+        (generation == Some(2)).then_some(())
+    })
+    .await;
+
+    skip.store(true, Ordering::SeqCst);
+    // Any change re-runs reconcile; a label is enough.
+    gateways
+        .patch(
+            "gw",
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"metadata": {"labels": {"touch": "1"}}})),
+        )
+        .await
+        .unwrap();
+    eventually(10 * SECOND, "the dropped ConfigMap is pruned", || async {
+        (!exists::<ConfigMap>(&client, "gw-models").await).then_some(())
+    })
+    .await;
+    assert!(
+        exists::<Deployment>(&client, "gw").await,
+        "the still-desired Deployment stays"
+    );
+
+    gateways
+        .delete("gw", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(10 * SECOND, "children garbage-collected", || async {
+        (!exists::<Deployment>(&client, "gw").await).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn invalid_specs_are_reported_without_retry_loops() {
+    let server = server(Duration::ZERO).await;
+    let client = server.client();
+    create_class(&client, "minimal", CONTROLLER, false).await;
+    let _running = start(operator(client.clone(), Minimal::default()));
+    create_gateway(
+        &client,
+        &gateway("bad", Some("minimal"), &["invalid-model"]),
+    )
+    .await;
+    wait_condition(&client, "bad", "Accepted", "False").await;
+    let (_, reason, _) = condition(&client, "bad", "Programmed").await.unwrap();
+    assert_eq!(reason, "Invalid");
+    assert!(!exists::<Deployment>(&client, "bad").await);
+    server.reset_stats();
+    tokio::time::sleep(2 * SECOND).await;
+    assert_eq!(
+        server.stats().writes_by_manager(MANAGER),
+        0,
+        "an invalid gateway is not retried in a loop"
+    );
+}
+
+#[tokio::test]
+async fn default_class_rules() {
+    let server = server(Duration::ZERO).await;
+    let client = server.client();
+    let _running = start(operator(client.clone(), Minimal::default()));
+
+    // No default class: a class-less gateway is left alone.
+    create_class(&client, "plain", CONTROLLER, false).await;
+    create_gateway(&client, &gateway("no-class", None, &["m"])).await;
+    tokio::time::sleep(SECOND).await;
+    assert_eq!(condition(&client, "no-class", "Accepted").await, None);
+
+    // Our default class: claimed.
+    create_class(&client, "ours-default", CONTROLLER, true).await;
+    wait_condition(&client, "no-class", "Ready", "True").await;
+
+    // A second default class of another controller: ambiguous, so we let go.
+    create_class(&client, "theirs-default", "example.com/other", true).await;
+    create_gateway(&client, &gateway("late", None, &["m"])).await;
+    tokio::time::sleep(SECOND).await;
+    assert_eq!(
+        condition(&client, "late", "Accepted").await,
+        None,
+        "ambiguous default: no status from us"
+    );
+    let theirs = Api::<AiGatewayClass>::all(client.clone())
+        .get("theirs-default")
+        .await
+        .unwrap();
+    assert!(
+        theirs.status.is_none_or(|s| s.conditions.is_empty()),
+        "a foreign class is never written"
+    );
+    assert_eq!(
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.resource == "aigatewayclasses"
+                && r.name == "theirs-default"
+                && aigateway_testkit::WRITE_VERBS.contains(&r.verb.as_str()))
+            .count(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn foreign_and_unknown_classes_get_nothing_and_switching_away_cleans_up() {
+    let server = server(Duration::ZERO).await;
+    let client = server.client();
+    create_class(&client, "minimal", CONTROLLER, false).await;
+    create_class(&client, "other", "example.com/other", false).await;
+    let _running = start(operator(client.clone(), Minimal::default()));
+    create_gateway(&client, &gateway("foreign", Some("other"), &["m"])).await;
+    create_gateway(&client, &gateway("unknown", Some("missing"), &["m"])).await;
+    create_gateway(&client, &gateway("switcher", Some("minimal"), &["m"])).await;
+    wait_condition(&client, "switcher", "Ready", "True").await;
+    assert_eq!(condition(&client, "foreign", "Accepted").await, None);
+    assert_eq!(condition(&client, "unknown", "Accepted").await, None);
+    assert!(!exists::<Deployment>(&client, "foreign").await);
+
+    // Another writer's condition must survive our cleanup.
+    let gateways = Api::<AiGateway>::namespaced(client.clone(), NS);
+    let mut current = gateways.get_status("switcher").await.unwrap();
+    let mut conditions = current.status.take().unwrap().conditions;
+    conditions.push(k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+        type_: "example.com/Audited".into(),
+        status: "True".into(),
+        reason: "Audited".into(),
+        message: String::new(),
+        observed_generation: None,
+        last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            jiff::Timestamp::now(),
+        ),
+    });
+    gateways
+        .patch_status(
+            "switcher",
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"status": {"conditions": conditions}})),
+        )
+        .await
+        .unwrap();
+
+    gateways
+        .patch(
+            "switcher",
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"spec": {"aiGatewayClassName": "other"}})),
+        )
+        .await
+        .unwrap();
+    eventually(
+        10 * SECOND,
+        "children deleted after the class switch",
+        || async {
+            (!exists::<Deployment>(&client, "switcher").await
+                && !exists::<ConfigMap>(&client, "switcher-models").await)
+                .then_some(())
+        },
+    )
+    .await;
+    eventually(
+        10 * SECOND,
+        "our conditions removed, theirs kept",
+        || async {
+            let status = gateways.get_status("switcher").await.ok()?.status?;
+            let types: Vec<&str> = status.conditions.iter().map(|c| c.type_.as_str()).collect();
+            (types == ["example.com/Audited"]).then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_converged_cluster_sees_zero_writes_on_resync() {
+    let server = server(Duration::ZERO).await;
+    let client = server.client();
+    create_class(&client, "minimal", CONTROLLER, true).await;
+    let (resync, resyncs) = futures::channel::mpsc::unbounded::<()>();
+    let _running = start(operator(client.clone(), Minimal::default()).resync_on(resyncs));
+    for i in 0..5 {
+        create_gateway(&client, &gateway(&format!("gw-{i}"), None, &["m"])).await;
+    }
+    for i in 0..5 {
+        wait_condition(&client, &format!("gw-{i}"), "Ready", "True").await;
+    }
+    tokio::time::sleep(SECOND).await;
+    server.reset_stats();
+    for _ in 0..3 {
+        resync.unbounded_send(()).unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let stats = server.stats();
+    assert_eq!(
+        stats.writes(),
+        0,
+        "writes after forced resyncs: {:?}",
+        stats.counts
+    );
+}
+
+#[tokio::test]
+async fn a_related_object_in_another_namespace_retriggers_the_right_gateway() {
+    let server = server(Duration::ZERO).await;
+    let client = server.client();
+    server
+        .apply_manifests("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shared\n")
+        .unwrap();
+    create_class(&client, "minimal", CONTROLLER, true).await;
+    let _running = start(operator(client.clone(), Minimal::default()));
+    let mut watching = gateway("watching", None, &["m"]);
+    watching.metadata.annotations =
+        Some([(SETTINGS_ANNOTATION.to_owned(), "shared/settings".to_owned())].into());
+    create_gateway(&client, &watching).await;
+    create_gateway(&client, &gateway("bystander", None, &["m"])).await;
+    wait_condition(&client, "watching", "ResolvedRefs", "False").await;
+    wait_condition(&client, "bystander", "Ready", "True").await;
+
+    server.reset_stats();
+    let settings: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "settings", "namespace": "shared"}, "data": {"replicas": "3"}
+    }))
+    .unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), "shared")
+        .create(&PostParams::default(), &settings)
+        .await
+        .unwrap();
+    wait_condition(&client, "watching", "ResolvedRefs", "True").await;
+    eventually(
+        10 * SECOND,
+        "replicas follow the related ConfigMap",
+        || async {
+            let d = Api::<Deployment>::namespaced(client.clone(), NS)
+                .get("watching")
+                .await
+                .ok()?;
+            (d.spec?.replicas == Some(3)).then_some(())
+        },
+    )
+    .await;
+    let bystander_writes = server
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.name.starts_with("bystander")
+                && aigateway_testkit::WRITE_VERBS.contains(&r.verb.as_str())
+        })
+        .count();
+    assert_eq!(
+        bystander_writes, 0,
+        "only the referencing gateway is touched"
+    );
+}
+
+#[tokio::test]
+async fn fifty_gateways_converge_through_failing_writes_and_cut_watches() {
+    let server = server(Duration::ZERO).await;
+    let client = server.client();
+    create_class(&client, "minimal", CONTROLLER, true).await;
+    for verb in ["create", "update", "patch", "delete"] {
+        server
+            .faults()
+            .fail_fraction(0.2, RequestMatch::any().verb(verb), 500);
+    }
+    let _running = start(operator(client.clone(), Minimal::default()));
+    let gateways = Api::<AiGateway>::namespaced(client.clone(), NS);
+    for i in 0..50 {
+        let gw = gateway(&format!("gw-{i:02}"), None, &["m"]);
+        // Our own creates may fail too: retry them like a user would.
+        while gateways.create(&PostParams::default(), &gw).await.is_err() {}
+    }
+    let cutter = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            for _ in 0..5 {
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                server.faults().cut_watches();
+            }
+        })
+    };
+    eventually(
+        Duration::from_secs(120),
+        "all 50 gateways Ready",
+        || async {
+            let list = gateways.list(&Default::default()).await.ok()?;
+            let ready = list
+                .items
+                .iter()
+                .filter(|g| {
+                    g.status
+                        .as_ref()
+                        .is_some_and(|s| aigateway_api::conditions::is_true(&s.conditions, "Ready"))
+                })
+                .count();
+            (ready == 50).then_some(())
+        },
+    )
+    .await;
+    cutter.await.unwrap();
+    server.faults().clear();
+    let deployments = Api::<Deployment>::namespaced(client.clone(), NS)
+        .list(&Default::default())
+        .await
+        .unwrap();
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), NS)
+        .list(&kube::api::ListParams::default().labels("app.kubernetes.io/managed-by=minimal"))
+        .await
+        .unwrap();
+    assert_eq!(
+        deployments.items.len(),
+        50,
+        "one Deployment per gateway, nothing left over"
+    );
+    assert_eq!(
+        config_maps.items.len(),
+        50,
+        "one ConfigMap per gateway, nothing left over"
+    );
+}
+
+#[tokio::test]
+async fn only_the_leader_writes_and_a_standby_takes_over() {
+    let server = server(Duration::ZERO).await;
+    let client = server.client();
+    create_class(&client, "minimal", CONTROLLER, true).await;
+    let election = |id: &str| {
+        aigateway_runtime::LeaderElection::new("minimal", NS)
+            .identity(id)
+            .timing(3, 1)
+    };
+    let first = start(
+        Operator::new(client.clone())
+            .gateway(Minimal::default())
+            .leader_election(election("first")),
+    );
+    wait_lease_holder(&client, "first").await;
+    let standby = Operator::new(client.clone())
+        .gateway(Minimal::default())
+        .leader_election(election("second"));
+    let standby_metrics = standby.metrics();
+    let second = start(standby);
+    create_gateway(&client, &gateway("gw", None, &["m"])).await;
+    wait_condition(&client, "gw", "Ready", "True").await;
+    assert_eq!(lease_holder(&client).await.as_deref(), Some("first"));
+    assert!(
+        standby_metrics
+            .encode()
+            .contains("aigateway_reconciles_total 0"),
+        "the standby reconciled (and could have written) while not leading"
+    );
+
+    first.stop().await;
+    // The standby takes over and serves new gateways.
+    create_gateway(&client, &gateway("after", None, &["m"])).await;
+    wait_condition(&client, "after", "Ready", "True").await;
+    assert_eq!(lease_holder(&client).await.as_deref(), Some("second"));
+    assert!(
+        !standby_metrics
+            .encode()
+            .contains("aigateway_reconciles_total 0"),
+        "the new leader reconciles"
+    );
+    second.stop().await;
+}
+
+async fn lease_holder(client: &Client) -> Option<String> {
+    let lease = Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(client.clone(), NS)
+        .get_opt("minimal")
+        .await
+        .ok()??;
+    lease.spec?.holder_identity
+}
+
+async fn wait_lease_holder(client: &Client, id: &str) {
+    eventually(
+        Duration::from_secs(15),
+        &format!("{id} holds the lease"),
+        || async { (lease_holder(client).await.as_deref() == Some(id)).then_some(()) },
+    )
+    .await;
+}

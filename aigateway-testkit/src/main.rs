@@ -1,0 +1,73 @@
+//! `aigateway-testkit serve`: runs the in-memory API server over HTTP until Ctrl-C.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use aigateway_testkit::ApiServer;
+use clap::{Parser, Subcommand};
+
+/// An in-memory Kubernetes API server for controller tests.
+#[derive(Parser, Debug)]
+#[command(name = "aigateway-testkit", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the API on 127.0.0.1 until Ctrl-C.
+    Serve {
+        /// Port to listen on (0 picks a free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Where to write the kubeconfig (default: a file in the temp directory).
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// A directory of manifests (CRDs and other objects) to apply at start.
+        #[arg(long)]
+        crds: Option<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), aigateway_testkit::Error> {
+    let Command::Serve {
+        port,
+        kubeconfig,
+        crds,
+    } = cli.command;
+    let server = ApiServer::new();
+    if let Some(dir) = crds {
+        let applied = server.apply_dir(&dir)?;
+        println!("applied {} object(s) from {}", applied.len(), dir.display());
+    }
+    let http = server
+        .serve_http(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+        .await?;
+    let path = kubeconfig.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!(
+            "aigateway-testkit-{}.kubeconfig",
+            http.addr().port()
+        ))
+    });
+    http.write_kubeconfig(&path)?;
+    println!("serving the Kubernetes API on {}", http.url());
+    println!("kubeconfig: {}", path.display());
+    println!("try: KUBECONFIG={} kubectl get namespaces", path.display());
+    let _ = tokio::signal::ctrl_c().await;
+    println!("shutting down");
+    http.shutdown().await;
+    Ok(())
+}

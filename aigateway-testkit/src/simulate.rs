@@ -1,0 +1,37 @@
+//! Simulated cluster behaviour that runs after writes: Deployment status after a delay.
+//! (Garbage collection, namespace cleanup and CRD establishment run inside the store's
+//! write path, so they are visible as soon as the triggering request returns.)
+
+use std::sync::{Arc, Mutex};
+
+use crate::store::{ObjKey, State};
+
+/// Schedules simulated status for Deployments written with a non-zero readiness delay.
+pub(crate) fn schedule(state: &Arc<Mutex<State>>, pending: Vec<ObjKey>) {
+    if pending.is_empty() {
+        return;
+    }
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        // No runtime (direct store access from synchronous code): apply now.
+        let mut st = state.lock().expect("state lock");
+        for (ns, name) in pending {
+            st.simulate_deployment(&ns, &name);
+        }
+        return;
+    };
+    let delay = state
+        .lock()
+        .expect("state lock")
+        .config
+        .deployment_ready_delay;
+    let weak = Arc::downgrade(state);
+    handle.spawn(async move {
+        tokio::time::sleep(delay).await;
+        if let Some(state) = weak.upgrade() {
+            let mut st = state.lock().expect("state lock");
+            for (ns, name) in pending {
+                st.simulate_deployment(&ns, &name);
+            }
+        }
+    });
+}

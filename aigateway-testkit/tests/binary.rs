@@ -1,0 +1,59 @@
+//! The `aigateway-testkit serve` binary: loads `--crds`, writes `--kubeconfig`, and an
+//! out-of-process kube client connects with that kubeconfig.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Widget;
+use kube::api::{Api, ListParams, PostParams};
+
+#[tokio::test]
+async fn serve_writes_a_kubeconfig_and_loads_crds() {
+    let dir = tempfile::tempdir().unwrap();
+    let crds = dir.path().join("crds");
+    std::fs::create_dir(&crds).unwrap();
+    std::fs::write(crds.join("widget.yaml"), common::WIDGET_CRD).unwrap();
+    std::fs::write(crds.join("ignored.txt"), "not a manifest").unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_aigateway-testkit"))
+        .args(["serve", "--port", "0", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .arg("--crds")
+        .arg(&crds)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut waited = 0;
+    while !kubeconfig.exists() && waited < 100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    assert!(kubeconfig.exists(), "the kubeconfig was not written");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let text = std::fs::read_to_string(&kubeconfig).unwrap();
+    let kc = kube::config::Kubeconfig::from_yaml(&text).unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(cfg.default_namespace, "default");
+    let client = kube::Client::try_from(cfg).unwrap();
+    let widgets: Api<Widget> = Api::default_namespaced(client);
+    widgets
+        .create(&PostParams::default(), &common::widget("from-outside", 443))
+        .await
+        .unwrap();
+    let names: Vec<_> = widgets
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|w| w.metadata.name.unwrap())
+        .collect();
+    assert_eq!(names, ["from-outside"]);
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+}
