@@ -216,6 +216,92 @@ fn partial(obj: &Value) -> Value {
     })
 }
 
+/// A printer column of a built-in kind: header and cell function.
+type Column = (&'static str, fn(&Value) -> Value);
+
+fn count_of(obj: &Value, pointer: &str) -> i64 {
+    obj.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+}
+
+fn keys_of(obj: &Value, fields: &[&str]) -> usize {
+    fields
+        .iter()
+        .filter_map(|f| obj.get(*f).and_then(Value::as_object))
+        .map(serde_json::Map::len)
+        .sum()
+}
+
+/// The columns `kubectl get` shows for built-in kinds, between NAME and AGE.
+fn builtin_columns(info: &ResourceInfo) -> Vec<Column> {
+    match (info.group.as_str(), info.plural.as_str()) {
+        ("apps", "deployments") => vec![
+            ("Ready", |o| {
+                json!(format!(
+                    "{}/{}",
+                    count_of(o, "/status/readyReplicas"),
+                    o.pointer("/spec/replicas")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(1)
+                ))
+            }),
+            ("Up-to-date", |o| {
+                json!(count_of(o, "/status/updatedReplicas"))
+            }),
+            ("Available", |o| {
+                json!(count_of(o, "/status/availableReplicas"))
+            }),
+        ],
+        ("", "services") => vec![
+            ("Type", |o| {
+                o.pointer("/spec/type")
+                    .cloned()
+                    .unwrap_or(json!("ClusterIP"))
+            }),
+            ("Cluster-IP", |o| {
+                o.pointer("/spec/clusterIP")
+                    .cloned()
+                    .unwrap_or(json!("<none>"))
+            }),
+            ("External-IP", |_| json!("<none>")),
+            ("Port(s)", |o| {
+                let ports: Vec<String> = o
+                    .pointer("/spec/ports")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .map(|p| {
+                                format!(
+                                    "{}/{}",
+                                    p.get("port").map(Value::to_string).unwrap_or_default(),
+                                    p.get("protocol").and_then(Value::as_str).unwrap_or("TCP")
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                json!(if ports.is_empty() {
+                    "<none>".to_string()
+                } else {
+                    ports.join(",")
+                })
+            }),
+        ],
+        ("", "configmaps") => vec![("Data", |o| json!(keys_of(o, &["data", "binaryData"])))],
+        ("", "secrets") => vec![
+            ("Type", |o| {
+                o.get("type").cloned().unwrap_or(json!("Opaque"))
+            }),
+            ("Data", |o| json!(keys_of(o, &["data"]))),
+        ],
+        ("", "namespaces") => vec![("Status", |o| {
+            o.pointer("/status/phase")
+                .cloned()
+                .unwrap_or(json!("Active"))
+        })],
+        _ => Vec::new(),
+    }
+}
+
 /// A `meta.k8s.io/v1` Table for objects of a resource.
 pub(crate) fn table(
     info: &ResourceInfo,
@@ -244,6 +330,9 @@ pub(crate) fn table(
             }));
         }
     } else {
+        for (name, _) in builtin_columns(info) {
+            defs.push(json!({"name": name, "type": "string", "format": "", "description": "", "priority": 0}));
+        }
         defs.push(json!({"name": "Age", "type": "string", "format": "",
             "description": "CreationTimestamp is a timestamp representing the server time when this object was created.",
             "priority": 0}));
@@ -277,6 +366,9 @@ pub(crate) fn table(
                     cells.push(cell);
                 }
             } else {
+                for (_, cell) in builtin_columns(info) {
+                    cells.push(cell(obj));
+                }
                 cells.push(json!(human_age(meta_str(obj, "creationTimestamp"))));
             }
             let mut row = json!({"cells": cells});
@@ -377,9 +469,13 @@ pub(crate) fn openapi_v3_gv(
             ops.insert(method.to_string(), op);
         }
         paths.insert(item, Value::Object(ops));
-        let mut schema = r.schema(version).cloned().unwrap_or_else(
-            || json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
-        );
+        let mut schema = r
+            .schema(version)
+            .filter(|s| s.is_object())
+            .cloned()
+            .unwrap_or_else(
+                || json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+            );
         schema["x-kubernetes-group-version-kind"] = json!([gvk]);
         schemas.insert(schema_name, schema);
     }

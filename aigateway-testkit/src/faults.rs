@@ -102,7 +102,13 @@ pub struct Faults {
 impl std::fmt::Debug for Faults {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Faults")
-            .field("rules", &*self.rules.lock().expect("faults lock"))
+            .field(
+                "rules",
+                &*self
+                    .rules
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            )
             .finish()
     }
 }
@@ -118,7 +124,7 @@ impl Faults {
     fn push(&self, matcher: RequestMatch, action: Action) {
         self.rules
             .lock()
-            .expect("faults lock")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(Rule { matcher, action });
     }
 
@@ -154,30 +160,45 @@ impl Faults {
 
     /// Removes every failure and latency rule.
     pub fn clear(&self) {
-        self.rules.lock().expect("faults lock").clear();
+        self.rules
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 
     /// Ends every open watch stream now (clients see the stream close and re-watch).
     pub fn cut_watches(&self) {
-        self.state.lock().expect("state lock").cut_watches();
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .cut_watches();
     }
 
     /// Drops the retained event history: a watch from any resourceVersion issued before
     /// this call is answered with a `410 Expired` error event, forcing a relist.
     pub fn compact_history(&self) {
-        self.state.lock().expect("state lock").compact();
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .compact();
     }
 
     /// Compacts the history and cuts open watches: every watcher must relist.
     pub fn expire_watches(&self) {
-        let mut st = self.state.lock().expect("state lock");
+        let mut st = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         st.compact();
         st.cut_watches();
     }
 
     pub(crate) fn decide(&self, facts: &RequestFacts<'_>) -> Verdict {
         let mut verdict = Verdict::default();
-        let mut rules = self.rules.lock().expect("faults lock");
+        let mut rules = self
+            .rules
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for rule in rules.iter_mut() {
             if !rule.matcher.matches(facts) {
                 continue;

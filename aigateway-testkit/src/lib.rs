@@ -23,15 +23,18 @@
 //!   events.k8s.io/v1, one storage seen through both APIs as on a cluster, so
 //!   `kubectl describe` shows events a kube `Recorder` published), Deployment (apps/v1,
 //!   with the `scale` subresource for `kubectl scale`), Lease (coordination.k8s.io/v1),
-//!   CustomResourceDefinition (apiextensions.k8s.io/v1), and storage-only RBAC kinds
-//!   (ClusterRole, ClusterRoleBinding, Role, RoleBinding). Creating a CRD (through the
+//!   CustomResourceDefinition (apiextensions.k8s.io/v1), and storage-only kinds so that
+//!   install bundles and examples apply: Pod (stays as created: nothing runs it), and
+//!   RBAC (ClusterRole, ClusterRoleBinding, Role, RoleBinding). Creating a CRD (through the
 //!   API, [`ApiServer::install_crd`] or `kubectl apply`) starts serving its resource,
 //!   namespaced or cluster-scoped, with or without a status subresource, and sets the
 //!   `NamesAccepted` and `Established` conditions; deleting it removes its objects.
 //! - **Reads**: get; list with label selectors (`=`, `==`, `!=`, `in`, `notin`, exists,
 //!   `!`exists), field selectors (`metadata.name`, `metadata.namespace`, any dotted path),
 //!   `limit`/`continue`; `PartialObjectMetadata` and `meta.k8s.io/v1` `Table` responses
-//!   (columns from the CRD's `additionalPrinterColumns`, NAME and AGE for built-ins).
+//!   (columns from the CRD's `additionalPrinterColumns`; kubectl's usual columns for
+//!   Deployments, Services, ConfigMaps, Secrets and Namespaces; NAME and AGE otherwise),
+//!   also for watches (`kubectl get -w`).
 //! - **Writes**: create (with `generateName`), update, delete, deletecollection, and
 //!   patch: JSON merge (RFC 7386), JSON patch (RFC 6902 including `test`), strategic
 //!   merge for the built-in lists (containers, env, ports, volumes, volumeMounts,
@@ -40,18 +43,18 @@
 //!   and operation, 409 conflicts naming field and manager, removal of fields a manager
 //!   stops applying). `dryRun=All` on every write; `fieldValidation` Strict/Warn/Ignore.
 //! - **Metadata semantics**: a global monotonic `resourceVersion`; 409 on a stale one;
-//!   object names, label keys and values, and annotation keys validated as the API
-//!   server does (422);
 //!   `uid`, `creationTimestamp`; `generation` bumped only when something outside
 //!   `metadata` (and `status`, when there is a status subresource) changes, for CRDs,
-//!   custom resources and Deployments; writes that change nothing are not stored and
-//!   emit no event (the steady state stays silent, as on a cluster).
+//!   custom resources and Deployments; object names, label keys and values, and
+//!   annotation keys validated as the API server does (422); writes that change nothing
+//!   are not stored and emit no event (the steady state stays silent, as on a cluster).
 //! - **Status subresource**: writes to the main resource keep the stored `status`;
 //!   writes to `/status` change only `status`.
 //! - **Deletion**: finalizers keep an object with `deletionTimestamp` until they are
-//!   removed; owner references are garbage collected (background cascade, `Orphan`
-//!   supported); deleting a namespace deletes its contents, and it stays `Terminating`
-//!   while finalizers hold something in it.
+//!   removed; owner references are garbage collected (`Background` cascade by default,
+//!   `Foreground` with the `foregroundDeletion` finalizer, `Orphan`); deleting a
+//!   namespace deletes its contents, and it stays `Terminating` while finalizers hold
+//!   something in it. `default`, `kube-system` and `kube-public` cannot be deleted.
 //! - **Watch**: `resourceVersion`, `allowWatchBookmarks`, `timeoutSeconds`, label and
 //!   field selectors (objects moving in or out of a selector appear as ADDED/DELETED),
 //!   `sendInitialEvents` streaming lists, and a `410 Expired` error event for a
@@ -73,7 +76,8 @@
 //!   [`ApiServerBuilder::simulate_deployments`]); namespaces `default`, `kube-system`
 //!   and `kube-public` exist.
 //! - **Test hooks**: counters by verb, group, resource and field manager
-//!   ([`ApiServer::stats`], and `GET /testkit/stats` over HTTP), a request log
+//!   ([`ApiServer::stats`], and `GET /testkit/stats` over HTTP, `DELETE` to reset),
+//!   a request log
 //!   ([`ApiServer::requests`]), fault injection ([`Faults`]: fail the next N or a
 //!   fraction of matching requests, add latency, cut watches, compact history to force
 //!   410) and direct store access ([`ApiServer::get_object`], [`ApiServer::put_object`],
@@ -84,9 +88,15 @@
 //!   allowed. Controller logic does not depend on being authorized; RBAC manifests are
 //!   stored so install bundles apply, and their correctness belongs to an e2e test on a
 //!   real cluster.
-//! - **No scheduling, kubelet, pods or ReplicaSets.** Deployments only get a simulated
+//! - **No scheduling, kubelet or ReplicaSets; Pods are only stored.** Deployments only get a simulated
 //!   status. Operators watch the Deployment's status, not its pods, so the loop sees
 //!   the same signals; use the delay or [`ApiServer::put_object`] to script rollouts.
+//! - **No schemas for built-in kinds.** Built-in objects are stored as sent plus the
+//!   defaults controllers notice (Deployment `replicas`; Service `type`, port
+//!   `protocol`/`targetPort`, `clusterIP`; Secret `type` and `stringData`; Namespace
+//!   phase). Mistyped fields in them are not rejected; render built-ins from typed
+//!   `k8s-openapi` structs and that class of bug cannot occur. Custom resources, whose
+//!   schemas are the operator's own contract, are validated fully.
 //! - **No CRD version conversion and no CEL (`x-kubernetes-validations`).** All served
 //!   versions read and write the same stored object. Tests of one version are unaffected.
 //! - **Simplified server-side apply**: field ownership follows the structured-merge-diff
@@ -96,7 +106,9 @@
 //!   manager stopped applying, which operators rely on, behave as on a cluster.
 //! - **Synchronous garbage collection and namespace cleanup.** They happen within the
 //!   triggering request rather than some time after it, which a controller must tolerate
-//!   anyway (a cluster may be fast); tests need no polling for them.
+//!   anyway (a cluster may be fast); tests need no polling for them. Objects whose
+//!   owner never existed are not collected (only the removal of an owner triggers
+//!   collection).
 //! - **Little protobuf, no CBOR, no aggregated discovery documents, no `/openapi/v2`.**
 //!   Responses are JSON, which every client accepts, and clients fall back to legacy
 //!   discovery. Protobuf request bodies are decoded only for what `kubectl create

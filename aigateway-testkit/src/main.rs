@@ -65,6 +65,7 @@ async fn run(cli: Cli) -> Result<(), aigateway_testkit::Error> {
     http.write_kubeconfig(&path)?;
     println!("serving the Kubernetes API on {}", http.url());
     println!("kubeconfig: {}", path.display());
+    println!("request counters: {}/testkit/stats", http.url());
     println!("try: KUBECONFIG={} kubectl get namespaces", path.display());
     let _ = tokio::signal::ctrl_c().await;
     println!("shutting down");

@@ -836,8 +836,9 @@ pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
 
 /// Applies an RFC 6902 JSON patch. As on a real API server, `test` with value `null`
 /// succeeds on a missing path (kube's finalizer helper relies on this).
-pub(crate) fn json_patch(target: &mut Value, patch: &Value) -> Result<(), String> {
-    let p: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|e| e.to_string())?;
+pub(crate) fn json_patch(target: &mut Value, patch: &Value) -> Result<(), JsonPatchError> {
+    let p: json_patch::Patch =
+        serde_json::from_value(patch.clone()).map_err(|e| JsonPatchError::Parse(e.to_string()))?;
     for op in p.0 {
         if let json_patch::PatchOperation::Test(t) = &op
             && t.value.is_null()
@@ -845,9 +846,30 @@ pub(crate) fn json_patch(target: &mut Value, patch: &Value) -> Result<(), String
         {
             continue;
         }
-        json_patch::patch(target, &[op]).map_err(|e| e.to_string())?;
+        json_patch::patch(target, &[op]).map_err(|e| JsonPatchError::Apply(e.to_string()))?;
     }
     Ok(())
+}
+
+/// Why a JSON patch failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum JsonPatchError {
+    /// The document is not a JSON patch (answered 400).
+    #[error("invalid JSON patch: {0}")]
+    Parse(String),
+    /// An operation failed, for example a `test` (answered 422).
+    #[error("the server rejected our request due to an error in our request: {0}")]
+    Apply(String),
+}
+
+impl JsonPatchError {
+    /// The HTTP status for this error.
+    pub(crate) fn code(&self) -> u16 {
+        match self {
+            JsonPatchError::Parse(_) => 400,
+            JsonPatchError::Apply(_) => 422,
+        }
+    }
 }
 
 #[cfg(test)]

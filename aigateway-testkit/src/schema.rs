@@ -507,8 +507,7 @@ fn validate_string(schema: &Value, v: &Value, s: &str, path: &str, errs: &mut Ve
     if let Some(format) = schema.get("format").and_then(Value::as_str) {
         let ok = match format {
             "date-time" => s.parse::<jiff::Timestamp>().is_ok(),
-            "uri" => s.contains(':'),
-            "hostname" => is_dns_subdomain(s),
+            "hostname" => is_dns_subdomain(&s.to_ascii_lowercase()),
             "uuid" => uuid::Uuid::parse_str(s).is_ok(),
             "byte" => is_base64(s),
             _ => true,

@@ -50,7 +50,11 @@ pub struct ApiServer {
 
 impl std::fmt::Debug for ApiServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let st = self.inner.state.lock().expect("state lock");
+        let st = self
+            .inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         f.debug_struct("ApiServer")
             .field("resource_version", &st.rv)
             .field("objects", &st.object_count())
@@ -120,6 +124,11 @@ pub trait IntoCrd {
 }
 
 impl IntoCrd for &str {
+    fn into_crd(self) -> Result<Value, Error> {
+        parse_manifest(self)
+    }
+}
+impl IntoCrd for &String {
     fn into_crd(self) -> Result<Value, Error> {
         parse_manifest(self)
     }
@@ -214,7 +223,13 @@ impl ApiServer {
     /// An in-process `kube::Client` (default namespace `default`). Must be called inside
     /// a Tokio runtime.
     pub fn client(&self) -> kube::Client {
-        kube::Client::new(self.service(), "default")
+        self.client_in("default")
+    }
+
+    /// An in-process `kube::Client` whose default namespace is `namespace`. Must be
+    /// called inside a Tokio runtime.
+    pub fn client_in(&self, namespace: &str) -> kube::Client {
+        kube::Client::new(self.service(), namespace)
     }
 
     /// Serves the API over HTTP on `addr` (use port 0 for a free port).
@@ -258,7 +273,8 @@ impl ApiServer {
     }
 
     /// Creates or replaces every manifest (`.yaml`, `.yml`, `.json`) in a directory.
-    pub fn apply_dir(&self, dir: &Path) -> Result<Vec<Value>, Error> {
+    pub fn apply_dir(&self, dir: impl AsRef<Path>) -> Result<Vec<Value>, Error> {
+        let dir = dir.as_ref();
         let io = |source| Error::Io {
             path: dir.to_path_buf(),
             source,
@@ -307,7 +323,11 @@ impl ApiServer {
             field_manager: "aigateway-testkit".into(),
             ..WriteOpts::default()
         };
-        let mut st = self.inner.state.lock().expect("state lock");
+        let mut st = self
+            .inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let exists = st.get_raw(&info.key(), &ns, &name).is_some();
         let res = if exists {
             let mut o = obj;
@@ -336,7 +356,11 @@ impl ApiServer {
         kind: &str,
     ) -> Result<(Arc<ResourceInfo>, String), Error> {
         let (g, v) = split_api_version(api_version);
-        let st = self.inner.state.lock().expect("state lock");
+        let st = self
+            .inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         st.resource_for_kind(g, kind)
             .filter(|r| r.versions.iter().any(|x| x == v))
             .map(|r| (r, v.to_string()))
@@ -356,7 +380,11 @@ impl ApiServer {
         name: &str,
     ) -> Option<Value> {
         let (info, version) = self.info_for_kind(api_version, kind).ok()?;
-        let st = self.inner.state.lock().expect("state lock");
+        let st = self
+            .inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let ns = if info.namespaced {
             namespace.unwrap_or("default")
         } else {
@@ -384,7 +412,11 @@ impl ApiServer {
         let Ok((info, version)) = self.info_for_kind(api_version, kind) else {
             return Vec::new();
         };
-        let st = self.inner.state.lock().expect("state lock");
+        let st = self
+            .inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let ns = namespace.filter(|_| info.namespaced);
         st.list(&info, &version, ns, &ListOpts::default())
             .ok()
@@ -392,11 +424,17 @@ impl ApiServer {
             .unwrap_or_default()
     }
 
-    /// Stores an object directly, bypassing validation, defaulting and counters (its
-    /// `status` is stored as given). Watchers see the change. Returns the stored object.
+    /// Stores an object directly, bypassing validation, defaulting and counters: the
+    /// object (including `status`, which the Deployment simulation then leaves alone) is
+    /// stored as given, with `uid` and `creationTimestamp` filled in when missing.
+    /// Watchers see the change. Returns the stored object.
     pub fn put_object(&self, obj: Value) -> Result<Value, Error> {
         let (info, _) = self.info_for(&obj)?;
-        let mut st = self.inner.state.lock().expect("state lock");
+        let mut st = self
+            .inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let res = st.put_direct(&info, obj);
         let pending = std::mem::take(&mut st.pending_deployments);
         drop(st);
@@ -414,23 +452,44 @@ impl ApiServer {
         name: &str,
     ) -> Option<Value> {
         let (info, _) = self.info_for_kind(api_version, kind).ok()?;
-        let mut st = self.inner.state.lock().expect("state lock");
+        let mut st = self
+            .inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         st.delete_direct(&info, namespace.unwrap_or("default"), name)
     }
 
     /// The current global resourceVersion.
     pub fn resource_version(&self) -> u64 {
-        self.inner.state.lock().expect("state lock").rv
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .rv
     }
 
-    /// Request counters by verb, group, resource and field manager.
+    /// Request counters by verb, group, resource and field manager. Every resource
+    /// request counts, including dry runs, refused requests and injected failures;
+    /// discovery and direct store access do not.
     pub fn stats(&self) -> Stats {
-        Stats::from_map(&self.inner.recorder.lock().expect("recorder lock").counts)
+        Stats::from_map(
+            &self
+                .inner
+                .recorder
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .counts,
+        )
     }
 
     /// Clears the counters and the request log.
     pub fn reset_stats(&self) {
-        let mut r = self.inner.recorder.lock().expect("recorder lock");
+        let mut r = self
+            .inner
+            .recorder
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         r.counts.clear();
         r.log.clear();
     }
@@ -441,7 +500,7 @@ impl ApiServer {
         self.inner
             .recorder
             .lock()
-            .expect("recorder lock")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .log
             .clone()
     }
@@ -496,14 +555,17 @@ impl HttpServer {
     }
 
     /// Writes [`kubeconfig_yaml`](Self::kubeconfig_yaml) to `path`.
-    pub fn write_kubeconfig(&self, path: &Path) -> Result<(), Error> {
+    pub fn write_kubeconfig(&self, path: impl AsRef<Path>) -> Result<(), Error> {
+        let path = path.as_ref();
         std::fs::write(path, self.kubeconfig_yaml()).map_err(|source| Error::Io {
             path: path.to_path_buf(),
             source,
         })
     }
 
-    /// Stops accepting connections, ends open watches and waits for the server to stop.
+    /// Stops accepting connections and waits for the server to stop. Open watch streams
+    /// are ended first (in-process watchers of the same [`ApiServer`] see their stream
+    /// end too and simply re-watch).
     pub async fn shutdown(mut self) {
         self.server.faults().cut_watches();
         if let Some(tx) = self.shutdown.take() {
@@ -659,7 +721,10 @@ async fn handle(AxState(inner): AxState<Arc<Inner>>, req: Request<Body>) -> Resp
         None => resource_request(&inner, &parts, &path, &query, &body, &mut record).await,
     };
     record.status = response.status().as_u16();
-    let mut rec = inner.recorder.lock().expect("recorder lock");
+    let mut rec = inner
+        .recorder
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if !record.verb.is_empty() {
         *rec.counts
             .entry((
@@ -680,7 +745,13 @@ async fn handle(AxState(inner): AxState<Arc<Inner>>, req: Request<Body>) -> Resp
 
 fn non_resource(inner: &Arc<Inner>, parts: &http::request::Parts, path: &str) -> Option<Response> {
     let path = path.trim_end_matches('/');
-    let resources = || inner.state.lock().expect("state lock").resources();
+    let resources = || {
+        inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .resources()
+    };
     let not_found = || {
         error_response(&ApiError::new(
             404,
@@ -688,6 +759,15 @@ fn non_resource(inner: &Arc<Inner>, parts: &http::request::Parts, path: &str) ->
             "the server could not find the requested resource",
         ))
     };
+    if parts.method == Method::DELETE && path == "/testkit/stats" {
+        let mut rec = inner
+            .recorder
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        rec.counts.clear();
+        rec.log.clear();
+        return Some(json_response(200, &Stats::default().to_json()));
+    }
     if parts.method != Method::GET {
         return match path {
             "/version" | "/api" | "/apis" | "/testkit/stats" => {
@@ -710,7 +790,13 @@ fn non_resource(inner: &Arc<Inner>, parts: &http::request::Parts, path: &str) ->
             r
         }
         ["testkit", "stats"] => {
-            let stats = Stats::from_map(&inner.recorder.lock().expect("recorder lock").counts);
+            let stats = Stats::from_map(
+                &inner
+                    .recorder
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .counts,
+            );
             json_response(200, &stats.to_json())
         }
         ["openapi", "v3"] => json_response(200, &discovery::openapi_v3_root(&resources())),
@@ -872,12 +958,11 @@ fn dispatch(
     query: &BTreeMap<String, String>,
     body: &[u8],
 ) -> Result<Response, ApiError> {
-    let info =
-        inner
-            .state
-            .lock()
-            .expect("state lock")
-            .resource(&t.group, &t.version, &t.resource)?;
+    let info = inner
+        .state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .resource(&t.group, &t.version, &t.resource)?;
     if t.namespace.is_some() && !info.namespaced {
         return Err(ApiError::new(
             404,
@@ -904,7 +989,7 @@ fn dispatch(
         let core = inner
             .state
             .lock()
-            .expect("state lock")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .resource("", "v1", "events")?;
         (core, "v1")
     } else {
@@ -943,6 +1028,7 @@ fn dispatch(
             info: view.clone(),
             storage: info.clone(),
             convert: events_view.then_some(events::to_v1 as fn(&Value) -> Value),
+            table: table.then(|| include.to_string()),
             version: t.version.clone(),
             ns: t.namespace.clone(),
             rv,
@@ -966,7 +1052,10 @@ fn dispatch(
         return Ok(r);
     }
 
-    let mut st = inner.state.lock().expect("state lock");
+    let mut st = inner
+        .state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let result: Result<(u16, Value, Vec<String>), ApiError> = match verb {
         "get" => {
             let obj = present(st.get(&info, version, &ns, &name)?);
@@ -1141,7 +1230,10 @@ fn scale(
 ) -> Result<Response, ApiError> {
     let ns = t.namespace.clone().unwrap_or_default();
     let name = t.name.clone().unwrap_or_default();
-    let mut st = inner.state.lock().expect("state lock");
+    let mut st = inner
+        .state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let current = st.get(info, &t.version, &ns, &name)?;
     let mut sc = scale_of(&current);
     let replicas = match verb {
@@ -1156,8 +1248,7 @@ fn scale(
             let p: Value = serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("invalid patch body: {e}")))?;
             if ct.starts_with("application/json-patch+json") {
-                crate::patch::json_patch(&mut sc, &p)
-                    .map_err(|e| ApiError::new(422, "Invalid", e))?;
+                crate::patch::json_patch(&mut sc, &p).map_err(ApiError::from_json_patch)?;
             } else {
                 crate::patch::merge_patch(&mut sc, &p);
             }
@@ -1238,13 +1329,15 @@ fn patch_event_view(
     };
     let mut view = events::to_v1(&current);
     match ptype {
-        PatchType::Json => crate::patch::json_patch(&mut view, &patch)
-            .map_err(|e| ApiError::new(422, "Invalid", e))?,
+        PatchType::Json => {
+            crate::patch::json_patch(&mut view, &patch).map_err(ApiError::from_json_patch)?
+        }
         _ => crate::patch::merge_patch(&mut view, &patch),
     }
     let mut core_obj = events::to_core(&view);
-    if core_obj.pointer("/metadata/resourceVersion").is_none() {
-        core_obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
+    if let Some(m) = core_obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.entry("resourceVersion")
+            .or_insert_with(|| current["metadata"]["resourceVersion"].clone());
     }
     st.update(core, "v1", ns, name, Sub::Main, core_obj, opts)
 }

@@ -13,7 +13,9 @@ pub(crate) fn schedule(state: &Arc<Mutex<State>>, pending: Vec<ObjKey>) {
     }
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
         // No runtime (direct store access from synchronous code): apply now.
-        let mut st = state.lock().expect("state lock");
+        let mut st = state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for (ns, name) in pending {
             st.simulate_deployment(&ns, &name);
         }
@@ -21,14 +23,16 @@ pub(crate) fn schedule(state: &Arc<Mutex<State>>, pending: Vec<ObjKey>) {
     };
     let delay = state
         .lock()
-        .expect("state lock")
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .config
         .deployment_ready_delay;
     let weak = Arc::downgrade(state);
     handle.spawn(async move {
         tokio::time::sleep(delay).await;
         if let Some(state) = weak.upgrade() {
-            let mut st = state.lock().expect("state lock");
+            let mut st = state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             for (ns, name) in pending {
                 st.simulate_deployment(&ns, &name);
             }

@@ -37,6 +37,11 @@ impl ApiError {
             details: None,
         }
     }
+    pub(crate) fn from_json_patch(e: patch::JsonPatchError) -> Self {
+        let code = e.code();
+        let reason = if code == 400 { "BadRequest" } else { "Invalid" };
+        Self::new(code, reason, e.to_string())
+    }
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
     }
@@ -205,6 +210,7 @@ fn builtins() -> Vec<ResourceInfo> {
         ResourceInfo::builtin("", "v1", "Service", "services", true, &["svc"]),
         ResourceInfo::builtin("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"]),
         ResourceInfo::builtin("", "v1", "Event", "events", true, &["ev"]),
+        ResourceInfo::builtin("", "v1", "Pod", "pods", true, &["po"]),
         ResourceInfo::builtin("events.k8s.io", "v1", "Event", "events", true, &["ev"]),
         ResourceInfo::builtin("apps", "v1", "Deployment", "deployments", true, &["deploy"]),
         ResourceInfo::builtin("coordination.k8s.io", "v1", "Lease", "leases", true, &[]),
@@ -256,6 +262,10 @@ fn builtins() -> Vec<ResourceInfo> {
             r.generation = true;
         }
         if r.is("apps", "deployments") {
+            r.categories = vec!["all".into()];
+        }
+        if r.is("", "pods") {
+            r.status = true;
             r.categories = vec!["all".into()];
         }
         if r.is("", "services") {
@@ -376,6 +386,8 @@ pub(crate) struct State {
     resources: BTreeMap<ResKey, Arc<ResourceInfo>>,
     objects: HashMap<ResKey, BTreeMap<ObjKey, Arc<Value>>>,
     owners: HashMap<String, BTreeSet<(ResKey, ObjKey)>>,
+    /// Owners in foreground deletion, by uid: removed once their dependents are gone.
+    foreground: HashMap<String, (ResKey, ObjKey)>,
     history: VecDeque<Arc<HistEvent>>,
     history_floor: u64,
     watchers: Vec<WatcherReg>,
@@ -479,6 +491,7 @@ impl State {
             resources: BTreeMap::new(),
             objects: HashMap::new(),
             owners: HashMap::new(),
+            foreground: HashMap::new(),
             history: VecDeque::new(),
             history_floor: 0,
             watchers: Vec::new(),
@@ -861,13 +874,9 @@ impl State {
                 }
                 patch::merge_patch(&mut candidate, &patch)
             }
-            PatchType::Json => patch::json_patch(&mut candidate, &patch).map_err(|e| {
-                ApiError::new(
-                    422,
-                    "Invalid",
-                    format!("the server rejected our request due to an error in our request: {e}"),
-                )
-            })?,
+            PatchType::Json => {
+                patch::json_patch(&mut candidate, &patch).map_err(ApiError::from_json_patch)?
+            }
             PatchType::Strategic => {
                 if info.crd.is_some() {
                     return Err(ApiError::new(
@@ -1279,7 +1288,8 @@ impl State {
     ) -> Result<(), ApiError> {
         match (info.group.as_str(), info.plural.as_str()) {
             ("apps", "deployments")
-                if new.pointer("/spec/replicas").is_none() && new.get("spec").is_some() =>
+                if new.pointer("/spec/replicas").is_none()
+                    && new.get("spec").is_some_and(Value::is_object) =>
             {
                 new["spec"]["replicas"] = json!(1);
             }
@@ -1434,12 +1444,16 @@ impl State {
     }
 
     fn after_put(&mut self, info: &ResourceInfo, obj: &Arc<Value>) {
+        self.after_put_with(info, obj, true);
+    }
+
+    fn after_put_with(&mut self, info: &ResourceInfo, obj: &Arc<Value>, simulate: bool) {
         if info.is("apiextensions.k8s.io", "customresourcedefinitions")
             && let Ok(r) = crd_resource(obj)
         {
             self.resources.insert(r.key(), Arc::new(r));
         }
-        if info.is("apps", "deployments") && self.config.simulate_deployments {
+        if simulate && info.is("apps", "deployments") && self.config.simulate_deployments {
             let key = (
                 meta_str(obj, "namespace").to_string(),
                 meta_str(obj, "name").to_string(),
@@ -1452,7 +1466,36 @@ impl State {
         }
     }
 
+    /// Finishes a foreground deletion once the owner has no dependents left.
+    fn check_foreground(&mut self, uid: &str) {
+        let Some((res, key)) = self.foreground.get(uid).cloned() else {
+            return;
+        };
+        if self.owners.get(uid).is_some_and(|d| !d.is_empty()) {
+            return;
+        }
+        self.foreground.remove(uid);
+        let (Some(info), Some(owner)) = (
+            self.resources.get(&res).cloned(),
+            self.get_raw(&res, &key.0, &key.1),
+        ) else {
+            return;
+        };
+        let mut o = (*owner).clone();
+        if let Some(Value::Array(f)) = o.pointer_mut("/metadata/finalizers") {
+            f.retain(|x| x != FOREGROUND);
+        }
+        if finalizers(&o) == 0 {
+            self.remove_with(&info, &key, Some(o));
+        } else {
+            self.put(&info, o);
+        }
+    }
+
     fn after_remove(&mut self, info: &ResourceInfo, obj: &Value) {
+        for owner in owner_uids(obj) {
+            self.check_foreground(&owner);
+        }
         if info.is("apiextensions.k8s.io", "customresourcedefinitions")
             && let Ok(r) = crd_resource(obj)
         {
@@ -1625,6 +1668,44 @@ impl State {
         }
         if opts.dry_run {
             return Ok(Self::with_version(info, version, &obj));
+        }
+        let key = (ns.to_string(), name.to_string());
+        let uid = meta_str(&obj, "uid").to_string();
+        let has_dependents = self.owners.get(&uid).is_some_and(|d| !d.is_empty());
+        if opts.propagation.as_deref() == Some("Foreground") && has_dependents {
+            let mut d = (*obj).clone();
+            {
+                let m = meta_mut(&mut d);
+                let fins = m.entry("finalizers").or_insert_with(|| json!([]));
+                if let Some(a) = fins.as_array_mut()
+                    && !a.iter().any(|f| f == FOREGROUND)
+                {
+                    a.push(json!(FOREGROUND));
+                }
+                if !m.contains_key("deletionTimestamp") {
+                    m.insert("deletionTimestamp".into(), json!(now_string()));
+                    m.insert("deletionGracePeriodSeconds".into(), json!(0));
+                    if let Some(g) = m.get("generation").and_then(Value::as_i64) {
+                        m.insert("generation".into(), json!(g + 1));
+                    }
+                }
+            }
+            let marked = self.put(info, d);
+            self.foreground
+                .insert(uid.clone(), (info.key(), key.clone()));
+            let dependents: Vec<(ResKey, ObjKey)> = self
+                .owners
+                .get(&uid)
+                .map(|d| d.iter().cloned().collect())
+                .unwrap_or_default();
+            for (res, k) in dependents {
+                if let Some(dep_info) = self.resources.get(&res).cloned() {
+                    self.delete_internal(&dep_info, &k, false);
+                }
+            }
+            self.check_foreground(&uid);
+            let out = self.get_raw(&info.key(), ns, name).unwrap_or(marked);
+            return Ok(Self::with_version(info, version, &out));
         }
         let orphan = opts.propagation.as_deref() == Some("Orphan");
         let out = self
@@ -1851,7 +1932,8 @@ impl State {
             }
         }
         let stored = self.put(info, obj);
-        self.after_put(info, &stored);
+        // A direct write is taken as given: no simulated Deployment status on top.
+        self.after_put_with(info, &stored, false);
         Ok((*stored).clone())
     }
 
@@ -1867,6 +1949,9 @@ impl State {
             .map(|v| (*v).clone())
     }
 }
+
+/// The finalizer that marks a foreground deletion.
+const FOREGROUND: &str = "foregroundDeletion";
 
 /// How managedFields are computed for a write.
 enum Managers {
@@ -1989,6 +2074,15 @@ pub(crate) fn crd_resource(crd: &Value) -> Result<ResourceInfo, Vec<schema::Fiel
             status = true;
         }
         if let Some(sch) = v.pointer("/schema/openAPIV3Schema") {
+            if !sch.is_object() {
+                return Err(vec![schema::FieldError {
+                    reason: "FieldValueInvalid",
+                    field: "spec.versions[].schema.openAPIV3Schema".into(),
+                    message:
+                        "spec.versions[].schema.openAPIV3Schema: Invalid value: must be an object"
+                            .into(),
+                }]);
+            }
             info.schemas.insert(vname.clone(), sch.clone());
         }
         if let Some(cols) = v.get("additionalPrinterColumns").and_then(Value::as_array) {

@@ -31,6 +31,8 @@ pub(crate) struct WatchParams {
     pub storage: Arc<ResourceInfo>,
     /// Converts stored objects to the watched API's shape.
     pub convert: Option<fn(&Value) -> Value>,
+    /// `Some(includeObject)` when the client asked for `as=Table`.
+    pub table: Option<String>,
 }
 
 struct Stream {
@@ -67,6 +69,14 @@ impl Stream {
             None => obj.clone(),
         };
         v["apiVersion"] = json!(self.p.info.api_version(&self.p.version));
+        if let Some(include) = &self.p.table {
+            let rv = v
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            return crate::discovery::table(&self.p.info, &self.p.version, &[v], &rv, include);
+        }
         v
     }
 
@@ -93,7 +103,9 @@ impl Stream {
         let Some(state) = self.state.upgrade() else {
             return;
         };
-        let st = state.lock().expect("state lock");
+        let st = state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let global = st.rv;
         let mut queued = Vec::new();
         if let Some(rx) = self.rx.as_mut() {
@@ -135,7 +147,9 @@ pub(crate) fn start(
     p: WatchParams,
 ) -> impl futures::Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
     let rv = if p.send_initial { None } else { p.rv };
-    let mut st = state.lock().expect("state lock");
+    let mut st = state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let current = st.rv;
     let started = st.watch(&p.storage, p.ns.as_deref(), rv);
     drop(st);

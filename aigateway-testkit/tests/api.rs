@@ -630,3 +630,146 @@ async fn cluster_scoped_custom_resources_and_replace_status() {
     let (code, _, _) = api_code(namespaced.get("g1").await.unwrap_err());
     assert_eq!(code, 404);
 }
+
+#[tokio::test]
+async fn malformed_requests_get_statuses_and_the_server_survives() {
+    use tower::ServiceExt;
+    let server = ApiServer::new();
+    server.install_crd(WIDGET_CRD).await.unwrap();
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    cms.create(&PostParams::default(), &cm("x", json!({})))
+        .await
+        .unwrap();
+    let cases: &[(&str, &str, &str, &str, u16)] = &[
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "application/json",
+            "not json",
+            400,
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "application/json",
+            "[1,2]",
+            400,
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/x",
+            "application/merge-patch+json",
+            r#"{"metadata":"x"}"#,
+            400,
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/x",
+            "application/json-patch+json",
+            r#"[{"op":"replace","path":"/metadata","value":7}]"#,
+            400,
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/x",
+            "application/json-patch+json",
+            r#"{"op":"add"}"#,
+            400,
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/x",
+            "text/plain",
+            "{}",
+            415,
+        ),
+        (
+            "PATCH",
+            "/apis/example.com/v1/namespaces/default/widgets/w",
+            "application/strategic-merge-patch+json",
+            "{}",
+            404,
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/y",
+            "application/apply-patch+yaml",
+            "kind: ConfigMap\n",
+            400,
+        ),
+        (
+            "PUT",
+            "/api/v1/namespaces/default/configmaps",
+            "application/json",
+            "{}",
+            405,
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/default/configmaps?labelSelector=a%20in%20b",
+            "",
+            "",
+            400,
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/default/configmaps?limit=x",
+            "",
+            "",
+            400,
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/default/configmaps?continue=zz",
+            "",
+            "",
+            400,
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=abc",
+            "",
+            "",
+            400,
+        ),
+        ("GET", "/apis/nope.io/v1/things", "", "", 404),
+        (
+            "GET",
+            "/api/v1/namespaces/default/configmaps/x/scale",
+            "",
+            "",
+            404,
+        ),
+        (
+            "POST",
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            "application/json",
+            r#"{"metadata":{"name":"x.y"},"spec":{"group":"y","names":{"plural":"x","kind":"X"},"scope":"Namespaced","versions":[{"name":"v1","served":true,"storage":true,"schema":{"openAPIV3Schema":true}}]}}"#,
+            422,
+        ),
+        (
+            "DELETE",
+            "/api/v1/namespaces/default/configmaps/x",
+            "application/json",
+            "{\"propagationPolicy\":\"Sideways\"}",
+            400,
+        ),
+    ];
+    for (method, uri, ct, body, want) in cases {
+        let mut req = http::Request::builder().method(*method).uri(*uri);
+        if !ct.is_empty() {
+            req = req.header("Content-Type", *ct);
+        }
+        let resp = server
+            .service()
+            .oneshot(req.body(axum::body::Body::from(body.to_string())).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), *want, "{method} {uri} {body}");
+    }
+    // Still serving.
+    assert_eq!(
+        cms.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+}

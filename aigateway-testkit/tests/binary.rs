@@ -57,3 +57,48 @@ async fn serve_writes_a_kubeconfig_and_loads_crds() {
     child.start_kill().unwrap();
     let _ = child.wait().await;
 }
+
+#[tokio::test]
+async fn watcher_over_http_sees_changes() {
+    use futures::{StreamExt, TryStreamExt};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::runtime::watcher;
+    let server = aigateway_testkit::ApiServer::new();
+    let http = server
+        .serve_http("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let kc = kube::config::Kubeconfig::from_yaml(&http.kubeconfig_yaml()).unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    let client = kube::Client::try_from(cfg).unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    let mut events = watcher(api.clone(), watcher::Config::default()).boxed();
+    loop {
+        if let watcher::Event::InitDone = events.try_next().await.unwrap().unwrap() {
+            break;
+        }
+    }
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(serde_json::json!({"metadata": {"name": "over-http"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(5), events.try_next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(next, Some(watcher::Event::Apply(o)) if o.metadata.name.as_deref() == Some("over-http"))
+    );
+    let watches = server
+        .requests()
+        .iter()
+        .filter(|r| r.verb == "watch")
+        .count();
+    assert_eq!(watches, 1);
+    drop(events);
+    http.shutdown().await;
+}

@@ -168,3 +168,20 @@ async fn controller_with_owns_and_finalizer_converges() {
     assert!(cms.get_opt("w-config").await.unwrap().is_none());
     task.abort();
 }
+
+#[tokio::test]
+async fn install_crd_accepts_a_generated_crd() {
+    use kube::CustomResourceExt;
+    let server = ApiServer::new();
+    let stored = server.install_crd(Widget::crd()).await.unwrap();
+    assert_eq!(stored["metadata"]["name"], "widgets.example.com");
+    let widgets: Api<Widget> = Api::default_namespaced(server.client());
+    widgets
+        .create(&PostParams::default(), &widget("gen", 1))
+        .await
+        .unwrap();
+    // Re-installing (a changed spec) keeps the objects.
+    let yaml = WIDGET_CRD.to_string();
+    server.install_crd(&yaml).await.unwrap();
+    assert!(widgets.get_opt("gen").await.unwrap().is_some());
+}

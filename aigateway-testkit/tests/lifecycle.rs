@@ -8,6 +8,7 @@ use std::time::Duration;
 use aigateway_testkit::ApiServer;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
@@ -114,6 +115,55 @@ async fn owner_references_cascade_in_background_and_orphan() {
 }
 
 #[tokio::test]
+async fn foreground_deletion_waits_for_dependents() {
+    let server = ApiServer::new();
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let owner = api
+        .create(
+            &PostParams::default(),
+            &cm("fg-owner", "default", json!({})),
+        )
+        .await
+        .unwrap();
+    let oref = json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "fg-owner",
+        "uid": owner.metadata.uid.unwrap(), "blockOwnerDeletion": true});
+    api.create(
+        &PostParams::default(),
+        &cm(
+            "fg-child",
+            "default",
+            json!({"metadata": {"ownerReferences": [oref], "finalizers": ["x/hold"]}}),
+        ),
+    )
+    .await
+    .unwrap();
+    api.delete("fg-owner", &DeleteParams::foreground())
+        .await
+        .unwrap();
+    // The owner waits, Terminating with the foregroundDeletion finalizer, for its child.
+    let waiting = api.get("fg-owner").await.unwrap();
+    assert!(waiting.metadata.deletion_timestamp.is_some());
+    assert_eq!(waiting.finalizers(), ["foregroundDeletion"]);
+    assert!(
+        api.get("fg-child")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_some()
+    );
+    api.patch(
+        "fg-child",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    assert!(api.get_opt("fg-child").await.unwrap().is_none());
+    assert!(api.get_opt("fg-owner").await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn deleting_a_namespace_removes_its_contents() {
     let server = ApiServer::new();
     let nss: Api<Namespace> = Api::all(server.client());
@@ -123,7 +173,7 @@ async fn deleting_a_namespace_removes_its_contents() {
     )
     .await
     .unwrap();
-    let api: Api<ConfigMap> = Api::namespaced(server.client(), "team");
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client_in("team"));
     api.create(&PostParams::default(), &cm("a", "team", json!({})))
         .await
         .unwrap();
@@ -226,6 +276,24 @@ async fn deployment_status_follows_after_the_configured_delay() {
 }
 
 #[tokio::test]
+async fn put_object_scripts_a_deployment_status() {
+    let server = ApiServer::new();
+    let api: Api<Deployment> = Api::default_namespaced(server.client());
+    api.create(&PostParams::default(), &deployment("d", 2))
+        .await
+        .unwrap();
+    let mut d = server
+        .get_object("apps/v1", "Deployment", Some("default"), "d")
+        .unwrap();
+    d["status"] = json!({"observedGeneration": 1, "replicas": 2, "availableReplicas": 0,
+        "conditions": [{"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"}]});
+    server.put_object(d).unwrap();
+    let st = api.get("d").await.unwrap().status.unwrap();
+    assert_eq!(st.available_replicas, Some(0));
+    assert_eq!(st.conditions.unwrap()[0].status, "False");
+}
+
+#[tokio::test]
 async fn direct_store_access_skips_counters() {
     let server = ApiServer::new();
     let stored = server
@@ -285,18 +353,27 @@ async fn stats_over_http_follow_the_contract() {
         "resource": "deployments", "fieldManager": "my-operator", "count": 3})),
         "{v}"
     );
-    server.reset_stats();
+    // DELETE /testkit/stats resets the counters (for out-of-process tests).
+    let reset = raw_request(http.addr(), "DELETE", "/testkit/stats").await;
+    assert_eq!(reset, r#"{"counts":[]}"#);
     assert_eq!(server.stats().total(), 0);
     http.shutdown().await;
 }
 
 /// A minimal HTTP/1.1 GET, to check the wire format without a client library.
 pub async fn raw_get(addr: std::net::SocketAddr, path: &str) -> String {
+    raw_request(addr, "GET", path).await
+}
+
+/// A minimal HTTP/1.1 request without a body; returns the response body.
+pub async fn raw_request(addr: std::net::SocketAddr, method: &str, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    s.write_all(
+        format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     let (_, body) = out.split_once("\r\n\r\n").unwrap();

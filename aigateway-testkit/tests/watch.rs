@@ -258,3 +258,54 @@ async fn streaming_list_initial_events() {
         matches!(next, Some(watcher::Event::Apply(o)) if o.metadata.name.as_deref() == Some("b"))
     );
 }
+
+#[tokio::test]
+async fn table_watch_and_table_list_over_the_service() {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let server = ApiServer::new();
+    server.install_crd(common::WIDGET_CRD).await.unwrap();
+    let widgets: Api<common::Widget> = Api::default_namespaced(server.client());
+    widgets
+        .create(&PostParams::default(), &common::widget("t", 8443))
+        .await
+        .unwrap();
+    let accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+    let req = |uri: &str| {
+        http::Request::get(uri)
+            .header("Accept", accept)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let resp = server
+        .service()
+        .oneshot(req("/apis/example.com/v1/namespaces/default/widgets"))
+        .await
+        .unwrap();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let table: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(table["kind"], "Table");
+    let cols: Vec<_> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(cols, ["Name", "Port", "Ready", "Age"]);
+    assert_eq!(table["rows"][0]["cells"][1], 8443);
+    assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+
+    let resp = server
+        .service()
+        .oneshot(req(
+            "/apis/example.com/v1/namespaces/default/widgets?watch=true&resourceVersion=0&timeoutSeconds=1",
+        ))
+        .await
+        .unwrap();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let first: serde_json::Value =
+        serde_json::from_slice(body.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(first["type"], "ADDED");
+    assert_eq!(first["object"]["kind"], "Table");
+    assert_eq!(first["object"]["rows"][0]["cells"][0], "t");
+}

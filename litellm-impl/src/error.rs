@@ -1,0 +1,103 @@
+//! Why a gateway cannot be rendered at all.
+
+/// A gateway that cannot be rendered: nothing is deployed for it until it is fixed.
+///
+/// Each message names the gateway (`namespace/name`), the field or annotation at fault,
+/// and what to do. Problems that still allow a working proxy are
+/// [`Problem`](crate::Problem)s instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// The gateway has no `metadata.name`.
+    #[error("AiGateway without metadata.name: every gateway needs a name")]
+    MissingName,
+    /// The gateway has no `metadata.namespace`.
+    #[error("AiGateway {name}: metadata.namespace is not set: the gateway must be namespaced")]
+    MissingNamespace {
+        /// The gateway's name.
+        name: String,
+    },
+    /// `spec.aiModels` is empty.
+    #[error("AiGateway {gateway}: spec.aiModels is empty: list at least one model")]
+    NoModels {
+        /// `namespace/name` of the gateway.
+        gateway: String,
+    },
+    /// A model has an empty name.
+    #[error(
+        "AiGateway {gateway}: spec.aiModels[{index}].name is empty: set the model's name at its provider"
+    )]
+    EmptyModelName {
+        /// `namespace/name` of the gateway.
+        gateway: String,
+        /// Index of the model in `spec.aiModels`.
+        index: usize,
+    },
+    /// `spec.port` is outside 1..=65535.
+    #[error("AiGateway {gateway}: spec.port {port} is not a TCP port: use 1-65535")]
+    InvalidPort {
+        /// `namespace/name` of the gateway.
+        gateway: String,
+        /// The port given.
+        port: i32,
+    },
+    /// An annotation under `ai-gateway-litellm.agentic-layer.ai/` has an unusable value.
+    #[error("AiGateway {gateway}: annotation {key}: value {value:?} is invalid: {expected}")]
+    InvalidAnnotation {
+        /// `namespace/name` of the gateway.
+        gateway: String,
+        /// The annotation key.
+        key: String,
+        /// The value given.
+        value: String,
+        /// What a valid value looks like.
+        expected: String,
+    },
+    /// The config-patch ConfigMap does not exist.
+    #[error(
+        "AiGateway {gateway}: annotation ai-gateway-litellm.agentic-layer.ai/config-patch names ConfigMap {namespace}/{name}, which does not exist: create it (key patch.yaml) or remove the annotation"
+    )]
+    PatchConfigMapNotFound {
+        /// `namespace/name` of the gateway.
+        gateway: String,
+        /// The ConfigMap's namespace (the gateway's).
+        namespace: String,
+        /// The ConfigMap's name.
+        name: String,
+    },
+    /// The config-patch ConfigMap has no `patch.yaml` key.
+    #[error(
+        "AiGateway {gateway}: ConfigMap {namespace}/{name} (from annotation ai-gateway-litellm.agentic-layer.ai/config-patch) has no key patch.yaml: put the patch under data.patch.yaml"
+    )]
+    PatchKeyMissing {
+        /// `namespace/name` of the gateway.
+        gateway: String,
+        /// The ConfigMap's namespace.
+        namespace: String,
+        /// The ConfigMap's name.
+        name: String,
+    },
+    /// The patch is not valid YAML or not a mapping.
+    #[error(
+        "AiGateway {gateway}: ConfigMap {namespace}/{name} key patch.yaml is not a usable patch: {message}"
+    )]
+    InvalidPatch {
+        /// `namespace/name` of the gateway.
+        gateway: String,
+        /// The ConfigMap's namespace.
+        namespace: String,
+        /// The ConfigMap's name.
+        name: String,
+        /// What is wrong (from the YAML parser, or "not a mapping").
+        message: String,
+    },
+    /// The config could not be serialised (a bug; report it).
+    #[error(
+        "AiGateway {gateway}: the LiteLLM config could not be written as YAML: {message}; this is a bug in litellm-impl, please report it"
+    )]
+    Serialize {
+        /// `namespace/name` of the gateway.
+        gateway: String,
+        /// The serialiser's message.
+        message: String,
+    },
+}

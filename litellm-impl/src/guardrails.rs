@@ -1,0 +1,670 @@
+//! Guards -> LiteLLM `guardrails` entries (pure).
+//!
+//! Every Guard a gateway lists either renders or is reported as a [`Problem`]: a missing
+//! Guard or provider, an incomplete provider, credentials the pod cannot read, values
+//! LiteLLM would reject. Supported provider types:
+//!
+//! | `GuardrailProvider.spec.type` | LiteLLM `guardrail` | credentials |
+//! |---|---|---|
+//! | `presidio-api` | `presidio` | none (LiteLLM 1.106 sends no key; a configured key is reported) |
+//! | `openai-moderation-api` | `openai_moderation` | `apiKeySecretRef` -> `api_key`, else the container's `OPENAI_API_KEY` |
+//! | `bedrock-api` | `bedrock` | `credentialsSecretRef` -> `aws_access_key_id`, `aws_secret_access_key`, `aws_session_token` |
+//!
+//! Credentials reach the pod only as env vars with `valueFrom.secretKeyRef`; the config
+//! refers to them as `os.environ/<VAR>`. Pods can only read Secrets of their own
+//! namespace, so a credential Secret elsewhere is reported and its Guard not rendered.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aigateway_api::{AiGateway, Guard, GuardrailProvider, GuardrailProviderType};
+use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectReference, SecretKeySelector};
+use serde_json::{Map, Value, json};
+
+use crate::lookup::ObjectLookup;
+use crate::problem::{ObjectRef, Problem, ProblemReason};
+
+/// The AWS credential keys read from a Bedrock provider's `credentialsSecretRef`, with
+/// the LiteLLM parameter each one fills and whether it must be present.
+pub const BEDROCK_CREDENTIAL_KEYS: [(&str, &str, bool); 3] = [
+    ("AWS_ACCESS_KEY_ID", "aws_access_key_id", true),
+    ("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key", true),
+    ("AWS_SESSION_TOKEN", "aws_session_token", false),
+];
+
+/// The env var LiteLLM's OpenAI moderation guardrail falls back to without `api_key`.
+pub const OPENAI_KEY_ENV: &str = "OPENAI_API_KEY";
+
+/// Actions LiteLLM 1.106 accepts in `pii_entities_config`.
+pub const PII_ACTIONS: [&str; 2] = ["MASK", "BLOCK"];
+
+/// One Guard, rendered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RenderedGuardrail {
+    /// The Guard it came from.
+    pub guard: ObjectRef,
+    /// `guardrail_name`: the Guard's name, or `<namespace>/<name>` when Guards of the
+    /// same name from different namespaces are listed.
+    pub name: String,
+    /// `litellm_params`.
+    pub params: Map<String, Value>,
+    /// Env vars carrying its credentials (all `valueFrom.secretKeyRef`).
+    pub env: Vec<EnvVar>,
+    /// Names of the Secrets (in the gateway's namespace) its env reads.
+    pub secrets: BTreeSet<String>,
+    /// An env var that must be set in the container for LiteLLM to start this guardrail
+    /// (the OpenAI moderation key fallback), checked by the caller.
+    pub requires_env: Option<String>,
+}
+
+impl RenderedGuardrail {
+    /// The `guardrails` list entry.
+    pub fn to_config(&self) -> Value {
+        json!({"guardrail_name": self.name, "litellm_params": self.params})
+    }
+}
+
+/// The guardrails of a gateway and what could not be rendered.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Guardrails {
+    /// Rendered guardrails, in `spec.guardrails` order.
+    pub rendered: Vec<RenderedGuardrail>,
+    /// Guards that were skipped or partly ignored, and why.
+    pub problems: Vec<Problem>,
+}
+
+/// A credential to wire: `os.environ/<env>` under `param`, from `secret`/`key`.
+struct Credential {
+    param: &'static str,
+    env_suffix: &'static str,
+    secret: String,
+    key: String,
+}
+
+struct Resolved {
+    guard: ObjectRef,
+    params: Map<String, Value>,
+    credentials: Vec<Credential>,
+    requires_env: Option<String>,
+}
+
+/// Resolves and renders the Guards `gateway` lists.
+pub fn render_guardrails(
+    gateway: &AiGateway,
+    namespace: &str,
+    lookup: &dyn ObjectLookup,
+) -> Guardrails {
+    let gateway_ref = ObjectRef::new(
+        "AiGateway",
+        namespace,
+        gateway.metadata.name.as_deref().unwrap_or_default(),
+    );
+    let mut problems = Vec::new();
+    let mut resolved = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (index, reference) in gateway.spec.guardrails.iter().enumerate() {
+        let Some(guard_ref) =
+            guard_reference(reference, index, namespace, &gateway_ref, &mut problems)
+        else {
+            continue;
+        };
+        if !seen.insert(guard_ref.clone()) {
+            problems.push(Problem::new(
+                ProblemReason::SuspiciousConfig,
+                guard_ref,
+                format!("listed more than once in spec.guardrails (again at index {index}); it is applied once"),
+            ));
+            continue;
+        }
+        match resolve(&guard_ref, namespace, lookup) {
+            Ok((guard, mut warnings)) => {
+                problems.append(&mut warnings);
+                resolved.push(guard);
+            }
+            Err(problem) => problems.push(problem),
+        }
+    }
+    Guardrails {
+        rendered: finish(resolved, namespace),
+        problems,
+    }
+}
+
+fn guard_reference(
+    reference: &ObjectReference,
+    index: usize,
+    namespace: &str,
+    gateway: &ObjectRef,
+    problems: &mut Vec<Problem>,
+) -> Option<ObjectRef> {
+    let name = reference.name.as_deref().unwrap_or_default();
+    if name.is_empty() {
+        problems.push(Problem::new(
+            ProblemReason::InvalidRef,
+            gateway.clone(),
+            format!("spec.guardrails[{index}] has no name: set the name of a Guard"),
+        ));
+        return None;
+    }
+    if let Some(kind) = reference
+        .kind
+        .as_deref()
+        .filter(|k| !k.is_empty() && *k != "Guard")
+    {
+        problems.push(Problem::new(
+            ProblemReason::InvalidRef,
+            gateway.clone(),
+            format!("spec.guardrails[{index}] ({name}) has kind {kind}: only Guard is supported"),
+        ));
+        return None;
+    }
+    let guard_namespace = reference
+        .namespace
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .unwrap_or(namespace);
+    Some(ObjectRef::new("Guard", guard_namespace, name))
+}
+
+type ResolveResult = Result<(Resolved, Vec<Problem>), Problem>;
+
+fn resolve(
+    guard_ref: &ObjectRef,
+    gateway_namespace: &str,
+    lookup: &dyn ObjectLookup,
+) -> ResolveResult {
+    let guard_namespace = guard_ref.namespace.as_deref().unwrap_or(gateway_namespace);
+    let problem =
+        |reason, object: &ObjectRef, message: String| Problem::new(reason, object.clone(), message);
+    let Some(guard) = lookup.guard(guard_namespace, &guard_ref.name) else {
+        return Err(problem(
+            ProblemReason::RefNotFound,
+            guard_ref,
+            "not found: create it or remove it from spec.guardrails; the gateway runs without it"
+                .to_owned(),
+        ));
+    };
+    if guard.spec.mode.is_empty() {
+        return Err(problem(
+            ProblemReason::InvalidRef,
+            guard_ref,
+            "spec.mode is empty: list when it applies (pre_call, post_call, during_call); not applied".to_owned(),
+        ));
+    }
+    let provider_name = guard.spec.provider_ref.name.as_deref().unwrap_or_default();
+    if provider_name.is_empty() {
+        return Err(problem(
+            ProblemReason::InvalidRef,
+            guard_ref,
+            "spec.providerRef.name is empty: name a GuardrailProvider; not applied".to_owned(),
+        ));
+    }
+    let provider_namespace = guard
+        .spec
+        .provider_ref
+        .namespace
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .unwrap_or(guard_namespace);
+    let provider_ref = ObjectRef::new("GuardrailProvider", provider_namespace, provider_name);
+    let Some(provider) = lookup.guardrail_provider(provider_namespace, provider_name) else {
+        return Err(problem(
+            ProblemReason::RefNotFound,
+            &provider_ref,
+            format!(
+                "not found (referenced by {guard_ref}): create it or fix the Guard's spec.providerRef; the Guard is not applied"
+            ),
+        ));
+    };
+    let mut resolved = Resolved {
+        guard: guard_ref.clone(),
+        params: Map::new(),
+        credentials: Vec::new(),
+        requires_env: None,
+    };
+    let modes: Vec<Value> = guard
+        .spec
+        .mode
+        .iter()
+        .map(|m| Value::from(m.as_str()))
+        .collect();
+    let mut warnings = Vec::new();
+    let ctx = Ctx {
+        guard: &guard,
+        guard_ref,
+        provider: &provider,
+        provider_ref: &provider_ref,
+        gateway_namespace,
+    };
+    let guardrail = match provider.spec.type_ {
+        GuardrailProviderType::PresidioApi => presidio(&ctx, &mut resolved, &mut warnings)?,
+        GuardrailProviderType::OpenAiModerationApi => {
+            openai_moderation(&ctx, &mut resolved, lookup)?
+        }
+        GuardrailProviderType::BedrockApi => bedrock(&ctx, &mut resolved, lookup)?,
+    };
+    ignored_guard_settings(&ctx, &mut warnings);
+    resolved
+        .params
+        .insert("guardrail".to_owned(), Value::from(guardrail));
+    resolved
+        .params
+        .insert("mode".to_owned(), Value::Array(modes));
+    resolved
+        .params
+        .insert("default_on".to_owned(), Value::Bool(true));
+    Ok((resolved, warnings))
+}
+
+struct Ctx<'a> {
+    guard: &'a Guard,
+    guard_ref: &'a ObjectRef,
+    provider: &'a GuardrailProvider,
+    provider_ref: &'a ObjectRef,
+    gateway_namespace: &'a str,
+}
+
+impl Ctx<'_> {
+    fn invalid_provider(&self, what: &str) -> Problem {
+        Problem::new(
+            ProblemReason::InvalidRef,
+            self.provider_ref.clone(),
+            format!("{what}; {} (which uses it) is not applied", self.guard_ref),
+        )
+    }
+    fn invalid_guard(&self, what: &str) -> Problem {
+        Problem::new(
+            ProblemReason::InvalidRef,
+            self.guard_ref.clone(),
+            format!("{what}; not applied"),
+        )
+    }
+
+    /// Checks that Secret `namespace/name` is readable by the gateway's pods and, for each
+    /// `(key, required)`, present. Returns which keys exist.
+    fn secret_keys(
+        &self,
+        lookup: &dyn ObjectLookup,
+        namespace: &str,
+        name: &str,
+        field: &str,
+        keys: &[(&str, bool)],
+    ) -> Result<Vec<bool>, Problem> {
+        if namespace != self.gateway_namespace {
+            return Err(self.invalid_provider(&format!(
+                "{field} points at Secret {namespace}/{name}, but the gateway's pods run in namespace {} and can only read Secrets there: copy the Secret into {} and point the provider at it",
+                self.gateway_namespace, self.gateway_namespace
+            )));
+        }
+        let Some(secret) = lookup.secret(namespace, name) else {
+            return Err(Problem::new(
+                ProblemReason::RefNotFound,
+                ObjectRef::new("Secret", namespace, name),
+                format!(
+                    "not found (referenced by {} {field}): create it; {} is not applied",
+                    self.provider_ref, self.guard_ref
+                ),
+            ));
+        };
+        let has = |key: &str| {
+            secret.data.as_ref().is_some_and(|d| d.contains_key(key))
+                || secret
+                    .string_data
+                    .as_ref()
+                    .is_some_and(|d| d.contains_key(key))
+        };
+        let mut present = Vec::new();
+        for (key, required) in keys {
+            let found = has(key);
+            if *required && !found {
+                return Err(Problem::new(
+                    ProblemReason::RefNotFound,
+                    ObjectRef::new("Secret", namespace, name),
+                    format!(
+                        "has no key {key} (referenced by {} {field}): add it; {} is not applied",
+                        self.provider_ref, self.guard_ref
+                    ),
+                ));
+            }
+            present.push(found);
+        }
+        Ok(present)
+    }
+}
+
+fn presidio(
+    ctx: &Ctx<'_>,
+    resolved: &mut Resolved,
+    warnings: &mut Vec<Problem>,
+) -> Result<&'static str, Problem> {
+    let Some(config) = &ctx.provider.spec.presidio else {
+        return Err(ctx.invalid_provider("type presidio-api needs spec.presidio.baseUrl"));
+    };
+    if config.base_url.trim().is_empty() {
+        return Err(ctx.invalid_provider("spec.presidio.baseUrl is empty"));
+    }
+    let params = &mut resolved.params;
+    params.insert("output_parse_pii".to_owned(), Value::Bool(true));
+    params.insert(
+        "presidio_analyzer_api_base".to_owned(),
+        Value::from(config.base_url.clone()),
+    );
+    params.insert(
+        "presidio_anonymizer_api_base".to_owned(),
+        Value::from(config.base_url.clone()),
+    );
+    if config.api_key_secret_ref.is_some() {
+        warnings.push(Problem::new(
+            ProblemReason::Unsupported,
+            ctx.provider_ref.clone(),
+            "spec.presidio.apiKeySecretRef is ignored: LiteLLM 1.106's presidio guardrail sends no API key; put an authenticating proxy in front of Presidio if it needs one",
+        ));
+    }
+    if let Some(guard_config) = &ctx.guard.spec.presidio {
+        if let Some(language) = guard_config.language.as_deref().filter(|l| !l.is_empty()) {
+            params.insert("presidio_language".to_owned(), Value::from(language));
+        }
+        if let Some(thresholds) = guard_config
+            .score_thresholds
+            .as_ref()
+            .filter(|t| !t.is_empty())
+        {
+            let mut out = Map::new();
+            for (entity, score) in thresholds {
+                let parsed = score
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| (0.0..=1.0).contains(s));
+                let Some(parsed) = parsed else {
+                    return Err(ctx.invalid_guard(&format!(
+                        "spec.presidio.scoreThresholds[{entity}] is {score:?}: use a number between 0 and 1 such as \"0.5\""
+                    )));
+                };
+                out.insert(entity.clone(), json!(parsed));
+            }
+            params.insert("presidio_score_thresholds".to_owned(), Value::Object(out));
+        }
+        if let Some(actions) = guard_config
+            .entity_actions
+            .as_ref()
+            .filter(|a| !a.is_empty())
+        {
+            let mut out = Map::new();
+            for (entity, action) in actions {
+                if !PII_ACTIONS.contains(&action.as_str()) {
+                    return Err(ctx.invalid_guard(&format!(
+                        "spec.presidio.entityActions[{entity}] is {action:?}: LiteLLM accepts MASK or BLOCK"
+                    )));
+                }
+                out.insert(entity.clone(), Value::from(action.clone()));
+            }
+            params.insert("pii_entities_config".to_owned(), Value::Object(out));
+        }
+    }
+    Ok("presidio")
+}
+
+fn openai_moderation(
+    ctx: &Ctx<'_>,
+    resolved: &mut Resolved,
+    lookup: &dyn ObjectLookup,
+) -> Result<&'static str, Problem> {
+    let Some(config) = &ctx.provider.spec.openai_moderation else {
+        return Err(ctx.invalid_provider("type openai-moderation-api needs spec.openaiModeration"));
+    };
+    if let Some(base_url) = config.base_url.as_deref().filter(|u| !u.is_empty()) {
+        resolved
+            .params
+            .insert("api_base".to_owned(), Value::from(base_url));
+    }
+    if let Some(model) = ctx
+        .guard
+        .spec
+        .openai_moderation
+        .as_ref()
+        .and_then(|c| c.model.as_deref())
+        .filter(|m| !m.is_empty())
+    {
+        resolved
+            .params
+            .insert("model".to_owned(), Value::from(model));
+    }
+    match &config.api_key_secret_ref {
+        Some(selector) => {
+            let credential = selector_credential(ctx, selector, "api_key", "API_KEY")?;
+            ctx.secret_keys(
+                lookup,
+                ctx.gateway_namespace,
+                &credential.secret,
+                "spec.openaiModeration.apiKeySecretRef",
+                &[(credential.key.as_str(), true)],
+            )?;
+            resolved.credentials.push(credential);
+        }
+        None => resolved.requires_env = Some(OPENAI_KEY_ENV.to_owned()),
+    }
+    Ok("openai_moderation")
+}
+
+/// A credential from a `SecretKeySelector`, which names a Secret in the provider's
+/// namespace.
+fn selector_credential(
+    ctx: &Ctx<'_>,
+    selector: &SecretKeySelector,
+    param: &'static str,
+    env_suffix: &'static str,
+) -> Result<Credential, Problem> {
+    let provider_namespace = ctx
+        .provider_ref
+        .namespace
+        .as_deref()
+        .unwrap_or(ctx.gateway_namespace);
+    if selector.name.is_empty() || selector.key.is_empty() {
+        return Err(ctx.invalid_provider("apiKeySecretRef needs both name and key"));
+    }
+    if provider_namespace != ctx.gateway_namespace {
+        return Err(ctx.invalid_provider(&format!(
+            "apiKeySecretRef points at Secret {provider_namespace}/{} (a key selector always means the provider's namespace), but the gateway's pods run in namespace {} and can only read Secrets there: use a GuardrailProvider in {} whose Secret lives there too",
+            selector.name, ctx.gateway_namespace, ctx.gateway_namespace
+        )));
+    }
+    Ok(Credential {
+        param,
+        env_suffix,
+        secret: selector.name.clone(),
+        key: selector.key.clone(),
+    })
+}
+
+fn bedrock(
+    ctx: &Ctx<'_>,
+    resolved: &mut Resolved,
+    lookup: &dyn ObjectLookup,
+) -> Result<&'static str, Problem> {
+    let Some(config) = &ctx.provider.spec.bedrock else {
+        return Err(ctx.invalid_provider("type bedrock-api needs spec.bedrock.region"));
+    };
+    if config.region.trim().is_empty() {
+        return Err(ctx.invalid_provider("spec.bedrock.region is empty"));
+    }
+    let Some(guard_config) = &ctx.guard.spec.bedrock else {
+        return Err(ctx
+            .invalid_guard("its provider is bedrock-api but spec.bedrock.guardrailId is not set"));
+    };
+    if guard_config.guardrail_id.trim().is_empty() {
+        return Err(ctx.invalid_guard("spec.bedrock.guardrailId is empty"));
+    }
+    let params = &mut resolved.params;
+    params.insert(
+        "guardrailIdentifier".to_owned(),
+        Value::from(guard_config.guardrail_id.clone()),
+    );
+    if let Some(version) = guard_config
+        .guardrail_version
+        .as_deref()
+        .filter(|v| !v.is_empty())
+    {
+        params.insert("guardrailVersion".to_owned(), Value::from(version));
+    }
+    params.insert(
+        "aws_region_name".to_owned(),
+        Value::from(config.region.clone()),
+    );
+    if let Some(reference) = &config.credentials_secret_ref {
+        let name = reference.name.as_deref().unwrap_or_default();
+        if name.is_empty() {
+            return Err(ctx.invalid_provider("spec.bedrock.credentialsSecretRef.name is empty"));
+        }
+        let provider_namespace = ctx
+            .provider_ref
+            .namespace
+            .as_deref()
+            .unwrap_or(ctx.gateway_namespace);
+        let namespace = reference
+            .namespace
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(provider_namespace);
+        let keys: Vec<(&str, bool)> = BEDROCK_CREDENTIAL_KEYS
+            .iter()
+            .map(|(k, _, req)| (*k, *req))
+            .collect();
+        let present = ctx.secret_keys(
+            lookup,
+            namespace,
+            name,
+            "spec.bedrock.credentialsSecretRef",
+            &keys,
+        )?;
+        for ((key, param, _), found) in BEDROCK_CREDENTIAL_KEYS.iter().zip(present) {
+            if found {
+                resolved.credentials.push(Credential {
+                    param,
+                    env_suffix: key,
+                    secret: name.to_owned(),
+                    key: (*key).to_owned(),
+                });
+            }
+        }
+    }
+    Ok("bedrock")
+}
+
+/// Reports settings on the Guard for a provider type other than its provider's.
+fn ignored_guard_settings(ctx: &Ctx<'_>, warnings: &mut Vec<Problem>) {
+    let spec = &ctx.guard.spec;
+    let ty = ctx.provider.spec.type_;
+    for (set, field, owner) in [
+        (
+            spec.presidio.is_some(),
+            "spec.presidio",
+            GuardrailProviderType::PresidioApi,
+        ),
+        (
+            spec.openai_moderation.is_some(),
+            "spec.openaiModeration",
+            GuardrailProviderType::OpenAiModerationApi,
+        ),
+        (
+            spec.bedrock.is_some(),
+            "spec.bedrock",
+            GuardrailProviderType::BedrockApi,
+        ),
+    ] {
+        if set && ty != owner {
+            warnings.push(Problem::new(
+                ProblemReason::Unsupported,
+                ctx.guard_ref.clone(),
+                format!(
+                    "{field} is ignored: its provider {} has type {ty}",
+                    ctx.provider_ref
+                ),
+            ));
+        }
+    }
+}
+
+/// Names the guardrails (disambiguating equal names from different namespaces) and wires
+/// their credentials as env vars.
+fn finish(resolved: Vec<Resolved>, gateway_namespace: &str) -> Vec<RenderedGuardrail> {
+    let mut name_counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &resolved {
+        *name_counts.entry(r.guard.name.as_str()).or_default() += 1;
+    }
+    let names: Vec<String> = resolved
+        .iter()
+        .map(|r| {
+            if name_counts[r.guard.name.as_str()] > 1 {
+                format!(
+                    "{}/{}",
+                    r.guard.namespace.as_deref().unwrap_or(gateway_namespace),
+                    r.guard.name
+                )
+            } else {
+                r.guard.name.clone()
+            }
+        })
+        .collect();
+    let mut used_prefixes = BTreeSet::new();
+    resolved
+        .into_iter()
+        .zip(names)
+        .map(|(mut r, name)| {
+            let base = format!("GUARDRAIL_{}", env_token(&name));
+            let mut prefix = base.clone();
+            let mut n = 2;
+            while !used_prefixes.insert(prefix.clone()) {
+                prefix = format!("{base}_{n}");
+                n += 1;
+            }
+            let mut env = Vec::new();
+            let mut secrets = BTreeSet::new();
+            for credential in r.credentials {
+                let var = format!("{prefix}_{}", credential.env_suffix);
+                r.params.insert(
+                    credential.param.to_owned(),
+                    Value::from(format!("os.environ/{var}")),
+                );
+                env.push(secret_env(&var, &credential.secret, &credential.key, false));
+                secrets.insert(credential.secret);
+            }
+            RenderedGuardrail {
+                guard: r.guard,
+                name,
+                params: r.params,
+                env,
+                secrets,
+                requires_env: r.requires_env,
+            }
+        })
+        .collect()
+}
+
+/// `name` upper-cased with every character other than `A-Z0-9` replaced by `_`.
+fn env_token(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// An env var read from Secret `secret` key `key`.
+pub fn secret_env(name: &str, secret: &str, key: &str, optional: bool) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.to_owned(),
+                key: key.to_owned(),
+                optional: optional.then_some(true),
+            }),
+            ..Default::default()
+        }),
+    }
+}

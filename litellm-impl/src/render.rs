@@ -1,0 +1,657 @@
+//! One gateway in, its LiteLLM config and Kubernetes objects out (pure).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aigateway_api::AiGateway;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, EnvVar, Secret, Service};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::RenderError;
+use crate::config;
+use crate::guardrails::{self, secret_env};
+use crate::known_keys;
+use crate::lookup::ObjectLookup;
+use crate::names;
+use crate::problem::{ObjectRef, Problem, ProblemReason};
+use crate::settings::RenderSettings;
+use crate::workload::{self, WorkloadInput};
+
+/// Everything rendered for one gateway.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rendered {
+    /// The LiteLLM `config.yaml` (also in the ConfigMap).
+    pub config_yaml: String,
+    /// ConfigMap `<gw>-config`.
+    pub config_map: ConfigMap,
+    /// Deployment `<gw>`.
+    pub deployment: Deployment,
+    /// Service `<gw>`.
+    pub service: Service,
+    /// What was skipped or looks wrong; the proxy still deploys for what works.
+    pub problems: Vec<Problem>,
+}
+
+/// Which env var names the container gets from the user (`spec.env` and the envFrom
+/// sources that could be read).
+struct UserEnv {
+    /// Names set in `spec.env`.
+    explicit: BTreeSet<String>,
+    /// Names provided by readable envFrom sources (prefix applied).
+    from_sources: BTreeSet<String>,
+    /// Whether every envFrom source could be read (so `from_sources` is complete).
+    complete: bool,
+    /// Secrets of the gateway's namespace the user's env and envFrom read.
+    secrets: BTreeSet<String>,
+}
+
+impl UserEnv {
+    fn provides(&self, name: &str) -> bool {
+        self.explicit.contains(name) || self.from_sources.contains(name)
+    }
+}
+
+/// Renders `gateway` into its LiteLLM config, ConfigMap, Deployment and Service.
+///
+/// Reads referenced Guards, GuardrailProviders, Secrets and ConfigMaps through `lookup`;
+/// never writes anything. Returns an error only when nothing sensible can be deployed
+/// (see [`RenderError`]); everything else that is wrong is in [`Rendered::problems`].
+pub fn render(
+    gateway: &AiGateway,
+    lookup: &dyn ObjectLookup,
+    settings: &RenderSettings,
+) -> Result<Rendered, RenderError> {
+    let name = gateway
+        .metadata
+        .name
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .ok_or(RenderError::MissingName)?;
+    let namespace = gateway
+        .metadata
+        .namespace
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| RenderError::MissingNamespace {
+            name: name.to_owned(),
+        })?;
+    let id = format!("{namespace}/{name}");
+    let gateway_ref = ObjectRef::new("AiGateway", namespace, name);
+    let port = gateway.spec.port();
+    if !(1..=65535).contains(&port) {
+        return Err(RenderError::InvalidPort { gateway: id, port });
+    }
+    if gateway.spec.ai_models.is_empty() {
+        return Err(RenderError::NoModels { gateway: id });
+    }
+    if let Some(index) = gateway
+        .spec
+        .ai_models
+        .iter()
+        .position(|m| m.name.is_empty())
+    {
+        return Err(RenderError::EmptyModelName { gateway: id, index });
+    }
+    let annotations = gateway.metadata.annotations.as_ref();
+    let settings = settings.with_annotations(&id, annotations)?;
+    let mut problems = Vec::new();
+    for key in annotations.into_iter().flat_map(|a| a.keys()) {
+        if key.starts_with(names::ANNOTATION_PREFIX)
+            && !names::KNOWN_ANNOTATIONS.contains(&key.as_str())
+        {
+            problems.push(Problem::new(
+                ProblemReason::SuspiciousConfig,
+                gateway_ref.clone(),
+                format!("annotation {key} is not one this implementation reads (known: {}); check its spelling", names::KNOWN_ANNOTATIONS.join(", ")),
+            ));
+        }
+    }
+
+    let user_env = user_env(gateway, namespace, lookup, &mut problems);
+    for (index, var) in gateway.spec.env.iter().enumerate() {
+        let literal = var.value.as_deref().is_some_and(|v| !v.is_empty());
+        if literal && looks_like_a_credential(&var.name) {
+            problems.push(Problem::new(
+                ProblemReason::SuspiciousConfig,
+                gateway_ref.clone(),
+                format!("spec.env[{index}] ({}) holds a literal value, readable by anyone who can read the AiGateway or its Deployment: keep it in a Secret and use valueFrom.secretKeyRef", var.name),
+            ));
+        }
+    }
+
+    // Models and their provider keys.
+    let mut model_list = Vec::new();
+    let mut providers: Vec<&str> = Vec::new();
+    for (index, model) in gateway.spec.ai_models.iter().enumerate() {
+        if model.provider.trim().is_empty() {
+            problems.push(Problem::new(
+                ProblemReason::InvalidSpec,
+                gateway_ref.clone(),
+                format!("spec.aiModels[{index}] ({}) has an empty provider: set one such as openai or anthropic; the model is not served", model.name),
+            ));
+            continue;
+        }
+        model_list.push(config::model_entry(model));
+        if !providers.contains(&model.provider.as_str()) {
+            providers.push(&model.provider);
+        }
+    }
+    let mut generated: Vec<EnvVar> = Vec::new();
+    let mut available: BTreeSet<String> = user_env
+        .explicit
+        .union(&user_env.from_sources)
+        .cloned()
+        .collect();
+    let api_key_secret = lookup.secret(namespace, names::API_KEY_SECRET);
+    for provider in providers {
+        let var = names::provider_api_key_env(provider);
+        if user_env.provides(&var) {
+            continue;
+        }
+        if !is_secret_key(&var) {
+            problems.push(Problem::new(
+                ProblemReason::InvalidSpec,
+                gateway_ref.clone(),
+                format!("provider {provider:?} gives the key name {var:?}, which cannot be a Secret key (letters, digits, '-', '_', '.'): its models get no API key from {}; set {var} through spec.env if the provider needs one", names::API_KEY_SECRET),
+            ));
+            continue;
+        }
+        generated.push(secret_env(&var, names::API_KEY_SECRET, &var, true));
+        match &api_key_secret {
+            Some(secret) if secret_has(secret, &var) => {
+                available.insert(var);
+            }
+            found => problems.push(Problem::new(
+                ProblemReason::RefNotFound,
+                ObjectRef::new("Secret", namespace, names::API_KEY_SECRET),
+                format!(
+                    "{}: the models of provider {provider} get no API key and their requests will fail authentication; add key {var} to Secret {namespace}/{} or set {var} through spec.env or spec.envFrom",
+                    if found.is_some() { format!("has no key {var}") } else { "not found".to_owned() },
+                    names::API_KEY_SECRET
+                ),
+            )),
+        }
+    }
+
+    // Guardrails and their credentials.
+    let mut guards = guardrails::render_guardrails(gateway, namespace, lookup);
+    problems.append(&mut guards.problems);
+    let mut secrets = user_env.secrets.clone();
+    let mut guardrail_entries = Vec::new();
+    for guard in guards.rendered {
+        if let Some(required) = &guard.requires_env
+            && !available.contains(required)
+        {
+            problems.push(Problem::new(
+                ProblemReason::InvalidRef,
+                guard.guard.clone(),
+                format!("its OpenAI moderation provider has no apiKeySecretRef and the container has no {required}; LiteLLM would refuse to start: set the provider's apiKeySecretRef or provide {required}; not applied"),
+            ));
+            continue;
+        }
+        for var in &guard.env {
+            available.insert(var.name.clone());
+        }
+        generated.extend(guard.env.iter().cloned());
+        secrets.extend(guard.secrets.iter().cloned());
+        guardrail_entries.push(guard.to_config());
+    }
+
+    // The config, with the patch merged.
+    let mut config = config::base_config(model_list, guardrail_entries);
+    let patch = match annotations.and_then(|a| a.get(names::CONFIG_PATCH_ANNOTATION)) {
+        Some(patch_name) => Some(read_patch(&id, namespace, patch_name, lookup)?),
+        None => None,
+    };
+    if let Some(patch) = &patch {
+        config::merge(&mut config, patch);
+    }
+
+    // Authentication.
+    let master_key_in_config = config
+        .pointer("/general_settings/master_key")
+        .is_some_and(|v| !v.is_null());
+    if !(user_env.provides(names::MASTER_KEY_ENV) || master_key_in_config) {
+        problems.push(Problem::new(
+            ProblemReason::Unauthenticated,
+            gateway_ref.clone(),
+            format!("no master key is configured, so the gateway accepts any in-cluster request (agents may send any key); to require one, set {} through spec.env or spec.envFrom from a Secret", names::MASTER_KEY_ENV),
+        ));
+        if !user_env.provides(names::PERMIT_UNSET_MASTER_KEY_ENV) {
+            generated.push(plain_env(names::PERMIT_UNSET_MASTER_KEY_ENV, "true"));
+        }
+    }
+    if !user_env.provides(names::PROMETHEUS_MULTIPROC_ENV) {
+        generated.push(plain_env(
+            names::PROMETHEUS_MULTIPROC_ENV,
+            names::PROMETHEUS_MOUNT_PATH,
+        ));
+    }
+
+    // Env: generated first (minus those the user overrides by name), then the user's in
+    // their order, so `$(VAR)` references in the user's entries resolve.
+    let mut env: Vec<EnvVar> = generated
+        .into_iter()
+        .filter(|e| !user_env.explicit.contains(&e.name))
+        .collect();
+    env.extend(gateway.spec.env.iter().cloned());
+    let env_names: BTreeSet<String> = env
+        .iter()
+        .map(|e| e.name.clone())
+        .chain(user_env.from_sources.iter().cloned())
+        .collect();
+
+    problems.extend(check_config(
+        &config,
+        patch.as_ref(),
+        &env_names,
+        user_env.complete,
+        &gateway_ref,
+    ));
+
+    let config_yaml = config::to_yaml(&config).map_err(|message| RenderError::Serialize {
+        gateway: id.clone(),
+        message,
+    })?;
+    let config_hash = short_hash(config_yaml.as_bytes());
+    let secret_hash = secret_hash(namespace, lookup, &secrets);
+    let input = WorkloadInput {
+        name,
+        namespace,
+        port,
+        config_yaml: &config_yaml,
+        config_hash: &config_hash,
+        secret_hash: &secret_hash,
+        env,
+        env_from: gateway.spec.env_from.clone(),
+        common_metadata: gateway.spec.common_metadata.as_ref(),
+        pod_metadata: gateway.spec.pod_metadata.as_ref(),
+        settings: &settings,
+    };
+    Ok(Rendered {
+        config_map: workload::config_map(&input),
+        deployment: workload::deployment(&input),
+        service: workload::service(&input),
+        config_yaml,
+        problems,
+    })
+}
+
+/// Suffixes of env var names that usually carry credentials.
+const CREDENTIAL_SUFFIXES: [&str; 5] = [
+    "_API_KEY",
+    "_MASTER_KEY",
+    "_SECRET_ACCESS_KEY",
+    "_TOKEN",
+    "_PASSWORD",
+];
+
+fn looks_like_a_credential(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    CREDENTIAL_SUFFIXES
+        .iter()
+        .any(|suffix| upper.ends_with(suffix))
+}
+
+fn plain_env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: Some(value.to_owned()),
+        value_from: None,
+    }
+}
+
+fn is_secret_key(key: &str) -> bool {
+    !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn secret_has(secret: &Secret, key: &str) -> bool {
+    secret.data.as_ref().is_some_and(|d| d.contains_key(key))
+        || secret
+            .string_data
+            .as_ref()
+            .is_some_and(|d| d.contains_key(key))
+}
+
+/// Reads the user's env and envFrom: which names they provide, which Secrets they read,
+/// and which referenced objects are missing (the container would not start).
+fn user_env(
+    gateway: &AiGateway,
+    namespace: &str,
+    lookup: &dyn ObjectLookup,
+    problems: &mut Vec<Problem>,
+) -> UserEnv {
+    let mut user = UserEnv {
+        explicit: gateway.spec.env.iter().map(|e| e.name.clone()).collect(),
+        from_sources: BTreeSet::new(),
+        complete: true,
+        secrets: BTreeSet::new(),
+    };
+    let missing = |kind: &str, name: &str, what: String| {
+        Problem::new(
+            ProblemReason::RefNotFound,
+            ObjectRef::new(kind, namespace, name),
+            format!("{what}, not optional: the LiteLLM container cannot start until it exists"),
+        )
+    };
+    for (index, var) in gateway.spec.env.iter().enumerate() {
+        let Some(source) = &var.value_from else {
+            continue;
+        };
+        if let Some(selector) = &source.secret_key_ref {
+            user.secrets.insert(selector.name.clone());
+            let found = lookup.secret(namespace, &selector.name);
+            let ok = found.as_ref().is_some_and(|s| secret_has(s, &selector.key));
+            if !ok && selector.optional != Some(true) {
+                let what = if found.is_some() {
+                    format!("has no key {}", selector.key)
+                } else {
+                    "not found".to_owned()
+                };
+                problems.push(missing(
+                    "Secret",
+                    &selector.name,
+                    format!("{what} for spec.env[{index}] ({})", var.name),
+                ));
+            }
+        }
+        if let Some(selector) = &source.config_map_key_ref {
+            let found = lookup.config_map(namespace, &selector.name);
+            let ok = found.as_ref().is_some_and(|c| {
+                c.data
+                    .as_ref()
+                    .is_some_and(|d| d.contains_key(&selector.key))
+                    || c.binary_data
+                        .as_ref()
+                        .is_some_and(|d| d.contains_key(&selector.key))
+            });
+            if !ok && selector.optional != Some(true) {
+                let what = if found.is_some() {
+                    format!("has no key {}", selector.key)
+                } else {
+                    "not found".to_owned()
+                };
+                problems.push(missing(
+                    "ConfigMap",
+                    &selector.name,
+                    format!("{what} for spec.env[{index}] ({})", var.name),
+                ));
+            }
+        }
+    }
+    for (index, source) in gateway.spec.env_from.iter().enumerate() {
+        let prefix = source.prefix.as_deref().unwrap_or_default();
+        let keys: Option<Vec<String>> = if let Some(reference) = &source.secret_ref {
+            user.secrets.insert(reference.name.clone());
+            match lookup.secret(namespace, &reference.name) {
+                Some(secret) => Some(
+                    secret
+                        .data
+                        .unwrap_or_default()
+                        .into_keys()
+                        .chain(secret.string_data.unwrap_or_default().into_keys())
+                        .collect(),
+                ),
+                None => {
+                    if reference.optional != Some(true) {
+                        problems.push(missing(
+                            "Secret",
+                            &reference.name,
+                            format!("not found for spec.envFrom[{index}]"),
+                        ));
+                    }
+                    None
+                }
+            }
+        } else if let Some(reference) = &source.config_map_ref {
+            match lookup.config_map(namespace, &reference.name) {
+                Some(config_map) => Some(config_map.data.unwrap_or_default().into_keys().collect()),
+                None => {
+                    if reference.optional != Some(true) {
+                        problems.push(missing(
+                            "ConfigMap",
+                            &reference.name,
+                            format!("not found for spec.envFrom[{index}]"),
+                        ));
+                    }
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        match keys {
+            Some(keys) => user
+                .from_sources
+                .extend(keys.into_iter().map(|k| format!("{prefix}{k}"))),
+            None => user.complete = false,
+        }
+    }
+    user
+}
+
+fn read_patch(
+    gateway: &str,
+    namespace: &str,
+    name: &str,
+    lookup: &dyn ObjectLookup,
+) -> Result<Value, RenderError> {
+    let Some(config_map) = lookup.config_map(namespace, name) else {
+        return Err(RenderError::PatchConfigMapNotFound {
+            gateway: gateway.to_owned(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        });
+    };
+    let Some(text) = config_map
+        .data
+        .as_ref()
+        .and_then(|d| d.get(names::PATCH_KEY))
+    else {
+        return Err(RenderError::PatchKeyMissing {
+            gateway: gateway.to_owned(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        });
+    };
+    config::parse_patch(text).map_err(|message| RenderError::InvalidPatch {
+        gateway: gateway.to_owned(),
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        message,
+    })
+}
+
+/// Env vars that choose LiteLLM's OpenTelemetry exporter; without either it is `console`.
+const OTEL_EXPORTER_ENVS: [&str; 2] = ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER"];
+
+/// The offline check: what LiteLLM's `--validate_config` lets through but is almost
+/// certainly a mistake.
+///
+/// - two `model_list` entries with the same `model_name` and identical `litellm_params`;
+/// - a `litellm_params.model` with an empty provider (`/name`) or empty;
+/// - keys in the patch's `litellm_settings`, `general_settings` or `router_settings`
+///   that LiteLLM 1.106.2 does not know (typos are silently ignored by LiteLLM);
+/// - `os.environ/VAR` references to variables the container does not get (LiteLLM
+///   silently falls back to the provider's default variable); only checked when every
+///   envFrom source could be read (`env_complete`);
+/// - a literal `general_settings.master_key`, which ends up in a ConfigMap;
+/// - the `otel` callback without an exporter chosen, which makes LiteLLM print every
+///   trace span to stdout.
+pub fn check_config(
+    config: &Value,
+    patch: Option<&Value>,
+    env_names: &BTreeSet<String>,
+    env_complete: bool,
+    gateway: &ObjectRef,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut report = |message: String| {
+        problems.push(Problem::new(
+            ProblemReason::SuspiciousConfig,
+            gateway.clone(),
+            message,
+        ))
+    };
+    if let Some(models) = config.get("model_list").and_then(Value::as_array) {
+        let mut seen: Vec<(&Value, &Value)> = Vec::new();
+        for (index, entry) in models.iter().enumerate() {
+            let (Some(name), Some(params)) = (entry.get("model_name"), entry.get("litellm_params"))
+            else {
+                report(format!(
+                    "model_list[{index}] lacks model_name or litellm_params: LiteLLM cannot serve it"
+                ));
+                continue;
+            };
+            if seen.contains(&(name, params)) {
+                report(format!(
+                    "model_list[{index}] ({}) repeats an earlier entry with identical litellm_params: LiteLLM load-balances between the copies; remove the duplicate",
+                    display(name)
+                ));
+            }
+            seen.push((name, params));
+            match params.get("model").and_then(Value::as_str) {
+                Some(model) if model.starts_with('/') || model.trim().is_empty() => {
+                    report(format!(
+                        "model_list[{index}] ({}) has model {model:?} with an empty provider: write <provider>/<model>",
+                        display(name)
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Some(Value::Object(patch)) = patch {
+        for (section, keys) in patch {
+            let (Some(known), Value::Object(keys)) = (known_keys::for_section(section), keys)
+            else {
+                continue;
+            };
+            for key in keys.keys() {
+                if known.binary_search(&key.as_str()).is_err() {
+                    report(format!(
+                        "the config patch sets {section}.{key}, which LiteLLM 1.106.2 does not know and silently ignores: check its spelling"
+                    ));
+                }
+            }
+        }
+    }
+    if env_complete {
+        let mut refs = BTreeSet::new();
+        collect_env_refs(config, &mut refs);
+        for var in refs {
+            if !env_names.contains(&var) {
+                report(format!(
+                    "the config reads os.environ/{var}, but the container gets no {var}: LiteLLM treats it as unset (for api_key it silently falls back to the provider's default variable); set it through spec.env or spec.envFrom"
+                ));
+            }
+        }
+    }
+    let uses_otel = ["callbacks", "success_callback"].iter().any(|list| {
+        config
+            .pointer(&format!("/litellm_settings/{list}"))
+            .and_then(Value::as_array)
+            .is_some_and(|items| items.iter().any(|i| i == "otel"))
+    });
+    if uses_otel
+        && env_complete
+        && !OTEL_EXPORTER_ENVS
+            .iter()
+            .any(|var| env_names.contains(*var))
+    {
+        report(format!(
+            "litellm_settings.callbacks includes otel but the container sets neither {}: LiteLLM 1.106 then prints every trace span to stdout; set OTEL_EXPORTER_OTLP_PROTOCOL and OTEL_EXPORTER_OTLP_ENDPOINT through spec.env, or drop otel from the callbacks with the config patch",
+            OTEL_EXPORTER_ENVS.join(" nor ")
+        ));
+    }
+    if let Some(Value::String(key)) = config.pointer("/general_settings/master_key")
+        && !key.starts_with("os.environ/")
+    {
+        report(format!(
+            "general_settings.master_key is written in plain text into the ConfigMap: keep it in a Secret and set {} through spec.env instead",
+            names::MASTER_KEY_ENV
+        ));
+    }
+    problems
+}
+
+fn display(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn collect_env_refs(value: &Value, out: &mut BTreeSet<String>) {
+    match value {
+        Value::String(s) => {
+            if let Some(var) = s.strip_prefix("os.environ/") {
+                out.insert(var.to_owned());
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_env_refs(v, out)),
+        Value::Object(map) => map.values().for_each(|v| collect_env_refs(v, out)),
+        _ => {}
+    }
+}
+
+/// The first 16 hex characters of the SHA-256 of `bytes`.
+pub fn short_hash(bytes: &[u8]) -> String {
+    hex16(&Sha256::digest(bytes))
+}
+
+fn hex16(digest: &[u8]) -> String {
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The pod's secret-hash annotation.
+///
+/// The SHA-256 (first 16 hex characters) of Secret `api-key-secrets`' keys and values in
+/// key order, concatenated (exactly the Go operator's value, so migrating does not roll
+/// the pods), followed, for every other Secret of the namespace the container reads
+/// through env or envFrom (sorted by name), by its name and its keys and values with
+/// separators. A missing Secret contributes only its name.
+pub fn secret_hash(
+    namespace: &str,
+    lookup: &dyn ObjectLookup,
+    secrets: &BTreeSet<String>,
+) -> String {
+    let pairs = |secret: &Secret| -> BTreeMap<String, Vec<u8>> {
+        let mut all: BTreeMap<String, Vec<u8>> = secret
+            .data
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect();
+        for (k, v) in secret.string_data.clone().unwrap_or_default() {
+            all.insert(k, v.into_bytes());
+        }
+        all
+    };
+    let mut hasher = Sha256::new();
+    if let Some(secret) = lookup.secret(namespace, names::API_KEY_SECRET) {
+        for (key, value) in pairs(&secret) {
+            hasher.update(key.as_bytes());
+            hasher.update(&value);
+        }
+    }
+    for name in secrets.iter().filter(|n| *n != names::API_KEY_SECRET) {
+        hasher.update(b"\0secret\0");
+        hasher.update(name.as_bytes());
+        if let Some(secret) = lookup.secret(namespace, name) {
+            for (key, value) in pairs(&secret) {
+                hasher.update(b"\0");
+                hasher.update(key.as_bytes());
+                hasher.update(b"\0");
+                hasher.update((value.len() as u64).to_be_bytes());
+                hasher.update(&value);
+            }
+        }
+    }
+    hex16(&hasher.finalize())
+}

@@ -1,0 +1,237 @@
+//! Operator-wide defaults for the workload, and their per-gateway overrides.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use crate::RenderError;
+use crate::names;
+
+/// The LiteLLM image used unless the operator or a gateway says otherwise: the release
+/// whose behaviour the real-LiteLLM tests prove.
+pub const DEFAULT_IMAGE: &str = "ghcr.io/berriai/litellm:v1.106.2";
+/// Default CPU request (as the Go operator).
+pub const DEFAULT_CPU_REQUEST: &str = "100m";
+/// Default memory request (as the Go operator).
+pub const DEFAULT_MEMORY_REQUEST: &str = "250M";
+/// Default CPU limit (as the Go operator).
+pub const DEFAULT_CPU_LIMIT: &str = "500m";
+/// Default memory limit.
+pub const DEFAULT_MEMORY_LIMIT: &str = "2G";
+
+/// Operator-wide workload settings. Each can be overridden per gateway by an annotation
+/// under `ai-gateway-litellm.agentic-layer.ai/` (see [`names`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RenderSettings {
+    /// The LiteLLM container image.
+    pub image: String,
+    /// `spec.replicas` of the Deployment; `None` leaves it unset so a
+    /// HorizontalPodAutoscaler owns it.
+    pub replicas: Option<i32>,
+    /// CPU and memory requests and limits of the LiteLLM container.
+    pub resources: ResourceRequirements,
+}
+
+impl Default for RenderSettings {
+    fn default() -> Self {
+        let list = |cpu: &str, memory: &str| {
+            Some(BTreeMap::from([
+                ("cpu".to_owned(), Quantity(cpu.to_owned())),
+                ("memory".to_owned(), Quantity(memory.to_owned())),
+            ]))
+        };
+        Self {
+            image: DEFAULT_IMAGE.to_owned(),
+            replicas: Some(1),
+            resources: ResourceRequirements {
+                requests: list(DEFAULT_CPU_REQUEST, DEFAULT_MEMORY_REQUEST),
+                limits: list(DEFAULT_CPU_LIMIT, DEFAULT_MEMORY_LIMIT),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+impl RenderSettings {
+    /// These settings with the gateway's annotations applied.
+    ///
+    /// `gateway` (`namespace/name`) is only used in errors. An annotation with an unusable
+    /// value is an error naming it.
+    pub fn with_annotations(
+        &self,
+        gateway: &str,
+        annotations: Option<&BTreeMap<String, String>>,
+    ) -> Result<RenderSettings, RenderError> {
+        let mut settings = self.clone();
+        let Some(annotations) = annotations else {
+            return Ok(settings);
+        };
+        let invalid = |key: &str, value: &str, expected: &str| RenderError::InvalidAnnotation {
+            gateway: gateway.to_owned(),
+            key: key.to_owned(),
+            value: value.to_owned(),
+            expected: expected.to_owned(),
+        };
+        if let Some(image) = annotations.get(names::IMAGE_ANNOTATION) {
+            if image.trim().is_empty() || image.chars().any(char::is_whitespace) {
+                return Err(invalid(
+                    names::IMAGE_ANNOTATION,
+                    image,
+                    "use an image reference such as ghcr.io/berriai/litellm:v1.106.2",
+                ));
+            }
+            settings.image = image.clone();
+        }
+        if let Some(replicas) = annotations.get(names::REPLICAS_ANNOTATION) {
+            settings.replicas = if replicas == names::REPLICAS_EXTERNAL {
+                None
+            } else {
+                match replicas.parse::<i32>() {
+                    Ok(n) if n >= 0 => Some(n),
+                    _ => {
+                        return Err(invalid(
+                            names::REPLICAS_ANNOTATION,
+                            replicas,
+                            "use a non-negative integer, or `hpa` to leave the replica count to an autoscaler",
+                        ));
+                    }
+                }
+            };
+        }
+        for (key, field, resource) in [
+            (names::CPU_REQUEST_ANNOTATION, Field::Requests, "cpu"),
+            (names::MEMORY_REQUEST_ANNOTATION, Field::Requests, "memory"),
+            (names::CPU_LIMIT_ANNOTATION, Field::Limits, "cpu"),
+            (names::MEMORY_LIMIT_ANNOTATION, Field::Limits, "memory"),
+        ] {
+            let Some(value) = annotations.get(key) else {
+                continue;
+            };
+            if !is_quantity(value) {
+                return Err(invalid(
+                    key,
+                    value,
+                    "use a Kubernetes quantity such as 250m, 1, 512Mi or 2G",
+                ));
+            }
+            let list = match field {
+                Field::Requests => &mut settings.resources.requests,
+                Field::Limits => &mut settings.resources.limits,
+            };
+            list.get_or_insert_with(BTreeMap::new)
+                .insert(resource.to_owned(), Quantity(value.clone()));
+        }
+        Ok(settings)
+    }
+}
+
+enum Field {
+    Requests,
+    Limits,
+}
+
+/// Whether `s` is a Kubernetes quantity: a decimal number with an optional binary
+/// (`Ki`..`Ei`) or decimal (`m`, `k`, `M`..`E`) suffix or exponent.
+pub fn is_quantity(s: &str) -> bool {
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let digits_end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, suffix) = s.split_at(digits_end);
+    let number_ok = !number.is_empty()
+        && number != "."
+        && number.matches('.').count() <= 1
+        && number.chars().any(|c| c.is_ascii_digit());
+    let suffix_ok = match suffix {
+        "" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei" | "m" | "k" | "M" | "G" | "T" | "P" | "E" => {
+            true
+        }
+        exp => {
+            let rest = exp.strip_prefix(['e', 'E']);
+            rest.is_some_and(|r| {
+                let r = r.strip_prefix(['+', '-']).unwrap_or(r);
+                !r.is_empty() && r.chars().all(|c| c.is_ascii_digit())
+            })
+        }
+    };
+    number_ok && suffix_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_the_go_operator_requests() {
+        let settings = RenderSettings::default();
+        let requests = settings.resources.requests.unwrap();
+        assert_eq!(requests["cpu"].0, "100m");
+        assert_eq!(requests["memory"].0, "250M");
+        let limits = settings.resources.limits.unwrap();
+        assert_eq!(limits["cpu"].0, "500m");
+        assert_eq!(limits["memory"].0, "2G");
+        assert_eq!(settings.replicas, Some(1));
+    }
+
+    #[test]
+    fn annotations_override_per_gateway() {
+        let a = annotations(&[
+            (names::IMAGE_ANNOTATION, "registry.local/litellm:1"),
+            (names::REPLICAS_ANNOTATION, "3"),
+            (names::CPU_LIMIT_ANNOTATION, "2"),
+            (names::MEMORY_REQUEST_ANNOTATION, "1Gi"),
+        ]);
+        let s = RenderSettings::default()
+            .with_annotations("ns/gw", Some(&a))
+            .unwrap();
+        assert_eq!(s.image, "registry.local/litellm:1");
+        assert_eq!(s.replicas, Some(3));
+        assert_eq!(s.resources.limits.as_ref().unwrap()["cpu"].0, "2");
+        assert_eq!(s.resources.requests.as_ref().unwrap()["memory"].0, "1Gi");
+        assert_eq!(s.resources.requests.as_ref().unwrap()["cpu"].0, "100m");
+
+        let hpa = annotations(&[(names::REPLICAS_ANNOTATION, "hpa")]);
+        let s = RenderSettings::default()
+            .with_annotations("ns/gw", Some(&hpa))
+            .unwrap();
+        assert_eq!(s.replicas, None);
+    }
+
+    #[test]
+    fn bad_annotation_values_are_errors_naming_the_key() {
+        for (key, value) in [
+            (names::REPLICAS_ANNOTATION, "-1"),
+            (names::REPLICAS_ANNOTATION, "many"),
+            (names::CPU_REQUEST_ANNOTATION, "lots"),
+            (names::MEMORY_LIMIT_ANNOTATION, "2 G"),
+            (names::IMAGE_ANNOTATION, ""),
+        ] {
+            let a = annotations(&[(key, value)]);
+            let err = RenderSettings::default()
+                .with_annotations("ns/gw", Some(&a))
+                .unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(key) && text.contains("ns/gw"), "{text}");
+        }
+    }
+
+    #[test]
+    fn quantities() {
+        for ok in [
+            "1", "100m", "250M", "2G", "1.5Gi", "0.5", "1e3", "+1", ".5", "5E-2",
+        ] {
+            assert!(is_quantity(ok), "{ok}");
+        }
+        for bad in ["", "m", "1.2.3", "1x", "Gi", "1 Gi", "1e", "."] {
+            assert!(!is_quantity(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,1265 @@
+//! Unit tests of [`render`](crate::render): every parity fact with the Go operator and
+//! every improvement over it.
+
+use std::collections::BTreeMap;
+
+use aigateway_api::AiGateway;
+use k8s_openapi::api::core::v1::{Container, EnvVar, PodTemplateSpec};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::names;
+use crate::{
+    InMemoryObjects, InputObject, ProblemReason, RenderError, RenderSettings, Rendered,
+    parse_documents, render,
+};
+
+const API: &str = "apiVersion: runtime.agentic-layer.ai/v1alpha1";
+
+fn setup(yaml: &str) -> (InMemoryObjects, AiGateway) {
+    let objects = parse_documents(yaml, "test").unwrap();
+    let mut lookup = InMemoryObjects::new();
+    lookup.extend(&objects);
+    let gateway = objects
+        .into_iter()
+        .find_map(|o| match o {
+            InputObject::AiGateway(g) => Some(g),
+            _ => None,
+        })
+        .expect("a gateway in the test input");
+    (lookup, gateway)
+}
+
+fn try_render(yaml: &str) -> Result<Rendered, RenderError> {
+    let (lookup, gateway) = setup(yaml);
+    render(&gateway, &lookup, &RenderSettings::default())
+}
+
+fn rendered(yaml: &str) -> Rendered {
+    try_render(yaml).unwrap()
+}
+
+fn gateway(spec: &str) -> String {
+    format!("{API}\nkind: AiGateway\nmetadata:\n  name: gw\n  namespace: ns\nspec:\n{spec}")
+}
+
+fn config(r: &Rendered) -> Value {
+    serde_saphyr::from_str(&r.config_yaml).unwrap()
+}
+
+fn template(r: &Rendered) -> &PodTemplateSpec {
+    &r.deployment.spec.as_ref().unwrap().template
+}
+
+fn container(r: &Rendered) -> &Container {
+    &template(r).spec.as_ref().unwrap().containers[0]
+}
+
+fn env(r: &Rendered) -> Vec<EnvVar> {
+    container(r).env.clone().unwrap_or_default()
+}
+
+fn env_names(r: &Rendered) -> Vec<String> {
+    env(r).into_iter().map(|e| e.name).collect()
+}
+
+fn reasons(r: &Rendered) -> Vec<(ProblemReason, String)> {
+    r.problems
+        .iter()
+        .map(|p| (p.reason, p.object.to_string()))
+        .collect()
+}
+
+const ONE_MODEL: &str = "  aiModels: [{provider: openai, name: gpt-4o}]\n";
+const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata: {name: api-key-secrets, namespace: ns}\nstringData: {OPENAI_API_KEY: sk-1, ANTHROPIC_API_KEY: sk-2}\n";
+
+// ----------------------------------------------------------------------------- parity
+
+#[test]
+fn config_map_is_named_gw_config_with_key_config_yaml_and_app_label() {
+    let r = rendered(&gateway(ONE_MODEL));
+    assert_eq!(r.config_map.metadata.name.as_deref(), Some("gw-config"));
+    assert_eq!(r.config_map.metadata.namespace.as_deref(), Some("ns"));
+    assert_eq!(
+        r.config_map.metadata.labels,
+        Some(BTreeMap::from([("app".to_owned(), "gw".to_owned())]))
+    );
+    assert_eq!(
+        r.config_map.data.as_ref().unwrap()["config.yaml"],
+        r.config_yaml
+    );
+}
+
+#[test]
+fn model_list_has_one_entry_per_model_in_order() {
+    let r = rendered(&gateway(
+        "  aiModels:\n  - {provider: openai, name: gpt-4o}\n  - {provider: anthropic, name: claude}\n  - {provider: openai, name: gpt-3.5-turbo}\n",
+    ));
+    assert_eq!(
+        config(&r)["model_list"],
+        json!([
+            {"model_name": "gpt-4o", "litellm_params": {"model": "openai/gpt-4o", "api_key": "os.environ/OPENAI_API_KEY"}},
+            {"model_name": "claude", "litellm_params": {"model": "anthropic/claude", "api_key": "os.environ/ANTHROPIC_API_KEY"}},
+            {"model_name": "gpt-3.5-turbo", "litellm_params": {"model": "openai/gpt-3.5-turbo", "api_key": "os.environ/OPENAI_API_KEY"}},
+        ])
+    );
+    assert_eq!(
+        config(&r)["litellm_settings"],
+        json!({"request_timeout": 600, "callbacks": ["otel", "prometheus"]})
+    );
+    assert!(config(&r).get("guardrails").is_none());
+}
+
+#[test]
+fn one_api_key_env_per_distinct_provider_from_api_key_secrets() {
+    let r = rendered(&format!(
+        "{SECRET}---\n{}",
+        gateway(
+            "  aiModels:\n  - {provider: openai, name: a}\n  - {provider: anthropic, name: b}\n  - {provider: openai, name: c}\n"
+        )
+    ));
+    let keys: Vec<_> = env(&r)
+        .into_iter()
+        .filter(|e| e.name.ends_with("_API_KEY"))
+        .collect();
+    assert_eq!(keys.len(), 2);
+    for (var, name) in keys.iter().zip(["OPENAI_API_KEY", "ANTHROPIC_API_KEY"]) {
+        assert_eq!(var.name, name);
+        let selector = var
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            (
+                selector.name.as_str(),
+                selector.key.as_str(),
+                selector.optional
+            ),
+            ("api-key-secrets", name, Some(true))
+        );
+    }
+    assert!(
+        !r.problems
+            .iter()
+            .any(|p| p.reason == ProblemReason::RefNotFound),
+        "{:?}",
+        r.problems
+    );
+}
+
+#[test]
+fn user_env_overrides_generated_by_name_and_env_from_passes_through() {
+    let r = rendered(&gateway(&format!(
+        "{ONE_MODEL}  env:\n  - {{name: OPENAI_API_KEY, value: user-key}}\n  - {{name: PROMETHEUS_MULTIPROC_DIR, value: /elsewhere}}\n  envFrom:\n  - secretRef: {{name: extra, optional: true}}\n    prefix: X_\n"
+    )));
+    let openai: Vec<_> = env(&r)
+        .into_iter()
+        .filter(|e| e.name == "OPENAI_API_KEY")
+        .collect();
+    assert_eq!(openai.len(), 1);
+    assert_eq!(openai[0].value.as_deref(), Some("user-key"));
+    let prometheus: Vec<_> = env(&r)
+        .into_iter()
+        .filter(|e| e.name == "PROMETHEUS_MULTIPROC_DIR")
+        .collect();
+    assert_eq!(prometheus.len(), 1);
+    assert_eq!(prometheus[0].value.as_deref(), Some("/elsewhere"));
+    let env_from = container(&r).env_from.clone().unwrap();
+    assert_eq!(env_from.len(), 1);
+    assert_eq!(env_from[0].prefix.as_deref(), Some("X_"));
+    assert_eq!(env_from[0].secret_ref.as_ref().unwrap().name, "extra");
+}
+
+#[test]
+fn deployment_matches_the_go_operator() {
+    let r = rendered(&gateway(&format!("  port: 4000\n{ONE_MODEL}")));
+    let d = &r.deployment;
+    let app = BTreeMap::from([("app".to_owned(), "gw".to_owned())]);
+    assert_eq!(d.metadata.name.as_deref(), Some("gw"));
+    assert_eq!(d.metadata.namespace.as_deref(), Some("ns"));
+    assert_eq!(d.metadata.labels.as_ref(), Some(&app));
+    let spec = d.spec.as_ref().unwrap();
+    assert_eq!(spec.selector.match_labels.as_ref(), Some(&app));
+    assert_eq!(spec.replicas, Some(1));
+    assert_eq!(
+        template(&r).metadata.as_ref().unwrap().labels.as_ref(),
+        Some(&app)
+    );
+    let c = container(&r);
+    assert_eq!(c.name, "litellm");
+    assert_eq!(
+        c.command.as_deref().unwrap(),
+        [
+            "litellm",
+            "--config",
+            "/app/config/config.yaml",
+            "--port",
+            "4000"
+        ]
+    );
+    let port = &c.ports.as_ref().unwrap()[0];
+    assert_eq!(
+        (
+            port.name.as_deref(),
+            port.container_port,
+            port.protocol.as_deref()
+        ),
+        (Some("http"), 4000, Some("TCP"))
+    );
+    let mounts: Vec<_> = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .map(|m| (m.name.as_str(), m.mount_path.as_str(), m.read_only))
+        .collect();
+    assert_eq!(
+        mounts,
+        [
+            ("config", "/app/config", Some(true)),
+            ("prometheus-multiproc", "/prometheus_multiproc", None)
+        ]
+    );
+    let volumes = template(&r).spec.as_ref().unwrap().volumes.clone().unwrap();
+    assert_eq!(volumes[0].name, "config");
+    assert_eq!(volumes[0].config_map.as_ref().unwrap().name, "gw-config");
+    assert_eq!(volumes[1].name, "prometheus-multiproc");
+    assert!(volumes[1].empty_dir.is_some());
+    let prometheus = env(&r)
+        .into_iter()
+        .find(|e| e.name == "PROMETHEUS_MULTIPROC_DIR")
+        .unwrap();
+    assert_eq!(prometheus.value.as_deref(), Some("/prometheus_multiproc"));
+    let path = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
+        p.as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .path
+            .clone()
+            .unwrap()
+    };
+    assert_eq!(path(&c.liveness_probe), "/health/liveliness");
+    assert_eq!(path(&c.readiness_probe), "/health/readiness");
+    let resources = c.resources.as_ref().unwrap();
+    let q =
+        |l: &Option<BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+         k: &str| l.as_ref().unwrap()[k].0.clone();
+    assert_eq!(
+        [
+            q(&resources.requests, "cpu"),
+            q(&resources.requests, "memory")
+        ],
+        ["100m", "250M"]
+    );
+    assert_eq!(
+        [q(&resources.limits, "cpu"), q(&resources.limits, "memory")],
+        ["500m", "2G"]
+    );
+    // No ownerReferences or managed-by labels: the runtime adds those.
+    assert!(
+        d.metadata.owner_references.is_none()
+            && r.service.metadata.owner_references.is_none()
+            && r.config_map.metadata.owner_references.is_none()
+    );
+}
+
+#[test]
+fn hash_annotations_roll_pods_on_config_and_secret_changes() {
+    let with_secret = |value: &str| {
+        rendered(&format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: api-key-secrets, namespace: ns}}\nstringData: {{OPENAI_API_KEY: {value}, B: x}}\n---\n{}",
+            gateway(ONE_MODEL)
+        ))
+    };
+    let r = with_secret("sk-1");
+    let annotations = template(&r)
+        .metadata
+        .as_ref()
+        .unwrap()
+        .annotations
+        .clone()
+        .unwrap();
+    let config_hash: String = Sha256::digest(r.config_yaml.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        annotations["gateway.agentic-layer.ai/config-hash"],
+        config_hash
+    );
+    // The Go operator's formula: SHA-256 over sorted key+value pairs, first 16 hex chars.
+    let go_secret_hash: String = Sha256::digest(b"Bx" as &[u8])
+        .iter()
+        .chain(std::iter::empty())
+        .take(0)
+        .map(|b: &u8| format!("{b:02x}"))
+        .collect::<String>()
+        + &Sha256::digest(b"BxOPENAI_API_KEYsk-1")
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>();
+    assert_eq!(
+        annotations["gateway.agentic-layer.ai/secret-hash"],
+        go_secret_hash
+    );
+    let changed = with_secret("sk-2");
+    let changed_annotations = template(&changed)
+        .metadata
+        .as_ref()
+        .unwrap()
+        .annotations
+        .clone()
+        .unwrap();
+    assert_ne!(
+        changed_annotations["gateway.agentic-layer.ai/secret-hash"],
+        go_secret_hash
+    );
+    assert_eq!(changed.config_yaml, r.config_yaml);
+    // Without the Secret: the hash of nothing, as the Go operator.
+    let r = rendered(&gateway(ONE_MODEL));
+    let annotations = template(&r)
+        .metadata
+        .as_ref()
+        .unwrap()
+        .annotations
+        .clone()
+        .unwrap();
+    assert_eq!(
+        annotations["gateway.agentic-layer.ai/secret-hash"],
+        "e3b0c44298fc1c14"
+    );
+    let other_model = rendered(&gateway("  aiModels: [{provider: openai, name: other}]\n"));
+    let other = template(&other_model)
+        .metadata
+        .as_ref()
+        .unwrap()
+        .annotations
+        .clone()
+        .unwrap();
+    assert_ne!(
+        other["gateway.agentic-layer.ai/config-hash"],
+        annotations["gateway.agentic-layer.ai/config-hash"]
+    );
+}
+
+#[test]
+fn service_exposes_http_on_spec_port() {
+    for (spec, port) in [
+        (format!("  port: 8080\n{ONE_MODEL}"), 8080),
+        (ONE_MODEL.to_owned(), 80),
+    ] {
+        let r = rendered(&gateway(&spec));
+        let s = &r.service;
+        assert_eq!(s.metadata.name.as_deref(), Some("gw"));
+        let spec = s.spec.as_ref().unwrap();
+        assert_eq!(spec.type_.as_deref(), Some("ClusterIP"));
+        assert_eq!(
+            spec.selector,
+            Some(BTreeMap::from([("app".to_owned(), "gw".to_owned())]))
+        );
+        let p = &spec.ports.as_ref().unwrap()[0];
+        assert_eq!(p.name.as_deref(), Some("http"));
+        assert_eq!(p.port, port);
+        assert_eq!(
+            p.target_port,
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(port))
+        );
+    }
+}
+
+#[test]
+fn common_and_pod_metadata_layer_with_reserved_keys_winning() {
+    let r = rendered(&gateway(&format!(
+        "{ONE_MODEL}  commonMetadata:\n    labels: {{team: a, app: hijack, shared: common}}\n    annotations: {{owner: platform, gateway.agentic-layer.ai/config-hash: forged}}\n  podMetadata:\n    labels: {{shared: pod, sidecar: 'false'}}\n    annotations: {{scrape: 'true'}}\n"
+    )));
+    let labels = |m: &Option<BTreeMap<String, String>>| m.clone().unwrap();
+    let d = &r.deployment.metadata;
+    assert_eq!(
+        labels(&d.labels),
+        BTreeMap::from([
+            ("app".into(), "gw".into()),
+            ("shared".into(), "common".into()),
+            ("team".into(), "a".into())
+        ])
+    );
+    assert_eq!(labels(&d.annotations)["owner"], "platform");
+    assert!(
+        !labels(&d.annotations).contains_key("scrape"),
+        "podMetadata is for the pod template only"
+    );
+    let s = &r.service.metadata;
+    assert_eq!(labels(&s.labels)["team"], "a");
+    assert_eq!(labels(&s.labels)["app"], "gw");
+    assert!(!labels(&s.labels).contains_key("sidecar"));
+    let t = template(&r).metadata.clone().unwrap();
+    let t_labels = labels(&t.labels);
+    assert_eq!(
+        (
+            t_labels["app"].as_str(),
+            t_labels["shared"].as_str(),
+            t_labels["team"].as_str(),
+            t_labels["sidecar"].as_str()
+        ),
+        ("gw", "pod", "a", "false")
+    );
+    let t_annotations = labels(&t.annotations);
+    assert_eq!(t_annotations["scrape"], "true");
+    assert_eq!(t_annotations["owner"], "platform");
+    assert_ne!(
+        t_annotations["gateway.agentic-layer.ai/config-hash"],
+        "forged"
+    );
+    assert!(r.config_map.metadata.annotations.is_none());
+}
+
+const PRESIDIO: &str = "\
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: GuardrailProvider
+metadata: {name: presidio, namespace: providers}
+spec: {type: presidio-api, presidio: {baseUrl: 'http://presidio.providers:80'}}
+";
+
+#[test]
+fn presidio_guard_renders_like_the_go_operator_with_namespace_defaults() {
+    // The Guard's namespace defaults to the gateway's, the provider's to the Guard's.
+    let r = rendered(&format!(
+        "{PRESIDIO}---\n{API}\nkind: GuardrailProvider\nmetadata: {{name: local, namespace: ns}}\nspec: {{type: presidio-api, presidio: {{baseUrl: 'http://local'}}}}\n---\n\
+         {API}\nkind: Guard\nmetadata: {{name: pii, namespace: guards}}\nspec:\n  mode: [pre_call, post_call]\n  providerRef: {{name: presidio, namespace: providers}}\n  presidio:\n    language: de\n    scoreThresholds: {{ALL: '0.5', PERSON: '0.8'}}\n    entityActions: {{PERSON: MASK, CREDIT_CARD: BLOCK}}\n---\n\
+         {API}\nkind: Guard\nmetadata: {{name: simple, namespace: ns}}\nspec: {{mode: [during_call], providerRef: {{name: local}}}}\n---\n{}",
+        gateway(&format!(
+            "{ONE_MODEL}  guardrails:\n  - {{name: pii, namespace: guards}}\n  - {{name: simple}}\n"
+        ))
+    ));
+    assert_eq!(
+        config(&r)["guardrails"],
+        json!([
+            {"guardrail_name": "pii", "litellm_params": {
+                "guardrail": "presidio", "mode": ["pre_call", "post_call"], "default_on": true, "output_parse_pii": true,
+                "presidio_analyzer_api_base": "http://presidio.providers:80", "presidio_anonymizer_api_base": "http://presidio.providers:80",
+                "presidio_language": "de", "presidio_score_thresholds": {"ALL": 0.5, "PERSON": 0.8},
+                "pii_entities_config": {"CREDIT_CARD": "BLOCK", "PERSON": "MASK"}}},
+            {"guardrail_name": "simple", "litellm_params": {
+                "guardrail": "presidio", "mode": ["during_call"], "default_on": true, "output_parse_pii": true,
+                "presidio_analyzer_api_base": "http://local", "presidio_anonymizer_api_base": "http://local"}},
+        ])
+    );
+}
+
+const PATCH_GATEWAY: &str = "\
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: AiGateway
+metadata:
+  name: gw
+  namespace: ns
+  annotations: {ai-gateway-litellm.agentic-layer.ai/config-patch: patch}
+spec:
+  aiModels: [{provider: openai, name: gpt-4o}]
+";
+
+fn patch_map(data: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: patch, namespace: ns}}\ndata:\n{data}---\n{PATCH_GATEWAY}"
+    )
+}
+
+#[test]
+fn config_patch_merges_maps_replaces_scalars_and_lists_and_deletes_nulls() {
+    let r = rendered(&patch_map(
+        "  patch.yaml: |\n    litellm_settings: {request_timeout: 30, callbacks: [prometheus], drop_params: true}\n    router_settings: {routing_strategy: simple-shuffle}\n    guardrails: null\n",
+    ));
+    let c = config(&r);
+    assert_eq!(
+        c["litellm_settings"],
+        json!({"request_timeout": 30, "callbacks": ["prometheus"], "drop_params": true})
+    );
+    assert_eq!(
+        c["router_settings"],
+        json!({"routing_strategy": "simple-shuffle"})
+    );
+    assert_eq!(c["model_list"][0]["model_name"], "gpt-4o");
+    let r = rendered(&patch_map(
+        "  patch.yaml: |\n    litellm_settings: {callbacks: null}\n",
+    ));
+    assert_eq!(
+        config(&r)["litellm_settings"],
+        json!({"request_timeout": 600})
+    );
+}
+
+#[test]
+fn config_patch_errors_name_the_config_map() {
+    let err = try_render(PATCH_GATEWAY).unwrap_err();
+    assert!(
+        matches!(&err, RenderError::PatchConfigMapNotFound { name, namespace, .. } if name == "patch" && namespace == "ns"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("ConfigMap ns/patch"));
+    let err = try_render(&patch_map("  other.yaml: 'a: 1'\n")).unwrap_err();
+    assert!(matches!(err, RenderError::PatchKeyMissing { .. }), "{err}");
+    assert!(
+        err.to_string().contains("ConfigMap ns/patch") && err.to_string().contains("patch.yaml"),
+        "{err}"
+    );
+    for bad in [
+        "  patch.yaml: 'a: [unclosed'\n",
+        "  patch.yaml: '- a list'\n",
+    ] {
+        let err = try_render(&patch_map(bad)).unwrap_err();
+        assert!(matches!(err, RenderError::InvalidPatch { .. }), "{err}");
+        assert!(err.to_string().contains("ConfigMap ns/patch"), "{err}");
+    }
+}
+
+// ----------------------------------------------------------------------------- beyond
+
+#[test]
+fn missing_and_broken_guards_are_reported_not_dropped_silently() {
+    let r = rendered(&format!(
+        "{API}\nkind: Guard\nmetadata: {{name: orphan, namespace: ns}}\nspec: {{mode: [pre_call], providerRef: {{name: nowhere}}}}\n---\n\
+         {API}\nkind: GuardrailProvider\nmetadata: {{name: empty, namespace: ns}}\nspec: {{type: presidio-api}}\n---\n\
+         {API}\nkind: Guard\nmetadata: {{name: incomplete, namespace: ns}}\nspec: {{mode: [pre_call], providerRef: {{name: empty}}}}\n---\n\
+         {API}\nkind: GuardrailProvider\nmetadata: {{name: bedrock, namespace: ns}}\nspec: {{type: bedrock-api, bedrock: {{region: eu-west-1}}}}\n---\n\
+         {API}\nkind: Guard\nmetadata: {{name: no-id, namespace: ns}}\nspec: {{mode: [pre_call], providerRef: {{name: bedrock}}}}\n---\n{}",
+        gateway(&format!(
+            "{ONE_MODEL}  guardrails:\n  - {{name: missing}}\n  - {{name: orphan}}\n  - {{name: incomplete}}\n  - {{name: no-id}}\n  - {{name: x, kind: ConfigMap}}\n  - {{name: ''}}\n"
+        ))
+    ));
+    assert!(config(&r).get("guardrails").is_none(), "{}", r.config_yaml);
+    let got = reasons(&r);
+    for expected in [
+        (ProblemReason::RefNotFound, "Guard ns/missing"),
+        (ProblemReason::RefNotFound, "GuardrailProvider ns/nowhere"),
+        (ProblemReason::InvalidRef, "GuardrailProvider ns/empty"),
+        (ProblemReason::InvalidRef, "Guard ns/no-id"),
+    ] {
+        assert!(
+            got.contains(&(expected.0, expected.1.to_owned())),
+            "{expected:?} in {got:#?}"
+        );
+    }
+    let gateway_problems = r
+        .problems
+        .iter()
+        .filter(|p| p.object.kind == "AiGateway" && p.reason == ProblemReason::InvalidRef)
+        .count();
+    assert_eq!(
+        gateway_problems, 2,
+        "kind ConfigMap and an empty name: {:#?}",
+        r.problems
+    );
+    assert!(r.problems.iter().all(|p| !p.message.is_empty()));
+}
+
+const MODERATION: &str = "\
+apiVersion: v1
+kind: Secret
+metadata: {name: moderation, namespace: ns}
+stringData: {key: sk-moderation-value}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: GuardrailProvider
+metadata: {name: moderation, namespace: ns}
+spec:
+  type: openai-moderation-api
+  openaiModeration: {baseUrl: 'https://moderation.example/v1', apiKeySecretRef: {name: moderation, key: key}}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: Guard
+metadata: {name: moderation, namespace: ns}
+spec: {mode: [pre_call, post_call], providerRef: {name: moderation}, openaiModeration: {model: omni-moderation-latest}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: aws, namespace: ns}
+stringData: {AWS_ACCESS_KEY_ID: AKIA-value, AWS_SECRET_ACCESS_KEY: aws-secret-value, AWS_SESSION_TOKEN: token-value}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: GuardrailProvider
+metadata: {name: bedrock, namespace: ns}
+spec: {type: bedrock-api, bedrock: {region: eu-central-1, credentialsSecretRef: {name: aws}}}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: Guard
+metadata: {name: bedrock, namespace: ns}
+spec: {mode: [during_call], providerRef: {name: bedrock}, bedrock: {guardrailId: gr-1, guardrailVersion: '2'}}
+";
+
+#[test]
+fn openai_moderation_and_bedrock_guards_render_with_credentials_as_env_references() {
+    let r = rendered(&format!(
+        "{MODERATION}---\n{}",
+        gateway(&format!(
+            "{ONE_MODEL}  guardrails: [{{name: moderation}}, {{name: bedrock}}]\n"
+        ))
+    ));
+    assert_eq!(
+        config(&r)["guardrails"],
+        json!([
+            {"guardrail_name": "moderation", "litellm_params": {"guardrail": "openai_moderation", "mode": ["pre_call", "post_call"], "default_on": true,
+                "api_base": "https://moderation.example/v1", "model": "omni-moderation-latest", "api_key": "os.environ/GUARDRAIL_MODERATION_API_KEY"}},
+            {"guardrail_name": "bedrock", "litellm_params": {"guardrail": "bedrock", "mode": ["during_call"], "default_on": true,
+                "guardrailIdentifier": "gr-1", "guardrailVersion": "2", "aws_region_name": "eu-central-1",
+                "aws_access_key_id": "os.environ/GUARDRAIL_BEDROCK_AWS_ACCESS_KEY_ID",
+                "aws_secret_access_key": "os.environ/GUARDRAIL_BEDROCK_AWS_SECRET_ACCESS_KEY",
+                "aws_session_token": "os.environ/GUARDRAIL_BEDROCK_AWS_SESSION_TOKEN"}},
+        ])
+    );
+    let refs: Vec<(String, String, String)> = env(&r)
+        .into_iter()
+        .filter_map(|e| {
+            e.value_from
+                .and_then(|v| v.secret_key_ref)
+                .map(|s| (e.name, s.name, s.key))
+        })
+        .filter(|(name, _, _)| name.starts_with("GUARDRAIL_"))
+        .collect();
+    assert_eq!(
+        refs,
+        [
+            (
+                "GUARDRAIL_MODERATION_API_KEY".into(),
+                "moderation".into(),
+                "key".into()
+            ),
+            (
+                "GUARDRAIL_BEDROCK_AWS_ACCESS_KEY_ID".into(),
+                "aws".into(),
+                "AWS_ACCESS_KEY_ID".into()
+            ),
+            (
+                "GUARDRAIL_BEDROCK_AWS_SECRET_ACCESS_KEY".into(),
+                "aws".into(),
+                "AWS_SECRET_ACCESS_KEY".into()
+            ),
+            (
+                "GUARDRAIL_BEDROCK_AWS_SESSION_TOKEN".into(),
+                "aws".into(),
+                "AWS_SESSION_TOKEN".into()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn no_secret_value_reaches_objects_or_problems() {
+    let r = rendered(&format!(
+        "{SECRET}---\n{MODERATION}---\n{}",
+        gateway(&format!(
+            "{ONE_MODEL}  guardrails: [{{name: moderation}}, {{name: bedrock}}, {{name: missing}}]\n"
+        ))
+    ));
+    let everything = format!(
+        "{}{}{}{}{:?}",
+        serde_json::to_string(&r.config_map).unwrap(),
+        serde_json::to_string(&r.deployment).unwrap(),
+        serde_json::to_string(&r.service).unwrap(),
+        r.config_yaml,
+        r.problems
+    );
+    for secret in [
+        "sk-1",
+        "sk-2",
+        "sk-moderation-value",
+        "AKIA-value",
+        "aws-secret-value",
+        "token-value",
+    ] {
+        assert!(!everything.contains(secret), "{secret} leaked");
+    }
+}
+
+#[test]
+fn credential_secrets_the_pod_cannot_read_are_reported_and_the_guard_skipped() {
+    let r = rendered(&format!(
+        "{API}\nkind: GuardrailProvider\nmetadata: {{name: moderation, namespace: providers}}\nspec: {{type: openai-moderation-api, openaiModeration: {{apiKeySecretRef: {{name: key, key: k}}}}}}\n---\n\
+         {API}\nkind: Guard\nmetadata: {{name: moderation, namespace: ns}}\nspec: {{mode: [pre_call], providerRef: {{name: moderation, namespace: providers}}}}\n---\n\
+         {API}\nkind: GuardrailProvider\nmetadata: {{name: bedrock, namespace: ns}}\nspec: {{type: bedrock-api, bedrock: {{region: r, credentialsSecretRef: {{name: aws, namespace: elsewhere}}}}}}\n---\n\
+         {API}\nkind: Guard\nmetadata: {{name: bedrock, namespace: ns}}\nspec: {{mode: [pre_call], providerRef: {{name: bedrock}}, bedrock: {{guardrailId: g}}}}\n---\n\
+         {API}\nkind: GuardrailProvider\nmetadata: {{name: bedrock-missing, namespace: ns}}\nspec: {{type: bedrock-api, bedrock: {{region: r, credentialsSecretRef: {{name: absent}}}}}}\n---\n\
+         {API}\nkind: Guard\nmetadata: {{name: bedrock-missing, namespace: ns}}\nspec: {{mode: [pre_call], providerRef: {{name: bedrock-missing}}, bedrock: {{guardrailId: g}}}}\n---\n{}",
+        gateway(&format!(
+            "{ONE_MODEL}  guardrails: [{{name: moderation}}, {{name: bedrock}}, {{name: bedrock-missing}}]\n"
+        ))
+    ));
+    assert!(config(&r).get("guardrails").is_none(), "{}", r.config_yaml);
+    let got = reasons(&r);
+    assert!(
+        got.contains(&(
+            ProblemReason::InvalidRef,
+            "GuardrailProvider providers/moderation".into()
+        )),
+        "{got:#?}"
+    );
+    assert!(
+        got.contains(&(
+            ProblemReason::InvalidRef,
+            "GuardrailProvider ns/bedrock".into()
+        )),
+        "{got:#?}"
+    );
+    assert!(
+        got.contains(&(ProblemReason::RefNotFound, "Secret ns/absent".into())),
+        "{got:#?}"
+    );
+    assert!(!env_names(&r).iter().any(|n| n.starts_with("GUARDRAIL_")));
+}
+
+#[test]
+fn openai_moderation_without_a_key_needs_openai_api_key_in_the_container() {
+    let input = |spec_env: &str| {
+        format!(
+            "{API}\nkind: GuardrailProvider\nmetadata: {{name: m, namespace: ns}}\nspec: {{type: openai-moderation-api, openaiModeration: {{}}}}\n---\n\
+             {API}\nkind: Guard\nmetadata: {{name: m, namespace: ns}}\nspec: {{mode: [pre_call], providerRef: {{name: m}}}}\n---\n{}",
+            gateway(&format!(
+                "  aiModels: [{{provider: anthropic, name: c}}]\n  guardrails: [{{name: m}}]\n{spec_env}"
+            ))
+        )
+    };
+    let r = rendered(&input(""));
+    assert!(config(&r).get("guardrails").is_none());
+    assert!(
+        reasons(&r).contains(&(ProblemReason::InvalidRef, "Guard ns/m".into())),
+        "{:#?}",
+        r.problems
+    );
+    let r = rendered(&input("  env: [{name: OPENAI_API_KEY, value: sk}]\n"));
+    assert_eq!(
+        config(&r)["guardrails"][0]["litellm_params"]["guardrail"],
+        "openai_moderation"
+    );
+    assert!(
+        config(&r)["guardrails"][0]["litellm_params"]
+            .get("api_key")
+            .is_none()
+    );
+}
+
+#[test]
+fn presidio_api_keys_are_reported_as_unsupported_and_bad_values_skip_the_guard() {
+    let provider = format!(
+        "{API}\nkind: GuardrailProvider\nmetadata: {{name: p, namespace: ns}}\nspec: {{type: presidio-api, presidio: {{baseUrl: 'http://p', apiKeySecretRef: {{name: s, key: k}}}}}}\n"
+    );
+    let guard = |name: &str, presidio: &str| {
+        format!(
+            "{API}\nkind: Guard\nmetadata: {{name: {name}, namespace: ns}}\nspec: {{mode: [pre_call], providerRef: {{name: p}}, presidio: {presidio}}}\n"
+        )
+    };
+    let r = rendered(&format!(
+        "{provider}---\n{}---\n{}---\n{}---\n{}",
+        guard("ok", "{language: en}"),
+        guard("bad-score", "{scoreThresholds: {ALL: high}}"),
+        guard("bad-action", "{entityActions: {PERSON: REDACT}}"),
+        gateway(&format!(
+            "{ONE_MODEL}  guardrails: [{{name: ok}}, {{name: bad-score}}, {{name: bad-action}}]\n"
+        ))
+    ));
+    let names: Vec<_> = config(&r)["guardrails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["guardrail_name"].clone())
+        .collect();
+    assert_eq!(names, [json!("ok")]);
+    let got = reasons(&r);
+    assert!(
+        got.contains(&(ProblemReason::Unsupported, "GuardrailProvider ns/p".into())),
+        "{got:#?}"
+    );
+    assert!(
+        got.contains(&(ProblemReason::InvalidRef, "Guard ns/bad-score".into())),
+        "{got:#?}"
+    );
+    assert!(
+        got.contains(&(ProblemReason::InvalidRef, "Guard ns/bad-action".into())),
+        "{got:#?}"
+    );
+}
+
+#[test]
+fn missing_provider_keys_are_reported_unless_the_user_supplies_them() {
+    let r = rendered(&gateway(
+        "  aiModels: [{provider: openai, name: a}, {provider: anthropic, name: b}]\n",
+    ));
+    let got = reasons(&r);
+    assert_eq!(
+        got.iter()
+            .filter(|(reason, object)| *reason == ProblemReason::RefNotFound
+                && object == "Secret ns/api-key-secrets")
+            .count(),
+        2,
+        "{got:#?}"
+    );
+    // The Secret exists but lacks ANTHROPIC_API_KEY.
+    let r = rendered(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: api-key-secrets, namespace: ns}}\nstringData: {{OPENAI_API_KEY: sk}}\n---\n{}",
+        gateway("  aiModels: [{provider: openai, name: a}, {provider: anthropic, name: b}]\n")
+    ));
+    let missing: Vec<_> = r
+        .problems
+        .iter()
+        .filter(|p| p.reason == ProblemReason::RefNotFound)
+        .collect();
+    assert_eq!(missing.len(), 1);
+    assert!(missing[0].message.contains("ANTHROPIC_API_KEY"));
+    // Supplied through envFrom: no generated entry, no problem.
+    let r = rendered(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: keys, namespace: ns}}\nstringData: {{API_KEY: sk}}\n---\n{}",
+        gateway(&format!(
+            "{ONE_MODEL}  envFrom: [{{secretRef: {{name: keys}}, prefix: OPENAI_}}]\n"
+        ))
+    ));
+    assert!(!env_names(&r).contains(&"OPENAI_API_KEY".to_owned()));
+    assert!(
+        !reasons(&r)
+            .iter()
+            .any(|(reason, _)| *reason == ProblemReason::RefNotFound),
+        "{:#?}",
+        r.problems
+    );
+}
+
+#[test]
+fn env_is_generated_first_then_the_users_in_their_order() {
+    let r = rendered(&gateway(&format!(
+        "{ONE_MODEL}  env:\n  - {{name: Z_FIRST, value: '1'}}\n  - {{name: A_COPY, value: '$(OPENAI_API_KEY)'}}\n  - {{name: M_LAST, value: '$(Z_FIRST)'}}\n"
+    )));
+    assert_eq!(
+        env_names(&r),
+        [
+            "OPENAI_API_KEY",
+            names::PERMIT_UNSET_MASTER_KEY_ENV,
+            "PROMETHEUS_MULTIPROC_DIR",
+            "Z_FIRST",
+            "A_COPY",
+            "M_LAST"
+        ]
+    );
+    let again = rendered(&gateway(&format!(
+        "{ONE_MODEL}  env:\n  - {{name: Z_FIRST, value: '1'}}\n  - {{name: A_COPY, value: '$(OPENAI_API_KEY)'}}\n  - {{name: M_LAST, value: '$(Z_FIRST)'}}\n"
+    )));
+    assert_eq!(again, r, "rendering is stable");
+}
+
+#[test]
+fn without_a_master_key_the_gateway_is_open_and_says_so() {
+    let r = rendered(&gateway(ONE_MODEL));
+    let permit = env(&r)
+        .into_iter()
+        .find(|e| e.name == names::PERMIT_UNSET_MASTER_KEY_ENV)
+        .unwrap();
+    assert_eq!(permit.value.as_deref(), Some("true"));
+    assert!(reasons(&r).contains(&(ProblemReason::Unauthenticated, "AiGateway ns/gw".into())));
+}
+
+#[test]
+fn a_master_key_from_env_env_from_or_the_patch_authenticates() {
+    let cases = [
+        gateway(&format!(
+            "{ONE_MODEL}  env: [{{name: LITELLM_MASTER_KEY, valueFrom: {{secretKeyRef: {{name: mk, key: k, optional: true}}}}}}]\n"
+        )),
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: mk, namespace: ns}}\nstringData: {{LITELLM_MASTER_KEY: x}}\n---\n{}",
+            gateway(&format!(
+                "{ONE_MODEL}  envFrom: [{{secretRef: {{name: mk}}}}]\n"
+            ))
+        ),
+        patch_map("  patch.yaml: |\n    general_settings: {master_key: os.environ/MK}\n"),
+    ];
+    for input in cases {
+        let r = rendered(&input);
+        assert!(
+            !env_names(&r).contains(&names::PERMIT_UNSET_MASTER_KEY_ENV.to_owned()),
+            "{input}"
+        );
+        assert!(
+            !reasons(&r)
+                .iter()
+                .any(|(reason, _)| *reason == ProblemReason::Unauthenticated),
+            "{input}: {:#?}",
+            r.problems
+        );
+    }
+}
+
+#[test]
+fn guards_with_the_same_name_in_different_namespaces_are_disambiguated() {
+    let guard = |ns: &str| {
+        format!(
+            "{API}\nkind: Guard\nmetadata: {{name: pii, namespace: {ns}}}\nspec: {{mode: [pre_call], providerRef: {{name: presidio, namespace: providers}}}}\n"
+        )
+    };
+    let r = rendered(&format!(
+        "{PRESIDIO}---\n{}---\n{}---\n{}",
+        guard("ns"),
+        guard("other"),
+        gateway(&format!(
+            "{ONE_MODEL}  guardrails: [{{name: pii}}, {{name: pii, namespace: other}}, {{name: pii, namespace: ns}}]\n"
+        ))
+    ));
+    let names: Vec<_> = config(&r)["guardrails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["guardrail_name"].clone())
+        .collect();
+    assert_eq!(names, [json!("ns/pii"), json!("other/pii")]);
+    assert!(
+        reasons(&r).contains(&(ProblemReason::SuspiciousConfig, "Guard ns/pii".into())),
+        "listed twice: {:#?}",
+        r.problems
+    );
+}
+
+#[test]
+fn config_text_is_the_same_with_an_empty_patch() {
+    let plain = rendered(&gateway(ONE_MODEL));
+    let patched = rendered(&patch_map("  patch.yaml: '{}'\n"));
+    assert_eq!(plain.config_yaml, patched.config_yaml);
+}
+
+#[test]
+fn restricted_security_context_and_overridable_workload_settings() {
+    let r = rendered(&gateway(ONE_MODEL));
+    let sc = container(&r).security_context.clone().unwrap();
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(sc.capabilities.unwrap().drop.unwrap(), ["ALL"]);
+    assert_eq!(sc.seccomp_profile.unwrap().type_, "RuntimeDefault");
+    assert_eq!(
+        container(&r).image.as_deref(),
+        Some(crate::settings::DEFAULT_IMAGE)
+    );
+
+    // Operator-wide settings.
+    let (lookup, gw) = setup(&gateway(ONE_MODEL));
+    let settings = RenderSettings {
+        image: "registry.local/litellm:pinned".into(),
+        replicas: None,
+        ..Default::default()
+    };
+    let r = render(&gw, &lookup, &settings).unwrap();
+    assert_eq!(
+        container(&r).image.as_deref(),
+        Some("registry.local/litellm:pinned")
+    );
+    assert_eq!(
+        r.deployment.spec.as_ref().unwrap().replicas,
+        None,
+        "left to an HPA"
+    );
+    let yaml = serde_saphyr::to_string(&r.deployment).unwrap();
+    assert!(!yaml.contains("replicas"), "{yaml}");
+
+    // Per-gateway annotations win.
+    let annotated = format!(
+        "{API}\nkind: AiGateway\nmetadata:\n  name: gw\n  namespace: ns\n  annotations:\n    ai-gateway-litellm.agentic-layer.ai/image: mine:1\n    ai-gateway-litellm.agentic-layer.ai/replicas: '3'\n    ai-gateway-litellm.agentic-layer.ai/memory-limit: 4Gi\n    ai-gateway-litellm.agentic-layer.ai/replica: '2'\nspec:\n{ONE_MODEL}"
+    );
+    let (lookup, gw) = setup(&annotated);
+    let r = render(&gw, &lookup, &settings).unwrap();
+    assert_eq!(container(&r).image.as_deref(), Some("mine:1"));
+    assert_eq!(r.deployment.spec.as_ref().unwrap().replicas, Some(3));
+    assert_eq!(
+        container(&r)
+            .resources
+            .as_ref()
+            .unwrap()
+            .limits
+            .as_ref()
+            .unwrap()["memory"]
+            .0,
+        "4Gi"
+    );
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.reason == ProblemReason::SuspiciousConfig && p.message.contains("replica ")),
+        "misspelt annotation: {:#?}",
+        r.problems
+    );
+}
+
+#[test]
+fn invalid_gateways_are_errors_naming_object_and_field() {
+    let err = try_render(&gateway("  aiModels: []\n")).unwrap_err();
+    assert_eq!(
+        err,
+        RenderError::NoModels {
+            gateway: "ns/gw".into()
+        }
+    );
+    let err = try_render(&gateway("  aiModels: [{provider: openai, name: ''}]\n")).unwrap_err();
+    assert!(err.to_string().contains("spec.aiModels[0].name"), "{err}");
+    let err = try_render(&gateway(&format!("  port: 70000\n{ONE_MODEL}"))).unwrap_err();
+    assert!(err.to_string().contains("spec.port 70000"), "{err}");
+}
+
+/// Strings YAML could misread if written unquoted; each is used whole as a value and as a
+/// key. (`tests/real_litellm.rs` also loads such a config with LiteLLM's own parser.)
+const HOSTILE: &[&str] = &[
+    "a: b",
+    "- item",
+    "{x}",
+    "[y]",
+    "'q'",
+    "\"dq\"",
+    "line\nbreak",
+    "# not a comment",
+    "&anchor",
+    "*alias",
+    "!tag",
+    "%directive",
+    "null",
+    "~",
+    "true",
+    "no",
+    "on",
+    "y",
+    "Off",
+    "1.5",
+    "0x10",
+    "1e3",
+    "0o17",
+    "012",
+    "1_000",
+    "12:30:00",
+    "@at",
+    "`tick`",
+    "trailing ",
+    " leading",
+    "ünï",
+    "tab\there",
+    "---",
+    "...",
+    "|",
+    ">",
+    "2026-01-01",
+    "=",
+    "<<",
+];
+
+/// A gateway whose model names, providers, Guard names and Guard fields are all
+/// [`HOSTILE`] strings, with the objects it references.
+fn hostile_gateway() -> (AiGateway, InMemoryObjects) {
+    let models: Vec<Value> = HOSTILE
+        .iter()
+        .map(|h| json!({"name": h, "provider": h}))
+        .collect();
+    let refs: Vec<Value> = HOSTILE.iter().map(|h| json!({"name": h})).collect();
+    let mut gw = AiGateway::new(
+        "gw",
+        aigateway_api::AiGatewaySpec {
+            ai_models: serde_json::from_value(Value::Array(models)).unwrap(),
+            guardrails: serde_json::from_value(Value::Array(refs)).unwrap(),
+            env: vec![EnvVar {
+                name: names::MASTER_KEY_ENV.into(),
+                value: Some("sk-test".into()),
+                value_from: None,
+            }],
+            ..Default::default()
+        },
+    );
+    gw.metadata.namespace = Some("ns".into());
+    let mut lookup = InMemoryObjects::new();
+    lookup.insert_guardrail_provider(
+        serde_json::from_value(json!({
+            "apiVersion": "runtime.agentic-layer.ai/v1alpha1", "kind": "GuardrailProvider",
+            "metadata": {"name": "p: {x}\n", "namespace": "ns"},
+            "spec": {"type": "presidio-api", "presidio": {"baseUrl": "http://x/?a=b&c: d #e"}}
+        }))
+        .unwrap(),
+    );
+    for h in HOSTILE {
+        lookup.insert_guard(serde_json::from_value(json!({
+            "apiVersion": "runtime.agentic-layer.ai/v1alpha1", "kind": "Guard",
+            "metadata": {"name": h, "namespace": "ns"},
+            "spec": {"mode": ["pre_call"], "providerRef": {"name": "p: {x}\n"},
+                     "presidio": {"language": h, "scoreThresholds": {*h: "0.5"}, "entityActions": {*h: "MASK"}}}
+        })).unwrap());
+    }
+    (gw, lookup)
+}
+
+/// What the hostile config must read back as.
+fn assert_hostile_config(parsed: &Value) {
+    let models = parsed["model_list"].as_array().unwrap();
+    assert_eq!(models.len(), HOSTILE.len());
+    for (entry, h) in models.iter().zip(HOSTILE) {
+        assert_eq!(entry["model_name"], json!(h));
+        assert_eq!(entry["litellm_params"]["model"], json!(format!("{h}/{h}")));
+        assert_eq!(
+            entry["litellm_params"]["api_key"],
+            json!(format!("os.environ/{}_API_KEY", h.to_uppercase()))
+        );
+    }
+    let guards = parsed["guardrails"].as_array().unwrap();
+    assert_eq!(guards.len(), HOSTILE.len());
+    for (guard, h) in guards.iter().zip(HOSTILE) {
+        assert_eq!(guard["guardrail_name"], json!(h));
+        assert_eq!(guard["litellm_params"]["presidio_language"], json!(h));
+        assert_eq!(
+            guard["litellm_params"]["pii_entities_config"],
+            json!({*h: "MASK"})
+        );
+        assert_eq!(
+            guard["litellm_params"]["presidio_score_thresholds"],
+            json!({*h: 0.5})
+        );
+        assert_eq!(
+            guard["litellm_params"]["presidio_analyzer_api_base"],
+            json!("http://x/?a=b&c: d #e")
+        );
+    }
+}
+
+#[test]
+fn hostile_strings_stay_valid_yaml_with_the_same_values() {
+    let (gw, lookup) = hostile_gateway();
+    let r = render(&gw, &lookup, &RenderSettings::default()).unwrap();
+    assert_hostile_config(&config(&r));
+    // Providers whose key name cannot be a Secret key are reported, not rendered as env.
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.reason == ProblemReason::InvalidSpec
+                && p.message.contains("cannot be a Secret key"))
+    );
+    // The whole objects survive a YAML round trip too.
+    let yaml = serde_saphyr::to_string(&r.config_map).unwrap();
+    let back: k8s_openapi::api::core::v1::ConfigMap = serde_saphyr::from_str(&yaml).unwrap();
+    assert_eq!(back, r.config_map);
+    let yaml = serde_saphyr::to_string(&r.deployment).unwrap();
+    let back: k8s_openapi::api::apps::v1::Deployment = serde_saphyr::from_str(&yaml).unwrap();
+    assert_eq!(back, r.deployment);
+}
+
+#[test]
+fn the_offline_check_reports_what_validate_config_misses() {
+    let r = rendered(&patch_map(
+        "  patch.yaml: |\n    model_list:\n    - {model_name: a, litellm_params: {model: openai/a, api_key: os.environ/OPENAI_API_KEY}}\n    - {model_name: a, litellm_params: {model: openai/a, api_key: os.environ/OPENAI_API_KEY}}\n    - {model_name: b, litellm_params: {model: /b, api_key: os.environ/UNSET_KEY}}\n    litellm_settings: {drop_param: true, drop_params: true}\n    general_settings: {master_key: sk-literal, master_kye: x}\n    router_settings: {routing_strategy: simple-shuffle, routing_stratgy: y}\n    custom_section: {anything: 1}\n",
+    ));
+    let messages: Vec<&str> = r
+        .problems
+        .iter()
+        .filter(|p| p.reason == ProblemReason::SuspiciousConfig)
+        .map(|p| p.message.as_str())
+        .collect();
+    let has = |needle: &str| messages.iter().any(|m| m.contains(needle));
+    assert!(has("model_list[1] (a) repeats"), "{messages:#?}");
+    assert!(has("empty provider"), "{messages:#?}");
+    assert!(has("os.environ/UNSET_KEY"), "{messages:#?}");
+    assert!(!has("os.environ/OPENAI_API_KEY"), "{messages:#?}");
+    for typo in [
+        "litellm_settings.drop_param,",
+        "general_settings.master_kye",
+        "router_settings.routing_stratgy",
+    ] {
+        assert!(has(typo), "{typo}: {messages:#?}");
+    }
+    assert!(
+        !has("drop_params,") && !has("routing_strategy,") && !has("custom_section"),
+        "{messages:#?}"
+    );
+    assert!(has("master_key is written in plain text"), "{messages:#?}");
+    assert!(
+        has("includes otel but the container sets neither"),
+        "{messages:#?}"
+    );
+    let r = rendered(&gateway(&format!(
+        "{ONE_MODEL}  env: [{{name: OTEL_EXPORTER_OTLP_PROTOCOL, value: http/json}}]\n"
+    )));
+    assert!(
+        !r.problems.iter().any(|p| p.message.contains("otel")),
+        "{:#?}",
+        r.problems
+    );
+    assert!(
+        !messages.iter().any(|m| m.contains("sk-literal")),
+        "never echo the key"
+    );
+    // An empty provider in the spec skips that model and says so.
+    let r = rendered(&gateway(
+        "  aiModels: [{provider: '', name: x}, {provider: openai, name: why}]\n",
+    ));
+    assert_eq!(config(&r)["model_list"].as_array().unwrap().len(), 1);
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.reason == ProblemReason::InvalidSpec
+                && p.message.contains("spec.aiModels[0]"))
+    );
+}
+
+#[test]
+fn missing_user_env_sources_are_reported() {
+    let r = rendered(&gateway(&format!(
+        "{ONE_MODEL}  env: [{{name: X, valueFrom: {{secretKeyRef: {{name: nope, key: k}}}}}}, {{name: WHY, valueFrom: {{configMapKeyRef: {{name: nocm, key: k, optional: true}}}}}}]\n  envFrom: [{{configMapRef: {{name: gone}}}}]\n"
+    )));
+    let got = reasons(&r);
+    assert!(
+        got.contains(&(ProblemReason::RefNotFound, "Secret ns/nope".into())),
+        "{got:#?}"
+    );
+    assert!(
+        got.contains(&(ProblemReason::RefNotFound, "ConfigMap ns/gone".into())),
+        "{got:#?}"
+    );
+    assert!(
+        !got.iter().any(|(_, o)| o == "ConfigMap ns/nocm"),
+        "optional: {got:#?}"
+    );
+}
+
+#[test]
+fn the_secret_hash_covers_guard_credentials() {
+    let input = |key: &str| {
+        format!(
+            "{}---\n{}",
+            MODERATION.replace("sk-moderation-value", key),
+            gateway(&format!(
+                "{ONE_MODEL}  guardrails: [{{name: moderation}}]\n"
+            ))
+        )
+    };
+    let hash = |r: &Rendered| {
+        template(r)
+            .metadata
+            .as_ref()
+            .unwrap()
+            .annotations
+            .as_ref()
+            .unwrap()[names::SECRET_HASH_ANNOTATION]
+            .clone()
+    };
+    assert_ne!(
+        hash(&rendered(&input("one"))),
+        hash(&rendered(&input("two")))
+    );
+}
+
+#[test]
+fn literal_credentials_in_spec_env_are_reported_without_their_value() {
+    let r = rendered(&gateway(&format!(
+        "{ONE_MODEL}  env:\n  - {{name: OPENAI_API_KEY, value: sk-literal-value}}\n  - {{name: LITELLM_MASTER_KEY, value: sk-master-literal}}\n  - {{name: OPENAI_API_BASE, value: 'http://x'}}\n  - {{name: GITHUB_TOKEN, valueFrom: {{secretKeyRef: {{name: s, key: k, optional: true}}}}}}\n"
+    )));
+    let flagged: Vec<&str> = r
+        .problems
+        .iter()
+        .filter(|p| p.message.contains("holds a literal value"))
+        .map(|p| p.message.as_str())
+        .collect();
+    assert_eq!(flagged.len(), 2, "{flagged:#?}");
+    assert!(
+        flagged[0].contains("spec.env[0] (OPENAI_API_KEY)")
+            && flagged[1].contains("spec.env[1] (LITELLM_MASTER_KEY)")
+    );
+    assert!(
+        !flagged
+            .iter()
+            .any(|m| m.contains("sk-literal-value") || m.contains("sk-master-literal"))
+    );
+}

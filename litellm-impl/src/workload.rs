@@ -1,0 +1,249 @@
+//! Gateway -> ConfigMap, Deployment and Service (pure).
+//!
+//! Objects carry the names, labels and ports of the Go operator and no ownerReferences
+//! or managed-by labels: the runtime adds those when it applies them.
+
+use std::collections::BTreeMap;
+
+use aigateway_api::EmbeddedMetadata;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvFromSource, EnvVar, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
+    SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::names;
+use crate::settings::RenderSettings;
+
+/// What the workload objects are built from.
+#[derive(Clone, Debug)]
+pub struct WorkloadInput<'a> {
+    /// The gateway's name.
+    pub name: &'a str,
+    /// The gateway's namespace.
+    pub namespace: &'a str,
+    /// The port LiteLLM listens on and the Service exposes.
+    pub port: i32,
+    /// The rendered `config.yaml`.
+    pub config_yaml: &'a str,
+    /// Value of [`names::CONFIG_HASH_ANNOTATION`].
+    pub config_hash: &'a str,
+    /// Value of [`names::SECRET_HASH_ANNOTATION`].
+    pub secret_hash: &'a str,
+    /// The container's env, in order.
+    pub env: Vec<EnvVar>,
+    /// The container's envFrom (the gateway's, passed through).
+    pub env_from: Vec<EnvFromSource>,
+    /// `spec.commonMetadata`.
+    pub common_metadata: Option<&'a EmbeddedMetadata>,
+    /// `spec.podMetadata`.
+    pub pod_metadata: Option<&'a EmbeddedMetadata>,
+    /// Image, replicas and resources.
+    pub settings: &'a RenderSettings,
+}
+
+fn app_labels(name: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([(names::APP_LABEL.to_owned(), name.to_owned())])
+}
+
+/// Merges label or annotation maps left to right (later wins); `None` when empty.
+fn layered<'a>(
+    layers: impl IntoIterator<Item = Option<&'a BTreeMap<String, String>>>,
+) -> Option<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for layer in layers.into_iter().flatten() {
+        out.extend(layer.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The ConfigMap `<gw>-config` with key `config.yaml`, labelled `app: <gw>`.
+pub fn config_map(input: &WorkloadInput<'_>) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(names::config_map_name(input.name)),
+            namespace: Some(input.namespace.to_owned()),
+            labels: Some(app_labels(input.name)),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            names::CONFIG_KEY.to_owned(),
+            input.config_yaml.to_owned(),
+        )])),
+        ..Default::default()
+    }
+}
+
+fn http_probe(path: &str, initial_delay: i32, failure_threshold: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::String(names::PORT_NAME.to_owned()),
+            scheme: Some("HTTP".to_owned()),
+            ..Default::default()
+        }),
+        initial_delay_seconds: Some(initial_delay),
+        period_seconds: Some(10),
+        timeout_seconds: Some(5),
+        success_threshold: Some(1),
+        failure_threshold: Some(failure_threshold),
+        ..Default::default()
+    }
+}
+
+/// The restricted container security context: no privilege escalation, every capability
+/// dropped, the runtime's default seccomp profile.
+pub fn security_context() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_owned()]),
+            ..Default::default()
+        }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".to_owned(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The Deployment `<gw>` running LiteLLM.
+pub fn deployment(input: &WorkloadInput<'_>) -> Deployment {
+    let app = app_labels(input.name);
+    let common = input.common_metadata;
+    let pod = input.pod_metadata;
+    let hashes = BTreeMap::from([
+        (
+            names::CONFIG_HASH_ANNOTATION.to_owned(),
+            input.config_hash.to_owned(),
+        ),
+        (
+            names::SECRET_HASH_ANNOTATION.to_owned(),
+            input.secret_hash.to_owned(),
+        ),
+    ]);
+    let container = Container {
+        name: names::CONTAINER_NAME.to_owned(),
+        image: Some(input.settings.image.clone()),
+        command: Some(vec![
+            "litellm".to_owned(),
+            "--config".to_owned(),
+            names::CONFIG_FILE_PATH.to_owned(),
+            "--port".to_owned(),
+            input.port.to_string(),
+        ]),
+        ports: Some(vec![ContainerPort {
+            name: Some(names::PORT_NAME.to_owned()),
+            container_port: input.port,
+            protocol: Some("TCP".to_owned()),
+            ..Default::default()
+        }]),
+        env: (!input.env.is_empty()).then(|| input.env.clone()),
+        env_from: (!input.env_from.is_empty()).then(|| input.env_from.clone()),
+        resources: Some(input.settings.resources.clone()),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: names::CONFIG_VOLUME.to_owned(),
+                mount_path: names::CONFIG_MOUNT_PATH.to_owned(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: names::PROMETHEUS_VOLUME.to_owned(),
+                mount_path: names::PROMETHEUS_MOUNT_PATH.to_owned(),
+                ..Default::default()
+            },
+        ]),
+        liveness_probe: Some(http_probe(names::LIVENESS_PATH, 15, 3)),
+        readiness_probe: Some(http_probe(names::READINESS_PATH, 5, 3)),
+        security_context: Some(security_context()),
+        ..Default::default()
+    };
+    Deployment {
+        metadata: ObjectMeta {
+            name: Some(input.name.to_owned()),
+            namespace: Some(input.namespace.to_owned()),
+            labels: layered([common.and_then(|m| m.labels.as_ref()), Some(&app)]),
+            annotations: layered([common.and_then(|m| m.annotations.as_ref())]),
+            ..Default::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas: input.settings.replicas,
+            selector: LabelSelector {
+                match_labels: Some(app.clone()),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: layered([
+                        common.and_then(|m| m.labels.as_ref()),
+                        pod.and_then(|m| m.labels.as_ref()),
+                        Some(&app),
+                    ]),
+                    annotations: layered([
+                        common.and_then(|m| m.annotations.as_ref()),
+                        pod.and_then(|m| m.annotations.as_ref()),
+                        Some(&hashes),
+                    ]),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    volumes: Some(vec![
+                        Volume {
+                            name: names::CONFIG_VOLUME.to_owned(),
+                            config_map: Some(ConfigMapVolumeSource {
+                                name: names::config_map_name(input.name),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        },
+                        Volume {
+                            name: names::PROMETHEUS_VOLUME.to_owned(),
+                            empty_dir: Some(EmptyDirVolumeSource::default()),
+                            ..Default::default()
+                        },
+                    ]),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The ClusterIP Service `<gw>` exposing port `http` `<port>` -> `<port>`; agents reach
+/// the gateway through its name and port.
+pub fn service(input: &WorkloadInput<'_>) -> Service {
+    let common = input.common_metadata;
+    Service {
+        metadata: ObjectMeta {
+            name: Some(input.name.to_owned()),
+            namespace: Some(input.namespace.to_owned()),
+            labels: layered([
+                common.and_then(|m| m.labels.as_ref()),
+                Some(&app_labels(input.name)),
+            ]),
+            annotations: layered([common.and_then(|m| m.annotations.as_ref())]),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".to_owned()),
+            selector: Some(app_labels(input.name)),
+            ports: Some(vec![ServicePort {
+                name: Some(names::PORT_NAME.to_owned()),
+                port: input.port,
+                target_port: Some(IntOrString::Int(input.port)),
+                protocol: Some("TCP".to_owned()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,1114 @@
+//! Proof through the real LiteLLM proxy (pinned 1.106.2): configs rendered by this crate
+//! load, every model is healthy, requests reach the provider's API with the Secret's key,
+//! guardrails act, and the authentication modes behave as documented.
+//!
+//! The test bootstraps a Python venv under `target/litellm-venv` (reused when present,
+//! guarded by a file lock so parallel test binaries install once). If the install fails,
+//! for example because PyPI is unreachable, the tests fail: CI installs it.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use axum::routing::post;
+use k8s_openapi::api::core::v1::EnvVar;
+use litellm_impl::{
+    InMemoryObjects, InputObject, ObjectLookup, ProblemReason, RenderSettings, Rendered, names,
+    parse_documents, render,
+};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const LITELLM_REQUIREMENTS: &[&str] = &[
+    "litellm[proxy]==1.106.2",
+    "prometheus_client",
+    "opentelemetry-sdk",
+    "opentelemetry-exporter-otlp-proto-http",
+    "prisma",
+];
+
+// ---------------------------------------------------------------------------------------
+// The venv.
+
+fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target/tmp has a parent")
+        .to_path_buf()
+}
+
+/// The venv's `bin` directory, installing LiteLLM first if needed.
+fn venv_bin() -> PathBuf {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        let target = target_dir();
+        std::fs::create_dir_all(&target).unwrap();
+        let venv = target.join("litellm-venv");
+        let lock =
+            File::create(target.join("litellm-venv.lock")).expect("create the venv lock file");
+        lock.lock().expect("lock the venv lock file");
+        let marker = venv.join(".aigateway-installed");
+        let wanted = LITELLM_REQUIREMENTS.join("\n");
+        if std::fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
+            let started = Instant::now();
+            if !venv.join("bin/python").exists() {
+                let status = Command::new("python3")
+                    .args(["-m", "venv"])
+                    .arg(&venv)
+                    .status()
+                    .expect("run python3 -m venv");
+                assert!(
+                    status.success(),
+                    "python3 -m venv {} failed",
+                    venv.display()
+                );
+            }
+            let output = Command::new(venv.join("bin/pip"))
+                .args(["install", "--disable-pip-version-check", "-q"])
+                .args(LITELLM_REQUIREMENTS)
+                .output()
+                .expect("run pip");
+            assert!(
+                output.status.success(),
+                "pip install {} failed (is PyPI reachable? CI must be able to install it):\n{}",
+                LITELLM_REQUIREMENTS.join(" "),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            std::fs::write(&marker, &wanted).unwrap();
+            eprintln!(
+                "installed LiteLLM into {} in {:?}",
+                venv.display(),
+                started.elapsed()
+            );
+        }
+        drop(lock);
+        venv.join("bin")
+    })
+    .clone()
+}
+
+// ---------------------------------------------------------------------------------------
+// The fake upstream: OpenAI chat and moderation API, Anthropic messages API, Presidio.
+
+#[derive(Clone, Debug)]
+struct Recorded {
+    path: String,
+    authorization: Option<String>,
+    x_api_key: Option<String>,
+    body: Value,
+}
+
+#[derive(Clone, Default)]
+struct Fake {
+    requests: Arc<Mutex<Vec<Recorded>>>,
+}
+
+/// The person name the fake Presidio recognises.
+const PERSON: &str = "Jane Doe";
+
+impl Fake {
+    fn record(&self, uri: &Uri, headers: &HeaderMap, body: &Value) {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        self.requests.lock().unwrap().push(Recorded {
+            path: uri.path().to_owned(),
+            authorization: header("authorization"),
+            x_api_key: header("x-api-key"),
+            body: body.clone(),
+        });
+    }
+
+    fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// Requests whose body contains `marker`.
+    fn with_marker(&self, marker: &str) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.body.to_string().contains(marker))
+            .collect()
+    }
+}
+
+async fn chat(
+    State(fake): State<Fake>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> axum::Json<Value> {
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    fake.record(&uri, &headers, &body);
+    axum::Json(json!({
+        "id": "chatcmpl-fake", "object": "chat.completion", "created": 1_700_000_000,
+        "model": body["model"],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "fake openai reply"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+    }))
+}
+
+async fn messages(
+    State(fake): State<Fake>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> axum::Json<Value> {
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    fake.record(&uri, &headers, &body);
+    axum::Json(json!({
+        "id": "msg_fake", "type": "message", "role": "assistant", "model": body["model"],
+        "content": [{"type": "text", "text": "fake anthropic reply"}],
+        "stop_reason": "end_turn", "stop_sequence": null,
+        "usage": {"input_tokens": 5, "output_tokens": 3}
+    }))
+}
+
+async fn moderations(
+    State(fake): State<Fake>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> axum::Json<Value> {
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    fake.record(&uri, &headers, &body);
+    let categories = ["harassment", "hate", "self-harm", "sexual", "violence"];
+    axum::Json(json!({
+        "id": "modr-fake", "model": "omni-moderation-latest",
+        "results": [{
+            "flagged": false,
+            "category_applied_input_types": null,
+            "categories": categories.iter().map(|c| (c.to_string(), json!(false))).collect::<serde_json::Map<_, _>>(),
+            "category_scores": categories.iter().map(|c| (c.to_string(), json!(0.0))).collect::<serde_json::Map<_, _>>(),
+        }]
+    }))
+}
+
+/// OTLP/HTTP trace export: accepted and dropped.
+async fn traces() -> axum::Json<Value> {
+    axum::Json(json!({}))
+}
+
+/// Presidio analyzer: finds [`PERSON`].
+async fn analyze(
+    State(fake): State<Fake>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> axum::Json<Value> {
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    fake.record(&uri, &headers, &body);
+    let text = body["text"].as_str().unwrap_or_default();
+    let found: Vec<Value> = text
+        .match_indices(PERSON)
+        .map(|(byte, _)| {
+            let start = text[..byte].chars().count();
+            json!({"entity_type": "PERSON", "start": start, "end": start + PERSON.chars().count(), "score": 0.95})
+        })
+        .collect();
+    axum::Json(Value::Array(found))
+}
+
+/// Presidio anonymizer: replaces the analyzer's spans by `<ENTITY>`.
+async fn anonymize(
+    State(fake): State<Fake>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> axum::Json<Value> {
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    fake.record(&uri, &headers, &body);
+    let text: Vec<char> = body["text"].as_str().unwrap_or_default().chars().collect();
+    let mut spans: Vec<(usize, usize, String)> = body["analyzer_results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                r["start"].as_u64().unwrap() as usize,
+                r["end"].as_u64().unwrap() as usize,
+                r["entity_type"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    spans.sort();
+    let (mut out, mut at) = (String::new(), 0);
+    for (start, end, entity) in &spans {
+        out.extend(&text[at..*start]);
+        out.push_str(&format!("<{entity}>"));
+        at = *end;
+    }
+    out.extend(&text[at..]);
+    axum::Json(
+        json!({"text": out, "items": spans.iter().map(|(s, e, t)| json!({"start": s, "end": e, "entity_type": t, "text": format!("<{t}>"), "operator": "replace"})).collect::<Vec<_>>()}),
+    )
+}
+
+async fn start_fake() -> (Fake, SocketAddr) {
+    let fake = Fake::default();
+    let app = Router::new()
+        .route("/chat/completions", post(chat))
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/messages", post(messages))
+        .route("/moderations", post(moderations))
+        .route("/v1/moderations", post(moderations))
+        .route("/v1/traces", post(traces))
+        .route("/analyze", post(analyze))
+        .route("/anonymize", post(anonymize))
+        .with_state(fake.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (fake, addr)
+}
+
+// ---------------------------------------------------------------------------------------
+// A minimal HTTP/1.1 client (one request per connection).
+
+struct Response {
+    status: u16,
+    body: String,
+}
+
+impl Response {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("response is not JSON ({e}): {}", self.body))
+    }
+}
+
+async fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&Value>,
+) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(token) = bearer {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(&body);
+    stream.write_all(request.as_bytes()).await?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await?;
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = raw
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no header end in {raw:?}")))?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line in {head:?}")))?;
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_owned()
+    };
+    Ok(Response { status, body })
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || after.len() < size {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// Running LiteLLM with what the Deployment gives the container.
+
+struct Proxy {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        // LiteLLM runs in its own process group (see `start`); end the whole group.
+        let _ = Command::new("kill")
+            .args(["-TERM", "--"])
+            .arg(format!("-{}", self.child.id()))
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill")
+            .args(["-KILL", "--"])
+            .arg(format!("-{}", self.child.id()))
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proxy {
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The env the Deployment gives the LiteLLM container, with Secret and ConfigMap
+/// references resolved from `lookup` and `$(VAR)` expanded as the kubelet does.
+fn container_env(
+    rendered: &Rendered,
+    namespace: &str,
+    lookup: &dyn ObjectLookup,
+) -> BTreeMap<String, String> {
+    let pod = rendered
+        .deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap();
+    let container = &pod.containers[0];
+    let mut env = BTreeMap::new();
+    for source in container.env_from.iter().flatten() {
+        let prefix = source.prefix.clone().unwrap_or_default();
+        if let Some(reference) = &source.secret_ref
+            && let Some(secret) = lookup.secret(namespace, &reference.name)
+        {
+            for (k, v) in secret.data.unwrap_or_default() {
+                env.insert(format!("{prefix}{k}"), String::from_utf8(v.0).unwrap());
+            }
+        }
+        if let Some(reference) = &source.config_map_ref
+            && let Some(config_map) = lookup.config_map(namespace, &reference.name)
+        {
+            for (k, v) in config_map.data.unwrap_or_default() {
+                env.insert(format!("{prefix}{k}"), v);
+            }
+        }
+    }
+    for EnvVar {
+        name,
+        value,
+        value_from,
+    } in container.env.iter().flatten()
+    {
+        let resolved = match (value, value_from) {
+            (Some(value), _) => Some(expand(value, &env)),
+            (None, Some(source)) => {
+                if let Some(selector) = &source.secret_key_ref {
+                    let value = lookup
+                        .secret(namespace, &selector.name)
+                        .and_then(|s| s.data.unwrap_or_default().remove(&selector.key));
+                    assert!(
+                        value.is_some() || selector.optional == Some(true),
+                        "env {name}: Secret {}/{} key {} is missing and not optional: the container would not start",
+                        namespace,
+                        selector.name,
+                        selector.key
+                    );
+                    value.map(|v| String::from_utf8(v.0).unwrap())
+                } else if let Some(selector) = &source.config_map_key_ref {
+                    lookup
+                        .config_map(namespace, &selector.name)
+                        .and_then(|c| c.data.unwrap_or_default().remove(&selector.key))
+                } else {
+                    panic!("env {name}: unsupported valueFrom in this test: {source:?}")
+                }
+            }
+            (None, None) => Some(String::new()),
+        };
+        if let Some(value) = resolved {
+            env.insert(name.clone(), value);
+        }
+    }
+    env
+}
+
+/// Kubernetes `$(VAR)` expansion: defined variables are replaced, `$$` is `$`.
+fn expand(value: &str, env: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(after) = after.strip_prefix('$') {
+            out.push('$');
+            rest = after;
+        } else if let Some(inner) = after.strip_prefix('(')
+            && let Some(end) = inner.find(')')
+            && let Some(v) = env.get(&inner[..end])
+        {
+            out.push_str(v);
+            rest = &inner[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Runs the Deployment's command (config path and port mapped to a temporary file and a
+/// free port) with the container's env, and waits until `/health/liveliness` answers.
+async fn start(rendered: &Rendered, namespace: &str, lookup: &dyn ObjectLookup) -> Proxy {
+    let bin = venv_bin();
+    let dir = tempfile::tempdir().unwrap();
+    // The ConfigMap's config.yaml, standing in for the pod's mount.
+    let config = dir.path().join("config.yaml");
+    let config_text = &rendered.config_map.data.as_ref().unwrap()[names::CONFIG_KEY];
+    std::fs::write(&config, config_text).unwrap();
+    let multiproc = dir.path().join("prometheus_multiproc");
+    std::fs::create_dir(&multiproc).unwrap();
+    let log = dir.path().join("litellm.log");
+    let log_file = File::create(&log).unwrap();
+    // The Deployment's command, with the config path and port mapped to this machine.
+    let pod = rendered
+        .deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap();
+    let container = &pod.containers[0];
+    let container_port = container.ports.as_ref().unwrap()[0]
+        .container_port
+        .to_string();
+    let port = free_port();
+    let command_line = container.command.clone().unwrap();
+    assert_eq!(command_line[0], "litellm");
+    let args: Vec<String> = command_line[1..]
+        .iter()
+        .map(|arg| {
+            if arg == names::CONFIG_FILE_PATH {
+                config.display().to_string()
+            } else if *arg == container_port {
+                port.to_string()
+            } else {
+                arg.clone()
+            }
+        })
+        .collect();
+    let mut command = Command::new(bin.join("litellm"));
+    command
+        .args(&args)
+        .env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("HOME", dir.path())
+        .envs(container_env(rendered, namespace, lookup))
+        // The pod mounts an emptyDir at /prometheus_multiproc; here a temporary directory.
+        .env("PROMETHEUS_MULTIPROC_DIR", &multiproc)
+        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file);
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let child = command.spawn().expect("start litellm");
+    let mut proxy = Proxy {
+        child,
+        port,
+        log,
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(Some(status)) = proxy.child.try_wait() {
+            panic!(
+                "litellm exited with {status} before it was live; its log:\n{}",
+                proxy.log_text()
+            );
+        }
+        if let Ok(response) = http(port, "GET", "/health/liveliness", None, None).await
+            && response.status == 200
+        {
+            return proxy;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "litellm was not live within 120 s; its log:\n{}",
+            proxy.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn objects(yaml: &str) -> (InMemoryObjects, Vec<aigateway_api::AiGateway>) {
+    let parsed = parse_documents(yaml, "test").unwrap();
+    let mut lookup = InMemoryObjects::new();
+    lookup.extend(&parsed);
+    let gateways = parsed
+        .into_iter()
+        .filter_map(|o| match o {
+            InputObject::AiGateway(g) => Some(g),
+            _ => None,
+        })
+        .collect();
+    (lookup, gateways)
+}
+
+async fn assert_all_healthy(proxy: &Proxy, key: Option<&str>, models: usize) {
+    let response = http(proxy.port, "GET", "/health", key, None).await.unwrap();
+    assert_eq!(response.status, 200, "{}", response.body);
+    let health = response.json();
+    assert_eq!(
+        health["healthy_count"],
+        json!(models),
+        "GET /health: {health:#}\nlog:\n{}",
+        proxy.log_text()
+    );
+    assert_eq!(
+        health["unhealthy_count"],
+        json!(0),
+        "GET /health: {health:#}"
+    );
+}
+
+/// A request with a key other than the master key is refused. Without a database
+/// LiteLLM 1.106 cannot look the key up as a virtual key and answers 400 "No connected db."
+/// (401 with one); either way nothing reaches the upstream.
+fn assert_refused(response: &Response) {
+    let no_db = response.status == 400 && response.body.contains("no_db_connection");
+    assert!(
+        response.status == 401 || no_db,
+        "{} {}",
+        response.status,
+        response.body
+    );
+}
+
+async fn chat_completion(proxy: &Proxy, key: Option<&str>, model: &str, content: &str) -> Response {
+    let body = json!({"model": model, "messages": [{"role": "user", "content": content}]});
+    http(proxy.port, "POST", "/v1/chat/completions", key, Some(&body))
+        .await
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+// The cases.
+
+/// Two providers through `api-key-secrets`, a presidio Guard and an OpenAI moderation
+/// Guard from other namespaces and the gateway's, no master key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_guards_and_open_mode_work_in_real_litellm() {
+    let (fake, addr) = start_fake().await;
+    let yaml = format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: api-key-secrets, namespace: team}}
+stringData: {{OPENAI_API_KEY: sk-openai-from-secret, ANTHROPIC_API_KEY: sk-ant-from-secret}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: moderation-key, namespace: team}}
+stringData: {{token: sk-moderation-from-secret}}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: GuardrailProvider
+metadata: {{name: presidio, namespace: providers}}
+spec: {{type: presidio-api, presidio: {{baseUrl: "http://{addr}"}}}}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: Guard
+metadata: {{name: pii, namespace: guards}}
+spec:
+  mode: [pre_call]
+  providerRef: {{name: presidio, namespace: providers}}
+  presidio:
+    language: en
+    scoreThresholds: {{ALL: "0.5"}}
+    entityActions: {{PERSON: MASK}}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: GuardrailProvider
+metadata: {{name: moderation, namespace: team}}
+spec:
+  type: openai-moderation-api
+  openaiModeration: {{baseUrl: "http://{addr}/v1", apiKeySecretRef: {{name: moderation-key, key: token}}}}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: Guard
+metadata: {{name: moderation, namespace: team}}
+spec:
+  mode: [pre_call]
+  providerRef: {{name: moderation}}
+  openaiModeration: {{model: omni-moderation-latest}}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: AiGateway
+metadata: {{name: gw, namespace: team}}
+spec:
+  aiModels:
+  - {{provider: openai, name: gpt-4o-mini}}
+  - {{provider: anthropic, name: claude-3-5-haiku-20241022}}
+  env:
+  - {{name: OPENAI_API_BASE, value: "http://{addr}"}}
+  - {{name: ANTHROPIC_API_BASE, value: "http://{addr}"}}
+  - {{name: OTEL_EXPORTER_OTLP_PROTOCOL, value: http/json}}
+  - {{name: OTEL_EXPORTER_OTLP_ENDPOINT, value: "http://{addr}"}}
+  guardrails:
+  - {{name: pii, namespace: guards}}
+  - {{name: moderation}}
+"#
+    );
+    let (lookup, gateways) = objects(&yaml);
+    let rendered = render(&gateways[0], &lookup, &RenderSettings::default()).unwrap();
+    let reasons: Vec<_> = rendered.problems.iter().map(|p| p.reason).collect();
+    assert_eq!(
+        reasons,
+        [ProblemReason::Unauthenticated],
+        "{:#?}",
+        rendered.problems
+    );
+    assert!(
+        rendered
+            .config_yaml
+            .contains("guardrail: openai_moderation"),
+        "{}",
+        rendered.config_yaml
+    );
+
+    let proxy = start(&rendered, "team", &lookup).await;
+    assert_all_healthy(&proxy, None, 2).await;
+
+    // OpenAI, with an agent's pseudo key (open mode accepts any key) and a name to mask.
+    let response = chat_completion(
+        &proxy,
+        Some("sk-agent-pseudo-key"),
+        "gpt-4o-mini",
+        &format!("openai-marker: hello, I am {PERSON}"),
+    )
+    .await;
+    assert_eq!(
+        response.status,
+        200,
+        "{}\nlog:\n{}",
+        response.body,
+        proxy.log_text()
+    );
+    assert_eq!(
+        response.json()["choices"][0]["message"]["content"],
+        "fake openai reply"
+    );
+    let upstream: Vec<_> = fake
+        .with_marker("openai-marker")
+        .into_iter()
+        .filter(|r| r.path.ends_with("/chat/completions"))
+        .collect();
+    assert_eq!(upstream.len(), 1, "{:#?}", fake.requests());
+    assert_eq!(upstream[0].path, "/chat/completions");
+    assert_eq!(
+        upstream[0].authorization.as_deref(),
+        Some("Bearer sk-openai-from-secret")
+    );
+    let sent = upstream[0].body["messages"].to_string();
+    assert!(
+        !sent.contains(PERSON) && sent.contains("<PERSON"),
+        "the name must reach the upstream masked: {sent}"
+    );
+    let moderation: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/moderations"))
+        .collect();
+    assert!(
+        !moderation.is_empty(),
+        "the moderation guard was not called: {:#?}",
+        fake.requests()
+    );
+    assert!(
+        moderation
+            .iter()
+            .all(|r| r.authorization.as_deref() == Some("Bearer sk-moderation-from-secret")),
+        "{moderation:#?}"
+    );
+
+    // Anthropic, without any key at all.
+    let response = chat_completion(
+        &proxy,
+        None,
+        "claude-3-5-haiku-20241022",
+        "anthropic-marker: hi",
+    )
+    .await;
+    assert_eq!(
+        response.status,
+        200,
+        "{}\nlog:\n{}",
+        response.body,
+        proxy.log_text()
+    );
+    let upstream = fake.with_marker("anthropic-marker");
+    let upstream: Vec<_> = upstream
+        .iter()
+        .filter(|r| r.path == "/v1/messages")
+        .collect();
+    assert_eq!(upstream.len(), 1, "{:#?}", fake.requests());
+    assert_eq!(upstream[0].x_api_key.as_deref(), Some("sk-ant-from-secret"));
+}
+
+/// The upstream "patched" sample: the config patch adds router and litellm settings and a
+/// master key, so requests without it are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_patch_and_master_key_from_the_patch_work_in_real_litellm() {
+    let (fake, addr) = start_fake().await;
+    let yaml = format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: api-key-secrets, namespace: patched}}
+stringData: {{OPENAI_API_KEY: sk-openai-patched}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: ai-gateway-patch, namespace: patched}}
+data:
+  patch.yaml: |
+    router_settings:
+      routing_strategy: usage-based-routing-v2
+    litellm_settings:
+      drop_params: true
+    general_settings:
+      master_key: sk-sample-1234
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: AiGateway
+metadata:
+  name: ai-gateway
+  namespace: patched
+  annotations: {{ai-gateway-litellm.agentic-layer.ai/config-patch: ai-gateway-patch}}
+spec:
+  aiModels: [{{provider: openai, name: gpt-3.5-turbo}}]
+  env: [{{name: OPENAI_API_BASE, value: "http://{addr}/v1"}}]
+"#
+    );
+    let (lookup, gateways) = objects(&yaml);
+    let rendered = render(&gateways[0], &lookup, &RenderSettings::default()).unwrap();
+    // Authenticated through the patch; only the otel callback without an exporter (the
+    // sample sets none) and the plain-text master key are reported.
+    let messages: Vec<_> = rendered
+        .problems
+        .iter()
+        .map(|p| (p.reason, p.message.as_str()))
+        .collect();
+    assert!(
+        matches!(
+            messages.as_slice(),
+            [(ProblemReason::SuspiciousConfig, otel), (ProblemReason::SuspiciousConfig, key)]
+                if otel.contains("otel") && key.contains("master_key")
+        ),
+        "{messages:#?}"
+    );
+    assert!(
+        rendered
+            .config_yaml
+            .contains("routing_strategy: usage-based-routing-v2")
+    );
+
+    let proxy = start(&rendered, "patched", &lookup).await;
+    assert_all_healthy(&proxy, Some("sk-sample-1234"), 1).await;
+    let response = chat_completion(&proxy, None, "gpt-3.5-turbo", "refused-marker").await;
+    assert_eq!(response.status, 401, "{}", response.body);
+    let response =
+        chat_completion(&proxy, Some("sk-wrong"), "gpt-3.5-turbo", "refused-marker").await;
+    assert_refused(&response);
+    assert!(
+        fake.with_marker("refused-marker").is_empty(),
+        "{:#?}",
+        fake.requests()
+    );
+    let response = chat_completion(
+        &proxy,
+        Some("sk-sample-1234"),
+        "gpt-3.5-turbo",
+        "patched-marker",
+    )
+    .await;
+    assert_eq!(
+        response.status,
+        200,
+        "{}\nlog:\n{}",
+        response.body,
+        proxy.log_text()
+    );
+    let upstream = fake.with_marker("patched-marker");
+    assert_eq!(upstream.len(), 1, "{:#?}", fake.requests());
+    assert_eq!(upstream[0].path, "/v1/chat/completions");
+    assert_eq!(
+        upstream[0].authorization.as_deref(),
+        Some("Bearer sk-openai-patched")
+    );
+}
+
+/// The master key from a Secret through spec.env; a Bedrock Guard whose AWS credentials
+/// come from a Secret loads (it is not called: that needs AWS); the user's own
+/// OPENAI_API_KEY overrides the generated one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn master_key_from_env_and_bedrock_guard_work_in_real_litellm() {
+    let (fake, addr) = start_fake().await;
+    let yaml = format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: gateway-secrets, namespace: secure}}
+stringData: {{master: sk-master-from-secret, openai: sk-openai-user}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: aws, namespace: secure}}
+stringData: {{AWS_ACCESS_KEY_ID: AKIAFAKE, AWS_SECRET_ACCESS_KEY: fake-secret}}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: GuardrailProvider
+metadata: {{name: bedrock, namespace: secure}}
+spec: {{type: bedrock-api, bedrock: {{region: eu-central-1, credentialsSecretRef: {{name: aws}}}}}}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: Guard
+metadata: {{name: bedrock-guard, namespace: secure}}
+spec:
+  mode: [during_call]
+  providerRef: {{name: bedrock}}
+  bedrock: {{guardrailId: gr-123, guardrailVersion: DRAFT}}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: AiGateway
+metadata: {{name: secure, namespace: secure}}
+spec:
+  port: 4000
+  aiModels: [{{provider: openai, name: gpt-4o}}]
+  env:
+  - {{name: OPENAI_API_BASE, value: "http://{addr}"}}
+  - {{name: OTEL_EXPORTER, value: console}}
+  - name: LITELLM_MASTER_KEY
+    valueFrom: {{secretKeyRef: {{name: gateway-secrets, key: master}}}}
+  - name: OPENAI_API_KEY
+    valueFrom: {{secretKeyRef: {{name: gateway-secrets, key: openai}}}}
+  guardrails: [{{name: bedrock-guard}}]
+"#
+    );
+    let (lookup, gateways) = objects(&yaml);
+    let rendered = render(&gateways[0], &lookup, &RenderSettings::default()).unwrap();
+    assert_eq!(
+        rendered.problems,
+        [],
+        "authenticated, every reference resolved"
+    );
+    assert!(
+        rendered.config_yaml.contains("guardrail: bedrock"),
+        "{}",
+        rendered.config_yaml
+    );
+
+    let proxy = start(&rendered, "secure", &lookup).await;
+    assert_all_healthy(&proxy, Some("sk-master-from-secret"), 1).await;
+    let response = chat_completion(
+        &proxy,
+        Some("sk-agent-pseudo-key"),
+        "gpt-4o",
+        "refused-marker",
+    )
+    .await;
+    assert_refused(&response);
+    let response = chat_completion(&proxy, None, "gpt-4o", "refused-marker").await;
+    assert_eq!(response.status, 401, "{}", response.body);
+    let health_checks: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/chat/completions")
+        .collect();
+    assert!(!health_checks.is_empty(), "{:#?}", fake.requests());
+    assert!(
+        health_checks
+            .iter()
+            .all(|r| r.authorization.as_deref() == Some("Bearer sk-openai-user")),
+        "the user's OPENAI_API_KEY must win over api-key-secrets: {health_checks:#?}"
+    );
+    assert!(fake.with_marker("refused-marker").is_empty());
+}
+
+/// `src/known_keys.rs` lists what the pinned LiteLLM knows.
+#[test]
+fn known_keys_match_the_pinned_litellm() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/known_keys.py");
+    let output = Command::new(venv_bin().join("python"))
+        .arg(&script)
+        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        .output()
+        .expect("run scripts/known_keys.py");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let actual = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        actual == litellm_impl::known_keys::as_script_output(),
+        "src/known_keys.rs is stale for the pinned LiteLLM: regenerate it from `target/litellm-venv/bin/python litellm-impl/scripts/known_keys.py`"
+    );
+}
+
+/// Strings YAML could misread if written unquoted (YAML 1.1 booleans such as `on`, `no`
+/// and `y` matter here: LiteLLM reads its config with PyYAML, a YAML 1.1 parser).
+const HOSTILE: &[&str] = &[
+    "a: b",
+    "- item",
+    "{x}",
+    "[y]",
+    "'q'",
+    "\"dq\"",
+    "line\nbreak",
+    "# not a comment",
+    "&anchor",
+    "*alias",
+    "!tag",
+    "%directive",
+    "null",
+    "~",
+    "true",
+    "no",
+    "on",
+    "y",
+    "Off",
+    "1.5",
+    "0x10",
+    "1e3",
+    "0o17",
+    "012",
+    "1_000",
+    "@at",
+    "`tick`",
+    "trailing ",
+    " leading",
+    "ünï",
+    "tab\there",
+    "---",
+    "...",
+    "|",
+    ">",
+    "2026-01-01",
+    "=",
+    "<<",
+    "12:30:00",
+];
+
+/// The config rendered for hostile names, providers and guard fields reads back in
+/// LiteLLM's own YAML parser (PyYAML `safe_load`, as the proxy) to exactly the values given.
+#[test]
+fn hostile_strings_read_back_the_same_in_litellms_yaml_parser() {
+    let models: Vec<Value> = HOSTILE
+        .iter()
+        .map(|h| json!({"name": h, "provider": h}))
+        .collect();
+    let guards: Vec<Value> = HOSTILE.iter().map(|h| json!({"name": h})).collect();
+    let mut gateway: aigateway_api::AiGateway = serde_json::from_value(json!({
+        "apiVersion": "runtime.agentic-layer.ai/v1alpha1", "kind": "AiGateway",
+        "metadata": {"name": "gw", "namespace": "ns"},
+        "spec": {"aiModels": models, "guardrails": guards}
+    }))
+    .unwrap();
+    gateway.metadata.namespace = Some("ns".into());
+    let mut lookup = InMemoryObjects::new();
+    lookup.insert_guardrail_provider(
+        serde_json::from_value(json!({
+            "apiVersion": "runtime.agentic-layer.ai/v1alpha1", "kind": "GuardrailProvider",
+            "metadata": {"name": "p", "namespace": "ns"},
+            "spec": {"type": "presidio-api", "presidio": {"baseUrl": "http://x/?a=b&c: d #e"}}
+        }))
+        .unwrap(),
+    );
+    for h in HOSTILE {
+        lookup.insert_guard(serde_json::from_value(json!({
+            "apiVersion": "runtime.agentic-layer.ai/v1alpha1", "kind": "Guard",
+            "metadata": {"name": h, "namespace": "ns"},
+            "spec": {"mode": ["pre_call"], "providerRef": {"name": "p"},
+                     "presidio": {"language": h, "scoreThresholds": {*h: "0.5"}, "entityActions": {*h: "MASK"}}}
+        }))
+        .unwrap());
+    }
+    let rendered = render(&gateway, &lookup, &RenderSettings::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, &rendered.config_yaml).unwrap();
+    let output = Command::new(venv_bin().join("python"))
+        .args(["-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1], encoding='utf-8'))))"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let parsed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let models = parsed["model_list"].as_array().unwrap();
+    assert_eq!(models.len(), HOSTILE.len());
+    for (entry, h) in models.iter().zip(HOSTILE) {
+        assert_eq!(entry["model_name"], json!(h), "{}", rendered.config_yaml);
+        assert_eq!(entry["litellm_params"]["model"], json!(format!("{h}/{h}")));
+    }
+    let guardrails = parsed["guardrails"].as_array().unwrap();
+    assert_eq!(guardrails.len(), HOSTILE.len());
+    for (guard, h) in guardrails.iter().zip(HOSTILE) {
+        assert_eq!(
+            guard["guardrail_name"],
+            json!(h),
+            "{}",
+            rendered.config_yaml
+        );
+        assert_eq!(guard["litellm_params"]["presidio_language"], json!(h));
+        assert_eq!(
+            guard["litellm_params"]["pii_entities_config"],
+            json!({*h: "MASK"})
+        );
+        assert_eq!(
+            guard["litellm_params"]["presidio_score_thresholds"],
+            json!({*h: 0.5})
+        );
+        assert_eq!(
+            guard["litellm_params"]["presidio_analyzer_api_base"],
+            json!("http://x/?a=b&c: d #e")
+        );
+        assert_eq!(guard["litellm_params"]["default_on"], json!(true));
+    }
+}
