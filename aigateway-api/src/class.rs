@@ -32,12 +32,15 @@ pub const CONTROLLER_NAME_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-
     printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[schemars(description = "AiGatewayClassSpec defines the desired state of AiGatewayClass.")]
+#[serde(remote = "Self")]
 pub struct AiGatewayClassSpec {
     /// Controller is the name of the controller that should handle this gateway class,
     /// a domain-prefixed path such as `example.com/my-gateway-controller`.
     #[schemars(length(min = 1, max = 253), regex(pattern = CONTROLLER_NAME_PATTERN))]
     pub controller: String,
 }
+
+crate::tolerant::tolerant_spec!(AiGatewayClassSpec);
 
 /// Observed state of a gateway class.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

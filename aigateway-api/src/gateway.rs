@@ -34,7 +34,7 @@ pub const DEFAULT_PORT: i32 = 80;
     printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[schemars(description = "AiGatewaySpec defines the desired state of AiGateway.")]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", remote = "Self")]
 pub struct AiGatewaySpec {
     /// AiGatewayClassName specifies which AiGatewayClass to use for this AI gateway instance.
     /// This is only needed if multiple AI gateway classes are defined in the cluster.
@@ -78,6 +78,8 @@ pub struct AiGatewaySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_metadata: Option<EmbeddedMetadata>,
 }
+
+crate::tolerant::tolerant_spec!(AiGatewaySpec);
 
 impl AiGatewaySpec {
     /// The port the gateway listens on: `spec.port`, or [`DEFAULT_PORT`] when unset.

@@ -44,6 +44,7 @@ pub mod gateway;
 pub mod guard;
 pub mod resolve;
 mod schema;
+mod tolerant;
 
 pub use class::{AiGatewayClass, AiGatewayClassSpec, AiGatewayClassStatus};
 pub use gateway::{AiGateway, AiGatewaySpec, AiGatewayStatus, AiModel, EmbeddedMetadata};

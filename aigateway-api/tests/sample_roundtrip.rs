@@ -106,3 +106,32 @@ fn a_renamed_field_is_caught() {
     // Unknown fields are ignored on read, so the round trip loses the renamed one.
     assert_ne!(round_trip::<AiGateway>(&document), document);
 }
+
+#[test]
+fn objects_without_spec_read_as_the_default_spec() {
+    // The CRDs (ours and upstream's) accept these; one unreadable object would stop a
+    // typed watch of the whole kind.
+    let gateway: AiGateway = serde_json::from_value(serde_json::json!({
+        "apiVersion": "runtime.agentic-layer.ai/v1alpha1", "kind": "AiGateway",
+        "metadata": {"name": "empty", "namespace": "default"}
+    }))
+    .unwrap();
+    assert!(gateway.spec.ai_models.is_empty());
+    let null_spec: AiGateway = serde_json::from_value(serde_json::json!({
+        "apiVersion": "runtime.agentic-layer.ai/v1alpha1", "kind": "AiGateway",
+        "metadata": {"name": "null"}, "spec": null
+    }))
+    .unwrap();
+    assert_eq!(null_spec.spec.port(), 80);
+    let class: AiGatewayClass = serde_json::from_value(serde_json::json!({
+        "apiVersion": "runtime.agentic-layer.ai/v1alpha1", "kind": "AiGatewayClass", "metadata": {"name": "bare"}
+    }))
+    .unwrap();
+    assert_eq!(class.spec.controller, "");
+    // A present spec is still read strictly.
+    let bad = serde_json::from_value::<AiGateway>(serde_json::json!({
+        "apiVersion": "runtime.agentic-layer.ai/v1alpha1", "kind": "AiGateway",
+        "metadata": {"name": "bad"}, "spec": {"aiModels": "not a list"}
+    }));
+    assert!(bad.is_err());
+}

@@ -46,6 +46,12 @@ pub enum ApplyError {
         /// What is missing.
         missing: &'static str,
     },
+    /// A desired object is in another namespace than its gateway (owner references
+    /// cannot cross namespaces, so garbage collection would delete it).
+    #[error(
+        "desired child {0} is not in the gateway's namespace `{1}`: children must live with their gateway"
+    )]
+    ForeignNamespace(ChildId, String),
     /// A desired object's kind is not one of `child_kinds()`.
     #[error(
         "desired child {0} is of a kind not declared in child_kinds(): declare it so the loop can watch it"
@@ -79,12 +85,14 @@ pub struct Applier<'a> {
     pub client: &'a Client,
     /// The field manager (also the managed-by label value).
     pub field_manager: &'a str,
+    /// The value of [`names::CONTROLLER_LABEL`] for our controller.
+    pub controller_id: &'a str,
     /// Caches of every child kind.
     pub caches: &'a [ChildCache],
 }
 
 /// What applying did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone)]
 pub struct ApplyOutcome {
     /// Children written this round.
     pub applied: Vec<ChildId>,
@@ -92,12 +100,20 @@ pub struct ApplyOutcome {
     pub unchanged: usize,
     /// Children deleted because they are no longer desired.
     pub pruned: Vec<ChildId>,
+    /// The objects the API server returned for the children written this round: fresher
+    /// than the caches, so readiness judges the new generation, not the old one.
+    pub written: Vec<DynamicObject>,
 }
 
 /// The labels every child of `gateway_name` carries.
-pub fn child_labels(field_manager: &str, gateway_name: &str) -> BTreeMap<String, String> {
+pub fn child_labels(
+    field_manager: &str,
+    controller_id: &str,
+    gateway_name: &str,
+) -> BTreeMap<String, String> {
     BTreeMap::from([
         (names::MANAGED_BY_LABEL.to_owned(), field_manager.to_owned()),
+        (names::CONTROLLER_LABEL.to_owned(), controller_id.to_owned()),
         (
             names::PART_OF_LABEL.to_owned(),
             names::PART_OF_VALUE.to_owned(),
@@ -132,11 +148,24 @@ pub fn prepare_child(
             index,
             missing: "metadata.name",
         })?;
+    let gateway_namespace = namespace;
     let namespace = child
         .metadata
         .namespace
         .get_or_insert_with(|| namespace.to_owned())
         .clone();
+    if namespace != gateway_namespace {
+        let id = ChildId {
+            api_version: types.api_version,
+            kind: types.kind,
+            namespace,
+            name,
+        };
+        return Err(ApplyError::ForeignNamespace(
+            id,
+            gateway_namespace.to_owned(),
+        ));
+    }
     child.labels_mut().extend(labels.clone());
     child.metadata.owner_references = Some(vec![owner.clone()]);
     child.metadata.managed_fields = None;
@@ -187,6 +216,7 @@ impl Applier<'_> {
         let namespace = gateway.meta().namespace.clone().unwrap_or_default();
         let labels = child_labels(
             self.field_manager,
+            self.controller_id,
             &gateway.meta().name.clone().unwrap_or_default(),
         );
         let mut wanted = HashSet::new();
@@ -214,13 +244,15 @@ impl Applier<'_> {
             let api: Api<DynamicObject> =
                 Api::namespaced_with(self.client.clone(), &id.namespace, &cache.resource);
             let params = PatchParams::apply(self.field_manager).force();
-            api.patch(&id.name, &params, &Patch::Apply(&child))
+            let written = api
+                .patch(&id.name, &params, &Patch::Apply(&child))
                 .await
                 .map_err(|source| ApplyError::Api {
                     verb: "apply",
                     child: id.clone(),
                     source: Box::new(source),
                 })?;
+            outcome.written.push(written);
             outcome.applied.push(id);
         }
         let uid = owner.uid;
@@ -244,11 +276,11 @@ impl Applier<'_> {
                     .owner_references()
                     .iter()
                     .any(|o| o.uid == uid && o.controller == Some(true));
-                let ours = object
-                    .labels()
-                    .get(names::MANAGED_BY_LABEL)
-                    .map(String::as_str)
-                    == Some(self.field_manager);
+                let labels = object.labels();
+                let ours = labels.get(names::MANAGED_BY_LABEL).map(String::as_str)
+                    == Some(self.field_manager)
+                    && labels.get(names::CONTROLLER_LABEL).map(String::as_str)
+                        == Some(self.controller_id);
                 if owned && ours {
                     let id = ChildId {
                         api_version: cache.resource.api_version.clone(),
@@ -322,11 +354,16 @@ mod tests {
 
     #[test]
     fn prepared_children_carry_labels_owner_namespace_and_a_stable_hash() {
-        let labels = child_labels("mgr", "gw");
+        let labels = child_labels("mgr", "c1", "gw");
         let (id, a) = prepare_child(config_map("cm", "1"), 0, &labels, &owner(), "ns").unwrap();
         assert_eq!(id.to_string(), "ConfigMap ns/cm");
         assert_eq!(a.labels().get(names::GATEWAY_LABEL).unwrap(), "gw");
         assert_eq!(a.labels().get(names::MANAGED_BY_LABEL).unwrap(), "mgr");
+        assert_eq!(a.labels().get(names::CONTROLLER_LABEL).unwrap(), "c1");
+        let mut elsewhere = config_map("cm", "1");
+        elsewhere.metadata.namespace = Some("other".into());
+        let err = prepare_child(elsewhere, 0, &labels, &owner(), "ns").unwrap_err();
+        assert!(matches!(err, ApplyError::ForeignNamespace(..)), "{err}");
         assert_eq!(a.metadata.owner_references.as_ref().unwrap()[0].uid, "u1");
         let (_, again) = prepare_child(a.clone(), 0, &labels, &owner(), "ns").unwrap();
         assert_eq!(
@@ -346,7 +383,8 @@ mod tests {
     fn incomplete_children_are_reported() {
         let mut nameless = config_map("x", "1");
         nameless.metadata.name = None;
-        let err = prepare_child(nameless, 3, &child_labels("m", "g"), &owner(), "ns").unwrap_err();
+        let err =
+            prepare_child(nameless, 3, &child_labels("m", "c", "g"), &owner(), "ns").unwrap_err();
         assert_eq!(
             err.to_string(),
             "desired child #3 has no metadata.name: set it in desired_state"

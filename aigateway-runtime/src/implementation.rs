@@ -42,7 +42,9 @@ pub trait GatewayImplementation<K: GatewayKind = AiGatewayKind>: Send + Sync + '
     }
 
     /// The kinds of child objects [`desired_state`](Self::desired_state) may return. The
-    /// loop watches them (label-selected) to notice drift, readiness and leftovers.
+    /// loop watches them (label-selected) to see readiness, deleted children (which it
+    /// re-creates) and leftovers to prune. Edits by others that keep our hash annotation
+    /// are not reverted until the desired state changes.
     fn child_kinds(&self) -> Vec<ApiResource> {
         vec![
             ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&()),
@@ -146,6 +148,9 @@ pub struct DesiredState {
     pub url: Option<String>,
     /// Reference problems; the gateway still deploys what works.
     pub problems: Vec<RefProblem>,
+    /// Things worth a human's attention that are not reference problems (an open
+    /// endpoint, a suspicious setting). Shown in the `Programmed` condition's message.
+    pub warnings: Vec<String>,
 }
 
 impl DesiredState {
@@ -172,6 +177,12 @@ impl DesiredState {
     /// Sets the URL published in status.
     pub fn with_url(mut self, url: impl Into<String>) -> Self {
         self.url = Some(url.into());
+        self
+    }
+
+    /// Adds a warning shown in the `Programmed` condition's message.
+    pub fn with_warning(mut self, message: impl Into<String>) -> Self {
+        self.warnings.push(message.into());
         self
     }
 

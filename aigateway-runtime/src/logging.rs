@@ -28,7 +28,14 @@ impl std::str::FromStr for LogFormat {
 /// Installs the global subscriber; the filter comes from `RUST_LOG` (default `info`).
 /// Returns `false` when a subscriber was already installed (tests, embedding programs).
 pub fn init(format: LogFormat) -> bool {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_with_default(format, "info")
+}
+
+/// Like [`init`], with another filter when `RUST_LOG` is unset (e.g. `warn` for a
+/// program whose own output matters more than the loop's logs).
+pub fn init_with_default(format: LogFormat, default_filter: &str) -> bool {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

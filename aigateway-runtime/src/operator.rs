@@ -360,14 +360,16 @@ impl<K: GatewayKind> Operator<K> {
                 resync.take(),
             );
             tokio::pin!(controllers);
-            let mut lost_tx = Some(lost_tx);
             loop {
                 tokio::select! {
                     _ = &mut controllers => break,
-                    changed = leader.changed(), if lost_tx.is_some() => {
+                    changed = leader.changed() => {
                         if changed.is_err() || !*leader.borrow_and_update() {
+                            // Another instance holds the lease now: stop at once, in-flight
+                            // reconciles included, rather than finishing writes from stale caches.
                             warn!(identity = %election.identity, "lost leadership: stopping controllers");
-                            if let Some(tx) = lost_tx.take() { let _ = tx.send(()); }
+                            let _ = lost_tx.send(());
+                            break;
                         }
                     }
                 }
@@ -476,6 +478,8 @@ fn dynamic_reflector(
     } else {
         watcher(api, config).boxed()
     };
+    // managedFields are a large share of every object and the loop never reads them.
+    let events = events.modify(|object: &mut DynamicObject| object.metadata.managed_fields = None);
     let stream = reflect(writer, events.default_backoff()).touched_objects();
     (reader, stream)
 }
@@ -507,8 +511,9 @@ async fn run_controllers<K: GatewayKind>(
     *gateway_slot.lock().expect("store slot") =
         Some((gateway_reader.clone(), class_reader.clone()));
 
-    // Children, selected by our managed-by label.
-    let selector = format!("{}={}", names::MANAGED_BY_LABEL, field_manager);
+    // Children, selected by the hash of our controller name.
+    let controller_id = names::controller_label_value(&controller_name);
+    let selector = format!("{}={}", names::CONTROLLER_LABEL, controller_id);
     let mut children = Vec::new();
     let mut child_streams = Vec::new();
     for resource in implementation.child_kinds() {
@@ -572,6 +577,7 @@ async fn run_controllers<K: GatewayKind>(
         implementation: implementation.clone(),
         controller: controller_name.clone(),
         field_manager,
+        controller_id,
         classes: class_reader.clone(),
         children: children.clone(),
         context: Context::new(client.clone(), related_stores),
@@ -607,6 +613,10 @@ async fn run_controllers<K: GatewayKind>(
                     .collect::<Vec<_>>()
             });
     }
+    let related_gate: Vec<Store<DynamicObject>> = related_streams
+        .iter()
+        .map(|(_, _, store)| store.clone())
+        .collect();
     for (related, stream, _) in related_streams {
         let gateways = gateway_reader.clone();
         let mapper = related.mapper.clone();
@@ -641,18 +651,27 @@ async fn run_controllers<K: GatewayKind>(
 
     // Gateways reconcile only once classes and children are known, so that a restart
     // neither releases gateways nor re-applies unchanged children.
+    // Related objects too: rendering before Secrets and Guards are listed would take "not
+    // listed yet" for "missing" and roll every proxy at each restart.
     let gate_classes = class_reader.clone();
-    let gate_children: Vec<Store<DynamicObject>> =
-        children.iter().map(|c| c.store.clone()).collect();
+    let gate_stores: Vec<Store<DynamicObject>> = children
+        .iter()
+        .map(|c| c.store.clone())
+        .chain(related_gate)
+        .collect();
     let gateway_shared = shared.clone();
     let gateways = gateway_controller.graceful_shutdown_on(stop.clone()).run(
         move |gateway, shared| {
             let gate_classes = gate_classes.clone();
-            let gate_children = gate_children.clone();
+            let gate_stores = gate_stores.clone();
             async move {
-                let _ = gate_classes.wait_until_ready().await;
-                for store in &gate_children {
-                    let _ = store.wait_until_ready().await;
+                // A dropped cache writer means we are stopping: act on nothing.
+                let mut synced = gate_classes.wait_until_ready().await.is_ok();
+                for store in &gate_stores {
+                    synced &= store.wait_until_ready().await.is_ok();
+                }
+                if !synced {
+                    return Ok(kube::runtime::controller::Action::await_change());
                 }
                 reconcile::reconcile(gateway, shared).await
             }
@@ -666,9 +685,23 @@ async fn run_controllers<K: GatewayKind>(
         shared.clone(),
     );
 
+    // Reconcile failures are logged by the error policies; anything else (a watch that
+    // cannot list, e.g. an object that does not deserialise) would otherwise be silent.
+    fn log_controller_error<
+        T: std::fmt::Debug,
+        E: std::error::Error + 'static,
+        Q: std::error::Error + 'static,
+    >(
+        result: Result<T, kube::runtime::controller::Error<E, Q>>,
+    ) {
+        match result {
+            Ok(_) | Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+            Err(error) => warn!(%error, "controller error: a watch or queue failed; retrying"),
+        }
+    }
     let drain = |stream: Pin<Box<dyn Stream<Item = ()> + Send>>| stream.for_each(|_| async {});
-    let gateways = drain(gateways.map(|_| ()).boxed());
-    let classes = drain(classes.map(|_| ()).boxed());
+    let gateways = drain(gateways.map(log_controller_error).boxed());
+    let classes = drain(classes.map(log_controller_error).boxed());
     tokio::select! {
         _ = async { tokio::join!(gateways, classes, readiness) } => {}
     }

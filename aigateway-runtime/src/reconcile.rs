@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use aigateway_api::conditions::{NewCondition, reasons, types};
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -78,6 +79,7 @@ pub struct Shared<K: GatewayKind> {
     pub(crate) implementation: Arc<dyn GatewayImplementation<K>>,
     pub(crate) controller: String,
     pub(crate) field_manager: String,
+    pub(crate) controller_id: String,
     pub(crate) classes: Store<K::Class>,
     pub(crate) children: Vec<ChildCache>,
     pub(crate) context: Context,
@@ -106,24 +108,20 @@ impl<K: GatewayKind> Shared<K> {
         Applier {
             client: &self.client,
             field_manager: &self.field_manager,
+            controller_id: &self.controller_id,
             caches: &self.children,
         }
     }
 
-    /// Writes conditions and url to the gateway's status when they differ.
-    async fn write_status(
+    /// Replaces the gateway's conditions and url (guarded by its resourceVersion).
+    async fn patch_status(
         &self,
         gateway: &K::Gateway,
-        conditions: Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>,
+        conditions: &[Condition],
         url: Option<&str>,
-    ) -> Result<bool, ReconcileError> {
-        let url_changed = K::gateway_url(gateway) != url;
-        if conditions.is_none() && !url_changed {
-            return Ok(false);
-        }
-        let old = K::gateway_conditions(gateway).to_vec();
-        let list = conditions.unwrap_or_else(|| old.clone());
-        let patch = status::status_patch(gateway.meta().resource_version.as_deref(), &list, url);
+    ) -> Result<(), ReconcileError> {
+        let patch =
+            status::status_patch(gateway.meta().resource_version.as_deref(), conditions, url);
         let api: Api<K::Gateway> = Api::namespaced(
             self.client.clone(),
             gateway.meta().namespace.as_deref().unwrap_or_default(),
@@ -139,6 +137,24 @@ impl<K: GatewayKind> Shared<K> {
             gateway: object_name(gateway),
             source,
         })?;
+        Ok(())
+    }
+
+    /// Writes conditions and url to the gateway's status when they differ.
+    async fn write_status(
+        &self,
+        gateway: &K::Gateway,
+        conditions: Option<Vec<Condition>>,
+        url: Option<&str>,
+    ) -> Result<bool, ReconcileError> {
+        // The URL only changes with the spec, whose new generation changes the
+        // conditions; comparing it alone would write forever under upstream's CRD,
+        // which prunes `status.url`.
+        let Some(list) = conditions else {
+            return Ok(false);
+        };
+        let old = K::gateway_conditions(gateway).to_vec();
+        self.patch_status(gateway, &list, url).await?;
         self.publish_transitions(gateway, &old, &list).await;
         Ok(true)
     }
@@ -147,43 +163,54 @@ impl<K: GatewayKind> Shared<K> {
     async fn publish_transitions(
         &self,
         gateway: &K::Gateway,
-        old: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
-        new: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+        old: &[Condition],
+        new: &[Condition],
     ) {
-        let reference: ObjectReference = gateway.object_ref(&());
-        for type_ in [
-            types::ACCEPTED,
-            types::RESOLVED_REFS,
-            types::PROGRAMMED,
+        // One event per status write at most: the most telling transition names it and the
+        // note lists them all. A condition that appears False only because a rollout is
+        // under way is not worth an event.
+        let transitions: Vec<&Condition> = [
             types::READY,
-        ] {
+            types::PROGRAMMED,
+            types::RESOLVED_REFS,
+            types::ACCEPTED,
+        ]
+        .into_iter()
+        .filter_map(|type_| {
+            let after = new.iter().find(|c| c.type_ == type_)?;
             let before = old.iter().find(|c| c.type_ == type_);
-            let Some(after) = new.iter().find(|c| c.type_ == type_) else {
-                continue;
-            };
-            if before.is_some_and(|b| b.status == after.status) {
-                continue;
-            }
-            let event = Event {
-                type_: if after.status == "True" {
-                    EventType::Normal
-                } else {
-                    EventType::Warning
-                },
-                reason: after.reason.clone(),
-                note: Some(
-                    format!("{type_}={}: {}", after.status, after.message)
-                        .chars()
-                        .take(1000)
-                        .collect(),
-                ),
-                action: "Reconcile".into(),
-                secondary: None,
-            };
-            if let Err(error) = self.recorder.publish(&event, &reference).await {
-                // Events are best effort: status already says the same.
-                debug!(%error, gateway = %object_name(gateway), "could not publish event");
-            }
+            let changed = before.is_none_or(|b| b.status != after.status);
+            let routine = before.is_none() && after.reason == reasons::ROLLING_OUT;
+            (changed && !routine).then_some(after)
+        })
+        .collect();
+        let Some(headline) = transitions
+            .iter()
+            .find(|c| c.status != "True")
+            .or(transitions.first())
+        else {
+            return;
+        };
+        let note = transitions
+            .iter()
+            .map(|c| format!("{}={}: {}", c.type_, c.status, c.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let event = Event {
+            type_: if headline.status == "True" {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            },
+            reason: headline.reason.clone(),
+            note: Some(note.chars().take(1000).collect()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        let reference: ObjectReference = gateway.object_ref(&());
+        if let Err(error) = self.recorder.publish(&event, &reference).await {
+            // Events are best effort: status already says the same.
+            debug!(%error, gateway = %object_name(gateway), "could not publish event");
         }
     }
 
@@ -201,26 +228,26 @@ impl<K: GatewayKind> Shared<K> {
         if !deleted.is_empty() {
             info!(gateway = %object_name(gateway), children = deleted.len(), "gateway is no longer ours: deleted its children");
         }
-        if let Some(list) =
-            status::without_conditions(K::gateway_conditions(gateway), &self.owned_condition_types)
-        {
-            let patch =
-                status::status_patch(gateway.meta().resource_version.as_deref(), &list, None);
-            let api: Api<K::Gateway> = Api::namespaced(
-                self.client.clone(),
-                gateway.meta().namespace.as_deref().unwrap_or_default(),
-            );
-            api.patch_status(
-                &gateway.name_any(),
-                &self.patch_params(),
-                &Patch::Merge(&patch),
+        // Other controllers use the same condition types: remove them only when our
+        // `Accepted` says we wrote them.
+        if status::accepted_by(K::gateway_conditions(gateway), &self.controller)
+            && let Some(list) = status::without_conditions(
+                K::gateway_conditions(gateway),
+                &self.owned_condition_types,
             )
-            .await
-            .map_err(|source| ReconcileError::Write {
-                what: "status",
-                gateway: object_name(gateway),
-                source,
-            })?;
+        {
+            self.patch_status(gateway, &list, None).await?;
+        }
+        if self.implementation.has_cleanup()
+            && gateway.finalizers().iter().any(|f| f == names::FINALIZER)
+        {
+            self.implementation
+                .cleanup(gateway, &self.context)
+                .await
+                .map_err(|e| ReconcileError::Transient {
+                    gateway: object_name(gateway),
+                    message: e.to_string(),
+                })?;
         }
         self.set_finalizer(gateway, false).await
     }
@@ -297,11 +324,13 @@ pub async fn reconcile<K: GatewayKind>(
         Claim::Ours { class } => class,
         Claim::Ambiguous(message) => {
             warn!(gateway = %name, "default class is ambiguous, leaving the gateway alone: {message}");
+            forget_failures(&shared, &gateway);
             return Ok(Action::await_change());
         }
         Claim::NotOurs(reason) => {
             debug!(gateway = %name, ?reason, "not ours");
             shared.release(&gateway).await?;
+            forget_failures(&shared, &gateway);
             return Ok(Action::await_change());
         }
     };
@@ -357,42 +386,54 @@ pub async fn reconcile<K: GatewayKind>(
         ids.sort();
         ids.join(", ")
     };
-    if let Err(source) = shared
+    let applied = match shared
         .applier()
         .apply(gateway.as_ref(), desired.objects)
         .await
     {
-        let outcome = Outcome::ApplyFailed {
-            class,
-            message: source.to_string(),
-        };
-        let wanted = status::conditions_for(&outcome, &shared.controller);
-        let conditions =
-            status::merge_conditions(current, &wanted, &aliases, generation, &status::now());
-        // Best effort: the apply error is what gets retried and reported.
-        let _ = shared
-            .write_status(&gateway, conditions, desired.url.as_deref())
-            .await;
-        return Err(ReconcileError::Apply {
-            gateway: name,
-            source,
-        });
-    }
-
-    let uid = gateway.meta().uid.clone().unwrap_or_default();
-    let observed = Observed {
-        children: shared
-            .applier()
-            .owned_children(&uid)
-            .into_iter()
-            .map(|(_, o)| o)
-            .collect(),
+        Ok(applied) => applied,
+        Err(source) => {
+            let outcome = Outcome::ApplyFailed {
+                class,
+                message: source.to_string(),
+            };
+            let wanted = status::conditions_for(&outcome, &shared.controller);
+            let conditions =
+                status::merge_conditions(current, &wanted, &aliases, generation, &status::now());
+            // Best effort: the apply error is what gets retried and reported.
+            let _ = shared
+                .write_status(&gateway, conditions, desired.url.as_deref())
+                .await;
+            return Err(ReconcileError::Apply {
+                gateway: name,
+                source,
+            });
+        }
     };
+
+    // Children written this round are judged by what the API server returned (new
+    // generation, old status), not by the cache that has not seen the write yet.
+    let uid = gateway.meta().uid.clone().unwrap_or_default();
+    let same = |a: &DynamicObject, b: &DynamicObject| {
+        a.types == b.types
+            && a.metadata.name == b.metadata.name
+            && a.metadata.namespace == b.metadata.namespace
+    };
+    let mut live: Vec<Arc<DynamicObject>> = shared
+        .applier()
+        .owned_children(&uid)
+        .into_iter()
+        .map(|(_, o)| o)
+        .filter(|cached| !applied.written.iter().any(|w| same(w, cached)))
+        .collect();
+    live.extend(applied.written.into_iter().map(Arc::new));
+    let observed = Observed { children: live };
     let readiness = shared.implementation.readiness(&gateway, &observed);
     let outcome = Outcome::Programmed {
         class,
         children,
         problems: desired.problems,
+        warnings: desired.warnings,
         readiness,
     };
     let wanted = status::conditions_for(&outcome, &shared.controller);

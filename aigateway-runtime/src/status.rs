@@ -18,6 +18,8 @@ pub enum Outcome {
         children: String,
         /// Reference problems reported by the implementation.
         problems: Vec<RefProblem>,
+        /// Warnings reported by the implementation.
+        warnings: Vec<String>,
         /// Readiness judged from live children.
         readiness: Readiness,
     },
@@ -39,8 +41,27 @@ pub enum Outcome {
     },
 }
 
-/// The conditions an outcome implies, in a fixed order.
+/// The conditions an outcome implies, in a fixed order, with messages bounded and
+/// reasons valid for the CRD.
 pub fn conditions_for(outcome: &Outcome, controller: &str) -> Vec<NewCondition> {
+    unchecked_conditions_for(outcome, controller)
+        .into_iter()
+        .map(|c| {
+            let fallback = match c.type_.as_str() {
+                types::RESOLVED_REFS => reasons::INVALID_REF,
+                types::READY => reasons::NOT_READY,
+                _ => reasons::INVALID,
+            };
+            NewCondition {
+                reason: valid_reason(&c.reason, fallback).to_owned(),
+                message: bounded(c.message),
+                ..c
+            }
+        })
+        .collect()
+}
+
+fn unchecked_conditions_for(outcome: &Outcome, controller: &str) -> Vec<NewCondition> {
     let accepted = |class: &str| {
         NewCondition::new(
             types::ACCEPTED,
@@ -54,6 +75,7 @@ pub fn conditions_for(outcome: &Outcome, controller: &str) -> Vec<NewCondition> 
             class,
             children,
             problems,
+            warnings,
             readiness,
         } => {
             let resolved = if problems.is_empty() {
@@ -86,7 +108,11 @@ pub fn conditions_for(outcome: &Outcome, controller: &str) -> Vec<NewCondition> 
                     types::PROGRAMMED,
                     true,
                     reasons::PROGRAMMED,
-                    format!("applied {children}"),
+                    if warnings.is_empty() {
+                        format!("applied {children}")
+                    } else {
+                        format!("applied {children}; warnings: {}", warnings.join("; "))
+                    },
                 ),
                 ready,
             ]
@@ -108,7 +134,7 @@ pub fn conditions_for(outcome: &Outcome, controller: &str) -> Vec<NewCondition> 
                     types::ACCEPTED,
                     false,
                     reason,
-                    message.clone(),
+                    format!("{message} (reported by {controller})"),
                 )]
             };
             list.push(NewCondition::new(
@@ -135,6 +161,45 @@ pub fn conditions_for(outcome: &Outcome, controller: &str) -> Vec<NewCondition> 
             ),
         ],
     }
+}
+
+/// Whether the `Accepted` condition in `conditions` was written by `controller` (its
+/// messages name the controller): the evidence that the standard condition types on a
+/// gateway are ours to remove.
+pub fn accepted_by(conditions: &[Condition], controller: &str) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == types::ACCEPTED && c.message.contains(controller))
+}
+
+/// The longest condition message we write; the CRD allows 32768 bytes, and a status
+/// whose message is over the limit could never be written again.
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// `message` cut to [`MAX_MESSAGE_BYTES`] at a character boundary.
+pub fn bounded(message: String) -> String {
+    if message.len() <= MAX_MESSAGE_BYTES {
+        return message;
+    }
+    let marker = " ... (truncated)";
+    let mut end = MAX_MESSAGE_BYTES - marker.len();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{marker}", &message[..end])
+}
+
+/// `reason` when it matches the CRD's pattern for reasons, else `fallback`.
+pub fn valid_reason<'a>(reason: &'a str, fallback: &'a str) -> &'a str {
+    let bytes = reason.as_bytes();
+    let ok = !bytes.is_empty()
+        && bytes.len() <= 1024
+        && bytes[0].is_ascii_alphabetic()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b',' | b':'))
+        && !matches!(bytes[bytes.len() - 1], b',' | b':');
+    if ok { reason } else { fallback }
 }
 
 /// Applies `new` (plus `(alias, source)` copies) to `current`. Returns the new list when
@@ -200,6 +265,7 @@ mod tests {
             class: "c".into(),
             children: "ConfigMap gw".into(),
             problems,
+            warnings: Vec::new(),
             readiness,
         }
     }
@@ -218,6 +284,82 @@ mod tests {
             merge_conditions(&first, &wanted, &[], Some(2), &now()).is_some(),
             "new generation observed"
         );
+    }
+
+    #[test]
+    fn messages_are_bounded_and_reasons_valid_for_the_crd() {
+        let problem = RefProblem {
+            reason: "not a reason!".into(),
+            message: "é".repeat(5000),
+        };
+        let wanted = conditions_for(
+            &programmed(vec![problem], Readiness::Ready("ok".into())),
+            "x.io/y",
+        );
+        let resolved = wanted
+            .iter()
+            .find(|c| c.type_ == types::RESOLVED_REFS)
+            .unwrap();
+        assert_eq!(resolved.reason, reasons::INVALID_REF);
+        assert!(
+            resolved.message.len() <= MAX_MESSAGE_BYTES
+                && resolved.message.ends_with("(truncated)")
+        );
+        assert_eq!(valid_reason("RefNotFound", "X"), "RefNotFound");
+        assert_eq!(valid_reason("Ref:", "X"), "X");
+        assert_eq!(valid_reason("", "X"), "X");
+    }
+
+    #[test]
+    fn only_our_accepted_condition_marks_conditions_as_ours() {
+        let invalid = Outcome::Invalid {
+            class: "c".into(),
+            reason: "InvalidParameters".into(),
+            message: "bad".into(),
+        };
+        let ours = merge_conditions(
+            &[],
+            &conditions_for(&invalid, "x.io/y"),
+            &[],
+            Some(1),
+            &now(),
+        )
+        .unwrap();
+        assert!(accepted_by(&ours, "x.io/y"));
+        assert!(!accepted_by(&ours, "x.io/z"));
+        let programmed = merge_conditions(
+            &[],
+            &conditions_for(&programmed(vec![], Readiness::Ready("ok".into())), "x.io/y"),
+            &[],
+            Some(1),
+            &now(),
+        )
+        .unwrap();
+        assert!(accepted_by(&programmed, "x.io/y"));
+    }
+
+    #[test]
+    fn warnings_show_in_programmed_and_keep_refs_resolved() {
+        let mut outcome = programmed(vec![], Readiness::Ready("ok".into()));
+        if let Outcome::Programmed { warnings, .. } = &mut outcome {
+            warnings.push("open endpoint".into());
+        }
+        let wanted = conditions_for(&outcome, "x.io/y");
+        let programmed = wanted
+            .iter()
+            .find(|c| c.type_ == types::PROGRAMMED)
+            .unwrap();
+        assert_eq!(programmed.status, "True");
+        assert!(
+            programmed.message.ends_with("warnings: open endpoint"),
+            "{}",
+            programmed.message
+        );
+        let resolved = wanted
+            .iter()
+            .find(|c| c.type_ == types::RESOLVED_REFS)
+            .unwrap();
+        assert_eq!(resolved.status, "True");
     }
 
     #[test]

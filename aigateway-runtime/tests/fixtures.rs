@@ -31,6 +31,8 @@ pub const NS: &str = "default";
 #[derive(Default)]
 pub struct Minimal {
     pub skip_config_map: Arc<AtomicBool>,
+    /// Another controller name than [`CONTROLLER`], to run two implementations.
+    pub controller: Option<&'static str>,
 }
 
 pub const SETTINGS_ANNOTATION: &str = "example.com/settings";
@@ -38,7 +40,7 @@ pub const SETTINGS_ANNOTATION: &str = "example.com/settings";
 #[async_trait::async_trait]
 impl GatewayImplementation for Minimal {
     fn controller_name(&self) -> &str {
-        CONTROLLER
+        self.controller.unwrap_or(CONTROLLER)
     }
 
     async fn desired_state(

@@ -200,20 +200,28 @@ async fn default_class_rules() {
     let client = server.client();
     let _running = start(operator(client.clone(), Minimal::default()));
 
-    // No default class: a class-less gateway is left alone.
+    // No default class: a class-less gateway is left alone. A gateway naming our class,
+    // created after it, reaching Ready shows the operator has been at work meanwhile.
     create_class(&client, "plain", CONTROLLER, false).await;
     create_gateway(&client, &gateway("no-class", None, &["m"])).await;
-    tokio::time::sleep(SECOND).await;
+    create_gateway(&client, &gateway("sentinel-1", Some("plain"), &["m"])).await;
+    wait_condition(&client, "sentinel-1", "Ready", "True").await;
     assert_eq!(condition(&client, "no-class", "Accepted").await, None);
 
     // Our default class: claimed.
     create_class(&client, "ours-default", CONTROLLER, true).await;
     wait_condition(&client, "no-class", "Ready", "True").await;
 
-    // A second default class of another controller: ambiguous, so we let go.
+    // A second default class of another controller: ambiguous, so a new class-less
+    // gateway is left alone (and the one we already serve is not torn down).
     create_class(&client, "theirs-default", "example.com/other", true).await;
     create_gateway(&client, &gateway("late", None, &["m"])).await;
-    tokio::time::sleep(SECOND).await;
+    create_gateway(&client, &gateway("sentinel-2", Some("plain"), &["m"])).await;
+    wait_condition(&client, "sentinel-2", "Ready", "True").await;
+    assert!(
+        exists::<Deployment>(&client, "no-class").await,
+        "ambiguity does not delete what we serve"
+    );
     assert_eq!(
         condition(&client, "late", "Accepted").await,
         None,
@@ -514,4 +522,95 @@ async fn wait_lease_holder(client: &Client, id: &str) {
         || async { (lease_holder(client).await.as_deref() == Some(id)).then_some(()) },
     )
     .await;
+}
+
+#[tokio::test]
+async fn two_implementations_side_by_side_never_touch_each_others_gateways() {
+    // Same last path segment, so the same field manager and managed-by label: only the
+    // controller label tells their children apart.
+    const OTHER: &str = "example.org/minimal";
+    let server = server(Duration::ZERO).await;
+    let client = server.client();
+    create_class(&client, "ours", CONTROLLER, false).await;
+    create_class(&client, "theirs", OTHER, false).await;
+    let _ours = start(operator(client.clone(), Minimal::default()));
+    let _theirs = start(operator(
+        client.clone(),
+        Minimal {
+            controller: Some(OTHER),
+            ..Default::default()
+        },
+    ));
+    create_gateway(&client, &gateway("a", Some("ours"), &["m"])).await;
+    create_gateway(&client, &gateway("b", Some("theirs"), &["m"])).await;
+    wait_condition(&client, "a", "Ready", "True").await;
+    wait_condition(&client, "b", "Ready", "True").await;
+    tokio::time::sleep(SECOND).await;
+    server.reset_stats();
+    tokio::time::sleep(2 * SECOND).await;
+    let stats = server.stats();
+    assert_eq!(
+        stats.writes(),
+        0,
+        "the two operators fight: {:?}",
+        stats.counts
+    );
+    let gateways = Api::<AiGateway>::namespaced(client.clone(), NS);
+    let accepted = |g: AiGateway| {
+        g.status
+            .unwrap()
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Accepted")
+            .unwrap()
+            .message
+    };
+    assert!(accepted(gateways.get("a").await.unwrap()).contains(CONTROLLER));
+    assert!(accepted(gateways.get("b").await.unwrap()).contains(OTHER));
+
+    // Switching a gateway from theirs to ours moves it cleanly: their children go, ours come.
+    gateways
+        .patch(
+            "b",
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"spec": {"aiGatewayClassName": "ours"}})),
+        )
+        .await
+        .unwrap();
+    eventually(10 * SECOND, "b accepted by us", || async {
+        let message = accepted(gateways.get("b").await.ok()?);
+        (message.contains(CONTROLLER) && !message.contains(OTHER)).then_some(())
+    })
+    .await;
+    wait_condition(&client, "b", "Ready", "True").await;
+    tokio::time::sleep(SECOND).await;
+    server.reset_stats();
+    tokio::time::sleep(2 * SECOND).await;
+    assert_eq!(
+        server.stats().writes(),
+        0,
+        "no fight after the switch: {:?}",
+        server.stats().counts
+    );
+    assert!(exists::<Deployment>(&client, "b").await);
+}
+
+#[tokio::test]
+async fn a_gateway_without_spec_is_reported_and_blocks_nobody() {
+    let server = server(Duration::ZERO).await;
+    let client = server.client();
+    create_class(&client, "minimal", CONTROLLER, true).await;
+    // Straight to the store, as a client of upstream's CRD (spec not required) could.
+    server
+        .put_object(serde_json::json!({
+            "apiVersion": "runtime.agentic-layer.ai/v1alpha1", "kind": "AiGateway",
+            "metadata": {"name": "empty", "namespace": NS}
+        }))
+        .unwrap();
+    let _running = start(operator(client.clone(), Minimal::default()));
+    create_gateway(&client, &gateway("fine", None, &["m"])).await;
+    wait_condition(&client, "fine", "Ready", "True").await;
+    // It is read (as a gateway with no models) and reconciled like any other; what it
+    // deserves is the implementation's call (LiteLLM reports it as invalid).
+    wait_condition(&client, "empty", "Accepted", "True").await;
 }

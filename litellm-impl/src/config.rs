@@ -50,7 +50,17 @@ pub fn base_config(model_list: Vec<Value>, guardrails: Vec<Value>) -> Value {
 
 /// Reads a patch: YAML whose top level is a mapping (an empty document is an empty patch).
 pub fn parse_patch(text: &str) -> Result<Value, String> {
-    let value: Value = serde_saphyr::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
+    // The parser's message quotes the offending lines, which may hold a master key or an
+    // API key; conditions and events are readable more widely than the ConfigMap, so
+    // only the position is reported.
+    let value: Value = serde_saphyr::from_str(text).map_err(|e| match e.location() {
+        Some(at) => format!(
+            "not valid YAML (line {}, column {}): check the syntax there",
+            at.line(),
+            at.column()
+        ),
+        None => "not valid YAML: check its syntax".to_owned(),
+    })?;
     match value {
         Value::Object(_) => Ok(value),
         Value::Null => Ok(Value::Object(Map::new())),
@@ -58,6 +68,18 @@ pub fn parse_patch(text: &str) -> Result<Value, String> {
             "the top level is a {}, not a mapping of config sections",
             kind_of(&other)
         )),
+    }
+}
+
+#[cfg(test)]
+mod patch_errors {
+    #[test]
+    fn a_broken_patch_is_reported_without_its_content() {
+        let error =
+            super::parse_patch("general_settings:\n  master_key: sk-secret-value\n  - broken")
+                .unwrap_err();
+        assert!(!error.contains("sk-secret-value"), "{error}");
+        assert!(error.contains("line"), "{error}");
     }
 }
 

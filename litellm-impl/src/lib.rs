@@ -47,10 +47,12 @@
 //! `cpu-request`, `memory-request`, `cpu-limit`, `memory-limit`.
 #![warn(missing_docs)]
 
+pub mod bundle;
 pub mod cli;
 pub mod config;
 mod error;
 pub mod guardrails;
+pub mod implementation;
 pub mod known_keys;
 pub mod lookup;
 pub mod names;
@@ -63,6 +65,7 @@ pub mod workload;
 mod tests;
 
 pub use error::RenderError;
+pub use implementation::LiteLlmGateway;
 pub use lookup::{
     DEFAULT_NAMESPACE, InMemoryObjects, InputObject, ObjectLookup, ParseError, parse_documents,
 };

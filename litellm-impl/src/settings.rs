@@ -31,6 +31,10 @@ pub struct RenderSettings {
     pub replicas: Option<i32>,
     /// CPU and memory requests and limits of the LiteLLM container.
     pub resources: ResourceRequirements,
+    /// Whether a gateway may choose its image with the `image` annotation. Off by
+    /// default: whoever may create an AiGateway could otherwise run any image with the
+    /// namespace's Secrets in its env, through the operator's Deployment rights.
+    pub allow_image_annotation: bool,
 }
 
 impl Default for RenderSettings {
@@ -49,6 +53,7 @@ impl Default for RenderSettings {
                 limits: list(DEFAULT_CPU_LIMIT, DEFAULT_MEMORY_LIMIT),
                 ..Default::default()
             },
+            allow_image_annotation: false,
         }
     }
 }
@@ -74,6 +79,13 @@ impl RenderSettings {
             expected: expected.to_owned(),
         };
         if let Some(image) = annotations.get(names::IMAGE_ANNOTATION) {
+            if !self.allow_image_annotation {
+                return Err(invalid(
+                    names::IMAGE_ANNOTATION,
+                    image,
+                    "per-gateway images are disabled on this operator: remove the annotation, or start the operator with --allow-gateway-image",
+                ));
+            }
             if image.trim().is_empty() || image.chars().any(char::is_whitespace) {
                 return Err(invalid(
                     names::IMAGE_ANNOTATION,
@@ -189,10 +201,19 @@ mod tests {
             (names::CPU_LIMIT_ANNOTATION, "2"),
             (names::MEMORY_REQUEST_ANNOTATION, "1Gi"),
         ]);
-        let s = RenderSettings::default()
-            .with_annotations("ns/gw", Some(&a))
-            .unwrap();
+        let allowed = RenderSettings {
+            allow_image_annotation: true,
+            ..RenderSettings::default()
+        };
+        let s = allowed.with_annotations("ns/gw", Some(&a)).unwrap();
         assert_eq!(s.image, "registry.local/litellm:1");
+        let refused = RenderSettings::default()
+            .with_annotations("ns/gw", Some(&a))
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("--allow-gateway-image"),
+            "{refused}"
+        );
         assert_eq!(s.replicas, Some(3));
         assert_eq!(s.resources.limits.as_ref().unwrap()["cpu"].0, "2");
         assert_eq!(s.resources.requests.as_ref().unwrap()["memory"].0, "1Gi");
@@ -215,9 +236,12 @@ mod tests {
             (names::IMAGE_ANNOTATION, ""),
         ] {
             let a = annotations(&[(key, value)]);
-            let err = RenderSettings::default()
-                .with_annotations("ns/gw", Some(&a))
-                .unwrap_err();
+            let err = RenderSettings {
+                allow_image_annotation: true,
+                ..RenderSettings::default()
+            }
+            .with_annotations("ns/gw", Some(&a))
+            .unwrap_err();
             let text = err.to_string();
             assert!(text.contains(key) && text.contains("ns/gw"), "{text}");
         }

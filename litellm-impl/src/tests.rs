@@ -928,7 +928,18 @@ fn restricted_security_context_and_overridable_workload_settings() {
     let r = rendered(&gateway(ONE_MODEL));
     let sc = container(&r).security_context.clone().unwrap();
     assert_eq!(sc.allow_privilege_escalation, Some(false));
-    assert_eq!(sc.capabilities.unwrap().drop.unwrap(), ["ALL"]);
+    let capabilities = sc.capabilities.unwrap();
+    assert_eq!(capabilities.drop.unwrap(), ["ALL"]);
+    // The default port 80 needs the one capability Pod Security's restricted profile allows.
+    assert_eq!(capabilities.add.unwrap(), ["NET_BIND_SERVICE"]);
+    assert_eq!(
+        crate::workload::security_context(4000)
+            .capabilities
+            .unwrap()
+            .add,
+        None,
+        "no capability for unprivileged ports"
+    );
     assert_eq!(sc.seccomp_profile.unwrap().type_, "RuntimeDefault");
     assert_eq!(
         container(&r).image.as_deref(),
@@ -960,7 +971,11 @@ fn restricted_security_context_and_overridable_workload_settings() {
         "{API}\nkind: AiGateway\nmetadata:\n  name: gw\n  namespace: ns\n  annotations:\n    ai-gateway-litellm.agentic-layer.ai/image: mine:1\n    ai-gateway-litellm.agentic-layer.ai/replicas: '3'\n    ai-gateway-litellm.agentic-layer.ai/memory-limit: 4Gi\n    ai-gateway-litellm.agentic-layer.ai/replica: '2'\nspec:\n{ONE_MODEL}"
     );
     let (lookup, gw) = setup(&annotated);
-    let r = render(&gw, &lookup, &settings).unwrap();
+    let allowed = RenderSettings {
+        allow_image_annotation: true,
+        ..settings.clone()
+    };
+    let r = render(&gw, &lookup, &allowed).unwrap();
     assert_eq!(container(&r).image.as_deref(), Some("mine:1"));
     assert_eq!(r.deployment.spec.as_ref().unwrap().replicas, Some(3));
     assert_eq!(

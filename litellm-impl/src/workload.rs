@@ -94,14 +94,18 @@ fn http_probe(path: &str, initial_delay: i32, failure_threshold: i32) -> Probe {
     }
 }
 
-/// The restricted container security context: no privilege escalation, every capability
-/// dropped, the runtime's default seccomp profile.
-pub fn security_context() -> SecurityContext {
+/// The hardened container security context: no privilege escalation, every capability
+/// dropped but `NET_BIND_SERVICE` when LiteLLM listens on a port below 1024 (the default
+/// port is 80, which a process without it cannot bind on runtimes that do not allow
+/// unprivileged low ports), the runtime's default seccomp profile. Pod Security's
+/// `restricted` profile allows exactly that capability; it also requires a non-root user,
+/// which the upstream LiteLLM image does not run as, so `runAsNonRoot` is not set.
+pub fn security_context(port: i32) -> SecurityContext {
     SecurityContext {
         allow_privilege_escalation: Some(false),
         capabilities: Some(Capabilities {
             drop: Some(vec!["ALL".to_owned()]),
-            ..Default::default()
+            add: (port < 1024).then(|| vec!["NET_BIND_SERVICE".to_owned()]),
         }),
         seccomp_profile: Some(SeccompProfile {
             type_: "RuntimeDefault".to_owned(),
@@ -160,7 +164,7 @@ pub fn deployment(input: &WorkloadInput<'_>) -> Deployment {
         ]),
         liveness_probe: Some(http_probe(names::LIVENESS_PATH, 15, 3)),
         readiness_probe: Some(http_probe(names::READINESS_PATH, 5, 3)),
-        security_context: Some(security_context()),
+        security_context: Some(security_context(input.port)),
         ..Default::default()
     };
     Deployment {

@@ -149,13 +149,26 @@ fn unreadable_input_exits_2() {
 
 #[test]
 fn help_documents_exit_codes() {
-    for args in [&["--help"][..], &["render", "--help"][..]] {
+    for (args, code_one) in [
+        (&["--help"][..], "1  render: a gateway cannot be rendered"),
+        (
+            &["render", "--help"][..],
+            "1  at least one AiGateway cannot be rendered",
+        ),
+        (
+            &["run", "--help"][..],
+            "3  the operator could not start or failed",
+        ),
+        (
+            &["demo", "--help"][..],
+            "1  --exit-when-ready: not every sample gateway was Ready",
+        ),
+    ] {
         let output = bin().args(args).output().unwrap();
         assert!(output.status.success());
         let help = text(&output.stdout);
         assert!(
-            help.contains("Exit codes:")
-                && help.contains("1  at least one AiGateway cannot be rendered"),
+            help.contains("Exit codes:") && help.contains(code_one),
             "{help}"
         );
     }

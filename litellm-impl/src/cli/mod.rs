@@ -4,7 +4,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod crds;
+pub mod demo;
+pub mod manifests;
 pub mod render;
+pub mod run;
 
 /// Exit codes, shown in `--help`.
 pub const EXIT_CODES: &str = "\
@@ -13,14 +17,24 @@ Exit codes:
   1  at least one AiGateway cannot be rendered (the message names the object and field)
   2  invalid invocation, or input that cannot be read or parsed";
 
+/// Exit codes of every subcommand, shown in the top-level `--help`.
+pub const ALL_EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  render: a gateway cannot be rendered; demo --exit-when-ready: not Ready in time
+  2  invalid invocation, or unreadable input
+  3  run/demo: the operator could not start or failed";
+
 /// Exit code: at least one gateway could not be rendered.
 pub const EXIT_INVALID_GATEWAY: u8 = 1;
 /// Exit code: bad invocation or unreadable input.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code: the operator could not start or failed.
+pub const EXIT_OPERATOR: u8 = 3;
 
 /// The LiteLLM implementation of runtime.agentic-layer.ai AI gateways.
 #[derive(Debug, Parser)]
-#[command(name = "litellm-impl", version, about, after_help = EXIT_CODES)]
+#[command(name = "litellm-impl", version, about, after_help = ALL_EXIT_CODES)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -30,8 +44,35 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the operator against a cluster (kubeconfig or in-cluster config).
+    Run(run::RunArgs),
+    /// Run the operator on an embedded in-memory API server with sample gateways.
+    Demo(demo::DemoArgs),
     /// Render AiGateways offline into the objects the operator would apply.
     Render(render::RenderArgs),
+    /// Print every CRD the operator needs, as YAML.
+    Crds,
+    /// Print the whole install bundle (CRDs, namespace, RBAC, operator, class), as YAML.
+    Manifests,
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("start the Tokio runtime")
+}
+
+fn print_result(result: std::io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`| head`) is not an error of ours.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: could not write output: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
 }
 
 /// Parses the command line and runs it.
@@ -49,5 +90,29 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Render(args) => render::run(&args),
+        Command::Crds => print_result(crds::run()),
+        Command::Manifests => print_result(manifests::run()),
+        Command::Run(args) => match runtime().block_on(run::run(&args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(EXIT_OPERATOR)
+            }
+        },
+        Command::Demo(args) => {
+            // The table is the demo's output; the loop's logs only when asked (RUST_LOG).
+            aigateway_runtime::logging::init_with_default(
+                aigateway_runtime::LogFormat::Text,
+                "warn",
+            );
+            let mut stdout = std::io::stdout();
+            match runtime().block_on(demo::run(&args, &mut stdout)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::from(error.exit_code())
+                }
+            }
+        }
     }
 }

@@ -26,6 +26,10 @@ pub struct RenderArgs {
     /// content; with several, each after a `---` and a `# AiGateway namespace/name` line).
     #[arg(long)]
     pub config_only: bool,
+    /// Honour the `ai-gateway-litellm.agentic-layer.ai/image` annotation, as an operator
+    /// started with `run --allow-gateway-image` does.
+    #[arg(long)]
+    pub allow_gateway_image: bool,
 }
 
 /// Runs `render`, writing to stdout and stderr.
@@ -95,7 +99,10 @@ pub fn execute(
             "warning: the input holds no AiGateway; nothing to render"
         );
     }
-    let settings = RenderSettings::default();
+    let settings = RenderSettings {
+        allow_image_annotation: args.allow_gateway_image,
+        ..RenderSettings::default()
+    };
     let mut failed = false;
     let mut output = String::new();
     for gateway in &gateways {

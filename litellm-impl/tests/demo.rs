@@ -1,0 +1,391 @@
+//! The built `litellm-impl demo`: `--exit-when-ready` succeeds with the table, the
+//! rendered config and the kubectl hint; a too short `--timeout` fails with a reason; and
+//! a plain demo serves real kubectl, reconciles a gateway applied by the user, and exits
+//! 0 on SIGINT and SIGTERM.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_litellm-impl"));
+    command.env_remove("RUST_LOG").env_remove("KUBECONFIG");
+    command
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `namespace/name` of every AiGateway in the sample manifests the demo installs.
+fn sample_gateways() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/manifests");
+    let mut names = Vec::new();
+    for file in [
+        "basic-gateway.yaml",
+        "multi-provider-gateway.yaml",
+        "guarded-gateway.yaml",
+        "config-patched-gateway.yaml",
+    ] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        for object in aigateway_testkit::parse_manifests(&text).unwrap() {
+            if object["kind"] == "AiGateway" {
+                names.push(format!(
+                    "{}/{}",
+                    object["metadata"]["namespace"].as_str().unwrap(),
+                    object["metadata"]["name"].as_str().unwrap()
+                ));
+            }
+        }
+    }
+    assert_eq!(names.len(), 4, "{names:?}");
+    names
+}
+
+/// Whether the last table printed shows each of `gateways` Accepted, Programmed and
+/// Ready, with a URL.
+fn all_ready_in_last_table(stdout: &str, gateways: &[String]) -> bool {
+    let Some(start) = stdout.rfind("GATEWAY") else {
+        return false;
+    };
+    let table = &stdout[start..];
+    gateways.iter().all(|gateway| {
+        table.lines().any(|line| {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            cells.len() == 7
+                && cells[0] == gateway
+                && cells[3..6] == ["True", "True", "True"]
+                && cells[6].starts_with("http://")
+                && cells[6].contains(".svc.cluster.local")
+        })
+    })
+}
+
+#[test]
+fn exit_when_ready_prints_the_gateways_and_exits_0() {
+    let started = Instant::now();
+    let output = bin()
+        .args([
+            "demo",
+            "--exit-when-ready",
+            "--timeout",
+            "60",
+            "--rollout-ms",
+            "300",
+        ])
+        .output()
+        .unwrap();
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+
+    let header = stdout
+        .lines()
+        .find(|l| l.starts_with("GATEWAY"))
+        .unwrap_or_else(|| panic!("no table header:\n{stdout}"));
+    let columns: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(
+        columns,
+        [
+            "GATEWAY",
+            "CLASS",
+            "MODELS",
+            "ACCEPTED",
+            "PROGRAMMED",
+            "READY",
+            "URL"
+        ],
+        "{header}"
+    );
+    // The last table shows every sample gateway Accepted, Programmed and Ready.
+    let gateways = sample_gateways();
+    for gateway in &gateways {
+        assert!(
+            stdout.contains(gateway.as_str()),
+            "{gateway} missing:\n{stdout}"
+        );
+    }
+    assert!(
+        all_ready_in_last_table(&stdout, &gateways),
+        "not every sample gateway is Ready in the last table:\n{stdout}"
+    );
+    assert!(stdout.contains("Rendered LiteLLM config of"), "{stdout}");
+    assert!(stdout.contains("model_list:"), "{stdout}");
+    assert!(stdout.contains("litellm_params:"), "{stdout}");
+    assert!(stdout.contains("export KUBECONFIG="), "{stdout}");
+    assert!(
+        stdout.contains("kubectl get aigatewayclasses,aigateways -A"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Every sample gateway is Ready after"),
+        "{stdout}"
+    );
+    println!("demo --exit-when-ready took {:?}", started.elapsed());
+}
+
+#[test]
+fn exit_when_ready_fails_with_a_reason_on_timeout() {
+    let output = bin()
+        .args([
+            "demo",
+            "--exit-when-ready",
+            "--timeout",
+            "0",
+            "--rollout-ms",
+            "60000",
+        ])
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "stdout:\n{}\nstderr:\n{stderr}",
+        text(&output.stdout)
+    );
+    assert!(
+        stderr.contains("not every sample gateway was Ready after 0 s"),
+        "{stderr}"
+    );
+    let gateways = sample_gateways();
+    assert!(
+        gateways.iter().any(|g| stderr.contains(&format!("{g}: "))),
+        "the reason names no gateway:\n{stderr}"
+    );
+    assert!(!stderr.contains("Ready=True"), "{stderr}");
+}
+
+fn kubectl_available() -> bool {
+    Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A running `demo`; killed on drop so a failing test leaves nothing behind.
+struct Demo {
+    child: Child,
+    stdout: Arc<Mutex<String>>,
+}
+
+impl Demo {
+    fn start(kubeconfig: &Path) -> Self {
+        let mut child = bin()
+            .args(["demo", "--rollout-ms", "300", "--kubeconfig"])
+            .arg(kubeconfig)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        // Drain stdout on a thread so the demo never blocks on a full pipe.
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let mut pipe = child.stdout.take().unwrap();
+        let sink = stdout.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buffer[..n]));
+            }
+        });
+        Demo { child, stdout }
+    }
+
+    fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Waits until stdout contains `needle`.
+    fn wait_for_output(&mut self, needle: &str, limit: Duration) {
+        self.wait_until(&format!("{needle:?} in the output"), limit, |out| {
+            out.contains(needle)
+        });
+    }
+
+    /// Waits until `check` holds for stdout.
+    fn wait_until(&mut self, what: &str, limit: Duration, check: impl Fn(&str) -> bool) {
+        let started = Instant::now();
+        while !check(&self.stdout()) {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("the demo exited with {status}:\n{}", self.stdout());
+            }
+            assert!(
+                started.elapsed() < limit,
+                "timed out waiting for {what}:\n{}",
+                self.stdout()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends `signal` and waits up to `limit` for the exit status.
+    fn signal(&mut self, signal: &str, limit: Duration) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "the demo did not exit within {limit:?} of {signal}:\n{}",
+                self.stdout()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn kubectl(kubeconfig: &Path, home: &Path, args: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write;
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .env("HOME", home)
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "kubectl {args:?} failed:\n{}\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+const EXTRA_GATEWAY: &str = "\
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: AiGateway
+metadata:
+  name: my-gateway
+  namespace: ai-gateway
+spec:
+  aiModels:
+    - provider: openai
+      name: gpt-4o
+";
+
+/// Runs a plain demo, applies one gateway of the user's (no class name: the default
+/// class takes it) with kubectl, waits for it to be Ready, and stops the demo with
+/// `signal`.
+fn plain_demo_serves_kubectl_until(signal: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig: PathBuf = dir.path().join("demo.kubeconfig");
+    let mut demo = Demo::start(&kubeconfig);
+    demo.wait_for_output("export KUBECONFIG=", Duration::from_secs(60));
+    assert!(
+        demo.stdout()
+            .contains(&format!("export KUBECONFIG={}", kubeconfig.display())),
+        "{}",
+        demo.stdout()
+    );
+    assert!(kubeconfig.exists());
+
+    if kubectl_available() {
+        let out = kubectl(
+            &kubeconfig,
+            dir.path(),
+            &["apply", "-f", "-"],
+            Some(EXTRA_GATEWAY),
+        );
+        assert!(
+            out.contains("aigateway.runtime.agentic-layer.ai/my-gateway created"),
+            "{out}"
+        );
+        kubectl(
+            &kubeconfig,
+            dir.path(),
+            &[
+                "wait",
+                "--for=condition=Ready",
+                "aigw/my-gateway",
+                "-n",
+                "ai-gateway",
+                "--timeout=60s",
+            ],
+            None,
+        );
+        let config = kubectl(
+            &kubeconfig,
+            dir.path(),
+            &[
+                "get",
+                "configmap",
+                "my-gateway-config",
+                "-n",
+                "ai-gateway",
+                "-o",
+                "jsonpath={.data.config\\.yaml}",
+            ],
+            None,
+        );
+        assert!(config.contains("model: openai/gpt-4o"), "{config}");
+        // The demo's table picks the new gateway up too.
+        demo.wait_for_output("ai-gateway/my-gateway", Duration::from_secs(30));
+    } else {
+        println!("SKIPPED the kubectl part: kubectl is not installed (not found on PATH)");
+    }
+    // Every sample reaches Ready while the demo keeps running.
+    let gateways = sample_gateways();
+    demo.wait_until(
+        "every sample gateway Ready in the table",
+        Duration::from_secs(60),
+        |out| all_ready_in_last_table(out, &gateways),
+    );
+    demo.wait_for_output("model_list:", Duration::from_secs(60));
+
+    let status = demo.signal(signal, Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{status}:\n{}", demo.stdout());
+}
+
+#[test]
+fn plain_demo_reconciles_a_user_gateway_and_exits_0_on_sigint() {
+    plain_demo_serves_kubectl_until("-INT");
+}
+
+/// `docker stop`, systemd and `timeout` stop programs with SIGTERM. The demo so far
+/// stops only on Ctrl-C (SIGINT): on SIGTERM it dies by the signal, skipping its cleanup
+/// (the kubeconfig it wrote to the temp directory stays behind).
+#[test]
+fn plain_demo_exits_0_on_sigterm() {
+    plain_demo_serves_kubectl_until("-TERM");
+}

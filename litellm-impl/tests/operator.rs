@@ -1,0 +1,209 @@
+//! `LiteLlmGateway` in the real loop against the in-memory API server: problems shown as
+//! conditions, related objects in other namespaces re-rendering the right gateway, the
+//! Go operator's condition names mirrored.
+
+use std::time::Duration;
+
+use aigateway_api::AiGateway;
+use aigateway_api::conditions::find_condition;
+use aigateway_runtime::Operator;
+use aigateway_testkit::ApiServer;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+use litellm_impl::{LiteLlmGateway, RenderSettings};
+
+const CLASS: &str = "apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: AiGatewayClass
+metadata:
+  name: litellm
+  annotations:
+    aigatewayclass.kubernetes.io/is-default-class: \"true\"
+spec:
+  controller: aigateway.agentic-layer.ai/ai-gateway-litellm-controller
+";
+
+const GATEWAY: &str = "apiVersion: v1
+kind: Namespace
+metadata:
+  name: team
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: AiGateway
+metadata:
+  name: gw
+  namespace: team
+spec:
+  aiModels:
+    - name: gpt-4o
+      provider: openai
+  guardrails:
+    - name: pii
+      namespace: guards
+";
+
+const GUARD: &str = "apiVersion: v1
+kind: Namespace
+metadata:
+  name: guards
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: GuardrailProvider
+metadata:
+  name: presidio
+  namespace: guards
+spec:
+  type: presidio-api
+  presidio:
+    baseUrl: http://presidio.guards:80
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: Guard
+metadata:
+  name: pii
+  namespace: guards
+spec:
+  mode: [pre_call]
+  providerRef:
+    name: presidio
+";
+
+fn secret(key: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: api-key-secrets\n  namespace: team\nstringData:\n  OPENAI_API_KEY: {key}\n"
+    )
+}
+
+async fn condition(gateways: &Api<AiGateway>, type_: &str) -> Option<(String, String, String)> {
+    let gateway = gateways.get("gw").await.ok()?;
+    let conditions = gateway.status?.conditions;
+    find_condition(&conditions, type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+async fn wait_for<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn problems_become_conditions_and_related_objects_rerender_the_gateway() {
+    let server = ApiServer::new();
+    for crd in aigateway_api::crds::all() {
+        server.install_crd(crd).await.unwrap();
+    }
+    server.apply_manifests(CLASS).unwrap();
+    server.apply_manifests(GATEWAY).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(
+        Operator::new(server.client())
+            .gateway(LiteLlmGateway::new(RenderSettings::default()))
+            .shutdown_on(async move {
+                let _ = stopped.await;
+            })
+            .run(),
+    );
+    let gateways: Api<AiGateway> = Api::namespaced(server.client(), "team");
+
+    // Neither the Secret nor the Guard exists: the proxy still deploys, and status says why.
+    wait_for("ResolvedRefs=False naming both", || async {
+        condition(&gateways, "ResolvedRefs")
+            .await
+            .is_some_and(|(status, _, message)| {
+                status == "False"
+                    && message.contains("api-key-secrets")
+                    && message.contains("guards/pii")
+            })
+    })
+    .await;
+    wait_for("Ready despite the missing references", || async {
+        condition(&gateways, "Ready")
+            .await
+            .is_some_and(|(s, _, _)| s == "True")
+    })
+    .await;
+    let (_, _, programmed) = condition(&gateways, "Programmed").await.unwrap();
+    assert!(
+        programmed.contains("warnings:") && programmed.contains("LITELLM_MASTER_KEY"),
+        "{programmed}"
+    );
+    for (alias, source) in [
+        ("AiGatewayConfigured", "Programmed"),
+        ("AiGatewayReady", "Ready"),
+    ] {
+        assert_eq!(
+            condition(&gateways, alias).await.map(|c| c.0),
+            condition(&gateways, source).await.map(|c| c.0),
+            "{alias}"
+        );
+    }
+
+    // The Guard (in another namespace) appears: the gateway re-renders with it. Only the
+    // Guard and GuardrailProvider watches can trigger this.
+    server.apply_manifests(GUARD).unwrap();
+    let config_maps: Api<ConfigMap> = Api::namespaced(server.client(), "team");
+    let config_text = || async {
+        config_maps
+            .get("gw-config")
+            .await
+            .ok()
+            .and_then(|c| c.data)
+            .and_then(|mut d| d.remove("config.yaml"))
+            .unwrap_or_default()
+    };
+    wait_for("the guard rendered", || async {
+        config_text().await.contains("guardrail_name: pii")
+    })
+    .await;
+    // Then the Secret: every reference resolves.
+    server.apply_manifests(&secret("first")).unwrap();
+    wait_for("ResolvedRefs=True", || async {
+        condition(&gateways, "ResolvedRefs")
+            .await
+            .is_some_and(|(s, _, _)| s == "True")
+    })
+    .await;
+    let config = config_text().await;
+    assert!(config.contains("presidio"), "{config}");
+    assert!(
+        !config.contains("first"),
+        "no secret value in the ConfigMap"
+    );
+
+    // A Secret change rolls the pods through the secret-hash annotation.
+    let deployments: Api<Deployment> = Api::namespaced(server.client(), "team");
+    let hash = |d: Deployment| {
+        d.spec
+            .unwrap()
+            .template
+            .metadata
+            .unwrap()
+            .annotations
+            .unwrap()
+            .remove("gateway.agentic-layer.ai/secret-hash")
+            .unwrap()
+    };
+    let before = hash(deployments.get("gw").await.unwrap());
+    server.apply_manifests(&secret("second")).unwrap();
+    wait_for("a new secret hash", || async {
+        hash(deployments.get("gw").await.unwrap()) != before
+    })
+    .await;
+
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
