@@ -1,6 +1,6 @@
 //! `LiteLlmGateway`: the LiteLLM rendering wired into the runtime's reconcile loop.
 //!
-//! Desired state is [`render`](crate::render) over the loop's caches; reference problems
+//! Desired state is [`render`](crate::render()) over the loop's caches; reference problems
 //! become `ResolvedRefs=False`, other problems become warnings on `Programmed`; a gateway
 //! that cannot render at all is reported invalid. Related watches re-run a gateway when a
 //! Secret, ConfigMap, Guard or GuardrailProvider it depends on changes, in any namespace.
