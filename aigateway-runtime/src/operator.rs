@@ -497,12 +497,19 @@ async fn run_controllers<K: GatewayKind>(
     let field_manager = implementation.field_manager();
 
     // Gateways, and classes (whose controller's cache also answers claims).
-    let mut gateway_controller = Controller::new(
+    // The gateway cache is the largest one; managedFields are never read from it.
+    let (gateway_reader, gateway_writer) = reflector::store::<K::Gateway>();
+    let gateway_events = watcher(
         api_for::<K::Gateway>(&client, namespace.as_deref()),
         watcher::Config::default(),
     )
+    .modify(|gateway: &mut K::Gateway| gateway.meta_mut().managed_fields = None)
+    .default_backoff();
+    let mut gateway_controller = Controller::for_stream(
+        reflect(gateway_writer, gateway_events).applied_objects(),
+        gateway_reader.clone(),
+    )
     .with_config(ControllerConfig::default().concurrency(operator.config.concurrency));
-    let gateway_reader = gateway_controller.store();
     let class_controller = Controller::new(
         Api::<K::Class>::all(client.clone()),
         watcher::Config::default(),
