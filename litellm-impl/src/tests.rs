@@ -1015,47 +1015,10 @@ fn invalid_gateways_are_errors_naming_object_and_field() {
 
 /// Strings YAML could misread if written unquoted; each is used whole as a value and as a
 /// key. (`tests/real_litellm.rs` also loads such a config with LiteLLM's own parser.)
-const HOSTILE: &[&str] = &[
-    "a: b",
-    "- item",
-    "{x}",
-    "[y]",
-    "'q'",
-    "\"dq\"",
-    "line\nbreak",
-    "# not a comment",
-    "&anchor",
-    "*alias",
-    "!tag",
-    "%directive",
-    "null",
-    "~",
-    "true",
-    "no",
-    "on",
-    "y",
-    "Off",
-    "1.5",
-    "0x10",
-    "1e3",
-    "0o17",
-    "012",
-    "1_000",
-    "12:30:00",
-    "@at",
-    "`tick`",
-    "trailing ",
-    " leading",
-    "ünï",
-    "tab\there",
-    "---",
-    "...",
-    "|",
-    ">",
-    "2026-01-01",
-    "=",
-    "<<",
-];
+static HOSTILE: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+    serde_json::from_str(include_str!("../tests/fixtures/hostile-strings.json"))
+        .expect("the hostile-strings fixture is a JSON list of strings")
+});
 
 /// A gateway whose model names, providers, Guard names and Guard fields are all
 /// [`HOSTILE`] strings, with the objects it references.
@@ -1088,12 +1051,12 @@ fn hostile_gateway() -> (AiGateway, InMemoryObjects) {
         }))
         .unwrap(),
     );
-    for h in HOSTILE {
+    for h in HOSTILE.iter() {
         lookup.insert_guard(serde_json::from_value(json!({
             "apiVersion": "runtime.agentic-layer.ai/v1alpha1", "kind": "Guard",
             "metadata": {"name": h, "namespace": "ns"},
             "spec": {"mode": ["pre_call"], "providerRef": {"name": "p: {x}\n"},
-                     "presidio": {"language": h, "scoreThresholds": {*h: "0.5"}, "entityActions": {*h: "MASK"}}}
+                     "presidio": {"language": h, "scoreThresholds": {h.as_str(): "0.5"}, "entityActions": {h.as_str(): "MASK"}}}
         })).unwrap());
     }
     (gw, lookup)
@@ -1103,7 +1066,7 @@ fn hostile_gateway() -> (AiGateway, InMemoryObjects) {
 fn assert_hostile_config(parsed: &Value) {
     let models = parsed["model_list"].as_array().unwrap();
     assert_eq!(models.len(), HOSTILE.len());
-    for (entry, h) in models.iter().zip(HOSTILE) {
+    for (entry, h) in models.iter().zip(HOSTILE.iter()) {
         assert_eq!(entry["model_name"], json!(h));
         assert_eq!(entry["litellm_params"]["model"], json!(format!("{h}/{h}")));
         assert_eq!(
@@ -1113,16 +1076,16 @@ fn assert_hostile_config(parsed: &Value) {
     }
     let guards = parsed["guardrails"].as_array().unwrap();
     assert_eq!(guards.len(), HOSTILE.len());
-    for (guard, h) in guards.iter().zip(HOSTILE) {
+    for (guard, h) in guards.iter().zip(HOSTILE.iter()) {
         assert_eq!(guard["guardrail_name"], json!(h));
         assert_eq!(guard["litellm_params"]["presidio_language"], json!(h));
         assert_eq!(
             guard["litellm_params"]["pii_entities_config"],
-            json!({*h: "MASK"})
+            json!({h.as_str(): "MASK"})
         );
         assert_eq!(
             guard["litellm_params"]["presidio_score_thresholds"],
-            json!({*h: 0.5})
+            json!({h.as_str(): 0.5})
         );
         assert_eq!(
             guard["litellm_params"]["presidio_analyzer_api_base"],

@@ -990,47 +990,10 @@ fn known_keys_match_the_pinned_litellm() {
 
 /// Strings YAML could misread if written unquoted (YAML 1.1 booleans such as `on`, `no`
 /// and `y` matter here: LiteLLM reads its config with PyYAML, a YAML 1.1 parser).
-const HOSTILE: &[&str] = &[
-    "a: b",
-    "- item",
-    "{x}",
-    "[y]",
-    "'q'",
-    "\"dq\"",
-    "line\nbreak",
-    "# not a comment",
-    "&anchor",
-    "*alias",
-    "!tag",
-    "%directive",
-    "null",
-    "~",
-    "true",
-    "no",
-    "on",
-    "y",
-    "Off",
-    "1.5",
-    "0x10",
-    "1e3",
-    "0o17",
-    "012",
-    "1_000",
-    "@at",
-    "`tick`",
-    "trailing ",
-    " leading",
-    "ünï",
-    "tab\there",
-    "---",
-    "...",
-    "|",
-    ">",
-    "2026-01-01",
-    "=",
-    "<<",
-    "12:30:00",
-];
+static HOSTILE: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+    serde_json::from_str(include_str!("fixtures/hostile-strings.json"))
+        .expect("the hostile-strings fixture is a JSON list of strings")
+});
 
 /// The config rendered for hostile names, providers and guard fields reads back in
 /// LiteLLM's own YAML parser (PyYAML `safe_load`, as the proxy) to exactly the values given.
@@ -1057,12 +1020,12 @@ fn hostile_strings_read_back_the_same_in_litellms_yaml_parser() {
         }))
         .unwrap(),
     );
-    for h in HOSTILE {
+    for h in HOSTILE.iter() {
         lookup.insert_guard(serde_json::from_value(json!({
             "apiVersion": "runtime.agentic-layer.ai/v1alpha1", "kind": "Guard",
             "metadata": {"name": h, "namespace": "ns"},
             "spec": {"mode": ["pre_call"], "providerRef": {"name": "p"},
-                     "presidio": {"language": h, "scoreThresholds": {*h: "0.5"}, "entityActions": {*h: "MASK"}}}
+                     "presidio": {"language": h, "scoreThresholds": {h.as_str(): "0.5"}, "entityActions": {h.as_str(): "MASK"}}}
         }))
         .unwrap());
     }
@@ -1083,13 +1046,13 @@ fn hostile_strings_read_back_the_same_in_litellms_yaml_parser() {
     let parsed: Value = serde_json::from_slice(&output.stdout).unwrap();
     let models = parsed["model_list"].as_array().unwrap();
     assert_eq!(models.len(), HOSTILE.len());
-    for (entry, h) in models.iter().zip(HOSTILE) {
+    for (entry, h) in models.iter().zip(HOSTILE.iter()) {
         assert_eq!(entry["model_name"], json!(h), "{}", rendered.config_yaml);
         assert_eq!(entry["litellm_params"]["model"], json!(format!("{h}/{h}")));
     }
     let guardrails = parsed["guardrails"].as_array().unwrap();
     assert_eq!(guardrails.len(), HOSTILE.len());
-    for (guard, h) in guardrails.iter().zip(HOSTILE) {
+    for (guard, h) in guardrails.iter().zip(HOSTILE.iter()) {
         assert_eq!(
             guard["guardrail_name"],
             json!(h),
@@ -1099,11 +1062,11 @@ fn hostile_strings_read_back_the_same_in_litellms_yaml_parser() {
         assert_eq!(guard["litellm_params"]["presidio_language"], json!(h));
         assert_eq!(
             guard["litellm_params"]["pii_entities_config"],
-            json!({*h: "MASK"})
+            json!({h.as_str(): "MASK"})
         );
         assert_eq!(
             guard["litellm_params"]["presidio_score_thresholds"],
-            json!({*h: 0.5})
+            json!({h.as_str(): 0.5})
         );
         assert_eq!(
             guard["litellm_params"]["presidio_analyzer_api_base"],
