@@ -206,6 +206,7 @@ mod events;
 mod faults;
 mod patch;
 mod proto;
+pub mod real_cluster;
 mod schema;
 mod selector;
 mod server;

@@ -1,0 +1,720 @@
+//! End-to-end scenarios against a real Kubernetes control plane: kube-apiserver with
+//! RBAC and an audit log, etcd, kube-controller-manager (Deployments, ReplicaSets,
+//! garbage collection), kube-scheduler and kwok (a fake Node that runs pods without
+//! containers), all built from Go modules by `scripts/control-plane`.
+//!
+//! The operator is the built `litellm-impl run` binary, authenticated as the install
+//! bundle's ServiceAccount with a token from the TokenRequest API, so RBAC applies to
+//! every request it makes. Each scenario starts its own control plane (about 10 s) and
+//! they run one at a time.
+//!
+//! The first run builds the control plane (many minutes; cached under `~/.cache`).
+//! Nothing here is skipped: without Go or kubectl these tests fail and say why.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use aigateway_testkit::real_cluster::{AuditEvent, RealCluster};
+use serde_json::Value;
+
+const SYSTEM_NAMESPACE: &str = "ai-gateway-litellm-system";
+const SERVICE_ACCOUNT: &str = "litellm-impl";
+const OPERATOR_USER: &str = "system:serviceaccount:ai-gateway-litellm-system:litellm-impl";
+
+/// The upstream samples (ai-gateway-litellm-operator's `config/samples`), as imported
+/// into the API crate's fixtures, with the gateway each one declares.
+const UPSTREAM_SAMPLES: &[(&str, &str, &str)] = &[
+    ("aigateway.yaml", "ai-gateway", "ai-gateway"),
+    ("aigateway-guarded.yaml", "ai-gateway-guarded", "ai-gateway-pii"),
+    ("aigateway-with-patch.yaml", "ai-gateway-patched", "ai-gateway"),
+];
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn sample(file: &str) -> PathBuf {
+    workspace().join("aigateway-api/tests/fixtures/samples").join(file)
+}
+
+/// kubectl against one control plane, as admin.
+struct Kubectl<'a> {
+    cluster: &'a RealCluster,
+}
+
+impl Kubectl<'_> {
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut command = self.cluster.kubectl();
+        command.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        let mut child = command.spawn().expect("kubectl is installed and on PATH");
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        self.ok_with(args, None)
+    }
+
+    fn ok_with(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.run(args, stdin);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "kubectl {} failed:\n{text}", args.join(" "));
+        text
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+
+    fn exists(&self, args: &[&str]) -> bool {
+        let mut all = vec!["get"];
+        all.extend(args);
+        let out = self.run(&all, None);
+        if out.status.success() {
+            return true;
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("NotFound"), "kubectl get {}: {stderr}", args.join(" "));
+        false
+    }
+}
+
+/// The `litellm-impl run` binary as a child process with its log in a file.
+struct Operator {
+    child: Child,
+    log: PathBuf,
+    admin_port: u16,
+}
+
+impl Operator {
+    fn start(kubeconfig: &Path, log: PathBuf, extra: &[&str]) -> Self {
+        Self::start_as(kubeconfig, log, extra, "litellm-impl-test")
+    }
+
+    /// Starts the operator with `POD_NAME=identity` (its leader-election identity).
+    fn start_as(kubeconfig: &Path, log: PathBuf, extra: &[&str], identity: &str) -> Self {
+        let admin_port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_litellm-impl"))
+            .arg("run")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .arg(format!("--admin-address=127.0.0.1:{admin_port}"))
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .env("POD_NAME", identity)
+            .env_remove("KUBECONFIG")
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::options().append(true).open(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Operator {
+            child,
+            log,
+            admin_port,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("the operator exited ({status}):\n{}", self.log());
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    fn readyz(&self) -> Option<u16> {
+        http_get(self.admin_port, "/readyz").map(|(code, _)| code)
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let code = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((code, body))
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` and `context()`.
+fn eventually<T>(
+    what: &str,
+    limit: Duration,
+    context: impl Fn() -> String,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for {what}\n{}", context());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn condition(object: &Value, type_: &str) -> Value {
+    object["status"]["conditions"]
+        .as_array()
+        .and_then(|list| list.iter().find(|c| c["type"] == type_))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+fn api_key_secret(namespace: &str, key: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: api-key-secrets\n  namespace: {namespace}\ntype: Opaque\nstringData:\n  OPENAI_API_KEY: {key}\n"
+    )
+}
+
+/// Installs the bundle as the README says: CRDs, wait for Established, then `-k deploy/`.
+fn install_bundle(k: &Kubectl) {
+    let deploy = workspace().join("deploy");
+    k.ok(&["apply", "--server-side", "-f", deploy.join("crds").to_str().unwrap()]);
+    k.ok(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
+    k.ok(&["apply", "--server-side", "-k", deploy.to_str().unwrap()]);
+}
+
+/// The bundle without our CRDs: upstream's published CRDs instead (drop-in check).
+fn install_bundle_with_upstream_crds(k: &Kubectl) {
+    let crds = workspace().join("aigateway-api/tests/fixtures/upstream-crds");
+    for entry in std::fs::read_dir(&crds).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            k.ok(&["apply", "--server-side", "-f", path.to_str().unwrap()]);
+        }
+    }
+    k.ok(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
+    let deploy = workspace().join("deploy");
+    for file in ["namespace.yaml", "rbac.yaml", "manager.yaml", "aigatewayclass.yaml"] {
+        k.ok(&["apply", "--server-side", "-f", deploy.join(file).to_str().unwrap()]);
+    }
+}
+
+fn apply_upstream_samples(k: &Kubectl) {
+    for (file, namespace, _) in UPSTREAM_SAMPLES {
+        k.ok(&["apply", "--server-side", "-f", sample(file).to_str().unwrap()]);
+        k.ok_with(&["apply", "-f", "-"], Some(&api_key_secret(namespace, "key-one")));
+    }
+}
+
+fn wait_gateway_ready(k: &Kubectl, operator: &Operator, namespace: &str, name: &str) -> Value {
+    eventually(
+        &format!("AiGateway {namespace}/{name} to become Ready"),
+        Duration::from_secs(90),
+        || {
+            format!(
+                "gateway: {}\noperator log:\n{}",
+                k.run(&["get", "aigateway", name, "-n", namespace, "-o", "yaml"], None)
+                    .stdout
+                    .iter()
+                    .map(|b| *b as char)
+                    .collect::<String>(),
+                operator.log()
+            )
+        },
+        || {
+            let gateway = k.json(&["get", "aigateway", name, "-n", namespace]);
+            (condition(&gateway, "Ready")["status"] == "True").then_some(gateway)
+        },
+    )
+}
+
+fn operator_kubeconfig(cluster: &RealCluster, account: &str) -> PathBuf {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(cluster.service_account_kubeconfig(SYSTEM_NAMESPACE, account, 3600))
+        .unwrap()
+}
+
+/// The replica sets of a gateway's Deployment, by pod-template hash.
+fn replica_sets(k: &Kubectl, namespace: &str, deployment: &str) -> Vec<String> {
+    let sets = k.json(&["get", "replicasets", "-n", namespace]);
+    let mut names: Vec<String> = sets["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|rs| {
+            rs["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|owners| owners.iter().any(|o| o["name"] == deployment))
+        })
+        .map(|rs| rs["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+fn writes_summary(events: &[AuditEvent]) -> String {
+    events
+        .iter()
+        .map(|e| format!("{} {} {}/{} {}", e.verb, e.resource, e.namespace, e.name, e.subresource))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn real_cluster_bundle_installs_and_the_operator_pods_run() {
+    let _one_at_a_time = RealCluster::exclusive();
+    let cluster = RealCluster::start().unwrap();
+    let k = Kubectl { cluster: &cluster };
+    install_bundle(&k);
+    for crd in [
+        "aigateways.runtime.agentic-layer.ai",
+        "aigatewayclasses.runtime.agentic-layer.ai",
+        "guards.runtime.agentic-layer.ai",
+        "guardrailproviders.runtime.agentic-layer.ai",
+    ] {
+        let crd = k.json(&["get", "crd", crd]);
+        assert_eq!(condition(&crd, "Established")["status"], "True", "{crd}");
+    }
+    // The manager's pods pass the namespace's Pod Security "restricted" admission and
+    // run (kwok plays the kubelet).
+    k.ok(&[
+        "-n",
+        SYSTEM_NAMESPACE,
+        "rollout",
+        "status",
+        "deployment/litellm-impl",
+        "--timeout=90s",
+    ]);
+    let pods = k.json(&["get", "pods", "-n", SYSTEM_NAMESPACE]);
+    let phases: Vec<&str> = pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["status"]["phase"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(phases, ["Running", "Running"], "{pods}");
+    println!("scenario bundle: passed");
+}
+
+#[test]
+fn real_cluster_operator_as_its_service_account_reconciles_the_upstream_samples() {
+    let _one_at_a_time = RealCluster::exclusive();
+    let cluster = RealCluster::start().unwrap();
+    let k = Kubectl { cluster: &cluster };
+    install_bundle(&k);
+    // The bundle's manager pods are fakes (kwok); the real operator is the built binary.
+    k.ok(&["-n", SYSTEM_NAMESPACE, "scale", "deployment/litellm-impl", "--replicas=0"]);
+    let kubeconfig = operator_kubeconfig(&cluster, SERVICE_ACCOUNT);
+    let mut operator = Operator::start(
+        &kubeconfig,
+        cluster.dir().join("operator.log"),
+        &["--lease-namespace", SYSTEM_NAMESPACE],
+    );
+    apply_upstream_samples(&k);
+    for (_, namespace, name) in UPSTREAM_SAMPLES {
+        let gateway = wait_gateway_ready(&k, &operator, namespace, name);
+        let url = gateway["status"]["url"].as_str().unwrap_or_default();
+        assert!(
+            url.starts_with(&format!("http://{name}.{namespace}.svc.cluster.local")),
+            "{gateway}"
+        );
+        // Ready came from the real Deployment controller: pods exist and are Ready.
+        let deployment = k.json(&["get", "deployment", name, "-n", namespace]);
+        assert_eq!(deployment["status"]["readyReplicas"], 1, "{deployment}");
+    }
+    operator.assert_running();
+    assert_eq!(operator.readyz(), Some(200), "{}", operator.log());
+
+    // Editing a gateway rolls its pods (a new ReplicaSet), and it becomes Ready again.
+    let (_, namespace, name) = UPSTREAM_SAMPLES[0];
+    let before = replica_sets(&k, namespace, name);
+    k.ok(&[
+        "patch",
+        "aigateway",
+        name,
+        "-n",
+        namespace,
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/spec/aiModels/-","value":{"provider":"openai","name":"gpt-4o"}}]"#,
+    ]);
+    let after_edit = eventually(
+        "a new ReplicaSet after editing the gateway",
+        Duration::from_secs(60),
+        || operator.log(),
+        || {
+            let now = replica_sets(&k, namespace, name);
+            (now.len() > before.len()).then_some(now)
+        },
+    );
+    wait_gateway_ready(&k, &operator, namespace, name);
+
+    // Rotating the gateway's Secret rolls its pods too.
+    k.ok_with(&["apply", "-f", "-"], Some(&api_key_secret(namespace, "key-two")));
+    eventually(
+        "a new ReplicaSet after rotating the Secret",
+        Duration::from_secs(60),
+        || operator.log(),
+        || (replica_sets(&k, namespace, name).len() > after_edit.len()).then_some(()),
+    );
+    for (_, namespace, name) in UPSTREAM_SAMPLES {
+        wait_gateway_ready(&k, &operator, namespace, name);
+    }
+
+    // Steady state: no write by the operator's user in 10 s, Lease renewals aside.
+    std::thread::sleep(Duration::from_secs(3));
+    let audit = cluster.audit_log();
+    let mark = audit.mark();
+    std::thread::sleep(Duration::from_secs(10));
+    let writes: Vec<AuditEvent> = audit
+        .writes_since(mark)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.user == OPERATOR_USER)
+        .collect();
+    let (lease, other): (Vec<_>, Vec<_>) = writes.into_iter().partition(|e| e.resource == "leases");
+    assert!(
+        other.is_empty(),
+        "the operator wrote in steady state:\n{}",
+        writes_summary(&other)
+    );
+    assert!(
+        lease.iter().all(|e| e.name == "litellm-impl" && e.namespace == SYSTEM_NAMESPACE),
+        "{}",
+        writes_summary(&lease)
+    );
+    // The operator never got a 403: the bundle's RBAC covers everything it does.
+    let forbidden: Vec<AuditEvent> = audit
+        .since(aigateway_testkit::real_cluster::AuditMark::default())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.user == OPERATOR_USER && e.code == 403)
+        .collect();
+    assert!(forbidden.is_empty(), "forbidden requests:\n{}", writes_summary(&forbidden));
+
+    // Deleting a gateway removes its children through the garbage collector.
+    k.ok(&["delete", "aigateway", name, "-n", namespace, "--wait=true"]);
+    eventually(
+        "the deleted gateway's children to be garbage collected",
+        Duration::from_secs(60),
+        || operator.log(),
+        || {
+            let gone = !k.exists(&["deployment", name, "-n", namespace])
+                && !k.exists(&["service", name, "-n", namespace])
+                && !k.exists(&["configmap", &format!("{name}-config"), "-n", namespace]);
+            gone.then_some(())
+        },
+    );
+
+    operator.signal("TERM");
+    let status = operator.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", operator.log());
+    println!("scenario operator-as-service-account: passed");
+}
+
+/// Drop-in: with agent-runtime-operator's own CRDs (atomic `conditions` list, no
+/// `status.url`), the samples still become Ready and the operator does not loop.
+#[test]
+fn real_cluster_drop_in_with_the_upstream_crds() {
+    let _one_at_a_time = RealCluster::exclusive();
+    let cluster = RealCluster::start().unwrap();
+    let k = Kubectl { cluster: &cluster };
+    install_bundle_with_upstream_crds(&k);
+    k.ok(&["-n", SYSTEM_NAMESPACE, "scale", "deployment/litellm-impl", "--replicas=0"]);
+    let kubeconfig = operator_kubeconfig(&cluster, SERVICE_ACCOUNT);
+    let mut operator = Operator::start(
+        &kubeconfig,
+        cluster.dir().join("operator.log"),
+        &["--leader-elect=false"],
+    );
+    apply_upstream_samples(&k);
+    for (_, namespace, name) in UPSTREAM_SAMPLES {
+        let gateway = wait_gateway_ready(&k, &operator, namespace, name);
+        // Upstream's schema has no status.url: the API server prunes it.
+        assert!(gateway["status"].get("url").is_none(), "{gateway}");
+    }
+    operator.assert_running();
+    std::thread::sleep(Duration::from_secs(3));
+    let audit = cluster.audit_log();
+    let mark = audit.mark();
+    std::thread::sleep(Duration::from_secs(10));
+    let writes: Vec<AuditEvent> = audit
+        .writes_since(mark)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.user == OPERATOR_USER)
+        .collect();
+    assert!(writes.is_empty(), "the operator loops on upstream's CRDs:\n{}", writes_summary(&writes));
+    println!("scenario drop-in-upstream-crds: passed");
+}
+
+/// A permission the bundle does not grant: the request fails with 403 and the operator
+/// says so on the gateway, in one line that names what to grant, instead of retrying
+/// silently.
+#[test]
+fn real_cluster_a_missing_permission_is_reported_on_the_gateway() {
+    let _one_at_a_time = RealCluster::exclusive();
+    let cluster = RealCluster::start().unwrap();
+    let k = Kubectl { cluster: &cluster };
+    install_bundle(&k);
+    k.ok(&["-n", SYSTEM_NAMESPACE, "scale", "deployment/litellm-impl", "--replicas=0"]);
+    // Take `patch` on Services away from the operator's ClusterRole.
+    let role = k.json(&["get", "clusterrole", "litellm-impl"]);
+    let mut rules = role["rules"].as_array().unwrap().clone();
+    let index = rules
+        .iter()
+        .position(|r| r["resources"].as_array().unwrap().iter().any(|x| x == "services"))
+        .expect("the bundle grants access to services");
+    let mut services = rules[index].clone();
+    rules[index]["resources"] = serde_json::json!(
+        rules[index]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| *r != "services")
+            .collect::<Vec<_>>()
+    );
+    services["resources"] = serde_json::json!(["services"]);
+    services["verbs"] = serde_json::json!(["list", "watch", "delete"]);
+    rules.push(services);
+    let patch = serde_json::json!([{"op": "replace", "path": "/rules", "value": rules}]);
+    k.ok(&["patch", "clusterrole", "litellm-impl", "--type=json", "-p", &patch.to_string()]);
+
+    let kubeconfig = operator_kubeconfig(&cluster, SERVICE_ACCOUNT);
+    let mut operator = Operator::start(
+        &kubeconfig,
+        cluster.dir().join("operator.log"),
+        &["--leader-elect=false"],
+    );
+    let (file, namespace, name) = UPSTREAM_SAMPLES[0];
+    k.ok(&["apply", "--server-side", "-f", sample(file).to_str().unwrap()]);
+    k.ok_with(&["apply", "-f", "-"], Some(&api_key_secret(namespace, "key-one")));
+    let programmed = eventually(
+        "Programmed=False naming the forbidden request",
+        Duration::from_secs(60),
+        || operator.log(),
+        || {
+            let gateway = k.json(&["get", "aigateway", name, "-n", namespace]);
+            let programmed = condition(&gateway, "Programmed");
+            (programmed["status"] == "False"
+                && programmed["message"].as_str().unwrap_or("").contains("forbidden"))
+            .then_some(programmed)
+        },
+    );
+    let message = programmed["message"].as_str().unwrap();
+    assert!(!message.contains('\n'), "one line: {message}");
+    assert!(
+        !message.contains("ErrorResponse") && !message.contains("Status {"),
+        "no Debug dump in a condition: {message}"
+    );
+    assert!(message.contains("services"), "names the resource: {message}");
+    assert!(message.contains("RBAC") || message.contains("ClusterRole"), "says what to do: {message}");
+    operator.assert_running();
+    // It keeps retrying with backoff, not in a tight loop: a handful of denied requests.
+    std::thread::sleep(Duration::from_secs(5));
+    let denied = cluster
+        .audit_log()
+        .since(Default::default())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.user == OPERATOR_USER && e.code == 403)
+        .count();
+    assert!((1..=20).contains(&denied), "{denied} forbidden requests");
+    println!("scenario rbac-denied: passed");
+}
+
+/// Two replicas with leader election, as different ServiceAccounts so the audit log
+/// tells their requests apart: kill -9 the leader; the standby takes over within the
+/// lease duration, and the two never write at the same time.
+#[test]
+fn real_cluster_leader_election_hands_over_after_the_leader_is_killed() {
+    let _one_at_a_time = RealCluster::exclusive();
+    let cluster = RealCluster::start().unwrap();
+    let k = Kubectl { cluster: &cluster };
+    install_bundle(&k);
+    k.ok(&["-n", SYSTEM_NAMESPACE, "scale", "deployment/litellm-impl", "--replicas=0"]);
+    let second = "litellm-impl-b";
+    k.ok(&["-n", SYSTEM_NAMESPACE, "create", "serviceaccount", second]);
+    k.ok(&[
+        "create",
+        "clusterrolebinding",
+        second,
+        "--clusterrole=litellm-impl",
+        &format!("--serviceaccount={SYSTEM_NAMESPACE}:{second}"),
+    ]);
+    k.ok(&[
+        "-n",
+        SYSTEM_NAMESPACE,
+        "create",
+        "rolebinding",
+        second,
+        "--role=litellm-impl-leader-election",
+        &format!("--serviceaccount={SYSTEM_NAMESPACE}:{second}"),
+    ]);
+    let user_b = format!("system:serviceaccount:{SYSTEM_NAMESPACE}:{second}");
+    let lease_args = ["--lease-namespace", SYSTEM_NAMESPACE];
+    let mut a = Operator::start_as(
+        &operator_kubeconfig(&cluster, SERVICE_ACCOUNT),
+        cluster.dir().join("operator-a.log"),
+        &lease_args,
+        "replica-a",
+    );
+    let holder = |k: &Kubectl| {
+        k.run(&["get", "lease", "litellm-impl", "-n", SYSTEM_NAMESPACE, "-o", "json"], None)
+            .status
+            .success()
+            .then(|| k.json(&["get", "lease", "litellm-impl", "-n", SYSTEM_NAMESPACE]))
+            .and_then(|lease| lease["spec"]["holderIdentity"].as_str().map(str::to_string))
+    };
+    eventually("replica-a to hold the lease", Duration::from_secs(30), || a.log(), || {
+        (holder(&k).as_deref() == Some("replica-a")).then_some(())
+    });
+    let mut b = Operator::start_as(
+        &operator_kubeconfig(&cluster, second),
+        cluster.dir().join("operator-b.log"),
+        &lease_args,
+        "replica-b",
+    );
+    apply_upstream_samples(&k);
+    for (_, namespace, name) in UPSTREAM_SAMPLES {
+        wait_gateway_ready(&k, &a, namespace, name);
+    }
+    b.assert_running();
+    let lease = k.json(&["get", "lease", "litellm-impl", "-n", SYSTEM_NAMESPACE]);
+    let duration = lease["spec"]["leaseDurationSeconds"].as_u64().unwrap();
+
+    a.signal("KILL");
+    let killed = Instant::now();
+    a.wait_exit(Duration::from_secs(5)).expect("kill -9 ends the process");
+    eventually(
+        "replica-b to take the lease over",
+        Duration::from_secs(duration + 10),
+        || b.log(),
+        || (holder(&k).as_deref() == Some("replica-b")).then_some(()),
+    );
+    let takeover = killed.elapsed();
+    assert!(
+        takeover <= Duration::from_secs(duration + 3),
+        "takeover took {takeover:?}, lease duration {duration} s"
+    );
+    // The new leader serves: an edit is reconciled.
+    let (_, namespace, name) = UPSTREAM_SAMPLES[0];
+    k.ok(&[
+        "patch",
+        "aigateway",
+        name,
+        "-n",
+        namespace,
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/spec/aiModels/-","value":{"provider":"openai","name":"gpt-4o"}}]"#,
+    ]);
+    eventually("the new leader to render the edit", Duration::from_secs(60), || b.log(), || {
+        let config = k.json(&["get", "configmap", &format!("{name}-config"), "-n", namespace]);
+        config["data"]["config.yaml"].as_str().unwrap_or("").contains("gpt-4o").then_some(())
+    });
+    wait_gateway_ready(&k, &b, namespace, name);
+
+    let writes: Vec<AuditEvent> = cluster
+        .audit_log()
+        .writes_since(Default::default())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.resource != "leases" && e.code < 300)
+        .collect();
+    let by = |user: &str| writes.iter().filter(|e| e.user == user).collect::<Vec<_>>();
+    let (writes_a, writes_b) = (by(OPERATOR_USER), by(&user_b));
+    assert!(!writes_a.is_empty() && !writes_b.is_empty(), "both replicas led once");
+    let last_a = writes_a.iter().map(|e| e.completed.as_str()).max().unwrap();
+    let first_b = writes_b.iter().map(|e| e.received.as_str()).min().unwrap();
+    assert!(
+        last_a < first_b,
+        "replica-b wrote at {first_b} before replica-a's last write at {last_a}"
+    );
+    b.signal("TERM");
+    assert_eq!(b.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()), Some(0), "{}", b.log());
+    println!("scenario leader-election: passed (takeover in {:.1} s)", takeover.as_secs_f64());
+}
+
+/// Pod Security admission: a namespace enforcing "restricted" admits the generated
+/// LiteLLM pods, and the gateway becomes Ready.
+#[test]
+fn real_cluster_generated_pods_pass_pod_security_restricted() {
+    let _one_at_a_time = RealCluster::exclusive();
+    let cluster = RealCluster::start().unwrap();
+    let k = Kubectl { cluster: &cluster };
+    install_bundle(&k);
+    k.ok(&["-n", SYSTEM_NAMESPACE, "scale", "deployment/litellm-impl", "--replicas=0"]);
+    let operator = Operator::start(
+        &operator_kubeconfig(&cluster, SERVICE_ACCOUNT),
+        cluster.dir().join("operator.log"),
+        &["--leader-elect=false"],
+    );
+    let (file, namespace, name) = UPSTREAM_SAMPLES[0];
+    k.ok(&["create", "namespace", namespace]);
+    k.ok(&[
+        "label",
+        "namespace",
+        namespace,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/enforce-version=latest",
+    ]);
+    k.ok(&["apply", "--server-side", "-f", sample(file).to_str().unwrap()]);
+    k.ok_with(&["apply", "-f", "-"], Some(&api_key_secret(namespace, "key-one")));
+    wait_gateway_ready(&k, &operator, namespace, name);
+    let pods = k.json(&["get", "pods", "-n", namespace]);
+    assert_eq!(pods["items"].as_array().unwrap().len(), 1, "{pods}");
+    println!("scenario pod-security-restricted: passed");
+}
