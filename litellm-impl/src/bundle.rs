@@ -114,8 +114,8 @@ pub fn cluster_rules() -> Value {
     json!([
         {"apiGroups": ["runtime.agentic-layer.ai"], "resources": ["aigateways", "aigatewayclasses", "guards", "guardrailproviders"], "verbs": ["list", "watch"]},
         {"apiGroups": ["runtime.agentic-layer.ai"], "resources": ["aigateways/status", "aigatewayclasses/status"], "verbs": ["patch"]},
-        {"apiGroups": [""], "resources": ["configmaps", "services"], "verbs": ["list", "watch", "patch", "delete"]},
-        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["list", "watch", "patch", "delete"]},
+        {"apiGroups": [""], "resources": ["configmaps", "services"], "verbs": ["list", "watch", "create", "patch", "delete"]},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["list", "watch", "create", "patch", "delete"]},
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list", "watch"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     ])
