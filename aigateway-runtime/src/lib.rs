@@ -76,6 +76,7 @@ pub mod apply;
 pub mod class;
 pub mod implementation;
 pub mod kind;
+mod leader;
 pub mod logging;
 pub mod metrics;
 pub mod names;
