@@ -30,10 +30,17 @@ pub struct AdminState {
 /// Which of the operator's watches fail right now, and why: a watch whose list or watch
 /// request errors (403 after an RBAC change, a CRD removed) keeps its cache stale or
 /// unsynced, so `/readyz` reports it until a request succeeds again.
+///
+/// A resumed watch yields nothing until an object changes, so a failure also stops
+/// counting once it is older than [`CacheHealth::FAILURE_MEMORY`]: a watch that still
+/// fails retries (and fails again) well within it.
 #[derive(Clone, Default, Debug)]
-pub struct CacheHealth(Arc<Mutex<BTreeMap<String, String>>>);
+pub struct CacheHealth(Arc<Mutex<BTreeMap<String, (String, std::time::Instant)>>>);
 
 impl CacheHealth {
+    /// How long a failure counts without being repeated (the watch backoff's cap is 30 s).
+    pub const FAILURE_MEMORY: std::time::Duration = std::time::Duration::from_secs(45);
+
     /// Records the outcome of one watch event of the cache named `cache`.
     pub fn record<E: std::fmt::Display>(&self, cache: &str, outcome: Result<(), &E>) {
         let mut failing = self
@@ -45,7 +52,10 @@ impl CacheHealth {
                 failing.remove(cache);
             }
             Err(error) => {
-                failing.insert(cache.to_owned(), error.to_string());
+                failing.insert(
+                    cache.to_owned(),
+                    (error.to_string(), std::time::Instant::now()),
+                );
             }
         }
     }
@@ -56,7 +66,8 @@ impl CacheHealth {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
-            .map(|(cache, error)| format!("{cache} cache cannot list or watch: {error}"))
+            .filter(|(_, (_, at))| at.elapsed() < Self::FAILURE_MEMORY)
+            .map(|(cache, (error, _))| format!("{cache} cache cannot list or watch: {error}"))
             .collect()
     }
 }

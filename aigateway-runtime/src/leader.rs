@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Method, Request};
+use http::{Method, Request, Response};
 use kube::Client;
 use kube::client::Body;
 use tokio::sync::watch;
@@ -46,33 +46,55 @@ impl LeaseClock {
         self.deadline().is_some_and(|deadline| now < deadline)
     }
 
-    /// `client`, with writes to Lease `namespace/name` timed and each request bounded by
-    /// `timeout`.
+    /// `client`, with writes to Lease `namespace/name` that leave `identity` holding it
+    /// timed, and each request bounded by `timeout`.
     pub(crate) fn client(
         &self,
         client: &Client,
-        namespace: &str,
-        name: &str,
+        lease: (&str, &str),
+        identity: &str,
         timeout: Duration,
     ) -> Client {
+        let (namespace, name) = lease;
         let path = format!("/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}");
         let last_write = self.last_write.clone();
+        let identity = identity.to_owned();
         let inner = client.clone();
         let service = tower::service_fn(move |request: Request<Body>| {
             let inner = inner.clone();
             let last_write = last_write.clone();
+            let identity = identity.clone();
             let lease_write = request.method() != Method::GET && request.uri().path() == path;
             async move {
                 let sent = Instant::now();
-                let response = tokio::time::timeout(timeout, inner.send(request))
+                let bounded = async {
+                    let response = inner.send(request).await?;
+                    if !(lease_write && response.status().is_success()) {
+                        return Ok::<_, kube::Error>(response);
+                    }
+                    // A renewal patch succeeds even when another instance took the lease
+                    // meanwhile; only the written object says who holds it now.
+                    let (parts, body) = response.into_parts();
+                    let bytes = body.collect_bytes().await?;
+                    if holder(&bytes).as_deref() == Some(identity.as_str()) {
+                        last_write.send_replace(Some(sent));
+                    }
+                    Ok(Response::from_parts(parts, Body::from(bytes)))
+                };
+                tokio::time::timeout(timeout, bounded)
                     .await
-                    .map_err(|_| kube::Error::Service("Lease request timed out".into()))??;
-                if lease_write && response.status().is_success() {
-                    last_write.send_replace(Some(sent));
-                }
-                Ok::<_, kube::Error>(response)
+                    .map_err(|_| kube::Error::Service("Lease request timed out".into()))?
             }
         });
         Client::new(service, client.default_namespace())
     }
+}
+
+/// `spec.holderIdentity` of a Lease in JSON.
+fn holder(lease: &[u8]) -> Option<String> {
+    let lease: serde_json::Value = serde_json::from_slice(lease).ok()?;
+    lease
+        .pointer("/spec/holderIdentity")?
+        .as_str()
+        .map(str::to_owned)
 }

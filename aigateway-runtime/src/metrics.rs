@@ -62,7 +62,7 @@ impl Default for Metrics {
         let leader = Gauge::default();
         registry.register(
             "leader",
-            "1 while this instance reconciles and writes (holds a fresh lease, or runs without leader election)",
+            "Whether this instance reconciles and writes: it holds a freshly renewed lease, or runs without leader election",
             leader.clone(),
         );
         Self {

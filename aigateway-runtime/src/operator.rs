@@ -334,8 +334,8 @@ impl<K: GatewayKind> Operator<K> {
         let request_timeout = Duration::from_secs(election.grace_seconds.max(1));
         let lease_client = clock.client(
             &self.client,
-            &election.lease_namespace,
-            &election.lease_name,
+            (&election.lease_namespace, &election.lease_name),
+            &election.identity,
             request_timeout,
         );
         let manager =
@@ -480,8 +480,26 @@ where
 {
     let health = health.clone();
     events
-        .inspect(move |event| health.record(&cache, event.as_ref().map(|_| ())))
+        .inspect(move |event| match event {
+            // An expired resourceVersion only means "relist": routine, not a failure.
+            Err(watcher::Error::WatchError(status)) if status.code == 410 => {}
+            Err(error) => health.record(&cache, Err(&watch_failure(error))),
+            Ok(_) => health.record::<String>(&cache, Ok(())),
+        })
         .default_backoff()
+}
+
+/// One line for a failed watch: the API server's code, reason and message when it
+/// answered, else the client's error.
+fn watch_failure(error: &watcher::Error) -> String {
+    let api = match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status.as_ref(),
+        watcher::Error::WatchError(status) => status.as_ref(),
+        other => return other.to_string(),
+    };
+    format!("{} {}: {}", api.code, api.reason, api.message)
 }
 
 /// A cached, label-selected watch of one dynamic kind; `metadata_only` caches metadata.
