@@ -53,6 +53,12 @@ pub mod reasons {
     pub const INVALID: &str = "Invalid";
     /// `Programmed=False`: applying children failed (retried).
     pub const APPLY_FAILED: &str = "ApplyFailed";
+    /// `Programmed=False`: an object with a child's name exists and is not controlled
+    /// by the gateway; nothing was applied.
+    pub const NAME_CONFLICT: &str = "NameConflict";
+    /// `Accepted=True`: the gateway's class is being deleted; the gateway stays served
+    /// until it moves to another class or is deleted.
+    pub const CLASS_DELETING: &str = "ClassDeleting";
     /// `Ready=True`: the gateway serves traffic.
     pub const READY: &str = "Ready";
     /// `Ready=False`: a rollout is in progress.

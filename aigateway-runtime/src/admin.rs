@@ -1,8 +1,10 @@
-//! The admin HTTP server: `/healthz`, `/readyz` (caches synced) and `/metrics`.
+//! The admin HTTP server: `/healthz`, `/readyz` (caches synced and every watch able to
+//! list) and `/metrics`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::State;
@@ -21,6 +23,53 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     /// Refreshes gauges computed from caches right before a scrape.
     pub refresh: Arc<dyn Fn() + Send + Sync>,
+    /// Watches that currently fail (a cache that cannot list blocks reconciles).
+    pub caches: CacheHealth,
+}
+
+/// Which of the operator's watches fail right now, and why: a watch whose list or watch
+/// request errors (403 after an RBAC change, a CRD removed) keeps its cache stale or
+/// unsynced, so `/readyz` reports it until a request succeeds again.
+///
+/// A resumed watch yields nothing until an object changes, so a failure also stops
+/// counting once it is older than [`CacheHealth::FAILURE_MEMORY`]: a watch that still
+/// fails retries (and fails again) well within it.
+#[derive(Clone, Default, Debug)]
+pub struct CacheHealth(Arc<Mutex<BTreeMap<String, (String, std::time::Instant)>>>);
+
+impl CacheHealth {
+    /// How long a failure counts without being repeated (the watch backoff's cap is 30 s).
+    pub const FAILURE_MEMORY: std::time::Duration = std::time::Duration::from_secs(45);
+
+    /// Records the outcome of one watch event of the cache named `cache`.
+    pub fn record<E: std::fmt::Display>(&self, cache: &str, outcome: Result<(), &E>) {
+        let mut failing = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match outcome {
+            Ok(()) => {
+                failing.remove(cache);
+            }
+            Err(error) => {
+                failing.insert(
+                    cache.to_owned(),
+                    (error.to_string(), std::time::Instant::now()),
+                );
+            }
+        }
+    }
+
+    /// One line per failing cache: `<cache>: <error>`.
+    pub fn problems(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|(_, (_, at))| at.elapsed() < Self::FAILURE_MEMORY)
+            .map(|(cache, (error, _))| format!("{cache} cache cannot list or watch: {error}"))
+            .collect()
+    }
 }
 
 /// The admin router.
@@ -32,11 +81,17 @@ pub fn router(state: AdminState) -> Router {
         .with_state(state)
 }
 
-async fn readyz(State(state): State<AdminState>) -> (StatusCode, &'static str) {
-    if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready")
+async fn readyz(State(state): State<AdminState>) -> (StatusCode, String) {
+    let problems = state.caches.problems();
+    if !problems.is_empty() {
+        (StatusCode::SERVICE_UNAVAILABLE, problems.join("\n"))
+    } else if state.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "ready".to_owned())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "caches not synced".to_owned(),
+        )
     }
 }
 

@@ -3,13 +3,21 @@
 //! A child is applied only when its content differs from what we applied last
 //! ([`names::APPLIED_HASH_ANNOTATION`] on the cached object), so a converged cluster sees
 //! no writes. Children carrying our labels and owned by the gateway but not desired this
-//! round are deleted.
+//! round are deleted, with the uid and resourceVersion we saw as preconditions.
+//!
+//! Nothing is written over an object the gateway does not control. Before any write,
+//! every desired child is looked up: in the (label-selected) child cache, and when absent
+//! there with a targeted metadata GET, because an object without our labels is invisible
+//! to the cache. An object whose controller owner is another object is a
+//! [`NameConflict`]: the gateway gets nothing applied at all. An object whose controller
+//! owner is this gateway (for example created by another operator for it) is adopted in
+//! place, so a Service keeps its ClusterIP.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use sha2::{Digest, Sha256};
@@ -57,10 +65,18 @@ pub enum ApplyError {
         "desired child {0} is of a kind not declared in child_kinds(): declare it so the loop can watch it"
     )]
     UndeclaredKind(ChildId),
-    /// The API server refused or failed a write.
+    /// Objects with the names of desired children exist and are not controlled by the
+    /// gateway; nothing was applied.
+    #[error(
+        "{}: rename or delete {}, or give the gateway another name",
+        .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        if .0.len() == 1 { "it" } else { "them" }
+    )]
+    NameConflict(Vec<NameConflict>),
+    /// The API server refused or failed a read or write.
     #[error("could not {verb} {child}: {source}")]
     Api {
-        /// `apply` or `delete`.
+        /// `read`, `apply` or `delete`.
         verb: &'static str,
         /// The child.
         child: ChildId,
@@ -68,6 +84,28 @@ pub enum ApplyError {
         #[source]
         source: Box<kube::Error>,
     },
+}
+
+/// A desired child whose name is taken by an object the gateway does not control.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameConflict {
+    /// The child that could not be written.
+    pub child: ChildId,
+    /// The existing object's controller owner as `Kind name`, if it has one.
+    pub controller: Option<String>,
+}
+
+impl std::fmt::Display for NameConflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.controller {
+            Some(owner) => write!(f, "{} already exists, controlled by {owner}", self.child),
+            None => write!(
+                f,
+                "{} already exists and is not controlled by this gateway",
+                self.child
+            ),
+        }
+    }
 }
 
 /// A child kind with its label-selected cache.
@@ -196,6 +234,17 @@ pub fn content_hash(object: &DynamicObject) -> String {
     digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
+/// Who holds the name of a desired child.
+enum Existing {
+    /// Nothing: the child will be created.
+    Absent,
+    /// An object this gateway controls, with the hash we last applied to it (none for
+    /// an object created by someone else for this gateway: it is adopted).
+    Ours(Option<String>),
+    /// An object controlled by another owner (`Kind name`) or by nobody.
+    Foreign(Option<String>),
+}
+
 fn cache_for<'c>(caches: &'c [ChildCache], id: &ChildId) -> Option<&'c ChildCache> {
     caches
         .iter()
@@ -203,8 +252,9 @@ fn cache_for<'c>(caches: &'c [ChildCache], id: &ChildId) -> Option<&'c ChildCach
 }
 
 impl Applier<'_> {
-    /// Applies each desired child that changed, then deletes owned children that were
-    /// not desired. Stops at the first failure (the next round retries).
+    /// Checks every desired child for a [`NameConflict`], then applies each one that
+    /// changed and deletes owned children that were not desired. Writes nothing when any
+    /// child conflicts; stops at the first failed write (the next round retries).
     pub async fn apply<G: Resource<DynamicType = ()>>(
         &self,
         gateway: &G,
@@ -220,27 +270,34 @@ impl Applier<'_> {
             &gateway.meta().name.clone().unwrap_or_default(),
         );
         let mut wanted = HashSet::new();
+        let mut changed = Vec::new();
+        let mut conflicts = Vec::new();
         for (index, child) in desired.into_iter().enumerate() {
             let (id, child) = prepare_child(child, index, &labels, &owner, &namespace)?;
             let cache = cache_for(self.caches, &id)
                 .ok_or_else(|| ApplyError::UndeclaredKind(id.clone()))?;
             wanted.insert(id.clone());
-            let reference =
-                ObjectRef::new_with(&id.name, cache.resource.clone()).within(&id.namespace);
-            let current_hash = cache.store.get(&reference).and_then(|live| {
-                live.annotations()
-                    .get(names::APPLIED_HASH_ANNOTATION)
-                    .cloned()
-            });
-            if current_hash.as_deref()
-                == child
-                    .annotations()
-                    .get(names::APPLIED_HASH_ANNOTATION)
-                    .map(String::as_str)
-            {
-                outcome.unchanged += 1;
-                continue;
+            match self.existing(cache, &id, &owner.uid).await? {
+                Existing::Foreign(controller) => conflicts.push(NameConflict {
+                    child: id,
+                    controller,
+                }),
+                Existing::Ours(hash)
+                    if hash.as_deref()
+                        == child
+                            .annotations()
+                            .get(names::APPLIED_HASH_ANNOTATION)
+                            .map(String::as_str) =>
+                {
+                    outcome.unchanged += 1
+                }
+                Existing::Ours(_) | Existing::Absent => changed.push((id, child, cache)),
             }
+        }
+        if !conflicts.is_empty() {
+            return Err(ApplyError::NameConflict(conflicts));
+        }
+        for (id, child, cache) in changed {
             let api: Api<DynamicObject> =
                 Api::namespaced_with(self.client.clone(), &id.namespace, &cache.resource);
             let params = PatchParams::apply(self.field_manager).force();
@@ -255,16 +312,57 @@ impl Applier<'_> {
             outcome.written.push(written);
             outcome.applied.push(id);
         }
-        let uid = owner.uid;
-        for stale in self
-            .owned_children(&uid)
+        for (id, object) in self
+            .owned_children(&owner.uid)
             .into_iter()
             .filter(|(id, _)| !wanted.contains(id))
         {
-            self.delete(&stale.0).await?;
-            outcome.pruned.push(stale.0);
+            self.delete(&id, &object).await?;
+            outcome.pruned.push(id);
         }
         Ok(outcome)
+    }
+
+    /// What holds the name of child `id` now. The cache answers for objects with our
+    /// labels; anything else needs a GET, since unlabelled objects are not cached.
+    async fn existing(
+        &self,
+        cache: &ChildCache,
+        id: &ChildId,
+        gateway_uid: &str,
+    ) -> Result<Existing, ApplyError> {
+        let reference = ObjectRef::new_with(&id.name, cache.resource.clone()).within(&id.namespace);
+        let meta = match cache.store.get(&reference) {
+            Some(live) => live.metadata.clone(),
+            None => {
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(self.client.clone(), &id.namespace, &cache.resource);
+                match api.get_metadata_opt(&id.name).await {
+                    Ok(Some(found)) => found.metadata,
+                    Ok(None) => return Ok(Existing::Absent),
+                    Err(source) => {
+                        return Err(ApplyError::Api {
+                            verb: "read",
+                            child: id.clone(),
+                            source: Box::new(source),
+                        });
+                    }
+                }
+            }
+        };
+        let controller = meta
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true));
+        Ok(match controller {
+            Some(o) if o.uid == gateway_uid => Existing::Ours(
+                meta.annotations
+                    .and_then(|mut a| a.remove(names::APPLIED_HASH_ANNOTATION)),
+            ),
+            Some(o) => Existing::Foreign(Some(format!("{} {}", o.kind, o.name))),
+            None => Existing::Foreign(None),
+        })
     }
 
     /// Every cached child owned by the gateway with `uid`.
@@ -298,19 +396,29 @@ impl Applier<'_> {
     /// Deletes every cached child owned by the gateway with `uid`.
     pub async fn delete_all(&self, uid: &str) -> Result<Vec<ChildId>, ApplyError> {
         let mut deleted = Vec::new();
-        for (id, _) in self.owned_children(uid) {
-            self.delete(&id).await?;
+        for (id, object) in self.owned_children(uid) {
+            self.delete(&id, &object).await?;
             deleted.push(id);
         }
         Ok(deleted)
     }
 
-    async fn delete(&self, id: &ChildId) -> Result<(), ApplyError> {
+    /// Deletes the child `id` only if it is still the object we saw (same uid and
+    /// resourceVersion): an object replaced or re-labelled since (adopted by another
+    /// controller) fails the precondition instead of being deleted.
+    async fn delete(&self, id: &ChildId, seen: &DynamicObject) -> Result<(), ApplyError> {
         let cache =
             cache_for(self.caches, id).ok_or_else(|| ApplyError::UndeclaredKind(id.clone()))?;
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), &id.namespace, &cache.resource);
-        match api.delete(&id.name, &DeleteParams::background()).await {
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: seen.metadata.uid.clone(),
+                resource_version: seen.metadata.resource_version.clone(),
+            }),
+            ..DeleteParams::background()
+        };
+        match api.delete(&id.name, &params).await {
             Ok(_) => Ok(()),
             // Already gone (a previous round or garbage collection got there first).
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),

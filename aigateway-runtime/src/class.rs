@@ -6,13 +6,41 @@ use kube::ResourceExt;
 
 use crate::kind::GatewayKind;
 
+/// The class through which a gateway is ours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassInUse {
+    /// Its name (the named class or the default one).
+    pub name: String,
+    /// Whether it is being deleted: the gateway stays served (our finalizer holds the
+    /// class) until it moves to another class or is deleted, and its conditions say so.
+    pub deleting: bool,
+}
+
+impl From<&str> for ClassInUse {
+    fn from(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            deleting: false,
+        }
+    }
+}
+
+impl<C: kube::Resource> From<&C> for ClassInUse {
+    fn from(class: &C) -> Self {
+        Self {
+            name: class.meta().name.clone().unwrap_or_default(),
+            deleting: class.meta().deletion_timestamp.is_some(),
+        }
+    }
+}
+
 /// The outcome of asking "is this gateway ours?".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// The gateway is ours through the named class.
+    /// The gateway is ours through a class.
     Ours {
-        /// The class that makes it ours (the named class or the default one).
-        class: String,
+        /// The class that makes it ours.
+        class: ClassInUse,
     },
     /// Not ours; nothing of ours may be left on it.
     NotOurs(NotOursReason),
@@ -23,7 +51,7 @@ pub enum Claim {
 /// Why a gateway is not ours.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotOursReason {
-    /// It names a class that does not exist.
+    /// It names a class that does not exist (yet, or any more).
     UnknownClass(String),
     /// It names a class of another controller.
     ForeignClass {
@@ -36,9 +64,14 @@ pub enum NotOursReason {
     NoDefaultClass,
 }
 
-/// Whether a class is live (not being deleted).
-fn live<C: kube::Resource>(class: &C) -> bool {
-    class.meta().deletion_timestamp.is_none()
+impl NotOursReason {
+    /// Whether another controller has the gateway now. Only then does the loop delete
+    /// our children and conditions: a class that is missing (force-deleted, or not
+    /// created yet) must not turn into an outage, and recreating it finds the children
+    /// in place.
+    pub fn taken_by_another(&self) -> bool {
+        matches!(self, NotOursReason::ForeignClass { .. })
+    }
 }
 
 /// Whether `class` carries the default-class annotation with value `"true"`.
@@ -53,18 +86,19 @@ pub fn is_default_class<K: GatewayKind>(class: &K::Class) -> bool {
 ///
 /// A named class is ours iff it exists and its `spec.controller` is ours. A gateway
 /// without a class name is ours iff exactly one of our classes is marked default and no
-/// class of another controller is.
+/// class of another controller is. A class being deleted still claims its gateways (see
+/// [`ClassInUse::deleting`]).
 pub fn claim<K: GatewayKind>(
     class_name: Option<&str>,
     classes: &[Arc<K::Class>],
     controller: &str,
 ) -> Claim {
-    let live_classes = classes.iter().filter(|c| live(c.as_ref()));
+    let live_classes = classes.iter();
     match class_name.filter(|n| !n.is_empty()) {
         Some(name) => match live_classes.into_iter().find(|c| c.name_any() == name) {
             None => Claim::NotOurs(NotOursReason::UnknownClass(name.to_owned())),
             Some(class) if K::controller(class) == controller => Claim::Ours {
-                class: name.to_owned(),
+                class: ClassInUse::from(class.as_ref()),
             },
             Some(class) => Claim::NotOurs(NotOursReason::ForeignClass {
                 class: name.to_owned(),
@@ -77,9 +111,13 @@ pub fn claim<K: GatewayKind>(
                 .partition(|c| K::controller(c) == controller);
             match (ours.as_slice(), foreign.as_slice()) {
                 ([only], []) => Claim::Ours {
-                    class: only.name_any(),
+                    class: ClassInUse::from(only.as_ref()),
                 },
-                ([], _) => Claim::NotOurs(NotOursReason::NoDefaultClass),
+                ([], [theirs]) => Claim::NotOurs(NotOursReason::ForeignClass {
+                    class: theirs.name_any(),
+                    controller: K::controller(theirs).to_owned(),
+                }),
+                ([], []) => Claim::NotOurs(NotOursReason::NoDefaultClass),
                 _ => Claim::Ambiguous(format!(
                     "{} classes are marked default ({}): mark exactly one",
                     ours.len() + foreign.len(),
@@ -173,24 +211,37 @@ mod tests {
         ));
         assert!(matches!(
             claim_of(None, &[class("b", "example.com/other", true)]),
-            Claim::NotOurs(NotOursReason::NoDefaultClass)
+            Claim::NotOurs(NotOursReason::ForeignClass { .. })
         ));
     }
 
     #[test]
-    fn a_class_being_deleted_claims_nothing() {
+    fn a_class_being_deleted_keeps_its_gateways_and_says_so() {
         let mut deleting = (*class("a", OURS, true)).clone();
         deleting.metadata.deletion_timestamp = Some(
             k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
         );
         let classes = [Arc::new(deleting)];
-        assert!(matches!(
-            claim_of(Some("a"), &classes),
-            Claim::NotOurs(NotOursReason::UnknownClass(_))
-        ));
-        assert!(matches!(
-            claim_of(None, &classes),
-            Claim::NotOurs(NotOursReason::NoDefaultClass)
-        ));
+        let held = Claim::Ours {
+            class: ClassInUse {
+                name: "a".into(),
+                deleting: true,
+            },
+        };
+        assert_eq!(claim_of(Some("a"), &classes), held);
+        assert_eq!(claim_of(None, &classes), held);
+    }
+
+    #[test]
+    fn only_another_controller_takes_a_gateway_away() {
+        assert!(!NotOursReason::UnknownClass("x".into()).taken_by_another());
+        assert!(!NotOursReason::NoDefaultClass.taken_by_another());
+        assert!(
+            NotOursReason::ForeignClass {
+                class: "x".into(),
+                controller: "y".into()
+            }
+            .taken_by_another()
+        );
     }
 }

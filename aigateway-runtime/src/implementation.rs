@@ -95,37 +95,64 @@ pub trait GatewayImplementation<K: GatewayKind = AiGatewayKind>: Send + Sync + '
     }
 }
 
-/// Errors an implementation reports.
+/// Errors an implementation reports. The variant decides what the gateway's conditions
+/// say and whether the loop retries; the reason and message only describe it.
 #[derive(Debug, thiserror::Error)]
 pub enum ImplementationError {
-    /// The spec or a reference cannot work as written. Reported in status; not retried
-    /// until something watched changes.
+    /// The spec cannot work as written: `Accepted=False` and `Programmed=False`; nothing
+    /// is applied. Not retried until the gateway or something watched changes.
     #[error("{reason}: {message}")]
-    Invalid {
-        /// A CamelCase reason for the condition.
+    InvalidSpec {
+        /// A CamelCase reason for the `Accepted` condition, e.g. `InvalidParameters`.
         reason: String,
         /// What is wrong and how to fix it.
         message: String,
     },
+    /// A referenced object the gateway cannot be rendered without is missing or
+    /// unusable: `Accepted=True`, `ResolvedRefs=False`, `Programmed=False`; nothing is
+    /// applied. Not retried until something watched changes. (References the gateway
+    /// can do without belong in [`DesiredState::with_problem`].)
+    #[error("{reason}: {message}")]
+    UnresolvedRef {
+        /// A CamelCase reason for the `ResolvedRefs` condition, e.g. `RefNotFound`.
+        reason: String,
+        /// Which object is missing or unusable, and what to do.
+        message: String,
+    },
     /// Something failed that may work on retry (API errors, timeouts). Retried with
-    /// exponential backoff.
+    /// exponential backoff; the cause is kept as the error's source.
     #[error("{0}")]
-    Transient(String),
+    Transient(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
 impl ImplementationError {
     /// An invalid-spec error with a reason and an actionable message.
     pub fn invalid(reason: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Invalid {
+        Self::InvalidSpec {
             reason: reason.into(),
             message: message.into(),
         }
+    }
+
+    /// An unresolved-reference error with a reason and a message naming the object.
+    pub fn unresolved_ref(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::UnresolvedRef {
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A transient error caused by `source`.
+    pub fn transient(
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Self::Transient(source.into())
     }
 }
 
 impl From<kube::Error> for ImplementationError {
     fn from(error: kube::Error) -> Self {
-        Self::Transient(error.to_string())
+        Self::Transient(Box::new(error))
     }
 }
 

@@ -3,10 +3,13 @@
 //! Implement [`GatewayImplementation`] for your proxy, hand it to [`Operator`], and the
 //! runtime does the rest: it claims the gateways of your classes (Gateway API's
 //! GatewayClass contract, default class included), server-side applies the children
-//! you describe with an owner reference and standard labels, prunes the ones you no
-//! longer describe, writes `Accepted`, `ResolvedRefs`, `Programmed` and `Ready`
+//! you describe with an owner reference and standard labels (never over an object the
+//! gateway does not control: that is reported as `NameConflict` and nothing is applied),
+//! prunes the ones you no longer describe, keeps a finalizer on classes in use so that
+//! deleting one is not an outage, writes `Accepted`, `ResolvedRefs`, `Programmed` and `Ready`
 //! conditions with `observedGeneration` only when they change, emits events on
-//! transitions, exports metrics, and runs behind leader election.
+//! transitions, exports metrics, and runs behind leader election with its own lease
+//! deadline. `/readyz` fails while a watch cannot list.
 //!
 //! The data flow of one gateway, each step in its own module:
 //!
@@ -76,6 +79,7 @@ pub mod apply;
 pub mod class;
 pub mod implementation;
 pub mod kind;
+mod leader;
 pub mod logging;
 pub mod metrics;
 pub mod names;

@@ -33,6 +33,7 @@ pub struct Metrics {
     errors: Family<ErrorLabels, Counter>,
     duration: Histogram,
     gateways: Family<ConditionLabels, Gauge>,
+    leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -58,12 +59,19 @@ impl Default for Metrics {
             "Gateways of our classes by condition and status",
             gateways.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "Whether this instance reconciles and writes: it holds a freshly renewed lease, or runs without leader election",
+            leader.clone(),
+        );
         Self {
             registry,
             reconciles,
             errors,
             duration,
             gateways,
+            leader,
         }
     }
 }
@@ -99,6 +107,11 @@ impl Metrics {
                 reason: reason.to_owned(),
             })
             .inc();
+    }
+
+    /// Sets the leadership gauge.
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     /// Replaces the gateways-by-condition gauge with fresh counts.

@@ -12,6 +12,14 @@ pub const GATEWAY_LABEL: &str = "aigateway.agentic-layer.ai/gateway";
 pub const APPLIED_HASH_ANNOTATION: &str = "aigateway.agentic-layer.ai/applied-hash";
 /// Finalizer added to gateways of implementations that override `cleanup`.
 pub const FINALIZER: &str = "aigateway.agentic-layer.ai/cleanup";
+/// On a gateway: the full name of the controller whose conditions its status carries.
+/// Set before our first status write and removed after our conditions are, it is how
+/// the loop knows the standard condition types on a gateway are its own to remove (the
+/// condition list may be atomic, as in upstream's CRD, and messages are cut to a bound).
+pub const CONDITIONS_OWNER_ANNOTATION: &str = "aigateway.agentic-layer.ai/conditions-owner";
+/// Finalizer on our classes while gateways use them (Gateway API's
+/// `gateway-exists-finalizer` pattern): deleting a class in use leaves its gateways served.
+pub const CLASS_FINALIZER: &str = "aigateway.agentic-layer.ai/gateway-exists";
 /// Hash of the full controller name on every child: two implementations whose field
 /// managers happen to be equal still never prune each other's children.
 pub const CONTROLLER_LABEL: &str = "aigateway.agentic-layer.ai/controller";

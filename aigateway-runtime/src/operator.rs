@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use futures::future::{BoxFuture, FutureExt, Shared as SharedFuture};
 use futures::{Stream, StreamExt, TryStreamExt};
 use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta};
@@ -19,11 +21,12 @@ use kube::runtime::{WatchStreamExt, reflector as reflect};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
-use crate::admin::{self, AdminState};
+use crate::admin::{self, AdminState, CacheHealth};
 use crate::apply::ChildCache;
 use crate::class::claim;
 use crate::implementation::{Context, GatewayImplementation};
 use crate::kind::{AiGatewayKind, GatewayKind};
+use crate::leader::LeaseClock;
 use crate::metrics::{ConditionLabels, Metrics};
 use crate::names;
 use crate::reconcile::{self, Shared};
@@ -160,6 +163,7 @@ pub struct Operator<K: GatewayKind = AiGatewayKind> {
     shutdown: ShutdownSignal,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
+    caches: CacheHealth,
     admin_bound: Arc<Mutex<Option<SocketAddr>>>,
     resync_trigger: Mutex<Option<Pin<Box<dyn Stream<Item = ()> + Send>>>>,
 }
@@ -181,6 +185,7 @@ impl<K: GatewayKind> Operator<K> {
             shutdown: termination_signal().boxed().shared(),
             metrics: Arc::new(Metrics::default()),
             ready: Arc::new(AtomicBool::new(false)),
+            caches: CacheHealth::default(),
             admin_bound: Arc::new(Mutex::new(None)),
             resync_trigger: Mutex::new(None),
         }
@@ -280,6 +285,7 @@ impl<K: GatewayKind> Operator<K> {
                 ready: self.ready.clone(),
                 metrics: self.metrics.clone(),
                 refresh,
+                caches: self.caches.clone(),
             };
             let (bound, _) = admin::serve(addr, state, self.shutdown.clone())
                 .await
@@ -291,6 +297,7 @@ impl<K: GatewayKind> Operator<K> {
         let resync = self.resync_trigger.lock().expect("resync slot").take();
         match self.config.leader_election.clone() {
             None => {
+                self.metrics.set_leader(true);
                 run_controllers::<K>(
                     &self,
                     implementation,
@@ -320,8 +327,19 @@ impl<K: GatewayKind> Operator<K> {
             name: election.lease_name.clone(),
             message,
         };
+        let duration = Duration::from_secs(election.lease_duration_seconds);
+        let clock = LeaseClock::new(duration);
+        // One Lease request may take at most the renewal margin, so a hanging one is
+        // given up (and retried by the lease client) well before the deadline.
+        let request_timeout = Duration::from_secs(election.grace_seconds.max(1));
+        let lease_client = clock.client(
+            &self.client,
+            (&election.lease_namespace, &election.lease_name),
+            &election.identity,
+            request_timeout,
+        );
         let manager =
-            kube_lease_manager::LeaseManagerBuilder::new(self.client.clone(), &election.lease_name)
+            kube_lease_manager::LeaseManagerBuilder::new(lease_client, &election.lease_name)
                 .with_namespace(&election.lease_namespace)
                 .with_identity(&election.identity)
                 .with_duration(election.lease_duration_seconds)
@@ -331,18 +349,22 @@ impl<K: GatewayKind> Operator<K> {
                 .await
                 .map_err(|e| error(e.to_string()))?;
         let (mut leader, lease_task) = manager.watch().await;
+        let mut renewed = clock.subscribe();
         // A standby is healthy and ready: it serves probes and waits for the lease.
         self.ready.store(true, Ordering::Release);
         let mut shutdown = self.shutdown.clone();
         loop {
-            // Standby until we hold the lease or are told to stop.
-            while !*leader.borrow_and_update() {
+            // Standby until we hold a lease whose last renewal is recent enough, or are
+            // told to stop.
+            while !(*leader.borrow_and_update() && clock.valid_at(Instant::now())) {
                 tokio::select! {
                     changed = leader.changed() => if changed.is_err() { return Err(error("the lease manager stopped".into())) },
+                    _ = renewed.changed() => {}
                     _ = &mut shutdown => { drop(leader); let _ = lease_task.await; return Ok(()) }
                 }
             }
             info!(identity = %election.identity, "acquired leadership");
+            self.metrics.set_leader(true);
             let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
             let stop: ShutdownSignal = {
                 let shutdown = self.shutdown.clone();
@@ -361,6 +383,7 @@ impl<K: GatewayKind> Operator<K> {
             );
             tokio::pin!(controllers);
             loop {
+                let deadline = clock.deadline().unwrap_or_else(Instant::now);
                 tokio::select! {
                     _ = &mut controllers => break,
                     changed = leader.changed() => {
@@ -372,8 +395,19 @@ impl<K: GatewayKind> Operator<K> {
                             break;
                         }
                     }
+                    _ = renewed.changed() => {}
+                    _ = tokio::time::sleep_until(deadline) => {
+                        if !clock.valid_at(Instant::now()) {
+                            // The lease client may still be retrying, but another instance
+                            // may hold the lease from now on: stop writing.
+                            warn!(identity = %election.identity, "the lease was not renewed within its duration: stopping controllers");
+                            let _ = lost_tx.send(());
+                            break;
+                        }
+                    }
                 }
             }
+            self.metrics.set_leader(false);
             if shutdown.peek().is_some() {
                 drop(leader);
                 let _ = lease_task.await;
@@ -434,8 +468,44 @@ fn dynamic_api(
     }
 }
 
+/// `events` with their failures recorded in `health` under `cache`, and backoff.
+fn tracked<T, S>(
+    health: &CacheHealth,
+    cache: String,
+    events: S,
+) -> impl Stream<Item = Result<watcher::Event<T>, watcher::Error>> + Send + 'static
+where
+    T: Send + 'static,
+    S: Stream<Item = Result<watcher::Event<T>, watcher::Error>> + Send + 'static,
+{
+    let health = health.clone();
+    events
+        .inspect(move |event| match event {
+            // An expired resourceVersion only means "relist": routine, not a failure.
+            Err(watcher::Error::WatchError(status)) if status.code == 410 => {}
+            Err(error) => health.record(&cache, Err(&watch_failure(error))),
+            Ok(_) => health.record::<String>(&cache, Ok(())),
+        })
+        .default_backoff()
+}
+
+/// One line for a failed watch: the API server's code, reason and message when it
+/// answered, else the client's error.
+fn watch_failure(error: &watcher::Error) -> String {
+    let api = match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status.as_ref(),
+        watcher::Error::WatchError(status) => status.as_ref(),
+        other => return other.to_string(),
+    };
+    format!("{} {}: {}", api.code, api.reason, api.message)
+}
+
 /// A cached, label-selected watch of one dynamic kind; `metadata_only` caches metadata.
 fn dynamic_reflector(
+    health: &CacheHealth,
+    cache: String,
     client: &Client,
     namespace: Option<&str>,
     resource: &ApiResource,
@@ -480,7 +550,7 @@ fn dynamic_reflector(
     };
     // managedFields are a large share of every object and the loop never reads them.
     let events = events.modify(|object: &mut DynamicObject| object.metadata.managed_fields = None);
-    let stream = reflect(writer, events.default_backoff()).touched_objects();
+    let stream = reflect(writer, tracked(health, cache, events)).touched_objects();
     (reader, stream)
 }
 
@@ -492,29 +562,75 @@ async fn run_controllers<K: GatewayKind>(
     resync: Option<Pin<Box<dyn Stream<Item = ()> + Send>>>,
 ) {
     let client = operator.client.clone();
+    let health = operator.caches.clone();
     let namespace = operator.config.namespace.clone();
     let controller_name = implementation.controller_name().to_owned();
     let field_manager = implementation.field_manager();
 
-    // Gateways, and classes (whose controller's cache also answers claims).
-    // The gateway cache is the largest one; managedFields are never read from it.
+    // Gateways and classes, each watched once. A class change re-runs every gateway that
+    // names it (or names no class); a gateway change (deletion included) re-runs our
+    // classes, whose finalizer depends on the gateways using them.
     let (gateway_reader, gateway_writer) = reflector::store::<K::Gateway>();
+    let (class_reader, class_writer) = reflector::store::<K::Class>();
+    let (class_triggers, gateways_of_classes) =
+        futures::channel::mpsc::unbounded::<ObjectRef<K::Class>>();
+    let (gateway_triggers, classes_of_gateways) =
+        futures::channel::mpsc::unbounded::<ObjectRef<K::Gateway>>();
+    // The gateway cache is the largest one; managedFields are never read from it.
     let gateway_events = watcher(
         api_for::<K::Gateway>(&client, namespace.as_deref()),
         watcher::Config::default(),
     )
-    .modify(|gateway: &mut K::Gateway| gateway.meta_mut().managed_fields = None)
-    .default_backoff();
-    let mut gateway_controller = Controller::for_stream(
-        reflect(gateway_writer, gateway_events).applied_objects(),
-        gateway_reader.clone(),
+    .modify(|gateway: &mut K::Gateway| gateway.meta_mut().managed_fields = None);
+    let gateway_events = reflect(
+        gateway_writer,
+        tracked(&health, K::Gateway::kind(&()).into_owned(), gateway_events),
     )
-    .with_config(ControllerConfig::default().concurrency(operator.config.concurrency));
-    let class_controller = Controller::new(
-        Api::<K::Class>::all(client.clone()),
-        watcher::Config::default(),
-    );
-    let class_reader = class_controller.store();
+    .touched_objects()
+    .inspect({
+        let classes = class_reader.clone();
+        let controller = controller_name.clone();
+        move |gateway| {
+            if gateway.is_ok() {
+                for class in classes.state() {
+                    if K::controller(&class) == controller {
+                        let _ = class_triggers.unbounded_send(ObjectRef::from_obj(class.as_ref()));
+                    }
+                }
+            }
+        }
+    });
+    let class_events = reflect(
+        class_writer,
+        tracked(
+            &health,
+            K::Class::kind(&()).into_owned(),
+            watcher(
+                Api::<K::Class>::all(client.clone()),
+                watcher::Config::default(),
+            ),
+        ),
+    )
+    .touched_objects()
+    .inspect({
+        let gateways = gateway_reader.clone();
+        move |class| {
+            if let Ok(class) = class {
+                let name = class.name_any();
+                for gateway in gateways.state() {
+                    if K::class_name(&gateway).is_none_or(|n| n.is_empty() || n == name) {
+                        let _ =
+                            gateway_triggers.unbounded_send(ObjectRef::from_obj(gateway.as_ref()));
+                    }
+                }
+            }
+        }
+    });
+    let mut gateway_controller = Controller::for_stream(gateway_events, gateway_reader.clone())
+        .with_config(ControllerConfig::default().concurrency(operator.config.concurrency))
+        .reconcile_on(classes_of_gateways);
+    let class_controller = Controller::for_stream(class_events, class_reader.clone())
+        .reconcile_on(gateways_of_classes);
     *gateway_slot.lock().expect("store slot") =
         Some((gateway_reader.clone(), class_reader.clone()));
 
@@ -525,6 +641,8 @@ async fn run_controllers<K: GatewayKind>(
     let mut child_streams = Vec::new();
     for resource in implementation.child_kinds() {
         let (store, stream) = dynamic_reflector(
+            &health,
+            format!("child {}", resource.kind),
             &client,
             namespace.as_deref(),
             &resource,
@@ -543,6 +661,8 @@ async fn run_controllers<K: GatewayKind>(
     let mut related_streams = Vec::new();
     for related in implementation.related() {
         let (store, stream) = dynamic_reflector(
+            &health,
+            format!("related {}", related.resource.kind),
             &client,
             namespace.as_deref(),
             &related.resource,
@@ -586,6 +706,7 @@ async fn run_controllers<K: GatewayKind>(
         field_manager,
         controller_id,
         classes: class_reader.clone(),
+        gateways: gateway_reader.clone(),
         children: children.clone(),
         context: Context::new(client.clone(), related_stores),
         recorder,
@@ -596,29 +717,6 @@ async fn run_controllers<K: GatewayKind>(
 
     for (resource, stream) in child_streams {
         gateway_controller = gateway_controller.owns_stream_with(stream, resource);
-    }
-    {
-        // A class change re-runs every gateway that names it, or names no class.
-        let gateways = gateway_reader.clone();
-        let class_changes = reflect(
-            reflector::store::<K::Class>().1,
-            watcher(
-                Api::<K::Class>::all(client.clone()),
-                watcher::Config::default(),
-            )
-            .default_backoff(),
-        )
-        .touched_objects();
-        gateway_controller =
-            gateway_controller.watches_stream(class_changes, move |class: K::Class| {
-                let name = class.name_any();
-                gateways
-                    .state()
-                    .into_iter()
-                    .filter(|g| K::class_name(g).is_none_or(|n| n == name))
-                    .map(|g| ObjectRef::from_obj(g.as_ref()))
-                    .collect::<Vec<_>>()
-            });
     }
     let related_gate: Vec<Store<DynamicObject>> = related_streams
         .iter()

@@ -25,16 +25,20 @@ use crate::metrics::Metrics;
 use crate::names;
 use crate::status::{self, Outcome};
 
+/// How often a gateway whose child names are taken looks again.
+const NAME_CONFLICT_RECHECK: Duration = Duration::from_secs(30);
+
 /// Why a reconcile failed (it is retried with backoff).
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     /// The implementation reported a transient failure.
-    #[error("desired state of {gateway} failed: {message}")]
+    #[error("desired state or cleanup of {gateway} failed: {source}")]
     Transient {
         /// `namespace/name` of the gateway.
         gateway: String,
         /// What failed.
-        message: String,
+        #[source]
+        source: ImplementationError,
     },
     /// Applying or pruning children failed.
     #[error("applying children of {gateway} failed: {source}")]
@@ -81,6 +85,7 @@ pub struct Shared<K: GatewayKind> {
     pub(crate) field_manager: String,
     pub(crate) controller_id: String,
     pub(crate) classes: Store<K::Class>,
+    pub(crate) gateways: Store<K::Gateway>,
     pub(crate) children: Vec<ChildCache>,
     pub(crate) context: Context,
     pub(crate) recorder: Recorder,
@@ -228,9 +233,9 @@ impl<K: GatewayKind> Shared<K> {
         if !deleted.is_empty() {
             info!(gateway = %object_name(gateway), children = deleted.len(), "gateway is no longer ours: deleted its children");
         }
-        // Other controllers use the same condition types: remove them only when our
-        // `Accepted` says we wrote them.
-        if status::accepted_by(K::gateway_conditions(gateway), &self.controller)
+        // Other controllers use the same condition types: remove them only when the
+        // gateway records us as their writer.
+        if self.owns_conditions(gateway)
             && let Some(list) = status::without_conditions(
                 K::gateway_conditions(gateway),
                 &self.owned_condition_types,
@@ -244,33 +249,72 @@ impl<K: GatewayKind> Shared<K> {
             self.implementation
                 .cleanup(gateway, &self.context)
                 .await
-                .map_err(|e| ReconcileError::Transient {
+                .map_err(|source| ReconcileError::Transient {
                     gateway: object_name(gateway),
-                    message: e.to_string(),
+                    source,
                 })?;
         }
-        self.set_finalizer(gateway, false).await
+        self.set_marks(gateway, false, false).await
     }
 
-    /// Adds or removes our finalizer, writing only when that changes something.
-    async fn set_finalizer(
+    /// How many cached gateways are ours through class `name`.
+    fn gateways_using(&self, name: &str) -> usize {
+        let classes = self.classes.state();
+        self.gateways
+            .state()
+            .iter()
+            .filter(|g| {
+                matches!(
+                    claim::<K>(K::class_name(g), &classes, &self.controller),
+                    Claim::Ours { class } if class.name == name
+                )
+            })
+            .count()
+    }
+
+    /// Whether the gateway's conditions were written by us (see
+    /// [`names::CONDITIONS_OWNER_ANNOTATION`]).
+    fn owns_conditions(&self, gateway: &K::Gateway) -> bool {
+        gateway
+            .annotations()
+            .get(names::CONDITIONS_OWNER_ANNOTATION)
+            .is_some_and(|owner| *owner == self.controller)
+    }
+
+    /// Sets or clears our marks on the gateway, writing only when that changes
+    /// something: the conditions-owner annotation (`owner`) and our finalizer
+    /// (`finalizer`). Another controller's owner annotation is never removed.
+    async fn set_marks(
         &self,
         gateway: &K::Gateway,
-        present: bool,
+        owner: bool,
+        finalizer: bool,
     ) -> Result<(), ReconcileError> {
-        let finalizers = gateway.finalizers();
-        if finalizers.iter().any(|f| f == names::FINALIZER) == present {
+        let mut metadata = serde_json::Map::new();
+        if let Some(list) = finalizers_with(gateway.finalizers(), names::FINALIZER, finalizer) {
+            metadata.insert("finalizers".into(), json!(list));
+        }
+        let recorded = gateway
+            .annotations()
+            .get(names::CONDITIONS_OWNER_ANNOTATION);
+        if owner && recorded != Some(&self.controller) {
+            metadata.insert(
+                "annotations".into(),
+                json!({ names::CONDITIONS_OWNER_ANNOTATION: self.controller }),
+            );
+        } else if !owner && recorded == Some(&self.controller) {
+            metadata.insert(
+                "annotations".into(),
+                json!({ names::CONDITIONS_OWNER_ANNOTATION: null }),
+            );
+        }
+        if metadata.is_empty() {
             return Ok(());
         }
-        let mut list: Vec<String> = finalizers
-            .iter()
-            .filter(|f| *f != names::FINALIZER)
-            .cloned()
-            .collect();
-        if present {
-            list.push(names::FINALIZER.to_owned());
-        }
-        let patch = json!({"metadata": {"finalizers": list, "resourceVersion": gateway.meta().resource_version}});
+        metadata.insert(
+            "resourceVersion".into(),
+            json!(gateway.meta().resource_version),
+        );
         let api: Api<K::Gateway> = Api::namespaced(
             self.client.clone(),
             gateway.meta().namespace.as_deref().unwrap_or_default(),
@@ -278,16 +322,32 @@ impl<K: GatewayKind> Shared<K> {
         api.patch(
             &gateway.name_any(),
             &self.patch_params(),
-            &Patch::Merge(&patch),
+            &Patch::Merge(&json!({ "metadata": metadata })),
         )
         .await
         .map_err(|source| ReconcileError::Write {
-            what: "finalizers",
+            what: "metadata",
             gateway: object_name(gateway),
             source,
         })?;
         Ok(())
     }
+}
+
+/// `finalizers` with `finalizer` present or absent; `None` when that changes nothing.
+fn finalizers_with(finalizers: &[String], finalizer: &str, present: bool) -> Option<Vec<String>> {
+    if finalizers.iter().any(|f| f == finalizer) == present {
+        return None;
+    }
+    let mut list: Vec<String> = finalizers
+        .iter()
+        .filter(|f| *f != finalizer)
+        .cloned()
+        .collect();
+    if present {
+        list.push(finalizer.to_owned());
+    }
+    Some(list)
 }
 
 /// Reconciles one gateway.
@@ -311,11 +371,13 @@ pub async fn reconcile<K: GatewayKind>(
                 .implementation
                 .cleanup(&gateway, &shared.context)
                 .await
-                .map_err(|e| ReconcileError::Transient {
+                .map_err(|source| ReconcileError::Transient {
                     gateway: name.clone(),
-                    message: e.to_string(),
+                    source,
                 })?;
-            shared.set_finalizer(&gateway, false).await?;
+            shared
+                .set_marks(&gateway, shared.owns_conditions(&gateway), false)
+                .await?;
         }
         return Ok(Action::await_change());
     }
@@ -327,17 +389,25 @@ pub async fn reconcile<K: GatewayKind>(
             forget_failures(&shared, &gateway);
             return Ok(Action::await_change());
         }
-        Claim::NotOurs(reason) => {
-            debug!(gateway = %name, ?reason, "not ours");
+        Claim::NotOurs(reason) if reason.taken_by_another() => {
+            debug!(gateway = %name, ?reason, "another controller has it");
             shared.release(&gateway).await?;
+            forget_failures(&shared, &gateway);
+            return Ok(Action::await_change());
+        }
+        Claim::NotOurs(reason) => {
+            // Nobody has it: whatever we deployed stays until a class takes it.
+            debug!(gateway = %name, ?reason, "not ours, leaving it as it is");
             forget_failures(&shared, &gateway);
             return Ok(Action::await_change());
         }
     };
 
-    if shared.implementation.has_cleanup() {
-        shared.set_finalizer(&gateway, true).await?;
-    }
+    // Recorded before our first status write, so that a crash in between never leaves
+    // conditions of ours that we would not recognise.
+    shared
+        .set_marks(&gateway, true, shared.implementation.has_cleanup())
+        .await?;
 
     let generation = gateway.meta().generation;
     let aliases = shared.implementation.condition_aliases();
@@ -348,26 +418,27 @@ pub async fn reconcile<K: GatewayKind>(
         .await
     {
         Ok(desired) => desired,
-        Err(ImplementationError::Invalid { reason, message }) => {
-            let outcome = Outcome::Invalid {
+        Err(source @ ImplementationError::Transient(_)) => {
+            return Err(ReconcileError::Transient {
+                gateway: name,
+                source,
+            });
+        }
+        Err(ImplementationError::InvalidSpec { reason, message }) => {
+            let outcome = Outcome::InvalidSpec {
                 class,
                 reason,
                 message,
             };
-            let wanted = status::conditions_for(&outcome, &shared.controller);
-            let conditions =
-                status::merge_conditions(current, &wanted, &aliases, generation, &status::now());
-            shared
-                .write_status(&gateway, conditions, K::gateway_url(&gateway))
-                .await?;
-            forget_failures(&shared, &gateway);
-            return Ok(Action::await_change());
+            return write_final(&shared, &gateway, &outcome).await;
         }
-        Err(ImplementationError::Transient(message)) => {
-            return Err(ReconcileError::Transient {
-                gateway: name,
+        Err(ImplementationError::UnresolvedRef { reason, message }) => {
+            let outcome = Outcome::UnresolvedRef {
+                class,
+                reason,
                 message,
-            });
+            };
+            return write_final(&shared, &gateway, &outcome).await;
         }
     };
 
@@ -392,6 +463,21 @@ pub async fn reconcile<K: GatewayKind>(
         .await
     {
         Ok(applied) => applied,
+        Err(ApplyError::NameConflict(conflicts)) => {
+            let message = ApplyError::NameConflict(conflicts).to_string();
+            warn!(gateway = %name, "not applying anything: {message}");
+            let outcome = Outcome::NameConflict { class, message };
+            let wanted = status::conditions_for(&outcome, &shared.controller);
+            let conditions =
+                status::merge_conditions(current, &wanted, &aliases, generation, &status::now());
+            shared
+                .write_status(&gateway, conditions, desired.url.as_deref())
+                .await?;
+            forget_failures(&shared, &gateway);
+            // The conflicting object is not cached (it lacks our labels), so its removal
+            // triggers nothing: look again now and then.
+            return Ok(Action::requeue(NAME_CONFLICT_RECHECK));
+        }
         Err(source) => {
             let outcome = Outcome::ApplyFailed {
                 class,
@@ -446,6 +532,27 @@ pub async fn reconcile<K: GatewayKind>(
     Ok(Action::await_change())
 }
 
+/// Writes the conditions of an outcome that only a change can alter (nothing to retry).
+async fn write_final<K: GatewayKind>(
+    shared: &Shared<K>,
+    gateway: &K::Gateway,
+    outcome: &Outcome,
+) -> Result<Action, ReconcileError> {
+    let wanted = status::conditions_for(outcome, &shared.controller);
+    let conditions = status::merge_conditions(
+        K::gateway_conditions(gateway),
+        &wanted,
+        &shared.implementation.condition_aliases(),
+        gateway.meta().generation,
+        &status::now(),
+    );
+    shared
+        .write_status(gateway, conditions, K::gateway_url(gateway))
+        .await?;
+    forget_failures(shared, gateway);
+    Ok(Action::await_change())
+}
+
 fn forget_failures<K: GatewayKind>(shared: &Shared<K>, gateway: &K::Gateway) {
     shared
         .failures
@@ -488,13 +595,43 @@ pub fn backoff(attempt: u32) -> Duration {
     base.mul_f64(jitter)
 }
 
-/// Sets `Accepted=True` on our classes; never touches another controller's class.
+/// How often a class being deleted looks again for the gateways that hold it.
+const CLASS_RECHECK: Duration = Duration::from_secs(10);
+
+/// On our classes: `Accepted=True`, and our finalizer while gateways use the class, so
+/// that deleting a class in use leaves its gateways served until they move or go. Never
+/// touches another controller's class.
 pub async fn reconcile_class<K: GatewayKind>(
     class: Arc<K::Class>,
     shared: Arc<Shared<K>>,
 ) -> Result<Action, ReconcileError> {
-    if K::controller(&class) != shared.controller || class.meta().deletion_timestamp.is_some() {
+    if K::controller(&class) != shared.controller {
         return Ok(Action::await_change());
+    }
+    let in_use = shared.gateways_using(&class.name_any());
+    if let Some(list) = finalizers_with(class.finalizers(), names::CLASS_FINALIZER, in_use > 0) {
+        let patch = json!({"metadata": {"finalizers": list, "resourceVersion": class.meta().resource_version}});
+        Api::<K::Class>::all(shared.client.clone())
+            .patch(
+                &class.name_any(),
+                &shared.patch_params(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map_err(|source| ReconcileError::Write {
+                what: "class finalizers",
+                gateway: class.name_any(),
+                source,
+            })?;
+        // The write triggers another pass with the new resourceVersion.
+        return Ok(Action::await_change());
+    }
+    if class.meta().deletion_timestamp.is_some() {
+        return Ok(if in_use > 0 {
+            Action::requeue(CLASS_RECHECK)
+        } else {
+            Action::await_change()
+        });
     }
     let accepted = NewCondition::new(
         types::ACCEPTED,

@@ -5,6 +5,7 @@ use aigateway_api::conditions::{self, NewCondition, reasons, types};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use serde_json::{Value, json};
 
+use crate::class::ClassInUse;
 use crate::implementation::{Readiness, RefProblem};
 
 /// What one reconcile of an owned gateway found.
@@ -13,7 +14,7 @@ pub enum Outcome {
     /// Children were applied (or already matched).
     Programmed {
         /// The class that makes the gateway ours.
-        class: String,
+        class: ClassInUse,
         /// Stable description of the children, e.g. `ConfigMap a, Deployment a`.
         children: String,
         /// Reference problems reported by the implementation.
@@ -23,19 +24,36 @@ pub enum Outcome {
         /// Readiness judged from live children.
         readiness: Readiness,
     },
-    /// The spec or a reference cannot work; nothing was applied.
-    Invalid {
+    /// The spec cannot work; nothing was applied.
+    InvalidSpec {
         /// The class that makes the gateway ours.
-        class: String,
+        class: ClassInUse,
         /// CamelCase reason.
         reason: String,
         /// What is wrong and what to do.
         message: String,
     },
+    /// A reference the gateway cannot do without is missing; nothing was applied.
+    UnresolvedRef {
+        /// The class that makes the gateway ours.
+        class: ClassInUse,
+        /// CamelCase reason.
+        reason: String,
+        /// What is missing and what to do.
+        message: String,
+    },
+    /// Objects with children's names exist and are not controlled by the gateway;
+    /// nothing was applied.
+    NameConflict {
+        /// The class that makes the gateway ours.
+        class: ClassInUse,
+        /// The conflicting objects and what to do.
+        message: String,
+    },
     /// Applying failed; retried with backoff.
     ApplyFailed {
         /// The class that makes the gateway ours.
-        class: String,
+        class: ClassInUse,
         /// What failed.
         message: String,
     },
@@ -62,13 +80,25 @@ pub fn conditions_for(outcome: &Outcome, controller: &str) -> Vec<NewCondition> 
 }
 
 fn unchecked_conditions_for(outcome: &Outcome, controller: &str) -> Vec<NewCondition> {
-    let accepted = |class: &str| {
-        NewCondition::new(
-            types::ACCEPTED,
-            true,
-            reasons::ACCEPTED,
-            format!("accepted by {controller} through class {class}"),
-        )
+    let accepted = |class: &ClassInUse| {
+        if class.deleting {
+            NewCondition::new(
+                types::ACCEPTED,
+                true,
+                reasons::CLASS_DELETING,
+                format!(
+                    "accepted by {controller} through class {}, which is being deleted: the gateway stays served until it moves to another class or is deleted",
+                    class.name
+                ),
+            )
+        } else {
+            NewCondition::new(
+                types::ACCEPTED,
+                true,
+                reasons::ACCEPTED,
+                format!("accepted by {controller} through class {}", class.name),
+            )
+        }
     };
     match outcome {
         Outcome::Programmed {
@@ -117,40 +147,44 @@ fn unchecked_conditions_for(outcome: &Outcome, controller: &str) -> Vec<NewCondi
                 ready,
             ]
         }
-        Outcome::Invalid {
+        Outcome::InvalidSpec {
+            reason, message, ..
+        } => not_programmed(
+            NewCondition::new(
+                types::ACCEPTED,
+                false,
+                reason,
+                format!("{message} (reported by {controller})"),
+            ),
+            message,
+        ),
+        Outcome::UnresolvedRef {
             class,
             reason,
             message,
         } => {
-            let reference_problem =
-                reason == reasons::REF_NOT_FOUND || reason == reasons::INVALID_REF;
-            let mut list = if reference_problem {
-                vec![
-                    accepted(class),
-                    NewCondition::new(types::RESOLVED_REFS, false, reason, message.clone()),
-                ]
-            } else {
-                vec![NewCondition::new(
-                    types::ACCEPTED,
-                    false,
-                    reason,
-                    format!("{message} (reported by {controller})"),
-                )]
-            };
-            list.push(NewCondition::new(
+            let mut list = vec![accepted(class)];
+            list.extend(not_programmed(
+                NewCondition::new(types::RESOLVED_REFS, false, reason, message.clone()),
+                message,
+            ));
+            list
+        }
+        Outcome::NameConflict { class, message } => vec![
+            accepted(class),
+            NewCondition::new(
                 types::PROGRAMMED,
                 false,
-                reasons::INVALID,
+                reasons::NAME_CONFLICT,
                 message.clone(),
-            ));
-            list.push(NewCondition::new(
+            ),
+            NewCondition::new(
                 types::READY,
                 false,
                 reasons::NOT_READY,
                 "the gateway is not programmed",
-            ));
-            list
-        }
+            ),
+        ],
         Outcome::ApplyFailed { class, message } => vec![
             accepted(class),
             NewCondition::new(
@@ -163,13 +197,23 @@ fn unchecked_conditions_for(outcome: &Outcome, controller: &str) -> Vec<NewCondi
     }
 }
 
-/// Whether the `Accepted` condition in `conditions` was written by `controller` (its
-/// messages name the controller): the evidence that the standard condition types on a
-/// gateway are ours to remove.
-pub fn accepted_by(conditions: &[Condition], controller: &str) -> bool {
-    conditions
-        .iter()
-        .any(|c| c.type_ == types::ACCEPTED && c.message.contains(controller))
+/// `cause` followed by `Programmed=False` and `Ready=False`: nothing could be applied.
+fn not_programmed(cause: NewCondition, message: &str) -> Vec<NewCondition> {
+    vec![
+        cause,
+        NewCondition::new(
+            types::PROGRAMMED,
+            false,
+            reasons::INVALID,
+            message.to_owned(),
+        ),
+        NewCondition::new(
+            types::READY,
+            false,
+            reasons::NOT_READY,
+            "the gateway is not programmed",
+        ),
+    ]
 }
 
 /// The longest condition message we write; the CRD allows 32768 bytes, and a status
@@ -311,34 +355,6 @@ mod tests {
     }
 
     #[test]
-    fn only_our_accepted_condition_marks_conditions_as_ours() {
-        let invalid = Outcome::Invalid {
-            class: "c".into(),
-            reason: "InvalidParameters".into(),
-            message: "bad".into(),
-        };
-        let ours = merge_conditions(
-            &[],
-            &conditions_for(&invalid, "x.io/y"),
-            &[],
-            Some(1),
-            &now(),
-        )
-        .unwrap();
-        assert!(accepted_by(&ours, "x.io/y"));
-        assert!(!accepted_by(&ours, "x.io/z"));
-        let programmed = merge_conditions(
-            &[],
-            &conditions_for(&programmed(vec![], Readiness::Ready("ok".into())), "x.io/y"),
-            &[],
-            Some(1),
-            &now(),
-        )
-        .unwrap();
-        assert!(accepted_by(&programmed, "x.io/y"));
-    }
-
-    #[test]
     fn warnings_show_in_programmed_and_keep_refs_resolved() {
         let mut outcome = programmed(vec![], Readiness::Ready("ok".into()));
         if let Outcome::Programmed { warnings, .. } = &mut outcome {
@@ -424,7 +440,7 @@ mod tests {
 
     #[test]
     fn invalid_specs_are_not_accepted_but_missing_refs_are() {
-        let invalid = Outcome::Invalid {
+        let invalid = Outcome::InvalidSpec {
             class: "c".into(),
             reason: "InvalidParameters".into(),
             message: "bad".into(),
@@ -432,9 +448,10 @@ mod tests {
         let list = conditions_for(&invalid, "x.io/y");
         assert_eq!(list[0].type_, types::ACCEPTED);
         assert_eq!(list[0].status, "False");
-        let missing = Outcome::Invalid {
+        // Whatever reason an implementation picks, the variant decides.
+        let missing = Outcome::UnresolvedRef {
             class: "c".into(),
-            reason: "RefNotFound".into(),
+            reason: "PatchMissing".into(),
             message: "ConfigMap p".into(),
         };
         let list = conditions_for(&missing, "x.io/y");

@@ -15,7 +15,9 @@ use aigateway_runtime::{
 };
 use aigateway_testkit::ApiServer;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
-use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, PodSpec, PodTemplateSpec, Service, ServicePort, ServiceSpec,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::{Api, PostParams};
 use kube::runtime::reflector::ObjectRef;
@@ -33,14 +35,31 @@ pub struct Minimal {
     pub skip_config_map: Arc<AtomicBool>,
     /// Another controller name than [`CONTROLLER`], to run two implementations.
     pub controller: Option<&'static str>,
+    /// Another field manager than the default, to tell two instances' writes apart.
+    pub field_manager: Option<&'static str>,
 }
 
 pub const SETTINGS_ANNOTATION: &str = "example.com/settings";
+/// Lengthens the invalid-spec message by this many bytes.
+pub const PADDING_ANNOTATION: &str = "example.com/padding";
 
 #[async_trait::async_trait]
 impl GatewayImplementation for Minimal {
     fn controller_name(&self) -> &str {
         self.controller.unwrap_or(CONTROLLER)
+    }
+
+    fn field_manager(&self) -> String {
+        match self.field_manager {
+            Some(manager) => manager.to_owned(),
+            // The runtime's default for the controller names used here.
+            None => self
+                .controller_name()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_owned(),
+        }
     }
 
     async fn desired_state(
@@ -56,9 +75,17 @@ impl GatewayImplementation for Minimal {
             .map(|m| format!("{}/{}", m.provider, m.name))
             .collect();
         if models.iter().any(|m| m.contains("invalid")) {
+            let padding = gateway
+                .annotations()
+                .get(PADDING_ANNOTATION)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
             return Err(ImplementationError::invalid(
                 "InvalidParameters",
-                "model names must not contain `invalid`",
+                format!(
+                    "model names must not contain `invalid`{}",
+                    ".".repeat(padding)
+                ),
             ));
         }
         let mut desired = DesiredState::new().with_url(gateway.service_url().unwrap_or_default());
@@ -92,7 +119,22 @@ impl GatewayImplementation for Minimal {
             });
         }
         let labels = BTreeMap::from([("app".to_owned(), name.clone())]);
-        Ok(desired.with(&Deployment {
+        let service = Service {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                ..Default::default()
+            },
+            spec: Some(ServiceSpec {
+                selector: Some(labels.clone()),
+                ports: Some(vec![ServicePort {
+                    port: 80,
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        Ok(desired.with(&service).with(&Deployment {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
                 ..Default::default()

@@ -63,9 +63,9 @@ fn invalid(error: RenderError) -> ImplementationError {
             reasons::REF_NOT_FOUND
         }
         RenderError::InvalidPatch { .. } => reasons::INVALID_REF,
-        _ => reasons::INVALID_PARAMETERS,
+        _ => return ImplementationError::invalid(reasons::INVALID_PARAMETERS, error.to_string()),
     };
-    ImplementationError::invalid(reason, error.to_string())
+    ImplementationError::unresolved_ref(reason, error.to_string())
 }
 
 fn refs(gateways: impl Iterator<Item = Arc<AiGateway>>) -> Vec<CacheRef<AiGateway>> {

@@ -207,3 +207,59 @@ async fn problems_become_conditions_and_related_objects_rerender_the_gateway() {
         .unwrap()
         .unwrap();
 }
+
+/// A user's config-patch ConfigMap named like the generated `<gw>-config` is never
+/// overwritten (nor deleted with the gateway): the gateway reports the name conflict.
+#[tokio::test]
+async fn a_patch_config_map_named_like_the_generated_one_is_never_overwritten() {
+    let server = ApiServer::new();
+    for crd in aigateway_api::crds::all() {
+        server.install_crd(crd).await.unwrap();
+    }
+    server.apply_manifests(CLASS).unwrap();
+    server
+        .apply_manifests(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gw-config\n  namespace: team\ndata:\n  patch.yaml: |\n    router_settings:\n      routing_strategy: simple-shuffle\n---\napiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata:\n  name: gw\n  namespace: team\n  annotations:\n    ai-gateway-litellm.agentic-layer.ai/config-patch: gw-config\nspec:\n  aiModels:\n    - name: gpt-4o\n      provider: openai\n",
+        )
+        .unwrap();
+    let config_maps: Api<ConfigMap> = Api::namespaced(server.client(), "team");
+    let before = config_maps.get("gw-config").await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(
+        Operator::new(server.client())
+            .gateway(LiteLlmGateway::new(RenderSettings::default()))
+            .shutdown_on(async move {
+                let _ = stopped.await;
+            })
+            .run(),
+    );
+    let gateways: Api<AiGateway> = Api::namespaced(server.client(), "team");
+    wait_for("Programmed=False NameConflict naming gw-config", || async {
+        condition(&gateways, "Programmed")
+            .await
+            .is_some_and(|(status, reason, message)| {
+                status == "False"
+                    && reason == "NameConflict"
+                    && message.contains("ConfigMap team/gw-config")
+            })
+    })
+    .await;
+    let after = config_maps.get("gw-config").await.unwrap();
+    assert_eq!(
+        after.data, before.data,
+        "the user's ConfigMap was overwritten"
+    );
+    assert!(after.metadata.owner_references.is_none());
+    let deployments: Api<Deployment> = Api::namespaced(server.client(), "team");
+    assert!(deployments.get_opt("gw").await.unwrap().is_none());
+
+    gateways.delete("gw", &Default::default()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        config_maps.get("gw-config").await.unwrap().data,
+        before.data,
+        "the user's ConfigMap went with the gateway"
+    );
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}

@@ -1,0 +1,151 @@
+//! Deleting a class in use is not an outage.
+
+mod fixtures;
+
+use std::time::Duration;
+
+use aigateway_api::{AiGateway, AiGatewayClass};
+use fixtures::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+
+const SECOND: Duration = Duration::from_secs(1);
+const CLASS_FINALIZER: &str = "aigateway.agentic-layer.ai/gateway-exists";
+
+async fn service_identity(client: &Client, name: &str) -> (String, String) {
+    let service = Api::<Service>::namespaced(client.clone(), NS)
+        .get(name)
+        .await
+        .unwrap();
+    (
+        service.uid().unwrap(),
+        service.spec.unwrap().cluster_ip.unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_deleted_class_keeps_its_gateways_served_until_they_go() {
+    let server = server(Duration::ZERO).await;
+    let client = server.client();
+    create_class(&client, "minimal", CONTROLLER, false).await;
+    let _running = start(operator(client.clone(), Minimal::default()));
+    for name in ["a", "b"] {
+        create_gateway(&client, &gateway(name, Some("minimal"), &["m"])).await;
+    }
+    wait_condition(&client, "a", "Ready", "True").await;
+    wait_condition(&client, "b", "Ready", "True").await;
+    let classes = Api::<AiGatewayClass>::all(client.clone());
+    eventually(10 * SECOND, "the class holds our finalizer", || async {
+        let class = classes.get("minimal").await.ok()?;
+        class
+            .finalizers()
+            .iter()
+            .any(|f| f == CLASS_FINALIZER)
+            .then_some(())
+    })
+    .await;
+    let a_before = service_identity(&client, "a").await;
+
+    classes
+        .delete("minimal", &DeleteParams::default())
+        .await
+        .unwrap();
+    for name in ["a", "b"] {
+        eventually(10 * SECOND, "Accepted says the class is going", || async {
+            condition(&client, name, "Accepted")
+                .await
+                .filter(|(status, reason, _)| status == "True" && reason == "ClassDeleting")
+        })
+        .await;
+    }
+    tokio::time::sleep(SECOND).await;
+    let deployments = Api::<Deployment>::namespaced(client.clone(), NS);
+    for name in ["a", "b"] {
+        assert!(
+            deployments.get_opt(name).await.unwrap().is_some(),
+            "{name} lost its proxy"
+        );
+        assert_eq!(condition(&client, name, "Ready").await.unwrap().0, "True");
+    }
+    assert!(
+        classes.get_opt("minimal").await.unwrap().is_some(),
+        "the class stays while gateways use it"
+    );
+
+    // One gateway goes, the other still holds the class.
+    let gateways = Api::<AiGateway>::namespaced(client.clone(), NS);
+    gateways
+        .delete("b", &DeleteParams::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(SECOND).await;
+    assert!(classes.get_opt("minimal").await.unwrap().is_some());
+
+    // An administrator forces the class away: the gateway naming it keeps its children.
+    classes
+        .patch(
+            "minimal",
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    eventually(10 * SECOND, "the class is gone", || async {
+        classes
+            .get_opt("minimal")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(SECOND).await;
+    assert!(deployments.get_opt("a").await.unwrap().is_some());
+
+    // Recreating the class resumes service with the very same Service.
+    create_class(&client, "minimal", CONTROLLER, false).await;
+    eventually(10 * SECOND, "a accepted again", || async {
+        condition(&client, "a", "Accepted")
+            .await
+            .filter(|(status, reason, _)| status == "True" && reason == "Accepted")
+    })
+    .await;
+    wait_condition(&client, "a", "Ready", "True").await;
+    assert_eq!(
+        service_identity(&client, "a").await,
+        a_before,
+        "the Service was recreated (new uid or ClusterIP)"
+    );
+}
+
+#[tokio::test]
+async fn the_class_finalizer_goes_with_the_last_gateway() {
+    let server = server(Duration::ZERO).await;
+    let client = server.client();
+    create_class(&client, "spare", CONTROLLER, false).await;
+    let _running = start(operator(client.clone(), Minimal::default()));
+    create_gateway(&client, &gateway("only", Some("spare"), &["m"])).await;
+    wait_condition(&client, "only", "Ready", "True").await;
+    let classes = Api::<AiGatewayClass>::all(client.clone());
+    eventually(10 * SECOND, "the class holds our finalizer", || async {
+        let class = classes.get("spare").await.ok()?;
+        (!class.finalizers().is_empty()).then_some(())
+    })
+    .await;
+    classes
+        .delete("spare", &DeleteParams::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(SECOND).await;
+    assert!(classes.get_opt("spare").await.unwrap().is_some());
+    Api::<AiGateway>::namespaced(client.clone(), NS)
+        .delete("only", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(5 * SECOND, "the class is deleted", || async {
+        classes.get_opt("spare").await.ok()?.is_none().then_some(())
+    })
+    .await;
+}
