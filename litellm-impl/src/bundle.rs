@@ -112,10 +112,11 @@ fn namespace() -> Value {
 /// The cluster-wide rules: watch what the caches hold, write only children, status and events.
 pub fn cluster_rules() -> Value {
     json!([
-        {"apiGroups": ["runtime.agentic-layer.ai"], "resources": ["aigateways", "aigatewayclasses", "guards", "guardrailproviders"], "verbs": ["list", "watch"]},
+        {"apiGroups": ["runtime.agentic-layer.ai"], "resources": ["aigateways", "aigatewayclasses"], "verbs": ["list", "watch", "patch"]},
+        {"apiGroups": ["runtime.agentic-layer.ai"], "resources": ["guards", "guardrailproviders"], "verbs": ["list", "watch"]},
         {"apiGroups": ["runtime.agentic-layer.ai"], "resources": ["aigateways/status", "aigatewayclasses/status"], "verbs": ["patch"]},
-        {"apiGroups": [""], "resources": ["configmaps", "services"], "verbs": ["list", "watch", "create", "patch", "delete"]},
-        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["list", "watch", "create", "patch", "delete"]},
+        {"apiGroups": [""], "resources": ["configmaps", "services"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list", "watch"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     ])

@@ -297,10 +297,11 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // A gateway that leaves our class: its children are deleted (prune permissions).
+    // A gateway that moves to another controller's class: its children are deleted
+    // (prune permissions). A class that does not exist would leave it alone.
     server
         .apply_manifests(
-            "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata:\n  name: ai-gateway\n  namespace: ai-gateway-patched\nspec:\n  aiGatewayClassName: someone-else\n  aiModels:\n  - name: m\n    provider: openai\n",
+            "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGatewayClass\nmetadata:\n  name: someone-else\nspec:\n  controller: example.com/someone-else\n---\napiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata:\n  name: ai-gateway\n  namespace: ai-gateway-patched\nspec:\n  aiGatewayClassName: someone-else\n  aiModels:\n  - name: m\n    provider: openai\n",
         )
         .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
