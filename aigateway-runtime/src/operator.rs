@@ -469,6 +469,64 @@ fn dynamic_api(
 }
 
 /// `events` with their failures recorded in `health` under `cache`, and backoff.
+/// Whether every cache has listed once, derived from the watch events themselves.
+///
+/// `Store::wait_until_ready` is not used for this: its one-shot channel keeps the waker
+/// of the task that polled it last, so with two waiters on one store (the controller's
+/// own start-up hold and our gate) one of them can wait forever. Seen on a real API
+/// server: an operator that started while gateways existed never reconciled them.
+#[derive(Clone)]
+struct SyncGate {
+    pending: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    synced: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl SyncGate {
+    fn new() -> Self {
+        SyncGate {
+            pending: Arc::default(),
+            synced: Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
+    }
+
+    /// Registers a cache before its stream starts; the gate opens once all have listed.
+    fn register(&self, cache: &str) {
+        self.pending
+            .lock()
+            .expect("sync gate")
+            .insert(cache.to_owned());
+    }
+
+    /// Records the end of a cache's first list (after the reflector applied it).
+    fn listed(&self, cache: &str) {
+        let mut pending = self.pending.lock().expect("sync gate");
+        if pending.remove(cache) && pending.is_empty() {
+            self.synced.send_replace(true);
+        }
+    }
+
+    /// Resolves once every registered cache has listed once.
+    async fn wait(&self) {
+        let mut synced = self.synced.subscribe();
+        // The sender lives as long as `self`, so this cannot fail.
+        let _ = synced.wait_for(|synced| *synced).await;
+    }
+}
+
+/// Marks `cache` as listed in `gate` when its reflected stream passes the end of a list.
+fn mark_listed<T, E>(
+    gate: &SyncGate,
+    cache: String,
+) -> impl FnMut(&Result<watcher::Event<T>, E>) + Send + 'static {
+    let gate = gate.clone();
+    gate.register(&cache);
+    move |event| {
+        if let Ok(watcher::Event::InitDone) = event {
+            gate.listed(&cache);
+        }
+    }
+}
+
 fn tracked<T, S>(
     health: &CacheHealth,
     cache: String,
@@ -505,6 +563,7 @@ fn watch_failure(error: &watcher::Error) -> String {
 /// A cached, label-selected watch of one dynamic kind; `metadata_only` caches metadata.
 fn dynamic_reflector(
     health: &CacheHealth,
+    gate: &SyncGate,
     cache: String,
     client: &Client,
     namespace: Option<&str>,
@@ -550,7 +609,10 @@ fn dynamic_reflector(
     };
     // managedFields are a large share of every object and the loop never reads them.
     let events = events.modify(|object: &mut DynamicObject| object.metadata.managed_fields = None);
-    let stream = reflect(writer, tracked(health, cache, events)).touched_objects();
+    let listed = mark_listed(gate, cache.clone());
+    let stream = reflect(writer, tracked(health, cache, events))
+        .inspect(listed)
+        .touched_objects();
     (reader, stream)
 }
 
@@ -566,6 +628,7 @@ async fn run_controllers<K: GatewayKind>(
     let namespace = operator.config.namespace.clone();
     let controller_name = implementation.controller_name().to_owned();
     let field_manager = implementation.field_manager();
+    let gate = SyncGate::new();
 
     // Gateways and classes, each watched once. A class change re-runs every gateway that
     // names it (or names no class); a gateway change (deletion included) re-runs our
@@ -582,10 +645,13 @@ async fn run_controllers<K: GatewayKind>(
         watcher::Config::default(),
     )
     .modify(|gateway: &mut K::Gateway| gateway.meta_mut().managed_fields = None);
+    let gateway_cache = K::Gateway::kind(&()).into_owned();
+    let gateway_listed = mark_listed(&gate, gateway_cache.clone());
     let gateway_events = reflect(
         gateway_writer,
-        tracked(&health, K::Gateway::kind(&()).into_owned(), gateway_events),
+        tracked(&health, gateway_cache, gateway_events),
     )
+    .inspect(gateway_listed)
     .touched_objects()
     .inspect({
         let classes = class_reader.clone();
@@ -600,17 +666,20 @@ async fn run_controllers<K: GatewayKind>(
             }
         }
     });
+    let class_cache = K::Class::kind(&()).into_owned();
+    let class_listed = mark_listed(&gate, class_cache.clone());
     let class_events = reflect(
         class_writer,
         tracked(
             &health,
-            K::Class::kind(&()).into_owned(),
+            class_cache,
             watcher(
                 Api::<K::Class>::all(client.clone()),
                 watcher::Config::default(),
             ),
         ),
     )
+    .inspect(class_listed)
     .touched_objects()
     .inspect({
         let gateways = gateway_reader.clone();
@@ -642,6 +711,7 @@ async fn run_controllers<K: GatewayKind>(
     for resource in implementation.child_kinds() {
         let (store, stream) = dynamic_reflector(
             &health,
+            &gate,
             format!("child {}", resource.kind),
             &client,
             namespace.as_deref(),
@@ -662,6 +732,7 @@ async fn run_controllers<K: GatewayKind>(
     for related in implementation.related() {
         let (store, stream) = dynamic_reflector(
             &health,
+            &gate,
             format!("related {}", related.resource.kind),
             &client,
             namespace.as_deref(),
@@ -672,17 +743,6 @@ async fn run_controllers<K: GatewayKind>(
         related_stores.insert(Context::store_key(&related.resource), store.clone());
         related_streams.push((related, stream, store));
     }
-
-    let mut all_ready: Vec<BoxFuture<'static, bool>> = vec![
-        wait_ready(gateway_reader.clone()),
-        wait_ready(class_reader.clone()),
-    ];
-    all_ready.extend(children.iter().map(|c| wait_ready(c.store.clone())));
-    all_ready.extend(
-        related_streams
-            .iter()
-            .map(|(_, _, s)| wait_ready(s.clone())),
-    );
 
     let recorder = Recorder::new(
         client.clone(),
@@ -718,10 +778,6 @@ async fn run_controllers<K: GatewayKind>(
     for (resource, stream) in child_streams {
         gateway_controller = gateway_controller.owns_stream_with(stream, resource);
     }
-    let related_gate: Vec<Store<DynamicObject>> = related_streams
-        .iter()
-        .map(|(_, _, store)| store.clone())
-        .collect();
     for (related, stream, _) in related_streams {
         let gateways = gateway_reader.clone();
         let mapper = related.mapper.clone();
@@ -743,41 +799,24 @@ async fn run_controllers<K: GatewayKind>(
 
     // Readiness: every cache synced.
     let ready = operator.ready.clone();
-    let readiness = async move {
-        if futures::future::join_all(all_ready)
-            .await
-            .into_iter()
-            .all(|ok| ok)
-        {
+    let readiness = {
+        let gate = gate.clone();
+        async move {
+            gate.wait().await;
             ready.store(true, Ordering::Release);
             info!("caches synced");
         }
     };
 
-    // Gateways reconcile only once classes and children are known, so that a restart
-    // neither releases gateways nor re-applies unchanged children.
-    // Related objects too: rendering before Secrets and Guards are listed would take "not
-    // listed yet" for "missing" and roll every proxy at each restart.
-    let gate_classes = class_reader.clone();
-    let gate_stores: Vec<Store<DynamicObject>> = children
-        .iter()
-        .map(|c| c.store.clone())
-        .chain(related_gate)
-        .collect();
     let gateway_shared = shared.clone();
     let gateways = gateway_controller.graceful_shutdown_on(stop.clone()).run(
         move |gateway, shared| {
-            let gate_classes = gate_classes.clone();
-            let gate_stores = gate_stores.clone();
+            let gate = gate.clone();
             async move {
-                // A dropped cache writer means we are stopping: act on nothing.
-                let mut synced = gate_classes.wait_until_ready().await.is_ok();
-                for store in &gate_stores {
-                    synced &= store.wait_until_ready().await.is_ok();
-                }
-                if !synced {
-                    return Ok(kube::runtime::controller::Action::await_change());
-                }
+                // Gateways reconcile only once classes, children and related objects
+                // are known, so that a restart neither releases gateways nor re-applies
+                // unchanged children, nor takes "not listed yet" for "missing".
+                gate.wait().await;
                 reconcile::reconcile(gateway, shared).await
             }
         },
@@ -813,15 +852,6 @@ async fn run_controllers<K: GatewayKind>(
     operator
         .ready
         .store(operator.config.leader_election.is_some(), Ordering::Release);
-}
-
-fn wait_ready<T: Resource + Clone + Send + Sync + 'static>(
-    store: Store<T>,
-) -> BoxFuture<'static, bool>
-where
-    T::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
-{
-    async move { store.wait_until_ready().await.is_ok() }.boxed()
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
