@@ -155,9 +155,14 @@ pub fn check_dns1123_label(s: &str) -> NameCheck {
 /// Checks a DNS-1123 subdomain (most object names): at most 253 characters of
 /// dot-separated DNS-1123 labels.
 pub fn check_dns1123_subdomain(s: &str) -> NameCheck {
-    let ok = !s.is_empty()
-        && s.len() <= MAX_SUBDOMAIN_LENGTH
-        && s.split('.').all(|part| check_dns1123_label(part).is_ok());
+    // Kubernetes limits only the whole name, not each part, to 253 characters.
+    let part_ok = |part: &str| {
+        !part.is_empty()
+            && part.chars().all(|c| lower_alnum(c) || c == '-')
+            && part.starts_with(lower_alnum)
+            && part.ends_with(lower_alnum)
+    };
+    let ok = !s.is_empty() && s.len() <= MAX_SUBDOMAIN_LENGTH && s.split('.').all(part_ok);
     ok.then_some(()).ok_or_else(|| format!("must be a DNS-1123 subdomain: at most {MAX_SUBDOMAIN_LENGTH} lowercase letters, digits, '-' and '.', each dot-separated part starting and ending with a letter or digit"))
 }
 

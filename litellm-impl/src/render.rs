@@ -74,9 +74,10 @@ pub fn render(
         .as_deref()
         .filter(|n| !n.is_empty())
         .ok_or_else(|| RenderError::MissingNamespace {
-            name: name.to_owned(),
+            name: name.escape_debug().to_string(),
         })?;
-    let id = format!("{namespace}/{name}");
+    // Messages are one line even for names no API server would store.
+    let id = format!("{}/{}", namespace.escape_debug(), name.escape_debug());
     let gateway_ref = ObjectRef::new("AiGateway", namespace, name);
     check_names(gateway, &id, name, namespace)?;
     let port = gateway.spec.port();
