@@ -242,10 +242,11 @@ pub struct OpenAiModerationProviderConfig {
     description = "BedrockProviderConfig holds configuration for the AWS Bedrock Guardrails API."
 )]
 pub struct BedrockProviderConfig {
-    /// Region is the AWS region of the guardrail (e.g. "us-east-1").
+    /// Region is the AWS region for the Bedrock service.
     pub region: String,
-    /// CredentialsSecretRef references a Secret holding AWS credentials
-    /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, optionally `AWS_SESSION_TOKEN`).
+    /// CredentialsSecretRef references a secret containing AWS credentials.
+    /// The secret should contain "aws-access-key-id" and "aws-secret-access-key" keys.
+    /// When omitted, uses IRSA or pod identity for authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::optional_secret_reference")]
     pub credentials_secret_ref: Option<SecretReference>,

@@ -24,10 +24,15 @@ pub fn model_entry(model: &AiModel) -> Value {
     json!({
         "model_name": model.name,
         "litellm_params": {
-            "model": format!("{}/{}", model.provider, model.name),
+            "model": model_string(model),
             "api_key": format!("os.environ/{}", names::provider_api_key_env(&model.provider)),
         }
     })
+}
+
+/// `litellm_params.model` of a model: `<provider>/<name>`.
+pub fn model_string(model: &AiModel) -> String {
+    format!("{}/{}", model.provider, model.name)
 }
 
 /// The generated config before any patch: `model_list`, `litellm_settings` and, when
@@ -46,6 +51,102 @@ pub fn base_config(model_list: Vec<Value>, guardrails: Vec<Value>) -> Value {
         config.insert("guardrails".to_owned(), Value::Array(guardrails));
     }
     Value::Object(config)
+}
+
+/// A form in which LiteLLM 1.106.2 reads a config string as a pointer to something else
+/// (an environment variable, a file, a token service, a secret manager) instead of as
+/// text.
+///
+/// Found in LiteLLM 1.106.2's source:
+/// - `os.environ/<NAME>`: every string value in `config.yaml` (at any depth, in mappings
+///   and in mappings inside lists) is replaced by that variable of the proxy's
+///   environment when the config loads (`ProxyConfig._check_for_os_environ_vars`,
+///   `secret_managers/main.py:get_secret`); with a secret manager configured, by that
+///   secret.
+/// - `oidc/<provider>/<audience>`: `get_secret` fetches a token: `oidc/env/<NAME>` and
+///   `oidc/env_path/<NAME>` read the environment, `oidc/file/<path>` a file,
+///   `oidc/google/...` the cloud metadata server, `oidc/azure/...`,
+///   `oidc/github/...` and `oidc/circleci...` their token sources. Credential fields
+///   such as `azure_ad_token` resolve it without the `os.environ/` prefix.
+/// - `hashicorp_vault/`, `aws_secret_manager/`, `google_secret_manager/`: the secret
+///   manager pointers LiteLLM's `*_ref` credential fields dereference.
+///
+/// A bare variable name is also resolved by `get_secret`, but only in fields this
+/// implementation never writes (`aws_web_identity_token`, Azure `tenant_id`/`client_id`,
+/// Slack webhook URLs, ...), so it is not a reference here. Mapping keys are never
+/// resolved. Matching ignores ASCII case and leading whitespace, although LiteLLM
+/// matches exactly: refusing a harmless look-alike costs less than missing a variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LiteLlmReference {
+    /// `os.environ/<NAME>`.
+    Environ,
+    /// `oidc/<provider>/<audience>`.
+    Oidc,
+    /// `hashicorp_vault/`, `aws_secret_manager/` or `google_secret_manager/`.
+    SecretManager,
+}
+
+/// Every prefix LiteLLM 1.106.2 interprets, with its form (see [`LiteLlmReference`]).
+pub const REFERENCE_PREFIXES: [(&str, LiteLlmReference); 5] = [
+    ("os.environ/", LiteLlmReference::Environ),
+    ("oidc/", LiteLlmReference::Oidc),
+    ("hashicorp_vault/", LiteLlmReference::SecretManager),
+    ("aws_secret_manager/", LiteLlmReference::SecretManager),
+    ("google_secret_manager/", LiteLlmReference::SecretManager),
+];
+
+fn matching_prefix(value: &str) -> Option<(&'static str, LiteLlmReference)> {
+    let value = value.trim_start().as_bytes();
+    REFERENCE_PREFIXES.iter().copied().find(|(prefix, _)| {
+        value
+            .get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+    })
+}
+
+/// The form in which LiteLLM would interpret `value`, if any.
+pub fn litellm_reference(value: &str) -> Option<LiteLlmReference> {
+    matching_prefix(value).map(|(_, form)| form)
+}
+
+/// Why a copied string is refused, for a problem message; `None` when LiteLLM reads it
+/// as text.
+pub fn refuse_reference(value: &str) -> Option<String> {
+    matching_prefix(value).map(|(prefix, _)| {
+        format!("starts with {prefix}, which LiteLLM would resolve (from the proxy's environment, files or secret stores) instead of using it as written")
+    })
+}
+
+/// The string values of a generated config that LiteLLM would interpret as references
+/// but are not in `ours` (the references rendering generated itself), with their JSON
+/// pointer. Empty for every config [`crate::render()`] produces before a patch is merged.
+pub fn foreign_references(
+    config: &Value,
+    ours: &std::collections::BTreeSet<String>,
+) -> Vec<String> {
+    fn walk(
+        value: &Value,
+        path: &str,
+        ours: &std::collections::BTreeSet<String>,
+        out: &mut Vec<String>,
+    ) {
+        match value {
+            Value::String(s) if litellm_reference(s).is_some() && !ours.contains(s) => {
+                out.push(path.to_owned())
+            }
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .for_each(|(i, v)| walk(v, &format!("{path}/{i}"), ours, out)),
+            Value::Object(map) => map
+                .iter()
+                .for_each(|(k, v)| walk(v, &format!("{path}/{k}"), ours, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(config, "", ours, &mut out);
+    out
 }
 
 /// Reads a patch: YAML whose top level is a mapping (an empty document is an empty patch).

@@ -100,4 +100,43 @@ pub enum RenderError {
         /// The serialiser's message.
         message: String,
     },
+    /// Something that becomes a Kubernetes name, label, annotation or env var name is not
+    /// valid there, so the API server would refuse a child object.
+    #[error("AiGateway {gateway}: {field} {value:?} {rule}; nothing is applied until it is fixed")]
+    InvalidName {
+        /// `namespace/name` of the gateway.
+        gateway: String,
+        /// The field holding it, and what it names.
+        field: String,
+        /// The value given.
+        value: String,
+        /// The rule it breaks.
+        rule: String,
+    },
+    /// Two `spec.env` entries set the same variable; server-side apply keys env entries by
+    /// name and refuses the Deployment.
+    #[error(
+        "AiGateway {gateway}: spec.env[{second}] sets {name} again (first set by spec.env[{first}]): remove one of them; nothing is applied until it is fixed"
+    )]
+    DuplicateEnv {
+        /// `namespace/name` of the gateway.
+        gateway: String,
+        /// The variable's name.
+        name: String,
+        /// Index of its first entry.
+        first: usize,
+        /// Index of the repeated entry.
+        second: usize,
+    },
+    /// The generated config holds a string LiteLLM would resolve that rendering did not
+    /// generate itself (a bug: copied strings are checked first).
+    #[error(
+        "AiGateway {gateway}: the generated LiteLLM config holds a string LiteLLM would resolve at {path}; this is a bug in litellm-impl, please report it"
+    )]
+    ForeignReference {
+        /// `namespace/name` of the gateway.
+        gateway: String,
+        /// JSON pointer of the value in the config.
+        path: String,
+    },
 }

@@ -17,18 +17,48 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aigateway_api::{AiGateway, Guard, GuardrailProvider, GuardrailProviderType};
-use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectReference, SecretKeySelector};
+use k8s_openapi::api::core::v1::{
+    EnvVar, EnvVarSource, ObjectReference, Secret, SecretKeySelector,
+};
 use serde_json::{Map, Value, json};
 
+use crate::config::refuse_reference;
 use crate::lookup::ObjectLookup;
+use crate::names;
 use crate::problem::{ObjectRef, Problem, ProblemReason};
 
-/// The AWS credential keys read from a Bedrock provider's `credentialsSecretRef`, with
-/// the LiteLLM parameter each one fills and whether it must be present.
-pub const BEDROCK_CREDENTIAL_KEYS: [(&str, &str, bool); 3] = [
-    ("AWS_ACCESS_KEY_ID", "aws_access_key_id", true),
-    ("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key", true),
-    ("AWS_SESSION_TOKEN", "aws_session_token", false),
+/// One AWS credential read from a Bedrock provider's `credentialsSecretRef`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BedrockCredential {
+    /// The Secret keys it may be stored under, in order of preference: the name the
+    /// upstream CRD documents first, then the environment-variable style.
+    pub keys: [&'static str; 2],
+    /// The LiteLLM parameter it fills.
+    pub param: &'static str,
+    /// Whether the Secret must hold it.
+    pub required: bool,
+}
+
+/// The AWS credentials of a Bedrock provider. The upstream CRD documents the keys
+/// `aws-access-key-id` and `aws-secret-access-key`; `AWS_ACCESS_KEY_ID`-style keys are
+/// accepted too (a Secret made for `envFrom` works unchanged). With both present, the
+/// documented key wins.
+pub const BEDROCK_CREDENTIALS: [BedrockCredential; 3] = [
+    BedrockCredential {
+        keys: ["aws-access-key-id", "AWS_ACCESS_KEY_ID"],
+        param: "aws_access_key_id",
+        required: true,
+    },
+    BedrockCredential {
+        keys: ["aws-secret-access-key", "AWS_SECRET_ACCESS_KEY"],
+        param: "aws_secret_access_key",
+        required: true,
+    },
+    BedrockCredential {
+        keys: ["aws-session-token", "AWS_SESSION_TOKEN"],
+        param: "aws_session_token",
+        required: false,
+    },
 ];
 
 /// The env var LiteLLM's OpenAI moderation guardrail falls back to without `api_key`.
@@ -75,7 +105,7 @@ pub struct Guardrails {
 /// A credential to wire: `os.environ/<env>` under `param`, from `secret`/`key`.
 struct Credential {
     param: &'static str,
-    env_suffix: &'static str,
+    env_suffix: String,
     secret: String,
     key: String,
 }
@@ -88,10 +118,15 @@ struct Resolved {
 }
 
 /// Resolves and renders the Guards `gateway` lists.
+///
+/// `taken` are the env var names the container already has (the user's, the provider
+/// keys, the fixed ones): credential variables are named around them, so every env name
+/// stays unique.
 pub fn render_guardrails(
     gateway: &AiGateway,
     namespace: &str,
     lookup: &dyn ObjectLookup,
+    taken: &BTreeSet<String>,
 ) -> Guardrails {
     let gateway_ref = ObjectRef::new(
         "AiGateway",
@@ -124,7 +159,7 @@ pub fn render_guardrails(
         }
     }
     Guardrails {
-        rendered: finish(resolved, namespace),
+        rendered: finish(resolved, namespace, taken),
         problems,
     }
 }
@@ -183,6 +218,13 @@ fn resolve(
                 .to_owned(),
         ));
     };
+    if let Some(why) = refuse_reference(&guard_ref.name) {
+        return Err(problem(
+            ProblemReason::InvalidRef,
+            guard_ref,
+            format!("metadata.name {why}: rename the Guard; not applied"),
+        ));
+    }
     if guard.spec.mode.is_empty() {
         return Err(problem(
             ProblemReason::InvalidRef,
@@ -215,6 +257,17 @@ fn resolve(
             ),
         ));
     };
+    if provider_namespace != gateway_namespace
+        && let Some(what) = credentials_used(&provider)
+    {
+        return Err(problem(
+            ProblemReason::InvalidRef,
+            &provider_ref,
+            format!(
+                "is in namespace {provider_namespace}, not the gateway's ({gateway_namespace}), and {what}; a gateway uses credentials only for providers of its own namespace: create the GuardrailProvider in {gateway_namespace}; {guard_ref} is not applied"
+            ),
+        ));
+    }
     let mut resolved = Resolved {
         guard: guard_ref.clone(),
         params: Map::new(),
@@ -255,6 +308,42 @@ fn resolve(
     Ok((resolved, warnings))
 }
 
+/// What credentials a provider makes the proxy send, or `None` when it sends none
+/// (Presidio: LiteLLM 1.106 sends no key to it).
+fn credentials_used(provider: &GuardrailProvider) -> Option<&'static str> {
+    match provider.spec.type_ {
+        GuardrailProviderType::PresidioApi => None,
+        GuardrailProviderType::OpenAiModerationApi => Some(
+            "an OpenAI moderation provider is sent an API key (without apiKeySecretRef, the gateway's own OPENAI_API_KEY)",
+        ),
+        GuardrailProviderType::BedrockApi => Some(
+            "a Bedrock provider's requests are signed with AWS credentials (without credentialsSecretRef, the gateway pod's own identity)",
+        ),
+    }
+}
+
+/// Refuses a copied string LiteLLM would interpret (see [`LiteLlmReference`](crate::config::LiteLlmReference)).
+fn plain_text(value: &str, refuse: impl FnOnce(&str) -> Problem) -> Result<(), Problem> {
+    match refuse_reference(value) {
+        Some(why) => Err(refuse(&why)),
+        None => Ok(()),
+    }
+}
+
+/// Whether `region` looks like an AWS region (`us-east-1`, `us-gov-west-1`): LiteLLM
+/// builds the Bedrock endpoint's host name from it, so anything else could point the
+/// signed request at another host.
+pub fn is_aws_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
+}
+
 struct Ctx<'a> {
     guard: &'a Guard,
     guard_ref: &'a ObjectRef,
@@ -279,56 +368,55 @@ impl Ctx<'_> {
         )
     }
 
-    /// Checks that Secret `namespace/name` is readable by the gateway's pods and, for each
-    /// `(key, required)`, present. Returns which keys exist.
-    fn secret_keys(
+    /// The credentials Secret `namespace/name`, checked to be readable by the gateway's
+    /// pods (its namespace, a valid name) and to exist.
+    fn credential_secret(
         &self,
         lookup: &dyn ObjectLookup,
         namespace: &str,
         name: &str,
         field: &str,
-        keys: &[(&str, bool)],
-    ) -> Result<Vec<bool>, Problem> {
+    ) -> Result<Secret, Problem> {
         if namespace != self.gateway_namespace {
             return Err(self.invalid_provider(&format!(
                 "{field} points at Secret {namespace}/{name}, but the gateway's pods run in namespace {} and can only read Secrets there: copy the Secret into {} and point the provider at it",
                 self.gateway_namespace, self.gateway_namespace
             )));
         }
-        let Some(secret) = lookup.secret(namespace, name) else {
-            return Err(Problem::new(
+        if let Err(rule) = names::check_dns1123_subdomain(name) {
+            return Err(self.invalid_provider(&format!("{field}.name {rule}")));
+        }
+        lookup.secret(namespace, name).ok_or_else(|| {
+            Problem::new(
                 ProblemReason::RefNotFound,
                 ObjectRef::new("Secret", namespace, name),
                 format!(
                     "not found (referenced by {} {field}): create it; {} is not applied",
                     self.provider_ref, self.guard_ref
                 ),
-            ));
-        };
-        let has = |key: &str| {
-            secret.data.as_ref().is_some_and(|d| d.contains_key(key))
-                || secret
-                    .string_data
-                    .as_ref()
-                    .is_some_and(|d| d.contains_key(key))
-        };
-        let mut present = Vec::new();
-        for (key, required) in keys {
-            let found = has(key);
-            if *required && !found {
-                return Err(Problem::new(
-                    ProblemReason::RefNotFound,
-                    ObjectRef::new("Secret", namespace, name),
-                    format!(
-                        "has no key {key} (referenced by {} {field}): add it; {} is not applied",
-                        self.provider_ref, self.guard_ref
-                    ),
-                ));
-            }
-            present.push(found);
-        }
-        Ok(present)
+            )
+        })
     }
+
+    /// A Secret that lacks a key the provider needs.
+    fn missing_key(&self, namespace: &str, name: &str, field: &str, keys: &str) -> Problem {
+        Problem::new(
+            ProblemReason::RefNotFound,
+            ObjectRef::new("Secret", namespace, name),
+            format!(
+                "has no key {keys} (referenced by {} {field}): add it; {} is not applied",
+                self.provider_ref, self.guard_ref
+            ),
+        )
+    }
+}
+
+fn secret_has(secret: &Secret, key: &str) -> bool {
+    secret.data.as_ref().is_some_and(|d| d.contains_key(key))
+        || secret
+            .string_data
+            .as_ref()
+            .is_some_and(|d| d.contains_key(key))
 }
 
 fn presidio(
@@ -342,6 +430,9 @@ fn presidio(
     if config.base_url.trim().is_empty() {
         return Err(ctx.invalid_provider("spec.presidio.baseUrl is empty"));
     }
+    plain_text(&config.base_url, |why| {
+        ctx.invalid_provider(&format!("spec.presidio.baseUrl {why}"))
+    })?;
     let params = &mut resolved.params;
     params.insert("output_parse_pii".to_owned(), Value::Bool(true));
     params.insert(
@@ -361,6 +452,9 @@ fn presidio(
     }
     if let Some(guard_config) = &ctx.guard.spec.presidio {
         if let Some(language) = guard_config.language.as_deref().filter(|l| !l.is_empty()) {
+            plain_text(language, |why| {
+                ctx.invalid_guard(&format!("spec.presidio.language {why}"))
+            })?;
             params.insert("presidio_language".to_owned(), Value::from(language));
         }
         if let Some(thresholds) = guard_config
@@ -413,6 +507,9 @@ fn openai_moderation(
         return Err(ctx.invalid_provider("type openai-moderation-api needs spec.openaiModeration"));
     };
     if let Some(base_url) = config.base_url.as_deref().filter(|u| !u.is_empty()) {
+        plain_text(base_url, |why| {
+            ctx.invalid_provider(&format!("spec.openaiModeration.baseUrl {why}"))
+        })?;
         resolved
             .params
             .insert("api_base".to_owned(), Value::from(base_url));
@@ -425,20 +522,27 @@ fn openai_moderation(
         .and_then(|c| c.model.as_deref())
         .filter(|m| !m.is_empty())
     {
+        plain_text(model, |why| {
+            ctx.invalid_guard(&format!("spec.openaiModeration.model {why}"))
+        })?;
         resolved
             .params
             .insert("model".to_owned(), Value::from(model));
     }
     match &config.api_key_secret_ref {
         Some(selector) => {
+            let field = "spec.openaiModeration.apiKeySecretRef";
             let credential = selector_credential(ctx, selector, "api_key", "API_KEY")?;
-            ctx.secret_keys(
-                lookup,
-                ctx.gateway_namespace,
-                &credential.secret,
-                "spec.openaiModeration.apiKeySecretRef",
-                &[(credential.key.as_str(), true)],
-            )?;
+            let secret =
+                ctx.credential_secret(lookup, ctx.gateway_namespace, &credential.secret, field)?;
+            if !secret_has(&secret, &credential.key) {
+                return Err(ctx.missing_key(
+                    ctx.gateway_namespace,
+                    &credential.secret,
+                    field,
+                    &credential.key,
+                ));
+            }
             resolved.credentials.push(credential);
         }
         None => resolved.requires_env = Some(OPENAI_KEY_ENV.to_owned()),
@@ -454,23 +558,15 @@ fn selector_credential(
     param: &'static str,
     env_suffix: &'static str,
 ) -> Result<Credential, Problem> {
-    let provider_namespace = ctx
-        .provider_ref
-        .namespace
-        .as_deref()
-        .unwrap_or(ctx.gateway_namespace);
     if selector.name.is_empty() || selector.key.is_empty() {
         return Err(ctx.invalid_provider("apiKeySecretRef needs both name and key"));
     }
-    if provider_namespace != ctx.gateway_namespace {
-        return Err(ctx.invalid_provider(&format!(
-            "apiKeySecretRef points at Secret {provider_namespace}/{} (a key selector always means the provider's namespace), but the gateway's pods run in namespace {} and can only read Secrets there: use a GuardrailProvider in {} whose Secret lives there too",
-            selector.name, ctx.gateway_namespace, ctx.gateway_namespace
-        )));
+    if let Err(rule) = names::check_data_key(&selector.key) {
+        return Err(ctx.invalid_provider(&format!("apiKeySecretRef.key {rule}")));
     }
     Ok(Credential {
         param,
-        env_suffix,
+        env_suffix: env_suffix.to_owned(),
         secret: selector.name.clone(),
         key: selector.key.clone(),
     })
@@ -487,12 +583,26 @@ fn bedrock(
     if config.region.trim().is_empty() {
         return Err(ctx.invalid_provider("spec.bedrock.region is empty"));
     }
+    if !is_aws_region(&config.region) {
+        return Err(ctx.invalid_provider(&format!(
+            "spec.bedrock.region {:?} is not an AWS region name such as us-east-1 (LiteLLM builds the endpoint's host name from it)",
+            config.region
+        )));
+    }
     let Some(guard_config) = &ctx.guard.spec.bedrock else {
         return Err(ctx
             .invalid_guard("its provider is bedrock-api but spec.bedrock.guardrailId is not set"));
     };
     if guard_config.guardrail_id.trim().is_empty() {
         return Err(ctx.invalid_guard("spec.bedrock.guardrailId is empty"));
+    }
+    plain_text(&guard_config.guardrail_id, |why| {
+        ctx.invalid_guard(&format!("spec.bedrock.guardrailId {why}"))
+    })?;
+    if let Some(version) = &guard_config.guardrail_version {
+        plain_text(version, |why| {
+            ctx.invalid_guard(&format!("spec.bedrock.guardrailVersion {why}"))
+        })?;
     }
     let params = &mut resolved.params;
     params.insert(
@@ -525,25 +635,26 @@ fn bedrock(
             .as_deref()
             .filter(|n| !n.is_empty())
             .unwrap_or(provider_namespace);
-        let keys: Vec<(&str, bool)> = BEDROCK_CREDENTIAL_KEYS
-            .iter()
-            .map(|(k, _, req)| (*k, *req))
-            .collect();
-        let present = ctx.secret_keys(
-            lookup,
-            namespace,
-            name,
-            "spec.bedrock.credentialsSecretRef",
-            &keys,
-        )?;
-        for ((key, param, _), found) in BEDROCK_CREDENTIAL_KEYS.iter().zip(present) {
-            if found {
-                resolved.credentials.push(Credential {
-                    param,
-                    env_suffix: key,
+        let field = "spec.bedrock.credentialsSecretRef";
+        let secret = ctx.credential_secret(lookup, namespace, name, field)?;
+        for credential in &BEDROCK_CREDENTIALS {
+            match credential.keys.iter().find(|key| secret_has(&secret, key)) {
+                Some(key) => resolved.credentials.push(Credential {
+                    param: credential.param,
+                    env_suffix: credential.param.to_ascii_uppercase(),
                     secret: name.to_owned(),
                     key: (*key).to_owned(),
-                });
+                }),
+                None if credential.required => {
+                    let [documented, alternative] = credential.keys;
+                    return Err(ctx.missing_key(
+                        namespace,
+                        name,
+                        field,
+                        &format!("{documented} (or {alternative})"),
+                    ));
+                }
+                None => {}
             }
         }
     }
@@ -586,7 +697,17 @@ fn ignored_guard_settings(ctx: &Ctx<'_>, warnings: &mut Vec<Problem>) {
 
 /// Names the guardrails (disambiguating equal names from different namespaces) and wires
 /// their credentials as env vars.
-fn finish(resolved: Vec<Resolved>, gateway_namespace: &str) -> Vec<RenderedGuardrail> {
+///
+/// Each guard's variables share a prefix `GUARDRAIL_<NAME>`; when one of them would
+/// repeat a name in `taken` or of an earlier guard, the prefix gets `_2`, `_3`, ...
+/// (deterministic: spec order). Equal names from different namespaces become
+/// `<namespace>/<name>`, or `guard:<namespace>/<name>` when that would read as a LiteLLM
+/// reference (a namespace called `oidc`).
+fn finish(
+    resolved: Vec<Resolved>,
+    gateway_namespace: &str,
+    taken: &BTreeSet<String>,
+) -> Vec<RenderedGuardrail> {
     let mut name_counts: BTreeMap<&str, usize> = BTreeMap::new();
     for r in &resolved {
         *name_counts.entry(r.guard.name.as_str()).or_default() += 1;
@@ -595,28 +716,43 @@ fn finish(resolved: Vec<Resolved>, gateway_namespace: &str) -> Vec<RenderedGuard
         .iter()
         .map(|r| {
             if name_counts[r.guard.name.as_str()] > 1 {
-                format!(
+                let qualified = format!(
                     "{}/{}",
                     r.guard.namespace.as_deref().unwrap_or(gateway_namespace),
                     r.guard.name
-                )
+                );
+                if refuse_reference(&qualified).is_some() {
+                    format!("guard:{qualified}")
+                } else {
+                    qualified
+                }
             } else {
                 r.guard.name.clone()
             }
         })
         .collect();
     let mut used_prefixes = BTreeSet::new();
+    let mut used_names = taken.clone();
     resolved
         .into_iter()
         .zip(names)
         .map(|(mut r, name)| {
             let base = format!("GUARDRAIL_{}", env_token(&name));
+            let vars = |prefix: &str| -> Vec<String> {
+                r.credentials
+                    .iter()
+                    .map(|c| format!("{prefix}_{}", c.env_suffix))
+                    .collect()
+            };
             let mut prefix = base.clone();
             let mut n = 2;
-            while !used_prefixes.insert(prefix.clone()) {
+            while used_prefixes.contains(&prefix)
+                || vars(&prefix).iter().any(|v| used_names.contains(v))
+            {
                 prefix = format!("{base}_{n}");
                 n += 1;
             }
+            used_prefixes.insert(prefix.clone());
             let mut env = Vec::new();
             let mut secrets = BTreeSet::new();
             for credential in r.credentials {
@@ -626,6 +762,7 @@ fn finish(resolved: Vec<Resolved>, gateway_namespace: &str) -> Vec<RenderedGuard
                     Value::from(format!("os.environ/{var}")),
                 );
                 env.push(secret_env(&var, &credential.secret, &credential.key, false));
+                used_names.insert(var);
                 secrets.insert(credential.secret);
             }
             RenderedGuardrail {

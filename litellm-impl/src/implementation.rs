@@ -10,8 +10,10 @@ use std::sync::Arc;
 use aigateway_api::conditions::reasons;
 use aigateway_api::{AiGateway, Guard, GuardrailProvider};
 use aigateway_runtime::{
-    Context, DesiredState, GatewayImplementation, ImplementationError, RelatedWatch,
+    Context, DesiredState, GatewayImplementation, ImplementationError, Observed, Readiness,
+    RelatedWatch, deployments_rolled_out,
 };
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::ResourceExt;
 use kube::api::DynamicObject;
@@ -66,6 +68,38 @@ fn invalid(error: RenderError) -> ImplementationError {
         _ => return ImplementationError::invalid(reasons::INVALID_PARAMETERS, error.to_string()),
     };
     ImplementationError::unresolved_ref(reason, error.to_string())
+}
+
+/// The reason of a Deployment condition that means its pods cannot be created.
+pub const REPLICA_FAILURE: &str = "ReplicaFailure";
+
+/// Readiness from the live Deployments: a `ReplicaFailure` condition (pods refused, e.g.
+/// by Pod Security admission or a quota) is reported with the Deployment's own reason and
+/// message, since waiting cannot fix it; otherwise the runtime's rollout check.
+pub fn readiness_of(observed: &Observed) -> Readiness {
+    for deployment in observed.of::<Deployment>() {
+        let failure = deployment
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|conditions| {
+                conditions
+                    .iter()
+                    .find(|c| c.type_ == REPLICA_FAILURE && c.status == "True")
+            });
+        if let Some(condition) = failure {
+            return Readiness::NotReady {
+                reason: REPLICA_FAILURE.to_owned(),
+                message: format!(
+                    "Deployment {} cannot create pods ({}): {}",
+                    deployment.name_any(),
+                    condition.reason.as_deref().unwrap_or("no reason given"),
+                    condition.message.as_deref().unwrap_or("no message given")
+                ),
+            };
+        }
+    }
+    deployments_rolled_out(observed)
 }
 
 fn refs(gateways: impl Iterator<Item = Arc<AiGateway>>) -> Vec<CacheRef<AiGateway>> {
@@ -153,6 +187,10 @@ impl GatewayImplementation for LiteLlmGateway {
             };
         }
         Ok(desired)
+    }
+
+    fn readiness(&self, _gateway: &AiGateway, observed: &Observed) -> Readiness {
+        readiness_of(observed)
     }
 
     fn related(&self) -> Vec<RelatedWatch> {

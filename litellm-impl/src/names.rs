@@ -65,6 +65,19 @@ pub const PATCH_KEY: &str = "patch.yaml";
 pub const CONTAINER_NAME: &str = "litellm";
 /// Name of the container port and the Service port.
 pub const PORT_NAME: &str = "http";
+/// The port LiteLLM listens on inside the pod, whatever `spec.port` (the Service's port)
+/// is: unprivileged, so the container needs no `NET_BIND_SERVICE`; LiteLLM's own default
+/// and the port the Go operator's ToolGateway uses.
+pub const CONTAINER_PORT: i32 = 4000;
+/// Name of the emptyDir volume mounted at [`TMP_MOUNT_PATH`].
+pub const TMP_VOLUME: &str = "tmp";
+/// The only path LiteLLM writes to without a database, besides the Prometheus
+/// multiprocess directory: Python's temporary files (the root filesystem is read-only).
+pub const TMP_MOUNT_PATH: &str = "/tmp";
+/// The unprivileged user and group of LiteLLM's non-root image (`nobody` in its Wolfi
+/// base). The image names its user, not its number, so the kubelet could not otherwise
+/// verify `runAsNonRoot`.
+pub const NON_ROOT_ID: i64 = 65534;
 /// Name of the volume holding the ConfigMap.
 pub const CONFIG_VOLUME: &str = "config";
 /// Where the ConfigMap is mounted.
@@ -97,6 +110,130 @@ pub fn config_map_name(gateway: &str) -> String {
 /// upper-cased, plus [`API_KEY_SUFFIX`].
 pub fn provider_api_key_env(provider: &str) -> String {
     format!("{}{API_KEY_SUFFIX}", provider.to_uppercase())
+}
+
+/// The longest DNS label, label value and label-key name part Kubernetes accepts.
+pub const MAX_LABEL_LENGTH: usize = 63;
+/// The longest DNS subdomain (object names, label-key prefixes) Kubernetes accepts.
+pub const MAX_SUBDOMAIN_LENGTH: usize = 253;
+
+/// The rule a name breaks, as a sentence fragment for a message; `Ok` when it is valid.
+pub type NameCheck = Result<(), String>;
+
+fn lower_alnum(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit()
+}
+
+/// Checks a DNS-1035 label (Service names): at most 63 characters, lowercase letters,
+/// digits and `-`, starting with a letter and ending with a letter or digit.
+pub fn check_dns1035_label(s: &str) -> NameCheck {
+    check_dns1123_label(s).map_err(|_| dns1035_rule())?;
+    if s.starts_with(|c: char| c.is_ascii_lowercase()) {
+        Ok(())
+    } else {
+        Err(dns1035_rule())
+    }
+}
+
+fn dns1035_rule() -> String {
+    format!(
+        "must be a DNS-1035 label: at most {MAX_LABEL_LENGTH} lowercase letters, digits and '-', starting with a letter and ending with a letter or digit"
+    )
+}
+
+/// Checks a DNS-1123 label (namespaces): at most 63 characters, lowercase letters,
+/// digits and `-`, starting and ending with a letter or digit.
+pub fn check_dns1123_label(s: &str) -> NameCheck {
+    let ok = !s.is_empty()
+        && s.len() <= MAX_LABEL_LENGTH
+        && s.chars().all(|c| lower_alnum(c) || c == '-')
+        && s.starts_with(lower_alnum)
+        && s.ends_with(lower_alnum);
+    ok.then_some(()).ok_or_else(|| format!("must be a DNS-1123 label: at most {MAX_LABEL_LENGTH} lowercase letters, digits and '-', starting and ending with a letter or digit"))
+}
+
+/// Checks a DNS-1123 subdomain (most object names): at most 253 characters of
+/// dot-separated DNS-1123 labels.
+pub fn check_dns1123_subdomain(s: &str) -> NameCheck {
+    // Kubernetes limits only the whole name, not each part, to 253 characters.
+    let part_ok = |part: &str| {
+        !part.is_empty()
+            && part.chars().all(|c| lower_alnum(c) || c == '-')
+            && part.starts_with(lower_alnum)
+            && part.ends_with(lower_alnum)
+    };
+    let ok = !s.is_empty() && s.len() <= MAX_SUBDOMAIN_LENGTH && s.split('.').all(part_ok);
+    ok.then_some(()).ok_or_else(|| format!("must be a DNS-1123 subdomain: at most {MAX_SUBDOMAIN_LENGTH} lowercase letters, digits, '-' and '.', each dot-separated part starting and ending with a letter or digit"))
+}
+
+fn label_name_part_ok(s: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_alphanumeric();
+    !s.is_empty()
+        && s.len() <= MAX_LABEL_LENGTH
+        && s.chars().all(|c| alnum(c) || matches!(c, '-' | '_' | '.'))
+        && s.starts_with(alnum)
+        && s.ends_with(alnum)
+}
+
+/// Checks a label value: empty, or at most 63 letters, digits, `-`, `_` and `.`,
+/// starting and ending with a letter or digit.
+pub fn check_label_value(s: &str) -> NameCheck {
+    (s.is_empty() || label_name_part_ok(s)).then_some(()).ok_or_else(|| format!("must be a label value: at most {MAX_LABEL_LENGTH} letters, digits, '-', '_' and '.', starting and ending with a letter or digit"))
+}
+
+/// Checks a label or annotation key: an optional DNS-1123 subdomain prefix and `/`, then
+/// a name of at most 63 letters, digits, `-`, `_` and `.` starting and ending with a
+/// letter or digit.
+pub fn check_qualified_name(s: &str) -> NameCheck {
+    let (prefix, name) = match s.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, s),
+    };
+    let ok = label_name_part_ok(name) && prefix.is_none_or(|p| check_dns1123_subdomain(p).is_ok());
+    ok.then_some(()).ok_or_else(|| format!("must be a qualified name: an optional DNS-1123 subdomain prefix and '/', then at most {MAX_LABEL_LENGTH} letters, digits, '-', '_' and '.', starting and ending with a letter or digit"))
+}
+
+/// Checks an environment variable name as Kubernetes 1.34 accepts it: printable ASCII
+/// other than `=`, not empty.
+pub fn check_env_name(s: &str) -> NameCheck {
+    let ok = !s.is_empty() && s.chars().all(|c| (' '..='~').contains(&c) && c != '=');
+    ok.then_some(()).ok_or_else(|| "must be an environment variable name: printable ASCII characters other than '=', not empty".to_owned())
+}
+
+/// Checks a Secret or ConfigMap data key: at most 253 letters, digits, `-`, `_` and `.`.
+pub fn check_data_key(s: &str) -> NameCheck {
+    let ok = !s.is_empty()
+        && s.len() <= MAX_SUBDOMAIN_LENGTH
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    ok.then_some(()).ok_or_else(|| format!("must be a Secret or ConfigMap key: at most {MAX_SUBDOMAIN_LENGTH} letters, digits, '-', '_' and '.'"))
+}
+
+/// `value` as a label value: unchanged when it is one; otherwise its valid characters
+/// cut to leave room for `-` and 10 hex characters of the SHA-256 of the whole value,
+/// so distinct inputs stay distinct and the result is always a valid label value.
+pub fn label_value(value: &str) -> String {
+    if check_label_value(value).is_ok() {
+        return value.to_owned();
+    }
+    use sha2::{Digest, Sha256};
+    let hash: String = Sha256::digest(value.as_bytes())
+        .iter()
+        .take(5)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let keep = MAX_LABEL_LENGTH - hash.len() - 1;
+    let cleaned: String = value
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(keep)
+        .collect();
+    let cleaned = cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    if cleaned.is_empty() {
+        hash
+    } else {
+        format!("{cleaned}-{hash}")
+    }
 }
 
 #[cfg(test)]

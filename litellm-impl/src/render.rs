@@ -74,10 +74,12 @@ pub fn render(
         .as_deref()
         .filter(|n| !n.is_empty())
         .ok_or_else(|| RenderError::MissingNamespace {
-            name: name.to_owned(),
+            name: name.escape_debug().to_string(),
         })?;
-    let id = format!("{namespace}/{name}");
+    // Messages are one line even for names no API server would store.
+    let id = format!("{}/{}", namespace.escape_debug(), name.escape_debug());
     let gateway_ref = ObjectRef::new("AiGateway", namespace, name);
+    check_names(gateway, &id, name, namespace)?;
     let port = gateway.spec.port();
     if !(1..=65535).contains(&port) {
         return Err(RenderError::InvalidPort { gateway: id, port });
@@ -132,6 +134,22 @@ pub fn render(
             ));
             continue;
         }
+        let model_string = config::model_string(model);
+        let refused = [
+            ("name", model.name.as_str()),
+            ("provider", model.provider.as_str()),
+            ("provider/name", model_string.as_str()),
+        ]
+        .into_iter()
+        .find_map(|(field, value)| config::refuse_reference(value).map(|why| (field, why)));
+        if let Some((field, why)) = refused {
+            problems.push(Problem::new(
+                ProblemReason::InvalidSpec,
+                gateway_ref.clone(),
+                format!("spec.aiModels[{index}] {field} {why}: name the model as its provider does; the model is not served"),
+            ));
+            continue;
+        }
         model_list.push(config::model_entry(model));
         if !providers.contains(&model.provider.as_str()) {
             providers.push(&model.provider);
@@ -144,9 +162,11 @@ pub fn render(
         .cloned()
         .collect();
     let api_key_secret = lookup.secret(namespace, names::API_KEY_SECRET);
+    let mut provider_vars = BTreeSet::new();
     for provider in providers {
         let var = names::provider_api_key_env(provider);
-        if user_env.provides(&var) {
+        // Providers spelt differently (`openai`, `OpenAI`) share one variable and key.
+        if user_env.provides(&var) || !provider_vars.insert(var.clone()) {
             continue;
         }
         if !is_secret_key(&var) {
@@ -175,7 +195,15 @@ pub fn render(
     }
 
     // Guardrails and their credentials.
-    let mut guards = guardrails::render_guardrails(gateway, namespace, lookup);
+    let taken: BTreeSet<String> = user_env
+        .explicit
+        .iter()
+        .chain(&user_env.from_sources)
+        .chain(&provider_vars)
+        .cloned()
+        .chain(FIXED_ENV.iter().map(|n| (*n).to_owned()))
+        .collect();
+    let mut guards = guardrails::render_guardrails(gateway, namespace, lookup, &taken);
     problems.append(&mut guards.problems);
     let mut secrets = user_env.secrets.clone();
     let mut guardrail_entries = Vec::new();
@@ -200,6 +228,23 @@ pub fn render(
 
     // The config, with the patch merged.
     let mut config = config::base_config(model_list, guardrail_entries);
+    let ours: BTreeSet<String> = generated
+        .iter()
+        .map(|e| format!("os.environ/{}", e.name))
+        .chain(
+            gateway
+                .spec
+                .ai_models
+                .iter()
+                .map(|m| format!("os.environ/{}", names::provider_api_key_env(&m.provider))),
+        )
+        .collect();
+    if let Some(path) = config::foreign_references(&config, &ours)
+        .into_iter()
+        .next()
+    {
+        return Err(RenderError::ForeignReference { gateway: id, path });
+    }
     let patch = match annotations.and_then(|a| a.get(names::CONFIG_PATCH_ANNOTATION)) {
         Some(patch_name) => Some(read_patch(&id, namespace, patch_name, lookup)?),
         None => None,
@@ -236,6 +281,13 @@ pub fn render(
         .filter(|e| !user_env.explicit.contains(&e.name))
         .collect();
     env.extend(gateway.spec.env.iter().cloned());
+    debug_assert!(
+        {
+            let mut names = BTreeSet::new();
+            env.iter().all(|e| names.insert(e.name.as_str()))
+        },
+        "env names are unique"
+    );
     let env_names: BTreeSet<String> = env
         .iter()
         .map(|e| e.name.clone())
@@ -276,6 +328,107 @@ pub fn render(
         config_yaml,
         problems,
     })
+}
+
+/// Env var names rendering may set itself besides provider keys and guard credentials.
+const FIXED_ENV: [&str; 3] = [
+    names::PERMIT_UNSET_MASTER_KEY_ENV,
+    names::PROMETHEUS_MULTIPROC_ENV,
+    names::MASTER_KEY_ENV,
+];
+
+/// Checks everything of the gateway that becomes a Kubernetes name, label, annotation
+/// key or env var name, so the API server never refuses one child after another was
+/// applied.
+fn check_names(
+    gateway: &AiGateway,
+    id: &str,
+    name: &str,
+    namespace: &str,
+) -> Result<(), RenderError> {
+    let invalid = |field: &str, value: &str, rule: String| RenderError::InvalidName {
+        gateway: id.to_owned(),
+        field: field.to_owned(),
+        value: value.to_owned(),
+        rule,
+    };
+    names::check_dns1035_label(name).map_err(|rule| {
+        invalid(
+            "metadata.name (also the name of its Service and Deployment)",
+            name,
+            format!("{rule}; recreate the gateway under such a name"),
+        )
+    })?;
+    names::check_dns1123_label(namespace)
+        .map_err(|rule| invalid("metadata.namespace", namespace, rule))?;
+    for (field, metadata) in [
+        ("spec.commonMetadata", gateway.spec.common_metadata.as_ref()),
+        ("spec.podMetadata", gateway.spec.pod_metadata.as_ref()),
+    ] {
+        let Some(metadata) = metadata else { continue };
+        for (key, value) in metadata.labels.iter().flatten() {
+            names::check_qualified_name(key)
+                .map_err(|rule| invalid(&format!("{field}.labels key"), key, rule))?;
+            names::check_label_value(value)
+                .map_err(|rule| invalid(&format!("{field}.labels[{key}]"), value, rule))?;
+        }
+        for key in metadata.annotations.iter().flatten().map(|(k, _)| k) {
+            names::check_qualified_name(key)
+                .map_err(|rule| invalid(&format!("{field}.annotations key"), key, rule))?;
+        }
+    }
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (index, var) in gateway.spec.env.iter().enumerate() {
+        names::check_env_name(&var.name)
+            .map_err(|rule| invalid(&format!("spec.env[{index}].name"), &var.name, rule))?;
+        if let Some(first) = seen.insert(&var.name, index) {
+            return Err(RenderError::DuplicateEnv {
+                gateway: id.to_owned(),
+                name: var.name.clone(),
+                first,
+                second: index,
+            });
+        }
+        let source = var.value_from.as_ref();
+        let refs = [
+            source
+                .and_then(|s| s.secret_key_ref.as_ref())
+                .map(|r| ("secretKeyRef", &r.name, &r.key)),
+            source
+                .and_then(|s| s.config_map_key_ref.as_ref())
+                .map(|r| ("configMapKeyRef", &r.name, &r.key)),
+        ];
+        for (kind, ref_name, key) in refs.into_iter().flatten() {
+            let field = format!("spec.env[{index}].valueFrom.{kind}");
+            names::check_dns1123_subdomain(ref_name)
+                .map_err(|rule| invalid(&format!("{field}.name"), ref_name, rule))?;
+            names::check_data_key(key)
+                .map_err(|rule| invalid(&format!("{field}.key"), key, rule))?;
+        }
+    }
+    for (index, source) in gateway.spec.env_from.iter().enumerate() {
+        let refs = [
+            source.secret_ref.as_ref().map(|r| ("secretRef", &r.name)),
+            source
+                .config_map_ref
+                .as_ref()
+                .map(|r| ("configMapRef", &r.name)),
+        ];
+        for (kind, ref_name) in refs.into_iter().flatten() {
+            names::check_dns1123_subdomain(ref_name).map_err(|rule| {
+                invalid(
+                    &format!("spec.envFrom[{index}].{kind}.name"),
+                    ref_name,
+                    rule,
+                )
+            })?;
+        }
+        if let Some(prefix) = source.prefix.as_deref().filter(|p| !p.is_empty()) {
+            names::check_env_name(prefix)
+                .map_err(|rule| invalid(&format!("spec.envFrom[{index}].prefix"), prefix, rule))?;
+        }
+    }
+    Ok(())
 }
 
 /// Suffixes of env var names that usually carry credentials.

@@ -8,9 +8,10 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use crate::RenderError;
 use crate::names;
 
-/// The LiteLLM image used unless the operator or a gateway says otherwise: the release
-/// whose behaviour the real-LiteLLM tests prove.
-pub const DEFAULT_IMAGE: &str = "ghcr.io/berriai/litellm:v1.106.2";
+/// The LiteLLM image used unless the operator or a gateway says otherwise: the non-root
+/// variant (user `nobody`, admin UI prebuilt) of the release whose behaviour the
+/// real-LiteLLM tests prove, which runs under Pod Security `restricted`.
+pub const DEFAULT_IMAGE: &str = "ghcr.io/berriai/litellm-non_root:v1.106.2";
 /// Default CPU request (as the Go operator).
 pub const DEFAULT_CPU_REQUEST: &str = "100m";
 /// Default memory request (as the Go operator).
@@ -35,6 +36,8 @@ pub struct RenderSettings {
     /// default: whoever may create an AiGateway could otherwise run any image with the
     /// namespace's Secrets in its env, through the operator's Deployment rights.
     pub allow_image_annotation: bool,
+    /// The pod's and container's security contexts (default: Pod Security `restricted`).
+    pub security: crate::workload::WorkloadSecurity,
 }
 
 impl Default for RenderSettings {
@@ -54,6 +57,7 @@ impl Default for RenderSettings {
                 ..Default::default()
             },
             allow_image_annotation: false,
+            security: Default::default(),
         }
     }
 }

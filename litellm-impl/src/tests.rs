@@ -219,7 +219,8 @@ fn deployment_matches_the_go_operator() {
         mounts,
         [
             ("config", "/app/config", Some(true)),
-            ("prometheus-multiproc", "/prometheus_multiproc", None)
+            ("prometheus-multiproc", "/prometheus_multiproc", None),
+            ("tmp", "/tmp", None)
         ]
     );
     let volumes = template(&r).spec.as_ref().unwrap().volumes.clone().unwrap();
@@ -368,7 +369,7 @@ fn service_exposes_http_on_spec_port() {
         assert_eq!(p.port, port);
         assert_eq!(
             p.target_port,
-            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(port))
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("http".into()))
         );
     }
 }
@@ -679,9 +680,9 @@ fn credential_secrets_the_pod_cannot_read_are_reported_and_the_guard_skipped() {
     let r = rendered(&format!(
         "{API}\nkind: GuardrailProvider\nmetadata: {{name: moderation, namespace: providers}}\nspec: {{type: openai-moderation-api, openaiModeration: {{apiKeySecretRef: {{name: key, key: k}}}}}}\n---\n\
          {API}\nkind: Guard\nmetadata: {{name: moderation, namespace: ns}}\nspec: {{mode: [pre_call], providerRef: {{name: moderation, namespace: providers}}}}\n---\n\
-         {API}\nkind: GuardrailProvider\nmetadata: {{name: bedrock, namespace: ns}}\nspec: {{type: bedrock-api, bedrock: {{region: r, credentialsSecretRef: {{name: aws, namespace: elsewhere}}}}}}\n---\n\
+         {API}\nkind: GuardrailProvider\nmetadata: {{name: bedrock, namespace: ns}}\nspec: {{type: bedrock-api, bedrock: {{region: us-east-1, credentialsSecretRef: {{name: aws, namespace: elsewhere}}}}}}\n---\n\
          {API}\nkind: Guard\nmetadata: {{name: bedrock, namespace: ns}}\nspec: {{mode: [pre_call], providerRef: {{name: bedrock}}, bedrock: {{guardrailId: g}}}}\n---\n\
-         {API}\nkind: GuardrailProvider\nmetadata: {{name: bedrock-missing, namespace: ns}}\nspec: {{type: bedrock-api, bedrock: {{region: r, credentialsSecretRef: {{name: absent}}}}}}\n---\n\
+         {API}\nkind: GuardrailProvider\nmetadata: {{name: bedrock-missing, namespace: ns}}\nspec: {{type: bedrock-api, bedrock: {{region: us-east-1, credentialsSecretRef: {{name: absent}}}}}}\n---\n\
          {API}\nkind: Guard\nmetadata: {{name: bedrock-missing, namespace: ns}}\nspec: {{mode: [pre_call], providerRef: {{name: bedrock-missing}}, bedrock: {{guardrailId: g}}}}\n---\n{}",
         gateway(&format!(
             "{ONE_MODEL}  guardrails: [{{name: moderation}}, {{name: bedrock}}, {{name: bedrock-missing}}]\n"
@@ -930,16 +931,8 @@ fn restricted_security_context_and_overridable_workload_settings() {
     assert_eq!(sc.allow_privilege_escalation, Some(false));
     let capabilities = sc.capabilities.unwrap();
     assert_eq!(capabilities.drop.unwrap(), ["ALL"]);
-    // The default port 80 needs the one capability Pod Security's restricted profile allows.
-    assert_eq!(capabilities.add.unwrap(), ["NET_BIND_SERVICE"]);
-    assert_eq!(
-        crate::workload::security_context(4000)
-            .capabilities
-            .unwrap()
-            .add,
-        None,
-        "no capability for unprivileged ports"
-    );
+    // LiteLLM listens on 4000 whatever spec.port is: no capability to bind low ports.
+    assert_eq!(capabilities.add, None);
     assert_eq!(sc.seccomp_profile.unwrap().type_, "RuntimeDefault");
     assert_eq!(
         container(&r).image.as_deref(),

@@ -9,8 +9,8 @@ use aigateway_api::EmbeddedMetadata;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvFromSource, EnvVar, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
-    SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    EnvFromSource, EnvVar, HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -25,7 +25,8 @@ pub struct WorkloadInput<'a> {
     pub name: &'a str,
     /// The gateway's namespace.
     pub namespace: &'a str,
-    /// The port LiteLLM listens on and the Service exposes.
+    /// The port the Service exposes (`spec.port`); LiteLLM listens on
+    /// [`names::CONTAINER_PORT`].
     pub port: i32,
     /// The rendered `config.yaml`.
     pub config_yaml: &'a str,
@@ -46,7 +47,7 @@ pub struct WorkloadInput<'a> {
 }
 
 fn app_labels(name: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([(names::APP_LABEL.to_owned(), name.to_owned())])
+    BTreeMap::from([(names::APP_LABEL.to_owned(), names::label_value(name))])
 }
 
 /// Merges label or annotation maps left to right (later wins); `None` when empty.
@@ -94,24 +95,51 @@ fn http_probe(path: &str, initial_delay: i32, failure_threshold: i32) -> Probe {
     }
 }
 
-/// The hardened container security context: no privilege escalation, every capability
-/// dropped but `NET_BIND_SERVICE` when LiteLLM listens on a port below 1024 (the default
-/// port is 80, which a process without it cannot bind on runtimes that do not allow
-/// unprivileged low ports), the runtime's default seccomp profile. Pod Security's
-/// `restricted` profile allows exactly that capability; it also requires a non-root user,
-/// which the upstream LiteLLM image does not run as, so `runAsNonRoot` is not set.
-pub fn security_context(port: i32) -> SecurityContext {
-    SecurityContext {
-        allow_privilege_escalation: Some(false),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".to_owned()]),
-            add: (port < 1024).then(|| vec!["NET_BIND_SERVICE".to_owned()]),
-        }),
-        seccomp_profile: Some(SeccompProfile {
-            type_: "RuntimeDefault".to_owned(),
-            ..Default::default()
-        }),
-        ..Default::default()
+/// How the LiteLLM pod runs: the pod- and container-level security contexts. The
+/// default passes Pod Security's `restricted` profile with LiteLLM's non-root image;
+/// operators who run another image (or need a writable root filesystem, e.g. for
+/// LiteLLM's database migrations) replace it in [`RenderSettings`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkloadSecurity {
+    /// `spec.template.spec.securityContext`.
+    pub pod: PodSecurityContext,
+    /// The LiteLLM container's `securityContext`.
+    pub container: SecurityContext,
+}
+
+impl Default for WorkloadSecurity {
+    /// Pod Security `restricted`: a fixed non-root user ([`names::NON_ROOT_ID`]), the
+    /// runtime's default seccomp profile, every capability dropped, no privilege
+    /// escalation, a read-only root filesystem (LiteLLM writes only to the emptyDir
+    /// volumes the pod mounts).
+    fn default() -> Self {
+        let seccomp = || {
+            Some(SeccompProfile {
+                type_: "RuntimeDefault".to_owned(),
+                ..Default::default()
+            })
+        };
+        Self {
+            pod: PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(names::NON_ROOT_ID),
+                run_as_group: Some(names::NON_ROOT_ID),
+                fs_group: Some(names::NON_ROOT_ID),
+                seccomp_profile: seccomp(),
+                ..Default::default()
+            },
+            container: SecurityContext {
+                allow_privilege_escalation: Some(false),
+                capabilities: Some(Capabilities {
+                    drop: Some(vec!["ALL".to_owned()]),
+                    add: None,
+                }),
+                read_only_root_filesystem: Some(true),
+                run_as_non_root: Some(true),
+                seccomp_profile: seccomp(),
+                ..Default::default()
+            },
+        }
     }
 }
 
@@ -138,11 +166,11 @@ pub fn deployment(input: &WorkloadInput<'_>) -> Deployment {
             "--config".to_owned(),
             names::CONFIG_FILE_PATH.to_owned(),
             "--port".to_owned(),
-            input.port.to_string(),
+            names::CONTAINER_PORT.to_string(),
         ]),
         ports: Some(vec![ContainerPort {
             name: Some(names::PORT_NAME.to_owned()),
-            container_port: input.port,
+            container_port: names::CONTAINER_PORT,
             protocol: Some("TCP".to_owned()),
             ..Default::default()
         }]),
@@ -161,10 +189,15 @@ pub fn deployment(input: &WorkloadInput<'_>) -> Deployment {
                 mount_path: names::PROMETHEUS_MOUNT_PATH.to_owned(),
                 ..Default::default()
             },
+            VolumeMount {
+                name: names::TMP_VOLUME.to_owned(),
+                mount_path: names::TMP_MOUNT_PATH.to_owned(),
+                ..Default::default()
+            },
         ]),
         liveness_probe: Some(http_probe(names::LIVENESS_PATH, 15, 3)),
         readiness_probe: Some(http_probe(names::READINESS_PATH, 5, 3)),
-        security_context: Some(security_context(input.port)),
+        security_context: Some(input.settings.security.container.clone()),
         ..Default::default()
     };
     Deployment {
@@ -197,6 +230,9 @@ pub fn deployment(input: &WorkloadInput<'_>) -> Deployment {
                 }),
                 spec: Some(PodSpec {
                     containers: vec![container],
+                    // LiteLLM never calls the Kubernetes API.
+                    automount_service_account_token: Some(false),
+                    security_context: Some(input.settings.security.pod.clone()),
                     volumes: Some(vec![
                         Volume {
                             name: names::CONFIG_VOLUME.to_owned(),
@@ -211,6 +247,11 @@ pub fn deployment(input: &WorkloadInput<'_>) -> Deployment {
                             empty_dir: Some(EmptyDirVolumeSource::default()),
                             ..Default::default()
                         },
+                        Volume {
+                            name: names::TMP_VOLUME.to_owned(),
+                            empty_dir: Some(EmptyDirVolumeSource::default()),
+                            ..Default::default()
+                        },
                     ]),
                     ..Default::default()
                 }),
@@ -221,8 +262,9 @@ pub fn deployment(input: &WorkloadInput<'_>) -> Deployment {
     }
 }
 
-/// The ClusterIP Service `<gw>` exposing port `http` `<port>` -> `<port>`; agents reach
-/// the gateway through its name and port.
+/// The ClusterIP Service `<gw>` exposing port `http` `<port>` -> the container's port
+/// `http` ([`names::CONTAINER_PORT`]); agents reach the gateway through its name and
+/// port.
 pub fn service(input: &WorkloadInput<'_>) -> Service {
     let common = input.common_metadata;
     Service {
@@ -242,7 +284,7 @@ pub fn service(input: &WorkloadInput<'_>) -> Service {
             ports: Some(vec![ServicePort {
                 name: Some(names::PORT_NAME.to_owned()),
                 port: input.port,
-                target_port: Some(IntOrString::Int(input.port)),
+                target_port: Some(IntOrString::String(names::PORT_NAME.to_owned())),
                 protocol: Some("TCP".to_owned()),
                 ..Default::default()
             }]),
