@@ -45,9 +45,16 @@
 //! Annotations under `ai-gateway-litellm.agentic-layer.ai/` (see [`names`]): `config-patch`,
 //! `image`, `replicas` (an integer, or `hpa` to leave it to an autoscaler),
 //! `cpu-request`, `memory-request`, `cpu-limit`, `memory-limit`.
+//!
+//! # Features
+//! - `cli` (default): the `litellm-impl` command line and its `cli` module, with clap
+//!   and the in-memory API server the demo embeds. A library user sets
+//!   `default-features = false` and links neither.
+//! - `k8s-v1_34` (default): picks Kubernetes 1.34 for k8s-openapi, as binaries must.
 #![warn(missing_docs)]
 
 pub mod bundle;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
 mod error;

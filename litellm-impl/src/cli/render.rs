@@ -26,10 +26,10 @@ pub struct RenderArgs {
     /// content; with several, each after a `---` and a `# AiGateway namespace/name` line).
     #[arg(long)]
     pub config_only: bool,
-    /// Honour the `ai-gateway-litellm.agentic-layer.ai/image` annotation, as an operator
-    /// started with `run --allow-gateway-image` does.
-    #[arg(long)]
-    pub allow_gateway_image: bool,
+    /// How gateways are rendered: the same flags, defaults and environment variables as
+    /// `run`, so the output is what an operator started with them applies.
+    #[command(flatten)]
+    pub settings: RenderSettings,
 }
 
 /// Runs `render`, writing to stdout and stderr.
@@ -99,10 +99,7 @@ pub fn execute(
             "warning: the input holds no AiGateway; nothing to render"
         );
     }
-    let settings = RenderSettings {
-        allow_image_annotation: args.allow_gateway_image,
-        ..RenderSettings::default()
-    };
+    let settings = &args.settings;
     let mut failed = false;
     let mut output = String::new();
     for gateway in &gateways {
@@ -111,7 +108,7 @@ pub fn execute(
             gateway.metadata.namespace.as_deref().unwrap_or_default(),
             gateway.metadata.name.as_deref().unwrap_or_default()
         );
-        let rendered = match render(gateway, &lookup, &settings) {
+        let rendered = match render(gateway, &lookup, settings) {
             Ok(rendered) => rendered,
             Err(e) => {
                 let _ = writeln!(err, "error: {e}");
