@@ -60,6 +60,7 @@ pub mod config;
 mod error;
 pub mod guardrails;
 pub mod implementation;
+pub mod input;
 pub mod known_keys;
 pub mod lookup;
 pub mod names;
@@ -73,9 +74,8 @@ mod tests;
 
 pub use error::RenderError;
 pub use implementation::LiteLlmGateway;
-pub use lookup::{
-    DEFAULT_NAMESPACE, InMemoryObjects, InputObject, ObjectLookup, ParseError, parse_documents,
-};
+pub use input::{Document, InputObject, ParseError, parse_documents, read_documents};
+pub use lookup::{DEFAULT_NAMESPACE, InMemoryObjects, ObjectLookup};
 pub use names::CONTROLLER_NAME;
 pub use problem::{ObjectRef, Problem, ProblemReason};
 pub use render::{Rendered, check_config, render, secret_hash, short_hash};

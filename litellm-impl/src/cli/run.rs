@@ -242,7 +242,11 @@ pub async fn client(path: Option<&Path>) -> Result<kube::Client, RunError> {
 /// Checks, before competing for it, that the Lease can be created: a server-side dry
 /// run, so a missing namespace or missing rights are reported at start in one line
 /// instead of as a failed election.
-pub async fn check_lease(client: &kube::Client, namespace: &str, name: &str) -> Result<(), RunError> {
+pub async fn check_lease(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<(), RunError> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
     let mut lease = Lease::default();
     lease.metadata.name = Some(name.to_owned());
@@ -301,7 +305,9 @@ pub async fn run(args: &RunArgs) -> Result<(), RunError> {
             tracing::info!(lease = %format!("{namespace}/{name}"), "leader election on");
             operator = operator.leader_election(LeaderElection::new(&name, &namespace));
         }
-        None => tracing::info!("leader election off: not running in a pod (--leader-elect to turn it on)"),
+        None => tracing::info!(
+            "leader election off: not running in a pod (--leader-elect to turn it on)"
+        ),
     }
     tracing::info!(controller = crate::CONTROLLER_NAME, "starting");
     operator.run().await?;
@@ -349,10 +355,19 @@ mod tests {
             lease(&parse(&["--leader-elect"]), &Environment::default()),
             Some((DEFAULT_NAMESPACE.to_owned(), DEFAULT_LEASE_NAME.to_owned()))
         );
-        assert_eq!(lease(&parse(&["--leader-elect=false"]), &in_pod("ops")), None);
+        assert_eq!(
+            lease(&parse(&["--leader-elect=false"]), &in_pod("ops")),
+            None
+        );
         assert_eq!(
             lease(
-                &parse(&["--leader-elect=true", "--lease-namespace", "x", "--lease-name", "l"]),
+                &parse(&[
+                    "--leader-elect=true",
+                    "--lease-namespace",
+                    "x",
+                    "--lease-name",
+                    "l"
+                ]),
                 &in_pod("ops")
             ),
             Some(("x".to_owned(), "l".to_owned()))
@@ -361,8 +376,8 @@ mod tests {
 
     #[test]
     fn api_errors_read_as_one_line_without_debug_output() {
-        let status = kube::core::Status::failure("namespaces \"x\" not found", "NotFound")
-            .with_code(404);
+        let status =
+            kube::core::Status::failure("namespaces \"x\" not found", "NotFound").with_code(404);
         let error = kube::Error::Api(status.boxed());
         let text = describe_kube_error(&error);
         assert_eq!(text, "namespaces \"x\" not found (NotFound, HTTP 404)");
