@@ -302,5 +302,9 @@ fn render_says_which_documents_it_did_not_use() {
     }
     assert!(!err.contains("team/ours not rendered"), "{err}");
     // Only the claimed gateway is rendered (one config, without a separator).
-    assert!(text(&output.stdout).starts_with("model_list:"), "{}", text(&output.stdout));
+    assert!(
+        text(&output.stdout).starts_with("model_list:"),
+        "{}",
+        text(&output.stdout)
+    );
 }
