@@ -226,7 +226,13 @@ pub async fn resolve_ai_gateway(
                 namespace: namespace.to_owned(),
                 source,
             };
-            match api.get_opt(name).await.map_err(api_error)? {
+            // Not `get_opt`: it misses the plain-text 404 of an unknown resource.
+            let found = match api.get(name).await {
+                Ok(gateway) => Some(gateway),
+                Err(error) if is_not_found(&error) => None,
+                Err(error) => return Err(api_error(error)),
+            };
+            match found {
                 Some(gateway) => gateway,
                 None => {
                     // A 404 on the object, or on the whole resource? The collection tells.
