@@ -361,13 +361,11 @@ async fn image_flag_sets_the_litellm_image() {
 /// with a message naming the flag; with it, the Deployment runs the gateway's image.
 #[tokio::test]
 async fn allow_gateway_image_lets_a_gateway_choose_its_image() {
+    let annotation = [(IMAGE_ANNOTATION, "registry.local/litellm:custom")];
+    // One cluster per operator: each sees the gateway created while it runs.
     let cluster = Cluster::start().await;
     let mut refusing = cluster.started(&[]).await;
-    cluster.gateway(
-        "team",
-        "custom",
-        &[(IMAGE_ANNOTATION, "registry.local/litellm:custom")],
-    );
+    cluster.gateway("team", "custom", &annotation);
     let (_, _, message) = eventually("Accepted=False", &mut refusing, || {
         let gateway = cluster.gateway_object("team", "custom")?;
         condition(&gateway, "Accepted").filter(|(status, ..)| status == "False")
@@ -375,9 +373,10 @@ async fn allow_gateway_image_lets_a_gateway_choose_its_image() {
     .await;
     assert!(message.contains("--allow-gateway-image"), "{message}");
     assert!(cluster.deployment("team", "custom").is_none());
-    drop(refusing);
 
+    let cluster = Cluster::start().await;
     let mut allowing = cluster.started(&["--allow-gateway-image"]).await;
+    cluster.gateway("team", "custom", &annotation);
     let deployment = eventually("the Deployment", &mut allowing, || {
         cluster.deployment("team", "custom")
     })
