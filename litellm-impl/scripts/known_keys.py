@@ -1,11 +1,13 @@
 """Prints the keys LiteLLM understands in the config sections litellm-impl checks.
 
-Run with the pinned LiteLLM's Python (tests/real_litellm.rs compares its output with
-src/known_keys.rs, so the lists cannot go stale silently):
+Run with the pinned LiteLLM's Python; tests/real_litellm.rs compares its output with the
+data file src/known_keys.txt (so the lists cannot go stale silently) and rewrites the file
+from it with
 
-    target/litellm-venv/bin/python litellm-impl/scripts/known_keys.py
+    UPDATE_GOLDEN=1 cargo test -p litellm-impl --test real_litellm known_keys
 
-Output: one line per section, `section: key key key ...`, keys sorted.
+Output: the data file's format without its comment header: per section a `[section]`
+line, then its keys, sorted, one a line.
 """
 import inspect
 import os
@@ -54,5 +56,7 @@ for section, keys in (
     ("litellm_settings", litellm_settings),
     ("router_settings", router),
 ):
-    print(section + ": " + " ".join(sorted(keys)))
+    print("[" + section + "]")
+    for key in sorted(keys):
+        print(key)
 sys.stdout.flush()

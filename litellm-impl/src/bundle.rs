@@ -9,8 +9,12 @@
 
 use serde_json::{Value, json};
 
-use crate::cli::run::{DEFAULT_LEASE_NAME, DEFAULT_NAMESPACE};
 use crate::names::CONTROLLER_NAME;
+
+/// The namespace the bundle runs the operator in (and keeps its Lease in).
+pub const DEFAULT_NAMESPACE: &str = "ai-gateway-litellm-system";
+/// The Lease the operator replicas compete for.
+pub const DEFAULT_LEASE_NAME: &str = "litellm-impl";
 
 /// The operator image of this version.
 pub const OPERATOR_IMAGE: &str = concat!(

@@ -45,14 +45,22 @@
 //! Annotations under `ai-gateway-litellm.agentic-layer.ai/` (see [`names`]): `config-patch`,
 //! `image`, `replicas` (an integer, or `hpa` to leave it to an autoscaler),
 //! `cpu-request`, `memory-request`, `cpu-limit`, `memory-limit`.
+//!
+//! # Features
+//! - `cli` (default): the `litellm-impl` command line and its `cli` module, with clap
+//!   and the in-memory API server the demo embeds. A library user sets
+//!   `default-features = false` and links neither.
+//! - `k8s-v1_34` (default): picks Kubernetes 1.34 for k8s-openapi, as binaries must.
 #![warn(missing_docs)]
 
 pub mod bundle;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
 mod error;
 pub mod guardrails;
 pub mod implementation;
+pub mod input;
 pub mod known_keys;
 pub mod lookup;
 pub mod names;
@@ -66,9 +74,8 @@ mod tests;
 
 pub use error::RenderError;
 pub use implementation::LiteLlmGateway;
-pub use lookup::{
-    DEFAULT_NAMESPACE, InMemoryObjects, InputObject, ObjectLookup, ParseError, parse_documents,
-};
+pub use input::{Document, InputObject, ParseError, parse_documents, read_documents};
+pub use lookup::{DEFAULT_NAMESPACE, InMemoryObjects, ObjectLookup};
 pub use names::CONTROLLER_NAME;
 pub use problem::{ObjectRef, Problem, ProblemReason};
 pub use render::{Rendered, check_config, render, secret_hash, short_hash};

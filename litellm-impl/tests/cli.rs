@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_litellm-impl"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_litellm-impl"));
+    // `--image` reads it: the tests start from the defaults.
+    command.env_remove("LITELLM_IMAGE");
+    command
 }
 
 fn golden(case: &str, file: &str) -> PathBuf {
@@ -172,4 +175,136 @@ fn help_documents_exit_codes() {
             "{help}"
         );
     }
+}
+
+const ANNOTATED_GATEWAY: &str = "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata:\n  name: custom\n  namespace: team\n  annotations:\n    ai-gateway-litellm.agentic-layer.ai/image: registry.local/litellm:custom\nspec:\n  aiModels: [{name: m, provider: openai}]\n";
+const PLAIN_GATEWAY: &str = "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata: {name: plain, namespace: team}\nspec:\n  aiModels: [{name: m, provider: openai}]\n";
+
+fn images(rendered: &str) -> Vec<String> {
+    rendered
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("image: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `render --allow-gateway-image` honours the image annotation, as `run` with the flag
+/// does; without it the gateway cannot be rendered and the message names the flag.
+#[test]
+fn render_allow_gateway_image_honours_the_annotation() {
+    let output = run_with_stdin(&["render", "-f", "-"], ANNOTATED_GATEWAY);
+    assert_eq!(output.status.code(), Some(1));
+    let err = text(&output.stderr);
+    assert!(
+        err.contains("AiGateway team/custom") && err.contains("--allow-gateway-image"),
+        "{err}"
+    );
+    let output = run_with_stdin(
+        &["render", "--allow-gateway-image", "-f", "-"],
+        ANNOTATED_GATEWAY,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(
+        images(&text(&output.stdout)),
+        ["registry.local/litellm:custom"]
+    );
+}
+
+/// `render --image` (and its variable `LITELLM_IMAGE`) set the LiteLLM image, as they do
+/// for `run`.
+#[test]
+fn render_image_sets_the_litellm_image() {
+    let output = run_with_stdin(
+        &[
+            "render",
+            "--image",
+            "registry.local/litellm:flag",
+            "-f",
+            "-",
+        ],
+        PLAIN_GATEWAY,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(
+        images(&text(&output.stdout)),
+        ["registry.local/litellm:flag"]
+    );
+    let mut child = bin()
+        .args(["render", "-f", "-"])
+        .env("LITELLM_IMAGE", "registry.local/litellm:env")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(PLAIN_GATEWAY.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(
+        images(&text(&output.stdout)),
+        ["registry.local/litellm:env"]
+    );
+}
+
+const SECRET_VALUE: &str = "sk-live-4711-do-not-print";
+
+/// Defect: a YAML error in a Secret document was shown with a snippet holding the
+/// value, and a numeric Secret value was quoted in a type error.
+#[test]
+fn render_errors_never_print_a_secret_value() {
+    let gateway = "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata: {name: gw}\nspec:\n  aiModels: [{name: m, provider: openai}]\n";
+    let broken = format!(
+        "{gateway}---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: api-key-secrets\nstringData:\n  OPENAI_API_KEY: \"{SECRET_VALUE}\n  OTHER: [x\n"
+    );
+    let numeric = format!(
+        "{gateway}---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: api-key-secrets\nstringData:\n  OPENAI_API_KEY: 4711000123\n"
+    );
+    for (input, expected) in [
+        (broken.as_str(), "may be a Secret"),
+        (numeric.as_str(), "stringData.OPENAI_API_KEY is a number"),
+    ] {
+        let output = run_with_stdin(&["render", "-f", "-"], input);
+        assert_eq!(output.status.code(), Some(2));
+        let err = text(&output.stderr);
+        assert!(err.contains(expected), "{expected:?} missing: {err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        for fragment in ["4711", "sk-live", "do-not-print"] {
+            assert!(!err.contains(fragment), "{fragment:?} printed: {err}");
+        }
+        assert!(output.stdout.is_empty());
+    }
+}
+
+/// Defect: `render` ignored documents silently. It now says which it did not use and
+/// why: another kind, a gateway of another class, a gateway of no class.
+#[test]
+fn render_says_which_documents_it_did_not_use() {
+    let input = "apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n---\n\
+        apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGatewayClass\nmetadata: {name: litellm}\nspec: {controller: aigateway.agentic-layer.ai/ai-gateway-litellm-controller}\n---\n\
+        apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGatewayClass\nmetadata: {name: envoy}\nspec: {controller: example.com/envoy}\n---\n\
+        apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata: {name: ours, namespace: team}\nspec: {aiGatewayClassName: litellm, aiModels: [{name: m, provider: openai}]}\n---\n\
+        apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata: {name: theirs, namespace: team}\nspec: {aiGatewayClassName: envoy, aiModels: [{name: m, provider: openai}]}\n---\n\
+        apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata: {name: classless, namespace: team}\nspec: {aiModels: [{name: m, provider: openai}]}\n";
+    let output = run_with_stdin(&["render", "--config-only", "-f", "-"], input);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let err = text(&output.stderr);
+    for expected in [
+        "note: <stdin> document 1: Namespace team not used",
+        "note: <stdin> document 5: AiGateway team/theirs not rendered: other class: its class envoy belongs to controller example.com/envoy",
+        "note: <stdin> document 6: AiGateway team/classless not rendered: no class",
+    ] {
+        assert!(err.contains(expected), "{expected:?} missing:\n{err}");
+    }
+    assert!(!err.contains("team/ours not rendered"), "{err}");
+    // Only the claimed gateway is rendered (one config, without a separator).
+    assert!(
+        text(&output.stdout).starts_with("model_list:"),
+        "{}",
+        text(&output.stdout)
+    );
 }

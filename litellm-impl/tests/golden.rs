@@ -21,7 +21,7 @@ fn run(case: &str, config_only: bool) -> (u8, String, String) {
     let args = RenderArgs {
         files: vec![case_dir(case).join("input.yaml")],
         config_only,
-        allow_gateway_image: false,
+        settings: litellm_impl::RenderSettings::default(),
     };
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = execute(&args, &mut std::io::empty(), &mut out, &mut err);

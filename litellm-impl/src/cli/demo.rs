@@ -256,8 +256,7 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
     let operator_args = OperatorArgs {
         namespace: None,
         admin_address: SocketAddr::from(([127, 0, 0, 1], 0)),
-        image: crate::settings::DEFAULT_IMAGE.to_owned(),
-        allow_gateway_image: false,
+        render: crate::RenderSettings::default(),
         concurrency: 16,
         log_format: aigateway_runtime::LogFormat::Text,
     };

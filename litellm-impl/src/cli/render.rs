@@ -4,18 +4,28 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
+use aigateway_api::{AiGateway, AiGatewayClass};
+use aigateway_runtime::AiGatewayKind;
+use aigateway_runtime::class::{Claim, NotOursReason, claim};
 use clap::Args;
 
 use crate::cli::{EXIT_CODES, EXIT_INVALID_GATEWAY, EXIT_USAGE};
-use crate::{InMemoryObjects, InputObject, RenderSettings, parse_documents, render};
+use crate::{
+    CONTROLLER_NAME, InMemoryObjects, InputObject, RenderSettings, read_documents, render,
+};
 
 /// Arguments of `render`.
 #[derive(Debug, Args)]
 #[command(
     long_about = "Reads multi-document YAML (AiGateway, Guard, GuardrailProvider, Secret, ConfigMap, \
-AiGatewayClass; other kinds are skipped) and prints, for each AiGateway in input order, the \
-ConfigMap, Deployment and Service the operator would apply, as multi-document YAML. Objects \
-without a namespace are in `default`. Problems that still let the proxy deploy go to stderr.",
+AiGatewayClass) and prints, for each AiGateway in input order, the ConfigMap, Deployment and \
+Service the operator would apply, as multi-document YAML. Objects without a namespace are in \
+`default`. When the input holds AiGatewayClasses, only gateways the LiteLLM operator would claim \
+are rendered, as it decides. Documents not used (other kinds, gateways of other classes or of no \
+class) are listed on stderr with the reason, and so are problems that still let the proxy \
+deploy. No message repeats a Secret's content.",
     after_help = EXIT_CODES
 )]
 pub struct RenderArgs {
@@ -26,10 +36,10 @@ pub struct RenderArgs {
     /// content; with several, each after a `---` and a `# AiGateway namespace/name` line).
     #[arg(long)]
     pub config_only: bool,
-    /// Honour the `ai-gateway-litellm.agentic-layer.ai/image` annotation, as an operator
-    /// started with `run --allow-gateway-image` does.
-    #[arg(long)]
-    pub allow_gateway_image: bool,
+    /// How gateways are rendered: the same flags, defaults and environment variables as
+    /// `run`, so the output is what an operator started with them applies.
+    #[command(flatten)]
+    pub settings: RenderSettings,
 }
 
 /// Runs `render`, writing to stdout and stderr.
@@ -52,7 +62,7 @@ pub fn execute(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
-    let mut objects = Vec::new();
+    let mut documents = Vec::new();
     let mut stdin_used = false;
     for file in &args.files {
         let (name, text) = if file.as_os_str() == "-" {
@@ -76,42 +86,59 @@ pub fn execute(
                 }
             }
         };
-        match parse_documents(&text, &name) {
-            Ok(mut parsed) => objects.append(&mut parsed),
+        match read_documents(&text, &name) {
+            Ok(parsed) => documents.extend(parsed.into_iter().map(|d| (name.clone(), d))),
             Err(e) => {
                 let _ = writeln!(err, "error: {e}");
                 return EXIT_USAGE;
             }
         }
     }
+    let objects: Vec<InputObject> = documents.iter().map(|(_, d)| d.object.clone()).collect();
     let mut lookup = InMemoryObjects::new();
     lookup.extend(&objects);
-    let gateways: Vec<_> = objects
+    let classes: Vec<Arc<AiGatewayClass>> = objects
         .iter()
         .filter_map(|o| match o {
-            InputObject::AiGateway(g) => Some(g),
+            InputObject::AiGatewayClass(c) => Some(Arc::new(c.clone())),
             _ => None,
         })
         .collect();
+    let mut gateways: Vec<&AiGateway> = Vec::new();
+    for (source, document) in &documents {
+        let place = format!("{source} document {}", document.index);
+        match &document.object {
+            InputObject::AiGateway(gateway) => match skip_reason(gateway, &classes) {
+                None => gateways.push(gateway),
+                Some(reason) => {
+                    let _ = writeln!(
+                        err,
+                        "note: {place}: AiGateway {} not rendered: {reason}",
+                        id(gateway)
+                    );
+                }
+            },
+            InputObject::Other { kind, name, .. } => {
+                let _ = writeln!(
+                    err,
+                    "note: {place}: {kind} {name} not used: render reads AiGateway, AiGatewayClass, Guard, GuardrailProvider, Secret and ConfigMap"
+                );
+            }
+            _ => {}
+        }
+    }
     if gateways.is_empty() {
         let _ = writeln!(
             err,
             "warning: the input holds no AiGateway; nothing to render"
         );
     }
-    let settings = RenderSettings {
-        allow_image_annotation: args.allow_gateway_image,
-        ..RenderSettings::default()
-    };
+    let settings = &args.settings;
     let mut failed = false;
     let mut output = String::new();
     for gateway in &gateways {
-        let id = format!(
-            "{}/{}",
-            gateway.metadata.namespace.as_deref().unwrap_or_default(),
-            gateway.metadata.name.as_deref().unwrap_or_default()
-        );
-        let rendered = match render(gateway, &lookup, &settings) {
+        let id = id(gateway);
+        let rendered = match render(gateway, &lookup, settings) {
             Ok(rendered) => rendered,
             Err(e) => {
                 let _ = writeln!(err, "error: {e}");
@@ -159,4 +186,36 @@ pub fn execute(
         return EXIT_USAGE;
     }
     if failed { EXIT_INVALID_GATEWAY } else { 0 }
+}
+
+/// `namespace/name` of a gateway.
+fn id(gateway: &AiGateway) -> String {
+    format!(
+        "{}/{}",
+        gateway.metadata.namespace.as_deref().unwrap_or_default(),
+        gateway.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// Why the operator would not claim `gateway`, judged by the classes of the input as the
+/// operator judges by the cluster's; `None` when it would, or when the input holds no
+/// class at all (then every gateway is rendered, as if its class were LiteLLM's).
+fn skip_reason(gateway: &AiGateway, classes: &[Arc<AiGatewayClass>]) -> Option<String> {
+    if classes.is_empty() {
+        return None;
+    }
+    match claim::<AiGatewayKind>(gateway.spec.class_name(), classes, CONTROLLER_NAME) {
+        Claim::Ours { .. } => None,
+        Claim::NotOurs(NotOursReason::ForeignClass { class, controller }) => Some(format!(
+            "other class: its class {class} belongs to controller {controller}"
+        )),
+        Claim::NotOurs(NotOursReason::UnknownClass(class)) => Some(format!(
+            "no class: it names class {class}, which the input does not hold; add the AiGatewayClass to the input"
+        )),
+        Claim::NotOurs(NotOursReason::NoDefaultClass) => Some(
+            "no class: it names no class and no LiteLLM class of the input is the default; set spec.aiGatewayClassName"
+                .to_owned(),
+        ),
+        Claim::Ambiguous(why) => Some(format!("no class: the default class is ambiguous: {why}")),
+    }
 }

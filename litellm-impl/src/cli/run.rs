@@ -3,16 +3,18 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use aigateway_runtime::{LeaderElection, LogFormat, Operator};
-use clap::{ArgAction, Args};
+use aigateway_runtime::{LeaderElection, LogFormat, Operator, OperatorError};
+use clap::Args;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::{Api, PostParams};
 
-use crate::settings::DEFAULT_IMAGE;
 use crate::{LiteLlmGateway, RenderSettings};
 
-/// The namespace the install bundle runs the operator in (and keeps its Lease in).
-pub const DEFAULT_NAMESPACE: &str = "ai-gateway-litellm-system";
-/// The Lease the replicas compete for.
-pub const DEFAULT_LEASE_NAME: &str = "litellm-impl";
+pub use crate::bundle::{DEFAULT_LEASE_NAME, DEFAULT_NAMESPACE};
+
+/// Where Kubernetes mounts the pod's service-account namespace.
+pub const SERVICE_ACCOUNT_NAMESPACE_FILE: &str =
+    "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
 /// Exit codes of `run`, shown in its `--help`.
 pub const RUN_EXIT_CODES: &str = "\
@@ -31,16 +33,11 @@ pub struct OperatorArgs {
     /// Where to serve /healthz, /readyz and /metrics.
     #[arg(long, default_value = "0.0.0.0:8080", env = "ADMIN_ADDRESS")]
     pub admin_address: SocketAddr,
-    /// Default LiteLLM image (see --allow-gateway-image for per-gateway images).
-    #[arg(long, default_value = DEFAULT_IMAGE, env = "LITELLM_IMAGE")]
-    pub image: String,
-    /// Let gateways choose their LiteLLM image with the
-    /// `ai-gateway-litellm.agentic-layer.ai/image` annotation (off: whoever may create an
-    /// AiGateway could run any image with the namespace's Secrets).
-    #[arg(long)]
-    pub allow_gateway_image: bool,
-    /// Gateways reconciled at once.
-    #[arg(long, default_value_t = 16)]
+    /// How gateways are rendered (the flags `render` shares).
+    #[command(flatten)]
+    pub render: RenderSettings,
+    /// Gateways reconciled at once (at least 1).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
     /// Log lines as `text` or `json`.
     #[arg(long, default_value = "text", value_parser = parse_log_format)]
@@ -56,7 +53,8 @@ fn parse_log_format(value: &str) -> Result<LogFormat, String> {
 #[command(
     long_about = "Runs the LiteLLM class operator: claims AiGateways of classes whose spec.controller is \
 aigateway.agentic-layer.ai/ai-gateway-litellm-controller and keeps their ConfigMap, Deployment and \
-Service in place. Uses --kubeconfig, then $KUBECONFIG, then ~/.kube/config, then the in-cluster config.",
+Service in place. Uses --kubeconfig, then $KUBECONFIG, then ~/.kube/config, then the in-cluster config. \
+Leader election is on when the operator runs in a pod and off otherwise, unless --leader-elect says.",
     after_help = RUN_EXIT_CODES
 )]
 pub struct RunArgs {
@@ -66,23 +64,64 @@ pub struct RunArgs {
     /// Operator settings.
     #[command(flatten)]
     pub operator: OperatorArgs,
-    /// Compete for a Lease so that only one replica writes (`--leader-elect=false` to
-    /// turn off).
-    #[arg(long, default_value_t = true, action = ArgAction::Set)]
-    pub leader_elect: bool,
-    /// Namespace of the Lease.
-    #[arg(long, env = "POD_NAMESPACE", default_value = DEFAULT_NAMESPACE)]
-    pub lease_namespace: String,
+    /// Compete for a Lease so that only one replica writes (default: on in a pod, off
+    /// elsewhere; `--leader-elect` alone means true).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "true|false")]
+    pub leader_elect: Option<bool>,
+    /// Namespace of the Lease (default: the pod's namespace in a pod, else
+    /// ai-gateway-litellm-system).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
     /// Name of the Lease.
     #[arg(long, default_value = DEFAULT_LEASE_NAME)]
     pub lease_name: String,
 }
 
-/// Why the operator could not run.
+/// Where the operator runs, as far as its defaults care.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Environment {
+    /// The pod's namespace when running in a pod (`KUBERNETES_SERVICE_HOST` is set and
+    /// the service-account namespace file is readable); `None` elsewhere.
+    pub pod_namespace: Option<String>,
+}
+
+impl Environment {
+    /// The environment of this process.
+    pub fn detect() -> Self {
+        let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some_and(|h| !h.is_empty());
+        let pod_namespace = in_cluster
+            .then(|| std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE_FILE).ok())
+            .flatten()
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty());
+        Self { pod_namespace }
+    }
+}
+
+/// The Lease to compete for, or `None` when leader election is off.
+pub fn lease(args: &RunArgs, environment: &Environment) -> Option<(String, String)> {
+    let enabled = args
+        .leader_elect
+        .unwrap_or(environment.pod_namespace.is_some());
+    enabled.then(|| {
+        let namespace = args
+            .lease_namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .or_else(|| environment.pod_namespace.clone())
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+        (namespace, args.lease_name.clone())
+    })
+}
+
+/// Why the operator could not run. Each message is one line: what failed, on which
+/// object, and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The kubeconfig file could not be read or used.
-    #[error("could not use kubeconfig {path}: {message}")]
+    #[error(
+        "could not use kubeconfig {path}: {message}: fix the file or pass another with --kubeconfig"
+    )]
     Kubeconfig {
         /// The file.
         path: PathBuf,
@@ -94,9 +133,86 @@ pub enum RunError {
         "no Kubernetes configuration: pass --kubeconfig, set KUBECONFIG, or run in a cluster ({0})"
     )]
     NoConfig(String),
+    /// Leader election is on but the Lease's namespace does not exist.
+    #[error(
+        "leader election: namespace {namespace} (for Lease {namespace}/{name}) does not exist: create it (kubectl create namespace {namespace}), pick another with --lease-namespace, or turn leader election off with --leader-elect=false"
+    )]
+    LeaseNamespaceMissing {
+        /// The Lease's namespace.
+        namespace: String,
+        /// The Lease's name.
+        name: String,
+    },
+    /// The API server refused the operator access to its Lease.
+    #[error(
+        "leader election: not allowed to create Lease {namespace}/{name}: {message}: grant the operator's identity get, create and update on leases.coordination.k8s.io there (see deploy/), or pass --leader-elect=false"
+    )]
+    LeaseForbidden {
+        /// The Lease's namespace.
+        namespace: String,
+        /// The Lease's name.
+        name: String,
+        /// The API server's message.
+        message: String,
+    },
+    /// The Lease could not be checked for another reason.
+    #[error(
+        "leader election: could not check Lease {namespace}/{name}: {message}: check that the API server is reachable, or pass --leader-elect=false"
+    )]
+    Lease {
+        /// The Lease's namespace.
+        namespace: String,
+        /// The Lease's name.
+        name: String,
+        /// What failed.
+        message: String,
+    },
+    /// The admin address could not be bound.
+    #[error(
+        "could not serve /healthz, /readyz and /metrics on {addr}: {message}: pass a free address with --admin-address"
+    )]
+    AdminAddress {
+        /// The address.
+        addr: SocketAddr,
+        /// The bind error.
+        message: String,
+    },
     /// The operator stopped with an error.
-    #[error(transparent)]
-    Operator(#[from] aigateway_runtime::OperatorError),
+    #[error("the operator stopped: {0}")]
+    Operator(OperatorError),
+}
+
+impl From<OperatorError> for RunError {
+    fn from(error: OperatorError) -> Self {
+        match error {
+            OperatorError::Admin { addr, source } => RunError::AdminAddress {
+                addr,
+                message: source.to_string(),
+            },
+            other => RunError::Operator(other),
+        }
+    }
+}
+
+/// A Kubernetes client error as one line for users: the API server's message, reason
+/// and code, never the `Debug` form `kube::Error`'s own `Display` appends.
+pub fn describe_kube_error(error: &kube::Error) -> String {
+    let text = match error {
+        kube::Error::Api(status) => {
+            let message = if status.message.is_empty() {
+                "no message"
+            } else {
+                status.message.as_str()
+            };
+            if status.reason.is_empty() {
+                format!("{message} (HTTP {})", status.code)
+            } else {
+                format!("{message} ({}, HTTP {})", status.reason, status.code)
+            }
+        }
+        other => other.to_string(),
+    };
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A client from `path`, or from the default lookup.
@@ -120,17 +236,56 @@ pub async fn client(path: Option<&Path>) -> Result<kube::Client, RunError> {
             .await
             .map_err(|e| RunError::NoConfig(e.to_string()))?,
     };
-    kube::Client::try_from(config).map_err(|e| RunError::NoConfig(e.to_string()))
+    kube::Client::try_from(config).map_err(|e| RunError::NoConfig(describe_kube_error(&e)))
+}
+
+/// Checks, before competing for it, that the Lease can be created: a server-side dry
+/// run, so a missing namespace or missing rights are reported at start in one line
+/// instead of as a failed election.
+pub async fn check_lease(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<(), RunError> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let mut lease = Lease::default();
+    lease.metadata.name = Some(name.to_owned());
+    let params = PostParams {
+        dry_run: true,
+        field_manager: None,
+    };
+    match leases.create(&params, &lease).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.is_already_exists() || status.code == 409 => Ok(()),
+        Err(kube::Error::Api(status))
+            if status.is_not_found()
+                && status
+                    .details
+                    .as_ref()
+                    .is_some_and(|d| d.kind == "namespaces") =>
+        {
+            Err(RunError::LeaseNamespaceMissing {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+            })
+        }
+        Err(kube::Error::Api(status)) if status.is_forbidden() => Err(RunError::LeaseForbidden {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            message: describe_kube_error(&kube::Error::Api(status)),
+        }),
+        Err(error) => Err(RunError::Lease {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            message: describe_kube_error(&error),
+        }),
+    }
 }
 
 /// The operator `run` and `demo` both run.
 pub fn operator(client: kube::Client, args: &OperatorArgs) -> Operator {
-    let settings = RenderSettings {
-        image: args.image.clone(),
-        ..RenderSettings::default()
-    };
     let mut operator = Operator::new(client)
-        .gateway(LiteLlmGateway::new(settings))
+        .gateway(LiteLlmGateway::new(args.render.clone()))
         .admin(args.admin_address)
         .concurrency(args.concurrency);
     if let Some(namespace) = &args.namespace {
@@ -143,13 +298,92 @@ pub fn operator(client: kube::Client, args: &OperatorArgs) -> Operator {
 pub async fn run(args: &RunArgs) -> Result<(), RunError> {
     aigateway_runtime::logging::init(args.operator.log_format);
     let client = client(args.kubeconfig.as_deref()).await?;
-    let mut operator = operator(client, &args.operator);
-    if args.leader_elect {
-        operator =
-            operator.leader_election(LeaderElection::new(&args.lease_name, &args.lease_namespace));
+    let mut operator = operator(client.clone(), &args.operator);
+    match lease(args, &Environment::detect()) {
+        Some((namespace, name)) => {
+            check_lease(&client, &namespace, &name).await?;
+            tracing::info!(lease = %format!("{namespace}/{name}"), "leader election on");
+            operator = operator.leader_election(LeaderElection::new(&name, &namespace));
+        }
+        None => tracing::info!(
+            "leader election off: not running in a pod (--leader-elect to turn it on)"
+        ),
     }
     tracing::info!(controller = crate::CONTROLLER_NAME, "starting");
     operator.run().await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn parse(args: &[&str]) -> RunArgs {
+        Cli::try_parse_from(std::iter::once("run").chain(args.iter().copied()))
+            .unwrap()
+            .run
+    }
+
+    fn in_pod(namespace: &str) -> Environment {
+        Environment {
+            pod_namespace: Some(namespace.to_owned()),
+        }
+    }
+
+    #[test]
+    fn leader_election_is_on_in_a_pod_and_off_elsewhere_by_default() {
+        let args = parse(&[]);
+        assert_eq!(lease(&args, &Environment::default()), None);
+        assert_eq!(
+            lease(&args, &in_pod("ops")),
+            Some(("ops".to_owned(), DEFAULT_LEASE_NAME.to_owned()))
+        );
+    }
+
+    #[test]
+    fn the_flag_wins_over_the_environment() {
+        assert_eq!(
+            lease(&parse(&["--leader-elect"]), &Environment::default()),
+            Some((DEFAULT_NAMESPACE.to_owned(), DEFAULT_LEASE_NAME.to_owned()))
+        );
+        assert_eq!(
+            lease(&parse(&["--leader-elect=false"]), &in_pod("ops")),
+            None
+        );
+        assert_eq!(
+            lease(
+                &parse(&[
+                    "--leader-elect=true",
+                    "--lease-namespace",
+                    "x",
+                    "--lease-name",
+                    "l"
+                ]),
+                &in_pod("ops")
+            ),
+            Some(("x".to_owned(), "l".to_owned()))
+        );
+    }
+
+    #[test]
+    fn api_errors_read_as_one_line_without_debug_output() {
+        let status =
+            kube::core::Status::failure("namespaces \"x\" not found", "NotFound").with_code(404);
+        let error = kube::Error::Api(status.boxed());
+        let text = describe_kube_error(&error);
+        assert_eq!(text, "namespaces \"x\" not found (NotFound, HTTP 404)");
+        assert!(
+            error.to_string().contains("Status {"),
+            "kube's own Display appends the Debug form; if it no longer does, this mapping may go"
+        );
+    }
 }

@@ -1,0 +1,58 @@
+//! The library's dependency surface: `litellm-impl` without its default `cli` feature
+//! links neither clap nor the in-memory API server; the command line needs both.
+
+use std::process::Command;
+
+/// `cargo tree` of the package's normal dependencies, one crate name a line.
+fn normal_dependencies(features: &[&str]) -> Vec<String> {
+    let output = Command::new(env!("CARGO"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "tree",
+            "-p",
+            "litellm-impl",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ])
+        .args(["--format", "{p}", "--offline", "--locked"])
+        .args(features)
+        .output()
+        .expect("run cargo tree");
+    assert!(
+        output.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Defect: the library exposed `pub mod cli` and depended on clap and the testkit, so
+/// every library user (and the production image) linked an in-memory API server.
+#[test]
+fn the_library_links_neither_clap_nor_the_testkit() {
+    let library = normal_dependencies(&["--no-default-features"]);
+    assert!(
+        library.iter().any(|c| c == "aigateway-runtime"),
+        "the tree lists the library's dependencies: {library:?}"
+    );
+    for unwanted in ["clap", "aigateway-testkit"] {
+        assert!(
+            !library.iter().any(|c| c == unwanted),
+            "{unwanted} in the library's dependencies: {library:?}"
+        );
+    }
+    let command_line = normal_dependencies(&[]);
+    for wanted in ["clap", "aigateway-testkit"] {
+        assert!(
+            command_line.iter().any(|c| c == wanted),
+            "the default (cli) build uses {wanted}: {command_line:?}"
+        );
+    }
+}

@@ -1,0 +1,545 @@
+//! Every flag of `litellm-impl run`, each shown by its effect: the built binary as a
+//! separate process against the testkit API server over HTTP (as `e2e.rs`), read back
+//! through the testkit. The `render` flags are in `cli.rs`.
+//!
+//! Every operator is started outside a pod (`KUBERNETES_SERVICE_HOST` removed), so the
+//! tests mean the same on a laptop and in a CI pod.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use aigateway_testkit::{ApiServer, HttpServer, RequestMatch};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Generous: two busy cores may also be compiling other tests.
+const WAIT: Duration = Duration::from_secs(60);
+const FIELD_MANAGER: &str = "ai-gateway-litellm-controller";
+const IMAGE_ANNOTATION: &str = "ai-gateway-litellm.agentic-layer.ai/image";
+
+/// The testkit API server on loopback HTTP with the CRDs, the default `litellm` class and
+/// a kubeconfig pointing at it.
+struct Cluster {
+    server: ApiServer,
+    _http: HttpServer,
+    dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+impl Cluster {
+    async fn start() -> Self {
+        let server = ApiServer::builder()
+            .deployment_ready_delay(Duration::from_millis(100))
+            .build();
+        let http = server
+            .serve_http("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        http.write_kubeconfig(&kubeconfig).unwrap();
+        for crd in aigateway_api::crds::all() {
+            server.install_crd(crd).await.unwrap();
+        }
+        server
+            .apply_manifests(include_str!(
+                "../../examples/manifests/litellm-class-default.yaml"
+            ))
+            .unwrap();
+        Cluster {
+            server,
+            _http: http,
+            dir,
+            kubeconfig,
+        }
+    }
+
+    /// Creates `namespace` and a gateway `name` in it (one model), with `annotations`.
+    fn gateway(&self, namespace: &str, name: &str, annotations: &[(&str, &str)]) {
+        let annotations: String = annotations
+            .iter()
+            .map(|(k, v)| format!("\n    {k}: {v:?}"))
+            .collect();
+        let annotations = if annotations.is_empty() {
+            String::new()
+        } else {
+            format!("\n  annotations:{annotations}")
+        };
+        self.server
+            .apply_manifests(&format!(
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n---\n\
+                 apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata:\n  name: {name}\n  namespace: {namespace}{annotations}\n\
+                 spec:\n  aiGatewayClassName: litellm\n  aiModels:\n    - {{provider: openai, name: gpt-4o-mini}}\n"
+            ))
+            .unwrap();
+    }
+
+    fn namespace(&self, namespace: &str) {
+        self.server
+            .apply_manifests(&format!(
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n"
+            ))
+            .unwrap();
+    }
+
+    fn object(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Option<Value> {
+        self.server
+            .get_object(api_version, kind, Some(namespace), name)
+    }
+
+    fn gateway_object(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.object(
+            "runtime.agentic-layer.ai/v1alpha1",
+            "AiGateway",
+            namespace,
+            name,
+        )
+    }
+
+    fn deployment(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.object("apps/v1", "Deployment", namespace, name)
+    }
+
+    /// Starts `litellm-impl run --kubeconfig <this cluster> --admin-address <free port>
+    /// <args>` outside a pod.
+    fn run(&self, args: &[&str]) -> Operator {
+        let admin_port = free_port();
+        let log = self.dir.path().join(format!("operator-{admin_port}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_litellm-impl"))
+            .arg("run")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["--admin-address", &format!("127.0.0.1:{admin_port}")])
+            .args(args)
+            .env("POD_NAME", "flags-operator")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("KUBECONFIG")
+            .env_remove("WATCH_NAMESPACE")
+            .env_remove("POD_NAMESPACE")
+            .env_remove("LITELLM_IMAGE")
+            .env_remove("ADMIN_ADDRESS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .expect("the litellm-impl binary starts");
+        Operator {
+            child,
+            log,
+            admin_port,
+        }
+    }
+
+    /// [`Cluster::run`], then waits until the operator answers `/readyz` (gateways are
+    /// created after that, as a user would).
+    async fn started(&self, args: &[&str]) -> Operator {
+        let mut operator = self.run(args);
+        let port = operator.admin_port;
+        eventually_get(&mut operator, port, "/readyz").await;
+        operator
+    }
+}
+
+/// The operator child process; killed on drop.
+struct Operator {
+    child: Child,
+    log: PathBuf,
+    admin_port: u16,
+}
+
+impl Operator {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("the operator exited early with {status}\n{}", self.log());
+        }
+    }
+
+    /// Waits for the process to exit on its own.
+    async fn exit(&mut self) -> ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "the operator did not exit\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `check` (every 100 ms, up to [`WAIT`]) until it returns `Some`, while the
+/// operator keeps running.
+async fn eventually<T>(
+    what: &str,
+    operator: &mut Operator,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let started = Instant::now();
+    loop {
+        operator.assert_running();
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "timed out waiting for {what}\noperator log:\n{}",
+            operator.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn condition(gateway: &Value, type_: &str) -> Option<(String, String, String)> {
+    let c = gateway["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)?;
+    Some((
+        c["status"].as_str()?.to_owned(),
+        c["reason"].as_str().unwrap_or_default().to_owned(),
+        c["message"].as_str().unwrap_or_default().to_owned(),
+    ))
+}
+
+fn is_ready(gateway: Option<Value>) -> Option<Value> {
+    let gateway = gateway?;
+    (condition(&gateway, "Ready")?.0 == "True").then_some(gateway)
+}
+
+fn image_of(deployment: &Value) -> String {
+    deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// GET on the operator's admin server; the status code and body.
+async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .ok()?;
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response))
+        .await
+        .ok()?
+        .ok()?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+    Some((code, body))
+}
+
+/// Defect: `run` turned leader election on by default and failed (exit 3, a `Debug`
+/// dump of the API status) in a cluster without `ai-gateway-litellm-system`. Outside a
+/// pod it is now off by default: the first `run` works, and writes no Lease.
+#[tokio::test]
+async fn run_outside_a_pod_works_without_the_operator_namespace() {
+    let cluster = Cluster::start().await;
+    let mut operator = cluster.started(&[]).await;
+    cluster.gateway("ai-gateway", "ai-gateway", &[]);
+    eventually("a Ready gateway", &mut operator, || {
+        is_ready(cluster.gateway_object("ai-gateway", "ai-gateway"))
+    })
+    .await;
+    assert!(
+        cluster
+            .server
+            .requests()
+            .iter()
+            .all(|r| r.resource != "leases"),
+        "no leader election outside a pod"
+    );
+}
+
+/// Defect: asked for leader election without its namespace, `run` printed a `Debug`
+/// dump. Now one line names the namespace and the flags that fix it.
+#[tokio::test]
+async fn leader_elect_without_the_lease_namespace_fails_in_one_line() {
+    let cluster = Cluster::start().await;
+    let mut operator = cluster.run(&["--leader-elect"]);
+    let status = operator.exit().await;
+    assert_eq!(status.code(), Some(3), "{}", operator.log());
+    let log = operator.log();
+    let errors: Vec<&str> = log.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{log}");
+    let error = errors[0];
+    for expected in [
+        "namespace ai-gateway-litellm-system",
+        "Lease ai-gateway-litellm-system/litellm-impl",
+        "--lease-namespace",
+        "--leader-elect=false",
+        "kubectl create namespace ai-gateway-litellm-system",
+    ] {
+        assert!(error.contains(expected), "{expected:?} missing: {error}");
+    }
+    for debug in ["Status {", "ApiError", "Some(", "StatusDetails"] {
+        assert!(!log.contains(debug), "Debug output {debug:?} in: {log}");
+    }
+}
+
+/// `--leader-elect`, `--lease-namespace` and `--lease-name` choose the Lease the
+/// operator holds before it reconciles.
+#[tokio::test]
+async fn lease_flags_choose_the_lease() {
+    let cluster = Cluster::start().await;
+    cluster.namespace("ops");
+    let mut operator = cluster
+        .started(&[
+            "--leader-elect=true",
+            "--lease-namespace",
+            "ops",
+            "--lease-name",
+            "my-lease",
+        ])
+        .await;
+    cluster.gateway("ai-gateway", "ai-gateway", &[]);
+    eventually("a Ready gateway", &mut operator, || {
+        is_ready(cluster.gateway_object("ai-gateway", "ai-gateway"))
+    })
+    .await;
+    let lease = cluster
+        .object("coordination.k8s.io/v1", "Lease", "ops", "my-lease")
+        .expect("the Lease ops/my-lease");
+    assert_eq!(lease["spec"]["holderIdentity"], "flags-operator", "{lease}");
+    let leases = cluster
+        .server
+        .list_objects("coordination.k8s.io/v1", "Lease", None);
+    assert_eq!(leases.len(), 1, "only the chosen Lease: {leases:?}");
+}
+
+/// `--image` sets the LiteLLM image of every gateway.
+#[tokio::test]
+async fn image_flag_sets_the_litellm_image() {
+    let cluster = Cluster::start().await;
+    let mut operator = cluster
+        .started(&["--image", "registry.local/litellm:flag"])
+        .await;
+    cluster.gateway("ai-gateway", "ai-gateway", &[]);
+    let deployment = eventually("the Deployment", &mut operator, || {
+        cluster.deployment("ai-gateway", "ai-gateway")
+    })
+    .await;
+    assert_eq!(image_of(&deployment), "registry.local/litellm:flag");
+}
+
+/// Defect: `run --allow-gateway-image` was parsed and never reached rendering, so the
+/// annotation was refused even with the flag. Without the flag the gateway is refused
+/// with a message naming the flag; with it, the Deployment runs the gateway's image.
+#[tokio::test]
+async fn allow_gateway_image_lets_a_gateway_choose_its_image() {
+    let annotation = [(IMAGE_ANNOTATION, "registry.local/litellm:custom")];
+    // One cluster per operator: each sees the gateway created while it runs.
+    let cluster = Cluster::start().await;
+    let mut refusing = cluster.started(&[]).await;
+    cluster.gateway("team", "custom", &annotation);
+    let (_, _, message) = eventually("Accepted=False", &mut refusing, || {
+        let gateway = cluster.gateway_object("team", "custom")?;
+        condition(&gateway, "Accepted").filter(|(status, ..)| status == "False")
+    })
+    .await;
+    assert!(message.contains("--allow-gateway-image"), "{message}");
+    assert!(cluster.deployment("team", "custom").is_none());
+
+    let cluster = Cluster::start().await;
+    let mut allowing = cluster.started(&["--allow-gateway-image"]).await;
+    cluster.gateway("team", "custom", &annotation);
+    let deployment = eventually("the Deployment", &mut allowing, || {
+        cluster.deployment("team", "custom")
+    })
+    .await;
+    assert_eq!(image_of(&deployment), "registry.local/litellm:custom");
+}
+
+/// `--namespace` limits the operator to one namespace.
+#[tokio::test]
+async fn namespace_flag_limits_what_is_watched() {
+    let cluster = Cluster::start().await;
+    let mut operator = cluster.started(&["--namespace", "watched"]).await;
+    cluster.gateway("ignored", "gw", &[]);
+    cluster.gateway("watched", "gw", &[]);
+    eventually("the watched gateway Ready", &mut operator, || {
+        is_ready(cluster.gateway_object("watched", "gw"))
+    })
+    .await;
+    let ignored = cluster.gateway_object("ignored", "gw").unwrap();
+    assert!(ignored["status"].is_null(), "{ignored}");
+    assert!(cluster.deployment("ignored", "gw").is_none());
+    assert!(
+        cluster
+            .server
+            .requests()
+            .iter()
+            .filter(|r| r.field_manager == FIELD_MANAGER)
+            .all(|r| r.namespace != "ignored"),
+        "no write in the unwatched namespace"
+    );
+}
+
+/// `--admin-address` is where /healthz, /readyz and /metrics answer.
+#[tokio::test]
+async fn admin_address_serves_probes_and_metrics() {
+    let cluster = Cluster::start().await;
+    let mut operator = cluster.started(&[]).await;
+    let port = operator.admin_port;
+    operator.assert_running();
+    let (code, _) = http_get(port, "/healthz").await.unwrap();
+    assert_eq!(code, 200);
+    let (code, metrics) = http_get(port, "/metrics").await.unwrap();
+    assert_eq!(code, 200);
+    assert!(metrics.contains("# TYPE"), "{metrics}");
+}
+
+async fn eventually_get(operator: &mut Operator, port: u16, path: &str) -> String {
+    let started = Instant::now();
+    loop {
+        operator.assert_running();
+        if let Some((200, body)) = http_get(port, path).await {
+            return body;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "{path} never answered 200\n{}",
+            operator.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `--log-format json` writes one JSON object per line.
+#[tokio::test]
+async fn log_format_json_writes_json_lines() {
+    let cluster = Cluster::start().await;
+    let mut operator = cluster.started(&["--log-format", "json"]).await;
+    cluster.gateway("ai-gateway", "ai-gateway", &[]);
+    eventually("a Ready gateway", &mut operator, || {
+        is_ready(cluster.gateway_object("ai-gateway", "ai-gateway"))
+    })
+    .await;
+    let log = operator.log();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "the operator logs at info by default");
+    for line in lines {
+        let value: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(value["level"].is_string(), "{line}");
+    }
+}
+
+/// `--concurrency 1` reconciles one gateway at a time: with a slow API server, the
+/// children of one gateway are applied before the next gateway's. `0` is refused.
+#[tokio::test]
+async fn concurrency_flag_bounds_parallel_reconciles() {
+    let cluster = Cluster::start().await;
+    let namespaces = ["c1", "c2", "c3", "c4"];
+    // Slow applies make parallel reconciles overlap if the bound is not honoured.
+    cluster.server.faults().add_latency(
+        RequestMatch::any().verb("patch").resource("configmaps"),
+        Duration::from_millis(300),
+    );
+    let mut operator = cluster.started(&["--concurrency", "1"]).await;
+    for namespace in namespaces {
+        cluster.gateway(namespace, "gw", &[]);
+    }
+    for namespace in namespaces {
+        eventually("every Deployment", &mut operator, || {
+            cluster.deployment(namespace, "gw")
+        })
+        .await;
+    }
+    let children: Vec<String> = cluster
+        .server
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.field_manager == FIELD_MANAGER
+                && r.verb == "patch"
+                && r.subresource.is_empty()
+                && ["configmaps", "deployments", "services"].contains(&r.resource.as_str())
+        })
+        .map(|r| r.namespace.clone())
+        .collect();
+    let mut runs: Vec<(String, usize)> = Vec::new();
+    for namespace in &children {
+        match runs.last_mut() {
+            Some((last, count)) if last == namespace => *count += 1,
+            _ => runs.push((namespace.clone(), 1)),
+        }
+    }
+    assert!(
+        runs.iter().all(|(_, count)| *count >= 3),
+        "one gateway's ConfigMap, Deployment and Service are applied together: {children:?}"
+    );
+
+    let output = Command::new(env!("CARGO_BIN_EXE_litellm-impl"))
+        .args(["run", "--concurrency", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--concurrency"), "{stderr}");
+}
+
+/// `--kubeconfig` chooses the cluster; an unusable one is one line naming the file and
+/// the flag.
+#[tokio::test]
+async fn kubeconfig_flag_chooses_the_cluster() {
+    let cluster = Cluster::start().await;
+    let mut operator = cluster.started(&[]).await;
+    cluster.gateway("ai-gateway", "ai-gateway", &[]);
+    eventually("a Ready gateway", &mut operator, || {
+        is_ready(cluster.gateway_object("ai-gateway", "ai-gateway"))
+    })
+    .await;
+    drop(operator);
+
+    let missing = cluster.dir.path().join("missing.kubeconfig");
+    let output = Command::new(env!("CARGO_BIN_EXE_litellm-impl"))
+        .arg("run")
+        .arg("--kubeconfig")
+        .arg(&missing)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains(missing.to_str().unwrap()) && errors[0].contains("--kubeconfig"),
+        "{stderr}"
+    );
+}
