@@ -74,7 +74,7 @@ pub enum ApplyError {
     )]
     NameConflict(Vec<NameConflict>),
     /// The API server refused or failed a read or write.
-    #[error("could not {verb} {child}: {source}")]
+    #[error("could not {verb} {child}: {}", crate::describe_kube_error(source))]
     Api {
         /// `read`, `apply` or `delete`.
         verb: &'static str,

@@ -79,6 +79,7 @@ pub mod apply;
 pub mod class;
 pub mod implementation;
 pub mod kind;
+mod kube_error;
 mod leader;
 pub mod logging;
 pub mod metrics;
@@ -92,5 +93,6 @@ pub use implementation::{
     RefProblem, RelatedWatch, deployments_rolled_out, from_dynamic, to_dynamic,
 };
 pub use kind::{AiGatewayKind, GatewayKind};
+pub use kube_error::describe_kube_error;
 pub use logging::LogFormat;
 pub use operator::{LeaderElection, Operator, OperatorConfig, OperatorError};

@@ -347,7 +347,14 @@ impl<K: GatewayKind> Operator<K> {
                 .with_field_manager(implementation.field_manager())
                 .build()
                 .await
-                .map_err(|e| error(e.to_string()))?;
+                .map_err(|e| {
+                    error(match &e {
+                        kube_lease_manager::LeaseManagerError::KubeError(kube) => {
+                            crate::describe_kube_error(kube)
+                        }
+                        other => other.to_string(),
+                    })
+                })?;
         let (mut leader, lease_task) = manager.watch().await;
         let mut renewed = clock.subscribe();
         // A standby is healthy and ready: it serves probes and waits for the lease.

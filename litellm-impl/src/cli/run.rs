@@ -194,26 +194,6 @@ impl From<OperatorError> for RunError {
     }
 }
 
-/// A Kubernetes client error as one line for users: the API server's message, reason
-/// and code, never the `Debug` form `kube::Error`'s own `Display` appends.
-pub fn describe_kube_error(error: &kube::Error) -> String {
-    let text = match error {
-        kube::Error::Api(status) => {
-            let message = if status.message.is_empty() {
-                "no message"
-            } else {
-                status.message.as_str()
-            };
-            if status.reason.is_empty() {
-                format!("{message} (HTTP {})", status.code)
-            } else {
-                format!("{message} ({}, HTTP {})", status.reason, status.code)
-            }
-        }
-        other => other.to_string(),
-    };
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
 
 /// A client from `path`, or from the default lookup.
 pub async fn client(path: Option<&Path>) -> Result<kube::Client, RunError> {
@@ -236,7 +216,7 @@ pub async fn client(path: Option<&Path>) -> Result<kube::Client, RunError> {
             .await
             .map_err(|e| RunError::NoConfig(e.to_string()))?,
     };
-    kube::Client::try_from(config).map_err(|e| RunError::NoConfig(describe_kube_error(&e)))
+    kube::Client::try_from(config).map_err(|e| RunError::NoConfig(aigateway_runtime::describe_kube_error(&e)))
 }
 
 /// Checks, before competing for it, that the Lease can be created: a server-side dry
@@ -272,12 +252,12 @@ pub async fn check_lease(
         Err(kube::Error::Api(status)) if status.is_forbidden() => Err(RunError::LeaseForbidden {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
-            message: describe_kube_error(&kube::Error::Api(status)),
+            message: aigateway_runtime::describe_kube_error(&kube::Error::Api(status)),
         }),
         Err(error) => Err(RunError::Lease {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
-            message: describe_kube_error(&error),
+            message: aigateway_runtime::describe_kube_error(&error),
         }),
     }
 }
@@ -379,7 +359,7 @@ mod tests {
         let status =
             kube::core::Status::failure("namespaces \"x\" not found", "NotFound").with_code(404);
         let error = kube::Error::Api(status.boxed());
-        let text = describe_kube_error(&error);
+        let text = aigateway_runtime::describe_kube_error(&error);
         assert_eq!(text, "namespaces \"x\" not found (NotFound, HTTP 404)");
         assert!(
             error.to_string().contains("Status {"),
