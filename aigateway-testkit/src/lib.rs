@@ -201,6 +201,7 @@
 
 #![warn(missing_docs)]
 
+mod defaults;
 mod discovery;
 mod events;
 mod faults;

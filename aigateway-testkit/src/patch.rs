@@ -347,6 +347,51 @@ pub(crate) fn path_string(path: &[PathElem]) -> String {
     s
 }
 
+/// The first associative list of an apply configuration that holds two items with the
+/// same key, worded as the API server's structured-merge-diff does:
+/// `.spec.template.spec.containers[name="main"].env: duplicate entries for key [name="A"]`.
+/// A real server refuses such an apply configuration (the merge is ambiguous), while a
+/// create or update with the same list is stored as sent.
+pub(crate) fn duplicate_list_key(applied: &Value, ctx: &ListCtx) -> Option<String> {
+    fn walk(v: &Value, ctx: &ListCtx, path: &mut FieldPath) -> Option<String> {
+        match v {
+            Value::Object(m) => m.iter().find_map(|(k, child)| {
+                path.push(PathElem::Field(k.clone()));
+                let found = walk(child, ctx, path);
+                path.pop();
+                found
+            }),
+            Value::Array(items) => {
+                let ListKind::Map(keys) = ctx.list_kind(path) else {
+                    return None;
+                };
+                let mut seen = BTreeSet::new();
+                for item in items {
+                    let Some(key) = item_key(item, &keys) else {
+                        continue;
+                    };
+                    if !seen.insert(key.clone()) {
+                        let shown = path_string(&[PathElem::Key(key)]);
+                        return Some(format!(
+                            "{}: duplicate entries for key {shown}",
+                            path_string(path)
+                        ));
+                    }
+                    path.push(PathElem::Key(key));
+                    let found = walk(item, ctx, path);
+                    path.pop();
+                    if found.is_some() {
+                        return found;
+                    }
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+    walk(applied, ctx, &mut Vec::new())
+}
+
 /// Encodes a field set as a `fieldsV1` tree.
 pub(crate) fn to_fields_v1(set: &BTreeSet<FieldPath>) -> Value {
     let mut root = Map::new();

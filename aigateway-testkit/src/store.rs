@@ -1287,12 +1287,7 @@ impl State {
         new: &mut Value,
     ) -> Result<(), ApiError> {
         match (info.group.as_str(), info.plural.as_str()) {
-            ("apps", "deployments")
-                if new.pointer("/spec/replicas").is_none()
-                    && new.get("spec").is_some_and(Value::is_object) =>
-            {
-                new["spec"]["replicas"] = json!(1);
-            }
+            ("apps", "deployments") => crate::defaults::deployment(new),
             ("", "secrets") => {
                 if new.get("type").is_none() {
                     new["type"] = json!("Opaque");
@@ -1581,6 +1576,10 @@ impl State {
                 let mut d = (*dep).clone();
                 if let Some(Value::Array(refs)) = d.pointer_mut("/metadata/ownerReferences") {
                     refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(&uid));
+                    // The garbage collector leaves no empty list behind (JSON omits it).
+                    if refs.is_empty() {
+                        meta_mut(&mut d).remove("ownerReferences");
+                    }
                 }
                 self.put(&dep_info, d);
             }
