@@ -3,7 +3,8 @@
 //! k8s.io/kubernetes/pkg/apis/{apps,core}/v1). A controller that compares the live
 //! object with the one it wants sees these fields on a cluster, so it sees them here too.
 //!
-//! Only missing fields are filled; explicit values are kept.
+//! Only missing fields are filled; explicit values are kept. The warnings the API
+//! server sends about a pod template live here too.
 
 use serde_json::{Map, Value, json};
 
@@ -27,6 +28,33 @@ pub(crate) fn deployment(obj: &mut Value) {
     {
         pod_spec(pod);
     }
+}
+
+/// The warnings the API server sends when a Deployment's pod template is created or
+/// changed: an env var that repeats an earlier name in the same container.
+pub(crate) fn pod_template_warnings(new: &Value, old: Option<&Value>) -> Vec<String> {
+    let template = |v: &Value| v.pointer("/spec/template").cloned();
+    if old.is_some_and(|o| template(o) == template(new)) {
+        return Vec::new();
+    }
+    let mut warnings = Vec::new();
+    for list in ["initContainers", "containers"] {
+        let pointer = format!("/spec/template/spec/{list}");
+        let containers = new.pointer(&pointer).and_then(Value::as_array);
+        for (i, c) in containers.into_iter().flatten().enumerate() {
+            let env = c.get("env").and_then(Value::as_array);
+            let mut seen = std::collections::BTreeSet::new();
+            for (j, var) in env.into_iter().flatten().enumerate() {
+                let name = var.get("name").and_then(Value::as_str).unwrap_or("");
+                if !seen.insert(name) {
+                    warnings.push(format!(
+                        "spec.template.spec.{list}[{i}].env[{j}]: hides previous definition of {name:?}, which may be dropped when using apply"
+                    ));
+                }
+            }
+        }
+    }
+    warnings
 }
 
 fn object_entry<'a>(m: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {

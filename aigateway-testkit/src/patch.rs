@@ -573,6 +573,26 @@ pub(crate) struct Conflict {
     pub manager: String,
     pub api_version: String,
     pub path: String,
+    /// The conflicting manager's operation (`Apply` or `Update`).
+    pub operation: String,
+    /// The conflicting manager's subresource (`status`, or empty).
+    pub subresource: String,
+}
+
+impl Conflict {
+    /// The manager as the API server names it in a conflict: `"m"` for an applier,
+    /// `"m" using v1` for an updater, with `with subresource "status"` when it wrote
+    /// through one.
+    pub(crate) fn manager_description(&self) -> String {
+        let mut s = format!("{:?}", self.manager);
+        if !self.subresource.is_empty() {
+            s.push_str(&format!(" with subresource {:?}", self.subresource));
+        }
+        if self.operation == "Update" {
+            s.push_str(&format!(" using {}", self.api_version));
+        }
+        s
+    }
 }
 
 /// Server-side apply: merges `applied` into `live`, updating field ownership.
@@ -610,6 +630,8 @@ pub(crate) fn server_side_apply(
                     manager: m.manager.clone(),
                     api_version: m.api_version.clone(),
                     path: path_string(p),
+                    operation: m.operation.clone(),
+                    subresource: m.subresource.clone(),
                 });
                 conflicting.insert(p.clone());
             }
@@ -902,8 +924,9 @@ pub(crate) enum JsonPatchError {
     /// The document is not a JSON patch (answered 400).
     #[error("invalid JSON patch: {0}")]
     Parse(String),
-    /// An operation failed, for example a `test` (answered 422).
-    #[error("the server rejected our request due to an error in our request: {0}")]
+    /// An operation failed, for example a `test` (answered 422). The API server names
+    /// neither the operation nor the path, and neither does this message.
+    #[error("the server rejected our request due to an error in our request")]
     Apply(String),
 }
 

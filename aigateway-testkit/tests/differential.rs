@@ -184,7 +184,7 @@ impl Target {
             .await
             .unwrap_or_else(|e| panic!("{method} {uri}: reading the body: {e}"))
             .to_bytes();
-        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+        let body = if uri.contains("watch=1") {
             // Watch streams are JSON lines.
             Value::Array(
                 String::from_utf8_lossy(&bytes)
@@ -192,7 +192,9 @@ impl Target {
                     .filter_map(|l| serde_json::from_str(l).ok())
                     .collect(),
             )
-        });
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
         Reply {
             code,
             body,
@@ -322,7 +324,9 @@ fn managers(v: &Value) -> Value {
     json!(out)
 }
 
-/// What a client reads from a `metav1.Status` error.
+/// What a client reads from a `metav1.Status` error. The order of a 422's causes
+/// (and so of the list in its message) is not stable on a real server: causes are
+/// compared as a set, and the message as its prefix plus whether it names every cause.
 fn status_fields(body: &Value) -> Value {
     let mut causes: Vec<Value> = body
         .pointer("/details/causes")
@@ -330,12 +334,27 @@ fn status_fields(body: &Value) -> Value {
         .cloned()
         .unwrap_or_default();
     causes.sort_by_key(|c| c.to_string());
+    let mut message = normalise(body["message"].as_str().unwrap_or(""));
+    if body["reason"] == "Invalid"
+        && causes.len() > 1
+        && let Some((prefix, _)) = message.split_once(" is invalid: ")
+    {
+        let raw = body["message"].as_str().unwrap_or("");
+        let names_all = causes.iter().all(|c| {
+            raw.contains(&format!(
+                "{}: {}",
+                c["field"].as_str().unwrap_or(""),
+                c["message"].as_str().unwrap_or("")
+            ))
+        });
+        message = format!("{prefix} is invalid: [every cause, as `field: message`: {names_all}]");
+    }
     json!({
         "kind": body["kind"],
         "status": body["status"],
         "reason": body["reason"],
         "code": body["code"],
-        "message": normalise(body["message"].as_str().unwrap_or("")),
+        "message": message,
         "details": {
             "name": body.pointer("/details/name"),
             "group": body.pointer("/details/group"),
@@ -484,6 +503,7 @@ async fn run_script(target: &Target) -> Vec<Record> {
     garbage_collection(&mut s).await;
     deployments(&mut s).await;
     events(&mut s).await;
+    deletions(&mut s).await;
     namespace_deletion(&mut s).await;
     s.records
 }
@@ -638,7 +658,9 @@ async fn namespace_and_configmap_crud(s: &mut Script<'_>) {
     s.http(
         "configmap/delete",
         &r,
-        json!({"kind": r.body["kind"], "status": r.body["status"], "details": r.body["details"].get("name")}),
+        json!({"kind": r.body["kind"], "status": r.body["status"], "details": r.body.get("details").map(|d| {
+            json!({"name": d["name"], "group": d.get("group"), "kind": d["kind"], "uid": d.get("uid").is_some()})
+        })}),
     );
     let r = t.get(&format!("{CMS}/settings")).await;
     s.error("configmap/get-deleted", &r);
@@ -936,18 +958,22 @@ async fn watches(s: &mut Script<'_>) {
     let mut initial = watch_events(&r.body).as_array().cloned().unwrap_or_default();
     initial.sort_by_key(|e| e.to_string());
     s.http("watch/without-resource-version", &r, json!(initial));
+    let early = "fieldSelector=metadata.name%3Dwatched&timeoutSeconds=2";
     let r = t
-        .get(&format!("{CMS}?watch=1&resourceVersion=1&timeoutSeconds=2"))
+        .get(&format!("{CMS}?watch=1&resourceVersion=1&{early}"))
         .await;
-    s.http("watch/too-old-resource-version", &r, watch_events(&r.body));
+    s.http("watch/from-resource-version-1", &r, watch_events(&r.body));
 
+    // etcd compaction (the testkit: its fault hook) expires old resourceVersions.
     t.compact(rv_of(&last.body)).await;
     let r = t
-        .get(&format!(
-            "{CMS}?watch=1&resourceVersion={from}&fieldSelector=metadata.name%3Dwatched&timeoutSeconds=2"
-        ))
+        .get(&format!("{CMS}?watch=1&resourceVersion=1&{early}"))
         .await;
-    s.http("watch/after-compaction", &r, watch_events(&r.body));
+    s.http("watch/too-old-after-compaction", &r, watch_events(&r.body));
+    let r = t
+        .get(&format!("{CMS}?watch=1&resourceVersion={from}&{early}"))
+        .await;
+    s.http("watch/recent-after-compaction", &r, watch_events(&r.body));
     let r = t
         .get(&format!("{CMS}?resourceVersion={from}&resourceVersionMatch=Exact"))
         .await;
@@ -1164,6 +1190,47 @@ async fn events(s: &mut Script<'_>) {
         .filter_map(|e| e["reason"].as_str())
         .collect();
     s.http("events/deployment-controller", &r, json!(reasons));
+}
+
+/// What a DELETE answers for each kind: the deleted object or a `Status`.
+async fn deletions(s: &mut Script<'_>) {
+    let t = s.target;
+    t.post(
+        &format!("/api/v1/namespaces/{NS}/services"),
+        &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc"},
+                "spec": {"ports": [{"port": 80}]}}),
+    )
+    .await;
+    t.post(
+        &format!("/api/v1/namespaces/{NS}/secrets"),
+        &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sec"},
+                "stringData": {"k": "v"}}),
+    )
+    .await;
+    for (step, uri) in [
+        ("delete/deployment", format!("{DEPLOYMENTS}/web")),
+        ("delete/custom-resource", format!("{CRS}/pruned")),
+        ("delete/service", format!("/api/v1/namespaces/{NS}/services/svc")),
+        ("delete/secret", format!("/api/v1/namespaces/{NS}/secrets/sec")),
+        ("delete/event", format!("/api/v1/namespaces/{NS}/events/probe.1")),
+        (
+            "delete/custom-resource-definition",
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/aigateways.runtime.agentic-layer.ai".into(),
+        ),
+    ] {
+        let r = t.delete(&uri).await;
+        let details = r.body.get("details").map(|d| {
+            json!({"name": d["name"], "group": d.get("group"), "kind": d["kind"], "uid": d.get("uid").is_some()})
+        });
+        s.http(
+            step,
+            &r,
+            json!({"kind": r.body["kind"], "status": r.body.get("status").filter(|v| v.is_string()),
+                   "details": details,
+                   "deleting": r.body.pointer("/metadata/deletionTimestamp").is_some(),
+                   "finalizers": r.body.pointer("/metadata/finalizers")}),
+        );
+    }
 }
 
 async fn namespace_deletion(s: &mut Script<'_>) {
