@@ -65,7 +65,10 @@ fn object_entry<'a>(m: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<Str
     slot.as_object_mut().expect("just made an object")
 }
 
-fn items_mut<'a>(m: &'a mut Map<String, Value>, key: &str) -> impl Iterator<Item = &'a mut Map<String, Value>> {
+fn items_mut<'a>(
+    m: &'a mut Map<String, Value>,
+    key: &str,
+) -> impl Iterator<Item = &'a mut Map<String, Value>> {
     m.get_mut(key)
         .and_then(Value::as_array_mut)
         .into_iter()
@@ -75,10 +78,12 @@ fn items_mut<'a>(m: &'a mut Map<String, Value>, key: &str) -> impl Iterator<Item
 
 fn pod_spec(pod: &mut Map<String, Value>) {
     pod.entry("restartPolicy").or_insert(json!("Always"));
-    pod.entry("terminationGracePeriodSeconds").or_insert(json!(30));
+    pod.entry("terminationGracePeriodSeconds")
+        .or_insert(json!(30));
     pod.entry("dnsPolicy").or_insert(json!("ClusterFirst"));
     pod.entry("securityContext").or_insert(json!({}));
-    pod.entry("schedulerName").or_insert(json!("default-scheduler"));
+    pod.entry("schedulerName")
+        .or_insert(json!("default-scheduler"));
     for key in ["containers", "initContainers"] {
         for c in items_mut(pod, key) {
             container(c);

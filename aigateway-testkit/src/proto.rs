@@ -246,9 +246,7 @@ fn container(b: &[u8]) -> Result<Value, ProtoError> {
                         (2, Wire::Varint(v)) if v != 0 => {
                             drop(port.insert("hostPort".into(), json!(v)))
                         }
-                        (3, Wire::Varint(v)) => {
-                            drop(port.insert("containerPort".into(), json!(v)))
-                        }
+                        (3, Wire::Varint(v)) => drop(port.insert("containerPort".into(), json!(v))),
                         (4, Wire::Bytes(s)) => drop(port.insert("protocol".into(), string(s))),
                         (5, Wire::Bytes(s)) => drop(port.insert("hostIP".into(), string(s))),
                         _ => {}
@@ -291,9 +289,7 @@ fn pod_template(b: &[u8]) -> Result<Value, ProtoError> {
                 while let Some((sf, sw)) = rr.next()? {
                     match (sf, sw) {
                         (2, Wire::Bytes(c)) => push(&mut spec, "containers", container(c)?),
-                        (3, Wire::Bytes(s)) => {
-                            drop(spec.insert("restartPolicy".into(), string(s)))
-                        }
+                        (3, Wire::Bytes(s)) => drop(spec.insert("restartPolicy".into(), string(s))),
                         (8, Wire::Bytes(s)) => {
                             drop(spec.insert("serviceAccountName".into(), string(s)))
                         }
@@ -330,9 +326,7 @@ fn deployment_spec(b: &[u8]) -> Result<Value, ProtoError> {
             (5, Wire::Varint(v)) if v != 0 => drop(m.insert("minReadySeconds".into(), json!(v))),
             (6, Wire::Varint(v)) => drop(m.insert("revisionHistoryLimit".into(), json!(v))),
             (7, Wire::Varint(v)) if v != 0 => drop(m.insert("paused".into(), json!(true))),
-            (9, Wire::Varint(v)) => {
-                drop(m.insert("progressDeadlineSeconds".into(), json!(v)))
-            }
+            (9, Wire::Varint(v)) => drop(m.insert("progressDeadlineSeconds".into(), json!(v))),
             _ => {}
         }
     }
@@ -472,21 +466,21 @@ mod tests {
         assert_eq!(
             decode(&body).unwrap(),
             json!({"apiVersion": "apps/v1", "kind": "Deployment",
-                "metadata": {"name": "web", "labels": {"app": "web"}},
-                "spec": {
-                    "replicas": 2,
-                    "selector": {"matchLabels": {"app": "web"}},
-                    "template": {
-                        "metadata": {"labels": {"app": "web"}},
-                        "spec": {"containers": [{
-                            "name": "nginx", "image": "nginx:1.27",
-                            "command": ["sleep", "10"],
-                            "ports": [{"containerPort": 8080}],
-                            "resources": {},
-                        }]},
-                    },
-                    "strategy": {},
-                }})
+            "metadata": {"name": "web", "labels": {"app": "web"}},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{
+                        "name": "nginx", "image": "nginx:1.27",
+                        "command": ["sleep", "10"],
+                        "ports": [{"containerPort": 8080}],
+                        "resources": {},
+                    }]},
+                },
+                "strategy": {},
+            }})
         );
     }
 }

@@ -1091,6 +1091,22 @@ fn dispatch(
         }
         "list" => {
             let lo = list_opts(query, &info, version)?;
+            // A list at an exact resourceVersion the history no longer holds is expired;
+            // otherwise lists are served at the latest resourceVersion.
+            if query
+                .get("resourceVersionMatch")
+                .is_some_and(|m| m == "Exact")
+                && let Some(rv) = query
+                    .get("resourceVersion")
+                    .and_then(|r| r.parse::<u64>().ok())
+                && rv < st.oldest_resource_version()
+            {
+                return Err(ApiError::new(
+                    410,
+                    "Expired",
+                    "The resourceVersion for the provided list is too old.",
+                ));
+            }
             let mut list = st.list(&info, version, t.namespace.as_deref(), &lo)?;
             let items: Vec<Value> = list["items"]
                 .as_array()
@@ -1170,7 +1186,11 @@ fn dispatch(
                 PatchType::Apply
             } else {
                 // Worded as the API server words it (it names no accepted types here).
-                return Err(ApiError::new(415, "UnsupportedMediaType", "415: Unsupported Media Type"));
+                return Err(ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    "415: Unsupported Media Type",
+                ));
             };
             if events_view {
                 patch_event_view(&mut st, &info, &ns, &name, ptype, body, &opts)

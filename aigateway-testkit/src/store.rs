@@ -436,13 +436,11 @@ fn meta_mut(v: &mut Value) -> &mut Map<String, Value> {
         .expect("metadata is an object")
 }
 
-/// Whether a DELETE that removes the object at once answers with the object (as custom
-/// resources, CRDs, Services and Pods do on a real API server) rather than a `Status`.
+/// Whether a DELETE that removes the object at once answers with the object (as
+/// Services and Pods do on a real API server) rather than a `Status` (ConfigMaps,
+/// Secrets, Deployments, custom resources, ...).
 fn returns_deleted_object(info: &ResourceInfo) -> bool {
-    info.crd.is_some()
-        || info.is("apiextensions.k8s.io", "customresourcedefinitions")
-        || info.is("", "services")
-        || info.is("", "pods")
+    info.is("", "services") || info.is("", "pods")
 }
 
 fn finalizers(v: &Value) -> usize {
@@ -1045,7 +1043,10 @@ impl State {
             let n = conflicts.len();
             let mut by_manager: BTreeMap<String, Vec<&patch::Conflict>> = BTreeMap::new();
             for c in &conflicts {
-                by_manager.entry(c.manager_description()).or_default().push(c);
+                by_manager
+                    .entry(c.manager_description())
+                    .or_default()
+                    .push(c);
             }
             let message = if n == 1 {
                 let c = &conflicts[0];
@@ -1058,7 +1059,8 @@ impl State {
                 let parts: Vec<String> = by_manager
                     .iter()
                     .map(|(m, cs)| {
-                        let paths: Vec<String> = cs.iter().map(|c| format!("- {}", c.path)).collect();
+                        let paths: Vec<String> =
+                            cs.iter().map(|c| format!("- {}", c.path)).collect();
                         format!("conflicts with {m}:\n{}", paths.join("\n"))
                     })
                     .collect();
@@ -1771,20 +1773,30 @@ impl State {
         // Gone already: the testkit collects garbage within the request. A real API server
         // answers before its garbage collector acts, with the object carrying the
         // collector's finalizer; without one, it answers with a Status for most kinds.
-        let collector_finalizer = match opts.propagation.as_deref() {
+        let finalizer = match opts.propagation.as_deref() {
             Some("Orphan") => Some("orphan"),
             Some("Foreground") => Some(FOREGROUND),
+            _ if info.is("apiextensions.k8s.io", "customresourcedefinitions") => {
+                Some("customresourcecleanup.apiextensions.k8s.io")
+            }
             _ => None,
         };
-        if let Some(finalizer) = collector_finalizer {
+        let is_ns = info.is("", "namespaces");
+        if finalizer.is_some() || is_ns {
             let mut marked = (*obj).clone();
             let m = meta_mut(&mut marked);
-            let list = m.entry("finalizers").or_insert_with(|| json!([]));
-            if let Some(a) = list.as_array_mut() {
-                a.push(json!(finalizer));
+            if let Some(finalizer) = finalizer {
+                let list = m.entry("finalizers").or_insert_with(|| json!([]));
+                if let Some(a) = list.as_array_mut() {
+                    a.push(json!(finalizer));
+                }
             }
-            m.entry("deletionTimestamp").or_insert_with(|| json!(now_string()));
+            m.entry("deletionTimestamp")
+                .or_insert_with(|| json!(now_string()));
             m.entry("deletionGracePeriodSeconds").or_insert(json!(0));
+            if is_ns {
+                marked["status"] = json!({"phase": "Terminating"});
+            }
             return Ok(Self::with_version(info, version, &marked));
         }
         if returns_deleted_object(info) {
@@ -1794,8 +1806,10 @@ impl State {
         if !info.group.is_empty() {
             details["group"] = json!(info.group);
         }
-        Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                  "details": details}))
+        Ok(
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                  "details": details}),
+        )
     }
 
     /// DELETE on a collection.
@@ -1957,6 +1971,12 @@ impl State {
             tx,
         });
         Ok((initial, rx))
+    }
+
+    /// The oldest resourceVersion still in the history: lists and watches at an older
+    /// one are expired.
+    pub(crate) fn oldest_resource_version(&self) -> u64 {
+        self.history_floor
     }
 
     /// Closes every open watch stream.
