@@ -30,7 +30,9 @@
 //!   namespaced or cluster-scoped, with or without a status subresource, and sets the
 //!   `NamesAccepted` and `Established` conditions; deleting it removes its objects.
 //! - **Reads**: get; list with label selectors (`=`, `==`, `!=`, `in`, `notin`, exists,
-//!   `!`exists), field selectors (`metadata.name`, `metadata.namespace`, any dotted path),
+//!   `!`exists), field selectors (`metadata.name`, `metadata.namespace`, the fields a
+//!   resource supports on a real API server such as Event `involvedObject.*` or a CRD's
+//!   `selectableFields`; 400 for any other),
 //!   `limit`/`continue`; `PartialObjectMetadata` and `meta.k8s.io/v1` `Table` responses
 //!   (columns from the CRD's `additionalPrinterColumns`; kubectl's usual columns for
 //!   Deployments, Services, ConfigMaps, Secrets and Namespaces; NAME and AGE otherwise),
