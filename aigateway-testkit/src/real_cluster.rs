@@ -94,9 +94,7 @@ impl RealCluster {
     /// Serialises control planes within one test binary (two at once would compete for
     /// two cores). A panicking holder does not poison later tests.
     pub fn exclusive() -> MutexGuard<'static, ()> {
-        EXCLUSIVE
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        EXCLUSIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Builds the binaries if needed and starts a fresh control plane in a new
@@ -207,14 +205,8 @@ impl RealCluster {
 
     /// A kube client authenticated as ServiceAccount `namespace/name` (see
     /// [`RealCluster::service_account_kubeconfig`]).
-    pub async fn service_account_client(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Result<kube::Client> {
-        let file = self
-            .service_account_kubeconfig(namespace, name, 3600)
-            .await?;
+    pub async fn service_account_client(&self, namespace: &str, name: &str) -> Result<kube::Client> {
+        let file = self.service_account_kubeconfig(namespace, name, 3600).await?;
         client_from_file(&file).await
     }
 
@@ -243,10 +235,7 @@ impl Drop for RealCluster {
             // Keep the directory (logs, audit log) when a test failed.
             let _ = fs::remove_dir_all(&self.dir);
         } else {
-            eprintln!(
-                "control plane files kept for inspection: {}",
-                self.dir.display()
-            );
+            eprintln!("control plane files kept for inspection: {}", self.dir.display());
         }
     }
 }
@@ -449,11 +438,7 @@ impl AuditLog {
 
     /// Write requests (create, update, patch, delete) recorded after `mark`.
     pub fn writes_since(&self, mark: AuditMark) -> Result<Vec<AuditEvent>> {
-        Ok(self
-            .since(mark)?
-            .into_iter()
-            .filter(AuditEvent::is_write)
-            .collect())
+        Ok(self.since(mark)?.into_iter().filter(AuditEvent::is_write).collect())
     }
 
     /// Requests recorded after `mark`, counted by user.
@@ -480,11 +465,7 @@ mod tests {
                 r#"{{"stage":"{stage}","verb":"{verb}","requestURI":"/api/v1/namespaces/a/configmaps/x","user":{{"username":"{user}"}},"objectRef":{{"resource":"configmaps","namespace":"a","name":"x"}},"responseStatus":{{"code":200}},"requestReceivedTimestamp":"t0","stageTimestamp":"t1"}}"#
             )
         };
-        fs::write(
-            &path,
-            format!("{}\n", line("admin", "create", "ResponseComplete")),
-        )
-        .unwrap();
+        fs::write(&path, format!("{}\n", line("admin", "create", "ResponseComplete"))).unwrap();
         let log = AuditLog { path: path.clone() };
         let mark = log.mark();
         let more = format!(

@@ -26,16 +26,8 @@ const OPERATOR_USER: &str = "system:serviceaccount:ai-gateway-litellm-system:lit
 /// into the API crate's fixtures, with the gateway each one declares.
 const UPSTREAM_SAMPLES: &[(&str, &str, &str)] = &[
     ("aigateway.yaml", "ai-gateway", "ai-gateway"),
-    (
-        "aigateway-guarded.yaml",
-        "ai-gateway-guarded",
-        "ai-gateway-pii",
-    ),
-    (
-        "aigateway-with-patch.yaml",
-        "ai-gateway-patched",
-        "ai-gateway",
-    ),
+    ("aigateway-guarded.yaml", "ai-gateway-guarded", "ai-gateway-pii"),
+    ("aigateway-with-patch.yaml", "ai-gateway-patched", "ai-gateway"),
 ];
 
 fn workspace() -> PathBuf {
@@ -43,9 +35,7 @@ fn workspace() -> PathBuf {
 }
 
 fn sample(file: &str) -> PathBuf {
-    workspace()
-        .join("aigateway-api/tests/fixtures/samples")
-        .join(file)
+    workspace().join("aigateway-api/tests/fixtures/samples").join(file)
 }
 
 /// kubectl against one control plane, as admin.
@@ -56,24 +46,12 @@ struct Kubectl<'a> {
 impl Kubectl<'_> {
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut command = self.cluster.kubectl();
-        command
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        command.stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
+        command.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         let mut child = command.spawn().expect("kubectl is installed and on PATH");
         if let Some(input) = stdin {
             use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
         }
         child.wait_with_output().unwrap()
     }
@@ -89,11 +67,7 @@ impl Kubectl<'_> {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(
-            out.status.success(),
-            "kubectl {} failed:\n{text}",
-            args.join(" ")
-        );
+        assert!(out.status.success(), "kubectl {} failed:\n{text}", args.join(" "));
         text
     }
 
@@ -111,11 +85,7 @@ impl Kubectl<'_> {
             return true;
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            stderr.contains("NotFound"),
-            "kubectl get {}: {stderr}",
-            args.join(" ")
-        );
+        assert!(stderr.contains("NotFound"), "kubectl get {}: {stderr}", args.join(" "));
         false
     }
 }
@@ -212,17 +182,11 @@ fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let code = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
     Some((code, body))
 }
 
@@ -239,10 +203,7 @@ fn eventually<T>(
             return value;
         }
         if Instant::now() > deadline {
-            panic!(
-                "timed out after {limit:?} waiting for {what}\n{}",
-                context()
-            );
+            panic!("timed out after {limit:?} waiting for {what}\n{}", context());
         }
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -265,19 +226,8 @@ fn api_key_secret(namespace: &str, key: &str) -> String {
 /// Installs the bundle as the README says: CRDs, wait for Established, then `-k deploy/`.
 fn install_bundle(k: &Kubectl) {
     let deploy = workspace().join("deploy");
-    k.ok(&[
-        "apply",
-        "--server-side",
-        "-f",
-        deploy.join("crds").to_str().unwrap(),
-    ]);
-    k.ok(&[
-        "wait",
-        "--for=condition=Established",
-        "crd",
-        "--all",
-        "--timeout=60s",
-    ]);
+    k.ok(&["apply", "--server-side", "-f", deploy.join("crds").to_str().unwrap()]);
+    k.ok(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
     k.ok(&["apply", "--server-side", "-k", deploy.to_str().unwrap()]);
 }
 
@@ -290,41 +240,17 @@ fn install_bundle_with_upstream_crds(k: &Kubectl) {
             k.ok(&["apply", "--server-side", "-f", path.to_str().unwrap()]);
         }
     }
-    k.ok(&[
-        "wait",
-        "--for=condition=Established",
-        "crd",
-        "--all",
-        "--timeout=60s",
-    ]);
+    k.ok(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
     let deploy = workspace().join("deploy");
-    for file in [
-        "namespace.yaml",
-        "rbac.yaml",
-        "manager.yaml",
-        "aigatewayclass.yaml",
-    ] {
-        k.ok(&[
-            "apply",
-            "--server-side",
-            "-f",
-            deploy.join(file).to_str().unwrap(),
-        ]);
+    for file in ["namespace.yaml", "rbac.yaml", "manager.yaml", "aigatewayclass.yaml"] {
+        k.ok(&["apply", "--server-side", "-f", deploy.join(file).to_str().unwrap()]);
     }
 }
 
 fn apply_upstream_samples(k: &Kubectl) {
     for (file, namespace, _) in UPSTREAM_SAMPLES {
-        k.ok(&[
-            "apply",
-            "--server-side",
-            "-f",
-            sample(file).to_str().unwrap(),
-        ]);
-        k.ok_with(
-            &["apply", "-f", "-"],
-            Some(&api_key_secret(namespace, "key-one")),
-        );
+        k.ok(&["apply", "--server-side", "-f", sample(file).to_str().unwrap()]);
+        k.ok_with(&["apply", "-f", "-"], Some(&api_key_secret(namespace, "key-one")));
     }
 }
 
@@ -335,14 +261,11 @@ fn wait_gateway_ready(k: &Kubectl, operator: &Operator, namespace: &str, name: &
         || {
             format!(
                 "gateway: {}\noperator log:\n{}",
-                k.run(
-                    &["get", "aigateway", name, "-n", namespace, "-o", "yaml"],
-                    None
-                )
-                .stdout
-                .iter()
-                .map(|b| *b as char)
-                .collect::<String>(),
+                k.run(&["get", "aigateway", name, "-n", namespace, "-o", "yaml"], None)
+                    .stdout
+                    .iter()
+                    .map(|b| *b as char)
+                    .collect::<String>(),
                 operator.log()
             )
         },
@@ -384,12 +307,7 @@ fn replica_sets(k: &Kubectl, namespace: &str, deployment: &str) -> Vec<String> {
 fn writes_summary(events: &[AuditEvent]) -> String {
     events
         .iter()
-        .map(|e| {
-            format!(
-                "{} {} {}/{} {}",
-                e.verb, e.resource, e.namespace, e.name, e.subresource
-            )
-        })
+        .map(|e| format!("{} {} {}/{} {}", e.verb, e.resource, e.namespace, e.name, e.subresource))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -437,13 +355,7 @@ fn real_cluster_operator_as_its_service_account_reconciles_the_upstream_samples(
     let k = Kubectl { cluster: &cluster };
     install_bundle(&k);
     // The bundle's manager pods are fakes (kwok); the real operator is the built binary.
-    k.ok(&[
-        "-n",
-        SYSTEM_NAMESPACE,
-        "scale",
-        "deployment/litellm-impl",
-        "--replicas=0",
-    ]);
+    k.ok(&["-n", SYSTEM_NAMESPACE, "scale", "deployment/litellm-impl", "--replicas=0"]);
     let kubeconfig = operator_kubeconfig(&cluster, SERVICE_ACCOUNT);
     let mut operator = Operator::start(
         &kubeconfig,
@@ -490,10 +402,7 @@ fn real_cluster_operator_as_its_service_account_reconciles_the_upstream_samples(
     wait_gateway_ready(&k, &operator, namespace, name);
 
     // Rotating the gateway's Secret rolls its pods too.
-    k.ok_with(
-        &["apply", "-f", "-"],
-        Some(&api_key_secret(namespace, "key-two")),
-    );
+    k.ok_with(&["apply", "-f", "-"], Some(&api_key_secret(namespace, "key-two")));
     eventually(
         "a new ReplicaSet after rotating the Secret",
         Duration::from_secs(60),
@@ -522,9 +431,7 @@ fn real_cluster_operator_as_its_service_account_reconciles_the_upstream_samples(
         writes_summary(&other)
     );
     assert!(
-        lease
-            .iter()
-            .all(|e| e.name == "litellm-impl" && e.namespace == SYSTEM_NAMESPACE),
+        lease.iter().all(|e| e.name == "litellm-impl" && e.namespace == SYSTEM_NAMESPACE),
         "{}",
         writes_summary(&lease)
     );
@@ -535,11 +442,7 @@ fn real_cluster_operator_as_its_service_account_reconciles_the_upstream_samples(
         .into_iter()
         .filter(|e| e.user == OPERATOR_USER && e.code == 403)
         .collect();
-    assert!(
-        forbidden.is_empty(),
-        "forbidden requests:\n{}",
-        writes_summary(&forbidden)
-    );
+    assert!(forbidden.is_empty(), "forbidden requests:\n{}", writes_summary(&forbidden));
 
     // Deleting a gateway removes its children through the garbage collector.
     k.ok(&["delete", "aigateway", name, "-n", namespace, "--wait=true"]);
@@ -569,13 +472,7 @@ fn real_cluster_drop_in_with_the_upstream_crds() {
     let cluster = RealCluster::start().unwrap();
     let k = Kubectl { cluster: &cluster };
     install_bundle_with_upstream_crds(&k);
-    k.ok(&[
-        "-n",
-        SYSTEM_NAMESPACE,
-        "scale",
-        "deployment/litellm-impl",
-        "--replicas=0",
-    ]);
+    k.ok(&["-n", SYSTEM_NAMESPACE, "scale", "deployment/litellm-impl", "--replicas=0"]);
     let kubeconfig = operator_kubeconfig(&cluster, SERVICE_ACCOUNT);
     let mut operator = Operator::start(
         &kubeconfig,
@@ -599,11 +496,7 @@ fn real_cluster_drop_in_with_the_upstream_crds() {
         .into_iter()
         .filter(|e| e.user == OPERATOR_USER)
         .collect();
-    assert!(
-        writes.is_empty(),
-        "the operator loops on upstream's CRDs:\n{}",
-        writes_summary(&writes)
-    );
+    assert!(writes.is_empty(), "the operator loops on upstream's CRDs:\n{}", writes_summary(&writes));
     println!("scenario drop-in-upstream-crds: passed");
 }
 
@@ -616,25 +509,13 @@ fn real_cluster_a_missing_permission_is_reported_on_the_gateway() {
     let cluster = RealCluster::start().unwrap();
     let k = Kubectl { cluster: &cluster };
     install_bundle(&k);
-    k.ok(&[
-        "-n",
-        SYSTEM_NAMESPACE,
-        "scale",
-        "deployment/litellm-impl",
-        "--replicas=0",
-    ]);
+    k.ok(&["-n", SYSTEM_NAMESPACE, "scale", "deployment/litellm-impl", "--replicas=0"]);
     // Take `patch` on Services away from the operator's ClusterRole.
     let role = k.json(&["get", "clusterrole", "litellm-impl"]);
     let mut rules = role["rules"].as_array().unwrap().clone();
     let index = rules
         .iter()
-        .position(|r| {
-            r["resources"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|x| x == "services")
-        })
+        .position(|r| r["resources"].as_array().unwrap().iter().any(|x| x == "services"))
         .expect("the bundle grants access to services");
     let mut services = rules[index].clone();
     rules[index]["resources"] = serde_json::json!(
@@ -649,14 +530,7 @@ fn real_cluster_a_missing_permission_is_reported_on_the_gateway() {
     services["verbs"] = serde_json::json!(["list", "watch", "delete"]);
     rules.push(services);
     let patch = serde_json::json!([{"op": "replace", "path": "/rules", "value": rules}]);
-    k.ok(&[
-        "patch",
-        "clusterrole",
-        "litellm-impl",
-        "--type=json",
-        "-p",
-        &patch.to_string(),
-    ]);
+    k.ok(&["patch", "clusterrole", "litellm-impl", "--type=json", "-p", &patch.to_string()]);
 
     let kubeconfig = operator_kubeconfig(&cluster, SERVICE_ACCOUNT);
     let mut operator = Operator::start(
@@ -665,16 +539,8 @@ fn real_cluster_a_missing_permission_is_reported_on_the_gateway() {
         &["--leader-elect=false"],
     );
     let (file, namespace, name) = UPSTREAM_SAMPLES[0];
-    k.ok(&[
-        "apply",
-        "--server-side",
-        "-f",
-        sample(file).to_str().unwrap(),
-    ]);
-    k.ok_with(
-        &["apply", "-f", "-"],
-        Some(&api_key_secret(namespace, "key-one")),
-    );
+    k.ok(&["apply", "--server-side", "-f", sample(file).to_str().unwrap()]);
+    k.ok_with(&["apply", "-f", "-"], Some(&api_key_secret(namespace, "key-one")));
     let programmed = eventually(
         "Programmed=False naming the forbidden request",
         Duration::from_secs(60),
@@ -683,10 +549,7 @@ fn real_cluster_a_missing_permission_is_reported_on_the_gateway() {
             let gateway = k.json(&["get", "aigateway", name, "-n", namespace]);
             let programmed = condition(&gateway, "Programmed");
             (programmed["status"] == "False"
-                && programmed["message"]
-                    .as_str()
-                    .unwrap_or("")
-                    .contains("forbidden"))
+                && programmed["message"].as_str().unwrap_or("").contains("forbidden"))
             .then_some(programmed)
         },
     );
@@ -696,14 +559,8 @@ fn real_cluster_a_missing_permission_is_reported_on_the_gateway() {
         !message.contains("ErrorResponse") && !message.contains("Status {"),
         "no Debug dump in a condition: {message}"
     );
-    assert!(
-        message.contains("services"),
-        "names the resource: {message}"
-    );
-    assert!(
-        message.contains("RBAC") || message.contains("ClusterRole"),
-        "says what to do: {message}"
-    );
+    assert!(message.contains("services"), "names the resource: {message}");
+    assert!(message.contains("RBAC") || message.contains("ClusterRole"), "says what to do: {message}");
     operator.assert_running();
     // It keeps retrying with backoff, not in a tight loop: a handful of denied requests.
     std::thread::sleep(Duration::from_secs(5));
@@ -727,13 +584,7 @@ fn real_cluster_leader_election_hands_over_after_the_leader_is_killed() {
     let cluster = RealCluster::start().unwrap();
     let k = Kubectl { cluster: &cluster };
     install_bundle(&k);
-    k.ok(&[
-        "-n",
-        SYSTEM_NAMESPACE,
-        "scale",
-        "deployment/litellm-impl",
-        "--replicas=0",
-    ]);
+    k.ok(&["-n", SYSTEM_NAMESPACE, "scale", "deployment/litellm-impl", "--replicas=0"]);
     let second = "litellm-impl-b";
     k.ok(&["-n", SYSTEM_NAMESPACE, "create", "serviceaccount", second]);
     k.ok(&[
@@ -761,29 +612,15 @@ fn real_cluster_leader_election_hands_over_after_the_leader_is_killed() {
         "replica-a",
     );
     let holder = |k: &Kubectl| {
-        k.run(
-            &[
-                "get",
-                "lease",
-                "litellm-impl",
-                "-n",
-                SYSTEM_NAMESPACE,
-                "-o",
-                "json",
-            ],
-            None,
-        )
-        .status
-        .success()
-        .then(|| k.json(&["get", "lease", "litellm-impl", "-n", SYSTEM_NAMESPACE]))
-        .and_then(|lease| lease["spec"]["holderIdentity"].as_str().map(str::to_string))
+        k.run(&["get", "lease", "litellm-impl", "-n", SYSTEM_NAMESPACE, "-o", "json"], None)
+            .status
+            .success()
+            .then(|| k.json(&["get", "lease", "litellm-impl", "-n", SYSTEM_NAMESPACE]))
+            .and_then(|lease| lease["spec"]["holderIdentity"].as_str().map(str::to_string))
     };
-    eventually(
-        "replica-a to hold the lease",
-        Duration::from_secs(30),
-        || a.log(),
-        || (holder(&k).as_deref() == Some("replica-a")).then_some(()),
-    );
+    eventually("replica-a to hold the lease", Duration::from_secs(30), || a.log(), || {
+        (holder(&k).as_deref() == Some("replica-a")).then_some(())
+    });
     let mut b = Operator::start_as(
         &operator_kubeconfig(&cluster, second),
         cluster.dir().join("operator-b.log"),
@@ -800,8 +637,7 @@ fn real_cluster_leader_election_hands_over_after_the_leader_is_killed() {
 
     a.signal("KILL");
     let killed = Instant::now();
-    a.wait_exit(Duration::from_secs(5))
-        .expect("kill -9 ends the process");
+    a.wait_exit(Duration::from_secs(5)).expect("kill -9 ends the process");
     eventually(
         "replica-b to take the lease over",
         Duration::from_secs(duration + 10),
@@ -825,25 +661,10 @@ fn real_cluster_leader_election_hands_over_after_the_leader_is_killed() {
         "-p",
         r#"[{"op":"add","path":"/spec/aiModels/-","value":{"provider":"openai","name":"gpt-4o"}}]"#,
     ]);
-    eventually(
-        "the new leader to render the edit",
-        Duration::from_secs(60),
-        || b.log(),
-        || {
-            let config = k.json(&[
-                "get",
-                "configmap",
-                &format!("{name}-config"),
-                "-n",
-                namespace,
-            ]);
-            config["data"]["config.yaml"]
-                .as_str()
-                .unwrap_or("")
-                .contains("gpt-4o")
-                .then_some(())
-        },
-    );
+    eventually("the new leader to render the edit", Duration::from_secs(60), || b.log(), || {
+        let config = k.json(&["get", "configmap", &format!("{name}-config"), "-n", namespace]);
+        config["data"]["config.yaml"].as_str().unwrap_or("").contains("gpt-4o").then_some(())
+    });
     wait_gateway_ready(&k, &b, namespace, name);
 
     let writes: Vec<AuditEvent> = cluster
@@ -855,10 +676,7 @@ fn real_cluster_leader_election_hands_over_after_the_leader_is_killed() {
         .collect();
     let by = |user: &str| writes.iter().filter(|e| e.user == user).collect::<Vec<_>>();
     let (writes_a, writes_b) = (by(OPERATOR_USER), by(&user_b));
-    assert!(
-        !writes_a.is_empty() && !writes_b.is_empty(),
-        "both replicas led once"
-    );
+    assert!(!writes_a.is_empty() && !writes_b.is_empty(), "both replicas led once");
     let last_a = writes_a.iter().map(|e| e.completed.as_str()).max().unwrap();
     let first_b = writes_b.iter().map(|e| e.received.as_str()).min().unwrap();
     assert!(
@@ -866,16 +684,8 @@ fn real_cluster_leader_election_hands_over_after_the_leader_is_killed() {
         "replica-b wrote at {first_b} before replica-a's last write at {last_a}"
     );
     b.signal("TERM");
-    assert_eq!(
-        b.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()),
-        Some(0),
-        "{}",
-        b.log()
-    );
-    println!(
-        "scenario leader-election: passed (takeover in {:.1} s)",
-        takeover.as_secs_f64()
-    );
+    assert_eq!(b.wait_exit(Duration::from_secs(20)).and_then(|s| s.code()), Some(0), "{}", b.log());
+    println!("scenario leader-election: passed (takeover in {:.1} s)", takeover.as_secs_f64());
 }
 
 /// Pod Security admission: a namespace enforcing "restricted" admits the generated
@@ -886,13 +696,7 @@ fn real_cluster_generated_pods_pass_pod_security_restricted() {
     let cluster = RealCluster::start().unwrap();
     let k = Kubectl { cluster: &cluster };
     install_bundle(&k);
-    k.ok(&[
-        "-n",
-        SYSTEM_NAMESPACE,
-        "scale",
-        "deployment/litellm-impl",
-        "--replicas=0",
-    ]);
+    k.ok(&["-n", SYSTEM_NAMESPACE, "scale", "deployment/litellm-impl", "--replicas=0"]);
     let operator = Operator::start(
         &operator_kubeconfig(&cluster, SERVICE_ACCOUNT),
         cluster.dir().join("operator.log"),
@@ -907,16 +711,8 @@ fn real_cluster_generated_pods_pass_pod_security_restricted() {
         "pod-security.kubernetes.io/enforce=restricted",
         "pod-security.kubernetes.io/enforce-version=latest",
     ]);
-    k.ok(&[
-        "apply",
-        "--server-side",
-        "-f",
-        sample(file).to_str().unwrap(),
-    ]);
-    k.ok_with(
-        &["apply", "-f", "-"],
-        Some(&api_key_secret(namespace, "key-one")),
-    );
+    k.ok(&["apply", "--server-side", "-f", sample(file).to_str().unwrap()]);
+    k.ok_with(&["apply", "-f", "-"], Some(&api_key_secret(namespace, "key-one")));
     wait_gateway_ready(&k, &operator, namespace, name);
     let pods = k.json(&["get", "pods", "-n", namespace]);
     assert_eq!(pods["items"].as_array().unwrap().len(), 1, "{pods}");
