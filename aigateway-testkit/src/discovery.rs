@@ -310,6 +310,9 @@ pub(crate) fn table(
     resource_version: &str,
     include: &str,
 ) -> Value {
+    if info.group.is_empty() && info.plural == "events" {
+        return events_table(items, resource_version, include);
+    }
     let columns: Vec<Value> = info
         .crd
         .as_ref()
@@ -371,13 +374,104 @@ pub(crate) fn table(
                 }
                 cells.push(json!(human_age(meta_str(obj, "creationTimestamp"))));
             }
-            let mut row = json!({"cells": cells});
-            match include {
-                "None" => {}
-                "Object" => row["object"] = obj.clone(),
-                _ => row["object"] = partial(obj),
+            table_row(cells, obj, include)
+        })
+        .collect();
+    json!({
+        "kind": "Table", "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": resource_version},
+        "columnDefinitions": defs,
+        "rows": rows,
+    })
+}
+
+fn table_row(cells: Vec<Value>, obj: &Value, include: &str) -> Value {
+    let mut row = json!({"cells": cells});
+    match include {
+        "None" => {}
+        "Object" => row["object"] = obj.clone(),
+        _ => row["object"] = partial(obj),
+    }
+    row
+}
+
+/// The Table of core/v1 Events, with the API server's columns (the ones `kubectl get
+/// events` shows, and with `-o wide` the priority-1 ones): no leading Name column.
+fn events_table(items: &[Value], resource_version: &str, include: &str) -> Value {
+    const COLUMNS: [(&str, u8); 10] = [
+        ("Last Seen", 0),
+        ("Type", 0),
+        ("Reason", 0),
+        ("Object", 0),
+        ("Subobject", 1),
+        ("Source", 1),
+        ("Message", 0),
+        ("First Seen", 1),
+        ("Count", 1),
+        ("Name", 1),
+    ];
+    let defs: Vec<Value> = COLUMNS
+        .iter()
+        .map(|(name, priority)| {
+            let format = if *name == "Name" { "name" } else { "" };
+            json!({"name": name, "type": "string", "format": format, "description": "", "priority": priority})
+        })
+        .collect();
+    let text = |v: &Value, pointer: &str| {
+        v.pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|e| {
+            let first = match text(e, "/firstTimestamp") {
+                t if t.is_empty() => human_age(&text(e, "/eventTime")),
+                t => human_age(&t),
+            };
+            let mut last = match text(e, "/lastTimestamp") {
+                t if t.is_empty() => first.clone(),
+                t => human_age(&t),
+            };
+            let mut count = e.get("count").and_then(Value::as_i64).unwrap_or(0);
+            if let Some(series) = e.get("series").filter(|s| s.is_object()) {
+                last = human_age(&text(series, "/lastObservedTime"));
+                count = series.get("count").and_then(Value::as_i64).unwrap_or(0);
+            } else if count == 0 {
+                count = 1;
             }
-            row
+            let kind = text(e, "/involvedObject/kind").to_lowercase();
+            let target = match text(e, "/involvedObject/name") {
+                n if n.is_empty() => kind,
+                n => format!("{kind}/{n}"),
+            };
+            let component = match text(e, "/source/component") {
+                c if c.is_empty() => text(e, "/reportingComponent"),
+                c => c,
+            };
+            let instance = match text(e, "/source/host") {
+                h if h.is_empty() => text(e, "/reportingInstance"),
+                h => h,
+            };
+            let source = match (component.is_empty(), instance.is_empty()) {
+                (true, _) => String::new(),
+                (false, true) => component,
+                (false, false) => format!("{component}, {instance}"),
+            };
+            let cells = vec![
+                json!(last),
+                json!(text(e, "/type")),
+                json!(text(e, "/reason")),
+                json!(target),
+                json!(text(e, "/involvedObject/fieldPath")),
+                json!(source),
+                json!(text(e, "/message").trim()),
+                json!(first),
+                json!(count),
+                json!(meta_str(e, "name")),
+            ];
+            table_row(cells, e, include)
         })
         .collect();
     json!({

@@ -30,7 +30,9 @@
 //!   namespaced or cluster-scoped, with or without a status subresource, and sets the
 //!   `NamesAccepted` and `Established` conditions; deleting it removes its objects.
 //! - **Reads**: get; list with label selectors (`=`, `==`, `!=`, `in`, `notin`, exists,
-//!   `!`exists), field selectors (`metadata.name`, `metadata.namespace`, any dotted path),
+//!   `!`exists), field selectors (`metadata.name`, `metadata.namespace`, the fields a
+//!   resource supports on a real API server such as Event `involvedObject.*` or a CRD's
+//!   `selectableFields`; 400 for any other),
 //!   `limit`/`continue`; `PartialObjectMetadata` and `meta.k8s.io/v1` `Table` responses
 //!   (columns from the CRD's `additionalPrinterColumns`; kubectl's usual columns for
 //!   Deployments, Services, ConfigMaps, Secrets and Namespaces; NAME and AGE otherwise),
@@ -92,7 +94,9 @@
 //!   status. Operators watch the Deployment's status, not its pods, so the loop sees
 //!   the same signals; use the delay or [`ApiServer::put_object`] to script rollouts.
 //! - **No schemas for built-in kinds.** Built-in objects are stored as sent plus the
-//!   defaults controllers notice (Deployment `replicas`; Service `type`, port
+//!   defaults controllers notice (Deployment `replicas`, `strategy`,
+//!   `revisionHistoryLimit`, `progressDeadlineSeconds` and the pod template's defaults
+//!   such as `imagePullPolicy`, `dnsPolicy`, port `protocol`; Service `type`, port
 //!   `protocol`/`targetPort`, `clusterIP`; Secret `type` and `stringData`; Namespace
 //!   phase). Mistyped fields in them are not rejected; render built-ins from typed
 //!   `k8s-openapi` structs and that class of bug cannot occur. Custom resources, whose
@@ -112,7 +116,8 @@
 //! - **Little protobuf, no CBOR, no aggregated discovery documents, no `/openapi/v2`.**
 //!   Responses are JSON, which every client accepts, and clients fall back to legacy
 //!   discovery. Protobuf request bodies are decoded only for what `kubectl create
-//!   namespace|configmap|secret|serviceaccount` sends; use `kubectl apply` otherwise.
+//!   namespace|configmap|secret|serviceaccount|deployment` sends; use `kubectl apply`
+//!   otherwise.
 //! - **Server-side apply through the events.k8s.io view of Events** merges the applied
 //!   configuration without field ownership (kube's event `Recorder` uses create and
 //!   merge patch, which behave exactly).
@@ -201,6 +206,7 @@
 
 #![warn(missing_docs)]
 
+mod defaults;
 mod discovery;
 mod events;
 mod faults;

@@ -347,6 +347,51 @@ pub(crate) fn path_string(path: &[PathElem]) -> String {
     s
 }
 
+/// The first associative list of an apply configuration that holds two items with the
+/// same key, worded as the API server's structured-merge-diff does:
+/// `.spec.template.spec.containers[name="main"].env: duplicate entries for key [name="A"]`.
+/// A real server refuses such an apply configuration (the merge is ambiguous), while a
+/// create or update with the same list is stored as sent.
+pub(crate) fn duplicate_list_key(applied: &Value, ctx: &ListCtx) -> Option<String> {
+    fn walk(v: &Value, ctx: &ListCtx, path: &mut FieldPath) -> Option<String> {
+        match v {
+            Value::Object(m) => m.iter().find_map(|(k, child)| {
+                path.push(PathElem::Field(k.clone()));
+                let found = walk(child, ctx, path);
+                path.pop();
+                found
+            }),
+            Value::Array(items) => {
+                let ListKind::Map(keys) = ctx.list_kind(path) else {
+                    return None;
+                };
+                let mut seen = BTreeSet::new();
+                for item in items {
+                    let Some(key) = item_key(item, &keys) else {
+                        continue;
+                    };
+                    if !seen.insert(key.clone()) {
+                        let shown = path_string(&[PathElem::Key(key)]);
+                        return Some(format!(
+                            "{}: duplicate entries for key {shown}",
+                            path_string(path)
+                        ));
+                    }
+                    path.push(PathElem::Key(key));
+                    let found = walk(item, ctx, path);
+                    path.pop();
+                    if found.is_some() {
+                        return found;
+                    }
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+    walk(applied, ctx, &mut Vec::new())
+}
+
 /// Encodes a field set as a `fieldsV1` tree.
 pub(crate) fn to_fields_v1(set: &BTreeSet<FieldPath>) -> Value {
     let mut root = Map::new();
@@ -528,6 +573,26 @@ pub(crate) struct Conflict {
     pub manager: String,
     pub api_version: String,
     pub path: String,
+    /// The conflicting manager's operation (`Apply` or `Update`).
+    pub operation: String,
+    /// The conflicting manager's subresource (`status`, or empty).
+    pub subresource: String,
+}
+
+impl Conflict {
+    /// The manager as the API server names it in a conflict: `"m"` for an applier,
+    /// `"m" using v1` for an updater, with `with subresource "status"` when it wrote
+    /// through one.
+    pub(crate) fn manager_description(&self) -> String {
+        let mut s = format!("{:?}", self.manager);
+        if !self.subresource.is_empty() {
+            s.push_str(&format!(" with subresource {:?}", self.subresource));
+        }
+        if self.operation == "Update" {
+            s.push_str(&format!(" using {}", self.api_version));
+        }
+        s
+    }
 }
 
 /// Server-side apply: merges `applied` into `live`, updating field ownership.
@@ -565,6 +630,8 @@ pub(crate) fn server_side_apply(
                     manager: m.manager.clone(),
                     api_version: m.api_version.clone(),
                     path: path_string(p),
+                    operation: m.operation.clone(),
+                    subresource: m.subresource.clone(),
                 });
                 conflicting.insert(p.clone());
             }
@@ -857,8 +924,9 @@ pub(crate) enum JsonPatchError {
     /// The document is not a JSON patch (answered 400).
     #[error("invalid JSON patch: {0}")]
     Parse(String),
-    /// An operation failed, for example a `test` (answered 422).
-    #[error("the server rejected our request due to an error in our request: {0}")]
+    /// An operation failed, for example a `test` (answered 422). The API server names
+    /// neither the operation nor the path, and neither does this message.
+    #[error("the server rejected our request due to an error in our request")]
     Apply(String),
 }
 

@@ -1,6 +1,7 @@
 //! A minimal decoder for the Kubernetes protobuf encoding, for the request bodies kubectl
 //! sends as `application/vnd.kubernetes.protobuf` (`kubectl create namespace|configmap|
-//! secret|serviceaccount`). Responses are always JSON, which kubectl also accepts.
+//! secret|serviceaccount|deployment`). Responses are always JSON, which kubectl also
+//! accepts.
 //!
 //! Only the kinds below are understood; other protobuf bodies get 415.
 
@@ -193,6 +194,145 @@ fn single_string_message(b: &[u8], field_name: &str) -> Result<Value, ProtoError
     Ok(Value::Object(m))
 }
 
+fn strings(m: &mut Map<String, Value>, field: &str, x: &[u8]) {
+    push(m, field, string(x));
+}
+
+/// `metav1.LabelSelector`: `matchLabels` (1) and `matchExpressions` (2).
+fn label_selector(b: &[u8]) -> Result<Value, ProtoError> {
+    let mut r = Reader::new(b);
+    let mut m = Map::new();
+    while let Some((f, w)) = r.next()? {
+        match (f, w) {
+            (1, Wire::Bytes(x)) => insert_entry(&mut m, "matchLabels", x, false)?,
+            (2, Wire::Bytes(x)) => {
+                let mut e = Map::new();
+                let mut rr = Reader::new(x);
+                while let Some((ef, ew)) = rr.next()? {
+                    match (ef, ew) {
+                        (1, Wire::Bytes(s)) => drop(e.insert("key".into(), string(s))),
+                        (2, Wire::Bytes(s)) => drop(e.insert("operator".into(), string(s))),
+                        (3, Wire::Bytes(s)) => strings(&mut e, "values", s),
+                        _ => {}
+                    }
+                }
+                push(&mut m, "matchExpressions", Value::Object(e));
+            }
+            _ => {}
+        }
+    }
+    Ok(Value::Object(m))
+}
+
+/// `core.v1.Container`, the fields `kubectl create deployment` sets (name, image,
+/// command, args, ports, env, resources).
+fn container(b: &[u8]) -> Result<Value, ProtoError> {
+    let mut r = Reader::new(b);
+    let mut m = Map::new();
+    while let Some((f, w)) = r.next()? {
+        let Wire::Bytes(x) = w else { continue };
+        match f {
+            1 => drop(m.insert("name".into(), string(x))),
+            2 => drop(m.insert("image".into(), string(x))),
+            3 => strings(&mut m, "command", x),
+            4 => strings(&mut m, "args", x),
+            5 => drop(m.insert("workingDir".into(), string(x))),
+            6 => {
+                let mut port = Map::new();
+                let mut rr = Reader::new(x);
+                while let Some((pf, pw)) = rr.next()? {
+                    match (pf, pw) {
+                        (1, Wire::Bytes(s)) => drop(port.insert("name".into(), string(s))),
+                        (2, Wire::Varint(v)) if v != 0 => {
+                            drop(port.insert("hostPort".into(), json!(v)))
+                        }
+                        (3, Wire::Varint(v)) => drop(port.insert("containerPort".into(), json!(v))),
+                        (4, Wire::Bytes(s)) => drop(port.insert("protocol".into(), string(s))),
+                        (5, Wire::Bytes(s)) => drop(port.insert("hostIP".into(), string(s))),
+                        _ => {}
+                    }
+                }
+                port.retain(|_, v| !v.as_str().is_some_and(str::is_empty));
+                push(&mut m, "ports", Value::Object(port));
+            }
+            7 => {
+                let mut env = Map::new();
+                let mut rr = Reader::new(x);
+                while let Some((ef, ew)) = rr.next()? {
+                    match (ef, ew) {
+                        (1, Wire::Bytes(s)) => drop(env.insert("name".into(), string(s))),
+                        (2, Wire::Bytes(s)) => drop(env.insert("value".into(), string(s))),
+                        _ => {}
+                    }
+                }
+                push(&mut m, "env", Value::Object(env));
+            }
+            8 => drop(m.insert("resources".into(), json!({}))),
+            14 => drop(m.insert("imagePullPolicy".into(), string(x))),
+            _ => {}
+        }
+    }
+    m.retain(|_, v| !v.as_str().is_some_and(str::is_empty));
+    Ok(Value::Object(m))
+}
+
+/// `core.v1.PodTemplateSpec`: metadata (1) and a pod spec (2) with its containers (2).
+fn pod_template(b: &[u8]) -> Result<Value, ProtoError> {
+    let mut r = Reader::new(b);
+    let mut m = Map::new();
+    while let Some((f, w)) = r.next()? {
+        match (f, w) {
+            (1, Wire::Bytes(x)) => drop(m.insert("metadata".into(), object_meta(x)?)),
+            (2, Wire::Bytes(x)) => {
+                let mut spec = Map::new();
+                let mut rr = Reader::new(x);
+                while let Some((sf, sw)) = rr.next()? {
+                    match (sf, sw) {
+                        (2, Wire::Bytes(c)) => push(&mut spec, "containers", container(c)?),
+                        (3, Wire::Bytes(s)) => drop(spec.insert("restartPolicy".into(), string(s))),
+                        (8, Wire::Bytes(s)) => {
+                            drop(spec.insert("serviceAccountName".into(), string(s)))
+                        }
+                        _ => {}
+                    }
+                }
+                spec.retain(|_, v| !v.as_str().is_some_and(str::is_empty));
+                m.insert("spec".into(), Value::Object(spec));
+            }
+            _ => {}
+        }
+    }
+    Ok(Value::Object(m))
+}
+
+/// `apps.v1.DeploymentSpec`.
+fn deployment_spec(b: &[u8]) -> Result<Value, ProtoError> {
+    let mut r = Reader::new(b);
+    let mut m = Map::new();
+    while let Some((f, w)) = r.next()? {
+        match (f, w) {
+            (1, Wire::Varint(v)) => drop(m.insert("replicas".into(), json!(v))),
+            (2, Wire::Bytes(x)) => drop(m.insert("selector".into(), label_selector(x)?)),
+            (3, Wire::Bytes(x)) => drop(m.insert("template".into(), pod_template(x)?)),
+            (4, Wire::Bytes(x)) => {
+                let mut strategy = single_string_message(x, "type")?;
+                if let Some(o) = strategy.as_object_mut() {
+                    o.retain(|_, v| !v.as_str().is_some_and(str::is_empty));
+                }
+                m.insert("strategy".into(), strategy);
+            }
+            // Zero values are how gogo-protobuf writes unset non-pointer fields; JSON
+            // omits them.
+            (5, Wire::Varint(v)) if v != 0 => drop(m.insert("minReadySeconds".into(), json!(v))),
+            (6, Wire::Varint(v)) => drop(m.insert("revisionHistoryLimit".into(), json!(v))),
+            (7, Wire::Varint(v)) if v != 0 => drop(m.insert("paused".into(), json!(true))),
+            (9, Wire::Varint(v)) => drop(m.insert("progressDeadlineSeconds".into(), json!(v))),
+            _ => {}
+        }
+    }
+    Ok(Value::Object(m))
+}
+
 fn object(api_version: &str, kind: &str, raw: &[u8]) -> Result<Value, ProtoError> {
     let mut out = Map::new();
     out.insert("apiVersion".into(), json!(api_version));
@@ -231,6 +371,7 @@ fn object(api_version: &str, kind: &str, raw: &[u8]) -> Result<Value, ProtoError
                 }
                 out.insert("spec".into(), Value::Object(spec));
             }
+            ("Deployment", 2) => drop(out.insert("spec".into(), deployment_spec(x)?)),
             ("ServiceAccount", 3) => push(
                 &mut out,
                 "imagePullSecrets",
@@ -269,6 +410,7 @@ pub(crate) fn decode(body: &[u8]) -> Result<Value, ProtoError> {
         ("v1", "ConfigMap" | "Secret" | "Namespace" | "ServiceAccount") => {
             object(&api_version, &kind, raw)
         }
+        ("apps/v1", "Deployment") => object(&api_version, &kind, raw),
         _ => Err(ProtoError::Unsupported(format!("{api_version} {kind}"))),
     }
 }
@@ -304,11 +446,41 @@ mod tests {
 
     #[test]
     fn rejects_unknown_kinds_and_garbage() {
-        let tm = [field(1, b"apps/v1"), field(2, b"Deployment")].concat();
+        let tm = [field(1, b"apps/v1"), field(2, b"StatefulSet")].concat();
         let mut body = b"k8s\0".to_vec();
         body.extend(field(1, &tm));
         assert!(matches!(decode(&body), Err(ProtoError::Unsupported(_))));
         assert!(matches!(decode(b"{}"), Err(ProtoError::NoEnvelope)));
         assert!(decode(b"k8s\0\x0a\xff").is_err());
+    }
+
+    #[test]
+    fn decodes_the_deployment_kubectl_create_sends() {
+        // Captured from `kubectl create deployment web --image=nginx:1.27 --port=8080
+        // --replicas=2 -- sleep 10` (kubectl v1.32).
+        let hex = "6b3873000a150a07617070732f7631120a4465706c6f796d656e7412c9010a1f0a0377656212001a0022002a003200380042005a0a0a0361707012037765621297010802120c0a0a0a0361707012037765621a7d0a1c0a0012001a0022002a003200380042005a0a0a036170701203776562125d123f0a056e67696e78120a6e67696e783a312e32371a05736c6565701a0231302a00320b0a00100018903f22002a0042006a007200800100880100900100a201001a00320042004a0052005800600068008201008a01009a0100c2010022020a00280038001a0c0800100018002000280038001a002200";
+        let body: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        assert_eq!(
+            decode(&body).unwrap(),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "labels": {"app": "web"}},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{
+                        "name": "nginx", "image": "nginx:1.27",
+                        "command": ["sleep", "10"],
+                        "ports": [{"containerPort": 8080}],
+                        "resources": {},
+                    }]},
+                },
+                "strategy": {},
+            }})
+        );
     }
 }

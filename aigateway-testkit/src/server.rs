@@ -869,12 +869,28 @@ fn write_opts(
     })
 }
 
-fn list_opts(query: &BTreeMap<String, String>) -> Result<ListOpts, ApiError> {
+fn list_opts(
+    query: &BTreeMap<String, String>,
+    info: &ResourceInfo,
+    version: &str,
+) -> Result<ListOpts, ApiError> {
+    let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))
+        .map_err(ApiError::bad_request)?;
+    fields
+        .check_supported(info, version)
+        .map_err(ApiError::bad_request)?;
+    if let Some(rv) = query.get("resourceVersion")
+        && !rv.is_empty()
+        && rv.parse::<u64>().is_err()
+    {
+        return Err(ApiError::bad_request(format!(
+            "invalid resource version: resourceVersion: Invalid value: {rv:?}: strconv.ParseUint: parsing {rv:?}: invalid syntax"
+        )));
+    }
     Ok(ListOpts {
         labels: LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))
             .map_err(ApiError::bad_request)?,
-        fields: FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))
-            .map_err(ApiError::bad_request)?,
+        fields,
         limit: match query.get("limit") {
             Some(l) if !l.is_empty() => Some(
                 l.parse()
@@ -1016,7 +1032,7 @@ fn dispatch(
         .map_or("Metadata", String::as_str);
 
     if verb == "watch" {
-        let lo = list_opts(query)?;
+        let lo = list_opts(query, &info, version)?;
         let rv = match query.get("resourceVersion").map(String::as_str) {
             None | Some("") => None,
             Some(r) => Some(
@@ -1074,7 +1090,23 @@ fn dispatch(
             Ok((200, out, Vec::new()))
         }
         "list" => {
-            let lo = list_opts(query)?;
+            let lo = list_opts(query, &info, version)?;
+            // A list at an exact resourceVersion the history no longer holds is expired;
+            // otherwise lists are served at the latest resourceVersion.
+            if query
+                .get("resourceVersionMatch")
+                .is_some_and(|m| m == "Exact")
+                && let Some(rv) = query
+                    .get("resourceVersion")
+                    .and_then(|r| r.parse::<u64>().ok())
+                && rv < st.oldest_resource_version()
+            {
+                return Err(ApiError::new(
+                    410,
+                    "Expired",
+                    "The resourceVersion for the provided list is too old.",
+                ));
+            }
             let mut list = st.list(&info, version, t.namespace.as_deref(), &lo)?;
             let items: Vec<Value> = list["items"]
                 .as_array()
@@ -1104,6 +1136,15 @@ fn dispatch(
                     list["metadata"].get("continue").and_then(Value::as_str),
                 )
             } else {
+                // Items of a list carry no apiVersion or kind on a real API server (the
+                // list's own kind says it); clients must not rely on them.
+                let mut list = list;
+                for item in list["items"].as_array_mut().into_iter().flatten() {
+                    if let Some(m) = item.as_object_mut() {
+                        m.remove("apiVersion");
+                        m.remove("kind");
+                    }
+                }
                 list
             };
             Ok((200, out, Vec::new()))
@@ -1144,12 +1185,11 @@ fn dispatch(
             {
                 PatchType::Apply
             } else {
+                // Worded as the API server words it (it names no accepted types here).
                 return Err(ApiError::new(
                     415,
                     "UnsupportedMediaType",
-                    format!(
-                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml; got {ct:?}"
-                    ),
+                    "415: Unsupported Media Type",
                 ));
             };
             if events_view {
@@ -1165,7 +1205,7 @@ fn dispatch(
                 st.delete(&info, version, &ns, &name, &dopts)
                     .map(|v| (200, v, Vec::new()))
             } else {
-                let lo = list_opts(query)?;
+                let lo = list_opts(query, &info, version)?;
                 st.delete_collection(&info, version, t.namespace.as_deref(), &lo, &dopts)
                     .map(|v| (200, v, Vec::new()))
             }

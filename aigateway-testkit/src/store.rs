@@ -117,7 +117,20 @@ impl ApiError {
             "code": self.code,
         });
         if let Some(d) = &self.details {
-            s["details"] = d.clone();
+            let mut d = d.clone();
+            // Core-group details carry no `group` (JSON omits the empty string).
+            if let Some(m) = d.as_object_mut()
+                && m.get("group").is_some_and(|g| g == "")
+            {
+                m.remove("group");
+            }
+            s["details"] = d;
+        }
+        if self.reason.is_empty() {
+            // An internal error carries no reason.
+            if let Some(m) = s.as_object_mut() {
+                m.remove("reason");
+            }
         }
         s
     }
@@ -130,6 +143,8 @@ pub(crate) struct CrdInfo {
     pub schemas: BTreeMap<String, Value>,
     /// `additionalPrinterColumns` per version.
     pub columns: BTreeMap<String, Vec<Value>>,
+    /// `selectableFields` per version, as field selector paths (`spec.color`).
+    pub selectable: BTreeMap<String, Vec<String>>,
 }
 
 /// A served resource.
@@ -419,6 +434,13 @@ fn meta_mut(v: &mut Value) -> &mut Map<String, Value> {
     v["metadata"]
         .as_object_mut()
         .expect("metadata is an object")
+}
+
+/// Whether a DELETE that removes the object at once answers with the object (as
+/// Services and Pods do on a real API server) rather than a `Status` (ConfigMaps,
+/// Secrets, Deployments, custom resources, ...).
+fn returns_deleted_object(info: &ResourceInfo) -> bool {
+    info.is("", "services") || info.is("", "pods")
 }
 
 fn finalizers(v: &Value) -> usize {
@@ -928,9 +950,15 @@ impl State {
         opts: &WriteOpts,
     ) -> Result<WriteResult, ApiError> {
         if !opts.explicit_manager || opts.field_manager.is_empty() {
-            return Err(ApiError::bad_request(
+            let mut e = ApiError::new(
+                422,
+                "Invalid",
                 "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
-            ));
+            );
+            e.details = Some(json!({"group": "meta.k8s.io", "kind": "PatchOptions",
+                "causes": [{"reason": "FieldValueRequired", "field": "fieldManager",
+                            "message": "Required value: is required for apply patch"}]}));
+            return Err(e);
         }
         let applied: Value = match serde_json::from_slice(body) {
             Ok(v) => v,
@@ -976,6 +1004,19 @@ impl State {
             return Err(ApiError::not_found(info, name));
         }
         let ctx = info.list_ctx(version);
+        if let Some(duplicate) = patch::duplicate_list_key(&applied, &ctx) {
+            // The API server cannot type such an apply configuration and answers 500
+            // (no reason) rather than 422; a create or update with it is accepted.
+            return Err(ApiError::new(
+                500,
+                "",
+                format!(
+                    "failed to create typed patch object ({ns}/{name}; {}, Kind={}): {duplicate}",
+                    info.api_version(version),
+                    info.kind
+                ),
+            ));
+        }
         let scope = match sub {
             Sub::Main => Scope::Main {
                 has_status: info.status,
@@ -1002,24 +1043,25 @@ impl State {
             let n = conflicts.len();
             let mut by_manager: BTreeMap<String, Vec<&patch::Conflict>> = BTreeMap::new();
             for c in &conflicts {
-                by_manager.entry(c.manager.clone()).or_default().push(c);
+                by_manager
+                    .entry(c.manager_description())
+                    .or_default()
+                    .push(c);
             }
             let message = if n == 1 {
                 let c = &conflicts[0];
                 format!(
-                    "Apply failed with 1 conflict: conflict with \"{}\" using {}: {}",
-                    c.manager, c.api_version, c.path
+                    "Apply failed with 1 conflict: conflict with {}: {}",
+                    c.manager_description(),
+                    c.path
                 )
             } else {
                 let parts: Vec<String> = by_manager
                     .iter()
                     .map(|(m, cs)| {
-                        let paths: Vec<String> = cs.iter().map(|c| format!("- {}", c.path)).collect();
-                        format!(
-                            "conflicts with \"{m}\" using {}:\n{}",
-                            cs[0].api_version,
-                            paths.join("\n")
-                        )
+                        let paths: Vec<String> =
+                            cs.iter().map(|c| format!("- {}", c.path)).collect();
+                        format!("conflicts with {m}:\n{}", paths.join("\n"))
                     })
                     .collect();
                 format!("Apply failed with {n} conflicts: {}", parts.join("\n"))
@@ -1028,12 +1070,13 @@ impl State {
                 .iter()
                 .map(|c| {
                     json!({"reason": "FieldManagerConflict",
-                           "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version),
+                           "message": format!("conflict with {}", c.manager_description()),
                            "field": c.path})
                 })
                 .collect();
+            // The API server's apply conflicts name no object, only the conflicting fields.
             let mut e = ApiError::new(409, "Conflict", message);
-            e.details = Some(json!({"name": name, "group": info.group, "kind": info.plural, "causes": causes}));
+            e.details = Some(json!({"causes": causes}));
             e
         })?;
         match old {
@@ -1170,6 +1213,9 @@ impl State {
             return Err(ApiError::invalid(info, name, meta_errs));
         }
         self.builtin_defaults(info, old, &mut new)?;
+        if info.is("apps", "deployments") {
+            warnings.extend(crate::defaults::pod_template_warnings(&new, old));
+        }
         if let Some(schema) = info.schema(version) {
             let unknown = schema::prune(schema, &mut new);
             if !unknown.is_empty() {
@@ -1180,8 +1226,9 @@ impl State {
                             .map(|u| format!("unknown field \"{u}\""))
                             .collect();
                         return Err(ApiError::bad_request(format!(
-                            "strict decoding error: {}",
-                            list.join(", ")
+                            "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {}",
+                            list.join(", "),
+                            kind = info.kind,
                         )));
                     }
                     Validation::Warn => {
@@ -1287,12 +1334,7 @@ impl State {
         new: &mut Value,
     ) -> Result<(), ApiError> {
         match (info.group.as_str(), info.plural.as_str()) {
-            ("apps", "deployments")
-                if new.pointer("/spec/replicas").is_none()
-                    && new.get("spec").is_some_and(Value::is_object) =>
-            {
-                new["spec"]["replicas"] = json!(1);
-            }
+            ("apps", "deployments") => crate::defaults::deployment(new),
             ("", "secrets") => {
                 if new.get("type").is_none() {
                     new["type"] = json!("Opaque");
@@ -1344,6 +1386,14 @@ impl State {
                     m.insert("labels".into(), json!({}));
                 }
                 m["labels"]["kubernetes.io/metadata.name"] = json!(name);
+                if old.is_none() {
+                    // The namespace controller's finalizer; the testkit's synchronous
+                    // cleanup never waits for it.
+                    if !new.get("spec").is_some_and(Value::is_object) {
+                        new["spec"] = json!({});
+                    }
+                    new["spec"]["finalizers"] = json!(["kubernetes"]);
+                }
                 let phase = if meta_str(new, "deletionTimestamp").is_empty() {
                     "Active"
                 } else {
@@ -1581,6 +1631,10 @@ impl State {
                 let mut d = (*dep).clone();
                 if let Some(Value::Array(refs)) = d.pointer_mut("/metadata/ownerReferences") {
                     refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(&uid));
+                    // The garbage collector leaves no empty list behind (JSON omits it).
+                    if refs.is_empty() {
+                        meta_mut(&mut d).remove("ownerReferences");
+                    }
                 }
                 self.put(&dep_info, d);
             }
@@ -1660,11 +1714,13 @@ impl State {
             return Err(ApiError::conflict(info, name));
         }
         if info.is("", "namespaces") && matches!(name, "default" | "kube-system" | "kube-public") {
-            return Err(ApiError::new(
+            let mut e = ApiError::new(
                 403,
                 "Forbidden",
                 format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
-            ));
+            );
+            e.details = Some(json!({"name": name, "kind": "namespaces"}));
+            return Err(e);
         }
         if opts.dry_run {
             return Ok(Self::with_version(info, version, &obj));
@@ -1710,8 +1766,50 @@ impl State {
         let orphan = opts.propagation.as_deref() == Some("Orphan");
         let out = self
             .delete_internal(info, &(ns.to_string(), name.to_string()), orphan)
-            .unwrap_or(obj);
-        Ok(Self::with_version(info, version, &out))
+            .unwrap_or_else(|| obj.clone());
+        if self.get_raw(&info.key(), ns, name).is_some() {
+            return Ok(Self::with_version(info, version, &out));
+        }
+        // Gone already: the testkit collects garbage within the request. A real API server
+        // answers before its garbage collector acts, with the object carrying the
+        // collector's finalizer; without one, it answers with a Status for most kinds.
+        let finalizer = match opts.propagation.as_deref() {
+            Some("Orphan") => Some("orphan"),
+            Some("Foreground") => Some(FOREGROUND),
+            _ if info.is("apiextensions.k8s.io", "customresourcedefinitions") => {
+                Some("customresourcecleanup.apiextensions.k8s.io")
+            }
+            _ => None,
+        };
+        let is_ns = info.is("", "namespaces");
+        if finalizer.is_some() || is_ns {
+            let mut marked = (*obj).clone();
+            let m = meta_mut(&mut marked);
+            if let Some(finalizer) = finalizer {
+                let list = m.entry("finalizers").or_insert_with(|| json!([]));
+                if let Some(a) = list.as_array_mut() {
+                    a.push(json!(finalizer));
+                }
+            }
+            m.entry("deletionTimestamp")
+                .or_insert_with(|| json!(now_string()));
+            m.entry("deletionGracePeriodSeconds").or_insert(json!(0));
+            if is_ns {
+                marked["status"] = json!({"phase": "Terminating"});
+            }
+            return Ok(Self::with_version(info, version, &marked));
+        }
+        if returns_deleted_object(info) {
+            return Ok(Self::with_version(info, version, &out));
+        }
+        let mut details = json!({"name": name, "kind": info.plural, "uid": meta_str(&obj, "uid")});
+        if !info.group.is_empty() {
+            details["group"] = json!(info.group);
+        }
+        Ok(
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                  "details": details}),
+        )
     }
 
     /// DELETE on a collection.
@@ -1732,6 +1830,8 @@ impl State {
             let ns = meta_str(&item, "namespace").to_string();
             let name = meta_str(&item, "name").to_string();
             match self.delete(info, version, &ns, &name, opts) {
+                // A collection delete lists the objects, never per-item Statuses.
+                Ok(v) if v["kind"] == "Status" => items.push(item),
                 Ok(v) => items.push(v),
                 Err(e) if e.code == 404 => {}
                 Err(e) => return Err(e),
@@ -1871,6 +1971,12 @@ impl State {
             tx,
         });
         Ok((initial, rx))
+    }
+
+    /// The oldest resourceVersion still in the history: lists and watches at an older
+    /// one are expired.
+    pub(crate) fn oldest_resource_version(&self) -> u64 {
+        self.history_floor
     }
 
     /// Closes every open watch stream.
@@ -2085,6 +2191,15 @@ pub(crate) fn crd_resource(crd: &Value) -> Result<ResourceInfo, Vec<schema::Fiel
             }
             info.schemas.insert(vname.clone(), sch.clone());
         }
+        let selectable: Vec<String> = v
+            .get("selectableFields")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.get("jsonPath").and_then(Value::as_str))
+            .map(|p| p.trim_start_matches('.').to_string())
+            .collect();
+        info.selectable.insert(vname.clone(), selectable);
         if let Some(cols) = v.get("additionalPrinterColumns").and_then(Value::as_array) {
             info.columns.insert(vname, cols.clone());
         }

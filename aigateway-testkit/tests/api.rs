@@ -304,7 +304,7 @@ async fn every_patch_type() {
         vec![("a".to_string(), "2".to_string())]
     );
 
-    // Apply without a field manager is refused.
+    // Apply without a field manager is refused (422 Invalid, as on a real API server).
     let (code, _, _) = api_code(
         cms.patch(
             "ssa",
@@ -315,7 +315,7 @@ async fn every_patch_type() {
         .await
         .unwrap_err(),
     );
-    assert_eq!(code, 400);
+    assert_eq!(code, 422);
 
     // A patch carrying a stale resourceVersion: 409.
     let (code, _, _) = api_code(
@@ -695,7 +695,8 @@ async fn malformed_requests_get_statuses_and_the_server_survives() {
             "/api/v1/namespaces/default/configmaps/y",
             "application/apply-patch+yaml",
             "kind: ConfigMap\n",
-            400,
+            // No fieldManager: 422, as a real API server answers.
+            422,
         ),
         (
             "PUT",
