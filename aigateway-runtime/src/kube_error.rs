@@ -54,14 +54,18 @@ mod tests {
         let error = kube::Error::Api(Box::new(
             Status::failure("conflict\non two\tlines", "Conflict").with_code(409),
         ));
-        assert_eq!(describe_kube_error(&error), "conflict on two lines (Conflict, HTTP 409)");
+        assert_eq!(
+            describe_kube_error(&error),
+            "conflict on two lines (Conflict, HTTP 409)"
+        );
     }
 
     #[test]
     fn only_a_forbidden_request_says_to_grant_rbac() {
         let forbidden =
             kube::Error::Api(Box::new(Status::failure("no", "Forbidden").with_code(403)));
-        let missing = kube::Error::Api(Box::new(Status::failure("gone", "NotFound").with_code(404)));
+        let missing =
+            kube::Error::Api(Box::new(Status::failure("gone", "NotFound").with_code(404)));
         assert!(describe_kube_error(&forbidden).contains("RBAC"));
         assert!(!describe_kube_error(&missing).contains("RBAC"));
     }

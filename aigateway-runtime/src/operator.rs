@@ -568,9 +568,14 @@ fn watch_failure(error: &watcher::Error) -> String {
 }
 
 /// A cached, label-selected watch of one dynamic kind; `metadata_only` caches metadata.
+/// What every cache reports to: watch health (for `/readyz`) and the first-list gate.
+struct CacheTracking<'a> {
+    health: &'a CacheHealth,
+    gate: &'a SyncGate,
+}
+
 fn dynamic_reflector(
-    health: &CacheHealth,
-    gate: &SyncGate,
+    tracking: &CacheTracking<'_>,
     cache: String,
     client: &Client,
     namespace: Option<&str>,
@@ -616,8 +621,8 @@ fn dynamic_reflector(
     };
     // managedFields are a large share of every object and the loop never reads them.
     let events = events.modify(|object: &mut DynamicObject| object.metadata.managed_fields = None);
-    let listed = mark_listed(gate, cache.clone());
-    let stream = reflect(writer, tracked(health, cache, events))
+    let listed = mark_listed(tracking.gate, cache.clone());
+    let stream = reflect(writer, tracked(tracking.health, cache, events))
         .inspect(listed)
         .touched_objects();
     (reader, stream)
@@ -710,6 +715,10 @@ async fn run_controllers<K: GatewayKind>(
     *gateway_slot.lock().expect("store slot") =
         Some((gateway_reader.clone(), class_reader.clone()));
 
+    let tracking = CacheTracking {
+        health: &health,
+        gate: &gate,
+    };
     // Children, selected by the hash of our controller name.
     let controller_id = names::controller_label_value(&controller_name);
     let selector = format!("{}={}", names::CONTROLLER_LABEL, controller_id);
@@ -717,8 +726,7 @@ async fn run_controllers<K: GatewayKind>(
     let mut child_streams = Vec::new();
     for resource in implementation.child_kinds() {
         let (store, stream) = dynamic_reflector(
-            &health,
-            &gate,
+            &tracking,
             format!("child {}", resource.kind),
             &client,
             namespace.as_deref(),
@@ -738,8 +746,7 @@ async fn run_controllers<K: GatewayKind>(
     let mut related_streams = Vec::new();
     for related in implementation.related() {
         let (store, stream) = dynamic_reflector(
-            &health,
-            &gate,
+            &tracking,
             format!("related {}", related.resource.kind),
             &client,
             namespace.as_deref(),

@@ -50,7 +50,10 @@ pub enum ReconcileError {
         source: ApplyError,
     },
     /// Writing status or metadata failed (409 conflicts included; retried soon).
-    #[error("writing {what} of {gateway} failed: {}", crate::describe_kube_error(source))]
+    #[error(
+        "writing {what} of {gateway} failed: {}",
+        crate::describe_kube_error(source)
+    )]
     Write {
         /// What was written.
         what: &'static str,

@@ -451,7 +451,7 @@ fn real_cluster_operator_as_its_service_account_reconciles_the_upstream_samples(
     let mut operator = Operator::start(
         &kubeconfig,
         cluster.dir().join("operator.log"),
-        &["--lease-namespace", SYSTEM_NAMESPACE],
+        &["--leader-elect", "--lease-namespace", SYSTEM_NAMESPACE],
     );
     apply_upstream_samples(&k);
     for (_, namespace, name) in UPSTREAM_SAMPLES {
@@ -756,7 +756,7 @@ fn real_cluster_leader_election_hands_over_after_the_leader_is_killed() {
         &format!("--serviceaccount={SYSTEM_NAMESPACE}:{second}"),
     ]);
     let user_b = format!("system:serviceaccount:{SYSTEM_NAMESPACE}:{second}");
-    let lease_args = ["--lease-namespace", SYSTEM_NAMESPACE];
+    let lease_args = ["--leader-elect", "--lease-namespace", SYSTEM_NAMESPACE];
     let mut a = Operator::start_as(
         &operator_kubeconfig(&cluster, SERVICE_ACCOUNT),
         cluster.dir().join("operator-a.log"),

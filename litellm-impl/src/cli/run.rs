@@ -194,7 +194,6 @@ impl From<OperatorError> for RunError {
     }
 }
 
-
 /// A client from `path`, or from the default lookup.
 pub async fn client(path: Option<&Path>) -> Result<kube::Client, RunError> {
     let config = match path {
@@ -216,7 +215,8 @@ pub async fn client(path: Option<&Path>) -> Result<kube::Client, RunError> {
             .await
             .map_err(|e| RunError::NoConfig(e.to_string()))?,
     };
-    kube::Client::try_from(config).map_err(|e| RunError::NoConfig(aigateway_runtime::describe_kube_error(&e)))
+    kube::Client::try_from(config)
+        .map_err(|e| RunError::NoConfig(aigateway_runtime::describe_kube_error(&e)))
 }
 
 /// Checks, before competing for it, that the Lease can be created: a server-side dry
