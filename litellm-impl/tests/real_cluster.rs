@@ -128,10 +128,6 @@ struct Operator {
 }
 
 impl Operator {
-    fn start(kubeconfig: &Path, log: PathBuf, extra: &[&str]) -> Self {
-        Self::start_as(kubeconfig, log, extra, "litellm-impl-test")
-    }
-
     /// Starts the operator with `POD_NAME=identity` (its leader-election identity).
     fn start_as(kubeconfig: &Path, log: PathBuf, extra: &[&str], identity: &str) -> Self {
         let admin_port = free_port();
@@ -316,6 +312,45 @@ fn install_bundle_with_upstream_crds(k: &Kubectl) {
     }
 }
 
+/// Which CRDs a scenario's cluster gets.
+#[derive(Clone, Copy)]
+enum Crds {
+    /// Ours, from `deploy/crds/` (the README's install).
+    Ours,
+    /// agent-runtime-operator's published ones (the drop-in case).
+    Upstream,
+}
+
+/// A fresh control plane with the install bundle, whose manager Deployment is scaled to
+/// zero: its pods are kwok fakes, and the operator under test is the built binary.
+fn cluster_with_bundle(crds: Crds) -> RealCluster {
+    let cluster = RealCluster::start().unwrap();
+    let k = Kubectl { cluster: &cluster };
+    match crds {
+        Crds::Ours => install_bundle(&k),
+        Crds::Upstream => install_bundle_with_upstream_crds(&k),
+    }
+    k.ok(&[
+        "-n",
+        SYSTEM_NAMESPACE,
+        "scale",
+        "deployment/litellm-impl",
+        "--replicas=0",
+    ]);
+    cluster
+}
+
+/// The built operator, authenticated as ServiceAccount `account` of the bundle's
+/// namespace, with leader-election identity `identity`.
+fn start_operator(cluster: &RealCluster, account: &str, identity: &str, args: &[&str]) -> Operator {
+    Operator::start_as(
+        &operator_kubeconfig(cluster, account),
+        cluster.dir().join(format!("operator-{identity}.log")),
+        args,
+        identity,
+    )
+}
+
 fn apply_upstream_samples(k: &Kubectl) {
     for (file, namespace, _) in UPSTREAM_SAMPLES {
         k.ok(&[
@@ -436,21 +471,12 @@ fn real_cluster_bundle_installs_and_the_operator_pods_run() {
 #[test]
 fn real_cluster_operator_as_its_service_account_reconciles_the_upstream_samples() {
     let _one_at_a_time = RealCluster::exclusive();
-    let cluster = RealCluster::start().unwrap();
+    let cluster = cluster_with_bundle(Crds::Ours);
     let k = Kubectl { cluster: &cluster };
-    install_bundle(&k);
-    // The bundle's manager pods are fakes (kwok); the real operator is the built binary.
-    k.ok(&[
-        "-n",
-        SYSTEM_NAMESPACE,
-        "scale",
-        "deployment/litellm-impl",
-        "--replicas=0",
-    ]);
-    let kubeconfig = operator_kubeconfig(&cluster, SERVICE_ACCOUNT);
-    let mut operator = Operator::start(
-        &kubeconfig,
-        cluster.dir().join("operator.log"),
+    let mut operator = start_operator(
+        &cluster,
+        SERVICE_ACCOUNT,
+        "replica-a",
         &["--leader-elect", "--lease-namespace", SYSTEM_NAMESPACE],
     );
     apply_upstream_samples(&k);
@@ -569,20 +595,12 @@ fn real_cluster_operator_as_its_service_account_reconciles_the_upstream_samples(
 #[test]
 fn real_cluster_drop_in_with_the_upstream_crds() {
     let _one_at_a_time = RealCluster::exclusive();
-    let cluster = RealCluster::start().unwrap();
+    let cluster = cluster_with_bundle(Crds::Upstream);
     let k = Kubectl { cluster: &cluster };
-    install_bundle_with_upstream_crds(&k);
-    k.ok(&[
-        "-n",
-        SYSTEM_NAMESPACE,
-        "scale",
-        "deployment/litellm-impl",
-        "--replicas=0",
-    ]);
-    let kubeconfig = operator_kubeconfig(&cluster, SERVICE_ACCOUNT);
-    let mut operator = Operator::start(
-        &kubeconfig,
-        cluster.dir().join("operator.log"),
+    let mut operator = start_operator(
+        &cluster,
+        SERVICE_ACCOUNT,
+        "replica-a",
         &["--leader-elect=false"],
     );
     apply_upstream_samples(&k);
@@ -616,16 +634,8 @@ fn real_cluster_drop_in_with_the_upstream_crds() {
 #[test]
 fn real_cluster_a_missing_permission_is_reported_on_the_gateway() {
     let _one_at_a_time = RealCluster::exclusive();
-    let cluster = RealCluster::start().unwrap();
+    let cluster = cluster_with_bundle(Crds::Ours);
     let k = Kubectl { cluster: &cluster };
-    install_bundle(&k);
-    k.ok(&[
-        "-n",
-        SYSTEM_NAMESPACE,
-        "scale",
-        "deployment/litellm-impl",
-        "--replicas=0",
-    ]);
     // Take `patch` on Services away from the operator's ClusterRole.
     let role = k.json(&["get", "clusterrole", "litellm-impl"]);
     let mut rules = role["rules"].as_array().unwrap().clone();
@@ -661,10 +671,10 @@ fn real_cluster_a_missing_permission_is_reported_on_the_gateway() {
         &patch.to_string(),
     ]);
 
-    let kubeconfig = operator_kubeconfig(&cluster, SERVICE_ACCOUNT);
-    let mut operator = Operator::start(
-        &kubeconfig,
-        cluster.dir().join("operator.log"),
+    let mut operator = start_operator(
+        &cluster,
+        SERVICE_ACCOUNT,
+        "replica-a",
         &["--leader-elect=false"],
     );
     let (file, namespace, name) = UPSTREAM_SAMPLES[0];
@@ -727,16 +737,8 @@ fn real_cluster_a_missing_permission_is_reported_on_the_gateway() {
 #[test]
 fn real_cluster_leader_election_hands_over_after_the_leader_is_killed() {
     let _one_at_a_time = RealCluster::exclusive();
-    let cluster = RealCluster::start().unwrap();
+    let cluster = cluster_with_bundle(Crds::Ours);
     let k = Kubectl { cluster: &cluster };
-    install_bundle(&k);
-    k.ok(&[
-        "-n",
-        SYSTEM_NAMESPACE,
-        "scale",
-        "deployment/litellm-impl",
-        "--replicas=0",
-    ]);
     let second = "litellm-impl-b";
     k.ok(&["-n", SYSTEM_NAMESPACE, "create", "serviceaccount", second]);
     k.ok(&[
@@ -757,12 +759,7 @@ fn real_cluster_leader_election_hands_over_after_the_leader_is_killed() {
     ]);
     let user_b = format!("system:serviceaccount:{SYSTEM_NAMESPACE}:{second}");
     let lease_args = ["--leader-elect", "--lease-namespace", SYSTEM_NAMESPACE];
-    let mut a = Operator::start_as(
-        &operator_kubeconfig(&cluster, SERVICE_ACCOUNT),
-        cluster.dir().join("operator-a.log"),
-        &lease_args,
-        "replica-a",
-    );
+    let mut a = start_operator(&cluster, SERVICE_ACCOUNT, "replica-a", &lease_args);
     let holder = |k: &Kubectl| {
         k.run(
             &[
@@ -787,12 +784,7 @@ fn real_cluster_leader_election_hands_over_after_the_leader_is_killed() {
         || a.log(),
         || (holder(&k).as_deref() == Some("replica-a")).then_some(()),
     );
-    let mut b = Operator::start_as(
-        &operator_kubeconfig(&cluster, second),
-        cluster.dir().join("operator-b.log"),
-        &lease_args,
-        "replica-b",
-    );
+    let mut b = start_operator(&cluster, second, "replica-b", &lease_args);
     apply_upstream_samples(&k);
     for (_, namespace, name) in UPSTREAM_SAMPLES {
         wait_gateway_ready(&k, &a, namespace, name);
@@ -886,19 +878,12 @@ fn real_cluster_leader_election_hands_over_after_the_leader_is_killed() {
 #[test]
 fn real_cluster_generated_pods_pass_pod_security_restricted() {
     let _one_at_a_time = RealCluster::exclusive();
-    let cluster = RealCluster::start().unwrap();
+    let cluster = cluster_with_bundle(Crds::Ours);
     let k = Kubectl { cluster: &cluster };
-    install_bundle(&k);
-    k.ok(&[
-        "-n",
-        SYSTEM_NAMESPACE,
-        "scale",
-        "deployment/litellm-impl",
-        "--replicas=0",
-    ]);
-    let operator = Operator::start(
-        &operator_kubeconfig(&cluster, SERVICE_ACCOUNT),
-        cluster.dir().join("operator.log"),
+    let operator = start_operator(
+        &cluster,
+        SERVICE_ACCOUNT,
+        "replica-a",
         &["--leader-elect=false"],
     );
     let (file, namespace, name) = UPSTREAM_SAMPLES[0];
