@@ -372,6 +372,9 @@ impl<K: GatewayKind> Operator<K> {
             }
             info!(identity = %election.identity, "acquired leadership");
             self.metrics.set_leader(true);
+            // A new leader is ready once its own caches have listed (run_controllers
+            // sets the flag again), not because it was a ready standby.
+            self.ready.store(false, Ordering::Release);
             let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
             let stop: ShutdownSignal = {
                 let shutdown = self.shutdown.clone();
@@ -823,6 +826,7 @@ async fn run_controllers<K: GatewayKind>(
     };
 
     let gateway_shared = shared.clone();
+    let class_gate = gate.clone();
     let gateways = gateway_controller.graceful_shutdown_on(stop.clone()).run(
         move |gateway, shared| {
             let gate = gate.clone();
@@ -837,8 +841,17 @@ async fn run_controllers<K: GatewayKind>(
         reconcile::error_policy,
         gateway_shared,
     );
+    // Classes wait too: their finalizer depends on which gateways use them, and an
+    // unlisted gateway cache would read as "none", dropping the finalizer of every class
+    // in use at each start.
     let classes = class_controller.graceful_shutdown_on(stop.clone()).run(
-        reconcile::reconcile_class,
+        move |class, shared| {
+            let gate = class_gate.clone();
+            async move {
+                gate.wait().await;
+                reconcile::reconcile_class(class, shared).await
+            }
+        },
         reconcile::class_error_policy,
         shared.clone(),
     );

@@ -367,17 +367,19 @@ pub async fn reconcile<K: GatewayKind>(
     );
 
     if gateway.meta().deletion_timestamp.is_some() {
-        if shared.implementation.has_cleanup()
-            && gateway.finalizers().iter().any(|f| f == names::FINALIZER)
-        {
-            shared
-                .implementation
-                .cleanup(&gateway, &shared.context)
-                .await
-                .map_err(|source| ReconcileError::Transient {
-                    gateway: name.clone(),
-                    source,
-                })?;
+        if gateway.finalizers().iter().any(|f| f == names::FINALIZER) {
+            // Without a cleanup (e.g. after an upgrade that dropped it) the finalizer
+            // still goes, or the gateway would stay Terminating forever.
+            if shared.implementation.has_cleanup() {
+                shared
+                    .implementation
+                    .cleanup(&gateway, &shared.context)
+                    .await
+                    .map_err(|source| ReconcileError::Transient {
+                        gateway: name.clone(),
+                        source,
+                    })?;
+            }
             shared
                 .set_marks(&gateway, shared.owns_conditions(&gateway), false)
                 .await?;

@@ -149,3 +149,44 @@ async fn the_class_finalizer_goes_with_the_last_gateway() {
     })
     .await;
 }
+
+/// A restart while a class in use is being deleted: the new operator must not read its
+/// not-yet-listed gateway cache as "no gateway uses the class" and let the class go.
+#[tokio::test]
+async fn a_restart_keeps_the_finalizer_of_a_class_being_deleted() {
+    let server = server(Duration::ZERO).await;
+    let client = server.client();
+    create_class(&client, "minimal", CONTROLLER, false).await;
+    let running = start(operator(client.clone(), Minimal::default()));
+    create_gateway(&client, &gateway("a", Some("minimal"), &["m"])).await;
+    wait_condition(&client, "a", "Ready", "True").await;
+    let classes = Api::<AiGatewayClass>::all(client.clone());
+    eventually(10 * SECOND, "the class holds our finalizer", || async {
+        let class = classes.get("minimal").await.ok()?;
+        class
+            .finalizers()
+            .iter()
+            .any(|f| f == CLASS_FINALIZER)
+            .then_some(())
+    })
+    .await;
+    running.stop().await;
+    classes
+        .delete("minimal", &DeleteParams::default())
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        let restarted = start(operator(client.clone(), Minimal::default()));
+        eventually(10 * SECOND, "Accepted says the class is going", || async {
+            condition(&client, "a", "Accepted")
+                .await
+                .filter(|(status, reason, _)| status == "True" && reason == "ClassDeleting")
+        })
+        .await;
+        restarted.stop().await;
+        assert!(
+            classes.get_opt("minimal").await.unwrap().is_some(),
+            "a restart let the class in use go"
+        );
+    }
+}

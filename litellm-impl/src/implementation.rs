@@ -195,15 +195,18 @@ impl GatewayImplementation for LiteLlmGateway {
 
     fn related(&self) -> Vec<RelatedWatch> {
         vec![
-            // Secrets a gateway reads: api-key-secrets and env/envFrom references in its
-            // namespace; guard credentials may live anywhere, so guarded gateways too.
+            // Secrets a gateway reads: api-key-secrets, env/envFrom references and guard
+            // credentials, all in its own namespace (credentials from other namespaces
+            // are refused), so a Secret elsewhere reconciles no gateway.
             RelatedWatch::new::<Secret>(|secret: &DynamicObject, gateways: &[Arc<AiGateway>]| {
                 let (namespace, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
                 refs(
                     gateways
                         .iter()
                         .filter(|g| {
-                            !g.spec.guardrails.is_empty() || reads_secret(g, &namespace, &name)
+                            g.namespace().as_deref() == Some(namespace.as_str())
+                                && (!g.spec.guardrails.is_empty()
+                                    || reads_secret(g, &namespace, &name))
                         })
                         .cloned(),
                 )

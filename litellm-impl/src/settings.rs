@@ -167,6 +167,36 @@ impl RenderSettings {
             list.get_or_insert_with(BTreeMap::new)
                 .insert(resource.to_owned(), Quantity(value.clone()));
         }
+        // The API server refuses a request above its limit (after the ConfigMap was
+        // applied): refuse it here, so the gateway is applied completely or not at all.
+        for resource in ["cpu", "memory"] {
+            let get = |list: &Option<BTreeMap<String, Quantity>>| {
+                list.as_ref()
+                    .and_then(|l| l.get(resource))
+                    .and_then(|q| quantity_value(&q.0).map(|v| (q.0.clone(), v)))
+            };
+            if let (Some((request, r)), Some((limit, l))) = (
+                get(&settings.resources.requests),
+                get(&settings.resources.limits),
+            ) && r > l
+            {
+                let (key, limit_key) = if resource == "cpu" {
+                    (names::CPU_REQUEST_ANNOTATION, names::CPU_LIMIT_ANNOTATION)
+                } else {
+                    (
+                        names::MEMORY_REQUEST_ANNOTATION,
+                        names::MEMORY_LIMIT_ANNOTATION,
+                    )
+                };
+                return Err(invalid(
+                    key,
+                    &request,
+                    &format!(
+                        "a request at most the {resource} limit {limit} (or raise {limit_key})"
+                    ),
+                ));
+            }
+        }
         Ok(settings)
     }
 }
@@ -176,10 +206,18 @@ enum Field {
     Limits,
 }
 
-/// Whether `s` is a Kubernetes quantity: a decimal number with an optional binary
-/// (`Ki`..`Ei`) or decimal (`m`, `k`, `M`..`E`) suffix or exponent.
+/// Whether `s` is a Kubernetes quantity usable as a container resource: a non-negative
+/// decimal number with an optional binary (`Ki`..`Ei`) or decimal (`m`, `k`, `M`..`E`)
+/// suffix or exponent.
 pub fn is_quantity(s: &str) -> bool {
-    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    quantity_value(s).is_some()
+}
+
+/// The value of a non-negative quantity (`250m` is 0.25, `1Ki` is 1024), or `None`.
+fn quantity_value(s: &str) -> Option<f64> {
+    // A negative request or limit is refused by the API server (422) after the
+    // ConfigMap was applied: refuse it before anything is written.
+    let s = s.strip_prefix('+').unwrap_or(s);
     let digits_end = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(s.len());
@@ -188,19 +226,35 @@ pub fn is_quantity(s: &str) -> bool {
         && number != "."
         && number.matches('.').count() <= 1
         && number.chars().any(|c| c.is_ascii_digit());
-    let suffix_ok = match suffix {
-        "" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei" | "m" | "k" | "M" | "G" | "T" | "P" | "E" => {
-            true
-        }
+    if !number_ok {
+        return None;
+    }
+    let number: f64 = number.parse().ok()?;
+    let scale = match suffix {
+        "" => 1.0,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024f64,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
         exp => {
-            let rest = exp.strip_prefix(['e', 'E']);
-            rest.is_some_and(|r| {
-                let r = r.strip_prefix(['+', '-']).unwrap_or(r);
-                !r.is_empty() && r.chars().all(|c| c.is_ascii_digit())
-            })
+            let rest = exp.strip_prefix(['e', 'E'])?;
+            let digits = rest.strip_prefix(['+', '-']).unwrap_or(rest);
+            if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            10f64.powi(rest.parse::<i32>().ok()?)
         }
     };
-    number_ok && suffix_ok
+    Some(number * scale)
 }
 
 #[cfg(test)]
@@ -317,8 +371,34 @@ mod tests {
         ] {
             assert!(is_quantity(ok), "{ok}");
         }
-        for bad in ["", "m", "1.2.3", "1x", "Gi", "1 Gi", "1e", "."] {
+        for bad in [
+            "", "m", "1.2.3", "1x", "Gi", "1 Gi", "1e", ".", "-1", "-100m",
+        ] {
             assert!(!is_quantity(bad), "{bad}");
         }
+        assert_eq!(quantity_value("250m"), Some(0.25));
+        assert_eq!(quantity_value("2Ki"), Some(2048.0));
+        assert_eq!(quantity_value("5E-2"), Some(0.05));
+    }
+
+    #[test]
+    fn a_request_above_its_limit_is_refused_before_anything_is_applied() {
+        let annotations =
+            BTreeMap::from([(names::CPU_REQUEST_ANNOTATION.to_owned(), "1".to_owned())]);
+        let error = RenderSettings::default()
+            .with_annotations("ns/gw", Some(&annotations))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("at most the cpu limit 500m"), "{error}");
+        assert!(!error.contains('\n'), "{error}");
+        let both = BTreeMap::from([
+            (names::CPU_REQUEST_ANNOTATION.to_owned(), "1".to_owned()),
+            (names::CPU_LIMIT_ANNOTATION.to_owned(), "2".to_owned()),
+        ]);
+        assert!(
+            RenderSettings::default()
+                .with_annotations("ns/gw", Some(&both))
+                .is_ok()
+        );
     }
 }
