@@ -76,7 +76,7 @@ pub enum ApplyError {
     /// The API server refused or failed a read or write.
     #[error("could not {verb} {child}: {}", crate::describe_kube_error(source))]
     Api {
-        /// `read`, `apply` or `delete`.
+        /// `read`, `adopt`, `apply` or `delete`.
         verb: &'static str,
         /// The child.
         child: ChildId,
@@ -271,6 +271,7 @@ impl Applier<'_> {
         );
         let mut wanted = HashSet::new();
         let mut changed = Vec::new();
+        let mut adopted = Vec::new();
         let mut conflicts = Vec::new();
         for (index, child) in desired.into_iter().enumerate() {
             let (id, child) = prepare_child(child, index, &labels, &owner, &namespace)?;
@@ -291,11 +292,36 @@ impl Applier<'_> {
                 {
                     outcome.unchanged += 1
                 }
-                Existing::Ours(_) | Existing::Absent => changed.push((id, child, cache)),
+                // Created for this gateway by someone else (the Go operator, say): taken
+                // over whole once, so that none of their list entries (a container port
+                // named like ours, env) survives next to ours and breaks the object.
+                Existing::Ours(None) => adopted.push((id, child, cache)),
+                Existing::Ours(Some(_)) | Existing::Absent => changed.push((id, child, cache)),
             }
         }
         if !conflicts.is_empty() {
             return Err(ApplyError::NameConflict(conflicts));
+        }
+        for (id, child, cache) in adopted {
+            // A JSON merge patch replaces every list it names and keeps what it does
+            // not name (the uid, a Service's ClusterIP). Server-side apply would merge
+            // lists by key and keep the previous owner's entries.
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(self.client.clone(), &id.namespace, &cache.resource);
+            let params = PatchParams {
+                field_manager: Some(self.field_manager.to_owned()),
+                ..PatchParams::default()
+            };
+            let written = api
+                .patch(&id.name, &params, &Patch::Merge(&child))
+                .await
+                .map_err(|source| ApplyError::Api {
+                    verb: "adopt",
+                    child: id.clone(),
+                    source: Box::new(source),
+                })?;
+            outcome.written.push(written);
+            outcome.applied.push(id);
         }
         for (id, child, cache) in changed {
             let api: Api<DynamicObject> =

@@ -910,3 +910,116 @@ fn real_cluster_generated_pods_pass_pod_security_restricted() {
     assert_eq!(pods["items"].as_array().unwrap().len(), 1, "{pods}");
     println!("scenario pod-security-restricted: passed");
 }
+
+/// The ConfigMap, Deployment and Service the Go LiteLLM operator creates for a gateway:
+/// controlled by the gateway, written with `create` (not server-side apply), proxy on
+/// the gateway's port, no labels of ours.
+fn go_operator_children(namespace: &str, name: &str, gateway_uid: &str) -> String {
+    let owner = format!(
+        "ownerReferences: [{{apiVersion: runtime.agentic-layer.ai/v1alpha1, kind: AiGateway, name: {name}, uid: {gateway_uid}, controller: true, blockOwnerDeletion: true}}]"
+    );
+    format!(
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata: {{name: {name}-config, namespace: {namespace}, labels: {{app: {name}}}, {owner}}}
+data: {{config.yaml: "model_list: []\n"}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: {namespace}, labels: {{app: {name}}}, {owner}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+      - name: litellm
+        image: ghcr.io/berriai/litellm:v1.83.14-stable.patch.2
+        command: [litellm, --config, /app/config/config.yaml, --port, "80"]
+        ports: [{{name: http, containerPort: 80, protocol: TCP}}]
+        env: [{{name: GO_OPERATOR_ONLY, value: "1"}}]
+        volumeMounts: [{{name: config, mountPath: /app/config, readOnly: true}}]
+      volumes: [{{name: config, configMap: {{name: {name}-config}}}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: {namespace}, labels: {{app: {name}}}, {owner}}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{name: http, port: 80, targetPort: 80, protocol: TCP}}]
+"#
+    )
+}
+
+/// Migration from the Go operator: the children it created for a gateway are adopted in
+/// place. The Service keeps its uid and ClusterIP (agents keep their connections), and
+/// the Deployment ends up exactly ours: one container port, none of the Go operator's
+/// list entries left beside ours.
+#[test]
+fn real_cluster_children_of_the_go_operator_are_adopted_in_place() {
+    let _one_at_a_time = RealCluster::exclusive();
+    let cluster = cluster_with_bundle(Crds::Ours);
+    let k = Kubectl { cluster: &cluster };
+    let (file, namespace, name) = UPSTREAM_SAMPLES[0];
+    k.ok(&[
+        "apply",
+        "--server-side",
+        "-f",
+        sample(file).to_str().unwrap(),
+    ]);
+    k.ok_with(
+        &["apply", "-f", "-"],
+        Some(&api_key_secret(namespace, "key-one")),
+    );
+    let gateway = k.json(&["get", "aigateway", name, "-n", namespace]);
+    let uid = gateway["metadata"]["uid"].as_str().unwrap();
+    k.ok_with(
+        &["create", "-f", "-"],
+        Some(&go_operator_children(namespace, name, uid)),
+    );
+    let before = k.json(&["get", "service", name, "-n", namespace]);
+
+    let operator = start_operator(
+        &cluster,
+        SERVICE_ACCOUNT,
+        "replica-a",
+        &["--leader-elect=false"],
+    );
+    wait_gateway_ready(&k, &operator, namespace, name);
+    let service = k.json(&["get", "service", name, "-n", namespace]);
+    assert_eq!(service["metadata"]["uid"], before["metadata"]["uid"]);
+    assert_eq!(service["spec"]["clusterIP"], before["spec"]["clusterIP"]);
+    assert_eq!(
+        service["spec"]["ports"].as_array().unwrap().len(),
+        1,
+        "{service}"
+    );
+    let deployment = k.json(&["get", "deployment", name, "-n", namespace]);
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        container["ports"],
+        serde_json::json!([{"containerPort": 4000, "name": "http", "protocol": "TCP"}]),
+        "{deployment}"
+    );
+    let env = container["env"].to_string();
+    assert!(
+        !env.contains("GO_OPERATOR_ONLY"),
+        "the Go operator's env survived: {env}"
+    );
+    let config = k.json(&[
+        "get",
+        "configmap",
+        &format!("{name}-config"),
+        "-n",
+        namespace,
+    ]);
+    assert!(
+        config["data"]["config.yaml"]
+            .as_str()
+            .unwrap()
+            .contains("gpt-3.5-turbo"),
+        "{config}"
+    );
+    println!("scenario go-operator-migration: passed");
+}
