@@ -419,6 +419,21 @@ fn replica_sets(k: &Kubectl, namespace: &str, deployment: &str) -> Vec<String> {
     names
 }
 
+/// The operator's writes in 10 s of steady state (after 3 s for its last writes to
+/// land), from the audit log.
+fn steady_state_writes(cluster: &RealCluster) -> Vec<AuditEvent> {
+    std::thread::sleep(Duration::from_secs(3));
+    let audit = cluster.audit_log();
+    let mark = audit.mark();
+    std::thread::sleep(Duration::from_secs(10));
+    audit
+        .writes_since(mark)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.user == OPERATOR_USER)
+        .collect()
+}
+
 fn writes_summary(events: &[AuditEvent]) -> String {
     events
         .iter()
@@ -534,16 +549,7 @@ fn real_cluster_operator_as_its_service_account_reconciles_the_upstream_samples(
     }
 
     // Steady state: no write by the operator's user in 10 s, Lease renewals aside.
-    std::thread::sleep(Duration::from_secs(3));
-    let audit = cluster.audit_log();
-    let mark = audit.mark();
-    std::thread::sleep(Duration::from_secs(10));
-    let writes: Vec<AuditEvent> = audit
-        .writes_since(mark)
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.user == OPERATOR_USER)
-        .collect();
+    let writes = steady_state_writes(&cluster);
     let (lease, other): (Vec<_>, Vec<_>) = writes.into_iter().partition(|e| e.resource == "leases");
     assert!(
         other.is_empty(),
@@ -558,7 +564,8 @@ fn real_cluster_operator_as_its_service_account_reconciles_the_upstream_samples(
         writes_summary(&lease)
     );
     // The operator never got a 403: the bundle's RBAC covers everything it does.
-    let forbidden: Vec<AuditEvent> = audit
+    let forbidden: Vec<AuditEvent> = cluster
+        .audit_log()
         .since(aigateway_testkit::real_cluster::AuditMark::default())
         .unwrap()
         .into_iter()
@@ -610,16 +617,7 @@ fn real_cluster_drop_in_with_the_upstream_crds() {
         assert!(gateway["status"].get("url").is_none(), "{gateway}");
     }
     operator.assert_running();
-    std::thread::sleep(Duration::from_secs(3));
-    let audit = cluster.audit_log();
-    let mark = audit.mark();
-    std::thread::sleep(Duration::from_secs(10));
-    let writes: Vec<AuditEvent> = audit
-        .writes_since(mark)
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.user == OPERATOR_USER)
-        .collect();
+    let writes = steady_state_writes(&cluster);
     assert!(
         writes.is_empty(),
         "the operator loops on upstream's CRDs:\n{}",
