@@ -2,6 +2,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use aigateway_testkit::ApiServer;
 use clap::{Parser, Subcommand};
@@ -27,7 +28,25 @@ enum Command {
         /// A directory of manifests (CRDs and other objects) to apply at start.
         #[arg(long)]
         crds: Option<PathBuf>,
+        /// Answer every get and list this many milliseconds late, as a real API server
+        /// would (for example 1); fractions allowed.
+        #[arg(long, value_name = "MS", default_value = "0", value_parser = parse_millis)]
+        read_latency_ms: Duration,
+        /// Answer every create, update, patch and delete this many milliseconds late, as
+        /// an etcd-backed API server would (for example 5). Watch events are not delayed.
+        #[arg(long, value_name = "MS", default_value = "0", value_parser = parse_millis)]
+        write_latency_ms: Duration,
     },
+}
+
+/// A delay in milliseconds: a finite, non-negative number such as `5` or `0.5`.
+fn parse_millis(text: &str) -> Result<Duration, String> {
+    let millis: f64 = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of milliseconds; use e.g. 5 or 0.5"))?;
+    Duration::try_from_secs_f64(millis / 1000.0).map_err(|_| {
+        format!("'{text}' is not a delay; use a non-negative number of milliseconds such as 5")
+    })
 }
 
 #[tokio::main]
@@ -47,8 +66,12 @@ async fn run(cli: Cli) -> Result<(), aigateway_testkit::Error> {
         port,
         kubeconfig,
         crds,
+        read_latency_ms,
+        write_latency_ms,
     } = cli.command;
-    let server = ApiServer::new();
+    let server = ApiServer::builder()
+        .request_latency(read_latency_ms, write_latency_ms)
+        .build();
     if let Some(dir) = crds {
         let applied = server.apply_dir(&dir)?;
         println!("applied {} object(s) from {}", applied.len(), dir.display());
@@ -65,6 +88,13 @@ async fn run(cli: Cli) -> Result<(), aigateway_testkit::Error> {
     http.write_kubeconfig(&path)?;
     println!("serving the Kubernetes API on {}", http.url());
     println!("kubeconfig: {}", path.display());
+    if !(read_latency_ms.is_zero() && write_latency_ms.is_zero()) {
+        println!(
+            "latency model: reads {:.1} ms, writes {:.1} ms",
+            read_latency_ms.as_secs_f64() * 1000.0,
+            write_latency_ms.as_secs_f64() * 1000.0
+        );
+    }
     println!("request counters: {}/testkit/stats", http.url());
     println!("try: KUBECONFIG={} kubectl get namespaces", path.display());
     let _ = tokio::signal::ctrl_c().await;

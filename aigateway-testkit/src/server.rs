@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::State as AxState;
@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::discovery;
 use crate::faults::{Faults, RequestFacts, reason_for};
 use crate::selector::{FieldSelector, LabelSelector};
-use crate::stats::{RequestRecord, Stats};
+use crate::stats::{CountKey, RequestRecord, Stats};
 use crate::store::{
     ApiError, Config, DeleteOpts, ListOpts, PatchType, ResourceInfo, State, Sub, Validation,
     WriteOpts, WriteResult,
@@ -30,13 +30,44 @@ const MAX_LOG: usize = 100_000;
 
 #[derive(Default)]
 struct Recorder {
-    counts: BTreeMap<(String, String, String, String), u64>,
+    counts: BTreeMap<CountKey, u64>,
+    failures: BTreeMap<u16, BTreeMap<CountKey, u64>>,
+    busy_micros: BTreeMap<String, u64>,
     log: Vec<RequestRecord>,
+}
+
+impl Recorder {
+    fn clear(&mut self) {
+        *self = Recorder::default();
+    }
+}
+
+/// The latency model: a fixed delay per request by verb, as a real API server (etcd
+/// behind it) takes milliseconds where the in-memory store takes microseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct LatencyModel {
+    /// `get` and `list`.
+    reads: Duration,
+    /// `create`, `update`, `patch`, `delete`, `deletecollection`.
+    writes: Duration,
+}
+
+impl LatencyModel {
+    /// The delay for one request. Watches are not delayed: on a real server an event
+    /// reaches watchers as soon as its write commits, and the write paid the latency.
+    fn delay(&self, verb: &str) -> Duration {
+        match verb {
+            "get" | "list" => self.reads,
+            "create" | "update" | "patch" | "delete" | "deletecollection" => self.writes,
+            _ => Duration::ZERO,
+        }
+    }
 }
 
 pub(crate) struct Inner {
     pub state: Arc<Mutex<State>>,
     faults: Faults,
+    latency: LatencyModel,
     recorder: Mutex<Recorder>,
 }
 
@@ -72,6 +103,7 @@ impl Default for ApiServer {
 #[derive(Clone, Debug)]
 pub struct ApiServerBuilder {
     config: Config,
+    latency: LatencyModel,
 }
 
 impl Default for ApiServerBuilder {
@@ -82,6 +114,7 @@ impl Default for ApiServerBuilder {
                 simulate_deployments: true,
                 watch_history: 10_000,
             },
+            latency: LatencyModel::default(),
         }
     }
 }
@@ -103,6 +136,17 @@ impl ApiServerBuilder {
         self.config.watch_history = events.max(1);
         self
     }
+    /// Models a real API server's request latency: every `get` and `list` is answered
+    /// `reads` later, every write (`create`, `update`, `patch`, `delete`,
+    /// `deletecollection`) `writes` later, for example 1 ms and 5 ms as an etcd-backed
+    /// server takes (default: no delay). Watches are not delayed: their events arrive as
+    /// soon as the write that caused them is stored. Requests wait concurrently, so a
+    /// client with more requests in flight gets more done, as on a cluster. Counted in
+    /// neither [`Stats::busy_micros`] nor the request log.
+    pub fn request_latency(mut self, reads: Duration, writes: Duration) -> Self {
+        self.latency = LatencyModel { reads, writes };
+        self
+    }
     /// Builds the server.
     pub fn build(self) -> ApiServer {
         let state = Arc::new(Mutex::new(State::new(self.config)));
@@ -110,6 +154,7 @@ impl ApiServerBuilder {
             inner: Arc::new(Inner {
                 faults: Faults::new(state.clone()),
                 state,
+                latency: self.latency,
                 recorder: Mutex::new(Recorder::default()),
             }),
         }
@@ -473,25 +518,16 @@ impl ApiServer {
     /// request counts, including dry runs, refused requests and injected failures;
     /// discovery and direct store access do not.
     pub fn stats(&self) -> Stats {
-        Stats::from_map(
-            &self
-                .inner
-                .recorder
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .counts,
-        )
+        self.inner.stats()
     }
 
-    /// Clears the counters and the request log.
+    /// Clears the counters, the handling times and the request log.
     pub fn reset_stats(&self) {
-        let mut r = self
-            .inner
+        self.inner
             .recorder
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        r.counts.clear();
-        r.log.clear();
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 
     /// The request log (resource and non-resource requests), oldest first; the most
@@ -508,6 +544,17 @@ impl ApiServer {
     /// Fault-injection hooks.
     pub fn faults(&self) -> &Faults {
         &self.inner.faults
+    }
+}
+
+impl Inner {
+    fn stats(&self) -> Stats {
+        let recorder = self
+            .recorder
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Stats::from_map(&recorder.counts)
+            .with_failures_and_times(&recorder.failures, &recorder.busy_micros)
     }
 }
 
@@ -716,8 +763,8 @@ async fn handle(AxState(inner): AxState<Arc<Inner>>, req: Request<Body>) -> Resp
         dry_run: query.get("dryRun").is_some_and(|d| d == "All"),
         status: 0,
     };
-    let response = match non_resource(&inner, &parts, &path) {
-        Some(r) => r,
+    let (response, busy) = match non_resource(&inner, &parts, &path) {
+        Some(r) => (r, Duration::ZERO),
         None => resource_request(&inner, &parts, &path, &query, &body, &mut record).await,
     };
     record.status = response.status().as_u16();
@@ -726,14 +773,22 @@ async fn handle(AxState(inner): AxState<Arc<Inner>>, req: Request<Body>) -> Resp
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     if !record.verb.is_empty() {
-        *rec.counts
-            .entry((
-                record.verb.clone(),
-                record.group.clone(),
-                record.resource.clone(),
-                record.field_manager.clone(),
-            ))
-            .or_default() += 1;
+        let key = (
+            record.verb.clone(),
+            record.group.clone(),
+            record.resource.clone(),
+            record.field_manager.clone(),
+        );
+        if record.status >= 400 {
+            *rec.failures
+                .entry(record.status)
+                .or_default()
+                .entry(key.clone())
+                .or_default() += 1;
+        }
+        *rec.counts.entry(key).or_default() += 1;
+        *rec.busy_micros.entry(record.verb.clone()).or_default() +=
+            u64::try_from(busy.as_micros()).unwrap_or(u64::MAX);
     }
     rec.log.push(record);
     if rec.log.len() > MAX_LOG {
@@ -764,8 +819,7 @@ fn non_resource(inner: &Arc<Inner>, parts: &http::request::Parts, path: &str) ->
             .recorder
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        rec.counts.clear();
-        rec.log.clear();
+        rec.clear();
         return Some(json_response(200, &Stats::default().to_json()));
     }
     if parts.method != Method::GET {
@@ -789,16 +843,7 @@ fn non_resource(inner: &Arc<Inner>, parts: &http::request::Parts, path: &str) ->
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
             r
         }
-        ["testkit", "stats"] => {
-            let stats = Stats::from_map(
-                &inner
-                    .recorder
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .counts,
-            );
-            json_response(200, &stats.to_json())
-        }
+        ["testkit", "stats"] => json_response(200, &inner.stats().to_json()),
         ["openapi", "v3"] => json_response(200, &discovery::openapi_v3_root(&resources())),
         ["openapi", "v3", "api", v] => match discovery::openapi_v3_gv(&resources(), "", v) {
             Some(d) => json_response(200, &d),
@@ -902,6 +947,8 @@ fn list_opts(
     })
 }
 
+/// Answers a resource request, and how long the server was busy with it (without the
+/// modelled and injected delays).
 async fn resource_request(
     inner: &Arc<Inner>,
     parts: &http::request::Parts,
@@ -909,13 +956,15 @@ async fn resource_request(
     query: &BTreeMap<String, String>,
     body: &[u8],
     record: &mut RequestRecord,
-) -> Response {
+) -> (Response, Duration) {
+    let arrived = Instant::now();
     let Some(t) = parse_target(path) else {
-        return error_response(&ApiError::new(
+        let response = error_response(&ApiError::new(
             404,
             "NotFound",
             "the server could not find the requested resource",
         ));
+        return (response, arrived.elapsed());
     };
     let is_watch = query.get("watch").is_some_and(|w| w == "true" || w == "1");
     let verb = match (&parts.method, t.name.is_some()) {
@@ -943,27 +992,34 @@ async fn resource_request(
         namespace: &record.namespace,
         name: &record.name,
     });
-    if !verdict.latency.is_zero() {
-        tokio::time::sleep(verdict.latency).await;
+    let busy_before = arrived.elapsed();
+    // The delay comes before the request is handled: a write is stored (and its watch
+    // events sent) at the end of its latency, as a real server commits to etcd and
+    // then answers.
+    let delay = verdict.latency + inner.latency.delay(verb);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
-    if let Some(code) = verdict.fail {
-        return error_response(&ApiError::new(
+    let handling = Instant::now();
+    let response = if let Some(code) = verdict.fail {
+        error_response(&ApiError::new(
             code,
             reason_for(code),
             format!("injected fault: {verb} {} failed with {code}", t.resource),
-        ));
-    }
-    if verb.is_empty() {
-        return error_response(&ApiError::new(
+        ))
+    } else if verb.is_empty() {
+        error_response(&ApiError::new(
             405,
             "MethodNotAllowed",
             "the server does not allow this method on the requested resource",
-        ));
-    }
-    match dispatch(inner, parts, &t, verb, query, body) {
-        Ok(r) => r,
-        Err(e) => error_response(&e),
-    }
+        ))
+    } else {
+        match dispatch(inner, parts, &t, verb, query, body) {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        }
+    };
+    (response, busy_before + handling.elapsed())
 }
 
 fn dispatch(

@@ -23,27 +23,70 @@ pub struct StatCount {
     pub count: u64,
 }
 
+/// A counter key: verb, group, resource and field manager.
+pub(crate) type CountKey = (String, String, String, String);
+
 /// A snapshot of the request counters; the JSON form is what `GET /testkit/stats` answers.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
     /// All non-zero counters, sorted by verb, group, resource and field manager.
     pub counts: Vec<StatCount>,
+    /// The requests answered with an error status (`409` conflicts, `404`, `422`, injected
+    /// faults, ...), by status code, counted like [`Stats::counts`].
+    #[serde(rename = "failuresByCode")]
+    pub failures: BTreeMap<u16, Vec<StatCount>>,
+    /// Time the server spent handling resource requests, by verb, in microseconds: from
+    /// the request's arrival to its answer, without the delays of the latency model or
+    /// injected latency, and for watches only until the stream starts. It is where the
+    /// server's own CPU goes, which in process is shared with the code under test.
+    #[serde(rename = "busyMicrosByVerb")]
+    pub busy_micros: BTreeMap<String, u64>,
+}
+
+fn to_counts(map: &BTreeMap<CountKey, u64>) -> Vec<StatCount> {
+    map.iter()
+        .map(|((verb, group, resource, fm), count)| StatCount {
+            verb: verb.clone(),
+            group: group.clone(),
+            resource: resource.clone(),
+            field_manager: fm.clone(),
+            count: *count,
+        })
+        .collect()
 }
 
 impl Stats {
-    pub(crate) fn from_map(map: &BTreeMap<(String, String, String, String), u64>) -> Self {
+    pub(crate) fn from_map(map: &BTreeMap<CountKey, u64>) -> Self {
         Stats {
-            counts: map
-                .iter()
-                .map(|((verb, group, resource, fm), count)| StatCount {
-                    verb: verb.clone(),
-                    group: group.clone(),
-                    resource: resource.clone(),
-                    field_manager: fm.clone(),
-                    count: *count,
-                })
-                .collect(),
+            counts: to_counts(map),
+            ..Stats::default()
         }
+    }
+
+    /// Adds the failure counters (by status code) and the handling times (by verb).
+    pub(crate) fn with_failures_and_times(
+        mut self,
+        failures: &BTreeMap<u16, BTreeMap<CountKey, u64>>,
+        busy_micros: &BTreeMap<String, u64>,
+    ) -> Self {
+        self.failures = failures
+            .iter()
+            .map(|(code, map)| (*code, to_counts(map)))
+            .collect();
+        self.busy_micros = busy_micros.clone();
+        self
+    }
+
+    /// Requests answered with `code` that were sent with `fieldManager=<manager>` (for
+    /// example `409` conflicts of an operator's writes).
+    pub fn failed_by_manager(&self, code: u16, manager: &str) -> u64 {
+        self.failures
+            .get(&code)
+            .into_iter()
+            .flatten()
+            .filter(|c| c.field_manager == manager)
+            .map(|c| c.count)
+            .sum()
     }
 
     /// Total number of counted requests.
@@ -164,7 +207,28 @@ mod tests {
         assert_eq!(s.writes_to("configmaps"), 1);
         assert_eq!(s.count("get", "configmaps"), 2);
         assert_eq!(s.verb("patch"), 3);
+        assert_eq!(s.failed_by_manager(409, "op"), 0);
+        let mut failures = BTreeMap::new();
+        failures.insert(
+            409,
+            BTreeMap::from([(
+                (
+                    "patch".into(),
+                    "apps".into(),
+                    "deployments".into(),
+                    "op".into(),
+                ),
+                1,
+            )]),
+        );
+        let busy = BTreeMap::from([("patch".to_owned(), 1500)]);
+        let s = s.with_failures_and_times(&failures, &busy);
+        assert_eq!(s.failed_by_manager(409, "op"), 1);
+        assert_eq!(s.failed_by_manager(409, "other"), 0);
+        assert_eq!(s.failed_by_manager(404, "op"), 0);
         let j = s.to_json();
+        assert_eq!(j["failuresByCode"]["409"][0]["resource"], "deployments");
+        assert_eq!(j["busyMicrosByVerb"]["patch"], 1500);
         assert_eq!(j["counts"][0]["verb"], "create");
         assert_eq!(j["counts"][0]["fieldManager"], "other");
         assert_eq!(j["counts"][2]["count"], 3);

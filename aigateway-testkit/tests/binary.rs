@@ -102,3 +102,64 @@ async fn watcher_over_http_sees_changes() {
     drop(events);
     http.shutdown().await;
 }
+
+#[tokio::test]
+async fn serve_applies_the_latency_model_to_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_aigateway-testkit"))
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--write-latency-ms",
+            "150",
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut waited = 0;
+    while !kubeconfig.exists() && waited < 100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    assert!(kubeconfig.exists(), "the kubeconfig was not written");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let text = std::fs::read_to_string(&kubeconfig).unwrap();
+    let kc = kube::config::Kubeconfig::from_yaml(&text).unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    let client = kube::Client::try_from(cfg).unwrap();
+    let widgets: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::default_namespaced(client);
+    let cm = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late"}
+    }))
+    .unwrap();
+    let start = std::time::Instant::now();
+    widgets.create(&PostParams::default(), &cm).await.unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_millis(150),
+        "a create took {:?}, less than --write-latency-ms",
+        start.elapsed()
+    );
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+}
+
+#[test]
+fn serve_refuses_a_negative_latency() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aigateway-testkit"))
+        .args(["serve", "--read-latency-ms=-1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("non-negative number of milliseconds"),
+        "{stderr}"
+    );
+}

@@ -167,3 +167,75 @@ async fn compacted_history_forces_410_and_a_relist() {
     assert_eq!(inits, 2, "the watcher should relist after a 410");
     assert!(server.stats().count("list", "configmaps") >= 2);
 }
+
+#[tokio::test]
+async fn latency_model_delays_reads_and_writes_by_verb() {
+    let server = ApiServer::builder()
+        .request_latency(Duration::from_millis(40), Duration::from_millis(120))
+        .build();
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client());
+
+    let start = Instant::now();
+    api.create(&PostParams::default(), &cm("slow"))
+        .await
+        .unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_millis(120),
+        "a create took {:?}, less than the write latency",
+        start.elapsed()
+    );
+    let start = Instant::now();
+    api.patch(
+        "slow",
+        &PatchParams::apply("op"),
+        &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "v"}})),
+    )
+    .await
+    .unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(120));
+    let start = Instant::now();
+    api.get("slow").await.unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(40));
+    let start = Instant::now();
+    api.list(&ListParams::default()).await.unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(40));
+    // The modelled delay is not time the server spent: both are reported apart.
+    let stats = server.stats();
+    assert_eq!(stats.count("create", "configmaps"), 1);
+    assert!(stats.busy_micros.contains_key("patch"));
+}
+
+#[tokio::test]
+async fn conflicts_are_counted_by_status_code_and_manager() {
+    let server = ApiServer::new();
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let created = api.create(&PostParams::default(), &cm("c")).await.unwrap();
+    let stale_rv = created.metadata.resource_version.clone().unwrap();
+    api.patch(
+        "c",
+        &PatchParams::apply("op"),
+        &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "1"}})),
+    )
+    .await
+    .unwrap();
+    // A merge patch guarded by the old resourceVersion: 409, as an operator's status
+    // write based on a stale cache gets.
+    let err = api
+        .patch(
+            "c",
+            &PatchParams {
+                field_manager: Some("op".into()),
+                ..Default::default()
+            },
+            &Patch::Merge(json!({"metadata": {"resourceVersion": stale_rv}, "data": {"a": "2"}})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(err), 409);
+    let stats = server.stats();
+    assert_eq!(stats.failed_by_manager(409, "op"), 1);
+    assert_eq!(stats.failed_by_manager(409, "someone-else"), 0);
+    assert_eq!(stats.writes_by_manager("op"), 2);
+    server.reset_stats();
+    assert_eq!(server.stats().failed_by_manager(409, "op"), 0);
+}
