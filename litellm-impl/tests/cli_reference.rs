@@ -19,9 +19,13 @@ kubectl get crds
 | `--port` | 0 (a free port) | port on 127.0.0.1 |
 | `--kubeconfig` | a file in the temp directory | where to write the kubeconfig (the path is printed) |
 | `--crds` | none | a directory of manifests (CRDs and other objects) applied at start |
+| `--read-latency-ms` | 0 | answer every get and list this many milliseconds late (a real API server takes about 1) |
+| `--write-latency-ms` | 0 | answer every create, update, patch and delete this many milliseconds late (an etcd-backed server takes about 5); watch events are not delayed |
 
 It runs until Ctrl-C. `GET /testkit/stats` returns request counters by verb, group,
-resource and field manager; `DELETE /testkit/stats` resets them.
+resource and field manager, the failed requests by status code (`failuresByCode`, e.g.
+`409` conflicts) and the time the server spent per verb without the latency model
+(`busyMicrosByVerb`); `DELETE /testkit/stats` resets them.
 ";
 
 fn help(args: &[&str]) -> String {
