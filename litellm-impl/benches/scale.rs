@@ -1,36 +1,52 @@
-//! Scale benchmark of the LiteLLM operator: N AiGateways created at once against the
-//! in-process testkit API server (Deployments report ready immediately).
+//! Scale benchmark of the LiteLLM operator: N AiGateways stored at once, then the
+//! operator started, until every gateway is Programmed and Ready, and 10 s of steady
+//! state.
 //!
 //! Run it with:
 //!
 //!     cargo bench -p litellm-impl --bench scale
 //!
-//! For each N (default 100 and 1,000; `SCALE_BENCH_SIZES=100` for a quick run) it
-//! reports the time until every gateway is Ready, the write requests per gateway, the
-//! writes during 10 s of steady state (`SCALE_BENCH_STEADY_SECS` to change) and the
-//! peak memory. Then it runs the largest N again with reconcile concurrency 1 (how the
-//! Go operator runs: controller-runtime's default of one worker) and prints the ratio of
-//! the two times-to-Ready.
+//! It prints a table and writes `target/bench/scale.json` (one record per scenario). The
+//! API server is the testkit with a latency model (every get/list answered 1 ms late,
+//! every write 5 ms, as an etcd-backed server; `SCALE_BENCH_LATENCY_MS=reads,writes` to
+//! change, `0,0` for none), or a real control plane. Each scenario runs in a fresh child
+//! process (this binary re-executed with `SCALE_BENCH_SCENARIO=<N>:<concurrency>:<backend>`)
+//! so that its peak memory is its own. Backends:
 //!
-//! Each scenario runs in a fresh child process (this binary re-executed with
-//! `SCALE_BENCH_SCENARIO=<N>:<concurrency>`), so that its peak memory (`VmHWM`) is its
-//! own. The testkit shares the process, so the baseline `VmHWM` with the testkit loaded
-//! (CRDs, class, Secrets and all N gateways stored) is taken before the operator starts,
-//! and the operator's share is the difference.
+//! - `in-process`: the operator as `litellm-impl run` builds it, in this process, with
+//!   an in-process client of the testkit (memory and CPU are shared with the testkit);
+//! - `binary`: the built `litellm-impl run` binary talking HTTP to the testkit, whose
+//!   own peak RSS and CPU seconds are read from `/proc/<pid>`;
+//! - `real`: the binary against a real kube-apiserver, etcd, controller manager,
+//!   scheduler and kwok (`aigateway_testkit::real_cluster`; binaries cached under
+//!   `~/.cache`), writes counted from the audit log.
+//!
+//! The default set: N = 1,000 at concurrency 16 and 1, in process and binary; N = 10,000
+//! at concurrency 16, in process and binary. Environment:
+//!
+//! - `SCALE_BENCH_QUICK=1`: N = 100 only, 2 s of steady state (a smoke run);
+//! - `SCALE_BENCH_SLOW=1`: adds N = 10,000 at concurrency 1 (binary; many minutes);
+//! - `SCALE_BENCH_REAL=1`: adds the real control plane at N = 1,000, concurrency 16;
+//! - `SCALE_BENCH_SCENARIOS=1000:16:binary,100:1:real`: exactly these scenarios;
+//! - `SCALE_BENCH_STEADY_SECS`: the steady-state window (default 10);
+//! - `SCALE_BENCH_OUT`: the JSON file (default `target/bench/scale.json`).
 //!
 //! The figures are printed, never asserted: this is not a timed test. The latest are in
 //! docs/reference/benchmarks.md.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aigateway_api::AiGateway;
+use aigateway_testkit::real_cluster::RealCluster;
 use aigateway_testkit::{ApiServer, Stats, WRITE_VERBS};
 use clap::Parser;
 use kube::Api;
 use litellm_impl::cli::run::{OperatorArgs, operator};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// The operator's field manager (also on every child it applies and status it writes).
 const FIELD_MANAGER: &str = "ai-gateway-litellm-controller";
@@ -39,97 +55,184 @@ const NAMESPACES: usize = 10;
 /// The default of `litellm-impl run --concurrency`.
 const DEFAULT_CONCURRENCY: u16 = 16;
 /// Give up waiting for Ready after this long (and say so).
-const READY_LIMIT: Duration = Duration::from_secs(600);
+const READY_LIMIT: Duration = Duration::from_secs(1800);
+/// The latency model unless `SCALE_BENCH_LATENCY_MS` says otherwise: 1 ms reads, 5 ms
+/// writes, as etcd-backed writes cost.
+const DEFAULT_LATENCY_MS: (f64, f64) = (1.0, 5.0);
 
-/// What one scenario measured.
-#[derive(Debug, Clone)]
-struct Figures {
-    gateways: usize,
-    concurrency: u16,
-    /// The operator ran as the `litellm-impl run` binary, talking HTTP to the testkit.
-    out_of_process: bool,
-    /// From starting the operator until every gateway had `Ready=True`; `None` when
-    /// [`READY_LIMIT`] passed first.
-    ready_after: Option<Duration>,
-    ready_count: usize,
-    /// Writes until Ready, by kind: (resource, verb, count).
-    writes: Vec<(String, String, u64)>,
-    reconciles: u64,
-    reconcile_errors: u64,
-    /// `reason=count` of the failed reconciles.
-    error_reasons: String,
-    steady_secs: u64,
-    steady_writes: u64,
-    steady_detail: Vec<(String, String, u64)>,
-    baseline_kib: u64,
-    peak_kib: u64,
-    /// Out of process only: the operator process's own `VmHWM`.
-    operator_process_kib: Option<u64>,
+/// Where the operator runs and which API server it talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    InProcess,
+    Binary,
+    Real,
 }
 
-impl Figures {
-    fn total_writes(&self) -> u64 {
-        self.writes.iter().map(|w| w.2).sum()
-    }
-    fn writes_per_gateway(&self) -> f64 {
-        self.total_writes() as f64 / self.gateways as f64
-    }
-    fn writes_to(&self, resource: &str) -> u64 {
-        self.writes
-            .iter()
-            .filter(|w| w.0 == resource)
-            .map(|w| w.2)
-            .sum()
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::InProcess => "in-process",
+            Backend::Binary => "binary",
+            Backend::Real => "real",
+        }
     }
 
-    fn to_json(&self) -> Value {
-        json!({
-            "gateways": self.gateways,
-            "concurrency": self.concurrency,
-            "out_of_process": self.out_of_process,
-            "ready_after_ms": self.ready_after.map(|d| d.as_secs_f64() * 1000.0),
-            "ready_count": self.ready_count,
-            "writes": self.writes,
-            "reconciles": self.reconciles,
-            "reconcile_errors": self.reconcile_errors,
-            "error_reasons": self.error_reasons,
-            "steady_secs": self.steady_secs,
-            "steady_writes": self.steady_writes,
-            "steady_detail": self.steady_detail,
-            "baseline_kib": self.baseline_kib,
-            "peak_kib": self.peak_kib,
-            "operator_process_kib": self.operator_process_kib,
-        })
+    fn parse(text: &str) -> Option<Self> {
+        [Backend::InProcess, Backend::Binary, Backend::Real]
+            .into_iter()
+            .find(|b| b.name() == text)
     }
 
-    fn from_json(value: &Value) -> Self {
-        let triples = |v: &Value| -> Vec<(String, String, u64)> {
-            serde_json::from_value(v.clone()).expect("a list of (resource, verb, count)")
-        };
-        Figures {
-            gateways: value["gateways"].as_u64().unwrap() as usize,
-            concurrency: value["concurrency"].as_u64().unwrap() as u16,
-            out_of_process: value["out_of_process"].as_bool().unwrap(),
-            ready_after: value["ready_after_ms"]
-                .as_f64()
-                .map(|ms| Duration::from_secs_f64(ms / 1000.0)),
-            ready_count: value["ready_count"].as_u64().unwrap() as usize,
-            writes: triples(&value["writes"]),
-            reconciles: value["reconciles"].as_u64().unwrap(),
-            reconcile_errors: value["reconcile_errors"].as_u64().unwrap(),
-            error_reasons: value["error_reasons"].as_str().unwrap().to_owned(),
-            steady_secs: value["steady_secs"].as_u64().unwrap(),
-            steady_writes: value["steady_writes"].as_u64().unwrap(),
-            steady_detail: triples(&value["steady_detail"]),
-            baseline_kib: value["baseline_kib"].as_u64().unwrap(),
-            peak_kib: value["peak_kib"].as_u64().unwrap(),
-            operator_process_kib: value["operator_process_kib"].as_u64(),
+    fn describe(self) -> &'static str {
+        match self {
+            Backend::InProcess => "in process, testkit",
+            Backend::Binary => "binary over HTTP, testkit",
+            Backend::Real => "binary, real control plane",
         }
     }
 }
 
-/// A process's peak resident set size (`VmHWM`), in KiB; `pid` `None` is this process.
-fn peak_rss_kib(pid: Option<u32>) -> u64 {
+/// One scenario to run.
+#[derive(Clone, Copy, Debug)]
+struct Scenario {
+    gateways: usize,
+    concurrency: u16,
+    backend: Backend,
+}
+
+impl Scenario {
+    fn spec(self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.gateways,
+            self.concurrency,
+            self.backend.name()
+        )
+    }
+
+    fn parse(spec: &str) -> Option<Self> {
+        let mut parts = spec.trim().split(':');
+        let scenario = Scenario {
+            gateways: parts.next()?.parse().ok().filter(|n| *n > 0)?,
+            concurrency: parts.next()?.parse().ok().filter(|c| *c > 0)?,
+            backend: Backend::parse(parts.next().unwrap_or("in-process"))?,
+        };
+        parts.next().is_none().then_some(scenario)
+    }
+}
+
+/// Requests of one resource and verb.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+struct Count {
+    resource: String,
+    verb: String,
+    count: u64,
+}
+
+/// CPU and memory of one process of the real control plane.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct ProcessFigures {
+    cpu_seconds: f64,
+    peak_rss_mib: f64,
+}
+
+/// What one scenario measured: one record of `scale.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Record {
+    gateways: usize,
+    concurrency: u16,
+    backend: String,
+    /// `reads 1 ms, writes 5 ms`, `none`, or `real API server`.
+    latency_model: String,
+    /// From starting the operator until every gateway had `Programmed=True`; `None`
+    /// when [`READY_LIMIT`] passed first.
+    seconds_to_all_programmed: Option<f64>,
+    /// Until every gateway had `Ready=True`.
+    seconds_to_all_ready: Option<f64>,
+    programmed: usize,
+    ready: usize,
+    reconciles: u64,
+    reconcile_errors: u64,
+    /// Failed reconciles by the loop's error reason.
+    reconcile_error_reasons: BTreeMap<String, u64>,
+    /// The operator's writes until all were Ready (and its last writes settled), by
+    /// resource and verb, Events included.
+    writes: Vec<Count>,
+    writes_total: u64,
+    /// Of those, Events.
+    events: u64,
+    /// The operator's write requests answered `409 Conflict`.
+    conflicts: u64,
+    steady_seconds: u64,
+    steady_writes: u64,
+    steady_detail: Vec<Count>,
+    /// The operator's peak resident set; see `memory_measure`.
+    operator_peak_rss_mib: f64,
+    memory_measure: String,
+    /// CPU seconds (user + system) until all were Ready; see `cpu_measure`.
+    operator_cpu_seconds: f64,
+    cpu_measure: String,
+    /// CPU seconds of the API server until all were Ready: the bench process (testkit)
+    /// for `binary`, kube-apiserver + etcd for `real`; `None` in process (shared).
+    api_server_cpu_seconds: Option<f64>,
+    /// Every request the API server answered from the operator's start until Ready, by
+    /// verb (the operator's, plus the one list and watch the bench uses to see Ready).
+    requests_by_verb: BTreeMap<String, u64>,
+    /// Time the API server spent on them, by verb, in ms: the testkit's handling time
+    /// without the latency model, or the real server's request durations from its audit
+    /// log (watches excluded).
+    api_server_ms_by_verb: BTreeMap<String, f64>,
+    /// `real` only: every process of the control plane.
+    control_plane: BTreeMap<String, ProcessFigures>,
+}
+
+impl Record {
+    fn writes_to(&self, resources: &[&str]) -> u64 {
+        self.writes
+            .iter()
+            .filter(|w| resources.contains(&w.resource.as_str()))
+            .map(|w| w.count)
+            .sum()
+    }
+
+    fn seconds_per_gateway(&self) -> Option<f64> {
+        self.seconds_to_all_ready
+            .map(|s| s / self.gateways as f64 * 1000.0)
+    }
+}
+
+/// The latency model of the testkit, in ms (reads, writes).
+fn latency_model() -> (f64, f64) {
+    let Ok(text) = std::env::var("SCALE_BENCH_LATENCY_MS") else {
+        return DEFAULT_LATENCY_MS;
+    };
+    let parsed: Vec<f64> = text
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .filter(|ms: &f64| ms.is_finite() && *ms >= 0.0)
+        .collect();
+    match parsed.as_slice() {
+        [reads, writes] => (*reads, *writes),
+        _ => {
+            panic!("SCALE_BENCH_LATENCY_MS={text} is not `reads,writes` in milliseconds (e.g. 1,5)")
+        }
+    }
+}
+
+fn describe_latency((reads, writes): (f64, f64)) -> String {
+    if reads == 0.0 && writes == 0.0 {
+        "none".to_owned()
+    } else {
+        format!("reads {reads} ms, writes {writes} ms")
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Process figures from /proc.
+
+/// A `/proc/<pid>/status` field in KiB (`VmHWM`, the peak resident set); `pid` `None`
+/// is this process.
+fn status_kib(pid: Option<u32>, field: &str) -> u64 {
     let path = match pid {
         Some(pid) => format!("/proc/{pid}/status"),
         None => "/proc/self/status".to_owned(),
@@ -139,72 +242,60 @@ fn peak_rss_kib(pid: Option<u32>) -> u64 {
         .and_then(|status| {
             status
                 .lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kib| kib.parse().ok())
         })
         .unwrap_or(0)
 }
 
-/// Writes attributable to the operator: its field manager (children, status) plus
-/// Events (kube's event recorder sends no field manager). Leases are not involved: the
-/// benchmark runs without leader election.
-fn operator_writes(stats: &Stats) -> Vec<(String, String, u64)> {
-    let mut writes: Vec<(String, String, u64)> = stats
-        .counts
-        .iter()
-        .filter(|c| WRITE_VERBS.contains(&c.verb.as_str()))
-        .filter(|c| c.field_manager == FIELD_MANAGER || c.resource == "events")
-        .map(|c| (c.resource.clone(), c.verb.clone(), c.count))
-        .collect();
-    writes.sort();
-    writes
+fn peak_rss_kib(pid: Option<u32>) -> u64 {
+    status_kib(pid, "VmHWM:")
 }
 
-fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
-
-fn is_ready(gateway: &AiGateway) -> bool {
-    gateway.status.as_ref().is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
+/// Clock ticks per second of `/proc/<pid>/stat` times.
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        let out = Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .expect("getconf CLK_TCK (the unit of /proc/<pid>/stat CPU times)");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("getconf CLK_TCK printed a number")
     })
 }
 
-/// Watches the gateways until all `gateways` are Ready or `limit` passes; returns how
-/// many were Ready. A watch, not repeated lists: listing every gateway again and again
-/// would cost the two cores the operator and the API server share.
-async fn wait_until_all_ready(client: kube::Client, gateways: usize, limit: Duration) -> usize {
-    use futures::StreamExt;
-    use kube::runtime::watcher::{self, Event};
-    let api: Api<AiGateway> = Api::all(client);
-    let mut stream = std::pin::pin!(watcher::watcher(api, watcher::Config::default()));
-    let mut ready: HashSet<String> = HashSet::new();
-    let deadline = tokio::time::Instant::now() + limit;
-    while ready.len() < gateways {
-        let gateway = match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(Ok(Event::Apply(g) | Event::InitApply(g) | Event::Delete(g)))) => g,
-            Ok(Some(_)) => continue,
-            Ok(None) | Err(_) => break,
-        };
-        let key = format!(
-            "{}/{}",
-            gateway.metadata.namespace.as_deref().unwrap_or_default(),
-            gateway.metadata.name.as_deref().unwrap_or_default()
-        );
-        if is_ready(&gateway) {
-            ready.insert(key);
-        } else {
-            ready.remove(&key);
-        }
+/// User + system CPU seconds of a process (`None`: this one), 0 when it is gone.
+fn cpu_seconds(pid: Option<u32>) -> f64 {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_owned(),
+    };
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return 0.0;
+    };
+    // Fields after the command name (in parentheses, which may hold spaces): state is
+    // field 3, utime field 14 and stime field 15.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / clock_ticks(),
+        _ => 0.0,
     }
-    ready.len()
 }
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+// ---------------------------------------------------------------------------------------
+// Fixtures and observation.
 
 fn fixtures(gateways: usize) -> String {
     let mut yaml = String::from(
@@ -217,12 +308,143 @@ fn fixtures(gateways: usize) -> String {
     }
     for i in 0..gateways {
         yaml.push_str(&format!(
-            "---\napiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata:\n  name: gw-{i:04}\n  namespace: bench-{}\nspec:\n  aiGatewayClassName: litellm\n  aiModels:\n    - provider: openai\n      name: gpt-4o-mini\n    - provider: anthropic\n      name: claude-sonnet-4-20250514\n",
+            "---\napiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata:\n  name: gw-{i:05}\n  namespace: bench-{}\nspec:\n  aiGatewayClassName: litellm\n  aiModels:\n    - provider: openai\n      name: gpt-4o-mini\n    - provider: anthropic\n      name: claude-sonnet-4-20250514\n",
             i % NAMESPACES
         ));
     }
     yaml
 }
+
+fn condition_true(gateway: &AiGateway, type_: &str) -> bool {
+    gateway.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == type_ && c.status == "True")
+    })
+}
+
+/// When every gateway was first Programmed and first Ready (from `started`), and how
+/// many were at the end.
+#[derive(Default)]
+struct Convergence {
+    programmed_after: Option<Duration>,
+    ready_after: Option<Duration>,
+    programmed: usize,
+    ready: usize,
+}
+
+/// Watches the gateways until all `gateways` are Ready or `limit` passes. A watch, not
+/// repeated lists: listing every gateway again and again would cost the two cores the
+/// operator and the API server share.
+async fn wait_until_all_ready(
+    client: kube::Client,
+    gateways: usize,
+    started: Instant,
+    limit: Duration,
+) -> Convergence {
+    use futures::StreamExt;
+    use kube::runtime::watcher::{self, Event};
+    let api: Api<AiGateway> = Api::all(client);
+    let mut stream = std::pin::pin!(watcher::watcher(api, watcher::Config::default()));
+    let mut programmed: HashSet<String> = HashSet::new();
+    let mut ready: HashSet<String> = HashSet::new();
+    let mut result = Convergence::default();
+    let deadline = tokio::time::Instant::now() + limit;
+    while ready.len() < gateways {
+        let gateway = match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(Event::Apply(g) | Event::InitApply(g)))) => g,
+            Ok(Some(_)) => continue,
+            Ok(None) | Err(_) => break,
+        };
+        let key = format!(
+            "{}/{}",
+            gateway.metadata.namespace.as_deref().unwrap_or_default(),
+            gateway.metadata.name.as_deref().unwrap_or_default()
+        );
+        for (set, type_) in [(&mut programmed, "Programmed"), (&mut ready, "Ready")] {
+            if condition_true(&gateway, type_) {
+                set.insert(key.clone());
+            } else {
+                set.remove(&key);
+            }
+        }
+        if programmed.len() == gateways && result.programmed_after.is_none() {
+            result.programmed_after = Some(started.elapsed());
+        }
+    }
+    if ready.len() == gateways {
+        result.ready_after = Some(started.elapsed());
+        result.programmed_after.get_or_insert(started.elapsed());
+    }
+    result.programmed = programmed.len();
+    result.ready = ready.len();
+    result
+}
+
+/// Waits until `count()` has not changed for a second: the last gateways' final status
+/// writes and Events land just after Ready and belong to reaching it, not to the steady
+/// state.
+async fn settle<T: PartialEq>(mut count: impl FnMut() -> T) {
+    let mut last = count();
+    let mut quiet_since = Instant::now();
+    let started = Instant::now();
+    while quiet_since.elapsed() < Duration::from_secs(1) && started.elapsed() < READY_LIMIT {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = count();
+        if now != last {
+            last = now;
+            quiet_since = Instant::now();
+        }
+    }
+}
+
+/// Writes attributable to the operator in the testkit's counters: its field manager
+/// (children, status) plus Events (kube's event recorder sends no field manager).
+/// Leases are not involved: the benchmark runs without leader election.
+fn operator_writes(stats: &Stats) -> Vec<Count> {
+    let mut writes: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for c in stats
+        .counts
+        .iter()
+        .filter(|c| WRITE_VERBS.contains(&c.verb.as_str()))
+        .filter(|c| c.field_manager == FIELD_MANAGER || c.resource == "events")
+    {
+        *writes
+            .entry((c.resource.clone(), c.verb.clone()))
+            .or_default() += c.count;
+    }
+    to_counts(writes)
+}
+
+fn to_counts(map: BTreeMap<(String, String), u64>) -> Vec<Count> {
+    map.into_iter()
+        .map(|((resource, verb), count)| Count {
+            resource,
+            verb,
+            count,
+        })
+        .collect()
+}
+
+/// `after - before`, per resource and verb, the non-zero ones.
+fn difference(after: &[Count], before: &[Count]) -> Vec<Count> {
+    after
+        .iter()
+        .filter_map(|a| {
+            let old = before
+                .iter()
+                .find(|b| b.resource == a.resource && b.verb == a.verb)
+                .map_or(0, |b| b.count);
+            (a.count > old).then(|| Count {
+                count: a.count - old,
+                ..a.clone()
+            })
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// The operator under test.
 
 /// The operator flags of `litellm-impl run`.
 #[derive(Parser)]
@@ -231,8 +453,8 @@ struct RunFlags {
     operator: OperatorArgs,
 }
 
-/// The operator under test: in this process (as `litellm-impl run` builds it), or the
-/// built `litellm-impl run` binary against the testkit's HTTP endpoint.
+/// The operator: in this process (as `litellm-impl run` builds it), or the built
+/// `litellm-impl run` binary.
 enum Running {
     InProcess {
         stop: tokio::sync::oneshot::Sender<()>,
@@ -242,47 +464,11 @@ enum Running {
     Process {
         child: std::process::Child,
         admin_port: u16,
-        _http: aigateway_testkit::HttpServer,
-        _dir: tempfile::TempDir,
     },
 }
 
 impl Running {
-    async fn start(server: &ApiServer, concurrency: u16, out_of_process: bool) -> Self {
-        if out_of_process {
-            let http = server
-                .serve_http("127.0.0.1:0".parse().unwrap())
-                .await
-                .expect("serve the testkit over HTTP");
-            let dir = tempfile::tempdir().unwrap();
-            let kubeconfig = dir.path().join("kubeconfig");
-            http.write_kubeconfig(&kubeconfig).unwrap();
-            let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .port();
-            let child = Command::new(env!("CARGO_BIN_EXE_litellm-impl"))
-                .arg("run")
-                .arg("--kubeconfig")
-                .arg(&kubeconfig)
-                .args([
-                    "--admin-address",
-                    &format!("127.0.0.1:{admin_port}"),
-                    "--leader-elect=false",
-                    "--concurrency",
-                    &concurrency.to_string(),
-                ])
-                .env("RUST_LOG", "warn")
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .expect("start litellm-impl run");
-            return Running::Process {
-                child,
-                admin_port,
-                _http: http,
-                _dir: dir,
-            };
-        }
+    fn in_process(client: kube::Client, concurrency: u16) -> Self {
         // The flags of `litellm-impl run`, parsed as it parses them: defaults for all
         // but the admin address and the concurrency.
         let args = RunFlags::parse_from([
@@ -294,7 +480,7 @@ impl Running {
         ])
         .operator;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let operator = operator(server.client(), &args).shutdown_on(async move {
+        let operator = operator(client, &args).shutdown_on(async move {
             let _ = stopped.await;
         });
         let metrics = operator.metrics();
@@ -305,28 +491,64 @@ impl Running {
         }
     }
 
-    /// (reconciles, failed reconciles) from the loop's metrics (over `/metrics` for the
-    /// binary).
-    fn reconciles(&self) -> Option<(u64, u64, String)> {
-        let text = match self {
-            Running::InProcess { metrics, .. } => metrics.encode(),
-            Running::Process { admin_port, .. } => scrape_metrics(*admin_port)?,
-        };
-        let reasons: Vec<String> = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("aigateway_reconcile_errors_total{"))
-            .map(|l| l.replace("} ", " = "))
-            .collect();
-        Some((
-            metric(&text, "aigateway_reconciles_total"),
-            metric(&text, "aigateway_reconcile_errors_total"),
-            reasons.join(", "),
-        ))
+    fn binary(kubeconfig: &Path, concurrency: u16) -> Self {
+        let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_litellm-impl"))
+            .arg("run")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args([
+                "--admin-address",
+                &format!("127.0.0.1:{admin_port}"),
+                "--leader-elect=false",
+                "--concurrency",
+                &concurrency.to_string(),
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start litellm-impl run");
+        Running::Process { child, admin_port }
     }
 
-    fn process_peak_kib(&self) -> Option<u64> {
+    /// (reconciles, failed reconciles by reason) from the loop's metrics (over
+    /// `/metrics` for the binary).
+    fn reconciles(&self) -> (u64, BTreeMap<String, u64>) {
+        let text = match self {
+            Running::InProcess { metrics, .. } => metrics.encode(),
+            Running::Process { admin_port, .. } => scrape_metrics(*admin_port).unwrap_or_default(),
+        };
+        let reconciles = text
+            .lines()
+            .filter(|l| l.starts_with("aigateway_reconciles_total"))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .sum::<f64>() as u64;
+        let mut errors = BTreeMap::new();
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("aigateway_reconcile_errors_total{"))
+        {
+            let reason = line
+                .split("reason=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("unknown");
+            let count = line
+                .split_whitespace()
+                .last()
+                .and_then(|c| c.parse::<f64>().ok())
+                .unwrap_or(0.0) as u64;
+            *errors.entry(reason.to_owned()).or_default() += count;
+        }
+        (reconciles, errors)
+    }
+
+    fn pid(&self) -> Option<u32> {
         match self {
-            Running::Process { child, .. } => Some(peak_rss_kib(Some(child.id()))),
+            Running::Process { child, .. } => Some(child.id()),
             Running::InProcess { .. } => None,
         }
     }
@@ -370,102 +592,373 @@ fn scrape_metrics(port: u16) -> Option<String> {
     Some(response)
 }
 
-/// One scenario, in this process.
-async fn scenario(
-    gateways: usize,
-    concurrency: u16,
-    out_of_process: bool,
-    steady: Duration,
-) -> Figures {
-    let server = ApiServer::builder().build();
+// ---------------------------------------------------------------------------------------
+// Scenarios.
+
+/// One scenario against the testkit, in this process.
+async fn testkit_scenario(scenario: Scenario, steady: Duration) -> Record {
+    let latency = latency_model();
+    let server = ApiServer::builder()
+        .request_latency(
+            Duration::from_secs_f64(latency.0 / 1000.0),
+            Duration::from_secs_f64(latency.1 / 1000.0),
+        )
+        // Every write of N gateways stays resumable for the operator's watches.
+        .watch_history(scenario.gateways * 20)
+        .build();
     for crd in aigateway_api::crds::all() {
         server.install_crd(crd).await.expect("install a CRD");
     }
     // Direct store access: not counted as requests.
     server
-        .apply_manifests(&fixtures(gateways))
+        .apply_manifests(&fixtures(scenario.gateways))
         .expect("store the fixtures");
     let baseline_kib = peak_rss_kib(None);
     server.reset_stats();
 
+    let mut _http = None;
+    let mut _dir = None;
+    let cpu_before = cpu_seconds(None);
     let started = Instant::now();
-    let running = Running::start(&server, concurrency, out_of_process).await;
-    let ready = wait_until_all_ready(server.client(), gateways, READY_LIMIT).await;
-    let ready_after = (ready == gateways).then(|| started.elapsed());
-    // The last gateways' final status writes and Events land just after Ready: they
-    // belong to reaching Ready, not to the steady state. Wait until the operator's write
-    // count has not moved for a second.
-    let mut last = operator_writes(&server.stats());
-    let mut quiet_since = Instant::now();
-    let settle = Instant::now();
-    while quiet_since.elapsed() < Duration::from_secs(1) && settle.elapsed() < READY_LIMIT {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = operator_writes(&server.stats());
-        if now != last {
-            last = now;
-            quiet_since = Instant::now();
+    let running = match scenario.backend {
+        Backend::InProcess => Running::in_process(server.client(), scenario.concurrency),
+        Backend::Binary => {
+            let http = server
+                .serve_http("127.0.0.1:0".parse().unwrap())
+                .await
+                .expect("serve the testkit over HTTP");
+            let dir = tempfile::tempdir().unwrap();
+            let kubeconfig = dir.path().join("kubeconfig");
+            http.write_kubeconfig(&kubeconfig).unwrap();
+            let running = Running::binary(&kubeconfig, scenario.concurrency);
+            _http = Some(http);
+            _dir = Some(dir);
+            running
         }
-    }
+        Backend::Real => unreachable!("the real control plane has its own scenario"),
+    };
+    let convergence =
+        wait_until_all_ready(server.client(), scenario.gateways, started, READY_LIMIT).await;
+    settle(|| operator_writes(&server.stats())).await;
     let to_ready = server.stats();
-    let reconciles = running.reconciles();
+    let own_cpu = cpu_seconds(None) - cpu_before;
+    let operator_cpu = running.pid().map(|pid| cpu_seconds(Some(pid)));
+    let (reconciles, reconcile_error_reasons) = running.reconciles();
 
     // Steady state: nothing changes, so nothing may be written.
     tokio::time::sleep(steady).await;
-    let steady_end = server.stats();
-    let before = operator_writes(&to_ready);
-    let steady_detail: Vec<(String, String, u64)> = operator_writes(&steady_end)
-        .into_iter()
-        .filter_map(|(resource, verb, count)| {
-            let old = before
-                .iter()
-                .find(|b| b.0 == resource && b.1 == verb)
-                .map_or(0, |b| b.2);
-            (count > old).then(|| (resource, verb, count - old))
-        })
-        .collect();
+    let writes = operator_writes(&to_ready);
+    let steady_detail = difference(&operator_writes(&server.stats()), &writes);
 
     let peak_kib = peak_rss_kib(None);
-    let operator_process_kib = running.process_peak_kib();
+    let operator_kib = running.pid().map(|pid| peak_rss_kib(Some(pid)));
     running.stop().await;
 
-    let (reconciles, reconcile_errors, error_reasons) = reconciles.unwrap_or_default();
-    Figures {
-        gateways,
-        concurrency,
-        out_of_process,
-        ready_after,
-        ready_count: ready,
-        writes: operator_writes(&to_ready),
+    let mut requests_by_verb = BTreeMap::new();
+    for c in &to_ready.counts {
+        *requests_by_verb.entry(c.verb.clone()).or_default() += c.count;
+    }
+    let (operator_peak_rss_mib, memory_measure) = match operator_kib {
+        Some(kib) => (mib(kib), "the operator process's own VmHWM".to_owned()),
+        None => (
+            mib(peak_kib.saturating_sub(baseline_kib)),
+            format!(
+                "upper bound: the process's VmHWM ({:.1} MiB) minus the testkit's with all objects stored ({:.1} MiB); includes the testkit's growth while serving",
+                mib(peak_kib),
+                mib(baseline_kib)
+            ),
+        ),
+    };
+    let (operator_cpu_seconds, cpu_measure, api_server_cpu_seconds) = match operator_cpu {
+        Some(cpu) => (
+            cpu,
+            "the operator process's own user + system time".to_owned(),
+            Some(own_cpu),
+        ),
+        None => (
+            own_cpu,
+            "the whole process: operator and testkit share it".to_owned(),
+            None,
+        ),
+    };
+    let events = writes
+        .iter()
+        .filter(|w| w.resource == "events")
+        .map(|w| w.count)
+        .sum();
+    Record {
+        gateways: scenario.gateways,
+        concurrency: scenario.concurrency,
+        backend: scenario.backend.name().to_owned(),
+        latency_model: describe_latency(latency),
+        seconds_to_all_programmed: convergence.programmed_after.map(|d| d.as_secs_f64()),
+        seconds_to_all_ready: convergence.ready_after.map(|d| d.as_secs_f64()),
+        programmed: convergence.programmed,
+        ready: convergence.ready,
         reconciles,
-        reconcile_errors,
-        error_reasons,
-        steady_secs: steady.as_secs(),
-        steady_writes: steady_detail.iter().map(|d| d.2).sum(),
+        reconcile_errors: reconcile_error_reasons.values().sum(),
+        reconcile_error_reasons,
+        writes_total: writes.iter().map(|w| w.count).sum(),
+        writes,
+        events,
+        conflicts: to_ready.failed_by_manager(409, FIELD_MANAGER),
+        steady_seconds: steady.as_secs(),
+        steady_writes: steady_detail.iter().map(|d| d.count).sum(),
         steady_detail,
-        baseline_kib,
-        peak_kib,
-        operator_process_kib,
+        operator_peak_rss_mib,
+        memory_measure,
+        operator_cpu_seconds,
+        cpu_measure,
+        api_server_cpu_seconds,
+        requests_by_verb,
+        api_server_ms_by_verb: to_ready
+            .busy_micros
+            .iter()
+            .map(|(verb, micros)| (verb.clone(), *micros as f64 / 1000.0))
+            .collect(),
+        control_plane: BTreeMap::new(),
     }
 }
 
-/// Runs one scenario in a child process (for a clean `VmHWM`).
-fn run_child(gateways: usize, concurrency: u16, out_of_process: bool) -> Figures {
-    let mode = if out_of_process {
-        "process"
-    } else {
-        "in-process"
+/// The processes of a real control plane (`name pid` lines of its `pids` file).
+fn control_plane_pids(dir: &Path) -> Vec<(String, u32)> {
+    std::fs::read_to_string(dir.join("pids"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (name, pid) = l.split_once(' ')?;
+            Some((name.to_owned(), pid.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Creates the fixtures on a real API server, 32 requests at a time.
+async fn create_on_cluster(client: &kube::Client, yaml: &str) {
+    use futures::StreamExt;
+    use kube::api::{DynamicObject, PostParams};
+    use kube::discovery::ApiResource;
+    let objects = aigateway_testkit::parse_manifests(yaml).expect("the fixtures parse");
+    let create = |object: Value| {
+        let client = client.clone();
+        async move {
+            let api_version = object["apiVersion"].as_str().unwrap_or_default().to_owned();
+            let kind = object["kind"].as_str().unwrap_or_default().to_owned();
+            let (group, version) = api_version
+                .rsplit_once('/')
+                .unwrap_or(("", api_version.as_str()));
+            let plural = match kind.as_str() {
+                "AiGateway" => "aigateways".to_owned(),
+                "AiGatewayClass" => "aigatewayclasses".to_owned(),
+                other => format!("{}s", other.to_lowercase()),
+            };
+            let resource = ApiResource {
+                group: group.to_owned(),
+                version: version.to_owned(),
+                api_version: api_version.clone(),
+                kind: kind.clone(),
+                plural,
+            };
+            let object: DynamicObject = serde_json::from_value(object).expect("an object");
+            let api: Api<DynamicObject> = match object.metadata.namespace.as_deref() {
+                Some(ns) => Api::namespaced_with(client, ns, &resource),
+                None => Api::all_with(client, &resource),
+            };
+            if let Err(error) = api.create(&PostParams::default(), &object).await {
+                panic!("creating {kind} {:?} failed: {error}", object.metadata.name);
+            }
+        }
     };
-    eprintln!("running N = {gateways}, concurrency {concurrency}, {mode} ...");
+    // Cluster-scoped objects and namespaces first, then what lives in them.
+    let (first, rest): (Vec<Value>, Vec<Value>) = objects
+        .into_iter()
+        .partition(|o| o["metadata"]["namespace"].is_null());
+    for batch in [first, rest] {
+        futures::stream::iter(batch.into_iter().map(create))
+            .buffer_unordered(32)
+            .collect::<Vec<()>>()
+            .await;
+    }
+}
+
+/// Milliseconds between the audit log's `received` and `completed` timestamps.
+fn audit_duration_ms(received: &str, completed: &str) -> Option<f64> {
+    let received: jiff::Timestamp = received.parse().ok()?;
+    let completed: jiff::Timestamp = completed.parse().ok()?;
+    Some(completed.duration_since(received).as_secs_f64() * 1000.0)
+}
+
+/// One scenario against a real control plane, the operator as the built binary with the
+/// admin's credentials (its writes are the admin's after the fixtures are stored: the
+/// bench itself only watches).
+async fn real_scenario(scenario: Scenario, steady: Duration) -> Record {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let cluster = tokio::task::block_in_place(RealCluster::start)
+        .unwrap_or_else(|e| panic!("starting the real control plane failed: {e}"));
+    let admin = cluster
+        .admin_client()
+        .await
+        .unwrap_or_else(|e| panic!("no admin client for the real control plane: {e}"));
+    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    for crd in aigateway_api::crds::all() {
+        crds.create(&Default::default(), &crd)
+            .await
+            .expect("create a CRD");
+    }
+    for crd in aigateway_api::crds::all() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let established = kube::runtime::wait::await_condition(
+            crds.clone(),
+            &name,
+            kube::runtime::wait::conditions::is_crd_established(),
+        );
+        tokio::time::timeout(Duration::from_secs(60), established)
+            .await
+            .expect("the CRDs are established within a minute")
+            .expect("watch the CRD");
+    }
+    let created = Instant::now();
+    create_on_cluster(&admin, &fixtures(scenario.gateways)).await;
+    eprintln!(
+        "stored {} gateways on the real control plane in {:.1} s",
+        scenario.gateways,
+        created.elapsed().as_secs_f64()
+    );
+    let pids = control_plane_pids(cluster.dir());
+    let cpu_before: BTreeMap<String, f64> = pids
+        .iter()
+        .map(|(name, pid)| (name.clone(), cpu_seconds(Some(*pid))))
+        .collect();
+    let audit = cluster.audit_log();
+    let mark = audit.mark();
+    let admin_user = {
+        // The admin's user name as the audit log records it: the last request was ours.
+        let events = audit
+            .since(aigateway_testkit::real_cluster::AuditMark::default())
+            .unwrap_or_default();
+        events
+            .iter()
+            .rev()
+            .find(|e| e.resource == "aigateways" && e.verb == "create")
+            .map(|e| e.user.clone())
+            .expect("the audit log records the fixtures' creation")
+    };
+
+    let started = Instant::now();
+    let running = Running::binary(&cluster.kubeconfig(), scenario.concurrency);
+    let convergence =
+        wait_until_all_ready(admin.clone(), scenario.gateways, started, READY_LIMIT).await;
+    let operator_writes_since = |mark| {
+        let mut writes: BTreeMap<(String, String), u64> = BTreeMap::new();
+        let mut conflicts = 0;
+        for event in audit.writes_since(mark).unwrap_or_default() {
+            if event.user != admin_user {
+                continue;
+            }
+            conflicts += u64::from(event.code == 409);
+            *writes.entry((event.resource, event.verb)).or_default() += 1;
+        }
+        (to_counts(writes), conflicts)
+    };
+    settle(|| operator_writes_since(mark).0).await;
+    let operator_cpu_seconds = running.pid().map_or(0.0, |pid| cpu_seconds(Some(pid)));
+    let control_cpu: BTreeMap<String, f64> = pids
+        .iter()
+        .map(|(name, pid)| {
+            let before = cpu_before.get(name).copied().unwrap_or(0.0);
+            (name.clone(), cpu_seconds(Some(*pid)) - before)
+        })
+        .collect();
+    let (reconciles, reconcile_error_reasons) = running.reconciles();
+    let to_ready = audit.mark();
+    let (writes, conflicts) = operator_writes_since(mark);
+    let mut requests_by_verb = BTreeMap::new();
+    let mut api_server_ms_by_verb = BTreeMap::new();
+    for event in audit.since(mark).unwrap_or_default() {
+        if event.user != admin_user {
+            continue;
+        }
+        *requests_by_verb.entry(event.verb.clone()).or_default() += 1;
+        if event.verb != "watch"
+            && let Some(ms) = audit_duration_ms(&event.received, &event.completed)
+        {
+            *api_server_ms_by_verb.entry(event.verb).or_default() += ms;
+        }
+    }
+
+    tokio::time::sleep(steady).await;
+    let (steady_detail, _) = operator_writes_since(to_ready);
+    let operator_kib = running.pid().map_or(0, |pid| peak_rss_kib(Some(pid)));
+    let control_plane: BTreeMap<String, ProcessFigures> = pids
+        .iter()
+        .map(|(name, pid)| {
+            (
+                name.clone(),
+                ProcessFigures {
+                    cpu_seconds: control_cpu.get(name).copied().unwrap_or(0.0),
+                    peak_rss_mib: mib(peak_rss_kib(Some(*pid))),
+                },
+            )
+        })
+        .collect();
+    running.stop().await;
+    drop(cluster);
+
+    let events = writes
+        .iter()
+        .filter(|w| w.resource == "events")
+        .map(|w| w.count)
+        .sum();
+    Record {
+        gateways: scenario.gateways,
+        concurrency: scenario.concurrency,
+        backend: scenario.backend.name().to_owned(),
+        latency_model: "real API server".to_owned(),
+        seconds_to_all_programmed: convergence.programmed_after.map(|d| d.as_secs_f64()),
+        seconds_to_all_ready: convergence.ready_after.map(|d| d.as_secs_f64()),
+        programmed: convergence.programmed,
+        ready: convergence.ready,
+        reconciles,
+        reconcile_errors: reconcile_error_reasons.values().sum(),
+        reconcile_error_reasons,
+        writes_total: writes.iter().map(|w| w.count).sum(),
+        writes,
+        events,
+        conflicts,
+        steady_seconds: steady.as_secs(),
+        steady_writes: steady_detail.iter().map(|d| d.count).sum(),
+        steady_detail,
+        operator_peak_rss_mib: mib(operator_kib),
+        memory_measure: "the operator process's own VmHWM".to_owned(),
+        operator_cpu_seconds,
+        cpu_measure: "the operator process's own user + system time".to_owned(),
+        api_server_cpu_seconds: Some(
+            ["kube-apiserver", "etcd"]
+                .iter()
+                .filter_map(|name| control_cpu.get(*name))
+                .sum(),
+        ),
+        requests_by_verb,
+        api_server_ms_by_verb,
+        control_plane,
+    }
+}
+
+/// Runs one scenario in a child process (for its own `VmHWM`).
+fn run_child(scenario: Scenario) -> Record {
+    eprintln!(
+        "running N = {}, concurrency {}, {} ...",
+        scenario.gateways,
+        scenario.concurrency,
+        scenario.backend.describe()
+    );
     let output = Command::new(std::env::current_exe().expect("the bench binary"))
-        .env(
-            "SCALE_BENCH_SCENARIO",
-            format!("{gateways}:{concurrency}:{mode}"),
-        )
+        .env("SCALE_BENCH_SCENARIO", scenario.spec())
         // `run` would read these: the scenario sets what it needs by flags.
         .env_remove("WATCH_NAMESPACE")
         .env_remove("LITELLM_IMAGE")
         .env_remove("ADMIN_ADDRESS")
         .env_remove("KUBECONFIG")
+        .stderr(std::process::Stdio::inherit())
         .output()
         .expect("re-run the bench binary");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -474,67 +967,85 @@ fn run_child(gateways: usize, concurrency: u16, out_of_process: bool) -> Figures
         .find_map(|l| l.strip_prefix("SCALE_RESULT "))
         .unwrap_or_else(|| {
             panic!(
-                "the scenario printed no result ({}):\n{stdout}\n{}",
+                "scenario {} printed no result ({}):\n{stdout}",
+                scenario.spec(),
                 output.status,
-                String::from_utf8_lossy(&output.stderr)
             )
         });
-    Figures::from_json(&serde_json::from_str(line).expect("result JSON"))
+    serde_json::from_str(line).expect("result JSON")
 }
 
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
-}
+// ---------------------------------------------------------------------------------------
+// Output.
 
-fn print_table(all: &[Figures]) {
+fn print_table(all: &[Record]) {
     let header = [
         "gateways",
-        "concurrency",
+        "conc.",
         "operator",
-        "time to Ready",
+        "all Programmed",
+        "all Ready",
+        "ms/gw",
         "reconciles/gw",
         "writes/gw",
-        "apply/gw",
+        "children/gw",
         "status/gw",
         "events/gw",
+        "conflicts",
         "steady writes",
-        "peak RSS (bench process)",
-        "testkit baseline",
-        "operator memory",
+        "operator peak RSS",
+        "operator CPU",
     ];
+    let seconds =
+        |s: Option<f64>| s.map_or_else(|| "NOT REACHED".to_owned(), |s| format!("{s:.2} s"));
     let rows: Vec<Vec<String>> = all
         .iter()
-        .map(|f| {
-            let n = f.gateways as f64;
-            let children =
-                f.writes_to("configmaps") + f.writes_to("deployments") + f.writes_to("services");
+        .map(|r| {
+            let n = r.gateways as f64;
             vec![
-                f.gateways.to_string(),
-                f.concurrency.to_string(),
-                if f.out_of_process {
-                    "binary over HTTP".to_owned()
+                r.gateways.to_string(),
+                r.concurrency.to_string(),
+                r.backend.clone(),
+                seconds(r.seconds_to_all_programmed),
+                if r.seconds_to_all_ready.is_some() {
+                    seconds(r.seconds_to_all_ready)
                 } else {
-                    "in process".to_owned()
+                    format!("NOT REACHED ({}/{})", r.ready, r.gateways)
                 },
-                f.ready_after.map_or_else(
-                    || format!("NOT READY ({}/{})", f.ready_count, f.gateways),
-                    |d| format!("{:.2} s", d.as_secs_f64()),
+                r.seconds_per_gateway()
+                    .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.2}")),
+                format!("{:.2}", r.reconciles as f64 / n),
+                format!("{:.2}", r.writes_total as f64 / n),
+                format!(
+                    "{:.2}",
+                    r.writes_to(&["configmaps", "deployments", "services"]) as f64 / n
                 ),
-                format!("{:.2}", f.reconciles as f64 / n),
-                format!("{:.2}", f.writes_per_gateway()),
-                format!("{:.2}", children as f64 / n),
-                format!("{:.2}", f.writes_to("aigateways") as f64 / n),
-                format!("{:.2}", f.writes_to("events") as f64 / n),
-                format!("{} in {} s", f.steady_writes, f.steady_secs),
-                mib(f.peak_kib),
-                mib(f.baseline_kib),
-                match f.operator_process_kib {
-                    Some(kib) => format!("{} (own VmHWM)", mib(kib)),
-                    None => format!(
-                        "{} (difference)",
-                        mib(f.peak_kib.saturating_sub(f.baseline_kib))
-                    ),
-                },
+                format!("{:.2}", r.writes_to(&["aigateways"]) as f64 / n),
+                format!("{:.2}", r.events as f64 / n),
+                format!(
+                    "{} ({:.1} % of reconciles)",
+                    r.conflicts,
+                    100.0 * r.conflicts as f64 / (r.reconciles.max(1)) as f64
+                ),
+                format!("{} in {} s", r.steady_writes, r.steady_seconds),
+                format!(
+                    "{:.1} MiB{}",
+                    r.operator_peak_rss_mib,
+                    if r.backend == "in-process" {
+                        " (bound)"
+                    } else {
+                        ""
+                    }
+                ),
+                format!(
+                    "{:.1} s{}",
+                    r.operator_cpu_seconds,
+                    if r.backend == "in-process" {
+                        " (+testkit)"
+                    } else {
+                        ""
+                    }
+                ),
             ]
         })
         .collect();
@@ -544,7 +1055,7 @@ fn print_table(all: &[Figures]) {
                 .map(|r| r[i].len())
                 .chain([header[i].len()])
                 .max()
-                .unwrap()
+                .unwrap_or(0)
         })
         .collect();
     let line = |cells: Vec<String>| {
@@ -562,102 +1073,179 @@ fn print_table(all: &[Figures]) {
     }
 }
 
+fn print_details(all: &[Record]) {
+    for r in all {
+        let writes: Vec<String> = r
+            .writes
+            .iter()
+            .map(|w| format!("{} {}: {}", w.verb, w.resource, w.count))
+            .collect();
+        let requests: Vec<String> = r
+            .requests_by_verb
+            .iter()
+            .map(|(verb, count)| {
+                let ms = r.api_server_ms_by_verb.get(verb).copied().unwrap_or(0.0);
+                format!("{verb} {count} ({ms:.0} ms)")
+            })
+            .collect();
+        println!(
+            "N = {}, concurrency {}, {} ({}): {} writes until Ready ({}); {} reconciles, {} failed {:?}; requests and API server time by verb: {}; API server CPU {}",
+            r.gateways,
+            r.concurrency,
+            r.backend,
+            r.latency_model,
+            r.writes_total,
+            writes.join(", "),
+            r.reconciles,
+            r.reconcile_errors,
+            r.reconcile_error_reasons,
+            requests.join(", "),
+            r.api_server_cpu_seconds
+                .map_or_else(|| "shared".to_owned(), |s| format!("{s:.1} s")),
+        );
+        for (name, p) in &r.control_plane {
+            println!(
+                "    {name}: {:.1} CPU s, peak RSS {:.1} MiB",
+                p.cpu_seconds, p.peak_rss_mib
+            );
+        }
+        if r.steady_writes > 0 {
+            println!(
+                "!!! WARNING: {} writes during {} s of steady state (must be 0): {:?}",
+                r.steady_writes, r.steady_seconds, r.steady_detail
+            );
+        }
+    }
+    // The ratios the targets speak of, from this run.
+    let find = |n: usize, c: u16, backend: &str| {
+        all.iter()
+            .find(|r| r.gateways == n && r.concurrency == c && r.backend == backend)
+    };
+    for backend in ["in-process", "binary"] {
+        if let (Some(one), Some(many)) = (
+            find(1000, 1, backend),
+            find(1000, DEFAULT_CONCURRENCY, backend),
+        ) && let (Some(s1), Some(s16)) = (one.seconds_to_all_ready, many.seconds_to_all_ready)
+        {
+            println!(
+                "N = 1000, {backend}: concurrency 1 takes {s1:.2} s, concurrency {DEFAULT_CONCURRENCY} takes {s16:.2} s: {:.2}x",
+                s1 / s16
+            );
+        }
+        if let (Some(small), Some(large)) = (
+            find(1000, DEFAULT_CONCURRENCY, backend).and_then(Record::seconds_per_gateway),
+            find(10_000, DEFAULT_CONCURRENCY, backend).and_then(Record::seconds_per_gateway),
+        ) {
+            println!(
+                "{backend}, concurrency {DEFAULT_CONCURRENCY}: {small:.2} ms per gateway at N = 1000, {large:.2} ms at N = 10000: {:.2}x",
+                large / small
+            );
+        }
+    }
+}
+
+fn default_scenarios() -> Vec<Scenario> {
+    let flag = |name: &str| std::env::var(name).is_ok_and(|v| v == "1");
+    let s = |gateways, concurrency, backend| Scenario {
+        gateways,
+        concurrency,
+        backend,
+    };
+    if flag("SCALE_BENCH_QUICK") {
+        return vec![
+            s(100, DEFAULT_CONCURRENCY, Backend::InProcess),
+            s(100, 1, Backend::InProcess),
+            s(100, DEFAULT_CONCURRENCY, Backend::Binary),
+        ];
+    }
+    let mut all = vec![
+        s(1000, DEFAULT_CONCURRENCY, Backend::InProcess),
+        s(1000, 1, Backend::InProcess),
+        s(1000, DEFAULT_CONCURRENCY, Backend::Binary),
+        s(1000, 1, Backend::Binary),
+        s(10_000, DEFAULT_CONCURRENCY, Backend::InProcess),
+        s(10_000, DEFAULT_CONCURRENCY, Backend::Binary),
+    ];
+    if flag("SCALE_BENCH_SLOW") {
+        all.push(s(10_000, 1, Backend::Binary));
+    }
+    if flag("SCALE_BENCH_REAL") {
+        all.push(s(1000, DEFAULT_CONCURRENCY, Backend::Real));
+    }
+    all
+}
+
+fn output_path() -> PathBuf {
+    std::env::var_os("SCALE_BENCH_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            // Benches run with the package as working directory; the JSON goes to the
+            // workspace's target directory.
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench/scale.json")
+        })
+}
+
 fn main() {
+    let quick = std::env::var("SCALE_BENCH_QUICK").is_ok_and(|v| v == "1");
     let steady = Duration::from_secs(
         std::env::var("SCALE_BENCH_STEADY_SECS")
             .ok()
             .and_then(|s| s.parse().ok())
-            .unwrap_or(10),
+            .unwrap_or(if quick { 2 } else { 10 }),
     );
     if let Ok(spec) = std::env::var("SCALE_BENCH_SCENARIO") {
-        let parts: Vec<&str> = spec.split(':').collect();
-        let (n, c): (usize, u16) = (parts[0].parse().unwrap(), parts[1].parse().unwrap());
-        let out_of_process = parts.get(2) == Some(&"process");
+        let scenario = Scenario::parse(&spec)
+            .unwrap_or_else(|| panic!("SCALE_BENCH_SCENARIO={spec} is not N:concurrency:backend"));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
-            .unwrap();
-        let figures = runtime.block_on(scenario(n, c, out_of_process, steady));
-        println!("SCALE_RESULT {}", figures.to_json());
+            .expect("a Tokio runtime");
+        let record = runtime.block_on(async {
+            match scenario.backend {
+                Backend::Real => real_scenario(scenario, steady).await,
+                _ => testkit_scenario(scenario, steady).await,
+            }
+        });
+        println!(
+            "SCALE_RESULT {}",
+            serde_json::to_string(&record).expect("a record serialises")
+        );
         return;
     }
 
-    let sizes: Vec<usize> = std::env::var("SCALE_BENCH_SIZES")
-        .unwrap_or_else(|_| "100,1000".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .filter(|n| *n > 0)
-        .collect();
-    let largest = *sizes.iter().max().expect("SCALE_BENCH_SIZES names no size");
-    let mut all: Vec<Figures> = sizes
-        .iter()
-        .map(|n| run_child(*n, DEFAULT_CONCURRENCY, false))
-        .collect();
-    let serial = run_child(largest, 1, false);
-    all.push(serial.clone());
-    all.push(run_child(largest, DEFAULT_CONCURRENCY, true));
+    let scenarios = match std::env::var("SCALE_BENCH_SCENARIOS") {
+        Ok(list) => list
+            .split(',')
+            .map(|spec| {
+                Scenario::parse(spec).unwrap_or_else(|| {
+                    panic!("SCALE_BENCH_SCENARIOS: `{spec}` is not N:concurrency:backend (backend in-process, binary or real)")
+                })
+            })
+            .collect(),
+        Err(_) => default_scenarios(),
+    };
+    let all: Vec<Record> = scenarios.into_iter().map(run_child).collect();
+
+    let path = output_path();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).expect("create the output directory");
+    }
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&all).expect("records serialise"),
+    )
+    .unwrap_or_else(|e| panic!("writing {} failed: {e}", path.display()));
 
     println!();
     println!(
-        "Scale benchmark: LiteLLM operator on the in-process testkit ({} cores)",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        "Scale benchmark: LiteLLM operator ({} cores; testkit latency model: {})",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        describe_latency(latency_model())
     );
     println!();
     print_table(&all);
     println!();
-    for f in &all {
-        let detail: Vec<String> = f
-            .writes
-            .iter()
-            .map(|(resource, verb, count)| format!("{verb} {resource}: {count}"))
-            .collect();
-        println!(
-            "N = {}, concurrency {}{}: {} writes until Ready ({}); {} reconciles, {} failed {}",
-            f.gateways,
-            f.concurrency,
-            if f.out_of_process {
-                ", binary over HTTP"
-            } else {
-                ""
-            },
-            f.total_writes(),
-            detail.join(", "),
-            f.reconciles,
-            f.reconcile_errors,
-            if f.error_reasons.is_empty() {
-                String::new()
-            } else {
-                format!("({})", f.error_reasons)
-            }
-        );
-        if f.steady_writes > 0 {
-            println!(
-                "!!! WARNING: {} writes during {} s of steady state (must be 0): {:?}",
-                f.steady_writes, f.steady_secs, f.steady_detail
-            );
-        }
-        if f.ready_after.is_none() {
-            println!(
-                "!!! WARNING: only {}/{} gateways Ready after {:?}",
-                f.ready_count, f.gateways, READY_LIMIT
-            );
-        }
-    }
-    let parallel = all.iter().find(|f| {
-        f.gateways == largest && f.concurrency == DEFAULT_CONCURRENCY && !f.out_of_process
-    });
-    if let (Some(parallel), Some(p), Some(s)) = (
-        parallel,
-        parallel.and_then(|f| f.ready_after),
-        serial.ready_after,
-    ) {
-        println!();
-        println!(
-            "N = {largest}: concurrency 1 takes {:.2} s, concurrency {} takes {:.2} s: ratio {:.2}x",
-            s.as_secs_f64(),
-            parallel.concurrency,
-            p.as_secs_f64(),
-            s.as_secs_f64() / p.as_secs_f64()
-        );
-    }
+    print_details(&all);
+    println!();
+    println!("records: {}", path.display());
 }
