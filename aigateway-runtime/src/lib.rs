@@ -76,6 +76,7 @@
 
 pub mod admin;
 pub mod apply;
+mod children;
 pub mod class;
 pub mod implementation;
 pub mod kind;
@@ -86,11 +87,13 @@ pub mod metrics;
 pub mod names;
 pub mod operator;
 pub mod reconcile;
+pub mod related;
 pub mod status;
 
 pub use implementation::{
-    Context, DesiredState, GatewayImplementation, ImplementationError, Observed, Readiness,
-    RefProblem, RelatedWatch, deployments_rolled_out, from_dynamic, to_dynamic,
+    Context, DesiredState, GatewayImplementation, ImplementationError, NotWatched, Observed,
+    Readiness, RefProblem, RelatedCache, RelatedWatch, deployments_rolled_out, from_dynamic,
+    to_dynamic,
 };
 pub use kind::{AiGatewayKind, GatewayKind};
 pub use kube_error::describe_kube_error;
