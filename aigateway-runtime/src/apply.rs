@@ -400,7 +400,8 @@ impl Applier<'_> {
         let mut children = Vec::new();
         for cache in self.caches {
             for (namespace, name) in cache.owners.children_of(uid) {
-                let reference = ObjectRef::new_with(&name, cache.resource.clone()).within(&namespace);
+                let reference =
+                    ObjectRef::new_with(&name, cache.resource.clone()).within(&namespace);
                 let Some(object) = cache.store.get(&reference) else {
                     continue;
                 };

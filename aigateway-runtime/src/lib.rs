@@ -9,7 +9,10 @@
 //! deleting one is not an outage, writes `Accepted`, `ResolvedRefs`, `Programmed` and `Ready`
 //! conditions with `observedGeneration` only when they change, emits events on
 //! transitions, exports metrics, and runs behind leader election with its own lease
-//! deadline. `/readyz` fails while a watch cannot list.
+//! deadline. `/readyz` fails while a watch cannot list. Objects your desired state reads
+//! through [`Context::get`] re-run exactly the gateways that read them when they change;
+//! Secrets and ConfigMaps are cached as metadata, with content only for what was read
+//! (see [`related`]).
 //!
 //! The data flow of one gateway, each step in its own module:
 //!

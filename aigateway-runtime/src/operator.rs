@@ -646,7 +646,9 @@ fn dynamic_reflector(
             if let Ok(event) = event {
                 if matches!(
                     event,
-                    watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitApply(_)
+                    watcher::Event::Apply(_)
+                        | watcher::Event::Delete(_)
+                        | watcher::Event::InitApply(_)
                 ) {
                     metrics.watch_event(&label);
                 }
@@ -710,9 +712,9 @@ async fn run_controllers<K: GatewayKind>(
         let gateways = gateway_reader.clone();
         move |event| match event {
             Ok(watcher::Event::Delete(gateway)) => related.forget(&GatewayKey::of(gateway)),
-            Ok(watcher::Event::InitDone) => related.retain(|key| {
-                gateways.get(&key.object_ref()).is_some()
-            }),
+            Ok(watcher::Event::InitDone) => {
+                related.retain(|key| gateways.get(&key.object_ref()).is_some())
+            }
             _ => {}
         }
     })

@@ -420,19 +420,19 @@ pub async fn reconcile<K: GatewayKind>(
         Claim::Ours { class } => class,
         Claim::Ambiguous(message) => {
             warn!(gateway = %name, "default class is ambiguous, leaving the gateway alone: {message}");
-            forget_failures(&shared, &gateway);
+            not_ours(&shared, &gateway);
             return Ok(Action::await_change());
         }
         Claim::NotOurs(reason) if reason.taken_by_another() => {
             debug!(gateway = %name, ?reason, "another controller has it");
             shared.release(&gateway).await?;
-            forget_failures(&shared, &gateway);
+            not_ours(&shared, &gateway);
             return Ok(Action::await_change());
         }
         Claim::NotOurs(reason) => {
             // Nobody has it: whatever we deployed stays until a class takes it.
             debug!(gateway = %name, ?reason, "not ours, leaving it as it is");
-            forget_failures(&shared, &gateway);
+            not_ours(&shared, &gateway);
             return Ok(Action::await_change());
         }
     };
@@ -581,6 +581,13 @@ async fn write_final<K: GatewayKind>(
         .await?;
     forget_failures(shared, gateway);
     Ok(Action::await_change())
+}
+
+/// Forgets a gateway that is not ours: no backoff to keep, no reads whose changes
+/// should re-run it (a class change does).
+fn not_ours<K: GatewayKind>(shared: &Shared<K>, gateway: &K::Gateway) {
+    forget_failures(shared, gateway);
+    shared.related.forget(&GatewayKey::of(gateway));
 }
 
 fn forget_failures<K: GatewayKind>(shared: &Shared<K>, gateway: &K::Gateway) {

@@ -124,7 +124,10 @@ impl From<NotWatched> for ImplementationError {
 #[derive(Debug, thiserror::Error)]
 pub enum RelatedError {
     /// The GET of an object's content failed.
-    #[error("could not read {kind} {namespace}/{name}: {}", crate::describe_kube_error(source))]
+    #[error(
+        "could not read {kind} {namespace}/{name}: {}",
+        crate::describe_kube_error(source)
+    )]
     Read {
         /// The kind.
         kind: String,
@@ -324,7 +327,11 @@ impl RelatedCaches {
     }
 
     /// The gateways that read the changed object `object` of kind `resource`.
-    pub(crate) fn readers(&self, resource: &ApiResource, object: &DynamicObject) -> Vec<GatewayKey> {
+    pub(crate) fn readers(
+        &self,
+        resource: &ApiResource,
+        object: &DynamicObject,
+    ) -> Vec<GatewayKey> {
         let key = ObjectKey {
             kind: kind_key(resource),
             namespace: object.namespace().unwrap_or_default(),
@@ -551,7 +558,8 @@ mod tests {
         let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
         let client = Client::try_from(config).unwrap();
         let mut caches = RelatedCaches::new(client);
-        let writer = kube::runtime::reflector::store::Writer::new(ApiResource::erase::<Secret>(&()));
+        let writer =
+            kube::runtime::reflector::store::Writer::new(ApiResource::erase::<Secret>(&()));
         caches.add(&RelatedWatch::new::<Secret>(), writer.as_reader());
         caches
     }
@@ -574,8 +582,12 @@ mod tests {
         assert_eq!(readers("shared"), ["a", "b"]);
         assert!(readers("unrelated").is_empty());
 
-        caches.reads().contents.get_mut(&secret_key("keys")).unwrap().loaded =
-            Some(Some(Arc::new(secret("keys", "1"))));
+        caches
+            .reads()
+            .contents
+            .get_mut(&secret_key("keys"))
+            .unwrap()
+            .loaded = Some(Some(Arc::new(secret("keys", "1"))));
         assert_eq!(caches.loaded_contents(), 1);
         // `a` no longer reads `keys`: its content goes, `shared` stays for `b`.
         caches.record(&gateway("a"), HashSet::from([secret_key("shared")]));
@@ -594,8 +606,12 @@ mod tests {
         let resource = ApiResource::erase::<Secret>(&());
         caches.record(&gateway("a"), HashSet::from([secret_key("keys")]));
         let load = |rv: &str| {
-            caches.reads().contents.get_mut(&secret_key("keys")).unwrap().loaded =
-                Some(Some(Arc::new(secret("keys", rv))));
+            caches
+                .reads()
+                .contents
+                .get_mut(&secret_key("keys"))
+                .unwrap()
+                .loaded = Some(Some(Arc::new(secret("keys", rv))));
         };
         let loaded = || caches.loaded_contents() == 1;
         load("1");
@@ -608,6 +624,28 @@ mod tests {
         load("2");
         caches.observe(&resource, &watcher::Event::Delete(secret("keys", "2")));
         assert!(!loaded(), "a delete drops it");
+    }
+
+    #[tokio::test]
+    async fn reading_an_undeclared_kind_is_an_error_and_lookups_are_recorded() {
+        let ctx = Context::new(Arc::new(caches()));
+        let error = ctx
+            .get::<k8s_openapi::api::core::v1::Service>("ns", "api")
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "desired_state read Service ns/api, but Service is not watched: declare RelatedWatch::new::<Service>() in related()"
+        );
+        assert!(matches!(
+            ImplementationError::from(error),
+            ImplementationError::Transient(_)
+        ));
+        // A declared kind: absent from the (empty) cache, and recorded as read, so that
+        // its creation re-runs the gateway.
+        assert_eq!(ctx.get::<Secret>("ns", "keys"), Ok(None));
+        let log = ctx.take_log();
+        assert_eq!(log.reads, HashSet::from([secret_key("keys")]));
+        assert!(log.unloaded.is_empty(), "absent, not unloaded");
     }
 
     #[tokio::test]

@@ -111,7 +111,9 @@ impl Setup {
             admin_port,
         };
         setup
-            .eventually("gw Ready", || async { setup.condition("Ready").as_deref() == Some("True") })
+            .eventually("gw Ready", || async {
+                setup.condition("Ready").as_deref() == Some("True")
+            })
             .await;
         setup
     }
@@ -122,7 +124,12 @@ impl Setup {
 
     fn gateway(&self) -> Value {
         self.server
-            .get_object("runtime.agentic-layer.ai/v1alpha1", "AiGateway", Some(NS), "gw")
+            .get_object(
+                "runtime.agentic-layer.ai/v1alpha1",
+                "AiGateway",
+                Some(NS),
+                "gw",
+            )
             .expect("gw exists")
     }
 
@@ -264,7 +271,12 @@ async fn secrets_no_gateway_reads_cost_no_memory_and_no_reconciles() {
     let before_kib = setup.peak_rss_kib();
 
     for i in 0..500 {
-        setup.put_secret(&format!("unrelated-{i}"), "blob", 200_000, b'A' + (i % 26) as u8);
+        setup.put_secret(
+            &format!("unrelated-{i}"),
+            "blob",
+            200_000,
+            b'A' + (i % 26) as u8,
+        );
     }
     // The operator has seen every one of them before anything is measured.
     setup
@@ -306,7 +318,9 @@ async fn secrets_no_gateway_reads_cost_no_memory_and_no_reconciles() {
     assert!(!hash.is_empty() && hash != "null", "{hash}");
     setup.put_secret("api-key-secrets", "OPENAI_API_KEY", 8, b'B');
     setup
-        .eventually("a new secret hash", || async { setup.secret_hash() != hash })
+        .eventually("a new secret hash", || async {
+            setup.secret_hash() != hash
+        })
         .await;
     assert!(setup.reconciles().await > reconciles);
 }
@@ -324,7 +338,10 @@ async fn a_persistent_conflict_on_status_backs_off_exponentially() {
         .subresource("status")
         .namespace(NS)
         .name("gw");
-    setup.server.faults().fail_fraction(1.0, status_patches, 409);
+    setup
+        .server
+        .faults()
+        .fail_fraction(1.0, status_patches, 409);
     let conflicts = || {
         setup
             .server
