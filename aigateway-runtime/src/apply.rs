@@ -22,6 +22,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
+use crate::children::OwnerIndex;
 use crate::names;
 
 /// The identity of a child: kind plus namespaced name.
@@ -115,6 +116,8 @@ pub struct ChildCache {
     pub resource: ApiResource,
     /// Its cache (children carrying our managed-by label).
     pub store: Store<DynamicObject>,
+    /// The cached children by controller owner uid.
+    pub(crate) owners: OwnerIndex,
 }
 
 /// Everything needed to apply one gateway's children.
@@ -391,11 +394,19 @@ impl Applier<'_> {
         })
     }
 
-    /// Every cached child owned by the gateway with `uid`.
+    /// Every cached child owned by the gateway with `uid` and carrying our labels,
+    /// found through the owner indexes (no scan of the caches).
     pub fn owned_children(&self, uid: &str) -> Vec<(ChildId, Arc<DynamicObject>)> {
         let mut children = Vec::new();
         for cache in self.caches {
-            for object in cache.store.state() {
+            for (namespace, name) in cache.owners.children_of(uid) {
+                let reference =
+                    ObjectRef::new_with(&name, cache.resource.clone()).within(&namespace);
+                let Some(object) = cache.store.get(&reference) else {
+                    continue;
+                };
+                // The index follows the watch events the store applied; checking the
+                // object itself keeps the rule in one place whatever the index holds.
                 let owned = object
                     .owner_references()
                     .iter()
@@ -409,8 +420,8 @@ impl Applier<'_> {
                     let id = ChildId {
                         api_version: cache.resource.api_version.clone(),
                         kind: cache.resource.kind.clone(),
-                        namespace: object.namespace().unwrap_or_default(),
-                        name: object.name_any(),
+                        namespace,
+                        name,
                     };
                     children.push((id, object));
                 }

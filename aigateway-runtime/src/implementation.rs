@@ -1,18 +1,17 @@
 //! What an implementation provides: the [`GatewayImplementation`] trait and the values
 //! it exchanges with the loop.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{ApiResource, DynamicObject};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::kind::{AiGatewayKind, GatewayKind};
+pub use crate::related::{Context, NotWatched, RelatedCache, RelatedWatch};
 
 /// A class operator: turns each gateway of its classes into child objects.
 ///
@@ -83,8 +82,11 @@ pub trait GatewayImplementation<K: GatewayKind = AiGatewayKind>: Send + Sync + '
         false
     }
 
-    /// Other objects whose changes must re-run reconcile (Secrets, ConfigMaps, Guards...).
-    fn related(&self) -> Vec<RelatedWatch<K>> {
+    /// The kinds of other objects [`desired_state`](Self::desired_state) reads through
+    /// [`Context::get`] (Secrets, ConfigMaps, Guards...). No mapper is needed: the runtime
+    /// records every lookup and re-runs a gateway exactly when an object it looked up
+    /// changes, appears or goes.
+    fn related(&self) -> Vec<RelatedWatch> {
         Vec::new()
     }
 
@@ -323,90 +325,4 @@ pub fn rollout_pending(deployment: &Deployment) -> Option<String> {
         ));
     }
     None
-}
-
-/// Maps a changed related object to the gateways that must be reconciled.
-pub type RelatedMapper<K> = Arc<
-    dyn Fn(
-            &DynamicObject,
-            &[Arc<<K as GatewayKind>::Gateway>],
-        ) -> Vec<ObjectRef<<K as GatewayKind>::Gateway>>
-        + Send
-        + Sync,
->;
-
-/// Another kind of object whose changes re-run reconcile for the gateways it maps to.
-pub struct RelatedWatch<K: GatewayKind = AiGatewayKind> {
-    /// The kind to watch (in every namespace the operator watches).
-    pub resource: ApiResource,
-    /// Only objects matching this label selector, if set.
-    pub label_selector: Option<String>,
-    /// Watch only metadata (enough when the mapper needs no content).
-    pub metadata_only: bool,
-    /// From a changed object and all gateways to the gateways to reconcile.
-    pub mapper: RelatedMapper<K>,
-}
-
-impl<K: GatewayKind> RelatedWatch<K> {
-    /// Watches the typed kind `T`, mapping with `mapper`.
-    pub fn new<T: Resource<DynamicType = ()>>(
-        mapper: impl Fn(&DynamicObject, &[Arc<K::Gateway>]) -> Vec<ObjectRef<K::Gateway>>
-        + Send
-        + Sync
-        + 'static,
-    ) -> Self {
-        Self {
-            resource: ApiResource::erase::<T>(&()),
-            label_selector: None,
-            metadata_only: false,
-            mapper: Arc::new(mapper),
-        }
-    }
-}
-
-/// What an implementation can read while computing desired state: the client and the
-/// caches of related objects.
-#[derive(Clone)]
-pub struct Context {
-    client: Client,
-    related: Arc<HashMap<String, Store<DynamicObject>>>,
-}
-
-fn key(resource: &ApiResource) -> String {
-    format!("{}/{}", resource.api_version, resource.plural)
-}
-
-impl Context {
-    pub(crate) fn new(client: Client, related: HashMap<String, Store<DynamicObject>>) -> Self {
-        Self {
-            client,
-            related: Arc::new(related),
-        }
-    }
-
-    pub(crate) fn store_key(resource: &ApiResource) -> String {
-        key(resource)
-    }
-
-    /// The Kubernetes client (for reads the caches cannot answer).
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    /// A related object from the cache, typed; `None` when absent or not watched.
-    pub fn get<T: Resource<DynamicType = ()> + DeserializeOwned>(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Option<T> {
-        let store = self.related.get(&key(&ApiResource::erase::<T>(&())))?;
-        let reference = ObjectRef::new_with(name, ApiResource::erase::<T>(&())).within(namespace);
-        store.get(&reference).and_then(|o| from_dynamic(&o))
-    }
-
-    /// Whether related objects of kind `T` are cached.
-    pub fn watches<T: Resource<DynamicType = ()>>(&self) -> bool {
-        self.related
-            .contains_key(&key(&ApiResource::erase::<T>(&())))
-    }
 }

@@ -9,7 +9,10 @@
 //! deleting one is not an outage, writes `Accepted`, `ResolvedRefs`, `Programmed` and `Ready`
 //! conditions with `observedGeneration` only when they change, emits events on
 //! transitions, exports metrics, and runs behind leader election with its own lease
-//! deadline. `/readyz` fails while a watch cannot list.
+//! deadline. `/readyz` fails while a watch cannot list. Objects your desired state reads
+//! through [`Context::get`] re-run exactly the gateways that read them when they change;
+//! Secrets and ConfigMaps are cached as metadata, with content only for what was read
+//! (see [`related`]).
 //!
 //! The data flow of one gateway, each step in its own module:
 //!
@@ -76,6 +79,7 @@
 
 pub mod admin;
 pub mod apply;
+mod children;
 pub mod class;
 pub mod implementation;
 pub mod kind;
@@ -86,11 +90,13 @@ pub mod metrics;
 pub mod names;
 pub mod operator;
 pub mod reconcile;
+pub mod related;
 pub mod status;
 
 pub use implementation::{
-    Context, DesiredState, GatewayImplementation, ImplementationError, Observed, Readiness,
-    RefProblem, RelatedWatch, deployments_rolled_out, from_dynamic, to_dynamic,
+    Context, DesiredState, GatewayImplementation, ImplementationError, NotWatched, Observed,
+    Readiness, RefProblem, RelatedCache, RelatedWatch, deployments_rolled_out, from_dynamic,
+    to_dynamic,
 };
 pub use kind::{AiGatewayKind, GatewayKind};
 pub use kube_error::describe_kube_error;

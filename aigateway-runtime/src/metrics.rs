@@ -16,6 +16,13 @@ pub struct ErrorLabels {
     pub reason: String,
 }
 
+/// Label set of the watch-event counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// The cache, e.g. `related Secret` or `child Deployment`.
+    pub cache: String,
+}
+
 /// Label set of the gateways-by-condition gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConditionLabels {
@@ -34,6 +41,7 @@ pub struct Metrics {
     duration: Histogram,
     gateways: Family<ConditionLabels, Gauge>,
     leader: Gauge,
+    watch_events: Family<CacheLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -65,8 +73,15 @@ impl Default for Metrics {
             "Whether this instance reconciles and writes: it holds a freshly renewed lease, or runs without leader election",
             leader.clone(),
         );
+        let watch_events = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "watch_events",
+            "Object events (added, modified, deleted, listed) received by each child and related cache",
+            watch_events.clone(),
+        );
         Self {
             registry,
+            watch_events,
             reconciles,
             errors,
             duration,
@@ -105,6 +120,15 @@ impl Metrics {
         self.errors
             .get_or_create(&ErrorLabels {
                 reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts an object event received by the cache named `cache`.
+    pub fn watch_event(&self, cache: &str) {
+        self.watch_events
+            .get_or_create(&CacheLabels {
+                cache: cache.to_owned(),
             })
             .inc();
     }

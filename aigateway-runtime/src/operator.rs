@@ -23,13 +23,15 @@ use tracing::{info, warn};
 
 use crate::admin::{self, AdminState, CacheHealth};
 use crate::apply::ChildCache;
+use crate::children::OwnerIndex;
 use crate::class::claim;
-use crate::implementation::{Context, GatewayImplementation};
+use crate::implementation::GatewayImplementation;
 use crate::kind::{AiGatewayKind, GatewayKind};
 use crate::leader::LeaseClock;
 use crate::metrics::{ConditionLabels, Metrics};
 use crate::names;
 use crate::reconcile::{self, Shared};
+use crate::related::{GatewayKey, RelatedCache, RelatedCaches};
 
 /// Errors that stop the operator.
 #[derive(Debug, thiserror::Error)]
@@ -570,32 +572,37 @@ fn watch_failure(error: &watcher::Error) -> String {
     format!("{} {}: {}", api.code, api.reason, api.message)
 }
 
-/// A cached, label-selected watch of one dynamic kind; `metadata_only` caches metadata.
-/// What every cache reports to: watch health (for `/readyz`) and the first-list gate.
+/// What every cache reports to: watch health (for `/readyz`), the first-list gate and
+/// the watch-event counter.
 struct CacheTracking<'a> {
     health: &'a CacheHealth,
     gate: &'a SyncGate,
+    metrics: &'a Arc<Metrics>,
 }
 
+/// Objects per page of a dynamic cache's list: a (re)list holds one page of full objects
+/// in memory at a time besides the cache, so pages stay small.
+const LIST_PAGE_SIZE: u32 = 100;
+
+/// A label-selected watch of one dynamic kind into `writer`'s cache (metadata only when
+/// `metadata_only`); `on_event` sees every event once the cache has applied it.
+#[allow(clippy::too_many_arguments)]
 fn dynamic_reflector(
     tracking: &CacheTracking<'_>,
     cache: String,
     client: &Client,
     namespace: Option<&str>,
     resource: &ApiResource,
+    writer: reflector::store::Writer<DynamicObject>,
     label_selector: Option<&str>,
     metadata_only: bool,
-) -> (
-    Store<DynamicObject>,
-    impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static,
-) {
+    mut on_event: impl FnMut(&watcher::Event<DynamicObject>) + Send + 'static,
+) -> impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static {
     let api = dynamic_api(client, namespace, resource);
-    let mut config = watcher::Config::default();
+    let mut config = watcher::Config::default().page_size(LIST_PAGE_SIZE);
     if let Some(selector) = label_selector {
         config = config.labels(selector);
     }
-    let writer = reflector::store::Writer::new(resource.clone());
-    let reader = writer.as_reader();
     let events = if metadata_only {
         let types = kube::api::TypeMeta {
             api_version: resource.api_version.clone(),
@@ -605,10 +612,17 @@ fn dynamic_reflector(
             Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
             None => Api::all_with(client.clone(), resource),
         };
-        let as_dynamic = move |meta: PartialObjectMeta<DynamicObject>| DynamicObject {
-            types: Some(types.clone()),
-            metadata: meta.metadata,
-            data: serde_json::Value::Null,
+        let as_dynamic = move |mut meta: PartialObjectMeta<DynamicObject>| {
+            // kubectl keeps a copy of the whole object it applied here: for a Secret,
+            // its data. A metadata cache must not hold it.
+            if let Some(annotations) = meta.metadata.annotations.as_mut() {
+                annotations.remove(LAST_APPLIED_ANNOTATION);
+            }
+            DynamicObject {
+                types: Some(types.clone()),
+                metadata: meta.metadata,
+                data: serde_json::Value::Null,
+            }
         };
         watcher(api, config)
             .map_ok(move |event| match event {
@@ -625,11 +639,28 @@ fn dynamic_reflector(
     // managedFields are a large share of every object and the loop never reads them.
     let events = events.modify(|object: &mut DynamicObject| object.metadata.managed_fields = None);
     let listed = mark_listed(tracking.gate, cache.clone());
-    let stream = reflect(writer, tracked(tracking.health, cache, events))
+    let metrics = tracking.metrics.clone();
+    let label = cache.clone();
+    reflect(writer, tracked(tracking.health, cache, events))
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                if matches!(
+                    event,
+                    watcher::Event::Apply(_)
+                        | watcher::Event::Delete(_)
+                        | watcher::Event::InitApply(_)
+                ) {
+                    metrics.watch_event(&label);
+                }
+                on_event(event);
+            }
+        })
         .inspect(listed)
-        .touched_objects();
-    (reader, stream)
+        .touched_objects()
 }
+
+/// The annotation in which `kubectl apply` keeps the last applied object.
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 async fn run_controllers<K: GatewayKind>(
     operator: &Operator<K>,
@@ -662,10 +693,31 @@ async fn run_controllers<K: GatewayKind>(
     .modify(|gateway: &mut K::Gateway| gateway.meta_mut().managed_fields = None);
     let gateway_cache = K::Gateway::kind(&()).into_owned();
     let gateway_listed = mark_listed(&gate, gateway_cache.clone());
+    // Related objects: every kind is declared before any stream runs (lookups need them
+    // all); the streams below feed the caches and drop outdated content.
+    let mut related_caches = RelatedCaches::new(client.clone());
+    let mut related_writers = Vec::new();
+    for watch in implementation.related() {
+        let writer = reflector::store::Writer::new(watch.resource.clone());
+        related_caches.add(&watch, writer.as_reader());
+        related_writers.push((watch, writer));
+    }
+    let related = Arc::new(related_caches);
     let gateway_events = reflect(
         gateway_writer,
         tracked(&health, gateway_cache, gateway_events),
     )
+    .inspect({
+        let related = related.clone();
+        let gateways = gateway_reader.clone();
+        move |event| match event {
+            Ok(watcher::Event::Delete(gateway)) => related.forget(&GatewayKey::of(gateway)),
+            Ok(watcher::Event::InitDone) => {
+                related.retain(|key| gateways.get(&key.object_ref()).is_some())
+            }
+            _ => {}
+        }
+    })
     .inspect(gateway_listed)
     .touched_objects()
     .inspect({
@@ -721,6 +773,7 @@ async fn run_controllers<K: GatewayKind>(
     let tracking = CacheTracking {
         health: &health,
         gate: &gate,
+        metrics: &operator.metrics,
     };
     // Children, selected by the hash of our controller name.
     let controller_id = names::controller_label_value(&controller_name);
@@ -728,37 +781,49 @@ async fn run_controllers<K: GatewayKind>(
     let mut children = Vec::new();
     let mut child_streams = Vec::new();
     for resource in implementation.child_kinds() {
-        let (store, stream) = dynamic_reflector(
+        let writer = reflector::store::Writer::new(resource.clone());
+        let store = writer.as_reader();
+        let owners = OwnerIndex::default();
+        let stream = dynamic_reflector(
             &tracking,
             format!("child {}", resource.kind),
             &client,
             namespace.as_deref(),
             &resource,
+            writer,
             Some(&selector),
             false,
+            {
+                let owners = owners.clone();
+                move |event| owners.observe(event)
+            },
         );
         children.push(ChildCache {
             resource: resource.clone(),
             store,
+            owners,
         });
         child_streams.push((resource, stream));
     }
 
-    // Related objects.
-    let mut related_stores = HashMap::new();
     let mut related_streams = Vec::new();
-    for related in implementation.related() {
-        let (store, stream) = dynamic_reflector(
+    for (watch, writer) in related_writers {
+        let stream = dynamic_reflector(
             &tracking,
-            format!("related {}", related.resource.kind),
+            format!("related {}", watch.resource.kind),
             &client,
             namespace.as_deref(),
-            &related.resource,
-            related.label_selector.as_deref(),
-            related.metadata_only,
+            &watch.resource,
+            writer,
+            watch.label_selector.as_deref(),
+            watch.cache == RelatedCache::ContentOnRead,
+            {
+                let related = related.clone();
+                let resource = watch.resource.clone();
+                move |event| related.observe(&resource, event)
+            },
         );
-        related_stores.insert(Context::store_key(&related.resource), store.clone());
-        related_streams.push((related, stream, store));
+        related_streams.push((watch, stream));
     }
 
     let recorder = Recorder::new(
@@ -785,7 +850,7 @@ async fn run_controllers<K: GatewayKind>(
         classes: class_reader.clone(),
         gateways: gateway_reader.clone(),
         children: children.clone(),
-        context: Context::new(client.clone(), related_stores),
+        related: related.clone(),
         recorder,
         metrics: operator.metrics.clone(),
         failures: Mutex::default(),
@@ -795,13 +860,20 @@ async fn run_controllers<K: GatewayKind>(
     for (resource, stream) in child_streams {
         gateway_controller = gateway_controller.owns_stream_with(stream, resource);
     }
-    for (related, stream, _) in related_streams {
-        let gateways = gateway_reader.clone();
-        let mapper = related.mapper.clone();
+    // A related object's change re-runs exactly the gateways that read it.
+    for (watch, stream) in related_streams {
+        let related = related.clone();
+        let resource = watch.resource.clone();
         gateway_controller = gateway_controller.watches_stream_with(
             stream,
-            move |object: DynamicObject| mapper(&object, &gateways.state()),
-            related.resource.clone(),
+            move |object: DynamicObject| {
+                related
+                    .readers(&resource, &object)
+                    .into_iter()
+                    .map(|gateway| gateway.object_ref::<K::Gateway>())
+                    .collect::<Vec<_>>()
+            },
+            watch.resource.clone(),
         );
     }
     if let Some(trigger) = resync {

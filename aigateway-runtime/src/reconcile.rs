@@ -19,10 +19,11 @@ use tracing::{debug, info, warn};
 
 use crate::apply::{Applier, ApplyError, ChildCache};
 use crate::class::{Claim, claim};
-use crate::implementation::{Context, GatewayImplementation, ImplementationError, Observed};
+use crate::implementation::{GatewayImplementation, ImplementationError, Observed};
 use crate::kind::GatewayKind;
 use crate::metrics::Metrics;
 use crate::names;
+use crate::related::{GatewayKey, RelatedCaches, with_reads};
 use crate::status::{self, Outcome};
 
 /// How often a gateway whose child names are taken looks again.
@@ -90,7 +91,7 @@ pub struct Shared<K: GatewayKind> {
     pub(crate) classes: Store<K::Class>,
     pub(crate) gateways: Store<K::Gateway>,
     pub(crate) children: Vec<ChildCache>,
-    pub(crate) context: Context,
+    pub(crate) related: Arc<RelatedCaches>,
     pub(crate) recorder: Recorder,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) failures: Mutex<HashMap<ObjectRef<K::Gateway>, u32>>,
@@ -249,8 +250,7 @@ impl<K: GatewayKind> Shared<K> {
         if self.implementation.has_cleanup()
             && gateway.finalizers().iter().any(|f| f == names::FINALIZER)
         {
-            self.implementation
-                .cleanup(gateway, &self.context)
+            self.cleanup(gateway)
                 .await
                 .map_err(|source| ReconcileError::Transient {
                     gateway: object_name(gateway),
@@ -258,6 +258,36 @@ impl<K: GatewayKind> Shared<K> {
                 })?;
         }
         self.set_marks(gateway, false, false).await
+    }
+
+    /// The implementation's desired state, re-run while it read content not loaded yet;
+    /// what it read is recorded for the gateway.
+    async fn desired_state(
+        &self,
+        gateway: &K::Gateway,
+    ) -> Result<crate::DesiredState, ImplementationError> {
+        let implementation = &self.implementation;
+        with_reads(
+            &self.related,
+            &GatewayKey::of(gateway),
+            Box::new(move |ctx| {
+                Box::pin(async move { implementation.desired_state(gateway, &ctx).await })
+            }),
+        )
+        .await
+    }
+
+    /// The implementation's cleanup, with the same related reads as desired state.
+    async fn cleanup(&self, gateway: &K::Gateway) -> Result<(), ImplementationError> {
+        let implementation = &self.implementation;
+        with_reads(
+            &self.related,
+            &GatewayKey::of(gateway),
+            Box::new(move |ctx| {
+                Box::pin(async move { implementation.cleanup(gateway, &ctx).await })
+            }),
+        )
+        .await
     }
 
     /// How many cached gateways are ours through class `name`.
@@ -372,8 +402,7 @@ pub async fn reconcile<K: GatewayKind>(
             // still goes, or the gateway would stay Terminating forever.
             if shared.implementation.has_cleanup() {
                 shared
-                    .implementation
-                    .cleanup(&gateway, &shared.context)
+                    .cleanup(&gateway)
                     .await
                     .map_err(|source| ReconcileError::Transient {
                         gateway: name.clone(),
@@ -391,19 +420,19 @@ pub async fn reconcile<K: GatewayKind>(
         Claim::Ours { class } => class,
         Claim::Ambiguous(message) => {
             warn!(gateway = %name, "default class is ambiguous, leaving the gateway alone: {message}");
-            forget_failures(&shared, &gateway);
+            not_ours(&shared, &gateway);
             return Ok(Action::await_change());
         }
         Claim::NotOurs(reason) if reason.taken_by_another() => {
             debug!(gateway = %name, ?reason, "another controller has it");
             shared.release(&gateway).await?;
-            forget_failures(&shared, &gateway);
+            not_ours(&shared, &gateway);
             return Ok(Action::await_change());
         }
         Claim::NotOurs(reason) => {
             // Nobody has it: whatever we deployed stays until a class takes it.
             debug!(gateway = %name, ?reason, "not ours, leaving it as it is");
-            forget_failures(&shared, &gateway);
+            not_ours(&shared, &gateway);
             return Ok(Action::await_change());
         }
     };
@@ -417,11 +446,7 @@ pub async fn reconcile<K: GatewayKind>(
     let generation = gateway.meta().generation;
     let aliases = shared.implementation.condition_aliases();
     let current = K::gateway_conditions(&gateway);
-    let desired = match shared
-        .implementation
-        .desired_state(&gateway, &shared.context)
-        .await
-    {
+    let desired = match shared.desired_state(&gateway).await {
         Ok(desired) => desired,
         Err(source @ ImplementationError::Transient(_)) => {
             return Err(ReconcileError::Transient {
@@ -558,6 +583,13 @@ async fn write_final<K: GatewayKind>(
     Ok(Action::await_change())
 }
 
+/// Forgets a gateway that is not ours: no backoff to keep, no reads whose changes
+/// should re-run it (a class change does).
+fn not_ours<K: GatewayKind>(shared: &Shared<K>, gateway: &K::Gateway) {
+    forget_failures(shared, gateway);
+    shared.related.forget(&GatewayKey::of(gateway));
+}
+
 fn forget_failures<K: GatewayKind>(shared: &Shared<K>, gateway: &K::Gateway) {
     shared
         .failures
@@ -566,8 +598,10 @@ fn forget_failures<K: GatewayKind>(shared: &Shared<K>, gateway: &K::Gateway) {
         .remove(&ObjectRef::from_obj(gateway));
 }
 
-/// Backoff for a failed reconcile: about 1 s doubling to a 5 min cap, with jitter, per
-/// object; conflicts retry after a short pause.
+/// Backoff for a failed reconcile, per gateway, reset by a success: about 1 s doubling
+/// to a 5 min cap, with jitter. A conflict (409: our cached gateway was outdated) is
+/// usually over once the watch delivers the newer version, so it starts at 200 ms; a
+/// persistent one (another writer racing us, a stuck watch) backs off the same way.
 pub fn error_policy<K: GatewayKind>(
     gateway: Arc<K::Gateway>,
     error: &ReconcileError,
@@ -583,7 +617,7 @@ pub fn error_policy<K: GatewayKind>(
         *count
     };
     let delay = if error.metric_reason() == "Conflict" {
-        Duration::from_millis(200)
+        conflict_backoff(attempts)
     } else {
         backoff(attempts)
     };
@@ -593,8 +627,18 @@ pub fn error_policy<K: GatewayKind>(
 
 /// The delay before retry `attempt` (1-based): 1 s doubling, capped at 5 min, ±25 % jitter.
 pub fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_secs(1)
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(9))
+    doubling(Duration::from_secs(1), attempt)
+}
+
+/// The delay before retry `attempt` (1-based) after a conflict: 200 ms doubling, capped
+/// at 5 min, ±25 % jitter.
+pub fn conflict_backoff(attempt: u32) -> Duration {
+    doubling(Duration::from_millis(200), attempt)
+}
+
+fn doubling(first: Duration, attempt: u32) -> Duration {
+    let base = first
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(11))
         .min(Duration::from_secs(300));
     let jitter = rand::rng().random_range(0.75..1.25);
     base.mul_f64(jitter)
@@ -696,5 +740,17 @@ mod tests {
             );
         }
         assert!(backoff(30) <= Duration::from_secs(375));
+    }
+
+    #[test]
+    fn conflicts_back_off_from_200_ms_doubling_to_the_same_cap() {
+        for attempt in 1..=20u32 {
+            let base = (0.2 * f64::from(1u32 << (attempt - 1).min(11))).min(300.0);
+            let delay = conflict_backoff(attempt).as_secs_f64();
+            assert!(
+                delay >= base * 0.75 && delay <= base * 1.25,
+                "attempt {attempt}: {delay}"
+            );
+        }
     }
 }

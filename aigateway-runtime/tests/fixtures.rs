@@ -20,7 +20,6 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::{Api, PostParams};
-use kube::runtime::reflector::ObjectRef;
 use kube::{Client, ResourceExt};
 use tokio::sync::oneshot;
 
@@ -93,7 +92,7 @@ impl GatewayImplementation for Minimal {
         let mut replicas = 1;
         if let Some(reference) = gateway.annotations().get(SETTINGS_ANNOTATION) {
             let (ns, cm) = reference.split_once('/').unwrap_or((NS, reference));
-            match ctx.get::<ConfigMap>(ns, cm) {
+            match ctx.get::<ConfigMap>(ns, cm)? {
                 Some(settings) => {
                     replicas = settings
                         .data
@@ -166,20 +165,7 @@ impl GatewayImplementation for Minimal {
     }
 
     fn related(&self) -> Vec<RelatedWatch> {
-        vec![RelatedWatch::new::<ConfigMap>(
-            |object: &kube::api::DynamicObject, gateways: &[Arc<AiGateway>]| {
-                let key = format!(
-                    "{}/{}",
-                    object.namespace().unwrap_or_default(),
-                    object.name_any()
-                );
-                gateways
-                    .iter()
-                    .filter(|g| g.annotations().get(SETTINGS_ANNOTATION) == Some(&key))
-                    .map(|g| ObjectRef::from_obj(g.as_ref()))
-                    .collect()
-            },
-        )]
+        vec![RelatedWatch::new::<ConfigMap>()]
     }
 
     fn condition_aliases(&self) -> Vec<(String, String)> {

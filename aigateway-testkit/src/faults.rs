@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use crate::store::State;
 
-/// Selects requests by verb, API group, resource, namespace and name; unset parts match all.
+/// Selects requests by verb, API group, resource, subresource, namespace and name; unset
+/// parts match all.
 ///
 /// Verbs are the audit-log verbs: `get`, `list`, `watch`, `create`, `update`, `patch`,
 /// `delete`, `deletecollection`.
@@ -15,6 +16,7 @@ pub struct RequestMatch {
     verb: Option<String>,
     group: Option<String>,
     resource: Option<String>,
+    subresource: Option<String>,
     namespace: Option<String>,
     name: Option<String>,
 }
@@ -39,6 +41,11 @@ impl RequestMatch {
         self.resource = Some(resource.to_string());
         self
     }
+    /// Only this subresource (`status`); `""` selects requests to the object itself.
+    pub fn subresource(mut self, subresource: &str) -> Self {
+        self.subresource = Some(subresource.to_string());
+        self
+    }
     /// Only this namespace.
     pub fn namespace(mut self, namespace: &str) -> Self {
         self.namespace = Some(namespace.to_string());
@@ -55,6 +62,7 @@ impl RequestMatch {
         ok(&self.verb, r.verb)
             && ok(&self.group, r.group)
             && ok(&self.resource, r.resource)
+            && ok(&self.subresource, r.subresource)
             && ok(&self.namespace, r.namespace)
             && ok(&self.name, r.name)
     }
@@ -65,6 +73,7 @@ pub(crate) struct RequestFacts<'a> {
     pub verb: &'a str,
     pub group: &'a str,
     pub resource: &'a str,
+    pub subresource: &'a str,
     pub namespace: &'a str,
     pub name: &'a str,
 }

@@ -989,6 +989,7 @@ async fn resource_request(
         verb,
         group: &t.group,
         resource: &t.resource,
+        subresource: &record.subresource,
         namespace: &record.namespace,
         name: &record.name,
     });

@@ -2,24 +2,25 @@
 //!
 //! Desired state is [`render`](crate::render()) over the loop's caches; reference problems
 //! become `ResolvedRefs=False`, other problems become warnings on `Programmed`; a gateway
-//! that cannot render at all is reported invalid. Related watches re-run a gateway when a
-//! Secret, ConfigMap, Guard or GuardrailProvider it depends on changes, in any namespace.
+//! that cannot render at all is reported invalid. Rendering reads Secrets, ConfigMaps,
+//! Guards and GuardrailProviders through the runtime's [`Context`], which records each
+//! lookup: a change re-runs exactly the gateways that looked that object up, in any
+//! namespace, and nothing else.
 
-use std::sync::Arc;
+use std::cell::RefCell;
 
 use aigateway_api::conditions::reasons;
 use aigateway_api::{AiGateway, Guard, GuardrailProvider};
 use aigateway_runtime::{
-    Context, DesiredState, GatewayImplementation, ImplementationError, Observed, Readiness,
-    RelatedWatch, deployments_rolled_out,
+    Context, DesiredState, GatewayImplementation, ImplementationError, NotWatched, Observed,
+    Readiness, RelatedWatch, deployments_rolled_out,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::ResourceExt;
-use kube::api::DynamicObject;
-use kube::runtime::reflector::ObjectRef as CacheRef;
+use serde::de::DeserializeOwned;
 
-use crate::names::{self, CONTROLLER_NAME};
+use crate::names::CONTROLLER_NAME;
 use crate::{ObjectLookup, RenderError, RenderSettings, render};
 
 /// The condition types of the Go operator, mirrored for tools that read them.
@@ -41,21 +42,51 @@ impl LiteLlmGateway {
     }
 }
 
-/// [`ObjectLookup`] over the loop's caches of related objects.
-struct CachedObjects<'a>(&'a Context);
+/// [`ObjectLookup`] over the loop's caches of related objects. A lookup of a kind that
+/// [`related()`](GatewayImplementation::related) does not declare is kept and returned
+/// by [`finish`](Self::finish), since rendering cannot tell it from a missing object.
+struct CachedObjects<'a> {
+    ctx: &'a Context,
+    not_watched: RefCell<Option<NotWatched>>,
+}
+
+impl<'a> CachedObjects<'a> {
+    fn new(ctx: &'a Context) -> Self {
+        Self {
+            ctx,
+            not_watched: RefCell::new(None),
+        }
+    }
+
+    fn get<T: kube::Resource<DynamicType = ()> + DeserializeOwned>(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<T> {
+        self.ctx.get(namespace, name).unwrap_or_else(|error| {
+            self.not_watched.borrow_mut().get_or_insert(error);
+            None
+        })
+    }
+
+    /// The first lookup of an undeclared kind, if any.
+    fn finish(self) -> Result<(), NotWatched> {
+        self.not_watched.into_inner().map_or(Ok(()), Err)
+    }
+}
 
 impl ObjectLookup for CachedObjects<'_> {
     fn guard(&self, namespace: &str, name: &str) -> Option<Guard> {
-        self.0.get(namespace, name)
+        self.get(namespace, name)
     }
     fn guardrail_provider(&self, namespace: &str, name: &str) -> Option<GuardrailProvider> {
-        self.0.get(namespace, name)
+        self.get(namespace, name)
     }
     fn secret(&self, namespace: &str, name: &str) -> Option<Secret> {
-        self.0.get(namespace, name)
+        self.get(namespace, name)
     }
     fn config_map(&self, namespace: &str, name: &str) -> Option<ConfigMap> {
-        self.0.get(namespace, name)
+        self.get(namespace, name)
     }
 }
 
@@ -102,65 +133,6 @@ pub fn readiness_of(observed: &Observed) -> Readiness {
     deployments_rolled_out(observed)
 }
 
-fn refs(gateways: impl Iterator<Item = Arc<AiGateway>>) -> Vec<CacheRef<AiGateway>> {
-    gateways.map(|g| CacheRef::from_obj(g.as_ref())).collect()
-}
-
-/// Whether `gateway` lists the guard `namespace/name` (a reference without namespace
-/// points into the gateway's namespace).
-fn references_guard(gateway: &AiGateway, namespace: &str, name: &str) -> bool {
-    let own = gateway.namespace().unwrap_or_default();
-    gateway.spec.guardrails.iter().any(|r| {
-        r.name.as_deref() == Some(name)
-            && r.namespace
-                .as_deref()
-                .filter(|n| !n.is_empty())
-                .unwrap_or(&own)
-                == namespace
-    })
-}
-
-/// Whether `gateway` reads Secret `namespace/name` itself (not through a guard).
-fn reads_secret(gateway: &AiGateway, namespace: &str, name: &str) -> bool {
-    if gateway.namespace().as_deref() != Some(namespace) {
-        return false;
-    }
-    name == names::API_KEY_SECRET
-        || gateway.spec.env.iter().any(|e| {
-            e.value_from
-                .as_ref()
-                .and_then(|v| v.secret_key_ref.as_ref())
-                .is_some_and(|r| r.name == name)
-        })
-        || gateway
-            .spec
-            .env_from
-            .iter()
-            .any(|e| e.secret_ref.as_ref().is_some_and(|r| r.name == name))
-}
-
-/// Whether `gateway` reads ConfigMap `namespace/name` (its config patch or env).
-fn reads_config_map(gateway: &AiGateway, namespace: &str, name: &str) -> bool {
-    if gateway.namespace().as_deref() != Some(namespace) {
-        return false;
-    }
-    gateway
-        .annotations()
-        .get(names::CONFIG_PATCH_ANNOTATION)
-        .is_some_and(|n| n == name)
-        || gateway.spec.env.iter().any(|e| {
-            e.value_from
-                .as_ref()
-                .and_then(|v| v.config_map_key_ref.as_ref())
-                .is_some_and(|r| r.name == name)
-        })
-        || gateway
-            .spec
-            .env_from
-            .iter()
-            .any(|e| e.config_map_ref.as_ref().is_some_and(|r| r.name == name))
-}
-
 #[async_trait::async_trait]
 impl GatewayImplementation for LiteLlmGateway {
     fn controller_name(&self) -> &str {
@@ -172,7 +144,10 @@ impl GatewayImplementation for LiteLlmGateway {
         gateway: &AiGateway,
         ctx: &Context,
     ) -> Result<DesiredState, ImplementationError> {
-        let rendered = render(gateway, &CachedObjects(ctx), &self.settings).map_err(invalid)?;
+        let objects = CachedObjects::new(ctx);
+        let rendered = render(gateway, &objects, &self.settings);
+        objects.finish()?;
+        let rendered = rendered.map_err(invalid)?;
         let mut desired = DesiredState::new()
             .with(&rendered.config_map)
             .with(&rendered.deployment)
@@ -195,65 +170,18 @@ impl GatewayImplementation for LiteLlmGateway {
 
     fn related(&self) -> Vec<RelatedWatch> {
         vec![
-            // Secrets a gateway reads: api-key-secrets, env/envFrom references and guard
-            // credentials, all in its own namespace (credentials from other namespaces
-            // are refused), so a Secret elsewhere reconciles no gateway.
-            RelatedWatch::new::<Secret>(|secret: &DynamicObject, gateways: &[Arc<AiGateway>]| {
-                let (namespace, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
-                refs(
-                    gateways
-                        .iter()
-                        .filter(|g| {
-                            g.namespace().as_deref() == Some(namespace.as_str())
-                                && (!g.spec.guardrails.is_empty()
-                                    || reads_secret(g, &namespace, &name))
-                        })
-                        .cloned(),
-                )
-            }),
-            // The config-patch ConfigMap and env/envFrom ConfigMaps, in the gateway's namespace.
-            RelatedWatch {
-                // Our own `<gw>-config` children are cached as children already.
-                label_selector: Some(format!(
-                    "{}!={}",
-                    aigateway_runtime::names::CONTROLLER_LABEL,
-                    aigateway_runtime::names::controller_label_value(CONTROLLER_NAME)
-                )),
-                ..RelatedWatch::new::<ConfigMap>(
-                    |config_map: &DynamicObject, gateways: &[Arc<AiGateway>]| {
-                        let (namespace, name) = (
-                            config_map.namespace().unwrap_or_default(),
-                            config_map.name_any(),
-                        );
-                        refs(
-                            gateways
-                                .iter()
-                                .filter(|g| reads_config_map(g, &namespace, &name))
-                                .cloned(),
-                        )
-                    },
-                )
-            },
-            RelatedWatch::new::<Guard>(|guard: &DynamicObject, gateways: &[Arc<AiGateway>]| {
-                let (namespace, name) = (guard.namespace().unwrap_or_default(), guard.name_any());
-                refs(
-                    gateways
-                        .iter()
-                        .filter(|g| references_guard(g, &namespace, &name))
-                        .cloned(),
-                )
-            }),
-            // A provider may serve guards of any namespace: re-run every guarded gateway.
-            RelatedWatch::new::<GuardrailProvider>(
-                |_: &DynamicObject, gateways: &[Arc<AiGateway>]| {
-                    refs(
-                        gateways
-                            .iter()
-                            .filter(|g| !g.spec.guardrails.is_empty())
-                            .cloned(),
-                    )
-                },
-            ),
+            // Metadata of every Secret and ConfigMap, content only of those a gateway
+            // read (api-key-secrets, env/envFrom references, guard credentials, the
+            // config patch).
+            RelatedWatch::new::<Secret>(),
+            // Our own `<gw>-config` children are cached as children already.
+            RelatedWatch::new::<ConfigMap>().label_selector(format!(
+                "{}!={}",
+                aigateway_runtime::names::CONTROLLER_LABEL,
+                aigateway_runtime::names::controller_label_value(CONTROLLER_NAME)
+            )),
+            RelatedWatch::new::<Guard>(),
+            RelatedWatch::new::<GuardrailProvider>(),
         ]
     }
 
@@ -268,36 +196,5 @@ impl GatewayImplementation for LiteLlmGateway {
                 aigateway_api::conditions::types::READY.to_owned(),
             ),
         ]
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn gateway(yaml: &str) -> AiGateway {
-        serde_saphyr::from_str(yaml).unwrap()
-    }
-
-    #[test]
-    fn related_objects_map_to_the_gateways_that_read_them() {
-        let gw = gateway(
-            "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata:\n  name: gw\n  namespace: a\n  annotations:\n    ai-gateway-litellm.agentic-layer.ai/config-patch: patch\nspec:\n  aiModels: [{name: m, provider: openai}]\n  env:\n  - name: X\n    valueFrom: {secretKeyRef: {name: extra, key: k}}\n  - name: Y\n    valueFrom: {configMapKeyRef: {name: settings, key: k}}\n  envFrom:\n  - secretRef: {name: bulk}\n",
-        );
-        for secret in ["api-key-secrets", "extra", "bulk"] {
-            assert!(reads_secret(&gw, "a", secret), "{secret}");
-            assert!(
-                !reads_secret(&gw, "b", secret),
-                "{secret} in another namespace"
-            );
-        }
-        assert!(!reads_secret(&gw, "a", "unrelated"));
-        for config_map in ["patch", "settings"] {
-            assert!(reads_config_map(&gw, "a", config_map), "{config_map}");
-        }
-        assert!(
-            !reads_config_map(&gw, "a", "gw-config"),
-            "its own child is not a related object"
-        );
     }
 }

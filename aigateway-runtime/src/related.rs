@@ -1,0 +1,666 @@
+//! Related objects: what `desired_state` reads besides its gateway, which gateways read
+//! what, and how much of it is held in memory.
+//!
+//! Every lookup through [`Context::get`] is recorded, found or not, as
+//! `(kind, namespace, name)`. After a pass the runtime keeps, per gateway, the set it
+//! read, and the reverse index from each read object to its readers. A watch event on a
+//! related object re-runs exactly the gateways that read it (a hash lookup, whatever the
+//! number of gateways); an object nobody read re-runs nothing. A lookup that found
+//! nothing is recorded too, so creating the missing object re-runs its readers.
+//!
+//! How much is cached depends on the kind's [`RelatedCache`] policy:
+//! - [`RelatedCache::Full`]: every object with its content (small custom resources).
+//! - [`RelatedCache::ContentOnRead`] (Secrets and ConfigMaps by default): the watch carries
+//!   metadata only (the API server never sends data), and content is held only for
+//!   objects some gateway read. Content is fetched with a GET on first read, dropped when
+//!   the metadata watch shows another resourceVersion or a delete, and evicted when no
+//!   gateway reads the object any more.
+//!
+//! `desired_state` stays synchronous over its reads: when a pass read an object whose
+//! content is not loaded (it saw `None`), the runtime loads what was missing and runs
+//! the pass again ([`CONTENT_ROUNDS`] at most). A pass is pure, so a re-run is safe.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use crate::implementation::{ImplementationError, from_dynamic};
+
+/// How many passes of `desired_state` (or `cleanup`) one reconcile runs at most while
+/// loading the content of what the previous pass read. Reads are discovered a level at a
+/// time (a Guard names a provider, which names a Secret), and only content-on-read kinds
+/// need a round, so two passes are the rule.
+pub const CONTENT_ROUNDS: usize = 4;
+
+/// What the runtime caches of a related kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelatedCache {
+    /// Every object of the kind, with its content: for small objects most gateways read
+    /// (custom resources such as Guards).
+    Full,
+    /// Metadata of every object, content only of the objects some gateway read: for
+    /// kinds that are numerous, large or sensitive (Secrets, ConfigMaps).
+    ContentOnRead,
+}
+
+/// A kind of object that `desired_state` reads through [`Context::get`]. Its changes
+/// re-run the gateways that read the changed object, and nothing else.
+#[derive(Debug, Clone)]
+pub struct RelatedWatch {
+    /// The kind to watch (in every namespace the operator watches).
+    pub resource: ApiResource,
+    /// Only objects matching this label selector, if set (others read as absent).
+    pub label_selector: Option<String>,
+    /// What is cached of the kind.
+    pub cache: RelatedCache,
+}
+
+impl RelatedWatch {
+    /// Watches the typed kind `T`. Secrets and ConfigMaps are cached
+    /// [`ContentOnRead`](RelatedCache::ContentOnRead), every other kind
+    /// [`Full`](RelatedCache::Full); change it with [`cache`](Self::cache).
+    pub fn new<T: Resource<DynamicType = ()>>() -> Self {
+        let resource = ApiResource::erase::<T>(&());
+        let numerous = [
+            ApiResource::erase::<Secret>(&()),
+            ApiResource::erase::<ConfigMap>(&()),
+        ]
+        .iter()
+        .any(|r| r.api_version == resource.api_version && r.kind == resource.kind);
+        Self {
+            resource,
+            label_selector: None,
+            cache: if numerous {
+                RelatedCache::ContentOnRead
+            } else {
+                RelatedCache::Full
+            },
+        }
+    }
+
+    /// Watches only objects matching `selector`; the others read as absent.
+    pub fn label_selector(mut self, selector: impl Into<String>) -> Self {
+        self.label_selector = Some(selector.into());
+        self
+    }
+
+    /// Sets what is cached of the kind.
+    pub fn cache(mut self, cache: RelatedCache) -> Self {
+        self.cache = cache;
+        self
+    }
+}
+
+/// [`Context::get`] of a kind that [`related()`](crate::GatewayImplementation::related)
+/// does not declare: the runtime has no cache for it and cannot tell whether it exists.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "desired_state read {kind} {namespace}/{name}, but {kind} is not watched: declare RelatedWatch::new::<{kind}>() in related()"
+)]
+pub struct NotWatched {
+    /// The kind read.
+    pub kind: String,
+    /// The namespace read.
+    pub namespace: String,
+    /// The name read.
+    pub name: String,
+}
+
+impl From<NotWatched> for ImplementationError {
+    /// A programming error, reported loudly and retried with backoff until fixed.
+    fn from(error: NotWatched) -> Self {
+        ImplementationError::transient(error)
+    }
+}
+
+/// Errors while loading the content of related objects.
+#[derive(Debug, thiserror::Error)]
+pub enum RelatedError {
+    /// The GET of an object's content failed.
+    #[error(
+        "could not read {kind} {namespace}/{name}: {}",
+        crate::describe_kube_error(source)
+    )]
+    Read {
+        /// The kind.
+        kind: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The client error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// Objects kept changing (or new ones were read) while their content was loaded.
+    #[error(
+        "related objects kept changing during {CONTENT_ROUNDS} passes; retrying (a watch event re-runs it too)"
+    )]
+    Unsettled,
+}
+
+/// A gateway, by namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct GatewayKey {
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+}
+
+impl GatewayKey {
+    pub(crate) fn of<G: Resource>(gateway: &G) -> Self {
+        Self {
+            namespace: gateway.meta().namespace.clone().unwrap_or_default(),
+            name: gateway.meta().name.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The reference the controller queues.
+    pub(crate) fn object_ref<G: Resource<DynamicType = ()>>(&self) -> ObjectRef<G> {
+        ObjectRef::new(&self.name).within(&self.namespace)
+    }
+}
+
+/// A related object, by kind (the store key), namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct ObjectKey {
+    kind: String,
+    namespace: String,
+    name: String,
+}
+
+/// The store key of a kind: `apiVersion/plural`.
+pub(crate) fn kind_key(resource: &ApiResource) -> String {
+    format!("{}/{}", resource.api_version, resource.plural)
+}
+
+/// One declared related kind and its cache.
+struct RelatedKind {
+    resource: ApiResource,
+    store: Store<DynamicObject>,
+    cache: RelatedCache,
+}
+
+/// The content of one content-on-read object some gateway read.
+#[derive(Default)]
+struct Content {
+    /// Bumped by every invalidation, so that a GET answered before the invalidation is
+    /// not stored after it.
+    epoch: u64,
+    /// `None`: not loaded. `Some(None)`: the GET found nothing.
+    loaded: Option<Option<Arc<DynamicObject>>>,
+}
+
+#[derive(Default)]
+struct Reads {
+    by_gateway: HashMap<GatewayKey, HashSet<ObjectKey>>,
+    by_object: HashMap<ObjectKey, HashSet<GatewayKey>>,
+    /// Only for objects of content-on-read kinds that some gateway reads.
+    contents: HashMap<ObjectKey, Content>,
+}
+
+/// The related caches of one operator, the read index and the loaded contents.
+pub(crate) struct RelatedCaches {
+    kinds: HashMap<String, RelatedKind>,
+    reads: Mutex<Reads>,
+    client: Client,
+}
+
+/// What a lookup found.
+enum Lookup {
+    Found(Arc<DynamicObject>),
+    Absent,
+    /// The object exists but its content is not loaded yet.
+    Unloaded,
+}
+
+impl RelatedCaches {
+    pub(crate) fn new(client: Client) -> Self {
+        Self {
+            kinds: HashMap::new(),
+            reads: Mutex::default(),
+            client,
+        }
+    }
+
+    /// Adds a declared kind with its (metadata-only, for content-on-read) store.
+    pub(crate) fn add(&mut self, watch: &RelatedWatch, store: Store<DynamicObject>) {
+        self.kinds.insert(
+            kind_key(&watch.resource),
+            RelatedKind {
+                resource: watch.resource.clone(),
+                store,
+                cache: watch.cache,
+            },
+        );
+    }
+
+    fn reads(&self) -> std::sync::MutexGuard<'_, Reads> {
+        self.reads.lock().expect("related reads lock")
+    }
+
+    fn is_content_on_read(&self, key: &ObjectKey) -> bool {
+        self.kinds
+            .get(&key.kind)
+            .is_some_and(|k| k.cache == RelatedCache::ContentOnRead)
+    }
+
+    fn lookup(&self, kind: &RelatedKind, key: &ObjectKey) -> Lookup {
+        let reference =
+            ObjectRef::new_with(&key.name, kind.resource.clone()).within(&key.namespace);
+        let Some(cached) = kind.store.get(&reference) else {
+            return Lookup::Absent;
+        };
+        if kind.cache == RelatedCache::Full {
+            return Lookup::Found(cached);
+        }
+        match self.reads().contents.get(key).map(|c| c.loaded.clone()) {
+            Some(Some(Some(object))) => Lookup::Found(object),
+            Some(Some(None)) => Lookup::Absent,
+            _ => Lookup::Unloaded,
+        }
+    }
+
+    /// Records that `gateway` read exactly `reads`: the reverse index follows, content
+    /// nobody reads any more is dropped, and content-on-read objects newly read get a
+    /// slot to load into.
+    pub(crate) fn record(&self, gateway: &GatewayKey, reads: HashSet<ObjectKey>) {
+        let content_kinds: HashSet<ObjectKey> = reads
+            .iter()
+            .filter(|k| self.is_content_on_read(k))
+            .cloned()
+            .collect();
+        let mut state = self.reads();
+        let old = if reads.is_empty() {
+            state.by_gateway.remove(gateway).unwrap_or_default()
+        } else {
+            state
+                .by_gateway
+                .insert(gateway.clone(), reads.clone())
+                .unwrap_or_default()
+        };
+        for key in old.difference(&reads) {
+            if let Some(readers) = state.by_object.get_mut(key) {
+                readers.remove(gateway);
+                if readers.is_empty() {
+                    state.by_object.remove(key);
+                    state.contents.remove(key);
+                }
+            }
+        }
+        for key in reads.difference(&old) {
+            state
+                .by_object
+                .entry(key.clone())
+                .or_default()
+                .insert(gateway.clone());
+            if content_kinds.contains(key) {
+                state.contents.entry(key.clone()).or_default();
+            }
+        }
+    }
+
+    /// Forgets what a deleted gateway read.
+    pub(crate) fn forget(&self, gateway: &GatewayKey) {
+        self.record(gateway, HashSet::new());
+    }
+
+    /// Forgets the reads of every gateway for which `exists` is false (after a relist,
+    /// deletions during a watch gap come without a delete event).
+    pub(crate) fn retain(&self, exists: impl Fn(&GatewayKey) -> bool) {
+        let gone: Vec<GatewayKey> = self
+            .reads()
+            .by_gateway
+            .keys()
+            .filter(|g| !exists(g))
+            .cloned()
+            .collect();
+        for gateway in gone {
+            self.forget(&gateway);
+        }
+    }
+
+    /// The gateways that read the changed object `object` of kind `resource`.
+    pub(crate) fn readers(
+        &self,
+        resource: &ApiResource,
+        object: &DynamicObject,
+    ) -> Vec<GatewayKey> {
+        let key = ObjectKey {
+            kind: kind_key(resource),
+            namespace: object.namespace().unwrap_or_default(),
+            name: object.name_any(),
+        };
+        self.reads()
+            .by_object
+            .get(&key)
+            .map(|readers| readers.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Drops loaded content that a watch event shows to be outdated: another
+    /// resourceVersion, or a delete.
+    pub(crate) fn observe(&self, resource: &ApiResource, event: &watcher::Event<DynamicObject>) {
+        let (object, deleted) = match event {
+            watcher::Event::Apply(o) | watcher::Event::InitApply(o) => (o, false),
+            watcher::Event::Delete(o) => (o, true),
+            watcher::Event::Init | watcher::Event::InitDone => return,
+        };
+        let key = ObjectKey {
+            kind: kind_key(resource),
+            namespace: object.namespace().unwrap_or_default(),
+            name: object.name_any(),
+        };
+        let mut state = self.reads();
+        let Some(content) = state.contents.get_mut(&key) else {
+            return;
+        };
+        let current = !deleted
+            && matches!(&content.loaded, Some(Some(loaded))
+                if loaded.metadata.resource_version.is_some()
+                    && loaded.metadata.resource_version == object.metadata.resource_version);
+        if !current {
+            content.loaded = None;
+            content.epoch += 1;
+        }
+    }
+
+    /// Loads the content of `keys` with one GET each. A load that an invalidation
+    /// overtook (or whose object nobody reads any more) is discarded.
+    async fn load(&self, keys: &HashSet<ObjectKey>) -> Result<(), RelatedError> {
+        for key in keys {
+            let Some(kind) = self.kinds.get(&key.kind) else {
+                continue;
+            };
+            let Some(epoch) = self.reads().contents.get(key).map(|c| c.epoch) else {
+                continue;
+            };
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(self.client.clone(), &key.namespace, &kind.resource);
+            let found = api
+                .get_opt(&key.name)
+                .await
+                .map_err(|source| RelatedError::Read {
+                    kind: kind.resource.kind.clone(),
+                    namespace: key.namespace.clone(),
+                    name: key.name.clone(),
+                    source: Box::new(source),
+                })?
+                .map(|mut object| {
+                    object.metadata.managed_fields = None;
+                    Arc::new(object)
+                });
+            let mut state = self.reads();
+            if let Some(content) = state.contents.get_mut(key)
+                && content.epoch == epoch
+            {
+                content.loaded = Some(found);
+            }
+        }
+        Ok(())
+    }
+
+    /// How many objects' content is held.
+    #[cfg(test)]
+    fn loaded_contents(&self) -> usize {
+        self.reads()
+            .contents
+            .values()
+            .filter(|c| c.loaded.is_some())
+            .count()
+    }
+}
+
+/// One pass of `desired_state` or `cleanup`, given its [`Context`].
+pub(crate) type Pass<'a, T> =
+    Box<dyn FnMut(Arc<Context>) -> BoxFuture<'a, Result<T, ImplementationError>> + Send + 'a>;
+
+/// Runs `pass` until it read no object whose content was missing (loading that content
+/// between passes), at most [`CONTENT_ROUNDS`] times, and records what it read for
+/// `gateway`. Load failures are transient errors.
+pub(crate) async fn with_reads<T>(
+    related: &Arc<RelatedCaches>,
+    gateway: &GatewayKey,
+    mut pass: Pass<'_, T>,
+) -> Result<T, ImplementationError> {
+    let mut reads = HashSet::new();
+    for _ in 0..CONTENT_ROUNDS {
+        let ctx = Arc::new(Context::new(related.clone()));
+        let result = pass(ctx.clone()).await;
+        let log = ctx.take_log();
+        reads.extend(log.reads);
+        related.record(gateway, reads.clone());
+        if log.unloaded.is_empty() {
+            return result;
+        }
+        related
+            .load(&log.unloaded)
+            .await
+            .map_err(ImplementationError::transient)?;
+    }
+    Err(ImplementationError::transient(RelatedError::Unsettled))
+}
+
+#[derive(Default)]
+struct ReadLog {
+    reads: HashSet<ObjectKey>,
+    unloaded: HashSet<ObjectKey>,
+}
+
+/// What an implementation can read while computing desired state: the related objects
+/// it declared in [`related()`](crate::GatewayImplementation::related), and the client.
+///
+/// Each reconcile gets its own `Context`, which records every lookup: the gateway is
+/// re-run when one of the objects it looked up changes, appears or goes.
+pub struct Context {
+    related: Arc<RelatedCaches>,
+    log: Mutex<ReadLog>,
+}
+
+impl Context {
+    pub(crate) fn new(related: Arc<RelatedCaches>) -> Self {
+        Self {
+            related,
+            log: Mutex::default(),
+        }
+    }
+
+    fn take_log(&self) -> ReadLog {
+        std::mem::take(&mut *self.log.lock().expect("read log lock"))
+    }
+
+    /// The Kubernetes client, for reads the caches cannot answer. Reads made with it
+    /// are not recorded: their objects' changes re-run nothing.
+    pub fn client(&self) -> &Client {
+        &self.related.client
+    }
+
+    /// The related object `namespace/name` of kind `T`, typed; `Ok(None)` when it does
+    /// not exist (or does not match the watch's label selector). The lookup is recorded:
+    /// the gateway is re-run when that object changes, is created or is deleted.
+    ///
+    /// # Errors
+    /// [`NotWatched`] when `T` is not declared in
+    /// [`related()`](crate::GatewayImplementation::related); convert it with `?` into an
+    /// [`ImplementationError`].
+    pub fn get<T: Resource<DynamicType = ()> + DeserializeOwned>(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<T>, NotWatched> {
+        let resource = ApiResource::erase::<T>(&());
+        let key = ObjectKey {
+            kind: kind_key(&resource),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        let Some(kind) = self.related.kinds.get(&key.kind) else {
+            return Err(NotWatched {
+                kind: resource.kind,
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+            });
+        };
+        let found = self.related.lookup(kind, &key);
+        let mut log = self.log.lock().expect("read log lock");
+        log.reads.insert(key.clone());
+        Ok(match found {
+            Lookup::Found(object) => from_dynamic(&object),
+            Lookup::Absent => None,
+            Lookup::Unloaded => {
+                log.unloaded.insert(key);
+                None
+            }
+        })
+    }
+
+    /// Whether related objects of kind `T` are watched.
+    pub fn watches<T: Resource<DynamicType = ()>>(&self) -> bool {
+        self.related
+            .kinds
+            .contains_key(&kind_key(&ApiResource::erase::<T>(&())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gateway(name: &str) -> GatewayKey {
+        GatewayKey {
+            namespace: "ns".into(),
+            name: name.into(),
+        }
+    }
+
+    fn secret_key(name: &str) -> ObjectKey {
+        ObjectKey {
+            kind: kind_key(&ApiResource::erase::<Secret>(&())),
+            namespace: "ns".into(),
+            name: name.into(),
+        }
+    }
+
+    fn secret(name: &str, resource_version: &str) -> DynamicObject {
+        let mut object = DynamicObject::new(name, &ApiResource::erase::<Secret>(&())).within("ns");
+        object.metadata.resource_version = Some(resource_version.into());
+        object
+    }
+
+    fn caches() -> RelatedCaches {
+        // The client is never used by these tests: no content is loaded over HTTP.
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = Client::try_from(config).unwrap();
+        let mut caches = RelatedCaches::new(client);
+        let writer =
+            kube::runtime::reflector::store::Writer::new(ApiResource::erase::<Secret>(&()));
+        caches.add(&RelatedWatch::new::<Secret>(), writer.as_reader());
+        caches
+    }
+
+    #[tokio::test]
+    async fn reads_map_objects_to_their_readers_and_unread_content_is_evicted() {
+        let caches = caches();
+        let resource = ApiResource::erase::<Secret>(&());
+        caches.record(
+            &gateway("a"),
+            HashSet::from([secret_key("keys"), secret_key("shared")]),
+        );
+        caches.record(&gateway("b"), HashSet::from([secret_key("shared")]));
+        let readers = |name: &str| {
+            let mut r = caches.readers(&resource, &secret(name, "1"));
+            r.sort_by(|x, y| x.name.cmp(&y.name));
+            r.into_iter().map(|g| g.name).collect::<Vec<_>>()
+        };
+        assert_eq!(readers("keys"), ["a"]);
+        assert_eq!(readers("shared"), ["a", "b"]);
+        assert!(readers("unrelated").is_empty());
+
+        caches
+            .reads()
+            .contents
+            .get_mut(&secret_key("keys"))
+            .unwrap()
+            .loaded = Some(Some(Arc::new(secret("keys", "1"))));
+        assert_eq!(caches.loaded_contents(), 1);
+        // `a` no longer reads `keys`: its content goes, `shared` stays for `b`.
+        caches.record(&gateway("a"), HashSet::from([secret_key("shared")]));
+        assert!(readers("keys").is_empty());
+        assert_eq!(caches.loaded_contents(), 0);
+        caches.forget(&gateway("b"));
+        assert_eq!(readers("shared"), ["a"]);
+        caches.retain(|g| g.name != "a");
+        assert!(readers("shared").is_empty());
+        assert!(caches.reads().contents.is_empty());
+    }
+
+    #[tokio::test]
+    async fn content_is_dropped_on_a_new_resource_version_or_a_delete_only() {
+        let caches = caches();
+        let resource = ApiResource::erase::<Secret>(&());
+        caches.record(&gateway("a"), HashSet::from([secret_key("keys")]));
+        let load = |rv: &str| {
+            caches
+                .reads()
+                .contents
+                .get_mut(&secret_key("keys"))
+                .unwrap()
+                .loaded = Some(Some(Arc::new(secret("keys", rv))));
+        };
+        let loaded = || caches.loaded_contents() == 1;
+        load("1");
+        caches.observe(&resource, &watcher::Event::Apply(secret("keys", "1")));
+        assert!(loaded(), "the same resourceVersion keeps the content");
+        caches.observe(&resource, &watcher::Event::Apply(secret("other", "7")));
+        assert!(loaded(), "another object's event keeps it");
+        caches.observe(&resource, &watcher::Event::Apply(secret("keys", "2")));
+        assert!(!loaded(), "a new resourceVersion drops it");
+        load("2");
+        caches.observe(&resource, &watcher::Event::Delete(secret("keys", "2")));
+        assert!(!loaded(), "a delete drops it");
+    }
+
+    #[tokio::test]
+    async fn reading_an_undeclared_kind_is_an_error_and_lookups_are_recorded() {
+        let ctx = Context::new(Arc::new(caches()));
+        let error = ctx
+            .get::<k8s_openapi::api::core::v1::Service>("ns", "api")
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "desired_state read Service ns/api, but Service is not watched: declare RelatedWatch::new::<Service>() in related()"
+        );
+        assert!(matches!(
+            ImplementationError::from(error),
+            ImplementationError::Transient(_)
+        ));
+        // A declared kind: absent from the (empty) cache, and recorded as read, so that
+        // its creation re-runs the gateway.
+        assert_eq!(ctx.get::<Secret>("ns", "keys"), Ok(None));
+        let log = ctx.take_log();
+        assert_eq!(log.reads, HashSet::from([secret_key("keys")]));
+        assert!(log.unloaded.is_empty(), "absent, not unloaded");
+    }
+
+    #[tokio::test]
+    async fn secrets_and_config_maps_are_content_on_read_by_default() {
+        assert_eq!(
+            RelatedWatch::new::<Secret>().cache,
+            RelatedCache::ContentOnRead
+        );
+        assert_eq!(
+            RelatedWatch::new::<ConfigMap>().cache,
+            RelatedCache::ContentOnRead
+        );
+        assert_eq!(
+            RelatedWatch::new::<k8s_openapi::api::core::v1::Service>().cache,
+            RelatedCache::Full
+        );
+    }
+}

@@ -1,0 +1,404 @@
+//! Bounded memory and work (issue 11, item 5), shown on the built `litellm-impl` binary
+//! as a separate process against the testkit API server over HTTP: Secrets no gateway
+//! reads neither grow the operator's memory nor reconcile anything, a Secret a gateway
+//! reads still re-renders it, and a persistent 409 on a gateway's status backs off
+//! exponentially.
+//!
+//! The gateway lists a Guard, the case in which any Secret change of its namespace used
+//! to re-run it (the Guard's provider may need credentials).
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aigateway_testkit::{ApiServer, HttpServer, RequestMatch};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Generous: two busy cores may also be compiling other tests.
+const WAIT: Duration = Duration::from_secs(120);
+const NS: &str = "team";
+
+const OBJECTS: &str = "apiVersion: v1
+kind: Namespace
+metadata: {name: team}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: GuardrailProvider
+metadata: {name: presidio, namespace: team}
+spec: {type: presidio-api, presidio: {baseUrl: 'http://presidio.team:80'}}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: Guard
+metadata: {name: pii, namespace: team}
+spec: {mode: [pre_call], providerRef: {name: presidio}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: api-key-secrets, namespace: team}
+stringData: {OPENAI_API_KEY: first}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: AiGateway
+metadata: {name: gw, namespace: team}
+spec:
+  aiGatewayClassName: litellm
+  aiModels: [{provider: openai, name: gpt-4o-mini}]
+  guardrails: [{name: pii}]
+";
+
+/// The testkit on loopback HTTP, the CRDs, the default class, a guarded gateway `gw`
+/// with its Secret, and the operator binary running against it.
+struct Setup {
+    server: ApiServer,
+    _http: HttpServer,
+    _dir: tempfile::TempDir,
+    operator: Child,
+    log: PathBuf,
+    admin_port: u16,
+}
+
+impl Setup {
+    async fn start() -> Self {
+        let server = ApiServer::builder()
+            .deployment_ready_delay(Duration::from_millis(100))
+            .build();
+        let http = server
+            .serve_http("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        http.write_kubeconfig(&kubeconfig).unwrap();
+        for crd in aigateway_api::crds::all() {
+            server.install_crd(crd).await.unwrap();
+        }
+        server
+            .apply_manifests(include_str!(
+                "../../examples/manifests/litellm-class-default.yaml"
+            ))
+            .unwrap();
+        server.apply_manifests(OBJECTS).unwrap();
+        let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = dir.path().join("operator.log");
+        let operator = Command::new(env!("CARGO_BIN_EXE_litellm-impl"))
+            .arg("run")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--admin-address", &format!("127.0.0.1:{admin_port}")])
+            .env("POD_NAME", "bounded-operator")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("KUBECONFIG")
+            .env_remove("WATCH_NAMESPACE")
+            .env_remove("POD_NAMESPACE")
+            .env_remove("ADMIN_ADDRESS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .expect("the litellm-impl binary starts");
+        let setup = Setup {
+            server,
+            _http: http,
+            _dir: dir,
+            operator,
+            log,
+            admin_port,
+        };
+        setup
+            .eventually("gw Ready", || async {
+                setup.condition("Ready").as_deref() == Some("True")
+            })
+            .await;
+        setup
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn gateway(&self) -> Value {
+        self.server
+            .get_object(
+                "runtime.agentic-layer.ai/v1alpha1",
+                "AiGateway",
+                Some(NS),
+                "gw",
+            )
+            .expect("gw exists")
+    }
+
+    fn condition(&self, type_: &str) -> Option<String> {
+        self.gateway()["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == type_)
+            .and_then(|c| c["status"].as_str())
+            .map(str::to_owned)
+    }
+
+    /// The pod template's hash of the Secrets the gateway reads.
+    fn secret_hash(&self) -> String {
+        self.server
+            .get_object("apps/v1", "Deployment", Some(NS), "gw")
+            .map(|d| d["spec"]["template"]["metadata"]["annotations"]["gateway.agentic-layer.ai/secret-hash"].to_string())
+            .unwrap_or_default()
+    }
+
+    async fn eventually<F, Fut>(&self, what: &str, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let started = Instant::now();
+        while !check().await {
+            assert!(
+                started.elapsed() < WAIT,
+                "timed out waiting for {what}\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A sample of the operator's `/metrics`: the sum of the series whose line starts
+    /// with `series` (name and, optionally, labels).
+    async fn metric(&self, series: &str) -> f64 {
+        let body = http_get(self.admin_port, "/metrics")
+            .await
+            .unwrap_or_else(|| panic!("/metrics did not answer\n{}", self.log()));
+        body.lines()
+            .filter(|l| l.starts_with(series))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    async fn reconciles(&self) -> f64 {
+        self.metric("aigateway_reconciles_total").await
+    }
+
+    /// Object events the operator's Secret cache has received.
+    async fn secret_events(&self) -> f64 {
+        self.metric("aigateway_watch_events_total{cache=\"related Secret\"}")
+            .await
+    }
+
+    /// Waits until no reconcile ran for a second: the operator is idle.
+    async fn settled(&self) -> f64 {
+        let mut last = self.reconciles().await;
+        let started = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = self.reconciles().await;
+            if now == last {
+                return now;
+            }
+            assert!(started.elapsed() < WAIT, "never idle\n{}", self.log());
+            last = now;
+        }
+    }
+
+    /// The operator's peak resident set size (`VmHWM`), in KiB.
+    fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.operator.id()))
+            .expect("the operator runs");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/<pid>/status")
+    }
+
+    /// Stores Secret `name` in the gateway's namespace with `bytes` of data.
+    fn put_secret(&self, name: &str, key: &str, bytes: usize, fill: u8) {
+        // Base64 of any byte string of this length: its content does not matter.
+        let encoded = String::from_utf8(vec![fill; bytes / 4 * 4]).unwrap();
+        self.server
+            .put_object(json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": name, "namespace": NS},
+                "type": "Opaque",
+                "data": {key: encoded},
+            }))
+            .unwrap();
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = self.operator.kill();
+        let _ = self.operator.wait();
+    }
+}
+
+async fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .ok()?;
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response))
+        .await
+        .ok()?
+        .ok()?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
+}
+
+const MIB: u64 = 1024;
+
+/// 500 Secrets of 200 KB that no gateway reads raise the operator's peak memory by
+/// less than 5 MiB (they were 100 MB of data), and reconcile nothing; 20 updates of one
+/// of them reconcile nothing either; an update of the Secret the gateway reads still
+/// re-renders it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_no_gateway_reads_cost_no_memory_and_no_reconciles() {
+    let setup = Setup::start().await;
+    let reconciles = setup.settled().await;
+    let events = setup.secret_events().await;
+    let before_kib = setup.peak_rss_kib();
+
+    for i in 0..500 {
+        setup.put_secret(
+            &format!("unrelated-{i}"),
+            "blob",
+            200_000,
+            b'A' + (i % 26) as u8,
+        );
+    }
+    // The operator has seen every one of them before anything is measured.
+    setup
+        .eventually("the operator saw the 500 Secrets", || async {
+            setup.secret_events().await >= events + 500.0
+        })
+        .await;
+    let grown_kib = setup.peak_rss_kib().saturating_sub(before_kib);
+    eprintln!(
+        "operator peak RSS: {before_kib} KiB before, +{grown_kib} KiB after 500 Secrets of 200 KB"
+    );
+    assert!(
+        grown_kib < 5 * MIB,
+        "500 unrelated Secrets raised the operator's peak RSS by {grown_kib} KiB"
+    );
+    assert_eq!(
+        setup.settled().await,
+        reconciles,
+        "unrelated Secrets reconciled the gateway"
+    );
+
+    let events = setup.secret_events().await;
+    for i in 0..20 {
+        setup.put_secret("unrelated-7", "blob", 1_000, b'a' + i);
+    }
+    setup
+        .eventually("the operator saw the 20 updates", || async {
+            setup.secret_events().await >= events + 20.0
+        })
+        .await;
+    assert_eq!(
+        setup.settled().await,
+        reconciles,
+        "updates of an unrelated Secret reconciled the gateway"
+    );
+
+    // The Secret the gateway reads: re-rendered (its hash rolls the pods).
+    let hash = setup.secret_hash();
+    assert!(!hash.is_empty() && hash != "null", "{hash}");
+    setup.put_secret("api-key-secrets", "OPENAI_API_KEY", 8, b'B');
+    setup
+        .eventually("a new secret hash", || async {
+            setup.secret_hash() != hash
+        })
+        .await;
+    assert!(setup.reconciles().await > reconciles);
+}
+
+/// Every status write of one gateway answers 409: the retries space out (200 ms
+/// doubling, with jitter) instead of hammering the API server every 200 ms; once the
+/// conflicts stop, the status is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_conflict_on_status_backs_off_exponentially() {
+    let setup = Setup::start().await;
+    setup.settled().await;
+    let status_patches = RequestMatch::any()
+        .verb("patch")
+        .resource("aigateways")
+        .subresource("status")
+        .namespace(NS)
+        .name("gw");
+    setup
+        .server
+        .faults()
+        .fail_fraction(1.0, status_patches, 409);
+    let conflicts = || {
+        setup
+            .server
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.verb == "patch"
+                    && r.resource == "aigateways"
+                    && r.subresource == "status"
+                    && r.name == "gw"
+                    && r.status == 409
+            })
+            .count()
+    };
+    let seen = conflicts();
+    // Someone drops our conditions: the operator must write them back, and cannot.
+    let mut gateway = setup.gateway();
+    gateway["status"]["conditions"] = json!([]);
+    setup.server.put_object(gateway).unwrap();
+
+    // When each attempt arrived, as seen by polling the request log.
+    let mut attempts: Vec<Instant> = Vec::new();
+    let started = Instant::now();
+    while attempts.len() < 6 {
+        let count = conflicts() - seen;
+        while attempts.len() < count {
+            attempts.push(Instant::now());
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "only {} attempts\n{}",
+            attempts.len(),
+            setup.log()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let gaps: Vec<f64> = attempts
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64())
+        .collect();
+    eprintln!("gaps between status attempts (s): {gaps:.2?}");
+    // 200 ms doubling with ±25 % jitter: 0.2, 0.4, 0.8, 1.6, 3.2 s (at least 4.65 s in
+    // all); a fixed 200 ms retry takes about 1 s for the five.
+    assert!(
+        gaps.iter().sum::<f64>() >= 4.0,
+        "five retries within {:.2} s: {gaps:.2?}",
+        gaps.iter().sum::<f64>()
+    );
+    assert!(
+        gaps[4] > 3.0 * gaps[0],
+        "the retries do not space out: {gaps:.2?}"
+    );
+
+    setup.server.faults().clear();
+    setup
+        .eventually("the conditions written back", || async {
+            setup.condition("Ready").as_deref() == Some("True")
+        })
+        .await;
+}
