@@ -353,9 +353,14 @@ async fn stats_over_http_follow_the_contract() {
         "resource": "deployments", "fieldManager": "my-operator", "count": 3})),
         "{v}"
     );
+    assert!(v["busyMicrosByVerb"]["patch"].is_u64(), "{v}");
+    assert_eq!(v["failuresByCode"], json!({}), "{v}");
     // DELETE /testkit/stats resets the counters (for out-of-process tests).
     let reset = raw_request(http.addr(), "DELETE", "/testkit/stats").await;
-    assert_eq!(reset, r#"{"counts":[]}"#);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&reset).unwrap(),
+        json!({"counts": [], "failuresByCode": {}, "busyMicrosByVerb": {}})
+    );
     assert_eq!(server.stats().total(), 0);
     http.shutdown().await;
 }
