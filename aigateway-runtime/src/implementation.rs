@@ -1,8 +1,10 @@
 //! What an implementation provides: the [`GatewayImplementation`] trait and the values
 //! it exchanges with the loop.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+use aigateway_api::NamespacedName;
 
 use async_trait::async_trait;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -12,6 +14,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::attached::{AttachedCache, AttachedDecision, AttachedKind, NotAttached};
 use crate::kind::{AiGatewayKind, GatewayKind};
 
 /// A class operator: turns each gateway of its classes into child objects.
@@ -88,6 +91,16 @@ pub trait GatewayImplementation<K: GatewayKind = AiGatewayKind>: Send + Sync + '
         Vec::new()
     }
 
+    /// A kind of objects that attach themselves to this implementation's gateways (such
+    /// as [`ToolGatewayKind::routes`](crate::ToolGatewayKind::routes)). The runtime
+    /// watches it, re-runs the gateway an object names (and the one it named before)
+    /// when the object changes, offers the attached objects through
+    /// [`Context::attached`], and writes their status from the decisions in
+    /// [`DesiredState::with_attached`] (see [`attached`](crate::attached)).
+    fn attached(&self) -> Option<AttachedKind<K>> {
+        None
+    }
+
     /// Extra condition types that copy one of the standard ones, for compatibility with
     /// tools that read another operator's condition names: `(alias, source)`.
     fn condition_aliases(&self) -> Vec<(String, String)> {
@@ -150,6 +163,13 @@ impl ImplementationError {
     }
 }
 
+impl From<NotAttached> for ImplementationError {
+    /// A programming error, not the user's: retried with backoff and logged loudly.
+    fn from(error: NotAttached) -> Self {
+        Self::Transient(Box::new(error))
+    }
+}
+
 impl From<kube::Error> for ImplementationError {
     fn from(error: kube::Error) -> Self {
         Self::Transient(Box::new(error))
@@ -178,6 +198,9 @@ pub struct DesiredState {
     /// Things worth a human's attention that are not reference problems (an open
     /// endpoint, a suspicious setting). Shown in the `Programmed` condition's message.
     pub warnings: Vec<String>,
+    /// What becomes of each attached object, by namespace and name. An attached object
+    /// without a decision gets `Accepted=Unknown` and no URL.
+    pub attached: BTreeMap<NamespacedName, AttachedDecision>,
 }
 
 impl DesiredState {
@@ -210,6 +233,17 @@ impl DesiredState {
     /// Adds a warning shown in the `Programmed` condition's message.
     pub fn with_warning(mut self, message: impl Into<String>) -> Self {
         self.warnings.push(message.into());
+        self
+    }
+
+    /// Decides about one attached object (from [`Context::attached`]): served at a URL,
+    /// published once the gateway is `Ready`, or refused with a reason.
+    pub fn with_attached(mut self, object: &impl Resource, decision: AttachedDecision) -> Self {
+        let key = NamespacedName {
+            namespace: object.meta().namespace.clone().unwrap_or_default(),
+            name: object.meta().name.clone().unwrap_or_default(),
+        };
+        self.attached.insert(key, decision);
         self
     }
 
@@ -370,6 +404,7 @@ impl<K: GatewayKind> RelatedWatch<K> {
 pub struct Context {
     client: Client,
     related: Arc<HashMap<String, Store<DynamicObject>>>,
+    attached: Option<Arc<AttachedCache>>,
 }
 
 fn key(resource: &ApiResource) -> String {
@@ -381,7 +416,13 @@ impl Context {
         Self {
             client,
             related: Arc::new(related),
+            attached: None,
         }
+    }
+
+    pub(crate) fn with_attached(mut self, attached: Option<Arc<AttachedCache>>) -> Self {
+        self.attached = attached;
+        self
     }
 
     pub(crate) fn store_key(resource: &ApiResource) -> String {
@@ -402,6 +443,24 @@ impl Context {
         let store = self.related.get(&key(&ApiResource::erase::<T>(&())))?;
         let reference = ObjectRef::new_with(name, ApiResource::erase::<T>(&())).within(namespace);
         store.get(&reference).and_then(|o| from_dynamic(&o))
+    }
+
+    /// The objects of the attached kind `T` (see [`GatewayImplementation::attached`])
+    /// attached to `gateway`, sorted by namespace and name; an error when `T` is not the
+    /// declared attached kind.
+    pub fn attached<T: Resource<DynamicType = ()> + DeserializeOwned>(
+        &self,
+        gateway: &impl Resource,
+    ) -> Result<Vec<T>, NotAttached> {
+        let Some(cache) = self.attached.as_ref() else {
+            return Err(NotAttached {
+                kind: T::kind(&()).into_owned(),
+            });
+        };
+        cache.typed(&NamespacedName {
+            namespace: gateway.meta().namespace.clone().unwrap_or_default(),
+            name: gateway.meta().name.clone().unwrap_or_default(),
+        })
     }
 
     /// Whether related objects of kind `T` are cached.

@@ -76,6 +76,7 @@
 
 pub mod admin;
 pub mod apply;
+pub mod attached;
 pub mod class;
 pub mod implementation;
 pub mod kind;
@@ -88,11 +89,12 @@ pub mod operator;
 pub mod reconcile;
 pub mod status;
 
+pub use attached::{AttachedDecision, AttachedKind, NotAttached};
 pub use implementation::{
     Context, DesiredState, GatewayImplementation, ImplementationError, Observed, Readiness,
     RefProblem, RelatedWatch, deployments_rolled_out, from_dynamic, to_dynamic,
 };
-pub use kind::{AiGatewayKind, GatewayKind};
+pub use kind::{AgentGatewayKind, AiGatewayKind, GatewayKind, ToolGatewayKind};
 pub use kube_error::describe_kube_error;
 pub use logging::LogFormat;
 pub use operator::{LeaderElection, Operator, OperatorConfig, OperatorError};
