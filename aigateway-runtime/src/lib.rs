@@ -11,6 +11,14 @@
 //! transitions, exports metrics, and runs behind leader election with its own lease
 //! deadline. `/readyz` fails while a watch cannot list.
 //!
+//! One loop serves every gateway kind: [`AiGatewayKind`] (the default),
+//! [`ToolGatewayKind`] and [`AgentGatewayKind`], one kind per [`Operator`]
+//! (`Operator::for_kind`); several operators may run in one process. Objects that attach
+//! themselves to gateways, such as ToolRoutes, are declared once with
+//! [`GatewayImplementation::attached`]: the runtime watches them, offers them to
+//! `desired_state` ([`Context::attached`]) and writes their status from the
+//! implementation's [`AttachedDecision`] (see [`attached`]).
+//!
 //! The data flow of one gateway, each step in its own module:
 //!
 //! ```text
