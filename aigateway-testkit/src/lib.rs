@@ -210,6 +210,7 @@ mod defaults;
 mod discovery;
 mod events;
 mod faults;
+pub mod fake_provider;
 mod patch;
 mod proto;
 pub mod real_cluster;
