@@ -330,7 +330,10 @@ mod tests {
         assert_eq!(status, StatusCode::OK, "{body}");
         let answer: Value = serde_json::from_str(&body).unwrap();
         let text = answer["choices"][0]["message"]["content"].as_str().unwrap();
-        assert!(text.contains("ping-42") && text.contains("gpt-4o-mini"), "{text}");
+        assert!(
+            text.contains("ping-42") && text.contains("gpt-4o-mini"),
+            "{text}"
+        );
 
         let logged = log.try_recv().unwrap();
         assert_eq!(
@@ -346,7 +349,10 @@ mod tests {
             )
         );
         assert!(!line.contains("sk-secret-value"), "{line}");
-        assert_ne!(key_fingerprint("sk-secret-value"), key_fingerprint("sk-other"));
+        assert_ne!(
+            key_fingerprint("sk-secret-value"),
+            key_fingerprint("sk-other")
+        );
     }
 
     #[tokio::test]

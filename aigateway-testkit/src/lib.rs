@@ -209,8 +209,8 @@
 mod defaults;
 mod discovery;
 mod events;
-mod faults;
 pub mod fake_provider;
+mod faults;
 mod patch;
 mod proto;
 pub mod real_cluster;
