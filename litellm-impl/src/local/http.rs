@@ -10,6 +10,8 @@ use hyper_util::rt::TokioExecutor;
 pub struct Response {
     /// The status code.
     pub status: u16,
+    /// The response headers.
+    pub headers: http::HeaderMap,
     /// The body (lossily decoded as UTF-8).
     pub body: String,
 }
@@ -68,6 +70,7 @@ pub async fn send(
         .await
         .map_err(|e| transport(e.to_string()))?;
     let status = response.status().as_u16();
+    let headers = response.headers().clone();
     let bytes = response
         .into_body()
         .collect()
@@ -76,6 +79,7 @@ pub async fn send(
         .to_bytes();
     Ok(Response {
         status,
+        headers,
         body: String::from_utf8_lossy(&bytes).into_owned(),
     })
 }
