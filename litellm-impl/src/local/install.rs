@@ -183,7 +183,9 @@ pub async fn ensure_venv(
     venv: &Path,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<LiteLlm, InstallError> {
-    let parent = venv.parent().unwrap_or(Path::new("."));
+    // Absolute: pods run with their own working directory.
+    let venv = &std::path::absolute(venv).map_err(io_error(venv))?;
+    let parent = venv.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(parent).map_err(io_error(parent))?;
     let mut lock_name = venv.file_name().unwrap_or_default().to_os_string();
     lock_name.push(".lock");

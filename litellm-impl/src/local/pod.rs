@@ -108,8 +108,10 @@ pub enum PodError {
 pub struct SecretEnv {
     /// The variable.
     pub var: String,
-    /// `<secret>/<key>` it was read from.
-    pub source: String,
+    /// The Secret it was read from.
+    pub secret: String,
+    /// The key in that Secret.
+    pub key: String,
     /// [`aigateway_testkit::fake_provider::key_fingerprint`] of its value.
     pub fingerprint: String,
 }
@@ -213,11 +215,12 @@ pub fn plan(
 
     let mut env = BTreeMap::new();
     let mut secret_env = Vec::new();
-    let mut note_secret = |var: &str, source: String, value: &str| {
+    let mut note_secret = |var: &str, secret: &str, key: &str, value: &str| {
         secret_env.retain(|s: &SecretEnv| s.var != var);
         secret_env.push(SecretEnv {
             var: var.to_owned(),
-            source,
+            secret: secret.to_owned(),
+            key: key.to_owned(),
             fingerprint: aigateway_testkit::fake_provider::key_fingerprint(value),
         });
     };
@@ -229,7 +232,7 @@ pub fn plan(
                     for (key, value) in secret.data.unwrap_or_default() {
                         let var = format!("{prefix}{key}");
                         let value = text(&value.0);
-                        note_secret(&var, format!("{}/{key}", reference.name), &value);
+                        note_secret(&var, &reference.name, &key, &value);
                         env.insert(var, value);
                     }
                 }
@@ -266,7 +269,7 @@ pub fn plan(
                         .map(|v| text(&v.0));
                     match found {
                         Some(value) => {
-                            note_secret(var, format!("{}/{}", selector.name, selector.key), &value);
+                            note_secret(var, &selector.name, &selector.key, &value);
                             Some(value)
                         }
                         None if selector.optional == Some(true) => None,
@@ -622,11 +625,14 @@ mod tests {
         let secret_vars: Vec<_> = plan
             .secret_env
             .iter()
-            .map(|s| (s.var.as_str(), s.source.as_str()))
+            .map(|s| (s.var.as_str(), s.secret.as_str(), s.key.as_str()))
             .collect();
         assert_eq!(
             secret_vars,
-            [("other", "keys/other"), ("OPENAI_API_KEY", "keys/other")]
+            [
+                ("other", "keys", "other"),
+                ("OPENAI_API_KEY", "keys", "other")
+            ]
         );
         assert!(
             plan.secret_env

@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 
 use aigateway_api::AiGateway;
 use aigateway_api::resolve::{self, AGENT_KEY_ENV, AgentGateway, GATEWAY_URL_ENV};
-use aigateway_testkit::fake_provider::FakeProvider;
+use aigateway_testkit::fake_provider::{FakeProvider, ProviderRequest};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::InMemoryObjects;
 use crate::local::forward::ServiceForward;
@@ -285,6 +285,7 @@ impl Traffic {
             events,
             running: None,
             last_problem: None,
+            provider_log: provider.subscribe(),
         };
         let task = tokio::spawn(kubelet.run(provider, stopped));
         Ok(Self {
@@ -336,6 +337,8 @@ struct Kubelet {
     events: mpsc::Sender<TrafficEvent>,
     running: Option<Running>,
     last_problem: Option<String>,
+    /// The fake provider's log.
+    provider_log: broadcast::Receiver<ProviderRequest>,
 }
 
 impl Kubelet {
@@ -343,12 +346,18 @@ impl Kubelet {
         let _ = self.events.send(TrafficEvent::Line(line)).await;
     }
 
+    /// Passes on what the fake provider logged so far.
+    async fn relay_provider_log(&mut self) {
+        while let Ok(request) = self.provider_log.try_recv() {
+            self.say(request.to_string()).await;
+        }
+    }
+
     async fn run(mut self, provider: FakeProvider, mut stopped: oneshot::Receiver<()>) {
-        let mut log = provider.subscribe();
         loop {
             tokio::select! {
                 _ = &mut stopped => break,
-                request = log.recv() => {
+                request = self.provider_log.recv() => {
                     if let Ok(request) = request {
                         self.say(request.to_string()).await;
                     }
@@ -430,8 +439,8 @@ impl Kubelet {
         .await;
         for secret in &plan.secret_env {
             self.say(format!(
-                "  env {} from Secret {}/{}: {}",
-                secret.var, gateway.namespace, secret.source, secret.fingerprint
+                "  env {} from Secret {}/{} key {}: {}",
+                secret.var, gateway.namespace, secret.secret, secret.key, secret.fingerprint
             ))
             .await;
         }
@@ -486,7 +495,7 @@ impl Kubelet {
 
     /// The agent's chat completion, sent to its `LITELLM_PROXY_API_BASE` with its
     /// `LITELLM_PROXY_API_KEY`, through the local Service.
-    async fn ask(&self) {
+    async fn ask(&mut self) {
         let cluster_url = self.target.var(GATEWAY_URL_ENV).to_owned();
         let key = self.target.var(AGENT_KEY_ENV).to_owned();
         let local_base = format!("http://{}", self.service.addr());
@@ -501,7 +510,10 @@ impl Kubelet {
             url: url.clone(),
             reason,
         };
-        let result = match http::send("POST", &url, Some(&key), Some(&body)).await {
+        let response = http::send("POST", &url, Some(&key), Some(&body)).await;
+        // The provider logged the request before answering it: its line comes first.
+        self.relay_provider_log().await;
+        let result = match response {
             Err(error) => Err(failed(error.to_string())),
             Ok(response) if response.status != 200 => {
                 let message = serde_json::from_str::<Value>(&response.body)
