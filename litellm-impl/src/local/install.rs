@@ -34,7 +34,7 @@ pub const REQUIREMENTS: &[&str] = &[
 const REQUIRED_DISTRIBUTIONS: &[&str] = &["litellm", "prometheus_client", "opentelemetry-sdk"];
 
 /// How long a first install usually takes, said before it starts.
-pub const FIRST_INSTALL_HINT: &str = "the first install downloads about 300 MB from PyPI and takes 2 to 5 minutes; later runs reuse it";
+pub const FIRST_INSTALL_HINT: &str = "the first install downloads a few hundred MB from PyPI and takes about 2 minutes (longer on a slow connection); later runs reuse it";
 
 /// The file in the venv that records what was installed into it.
 const MARKER: &str = ".aigateway-installed";

@@ -343,7 +343,7 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
     } else {
         let _ = writeln!(
             out,
-            "Rotate the gateway's key and watch the proxy roll and the provider see the new key:\n  kubectl -n ai-gateway edit secret api-key-secrets\n"
+            "Rotate the gateway's key (or `kubectl -n ai-gateway edit secret api-key-secrets`) and watch LiteLLM roll and the provider see the new key:\n  kubectl -n ai-gateway patch secret api-key-secrets --type=merge -p '{{\"stringData\":{{\"OPENAI_API_KEY\":\"sk-my-new-demo-key\"}}}}'\n"
         );
     }
 
