@@ -96,8 +96,8 @@ pub struct DemoArgs {
     #[arg(long)]
     pub with_proxy: bool,
     /// The venv to install LiteLLM into for --with-proxy (default: `litellm` on PATH at
-    /// the pinned version, else $XDG_CACHE_HOME/aigateway-rs/litellm-<version>, or
-    /// ~/.cache/... without XDG_CACHE_HOME).
+    /// the pinned version, else the venv aigateway-rs/litellm-1.106.2 in $XDG_CACHE_HOME,
+    /// or in ~/.cache without XDG_CACHE_HOME).
     #[arg(long, requires = "with_proxy")]
     pub venv: Option<PathBuf>,
 }
