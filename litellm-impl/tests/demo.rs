@@ -579,7 +579,7 @@ fn with_proxy_rolls_litellm_on_a_secret_rotation_and_leaves_nothing_after_sigter
     let kubeconfig = dir.path().join("demo.kubeconfig");
     let mut demo = Demo::start_with(&kubeconfig, &["--with-proxy", "--venv", &venv_arg()]);
     let limit = Duration::from_secs(300);
-    demo.wait_for_output("Answer through LiteLLM", limit);
+    demo.wait_for_output("curl -s", limit);
     let gateway_key = aigateway_testkit::fake_provider::key_fingerprint(DEMO_KEY);
     assert_eq!(
         provider_lines(&demo.stdout()),
@@ -591,8 +591,9 @@ fn with_proxy_rolls_litellm_on_a_secret_rotation_and_leaves_nothing_after_sigter
     let rotated = "sk-rotated-demo-key";
     let rotated_key = aigateway_testkit::fake_provider::key_fingerprint(rotated);
     rotate_key(&kubeconfig, rotated);
+    // The curl line is the last one printed for an answer.
     demo.wait_until("a second answer after the roll", limit, |out| {
-        out.matches("Answer through LiteLLM").count() == 2
+        out.matches("curl -s").count() == 2
     });
     let stdout = demo.stdout();
     assert!(

@@ -384,6 +384,27 @@ fn map_path(value: &str, mounts: &BTreeMap<String, PathBuf>) -> String {
     value.to_owned()
 }
 
+/// The container's arguments for this machine: mount paths mapped to their local
+/// directories, `--port` set to `port`, and `--host 127.0.0.1`. LiteLLM listens on
+/// 0.0.0.0 by default, which in a pod is the pod's own network; on a laptop it would
+/// expose a gateway without a master key to the whole network.
+fn local_args(args: &[String], mounts: &BTreeMap<String, PathBuf>, port: u16) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len() + 2);
+    let mut previous = "";
+    for arg in args {
+        out.push(match previous {
+            "--port" => port.to_string(),
+            "--host" => "127.0.0.1".to_owned(),
+            _ => map_path(arg, mounts),
+        });
+        previous = arg;
+    }
+    if !args.iter().any(|a| a == "--host") {
+        out.extend(["--host".to_owned(), "127.0.0.1".to_owned()]);
+    }
+    out
+}
+
 /// Sends `signal` to every process of the group led by `pgid`.
 fn signal_group(pgid: u32, signal: libc::c_int) {
     let Ok(pgid) = libc::pid_t::try_from(pgid) else {
@@ -411,8 +432,8 @@ pub struct LocalPod {
 }
 
 impl LocalPod {
-    /// Starts `plan` with the programs in `bin_dir`, listening on `port` (the value of
-    /// the container's `--port` argument is replaced by it). The process gets only the
+    /// Starts `plan` with the programs in `bin_dir`, listening on 127.0.0.1:`port` (see
+    /// `local_args`). The process gets only the
     /// plan's env, plus PATH (`bin_dir` first), a temporary HOME and
     /// `LITELLM_LOCAL_MODEL_COST_MAP=True` (the model price map ships with LiteLLM; on a
     /// laptop that may be offline it must not be downloaded at start).
@@ -443,16 +464,7 @@ impl LocalPod {
         let log_file = std::fs::File::create(&log).map_err(io(&log))?;
         let log_err = log_file.try_clone().map_err(io(&log))?;
 
-        let mut args = Vec::with_capacity(plan.args.len());
-        let mut previous = "";
-        for arg in &plan.args {
-            args.push(if previous == "--port" {
-                port.to_string()
-            } else {
-                map_path(arg, &local_mounts)
-            });
-            previous = arg;
-        }
+        let args = local_args(&plan.args, &local_mounts, port);
         let program = bin_dir.join(&plan.program);
         let mut command = Command::new(&program);
         command
@@ -645,6 +657,22 @@ mod tests {
             "/l/v0/config.yaml"
         );
         assert_eq!(map_path("/app/configx", &mapped), "/app/configx");
+        let args: Vec<String> = ["--config", "/app/config/config.yaml", "--port", "4000"]
+            .map(str::to_owned)
+            .to_vec();
+        assert_eq!(
+            local_args(&args, &mapped, 1234),
+            [
+                "--config",
+                "/l/v0/config.yaml",
+                "--port",
+                "1234",
+                "--host",
+                "127.0.0.1"
+            ]
+        );
+        let args: Vec<String> = ["--host", "0.0.0.0"].map(str::to_owned).to_vec();
+        assert_eq!(local_args(&args, &mapped, 1), ["--host", "127.0.0.1"]);
     }
 
     #[test]

@@ -579,3 +579,24 @@ pub async fn start_provider() -> Result<FakeProvider, TrafficError> {
         source,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::PINNED_LITELLM_VERSION;
+
+    /// The `--venv` help names the default venv, which carries the pinned version.
+    #[test]
+    fn the_venv_help_names_the_pinned_version() {
+        let help = crate::cli::Cli::command()
+            .find_subcommand_mut("demo")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(
+            help.contains(&format!("aigateway-rs/litellm-{PINNED_LITELLM_VERSION}")),
+            "{help}"
+        );
+    }
+}
