@@ -631,3 +631,81 @@ fn with_proxy_rolls_litellm_on_a_secret_rotation_and_leaves_nothing_after_sigter
     assert_eq!(status.code(), Some(0), "{status}:\n{}", demo.stdout());
     assert_group_gone(groups[1], "after SIGTERM");
 }
+
+/// A `litellm` (on PATH, reporting the pinned version) that starts a helper process and
+/// fails: `--exit-when-ready` exits 4 with the reason in one line, and the helper, in
+/// the pod's process group, does not outlive the demo.
+#[test]
+fn with_proxy_stops_what_it_started_when_litellm_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin_dir = dir.path().join("bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    let helper_pid = dir.path().join("helper.pid");
+    let python = bin_dir.join("python");
+    // Asked for package versions (`-c`), it reports the pinned LiteLLM; run as the
+    // `litellm` entry point, it leaves a helper behind and fails.
+    let script = format!(
+        "#!/bin/sh\nif [ \"$1\" = -c ]; then\n  for n in litellm prometheus_client opentelemetry-sdk; do\n    if [ $n = litellm ]; then echo \"$n {}\"; else echo \"$n 1.0\"; fi\n  done\n  exit 0\nfi\nsleep 300 &\necho $! > {}\necho 'fake litellm fails on purpose'\nexit 1\n",
+        litellm_impl::local::install::PINNED_LITELLM_VERSION,
+        helper_pid.display()
+    );
+    let write_exec = |path: &Path, text: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(path, text).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    write_exec(&python, &script);
+    write_exec(
+        &bin_dir.join("litellm"),
+        &format!("#!{}\n# entry point\n", python.display()),
+    );
+    let output = bin()
+        .args([
+            "demo",
+            "--with-proxy",
+            "--exit-when-ready",
+            "--rollout-ms",
+            "300",
+        ])
+        .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
+        .env("HOME", dir.path())
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .output()
+        .unwrap();
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(4),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("(1.106.2, on PATH)"), "{stdout}");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        error.contains("ai-gateway/ai-gateway exited")
+            && error.contains("before it was live; last log line: fake litellm fails on purpose"),
+        "{error}"
+    );
+    assert!(!dir.path().join("cache").exists(), "nothing installed");
+    let pid: u32 = std::fs::read_to_string(&helper_pid)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let started = Instant::now();
+    while Path::new(&format!("/proc/{pid}/stat")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the pod's helper {pid} outlived the demo"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
