@@ -133,6 +133,11 @@ fn exit_when_ready_prints_the_gateways_and_exits_0() {
         stdout.contains("Every sample gateway is Ready after"),
         "{stdout}"
     );
+    // The plain demo points at the one with traffic.
+    assert!(
+        stdout.contains("cargo run --release -p litellm-impl -- demo --with-proxy"),
+        "{stdout}"
+    );
     println!("demo --exit-when-ready took {:?}", started.elapsed());
 }
 

@@ -397,6 +397,16 @@ impl Kubelet {
                     reason: describe(&e),
                 })?
         else {
+            // The gateway (and so its Deployment) was deleted: its pod goes too.
+            if let Some(running) = self.running.take() {
+                self.service.point_to(None);
+                running.pod.stop(GRACE).await;
+                self.say(format!(
+                    "Deployment {} is gone: stopped its LiteLLM pod",
+                    self.target.label()
+                ))
+                .await;
+            }
             return Ok(false);
         };
         let Some(template) = deployment.spec.map(|s| s.template) else {
