@@ -59,7 +59,8 @@ pub const DEMO_EXIT_CODES: &str = "\
 Exit codes:
   0  stopped with Ctrl-C or SIGTERM, or (with --exit-when-ready) every sample gateway became Ready
      (and, with --with-proxy, the agent's request through LiteLLM succeeded)
-  1  --exit-when-ready: not done before --timeout, or the request through LiteLLM failed (the reason is printed)
+  1  --exit-when-ready: not every sample gateway was Ready before --timeout, or (--with-proxy)
+     the agent's request through LiteLLM failed or got no answer in time (the reason is printed)
   2  invalid invocation
   3  the demo could not start (port taken, kubeconfig not writable)
   4  --with-proxy: LiteLLM could not be installed, or its pod could not start";
