@@ -62,6 +62,8 @@ pub mod guardrails;
 pub mod implementation;
 pub mod input;
 pub mod known_keys;
+#[cfg(feature = "cli")]
+pub mod local;
 pub mod lookup;
 pub mod names;
 mod problem;

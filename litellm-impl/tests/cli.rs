@@ -166,6 +166,10 @@ fn help_documents_exit_codes() {
             &["demo", "--help"][..],
             "1  --exit-when-ready: not every sample gateway was Ready",
         ),
+        (
+            &["demo", "--help"][..],
+            "4  --with-proxy: LiteLLM could not be installed, or its pod could not start",
+        ),
     ] {
         let output = bin().args(args).output().unwrap();
         assert!(output.status.success());

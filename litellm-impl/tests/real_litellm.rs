@@ -2,38 +2,29 @@
 //! load, every model is healthy, requests reach the provider's API with the Secret's key,
 //! guardrails act, and the authentication modes behave as documented.
 //!
-//! The test bootstraps a Python venv under `target/litellm-venv` (reused when present,
-//! guarded by a file lock so parallel test binaries install once). If the install fails,
+//! The test bootstraps a Python venv under `target/litellm-venv` with the crate's own
+//! installer (`litellm_impl::local::install`; reused when present, guarded by a file lock
+//! so parallel test binaries install once). If the install fails,
 //! for example because PyPI is unreachable, the tests fail: CI installs it.
 
-use std::collections::BTreeMap;
-use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::routing::post;
-use k8s_openapi::api::core::v1::EnvVar;
+use litellm_impl::local::pod::{self, LocalPod};
 use litellm_impl::{
-    InMemoryObjects, InputObject, ObjectLookup, ProblemReason, RenderSettings, Rendered, names,
-    parse_documents, render,
+    InMemoryObjects, InputObject, ProblemReason, RenderSettings, Rendered, names, parse_documents,
+    render,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-const LITELLM_REQUIREMENTS: &[&str] = &[
-    "litellm[proxy]==1.106.2",
-    "prometheus_client",
-    "opentelemetry-sdk",
-    "opentelemetry-exporter-otlp-proto-http",
-    "prisma",
-];
 
 // ---------------------------------------------------------------------------------------
 // The venv.
@@ -45,52 +36,27 @@ fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// The venv's `bin` directory, installing LiteLLM first if needed.
+/// The venv's `bin` directory, installing the pinned LiteLLM into `target/litellm-venv`
+/// first if needed, with the same installer (and requirements) as `demo --with-proxy`
+/// (`litellm_impl::local::install`).
 fn venv_bin() -> PathBuf {
     static VENV: OnceLock<PathBuf> = OnceLock::new();
     VENV.get_or_init(|| {
-        let target = target_dir();
-        std::fs::create_dir_all(&target).unwrap();
-        let venv = target.join("litellm-venv");
-        let lock =
-            File::create(target.join("litellm-venv.lock")).expect("create the venv lock file");
-        lock.lock().expect("lock the venv lock file");
-        let marker = venv.join(".aigateway-installed");
-        let wanted = LITELLM_REQUIREMENTS.join("\n");
-        if std::fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
-            let started = Instant::now();
-            if !venv.join("bin/python").exists() {
-                let status = Command::new("python3")
-                    .args(["-m", "venv"])
-                    .arg(&venv)
-                    .status()
-                    .expect("run python3 -m venv");
-                assert!(
-                    status.success(),
-                    "python3 -m venv {} failed",
-                    venv.display()
-                );
-            }
-            let output = Command::new(venv.join("bin/pip"))
-                .args(["install", "--disable-pip-version-check", "-q"])
-                .args(LITELLM_REQUIREMENTS)
-                .output()
-                .expect("run pip");
-            assert!(
-                output.status.success(),
-                "pip install {} failed (is PyPI reachable? CI must be able to install it):\n{}",
-                LITELLM_REQUIREMENTS.join(" "),
-                String::from_utf8_lossy(&output.stderr)
-            );
-            std::fs::write(&marker, &wanted).unwrap();
-            eprintln!(
-                "installed LiteLLM into {} in {:?}",
-                venv.display(),
-                started.elapsed()
-            );
-        }
-        drop(lock);
-        venv.join("bin")
+        // Its own thread and runtime: callers are sync tests and tokio tests alike.
+        std::thread::spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(litellm_impl::local::install::ensure_venv(
+                    &target_dir().join("litellm-venv"),
+                    &mut |line: &str| eprintln!("{line}"),
+                ))
+        })
+        .join()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e} (CI must be able to install it)"))
+        .bin_dir
     })
     .clone()
 }
@@ -345,39 +311,17 @@ fn dechunk(mut rest: &str) -> String {
 // ---------------------------------------------------------------------------------------
 // Running LiteLLM with what the Deployment gives the container.
 
+/// LiteLLM running the rendered Deployment's pod on this machine
+/// (`litellm_impl::local::pod`, as `demo --with-proxy` runs it); its process group ends
+/// when dropped.
 struct Proxy {
-    child: Child,
+    pod: LocalPod,
     port: u16,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        // LiteLLM runs in its own process group (see `start`); end the whole group.
-        let _ = Command::new("kill")
-            .args(["-TERM", "--"])
-            .arg(format!("-{}", self.child.id()))
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = Command::new("kill")
-            .args(["-KILL", "--"])
-            .arg(format!("-{}", self.child.id()))
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Proxy {
     fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.pod.log_text()
     }
 }
 
@@ -389,187 +333,26 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The env the Deployment gives the LiteLLM container, with Secret and ConfigMap
-/// references resolved from `lookup` and `$(VAR)` expanded as the kubelet does.
-fn container_env(
-    rendered: &Rendered,
-    namespace: &str,
-    lookup: &dyn ObjectLookup,
-) -> BTreeMap<String, String> {
-    let pod = rendered
-        .deployment
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap();
-    let container = &pod.containers[0];
-    let mut env = BTreeMap::new();
-    for source in container.env_from.iter().flatten() {
-        let prefix = source.prefix.clone().unwrap_or_default();
-        if let Some(reference) = &source.secret_ref
-            && let Some(secret) = lookup.secret(namespace, &reference.name)
-        {
-            for (k, v) in secret.data.unwrap_or_default() {
-                env.insert(format!("{prefix}{k}"), String::from_utf8(v.0).unwrap());
-            }
-        }
-        if let Some(reference) = &source.config_map_ref
-            && let Some(config_map) = lookup.config_map(namespace, &reference.name)
-        {
-            for (k, v) in config_map.data.unwrap_or_default() {
-                env.insert(format!("{prefix}{k}"), v);
-            }
-        }
-    }
-    for EnvVar {
-        name,
-        value,
-        value_from,
-    } in container.env.iter().flatten()
-    {
-        let resolved = match (value, value_from) {
-            (Some(value), _) => Some(expand(value, &env)),
-            (None, Some(source)) => {
-                if let Some(selector) = &source.secret_key_ref {
-                    let value = lookup
-                        .secret(namespace, &selector.name)
-                        .and_then(|s| s.data.unwrap_or_default().remove(&selector.key));
-                    assert!(
-                        value.is_some() || selector.optional == Some(true),
-                        "env {name}: Secret {}/{} key {} is missing and not optional: the container would not start",
-                        namespace,
-                        selector.name,
-                        selector.key
-                    );
-                    value.map(|v| String::from_utf8(v.0).unwrap())
-                } else if let Some(selector) = &source.config_map_key_ref {
-                    lookup
-                        .config_map(namespace, &selector.name)
-                        .and_then(|c| c.data.unwrap_or_default().remove(&selector.key))
-                } else {
-                    panic!("env {name}: unsupported valueFrom in this test: {source:?}")
-                }
-            }
-            (None, None) => Some(String::new()),
-        };
-        if let Some(value) = resolved {
-            env.insert(name.clone(), value);
-        }
-    }
-    env
-}
-
-/// Kubernetes `$(VAR)` expansion: defined variables are replaced, `$$` is `$`.
-fn expand(value: &str, env: &BTreeMap<String, String>) -> String {
-    let mut out = String::new();
-    let mut rest = value;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(after) = after.strip_prefix('$') {
-            out.push('$');
-            rest = after;
-        } else if let Some(inner) = after.strip_prefix('(')
-            && let Some(end) = inner.find(')')
-            && let Some(v) = env.get(&inner[..end])
-        {
-            out.push_str(v);
-            rest = &inner[end + 1..];
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Runs the Deployment's command (config path and port mapped to a temporary file and a
-/// free port) with the container's env, and waits until `/health/liveliness` answers.
-async fn start(rendered: &Rendered, namespace: &str, lookup: &dyn ObjectLookup) -> Proxy {
+/// Runs the Deployment's pod with the container's env resolved from `lookup` and the
+/// rendered ConfigMap as its config volume, and waits for the liveness probe.
+async fn start(rendered: &Rendered, namespace: &str, lookup: &InMemoryObjects) -> Proxy {
     let bin = venv_bin();
-    let dir = tempfile::tempdir().unwrap();
-    // The ConfigMap's config.yaml, standing in for the pod's mount.
-    let config = dir.path().join("config.yaml");
-    let config_text = &rendered.config_map.data.as_ref().unwrap()[names::CONFIG_KEY];
-    std::fs::write(&config, config_text).unwrap();
-    let multiproc = dir.path().join("prometheus_multiproc");
-    std::fs::create_dir(&multiproc).unwrap();
-    let log = dir.path().join("litellm.log");
-    let log_file = File::create(&log).unwrap();
-    // The Deployment's command, with the config path and port mapped to this machine.
-    let pod = rendered
-        .deployment
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap();
-    let container = &pod.containers[0];
-    let container_port = container.ports.as_ref().unwrap()[0]
-        .container_port
-        .to_string();
+    let mut objects = lookup.clone();
+    objects.insert_config_map(rendered.config_map.clone());
+    let deployment = &rendered.deployment;
+    let template = &deployment.spec.as_ref().unwrap().template;
+    let name = deployment.metadata.name.as_deref().unwrap();
+    let plan = pod::plan(template, namespace, name, &objects).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.program, "litellm");
     let port = free_port();
-    let command_line = container.command.clone().unwrap();
-    assert_eq!(command_line[0], "litellm");
-    let args: Vec<String> = command_line[1..]
-        .iter()
-        .map(|arg| {
-            if arg == names::CONFIG_FILE_PATH {
-                config.display().to_string()
-            } else if *arg == container_port {
-                port.to_string()
-            } else {
-                arg.clone()
-            }
-        })
-        .collect();
-    let mut command = Command::new(bin.join("litellm"));
-    command
-        .args(&args)
-        .env_clear()
-        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-        .env("HOME", dir.path())
-        .envs(container_env(rendered, namespace, lookup))
-        // The pod mounts an emptyDir at /prometheus_multiproc; here a temporary directory.
-        .env("PROMETHEUS_MULTIPROC_DIR", &multiproc)
-        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file);
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    let child = command.spawn().expect("start litellm");
-    let mut proxy = Proxy {
-        child,
-        port,
-        log,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Ok(Some(status)) = proxy.child.try_wait() {
-            panic!(
-                "litellm exited with {status} before it was live; its log:\n{}",
-                proxy.log_text()
-            );
-        }
-        if let Ok(response) = http(port, "GET", "/health/liveliness", None, None).await
-            && response.status == 200
-        {
-            return proxy;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "litellm was not live within 120 s; its log:\n{}",
-            proxy.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut pod = LocalPod::start(&plan, &bin, port).unwrap_or_else(|e| panic!("{e}"));
+    if let Err(error) = pod
+        .wait_live(names::LIVENESS_PATH, Duration::from_secs(120))
+        .await
+    {
+        panic!("{error}; its log:\n{}", pod.log_text());
     }
+    Proxy { pod, port }
 }
 
 fn objects(yaml: &str) -> (InMemoryObjects, Vec<aigateway_api::AiGateway>) {

@@ -21,9 +21,11 @@ Exit codes:
 pub const ALL_EXIT_CODES: &str = "\
 Exit codes:
   0  success
-  1  render: a gateway cannot be rendered; demo --exit-when-ready: not Ready in time
+  1  render: a gateway cannot be rendered; demo --exit-when-ready: not Ready in time, or the
+     request through LiteLLM failed
   2  invalid invocation, or unreadable input
-  3  run/demo: the operator could not start or failed";
+  3  run/demo: the operator could not start or failed
+  4  demo --with-proxy: LiteLLM could not be installed, or its pod could not start";
 
 /// Exit code: at least one gateway could not be rendered.
 pub const EXIT_INVALID_GATEWAY: u8 = 1;
