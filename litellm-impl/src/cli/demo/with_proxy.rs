@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use aigateway_api::AiGateway;
-use aigateway_api::resolve::{self, AGENT_KEY_ENV, AgentGateway, GATEWAY_URL_ENV};
+use aigateway_api::resolve::{self, AGENT_KEY_ENV, GATEWAY_URL_ENV, ResolvedAgent};
 use aigateway_testkit::fake_provider::{FakeProvider, ProviderRequest};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -137,8 +137,8 @@ pub async fn prepare_litellm(
 #[derive(Clone, Debug)]
 pub struct AgentTarget {
     /// The agent and its gateway, as agent-runtime-operator resolves them.
-    pub agent: AgentGateway,
-    /// The env its pod gets ([`AgentGateway::env`]), name and value.
+    pub agent: ResolvedAgent,
+    /// The env its pod gets ([`ResolvedAgent::env`]), name and value.
     pub env: Vec<(String, String)>,
     /// The OpenAI model it asks.
     pub model: String,
@@ -206,7 +206,7 @@ impl AgentTarget {
             "AiGateway {label}: spec.env {OPENAI_BASE_ENV}={} (field manager {FIELD_MANAGER}), as you would for any OpenAI-compatible endpoint",
             provider.base_url()
         );
-        let agent = AgentGateway {
+        let agent = ResolvedAgent {
             agent_namespace: AGENT_NAMESPACE.to_owned(),
             agent_name: AGENT_NAME.to_owned(),
             gateway,
