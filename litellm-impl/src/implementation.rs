@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use aigateway_api::conditions::reasons;
-use aigateway_api::{AiGateway, Guard, GuardrailProvider};
+use aigateway_api::{AiGateway, Guard, GuardrailProvider, ToolServer};
 use aigateway_runtime::{
     Context, DesiredState, GatewayImplementation, ImplementationError, Observed, Readiness,
     RelatedWatch, deployments_rolled_out,
@@ -55,6 +55,9 @@ impl ObjectLookup for CachedObjects<'_> {
         self.0.get(namespace, name)
     }
     fn config_map(&self, namespace: &str, name: &str) -> Option<ConfigMap> {
+        self.0.get(namespace, name)
+    }
+    fn tool_server(&self, namespace: &str, name: &str) -> Option<ToolServer> {
         self.0.get(namespace, name)
     }
 }

@@ -67,16 +67,20 @@ pub mod names;
 mod problem;
 mod render;
 pub mod settings;
+pub mod tool_gateway;
 pub mod workload;
 
 #[cfg(test)]
 mod tests;
 
-pub use error::RenderError;
+pub use error::{GatewayKind, RenderError};
 pub use implementation::LiteLlmGateway;
 pub use input::{Document, InputObject, ParseError, parse_documents, read_documents};
 pub use lookup::{DEFAULT_NAMESPACE, InMemoryObjects, ObjectLookup};
-pub use names::CONTROLLER_NAME;
+pub use names::{CONTROLLER_NAME, TOOL_GATEWAY_CONTROLLER_NAME};
 pub use problem::{ObjectRef, Problem, ProblemReason};
-pub use render::{Rendered, check_config, render, secret_hash, short_hash};
+pub use render::{
+    Rendered, check_config, referenced_secrets_hash, render, secret_hash, short_hash,
+};
 pub use settings::RenderSettings;
+pub use tool_gateway::{RenderedToolGateway, RouteOutcome, RouteState, render_tool_gateway};
