@@ -3,8 +3,11 @@
 //! [`render`] turns one [`AiGateway`](aigateway_api::AiGateway) into the LiteLLM
 //! `config.yaml` and the ConfigMap, Deployment and Service that run the LiteLLM proxy,
 //! reading the Guards, GuardrailProviders, Secrets and ConfigMaps it references through
-//! an [`ObjectLookup`]. It never touches the network; the runtime calls it from its
-//! reconcile loop, the `litellm-impl render` command calls it offline.
+//! an [`ObjectLookup`]. [`render_tool_gateway`] does the same for a
+//! [`ToolGateway`](aigateway_api::ToolGateway) and the ToolRoutes attached to it (see
+//! [`tool_gateway`]), with one outcome per route. Neither touches the network; the
+//! runtime calls them from its reconcile loop, the `litellm-impl render` command calls
+//! them offline.
 //!
 //! ```
 //! use aigateway_api::{AiGateway, AiGatewaySpec, AiModel};
