@@ -58,6 +58,10 @@ use crate::render::{
 use crate::settings::RenderSettings;
 use crate::{GatewayKind, RenderError};
 
+/// The env var that changes LiteLLM's separator between a server's name and its tools'
+/// names (default `-`); LiteLLM 1.106.2 refuses to load a server whose name contains it.
+pub const TOOL_PREFIX_SEPARATOR_ENV: &str = "MCP_TOOL_PREFIX_SEPARATOR";
+
 /// The longest tool name the MCP specification allows.
 pub const MAX_TOOL_NAME_LENGTH: usize = 128;
 
@@ -97,7 +101,8 @@ pub enum RouteProblemReason {
     /// `toolFilter` lists something LiteLLM would not match as a tool name (a glob, a
     /// string LiteLLM resolves): served, it would expose tools the filter meant to hide.
     UnsupportedToolFilter,
-    /// The route's own name or namespace cannot form a key.
+    /// The route's own name or namespace cannot form a key (or a key LiteLLM would
+    /// refuse under the gateway's `MCP_TOOL_PREFIX_SEPARATOR`).
     InvalidRoute,
     /// The gateway's config patch removed the route's `mcp_servers` entry.
     RemovedByPatch,
@@ -205,6 +210,15 @@ pub fn render_tool_gateway(
         name: name.to_owned(),
     };
 
+    // Every key contains `__`: a separator such as `_` would make LiteLLM refuse them.
+    let separator = gateway
+        .spec
+        .env
+        .iter()
+        .find(|e| e.name == TOOL_PREFIX_SEPARATOR_ENV)
+        .and_then(|e| e.value.as_deref())
+        .filter(|v| !v.is_empty());
+
     let attached = attached_routes(&this, routes);
     let keyed = assign_keys(&attached);
     let mut servers = Map::new();
@@ -212,6 +226,15 @@ pub fn render_tool_gateway(
     for candidate in &keyed {
         let state = match &candidate.claim {
             Err(problem) => RouteState::NotServed(problem.clone()),
+            Ok(key) if separator.is_some_and(|sep| key.contains(sep)) => {
+                RouteState::NotServed(RouteProblem {
+                    reason: RouteProblemReason::InvalidRoute,
+                    message: format!(
+                        "ToolGateway {namespace}/{name} sets {TOOL_PREFIX_SEPARATOR_ENV} to {:?}, which occurs in the route's key {key} and LiteLLM refuses such server names: remove {TOOL_PREFIX_SEPARATOR_ENV} from the gateway's spec.env; not served",
+                        separator.unwrap_or_default().escape_debug().to_string()
+                    ),
+                })
+            }
             Ok(key) => match mcp_server_entry(candidate.route, lookup) {
                 Ok(entry) => {
                     servers.insert(key.clone(), entry);

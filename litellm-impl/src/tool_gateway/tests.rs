@@ -607,3 +607,23 @@ fn upstream_samples_render_with_their_routes_served() {
         );
     }
 }
+
+#[test]
+fn a_tool_prefix_separator_that_occurs_in_keys_unserves_the_routes_instead_of_breaking_litellm() {
+    let yaml = format!(
+        "---\n{API}\nkind: ToolGateway\nmetadata: {{name: tools, namespace: gw-ns}}\nspec:\n  env: [{{name: MCP_TOOL_PREFIX_SEPARATOR, value: _}}]\n{}",
+        route("team", "r", &external("http://x/mcp"))
+    );
+    let r = render_yaml(&yaml);
+    let problem = refused(&r, "team", "r");
+    assert_eq!(problem.reason, RouteProblemReason::InvalidRoute);
+    assert!(
+        problem.message.contains("MCP_TOOL_PREFIX_SEPARATOR"),
+        "{}",
+        problem.message
+    );
+    assert!(config(&r).get("mcp_servers").is_none());
+    // A separator no key contains is harmless.
+    let r = render_yaml(&yaml.replace("value: _", "value: \"~\""));
+    served(&r, "team", "r");
+}
