@@ -52,6 +52,7 @@ use crate::config::{self, refuse_reference};
 use crate::guardrails::GuardedTraffic;
 use crate::lookup::ObjectLookup;
 use crate::names;
+use crate::problem::{ObjectRef, Problem, ProblemReason};
 use crate::render::{
     GatewayParts, Rendered, SecretHashScope, WorkloadShape, finish, name_and_namespace, prepare,
 };
@@ -260,7 +261,17 @@ pub fn render_tool_gateway(
         startup_probe: true,
         secret_hash: SecretHashScope::Referenced,
     };
-    let (rendered, merged) = finish(prepared, lookup, config, BTreeSet::new(), shape)?;
+    let (mut rendered, merged) = finish(prepared, lookup, config, BTreeSet::new(), shape)?;
+    let patch_ref = gateway
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(names::CONFIG_PATCH_ANNOTATION))
+        .map(|patch| ObjectRef::new("ConfigMap", namespace, patch));
+    rendered.problems.extend(check_mcp_servers(
+        &merged,
+        patch_ref.unwrap_or_else(|| ObjectRef::new(kind.as_str(), namespace, name)),
+    ));
 
     // A patch may remove an entry (`<key>: null`): such a route is not served.
     for outcome in &mut outcomes {
@@ -284,6 +295,30 @@ pub fn render_tool_gateway(
         url: gateway_url(name, namespace),
         routes: outcomes,
     })
+}
+
+/// What LiteLLM 1.106.2 refuses in `mcp_servers` entries at startup (the proxy exits,
+/// so the gateway never becomes Ready), found in the config as patched: `auth_type:
+/// oauth2` without `oauth2_flow` (`load_servers_from_config`). Reported on `source`,
+/// the config-patch ConfigMap (rendering never writes `auth_type` itself).
+fn check_mcp_servers(config: &Value, source: ObjectRef) -> Vec<Problem> {
+    let Some(Value::Object(servers)) = config.get("mcp_servers") else {
+        return Vec::new();
+    };
+    servers
+        .iter()
+        .filter(|(_, entry)| {
+            entry.get("auth_type").and_then(Value::as_str) == Some("oauth2")
+                && entry.get("oauth2_flow").is_none_or(Value::is_null)
+        })
+        .map(|(key, _)| {
+            Problem::new(
+                ProblemReason::InvalidRef,
+                source.clone(),
+                format!("sets mcp_servers.{key}.auth_type oauth2 without oauth2_flow, which LiteLLM 1.106.2 refuses at startup (the proxy exits and the gateway never becomes Ready): add oauth2_flow: client_credentials (with client_id, client_secret and token_url) or authorization_code"),
+            )
+        })
+        .collect()
 }
 
 /// The generated config of a ToolGateway: `mcp_servers` (when any route is served),
