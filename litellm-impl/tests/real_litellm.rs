@@ -7,11 +7,13 @@
 //! so parallel test binaries install once). If the install fails,
 //! for example because PyPI is unreachable, the tests fail: CI installs it.
 
+use std::collections::BTreeMap;
+use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -19,8 +21,8 @@ use axum::http::{HeaderMap, Uri};
 use axum::routing::post;
 use litellm_impl::local::pod::{self, LocalPod};
 use litellm_impl::{
-    InMemoryObjects, InputObject, ProblemReason, RenderSettings, Rendered, names, parse_documents,
-    render,
+    InMemoryObjects, InputObject, ProblemReason, RenderSettings, Rendered, RouteState, names,
+    parse_documents, render, render_tool_gateway,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -868,4 +870,276 @@ fn hostile_strings_read_back_the_same_in_litellms_yaml_parser() {
         );
         assert_eq!(guard["litellm_params"]["default_on"], json!(true));
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// MCP tools through a ToolGateway: a real MCP server (the `mcp` SDK, installed with
+// LiteLLM's proxy extra), the real proxy with the rendered config and env, the SDK's
+// client at the route's URL path.
+
+/// A Python process of the venv in its own process group, ended with its group on drop.
+struct PythonProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl PythonProcess {
+    fn spawn(script: &Path, args: &[String], dir: &Path, name: &str) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let log_file = File::create(&log).unwrap();
+        let mut command = Command::new(venv_bin().join("python"));
+        command
+            .arg(script)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file);
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let child = command.spawn().expect("start python");
+        Self { child, log }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for PythonProcess {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--"])
+            .arg(format!("-{}", self.child.id()))
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn mcp_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/mcp")
+        .join(name)
+}
+
+/// The MCP server of `tests/fixtures/mcp/server.py` on a free port, once it accepts
+/// connections.
+async fn start_mcp_server(dir: &Path) -> (PythonProcess, u16, PathBuf) {
+    let port = free_port();
+    let calls = dir.join("calls.log");
+    let server = PythonProcess::spawn(
+        &mcp_fixture("server.py"),
+        &[port.to_string(), calls.display().to_string()],
+        dir,
+        "mcp-server",
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the MCP server did not listen within 60 s; its log:\n{}",
+            server.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    (server, port, calls)
+}
+
+/// Runs `tests/fixtures/mcp/client.py` (the SDK's client) against `url` with `key`,
+/// calling `calls` after listing the tools; its JSON answer.
+async fn mcp_client(url: &str, key: &str, calls: &[Value]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("calls.jsonl");
+    let lines: String = calls.iter().map(|c| format!("{c}\n")).collect();
+    std::fs::write(&input, lines).unwrap();
+    let output = dir.path().join("client.out");
+    let mut command = Command::new(venv_bin().join("python"));
+    command
+        .arg(mcp_fixture("client.py"))
+        .args([url, key])
+        .stdin(File::open(&input).unwrap())
+        .stdout(File::create(&output).unwrap())
+        .stderr(Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut client = PythonProcess {
+        child: command.spawn().expect("start the MCP client"),
+        log: output.clone(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(status) = client.child.try_wait().unwrap() {
+            assert!(
+                status.success(),
+                "the MCP client failed: {}",
+                client.log_text()
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the MCP client did not finish within 90 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let text = client.log_text();
+    serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("the MCP client printed no JSON ({e}): {text}"))
+}
+
+fn tool_calls(calls: &Path) -> Vec<String> {
+    std::fs::read_to_string(calls)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A ToolGateway with a master key from a Secret and two external routes to one real
+/// MCP server: one denies `delete_everything`, one allows only `echo`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_tools_through_a_tool_gateway_route_in_real_litellm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mcp_server, mcp_port, calls) = start_mcp_server(dir.path()).await;
+    let yaml = format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: gateway-secrets, namespace: agents}}
+stringData: {{master: sk-tools-master}}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: ToolGateway
+metadata: {{name: tools, namespace: agents}}
+spec:
+  env:
+  - name: LITELLM_MASTER_KEY
+    valueFrom: {{secretKeyRef: {{name: gateway-secrets, key: master}}}}
+  - {{name: OTEL_EXPORTER, value: console}}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: ToolRoute
+metadata: {{name: echo-route, namespace: team-tools}}
+spec:
+  toolGatewayRef: {{name: tools, namespace: agents}}
+  upstream: {{external: {{url: "http://127.0.0.1:{mcp_port}/mcp"}}}}
+  toolFilter: {{deny: [delete_everything]}}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: ToolRoute
+metadata: {{name: echo-only, namespace: team-tools}}
+spec:
+  toolGatewayRef: {{name: tools, namespace: agents}}
+  upstream: {{external: {{url: "http://127.0.0.1:{mcp_port}/mcp"}}}}
+  toolFilter: {{allow: [echo]}}
+"#
+    );
+    let parsed = parse_documents(&yaml, "test").unwrap();
+    let mut lookup = InMemoryObjects::new();
+    lookup.extend(&parsed);
+    let (mut gateways, mut routes) = (Vec::new(), Vec::new());
+    for object in parsed {
+        match object {
+            InputObject::ToolGateway(g) => gateways.push(g),
+            InputObject::ToolRoute(r) => routes.push(r),
+            _ => {}
+        }
+    }
+    let rendered =
+        render_tool_gateway(&gateways[0], &routes, &lookup, &RenderSettings::default()).unwrap();
+    assert_eq!(
+        rendered.rendered.problems,
+        [],
+        "authenticated, nothing unresolved"
+    );
+    let paths: BTreeMap<String, String> = rendered
+        .routes
+        .iter()
+        .map(|outcome| match &outcome.state {
+            RouteState::Served(served) => (
+                outcome.route.name.clone(),
+                served
+                    .url
+                    .strip_prefix(&rendered.url)
+                    .expect("a route URL starts with the gateway's")
+                    .to_owned(),
+            ),
+            other => panic!("{} not served: {other:?}", outcome.route.name),
+        })
+        .collect();
+    assert_eq!(paths["echo-route"], "/mcp/team_tools__echo_route");
+
+    let proxy = start(&rendered.rendered, "agents", &lookup).await;
+    let url = |route: &str| format!("http://127.0.0.1:{}{}", proxy.port, paths[route]);
+    let echo = json!({"name": "echo", "arguments": {"text": "hello through the gateway"}});
+    let delete = json!({"name": "delete_everything", "arguments": {"confirm": true}});
+    let prefixed_delete = json!({
+        "name": "team_tools__echo_route-delete_everything",
+        "arguments": {"confirm": true}
+    });
+
+    // The SDK lists and calls through the route; the denied tool is hidden and refused.
+    let answer = mcp_client(
+        &url("echo-route"),
+        "sk-tools-master",
+        &[echo.clone(), delete, prefixed_delete],
+    )
+    .await;
+    assert_eq!(
+        answer["tools"],
+        json!(["team_tools__echo_route-echo"]),
+        "{answer:#}\nproxy log:\n{}",
+        proxy.log_text()
+    );
+    assert_eq!(answer["calls"][0]["is_error"], json!(false), "{answer:#}");
+    assert_eq!(
+        answer["calls"][0]["text"],
+        json!("echo: hello through the gateway")
+    );
+    for denied in &answer["calls"].as_array().unwrap()[1..] {
+        let refused = denied["is_error"] == json!(true) || denied.get("mcp_error").is_some();
+        assert!(refused, "a denied tool must fail: {answer:#}");
+    }
+    assert_eq!(
+        tool_calls(&calls),
+        ["echo"],
+        "only the allowed call reaches the MCP server"
+    );
+
+    // An allow list exposes only what it names.
+    let answer = mcp_client(&url("echo-only"), "sk-tools-master", &[echo]).await;
+    assert_eq!(
+        answer["tools"],
+        json!(["team_tools__echo_only-echo"]),
+        "{answer:#}"
+    );
+    assert_eq!(tool_calls(&calls), ["echo", "echo"]);
+
+    // A wrong key, or none, is refused before anything reaches the MCP server.
+    let answer = mcp_client(&url("echo-route"), "sk-agent-guess", &[]).await;
+    assert!(answer.get("error").is_some(), "{answer:#}");
+    for key in [Some("sk-agent-guess"), None] {
+        let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"}}});
+        let response = http(
+            proxy.port,
+            "POST",
+            &paths["echo-route"],
+            key,
+            Some(&initialize),
+        )
+        .await
+        .unwrap();
+        // Without a database LiteLLM cannot look a non-master key up as a virtual key
+        // and answers 400 "No connected db." (401 with one, or without a key).
+        let no_db = response.status == 400 && response.body.contains("No connected db");
+        assert!(
+            response.status == 401 || no_db,
+            "{key:?}: {} {}",
+            response.status,
+            response.body
+        );
+    }
+    assert_eq!(tool_calls(&calls), ["echo", "echo"]);
+    drop(proxy);
+    drop(mcp_server);
 }

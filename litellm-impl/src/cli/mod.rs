@@ -14,7 +14,7 @@ pub mod run;
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0  success (problems that still let the proxy deploy are printed to stderr as warnings)
-  1  at least one AiGateway cannot be rendered (the message names the object and field)
+  1  at least one gateway cannot be rendered (the message names the object and field)
   2  invalid invocation, or input that cannot be read or parsed";
 
 /// Exit codes of every subcommand, shown in the top-level `--help`.
@@ -50,7 +50,7 @@ pub enum Command {
     Run(run::RunArgs),
     /// Run the operator on an embedded in-memory API server with sample gateways.
     Demo(demo::DemoArgs),
-    /// Render AiGateways offline into the objects the operator would apply.
+    /// Render AiGateways and ToolGateways offline into the objects the operator would apply.
     Render(render::RenderArgs),
     /// Print every CRD the operator needs, as YAML.
     Crds,
