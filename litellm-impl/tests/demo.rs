@@ -714,3 +714,18 @@ fn with_proxy_stops_what_it_started_when_litellm_fails() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `kill -9` of the demo runs no cleanup code: the LiteLLM pod must still not outlive it.
+#[test]
+fn with_proxy_leaves_no_litellm_behind_when_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("demo.kubeconfig");
+    let mut demo = Demo::start_with(&kubeconfig, &["--with-proxy", "--venv", &venv_arg()]);
+    demo.wait_for_output("curl -s", Duration::from_secs(300));
+    let groups = pod_groups(&demo.stdout());
+    assert_eq!(groups.len(), 1, "{}", demo.stdout());
+    assert!(!processes_in_group(groups[0]).is_empty(), "the pod runs");
+    let status = demo.signal("-KILL", Duration::from_secs(10));
+    assert_eq!(status.code(), None, "killed by a signal");
+    assert_group_gone(groups[0], "after SIGKILL of the demo");
+}

@@ -3,7 +3,10 @@
 //! materialised as directories, and its port mapped to a free loopback port.
 //!
 //! The process runs in its own process group; [`LocalPod::stop`] (or dropping the
-//! [`LocalPod`]) ends the whole group, so nothing it started outlives it.
+//! [`LocalPod`]) ends the whole group, so nothing it started outlives it. On Linux the
+//! process is also killed when the thread that started it dies (`PR_SET_PDEATHSIG`), so
+//! even a SIGKILL of the parent leaves no LiteLLM running (processes LiteLLM itself
+//! started are covered only by the group kill).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -487,6 +490,21 @@ impl LocalPod {
             .stderr(log_err)
             .process_group(0)
             .kill_on_drop(true);
+        #[cfg(target_os = "linux")]
+        // SAFETY: runs in the forked child before exec and calls only async-signal-safe
+        // functions (prctl, getppid, kill, getpid).
+        unsafe {
+            let parent = libc::getpid();
+            command.pre_exec(move || {
+                // Even if we are killed with SIGKILL (no destructor runs), the pod dies
+                // with us instead of running on as an orphan.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != parent {
+                    libc::kill(libc::getpid(), libc::SIGKILL);
+                }
+                Ok(())
+            });
+        }
         let child = command.spawn().map_err(|source| PodError::Spawn {
             pod: pod.clone(),
             program: program.display().to_string(),
