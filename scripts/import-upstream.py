@@ -20,12 +20,28 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 UPSTREAM = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "upstream"
-KINDS = ["aigateways", "aigatewayclasses", "guards", "guardrailproviders"]
+KINDS = [
+    "aigateways",
+    "aigatewayclasses",
+    "guards",
+    "guardrailproviders",
+    "toolgateways",
+    "toolgatewayclasses",
+    "toolroutes",
+    "toolservers",
+    "agentgateways",
+    "agentgatewayclasses",
+]
 SAMPLES = {
     "samples_aigateway.yaml": "aigateway.yaml",
     "samples_aigateway_guarded.yaml": "aigateway-guarded.yaml",
     "samples_aigateway_with_patch.yaml": "aigateway-with-patch.yaml",
     "install_aigatewayclass.yaml": "aigatewayclass.yaml",
+    "install_toolgatewayclass.yaml": "toolgatewayclass.yaml",
+    "samples_toolgateway.yaml": "toolgateway.yaml",
+    "samples_toolgateway_guarded.yaml": "toolgateway-guarded.yaml",
+    "samples_toolgateway_with_patch.yaml": "toolgateway-with-patch.yaml",
+    "samples_backends_tool-server.yaml": "backends-tool-server.yaml",
 }
 
 

@@ -1,6 +1,6 @@
 //! The cluster-scoped `AiGatewayClass` resource and class helpers.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -55,12 +55,17 @@ pub struct AiGatewayClassStatus {
 impl AiGatewayClass {
     /// Whether this class carries the default-class annotation with value `"true"`.
     pub fn is_default(&self) -> bool {
-        self.metadata
-            .annotations
-            .as_ref()
-            .and_then(|annotations| annotations.get(DEFAULT_CLASS_ANNOTATION))
-            .is_some_and(|value| value == DEFAULT_CLASS_ANNOTATION_VALUE)
+        has_default_annotation(&self.metadata, DEFAULT_CLASS_ANNOTATION)
     }
+}
+
+/// Whether `metadata` carries `annotation` with exactly [`DEFAULT_CLASS_ANNOTATION_VALUE`].
+pub(crate) fn has_default_annotation(metadata: &ObjectMeta, annotation: &str) -> bool {
+    metadata
+        .annotations
+        .as_ref()
+        .and_then(|annotations| annotations.get(annotation))
+        .is_some_and(|value| value == DEFAULT_CLASS_ANNOTATION_VALUE)
 }
 
 /// Why a controller name is not acceptable.

@@ -61,6 +61,10 @@ pub mod reasons {
     pub const CLASS_DELETING: &str = "ClassDeleting";
     /// `Ready=True`: the gateway serves traffic.
     pub const READY: &str = "Ready";
+    /// `Ready=False` on an attached object (a ToolRoute): its gateway is not programmed.
+    pub const GATEWAY_NOT_PROGRAMMED: &str = "GatewayNotProgrammed";
+    /// `Ready=False` on an attached object (a ToolRoute): its gateway does not serve yet.
+    pub const GATEWAY_NOT_READY: &str = "GatewayNotReady";
     /// `Ready=False`: a rollout is in progress.
     pub const ROLLING_OUT: &str = "RollingOut";
     /// `Ready=False`: the gateway does not serve traffic.

@@ -9,7 +9,10 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 use serde_json::{Value, json};
 
-use crate::{AiGateway, AiGatewayClass, Guard, GuardrailProvider};
+use crate::{
+    AgentGateway, AgentGatewayClass, AiGateway, AiGatewayClass, Guard, GuardrailProvider,
+    ToolGateway, ToolGatewayClass, ToolRoute, ToolServer,
+};
 
 /// The AiGateway CRD.
 pub fn ai_gateway() -> CustomResourceDefinition {
@@ -31,13 +34,52 @@ pub fn guardrail_provider() -> CustomResourceDefinition {
     finish(GuardrailProvider::crd())
 }
 
-/// Every CRD of this crate: AiGateway, AiGatewayClass, Guard and GuardrailProvider.
+/// The ToolGateway CRD.
+pub fn tool_gateway() -> CustomResourceDefinition {
+    finish(ToolGateway::crd())
+}
+
+/// The ToolGatewayClass CRD.
+pub fn tool_gateway_class() -> CustomResourceDefinition {
+    finish(ToolGatewayClass::crd())
+}
+
+/// The ToolRoute CRD (with upstream's CEL rule: exactly one of `toolServerRef` and
+/// `external`).
+pub fn tool_route() -> CustomResourceDefinition {
+    finish(ToolRoute::crd())
+}
+
+/// The ToolServer CRD.
+pub fn tool_server() -> CustomResourceDefinition {
+    finish(ToolServer::crd())
+}
+
+/// The AgentGateway CRD.
+pub fn agent_gateway() -> CustomResourceDefinition {
+    finish(AgentGateway::crd())
+}
+
+/// The AgentGatewayClass CRD.
+pub fn agent_gateway_class() -> CustomResourceDefinition {
+    finish(AgentGatewayClass::crd())
+}
+
+/// Every CRD of this crate: AiGateway, AiGatewayClass, Guard, GuardrailProvider,
+/// ToolGateway, ToolGatewayClass, ToolRoute, ToolServer, AgentGateway and
+/// AgentGatewayClass.
 pub fn all() -> Vec<CustomResourceDefinition> {
     vec![
         ai_gateway(),
         ai_gateway_class(),
         guard(),
         guardrail_provider(),
+        tool_gateway(),
+        tool_gateway_class(),
+        tool_route(),
+        tool_server(),
+        agent_gateway(),
+        agent_gateway_class(),
     ]
 }
 

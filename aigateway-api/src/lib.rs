@@ -1,4 +1,4 @@
-//! Kubernetes API types for `runtime.agentic-layer.ai/v1alpha1` AI gateways.
+//! Kubernetes API types for `runtime.agentic-layer.ai/v1alpha1` gateways.
 //!
 //! This crate holds the custom resources that platform teams declare and that class
 //! operators implement:
@@ -7,6 +7,10 @@
 //!   which guardrails.
 //! - [`AiGatewayClass`] (cluster-scoped): `spec.controller` names the operator that
 //!   implements the class.
+//! - [`ToolGateway`] and [`ToolGatewayClass`]: a gateway exposing MCP tools; the
+//!   [`ToolRoute`]s attached to it (each an MCP server: a [`ToolServer`] in the cluster
+//!   or an external URL) say which.
+//! - [`AgentGateway`] and [`AgentGatewayClass`]: a gateway in front of agents.
 //! - [`Guard`] and [`GuardrailProvider`]: guardrails that gateways reference.
 //!
 //! The types are **wire-compatible** with the CRDs published by agent-runtime-operator:
@@ -37,6 +41,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod agent_gateway;
 pub mod class;
 pub mod conditions;
 pub mod crds;
@@ -45,7 +50,14 @@ pub mod guard;
 pub mod resolve;
 mod schema;
 mod tolerant;
+pub mod tool_gateway;
+pub mod tool_route;
+pub mod tool_server;
 
+pub use agent_gateway::{
+    AgentGateway, AgentGatewayClass, AgentGatewayClassSpec, AgentGatewayClassStatus,
+    AgentGatewaySpec, AgentGatewayStatus,
+};
 pub use class::{AiGatewayClass, AiGatewayClassSpec, AiGatewayClassStatus};
 pub use gateway::{AiGateway, AiGatewaySpec, AiGatewayStatus, AiModel, EmbeddedMetadata};
 pub use guard::{
@@ -53,6 +65,17 @@ pub use guard::{
     GuardrailProvider, GuardrailProviderSpec, GuardrailProviderStatus, GuardrailProviderType,
     OpenAiModerationGuardConfig, OpenAiModerationProviderConfig, PresidioGuardConfig,
     PresidioProviderConfig,
+};
+pub use tool_gateway::{
+    ToolGateway, ToolGatewayClass, ToolGatewayClassSpec, ToolGatewayClassStatus, ToolGatewaySpec,
+    ToolGatewayStatus,
+};
+pub use tool_route::{
+    ExternalUpstream, NamespacedName, ToolFilter, ToolRoute, ToolRouteSpec, ToolRouteStatus,
+    ToolRouteUpstream,
+};
+pub use tool_server::{
+    ToolServer, ToolServerProtocol, ToolServerSpec, ToolServerStatus, ToolServerTransport,
 };
 
 /// The API group of every resource in this crate.

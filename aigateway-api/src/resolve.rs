@@ -1,7 +1,7 @@
 //! Agent-side resolution: which gateway an agent uses, and the variables its pod gets.
 //!
 //! This matches agent-runtime-operator, which resolves an agent's gateway and injects
-//! three variables into the agent's container (see [`AgentGateway::env`]):
+//! three variables into the agent's container (see [`ResolvedAgent::env`]):
 //!
 //! - an agent's explicit `aiGatewayRef` wins; its namespace defaults to the agent's. A
 //!   reference to a gateway that does not exist, or while the AiGateway CRD is not
@@ -82,7 +82,7 @@ pub struct ResolvedGateway {
 
 /// An agent and the gateway it resolved to: everything its pod is given.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AgentGateway {
+pub struct ResolvedAgent {
     /// The agent's namespace.
     pub agent_namespace: String,
     /// The agent's name.
@@ -91,15 +91,15 @@ pub struct AgentGateway {
     pub gateway: ResolvedGateway,
 }
 
-impl AgentGateway {
+impl ResolvedAgent {
     /// The variables agent-runtime-operator injects into the agent's container, in its
     /// order: [`GATEWAY_URL_ENV`] (the gateway URL), [`AGENT_KEY_ENV`] (the agent's
     /// pseudo key) and [`USE_PROXY_ENV`] = [`USE_PROXY_VALUE`]. Variables the agent sets
     /// itself in `spec.env` take precedence over these, as upstream merges them.
     ///
     /// ```
-    /// use aigateway_api::resolve::{AgentGateway, ResolvedGateway};
-    /// let agent = AgentGateway {
+    /// use aigateway_api::resolve::{ResolvedAgent, ResolvedGateway};
+    /// let agent = ResolvedAgent {
     ///     agent_namespace: "team-a".into(),
     ///     agent_name: "weather".into(),
     ///     gateway: ResolvedGateway {
@@ -286,7 +286,7 @@ pub async fn resolve_ai_gateway(
 }
 
 /// Resolves the gateway of agent `agent_namespace/agent_name` (see [`resolve_ai_gateway`])
-/// and returns the variables its container gets ([`AgentGateway::env`]); none when the
+/// and returns the variables its container gets ([`ResolvedAgent::env`]); none when the
 /// agent has no gateway.
 pub async fn resolve_agent_env(
     client: &kube::Client,
@@ -297,7 +297,7 @@ pub async fn resolve_agent_env(
     Ok(resolve_ai_gateway(client, reference, agent_namespace)
         .await?
         .map(|gateway| {
-            AgentGateway {
+            ResolvedAgent {
                 agent_namespace: agent_namespace.to_owned(),
                 agent_name: agent_name.to_owned(),
                 gateway,

@@ -9,7 +9,8 @@
 //! upstream CRD accepts is accepted by ours and vice versa.
 
 use k8s_openapi::api::core::v1::{
-    EnvFromSource, EnvVar, ObjectReference, SecretKeySelector, SecretReference,
+    EnvFromSource, EnvVar, LocalObjectReference, ObjectReference, ResourceRequirements,
+    SecretKeySelector, SecretReference,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use schemars::{Schema, SchemaGenerator};
@@ -60,6 +61,42 @@ pub(crate) fn object_references(generator: &mut SchemaGenerator) -> Schema {
 /// `corev1.ObjectReference` as controller-gen renders it.
 pub(crate) fn object_reference(generator: &mut SchemaGenerator) -> Schema {
     edit(generator.subschema_for::<ObjectReference>(), mark_atomic)
+}
+
+/// `[]corev1.LocalObjectReference` as controller-gen renders it (`name` defaults to
+/// `""`, each item atomic).
+pub(crate) fn local_object_references(generator: &mut SchemaGenerator) -> Schema {
+    let mut schema = generator.subschema_for::<Vec<LocalObjectReference>>();
+    if let Some(items) = schema.as_object_mut().and_then(|s| s.get_mut("items")) {
+        default_name_to_empty(items);
+        mark_atomic(items);
+    }
+    schema
+}
+
+/// `corev1.ResourceRequirements` as controller-gen renders it: quantities with their
+/// pattern, `claims` a list-map keyed by `name`.
+pub(crate) fn optional_resource_requirements(generator: &mut SchemaGenerator) -> Schema {
+    edit(
+        generator.subschema_for::<ResourceRequirements>(),
+        |schema| {
+            let Some(Value::Object(properties)) = schema.get_mut("properties") else {
+                return;
+            };
+            for quantities in ["limits", "requests"] {
+                if let Some(quantity) = properties
+                    .get_mut(quantities)
+                    .and_then(|q| q.get_mut("additionalProperties"))
+                {
+                    visit(quantity, None);
+                }
+            }
+            if let Some(Value::Object(claims)) = properties.get_mut("claims") {
+                claims.insert("x-kubernetes-list-type".into(), json!("map"));
+                claims.insert("x-kubernetes-list-map-keys".into(), json!(["name"]));
+            }
+        },
+    )
 }
 
 /// `*corev1.SecretKeySelector` as controller-gen renders it.

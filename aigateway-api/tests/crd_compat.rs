@@ -307,3 +307,47 @@ fn documented_additions_printer_columns_and_short_names() {
         serde_json::json!(["aigwclass"])
     );
 }
+
+/// What our class CRDs add over upstream's: the controller-name rule of
+/// `aigateway_api::class::validate_controller_name`.
+const CONTROLLER_NAME_RULE: &[&str] = &[
+    r#"v1alpha1.spec.controller: pattern: ours "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\\/[A-Za-z0-9\\/\\-._~%!$&'()*+,;=:]+$", upstream absent"#,
+    "v1alpha1.spec.controller: minLength: ours 1, upstream absent",
+    "v1alpha1.spec.controller: maxLength: ours 253, upstream absent",
+];
+
+#[test]
+fn toolgateway_matches_upstream_but_for_documented_additions() {
+    assert_only_allowed("toolgateways.runtime.agentic-layer.ai.json", &[]);
+}
+
+#[test]
+fn toolgatewayclass_matches_upstream_but_for_documented_additions() {
+    assert_only_allowed(
+        "toolgatewayclasses.runtime.agentic-layer.ai.json",
+        CONTROLLER_NAME_RULE,
+    );
+}
+
+#[test]
+fn toolroute_matches_upstream_but_for_documented_additions() {
+    assert_only_allowed("toolroutes.runtime.agentic-layer.ai.json", &[]);
+}
+
+#[test]
+fn toolserver_matches_upstream_but_for_documented_additions() {
+    assert_only_allowed("toolservers.runtime.agentic-layer.ai.json", &[]);
+}
+
+#[test]
+fn agentgateway_matches_upstream_but_for_documented_additions() {
+    assert_only_allowed("agentgateways.runtime.agentic-layer.ai.json", &[]);
+}
+
+#[test]
+fn agentgatewayclass_matches_upstream_but_for_documented_additions() {
+    assert_only_allowed(
+        "agentgatewayclasses.runtime.agentic-layer.ai.json",
+        CONTROLLER_NAME_RULE,
+    );
+}

@@ -3,7 +3,10 @@
 //! `tests/fixtures/samples/` holds the manifests upstream's users apply (imported by
 //! `scripts/import-upstream.py`) and `all-fields.yaml`, which uses every spec field.
 
-use aigateway_api::{AiGateway, AiGatewayClass, Guard, GuardrailProvider};
+use aigateway_api::{
+    AgentGateway, AgentGatewayClass, AiGateway, AiGatewayClass, Guard, GuardrailProvider,
+    ToolGateway, ToolGatewayClass, ToolRoute, ToolServer,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -36,6 +39,12 @@ fn check(file: &str) -> usize {
             Some("AiGatewayClass") => round_trip::<AiGatewayClass>(&document),
             Some("Guard") => round_trip::<Guard>(&document),
             Some("GuardrailProvider") => round_trip::<GuardrailProvider>(&document),
+            Some("ToolGateway") => round_trip::<ToolGateway>(&document),
+            Some("ToolGatewayClass") => round_trip::<ToolGatewayClass>(&document),
+            Some("ToolRoute") => round_trip::<ToolRoute>(&document),
+            Some("ToolServer") => round_trip::<ToolServer>(&document),
+            Some("AgentGateway") => round_trip::<AgentGateway>(&document),
+            Some("AgentGatewayClass") => round_trip::<AgentGatewayClass>(&document),
             _ => continue,
         };
         assert_eq!(
@@ -90,8 +99,49 @@ fn upstream_samples_round_trip() {
 }
 
 #[test]
+fn upstream_tool_gateway_samples_round_trip() {
+    assert_eq!(check("toolgatewayclass.yaml"), 1);
+    // A ToolGateway and its ToolRoute in another namespace.
+    assert_eq!(check("toolgateway.yaml"), 2);
+    // GuardrailProvider, Guard, ToolGateway, ToolRoute.
+    assert_eq!(check("toolgateway-guarded.yaml"), 4);
+    assert_eq!(check("toolgateway-with-patch.yaml"), 2);
+    // Only built-in kinds (the echo MCP server's Deployment and Service).
+    assert_eq!(check("backends-tool-server.yaml"), 0);
+}
+
+#[test]
+fn a_tool_route_finds_its_gateway_as_upstream_does() {
+    let routes: Vec<ToolRoute> = documents("toolgateway.yaml")
+        .into_iter()
+        .filter(|d| d["kind"] == "ToolRoute")
+        .map(|d| serde_json::from_value(d).unwrap())
+        .collect();
+    let gateway = routes[0]
+        .gateway()
+        .expect("the sample route names its gateway");
+    assert_eq!(
+        (gateway.namespace.as_str(), gateway.name.as_str()),
+        ("tool-gateway", "tool-gateway")
+    );
+    let same_namespace = documents("all-fields.yaml")
+        .into_iter()
+        .find(|d| d["kind"] == "ToolRoute" && d["metadata"]["name"] == "weather")
+        .map(|d| serde_json::from_value::<ToolRoute>(d).unwrap())
+        .unwrap();
+    let gateway = same_namespace.gateway().unwrap();
+    assert_eq!(
+        (gateway.namespace.as_str(), gateway.name.as_str()),
+        ("team-a", "tools")
+    );
+    let mut unattached = same_namespace.clone();
+    unattached.spec.tool_gateway_ref = None;
+    assert_eq!(unattached.gateway(), None);
+}
+
+#[test]
 fn every_field_round_trips() {
-    assert_eq!(check("all-fields.yaml"), 7);
+    assert_eq!(check("all-fields.yaml"), 14);
 }
 
 #[test]
@@ -128,6 +178,19 @@ fn objects_without_spec_read_as_the_default_spec() {
     }))
     .unwrap();
     assert_eq!(class.spec.controller, "");
+    for kind in ["ToolGateway", "ToolRoute", "ToolServer", "AgentGateway"] {
+        let object = serde_json::json!({
+            "apiVersion": "runtime.agentic-layer.ai/v1alpha1", "kind": kind,
+            "metadata": {"name": "empty", "namespace": "default"}
+        });
+        let readable = match kind {
+            "ToolGateway" => serde_json::from_value::<ToolGateway>(object).is_ok(),
+            "ToolRoute" => serde_json::from_value::<ToolRoute>(object).is_ok(),
+            "ToolServer" => serde_json::from_value::<ToolServer>(object).is_ok(),
+            _ => serde_json::from_value::<AgentGateway>(object).is_ok(),
+        };
+        assert!(readable, "a {kind} without spec must be readable");
+    }
     // A present spec is still read strictly.
     let bad = serde_json::from_value::<AiGateway>(serde_json::json!({
         "apiVersion": "runtime.agentic-layer.ai/v1alpha1", "kind": "AiGateway",

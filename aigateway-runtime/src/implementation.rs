@@ -1,7 +1,10 @@
 //! What an implementation provides: the [`GatewayImplementation`] trait and the values
 //! it exchanges with the loop.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use aigateway_api::NamespacedName;
 
 use async_trait::async_trait;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -10,6 +13,7 @@ use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::attached::{AttachedDecision, AttachedKind, NotAttached};
 use crate::kind::{AiGatewayKind, GatewayKind};
 pub use crate::related::{Context, NotWatched, RelatedCache, RelatedWatch};
 
@@ -90,6 +94,16 @@ pub trait GatewayImplementation<K: GatewayKind = AiGatewayKind>: Send + Sync + '
         Vec::new()
     }
 
+    /// A kind of objects that attach themselves to this implementation's gateways (such
+    /// as [`ToolGatewayKind::routes`](crate::ToolGatewayKind::routes)). The runtime
+    /// watches it, re-runs the gateway an object names (and the one it named before)
+    /// when the object changes, offers the attached objects through
+    /// [`Context::attached`], and writes their status from the decisions in
+    /// [`DesiredState::with_attached`] (see [`attached`](crate::attached)).
+    fn attached(&self) -> Option<AttachedKind<K>> {
+        None
+    }
+
     /// Extra condition types that copy one of the standard ones, for compatibility with
     /// tools that read another operator's condition names: `(alias, source)`.
     fn condition_aliases(&self) -> Vec<(String, String)> {
@@ -152,6 +166,13 @@ impl ImplementationError {
     }
 }
 
+impl From<NotAttached> for ImplementationError {
+    /// A programming error, not the user's: retried with backoff and logged loudly.
+    fn from(error: NotAttached) -> Self {
+        Self::Transient(Box::new(error))
+    }
+}
+
 impl From<kube::Error> for ImplementationError {
     fn from(error: kube::Error) -> Self {
         Self::Transient(Box::new(error))
@@ -180,6 +201,9 @@ pub struct DesiredState {
     /// Things worth a human's attention that are not reference problems (an open
     /// endpoint, a suspicious setting). Shown in the `Programmed` condition's message.
     pub warnings: Vec<String>,
+    /// What becomes of each attached object, by namespace and name. An attached object
+    /// without a decision gets `Accepted=Unknown` and no URL.
+    pub attached: BTreeMap<NamespacedName, AttachedDecision>,
 }
 
 impl DesiredState {
@@ -212,6 +236,17 @@ impl DesiredState {
     /// Adds a warning shown in the `Programmed` condition's message.
     pub fn with_warning(mut self, message: impl Into<String>) -> Self {
         self.warnings.push(message.into());
+        self
+    }
+
+    /// Decides about one attached object (from [`Context::attached`]): served at a URL,
+    /// published once the gateway is `Ready`, or refused with a reason.
+    pub fn with_attached(mut self, object: &impl Resource, decision: AttachedDecision) -> Self {
+        let key = NamespacedName {
+            namespace: object.meta().namespace.clone().unwrap_or_default(),
+            name: object.meta().name.clone().unwrap_or_default(),
+        };
+        self.attached.insert(key, decision);
         self
     }
 

@@ -1,11 +1,17 @@
-//! What differs between gateway kinds (AiGateway today; ToolGateway and AgentGateway
-//! follow the same pattern), so that one loop serves them all.
+//! What differs between gateway kinds (AiGateway, ToolGateway, AgentGateway), so that
+//! one loop serves them all.
 
 use std::fmt::Debug;
 
+use aigateway_api::agent_gateway::DEFAULT_AGENT_GATEWAY_CLASS_ANNOTATION;
+use aigateway_api::tool_gateway::DEFAULT_TOOL_GATEWAY_CLASS_ANNOTATION;
 use aigateway_api::{
-    AiGateway, AiGatewayClass, class::DEFAULT_CLASS_ANNOTATION, conditions::types,
+    AgentGateway, AgentGatewayClass, AiGateway, AiGatewayClass, ToolGateway, ToolGatewayClass,
+    ToolRoute, class::DEFAULT_CLASS_ANNOTATION, conditions::types,
 };
+use kube::runtime::reflector::ObjectRef;
+
+use crate::attached::AttachedKind;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope};
 use kube::Resource;
@@ -79,5 +85,75 @@ impl GatewayKind for AiGatewayKind {
     }
     fn gateway_url(gateway: &AiGateway) -> Option<&str> {
         gateway.status.as_ref().and_then(|s| s.url.as_deref())
+    }
+}
+
+/// [`GatewayKind`] for `ToolGateway` / `ToolGatewayClass` (default-class annotation
+/// `toolgatewayclass.kubernetes.io/is-default-class`). ToolRoutes attach to ToolGateways:
+/// see [`ToolGatewayKind::routes`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ToolGatewayKind;
+
+impl GatewayKind for ToolGatewayKind {
+    type Gateway = ToolGateway;
+    type Class = ToolGatewayClass;
+    const DEFAULT_CLASS_ANNOTATION: &'static str = DEFAULT_TOOL_GATEWAY_CLASS_ANNOTATION;
+
+    fn class_name(gateway: &ToolGateway) -> Option<&str> {
+        gateway.spec.class_name()
+    }
+    fn controller(class: &ToolGatewayClass) -> &str {
+        &class.spec.controller
+    }
+    fn gateway_conditions(gateway: &ToolGateway) -> &[Condition] {
+        gateway.status.as_ref().map_or(&[], |s| &s.conditions)
+    }
+    fn class_conditions(class: &ToolGatewayClass) -> &[Condition] {
+        class.status.as_ref().map_or(&[], |s| &s.conditions)
+    }
+    fn gateway_url(gateway: &ToolGateway) -> Option<&str> {
+        gateway.status.as_ref().and_then(|s| s.url.as_deref())
+    }
+}
+
+impl ToolGatewayKind {
+    /// ToolRoutes as objects attached to ToolGateways: a route attaches to the gateway
+    /// named by `spec.toolGatewayRef`, its namespace defaulting to the route's; a route
+    /// without one is attached to nothing. Return it from
+    /// [`GatewayImplementation::attached`](crate::GatewayImplementation::attached).
+    pub fn routes() -> AttachedKind<ToolGatewayKind> {
+        AttachedKind::new(|route: &ToolRoute| {
+            route
+                .gateway()
+                .map(|gateway| ObjectRef::new(&gateway.name).within(&gateway.namespace))
+        })
+    }
+}
+
+/// [`GatewayKind`] for `AgentGateway` / `AgentGatewayClass` (default-class annotation
+/// `agentgatewayclass.kubernetes.io/is-default-class`). Upstream's AgentGateway has no
+/// `status.url`; a URL in the desired state is written and pruned by the API server.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AgentGatewayKind;
+
+impl GatewayKind for AgentGatewayKind {
+    type Gateway = AgentGateway;
+    type Class = AgentGatewayClass;
+    const DEFAULT_CLASS_ANNOTATION: &'static str = DEFAULT_AGENT_GATEWAY_CLASS_ANNOTATION;
+
+    fn class_name(gateway: &AgentGateway) -> Option<&str> {
+        gateway.spec.class_name()
+    }
+    fn controller(class: &AgentGatewayClass) -> &str {
+        &class.spec.controller
+    }
+    fn gateway_conditions(gateway: &AgentGateway) -> &[Condition] {
+        gateway.status.as_ref().map_or(&[], |s| &s.conditions)
+    }
+    fn class_conditions(class: &AgentGatewayClass) -> &[Condition] {
+        class.status.as_ref().map_or(&[], |s| &s.conditions)
+    }
+    fn gateway_url(_gateway: &AgentGateway) -> Option<&str> {
+        None
     }
 }

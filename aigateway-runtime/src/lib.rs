@@ -14,6 +14,14 @@
 //! Secrets and ConfigMaps are cached as metadata, with content only for what was read
 //! (see [`related`]).
 //!
+//! One loop serves every gateway kind: [`AiGatewayKind`] (the default),
+//! [`ToolGatewayKind`] and [`AgentGatewayKind`], one kind per [`Operator`]
+//! (`Operator::for_kind`); several operators may run in one process. Objects that attach
+//! themselves to gateways, such as ToolRoutes, are declared once with
+//! [`GatewayImplementation::attached`]: the runtime watches them, offers them to
+//! `desired_state` ([`Context::attached`]) and writes their status from the
+//! implementation's [`AttachedDecision`] (see [`attached`]).
+//!
 //! The data flow of one gateway, each step in its own module:
 //!
 //! ```text
@@ -79,6 +87,7 @@
 
 pub mod admin;
 pub mod apply;
+pub mod attached;
 mod children;
 pub mod class;
 pub mod implementation;
@@ -93,12 +102,13 @@ pub mod reconcile;
 pub mod related;
 pub mod status;
 
+pub use attached::{AttachedDecision, AttachedKind, NotAttached};
 pub use implementation::{
     Context, DesiredState, GatewayImplementation, ImplementationError, NotWatched, Observed,
     Readiness, RefProblem, RelatedCache, RelatedWatch, deployments_rolled_out, from_dynamic,
     to_dynamic,
 };
-pub use kind::{AiGatewayKind, GatewayKind};
+pub use kind::{AgentGatewayKind, AiGatewayKind, GatewayKind, ToolGatewayKind};
 pub use kube_error::describe_kube_error;
 pub use logging::LogFormat;
 pub use operator::{LeaderElection, Operator, OperatorConfig, OperatorError};

@@ -12,10 +12,11 @@ pub const GATEWAY_LABEL: &str = "aigateway.agentic-layer.ai/gateway";
 pub const APPLIED_HASH_ANNOTATION: &str = "aigateway.agentic-layer.ai/applied-hash";
 /// Finalizer added to gateways of implementations that override `cleanup`.
 pub const FINALIZER: &str = "aigateway.agentic-layer.ai/cleanup";
-/// On a gateway: the full name of the controller whose conditions its status carries.
-/// Set before our first status write and removed after our conditions are, it is how
-/// the loop knows the standard condition types on a gateway are its own to remove (the
-/// condition list may be atomic, as in upstream's CRD, and messages are cut to a bound).
+/// On a gateway or an attached object (a ToolRoute): the full name of the controller
+/// whose conditions its status carries. Set before our first status write and removed
+/// after our conditions are, it is how the loop knows the standard condition types on
+/// an object are its own to remove (the condition list may be atomic, as in upstream's
+/// CRD, and messages are cut to a bound).
 pub const CONDITIONS_OWNER_ANNOTATION: &str = "aigateway.agentic-layer.ai/conditions-owner";
 /// Finalizer on our classes while gateways use them (Gateway API's
 /// `gateway-exists-finalizer` pattern): deleting a class in use leaves its gateways served.

@@ -23,6 +23,7 @@ use tracing::{info, warn};
 
 use crate::admin::{self, AdminState, CacheHealth};
 use crate::apply::ChildCache;
+use crate::attached;
 use crate::children::OwnerIndex;
 use crate::class::claim;
 use crate::implementation::GatewayImplementation;
@@ -469,7 +470,7 @@ fn api_for<T: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceS
     }
 }
 
-fn dynamic_api(
+pub(crate) fn dynamic_api(
     client: &Client,
     namespace: Option<&str>,
     resource: &ApiResource,
@@ -488,7 +489,7 @@ fn dynamic_api(
 /// own start-up hold and our gate) one of them can wait forever. Seen on a real API
 /// server: an operator that started while gateways existed never reconciled them.
 #[derive(Clone)]
-struct SyncGate {
+pub(crate) struct SyncGate {
     pending: Arc<Mutex<std::collections::BTreeSet<String>>>,
     synced: Arc<tokio::sync::watch::Sender<bool>>,
 }
@@ -526,7 +527,7 @@ impl SyncGate {
 }
 
 /// Marks `cache` as listed in `gate` when its reflected stream passes the end of a list.
-fn mark_listed<T, E>(
+pub(crate) fn mark_listed<T, E>(
     gate: &SyncGate,
     cache: String,
 ) -> impl FnMut(&Result<watcher::Event<T>, E>) + Send + 'static {
@@ -539,7 +540,7 @@ fn mark_listed<T, E>(
     }
 }
 
-fn tracked<T, S>(
+pub(crate) fn tracked<T, S>(
     health: &CacheHealth,
     cache: String,
     events: S,
@@ -574,10 +575,10 @@ fn watch_failure(error: &watcher::Error) -> String {
 
 /// What every cache reports to: watch health (for `/readyz`), the first-list gate and
 /// the watch-event counter.
-struct CacheTracking<'a> {
-    health: &'a CacheHealth,
-    gate: &'a SyncGate,
-    metrics: &'a Arc<Metrics>,
+pub(crate) struct CacheTracking<'a> {
+    pub(crate) health: &'a CacheHealth,
+    pub(crate) gate: &'a SyncGate,
+    pub(crate) metrics: &'a Arc<Metrics>,
 }
 
 /// Objects per page of a dynamic cache's list: a (re)list holds one page of full objects
@@ -675,6 +676,16 @@ async fn run_controllers<K: GatewayKind>(
     let controller_name = implementation.controller_name().to_owned();
     let field_manager = implementation.field_manager();
     let gate = SyncGate::new();
+    // Objects attached to gateways (ToolRoutes): see `attached`.
+    let attached = implementation.attached().map(|declaration| {
+        let tracking = CacheTracking {
+            health: &health,
+            gate: &gate,
+            metrics: &operator.metrics,
+        };
+        attached::watch(declaration, &tracking, &client, namespace.as_deref())
+    });
+    let attached_on_gateway = attached.as_ref().map(|a| a.on_gateway.clone());
 
     // Gateways and classes, each watched once. A class change re-runs every gateway that
     // names it (or names no class); a gateway change (deletion included) re-runs our
@@ -720,6 +731,12 @@ async fn run_controllers<K: GatewayKind>(
     })
     .inspect(gateway_listed)
     .touched_objects()
+    .inspect(move |gateway| {
+        // A changed or deleted gateway: its attached objects look again.
+        if let (Ok(gateway), Some(attached)) = (gateway, attached_on_gateway.as_ref()) {
+            attached.touched(gateway);
+        }
+    })
     .inspect({
         let classes = class_reader.clone();
         let controller = controller_name.clone();
@@ -855,6 +872,7 @@ async fn run_controllers<K: GatewayKind>(
         metrics: operator.metrics.clone(),
         failures: Mutex::default(),
         owned_condition_types,
+        attached: attached.as_ref().map(|a| a.cache.clone()),
     });
 
     for (resource, stream) in child_streams {
@@ -874,6 +892,20 @@ async fn run_controllers<K: GatewayKind>(
                     .collect::<Vec<_>>()
             },
             watch.resource.clone(),
+        );
+    }
+    // The attached controller clears objects whose gateway is gone or not ours; the
+    // gateway controller re-runs gateways whose attached objects changed.
+    let mut attached_controller = None;
+    if let Some(watch) = attached {
+        gateway_controller = gateway_controller.reconcile_on(watch.gateway_triggers);
+        attached_controller = Some(
+            Controller::for_stream_with(
+                watch.objects,
+                watch.cache.store.clone(),
+                watch.cache.resource.clone(),
+            )
+            .reconcile_on(watch.object_triggers),
         );
     }
     if let Some(trigger) = resync {
@@ -899,6 +931,7 @@ async fn run_controllers<K: GatewayKind>(
 
     let gateway_shared = shared.clone();
     let class_gate = gate.clone();
+    let attached_gate = gate.clone();
     let gateways = gateway_controller.graceful_shutdown_on(stop.clone()).run(
         move |gateway, shared| {
             let gate = gate.clone();
@@ -942,11 +975,30 @@ async fn run_controllers<K: GatewayKind>(
             Err(error) => warn!(%error, "controller error: a watch or queue failed; retrying"),
         }
     }
+    let attached_objects: Pin<Box<dyn Stream<Item = ()> + Send>> = match attached_controller {
+        Some(controller) => controller
+            .graceful_shutdown_on(stop.clone())
+            .run(
+                move |object, shared| {
+                    let gate = attached_gate.clone();
+                    async move {
+                        gate.wait().await;
+                        attached::reconcile(object, shared).await
+                    }
+                },
+                attached::error_policy,
+                shared.clone(),
+            )
+            .map(log_controller_error)
+            .boxed(),
+        None => futures::stream::empty().boxed(),
+    };
     let drain = |stream: Pin<Box<dyn Stream<Item = ()> + Send>>| stream.for_each(|_| async {});
     let gateways = drain(gateways.map(log_controller_error).boxed());
     let classes = drain(classes.map(log_controller_error).boxed());
+    let attached_objects = drain(attached_objects);
     tokio::select! {
-        _ = async { tokio::join!(gateways, classes, readiness) } => {}
+        _ = async { tokio::join!(gateways, classes, attached_objects, readiness) } => {}
     }
     operator
         .ready

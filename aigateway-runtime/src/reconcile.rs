@@ -18,8 +18,9 @@ use serde_json::json;
 use tracing::{debug, info, warn};
 
 use crate::apply::{Applier, ApplyError, ChildCache};
+use crate::attached::{self, AttachedCache, GatewayState};
 use crate::class::{Claim, claim};
-use crate::implementation::{GatewayImplementation, ImplementationError, Observed};
+use crate::implementation::{GatewayImplementation, ImplementationError, Observed, Readiness};
 use crate::kind::GatewayKind;
 use crate::metrics::Metrics;
 use crate::names;
@@ -96,6 +97,8 @@ pub struct Shared<K: GatewayKind> {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) failures: Mutex<HashMap<ObjectRef<K::Gateway>, u32>>,
     pub(crate) owned_condition_types: Vec<String>,
+    /// The attached kind the implementation declared, if any.
+    pub(crate) attached: Option<Arc<AttachedCache>>,
 }
 
 fn object_name<R: Resource>(object: &R) -> String {
@@ -106,7 +109,7 @@ fn object_name<R: Resource>(object: &R) -> String {
 }
 
 impl<K: GatewayKind> Shared<K> {
-    fn patch_params(&self) -> PatchParams {
+    pub(crate) fn patch_params(&self) -> PatchParams {
         PatchParams {
             field_manager: Some(self.field_manager.clone()),
             ..Default::default()
@@ -247,6 +250,7 @@ impl<K: GatewayKind> Shared<K> {
         {
             self.patch_status(gateway, &list, None).await?;
         }
+        attached::clear_gateway(self, gateway).await?;
         if self.implementation.has_cleanup()
             && gateway.finalizers().iter().any(|f| f == names::FINALIZER)
         {
@@ -269,6 +273,7 @@ impl<K: GatewayKind> Shared<K> {
         let implementation = &self.implementation;
         with_reads(
             &self.related,
+            self.attached.as_ref(),
             &GatewayKey::of(gateway),
             Box::new(move |ctx| {
                 Box::pin(async move { implementation.desired_state(gateway, &ctx).await })
@@ -282,6 +287,7 @@ impl<K: GatewayKind> Shared<K> {
         let implementation = &self.implementation;
         with_reads(
             &self.related,
+            self.attached.as_ref(),
             &GatewayKey::of(gateway),
             Box::new(move |ctx| {
                 Box::pin(async move { implementation.cleanup(gateway, &ctx).await })
@@ -503,6 +509,13 @@ pub async fn reconcile<K: GatewayKind>(
             shared
                 .write_status(&gateway, conditions, desired.url.as_deref())
                 .await?;
+            attached::sync(
+                &shared,
+                &gateway,
+                &desired.attached,
+                GatewayState::NotProgrammed(outcome.problem().unwrap_or_default()),
+            )
+            .await?;
             forget_failures(&shared, &gateway);
             // The conflicting object is not cached (it lacks our labels), so its removal
             // triggers nothing: look again now and then.
@@ -545,6 +558,11 @@ pub async fn reconcile<K: GatewayKind>(
     live.extend(applied.written.into_iter().map(Arc::new));
     let observed = Observed { children: live };
     let readiness = shared.implementation.readiness(&gateway, &observed);
+    let gateway_state = match &readiness {
+        Readiness::Ready(_) => GatewayState::Ready,
+        Readiness::NotReady { message, .. } => GatewayState::NotReady(message),
+    };
+    attached::sync(&shared, &gateway, &desired.attached, gateway_state).await?;
     let outcome = Outcome::Programmed {
         class,
         children,
@@ -579,6 +597,13 @@ async fn write_final<K: GatewayKind>(
     shared
         .write_status(gateway, conditions, K::gateway_url(gateway))
         .await?;
+    attached::sync(
+        shared,
+        gateway,
+        &Default::default(),
+        GatewayState::NotProgrammed(outcome.problem().unwrap_or_default()),
+    )
+    .await?;
     forget_failures(shared, gateway);
     Ok(Action::await_change())
 }

@@ -31,7 +31,9 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use crate::attached::{AttachedCache, NotAttached};
 use crate::implementation::{ImplementationError, from_dynamic};
+use aigateway_api::NamespacedName;
 
 /// How many passes of `desired_state` (or `cleanup`) one reconcile runs at most while
 /// loading the content of what the previous pass read. Reads are discovered a level at a
@@ -426,12 +428,13 @@ pub(crate) type Pass<'a, T> =
 /// `gateway`. Load failures are transient errors.
 pub(crate) async fn with_reads<T>(
     related: &Arc<RelatedCaches>,
+    attached: Option<&Arc<AttachedCache>>,
     gateway: &GatewayKey,
     mut pass: Pass<'_, T>,
 ) -> Result<T, ImplementationError> {
     let mut reads = HashSet::new();
     for _ in 0..CONTENT_ROUNDS {
-        let ctx = Arc::new(Context::new(related.clone()));
+        let ctx = Arc::new(Context::new(related.clone(), attached.cloned()));
         let result = pass(ctx.clone()).await;
         let log = ctx.take_log();
         reads.extend(log.reads);
@@ -460,15 +463,39 @@ struct ReadLog {
 /// re-run when one of the objects it looked up changes, appears or goes.
 pub struct Context {
     related: Arc<RelatedCaches>,
+    attached: Option<Arc<AttachedCache>>,
     log: Mutex<ReadLog>,
 }
 
 impl Context {
-    pub(crate) fn new(related: Arc<RelatedCaches>) -> Self {
+    pub(crate) fn new(related: Arc<RelatedCaches>, attached: Option<Arc<AttachedCache>>) -> Self {
         Self {
             related,
+            attached,
             log: Mutex::default(),
         }
+    }
+
+    /// The objects of the attached kind `T` (see
+    /// [`GatewayImplementation::attached`](crate::GatewayImplementation::attached))
+    /// attached to `gateway`, sorted by namespace and name. Not recorded as reads: a
+    /// change of an attached object re-runs its gateway through the attached index.
+    ///
+    /// # Errors
+    /// [`NotAttached`] when `T` is not the declared attached kind.
+    pub fn attached<T: Resource<DynamicType = ()> + DeserializeOwned>(
+        &self,
+        gateway: &impl Resource,
+    ) -> Result<Vec<T>, NotAttached> {
+        let Some(cache) = self.attached.as_ref() else {
+            return Err(NotAttached {
+                kind: T::kind(&()).into_owned(),
+            });
+        };
+        cache.typed(&NamespacedName {
+            namespace: gateway.meta().namespace.clone().unwrap_or_default(),
+            name: gateway.meta().name.clone().unwrap_or_default(),
+        })
     }
 
     fn take_log(&self) -> ReadLog {
@@ -628,7 +655,7 @@ mod tests {
 
     #[tokio::test]
     async fn reading_an_undeclared_kind_is_an_error_and_lookups_are_recorded() {
-        let ctx = Context::new(Arc::new(caches()));
+        let ctx = Context::new(Arc::new(caches()), None);
         let error = ctx
             .get::<k8s_openapi::api::core::v1::Service>("ns", "api")
             .unwrap_err();

@@ -3,6 +3,7 @@
 
 use aigateway_api::conditions::{self, NewCondition, reasons, types};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use crate::class::ClassInUse;
@@ -57,6 +58,19 @@ pub enum Outcome {
         /// What failed.
         message: String,
     },
+}
+
+impl Outcome {
+    /// Why nothing is programmed, for every outcome but [`Outcome::Programmed`].
+    pub fn problem(&self) -> Option<&str> {
+        match self {
+            Outcome::Programmed { .. } => None,
+            Outcome::InvalidSpec { message, .. }
+            | Outcome::UnresolvedRef { message, .. }
+            | Outcome::NameConflict { message, .. }
+            | Outcome::ApplyFailed { message, .. } => Some(message),
+        }
+    }
 }
 
 /// The conditions an outcome implies, in a fixed order, with messages bounded and
@@ -293,6 +307,36 @@ pub fn status_patch(
         "metadata": {"resourceVersion": resource_version},
         "status": {"conditions": conditions, "url": url},
     })
+}
+
+/// Replaces the conditions and url of an attached object (guarded by its
+/// `resourceVersion`, as on gateways); returns the object as written.
+pub(crate) async fn patch_object_status(
+    api: &Api<DynamicObject>,
+    name: &str,
+    resource_version: Option<&str>,
+    conditions: &[Condition],
+    url: Option<&str>,
+    params: &PatchParams,
+) -> Result<DynamicObject, kube::Error> {
+    let patch = status_patch(resource_version, conditions, url);
+    api.patch_status(name, params, &Patch::Merge(&patch)).await
+}
+
+/// Sets (`Some(controller)`) or removes (`None`) the conditions-owner annotation of an
+/// attached object, guarded by its `resourceVersion`; returns the object as written.
+pub(crate) async fn set_conditions_owner(
+    api: &Api<DynamicObject>,
+    name: &str,
+    resource_version: Option<&str>,
+    owner: Option<&str>,
+    params: &PatchParams,
+) -> Result<DynamicObject, kube::Error> {
+    let patch = json!({"metadata": {
+        "resourceVersion": resource_version,
+        "annotations": {crate::names::CONDITIONS_OWNER_ANNOTATION: owner},
+    }});
+    api.patch(name, params, &Patch::Merge(&patch)).await
 }
 
 /// The now used for condition timestamps.

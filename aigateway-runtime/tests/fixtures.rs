@@ -11,7 +11,8 @@ use aigateway_api::class::DEFAULT_CLASS_ANNOTATION;
 use aigateway_api::conditions::find_condition;
 use aigateway_api::{AiGateway, AiGatewayClass, AiGatewayClassSpec, AiGatewaySpec, AiModel, crds};
 use aigateway_runtime::{
-    Context, DesiredState, GatewayImplementation, ImplementationError, Operator, RelatedWatch,
+    Context, DesiredState, GatewayImplementation, GatewayKind, ImplementationError, Operator,
+    RelatedWatch,
 };
 use aigateway_testkit::ApiServer;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
@@ -213,7 +214,7 @@ impl Drop for Running {
     }
 }
 
-pub fn start(operator: Operator) -> Running {
+pub fn start<K: GatewayKind>(operator: Operator<K>) -> Running {
     let (stop, stopped) = oneshot::channel::<()>();
     let operator = operator.shutdown_on(async move {
         let _ = stopped.await;

@@ -77,6 +77,8 @@
 //!   ([`ApiServerBuilder::deployment_ready_delay`], switch off with
 //!   [`ApiServerBuilder::simulate_deployments`]); namespaces `default`, `kube-system`
 //!   and `kube-public` exist.
+//! - **A fake LLM provider** next to it ([`fake_provider`]): OpenAI-compatible chat
+//!   completions and models on loopback, logging only a fingerprint of each key.
 //! - **Test hooks**: counters by verb, group, resource and field manager
 //!   ([`ApiServer::stats`], and `GET /testkit/stats` over HTTP, `DELETE` to reset),
 //!   a request log
@@ -209,6 +211,7 @@
 mod defaults;
 mod discovery;
 mod events;
+pub mod fake_provider;
 mod faults;
 mod patch;
 mod proto;

@@ -235,6 +235,7 @@ fn without_nulls(value: &Value) -> Value {
 /// alphabetically.
 const KEY_ORDER: &[&str] = &[
     "model_list",
+    "mcp_servers",
     "litellm_settings",
     "guardrails",
     "model_name",

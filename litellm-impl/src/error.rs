@@ -1,5 +1,32 @@
 //! Why a gateway cannot be rendered at all.
 
+use std::fmt;
+
+/// The kind of gateway a [`RenderError`] is about, named in its message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GatewayKind {
+    /// An `AiGateway` (models).
+    AiGateway,
+    /// A `ToolGateway` (MCP tools).
+    ToolGateway,
+}
+
+impl GatewayKind {
+    /// The Kubernetes kind, e.g. `AiGateway`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GatewayKind::AiGateway => "AiGateway",
+            GatewayKind::ToolGateway => "ToolGateway",
+        }
+    }
+}
+
+impl fmt::Display for GatewayKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A gateway that cannot be rendered: nothing is deployed for it until it is fixed.
 ///
 /// Each message names the gateway (`namespace/name`), the field or annotation at fault,
@@ -8,11 +35,16 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
     /// The gateway has no `metadata.name`.
-    #[error("AiGateway without metadata.name: every gateway needs a name")]
-    MissingName,
+    #[error("{kind} without metadata.name: every gateway needs a name")]
+    MissingName {
+        /// The kind of the gateway.
+        kind: GatewayKind,
+    },
     /// The gateway has no `metadata.namespace`.
-    #[error("AiGateway {name}: metadata.namespace is not set: the gateway must be namespaced")]
+    #[error("{kind} {name}: metadata.namespace is not set: the gateway must be namespaced")]
     MissingNamespace {
+        /// The kind of the gateway.
+        kind: GatewayKind,
         /// The gateway's name.
         name: String,
     },
@@ -41,8 +73,10 @@ pub enum RenderError {
         port: i32,
     },
     /// An annotation under `ai-gateway-litellm.agentic-layer.ai/` has an unusable value.
-    #[error("AiGateway {gateway}: annotation {key}: value {value:?} is invalid: {expected}")]
+    #[error("{kind} {gateway}: annotation {key}: value {value:?} is invalid: {expected}")]
     InvalidAnnotation {
+        /// The kind of the gateway.
+        kind: GatewayKind,
         /// `namespace/name` of the gateway.
         gateway: String,
         /// The annotation key.
@@ -54,9 +88,11 @@ pub enum RenderError {
     },
     /// The config-patch ConfigMap does not exist.
     #[error(
-        "AiGateway {gateway}: annotation ai-gateway-litellm.agentic-layer.ai/config-patch names ConfigMap {namespace}/{name}, which does not exist: create it (key patch.yaml) or remove the annotation"
+        "{kind} {gateway}: annotation ai-gateway-litellm.agentic-layer.ai/config-patch names ConfigMap {namespace}/{name}, which does not exist: create it (key patch.yaml) or remove the annotation"
     )]
     PatchConfigMapNotFound {
+        /// The kind of the gateway.
+        kind: GatewayKind,
         /// `namespace/name` of the gateway.
         gateway: String,
         /// The ConfigMap's namespace (the gateway's).
@@ -66,9 +102,11 @@ pub enum RenderError {
     },
     /// The config-patch ConfigMap has no `patch.yaml` key.
     #[error(
-        "AiGateway {gateway}: ConfigMap {namespace}/{name} (from annotation ai-gateway-litellm.agentic-layer.ai/config-patch) has no key patch.yaml: put the patch under data.patch.yaml"
+        "{kind} {gateway}: ConfigMap {namespace}/{name} (from annotation ai-gateway-litellm.agentic-layer.ai/config-patch) has no key patch.yaml: put the patch under data.patch.yaml"
     )]
     PatchKeyMissing {
+        /// The kind of the gateway.
+        kind: GatewayKind,
         /// `namespace/name` of the gateway.
         gateway: String,
         /// The ConfigMap's namespace.
@@ -78,9 +116,11 @@ pub enum RenderError {
     },
     /// The patch is not valid YAML or not a mapping.
     #[error(
-        "AiGateway {gateway}: ConfigMap {namespace}/{name} key patch.yaml is not a usable patch: {message}"
+        "{kind} {gateway}: ConfigMap {namespace}/{name} key patch.yaml is not a usable patch: {message}"
     )]
     InvalidPatch {
+        /// The kind of the gateway.
+        kind: GatewayKind,
         /// `namespace/name` of the gateway.
         gateway: String,
         /// The ConfigMap's namespace.
@@ -92,9 +132,11 @@ pub enum RenderError {
     },
     /// The config could not be serialised (a bug; report it).
     #[error(
-        "AiGateway {gateway}: the LiteLLM config could not be written as YAML: {message}; this is a bug in litellm-impl, please report it"
+        "{kind} {gateway}: the LiteLLM config could not be written as YAML: {message}; this is a bug in litellm-impl, please report it"
     )]
     Serialize {
+        /// The kind of the gateway.
+        kind: GatewayKind,
         /// `namespace/name` of the gateway.
         gateway: String,
         /// The serialiser's message.
@@ -102,8 +144,10 @@ pub enum RenderError {
     },
     /// Something that becomes a Kubernetes name, label, annotation or env var name is not
     /// valid there, so the API server would refuse a child object.
-    #[error("AiGateway {gateway}: {field} {value:?} {rule}; nothing is applied until it is fixed")]
+    #[error("{kind} {gateway}: {field} {value:?} {rule}; nothing is applied until it is fixed")]
     InvalidName {
+        /// The kind of the gateway.
+        kind: GatewayKind,
         /// `namespace/name` of the gateway.
         gateway: String,
         /// The field holding it, and what it names.
@@ -116,9 +160,11 @@ pub enum RenderError {
     /// Two `spec.env` entries set the same variable; server-side apply keys env entries by
     /// name and refuses the Deployment.
     #[error(
-        "AiGateway {gateway}: spec.env[{second}] sets {name} again (first set by spec.env[{first}]): remove one of them; nothing is applied until it is fixed"
+        "{kind} {gateway}: spec.env[{second}] sets {name} again (first set by spec.env[{first}]): remove one of them; nothing is applied until it is fixed"
     )]
     DuplicateEnv {
+        /// The kind of the gateway.
+        kind: GatewayKind,
         /// `namespace/name` of the gateway.
         gateway: String,
         /// The variable's name.
@@ -131,9 +177,11 @@ pub enum RenderError {
     /// The generated config holds a string LiteLLM would resolve that rendering did not
     /// generate itself (a bug: copied strings are checked first).
     #[error(
-        "AiGateway {gateway}: the generated LiteLLM config holds a string LiteLLM would resolve at {path}; this is a bug in litellm-impl, please report it"
+        "{kind} {gateway}: the generated LiteLLM config holds a string LiteLLM would resolve at {path}; this is a bug in litellm-impl, please report it"
     )]
     ForeignReference {
+        /// The kind of the gateway.
+        kind: GatewayKind,
         /// `namespace/name` of the gateway.
         gateway: String,
         /// JSON pointer of the value in the config.

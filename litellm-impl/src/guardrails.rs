@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aigateway_api::{AiGateway, Guard, GuardrailProvider, GuardrailProviderType};
+use aigateway_api::{Guard, GuardMode, GuardrailProvider, GuardrailProviderType};
 use k8s_openapi::api::core::v1::{
     EnvVar, EnvVarSource, ObjectReference, Secret, SecretKeySelector,
 };
@@ -117,28 +117,48 @@ struct Resolved {
     requires_env: Option<String>,
 }
 
-/// Resolves and renders the Guards `gateway` lists.
+/// What a gateway's guardrails inspect, which decides the names of LiteLLM's modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuardedTraffic {
+    /// Model calls (AiGateways): `pre_call`, `during_call`, `post_call`.
+    ModelCalls,
+    /// MCP tool calls (ToolGateways): `pre_mcp_call`, `during_mcp_call`,
+    /// `post_mcp_call`, the hooks LiteLLM 1.106.2 runs around a tool call.
+    McpCalls,
+}
+
+impl GuardedTraffic {
+    /// LiteLLM's `mode` value for a Guard's mode on this traffic.
+    pub fn mode(self, mode: GuardMode) -> &'static str {
+        match (self, mode) {
+            (GuardedTraffic::ModelCalls, mode) => mode.as_str(),
+            (GuardedTraffic::McpCalls, GuardMode::PreCall) => "pre_mcp_call",
+            (GuardedTraffic::McpCalls, GuardMode::DuringCall) => "during_mcp_call",
+            (GuardedTraffic::McpCalls, GuardMode::PostCall) => "post_mcp_call",
+        }
+    }
+}
+
+/// Resolves and renders the Guards a gateway lists (`references`, its
+/// `spec.guardrails`), naming LiteLLM's modes for `traffic`.
 ///
 /// `taken` are the env var names the container already has (the user's, the provider
 /// keys, the fixed ones): credential variables are named around them, so every env name
 /// stays unique.
 pub fn render_guardrails(
-    gateway: &AiGateway,
-    namespace: &str,
+    references: &[ObjectReference],
+    gateway_ref: &ObjectRef,
     lookup: &dyn ObjectLookup,
     taken: &BTreeSet<String>,
+    traffic: GuardedTraffic,
 ) -> Guardrails {
-    let gateway_ref = ObjectRef::new(
-        "AiGateway",
-        namespace,
-        gateway.metadata.name.as_deref().unwrap_or_default(),
-    );
+    let namespace = gateway_ref.namespace.as_deref().unwrap_or_default();
     let mut problems = Vec::new();
     let mut resolved = Vec::new();
     let mut seen = BTreeSet::new();
-    for (index, reference) in gateway.spec.guardrails.iter().enumerate() {
+    for (index, reference) in references.iter().enumerate() {
         let Some(guard_ref) =
-            guard_reference(reference, index, namespace, &gateway_ref, &mut problems)
+            guard_reference(reference, index, namespace, gateway_ref, &mut problems)
         else {
             continue;
         };
@@ -150,7 +170,7 @@ pub fn render_guardrails(
             ));
             continue;
         }
-        match resolve(&guard_ref, namespace, lookup) {
+        match resolve(&guard_ref, namespace, lookup, traffic) {
             Ok((guard, mut warnings)) => {
                 problems.append(&mut warnings);
                 resolved.push(guard);
@@ -206,6 +226,7 @@ fn resolve(
     guard_ref: &ObjectRef,
     gateway_namespace: &str,
     lookup: &dyn ObjectLookup,
+    traffic: GuardedTraffic,
 ) -> ResolveResult {
     let guard_namespace = guard_ref.namespace.as_deref().unwrap_or(gateway_namespace);
     let problem =
@@ -278,7 +299,7 @@ fn resolve(
         .spec
         .mode
         .iter()
-        .map(|m| Value::from(m.as_str()))
+        .map(|m| Value::from(traffic.mode(*m)))
         .collect();
     let mut warnings = Vec::new();
     let ctx = Ctx {

@@ -10,7 +10,7 @@
 use std::cell::RefCell;
 
 use aigateway_api::conditions::reasons;
-use aigateway_api::{AiGateway, Guard, GuardrailProvider};
+use aigateway_api::{AiGateway, Guard, GuardrailProvider, ToolServer};
 use aigateway_runtime::{
     Context, DesiredState, GatewayImplementation, ImplementationError, NotWatched, Observed,
     Readiness, RelatedWatch, deployments_rolled_out,
@@ -86,6 +86,9 @@ impl ObjectLookup for CachedObjects<'_> {
         self.get(namespace, name)
     }
     fn config_map(&self, namespace: &str, name: &str) -> Option<ConfigMap> {
+        self.get(namespace, name)
+    }
+    fn tool_server(&self, namespace: &str, name: &str) -> Option<ToolServer> {
         self.get(namespace, name)
     }
 }

@@ -4,7 +4,10 @@
 //! may be a Secret gives only its position, and a Secret that does not match its schema
 //! names the field at fault, never its value.
 
-use aigateway_api::{AiGateway, AiGatewayClass, Guard, GuardrailProvider};
+use aigateway_api::{
+    AiGateway, AiGatewayClass, Guard, GuardrailProvider, ToolGateway, ToolGatewayClass, ToolRoute,
+    ToolServer,
+};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -27,6 +30,14 @@ pub enum InputObject {
     Secret(Secret),
     /// A `ConfigMap`.
     ConfigMap(ConfigMap),
+    /// A `ToolGateway`.
+    ToolGateway(ToolGateway),
+    /// A `ToolGatewayClass`.
+    ToolGatewayClass(ToolGatewayClass),
+    /// A `ToolRoute`.
+    ToolRoute(ToolRoute),
+    /// A `ToolServer`.
+    ToolServer(ToolServer),
     /// Any other kind (e.g. a `Namespace`); kept so callers can mention it.
     Other {
         /// Its `apiVersion`.
@@ -240,6 +251,18 @@ fn parse_object(
         (aigateway_api::GROUP, "GuardrailProvider") => {
             InputObject::GuardrailProvider(namespaced(ctx.decode(document)?))
         }
+        (aigateway_api::GROUP, "ToolGateway") => {
+            InputObject::ToolGateway(namespaced(ctx.decode(document)?))
+        }
+        (aigateway_api::GROUP, "ToolGatewayClass") => {
+            InputObject::ToolGatewayClass(ctx.decode(document)?)
+        }
+        (aigateway_api::GROUP, "ToolRoute") => {
+            InputObject::ToolRoute(namespaced(ctx.decode(document)?))
+        }
+        (aigateway_api::GROUP, "ToolServer") => {
+            InputObject::ToolServer(namespaced(ctx.decode(document)?))
+        }
         ("", "Secret") => InputObject::Secret(namespaced(ctx.decode_secret(document)?)),
         ("", "ConfigMap") => InputObject::ConfigMap(namespaced(ctx.decode(document)?)),
         _ => InputObject::Other {
@@ -339,7 +362,16 @@ macro_rules! has_metadata {
         }
     )*};
 }
-has_metadata!(AiGateway, Guard, GuardrailProvider, Secret, ConfigMap);
+has_metadata!(
+    AiGateway,
+    Guard,
+    GuardrailProvider,
+    Secret,
+    ConfigMap,
+    ToolGateway,
+    ToolRoute,
+    ToolServer
+);
 
 fn namespaced<T: HasMetadata>(mut object: T) -> T {
     let namespace = object.namespace_mut();

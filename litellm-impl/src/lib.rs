@@ -3,8 +3,11 @@
 //! [`render`] turns one [`AiGateway`](aigateway_api::AiGateway) into the LiteLLM
 //! `config.yaml` and the ConfigMap, Deployment and Service that run the LiteLLM proxy,
 //! reading the Guards, GuardrailProviders, Secrets and ConfigMaps it references through
-//! an [`ObjectLookup`]. It never touches the network; the runtime calls it from its
-//! reconcile loop, the `litellm-impl render` command calls it offline.
+//! an [`ObjectLookup`]. [`render_tool_gateway`] does the same for a
+//! [`ToolGateway`](aigateway_api::ToolGateway) and the ToolRoutes attached to it (see
+//! [`tool_gateway`]), with one outcome per route. Neither touches the network; the
+//! runtime calls them from its reconcile loop, the `litellm-impl render` command calls
+//! them offline.
 //!
 //! ```
 //! use aigateway_api::{AiGateway, AiGatewaySpec, AiModel};
@@ -62,21 +65,27 @@ pub mod guardrails;
 pub mod implementation;
 pub mod input;
 pub mod known_keys;
+#[cfg(feature = "cli")]
+pub mod local;
 pub mod lookup;
 pub mod names;
 mod problem;
 mod render;
 pub mod settings;
+pub mod tool_gateway;
 pub mod workload;
 
 #[cfg(test)]
 mod tests;
 
-pub use error::RenderError;
+pub use error::{GatewayKind, RenderError};
 pub use implementation::LiteLlmGateway;
 pub use input::{Document, InputObject, ParseError, parse_documents, read_documents};
 pub use lookup::{DEFAULT_NAMESPACE, InMemoryObjects, ObjectLookup};
-pub use names::CONTROLLER_NAME;
+pub use names::{CONTROLLER_NAME, TOOL_GATEWAY_CONTROLLER_NAME};
 pub use problem::{ObjectRef, Problem, ProblemReason};
-pub use render::{Rendered, check_config, render, secret_hash, short_hash};
+pub use render::{
+    Rendered, check_config, referenced_secrets_hash, render, secret_hash, short_hash,
+};
 pub use settings::RenderSettings;
+pub use tool_gateway::{RenderedToolGateway, RouteOutcome, RouteState, render_tool_gateway};

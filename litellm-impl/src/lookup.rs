@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use aigateway_api::{Guard, GuardrailProvider};
+use aigateway_api::{Guard, GuardrailProvider, ToolServer};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
@@ -28,6 +28,8 @@ pub trait ObjectLookup {
     fn secret(&self, namespace: &str, name: &str) -> Option<Secret>;
     /// The ConfigMap `namespace/name`.
     fn config_map(&self, namespace: &str, name: &str) -> Option<ConfigMap>;
+    /// The ToolServer `namespace/name` (read only for ToolGateways).
+    fn tool_server(&self, namespace: &str, name: &str) -> Option<ToolServer>;
 }
 
 type Key = (String, String);
@@ -39,6 +41,7 @@ pub struct InMemoryObjects {
     providers: BTreeMap<Key, GuardrailProvider>,
     secrets: BTreeMap<Key, Secret>,
     config_maps: BTreeMap<Key, ConfigMap>,
+    tool_servers: BTreeMap<Key, ToolServer>,
 }
 
 fn key(namespace: Option<&String>, name: Option<&String>) -> Key {
@@ -99,8 +102,17 @@ impl InMemoryObjects {
         self.config_maps.insert(k, config_map);
     }
 
+    /// Adds (or replaces) a ToolServer.
+    pub fn insert_tool_server(&mut self, server: ToolServer) {
+        let k = key(
+            server.metadata.namespace.as_ref(),
+            server.metadata.name.as_ref(),
+        );
+        self.tool_servers.insert(k, server);
+    }
+
     /// Adds every lookup-relevant object of `objects` (Guards, GuardrailProviders,
-    /// Secrets, ConfigMaps); other kinds are ignored.
+    /// Secrets, ConfigMaps, ToolServers); other kinds are ignored.
     pub fn extend<'a>(&mut self, objects: impl IntoIterator<Item = &'a InputObject>) {
         for object in objects {
             match object {
@@ -108,8 +120,12 @@ impl InMemoryObjects {
                 InputObject::GuardrailProvider(o) => self.insert_guardrail_provider(o.clone()),
                 InputObject::Secret(o) => self.insert_secret(o.clone()),
                 InputObject::ConfigMap(o) => self.insert_config_map(o.clone()),
+                InputObject::ToolServer(o) => self.insert_tool_server(o.clone()),
                 InputObject::AiGateway(_)
                 | InputObject::AiGatewayClass(_)
+                | InputObject::ToolGateway(_)
+                | InputObject::ToolGatewayClass(_)
+                | InputObject::ToolRoute(_)
                 | InputObject::Other { .. } => {}
             }
         }
@@ -132,5 +148,8 @@ impl ObjectLookup for InMemoryObjects {
     }
     fn config_map(&self, namespace: &str, name: &str) -> Option<ConfigMap> {
         get(&self.config_maps, namespace, name)
+    }
+    fn tool_server(&self, namespace: &str, name: &str) -> Option<ToolServer> {
+        get(&self.tool_servers, namespace, name)
     }
 }

@@ -6,7 +6,17 @@
 /// The `spec.controller` of the AiGatewayClasses this implementation claims.
 pub const CONTROLLER_NAME: &str = "aigateway.agentic-layer.ai/ai-gateway-litellm-controller";
 
-/// Prefix of every annotation this implementation reads on an AiGateway.
+/// The `spec.controller` of the ToolGatewayClasses this implementation claims (the Go
+/// operator's, so its `install_toolgatewayclass.yaml` keeps working).
+pub const TOOL_GATEWAY_CONTROLLER_NAME: &str =
+    "litellm.agentic-layer.ai/tool-gateway-litellm-controller";
+
+/// The port of a ToolGateway's Service (as the Go operator); LiteLLM listens on
+/// [`CONTAINER_PORT`]. Route URLs carry no port, so agents reach port 80.
+pub const TOOL_GATEWAY_SERVICE_PORT: i32 = 80;
+
+/// Prefix of every annotation this implementation reads on an AiGateway or a
+/// ToolGateway.
 pub const ANNOTATION_PREFIX: &str = "ai-gateway-litellm.agentic-layer.ai/";
 
 /// Annotation naming a ConfigMap (same namespace, key [`PATCH_KEY`]) whose YAML is merged

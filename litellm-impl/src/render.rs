@@ -1,22 +1,31 @@
 //! One gateway in, its LiteLLM config and Kubernetes objects out (pure).
+//!
+//! [`render()`] renders AiGateways; the ToolGateway renderer
+//! ([`crate::tool_gateway`]) shares every step that does not depend on what the proxy
+//! serves: [`prepare`] (names, annotations, the user's env, literal credentials),
+//! [`Prepared::add_guardrails`] and [`finish`] (config patch, authentication, env, the
+//! offline check, hashes and the workload objects).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aigateway_api::AiGateway;
+use aigateway_api::{AiGateway, EmbeddedMetadata};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, EnvVar, Secret, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, EnvFromSource, EnvVar, ObjectReference, Secret, Service,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::RenderError;
 use crate::config;
-use crate::guardrails::{self, secret_env};
+use crate::guardrails::{self, GuardedTraffic, secret_env};
 use crate::known_keys;
 use crate::lookup::ObjectLookup;
 use crate::names;
 use crate::problem::{ObjectRef, Problem, ProblemReason};
 use crate::settings::RenderSettings;
 use crate::workload::{self, WorkloadInput};
+use crate::{GatewayKind, RenderError};
 
 /// Everything rendered for one gateway.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,6 +61,319 @@ impl UserEnv {
     }
 }
 
+/// The fields every gateway kind shares, borrowed from the gateway.
+pub(crate) struct GatewayParts<'a> {
+    pub kind: GatewayKind,
+    pub name: &'a str,
+    pub namespace: &'a str,
+    pub annotations: Option<&'a BTreeMap<String, String>>,
+    pub env: &'a [EnvVar],
+    pub env_from: &'a [EnvFromSource],
+    pub guardrails: &'a [ObjectReference],
+    pub common_metadata: Option<&'a EmbeddedMetadata>,
+    pub pod_metadata: Option<&'a EmbeddedMetadata>,
+}
+
+/// The gateway's name and namespace, both required.
+pub(crate) fn name_and_namespace(
+    kind: GatewayKind,
+    metadata: &ObjectMeta,
+) -> Result<(&str, &str), RenderError> {
+    let name = metadata
+        .name
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .ok_or(RenderError::MissingName { kind })?;
+    let namespace = metadata
+        .namespace
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| RenderError::MissingNamespace {
+            kind,
+            name: name.escape_debug().to_string(),
+        })?;
+    Ok((name, namespace))
+}
+
+/// A gateway whose names, annotations and env were checked and read, with what
+/// rendering generates for it so far.
+pub(crate) struct Prepared<'a> {
+    pub parts: GatewayParts<'a>,
+    /// `namespace/name`, escaped so that messages stay one line.
+    pub id: String,
+    pub gateway_ref: ObjectRef,
+    /// The operator's settings with the gateway's annotations applied.
+    pub settings: RenderSettings,
+    user_env: UserEnv,
+    /// Env vars rendering generates, in container order (the user's follow).
+    pub generated: Vec<EnvVar>,
+    /// Env var names the container is known to get.
+    pub available: BTreeSet<String>,
+    /// Secrets of the gateway's namespace the container reads.
+    pub secrets: BTreeSet<String>,
+    pub problems: Vec<Problem>,
+}
+
+/// Checks the parts every gateway kind shares and reads the user's env.
+pub(crate) fn prepare<'a>(
+    parts: GatewayParts<'a>,
+    settings: &RenderSettings,
+    lookup: &dyn ObjectLookup,
+) -> Result<Prepared<'a>, RenderError> {
+    // Messages are one line even for names no API server would store.
+    let id = format!(
+        "{}/{}",
+        parts.namespace.escape_debug(),
+        parts.name.escape_debug()
+    );
+    let gateway_ref = ObjectRef::new(parts.kind.as_str(), parts.namespace, parts.name);
+    check_names(&parts, &id)?;
+    let settings = settings.with_annotations(parts.kind, &id, parts.annotations)?;
+    let mut problems = Vec::new();
+    for key in parts.annotations.into_iter().flat_map(|a| a.keys()) {
+        if key.starts_with(names::ANNOTATION_PREFIX)
+            && !names::KNOWN_ANNOTATIONS.contains(&key.as_str())
+        {
+            problems.push(Problem::new(
+                ProblemReason::SuspiciousConfig,
+                gateway_ref.clone(),
+                format!("annotation {key} is not one this implementation reads (known: {}); check its spelling", names::KNOWN_ANNOTATIONS.join(", ")),
+            ));
+        }
+    }
+    let user_env = user_env(&parts, lookup, &mut problems);
+    for (index, var) in parts.env.iter().enumerate() {
+        let literal = var.value.as_deref().is_some_and(|v| !v.is_empty());
+        if literal && looks_like_a_credential(&var.name) {
+            problems.push(Problem::new(
+                ProblemReason::SuspiciousConfig,
+                gateway_ref.clone(),
+                format!("spec.env[{index}] ({}) holds a literal value, readable by anyone who can read the {} or its Deployment: keep it in a Secret and use valueFrom.secretKeyRef", var.name, parts.kind),
+            ));
+        }
+    }
+    let available = user_env
+        .explicit
+        .union(&user_env.from_sources)
+        .cloned()
+        .collect();
+    Ok(Prepared {
+        secrets: user_env.secrets.clone(),
+        parts,
+        id,
+        gateway_ref,
+        settings,
+        user_env,
+        generated: Vec::new(),
+        available,
+        problems,
+    })
+}
+
+impl Prepared<'_> {
+    /// Renders the gateway's Guards for `traffic` and wires their credentials; returns
+    /// the `guardrails` entries. `reserved` are env var names rendering uses besides the
+    /// user's and the fixed ones (provider keys).
+    pub fn add_guardrails(
+        &mut self,
+        lookup: &dyn ObjectLookup,
+        reserved: &BTreeSet<String>,
+        traffic: GuardedTraffic,
+    ) -> Vec<Value> {
+        let taken: BTreeSet<String> = self
+            .user_env
+            .explicit
+            .iter()
+            .chain(&self.user_env.from_sources)
+            .chain(reserved)
+            .cloned()
+            .chain(FIXED_ENV.iter().map(|n| (*n).to_owned()))
+            .collect();
+        let mut guards = guardrails::render_guardrails(
+            self.parts.guardrails,
+            &self.gateway_ref,
+            lookup,
+            &taken,
+            traffic,
+        );
+        self.problems.append(&mut guards.problems);
+        let mut entries = Vec::new();
+        for guard in guards.rendered {
+            if let Some(required) = &guard.requires_env
+                && !self.available.contains(required)
+            {
+                self.problems.push(Problem::new(
+                    ProblemReason::InvalidRef,
+                    guard.guard.clone(),
+                    format!("its OpenAI moderation provider has no apiKeySecretRef and the container has no {required}; LiteLLM would refuse to start: set the provider's apiKeySecretRef or provide {required}; not applied"),
+                ));
+                continue;
+            }
+            for var in &guard.env {
+                self.available.insert(var.name.clone());
+            }
+            self.generated.extend(guard.env.iter().cloned());
+            self.secrets.extend(guard.secrets.iter().cloned());
+            entries.push(guard.to_config());
+        }
+        entries
+    }
+}
+
+/// Which Secrets the pod's secret-hash annotation covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SecretHashScope {
+    /// `api-key-secrets` (the provider keys, as the Go operator hashes them) and every
+    /// Secret the container reads ([`secret_hash`]).
+    ProviderKeysAndReferenced,
+    /// Only the Secrets the container reads: a gateway without models does not roll
+    /// its pods when a provider key rotates.
+    Referenced,
+}
+
+/// How the workload of a gateway kind differs.
+pub(crate) struct WorkloadShape {
+    /// The Service's port.
+    pub service_port: i32,
+    /// Whether the container gets [`workload::startup_probe`].
+    pub startup_probe: bool,
+    /// What the secret-hash annotation covers.
+    pub secret_hash: SecretHashScope,
+}
+
+/// Finishes a gateway: checks that the generated `config` holds no string LiteLLM would
+/// resolve besides `ours` and the generated env's references, merges the config patch,
+/// sets up authentication and env, runs [`check_config`], and builds the objects.
+/// Returns them with the config as merged.
+pub(crate) fn finish(
+    mut prepared: Prepared<'_>,
+    lookup: &dyn ObjectLookup,
+    mut config: Value,
+    ours: BTreeSet<String>,
+    shape: WorkloadShape,
+) -> Result<(Rendered, Value), RenderError> {
+    let kind = prepared.parts.kind;
+    let (name, namespace) = (prepared.parts.name, prepared.parts.namespace);
+    let id = prepared.id.clone();
+    let ours: BTreeSet<String> = prepared
+        .generated
+        .iter()
+        .map(|e| format!("os.environ/{}", e.name))
+        .chain(ours)
+        .collect();
+    if let Some(path) = config::foreign_references(&config, &ours)
+        .into_iter()
+        .next()
+    {
+        return Err(RenderError::ForeignReference {
+            kind,
+            gateway: id,
+            path,
+        });
+    }
+    let patch = match prepared
+        .parts
+        .annotations
+        .and_then(|a| a.get(names::CONFIG_PATCH_ANNOTATION))
+    {
+        Some(patch_name) => Some(read_patch(kind, &id, namespace, patch_name, lookup)?),
+        None => None,
+    };
+    if let Some(patch) = &patch {
+        config::merge(&mut config, patch);
+    }
+
+    // Authentication.
+    let user_env = &prepared.user_env;
+    let master_key_in_config = config
+        .pointer("/general_settings/master_key")
+        .is_some_and(|v| !v.is_null());
+    if !(user_env.provides(names::MASTER_KEY_ENV) || master_key_in_config) {
+        prepared.problems.push(Problem::new(
+            ProblemReason::Unauthenticated,
+            prepared.gateway_ref.clone(),
+            format!("no master key is configured, so the gateway accepts any in-cluster request (agents may send any key); to require one, set {} through spec.env or spec.envFrom from a Secret", names::MASTER_KEY_ENV),
+        ));
+        if !user_env.provides(names::PERMIT_UNSET_MASTER_KEY_ENV) {
+            prepared
+                .generated
+                .push(plain_env(names::PERMIT_UNSET_MASTER_KEY_ENV, "true"));
+        }
+    }
+    if !user_env.provides(names::PROMETHEUS_MULTIPROC_ENV) {
+        prepared.generated.push(plain_env(
+            names::PROMETHEUS_MULTIPROC_ENV,
+            names::PROMETHEUS_MOUNT_PATH,
+        ));
+    }
+
+    // Env: generated first (minus those the user overrides by name), then the user's in
+    // their order, so `$(VAR)` references in the user's entries resolve.
+    let mut env: Vec<EnvVar> = std::mem::take(&mut prepared.generated)
+        .into_iter()
+        .filter(|e| !user_env.explicit.contains(&e.name))
+        .collect();
+    env.extend(prepared.parts.env.iter().cloned());
+    debug_assert!(
+        {
+            let mut names = BTreeSet::new();
+            env.iter().all(|e| names.insert(e.name.as_str()))
+        },
+        "env names are unique"
+    );
+    let env_names: BTreeSet<String> = env
+        .iter()
+        .map(|e| e.name.clone())
+        .chain(user_env.from_sources.iter().cloned())
+        .collect();
+
+    let mut problems = std::mem::take(&mut prepared.problems);
+    problems.extend(check_config(
+        &config,
+        patch.as_ref(),
+        &env_names,
+        user_env.complete,
+        &prepared.gateway_ref,
+    ));
+
+    let config_yaml = config::to_yaml(&config).map_err(|message| RenderError::Serialize {
+        kind,
+        gateway: id.clone(),
+        message,
+    })?;
+    let config_hash = short_hash(config_yaml.as_bytes());
+    let secret_hash = match shape.secret_hash {
+        SecretHashScope::ProviderKeysAndReferenced => {
+            secret_hash(namespace, lookup, &prepared.secrets)
+        }
+        SecretHashScope::Referenced => {
+            referenced_secrets_hash(namespace, lookup, &prepared.secrets)
+        }
+    };
+    let input = WorkloadInput {
+        name,
+        namespace,
+        port: shape.service_port,
+        config_yaml: &config_yaml,
+        config_hash: &config_hash,
+        secret_hash: &secret_hash,
+        env,
+        env_from: prepared.parts.env_from.to_vec(),
+        common_metadata: prepared.parts.common_metadata,
+        pod_metadata: prepared.parts.pod_metadata,
+        startup_probe: shape.startup_probe,
+        settings: &prepared.settings,
+    };
+    let rendered = Rendered {
+        config_map: workload::config_map(&input),
+        deployment: workload::deployment(&input),
+        service: workload::service(&input),
+        config_yaml,
+        problems,
+    };
+    Ok((rendered, config))
+}
+
 /// Renders `gateway` into its LiteLLM config, ConfigMap, Deployment and Service.
 ///
 /// Reads referenced Guards, GuardrailProviders, Secrets and ConfigMaps through `lookup`;
@@ -62,24 +384,21 @@ pub fn render(
     lookup: &dyn ObjectLookup,
     settings: &RenderSettings,
 ) -> Result<Rendered, RenderError> {
-    let name = gateway
-        .metadata
-        .name
-        .as_deref()
-        .filter(|n| !n.is_empty())
-        .ok_or(RenderError::MissingName)?;
-    let namespace = gateway
-        .metadata
-        .namespace
-        .as_deref()
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| RenderError::MissingNamespace {
-            name: name.escape_debug().to_string(),
-        })?;
-    // Messages are one line even for names no API server would store.
-    let id = format!("{}/{}", namespace.escape_debug(), name.escape_debug());
-    let gateway_ref = ObjectRef::new("AiGateway", namespace, name);
-    check_names(gateway, &id, name, namespace)?;
+    let kind = GatewayKind::AiGateway;
+    let (name, namespace) = name_and_namespace(kind, &gateway.metadata)?;
+    let parts = GatewayParts {
+        kind,
+        name,
+        namespace,
+        annotations: gateway.metadata.annotations.as_ref(),
+        env: &gateway.spec.env,
+        env_from: &gateway.spec.env_from,
+        guardrails: &gateway.spec.guardrails,
+        common_metadata: gateway.spec.common_metadata.as_ref(),
+        pod_metadata: gateway.spec.pod_metadata.as_ref(),
+    };
+    let mut prepared = prepare(parts, settings, lookup)?;
+    let id = prepared.id.clone();
     let port = gateway.spec.port();
     if !(1..=65535).contains(&port) {
         return Err(RenderError::InvalidPort { gateway: id, port });
@@ -95,39 +414,14 @@ pub fn render(
     {
         return Err(RenderError::EmptyModelName { gateway: id, index });
     }
-    let annotations = gateway.metadata.annotations.as_ref();
-    let settings = settings.with_annotations(&id, annotations)?;
-    let mut problems = Vec::new();
-    for key in annotations.into_iter().flat_map(|a| a.keys()) {
-        if key.starts_with(names::ANNOTATION_PREFIX)
-            && !names::KNOWN_ANNOTATIONS.contains(&key.as_str())
-        {
-            problems.push(Problem::new(
-                ProblemReason::SuspiciousConfig,
-                gateway_ref.clone(),
-                format!("annotation {key} is not one this implementation reads (known: {}); check its spelling", names::KNOWN_ANNOTATIONS.join(", ")),
-            ));
-        }
-    }
-
-    let user_env = user_env(gateway, namespace, lookup, &mut problems);
-    for (index, var) in gateway.spec.env.iter().enumerate() {
-        let literal = var.value.as_deref().is_some_and(|v| !v.is_empty());
-        if literal && looks_like_a_credential(&var.name) {
-            problems.push(Problem::new(
-                ProblemReason::SuspiciousConfig,
-                gateway_ref.clone(),
-                format!("spec.env[{index}] ({}) holds a literal value, readable by anyone who can read the AiGateway or its Deployment: keep it in a Secret and use valueFrom.secretKeyRef", var.name),
-            ));
-        }
-    }
+    let gateway_ref = prepared.gateway_ref.clone();
 
     // Models and their provider keys.
     let mut model_list = Vec::new();
     let mut providers: Vec<&str> = Vec::new();
     for (index, model) in gateway.spec.ai_models.iter().enumerate() {
         if model.provider.trim().is_empty() {
-            problems.push(Problem::new(
+            prepared.problems.push(Problem::new(
                 ProblemReason::InvalidSpec,
                 gateway_ref.clone(),
                 format!("spec.aiModels[{index}] ({}) has an empty provider: set one such as openai or anthropic; the model is not served", model.name),
@@ -143,7 +437,7 @@ pub fn render(
         .into_iter()
         .find_map(|(field, value)| config::refuse_reference(value).map(|why| (field, why)));
         if let Some((field, why)) = refused {
-            problems.push(Problem::new(
+            prepared.problems.push(Problem::new(
                 ProblemReason::InvalidSpec,
                 gateway_ref.clone(),
                 format!("spec.aiModels[{index}] {field} {why}: name the model as its provider does; the model is not served"),
@@ -155,34 +449,30 @@ pub fn render(
             providers.push(&model.provider);
         }
     }
-    let mut generated: Vec<EnvVar> = Vec::new();
-    let mut available: BTreeSet<String> = user_env
-        .explicit
-        .union(&user_env.from_sources)
-        .cloned()
-        .collect();
     let api_key_secret = lookup.secret(namespace, names::API_KEY_SECRET);
     let mut provider_vars = BTreeSet::new();
     for provider in providers {
         let var = names::provider_api_key_env(provider);
         // Providers spelt differently (`openai`, `OpenAI`) share one variable and key.
-        if user_env.provides(&var) || !provider_vars.insert(var.clone()) {
+        if prepared.user_env.provides(&var) || !provider_vars.insert(var.clone()) {
             continue;
         }
         if !is_secret_key(&var) {
-            problems.push(Problem::new(
+            prepared.problems.push(Problem::new(
                 ProblemReason::InvalidSpec,
                 gateway_ref.clone(),
                 format!("provider {provider:?} gives the key name {var:?}, which cannot be a Secret key (letters, digits, '-', '_', '.'): its models get no API key from {}; set {var} through spec.env if the provider needs one", names::API_KEY_SECRET),
             ));
             continue;
         }
-        generated.push(secret_env(&var, names::API_KEY_SECRET, &var, true));
+        prepared
+            .generated
+            .push(secret_env(&var, names::API_KEY_SECRET, &var, true));
         match &api_key_secret {
             Some(secret) if secret_has(secret, &var) => {
-                available.insert(var);
+                prepared.available.insert(var);
             }
-            found => problems.push(Problem::new(
+            found => prepared.problems.push(Problem::new(
                 ProblemReason::RefNotFound,
                 ObjectRef::new("Secret", namespace, names::API_KEY_SECRET),
                 format!(
@@ -195,139 +485,22 @@ pub fn render(
     }
 
     // Guardrails and their credentials.
-    let taken: BTreeSet<String> = user_env
-        .explicit
-        .iter()
-        .chain(&user_env.from_sources)
-        .chain(&provider_vars)
-        .cloned()
-        .chain(FIXED_ENV.iter().map(|n| (*n).to_owned()))
-        .collect();
-    let mut guards = guardrails::render_guardrails(gateway, namespace, lookup, &taken);
-    problems.append(&mut guards.problems);
-    let mut secrets = user_env.secrets.clone();
-    let mut guardrail_entries = Vec::new();
-    for guard in guards.rendered {
-        if let Some(required) = &guard.requires_env
-            && !available.contains(required)
-        {
-            problems.push(Problem::new(
-                ProblemReason::InvalidRef,
-                guard.guard.clone(),
-                format!("its OpenAI moderation provider has no apiKeySecretRef and the container has no {required}; LiteLLM would refuse to start: set the provider's apiKeySecretRef or provide {required}; not applied"),
-            ));
-            continue;
-        }
-        for var in &guard.env {
-            available.insert(var.name.clone());
-        }
-        generated.extend(guard.env.iter().cloned());
-        secrets.extend(guard.secrets.iter().cloned());
-        guardrail_entries.push(guard.to_config());
-    }
+    let guardrail_entries =
+        prepared.add_guardrails(lookup, &provider_vars, GuardedTraffic::ModelCalls);
 
-    // The config, with the patch merged.
-    let mut config = config::base_config(model_list, guardrail_entries);
-    let ours: BTreeSet<String> = generated
+    let config = config::base_config(model_list, guardrail_entries);
+    let ours = gateway
+        .spec
+        .ai_models
         .iter()
-        .map(|e| format!("os.environ/{}", e.name))
-        .chain(
-            gateway
-                .spec
-                .ai_models
-                .iter()
-                .map(|m| format!("os.environ/{}", names::provider_api_key_env(&m.provider))),
-        )
+        .map(|m| format!("os.environ/{}", names::provider_api_key_env(&m.provider)))
         .collect();
-    if let Some(path) = config::foreign_references(&config, &ours)
-        .into_iter()
-        .next()
-    {
-        return Err(RenderError::ForeignReference { gateway: id, path });
-    }
-    let patch = match annotations.and_then(|a| a.get(names::CONFIG_PATCH_ANNOTATION)) {
-        Some(patch_name) => Some(read_patch(&id, namespace, patch_name, lookup)?),
-        None => None,
+    let shape = WorkloadShape {
+        service_port: port,
+        startup_probe: false,
+        secret_hash: SecretHashScope::ProviderKeysAndReferenced,
     };
-    if let Some(patch) = &patch {
-        config::merge(&mut config, patch);
-    }
-
-    // Authentication.
-    let master_key_in_config = config
-        .pointer("/general_settings/master_key")
-        .is_some_and(|v| !v.is_null());
-    if !(user_env.provides(names::MASTER_KEY_ENV) || master_key_in_config) {
-        problems.push(Problem::new(
-            ProblemReason::Unauthenticated,
-            gateway_ref.clone(),
-            format!("no master key is configured, so the gateway accepts any in-cluster request (agents may send any key); to require one, set {} through spec.env or spec.envFrom from a Secret", names::MASTER_KEY_ENV),
-        ));
-        if !user_env.provides(names::PERMIT_UNSET_MASTER_KEY_ENV) {
-            generated.push(plain_env(names::PERMIT_UNSET_MASTER_KEY_ENV, "true"));
-        }
-    }
-    if !user_env.provides(names::PROMETHEUS_MULTIPROC_ENV) {
-        generated.push(plain_env(
-            names::PROMETHEUS_MULTIPROC_ENV,
-            names::PROMETHEUS_MOUNT_PATH,
-        ));
-    }
-
-    // Env: generated first (minus those the user overrides by name), then the user's in
-    // their order, so `$(VAR)` references in the user's entries resolve.
-    let mut env: Vec<EnvVar> = generated
-        .into_iter()
-        .filter(|e| !user_env.explicit.contains(&e.name))
-        .collect();
-    env.extend(gateway.spec.env.iter().cloned());
-    debug_assert!(
-        {
-            let mut names = BTreeSet::new();
-            env.iter().all(|e| names.insert(e.name.as_str()))
-        },
-        "env names are unique"
-    );
-    let env_names: BTreeSet<String> = env
-        .iter()
-        .map(|e| e.name.clone())
-        .chain(user_env.from_sources.iter().cloned())
-        .collect();
-
-    problems.extend(check_config(
-        &config,
-        patch.as_ref(),
-        &env_names,
-        user_env.complete,
-        &gateway_ref,
-    ));
-
-    let config_yaml = config::to_yaml(&config).map_err(|message| RenderError::Serialize {
-        gateway: id.clone(),
-        message,
-    })?;
-    let config_hash = short_hash(config_yaml.as_bytes());
-    let secret_hash = secret_hash(namespace, lookup, &secrets);
-    let input = WorkloadInput {
-        name,
-        namespace,
-        port,
-        config_yaml: &config_yaml,
-        config_hash: &config_hash,
-        secret_hash: &secret_hash,
-        env,
-        env_from: gateway.spec.env_from.clone(),
-        common_metadata: gateway.spec.common_metadata.as_ref(),
-        pod_metadata: gateway.spec.pod_metadata.as_ref(),
-        settings: &settings,
-    };
-    Ok(Rendered {
-        config_map: workload::config_map(&input),
-        deployment: workload::deployment(&input),
-        service: workload::service(&input),
-        config_yaml,
-        problems,
-    })
+    finish(prepared, lookup, config, ours, shape).map(|(rendered, _)| rendered)
 }
 
 /// Env var names rendering may set itself besides provider keys and guard credentials.
@@ -340,13 +513,10 @@ const FIXED_ENV: [&str; 3] = [
 /// Checks everything of the gateway that becomes a Kubernetes name, label, annotation
 /// key or env var name, so the API server never refuses one child after another was
 /// applied.
-fn check_names(
-    gateway: &AiGateway,
-    id: &str,
-    name: &str,
-    namespace: &str,
-) -> Result<(), RenderError> {
+fn check_names(parts: &GatewayParts<'_>, id: &str) -> Result<(), RenderError> {
+    let (name, namespace) = (parts.name, parts.namespace);
     let invalid = |field: &str, value: &str, rule: String| RenderError::InvalidName {
+        kind: parts.kind,
         gateway: id.to_owned(),
         field: field.to_owned(),
         value: value.to_owned(),
@@ -362,8 +532,8 @@ fn check_names(
     names::check_dns1123_label(namespace)
         .map_err(|rule| invalid("metadata.namespace", namespace, rule))?;
     for (field, metadata) in [
-        ("spec.commonMetadata", gateway.spec.common_metadata.as_ref()),
-        ("spec.podMetadata", gateway.spec.pod_metadata.as_ref()),
+        ("spec.commonMetadata", parts.common_metadata),
+        ("spec.podMetadata", parts.pod_metadata),
     ] {
         let Some(metadata) = metadata else { continue };
         for (key, value) in metadata.labels.iter().flatten() {
@@ -378,11 +548,12 @@ fn check_names(
         }
     }
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-    for (index, var) in gateway.spec.env.iter().enumerate() {
+    for (index, var) in parts.env.iter().enumerate() {
         names::check_env_name(&var.name)
             .map_err(|rule| invalid(&format!("spec.env[{index}].name"), &var.name, rule))?;
         if let Some(first) = seen.insert(&var.name, index) {
             return Err(RenderError::DuplicateEnv {
+                kind: parts.kind,
                 gateway: id.to_owned(),
                 name: var.name.clone(),
                 first,
@@ -406,7 +577,7 @@ fn check_names(
                 .map_err(|rule| invalid(&format!("{field}.key"), key, rule))?;
         }
     }
-    for (index, source) in gateway.spec.env_from.iter().enumerate() {
+    for (index, source) in parts.env_from.iter().enumerate() {
         let refs = [
             source.secret_ref.as_ref().map(|r| ("secretRef", &r.name)),
             source
@@ -473,13 +644,13 @@ fn secret_has(secret: &Secret, key: &str) -> bool {
 /// Reads the user's env and envFrom: which names they provide, which Secrets they read,
 /// and which referenced objects are missing (the container would not start).
 fn user_env(
-    gateway: &AiGateway,
-    namespace: &str,
+    parts: &GatewayParts<'_>,
     lookup: &dyn ObjectLookup,
     problems: &mut Vec<Problem>,
 ) -> UserEnv {
+    let namespace = parts.namespace;
     let mut user = UserEnv {
-        explicit: gateway.spec.env.iter().map(|e| e.name.clone()).collect(),
+        explicit: parts.env.iter().map(|e| e.name.clone()).collect(),
         from_sources: BTreeSet::new(),
         complete: true,
         secrets: BTreeSet::new(),
@@ -491,7 +662,7 @@ fn user_env(
             format!("{what}, not optional: the LiteLLM container cannot start until it exists"),
         )
     };
-    for (index, var) in gateway.spec.env.iter().enumerate() {
+    for (index, var) in parts.env.iter().enumerate() {
         let Some(source) = &var.value_from else {
             continue;
         };
@@ -536,7 +707,7 @@ fn user_env(
             }
         }
     }
-    for (index, source) in gateway.spec.env_from.iter().enumerate() {
+    for (index, source) in parts.env_from.iter().enumerate() {
         let prefix = source.prefix.as_deref().unwrap_or_default();
         let keys: Option<Vec<String>> = if let Some(reference) = &source.secret_ref {
             user.secrets.insert(reference.name.clone());
@@ -588,6 +759,7 @@ fn user_env(
 }
 
 fn read_patch(
+    kind: GatewayKind,
     gateway: &str,
     namespace: &str,
     name: &str,
@@ -595,6 +767,7 @@ fn read_patch(
 ) -> Result<Value, RenderError> {
     let Some(config_map) = lookup.config_map(namespace, name) else {
         return Err(RenderError::PatchConfigMapNotFound {
+            kind,
             gateway: gateway.to_owned(),
             namespace: namespace.to_owned(),
             name: name.to_owned(),
@@ -606,12 +779,14 @@ fn read_patch(
         .and_then(|d| d.get(names::PATCH_KEY))
     else {
         return Err(RenderError::PatchKeyMissing {
+            kind,
             gateway: gateway.to_owned(),
             namespace: namespace.to_owned(),
             name: name.to_owned(),
         });
     };
     config::parse_patch(text).map_err(|message| RenderError::InvalidPatch {
+        kind,
         gateway: gateway.to_owned(),
         namespace: namespace.to_owned(),
         name: name.to_owned(),
@@ -761,7 +936,7 @@ fn hex16(digest: &[u8]) -> String {
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
-/// The pod's secret-hash annotation.
+/// The pod's secret-hash annotation of an AiGateway.
 ///
 /// The SHA-256 (first 16 hex characters) of Secret `api-key-secrets`' keys and values in
 /// key order, concatenated (exactly the Go operator's value, so migrating does not roll
@@ -773,31 +948,59 @@ pub fn secret_hash(
     lookup: &dyn ObjectLookup,
     secrets: &BTreeSet<String>,
 ) -> String {
-    let pairs = |secret: &Secret| -> BTreeMap<String, Vec<u8>> {
-        let mut all: BTreeMap<String, Vec<u8>> = secret
-            .data
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, v.0))
-            .collect();
-        for (k, v) in secret.string_data.clone().unwrap_or_default() {
-            all.insert(k, v.into_bytes());
-        }
-        all
-    };
     let mut hasher = Sha256::new();
     if let Some(secret) = lookup.secret(namespace, names::API_KEY_SECRET) {
-        for (key, value) in pairs(&secret) {
+        for (key, value) in secret_pairs(&secret) {
             hasher.update(key.as_bytes());
             hasher.update(&value);
         }
     }
-    for name in secrets.iter().filter(|n| *n != names::API_KEY_SECRET) {
+    let others = secrets.iter().filter(|n| *n != names::API_KEY_SECRET);
+    hash_secrets(&mut hasher, namespace, lookup, others);
+    hex16(&hasher.finalize())
+}
+
+/// The pod's secret-hash annotation of a gateway without models (a ToolGateway): like
+/// [`secret_hash`] without the `api-key-secrets` prefix, so only the Secrets the
+/// container reads (by env, envFrom or guard credentials) roll its pods. A gateway that
+/// reads no Secret gets the hash of nothing, whatever the namespace's provider keys.
+pub fn referenced_secrets_hash(
+    namespace: &str,
+    lookup: &dyn ObjectLookup,
+    secrets: &BTreeSet<String>,
+) -> String {
+    let mut hasher = Sha256::new();
+    hash_secrets(&mut hasher, namespace, lookup, secrets.iter());
+    hex16(&hasher.finalize())
+}
+
+fn secret_pairs(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
+    let mut all: BTreeMap<String, Vec<u8>> = secret
+        .data
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect();
+    for (k, v) in secret.string_data.clone().unwrap_or_default() {
+        all.insert(k, v.into_bytes());
+    }
+    all
+}
+
+/// Each Secret's name, then its keys and values, with separators and lengths so that
+/// no two different sets hash alike.
+fn hash_secrets<'a>(
+    hasher: &mut Sha256,
+    namespace: &str,
+    lookup: &dyn ObjectLookup,
+    secrets: impl Iterator<Item = &'a String>,
+) {
+    for name in secrets {
         hasher.update(b"\0secret\0");
         hasher.update(name.as_bytes());
         if let Some(secret) = lookup.secret(namespace, name) {
-            for (key, value) in pairs(&secret) {
+            for (key, value) in secret_pairs(&secret) {
                 hasher.update(b"\0");
                 hasher.update(key.as_bytes());
                 hasher.update(b"\0");
@@ -806,5 +1009,4 @@ pub fn secret_hash(
             }
         }
     }
-    hex16(&hasher.finalize())
 }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use crate::RenderError;
 use crate::names;
+use crate::{GatewayKind, RenderError};
 
 /// The LiteLLM image used unless the operator or a gateway says otherwise: the non-root
 /// variant (user `nobody`, admin UI prebuilt) of the release whose behaviour the
@@ -94,10 +94,11 @@ impl Default for RenderSettings {
 impl RenderSettings {
     /// These settings with the gateway's annotations applied.
     ///
-    /// `gateway` (`namespace/name`) is only used in errors. An annotation with an unusable
-    /// value is an error naming it.
+    /// `kind` and `gateway` (`namespace/name`) are only used in errors. An annotation
+    /// with an unusable value is an error naming it.
     pub fn with_annotations(
         &self,
+        kind: GatewayKind,
         gateway: &str,
         annotations: Option<&BTreeMap<String, String>>,
     ) -> Result<RenderSettings, RenderError> {
@@ -106,6 +107,7 @@ impl RenderSettings {
             return Ok(settings);
         };
         let invalid = |key: &str, value: &str, expected: &str| RenderError::InvalidAnnotation {
+            kind,
             gateway: gateway.to_owned(),
             key: key.to_owned(),
             value: value.to_owned(),
@@ -292,10 +294,12 @@ mod tests {
             allow_image_annotation: true,
             ..RenderSettings::default()
         };
-        let s = allowed.with_annotations("ns/gw", Some(&a)).unwrap();
+        let s = allowed
+            .with_annotations(GatewayKind::AiGateway, "ns/gw", Some(&a))
+            .unwrap();
         assert_eq!(s.image, "registry.local/litellm:1");
         let refused = RenderSettings::default()
-            .with_annotations("ns/gw", Some(&a))
+            .with_annotations(GatewayKind::AiGateway, "ns/gw", Some(&a))
             .unwrap_err();
         assert!(
             refused.to_string().contains("--allow-gateway-image"),
@@ -308,7 +312,7 @@ mod tests {
 
         let hpa = annotations(&[(names::REPLICAS_ANNOTATION, "hpa")]);
         let s = RenderSettings::default()
-            .with_annotations("ns/gw", Some(&hpa))
+            .with_annotations(GatewayKind::AiGateway, "ns/gw", Some(&hpa))
             .unwrap();
         assert_eq!(s.replicas, None);
     }
@@ -327,7 +331,7 @@ mod tests {
                 allow_image_annotation: true,
                 ..RenderSettings::default()
             }
-            .with_annotations("ns/gw", Some(&a))
+            .with_annotations(GatewayKind::AiGateway, "ns/gw", Some(&a))
             .unwrap_err();
             let text = err.to_string();
             assert!(text.contains(key) && text.contains("ns/gw"), "{text}");
@@ -386,7 +390,7 @@ mod tests {
         let annotations =
             BTreeMap::from([(names::CPU_REQUEST_ANNOTATION.to_owned(), "1".to_owned())]);
         let error = RenderSettings::default()
-            .with_annotations("ns/gw", Some(&annotations))
+            .with_annotations(GatewayKind::AiGateway, "ns/gw", Some(&annotations))
             .unwrap_err()
             .to_string();
         assert!(error.contains("at most the cpu limit 500m"), "{error}");
@@ -397,7 +401,7 @@ mod tests {
         ]);
         assert!(
             RenderSettings::default()
-                .with_annotations("ns/gw", Some(&both))
+                .with_annotations(GatewayKind::AiGateway, "ns/gw", Some(&both))
                 .is_ok()
         );
     }

@@ -42,6 +42,9 @@ pub struct WorkloadInput<'a> {
     pub common_metadata: Option<&'a EmbeddedMetadata>,
     /// `spec.podMetadata`.
     pub pod_metadata: Option<&'a EmbeddedMetadata>,
+    /// Whether the container gets [`startup_probe`] (a ToolGateway's LiteLLM lists the
+    /// tools of every MCP server before it answers).
+    pub startup_probe: bool,
     /// Image, replicas and resources.
     pub settings: &'a RenderSettings,
 }
@@ -92,6 +95,25 @@ fn http_probe(path: &str, initial_delay: i32, failure_threshold: i32) -> Probe {
         success_threshold: Some(1),
         failure_threshold: Some(failure_threshold),
         ..Default::default()
+    }
+}
+
+/// How long [`startup_probe`] waits for LiteLLM to come up: `period × failures`.
+pub const STARTUP_PERIOD_SECONDS: i32 = 5;
+/// See [`STARTUP_PERIOD_SECONDS`]: 60 failures, five minutes.
+pub const STARTUP_FAILURE_THRESHOLD: i32 = 60;
+
+/// The startup probe of a LiteLLM that connects to upstream servers before it serves
+/// (a ToolGateway lists every MCP server's tools at boot): the liveness endpoint, polled
+/// every [`STARTUP_PERIOD_SECONDS`] for up to five minutes. Until it succeeds the
+/// kubelet runs neither the liveness nor the readiness probe, so a slow upstream does
+/// not get the pod restarted in a loop.
+pub fn startup_probe() -> Probe {
+    Probe {
+        period_seconds: Some(STARTUP_PERIOD_SECONDS),
+        failure_threshold: Some(STARTUP_FAILURE_THRESHOLD),
+        initial_delay_seconds: None,
+        ..http_probe(names::LIVENESS_PATH, 0, STARTUP_FAILURE_THRESHOLD)
     }
 }
 
@@ -197,6 +219,7 @@ pub fn deployment(input: &WorkloadInput<'_>) -> Deployment {
         ]),
         liveness_probe: Some(http_probe(names::LIVENESS_PATH, 15, 3)),
         readiness_probe: Some(http_probe(names::READINESS_PATH, 5, 3)),
+        startup_probe: input.startup_probe.then(startup_probe),
         security_context: Some(input.settings.security.container.clone()),
         ..Default::default()
     };

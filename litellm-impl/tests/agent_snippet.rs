@@ -2,7 +2,7 @@
 //! injects into an agent, as `aigateway_api::resolve` computes it: the gateway URL, the
 //! agent's pseudo key and the proxy switch, for each stand-in agent Pod.
 
-use aigateway_api::resolve::{AgentGateway, ResolvedGateway, service_url};
+use aigateway_api::resolve::{ResolvedAgent, ResolvedGateway, service_url};
 use k8s_openapi::api::core::v1::Pod;
 
 /// Defect: the snippet (and `resolve`) carried only `LITELLM_PROXY_API_BASE`; upstream
@@ -32,7 +32,7 @@ fn each_stand_in_agent_carries_the_full_agent_contract() {
             .find(|p| p.metadata.name.as_deref() == Some(name))
             .unwrap_or_else(|| panic!("Pod {namespace}/{name}"));
         assert_eq!(pod.metadata.namespace.as_deref(), Some(namespace));
-        let expected = AgentGateway {
+        let expected = ResolvedAgent {
             agent_namespace: namespace.into(),
             agent_name: name.into(),
             gateway: ResolvedGateway {

@@ -156,7 +156,7 @@ fn help_documents_exit_codes() {
         (&["--help"][..], "1  render: a gateway cannot be rendered"),
         (
             &["render", "--help"][..],
-            "1  at least one AiGateway cannot be rendered",
+            "1  at least one gateway cannot be rendered",
         ),
         (
             &["run", "--help"][..],
@@ -165,6 +165,10 @@ fn help_documents_exit_codes() {
         (
             &["demo", "--help"][..],
             "1  --exit-when-ready: not every sample gateway was Ready",
+        ),
+        (
+            &["demo", "--help"][..],
+            "4  --with-proxy: LiteLLM could not be installed, or its pod could not start",
         ),
     ] {
         let output = bin().args(args).output().unwrap();
@@ -307,4 +311,70 @@ fn render_says_which_documents_it_did_not_use() {
         "{}",
         text(&output.stdout)
     );
+}
+
+fn upstream_sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../aigateway-api/tests/fixtures/samples")
+        .join(name)
+}
+
+/// The Go operator's ToolGateway sample and class render; stderr tells each route's fate.
+#[test]
+fn render_handles_tool_gateways_and_reports_every_route() {
+    let extra = "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: ToolRoute\nmetadata: {name: globbed, namespace: tool-gateway-routes}\nspec:\n  toolGatewayRef: {name: tool-gateway, namespace: tool-gateway}\n  upstream: {external: {url: \"http://echo.default/mcp\"}}\n  toolFilter: {deny: [\"delete_*\"]}\n---\napiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: ToolRoute\nmetadata: {name: orphan, namespace: elsewhere}\nspec:\n  toolGatewayRef: {name: nobody}\n  upstream: {external: {url: \"http://echo.default/mcp\"}}\n";
+    let mut command = bin();
+    command.args(["render", "--config-only", "-f"]);
+    command.arg(upstream_sample("toolgatewayclass.yaml"));
+    command.arg("-f").arg(upstream_sample("toolgateway.yaml"));
+    let output = run_with_stdin(
+        &command
+            .get_args()
+            .map(|a| a.to_str().unwrap())
+            .chain(["-f", "-"])
+            .collect::<Vec<_>>(),
+        extra,
+    );
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "{stderr}");
+    let config: serde_json::Value = serde_saphyr::from_str(&stdout).unwrap();
+    assert_eq!(
+        config["mcp_servers"],
+        serde_json::json!({"tool_gateway_routes__echo": {
+            "url": "http://echo.default/mcp", "transport": "http", "allow_all_keys": true}}),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("note: ToolRoute tool-gateway-routes/echo: served at http://tool-gateway.tool-gateway.svc.cluster.local/mcp/tool_gateway_routes__echo"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "warning: ToolRoute tool-gateway-routes/globbed not served (UnsupportedToolFilter)"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("note: ToolRoute elsewhere/orphan not used: its ToolGateway elsewhere/nobody is not rendered"),
+        "{stderr}"
+    );
+
+    // With a class of another controller the gateway is not rendered, and says why.
+    let foreign = "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: ToolGatewayClass\nmetadata: {name: litellm}\nspec: {controller: example.com/other}\n";
+    let output = run_with_stdin(
+        &[
+            "render",
+            "-f",
+            upstream_sample("toolgateway.yaml").to_str().unwrap(),
+            "-f",
+            "-",
+        ],
+        foreign,
+    );
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("ToolGateway tool-gateway/tool-gateway not rendered: other class"),
+        "{stderr}"
+    );
+    assert!(text(&output.stdout).is_empty());
 }

@@ -2,6 +2,12 @@
 //! rendered config and the kubectl hint; a too short `--timeout` fails with a reason; and
 //! a plain demo serves real kubectl, reconciles a gateway applied by the user, and exits
 //! 0 on SIGINT and SIGTERM.
+//!
+//! With `--with-proxy` (the real LiteLLM proxy, installed into `target/litellm-venv` by
+//! the same installer as the real-LiteLLM tests; a fresh machine installs it on the first
+//! run): the agent's request is answered through LiteLLM with the gateway's key, a Secret
+//! rotation rolls the proxy and the next request carries the new key, and no process the
+//! demo started outlives it (after `--exit-when-ready`, a roll, and SIGTERM).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -127,6 +133,11 @@ fn exit_when_ready_prints_the_gateways_and_exits_0() {
         stdout.contains("Every sample gateway is Ready after"),
         "{stdout}"
     );
+    // The plain demo points at the one with traffic.
+    assert!(
+        stdout.contains("cargo run --release -p litellm-impl -- demo --with-proxy"),
+        "{stdout}"
+    );
     println!("demo --exit-when-ready took {:?}", started.elapsed());
 }
 
@@ -177,9 +188,14 @@ struct Demo {
 
 impl Demo {
     fn start(kubeconfig: &Path) -> Self {
+        Self::start_with(kubeconfig, &[])
+    }
+
+    fn start_with(kubeconfig: &Path, extra: &[&str]) -> Self {
         let mut child = bin()
             .args(["demo", "--rollout-ms", "300", "--kubeconfig"])
             .arg(kubeconfig)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -388,4 +404,328 @@ fn plain_demo_reconciles_a_user_gateway_and_exits_0_on_sigint() {
 #[test]
 fn plain_demo_exits_0_on_sigterm() {
     plain_demo_serves_kubectl_until("-TERM");
+}
+
+// ---------------------------------------------------------------------------------------
+// --with-proxy
+
+/// The key the demo puts into every sample namespace's `api-key-secrets`.
+const DEMO_KEY: &str = "demo-placeholder-not-a-real-key";
+
+fn venv_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target/tmp has a parent")
+        .join("litellm-venv")
+}
+
+fn venv_arg() -> String {
+    venv_dir().display().to_string()
+}
+
+/// Processes (not zombies) whose process group is `pgid`, from /proc.
+fn processes_in_group(pgid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+        let Some((_, after)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        if fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string() {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Waits until no process of group `pgid` is left.
+fn assert_group_gone(pgid: u32, context: &str) {
+    let started = Instant::now();
+    loop {
+        let left = processes_in_group(pgid);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{context}: processes {left:?} of LiteLLM's process group {pgid} are still running"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The process group ids of the LiteLLM pods the demo reported, in order.
+fn pod_groups(stdout: &str) -> Vec<u32> {
+    stdout
+        .lines()
+        .filter(|l| l.contains("is live after"))
+        .map(|l| {
+            let pid = l.split("(pid ").nth(1).unwrap_or_else(|| panic!("{l}"));
+            pid.split(',').next().unwrap().parse().unwrap()
+        })
+        .collect()
+}
+
+fn provider_lines(stdout: &str) -> Vec<&str> {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with("fake provider: POST /v1/chat/completions"))
+        .collect()
+}
+
+#[test]
+fn with_proxy_exit_when_ready_answers_through_litellm_with_the_gateways_key() {
+    let output = bin()
+        .args([
+            "demo",
+            "--with-proxy",
+            "--exit-when-ready",
+            "--rollout-ms",
+            "300",
+            "--venv",
+            &venv_arg(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let gateway_key = aigateway_testkit::fake_provider::key_fingerprint(DEMO_KEY);
+    let agent_key = aigateway_testkit::fake_provider::key_fingerprint("demo-agents/demo-agent");
+    // The pod got the Secret's key...
+    assert!(
+        stdout.contains(&format!(
+            "env OPENAI_API_KEY from Secret ai-gateway/api-key-secrets key OPENAI_API_KEY: {gateway_key}"
+        )),
+        "{stdout}"
+    );
+    // ...the agent sent its pseudo key to the gateway's URL...
+    assert!(
+        stdout
+            .contains("LITELLM_PROXY_API_BASE=http://ai-gateway.ai-gateway.svc.cluster.local.:80"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("with LITELLM_PROXY_API_KEY=demo-agents/demo-agent, model gpt-4o-mini"),
+        "{stdout}"
+    );
+    // ...and the provider received the gateway's key, not the agent's.
+    let lines = provider_lines(&stdout);
+    assert_eq!(
+        lines,
+        [format!(
+            "fake provider: POST /v1/chat/completions model=gpt-4o-mini key={gateway_key}"
+        )],
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&format!("key={agent_key}")), "{stdout}");
+    // The answer is the provider's, and came back through LiteLLM (its version header).
+    assert!(
+        stdout.contains(
+            "Answer through LiteLLM 1.106.2: Hello from the fake provider (gpt-4o-mini). You said: Say hello to the demo."
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("curl -s http://127.0.0.1:"), "{stdout}");
+    assert!(
+        stdout.contains("and the agent's request through LiteLLM succeeded"),
+        "{stdout}"
+    );
+    // No secret value is printed, even a demo one.
+    assert!(!stdout.contains(DEMO_KEY) && !stderr.contains(DEMO_KEY));
+    // Nothing the demo started outlives it.
+    let groups = pod_groups(&stdout);
+    assert_eq!(groups.len(), 1, "{stdout}");
+    assert_group_gone(groups[0], "after --exit-when-ready");
+}
+
+/// What `kubectl -n ai-gateway edit secret api-key-secrets` does: replace the key.
+fn rotate_key(kubeconfig: &Path, new_key: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let config = kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(kubeconfig).unwrap(),
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .unwrap();
+        let client = kube::Client::try_from(config).unwrap();
+        let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+            kube::Api::namespaced(client, "ai-gateway");
+        let patch = serde_json::json!({"stringData": {"OPENAI_API_KEY": new_key}});
+        secrets
+            .patch(
+                "api-key-secrets",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn with_proxy_rolls_litellm_on_a_secret_rotation_and_leaves_nothing_after_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("demo.kubeconfig");
+    let mut demo = Demo::start_with(&kubeconfig, &["--with-proxy", "--venv", &venv_arg()]);
+    let limit = Duration::from_secs(300);
+    demo.wait_for_output("curl -s", limit);
+    let gateway_key = aigateway_testkit::fake_provider::key_fingerprint(DEMO_KEY);
+    assert_eq!(
+        provider_lines(&demo.stdout()),
+        [format!(
+            "fake provider: POST /v1/chat/completions model=gpt-4o-mini key={gateway_key}"
+        )]
+    );
+
+    let rotated = "sk-rotated-demo-key";
+    let rotated_key = aigateway_testkit::fake_provider::key_fingerprint(rotated);
+    rotate_key(&kubeconfig, rotated);
+    // The curl line is the last one printed for an answer.
+    demo.wait_until("a second answer after the roll", limit, |out| {
+        out.matches("curl -s").count() == 2
+    });
+    let stdout = demo.stdout();
+    assert!(
+        stdout.contains("Rolling LiteLLM for ai-gateway/ai-gateway"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "env OPENAI_API_KEY from Secret ai-gateway/api-key-secrets key OPENAI_API_KEY: {rotated_key}"
+        )),
+        "{stdout}"
+    );
+    assert_eq!(
+        provider_lines(&stdout),
+        [
+            format!("fake provider: POST /v1/chat/completions model=gpt-4o-mini key={gateway_key}"),
+            format!("fake provider: POST /v1/chat/completions model=gpt-4o-mini key={rotated_key}"),
+        ],
+        "{stdout}"
+    );
+    // The same Service URL serves before and after the roll.
+    let curls: Vec<&str> = stdout.lines().filter(|l| l.contains("curl -s")).collect();
+    assert_eq!(curls.len(), 2, "{stdout}");
+    assert_eq!(curls[0], curls[1]);
+    let groups = pod_groups(&stdout);
+    assert_eq!(groups.len(), 2, "{stdout}");
+    assert_group_gone(groups[0], "after the roll, the old pod");
+    assert!(
+        !processes_in_group(groups[1]).is_empty(),
+        "the new pod runs"
+    );
+    assert!(!stdout.contains(rotated) && !stdout.contains(DEMO_KEY));
+
+    let status = demo.signal("-TERM", Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "{status}:\n{}", demo.stdout());
+    assert_group_gone(groups[1], "after SIGTERM");
+}
+
+/// A `litellm` (on PATH, reporting the pinned version) that starts a helper process and
+/// fails: `--exit-when-ready` exits 4 with the reason in one line, and the helper, in
+/// the pod's process group, does not outlive the demo.
+#[test]
+fn with_proxy_stops_what_it_started_when_litellm_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin_dir = dir.path().join("bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    let helper_pid = dir.path().join("helper.pid");
+    let python = bin_dir.join("python");
+    // Asked for package versions (`-c`), it reports the pinned LiteLLM; run as the
+    // `litellm` entry point, it leaves a helper behind and fails.
+    let script = format!(
+        "#!/bin/sh\nif [ \"$1\" = -c ]; then\n  for n in litellm prometheus_client opentelemetry-sdk; do\n    if [ $n = litellm ]; then echo \"$n {}\"; else echo \"$n 1.0\"; fi\n  done\n  exit 0\nfi\nsleep 300 &\necho $! > {}\necho 'fake litellm fails on purpose'\nexit 1\n",
+        litellm_impl::local::install::PINNED_LITELLM_VERSION,
+        helper_pid.display()
+    );
+    let write_exec = |path: &Path, text: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(path, text).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    write_exec(&python, &script);
+    write_exec(
+        &bin_dir.join("litellm"),
+        &format!("#!{}\n# entry point\n", python.display()),
+    );
+    let output = bin()
+        .args([
+            "demo",
+            "--with-proxy",
+            "--exit-when-ready",
+            "--rollout-ms",
+            "300",
+        ])
+        .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
+        .env("HOME", dir.path())
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .output()
+        .unwrap();
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(4),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("(1.106.2, on PATH)"), "{stdout}");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        error.contains("ai-gateway/ai-gateway exited")
+            && error.contains("before it was live; last log line: fake litellm fails on purpose"),
+        "{error}"
+    );
+    assert!(!dir.path().join("cache").exists(), "nothing installed");
+    let pid: u32 = std::fs::read_to_string(&helper_pid)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let started = Instant::now();
+    while Path::new(&format!("/proc/{pid}/stat")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the pod's helper {pid} outlived the demo"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `kill -9` of the demo runs no cleanup code: the LiteLLM pod must still not outlive it.
+#[test]
+fn with_proxy_leaves_no_litellm_behind_when_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("demo.kubeconfig");
+    let mut demo = Demo::start_with(&kubeconfig, &["--with-proxy", "--venv", &venv_arg()]);
+    demo.wait_for_output("curl -s", Duration::from_secs(300));
+    let groups = pod_groups(&demo.stdout());
+    assert_eq!(groups.len(), 1, "{}", demo.stdout());
+    assert!(!processes_in_group(groups[0]).is_empty(), "the pod runs");
+    let status = demo.signal("-KILL", Duration::from_secs(10));
+    assert_eq!(status.code(), None, "killed by a signal");
+    assert_group_gone(groups[0], "after SIGKILL of the demo");
 }

@@ -292,6 +292,7 @@ fn invalid_labels_annotations_and_env_names_are_refused() {
     assert_eq!(
         err,
         RenderError::DuplicateEnv {
+            kind: litellm_impl::GatewayKind::AiGateway,
             gateway: "ns/gw".into(),
             name: "X".into(),
             first: 0,

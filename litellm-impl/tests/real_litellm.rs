@@ -2,8 +2,9 @@
 //! load, every model is healthy, requests reach the provider's API with the Secret's key,
 //! guardrails act, and the authentication modes behave as documented.
 //!
-//! The test bootstraps a Python venv under `target/litellm-venv` (reused when present,
-//! guarded by a file lock so parallel test binaries install once). If the install fails,
+//! The test bootstraps a Python venv under `target/litellm-venv` with the crate's own
+//! installer (`litellm_impl::local::install`; reused when present, guarded by a file lock
+//! so parallel test binaries install once). If the install fails,
 //! for example because PyPI is unreachable, the tests fail: CI installs it.
 
 use std::collections::BTreeMap;
@@ -18,22 +19,14 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::routing::post;
-use k8s_openapi::api::core::v1::EnvVar;
+use litellm_impl::local::pod::{self, LocalPod};
 use litellm_impl::{
-    InMemoryObjects, InputObject, ObjectLookup, ProblemReason, RenderSettings, Rendered, names,
-    parse_documents, render,
+    InMemoryObjects, InputObject, ProblemReason, RenderSettings, Rendered, RouteState, names,
+    parse_documents, render, render_tool_gateway,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-const LITELLM_REQUIREMENTS: &[&str] = &[
-    "litellm[proxy]==1.106.2",
-    "prometheus_client",
-    "opentelemetry-sdk",
-    "opentelemetry-exporter-otlp-proto-http",
-    "prisma",
-];
 
 // ---------------------------------------------------------------------------------------
 // The venv.
@@ -45,52 +38,27 @@ fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// The venv's `bin` directory, installing LiteLLM first if needed.
+/// The venv's `bin` directory, installing the pinned LiteLLM into `target/litellm-venv`
+/// first if needed, with the same installer (and requirements) as `demo --with-proxy`
+/// (`litellm_impl::local::install`).
 fn venv_bin() -> PathBuf {
     static VENV: OnceLock<PathBuf> = OnceLock::new();
     VENV.get_or_init(|| {
-        let target = target_dir();
-        std::fs::create_dir_all(&target).unwrap();
-        let venv = target.join("litellm-venv");
-        let lock =
-            File::create(target.join("litellm-venv.lock")).expect("create the venv lock file");
-        lock.lock().expect("lock the venv lock file");
-        let marker = venv.join(".aigateway-installed");
-        let wanted = LITELLM_REQUIREMENTS.join("\n");
-        if std::fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
-            let started = Instant::now();
-            if !venv.join("bin/python").exists() {
-                let status = Command::new("python3")
-                    .args(["-m", "venv"])
-                    .arg(&venv)
-                    .status()
-                    .expect("run python3 -m venv");
-                assert!(
-                    status.success(),
-                    "python3 -m venv {} failed",
-                    venv.display()
-                );
-            }
-            let output = Command::new(venv.join("bin/pip"))
-                .args(["install", "--disable-pip-version-check", "-q"])
-                .args(LITELLM_REQUIREMENTS)
-                .output()
-                .expect("run pip");
-            assert!(
-                output.status.success(),
-                "pip install {} failed (is PyPI reachable? CI must be able to install it):\n{}",
-                LITELLM_REQUIREMENTS.join(" "),
-                String::from_utf8_lossy(&output.stderr)
-            );
-            std::fs::write(&marker, &wanted).unwrap();
-            eprintln!(
-                "installed LiteLLM into {} in {:?}",
-                venv.display(),
-                started.elapsed()
-            );
-        }
-        drop(lock);
-        venv.join("bin")
+        // Its own thread and runtime: callers are sync tests and tokio tests alike.
+        std::thread::spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(litellm_impl::local::install::ensure_venv(
+                    &target_dir().join("litellm-venv"),
+                    &mut |line: &str| eprintln!("{line}"),
+                ))
+        })
+        .join()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e} (CI must be able to install it)"))
+        .bin_dir
     })
     .clone()
 }
@@ -345,39 +313,17 @@ fn dechunk(mut rest: &str) -> String {
 // ---------------------------------------------------------------------------------------
 // Running LiteLLM with what the Deployment gives the container.
 
+/// LiteLLM running the rendered Deployment's pod on this machine
+/// (`litellm_impl::local::pod`, as `demo --with-proxy` runs it); its process group ends
+/// when dropped.
 struct Proxy {
-    child: Child,
+    pod: LocalPod,
     port: u16,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        // LiteLLM runs in its own process group (see `start`); end the whole group.
-        let _ = Command::new("kill")
-            .args(["-TERM", "--"])
-            .arg(format!("-{}", self.child.id()))
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = Command::new("kill")
-            .args(["-KILL", "--"])
-            .arg(format!("-{}", self.child.id()))
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Proxy {
     fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.pod.log_text()
     }
 }
 
@@ -389,187 +335,26 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The env the Deployment gives the LiteLLM container, with Secret and ConfigMap
-/// references resolved from `lookup` and `$(VAR)` expanded as the kubelet does.
-fn container_env(
-    rendered: &Rendered,
-    namespace: &str,
-    lookup: &dyn ObjectLookup,
-) -> BTreeMap<String, String> {
-    let pod = rendered
-        .deployment
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap();
-    let container = &pod.containers[0];
-    let mut env = BTreeMap::new();
-    for source in container.env_from.iter().flatten() {
-        let prefix = source.prefix.clone().unwrap_or_default();
-        if let Some(reference) = &source.secret_ref
-            && let Some(secret) = lookup.secret(namespace, &reference.name)
-        {
-            for (k, v) in secret.data.unwrap_or_default() {
-                env.insert(format!("{prefix}{k}"), String::from_utf8(v.0).unwrap());
-            }
-        }
-        if let Some(reference) = &source.config_map_ref
-            && let Some(config_map) = lookup.config_map(namespace, &reference.name)
-        {
-            for (k, v) in config_map.data.unwrap_or_default() {
-                env.insert(format!("{prefix}{k}"), v);
-            }
-        }
-    }
-    for EnvVar {
-        name,
-        value,
-        value_from,
-    } in container.env.iter().flatten()
-    {
-        let resolved = match (value, value_from) {
-            (Some(value), _) => Some(expand(value, &env)),
-            (None, Some(source)) => {
-                if let Some(selector) = &source.secret_key_ref {
-                    let value = lookup
-                        .secret(namespace, &selector.name)
-                        .and_then(|s| s.data.unwrap_or_default().remove(&selector.key));
-                    assert!(
-                        value.is_some() || selector.optional == Some(true),
-                        "env {name}: Secret {}/{} key {} is missing and not optional: the container would not start",
-                        namespace,
-                        selector.name,
-                        selector.key
-                    );
-                    value.map(|v| String::from_utf8(v.0).unwrap())
-                } else if let Some(selector) = &source.config_map_key_ref {
-                    lookup
-                        .config_map(namespace, &selector.name)
-                        .and_then(|c| c.data.unwrap_or_default().remove(&selector.key))
-                } else {
-                    panic!("env {name}: unsupported valueFrom in this test: {source:?}")
-                }
-            }
-            (None, None) => Some(String::new()),
-        };
-        if let Some(value) = resolved {
-            env.insert(name.clone(), value);
-        }
-    }
-    env
-}
-
-/// Kubernetes `$(VAR)` expansion: defined variables are replaced, `$$` is `$`.
-fn expand(value: &str, env: &BTreeMap<String, String>) -> String {
-    let mut out = String::new();
-    let mut rest = value;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(after) = after.strip_prefix('$') {
-            out.push('$');
-            rest = after;
-        } else if let Some(inner) = after.strip_prefix('(')
-            && let Some(end) = inner.find(')')
-            && let Some(v) = env.get(&inner[..end])
-        {
-            out.push_str(v);
-            rest = &inner[end + 1..];
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Runs the Deployment's command (config path and port mapped to a temporary file and a
-/// free port) with the container's env, and waits until `/health/liveliness` answers.
-async fn start(rendered: &Rendered, namespace: &str, lookup: &dyn ObjectLookup) -> Proxy {
+/// Runs the Deployment's pod with the container's env resolved from `lookup` and the
+/// rendered ConfigMap as its config volume, and waits for the liveness probe.
+async fn start(rendered: &Rendered, namespace: &str, lookup: &InMemoryObjects) -> Proxy {
     let bin = venv_bin();
-    let dir = tempfile::tempdir().unwrap();
-    // The ConfigMap's config.yaml, standing in for the pod's mount.
-    let config = dir.path().join("config.yaml");
-    let config_text = &rendered.config_map.data.as_ref().unwrap()[names::CONFIG_KEY];
-    std::fs::write(&config, config_text).unwrap();
-    let multiproc = dir.path().join("prometheus_multiproc");
-    std::fs::create_dir(&multiproc).unwrap();
-    let log = dir.path().join("litellm.log");
-    let log_file = File::create(&log).unwrap();
-    // The Deployment's command, with the config path and port mapped to this machine.
-    let pod = rendered
-        .deployment
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap();
-    let container = &pod.containers[0];
-    let container_port = container.ports.as_ref().unwrap()[0]
-        .container_port
-        .to_string();
+    let mut objects = lookup.clone();
+    objects.insert_config_map(rendered.config_map.clone());
+    let deployment = &rendered.deployment;
+    let template = &deployment.spec.as_ref().unwrap().template;
+    let name = deployment.metadata.name.as_deref().unwrap();
+    let plan = pod::plan(template, namespace, name, &objects).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.program, "litellm");
     let port = free_port();
-    let command_line = container.command.clone().unwrap();
-    assert_eq!(command_line[0], "litellm");
-    let args: Vec<String> = command_line[1..]
-        .iter()
-        .map(|arg| {
-            if arg == names::CONFIG_FILE_PATH {
-                config.display().to_string()
-            } else if *arg == container_port {
-                port.to_string()
-            } else {
-                arg.clone()
-            }
-        })
-        .collect();
-    let mut command = Command::new(bin.join("litellm"));
-    command
-        .args(&args)
-        .env_clear()
-        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-        .env("HOME", dir.path())
-        .envs(container_env(rendered, namespace, lookup))
-        // The pod mounts an emptyDir at /prometheus_multiproc; here a temporary directory.
-        .env("PROMETHEUS_MULTIPROC_DIR", &multiproc)
-        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file);
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    let child = command.spawn().expect("start litellm");
-    let mut proxy = Proxy {
-        child,
-        port,
-        log,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Ok(Some(status)) = proxy.child.try_wait() {
-            panic!(
-                "litellm exited with {status} before it was live; its log:\n{}",
-                proxy.log_text()
-            );
-        }
-        if let Ok(response) = http(port, "GET", "/health/liveliness", None, None).await
-            && response.status == 200
-        {
-            return proxy;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "litellm was not live within 120 s; its log:\n{}",
-            proxy.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut pod = LocalPod::start(&plan, &bin, port).unwrap_or_else(|e| panic!("{e}"));
+    if let Err(error) = pod
+        .wait_live(names::LIVENESS_PATH, Duration::from_secs(120))
+        .await
+    {
+        panic!("{error}; its log:\n{}", pod.log_text());
     }
+    Proxy { pod, port }
 }
 
 fn objects(yaml: &str) -> (InMemoryObjects, Vec<aigateway_api::AiGateway>) {
@@ -1085,4 +870,276 @@ fn hostile_strings_read_back_the_same_in_litellms_yaml_parser() {
         );
         assert_eq!(guard["litellm_params"]["default_on"], json!(true));
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// MCP tools through a ToolGateway: a real MCP server (the `mcp` SDK, installed with
+// LiteLLM's proxy extra), the real proxy with the rendered config and env, the SDK's
+// client at the route's URL path.
+
+/// A Python process of the venv in its own process group, ended with its group on drop.
+struct PythonProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl PythonProcess {
+    fn spawn(script: &Path, args: &[String], dir: &Path, name: &str) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let log_file = File::create(&log).unwrap();
+        let mut command = Command::new(venv_bin().join("python"));
+        command
+            .arg(script)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file);
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let child = command.spawn().expect("start python");
+        Self { child, log }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for PythonProcess {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--"])
+            .arg(format!("-{}", self.child.id()))
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn mcp_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/mcp")
+        .join(name)
+}
+
+/// The MCP server of `tests/fixtures/mcp/server.py` on a free port, once it accepts
+/// connections.
+async fn start_mcp_server(dir: &Path) -> (PythonProcess, u16, PathBuf) {
+    let port = free_port();
+    let calls = dir.join("calls.log");
+    let server = PythonProcess::spawn(
+        &mcp_fixture("server.py"),
+        &[port.to_string(), calls.display().to_string()],
+        dir,
+        "mcp-server",
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the MCP server did not listen within 60 s; its log:\n{}",
+            server.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    (server, port, calls)
+}
+
+/// Runs `tests/fixtures/mcp/client.py` (the SDK's client) against `url` with `key`,
+/// calling `calls` after listing the tools; its JSON answer.
+async fn mcp_client(url: &str, key: &str, calls: &[Value]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("calls.jsonl");
+    let lines: String = calls.iter().map(|c| format!("{c}\n")).collect();
+    std::fs::write(&input, lines).unwrap();
+    let output = dir.path().join("client.out");
+    let mut command = Command::new(venv_bin().join("python"));
+    command
+        .arg(mcp_fixture("client.py"))
+        .args([url, key])
+        .stdin(File::open(&input).unwrap())
+        .stdout(File::create(&output).unwrap())
+        .stderr(Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut client = PythonProcess {
+        child: command.spawn().expect("start the MCP client"),
+        log: output.clone(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(status) = client.child.try_wait().unwrap() {
+            assert!(
+                status.success(),
+                "the MCP client failed: {}",
+                client.log_text()
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the MCP client did not finish within 90 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let text = client.log_text();
+    serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("the MCP client printed no JSON ({e}): {text}"))
+}
+
+fn tool_calls(calls: &Path) -> Vec<String> {
+    std::fs::read_to_string(calls)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A ToolGateway with a master key from a Secret and two external routes to one real
+/// MCP server: one denies `delete_everything`, one allows only `echo`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_tools_through_a_tool_gateway_route_in_real_litellm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mcp_server, mcp_port, calls) = start_mcp_server(dir.path()).await;
+    let yaml = format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: gateway-secrets, namespace: agents}}
+stringData: {{master: sk-tools-master}}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: ToolGateway
+metadata: {{name: tools, namespace: agents}}
+spec:
+  env:
+  - name: LITELLM_MASTER_KEY
+    valueFrom: {{secretKeyRef: {{name: gateway-secrets, key: master}}}}
+  - {{name: OTEL_EXPORTER, value: console}}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: ToolRoute
+metadata: {{name: echo-route, namespace: team-tools}}
+spec:
+  toolGatewayRef: {{name: tools, namespace: agents}}
+  upstream: {{external: {{url: "http://127.0.0.1:{mcp_port}/mcp"}}}}
+  toolFilter: {{deny: [delete_everything]}}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: ToolRoute
+metadata: {{name: echo-only, namespace: team-tools}}
+spec:
+  toolGatewayRef: {{name: tools, namespace: agents}}
+  upstream: {{external: {{url: "http://127.0.0.1:{mcp_port}/mcp"}}}}
+  toolFilter: {{allow: [echo]}}
+"#
+    );
+    let parsed = parse_documents(&yaml, "test").unwrap();
+    let mut lookup = InMemoryObjects::new();
+    lookup.extend(&parsed);
+    let (mut gateways, mut routes) = (Vec::new(), Vec::new());
+    for object in parsed {
+        match object {
+            InputObject::ToolGateway(g) => gateways.push(g),
+            InputObject::ToolRoute(r) => routes.push(r),
+            _ => {}
+        }
+    }
+    let rendered =
+        render_tool_gateway(&gateways[0], &routes, &lookup, &RenderSettings::default()).unwrap();
+    assert_eq!(
+        rendered.rendered.problems,
+        [],
+        "authenticated, nothing unresolved"
+    );
+    let paths: BTreeMap<String, String> = rendered
+        .routes
+        .iter()
+        .map(|outcome| match &outcome.state {
+            RouteState::Served(served) => (
+                outcome.route.name.clone(),
+                served
+                    .url
+                    .strip_prefix(&rendered.url)
+                    .expect("a route URL starts with the gateway's")
+                    .to_owned(),
+            ),
+            other => panic!("{} not served: {other:?}", outcome.route.name),
+        })
+        .collect();
+    assert_eq!(paths["echo-route"], "/mcp/team_tools__echo_route");
+
+    let proxy = start(&rendered.rendered, "agents", &lookup).await;
+    let url = |route: &str| format!("http://127.0.0.1:{}{}", proxy.port, paths[route]);
+    let echo = json!({"name": "echo", "arguments": {"text": "hello through the gateway"}});
+    let delete = json!({"name": "delete_everything", "arguments": {"confirm": true}});
+    let prefixed_delete = json!({
+        "name": "team_tools__echo_route-delete_everything",
+        "arguments": {"confirm": true}
+    });
+
+    // The SDK lists and calls through the route; the denied tool is hidden and refused.
+    let answer = mcp_client(
+        &url("echo-route"),
+        "sk-tools-master",
+        &[echo.clone(), delete, prefixed_delete],
+    )
+    .await;
+    assert_eq!(
+        answer["tools"],
+        json!(["team_tools__echo_route-echo"]),
+        "{answer:#}\nproxy log:\n{}",
+        proxy.log_text()
+    );
+    assert_eq!(answer["calls"][0]["is_error"], json!(false), "{answer:#}");
+    assert_eq!(
+        answer["calls"][0]["text"],
+        json!("echo: hello through the gateway")
+    );
+    for denied in &answer["calls"].as_array().unwrap()[1..] {
+        let refused = denied["is_error"] == json!(true) || denied.get("mcp_error").is_some();
+        assert!(refused, "a denied tool must fail: {answer:#}");
+    }
+    assert_eq!(
+        tool_calls(&calls),
+        ["echo"],
+        "only the allowed call reaches the MCP server"
+    );
+
+    // An allow list exposes only what it names.
+    let answer = mcp_client(&url("echo-only"), "sk-tools-master", &[echo]).await;
+    assert_eq!(
+        answer["tools"],
+        json!(["team_tools__echo_only-echo"]),
+        "{answer:#}"
+    );
+    assert_eq!(tool_calls(&calls), ["echo", "echo"]);
+
+    // A wrong key, or none, is refused before anything reaches the MCP server.
+    let answer = mcp_client(&url("echo-route"), "sk-agent-guess", &[]).await;
+    assert!(answer.get("error").is_some(), "{answer:#}");
+    for key in [Some("sk-agent-guess"), None] {
+        let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"}}});
+        let response = http(
+            proxy.port,
+            "POST",
+            &paths["echo-route"],
+            key,
+            Some(&initialize),
+        )
+        .await
+        .unwrap();
+        // Without a database LiteLLM cannot look a non-master key up as a virtual key
+        // and answers 400 "No connected db." (401 with one, or without a key).
+        let no_db = response.status == 400 && response.body.contains("No connected db");
+        assert!(
+            response.status == 401 || no_db,
+            "{key:?}: {} {}",
+            response.status,
+            response.body
+        );
+    }
+    assert_eq!(tool_calls(&calls), ["echo", "echo"]);
+    drop(proxy);
+    drop(mcp_server);
 }

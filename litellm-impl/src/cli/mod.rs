@@ -14,16 +14,18 @@ pub mod run;
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0  success (problems that still let the proxy deploy are printed to stderr as warnings)
-  1  at least one AiGateway cannot be rendered (the message names the object and field)
+  1  at least one gateway cannot be rendered (the message names the object and field)
   2  invalid invocation, or input that cannot be read or parsed";
 
 /// Exit codes of every subcommand, shown in the top-level `--help`.
 pub const ALL_EXIT_CODES: &str = "\
 Exit codes:
   0  success
-  1  render: a gateway cannot be rendered; demo --exit-when-ready: not Ready in time
+  1  render: a gateway cannot be rendered; demo --exit-when-ready: not Ready in time, or the
+     request through LiteLLM failed
   2  invalid invocation, or unreadable input
-  3  run/demo: the operator could not start or failed";
+  3  run/demo: the operator could not start or failed
+  4  demo --with-proxy: LiteLLM could not be installed, or its pod could not start";
 
 /// Exit code: at least one gateway could not be rendered.
 pub const EXIT_INVALID_GATEWAY: u8 = 1;
@@ -48,7 +50,7 @@ pub enum Command {
     Run(run::RunArgs),
     /// Run the operator on an embedded in-memory API server with sample gateways.
     Demo(demo::DemoArgs),
-    /// Render AiGateways offline into the objects the operator would apply.
+    /// Render AiGateways and ToolGateways offline into the objects the operator would apply.
     Render(render::RenderArgs),
     /// Print every CRD the operator needs, as YAML.
     Crds,

@@ -1,4 +1,5 @@
-//! `litellm-impl render`: AiGateways from YAML in, ConfigMap/Deployment/Service out.
+//! `litellm-impl render`: AiGateways and ToolGateways from YAML in,
+//! ConfigMap/Deployment/Service out.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -6,26 +7,32 @@ use std::process::ExitCode;
 
 use std::sync::Arc;
 
-use aigateway_api::{AiGateway, AiGatewayClass};
-use aigateway_runtime::AiGatewayKind;
+use aigateway_api::{AiGateway, AiGatewayClass, ToolGateway, ToolGatewayClass, ToolRoute};
 use aigateway_runtime::class::{Claim, NotOursReason, claim};
+use aigateway_runtime::{AiGatewayKind, GatewayKind};
 use clap::Args;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use crate::cli::{EXIT_CODES, EXIT_INVALID_GATEWAY, EXIT_USAGE};
+use crate::tool_gateway::RouteState;
 use crate::{
-    CONTROLLER_NAME, InMemoryObjects, InputObject, RenderSettings, read_documents, render,
+    CONTROLLER_NAME, InMemoryObjects, InputObject, RenderSettings, Rendered,
+    TOOL_GATEWAY_CONTROLLER_NAME, read_documents, render, render_tool_gateway,
 };
 
 /// Arguments of `render`.
 #[derive(Debug, Args)]
 #[command(
-    long_about = "Reads multi-document YAML (AiGateway, Guard, GuardrailProvider, Secret, ConfigMap, \
-AiGatewayClass) and prints, for each AiGateway in input order, the ConfigMap, Deployment and \
-Service the operator would apply, as multi-document YAML. Objects without a namespace are in \
-`default`. When the input holds AiGatewayClasses, only gateways the LiteLLM operator would claim \
-are rendered, as it decides. Documents not used (other kinds, gateways of other classes or of no \
-class) are listed on stderr with the reason, and so are problems that still let the proxy \
-deploy. No message repeats a Secret's content.",
+    long_about = "Reads multi-document YAML (AiGateway, AiGatewayClass, ToolGateway, \
+ToolGatewayClass, ToolRoute, ToolServer, Guard, GuardrailProvider, Secret, ConfigMap) and prints, \
+for each AiGateway and ToolGateway in input order, the ConfigMap, Deployment and Service the \
+operator would apply, as multi-document YAML. A ToolGateway serves the ToolRoutes of the input \
+attached to it; stderr says for each route whether it is served, at which URL, or why not. \
+Objects without a namespace are in `default`. When the input holds classes of a gateway's kind, \
+only gateways the LiteLLM operator would claim are rendered, as it decides. Documents not used \
+(other kinds, gateways of other classes or of no class, routes of no rendered gateway) are \
+listed on stderr with the reason, and so are problems that still let the proxy deploy. No \
+message repeats a Secret's content.",
     after_help = EXIT_CODES
 )]
 pub struct RenderArgs {
@@ -33,7 +40,7 @@ pub struct RenderArgs {
     #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
     /// Print only each gateway's LiteLLM config.yaml (with one gateway exactly the file's
-    /// content; with several, each after a `---` and a `# AiGateway namespace/name` line).
+    /// content; with several, each after a `---` and a `# <Kind> namespace/name` line).
     #[arg(long)]
     pub config_only: bool,
     /// How gateways are rendered: the same flags, defaults and environment variables as
@@ -104,41 +111,106 @@ pub fn execute(
             _ => None,
         })
         .collect();
-    let mut gateways: Vec<&AiGateway> = Vec::new();
+    let tool_classes: Vec<Arc<ToolGatewayClass>> = objects
+        .iter()
+        .filter_map(|o| match o {
+            InputObject::ToolGatewayClass(c) => Some(Arc::new(c.clone())),
+            _ => None,
+        })
+        .collect();
+    let routes: Vec<ToolRoute> = objects
+        .iter()
+        .filter_map(|o| match o {
+            InputObject::ToolRoute(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut gateways: Vec<Gateway<'_>> = Vec::new();
     for (source, document) in &documents {
         let place = format!("{source} document {}", document.index);
-        match &document.object {
-            InputObject::AiGateway(gateway) => match skip_reason(gateway, &classes) {
-                None => gateways.push(gateway),
-                Some(reason) => {
-                    let _ = writeln!(
-                        err,
-                        "note: {place}: AiGateway {} not rendered: {reason}",
-                        id(gateway)
-                    );
-                }
-            },
+        let (gateway, skipped) = match &document.object {
+            InputObject::AiGateway(gateway) => (
+                Gateway::Ai(gateway),
+                skip_reason::<AiGatewayKind>(gateway, &classes, CONTROLLER_NAME, AI_CLASS),
+            ),
+            InputObject::ToolGateway(gateway) => (
+                Gateway::Tool(gateway),
+                skip_reason::<ToolGatewayClaim>(
+                    gateway,
+                    &tool_classes,
+                    TOOL_GATEWAY_CONTROLLER_NAME,
+                    TOOL_CLASS,
+                ),
+            ),
             InputObject::Other { kind, name, .. } => {
                 let _ = writeln!(
                     err,
-                    "note: {place}: {kind} {name} not used: render reads AiGateway, AiGatewayClass, Guard, GuardrailProvider, Secret and ConfigMap"
+                    "note: {place}: {kind} {name} not used: render reads AiGateway, AiGatewayClass, ToolGateway, ToolGatewayClass, ToolRoute, ToolServer, Guard, GuardrailProvider, Secret and ConfigMap"
+                );
+                continue;
+            }
+            _ => continue,
+        };
+        match skipped {
+            None => gateways.push(gateway),
+            Some(reason) => {
+                let _ = writeln!(
+                    err,
+                    "note: {place}: {} {} not rendered: {reason}",
+                    gateway.kind(),
+                    gateway.id()
                 );
             }
-            _ => {}
+        }
+    }
+    for route in &routes {
+        let attached = route.gateway().is_some_and(|target| {
+            gateways.iter().any(|g| match g {
+                Gateway::Tool(gateway) => {
+                    gateway.metadata.namespace.as_deref() == Some(target.namespace.as_str())
+                        && gateway.metadata.name.as_deref() == Some(target.name.as_str())
+                }
+                Gateway::Ai(_) => false,
+            })
+        });
+        if !attached {
+            let target = route.gateway().map_or_else(
+                || "it names no spec.toolGatewayRef".to_owned(),
+                |g| {
+                    format!(
+                        "its ToolGateway {}/{} is not rendered from this input",
+                        g.namespace, g.name
+                    )
+                },
+            );
+            let _ = writeln!(
+                err,
+                "note: ToolRoute {} not used: {target}",
+                object_id(&route.metadata)
+            );
         }
     }
     if gateways.is_empty() {
         let _ = writeln!(
             err,
-            "warning: the input holds no AiGateway; nothing to render"
+            "warning: the input holds no AiGateway or ToolGateway; nothing to render"
         );
     }
     let settings = &args.settings;
     let mut failed = false;
     let mut output = String::new();
     for gateway in &gateways {
-        let id = id(gateway);
-        let rendered = match render(gateway, &lookup, settings) {
+        let (kind, id) = (gateway.kind(), gateway.id());
+        let rendered = match gateway {
+            Gateway::Ai(gateway) => render(gateway, &lookup, settings),
+            Gateway::Tool(gateway) => {
+                render_tool_gateway(gateway, &routes, &lookup, settings).map(|tools| {
+                    report_routes(&tools.routes, err);
+                    tools.rendered
+                })
+            }
+        };
+        let rendered = match rendered {
             Ok(rendered) => rendered,
             Err(e) => {
                 let _ = writeln!(err, "error: {e}");
@@ -147,38 +219,23 @@ pub fn execute(
             }
         };
         for problem in &rendered.problems {
-            if problem.object.kind == "AiGateway" {
+            if problem.object.kind == kind {
                 let _ = writeln!(err, "warning: {problem}");
             } else {
-                let _ = writeln!(err, "warning: {problem} (for AiGateway {id})");
+                let _ = writeln!(err, "warning: {problem} (for {kind} {id})");
             }
         }
         if args.config_only {
             if gateways.len() > 1 {
-                output.push_str(&format!("---\n# AiGateway {id}\n"));
+                output.push_str(&format!("---\n# {kind} {id}\n"));
             }
             output.push_str(&rendered.config_yaml);
-        } else {
-            let documents = [
-                serde_saphyr::to_string(&rendered.config_map),
-                serde_saphyr::to_string(&rendered.deployment),
-                serde_saphyr::to_string(&rendered.service),
-            ];
-            for document in documents {
-                match document {
-                    Ok(text) => {
-                        output.push_str("---\n");
-                        output.push_str(&text);
-                    }
-                    Err(e) => {
-                        let _ = writeln!(
-                            err,
-                            "error: AiGateway {id}: cannot write objects as YAML: {e}; this is a bug in litellm-impl"
-                        );
-                        failed = true;
-                    }
-                }
-            }
+        } else if let Err(e) = write_objects(&rendered, &mut output) {
+            let _ = writeln!(
+                err,
+                "error: {kind} {id}: cannot write objects as YAML: {e}; this is a bug in litellm-impl"
+            );
+            failed = true;
         }
     }
     if let Err(e) = out.write_all(output.as_bytes()).and_then(|()| out.flush()) {
@@ -188,34 +245,150 @@ pub fn execute(
     if failed { EXIT_INVALID_GATEWAY } else { 0 }
 }
 
-/// `namespace/name` of a gateway.
-fn id(gateway: &AiGateway) -> String {
+/// A gateway of the input, of either kind.
+enum Gateway<'a> {
+    Ai(&'a AiGateway),
+    Tool(&'a ToolGateway),
+}
+
+impl Gateway<'_> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Gateway::Ai(_) => "AiGateway",
+            Gateway::Tool(_) => "ToolGateway",
+        }
+    }
+
+    fn id(&self) -> String {
+        match self {
+            Gateway::Ai(g) => object_id(&g.metadata),
+            Gateway::Tool(g) => object_id(&g.metadata),
+        }
+    }
+}
+
+/// The ConfigMap, Deployment and Service, each after `---`.
+fn write_objects(rendered: &Rendered, output: &mut String) -> Result<(), serde_saphyr::ser::Error> {
+    for text in [
+        serde_saphyr::to_string(&rendered.config_map)?,
+        serde_saphyr::to_string(&rendered.deployment)?,
+        serde_saphyr::to_string(&rendered.service)?,
+    ] {
+        output.push_str("---\n");
+        output.push_str(&text);
+    }
+    Ok(())
+}
+
+/// One line per route on stderr: served at which URL, or not and why.
+fn report_routes(routes: &[crate::RouteOutcome], err: &mut dyn Write) {
+    for outcome in routes {
+        let route = format!(
+            "ToolRoute {}/{}",
+            outcome.route.namespace.escape_debug(),
+            outcome.route.name.escape_debug()
+        );
+        match &outcome.state {
+            RouteState::Served(served) => {
+                let _ = writeln!(
+                    err,
+                    "note: {route}: served at {} (mcp_servers key {})",
+                    served.url, served.key
+                );
+                for warning in &served.warnings {
+                    let _ = writeln!(err, "warning: {route}: {warning}");
+                }
+            }
+            RouteState::NotServed(problem) => {
+                let _ = writeln!(
+                    err,
+                    "warning: {route} not served ({}): {}",
+                    problem.reason, problem.message
+                );
+            }
+        }
+    }
+}
+
+/// The ToolGateway kind, for the runtime's [`claim`] (what the operator claims).
+///
+/// Only what `claim` reads; the runtime's own ToolGateway kind replaces it once the
+/// runtime has one.
+struct ToolGatewayClaim;
+
+impl GatewayKind for ToolGatewayClaim {
+    type Gateway = ToolGateway;
+    type Class = ToolGatewayClass;
+    const DEFAULT_CLASS_ANNOTATION: &'static str =
+        aigateway_api::tool_gateway::DEFAULT_TOOL_GATEWAY_CLASS_ANNOTATION;
+    fn class_name(gateway: &ToolGateway) -> Option<&str> {
+        gateway.spec.class_name()
+    }
+    fn controller(class: &ToolGatewayClass) -> &str {
+        &class.spec.controller
+    }
+    fn gateway_conditions(gateway: &ToolGateway) -> &[Condition] {
+        gateway.status.as_ref().map_or(&[], |s| &s.conditions)
+    }
+    fn class_conditions(class: &ToolGatewayClass) -> &[Condition] {
+        class.status.as_ref().map_or(&[], |s| &s.conditions)
+    }
+    fn gateway_url(gateway: &ToolGateway) -> Option<&str> {
+        gateway.status.as_ref().and_then(|s| s.url.as_deref())
+    }
+}
+
+/// How messages name a gateway kind's class and the field that picks it.
+struct ClassWords {
+    kind: &'static str,
+    field: &'static str,
+}
+
+const AI_CLASS: ClassWords = ClassWords {
+    kind: "AiGatewayClass",
+    field: "spec.aiGatewayClassName",
+};
+const TOOL_CLASS: ClassWords = ClassWords {
+    kind: "ToolGatewayClass",
+    field: "spec.toolGatewayClassName",
+};
+
+/// `namespace/name` of an object.
+fn object_id(metadata: &kube::api::ObjectMeta) -> String {
     format!(
         "{}/{}",
-        gateway.metadata.namespace.as_deref().unwrap_or_default(),
-        gateway.metadata.name.as_deref().unwrap_or_default()
+        metadata.namespace.as_deref().unwrap_or_default(),
+        metadata.name.as_deref().unwrap_or_default()
     )
 }
 
 /// Why the operator would not claim `gateway`, judged by the classes of the input as the
 /// operator judges by the cluster's; `None` when it would, or when the input holds no
-/// class at all (then every gateway is rendered, as if its class were LiteLLM's).
-fn skip_reason(gateway: &AiGateway, classes: &[Arc<AiGatewayClass>]) -> Option<String> {
+/// class of its kind at all (then every gateway is rendered, as if its class were
+/// LiteLLM's).
+fn skip_reason<K: GatewayKind>(
+    gateway: &K::Gateway,
+    classes: &[Arc<K::Class>],
+    controller: &str,
+    ClassWords {
+        kind: class_kind,
+        field: class_field,
+    }: ClassWords,
+) -> Option<String> {
     if classes.is_empty() {
         return None;
     }
-    match claim::<AiGatewayKind>(gateway.spec.class_name(), classes, CONTROLLER_NAME) {
+    match claim::<K>(K::class_name(gateway), classes, controller) {
         Claim::Ours { .. } => None,
         Claim::NotOurs(NotOursReason::ForeignClass { class, controller }) => Some(format!(
             "other class: its class {class} belongs to controller {controller}"
         )),
         Claim::NotOurs(NotOursReason::UnknownClass(class)) => Some(format!(
-            "no class: it names class {class}, which the input does not hold; add the AiGatewayClass to the input"
+            "no class: it names class {class}, which the input does not hold; add the {class_kind} to the input"
         )),
-        Claim::NotOurs(NotOursReason::NoDefaultClass) => Some(
-            "no class: it names no class and no LiteLLM class of the input is the default; set spec.aiGatewayClassName"
-                .to_owned(),
-        ),
+        Claim::NotOurs(NotOursReason::NoDefaultClass) => Some(format!(
+            "no class: it names no class and no LiteLLM {class_kind} of the input is the default; set {class_field}"
+        )),
         Claim::Ambiguous(why) => Some(format!("no class: the default class is ambiguous: {why}")),
     }
 }

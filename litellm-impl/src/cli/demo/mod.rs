@@ -4,6 +4,11 @@
 //! the default `litellm` class, sample gateways from `examples/manifests/` and
 //! `api-key-secrets` Secrets with placeholder keys, runs the same operator as `run`, and
 //! prints the gateways as they change.
+//!
+//! With `--with-proxy` it also runs the real LiteLLM proxy for the gateway the demo's
+//! agent resolves to and sends a chat completion through it ([`with_proxy`]).
+
+pub mod with_proxy;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -25,23 +30,23 @@ use crate::names;
 const SAMPLES: &[(&str, &str)] = &[
     (
         "litellm-class-default.yaml",
-        include_str!("../../../examples/manifests/litellm-class-default.yaml"),
+        include_str!("../../../../examples/manifests/litellm-class-default.yaml"),
     ),
     (
         "basic-gateway.yaml",
-        include_str!("../../../examples/manifests/basic-gateway.yaml"),
+        include_str!("../../../../examples/manifests/basic-gateway.yaml"),
     ),
     (
         "multi-provider-gateway.yaml",
-        include_str!("../../../examples/manifests/multi-provider-gateway.yaml"),
+        include_str!("../../../../examples/manifests/multi-provider-gateway.yaml"),
     ),
     (
         "guarded-gateway.yaml",
-        include_str!("../../../examples/manifests/guarded-gateway.yaml"),
+        include_str!("../../../../examples/manifests/guarded-gateway.yaml"),
     ),
     (
         "config-patched-gateway.yaml",
-        include_str!("../../../examples/manifests/config-patched-gateway.yaml"),
+        include_str!("../../../../examples/manifests/config-patched-gateway.yaml"),
     ),
 ];
 
@@ -52,10 +57,13 @@ const PLACEHOLDER_SECRET_NAMESPACES: &[&str] =
 /// Exit codes of `demo`, shown in its `--help`.
 pub const DEMO_EXIT_CODES: &str = "\
 Exit codes:
-  0  stopped with Ctrl-C, or (with --exit-when-ready) every sample gateway became Ready
-  1  --exit-when-ready: not every sample gateway was Ready before --timeout (the reason is printed)
+  0  stopped with Ctrl-C or SIGTERM, or (with --exit-when-ready) every sample gateway became Ready
+     (and, with --with-proxy, the agent's request through LiteLLM succeeded)
+  1  --exit-when-ready: not every sample gateway was Ready before --timeout, or (--with-proxy)
+     the agent's request through LiteLLM failed or got no answer in time (the reason is printed)
   2  invalid invocation
-  3  the demo could not start (port taken, kubeconfig not writable)";
+  3  the demo could not start (port taken, kubeconfig not writable)
+  4  --with-proxy: LiteLLM could not be installed, or its pod could not start";
 
 /// Arguments of `demo`.
 #[derive(Debug, Args)]
@@ -72,15 +80,35 @@ pub struct DemoArgs {
     /// Where to write the kubeconfig for kubectl (default: a file in the temp directory).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
-    /// Exit 0 once every sample gateway is Ready (non-zero on --timeout).
+    /// Exit 0 once every sample gateway is Ready (with --with-proxy: and the agent's
+    /// request through LiteLLM succeeded); non-zero with the reason otherwise.
     #[arg(long)]
     pub exit_when_ready: bool,
-    /// How long --exit-when-ready waits, in seconds.
-    #[arg(long, default_value_t = 60)]
-    pub timeout: u64,
+    /// How long --exit-when-ready waits, in seconds (default 60, with --with-proxy 300;
+    /// installing LiteLLM does not count).
+    #[arg(long)]
+    pub timeout: Option<u64>,
     /// How long the simulated Deployments take to become available, in milliseconds.
     #[arg(long, default_value_t = 1500)]
     pub rollout_ms: u64,
+    /// Also run the real LiteLLM proxy (pinned version) for the gateway the demo's
+    /// agent resolves to, with a built-in fake OpenAI-compatible provider behind it, and
+    /// send a chat completion through it as an agent would.
+    #[arg(long)]
+    pub with_proxy: bool,
+    /// The venv to install LiteLLM into for --with-proxy (default: `litellm` on PATH at
+    /// the pinned version, else the venv aigateway-rs/litellm-1.106.2 in $XDG_CACHE_HOME,
+    /// or in ~/.cache without XDG_CACHE_HOME).
+    #[arg(long, requires = "with_proxy")]
+    pub venv: Option<PathBuf>,
+}
+
+impl DemoArgs {
+    /// The effective --timeout, in seconds.
+    pub fn timeout_seconds(&self) -> u64 {
+        self.timeout
+            .unwrap_or(if self.with_proxy { 300 } else { 60 })
+    }
 }
 
 /// Why the demo failed.
@@ -103,13 +131,29 @@ pub enum DemoError {
         /// Which gateways, and what their conditions say.
         details: String,
     },
+    /// The gateways were Ready but no request through LiteLLM succeeded in time.
+    #[error("no request through LiteLLM succeeded within {seconds} s: {reason}")]
+    NoAnswer {
+        /// The timeout.
+        seconds: u64,
+        /// The last failure, or what was still missing.
+        reason: String,
+    },
+    /// The traffic task (`--with-proxy`) ended on its own.
+    #[error("the --with-proxy traffic task ended unexpectedly; its last lines above say why")]
+    TrafficEnded,
+    /// The traffic part (`--with-proxy`) failed.
+    #[error(transparent)]
+    Traffic(#[from] with_proxy::TrafficError),
 }
 
 impl DemoError {
     /// The exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            DemoError::Timeout { .. } => 1,
+            DemoError::Timeout { .. } | DemoError::NoAnswer { .. } => 1,
+            DemoError::Traffic(with_proxy::TrafficError::Request { .. }) => 1,
+            DemoError::Traffic(_) => 4,
             _ => 3,
         }
     }
@@ -237,6 +281,17 @@ async fn install(server: &ApiServer) -> Result<Vec<String>, DemoError> {
 
 /// Runs the demo; `out` receives the human-readable progress.
 pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), DemoError> {
+    // Ctrl-C in a terminal, SIGTERM from process managers and `timeout`; also during the
+    // LiteLLM install (dropping the install kills pip).
+    let mut stop_signal = std::pin::pin!(aigateway_runtime::operator::termination_signal());
+    let litellm = if args.with_proxy {
+        tokio::select! {
+            litellm = with_proxy::prepare_litellm(args.venv.clone(), out) => Some(litellm?),
+            () = &mut stop_signal => return Ok(()),
+        }
+    } else {
+        None
+    };
     let server = ApiServer::builder()
         .deployment_ready_delay(Duration::from_millis(args.rollout_ms))
         .build();
@@ -252,6 +307,14 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
     http.write_kubeconfig(&kubeconfig)
         .map_err(|e| DemoError::Kubeconfig(e.to_string()))?;
     let samples = install(&server).await?;
+    let traffic = match litellm {
+        Some(litellm) => {
+            let provider = with_proxy::start_provider().await?;
+            let target = with_proxy::AgentTarget::prepare(&server.client(), &provider, out).await?;
+            Some(with_proxy::Traffic::spawn(server.client(), litellm, target, provider).await?)
+        }
+        None => None,
+    };
 
     let operator_args = OperatorArgs {
         namespace: None,
@@ -273,14 +336,27 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
         "Explore it with kubectl:\n  export KUBECONFIG={}\n  kubectl get aigatewayclasses,aigateways -A\n",
         kubeconfig.display()
     );
+    if traffic.is_none() {
+        let _ = writeln!(
+            out,
+            "To see requests served by the real LiteLLM proxy, run the demo with --with-proxy:\n  cargo run --release -p litellm-impl -- demo --with-proxy\n"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "Rotate the gateway's key (or `kubectl -n ai-gateway edit secret api-key-secrets`) and watch LiteLLM roll and the provider see the new key:\n  kubectl -n ai-gateway patch secret api-key-secrets --type=merge -p '{{\"stringData\":{{\"OPENAI_API_KEY\":\"sk-my-new-demo-key\"}}}}'\n"
+        );
+    }
 
     let gateways: Api<AiGateway> = Api::all(server.client());
     let started = Instant::now();
     let mut last: Vec<Row> = Vec::new();
     let mut printed_config = false;
     let mut printed_admin = false;
-    // Ctrl-C in a terminal, SIGTERM from process managers and `timeout`.
-    let mut stop_signal = std::pin::pin!(aigateway_runtime::operator::termination_signal());
+    let mut traffic = traffic;
+    let mut answered = false;
+    let mut last_failure: Option<String> = None;
+    let timeout = args.timeout_seconds();
     let result = loop {
         if !printed_admin && let Some(addr) = *admin.lock().expect("admin slot") {
             let _ = writeln!(out, "Operator metrics: http://{addr}/metrics\n");
@@ -328,15 +404,29 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
         let all_ready = samples
             .iter()
             .all(|s| by_name.get(s).is_some_and(|r| r.ready == "True"));
-        if args.exit_when_ready && all_ready {
+        if args.exit_when_ready && all_ready && (traffic.is_none() || answered) {
             let _ = writeln!(
                 out,
-                "Every sample gateway is Ready after {:.1} s.",
-                started.elapsed().as_secs_f64()
+                "Every sample gateway is Ready after {:.1} s{}.",
+                started.elapsed().as_secs_f64(),
+                if answered {
+                    ", and the agent's request through LiteLLM succeeded"
+                } else {
+                    ""
+                }
             );
             break Ok(());
         }
-        if args.exit_when_ready && started.elapsed() > Duration::from_secs(args.timeout) {
+        let timed_out = started.elapsed() > Duration::from_secs(timeout);
+        if args.exit_when_ready && timed_out && all_ready {
+            break Err(DemoError::NoAnswer {
+                seconds: timeout,
+                reason: last_failure
+                    .clone()
+                    .unwrap_or_else(|| "the LiteLLM pod was not live yet".to_owned()),
+            });
+        }
+        if args.exit_when_ready && timed_out {
             let details = samples
                 .iter()
                 .map(|s| match by_name.get(s) {
@@ -349,15 +439,44 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
                 .collect::<Vec<_>>()
                 .join("\n");
             break Err(DemoError::Timeout {
-                seconds: args.timeout,
+                seconds: timeout,
                 details,
             });
         }
+        let traffic_event = async {
+            match traffic.as_mut() {
+                Some(traffic) => traffic.next().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
             _ = &mut stop_signal => break Ok(()),
+            event = traffic_event => match event {
+                Some(with_proxy::TrafficEvent::Line(line)) => {
+                    let _ = writeln!(out, "{line}");
+                }
+                Some(with_proxy::TrafficEvent::Answered) => {
+                    answered = true;
+                    last_failure = None;
+                }
+                Some(with_proxy::TrafficEvent::Failed(error)) => {
+                    // Pods that cannot start and failed requests end --exit-when-ready at
+                    // once; an interactive demo reports them and waits for the next roll.
+                    if args.exit_when_ready {
+                        break Err(error.into());
+                    }
+                    let _ = writeln!(out, "error: {error}");
+                    last_failure = Some(error.to_string());
+                }
+                // The task ends only when told to, or when it panicked.
+                None => break Err(DemoError::TrafficEnded),
+            },
         }
     };
+    if let Some(traffic) = traffic {
+        traffic.shutdown().await;
+    }
     let _ = stop.send(());
     let stopped = tokio::time::timeout(Duration::from_secs(10), task).await;
     if let Ok(Ok(Err(error))) = stopped {
