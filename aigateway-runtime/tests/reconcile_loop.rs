@@ -422,8 +422,12 @@ async fn fifty_gateways_converge_through_failing_writes_and_cut_watches() {
             }
         })
     };
+    // The bound covers the retry schedule, not a speed claim: a reconcile makes about five
+    // writes, each failing one time in five, and a gateway that fails k times in a row
+    // waits 1 + 2 + ... + 2^(k-1) s by design; among 50 gateways six or seven failures in
+    // a row happen (127 s for seven), so a shorter bound fails on the backoff, not on a bug.
     eventually(
-        Duration::from_secs(120),
+        Duration::from_secs(300),
         "all 50 gateways Ready",
         || async {
             let list = gateways.list(&Default::default()).await.ok()?;
