@@ -422,10 +422,10 @@ async fn fifty_gateways_converge_through_failing_writes_and_cut_watches() {
             }
         })
     };
-    // The bound covers the retry schedule, not a speed claim: a reconcile makes about five
-    // writes, each failing one time in five, and a gateway that fails k times in a row
-    // waits 1 + 2 + ... + 2^(k-1) s by design; among 50 gateways six or seven failures in
-    // a row happen (127 s for seven), so a shorter bound fails on the backoff, not on a bug.
+    // A convergence bound, not a speed claim. It stays above the retry schedule (a gateway
+    // whose reconcile fails seven times in a row waits 1 + 2 + ... + 64 = 127 s by design).
+    // Since the recorded-reads rework this scenario takes 7 to 125 s (14 to 34 s before);
+    // why is an open question of issue 11, not something this bound hides.
     eventually(
         Duration::from_secs(300),
         "all 50 gateways Ready",
