@@ -47,10 +47,10 @@ use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
 use crate::class::{Claim, claim};
+use crate::controllers::{CacheTracking, dynamic_api, mark_listed, tracked};
 use crate::implementation::from_dynamic;
 use crate::kind::GatewayKind;
 use crate::names;
-use crate::operator::{CacheTracking, dynamic_api, mark_listed, tracked};
 use crate::reconcile::{ReconcileError, Shared, backoff};
 use crate::status;
 
@@ -418,7 +418,7 @@ pub(crate) fn watch<K: GatewayKind>(
     namespace: Option<&str>,
 ) -> AttachedWatch<K> {
     let resource = declaration.resource.clone();
-    let cache_name = format!("attached {}", resource.kind);
+    let cache_name = tracking.key(&format!("attached {}", resource.kind));
     let writer = reflector::store::Writer::new(resource.clone());
     let cache = Arc::new(AttachedCache {
         resource: resource.clone(),
