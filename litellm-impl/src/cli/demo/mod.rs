@@ -23,7 +23,7 @@ use clap::Args;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
 
-use crate::cli::run::{OperatorArgs, RunError, operator};
+use crate::cli::run::{OperatorArgs, RunError, ServedGatewayKind, operator};
 use crate::names;
 
 /// The sample manifests the demo applies, in order.
@@ -322,6 +322,7 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
         render: crate::RenderSettings::default(),
         concurrency: 16,
         log_format: aigateway_runtime::LogFormat::Text,
+        gateway_kinds: vec![ServedGatewayKind::AiGateway, ServedGatewayKind::ToolGateway],
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let operator = operator(server.client(), &operator_args).shutdown_on(async move {
