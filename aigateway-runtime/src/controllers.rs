@@ -330,8 +330,9 @@ impl CacheTracking<'_> {
 /// in memory at a time besides the cache, so pages stay small.
 const LIST_PAGE_SIZE: u32 = 100;
 
-/// A label-selected watch of one dynamic kind into `writer`'s cache (metadata only when
-/// `metadata_only`); `on_event` sees every event once the cache has applied it.
+/// A label- (and field-) selected watch of one dynamic kind into `writer`'s cache
+/// (metadata only when `metadata_only`); `on_event` sees every event once the cache has
+/// applied it.
 #[allow(clippy::too_many_arguments)]
 fn dynamic_reflector(
     tracking: &CacheTracking<'_>,
@@ -341,6 +342,7 @@ fn dynamic_reflector(
     resource: &ApiResource,
     writer: reflector::store::Writer<DynamicObject>,
     label_selector: Option<&str>,
+    field_selector: Option<&str>,
     metadata_only: bool,
     mut on_event: impl FnMut(&watcher::Event<DynamicObject>) + Send + 'static,
 ) -> impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static {
@@ -348,6 +350,9 @@ fn dynamic_reflector(
     let mut config = watcher::Config::default().page_size(LIST_PAGE_SIZE);
     if let Some(selector) = label_selector {
         config = config.labels(selector);
+    }
+    if let Some(selector) = field_selector {
+        config = config.fields(selector);
     }
     let events = if metadata_only {
         let types = kube::api::TypeMeta {
@@ -561,6 +566,7 @@ async fn run_controllers<K: GatewayKind>(
             &resource,
             writer,
             Some(&selector),
+            None,
             false,
             {
                 let owners = owners.clone();
@@ -585,6 +591,7 @@ async fn run_controllers<K: GatewayKind>(
             &watch.resource,
             writer,
             watch.label_selector.as_deref(),
+            watch.field_selector().as_deref(),
             watch.cache == RelatedCache::ContentOnRead,
             {
                 let related = related.clone();

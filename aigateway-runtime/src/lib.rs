@@ -100,9 +100,14 @@ pub mod logging;
 pub mod metrics;
 pub mod names;
 pub mod operator;
+pub mod problems;
+pub mod rbac;
 pub mod reconcile;
 pub mod related;
+pub mod rollout;
 pub mod status;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use attached::{AttachedDecision, AttachedKind, NotAttached};
 pub use implementation::{
@@ -111,6 +116,11 @@ pub use implementation::{
     to_dynamic,
 };
 pub use kind::{AgentGatewayKind, AiGatewayKind, GatewayKind, ToolGatewayKind};
+/// A reference to an object by kind, name and namespace, as [`AttachedKind::new`] and
+/// kube's caches take it: re-exported so that implementations need no `kube-runtime`.
+pub use kube::runtime::reflector::ObjectRef;
 pub use kube_error::describe_kube_error;
 pub use logging::LogFormat;
 pub use operator::{LeaderElection, Operator, OperatorConfig, OperatorError};
+pub use rbac::ClusterRules;
+pub use rollout::roll_pods_on;

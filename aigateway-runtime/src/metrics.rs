@@ -119,6 +119,12 @@ impl Metrics {
         }
     }
 
+    /// How many reconciles have started: for tests and tools that need the number,
+    /// not the Prometheus text.
+    pub fn reconciles(&self) -> u64 {
+        self.reconciles.get()
+    }
+
     /// Counts a failed reconcile.
     pub fn reconcile_failed(&self, reason: &str) {
         self.errors

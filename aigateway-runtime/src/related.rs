@@ -60,6 +60,9 @@ pub struct RelatedWatch {
     pub resource: ApiResource,
     /// Only objects matching this label selector, if set (others read as absent).
     pub label_selector: Option<String>,
+    /// Only objects of this name, in every namespace, if set (see
+    /// [`named`](Self::named)); reading another name is a [`NotWatched`] error.
+    pub name: Option<String>,
     /// What is cached of the kind.
     pub cache: RelatedCache,
 }
@@ -79,6 +82,7 @@ impl RelatedWatch {
         Self {
             resource,
             label_selector: None,
+            name: None,
             cache: if numerous {
                 RelatedCache::ContentOnRead
             } else {
@@ -98,14 +102,38 @@ impl RelatedWatch {
         self.cache = cache;
         self
     }
+
+    /// Watches only the objects called `name`, one per namespace (a field selector
+    /// `metadata.name=<name>`): for a class that reads, say, one Secret `api-keys` in
+    /// each gateway's namespace, the operator neither lists nor caches any other Secret,
+    /// and no other Secret's change reaches it. [`Context::get`] of another name of the
+    /// kind is a [`NotWatched`] error, never a silent `None`. One watch per kind: a later
+    /// declaration of the same kind replaces an earlier one.
+    ///
+    /// ```
+    /// use aigateway_runtime::RelatedWatch;
+    /// use k8s_openapi::api::core::v1::Secret;
+    ///
+    /// let watch = RelatedWatch::new::<Secret>().named("api-keys");
+    /// assert_eq!(watch.field_selector().as_deref(), Some("metadata.name=api-keys"));
+    /// ```
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The field selector of the watch, if it is [`named`](Self::named).
+    pub fn field_selector(&self) -> Option<String> {
+        self.name
+            .as_ref()
+            .map(|name| format!("metadata.name={name}"))
+    }
 }
 
 /// [`Context::get`] of a kind that [`related()`](crate::GatewayImplementation::related)
-/// does not declare: the runtime has no cache for it and cannot tell whether it exists.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "desired_state read {kind} {namespace}/{name}, but {kind} is not watched: declare RelatedWatch::new::<{kind}>() in related()"
-)]
+/// does not declare, or of a name its [`named`](RelatedWatch::named) watch does not
+/// cover: the runtime has no cache for it and cannot tell whether it exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotWatched {
     /// The kind read.
     pub kind: String,
@@ -113,7 +141,32 @@ pub struct NotWatched {
     pub namespace: String,
     /// The name read.
     pub name: String,
+    /// The only name watched of the kind, when the watch is [`named`](RelatedWatch::named).
+    pub watched_name: Option<String>,
 }
+
+impl std::fmt::Display for NotWatched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            kind,
+            namespace,
+            name,
+            watched_name,
+        } = self;
+        match watched_name {
+            None => write!(
+                f,
+                "desired_state read {kind} {namespace}/{name}, but {kind} is not watched: declare RelatedWatch::new::<{kind}>() in related()"
+            ),
+            Some(watched) => write!(
+                f,
+                "desired_state read {kind} {namespace}/{name}, but only {kind} objects named {watched} are watched: read that name or widen RelatedWatch::new::<{kind}>().named(..) in related()"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for NotWatched {}
 
 impl From<NotWatched> for ImplementationError {
     /// A programming error, reported loudly and retried with backoff until fixed.
@@ -187,6 +240,8 @@ struct RelatedKind {
     resource: ApiResource,
     store: Store<DynamicObject>,
     cache: RelatedCache,
+    /// The only name watched, for a [`RelatedWatch::named`] watch.
+    name: Option<String>,
 }
 
 /// The content of one content-on-read object some gateway read.
@@ -239,6 +294,7 @@ impl RelatedCaches {
                 resource: watch.resource.clone(),
                 store,
                 cache: watch.cache,
+                name: watch.name.clone(),
             },
         );
     }
@@ -532,8 +588,17 @@ impl Context {
                 kind: resource.kind,
                 namespace: namespace.to_owned(),
                 name: name.to_owned(),
+                watched_name: None,
             });
         };
+        if let Some(watched) = kind.name.as_ref().filter(|watched| *watched != name) {
+            return Err(NotWatched {
+                kind: resource.kind,
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                watched_name: Some(watched.clone()),
+            });
+        }
         let found = self.related.lookup(kind, &key);
         let mut log = self.log.lock().expect("read log lock");
         log.reads.insert(key.clone());
@@ -673,6 +738,28 @@ mod tests {
         let log = ctx.take_log();
         assert_eq!(log.reads, HashSet::from([secret_key("keys")]));
         assert!(log.unloaded.is_empty(), "absent, not unloaded");
+    }
+
+    #[tokio::test]
+    async fn a_named_watch_refuses_reads_of_other_names() {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let mut caches = RelatedCaches::new(Client::try_from(config).unwrap());
+        let writer =
+            kube::runtime::reflector::store::Writer::new(ApiResource::erase::<Secret>(&()));
+        caches.add(
+            &RelatedWatch::new::<Secret>().named("api-keys"),
+            writer.as_reader(),
+        );
+        let ctx = Context::new(Arc::new(caches), None);
+        assert_eq!(ctx.get::<Secret>("team-a", "api-keys"), Ok(None));
+        let error = ctx.get::<Secret>("team-a", "other").unwrap_err();
+        assert_eq!(error.watched_name.as_deref(), Some("api-keys"));
+        assert_eq!(
+            error.to_string(),
+            "desired_state read Secret team-a/other, but only Secret objects named api-keys are watched: read that name or widen RelatedWatch::new::<Secret>().named(..) in related()"
+        );
+        let log = ctx.take_log();
+        assert_eq!(log.reads.len(), 1, "the refused read is not recorded");
     }
 
     #[tokio::test]
