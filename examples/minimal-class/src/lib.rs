@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use aigateway_api::AiGateway;
 use aigateway_runtime::{
     Context, DesiredState, GatewayImplementation, ImplementationError, Observed, Readiness,
-    deployments_rolled_out,
+    deployments_rolled_out, roll_pods_on,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -19,20 +19,15 @@ use kube::ResourceExt;
 use kube::api::DynamicObject;
 use serde_json::{Value, json};
 
-/// The `spec.controller` of the AiGatewayClasses this operator implements.
+/// The `spec.controller` of the AiGatewayClasses this operator implements. The field
+/// manager (`MinimalClass.field_manager()`) is derived from it.
 pub const CONTROLLER_NAME: &str = "example.com/minimal-class";
-/// The field manager and `app.kubernetes.io/managed-by` label of every child: the runtime
-/// derives it from the last path segment of [`CONTROLLER_NAME`].
-pub const FIELD_MANAGER: &str = "minimal-class";
 /// The proxy image: WireMock, which serves the stubs in [`mappings`] as an OpenAI API.
 pub const IMAGE: &str = "wiremock/wiremock:3.13.1";
 /// The port WireMock listens on inside the pod (its default).
 pub const CONTAINER_PORT: i32 = 8080;
 /// Where the WireMock image reads stub files from.
 pub const MAPPINGS_DIR: &str = "/home/wiremock/mappings";
-/// Pod-template annotation listing the models. WireMock reads its stubs only at start,
-/// so a changed model list must change the pod template to roll the pods.
-pub const MODELS_ANNOTATION: &str = "example.com/models";
 
 /// The class operator. It has no state: everything it needs is in the gateway.
 #[derive(Debug, Default, Clone, Copy)]
@@ -63,13 +58,8 @@ impl GatewayImplementation for MinimalClass {
 /// Service `<gw>`. Pure, so it can be tested without a cluster.
 pub fn desired_state(gateway: &AiGateway) -> DesiredState {
     let name = gateway.name_any();
-    let models: Vec<&str> = gateway
-        .spec
-        .ai_models
-        .iter()
-        .map(|m| m.name.as_str())
-        .collect();
     let labels = json!({ "app": name });
+    let stubs_json = mappings(gateway).to_string();
     let stubs = ConfigMap {
         metadata: ObjectMeta {
             name: Some(format!("{name}-mock")),
@@ -77,18 +67,18 @@ pub fn desired_state(gateway: &AiGateway) -> DesiredState {
         },
         data: Some(BTreeMap::from([(
             "mappings.json".to_owned(),
-            mappings(gateway).to_string(),
+            stubs_json.clone(),
         )])),
         ..Default::default()
     };
-    let deployment = dynamic(json!({
+    let mut deployment = dynamic(json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": { "name": name },
         "spec": {
             "replicas": 1,
             "selector": { "matchLabels": labels },
             "template": {
-                "metadata": { "labels": labels, "annotations": { MODELS_ANNOTATION: models.join(",") } },
+                "metadata": { "labels": labels },
                 "spec": {
                     "containers": [{
                         "name": "mock",
@@ -103,6 +93,8 @@ pub fn desired_state(gateway: &AiGateway) -> DesiredState {
             },
         },
     }));
+    // WireMock reads its stubs only at start: new stubs must roll the pods.
+    roll_pods_on(&mut deployment, &stubs_json);
     let service = dynamic(json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": { "name": name },

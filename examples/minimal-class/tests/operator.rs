@@ -2,39 +2,29 @@
 //! server of `aigateway-testkit`, create a class and a gateway, wait for `Ready`, check
 //! the children, then check that a converged operator writes nothing.
 
-use std::future::Future;
 use std::time::Duration;
 
 use aigateway_api::conditions::{self, types};
-use aigateway_api::{AiGateway, AiGatewayClass, AiGatewayClassSpec, AiGatewaySpec, AiModel, crds};
-use aigateway_runtime::Operator;
+use aigateway_api::{AiGateway, AiGatewayClass, AiGatewayClassSpec, AiGatewaySpec, AiModel};
+use aigateway_runtime::rollout::ROLLOUT_HASH_ANNOTATION;
+use aigateway_runtime::testing::{RunningOperator, api_server, eventually, touch, wait_ready};
+use aigateway_runtime::{AiGatewayKind, GatewayImplementation, Operator};
 use aigateway_testkit::ApiServer;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Client, Resource, ResourceExt};
-use minimal_class::{CONTROLLER_NAME, FIELD_MANAGER, IMAGE, MODELS_ANNOTATION, MinimalClass};
+use kube::{Resource, ResourceExt};
+use minimal_class::{CONTROLLER_NAME, IMAGE, MinimalClass};
 use serde_json::json;
-use tokio::sync::oneshot;
 
 const NS: &str = "demo";
-const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// An API server with our CRDs, namespace `demo` and a class `minimal` of our controller.
 async fn cluster() -> ApiServer {
     // A short delay makes the Deployment roll out like a real one: Ready=False first.
-    let server = ApiServer::builder()
-        .deployment_ready_delay(Duration::from_millis(300))
-        .build();
-    for crd in crds::all() {
-        server.install_crd(crd).await.expect("install CRD");
-    }
-    server
-        .apply_manifests(&format!(
-            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NS}\n"
-        ))
-        .expect("create namespace");
+    let builder = ApiServer::builder().deployment_ready_delay(Duration::from_millis(300));
+    let server = api_server(builder, &[NS]).await;
     let class = AiGatewayClass::new(
         "minimal",
         AiGatewayClassSpec {
@@ -46,16 +36,6 @@ async fn cluster() -> ApiServer {
         .await
         .expect("create class");
     server
-}
-
-/// Runs the operator until the returned sender is dropped or fired.
-fn run(operator: Operator) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let operator = operator.shutdown_on(async move {
-        let _ = stopped.await;
-    });
-    let task = tokio::spawn(async move { operator.run().await.expect("operator runs") });
-    (stop, task)
 }
 
 fn gateway(name: &str, port: i32, models: &[(&str, &str)]) -> AiGateway {
@@ -72,44 +52,13 @@ fn gateway(name: &str, port: i32, models: &[(&str, &str)]) -> AiGateway {
     gateway
 }
 
-/// Polls `check` every 50 ms until it returns `Some`, or panics naming `what`.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {TIMEOUT:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn wait_ready(client: &Client, name: &str) -> AiGateway {
-    let gateways = Api::<AiGateway>::namespaced(client.clone(), NS);
-    eventually(&format!("{name} Ready=True"), || async {
-        let gateway = gateways.get_opt(name).await.ok()??;
-        let ready = gateway
-            .status
-            .as_ref()
-            .is_some_and(|s| conditions::is_true(&s.conditions, types::READY));
-        ready.then_some(gateway)
-    })
-    .await
-}
-
 /// Every child carries the runtime's labels and a controller owner reference to `gateway`.
 fn assert_owned_by<K: Resource<DynamicType = ()>>(child: &K, gateway: &AiGateway) {
     let what = format!("{} {}", K::kind(&()), child.name_any());
     let labels = child.labels();
     assert_eq!(
-        labels["app.kubernetes.io/managed-by"], FIELD_MANAGER,
+        labels["app.kubernetes.io/managed-by"],
+        MinimalClass.field_manager(),
         "{what}"
     );
     assert_eq!(labels["app.kubernetes.io/part-of"], "aigateway", "{what}");
@@ -138,23 +87,24 @@ fn listed_models(config_map: &ConfigMap) -> Vec<String> {
         .collect()
 }
 
+/// The rollout hash on the pod template of Deployment `name`.
+fn rollout_hash(deployment: &Deployment) -> Option<String> {
+    let template = deployment.spec.as_ref()?.template.metadata.as_ref()?;
+    template.annotations.as_ref()?.get(ROLLOUT_HASH_ANNOTATION).cloned()
+}
+
 #[tokio::test]
-async fn a_gateway_becomes_ready_with_owned_children_then_a_resync_writes_nothing() {
+async fn a_gateway_becomes_ready_with_owned_children_then_a_reconcile_writes_nothing() {
     let server = cluster().await;
     let client = server.client();
-    let (resync, resyncs) = futures::channel::mpsc::unbounded::<()>();
-    let operator = Operator::new(client.clone())
-        .gateway(MinimalClass)
-        .resync_on(resyncs);
-    let metrics = operator.metrics();
-    let (stop, task) = run(operator);
+    let operator = RunningOperator::spawn(Operator::new(client.clone()).gateway(MinimalClass));
 
     let models = [("openai", "gpt-4o"), ("anthropic", "claude-sonnet-4")];
     Api::<AiGateway>::namespaced(client.clone(), NS)
         .create(&PostParams::default(), &gateway("team-gw", 4000, &models))
         .await
         .expect("create gateway");
-    let gateway = wait_ready(&client, "team-gw").await;
+    let gateway = wait_ready::<AiGatewayKind>(&client, NS, "team-gw").await;
 
     let status = gateway.status.as_ref().expect("status");
     for type_ in [types::ACCEPTED, types::RESOLVED_REFS, types::PROGRAMMED] {
@@ -180,17 +130,8 @@ async fn a_gateway_becomes_ready_with_owned_children_then_a_resync_writes_nothin
         .await
         .expect("Deployment team-gw");
     assert_owned_by(&deployment, &gateway);
+    assert!(rollout_hash(&deployment).is_some(), "the stubs roll the pods");
     let template = &deployment.spec.as_ref().expect("spec").template;
-    assert_eq!(
-        template
-            .metadata
-            .as_ref()
-            .expect("pod metadata")
-            .annotations
-            .as_ref()
-            .expect("annotations")[MODELS_ANNOTATION],
-        "gpt-4o,claude-sonnet-4"
-    );
     let pod = template.spec.as_ref().expect("pod spec");
     assert_eq!(pod.containers[0].image.as_deref(), Some(IMAGE));
     let volume = &pod.volumes.as_ref().expect("volumes")[0];
@@ -214,46 +155,19 @@ async fn a_gateway_becomes_ready_with_owned_children_then_a_resync_writes_nothin
     assert_eq!(port.port, 4000);
     assert_eq!(port.target_port, Some(IntOrString::String("http".into())));
 
-    // Steady state: reconciling a converged gateway again must not write anything.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    server.reset_stats();
-    let before = reconciles(&metrics.encode());
-    for _ in 0..3 {
-        resync
-            .unbounded_send(())
-            .expect("operator listens for resyncs");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    eventually("the forced resyncs to run", || async {
-        (reconciles(&metrics.encode()) >= before + 3).then_some(())
-    })
-    .await;
-    let stats = server.stats();
-    assert_eq!(
-        stats.writes_by_manager(FIELD_MANAGER),
-        0,
-        "writes in steady state: {:?}",
-        stats.counts
-    );
-
-    let _ = stop.send(());
-    task.await.expect("operator stops cleanly");
-}
-
-/// `aigateway_reconciles_total` from the operator's Prometheus text.
-fn reconciles(metrics: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("aigateway_reconciles_total "))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(0)
+    // Steady state: a watch event that makes the gateway reconcile again (an annotation
+    // on it) must not make the operator write anything.
+    operator
+        .assert_silent_after(&server, touch::<AiGateway>(&client, NS, "team-gw"))
+        .await;
+    operator.stop().await;
 }
 
 #[tokio::test]
 async fn a_model_change_rolls_the_proxy_and_deleting_the_gateway_collects_its_children() {
     let server = cluster().await;
     let client = server.client();
-    let (stop, task) = run(Operator::new(client.clone()).gateway(MinimalClass));
+    let operator = RunningOperator::spawn(Operator::new(client.clone()).gateway(MinimalClass));
     let gateways = Api::<AiGateway>::namespaced(client.clone(), NS);
     gateways
         .create(
@@ -262,7 +176,9 @@ async fn a_model_change_rolls_the_proxy_and_deleting_the_gateway_collects_its_ch
         )
         .await
         .expect("create gateway");
-    wait_ready(&client, "gw").await;
+    wait_ready::<AiGatewayKind>(&client, NS, "gw").await;
+    let deployments = Api::<Deployment>::namespaced(client.clone(), NS);
+    let first_hash = rollout_hash(&deployments.get("gw").await.expect("Deployment gw"));
 
     let patch = json!({"spec": {"aiModels": [{"provider": "openai", "name": "gpt-4o"}, {"provider": "openai", "name": "o3"}]}});
     gateways
@@ -270,20 +186,14 @@ async fn a_model_change_rolls_the_proxy_and_deleting_the_gateway_collects_its_ch
         .await
         .expect("patch models");
     let config_maps = Api::<ConfigMap>::namespaced(client.clone(), NS);
-    let deployments = Api::<Deployment>::namespaced(client.clone(), NS);
-    eventually(
-        "the stubs and the pod template list both models",
-        || async {
-            let stubs = config_maps.get("gw-mock").await.ok()?;
-            let deployment = deployments.get("gw").await.ok()?;
-            let annotations = deployment.spec?.template.metadata?.annotations?;
-            (listed_models(&stubs) == ["gpt-4o", "o3"]
-                && annotations[MODELS_ANNOTATION] == "gpt-4o,o3")
-                .then_some(())
-        },
-    )
+    eventually("the stubs list both models and the pods roll", || async {
+        let stubs = config_maps.get("gw-mock").await.ok()?;
+        let deployment = deployments.get("gw").await.ok()?;
+        (listed_models(&stubs) == ["gpt-4o", "o3"] && rollout_hash(&deployment) != first_hash)
+            .then_some(())
+    })
     .await;
-    wait_ready(&client, "gw").await;
+    wait_ready::<AiGatewayKind>(&client, NS, "gw").await;
 
     // Owner references let Kubernetes garbage-collect the children; the operator needs
     // no cleanup code.
@@ -303,6 +213,5 @@ async fn a_model_change_rolls_the_proxy_and_deleting_the_gateway_collects_its_ch
     })
     .await;
 
-    let _ = stop.send(());
-    task.await.expect("operator stops cleanly");
+    operator.stop().await;
 }
