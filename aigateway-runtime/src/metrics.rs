@@ -144,6 +144,16 @@ impl Metrics {
             .inc();
     }
 
+    /// How many object events the cache `cache` (e.g. `related Secret`) of gateway kind
+    /// `kind` (e.g. `AiGateway`) has received.
+    pub fn watch_events(&self, kind: &str, cache: &str) -> u64 {
+        let labels = CacheLabels {
+            kind: kind.to_owned(),
+            cache: cache.to_owned(),
+        };
+        self.watch_events.get(&labels).map_or(0, |counter| counter.get())
+    }
+
     /// Sets the leadership gauge.
     pub fn set_leader(&self, leading: bool) {
         self.leader.set(i64::from(leading));
