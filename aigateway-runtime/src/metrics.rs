@@ -151,7 +151,9 @@ impl Metrics {
             kind: kind.to_owned(),
             cache: cache.to_owned(),
         };
-        self.watch_events.get(&labels).map_or(0, |counter| counter.get())
+        self.watch_events
+            .get(&labels)
+            .map_or(0, |counter| counter.get())
     }
 
     /// Sets the leadership gauge.

@@ -11,9 +11,16 @@
 //! | child kinds ([`child_kinds`](crate::GatewayImplementation::child_kinds)) | watches; reads a name's owner before the first apply; server-side apply (creates); prunes | get, list, watch, create, patch, delete |
 //! | related kinds cached in full | watches | list, watch |
 //! | related kinds cached content-on-read (Secrets, ConfigMaps) | watches metadata; reads the content of what a gateway read | get, list, watch |
+//! | a [`named`](crate::RelatedWatch::named) related watch | the same, for one name only | the same, with `resourceNames: [<name>]` |
 //! | attached kind (e.g. `toolroutes`) | watches; marks the ones whose conditions it owns | list, watch, patch |
 //! | attached kind `/status` | conditions, `url` | patch |
 //! | `events.k8s.io` events | publishes transitions | create, patch |
+//!
+//! A named watch lists and watches with the field selector `metadata.name=<name>`, which
+//! the API server authorises against `resourceNames` for `list` and `watch` as it does
+//! for `get`: the operator can read no other object of the kind. (When the kind is also
+//! granted without names, for example ConfigMaps that are children too, the named rule
+//! adds nothing and is left out.)
 //!
 //! The leader-election Lease lives in the operator's namespace: [`lease_rules`] is for
 //! a Role there, not for the ClusterRole.
@@ -38,8 +45,9 @@
 //! let rules = ClusterRules::new().gateway(&Router);
 //! let yaml = rules.cluster_role_yaml("router");
 //! assert!(yaml.contains("kind: ClusterRole"));
-//! assert!(rules.allows("", "secrets", "get"));
-//! assert!(!rules.allows("", "secrets", "patch"));
+//! assert!(!rules.allows("", "secrets", "list"), "not every Secret");
+//! assert!(rules.allows_named("", "secrets", "list", "router-keys"));
+//! assert!(!rules.allows_named("", "secrets", "patch", "router-keys"));
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -78,6 +86,8 @@ const CONTENT_ON_READ: &[&str] = &["get", "list", "watch"];
 pub struct ClusterRules {
     /// `(apiGroup, resource)` to verbs.
     grants: BTreeMap<(String, String), BTreeSet<String>>,
+    /// `(apiGroup, resource, name)` to verbs, for named watches.
+    named: BTreeMap<(String, String, String), BTreeSet<String>>,
 }
 
 impl Default for ClusterRules {
@@ -91,6 +101,7 @@ impl ClusterRules {
     pub fn new() -> Self {
         let mut rules = Self {
             grants: BTreeMap::new(),
+            named: BTreeMap::new(),
         };
         rules.grant("events.k8s.io", "events", &["create", "patch"]);
         rules
@@ -120,7 +131,16 @@ impl ClusterRules {
                 RelatedCache::Full => WATCH,
                 RelatedCache::ContentOnRead => CONTENT_ON_READ,
             };
-            self.grant(&watch.resource.group, &watch.resource.plural, verbs);
+            let (group, plural) = (&watch.resource.group, &watch.resource.plural);
+            match &watch.name {
+                None => self.grant(group, plural, verbs),
+                Some(name) => {
+                    self.named
+                        .entry((group.clone(), plural.clone(), name.clone()))
+                        .or_default()
+                        .extend(verbs.iter().map(|v| (*v).to_owned()));
+                }
+            }
         }
         if let Some(attached) = implementation.attached() {
             let resource = attached.resource();
@@ -149,7 +169,18 @@ impl ClusterRules {
             .is_some_and(|verbs| verbs.contains(verb))
     }
 
-    /// Every `(apiGroup, resource, verb)` granted, for comparisons.
+    /// Whether `verb` on the object `name` of `resource` of `group` is granted, by a rule
+    /// for every name or one for that name.
+    pub fn allows_named(&self, group: &str, resource: &str, verb: &str, name: &str) -> bool {
+        self.allows(group, resource, verb)
+            || self
+                .named
+                .get(&(group.to_owned(), resource.to_owned(), name.to_owned()))
+                .is_some_and(|verbs| verbs.contains(verb))
+    }
+
+    /// Every `(apiGroup, resource, verb)` granted for all names, for comparisons (rules
+    /// restricted to names are not included).
     pub fn grants(&self) -> BTreeSet<(String, String, String)> {
         self.grants
             .iter()
@@ -161,23 +192,27 @@ impl ClusterRules {
             .collect()
     }
 
-    /// The rules, one per API group and set of verbs, resources sorted.
+    /// The rules, one per API group and set of verbs, resources sorted; then one per
+    /// named resource and set of verbs not already granted for every name.
     pub fn rules(&self) -> Vec<PolicyRule> {
-        let mut grouped: BTreeMap<(String, Vec<String>), Vec<String>> = BTreeMap::new();
-        for ((group, resource), verbs) in &self.grants {
-            let mut verbs: Vec<String> = verbs.iter().cloned().collect();
+        let ordered = |verbs: BTreeSet<String>| {
+            let mut verbs: Vec<String> = verbs.into_iter().collect();
             verbs.sort_by_key(|verb| {
                 VERB_ORDER
                     .iter()
                     .position(|known| known == verb)
                     .unwrap_or(VERB_ORDER.len())
             });
+            verbs
+        };
+        let mut grouped: BTreeMap<(String, Vec<String>), Vec<String>> = BTreeMap::new();
+        for ((group, resource), verbs) in &self.grants {
             grouped
-                .entry((group.clone(), verbs))
+                .entry((group.clone(), ordered(verbs.clone())))
                 .or_default()
                 .push(resource.clone());
         }
-        grouped
+        let mut rules: Vec<PolicyRule> = grouped
             .into_iter()
             .map(|((group, verbs), resources)| PolicyRule {
                 api_groups: Some(vec![group]),
@@ -185,7 +220,34 @@ impl ClusterRules {
                 verbs,
                 ..Default::default()
             })
-            .collect()
+            .collect();
+        let mut named: BTreeMap<(String, String, Vec<String>), Vec<String>> = BTreeMap::new();
+        for ((group, resource, name), verbs) in &self.named {
+            let unrestricted = self.grants.get(&(group.clone(), resource.clone()));
+            let missing: BTreeSet<String> = verbs
+                .iter()
+                .filter(|verb| !unrestricted.is_some_and(|granted| granted.contains(*verb)))
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                named
+                    .entry((group.clone(), resource.clone(), ordered(missing)))
+                    .or_default()
+                    .push(name.clone());
+            }
+        }
+        rules.extend(
+            named
+                .into_iter()
+                .map(|((group, resource, verbs), names)| PolicyRule {
+                    api_groups: Some(vec![group]),
+                    resources: Some(vec![resource]),
+                    resource_names: Some(names),
+                    verbs,
+                    ..Default::default()
+                }),
+        );
+        rules
     }
 
     /// A ClusterRole called `name` with [`rules`](Self::rules).
@@ -253,6 +315,52 @@ mod tests {
         ) -> Result<DesiredState, ImplementationError> {
             Ok(DesiredState::new())
         }
+    }
+
+    struct Named;
+
+    #[async_trait::async_trait]
+    impl GatewayImplementation for Named {
+        fn controller_name(&self) -> &str {
+            "example.com/named"
+        }
+        fn related(&self) -> Vec<RelatedWatch> {
+            vec![
+                RelatedWatch::new::<Secret>().named("keys"),
+                // ConfigMaps are children too: the unrestricted grant covers the name.
+                RelatedWatch::new::<k8s_openapi::api::core::v1::ConfigMap>().named("routes"),
+            ]
+        }
+        async fn desired_state(
+            &self,
+            _: &aigateway_api::AiGateway,
+            _: &Context,
+        ) -> Result<DesiredState, ImplementationError> {
+            Ok(DesiredState::new())
+        }
+    }
+
+    #[test]
+    fn a_named_watch_is_granted_for_its_name_only() {
+        let rules = ClusterRules::new().gateway(&Named);
+        assert!(!rules.allows("", "secrets", "get"));
+        assert!(rules.allows_named("", "secrets", "watch", "keys"));
+        assert!(!rules.allows_named("", "secrets", "watch", "other"));
+        let named: Vec<PolicyRule> = rules
+            .rules()
+            .into_iter()
+            .filter(|r| r.resource_names.is_some())
+            .collect();
+        assert_eq!(named.len(), 1, "{named:?}");
+        assert_eq!(
+            named[0].resources.as_deref(),
+            Some(&["secrets".to_owned()][..])
+        );
+        assert_eq!(
+            named[0].resource_names.as_deref(),
+            Some(&["keys".to_owned()][..])
+        );
+        assert_eq!(named[0].verbs, ["get", "list", "watch"]);
     }
 
     #[test]
