@@ -23,6 +23,14 @@
 //! `desired_state` ([`Context::attached`]) and writes their status from the
 //! implementation's [`AttachedDecision`] (see [`attached`]).
 //!
+//! What most classes need besides the trait: [`RelatedWatch::named`] to watch one
+//! object name per namespace (an API-key Secret) instead of the whole kind,
+//! [`roll_pods_on`] to roll pods when content they read at start changes, the standard
+//! [`RefProblem`] constructors ([`problems`]), [`ClusterRules`] for the ClusterRole
+//! ([`rbac`]), and with the `testing` feature the test support of `testing` (spawn an
+//! operator against `aigateway-testkit`, wait, check that the steady state writes
+//! nothing).
+//!
 //! The data flow of one gateway, each step in its own module:
 //!
 //! ```text
