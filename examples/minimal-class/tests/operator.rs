@@ -87,10 +87,14 @@ fn listed_models(config_map: &ConfigMap) -> Vec<String> {
         .collect()
 }
 
-/// The rollout hash on the pod template of Deployment `name`.
+/// The rollout hash on the pod template of a Deployment.
 fn rollout_hash(deployment: &Deployment) -> Option<String> {
     let template = deployment.spec.as_ref()?.template.metadata.as_ref()?;
-    template.annotations.as_ref()?.get(ROLLOUT_HASH_ANNOTATION).cloned()
+    template
+        .annotations
+        .as_ref()?
+        .get(ROLLOUT_HASH_ANNOTATION)
+        .cloned()
 }
 
 #[tokio::test]
@@ -130,7 +134,10 @@ async fn a_gateway_becomes_ready_with_owned_children_then_a_reconcile_writes_not
         .await
         .expect("Deployment team-gw");
     assert_owned_by(&deployment, &gateway);
-    assert!(rollout_hash(&deployment).is_some(), "the stubs roll the pods");
+    assert!(
+        rollout_hash(&deployment).is_some(),
+        "the stubs roll the pods"
+    );
     let template = &deployment.spec.as_ref().expect("spec").template;
     let pod = template.spec.as_ref().expect("pod spec");
     assert_eq!(pod.containers[0].image.as_deref(), Some(IMAGE));
