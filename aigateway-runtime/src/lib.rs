@@ -86,8 +86,8 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod admin;
-pub mod apply;
+mod admin;
+mod apply;
 pub mod attached;
 mod children;
 pub mod class;
@@ -100,7 +100,7 @@ pub mod logging;
 pub mod metrics;
 pub mod names;
 pub mod operator;
-pub mod reconcile;
+mod reconcile;
 pub mod related;
 pub mod status;
 
@@ -113,4 +113,4 @@ pub use implementation::{
 pub use kind::{AgentGatewayKind, AiGatewayKind, GatewayKind, ToolGatewayKind};
 pub use kube_error::describe_kube_error;
 pub use logging::LogFormat;
-pub use operator::{LeaderElection, Operator, OperatorConfig, OperatorError};
+pub use operator::{LeaderElection, Operator, OperatorError};
