@@ -106,9 +106,9 @@ pub mod status;
 
 pub use attached::{AttachedDecision, AttachedKind, NotAttached};
 pub use implementation::{
-    Context, DesiredState, GatewayImplementation, ImplementationError, NotWatched, Observed,
-    Readiness, RefProblem, RelatedCache, RelatedWatch, deployments_rolled_out, from_dynamic,
-    to_dynamic,
+    Context, DesiredState, GatewayCleanup, GatewayImplementation, ImplementationError, NotWatched,
+    Observed, Readiness, RefProblem, RelatedCache, RelatedWatch, deployments_rolled_out,
+    from_dynamic, to_dynamic,
 };
 pub use kind::{AgentGatewayKind, AiGatewayKind, GatewayKind, ToolGatewayKind};
 pub use kube_error::describe_kube_error;
