@@ -164,7 +164,7 @@ fn help_documents_exit_codes() {
         ),
         (
             &["demo", "--help"][..],
-            "1  --exit-when-ready: not every sample gateway was Ready",
+            "1  --exit-when-ready: not every sample gateway and route was Ready",
         ),
         (
             &["demo", "--help"][..],
