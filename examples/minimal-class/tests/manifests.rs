@@ -35,6 +35,7 @@ const EXPECTED_FILES: &[&str] = &[
     "litellm-class-default.yaml",
     "litellm-class.yaml",
     "multi-provider-gateway.yaml",
+    "tool-gateway.yaml",
 ];
 
 /// Why a document is not valid as written.
