@@ -15,8 +15,9 @@
 //! (see [`related`]).
 //!
 //! One loop serves every gateway kind: [`AiGatewayKind`] (the default),
-//! [`ToolGatewayKind`] and [`AgentGatewayKind`], one kind per [`Operator`]
-//! (`Operator::for_kind`); several operators may run in one process. Objects that attach
+//! [`ToolGatewayKind`] and [`AgentGatewayKind`]; one [`Operator`] serves one
+//! implementation of each kind it is given, behind one admin server, one set of metrics
+//! and one Lease (see [`Operator::gateway`]). Objects that attach
 //! themselves to gateways, such as ToolRoutes, are declared once with
 //! [`GatewayImplementation::attached`]: the runtime watches them, offers them to
 //! `desired_state` ([`Context::attached`]) and writes their status from the
@@ -90,6 +91,7 @@ pub mod apply;
 pub mod attached;
 mod children;
 pub mod class;
+mod controllers;
 pub mod implementation;
 pub mod kind;
 mod kube_error;

@@ -53,15 +53,15 @@ fn sample_gateways() -> Vec<String> {
 }
 
 /// The sample ToolGateway, and its routes with the URLs they publish.
-const TOOL_GATEWAY: &str = "tool-gateway/tool-gateway";
+const TOOL_GATEWAY: &str = "mcp-demo/tool-gateway";
 const TOOL_ROUTES: &[(&str, &str)] = &[
     (
-        "tool-gateway/demo-tools",
-        "http://tool-gateway.tool-gateway.svc.cluster.local/mcp/tool_gateway__demo_tools",
+        "mcp-demo/all-tools",
+        "http://tool-gateway.mcp-demo.svc.cluster.local/mcp/mcp_demo__all_tools",
     ),
     (
-        "tool-gateway/demo-tools-safe",
-        "http://tool-gateway.tool-gateway.svc.cluster.local/mcp/tool_gateway__demo_tools_safe",
+        "mcp-demo/safe-tools",
+        "http://tool-gateway.mcp-demo.svc.cluster.local/mcp/mcp_demo__safe_tools",
     ),
 ];
 
@@ -84,7 +84,7 @@ fn tools_ready_in_last_table(stdout: &str) -> bool {
             cells.len() == 6
                 && cells[0] == TOOL_GATEWAY
                 && cells[2..5] == ["True", "True", "True"]
-                && cells[5] == "http://tool-gateway.tool-gateway.svc.cluster.local"
+                && cells[5] == "http://tool-gateway.mcp-demo.svc.cluster.local"
         })
     });
     let routes_ready = last_table(stdout, "TOOLROUTE").is_some_and(|table| {
@@ -175,10 +175,10 @@ fn exit_when_ready_prints_the_gateways_and_exits_0() {
     // The ToolGateway's config: one mcp_servers entry per route, the filter as LiteLLM
     // reads it.
     assert!(
-        stdout.contains("Rendered LiteLLM config of ToolGateway tool-gateway/tool-gateway"),
+        stdout.contains("Rendered LiteLLM config of ToolGateway mcp-demo/tool-gateway"),
         "{stdout}"
     );
-    assert!(stdout.contains("tool_gateway__demo_tools_safe:"), "{stdout}");
+    assert!(stdout.contains("mcp_demo__safe_tools:"), "{stdout}");
     assert!(stdout.contains("disallowed_tools:"), "{stdout}");
     assert!(stdout.contains("Rendered LiteLLM config of"), "{stdout}");
     assert!(stdout.contains("model_list:"), "{stdout}");
@@ -535,7 +535,7 @@ fn pod_groups(stdout: &str, gateway: &str) -> Vec<u32> {
 }
 
 const AI_GATEWAY: &str = "AiGateway ai-gateway/ai-gateway";
-const TOOL_GATEWAY_POD: &str = "ToolGateway tool-gateway/tool-gateway";
+const TOOL_GATEWAY_POD: &str = "ToolGateway mcp-demo/tool-gateway";
 
 /// The process group of the demo's MCP server.
 fn mcp_server_group(stdout: &str) -> u32 {
@@ -649,7 +649,7 @@ fn with_proxy_exit_when_ready_answers_through_litellm_with_the_gateways_key() {
     );
     assert!(
         stdout.contains(
-            "  tools: tool_gateway__demo_tools-delete_everything, tool_gateway__demo_tools-echo\n"
+            "  tools: mcp_demo__all_tools-delete_everything, mcp_demo__all_tools-echo\n"
         ),
         "{stdout}"
     );
@@ -661,7 +661,7 @@ fn with_proxy_exit_when_ready_answers_through_litellm_with_the_gateways_key() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("  tools: tool_gateway__demo_tools_safe-echo\n"),
+        stdout.contains("  tools: mcp_demo__safe_tools-echo\n"),
         "{stdout}"
     );
     // ...and the tool call on it reaches the MCP server with the chosen text, whose
@@ -669,7 +669,7 @@ fn with_proxy_exit_when_ready_answers_through_litellm_with_the_gateways_key() {
     let arguments = serde_json::json!({ "text": chosen });
     assert!(
         stdout.contains(&format!(
-            "MCP tools/call tool_gateway__demo_tools_safe-echo {arguments} at {safe_url} (here http://127.0.0.1:"
+            "MCP tools/call mcp_demo__safe_tools-echo {arguments} at {safe_url} (here http://127.0.0.1:"
         )),
         "{stdout}"
     );
@@ -688,9 +688,9 @@ fn with_proxy_exit_when_ready_answers_through_litellm_with_the_gateways_key() {
     );
     // The commands to repeat the calls go to the same local Service URLs.
     for (method, route) in [
-        ("tools/list", "/mcp/tool_gateway__demo_tools "),
-        ("tools/list", "/mcp/tool_gateway__demo_tools_safe "),
-        ("tools/call", "/mcp/tool_gateway__demo_tools_safe "),
+        ("tools/list", "/mcp/mcp_demo__all_tools "),
+        ("tools/list", "/mcp/mcp_demo__safe_tools "),
+        ("tools/call", "/mcp/mcp_demo__safe_tools "),
     ] {
         assert!(
             stdout.lines().any(|l| l.starts_with("  curl -s http://127.0.0.1:")
@@ -866,7 +866,7 @@ fn with_proxy_stops_what_it_started_when_litellm_fails() {
         .unwrap_or_else(|| panic!("{stderr}"));
     // Whichever of the LiteLLM pods or the MCP server is found failed first.
     assert!(
-        ["ai-gateway/ai-gateway", "tool-gateway/tool-gateway", "tool-gateway/demo-tools"]
+        ["ai-gateway/ai-gateway", "mcp-demo/tool-gateway", "mcp-demo/demo-tools"]
             .iter()
             .any(|pod| error.contains(&format!("{pod} exited")))
             && error.contains("before it was live; last log line: fake litellm fails on purpose"),

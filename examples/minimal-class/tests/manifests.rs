@@ -31,6 +31,7 @@ const EXPECTED_FILES: &[&str] = &[
     "agent-snippet.yaml",
     "basic-gateway.yaml",
     "config-patched-gateway.yaml",
+    "demo-tool-gateway.yaml",
     "guarded-gateway.yaml",
     "litellm-class-default.yaml",
     "litellm-class.yaml",

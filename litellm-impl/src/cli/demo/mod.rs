@@ -26,10 +26,11 @@ use clap::Args;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
 
-use crate::cli::run::{OperatorArgs, RunError, operator};
+use crate::cli::run::{OperatorArgs, RunError, ServedGatewayKind, operator};
 use crate::names;
 
-/// The sample manifests the demo applies, in order.
+/// The sample manifests the demo applies, in order (from `examples/manifests/` unless
+/// the name says otherwise).
 const SAMPLES: &[(&str, &str)] = &[
     (
         "litellm-class-default.yaml",
@@ -52,8 +53,12 @@ const SAMPLES: &[(&str, &str)] = &[
         include_str!("../../../../examples/manifests/config-patched-gateway.yaml"),
     ),
     (
-        "tool-gateway.yaml",
-        include_str!("../../../../examples/manifests/tool-gateway.yaml"),
+        "deploy/toolgatewayclass.yaml",
+        include_str!("../../../../deploy/toolgatewayclass.yaml"),
+    ),
+    (
+        "demo-tool-gateway.yaml",
+        include_str!("../../../../examples/manifests/demo-tool-gateway.yaml"),
     ),
 ];
 
@@ -403,6 +408,7 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
         render: crate::RenderSettings::default(),
         concurrency: 16,
         log_format: aigateway_runtime::LogFormat::Text,
+        gateway_kinds: vec![ServedGatewayKind::AiGateway, ServedGatewayKind::ToolGateway],
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let operator = operator(server.client(), &operator_args).shutdown_on(async move {

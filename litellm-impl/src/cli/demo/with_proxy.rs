@@ -7,7 +7,7 @@
 //!    (`OPENAI_API_BASE`), as a user would for any OpenAI-compatible endpoint.
 //! 3. [`ToolTarget::prepare`]: the demo's MCP server (the venv's `mcp` SDK running
 //!    [`DEMO_SERVER_SCRIPT`](crate::local::mcp::DEMO_SERVER_SCRIPT)) starts on loopback,
-//!    and the sample ToolRoutes of ToolGateway `tool-gateway/tool-gateway` are pointed at
+//!    and the sample ToolRoutes of ToolGateway `mcp-demo/tool-gateway` are pointed at
 //!    it (their `spec.upstream.external.url`), as a user would for any MCP server.
 //! 4. [`Traffic::spawn`]: one task per gateway that plays kubelet for its Deployment
 //!    (runs its pod whenever the pod template changes, e.g. after a Secret rotation rolls
@@ -55,14 +55,14 @@ const LIVE_LIMIT: Duration = Duration::from_secs(180);
 /// How long a pod gets between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(5);
 /// The namespace of the sample ToolGateway the demo's agent calls tools through.
-pub const TOOL_GATEWAY_NAMESPACE: &str = "tool-gateway";
+pub const TOOL_GATEWAY_NAMESPACE: &str = "mcp-demo";
 /// Its name.
 pub const TOOL_GATEWAY_NAME: &str = "tool-gateway";
 /// The port of a ToolGateway's Service.
 const TOOL_GATEWAY_SERVICE_PORT: i32 = 80;
 /// The demo's MCP server, as the pod `namespace/name` of the Service the sample routes
-/// name (`demo-tools.tool-gateway.svc.cluster.local:8000`).
-pub const MCP_SERVER_POD: &str = "tool-gateway/demo-tools";
+/// name (`demo-tools.mcp-demo.svc.cluster.local:8000`).
+pub const MCP_SERVER_POD: &str = "mcp-demo/demo-tools";
 /// The tool the agent calls.
 const ECHO_TOOL: &str = "echo";
 /// What the agent asks the echo tool to repeat, unless `--tool-text` says otherwise.
@@ -126,7 +126,7 @@ pub enum TrafficError {
     },
     /// The sample ToolGateway has nothing the demo can call.
     #[error(
-        "ToolGateway {TOOL_GATEWAY_NAMESPACE}/{TOOL_GATEWAY_NAME} has no ToolRoute with an external upstream; apply examples/manifests/tool-gateway.yaml"
+        "ToolGateway {TOOL_GATEWAY_NAMESPACE}/{TOOL_GATEWAY_NAME} has no ToolRoute with an external upstream; apply examples/manifests/demo-tool-gateway.yaml"
     )]
     NoToolRoute,
 }
@@ -312,7 +312,7 @@ impl ToolTarget {
     /// Starts the demo's MCP server (the venv's `python` running
     /// [`mcp::DEMO_SERVER_SCRIPT`] on a free loopback port; its liveness is awaited
     /// before the ToolGateway's pod starts) and points the `external` upstream of every
-    /// ToolRoute attached to `tool-gateway/tool-gateway` at it (server-side apply, field
+    /// ToolRoute attached to `mcp-demo/tool-gateway` at it (server-side apply, field
     /// manager [`FIELD_MANAGER`]). The agent will ask the echo tool to repeat
     /// `tool_text`. Lines for the user go to `out`.
     pub async fn prepare(
@@ -1045,7 +1045,7 @@ impl Kubelet {
 }
 
 /// `url`, a route's `status.url` on the gateway's Service (`service`, e.g.
-/// `http://tool-gateway.tool-gateway.svc.cluster.local`, with or without the FQDN's
+/// `http://tool-gateway.mcp-demo.svc.cluster.local`, with or without the FQDN's
 /// trailing dot and port 80), with that address replaced by the local Service's.
 fn local_url(url: &str, service: &str, local: SocketAddr) -> Option<String> {
     let rest = url.strip_prefix(service)?;
@@ -1095,12 +1095,12 @@ mod tests {
     /// Service; its path is kept as published.
     #[test]
     fn route_urls_map_onto_the_local_service() {
-        let service = "http://tool-gateway.tool-gateway.svc.cluster.local";
+        let service = "http://tool-gateway.mcp-demo.svc.cluster.local";
         let local = "127.0.0.1:4321".parse().unwrap();
         for url in [
-            "http://tool-gateway.tool-gateway.svc.cluster.local/mcp/k",
-            "http://tool-gateway.tool-gateway.svc.cluster.local./mcp/k",
-            "http://tool-gateway.tool-gateway.svc.cluster.local:80/mcp/k",
+            "http://tool-gateway.mcp-demo.svc.cluster.local/mcp/k",
+            "http://tool-gateway.mcp-demo.svc.cluster.local./mcp/k",
+            "http://tool-gateway.mcp-demo.svc.cluster.local:80/mcp/k",
         ] {
             assert_eq!(
                 local_url(url, service, local).as_deref(),
@@ -1109,8 +1109,8 @@ mod tests {
             );
         }
         for url in [
-            "http://tool-gateway.tool-gateway.svc.cluster.local.evil/mcp/k",
-            "http://tool-gateway.tool-gateway.svc.cluster.local:8080/mcp/k",
+            "http://tool-gateway.mcp-demo.svc.cluster.local.evil/mcp/k",
+            "http://tool-gateway.mcp-demo.svc.cluster.local:8080/mcp/k",
             "http://other.tool-gateway.svc.cluster.local/mcp/k",
         ] {
             assert_eq!(local_url(url, service, local), None, "{url}");
