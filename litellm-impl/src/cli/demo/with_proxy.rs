@@ -585,8 +585,8 @@ impl Kubelet {
         let _ = self.events.send(TrafficEvent::Line(line)).await;
     }
 
-    /// Passes on what the fake provider (or the MCP server) logged so far.
-    async fn relay_logs(&mut self) {
+    /// What the fake provider (or the MCP server) logged since the last call.
+    fn drain_logs(&mut self) -> Vec<String> {
         let mut lines = Vec::new();
         match &mut self.caller {
             Caller::Chat { provider_log, .. } => {
@@ -604,9 +604,7 @@ impl Kubelet {
                 tools.relayed = calls.len();
             }
         }
-        for line in lines {
-            self.say(line).await;
-        }
+        lines
     }
 
     async fn run(mut self, mut stop: watch::Receiver<bool>) {
@@ -809,17 +807,17 @@ impl Kubelet {
         let local_base = format!("http://{}", self.service.addr());
         let url = format!("{local_base}/chat/completions");
         let body = json!({"model": model, "messages": [{"role": "user", "content": QUESTION}]});
-        self.say(format!(
+        // One block, so that the other gateway's lines do not land in the middle.
+        let mut report = vec![format!(
             "Agent {AGENT_NAMESPACE}/{AGENT_NAME}: POST {cluster_url}/chat/completions (here {url}) with {AGENT_KEY_ENV}={key}, model {model}"
-        ))
-        .await;
+        )];
         let failed = |reason: String| TrafficError::Request {
             url: url.clone(),
             reason,
         };
         let response = http::send("POST", &url, Some(&key), Some(&body)).await;
         // The provider logged the request before answering it: its line comes first.
-        self.relay_logs().await;
+        report.extend(self.drain_logs());
         let result = match response {
             Err(error) => Err(failed(error.to_string())),
             Ok(response) if response.status != 200 => {
@@ -845,12 +843,10 @@ impl Kubelet {
                             .get("x-litellm-version")
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("unknown version");
-                        self.say(format!("Answer through LiteLLM {version}: {content}"))
-                            .await;
-                        self.say(format!(
+                        report.push(format!("Answer through LiteLLM {version}: {content}"));
+                        report.push(format!(
                             "Repeat it:\n  curl -s {url} -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{body}'\n"
-                        ))
-                        .await;
+                        ));
                         Ok(())
                     }
                     None => Err(failed(
@@ -859,6 +855,7 @@ impl Kubelet {
                 }
             }
         };
+        self.say(report.join("\n")).await;
         let event = match result {
             Ok(()) => TrafficEvent::Answered,
             Err(error) => TrafficEvent::Failed(error),
@@ -893,7 +890,12 @@ impl Kubelet {
                 }
             }
         }
-        let result = self.call_tools(&routes, &published, &text).await;
+        // One block, so that the other gateway's lines do not land in the middle.
+        let mut report = Vec::new();
+        let result = self
+            .call_tools(&routes, &published, &text, &mut report)
+            .await;
+        self.say(report.join("\n")).await;
         let event = match result {
             Ok(()) => TrafficEvent::ToolsAnswered,
             Err(error) => TrafficEvent::Failed(error),
@@ -923,12 +925,14 @@ impl Kubelet {
 
     /// `tools/list` on every route (`urls`: their `status.url`), checking that no route
     /// lists a tool its filter denies, then `tools/call echo` with `text` on the first
-    /// filtered route that lists it (else the first that does).
+    /// filtered route that lists it (else the first that does). Lines for the user go
+    /// to `report`.
     async fn call_tools(
         &mut self,
         routes: &[RouteTarget],
         urls: &[String],
         text: &str,
+        report: &mut Vec<String>,
     ) -> Result<(), TrafficError> {
         let service = gateway_url(&self.workload.name, &self.workload.namespace);
         let mut curls = Vec::new();
@@ -949,12 +953,11 @@ impl Kubelet {
                     ),
                 )
             })?;
-            self.say(format!(
+            report.push(format!(
                 "Agent {AGENT_NAMESPACE}/{AGENT_NAME}: MCP tools/list at {url} (status.url of ToolRoute {}, {}; here {local})",
                 route.label(),
                 route.filter()
-            ))
-            .await;
+            ));
             let mut client = McpClient::connect(&local, None)
                 .await
                 .map_err(|e| failed("initialize", e.to_string()))?;
@@ -969,7 +972,7 @@ impl Kubelet {
                     .unwrap_or(tool)
                     .to_owned()
             };
-            self.say(format!("  tools: {}", tools.join(", "))).await;
+            report.push(format!("  tools: {}", tools.join(", ")));
             if let Some(exposed) = tools.iter().find(|t| route.deny.contains(&unprefixed(t))) {
                 return Err(failed(
                     "tools/list",
@@ -977,11 +980,10 @@ impl Kubelet {
                 ));
             }
             if !route.deny.is_empty() {
-                self.say(format!(
+                report.push(format!(
                     "  hidden by the route's toolFilter: {}",
                     route.deny.join(", ")
-                ))
-                .await;
+                ));
             }
             curls.push(curl(&local, &mcp::request(1, "tools/list", None)));
             let filtered = !route.deny.is_empty() || !route.allow.is_empty();
@@ -1011,10 +1013,9 @@ impl Kubelet {
             reason,
         };
         let arguments = json!({ "text": text });
-        self.say(format!(
+        report.push(format!(
             "Agent {AGENT_NAMESPACE}/{AGENT_NAME}: MCP tools/call {tool} {arguments} at {url} (here {local})"
-        ))
-        .await;
+        ));
         let mut client = McpClient::connect(&local, None)
             .await
             .map_err(|e| failed(e.to_string()))?;
@@ -1023,13 +1024,12 @@ impl Kubelet {
             .await
             .map_err(|e| failed(e.to_string()));
         // The server logged the call before answering it: its line comes first.
-        self.relay_logs().await;
+        report.extend(self.drain_logs());
         let answer = answer?;
         if answer.is_error {
             return Err(failed(format!("the tool answered with an error: {}", answer.text)));
         }
-        self.say(format!("Tool answer through LiteLLM: {}", answer.text))
-            .await;
+        report.push(format!("Tool answer through LiteLLM: {}", answer.text));
         curls.push(curl(
             &local,
             &mcp::request(
@@ -1038,8 +1038,7 @@ impl Kubelet {
                 Some(json!({"name": tool, "arguments": arguments})),
             ),
         ));
-        self.say(format!("Repeat them:\n  {}\n", curls.join("\n  ")))
-            .await;
+        report.push(format!("Repeat them:\n  {}\n", curls.join("\n  ")));
         Ok(())
     }
 }
