@@ -221,7 +221,7 @@ fn exit_when_ready_fails_with_a_reason_on_timeout() {
         text(&output.stdout)
     );
     assert!(
-        stderr.contains("not every sample gateway was Ready after 0 s"),
+        stderr.contains("not every sample gateway and route was Ready after 0 s"),
         "{stderr}"
     );
     let gateways = sample_gateways();
@@ -543,7 +543,10 @@ fn mcp_server_group(stdout: &str) -> u32 {
         .lines()
         .find(|l| l.starts_with("MCP server (the mcp SDK"))
         .unwrap_or_else(|| panic!("no MCP server line:\n{stdout}"));
-    let pid = line.split("(pid ").nth(1).unwrap_or_else(|| panic!("{line}"));
+    let pid = line
+        .split("(pid ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{line}"));
     pid.split(',').next().unwrap().parse().unwrap()
 }
 
@@ -648,9 +651,8 @@ fn with_proxy_exit_when_ready_answers_through_litellm_with_the_gateways_key() {
         "{stdout}"
     );
     assert!(
-        stdout.contains(
-            "  tools: mcp_demo__all_tools-delete_everything, mcp_demo__all_tools-echo\n"
-        ),
+        stdout
+            .contains("  tools: mcp_demo__all_tools-delete_everything, mcp_demo__all_tools-echo\n"),
         "{stdout}"
     );
     // ...the filtered route hides the denied tool...
@@ -679,7 +681,9 @@ fn with_proxy_exit_when_ready_answers_through_litellm_with_the_gateways_key() {
         .collect();
     assert_eq!(
         server_calls,
-        [format!("MCP server: tools/call echo {{\"text\": \"{chosen}\"}}")],
+        [format!(
+            "MCP server: tools/call echo {{\"text\": \"{chosen}\"}}"
+        )],
         "exactly the one call reached the MCP server:\n{stdout}"
     );
     assert!(
@@ -693,9 +697,11 @@ fn with_proxy_exit_when_ready_answers_through_litellm_with_the_gateways_key() {
         ("tools/call", "/mcp/mcp_demo__safe_tools "),
     ] {
         assert!(
-            stdout.lines().any(|l| l.starts_with("  curl -s http://127.0.0.1:")
-                && l.contains(route)
-                && l.contains(&format!("\"method\":\"{method}\""))),
+            stdout
+                .lines()
+                .any(|l| l.starts_with("  curl -s http://127.0.0.1:")
+                    && l.contains(route)
+                    && l.contains(&format!("\"method\":\"{method}\""))),
             "no curl for {method} at {route}:\n{stdout}"
         );
     }
@@ -866,9 +872,13 @@ fn with_proxy_stops_what_it_started_when_litellm_fails() {
         .unwrap_or_else(|| panic!("{stderr}"));
     // Whichever of the LiteLLM pods or the MCP server is found failed first.
     assert!(
-        ["ai-gateway/ai-gateway", "mcp-demo/tool-gateway", "mcp-demo/demo-tools"]
-            .iter()
-            .any(|pod| error.contains(&format!("{pod} exited")))
+        [
+            "ai-gateway/ai-gateway",
+            "mcp-demo/tool-gateway",
+            "mcp-demo/demo-tools"
+        ]
+        .iter()
+        .any(|pod| error.contains(&format!("{pod} exited")))
             && error.contains("before it was live; last log line: fake litellm fails on purpose"),
         "{error}"
     );

@@ -199,7 +199,11 @@ impl McpClient {
     }
 
     /// Calls tool `name` with `arguments`.
-    pub async fn call_tool(&mut self, name: &str, arguments: Value) -> Result<ToolAnswer, McpError> {
+    pub async fn call_tool(
+        &mut self,
+        name: &str,
+        arguments: Value,
+    ) -> Result<ToolAnswer, McpError> {
         let result = self
             .call(
                 "tools/call",
@@ -275,7 +279,10 @@ impl McpClient {
         let answer = find_response(&response.body, id).ok_or_else(|| {
             self.protocol(
                 method,
-                &format!("no JSON-RPC answer to request {id} in: {}", one_line(&response.body)),
+                &format!(
+                    "no JSON-RPC answer to request {id} in: {}",
+                    one_line(&response.body)
+                ),
             )
         })?;
         if let Some(error) = answer.get("error") {

@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 
 use aigateway_api::conditions::find_condition;
 use aigateway_api::{AiGateway, ToolGateway, ToolRoute};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use aigateway_testkit::ApiServer;
 use clap::Args;
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, ListParams};
 
 use crate::cli::run::{OperatorArgs, RunError, ServedGatewayKind, operator};
@@ -144,7 +144,7 @@ pub enum DemoError {
     #[error(transparent)]
     Operator(#[from] RunError),
     /// Not every gateway became Ready in time.
-    #[error("not every sample gateway was Ready after {seconds} s:\n{details}")]
+    #[error("not every sample gateway and route was Ready after {seconds} s:\n{details}")]
     Timeout {
         /// The timeout.
         seconds: u64,
@@ -174,7 +174,8 @@ impl DemoError {
         match self {
             DemoError::Timeout { .. } | DemoError::NoAnswer { .. } => 1,
             DemoError::Traffic(
-                with_proxy::TrafficError::Request { .. } | with_proxy::TrafficError::ToolCall { .. },
+                with_proxy::TrafficError::Request { .. }
+                | with_proxy::TrafficError::ToolCall { .. },
             ) => 1,
             DemoError::Traffic(_) => 4,
             _ => 3,
@@ -242,11 +243,7 @@ fn tool_gateway_row(gateway: &ToolGateway) -> Vec<String> {
     let status = gateway.status.clone().unwrap_or_default();
     vec![
         qualified(&gateway.metadata),
-        gateway
-            .spec
-            .class_name()
-            .unwrap_or("(default)")
-            .to_owned(),
+        gateway.spec.class_name().unwrap_or("(default)").to_owned(),
         condition_status(&status.conditions, "Accepted"),
         condition_status(&status.conditions, "Programmed"),
         condition_status(&status.conditions, "Ready"),
@@ -311,7 +308,15 @@ fn gateway_table(rows: &[Row]) -> String {
         })
         .collect();
     table(
-        &["GATEWAY", "CLASS", "MODELS", "ACCEPTED", "PROGRAMMED", "READY", "URL"],
+        &[
+            "GATEWAY",
+            "CLASS",
+            "MODELS",
+            "ACCEPTED",
+            "PROGRAMMED",
+            "READY",
+            "URL",
+        ],
         &rows,
     )
 }
@@ -481,17 +486,20 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
             "{}\n{}\n{}",
             gateway_table(&rows),
             table(
-                &["TOOLGATEWAY", "CLASS", "ACCEPTED", "PROGRAMMED", "READY", "URL"],
+                &[
+                    "TOOLGATEWAY",
+                    "CLASS",
+                    "ACCEPTED",
+                    "PROGRAMMED",
+                    "READY",
+                    "URL"
+                ],
                 &tool_rows
             ),
             table(&["TOOLROUTE", "TOOLGATEWAY", "READY", "URL"], &route_rows)
         );
         if tables != last {
-            let _ = writeln!(
-                out,
-                "[{:>5.1}s]\n{tables}",
-                started.elapsed().as_secs_f64()
-            );
+            let _ = writeln!(out, "[{:>5.1}s]\n{tables}", started.elapsed().as_secs_f64());
             last = tables;
         }
         if !printed_config
@@ -546,7 +554,10 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
         for r in &rows {
             states.insert(
                 format!("AiGateway {}", r.name),
-                format!("Accepted={} Programmed={} Ready={}", r.accepted, r.programmed, r.ready),
+                format!(
+                    "Accepted={} Programmed={} Ready={}",
+                    r.accepted, r.programmed, r.ready
+                ),
             );
         }
         for r in &tool_rows {
@@ -565,7 +576,12 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
             .ai_gateways
             .iter()
             .map(|s| format!("AiGateway {s}"))
-            .chain(samples.tool_gateways.iter().map(|s| format!("ToolGateway {s}")))
+            .chain(
+                samples
+                    .tool_gateways
+                    .iter()
+                    .map(|s| format!("ToolGateway {s}")),
+            )
             .chain(samples.tool_routes.iter().map(|s| format!("ToolRoute {s}")))
             .collect();
         let all_ready = expected.iter().all(|s| {
@@ -606,7 +622,11 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
         if args.exit_when_ready && timed_out {
             let details = expected
                 .iter()
-                .filter(|s| !states.get(*s).is_some_and(|state| state.contains("Ready=True")))
+                .filter(|s| {
+                    !states
+                        .get(*s)
+                        .is_some_and(|state| state.contains("Ready=True"))
+                })
                 .map(|s| match states.get(s) {
                     Some(state) => format!("  {s}: {state}"),
                     None => format!("  {s}: not found"),

@@ -335,7 +335,9 @@ impl ToolTarget {
             })?
             .items
             .into_iter()
-            .filter(|r| r.gateway().as_ref() == Some(&gateway) && r.spec.upstream.external.is_some())
+            .filter(|r| {
+                r.gateway().as_ref() == Some(&gateway) && r.spec.upstream.external.is_some()
+            })
             .collect();
         routes.sort_by_key(|r| (r.metadata.namespace.clone(), r.metadata.name.clone()));
         if routes.is_empty() {
@@ -345,7 +347,11 @@ impl ToolTarget {
             what: "MCP server",
             source,
         })?;
-        let server = LocalPod::start(&mcp::demo_server_plan(MCP_SERVER_POD), &litellm.bin_dir, port)?;
+        let server = LocalPod::start(
+            &mcp::demo_server_plan(MCP_SERVER_POD),
+            &litellm.bin_dir,
+            port,
+        )?;
         let server_url = format!("http://127.0.0.1:{port}{}", mcp::DEMO_SERVER_MCP_PATH);
         let _ = writeln!(
             out,
@@ -662,7 +668,8 @@ impl Kubelet {
     /// new pod went live.
     async fn sync(&mut self) -> Result<bool, TrafficError> {
         let workload = self.workload.clone();
-        let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), &workload.namespace);
+        let deployments: Api<Deployment> =
+            Api::namespaced(self.client.clone(), &workload.namespace);
         let Some(deployment) =
             deployments
                 .get_opt(&workload.name)
@@ -1002,7 +1009,11 @@ impl Kubelet {
         let Some((route, url, local, tool)) = echo_route else {
             return Err(TrafficError::ToolCall {
                 what: "tools/list".to_owned(),
-                route: routes.iter().map(RouteTarget::label).collect::<Vec<_>>().join(", "),
+                route: routes
+                    .iter()
+                    .map(RouteTarget::label)
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 reason: format!("no route lists the {ECHO_TOOL} tool of the demo's MCP server"),
             });
         };
@@ -1027,7 +1038,10 @@ impl Kubelet {
         report.extend(self.drain_logs());
         let answer = answer?;
         if answer.is_error {
-            return Err(failed(format!("the tool answered with an error: {}", answer.text)));
+            return Err(failed(format!(
+                "the tool answered with an error: {}",
+                answer.text
+            )));
         }
         report.push(format!("Tool answer through LiteLLM: {}", answer.text));
         curls.push(curl(
@@ -1050,7 +1064,8 @@ fn local_url(url: &str, service: &str, local: SocketAddr) -> Option<String> {
     let rest = url.strip_prefix(service)?;
     let rest = rest.strip_prefix('.').unwrap_or(rest);
     let rest = rest.strip_prefix(":80").unwrap_or(rest);
-    rest.starts_with('/').then(|| format!("http://{local}{rest}"))
+    rest.starts_with('/')
+        .then(|| format!("http://{local}{rest}"))
 }
 
 /// The `curl` command that POSTs the MCP request `body` to `url`.
