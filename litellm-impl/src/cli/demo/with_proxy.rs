@@ -481,7 +481,7 @@ impl Traffic {
             running: None,
             last_problem: None,
             pending: false,
-            caller: Caller::Tools(Box::new(tools)),
+            caller: Caller::Tools(tools),
         };
         let tasks = vec![
             tokio::spawn(chat.run(stopped.clone())),
@@ -555,7 +555,7 @@ enum Caller {
         provider_log: broadcast::Receiver<ProviderRequest>,
     },
     /// MCP calls through the ToolGateway's routes to the demo's MCP server.
-    Tools(Box<ToolTarget>),
+    Tools(ToolTarget),
 }
 
 /// The next request the fake provider logged (never, for a ToolGateway).
