@@ -690,6 +690,14 @@ fn with_proxy_exit_when_ready_answers_through_litellm_with_the_gateways_key() {
         stdout.contains(&format!("Tool answer through LiteLLM: echo: {chosen}\n")),
         "{stdout}"
     );
+    // The denied tool cannot be called on the filtered route either (and, as the server's
+    // log above shows, never reached the server).
+    assert!(
+        stdout.contains(
+            "MCP tools/call mcp_demo__safe_tools-delete_everything {\"confirm\":true} (denied by the route's toolFilter): refused: "
+        ),
+        "{stdout}"
+    );
     // The commands to repeat the calls go to the same local Service URLs.
     for (method, route) in [
         ("tools/list", "/mcp/mcp_demo__all_tools "),

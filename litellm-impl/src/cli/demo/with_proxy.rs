@@ -634,6 +634,13 @@ impl Kubelet {
                             let _ = self.events.send(TrafficEvent::Failed(error)).await;
                         }
                     }
+                    // Calls that reach the MCP server from elsewhere (the printed curl
+                    // commands) show up too.
+                    if matches!(self.caller, Caller::Tools(_)) {
+                        for line in self.drain_logs() {
+                            self.say(line).await;
+                        }
+                    }
                     if self.pending {
                         let done = tokio::select! {
                             () = stopping(&mut stop) => break,
@@ -932,8 +939,8 @@ impl Kubelet {
 
     /// `tools/list` on every route (`urls`: their `status.url`), checking that no route
     /// lists a tool its filter denies, then `tools/call echo` with `text` on the first
-    /// filtered route that lists it (else the first that does). Lines for the user go
-    /// to `report`.
+    /// filtered route that lists it (else the first that does), and a call of each tool
+    /// that route denies, which must be refused. Lines for the user go to `report`.
     async fn call_tools(
         &mut self,
         routes: &[RouteTarget],
@@ -1052,6 +1059,47 @@ impl Kubelet {
                 Some(json!({"name": tool, "arguments": arguments})),
             ),
         ));
+        // What the filter is for: the denied tool cannot be called either, even by an
+        // agent that knows its name.
+        let key = local.rsplit('/').next().unwrap_or_default();
+        for denied in &route.deny {
+            let name = format!("{key}-{denied}");
+            let arguments = json!({"confirm": true});
+            let refused = match client.call_tool(&name, arguments.clone()).await {
+                Ok(answer) if answer.is_error => answer.text,
+                Err(mcp::McpError::Rpc { message, .. }) => message,
+                Ok(_) => {
+                    report.extend(self.drain_logs());
+                    return Err(TrafficError::ToolCall {
+                        what: format!("tools/call {name}"),
+                        route: route.label(),
+                        reason: format!(
+                            "the route let the agent call {denied}, which its toolFilter denies"
+                        ),
+                    });
+                }
+                Err(error) => {
+                    return Err(TrafficError::ToolCall {
+                        what: format!("tools/call {name}"),
+                        route: route.label(),
+                        reason: error.to_string(),
+                    });
+                }
+            };
+            report.extend(self.drain_logs());
+            report.push(format!(
+                "Agent {AGENT_NAMESPACE}/{AGENT_NAME}: MCP tools/call {name} {arguments} (denied by the route's toolFilter): refused: {}",
+                refused.lines().next().unwrap_or_default()
+            ));
+            curls.push(curl(
+                &local,
+                &mcp::request(
+                    3,
+                    "tools/call",
+                    Some(json!({"name": name, "arguments": arguments})),
+                ),
+            ));
+        }
         report.push(format!("Repeat them:\n  {}\n", curls.join("\n  ")));
         Ok(())
     }
