@@ -86,8 +86,8 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod admin;
-pub mod apply;
+mod admin;
+mod apply;
 pub mod attached;
 mod children;
 pub mod class;
@@ -100,17 +100,17 @@ pub mod logging;
 pub mod metrics;
 pub mod names;
 pub mod operator;
-pub mod reconcile;
+mod reconcile;
 pub mod related;
 pub mod status;
 
 pub use attached::{AttachedDecision, AttachedKind, NotAttached};
 pub use implementation::{
-    Context, DesiredState, GatewayImplementation, ImplementationError, NotWatched, Observed,
-    Readiness, RefProblem, RelatedCache, RelatedWatch, deployments_rolled_out, from_dynamic,
-    to_dynamic,
+    Context, DesiredState, GatewayCleanup, GatewayImplementation, ImplementationError, NotWatched,
+    Observed, Readiness, RefProblem, RelatedCache, RelatedWatch, deployments_rolled_out,
+    from_dynamic, to_dynamic,
 };
 pub use kind::{AgentGatewayKind, AiGatewayKind, GatewayKind, ToolGatewayKind};
 pub use kube_error::describe_kube_error;
 pub use logging::LogFormat;
-pub use operator::{LeaderElection, Operator, OperatorConfig, OperatorError};
+pub use operator::{LeaderElection, Operator, OperatorError};
