@@ -158,8 +158,8 @@ pub struct McpClient {
     next_id: u64,
 }
 
-/// The headers every MCP request over streamable HTTP carries (besides
-/// `Content-Type: application/json`).
+/// The `Accept` header of every MCP request over streamable HTTP: the server may answer
+/// with JSON or with server-sent events.
 pub const ACCEPT: &str = "application/json, text/event-stream";
 
 impl McpClient {
