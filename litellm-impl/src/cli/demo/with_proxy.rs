@@ -368,6 +368,8 @@ impl ToolTarget {
                 "metadata": {"name": name, "namespace": namespace},
                 "spec": {"upstream": {"external": {"url": server_url}}},
             });
+            // Forced: the demo applied these samples itself, under the testkit's manager,
+            // which owns the URL; the demo's manager takes it over.
             Api::<ToolRoute>::namespaced(client.clone(), &namespace)
                 .patch(
                     &name,
