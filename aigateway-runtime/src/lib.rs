@@ -94,8 +94,8 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod admin;
-pub mod apply;
+mod admin;
+mod apply;
 pub mod attached;
 mod children;
 pub mod class;
@@ -110,7 +110,7 @@ pub mod names;
 pub mod operator;
 pub mod problems;
 pub mod rbac;
-pub mod reconcile;
+mod reconcile;
 pub mod related;
 pub mod rollout;
 pub mod status;
@@ -119,9 +119,9 @@ pub mod testing;
 
 pub use attached::{AttachedDecision, AttachedKind, NotAttached};
 pub use implementation::{
-    Context, DesiredState, GatewayImplementation, ImplementationError, NotWatched, Observed,
-    Readiness, RefProblem, RelatedCache, RelatedWatch, deployments_rolled_out, from_dynamic,
-    to_dynamic,
+    Context, DesiredState, GatewayCleanup, GatewayImplementation, ImplementationError, NotWatched,
+    Observed, Readiness, RefProblem, RelatedCache, RelatedWatch, deployments_rolled_out,
+    from_dynamic, to_dynamic,
 };
 pub use kind::{AgentGatewayKind, AiGatewayKind, GatewayKind, ToolGatewayKind};
 /// A reference to an object by kind, name and namespace, as [`AttachedKind::new`] and
@@ -129,6 +129,6 @@ pub use kind::{AgentGatewayKind, AiGatewayKind, GatewayKind, ToolGatewayKind};
 pub use kube::runtime::reflector::ObjectRef;
 pub use kube_error::describe_kube_error;
 pub use logging::LogFormat;
-pub use operator::{LeaderElection, Operator, OperatorConfig, OperatorError};
+pub use operator::{LeaderElection, Operator, OperatorError};
 pub use rbac::ClusterRules;
 pub use rollout::roll_pods_on;

@@ -103,19 +103,19 @@ impl LeaderElection {
     }
 }
 
-/// Operator settings.
+/// Operator settings, set through the builder methods of [`Operator`].
 #[derive(Debug, Clone)]
-pub struct OperatorConfig {
+struct OperatorConfig {
     /// Watch gateways, children and related objects in this namespace only.
-    pub namespace: Option<String>,
+    namespace: Option<String>,
     /// Where to serve `/healthz`, `/readyz` and `/metrics`.
-    pub admin_addr: Option<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
     /// Leader election; `None` runs without.
-    pub leader_election: Option<LeaderElection>,
+    leader_election: Option<LeaderElection>,
     /// Gateways reconciled at once (controller-runtime's default is 1).
-    pub concurrency: u16,
+    concurrency: u16,
     /// Reconcile every gateway this often even without changes (`None`: never).
-    pub resync: Option<Duration>,
+    resync: Option<Duration>,
 }
 
 impl Default for OperatorConfig {
@@ -204,12 +204,6 @@ impl Operator {
         self
     }
 
-    /// Replaces all settings.
-    pub fn config(mut self, config: OperatorConfig) -> Self {
-        self.config = config;
-        self
-    }
-
     /// Watches one namespace instead of all.
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.config.namespace = Some(namespace.into());
@@ -234,8 +228,15 @@ impl Operator {
         self
     }
 
+    /// Reconciles every gateway of every kind this often even without changes (default:
+    /// never; watches deliver every change).
+    pub fn resync_every(mut self, every: Duration) -> Self {
+        self.config.resync = Some(every);
+        self
+    }
+
     /// Reconciles every gateway (of every kind) whenever `trigger` yields (tests use
-    /// this to force a resync; production uses [`OperatorConfig::resync`]).
+    /// this to force a resync; production uses [`resync_every`](Self::resync_every)).
     pub fn resync_on(mut self, trigger: impl Stream<Item = ()> + Send + 'static) -> Self {
         self.resync_trigger = Mutex::new(Some(Box::pin(trigger)));
         self

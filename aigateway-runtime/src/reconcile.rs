@@ -251,7 +251,7 @@ impl<K: GatewayKind> Shared<K> {
             self.patch_status(gateway, &list, None).await?;
         }
         attached::clear_gateway(self, gateway).await?;
-        if self.implementation.has_cleanup()
+        if self.implementation.cleanup().is_some()
             && gateway.finalizers().iter().any(|f| f == names::FINALIZER)
         {
             self.cleanup(gateway)
@@ -282,9 +282,12 @@ impl<K: GatewayKind> Shared<K> {
         .await
     }
 
-    /// The implementation's cleanup, with the same related reads as desired state.
+    /// The implementation's cleanup (if it declares one), with the same related reads as
+    /// desired state.
     async fn cleanup(&self, gateway: &K::Gateway) -> Result<(), ImplementationError> {
-        let implementation = &self.implementation;
+        let Some(implementation) = self.implementation.cleanup() else {
+            return Ok(());
+        };
         with_reads(
             &self.related,
             self.attached.as_ref(),
@@ -406,15 +409,13 @@ pub async fn reconcile<K: GatewayKind>(
         if gateway.finalizers().iter().any(|f| f == names::FINALIZER) {
             // Without a cleanup (e.g. after an upgrade that dropped it) the finalizer
             // still goes, or the gateway would stay Terminating forever.
-            if shared.implementation.has_cleanup() {
-                shared
-                    .cleanup(&gateway)
-                    .await
-                    .map_err(|source| ReconcileError::Transient {
-                        gateway: name.clone(),
-                        source,
-                    })?;
-            }
+            shared
+                .cleanup(&gateway)
+                .await
+                .map_err(|source| ReconcileError::Transient {
+                    gateway: name.clone(),
+                    source,
+                })?;
             shared
                 .set_marks(&gateway, shared.owns_conditions(&gateway), false)
                 .await?;
@@ -446,7 +447,7 @@ pub async fn reconcile<K: GatewayKind>(
     // Recorded before our first status write, so that a crash in between never leaves
     // conditions of ours that we would not recognise.
     shared
-        .set_marks(&gateway, true, shared.implementation.has_cleanup())
+        .set_marks(&gateway, true, shared.implementation.cleanup().is_some())
         .await?;
 
     let generation = gateway.meta().generation;

@@ -191,7 +191,7 @@ pub const GO_TOOL_READY_CONDITION: &str = "ToolGatewayReady";
 
 /// The LiteLLM ToolGateway class implementation: one LiteLLM proxy per ToolGateway,
 /// serving each attached ToolRoute as an `mcp_servers` entry (see
-/// [`render_tool_gateway`](crate::tool_gateway::render_tool_gateway)), with the routes'
+/// [`render_tool_gateway`]), with the routes'
 /// status written by the runtime from one decision per route.
 #[derive(Debug, Clone, Default)]
 pub struct LiteLlmToolGateway {

@@ -435,6 +435,22 @@ fn steady_state_writes(cluster: &RealCluster) -> Vec<AuditEvent> {
         .collect()
 }
 
+/// The operator never got a 403: the bundle's RBAC covers everything it did.
+fn assert_never_forbidden(cluster: &RealCluster) {
+    let forbidden: Vec<AuditEvent> = cluster
+        .audit_log()
+        .since(aigateway_testkit::real_cluster::AuditMark::default())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.user == OPERATOR_USER && e.code == 403)
+        .collect();
+    assert!(
+        forbidden.is_empty(),
+        "forbidden requests:\n{}",
+        writes_summary(&forbidden)
+    );
+}
+
 fn writes_summary(events: &[AuditEvent]) -> String {
     events
         .iter()
@@ -565,18 +581,7 @@ fn real_cluster_operator_as_its_service_account_reconciles_the_upstream_samples(
         writes_summary(&lease)
     );
     // The operator never got a 403: the bundle's RBAC covers everything it does.
-    let forbidden: Vec<AuditEvent> = cluster
-        .audit_log()
-        .since(aigateway_testkit::real_cluster::AuditMark::default())
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.user == OPERATOR_USER && e.code == 403)
-        .collect();
-    assert!(
-        forbidden.is_empty(),
-        "forbidden requests:\n{}",
-        writes_summary(&forbidden)
-    );
+    assert_never_forbidden(&cluster);
 
     // Deleting a gateway removes its children through the garbage collector.
     k.ok(&["delete", "aigateway", name, "-n", namespace, "--wait=true"]);
@@ -694,18 +699,7 @@ fn real_cluster_tool_gateway_samples_become_ready_with_route_urls() {
         "the operator wrote in steady state:\n{}",
         writes_summary(&writes)
     );
-    let forbidden: Vec<AuditEvent> = cluster
-        .audit_log()
-        .since(aigateway_testkit::real_cluster::AuditMark::default())
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.user == OPERATOR_USER && e.code == 403)
-        .collect();
-    assert!(
-        forbidden.is_empty(),
-        "forbidden requests:\n{}",
-        writes_summary(&forbidden)
-    );
+    assert_never_forbidden(&cluster);
 
     // Deleting a gateway: its route loses the URL and conditions we wrote, and its
     // children go with it.
