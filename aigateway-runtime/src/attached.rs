@@ -47,10 +47,10 @@ use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
 use crate::class::{Claim, claim};
+use crate::controllers::{CacheTracking, dynamic_api, mark_listed, tracked};
 use crate::implementation::from_dynamic;
 use crate::kind::GatewayKind;
 use crate::names;
-use crate::operator::{CacheTracking, dynamic_api, mark_listed, tracked};
 use crate::reconcile::{ReconcileError, Shared, backoff};
 use crate::status;
 
@@ -122,6 +122,9 @@ pub enum AttachedDecision {
     Serve {
         /// The address clients use for this object, published verbatim.
         url: String,
+        /// Something the object's owner should know that does not stop it (e.g. newer
+        /// objects that collide with it and are refused), appended to `Accepted`.
+        note: Option<String>,
     },
     /// The gateway does not serve the object: `Accepted=False` and `Ready=False` with
     /// this reason and message, no URL.
@@ -136,7 +139,18 @@ pub enum AttachedDecision {
 impl AttachedDecision {
     /// Serve the object at `url`.
     pub fn serve(url: impl Into<String>) -> Self {
-        Self::Serve { url: url.into() }
+        Self::Serve {
+            url: url.into(),
+            note: None,
+        }
+    }
+
+    /// Adds a note to a served object's `Accepted` message (no effect on a refusal).
+    pub fn with_note(mut self, text: impl Into<String>) -> Self {
+        if let Self::Serve { note, .. } = &mut self {
+            *note = Some(text.into());
+        }
+        self
     }
 
     /// Refuse the object, saying why.
@@ -184,12 +198,15 @@ pub(crate) fn attached_status(
             let refused = |type_| valid(NewCondition::new(type_, false, reason, message.clone()));
             return (vec![refused(types::ACCEPTED), refused(types::READY)], None);
         }
-        Some(AttachedDecision::Serve { url }) => (
+        Some(AttachedDecision::Serve { url, note }) => (
             NewCondition::new(
                 types::ACCEPTED,
                 true,
                 reasons::ACCEPTED,
-                format!("attached to gateway {gateway}"),
+                match note {
+                    Some(note) => format!("attached to gateway {gateway}; {note}"),
+                    None => format!("attached to gateway {gateway}"),
+                },
             ),
             Some(url),
         ),
@@ -418,7 +435,7 @@ pub(crate) fn watch<K: GatewayKind>(
     namespace: Option<&str>,
 ) -> AttachedWatch<K> {
     let resource = declaration.resource.clone();
-    let cache_name = format!("attached {}", resource.kind);
+    let cache_name = tracking.key(&format!("attached {}", resource.kind));
     let writer = reflector::store::Writer::new(resource.clone());
     let cache = Arc::new(AttachedCache {
         resource: resource.clone(),
@@ -711,6 +728,19 @@ mod tests {
         let name = object.data["spec"]["gateway"].as_str()?;
         let (namespace, name) = name.split_once('/')?;
         Some(key(namespace, name))
+    }
+
+    #[test]
+    fn a_note_on_a_served_object_reaches_its_accepted_message_and_never_a_refusal() {
+        let served = AttachedDecision::serve("http://gw/mcp/a").with_note("route b shares its key");
+        let (conditions, url) = attached_status(Some(&served), GatewayState::Ready, "ns/gw");
+        assert_eq!(
+            conditions[0].message,
+            "attached to gateway ns/gw; route b shares its key"
+        );
+        assert_eq!(url.as_deref(), Some("http://gw/mcp/a"));
+        let refused = AttachedDecision::refuse("Bad", "no").with_note("ignored");
+        assert_eq!(refused, AttachedDecision::refuse("Bad", "no"));
     }
 
     #[test]

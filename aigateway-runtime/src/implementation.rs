@@ -70,20 +70,13 @@ pub trait GatewayImplementation<K: GatewayKind = AiGatewayKind>: Send + Sync + '
         deployments_rolled_out(observed)
     }
 
-    /// Releases anything outside the cluster when a gateway is deleted. Implementations
-    /// that override it must also return `true` from [`has_cleanup`](Self::has_cleanup),
-    /// which makes the loop add a finalizer.
-    async fn cleanup(
-        &self,
-        _gateway: &K::Gateway,
-        _ctx: &Context,
-    ) -> Result<(), ImplementationError> {
-        Ok(())
-    }
-
-    /// Whether [`cleanup`](Self::cleanup) does anything (and a finalizer is needed).
-    fn has_cleanup(&self) -> bool {
-        false
+    /// What releases the gateway's resources outside the cluster when it is deleted.
+    /// `Some` makes the loop hold a finalizer on each gateway it serves until the cleanup
+    /// succeeded (retried with backoff meanwhile); return `Some(self)` from an
+    /// implementation that also implements [`GatewayCleanup`]. One declaration: there is
+    /// no separate switch to keep in sync.
+    fn cleanup(&self) -> Option<&dyn GatewayCleanup<K>> {
+        None
     }
 
     /// The kinds of other objects [`desired_state`](Self::desired_state) reads through
@@ -109,6 +102,41 @@ pub trait GatewayImplementation<K: GatewayKind = AiGatewayKind>: Send + Sync + '
     fn condition_aliases(&self) -> Vec<(String, String)> {
         Vec::new()
     }
+}
+
+/// Releases what a gateway holds outside the cluster (a cloud resource, a registration)
+/// before the gateway goes; declared through [`GatewayImplementation::cleanup`].
+///
+/// ```
+/// use aigateway_api::AiGateway;
+/// use aigateway_runtime::{Context, DesiredState, GatewayCleanup, GatewayImplementation, ImplementationError};
+///
+/// struct Registered;
+///
+/// #[async_trait::async_trait]
+/// impl GatewayImplementation for Registered {
+///     fn controller_name(&self) -> &str { "example.com/registered" }
+///     async fn desired_state(&self, _: &AiGateway, _: &Context) -> Result<DesiredState, ImplementationError> {
+///         Ok(DesiredState::new())
+///     }
+///     fn cleanup(&self) -> Option<&dyn GatewayCleanup> { Some(self) }
+/// }
+///
+/// #[async_trait::async_trait]
+/// impl GatewayCleanup for Registered {
+///     async fn cleanup(&self, _gateway: &AiGateway, _ctx: &Context) -> Result<(), ImplementationError> {
+///         // Deregister the gateway from the external service here.
+///         Ok(())
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait GatewayCleanup<K: GatewayKind = AiGatewayKind>: Send + Sync {
+    /// Releases `gateway`'s external resources. Reads related objects through `ctx` as
+    /// [`GatewayImplementation::desired_state`] does; an error keeps the finalizer and
+    /// is retried.
+    async fn cleanup(&self, gateway: &K::Gateway, ctx: &Context)
+    -> Result<(), ImplementationError>;
 }
 
 /// Errors an implementation reports. The variant decides what the gateway's conditions

@@ -15,8 +15,9 @@
 //! (see [`related`]).
 //!
 //! One loop serves every gateway kind: [`AiGatewayKind`] (the default),
-//! [`ToolGatewayKind`] and [`AgentGatewayKind`], one kind per [`Operator`]
-//! (`Operator::for_kind`); several operators may run in one process. Objects that attach
+//! [`ToolGatewayKind`] and [`AgentGatewayKind`]; one [`Operator`] serves one
+//! implementation of each kind it is given, behind one admin server, one set of metrics
+//! and one Lease (see [`Operator::gateway`]). Objects that attach
 //! themselves to gateways, such as ToolRoutes, are declared once with
 //! [`GatewayImplementation::attached`]: the runtime watches them, offers them to
 //! `desired_state` ([`Context::attached`]) and writes their status from the
@@ -85,11 +86,12 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod admin;
-pub mod apply;
+mod admin;
+mod apply;
 pub mod attached;
 mod children;
 pub mod class;
+mod controllers;
 pub mod implementation;
 pub mod kind;
 mod kube_error;
@@ -98,17 +100,17 @@ pub mod logging;
 pub mod metrics;
 pub mod names;
 pub mod operator;
-pub mod reconcile;
+mod reconcile;
 pub mod related;
 pub mod status;
 
 pub use attached::{AttachedDecision, AttachedKind, NotAttached};
 pub use implementation::{
-    Context, DesiredState, GatewayImplementation, ImplementationError, NotWatched, Observed,
-    Readiness, RefProblem, RelatedCache, RelatedWatch, deployments_rolled_out, from_dynamic,
-    to_dynamic,
+    Context, DesiredState, GatewayCleanup, GatewayImplementation, ImplementationError, NotWatched,
+    Observed, Readiness, RefProblem, RelatedCache, RelatedWatch, deployments_rolled_out,
+    from_dynamic, to_dynamic,
 };
 pub use kind::{AgentGatewayKind, AiGatewayKind, GatewayKind, ToolGatewayKind};
 pub use kube_error::describe_kube_error;
 pub use logging::LogFormat;
-pub use operator::{LeaderElection, Operator, OperatorConfig, OperatorError};
+pub use operator::{LeaderElection, Operator, OperatorError};

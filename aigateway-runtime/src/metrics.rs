@@ -19,6 +19,8 @@ pub struct ErrorLabels {
 /// Label set of the watch-event counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheLabels {
+    /// The gateway kind whose controllers own the cache, e.g. `AiGateway`.
+    pub kind: String,
     /// The cache, e.g. `related Secret` or `child Deployment`.
     pub cache: String,
 }
@@ -26,6 +28,8 @@ pub struct CacheLabels {
 /// Label set of the gateways-by-condition gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConditionLabels {
+    /// The gateway kind, e.g. `ToolGateway`.
+    pub kind: String,
     /// Condition type.
     pub condition: String,
     /// `True`, `False`, `Unknown` or `Missing`.
@@ -124,10 +128,11 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts an object event received by the cache named `cache`.
-    pub fn watch_event(&self, cache: &str) {
+    /// Counts an object event received by the cache named `cache` of gateway kind `kind`.
+    pub fn watch_event(&self, kind: &str, cache: &str) {
         self.watch_events
             .get_or_create(&CacheLabels {
+                kind: kind.to_owned(),
                 cache: cache.to_owned(),
             })
             .inc();

@@ -346,7 +346,7 @@ impl<K: GatewayKind> Shared<K> {
             gateway = self.patch_status(&gateway, &list, None).await?;
         }
         attached::clear_gateway(self, &gateway).await?;
-        if self.implementation.has_cleanup()
+        if self.implementation.cleanup().is_some()
             && gateway.finalizers().iter().any(|f| f == names::FINALIZER)
         {
             self.cleanup(&gateway)
@@ -378,9 +378,12 @@ impl<K: GatewayKind> Shared<K> {
         .await
     }
 
-    /// The implementation's cleanup, with the same related reads as desired state.
+    /// The implementation's cleanup (if it declares one), with the same related reads as
+    /// desired state.
     async fn cleanup(&self, gateway: &K::Gateway) -> Result<(), ImplementationError> {
-        let implementation = &self.implementation;
+        let Some(implementation) = self.implementation.cleanup() else {
+            return Ok(());
+        };
         with_reads(
             &self.related,
             self.attached.as_ref(),
@@ -507,15 +510,13 @@ pub async fn reconcile<K: GatewayKind>(
         if gateway.finalizers().iter().any(|f| f == names::FINALIZER) {
             // Without a cleanup (e.g. after an upgrade that dropped it) the finalizer
             // still goes, or the gateway would stay Terminating forever.
-            if shared.implementation.has_cleanup() {
-                shared
-                    .cleanup(&gateway)
-                    .await
-                    .map_err(|source| ReconcileError::Transient {
-                        gateway: name.clone(),
-                        source,
-                    })?;
-            }
+            shared
+                .cleanup(&gateway)
+                .await
+                .map_err(|source| ReconcileError::Transient {
+                    gateway: name.clone(),
+                    source,
+                })?;
             shared
                 .set_marks(&gateway, shared.owns_conditions(&gateway), false)
                 .await?;
@@ -548,7 +549,7 @@ pub async fn reconcile<K: GatewayKind>(
     // conditions of ours that we would not recognise. The rest of the pass works from
     // the gateway as marked, whose resourceVersion the status write is guarded by.
     let gateway = shared
-        .set_marks(&gateway, true, shared.implementation.has_cleanup())
+        .set_marks(&gateway, true, shared.implementation.cleanup().is_some())
         .await?;
 
     let generation = gateway.meta().generation;

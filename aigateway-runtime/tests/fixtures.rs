@@ -11,8 +11,7 @@ use aigateway_api::class::DEFAULT_CLASS_ANNOTATION;
 use aigateway_api::conditions::find_condition;
 use aigateway_api::{AiGateway, AiGatewayClass, AiGatewayClassSpec, AiGatewaySpec, AiModel, crds};
 use aigateway_runtime::{
-    Context, DesiredState, GatewayImplementation, GatewayKind, ImplementationError, Operator,
-    RelatedWatch,
+    Context, DesiredState, GatewayImplementation, ImplementationError, Operator, RelatedWatch,
 };
 use aigateway_testkit::ApiServer;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
@@ -214,7 +213,7 @@ impl Drop for Running {
     }
 }
 
-pub fn start<K: GatewayKind>(operator: Operator<K>) -> Running {
+pub fn start(operator: Operator) -> Running {
     let (stop, stopped) = oneshot::channel::<()>();
     let operator = operator.shutdown_on(async move {
         let _ = stopped.await;
@@ -313,4 +312,27 @@ pub async fn wait_condition(client: &Client, name: &str, type_: &str, status: &s
         },
     )
     .await
+}
+
+/// `GET path` on the admin server at `addr`: the status code and the body.
+#[allow(dead_code)]
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect admin server");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }

@@ -302,8 +302,8 @@ fn route_writes(server: &ApiServer, namespace: &str, name: &str) -> (usize, usiz
     (status, writes.len() - status)
 }
 
-fn tools_operator(client: Client) -> Operator<ToolGatewayKind> {
-    Operator::for_kind(client).gateway(MinimalTools)
+fn tools_operator(client: Client) -> Operator {
+    Operator::new(client).gateway(MinimalTools)
 }
 
 #[tokio::test]
@@ -597,7 +597,7 @@ async fn an_agent_gateway_runs_through_the_same_loop() {
         .create(&PostParams::default(), &gateway)
         .await
         .unwrap();
-    let running = start(Operator::for_kind(client.clone()).gateway(MinimalAgents));
+    let running = start(Operator::new(client.clone()).gateway(MinimalAgents));
 
     let conditions_of = |gateway: &AgentGateway| {
         gateway
@@ -660,7 +660,7 @@ async fn an_agent_gateway_runs_through_the_same_loop() {
 }
 
 #[tokio::test]
-async fn an_ai_gateway_operator_and_a_tool_gateway_operator_share_one_process() {
+async fn one_operator_serves_ai_gateways_and_tool_gateways_behind_one_admin_server() {
     let server = cluster().await;
     let client = server.client();
     fixtures::create_class(&client, "minimal", fixtures::CONTROLLER, true).await;
@@ -669,25 +669,38 @@ async fn an_ai_gateway_operator_and_a_tool_gateway_operator_share_one_process() 
     tool_gateway(&client, "tools", "tools").await;
     create_route(&client, &route(NS, "search", Some("tools"))).await;
 
-    let loopback = "127.0.0.1:0".parse().unwrap();
-    let ai = fixtures::operator(client.clone(), fixtures::Minimal::default()).admin(loopback);
-    let ai_admin = ai.admin_address();
-    let tools = tools_operator(client.clone()).admin(loopback);
-    let tools_admin = tools.admin_address();
-    let ai = start(ai);
-    let tools = start(tools);
+    let operator = fixtures::operator(client.clone(), fixtures::Minimal::default())
+        .gateway(MinimalTools)
+        .admin("127.0.0.1:0".parse().unwrap());
+    let admin = operator.admin_address();
+    let running = start(operator);
 
     roll_out(&client, "models").await;
     roll_out(&client, "tools").await;
     fixtures::wait_condition(&client, "models", "Ready", "True").await;
     wait_route(&client, NS, "search", "route ready", ready_with_url).await;
-    // Each operator has its own admin server, metrics and readiness.
-    let ai_addr = ai_admin.lock().unwrap().expect("AiGateway admin bound");
-    let tools_addr = tools_admin
-        .lock()
-        .unwrap()
-        .expect("ToolGateway admin bound");
-    assert_ne!(ai_addr, tools_addr);
-    ai.stop().await;
-    tools.stop().await;
+    let addr = admin.lock().unwrap().expect("admin server bound");
+    assert_eq!(fixtures::http_get(addr, "/readyz").await.0, 200);
+    let (_, metrics) = fixtures::http_get(addr, "/metrics").await;
+    for kind in ["AiGateway", "ToolGateway"] {
+        let ready =
+            format!(r#"aigateway_gateways{{kind="{kind}",condition="Ready",status="True"}} 1"#);
+        assert!(metrics.contains(&ready), "{ready} missing from:\n{metrics}");
+    }
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn two_implementations_of_one_kind_are_refused_before_anything_runs() {
+    let server = cluster().await;
+    let error = Operator::new(server.client())
+        .gateway(MinimalTools)
+        .gateway(MinimalTools)
+        .run()
+        .await
+        .expect_err("a second ToolGateway implementation");
+    assert_eq!(
+        error.to_string(),
+        "two implementations serve ToolGateway: call Operator::gateway(..) once per gateway kind"
+    );
 }

@@ -10,27 +10,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
 
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect admin server");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
 #[tokio::test]
 async fn admin_endpoints_report_health_readiness_and_metrics() {
     let server = server(Duration::ZERO).await;
@@ -65,7 +44,8 @@ async fn admin_endpoints_report_health_readiness_and_metrics() {
         "{metrics}"
     );
     assert!(
-        metrics.contains(r#"aigateway_gateways{condition="Ready",status="True"} 1"#),
+        metrics
+            .contains(r#"aigateway_gateways{kind="AiGateway",condition="Ready",status="True"} 1"#),
         "{metrics}"
     );
 }

@@ -9,7 +9,7 @@
 
 use serde_json::{Value, json};
 
-use crate::names::CONTROLLER_NAME;
+use crate::names::{CONTROLLER_NAME, TOOL_GATEWAY_CONTROLLER_NAME};
 
 /// The namespace the bundle runs the operator in (and keeps its Lease in).
 pub const DEFAULT_NAMESPACE: &str = "ai-gateway-litellm-system";
@@ -36,7 +36,7 @@ pub struct BundleFile {
 }
 
 /// The files of the kustomize base under `deploy/` (without `kustomization.yaml`),
-/// in apply order: CRDs, namespace, RBAC, manager, class.
+/// in apply order: CRDs, namespace, RBAC, manager, classes.
 pub fn files() -> Vec<BundleFile> {
     let mut files: Vec<BundleFile> = aigateway_api::crds::all()
         .into_iter()
@@ -60,6 +60,10 @@ pub fn files() -> Vec<BundleFile> {
     files.push(BundleFile {
         path: "aigatewayclass.yaml".into(),
         objects: vec![class()],
+    });
+    files.push(BundleFile {
+        path: "toolgatewayclass.yaml".into(),
+        objects: vec![tool_class()],
     });
     files
 }
@@ -116,9 +120,9 @@ fn namespace() -> Value {
 /// The cluster-wide rules: watch what the caches hold, write only children, status and events.
 pub fn cluster_rules() -> Value {
     json!([
-        {"apiGroups": ["runtime.agentic-layer.ai"], "resources": ["aigateways", "aigatewayclasses"], "verbs": ["list", "watch", "patch"]},
-        {"apiGroups": ["runtime.agentic-layer.ai"], "resources": ["guards", "guardrailproviders"], "verbs": ["list", "watch"]},
-        {"apiGroups": ["runtime.agentic-layer.ai"], "resources": ["aigateways/status", "aigatewayclasses/status"], "verbs": ["patch"]},
+        {"apiGroups": ["runtime.agentic-layer.ai"], "resources": ["aigateways", "aigatewayclasses", "toolgateways", "toolgatewayclasses", "toolroutes"], "verbs": ["list", "watch", "patch"]},
+        {"apiGroups": ["runtime.agentic-layer.ai"], "resources": ["guards", "guardrailproviders", "toolservers"], "verbs": ["list", "watch"]},
+        {"apiGroups": ["runtime.agentic-layer.ai"], "resources": ["aigateways/status", "aigatewayclasses/status", "toolgateways/status", "toolgatewayclasses/status", "toolroutes/status"], "verbs": ["patch"]},
         {"apiGroups": [""], "resources": ["configmaps", "services"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]},
@@ -197,6 +201,16 @@ fn manager() -> Value {
                 },
             },
         },
+    })
+}
+
+/// The Go operator's `install_toolgatewayclass.yaml`: ToolGatewayClass `litellm`.
+fn tool_class() -> Value {
+    json!({
+        "apiVersion": aigateway_api::API_VERSION,
+        "kind": "ToolGatewayClass",
+        "metadata": {"name": "litellm"},
+        "spec": {"controller": TOOL_GATEWAY_CONTROLLER_NAME},
     })
 }
 

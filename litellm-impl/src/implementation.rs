@@ -10,17 +10,19 @@
 use std::cell::RefCell;
 
 use aigateway_api::conditions::reasons;
-use aigateway_api::{AiGateway, Guard, GuardrailProvider, ToolServer};
+use aigateway_api::{AiGateway, Guard, GuardrailProvider, ToolGateway, ToolRoute, ToolServer};
 use aigateway_runtime::{
-    Context, DesiredState, GatewayImplementation, ImplementationError, NotWatched, Observed,
-    Readiness, RelatedWatch, deployments_rolled_out,
+    AttachedDecision, AttachedKind, Context, DesiredState, GatewayImplementation,
+    ImplementationError, NotWatched, Observed, Readiness, RelatedWatch, ToolGatewayKind,
+    deployments_rolled_out,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 
-use crate::names::CONTROLLER_NAME;
+use crate::names::{CONTROLLER_NAME, TOOL_GATEWAY_CONTROLLER_NAME};
+use crate::tool_gateway::{RenderedToolGateway, RouteState, render_tool_gateway};
 use crate::{ObjectLookup, RenderError, RenderSettings, render};
 
 /// The condition types of the Go operator, mirrored for tools that read them.
@@ -151,20 +153,12 @@ impl GatewayImplementation for LiteLlmGateway {
         let rendered = render(gateway, &objects, &self.settings);
         objects.finish()?;
         let rendered = rendered.map_err(invalid)?;
-        let mut desired = DesiredState::new()
+        let desired = DesiredState::new()
             .with(&rendered.config_map)
             .with(&rendered.deployment)
             .with(&rendered.service)
             .with_url(gateway.service_url().unwrap_or_default());
-        for problem in rendered.problems {
-            let message = format!("{}: {}", problem.object, problem.message);
-            desired = if problem.reason.is_unresolved_ref() {
-                desired.with_problem(problem.reason.to_string(), message)
-            } else {
-                desired.with_warning(message)
-            };
-        }
-        Ok(desired)
+        Ok(with_problems(desired, rendered.problems))
     }
 
     fn readiness(&self, _gateway: &AiGateway, observed: &Observed) -> Readiness {
@@ -172,20 +166,7 @@ impl GatewayImplementation for LiteLlmGateway {
     }
 
     fn related(&self) -> Vec<RelatedWatch> {
-        vec![
-            // Metadata of every Secret and ConfigMap, content only of those a gateway
-            // read (api-key-secrets, env/envFrom references, guard credentials, the
-            // config patch).
-            RelatedWatch::new::<Secret>(),
-            // Our own `<gw>-config` children are cached as children already.
-            RelatedWatch::new::<ConfigMap>().label_selector(format!(
-                "{}!={}",
-                aigateway_runtime::names::CONTROLLER_LABEL,
-                aigateway_runtime::names::controller_label_value(CONTROLLER_NAME)
-            )),
-            RelatedWatch::new::<Guard>(),
-            RelatedWatch::new::<GuardrailProvider>(),
-        ]
+        related_watches(CONTROLLER_NAME)
     }
 
     fn condition_aliases(&self) -> Vec<(String, String)> {
@@ -196,6 +177,139 @@ impl GatewayImplementation for LiteLlmGateway {
             ),
             (
                 GO_READY_CONDITION.to_owned(),
+                aigateway_api::conditions::types::READY.to_owned(),
+            ),
+        ]
+    }
+}
+
+/// The condition types of the Go operator's ToolGateways, mirrored for tools that read
+/// them.
+pub const GO_TOOL_CONFIGURED_CONDITION: &str = "ToolGatewayConfigured";
+/// See [`GO_TOOL_CONFIGURED_CONDITION`].
+pub const GO_TOOL_READY_CONDITION: &str = "ToolGatewayReady";
+
+/// The LiteLLM ToolGateway class implementation: one LiteLLM proxy per ToolGateway,
+/// serving each attached ToolRoute as an `mcp_servers` entry (see
+/// [`render_tool_gateway`]), with the routes'
+/// status written by the runtime from one decision per route.
+#[derive(Debug, Clone, Default)]
+pub struct LiteLlmToolGateway {
+    settings: RenderSettings,
+}
+
+impl LiteLlmToolGateway {
+    /// An implementation rendering with operator-wide `settings` (per-gateway
+    /// annotations still override them).
+    pub fn new(settings: RenderSettings) -> Self {
+        Self { settings }
+    }
+}
+
+/// The gateway's own problems as conditions: unresolved references make
+/// `ResolvedRefs=False`, the rest are warnings on `Programmed`.
+fn with_problems(mut desired: DesiredState, problems: Vec<crate::Problem>) -> DesiredState {
+    for problem in problems {
+        let message = format!("{}: {}", problem.object, problem.message);
+        desired = if problem.reason.is_unresolved_ref() {
+            desired.with_problem(problem.reason.to_string(), message)
+        } else {
+            desired.with_warning(message)
+        };
+    }
+    desired
+}
+
+/// The related kinds both LiteLLM implementations read; `controller` names the
+/// implementation whose own ConfigMaps are cached as children already.
+fn related_watches(controller: &str) -> Vec<RelatedWatch> {
+    vec![
+        // Metadata of every Secret and ConfigMap, content only of those a gateway read
+        // (api-key-secrets, env/envFrom references, guard credentials, the config patch).
+        RelatedWatch::new::<Secret>(),
+        RelatedWatch::new::<ConfigMap>().label_selector(format!(
+            "{}!={}",
+            aigateway_runtime::names::CONTROLLER_LABEL,
+            aigateway_runtime::names::controller_label_value(controller)
+        )),
+        RelatedWatch::new::<Guard>(),
+        RelatedWatch::new::<GuardrailProvider>(),
+    ]
+}
+
+#[async_trait::async_trait]
+impl GatewayImplementation<ToolGatewayKind> for LiteLlmToolGateway {
+    fn controller_name(&self) -> &str {
+        TOOL_GATEWAY_CONTROLLER_NAME
+    }
+
+    fn attached(&self) -> Option<AttachedKind<ToolGatewayKind>> {
+        Some(ToolGatewayKind::routes())
+    }
+
+    async fn desired_state(
+        &self,
+        gateway: &ToolGateway,
+        ctx: &Context,
+    ) -> Result<DesiredState, ImplementationError> {
+        let routes: Vec<ToolRoute> = ctx.attached(gateway)?;
+        let objects = CachedObjects::new(ctx);
+        let rendered = render_tool_gateway(gateway, &routes, &objects, &self.settings);
+        objects.finish()?;
+        let RenderedToolGateway {
+            rendered,
+            url,
+            routes: outcomes,
+        } = rendered.map_err(invalid)?;
+        let mut desired = DesiredState::new()
+            .with(&rendered.config_map)
+            .with(&rendered.deployment)
+            .with(&rendered.service)
+            .with_url(url);
+        for outcome in outcomes {
+            let Some(route) = routes.iter().find(|route| {
+                route.namespace().as_deref() == Some(outcome.route.namespace.as_str())
+                    && route.name_any() == outcome.route.name
+            }) else {
+                continue;
+            };
+            let decision = match outcome.state {
+                RouteState::Served(served) => {
+                    let decision = AttachedDecision::serve(served.url);
+                    if served.warnings.is_empty() {
+                        decision
+                    } else {
+                        decision.with_note(served.warnings.join("; "))
+                    }
+                }
+                RouteState::NotServed(problem) => {
+                    AttachedDecision::refuse(problem.reason.as_str(), problem.message)
+                }
+            };
+            desired = desired.with_attached(route, decision);
+        }
+        Ok(with_problems(desired, rendered.problems))
+    }
+
+    fn readiness(&self, _gateway: &ToolGateway, observed: &Observed) -> Readiness {
+        readiness_of(observed)
+    }
+
+    fn related(&self) -> Vec<RelatedWatch> {
+        let mut watches = related_watches(TOOL_GATEWAY_CONTROLLER_NAME);
+        // Routes name ToolServers; their port, path and published URL shape the entry.
+        watches.push(RelatedWatch::new::<ToolServer>());
+        watches
+    }
+
+    fn condition_aliases(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                GO_TOOL_CONFIGURED_CONDITION.to_owned(),
+                aigateway_api::conditions::types::PROGRAMMED.to_owned(),
+            ),
+            (
+                GO_TOOL_READY_CONDITION.to_owned(),
                 aigateway_api::conditions::types::READY.to_owned(),
             ),
         ]

@@ -79,7 +79,7 @@ pub mod workload;
 mod tests;
 
 pub use error::{GatewayKind, RenderError};
-pub use implementation::LiteLlmGateway;
+pub use implementation::{LiteLlmGateway, LiteLlmToolGateway};
 pub use input::{Document, InputObject, ParseError, parse_documents, read_documents};
 pub use lookup::{DEFAULT_NAMESPACE, InMemoryObjects, ObjectLookup};
 pub use names::{CONTROLLER_NAME, TOOL_GATEWAY_CONTROLLER_NAME};

@@ -184,7 +184,7 @@ impl Setup {
 
     /// Object events the operator's Secret cache has received.
     async fn secret_events(&self) -> f64 {
-        self.metric("aigateway_watch_events_total{cache=\"related Secret\"}")
+        self.metric("aigateway_watch_events_total{kind=\"AiGateway\",cache=\"related Secret\"}")
             .await
     }
 

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use aigateway_api::AiGateway;
+use aigateway_api::{AiGateway, ToolGateway, ToolRoute};
 use aigateway_runtime::{LeaderElection, Operator};
 use aigateway_testkit::ApiServer;
 use kube::api::Api;
 use litellm_impl::bundle;
-use litellm_impl::{LiteLlmGateway, RenderSettings};
+use litellm_impl::{LiteLlmGateway, LiteLlmToolGateway, RenderSettings};
 use serde_json::Value;
 
 const REGENERATE: &str = "UPDATE_GOLDEN=1 cargo test -p litellm-impl --test bundle";
@@ -257,6 +257,7 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
         "multi-provider-gateway.yaml",
         "guarded-gateway.yaml",
         "config-patched-gateway.yaml",
+        "tool-gateway.yaml",
     ] {
         let text = std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -269,6 +270,7 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let operator = Operator::new(server.client())
         .gateway(LiteLlmGateway::new(RenderSettings::default()))
+        .gateway(LiteLlmToolGateway::new(RenderSettings::default()))
         .leader_election(
             LeaderElection::new("litellm-impl", OPERATOR_NAMESPACE)
                 .identity("rbac-test")
@@ -280,14 +282,29 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
     let task = tokio::spawn(operator.run());
 
     let gateways: Api<AiGateway> = Api::all(server.client());
+    let tool_gateways: Api<ToolGateway> = Api::all(server.client());
+    let routes: Api<ToolRoute> = Api::all(server.client());
     let all_ready = || async {
         let list = gateways.list(&Default::default()).await.unwrap();
+        let tools = tool_gateways.list(&Default::default()).await.unwrap();
+        let routes = routes.list(&Default::default()).await.unwrap();
         list.items.len() == 3
             && list.items.iter().all(|g| {
                 g.status
                     .as_ref()
                     .is_some_and(|s| aigateway_api::conditions::is_true(&s.conditions, "Ready"))
             })
+            && tools.items.len() == 1
+            && tools.items.iter().all(|g| {
+                g.status
+                    .as_ref()
+                    .is_some_and(|s| aigateway_api::conditions::is_true(&s.conditions, "Ready"))
+            })
+            && routes.items.len() == 2
+            && routes
+                .items
+                .iter()
+                .all(|r| r.status.as_ref().is_some_and(|s| s.url.is_some()))
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !all_ready().await {

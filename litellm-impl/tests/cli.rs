@@ -164,11 +164,11 @@ fn help_documents_exit_codes() {
         ),
         (
             &["demo", "--help"][..],
-            "1  --exit-when-ready: not every sample gateway was Ready",
+            "1  --exit-when-ready: not every sample gateway and route was Ready",
         ),
         (
             &["demo", "--help"][..],
-            "4  --with-proxy: LiteLLM could not be installed, or its pod could not start",
+            "4  --with-proxy: LiteLLM could not be installed, or a LiteLLM pod or the MCP server could not",
         ),
     ] {
         let output = bin().args(args).output().unwrap();

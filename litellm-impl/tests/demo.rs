@@ -5,9 +5,11 @@
 //!
 //! With `--with-proxy` (the real LiteLLM proxy, installed into `target/litellm-venv` by
 //! the same installer as the real-LiteLLM tests; a fresh machine installs it on the first
-//! run): the agent's request is answered through LiteLLM with the gateway's key, a Secret
-//! rotation rolls the proxy and the next request carries the new key, and no process the
-//! demo started outlives it (after `--exit-when-ready`, a roll, and SIGTERM).
+//! run): the agent's request is answered through LiteLLM with the gateway's key, its MCP
+//! tool call through the ToolGateway's route reaches the demo's MCP server and the tool's
+//! answer comes back, the denied tool is hidden on the filtered route, a Secret rotation
+//! rolls the proxy and the next request carries the new key, and no process the demo
+//! started outlives it (after `--exit-when-ready`, a roll, SIGTERM and SIGKILL).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -50,13 +52,58 @@ fn sample_gateways() -> Vec<String> {
     names
 }
 
+/// The sample ToolGateway, and its routes with the URLs they publish.
+const TOOL_GATEWAY: &str = "mcp-demo/tool-gateway";
+const TOOL_ROUTES: &[(&str, &str)] = &[
+    (
+        "mcp-demo/all-tools",
+        "http://tool-gateway.mcp-demo.svc.cluster.local/mcp/mcp_demo__all_tools",
+    ),
+    (
+        "mcp-demo/safe-tools",
+        "http://tool-gateway.mcp-demo.svc.cluster.local/mcp/mcp_demo__safe_tools",
+    ),
+];
+
+/// The last table printed whose header starts with `header`, up to the next blank line.
+fn last_table<'a>(stdout: &'a str, header: &str) -> Option<&'a str> {
+    let start = stdout
+        .match_indices(&format!("\n{header} "))
+        .last()
+        .map(|(i, _)| i + 1)?;
+    let table = &stdout[start..];
+    Some(table.split("\n\n").next().unwrap_or(table))
+}
+
+/// Whether the last tables printed show the sample ToolGateway Accepted, Programmed and
+/// Ready with its URL, and each sample route Ready with the URL it publishes.
+fn tools_ready_in_last_table(stdout: &str) -> bool {
+    let gateway_ready = last_table(stdout, "TOOLGATEWAY").is_some_and(|table| {
+        table.lines().any(|line| {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            cells.len() == 6
+                && cells[0] == TOOL_GATEWAY
+                && cells[2..5] == ["True", "True", "True"]
+                && cells[5] == "http://tool-gateway.mcp-demo.svc.cluster.local"
+        })
+    });
+    let routes_ready = last_table(stdout, "TOOLROUTE").is_some_and(|table| {
+        TOOL_ROUTES.iter().all(|(route, url)| {
+            table.lines().any(|line| {
+                let cells: Vec<&str> = line.split_whitespace().collect();
+                cells == [route, TOOL_GATEWAY, "True", url]
+            })
+        })
+    });
+    gateway_ready && routes_ready
+}
+
 /// Whether the last table printed shows each of `gateways` Accepted, Programmed and
 /// Ready, with a URL.
 fn all_ready_in_last_table(stdout: &str, gateways: &[String]) -> bool {
-    let Some(start) = stdout.rfind("GATEWAY") else {
+    let Some(table) = last_table(stdout, "GATEWAY") else {
         return false;
     };
-    let table = &stdout[start..];
     gateways.iter().all(|gateway| {
         table.lines().any(|line| {
             let cells: Vec<&str> = line.split_whitespace().collect();
@@ -121,6 +168,18 @@ fn exit_when_ready_prints_the_gateways_and_exits_0() {
         all_ready_in_last_table(&stdout, &gateways),
         "not every sample gateway is Ready in the last table:\n{stdout}"
     );
+    assert!(
+        tools_ready_in_last_table(&stdout),
+        "the sample ToolGateway and its routes are not Ready with their URLs in the last tables:\n{stdout}"
+    );
+    // The ToolGateway's config: one mcp_servers entry per route, the filter as LiteLLM
+    // reads it.
+    assert!(
+        stdout.contains("Rendered LiteLLM config of ToolGateway mcp-demo/tool-gateway"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("mcp_demo__safe_tools:"), "{stdout}");
+    assert!(stdout.contains("disallowed_tools:"), "{stdout}");
     assert!(stdout.contains("Rendered LiteLLM config of"), "{stdout}");
     assert!(stdout.contains("model_list:"), "{stdout}");
     assert!(stdout.contains("litellm_params:"), "{stdout}");
@@ -162,7 +221,7 @@ fn exit_when_ready_fails_with_a_reason_on_timeout() {
         text(&output.stdout)
     );
     assert!(
-        stderr.contains("not every sample gateway was Ready after 0 s"),
+        stderr.contains("not every sample gateway and route was Ready after 0 s"),
         "{stderr}"
     );
     let gateways = sample_gateways();
@@ -461,16 +520,47 @@ fn assert_group_gone(pgid: u32, context: &str) {
     }
 }
 
-/// The process group ids of the LiteLLM pods the demo reported, in order.
-fn pod_groups(stdout: &str) -> Vec<u32> {
+/// The process group ids of the LiteLLM pods the demo reported for `gateway` (e.g.
+/// `AiGateway ai-gateway/ai-gateway`), in order.
+fn pod_groups(stdout: &str, gateway: &str) -> Vec<u32> {
+    let live = format!("LiteLLM for {gateway} is live after");
     stdout
         .lines()
-        .filter(|l| l.contains("is live after"))
+        .filter(|l| l.starts_with(&live))
         .map(|l| {
             let pid = l.split("(pid ").nth(1).unwrap_or_else(|| panic!("{l}"));
             pid.split(',').next().unwrap().parse().unwrap()
         })
         .collect()
+}
+
+const AI_GATEWAY: &str = "AiGateway ai-gateway/ai-gateway";
+const TOOL_GATEWAY_POD: &str = "ToolGateway mcp-demo/tool-gateway";
+
+/// The process group of the demo's MCP server.
+fn mcp_server_group(stdout: &str) -> u32 {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("MCP server (the mcp SDK"))
+        .unwrap_or_else(|| panic!("no MCP server line:\n{stdout}"));
+    let pid = line
+        .split("(pid ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{line}"));
+    pid.split(',').next().unwrap().parse().unwrap()
+}
+
+/// Every process group the demo reported starting: LiteLLM pods and the MCP server.
+fn all_groups(stdout: &str) -> Vec<u32> {
+    let mut groups = pod_groups(stdout, AI_GATEWAY);
+    groups.extend(pod_groups(stdout, TOOL_GATEWAY_POD));
+    groups.push(mcp_server_group(stdout));
+    groups
+}
+
+/// Whether both of the agent's calls were answered.
+fn both_answered(stdout: &str) -> bool {
+    stdout.contains("Answer through LiteLLM") && stdout.contains("Tool answer through LiteLLM")
 }
 
 fn provider_lines(stdout: &str) -> Vec<&str> {
@@ -482,6 +572,9 @@ fn provider_lines(stdout: &str) -> Vec<&str> {
 
 #[test]
 fn with_proxy_exit_when_ready_answers_through_litellm_with_the_gateways_key() {
+    // A value only this run knows: the tool's answer can only contain it if the call
+    // went through LiteLLM to the MCP server and back.
+    let chosen = format!("tested {} it's", std::process::id());
     let output = bin()
         .args([
             "demo",
@@ -491,6 +584,8 @@ fn with_proxy_exit_when_ready_answers_through_litellm_with_the_gateways_key() {
             "300",
             "--venv",
             &venv_arg(),
+            "--tool-text",
+            &chosen,
         ])
         .output()
         .unwrap();
@@ -539,15 +634,97 @@ fn with_proxy_exit_when_ready_answers_through_litellm_with_the_gateways_key() {
     );
     assert!(stdout.contains("curl -s http://127.0.0.1:"), "{stdout}");
     assert!(
-        stdout.contains("and the agent's request through LiteLLM succeeded"),
+        stdout.contains(
+            "and the agent's chat completion and MCP tool call through LiteLLM succeeded"
+        ),
         "{stdout}"
     );
+
+    // MCP: the agent lists the tools of both routes at the URLs they publish, through
+    // the ToolGateway's LiteLLM (which prefixes every tool with the route's key)...
+    let (all_route, all_url) = TOOL_ROUTES[0];
+    let (safe_route, safe_url) = TOOL_ROUTES[1];
+    assert!(
+        stdout.contains(&format!(
+            "MCP tools/list at {all_url} (status.url of ToolRoute {all_route}, no toolFilter;"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .contains("  tools: mcp_demo__all_tools-delete_everything, mcp_demo__all_tools-echo\n"),
+        "{stdout}"
+    );
+    // ...the filtered route hides the denied tool...
+    assert!(
+        stdout.contains(&format!(
+            "MCP tools/list at {safe_url} (status.url of ToolRoute {safe_route}, toolFilter deny: delete_everything;"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  tools: mcp_demo__safe_tools-echo\n"),
+        "{stdout}"
+    );
+    // ...and the tool call on it reaches the MCP server with the chosen text, whose
+    // answer comes back through LiteLLM.
+    let arguments = serde_json::json!({ "text": chosen });
+    assert!(
+        stdout.contains(&format!(
+            "MCP tools/call mcp_demo__safe_tools-echo {arguments} at {safe_url} (here http://127.0.0.1:"
+        )),
+        "{stdout}"
+    );
+    let server_calls: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("MCP server: tools/call"))
+        .collect();
+    assert_eq!(
+        server_calls,
+        [format!(
+            "MCP server: tools/call echo {{\"text\": \"{chosen}\"}}"
+        )],
+        "exactly the one call reached the MCP server:\n{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("Tool answer through LiteLLM: echo: {chosen}\n")),
+        "{stdout}"
+    );
+    // The denied tool cannot be called on the filtered route either (and, as the server's
+    // log above shows, never reached the server).
+    assert!(
+        stdout.contains(
+            "MCP tools/call mcp_demo__safe_tools-delete_everything {\"confirm\":true} (denied by the route's toolFilter): refused: "
+        ),
+        "{stdout}"
+    );
+    // The commands to repeat the calls go to the same local Service URLs.
+    for (method, route) in [
+        ("tools/list", "/mcp/mcp_demo__all_tools "),
+        ("tools/list", "/mcp/mcp_demo__safe_tools "),
+        ("tools/call", "/mcp/mcp_demo__safe_tools "),
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("  curl -s http://127.0.0.1:")
+                    && l.contains(route)
+                    && l.contains(&format!("\"method\":\"{method}\""))),
+            "no curl for {method} at {route}:\n{stdout}"
+        );
+    }
+    assert!(tools_ready_in_last_table(&stdout), "{stdout}");
+
     // No secret value is printed, even a demo one.
     assert!(!stdout.contains(DEMO_KEY) && !stderr.contains(DEMO_KEY));
-    // Nothing the demo started outlives it.
-    let groups = pod_groups(&stdout);
-    assert_eq!(groups.len(), 1, "{stdout}");
-    assert_group_gone(groups[0], "after --exit-when-ready");
+    // Nothing the demo started outlives it: one LiteLLM per gateway and the MCP server.
+    assert_eq!(pod_groups(&stdout, AI_GATEWAY).len(), 1, "{stdout}");
+    assert_eq!(pod_groups(&stdout, TOOL_GATEWAY_POD).len(), 1, "{stdout}");
+    let groups = all_groups(&stdout);
+    assert_eq!(groups.len(), 3, "{stdout}");
+    for group in groups {
+        assert_group_gone(group, "after --exit-when-ready");
+    }
 }
 
 /// What `kubectl -n ai-gateway edit secret api-key-secrets` does: replace the key.
@@ -584,7 +761,7 @@ fn with_proxy_rolls_litellm_on_a_secret_rotation_and_leaves_nothing_after_sigter
     let kubeconfig = dir.path().join("demo.kubeconfig");
     let mut demo = Demo::start_with(&kubeconfig, &["--with-proxy", "--venv", &venv_arg()]);
     let limit = Duration::from_secs(300);
-    demo.wait_for_output("curl -s", limit);
+    demo.wait_until("both answers", limit, both_answered);
     let gateway_key = aigateway_testkit::fake_provider::key_fingerprint(DEMO_KEY);
     assert_eq!(
         provider_lines(&demo.stdout()),
@@ -598,11 +775,11 @@ fn with_proxy_rolls_litellm_on_a_secret_rotation_and_leaves_nothing_after_sigter
     rotate_key(&kubeconfig, rotated);
     // The curl line is the last one printed for an answer.
     demo.wait_until("a second answer after the roll", limit, |out| {
-        out.matches("curl -s").count() == 2
+        out.matches("/chat/completions -H").count() == 2
     });
     let stdout = demo.stdout();
     assert!(
-        stdout.contains("Rolling LiteLLM for ai-gateway/ai-gateway"),
+        stdout.contains("Rolling LiteLLM for AiGateway ai-gateway/ai-gateway"),
         "{stdout}"
     );
     assert!(
@@ -620,26 +797,38 @@ fn with_proxy_rolls_litellm_on_a_secret_rotation_and_leaves_nothing_after_sigter
         "{stdout}"
     );
     // The same Service URL serves before and after the roll.
-    let curls: Vec<&str> = stdout.lines().filter(|l| l.contains("curl -s")).collect();
+    let curls: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("curl -s") && l.contains("/chat/completions"))
+        .collect();
     assert_eq!(curls.len(), 2, "{stdout}");
     assert_eq!(curls[0], curls[1]);
-    let groups = pod_groups(&stdout);
+    let groups = pod_groups(&stdout, AI_GATEWAY);
     assert_eq!(groups.len(), 2, "{stdout}");
     assert_group_gone(groups[0], "after the roll, the old pod");
     assert!(
         !processes_in_group(groups[1]).is_empty(),
         "the new pod runs"
     );
+    // The ToolGateway reads no provider key: the rotation does not roll it.
+    assert_eq!(pod_groups(&stdout, TOOL_GATEWAY_POD).len(), 1, "{stdout}");
     assert!(!stdout.contains(rotated) && !stdout.contains(DEMO_KEY));
 
     let status = demo.signal("-TERM", Duration::from_secs(30));
     assert_eq!(status.code(), Some(0), "{status}:\n{}", demo.stdout());
-    assert_group_gone(groups[1], "after SIGTERM");
+    let stdout = demo.stdout();
+    let mut running = all_groups(&stdout);
+    running.retain(|g| *g != groups[0]);
+    assert_eq!(running.len(), 3, "{stdout}");
+    for group in running {
+        assert_group_gone(group, "after SIGTERM");
+    }
 }
 
 /// A `litellm` (on PATH, reporting the pinned version) that starts a helper process and
-/// fails: `--exit-when-ready` exits 4 with the reason in one line, and the helper, in
-/// the pod's process group, does not outlive the demo.
+/// fails (so does the MCP server, run by the same `python`): `--exit-when-ready` exits 4
+/// with the reason in one line, and no helper, each in its pod's process group,
+/// outlives the demo.
 #[test]
 fn with_proxy_stops_what_it_started_when_litellm_fails() {
     let dir = tempfile::tempdir().unwrap();
@@ -650,7 +839,7 @@ fn with_proxy_stops_what_it_started_when_litellm_fails() {
     // Asked for package versions (`-c`), it reports the pinned LiteLLM; run as the
     // `litellm` entry point, it leaves a helper behind and fails.
     let script = format!(
-        "#!/bin/sh\nif [ \"$1\" = -c ]; then\n  for n in litellm prometheus_client opentelemetry-sdk; do\n    if [ $n = litellm ]; then echo \"$n {}\"; else echo \"$n 1.0\"; fi\n  done\n  exit 0\nfi\nsleep 300 &\necho $! > {}\necho 'fake litellm fails on purpose'\nexit 1\n",
+        "#!/bin/sh\nif [ \"$1\" = -c ]; then\n  for n in litellm prometheus_client opentelemetry-sdk; do\n    if [ $n = litellm ]; then echo \"$n {}\"; else echo \"$n 1.0\"; fi\n  done\n  exit 0\nfi\nsleep 300 &\necho $! >> {}\necho 'fake litellm fails on purpose'\nexit 1\n",
         litellm_impl::local::install::PINNED_LITELLM_VERSION,
         helper_pid.display()
     );
@@ -689,17 +878,32 @@ fn with_proxy_stops_what_it_started_when_litellm_fails() {
         .lines()
         .find(|l| l.starts_with("error: "))
         .unwrap_or_else(|| panic!("{stderr}"));
+    // Whichever of the LiteLLM pods or the MCP server is found failed first.
     assert!(
-        error.contains("ai-gateway/ai-gateway exited")
+        [
+            "ai-gateway/ai-gateway",
+            "mcp-demo/tool-gateway",
+            "mcp-demo/demo-tools"
+        ]
+        .iter()
+        .any(|pod| error.contains(&format!("{pod} exited")))
             && error.contains("before it was live; last log line: fake litellm fails on purpose"),
         "{error}"
     );
     assert!(!dir.path().join("cache").exists(), "nothing installed");
-    let pid: u32 = std::fs::read_to_string(&helper_pid)
+    let helpers: Vec<u32> = std::fs::read_to_string(&helper_pid)
         .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert!(!helpers.is_empty());
+    for pid in helpers {
+        assert_process_gone(pid);
+    }
+}
+
+/// Waits until process `pid` is gone (or a zombie).
+fn assert_process_gone(pid: u32) {
     let started = Instant::now();
     while Path::new(&format!("/proc/{pid}/stat")).exists()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -715,17 +919,22 @@ fn with_proxy_stops_what_it_started_when_litellm_fails() {
     }
 }
 
-/// `kill -9` of the demo runs no cleanup code: the LiteLLM pod must still not outlive it.
+/// `kill -9` of the demo runs no cleanup code: the LiteLLM pods and the MCP server must
+/// still not outlive it.
 #[test]
 fn with_proxy_leaves_no_litellm_behind_when_killed() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("demo.kubeconfig");
     let mut demo = Demo::start_with(&kubeconfig, &["--with-proxy", "--venv", &venv_arg()]);
-    demo.wait_for_output("curl -s", Duration::from_secs(300));
-    let groups = pod_groups(&demo.stdout());
-    assert_eq!(groups.len(), 1, "{}", demo.stdout());
-    assert!(!processes_in_group(groups[0]).is_empty(), "the pod runs");
+    demo.wait_until("both answers", Duration::from_secs(300), both_answered);
+    let groups = all_groups(&demo.stdout());
+    assert_eq!(groups.len(), 3, "{}", demo.stdout());
+    for group in &groups {
+        assert!(!processes_in_group(*group).is_empty(), "group {group} runs");
+    }
     let status = demo.signal("-KILL", Duration::from_secs(10));
     assert_eq!(status.code(), None, "killed by a signal");
-    assert_group_gone(groups[0], "after SIGKILL of the demo");
+    for group in groups {
+        assert_group_gone(group, "after SIGKILL of the demo");
+    }
 }

@@ -302,6 +302,7 @@ fn install_bundle_with_upstream_crds(k: &Kubectl) {
         "rbac.yaml",
         "manager.yaml",
         "aigatewayclass.yaml",
+        "toolgatewayclass.yaml",
     ] {
         k.ok(&[
             "apply",
@@ -434,6 +435,22 @@ fn steady_state_writes(cluster: &RealCluster) -> Vec<AuditEvent> {
         .collect()
 }
 
+/// The operator never got a 403: the bundle's RBAC covers everything it did.
+fn assert_never_forbidden(cluster: &RealCluster) {
+    let forbidden: Vec<AuditEvent> = cluster
+        .audit_log()
+        .since(aigateway_testkit::real_cluster::AuditMark::default())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.user == OPERATOR_USER && e.code == 403)
+        .collect();
+    assert!(
+        forbidden.is_empty(),
+        "forbidden requests:\n{}",
+        writes_summary(&forbidden)
+    );
+}
+
 fn writes_summary(events: &[AuditEvent]) -> String {
     events
         .iter()
@@ -564,18 +581,7 @@ fn real_cluster_operator_as_its_service_account_reconciles_the_upstream_samples(
         writes_summary(&lease)
     );
     // The operator never got a 403: the bundle's RBAC covers everything it does.
-    let forbidden: Vec<AuditEvent> = cluster
-        .audit_log()
-        .since(aigateway_testkit::real_cluster::AuditMark::default())
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.user == OPERATOR_USER && e.code == 403)
-        .collect();
-    assert!(
-        forbidden.is_empty(),
-        "forbidden requests:\n{}",
-        writes_summary(&forbidden)
-    );
+    assert_never_forbidden(&cluster);
 
     // Deleting a gateway removes its children through the garbage collector.
     k.ok(&["delete", "aigateway", name, "-n", namespace, "--wait=true"]);
@@ -595,6 +601,143 @@ fn real_cluster_operator_as_its_service_account_reconciles_the_upstream_samples(
     let status = operator.wait_exit(Duration::from_secs(20));
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", operator.log());
     println!("scenario operator-as-service-account: passed");
+}
+
+/// The Go operator's ToolGateway samples (imported unchanged), with the gateway and the
+/// route each one declares.
+const UPSTREAM_TOOL_SAMPLES: &[(&str, &str, &str, &str, &str)] = &[
+    // (file, gateway namespace, gateway, route namespace, route)
+    (
+        "toolgateway.yaml",
+        "tool-gateway",
+        "tool-gateway",
+        "tool-gateway-routes",
+        "echo",
+    ),
+    (
+        "toolgateway-guarded.yaml",
+        "tool-gateway-guarded",
+        "tool-gateway-guarded",
+        "tool-gateway-guarded-routes",
+        "echo-guarded",
+    ),
+    (
+        "toolgateway-with-patch.yaml",
+        "tool-gateway-patched",
+        "tool-gateway",
+        "tool-gateway-patched-routes",
+        "echo",
+    ),
+];
+
+/// ToolGateways from the same binary: the Go operator's class and samples, applied
+/// unchanged, become Ready through the real Deployment controller; each route gets its
+/// URL; the operator's RBAC covers it; steady state is silent; deleting a gateway
+/// clears its route's status and garbage-collects its children.
+#[test]
+fn real_cluster_tool_gateway_samples_become_ready_with_route_urls() {
+    let _one_at_a_time = RealCluster::exclusive();
+    let cluster = cluster_with_bundle(Crds::Ours);
+    let k = Kubectl { cluster: &cluster };
+    let mut operator = start_operator(
+        &cluster,
+        SERVICE_ACCOUNT,
+        "replica-a",
+        &["--leader-elect=false"],
+    );
+    k.ok(&[
+        "apply",
+        "--server-side",
+        "-f",
+        sample("toolgatewayclass.yaml").to_str().unwrap(),
+    ]);
+    for (file, ..) in UPSTREAM_TOOL_SAMPLES {
+        k.ok(&[
+            "apply",
+            "--server-side",
+            "-f",
+            sample(file).to_str().unwrap(),
+        ]);
+    }
+    for (_, namespace, name, route_namespace, route) in UPSTREAM_TOOL_SAMPLES {
+        let gateway = eventually(
+            &format!("ToolGateway {namespace}/{name} to become Ready"),
+            Duration::from_secs(90),
+            || operator.log(),
+            || {
+                let gateway = k.json(&["get", "toolgateway", name, "-n", namespace]);
+                (condition(&gateway, "Ready")["status"] == "True").then_some(gateway)
+            },
+        );
+        assert_eq!(
+            condition(&gateway, "ToolGatewayReady")["status"],
+            "True",
+            "{gateway}"
+        );
+        let deployment = k.json(&["get", "deployment", name, "-n", namespace]);
+        assert_eq!(deployment["status"]["readyReplicas"], 1, "{deployment}");
+        let key = format!("{route_namespace}__{route}").replace('-', "_");
+        let expected = format!("http://{name}.{namespace}.svc.cluster.local/mcp/{key}");
+        let route = eventually(
+            &format!("ToolRoute {route_namespace}/{route} to get its URL"),
+            Duration::from_secs(30),
+            || operator.log(),
+            || {
+                let route = k.json(&["get", "toolroute", route, "-n", route_namespace]);
+                route["status"]["url"].is_string().then_some(route)
+            },
+        );
+        assert_eq!(route["status"]["url"], expected.as_str(), "{route}");
+        assert_eq!(condition(&route, "Ready")["status"], "True", "{route}");
+    }
+    operator.assert_running();
+    assert_eq!(operator.readyz(), Some(200), "{}", operator.log());
+
+    let writes = steady_state_writes(&cluster);
+    assert!(
+        writes.is_empty(),
+        "the operator wrote in steady state:\n{}",
+        writes_summary(&writes)
+    );
+    assert_never_forbidden(&cluster);
+
+    // Deleting a gateway: its route loses the URL and conditions we wrote, and its
+    // children go with it.
+    let (_, namespace, name, route_namespace, route) = UPSTREAM_TOOL_SAMPLES[0];
+    k.ok(&[
+        "delete",
+        "toolgateway",
+        name,
+        "-n",
+        namespace,
+        "--wait=true",
+    ]);
+    eventually(
+        "the route's status to be cleared",
+        Duration::from_secs(30),
+        || operator.log(),
+        || {
+            let route = k.json(&["get", "toolroute", route, "-n", route_namespace]);
+            let cleared = route["status"]["url"].is_null()
+                && condition(&route, "Ready").is_null()
+                && condition(&route, "Accepted").is_null();
+            cleared.then_some(())
+        },
+    );
+    eventually(
+        "the deleted ToolGateway's children to be garbage collected",
+        Duration::from_secs(60),
+        || operator.log(),
+        || {
+            let gone = !k.exists(&["deployment", name, "-n", namespace])
+                && !k.exists(&["service", name, "-n", namespace]);
+            gone.then_some(())
+        },
+    );
+    operator.signal("TERM");
+    let status = operator.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", operator.log());
+    println!("scenario tool-gateway-samples: passed");
 }
 
 /// Drop-in: with agent-runtime-operator's own CRDs (atomic `conditions` list, no

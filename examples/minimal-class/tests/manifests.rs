@@ -31,10 +31,12 @@ const EXPECTED_FILES: &[&str] = &[
     "agent-snippet.yaml",
     "basic-gateway.yaml",
     "config-patched-gateway.yaml",
+    "demo-tool-gateway.yaml",
     "guarded-gateway.yaml",
     "litellm-class-default.yaml",
     "litellm-class.yaml",
     "multi-provider-gateway.yaml",
+    "tool-gateway.yaml",
 ];
 
 /// Why a document is not valid as written.

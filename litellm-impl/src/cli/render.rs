@@ -9,9 +9,8 @@ use std::sync::Arc;
 
 use aigateway_api::{AiGateway, AiGatewayClass, ToolGateway, ToolGatewayClass, ToolRoute};
 use aigateway_runtime::class::{Claim, NotOursReason, claim};
-use aigateway_runtime::{AiGatewayKind, GatewayKind};
+use aigateway_runtime::{AiGatewayKind, GatewayKind, ToolGatewayKind};
 use clap::Args;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use crate::cli::{EXIT_CODES, EXIT_INVALID_GATEWAY, EXIT_USAGE};
 use crate::tool_gateway::RouteState;
@@ -135,7 +134,7 @@ pub fn execute(
             ),
             InputObject::ToolGateway(gateway) => (
                 Gateway::Tool(gateway),
-                skip_reason::<ToolGatewayClaim>(
+                skip_reason::<ToolGatewayKind>(
                     gateway,
                     &tool_classes,
                     TOOL_GATEWAY_CONTROLLER_NAME,
@@ -307,34 +306,6 @@ fn report_routes(routes: &[crate::RouteOutcome], err: &mut dyn Write) {
                 );
             }
         }
-    }
-}
-
-/// The ToolGateway kind, for the runtime's [`claim`] (what the operator claims).
-///
-/// Only what `claim` reads; the runtime's own ToolGateway kind replaces it once the
-/// runtime has one.
-struct ToolGatewayClaim;
-
-impl GatewayKind for ToolGatewayClaim {
-    type Gateway = ToolGateway;
-    type Class = ToolGatewayClass;
-    const DEFAULT_CLASS_ANNOTATION: &'static str =
-        aigateway_api::tool_gateway::DEFAULT_TOOL_GATEWAY_CLASS_ANNOTATION;
-    fn class_name(gateway: &ToolGateway) -> Option<&str> {
-        gateway.spec.class_name()
-    }
-    fn controller(class: &ToolGatewayClass) -> &str {
-        &class.spec.controller
-    }
-    fn gateway_conditions(gateway: &ToolGateway) -> &[Condition] {
-        gateway.status.as_ref().map_or(&[], |s| &s.conditions)
-    }
-    fn class_conditions(class: &ToolGatewayClass) -> &[Condition] {
-        class.status.as_ref().map_or(&[], |s| &s.conditions)
-    }
-    fn gateway_url(gateway: &ToolGateway) -> Option<&str> {
-        gateway.status.as_ref().and_then(|s| s.url.as_deref())
     }
 }
 

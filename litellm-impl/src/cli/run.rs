@@ -1,5 +1,6 @@
 //! `litellm-impl run`: the operator against a cluster.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -8,7 +9,7 @@ use clap::Args;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, PostParams};
 
-use crate::{LiteLlmGateway, RenderSettings};
+use crate::{LiteLlmGateway, LiteLlmToolGateway, RenderSettings};
 
 pub use crate::bundle::{DEFAULT_LEASE_NAME, DEFAULT_NAMESPACE};
 
@@ -42,6 +43,53 @@ pub struct OperatorArgs {
     /// Log lines as `text` or `json`.
     #[arg(long, default_value = "text", value_parser = parse_log_format)]
     pub log_format: LogFormat,
+    /// Gateway kinds to serve, comma-separated (`ai-gateway`, `tool-gateway`): both by
+    /// default, as the Go operator; one lets another operator keep the other kind
+    #[arg(
+        long,
+        value_enum,
+        hide_possible_values = true,
+        value_delimiter = ',',
+        default_value = "ai-gateway,tool-gateway",
+        env = "GATEWAY_KINDS"
+    )]
+    pub gateway_kinds: Vec<ServedGatewayKind>,
+}
+
+/// A gateway kind `run` can serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum ServedGatewayKind {
+    /// AiGateways of classes whose controller is
+    /// `aigateway.agentic-layer.ai/ai-gateway-litellm-controller`.
+    AiGateway,
+    /// ToolGateways (and their ToolRoutes) of classes whose controller is
+    /// `litellm.agentic-layer.ai/tool-gateway-litellm-controller`.
+    ToolGateway,
+}
+
+impl std::fmt::Display for ServedGatewayKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ServedGatewayKind::AiGateway => "AiGateways",
+            ServedGatewayKind::ToolGateway => "ToolGateways",
+        })
+    }
+}
+
+impl ServedGatewayKind {
+    /// The resources (plural, API group `runtime.agentic-layer.ai`) serving this kind
+    /// needs, each from its own CRD.
+    pub fn resources(self) -> &'static [&'static str] {
+        match self {
+            ServedGatewayKind::AiGateway => &["aigateways", "aigatewayclasses"],
+            ServedGatewayKind::ToolGateway => &[
+                "toolgateways",
+                "toolgatewayclasses",
+                "toolroutes",
+                "toolservers",
+            ],
+        }
+    }
 }
 
 fn parse_log_format(value: &str) -> Result<LogFormat, String> {
@@ -52,8 +100,9 @@ fn parse_log_format(value: &str) -> Result<LogFormat, String> {
 #[derive(Debug, Args)]
 #[command(
     long_about = "Runs the LiteLLM class operator: claims AiGateways of classes whose spec.controller is \
-aigateway.agentic-layer.ai/ai-gateway-litellm-controller and keeps their ConfigMap, Deployment and \
-Service in place. Uses --kubeconfig, then $KUBECONFIG, then ~/.kube/config, then the in-cluster config. \
+aigateway.agentic-layer.ai/ai-gateway-litellm-controller and ToolGateways of classes whose spec.controller is \
+litellm.agentic-layer.ai/tool-gateway-litellm-controller (with the ToolRoutes attached to them), and keeps \
+each one's ConfigMap, Deployment and Service in place. Uses --kubeconfig, then $KUBECONFIG, then ~/.kube/config, then the in-cluster config. \
 Leader election is on when the operator runs in a pod and off otherwise, unless --leader-elect says.",
     after_help = RUN_EXIT_CODES
 )]
@@ -167,6 +216,16 @@ pub enum RunError {
         /// What failed.
         message: String,
     },
+    /// A CRD the selected gateway kinds need is not installed.
+    #[error(
+        "the API server does not serve {resource}, which serving {kind} needs: install the CRDs (litellm-impl crds | kubectl apply -f -), or leave that kind out with --gateway-kinds"
+    )]
+    CrdMissing {
+        /// `<plural>.<group>`.
+        resource: String,
+        /// The kind that needs it.
+        kind: ServedGatewayKind,
+    },
     /// The admin address could not be bound.
     #[error(
         "could not serve /healthz, /readyz and /metrics on {addr}: {message}: pass a free address with --admin-address"
@@ -219,6 +278,41 @@ pub async fn client(path: Option<&Path>) -> Result<kube::Client, RunError> {
         .map_err(|e| RunError::NoConfig(aigateway_runtime::describe_kube_error(&e)))
 }
 
+/// Checks that the API server serves every resource the selected kinds need: a missing
+/// CRD would otherwise keep the operator unready forever, with every kind waiting.
+pub async fn check_resources(
+    client: &kube::Client,
+    kinds: &[ServedGatewayKind],
+) -> Result<(), RunError> {
+    for kind in kinds {
+        for plural in kind.resources() {
+            let resource = kube::api::ApiResource {
+                group: aigateway_api::GROUP.to_owned(),
+                version: aigateway_api::VERSION.to_owned(),
+                api_version: aigateway_api::API_VERSION.to_owned(),
+                kind: String::new(),
+                plural: (*plural).to_owned(),
+            };
+            let api: Api<kube::api::DynamicObject> = Api::all_with(client.clone(), &resource);
+            match api
+                .list_metadata(&kube::api::ListParams::default().limit(1))
+                .await
+            {
+                Err(kube::Error::Api(status)) if status.is_not_found() => {
+                    return Err(RunError::CrdMissing {
+                        resource: format!("{plural}.{}", aigateway_api::GROUP),
+                        kind: *kind,
+                    });
+                }
+                // Anything else (forbidden, a network error) shows in /readyz and the
+                // logs, and may pass.
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks, before competing for it, that the Lease can be created: a server-side dry
 /// run, so a missing namespace or missing rights are reported at start in one line
 /// instead of as a failed election.
@@ -262,10 +356,21 @@ pub async fn check_lease(
     }
 }
 
-/// The operator `run` and `demo` both run.
+/// The operator `run` and `demo` both run: one implementation per selected kind.
 pub fn operator(client: kube::Client, args: &OperatorArgs) -> Operator {
-    let mut operator = Operator::new(client)
-        .gateway(LiteLlmGateway::new(args.render.clone()))
+    let kinds: BTreeSet<ServedGatewayKind> = args.gateway_kinds.iter().copied().collect();
+    let mut operator = Operator::new(client);
+    for kind in kinds {
+        operator = match kind {
+            ServedGatewayKind::AiGateway => {
+                operator.gateway(LiteLlmGateway::new(args.render.clone()))
+            }
+            ServedGatewayKind::ToolGateway => {
+                operator.gateway(LiteLlmToolGateway::new(args.render.clone()))
+            }
+        };
+    }
+    let mut operator = operator
         .admin(args.admin_address)
         .concurrency(args.concurrency);
     if let Some(namespace) = &args.namespace {
@@ -289,7 +394,14 @@ pub async fn run(args: &RunArgs) -> Result<(), RunError> {
             "leader election off: not running in a pod (--leader-elect to turn it on)"
         ),
     }
-    tracing::info!(controller = crate::CONTROLLER_NAME, "starting");
+    check_resources(&client, &args.operator.gateway_kinds).await?;
+    let kinds: Vec<String> = args
+        .operator
+        .gateway_kinds
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    tracing::info!(kinds = %kinds.join(", "), "starting");
     operator.run().await?;
     tracing::info!("stopped");
     Ok(())

@@ -1,4 +1,4 @@
-//! A one-shot HTTP/1.1 client for loopback calls (probes, the agent's request).
+//! A one-shot HTTP/1.1 client for loopback calls (probes, the agent's requests).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -45,6 +45,17 @@ pub async fn send(
     bearer: Option<&str>,
     body: Option<&serde_json::Value>,
 ) -> Result<Response, HttpError> {
+    send_with_headers(method, url, bearer, &[], body).await
+}
+
+/// [`send`] with extra request headers (name, value).
+pub async fn send_with_headers(
+    method: &str,
+    url: &str,
+    bearer: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<&serde_json::Value>,
+) -> Result<Response, HttpError> {
     let invalid = |reason: String| HttpError::Invalid {
         url: url.to_owned(),
         reason,
@@ -59,6 +70,9 @@ pub async fn send(
         .header(http::header::CONTENT_TYPE, "application/json");
     if let Some(token) = bearer {
         request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
     let request = request

@@ -1,12 +1,14 @@
 //! `litellm-impl demo`: the whole pattern on a laptop, no cluster needed.
 //!
 //! Starts the in-memory API server (aigateway-testkit) on loopback, installs the CRDs,
-//! the default `litellm` class, sample gateways from `examples/manifests/` and
-//! `api-key-secrets` Secrets with placeholder keys, runs the same operator as `run`, and
-//! prints the gateways as they change.
+//! the default `litellm` class, sample gateways from `examples/manifests/` (AiGateways,
+//! and a ToolGateway with two ToolRoutes) and `api-key-secrets` Secrets with placeholder
+//! keys, runs the same operator as `run`, and prints the gateways and routes as they
+//! change.
 //!
-//! With `--with-proxy` it also runs the real LiteLLM proxy for the gateway the demo's
-//! agent resolves to and sends a chat completion through it ([`with_proxy`]).
+//! With `--with-proxy` it also runs the real LiteLLM proxy for the AiGateway the demo's
+//! agent resolves to and for the sample ToolGateway, sends a chat completion through the
+//! first and MCP calls through the second's routes ([`with_proxy`]).
 
 pub mod with_proxy;
 
@@ -16,17 +18,19 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use aigateway_api::AiGateway;
 use aigateway_api::conditions::find_condition;
+use aigateway_api::{AiGateway, ToolGateway, ToolRoute};
 use aigateway_testkit::ApiServer;
 use clap::Args;
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, ListParams};
 
-use crate::cli::run::{OperatorArgs, RunError, operator};
+use crate::cli::run::{OperatorArgs, RunError, ServedGatewayKind, operator};
 use crate::names;
 
-/// The sample manifests the demo applies, in order.
+/// The sample manifests the demo applies, in order (from `examples/manifests/` unless
+/// the name says otherwise).
 const SAMPLES: &[(&str, &str)] = &[
     (
         "litellm-class-default.yaml",
@@ -48,6 +52,14 @@ const SAMPLES: &[(&str, &str)] = &[
         "config-patched-gateway.yaml",
         include_str!("../../../../examples/manifests/config-patched-gateway.yaml"),
     ),
+    (
+        "deploy/toolgatewayclass.yaml",
+        include_str!("../../../../deploy/toolgatewayclass.yaml"),
+    ),
+    (
+        "demo-tool-gateway.yaml",
+        include_str!("../../../../examples/manifests/demo-tool-gateway.yaml"),
+    ),
 ];
 
 /// Namespaces of sample gateways that get an `api-key-secrets` with a placeholder key.
@@ -57,13 +69,16 @@ const PLACEHOLDER_SECRET_NAMESPACES: &[&str] =
 /// Exit codes of `demo`, shown in its `--help`.
 pub const DEMO_EXIT_CODES: &str = "\
 Exit codes:
-  0  stopped with Ctrl-C or SIGTERM, or (with --exit-when-ready) every sample gateway became Ready
-     (and, with --with-proxy, the agent's request through LiteLLM succeeded)
-  1  --exit-when-ready: not every sample gateway was Ready before --timeout, or (--with-proxy)
-     the agent's request through LiteLLM failed or got no answer in time (the reason is printed)
+  0  stopped with Ctrl-C or SIGTERM, or (with --exit-when-ready) every sample gateway and route
+     became Ready (and, with --with-proxy, the agent's chat completion and MCP tool call through
+     LiteLLM succeeded)
+  1  --exit-when-ready: not every sample gateway and route was Ready before --timeout, or
+     (--with-proxy) the agent's chat completion or MCP calls through LiteLLM failed or got no
+     answer in time (the reason is printed)
   2  invalid invocation
   3  the demo could not start (port taken, kubeconfig not writable)
-  4  --with-proxy: LiteLLM could not be installed, or its pod could not start";
+  4  --with-proxy: LiteLLM could not be installed, or a LiteLLM pod or the MCP server could not
+     start";
 
 /// Arguments of `demo`.
 #[derive(Debug, Args)]
@@ -80,8 +95,9 @@ pub struct DemoArgs {
     /// Where to write the kubeconfig for kubectl (default: a file in the temp directory).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
-    /// Exit 0 once every sample gateway is Ready (with --with-proxy: and the agent's
-    /// request through LiteLLM succeeded); non-zero with the reason otherwise.
+    /// Exit 0 once every sample gateway and route is Ready (with --with-proxy: and the
+    /// agent's chat completion and MCP tool call through LiteLLM succeeded); non-zero
+    /// with the reason otherwise.
     #[arg(long)]
     pub exit_when_ready: bool,
     /// How long --exit-when-ready waits, in seconds (default 60, with --with-proxy 300;
@@ -91,11 +107,15 @@ pub struct DemoArgs {
     /// How long the simulated Deployments take to become available, in milliseconds.
     #[arg(long, default_value_t = 1500)]
     pub rollout_ms: u64,
-    /// Also run the real LiteLLM proxy (pinned version) for the gateway the demo's
+    /// Also run the real LiteLLM proxy (pinned version) for the AiGateway the demo's
     /// agent resolves to, with a built-in fake OpenAI-compatible provider behind it, and
-    /// send a chat completion through it as an agent would.
+    /// for the sample ToolGateway, with an MCP server behind its routes; send a chat
+    /// completion and MCP tools/list and tools/call through them as an agent would.
     #[arg(long)]
     pub with_proxy: bool,
+    /// The text the agent asks the MCP server's echo tool to repeat (--with-proxy).
+    #[arg(long, requires = "with_proxy", default_value = with_proxy::DEFAULT_TOOL_TEXT)]
+    pub tool_text: String,
     /// The venv to install LiteLLM into for --with-proxy (default: `litellm` on PATH at
     /// the pinned version, else the venv aigateway-rs/litellm-1.106.2 in $XDG_CACHE_HOME,
     /// or in ~/.cache without XDG_CACHE_HOME).
@@ -124,15 +144,16 @@ pub enum DemoError {
     #[error(transparent)]
     Operator(#[from] RunError),
     /// Not every gateway became Ready in time.
-    #[error("not every sample gateway was Ready after {seconds} s:\n{details}")]
+    #[error("not every sample gateway and route was Ready after {seconds} s:\n{details}")]
     Timeout {
         /// The timeout.
         seconds: u64,
         /// Which gateways, and what their conditions say.
         details: String,
     },
-    /// The gateways were Ready but no request through LiteLLM succeeded in time.
-    #[error("no request through LiteLLM succeeded within {seconds} s: {reason}")]
+    /// The gateways were Ready but the agent's requests through LiteLLM did not all
+    /// succeed in time.
+    #[error("the agent's requests through LiteLLM did not succeed within {seconds} s: {reason}")]
     NoAnswer {
         /// The timeout.
         seconds: u64,
@@ -152,14 +173,17 @@ impl DemoError {
     pub fn exit_code(&self) -> u8 {
         match self {
             DemoError::Timeout { .. } | DemoError::NoAnswer { .. } => 1,
-            DemoError::Traffic(with_proxy::TrafficError::Request { .. }) => 1,
+            DemoError::Traffic(
+                with_proxy::TrafficError::Request { .. }
+                | with_proxy::TrafficError::ToolCall { .. },
+            ) => 1,
             DemoError::Traffic(_) => 4,
             _ => 3,
         }
     }
 }
 
-/// One row of the gateway table.
+/// One row of the AiGateway table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Row {
     name: String,
@@ -171,22 +195,30 @@ struct Row {
     url: String,
 }
 
+fn condition_status(conditions: &[Condition], type_: &str) -> String {
+    find_condition(conditions, type_).map_or_else(|| "-".to_owned(), |c| c.status.clone())
+}
+
 fn status_of(gateway: &AiGateway, type_: &str) -> String {
     let conditions = gateway
         .status
         .as_ref()
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
-    find_condition(conditions, type_).map_or_else(|| "-".to_owned(), |c| c.status.clone())
+    condition_status(conditions, type_)
+}
+
+fn qualified(metadata: &kube::api::ObjectMeta) -> String {
+    format!(
+        "{}/{}",
+        metadata.namespace.as_deref().unwrap_or_default(),
+        metadata.name.as_deref().unwrap_or_default()
+    )
 }
 
 fn row(gateway: &AiGateway) -> Row {
     Row {
-        name: format!(
-            "{}/{}",
-            gateway.metadata.namespace.as_deref().unwrap_or_default(),
-            gateway.metadata.name.as_deref().unwrap_or_default()
-        ),
+        name: qualified(&gateway.metadata),
         class: gateway.spec.class_name().unwrap_or("(default)").to_owned(),
         models: gateway
             .spec
@@ -206,46 +238,95 @@ fn row(gateway: &AiGateway) -> Row {
     }
 }
 
-fn table(rows: &[Row]) -> String {
-    let header = Row {
-        name: "GATEWAY".into(),
-        class: "CLASS".into(),
-        models: "MODELS".into(),
-        accepted: "ACCEPTED".into(),
-        programmed: "PROGRAMMED".into(),
-        ready: "READY".into(),
-        url: "URL".into(),
-    };
-    let all: Vec<&Row> = std::iter::once(&header).chain(rows).collect();
-    let width = |f: fn(&Row) -> &str| all.iter().map(|r| f(r).len()).max().unwrap_or(0);
-    let widths = [
-        width(|r| &r.name),
-        width(|r| &r.class),
-        width(|r| &r.models),
-        width(|r| &r.accepted),
-        width(|r| &r.programmed),
-        width(|r| &r.ready),
-    ];
+/// The ToolGateway table's row of `gateway`: name, class, Accepted, Programmed, Ready, URL.
+fn tool_gateway_row(gateway: &ToolGateway) -> Vec<String> {
+    let status = gateway.status.clone().unwrap_or_default();
+    vec![
+        qualified(&gateway.metadata),
+        gateway.spec.class_name().unwrap_or("(default)").to_owned(),
+        condition_status(&status.conditions, "Accepted"),
+        condition_status(&status.conditions, "Programmed"),
+        condition_status(&status.conditions, "Ready"),
+        status.url.unwrap_or_else(|| "-".into()),
+    ]
+}
+
+/// The ToolRoute table's row of `route`: name, gateway, Ready, URL.
+fn tool_route_row(route: &ToolRoute) -> Vec<String> {
+    let status = route.status.clone().unwrap_or_default();
+    vec![
+        qualified(&route.metadata),
+        route
+            .gateway()
+            .map_or_else(|| "-".to_owned(), |g| format!("{}/{}", g.namespace, g.name)),
+        condition_status(&status.conditions, "Ready"),
+        status.url.unwrap_or_else(|| "-".into()),
+    ]
+}
+
+/// `rows` under `header`, in columns; the last column is not padded.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    let all: Vec<&Vec<String>> = std::iter::once(&header).chain(rows).collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            all.iter()
+                .map(|r| r.get(i).map_or(0, String::len))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     all.iter()
-        .map(|r| {
-            format!(
-                "{:w0$}  {:w1$}  {:w2$}  {:w3$}  {:w4$}  {:w5$}  {}\n",
-                r.name,
-                r.class,
-                r.models,
-                r.accepted,
-                r.programmed,
-                r.ready,
-                r.url,
-                w0 = widths[0],
-                w1 = widths[1],
-                w2 = widths[2],
-                w3 = widths[3],
-                w4 = widths[4],
-                w5 = widths[5]
-            )
+        .map(|row| {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                if i + 1 == row.len() {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(&format!("{cell:w$}  ", w = widths[i]));
+                }
+            }
+            line.push('\n');
+            line
         })
         .collect()
+}
+
+fn gateway_table(rows: &[Row]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.name.clone(),
+                r.class.clone(),
+                r.models.clone(),
+                r.accepted.clone(),
+                r.programmed.clone(),
+                r.ready.clone(),
+                r.url.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "GATEWAY",
+            "CLASS",
+            "MODELS",
+            "ACCEPTED",
+            "PROGRAMMED",
+            "READY",
+            "URL",
+        ],
+        &rows,
+    )
+}
+
+/// The sample objects the demo installed, each as `namespace/name`.
+#[derive(Debug, Default)]
+struct Samples {
+    ai_gateways: Vec<String>,
+    tool_gateways: Vec<String>,
+    tool_routes: Vec<String>,
 }
 
 fn placeholder_secret(namespace: &str) -> String {
@@ -255,28 +336,32 @@ fn placeholder_secret(namespace: &str) -> String {
     )
 }
 
-/// Installs CRDs and samples; returns the names (`namespace/name`) of the sample gateways.
-async fn install(server: &ApiServer) -> Result<Vec<String>, DemoError> {
+/// Installs CRDs and samples; returns the sample gateways and routes.
+async fn install(server: &ApiServer) -> Result<Samples, DemoError> {
     for crd in aigateway_api::crds::all() {
         server.install_crd(crd).await?;
     }
-    let mut gateways = Vec::new();
+    let mut samples = Samples::default();
     for (file, text) in SAMPLES {
         for object in server.apply_manifests(text)? {
-            if object["kind"] == "AiGateway" {
-                gateways.push(format!(
-                    "{}/{}",
-                    object["metadata"]["namespace"].as_str().unwrap_or_default(),
-                    object["metadata"]["name"].as_str().unwrap_or_default()
-                ));
-            }
+            let list = match object["kind"].as_str() {
+                Some("AiGateway") => &mut samples.ai_gateways,
+                Some("ToolGateway") => &mut samples.tool_gateways,
+                Some("ToolRoute") => &mut samples.tool_routes,
+                _ => continue,
+            };
+            list.push(format!(
+                "{}/{}",
+                object["metadata"]["namespace"].as_str().unwrap_or_default(),
+                object["metadata"]["name"].as_str().unwrap_or_default()
+            ));
         }
         tracing::debug!(file, "applied sample");
     }
     for namespace in PLACEHOLDER_SECRET_NAMESPACES {
         server.apply_manifests(&placeholder_secret(namespace))?;
     }
-    Ok(gateways)
+    Ok(samples)
 }
 
 /// Runs the demo; `out` receives the human-readable progress.
@@ -311,7 +396,13 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
         Some(litellm) => {
             let provider = with_proxy::start_provider().await?;
             let target = with_proxy::AgentTarget::prepare(&server.client(), &provider, out).await?;
-            Some(with_proxy::Traffic::spawn(server.client(), litellm, target, provider).await?)
+            let tools =
+                with_proxy::ToolTarget::prepare(&server.client(), &litellm, &args.tool_text, out)
+                    .await?;
+            Some(
+                with_proxy::Traffic::spawn(server.client(), litellm, target, provider, tools)
+                    .await?,
+            )
         }
         None => None,
     };
@@ -322,6 +413,7 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
         render: crate::RenderSettings::default(),
         concurrency: 16,
         log_format: aigateway_runtime::LogFormat::Text,
+        gateway_kinds: vec![ServedGatewayKind::AiGateway, ServedGatewayKind::ToolGateway],
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let operator = operator(server.client(), &operator_args).shutdown_on(async move {
@@ -333,7 +425,7 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
     let _ = writeln!(out, "In-memory Kubernetes API server: {}", http.url());
     let _ = writeln!(
         out,
-        "Explore it with kubectl:\n  export KUBECONFIG={}\n  kubectl get aigatewayclasses,aigateways -A\n",
+        "Explore it with kubectl:\n  export KUBECONFIG={}\n  kubectl get aigatewayclasses,aigateways -A\n  kubectl get toolgatewayclasses,toolgateways,toolroutes -A\n",
         kubeconfig.display()
     );
     if traffic.is_none() {
@@ -349,13 +441,18 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
     }
 
     let gateways: Api<AiGateway> = Api::all(server.client());
+    let tool_gateways: Api<ToolGateway> = Api::all(server.client());
+    let tool_routes: Api<ToolRoute> = Api::all(server.client());
     let started = Instant::now();
-    let mut last: Vec<Row> = Vec::new();
+    let mut last = String::new();
     let mut printed_config = false;
+    let mut printed_tool_config = false;
     let mut printed_admin = false;
     let mut traffic = traffic;
     let mut answered = false;
+    let mut tools_answered = false;
     let mut last_failure: Option<String> = None;
+    let mut waiting: Option<String> = None;
     let timeout = args.timeout_seconds();
     let result = loop {
         if !printed_admin && let Some(addr) = *admin.lock().expect("admin slot") {
@@ -369,14 +466,41 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
             .unwrap_or_default();
         let mut rows: Vec<Row> = list.iter().map(row).collect();
         rows.sort_by(|a, b| a.name.cmp(&b.name));
-        if rows != last {
-            let _ = writeln!(
-                out,
-                "[{:>5.1}s]\n{}",
-                started.elapsed().as_secs_f64(),
-                table(&rows)
-            );
-            last = rows.clone();
+        let tool_list = tool_gateways
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        let mut tool_rows: Vec<Vec<String>> = tool_list.iter().map(tool_gateway_row).collect();
+        tool_rows.sort();
+        let mut route_rows: Vec<Vec<String>> = tool_routes
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+            .iter()
+            .map(tool_route_row)
+            .collect();
+        route_rows.sort();
+        let tables = format!(
+            "{}\n{}\n{}",
+            gateway_table(&rows),
+            table(
+                &[
+                    "TOOLGATEWAY",
+                    "CLASS",
+                    "ACCEPTED",
+                    "PROGRAMMED",
+                    "READY",
+                    "URL"
+                ],
+                &tool_rows
+            ),
+            table(&["TOOLROUTE", "TOOLGATEWAY", "READY", "URL"], &route_rows)
+        );
+        if tables != last {
+            let _ = writeln!(out, "[{:>5.1}s]\n{tables}", started.elapsed().as_secs_f64());
+            last = tables;
         }
         if !printed_config
             && let Some(gateway) = list.iter().find(|g| status_of(g, "Programmed") == "True")
@@ -400,17 +524,79 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
                 printed_config = true;
             }
         }
-        let by_name: BTreeMap<String, &Row> = rows.iter().map(|r| (r.name.clone(), r)).collect();
-        let all_ready = samples
+        if !printed_tool_config
+            && let Some(gateway) = tool_list.iter().find(|g| {
+                let status = g.status.clone().unwrap_or_default();
+                condition_status(&status.conditions, "Programmed") == "True"
+            })
+        {
+            let namespace = gateway.metadata.namespace.clone().unwrap_or_default();
+            let name = names::config_map_name(gateway.metadata.name.as_deref().unwrap_or_default());
+            if let Ok(config_map) = Api::<ConfigMap>::namespaced(server.client(), &namespace)
+                .get(&name)
+                .await
+            {
+                let config = config_map
+                    .data
+                    .unwrap_or_default()
+                    .remove(names::CONFIG_KEY)
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "Rendered LiteLLM config of ToolGateway {namespace}/{} (ConfigMap {name}), one mcp_servers entry per ToolRoute:\n{config}",
+                    gateway.metadata.name.as_deref().unwrap_or_default()
+                );
+                printed_tool_config = true;
+            }
+        }
+        // Every sample gateway and route, and the cells that tell whether it is Ready.
+        let mut states: BTreeMap<String, String> = BTreeMap::new();
+        for r in &rows {
+            states.insert(
+                format!("AiGateway {}", r.name),
+                format!(
+                    "Accepted={} Programmed={} Ready={}",
+                    r.accepted, r.programmed, r.ready
+                ),
+            );
+        }
+        for r in &tool_rows {
+            states.insert(
+                format!("ToolGateway {}", r[0]),
+                format!("Accepted={} Programmed={} Ready={}", r[2], r[3], r[4]),
+            );
+        }
+        for r in &route_rows {
+            states.insert(
+                format!("ToolRoute {}", r[0]),
+                format!("Ready={} url={}", r[2], r[3]),
+            );
+        }
+        let expected: Vec<String> = samples
+            .ai_gateways
             .iter()
-            .all(|s| by_name.get(s).is_some_and(|r| r.ready == "True"));
-        if args.exit_when_ready && all_ready && (traffic.is_none() || answered) {
+            .map(|s| format!("AiGateway {s}"))
+            .chain(
+                samples
+                    .tool_gateways
+                    .iter()
+                    .map(|s| format!("ToolGateway {s}")),
+            )
+            .chain(samples.tool_routes.iter().map(|s| format!("ToolRoute {s}")))
+            .collect();
+        let all_ready = expected.iter().all(|s| {
+            states
+                .get(s)
+                .is_some_and(|state| state.contains("Ready=True") && !state.ends_with("url=-"))
+        });
+        let traffic_done = traffic.is_none() || (answered && tools_answered);
+        if args.exit_when_ready && all_ready && traffic_done {
             let _ = writeln!(
                 out,
                 "Every sample gateway is Ready after {:.1} s{}.",
                 started.elapsed().as_secs_f64(),
                 if answered {
-                    ", and the agent's request through LiteLLM succeeded"
+                    ", and the agent's chat completion and MCP tool call through LiteLLM succeeded"
                 } else {
                     ""
                 }
@@ -419,21 +605,30 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
         }
         let timed_out = started.elapsed() > Duration::from_secs(timeout);
         if args.exit_when_ready && timed_out && all_ready {
+            let missing = match (answered, tools_answered) {
+                (false, false) => "neither the chat completion nor the MCP tool call succeeded",
+                (false, true) => "the chat completion did not succeed",
+                _ => "the MCP tool call did not succeed",
+            };
+            let why = last_failure
+                .clone()
+                .or_else(|| waiting.clone())
+                .unwrap_or_else(|| "a LiteLLM pod was not live yet".to_owned());
             break Err(DemoError::NoAnswer {
                 seconds: timeout,
-                reason: last_failure
-                    .clone()
-                    .unwrap_or_else(|| "the LiteLLM pod was not live yet".to_owned()),
+                reason: format!("{missing}; last: {why}"),
             });
         }
         if args.exit_when_ready && timed_out {
-            let details = samples
+            let details = expected
                 .iter()
-                .map(|s| match by_name.get(s) {
-                    Some(r) => format!(
-                        "  {s}: Accepted={} Programmed={} Ready={}",
-                        r.accepted, r.programmed, r.ready
-                    ),
+                .filter(|s| {
+                    !states
+                        .get(*s)
+                        .is_some_and(|state| state.contains("Ready=True"))
+                })
+                .map(|s| match states.get(s) {
+                    Some(state) => format!("  {s}: {state}"),
                     None => format!("  {s}: not found"),
                 })
                 .collect::<Vec<_>>()
@@ -459,6 +654,16 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
                 Some(with_proxy::TrafficEvent::Answered) => {
                     answered = true;
                     last_failure = None;
+                }
+                Some(with_proxy::TrafficEvent::ToolsAnswered) => {
+                    tools_answered = true;
+                    last_failure = None;
+                }
+                Some(with_proxy::TrafficEvent::Waiting(what)) => {
+                    if waiting.as_deref() != Some(what.as_str()) {
+                        let _ = writeln!(out, "Waiting: {what}");
+                        waiting = Some(what);
+                    }
                 }
                 Some(with_proxy::TrafficEvent::Failed(error)) => {
                     // Pods that cannot start and failed requests end --exit-when-ready at

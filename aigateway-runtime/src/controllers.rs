@@ -1,0 +1,746 @@
+//! The controllers of one gateway kind: its caches (gateways, classes, children,
+//! related and attached objects), the gateway, class and attached-object controllers,
+//! and the first-list gate they share with the other kinds of the same [`Operator`].
+//!
+//! [`Operator`]: crate::Operator
+
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::{BoxFuture, FutureExt};
+use futures::{Stream, StreamExt, TryStreamExt};
+use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta};
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher::{self, watcher};
+use kube::runtime::{WatchStreamExt, reflector as reflect};
+use kube::{Client, Resource, ResourceExt};
+use tracing::warn;
+
+use crate::admin::CacheHealth;
+use crate::apply::ChildCache;
+use crate::attached;
+use crate::children::OwnerIndex;
+use crate::class::claim;
+use crate::implementation::GatewayImplementation;
+use crate::kind::GatewayKind;
+use crate::metrics::{ConditionLabels, Metrics};
+use crate::names;
+use crate::operator::{ResyncTrigger, ShutdownSignal};
+use crate::reconcile::{self, Shared};
+use crate::related::{GatewayKey, RelatedCache, RelatedCaches};
+
+/// What the controllers of every kind share: the client, the settings, the metrics,
+/// the cache health of `/readyz` and one first-list gate.
+pub(crate) struct Wiring {
+    pub(crate) client: Client,
+    pub(crate) namespace: Option<String>,
+    pub(crate) concurrency: u16,
+    pub(crate) resync_every: Option<Duration>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) health: CacheHealth,
+    pub(crate) gate: SyncGate,
+}
+
+/// One gateway kind served by an implementation, with its type erased so that one
+/// operator can hold several.
+pub(crate) trait ServedKind: Send + Sync {
+    /// The gateway kind, e.g. `ToolGateway`.
+    fn gateway_kind(&self) -> String;
+    fn controller_name(&self) -> &str;
+    fn field_manager(&self) -> String;
+    /// Gateways of our classes by condition, for the metrics gauge.
+    fn counts(&self) -> Vec<(ConditionLabels, i64)>;
+    /// The kind's controllers, until `stop`.
+    fn run<'a>(
+        &'a self,
+        wiring: &'a Wiring,
+        stop: ShutdownSignal,
+        resync: Option<ResyncTrigger>,
+    ) -> BoxFuture<'a, ()>;
+}
+
+/// The gateway and class caches of a running kind, for the metrics scrape.
+type StoreSlot<K> = Mutex<
+    Option<(
+        Store<<K as GatewayKind>::Gateway>,
+        Store<<K as GatewayKind>::Class>,
+    )>,
+>;
+
+pub(crate) struct Served<K: GatewayKind> {
+    implementation: Arc<dyn GatewayImplementation<K>>,
+    stores: StoreSlot<K>,
+}
+
+impl<K: GatewayKind> Served<K> {
+    pub(crate) fn new(implementation: Arc<dyn GatewayImplementation<K>>) -> Self {
+        Self {
+            implementation,
+            stores: Mutex::new(None),
+        }
+    }
+}
+
+/// The name of gateway kind `K`, e.g. `AiGateway`.
+pub(crate) fn served_kind_name<K: GatewayKind>() -> String {
+    K::Gateway::kind(&()).into_owned()
+}
+
+/// The gate entry a kind removes once it has registered all its caches.
+pub(crate) fn setup_token(served: &dyn ServedKind) -> String {
+    format!("{} controllers set up", served.gateway_kind())
+}
+
+impl<K: GatewayKind> ServedKind for Served<K> {
+    fn gateway_kind(&self) -> String {
+        served_kind_name::<K>()
+    }
+
+    fn controller_name(&self) -> &str {
+        self.implementation.controller_name()
+    }
+
+    fn field_manager(&self) -> String {
+        self.implementation.field_manager()
+    }
+
+    fn counts(&self) -> Vec<(ConditionLabels, i64)> {
+        match self.stores.lock().expect("store slot").as_ref() {
+            Some((gateways, classes)) => {
+                gateway_counts::<K>(gateways, classes, self.implementation.controller_name())
+            }
+            None => Vec::new(),
+        }
+    }
+
+    fn run<'a>(
+        &'a self,
+        wiring: &'a Wiring,
+        stop: ShutdownSignal,
+        resync: Option<ResyncTrigger>,
+    ) -> BoxFuture<'a, ()> {
+        run_controllers::<K>(wiring, self, stop, resync).boxed()
+    }
+}
+
+/// Splits `trigger` into `n` streams that each yield when it does, and the future that
+/// forwards (it never resolves while the trigger lasts).
+pub(crate) fn fan_out(
+    trigger: Option<ResyncTrigger>,
+    n: usize,
+) -> (VecDeque<Option<ResyncTrigger>>, BoxFuture<'static, ()>) {
+    let Some(mut trigger) = trigger else {
+        return (
+            (0..n).map(|_| None).collect(),
+            futures::future::pending().boxed(),
+        );
+    };
+    let (senders, receivers): (Vec<_>, VecDeque<_>) = (0..n)
+        .map(|_| {
+            let (tx, rx) = futures::channel::mpsc::unbounded::<()>();
+            (tx, Some(rx.boxed() as ResyncTrigger))
+        })
+        .unzip();
+    let forward = async move {
+        while trigger.next().await.is_some() {
+            for sender in &senders {
+                let _ = sender.unbounded_send(());
+            }
+        }
+        futures::future::pending::<()>().await
+    }
+    .boxed();
+    (receivers, forward)
+}
+
+/// Gateways of our classes by condition type and status, for the metrics gauge.
+fn gateway_counts<K: GatewayKind>(
+    gateways: &Store<K::Gateway>,
+    classes: &Store<K::Class>,
+    controller: &str,
+) -> Vec<(ConditionLabels, i64)> {
+    let classes = classes.state();
+    let mut counts: HashMap<(String, String), i64> = HashMap::new();
+    for gateway in gateways.state() {
+        if !matches!(
+            claim::<K>(K::class_name(&gateway), &classes, controller),
+            crate::class::Claim::Ours { .. }
+        ) {
+            continue;
+        }
+        for type_ in K::CONDITION_TYPES {
+            let status = K::gateway_conditions(&gateway)
+                .iter()
+                .find(|c| c.type_ == *type_)
+                .map_or_else(|| "Missing".to_owned(), |c| c.status.clone());
+            *counts.entry(((*type_).to_owned(), status)).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .map(|((condition, status), n)| {
+            (
+                ConditionLabels {
+                    kind: served_kind_name::<K>(),
+                    condition,
+                    status,
+                },
+                n,
+            )
+        })
+        .collect()
+}
+
+fn api_for<T: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>>(
+    client: &Client,
+    namespace: Option<&str>,
+) -> Api<T> {
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+pub(crate) fn dynamic_api(
+    client: &Client,
+    namespace: Option<&str>,
+    resource: &ApiResource,
+) -> Api<DynamicObject> {
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
+        None => Api::all_with(client.clone(), resource),
+    }
+}
+
+/// `events` with their failures recorded in `health` under `cache`, and backoff.
+/// Whether every cache has listed once, derived from the watch events themselves.
+///
+/// `Store::wait_until_ready` is not used for this: its one-shot channel keeps the waker
+/// of the task that polled it last, so with two waiters on one store (the controller's
+/// own start-up hold and our gate) one of them can wait forever. Seen on a real API
+/// server: an operator that started while gateways existed never reconciled them.
+#[derive(Clone)]
+pub(crate) struct SyncGate {
+    pending: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    synced: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl SyncGate {
+    pub(crate) fn new() -> Self {
+        SyncGate {
+            pending: Arc::default(),
+            synced: Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
+    }
+
+    /// Registers a cache before its stream starts; the gate opens once all have listed.
+    pub(crate) fn register(&self, cache: &str) {
+        self.pending
+            .lock()
+            .expect("sync gate")
+            .insert(cache.to_owned());
+    }
+
+    /// Records the end of a cache's first list (after the reflector applied it).
+    pub(crate) fn listed(&self, cache: &str) {
+        let mut pending = self.pending.lock().expect("sync gate");
+        if pending.remove(cache) && pending.is_empty() {
+            self.synced.send_replace(true);
+        }
+    }
+
+    /// Resolves once every registered cache has listed once.
+    pub(crate) async fn wait(&self) {
+        let mut synced = self.synced.subscribe();
+        // The sender lives as long as `self`, so this cannot fail.
+        let _ = synced.wait_for(|synced| *synced).await;
+    }
+}
+
+/// Marks `cache` as listed in `gate` when its reflected stream passes the end of a list.
+pub(crate) fn mark_listed<T, E>(
+    gate: &SyncGate,
+    cache: String,
+) -> impl FnMut(&Result<watcher::Event<T>, E>) + Send + 'static {
+    let gate = gate.clone();
+    gate.register(&cache);
+    move |event| {
+        if let Ok(watcher::Event::InitDone) = event {
+            gate.listed(&cache);
+        }
+    }
+}
+
+pub(crate) fn tracked<T, S>(
+    health: &CacheHealth,
+    cache: String,
+    events: S,
+) -> impl Stream<Item = Result<watcher::Event<T>, watcher::Error>> + Send + 'static
+where
+    T: Send + 'static,
+    S: Stream<Item = Result<watcher::Event<T>, watcher::Error>> + Send + 'static,
+{
+    let health = health.clone();
+    events
+        .inspect(move |event| match event {
+            // An expired resourceVersion only means "relist": routine, not a failure.
+            Err(watcher::Error::WatchError(status)) if status.code == 410 => {}
+            Err(error) => health.record(&cache, Err(&watch_failure(error))),
+            Ok(_) => health.record::<String>(&cache, Ok(())),
+        })
+        .default_backoff()
+}
+
+/// One line for a failed watch: the API server's code, reason and message when it
+/// answered, else the client's error.
+fn watch_failure(error: &watcher::Error) -> String {
+    let api = match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status.as_ref(),
+        watcher::Error::WatchError(status) => status.as_ref(),
+        other => return other.to_string(),
+    };
+    format!("{} {}: {}", api.code, api.reason, api.message)
+}
+
+/// What every cache reports to: watch health (for `/readyz`), the first-list gate and
+/// the watch-event counter.
+pub(crate) struct CacheTracking<'a> {
+    /// The gateway kind whose controllers own the cache (a prefix of its name: two kinds
+    /// may both watch, say, Secrets).
+    pub(crate) kind: &'a str,
+    pub(crate) health: &'a CacheHealth,
+    pub(crate) gate: &'a SyncGate,
+    pub(crate) metrics: &'a Arc<Metrics>,
+}
+
+impl CacheTracking<'_> {
+    /// The name of `cache` in the gate and in `/readyz`: prefixed with the gateway kind.
+    pub(crate) fn key(&self, cache: &str) -> String {
+        format!("{} {cache}", self.kind)
+    }
+}
+
+/// Objects per page of a dynamic cache's list: a (re)list holds one page of full objects
+/// in memory at a time besides the cache, so pages stay small.
+const LIST_PAGE_SIZE: u32 = 100;
+
+/// A label-selected watch of one dynamic kind into `writer`'s cache (metadata only when
+/// `metadata_only`); `on_event` sees every event once the cache has applied it.
+#[allow(clippy::too_many_arguments)]
+fn dynamic_reflector(
+    tracking: &CacheTracking<'_>,
+    cache: String,
+    client: &Client,
+    namespace: Option<&str>,
+    resource: &ApiResource,
+    writer: reflector::store::Writer<DynamicObject>,
+    label_selector: Option<&str>,
+    metadata_only: bool,
+    mut on_event: impl FnMut(&watcher::Event<DynamicObject>) + Send + 'static,
+) -> impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static {
+    let api = dynamic_api(client, namespace, resource);
+    let mut config = watcher::Config::default().page_size(LIST_PAGE_SIZE);
+    if let Some(selector) = label_selector {
+        config = config.labels(selector);
+    }
+    let events = if metadata_only {
+        let types = kube::api::TypeMeta {
+            api_version: resource.api_version.clone(),
+            kind: resource.kind.clone(),
+        };
+        let api: Api<PartialObjectMeta<DynamicObject>> = match namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
+            None => Api::all_with(client.clone(), resource),
+        };
+        let as_dynamic = move |mut meta: PartialObjectMeta<DynamicObject>| {
+            // kubectl keeps a copy of the whole object it applied here: for a Secret,
+            // its data. A metadata cache must not hold it.
+            if let Some(annotations) = meta.metadata.annotations.as_mut() {
+                annotations.remove(LAST_APPLIED_ANNOTATION);
+            }
+            DynamicObject {
+                types: Some(types.clone()),
+                metadata: meta.metadata,
+                data: serde_json::Value::Null,
+            }
+        };
+        watcher(api, config)
+            .map_ok(move |event| match event {
+                watcher::Event::Apply(o) => watcher::Event::Apply(as_dynamic(o)),
+                watcher::Event::Delete(o) => watcher::Event::Delete(as_dynamic(o)),
+                watcher::Event::InitApply(o) => watcher::Event::InitApply(as_dynamic(o)),
+                watcher::Event::Init => watcher::Event::Init,
+                watcher::Event::InitDone => watcher::Event::InitDone,
+            })
+            .boxed()
+    } else {
+        watcher(api, config).boxed()
+    };
+    // managedFields are a large share of every object and the loop never reads them.
+    let events = events.modify(|object: &mut DynamicObject| object.metadata.managed_fields = None);
+    let key = tracking.key(&cache);
+    let listed = mark_listed(tracking.gate, key.clone());
+    let metrics = tracking.metrics.clone();
+    let kind = tracking.kind.to_owned();
+    let label = cache;
+    reflect(writer, tracked(tracking.health, key, events))
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                if matches!(
+                    event,
+                    watcher::Event::Apply(_)
+                        | watcher::Event::Delete(_)
+                        | watcher::Event::InitApply(_)
+                ) {
+                    metrics.watch_event(&kind, &label);
+                }
+                on_event(event);
+            }
+        })
+        .inspect(listed)
+        .touched_objects()
+}
+
+/// The annotation in which `kubectl apply` keeps the last applied object.
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The controllers of kind `K` until `stop`: set up every cache (registered in the
+/// shared gate, then this kind's setup token is released), then run.
+async fn run_controllers<K: GatewayKind>(
+    wiring: &Wiring,
+    served: &Served<K>,
+    stop: ShutdownSignal,
+    resync: Option<ResyncTrigger>,
+) {
+    let implementation = served.implementation.clone();
+    let client = wiring.client.clone();
+    let health = wiring.health.clone();
+    let namespace = wiring.namespace.clone();
+    let controller_name = implementation.controller_name().to_owned();
+    let field_manager = implementation.field_manager();
+    let gate = wiring.gate.clone();
+    let kind = served_kind_name::<K>();
+    // Objects attached to gateways (ToolRoutes): see `attached`.
+    let attached = implementation.attached().map(|declaration| {
+        let tracking = CacheTracking {
+            kind: &kind,
+            health: &health,
+            gate: &gate,
+            metrics: &wiring.metrics,
+        };
+        attached::watch(declaration, &tracking, &client, namespace.as_deref())
+    });
+    let attached_on_gateway = attached.as_ref().map(|a| a.on_gateway.clone());
+
+    // Gateways and classes, each watched once. A class change re-runs every gateway that
+    // names it (or names no class); a gateway change (deletion included) re-runs our
+    // classes, whose finalizer depends on the gateways using them.
+    let (gateway_reader, gateway_writer) = reflector::store::<K::Gateway>();
+    let (class_reader, class_writer) = reflector::store::<K::Class>();
+    let (class_triggers, gateways_of_classes) =
+        futures::channel::mpsc::unbounded::<ObjectRef<K::Class>>();
+    let (gateway_triggers, classes_of_gateways) =
+        futures::channel::mpsc::unbounded::<ObjectRef<K::Gateway>>();
+    // The gateway cache is the largest one; managedFields are never read from it.
+    let gateway_events = watcher(
+        api_for::<K::Gateway>(&client, namespace.as_deref()),
+        watcher::Config::default(),
+    )
+    .modify(|gateway: &mut K::Gateway| gateway.meta_mut().managed_fields = None);
+    let gateway_cache = K::Gateway::kind(&()).into_owned();
+    let gateway_listed = mark_listed(&gate, gateway_cache.clone());
+    // Related objects: every kind is declared before any stream runs (lookups need them
+    // all); the streams below feed the caches and drop outdated content.
+    let mut related_caches = RelatedCaches::new(client.clone());
+    let mut related_writers = Vec::new();
+    for watch in implementation.related() {
+        let writer = reflector::store::Writer::new(watch.resource.clone());
+        related_caches.add(&watch, writer.as_reader());
+        related_writers.push((watch, writer));
+    }
+    let related = Arc::new(related_caches);
+    let gateway_events = reflect(
+        gateway_writer,
+        tracked(&health, gateway_cache, gateway_events),
+    )
+    .inspect({
+        let related = related.clone();
+        let gateways = gateway_reader.clone();
+        move |event| match event {
+            Ok(watcher::Event::Delete(gateway)) => related.forget(&GatewayKey::of(gateway)),
+            Ok(watcher::Event::InitDone) => {
+                related.retain(|key| gateways.get(&key.object_ref()).is_some())
+            }
+            _ => {}
+        }
+    })
+    .inspect(gateway_listed)
+    .touched_objects()
+    .inspect(move |gateway| {
+        // A changed or deleted gateway: its attached objects look again.
+        if let (Ok(gateway), Some(attached)) = (gateway, attached_on_gateway.as_ref()) {
+            attached.touched(gateway);
+        }
+    })
+    .inspect({
+        let classes = class_reader.clone();
+        let controller = controller_name.clone();
+        move |gateway| {
+            if gateway.is_ok() {
+                for class in classes.state() {
+                    if K::controller(&class) == controller {
+                        let _ = class_triggers.unbounded_send(ObjectRef::from_obj(class.as_ref()));
+                    }
+                }
+            }
+        }
+    });
+    let class_cache = K::Class::kind(&()).into_owned();
+    let class_listed = mark_listed(&gate, class_cache.clone());
+    let class_events = reflect(
+        class_writer,
+        tracked(
+            &health,
+            class_cache,
+            watcher(
+                Api::<K::Class>::all(client.clone()),
+                watcher::Config::default(),
+            ),
+        ),
+    )
+    .inspect(class_listed)
+    .touched_objects()
+    .inspect({
+        let gateways = gateway_reader.clone();
+        move |class| {
+            if let Ok(class) = class {
+                let name = class.name_any();
+                for gateway in gateways.state() {
+                    if K::class_name(&gateway).is_none_or(|n| n.is_empty() || n == name) {
+                        let _ =
+                            gateway_triggers.unbounded_send(ObjectRef::from_obj(gateway.as_ref()));
+                    }
+                }
+            }
+        }
+    });
+    let mut gateway_controller = Controller::for_stream(gateway_events, gateway_reader.clone())
+        .with_config(ControllerConfig::default().concurrency(wiring.concurrency))
+        .reconcile_on(classes_of_gateways);
+    let class_controller = Controller::for_stream(class_events, class_reader.clone())
+        .reconcile_on(gateways_of_classes);
+    *served.stores.lock().expect("store slot") =
+        Some((gateway_reader.clone(), class_reader.clone()));
+
+    let tracking = CacheTracking {
+        kind: &kind,
+        health: &health,
+        gate: &gate,
+        metrics: &wiring.metrics,
+    };
+    // Children, selected by the hash of our controller name.
+    let controller_id = names::controller_label_value(&controller_name);
+    let selector = format!("{}={}", names::CONTROLLER_LABEL, controller_id);
+    let mut children = Vec::new();
+    let mut child_streams = Vec::new();
+    for resource in implementation.child_kinds() {
+        let writer = reflector::store::Writer::new(resource.clone());
+        let store = writer.as_reader();
+        let owners = OwnerIndex::default();
+        let stream = dynamic_reflector(
+            &tracking,
+            format!("child {}", resource.kind),
+            &client,
+            namespace.as_deref(),
+            &resource,
+            writer,
+            Some(&selector),
+            false,
+            {
+                let owners = owners.clone();
+                move |event| owners.observe(event)
+            },
+        );
+        children.push(ChildCache {
+            resource: resource.clone(),
+            store,
+            owners,
+        });
+        child_streams.push((resource, stream));
+    }
+
+    let mut related_streams = Vec::new();
+    for (watch, writer) in related_writers {
+        let stream = dynamic_reflector(
+            &tracking,
+            format!("related {}", watch.resource.kind),
+            &client,
+            namespace.as_deref(),
+            &watch.resource,
+            writer,
+            watch.label_selector.as_deref(),
+            watch.cache == RelatedCache::ContentOnRead,
+            {
+                let related = related.clone();
+                let resource = watch.resource.clone();
+                move |event| related.observe(&resource, event)
+            },
+        );
+        related_streams.push((watch, stream));
+    }
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: field_manager.clone(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+    );
+    let mut owned_condition_types: Vec<String> =
+        K::CONDITION_TYPES.iter().map(|s| (*s).to_owned()).collect();
+    owned_condition_types.extend(
+        implementation
+            .condition_aliases()
+            .into_iter()
+            .map(|(alias, _)| alias),
+    );
+    let shared = Arc::new(Shared::<K> {
+        client: client.clone(),
+        implementation: implementation.clone(),
+        controller: controller_name.clone(),
+        field_manager,
+        controller_id,
+        classes: class_reader.clone(),
+        gateways: gateway_reader.clone(),
+        children: children.clone(),
+        related: related.clone(),
+        recorder,
+        metrics: wiring.metrics.clone(),
+        failures: Mutex::default(),
+        own_writes: Default::default(),
+        owned_condition_types,
+        attached: attached.as_ref().map(|a| a.cache.clone()),
+    });
+
+    for (resource, stream) in child_streams {
+        gateway_controller = gateway_controller.owns_stream_with(stream, resource);
+    }
+    // A related object's change re-runs exactly the gateways that read it.
+    for (watch, stream) in related_streams {
+        let related = related.clone();
+        let resource = watch.resource.clone();
+        gateway_controller = gateway_controller.watches_stream_with(
+            stream,
+            move |object: DynamicObject| {
+                related
+                    .readers(&resource, &object)
+                    .into_iter()
+                    .map(|gateway| gateway.object_ref::<K::Gateway>())
+                    .collect::<Vec<_>>()
+            },
+            watch.resource.clone(),
+        );
+    }
+    // The attached controller clears objects whose gateway is gone or not ours; the
+    // gateway controller re-runs gateways whose attached objects changed.
+    let mut attached_controller = None;
+    if let Some(watch) = attached {
+        gateway_controller = gateway_controller.reconcile_on(watch.gateway_triggers);
+        attached_controller = Some(
+            Controller::for_stream_with(
+                watch.objects,
+                watch.cache.store.clone(),
+                watch.cache.resource.clone(),
+            )
+            .reconcile_on(watch.object_triggers),
+        );
+    }
+    if let Some(trigger) = resync {
+        gateway_controller = gateway_controller.reconcile_all_on(trigger);
+    } else if let Some(every) = wiring.resync_every {
+        let ticks = futures::stream::unfold((), move |()| async move {
+            tokio::time::sleep(every).await;
+            Some(((), ()))
+        });
+        gateway_controller = gateway_controller.reconcile_all_on(ticks);
+    }
+
+    // Every cache of this kind is registered: the gate may open once they have listed.
+    gate.listed(&setup_token(served));
+
+    let gateway_shared = shared.clone();
+    let class_gate = gate.clone();
+    let attached_gate = gate.clone();
+    let gateways = gateway_controller.graceful_shutdown_on(stop.clone()).run(
+        move |gateway, shared| {
+            let gate = gate.clone();
+            async move {
+                // Gateways reconcile only once classes, children and related objects
+                // are known, so that a restart neither releases gateways nor re-applies
+                // unchanged children, nor takes "not listed yet" for "missing".
+                gate.wait().await;
+                reconcile::reconcile(gateway, shared).await
+            }
+        },
+        reconcile::error_policy,
+        gateway_shared,
+    );
+    // Classes wait too: their finalizer depends on which gateways use them, and an
+    // unlisted gateway cache would read as "none", dropping the finalizer of every class
+    // in use at each start.
+    let classes = class_controller.graceful_shutdown_on(stop.clone()).run(
+        move |class, shared| {
+            let gate = class_gate.clone();
+            async move {
+                gate.wait().await;
+                reconcile::reconcile_class(class, shared).await
+            }
+        },
+        reconcile::class_error_policy,
+        shared.clone(),
+    );
+
+    // Reconcile failures are logged by the error policies; anything else (a watch that
+    // cannot list, e.g. an object that does not deserialise) would otherwise be silent.
+    fn log_controller_error<
+        T: std::fmt::Debug,
+        E: std::error::Error + 'static,
+        Q: std::error::Error + 'static,
+    >(
+        result: Result<T, kube::runtime::controller::Error<E, Q>>,
+    ) {
+        match result {
+            Ok(_) | Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+            Err(error) => warn!(%error, "controller error: a watch or queue failed; retrying"),
+        }
+    }
+    let attached_objects: Pin<Box<dyn Stream<Item = ()> + Send>> = match attached_controller {
+        Some(controller) => controller
+            .graceful_shutdown_on(stop.clone())
+            .run(
+                move |object, shared| {
+                    let gate = attached_gate.clone();
+                    async move {
+                        gate.wait().await;
+                        attached::reconcile(object, shared).await
+                    }
+                },
+                attached::error_policy,
+                shared.clone(),
+            )
+            .map(log_controller_error)
+            .boxed(),
+        None => futures::stream::empty().boxed(),
+    };
+    let drain = |stream: Pin<Box<dyn Stream<Item = ()> + Send>>| stream.for_each(|_| async {});
+    let gateways = drain(gateways.map(log_controller_error).boxed());
+    let classes = drain(classes.map(log_controller_error).boxed());
+    let attached_objects = drain(attached_objects);
+    tokio::join!(gateways, classes, attached_objects);
+}
