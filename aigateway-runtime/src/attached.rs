@@ -697,7 +697,7 @@ pub(crate) fn error_policy<K: GatewayKind>(
 ) -> Action {
     shared.metrics.reconcile_failed(error.metric_reason());
     warn!(%error, "attached object reconcile failed");
-    if error.metric_reason() == "Conflict" {
+    if error.is_conflict() {
         Action::requeue(Duration::from_millis(200))
     } else {
         Action::requeue(backoff(2))

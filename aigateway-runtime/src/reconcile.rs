@@ -27,6 +27,9 @@ use crate::names;
 use crate::related::{GatewayKey, RelatedCaches, with_reads};
 use crate::status::{self, Outcome};
 
+mod own_writes;
+pub(crate) use own_writes::OwnWrites;
+
 /// How often a gateway whose child names are taken looks again.
 const NAME_CONFLICT_RECHECK: Duration = Duration::from_secs(30);
 
@@ -73,13 +76,87 @@ impl ReconcileError {
         match self {
             ReconcileError::Transient { .. } => "Transient",
             ReconcileError::Apply { .. } => "Apply",
-            ReconcileError::Write {
-                source: kube::Error::Api(s),
-                ..
-            } if s.code == 409 => "Conflict",
+            ReconcileError::Write { .. } if self.is_conflict() => "Conflict",
             ReconcileError::Write { .. } => "Write",
         }
     }
+
+    /// Whether a write was refused with 409 Conflict: it was guarded by a
+    /// resourceVersion that someone else's write has replaced since.
+    pub fn is_conflict(&self) -> bool {
+        matches!(
+            self,
+            ReconcileError::Write {
+                source: kube::Error::Api(status),
+                ..
+            } if status.code == 409
+        )
+    }
+
+    /// Where the reconcile failed.
+    pub(crate) fn step(&self) -> FailedStep {
+        match self {
+            ReconcileError::Transient { .. } => FailedStep::Implementation,
+            ReconcileError::Apply {
+                source: ApplyError::Api { verb, child, .. },
+                ..
+            } => FailedStep::Child {
+                verb,
+                child: child.clone(),
+            },
+            ReconcileError::Apply { .. } => FailedStep::Children,
+            ReconcileError::Write { what, gateway, .. } => FailedStep::Write {
+                what,
+                object: gateway.clone(),
+            },
+        }
+    }
+}
+
+/// Where a reconcile failed. The retry delay grows only while the same step keeps
+/// failing (see [`error_policy`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FailedStep {
+    /// The implementation's desired state or cleanup (related reads included).
+    Implementation,
+    /// Reading, adopting, applying or deleting one child.
+    Child {
+        /// `read`, `adopt`, `apply` or `delete`.
+        verb: &'static str,
+        /// The child.
+        child: crate::apply::ChildId,
+    },
+    /// The desired children themselves (incomplete, in another namespace, undeclared).
+    Children,
+    /// A write of the gateway, its class or an attached object.
+    Write {
+        /// What was written.
+        what: &'static str,
+        /// Which object.
+        object: String,
+    },
+}
+
+/// Our last writes of the gateways and classes of kind `K` (see [`OwnWrites`]).
+pub(crate) struct KindWrites<K: GatewayKind> {
+    gateways: OwnWrites<K::Gateway>,
+    classes: OwnWrites<K::Class>,
+}
+
+impl<K: GatewayKind> Default for KindWrites<K> {
+    fn default() -> Self {
+        Self {
+            gateways: OwnWrites::default(),
+            classes: OwnWrites::default(),
+        }
+    }
+}
+
+/// The failures of one gateway in a row at the same step.
+#[derive(Debug)]
+pub(crate) struct Streak {
+    step: FailedStep,
+    count: u32,
 }
 
 /// Everything the reconcile functions share: one value per operator.
@@ -95,7 +172,10 @@ pub struct Shared<K: GatewayKind> {
     pub(crate) related: Arc<RelatedCaches>,
     pub(crate) recorder: Recorder,
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) failures: Mutex<HashMap<ObjectRef<K::Gateway>, u32>>,
+    pub(crate) failures: Mutex<HashMap<ObjectRef<K::Gateway>, Streak>>,
+    /// What our last write of each gateway and class returned, while the cache lags
+    /// behind it.
+    pub(crate) own_writes: KindWrites<K>,
     pub(crate) owned_condition_types: Vec<String>,
     /// The attached kind the implementation declared, if any.
     pub(crate) attached: Option<Arc<AttachedCache>>,
@@ -125,31 +205,41 @@ impl<K: GatewayKind> Shared<K> {
         }
     }
 
-    /// Replaces the gateway's conditions and url (guarded by its resourceVersion).
+    /// Replaces the gateway's conditions and url (guarded by its resourceVersion);
+    /// returns the gateway as written.
     async fn patch_status(
         &self,
         gateway: &K::Gateway,
         conditions: &[Condition],
         url: Option<&str>,
-    ) -> Result<(), ReconcileError> {
+    ) -> Result<Arc<K::Gateway>, ReconcileError> {
         let patch =
             status::status_patch(gateway.meta().resource_version.as_deref(), conditions, url);
         let api: Api<K::Gateway> = Api::namespaced(
             self.client.clone(),
             gateway.meta().namespace.as_deref().unwrap_or_default(),
         );
-        api.patch_status(
-            &gateway.name_any(),
-            &self.patch_params(),
-            &Patch::Merge(&patch),
-        )
-        .await
-        .map_err(|source| ReconcileError::Write {
-            what: "status",
-            gateway: object_name(gateway),
-            source,
-        })?;
-        Ok(())
+        let written = api
+            .patch_status(
+                &gateway.name_any(),
+                &self.patch_params(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map_err(|source| ReconcileError::Write {
+                what: "status",
+                gateway: object_name(gateway),
+                source,
+            })?;
+        Ok(self.remember(gateway, written))
+    }
+
+    /// Keeps what a write of `before` returned, for the reconciles that start before
+    /// the cache sees it (see [`OwnWrites`]).
+    fn remember(&self, before: &K::Gateway, written: K::Gateway) -> Arc<K::Gateway> {
+        self.own_writes
+            .gateways
+            .record(before, written, &self.gateways)
     }
 
     /// Writes conditions and url to the gateway's status when they differ.
@@ -158,17 +248,17 @@ impl<K: GatewayKind> Shared<K> {
         gateway: &K::Gateway,
         conditions: Option<Vec<Condition>>,
         url: Option<&str>,
-    ) -> Result<bool, ReconcileError> {
+    ) -> Result<(), ReconcileError> {
         // The URL only changes with the spec, whose new generation changes the
         // conditions; comparing it alone would write forever under upstream's CRD,
         // which prunes `status.url`.
         let Some(list) = conditions else {
-            return Ok(false);
+            return Ok(());
         };
         let old = K::gateway_conditions(gateway).to_vec();
         self.patch_status(gateway, &list, url).await?;
         self.publish_transitions(gateway, &old, &list).await;
-        Ok(true)
+        Ok(())
     }
 
     /// One event per standard condition whose status changed: transitions only.
@@ -179,8 +269,10 @@ impl<K: GatewayKind> Shared<K> {
         new: &[Condition],
     ) {
         // One event per status write at most: the most telling transition names it and the
-        // note lists them all. A condition that appears False only because a rollout is
-        // under way is not worth an event.
+        // note lists them all. On the way to Ready, conditions appear True one by one and
+        // Ready appears False while the rollout runs: routine, so a new gateway gets one
+        // event, when it becomes Ready. A condition that turns False (other than rolling
+        // out), or True again after something else, is worth one.
         let transitions: Vec<&Condition> = [
             types::READY,
             types::PROGRAMMED,
@@ -192,7 +284,9 @@ impl<K: GatewayKind> Shared<K> {
             let after = new.iter().find(|c| c.type_ == type_)?;
             let before = old.iter().find(|c| c.type_ == type_);
             let changed = before.is_none_or(|b| b.status != after.status);
-            let routine = before.is_none() && after.reason == reasons::ROLLING_OUT;
+            let routine = before.is_none()
+                && (after.reason == reasons::ROLLING_OUT
+                    || (after.status == "True" && after.type_ != types::READY));
             (changed && !routine).then_some(after)
         })
         .collect();
@@ -227,41 +321,43 @@ impl<K: GatewayKind> Shared<K> {
     }
 
     /// Removes everything of ours from a gateway that is no longer ours.
-    async fn release(&self, gateway: &K::Gateway) -> Result<(), ReconcileError> {
+    async fn release(&self, gateway: &Arc<K::Gateway>) -> Result<(), ReconcileError> {
         let uid = gateway.meta().uid.clone().unwrap_or_default();
         let deleted =
             self.applier()
                 .delete_all(&uid)
                 .await
                 .map_err(|source| ReconcileError::Apply {
-                    gateway: object_name(gateway),
+                    gateway: object_name(gateway.as_ref()),
                     source,
                 })?;
         if !deleted.is_empty() {
-            info!(gateway = %object_name(gateway), children = deleted.len(), "gateway is no longer ours: deleted its children");
+            info!(gateway = %object_name(gateway.as_ref()), children = deleted.len(), "gateway is no longer ours: deleted its children");
         }
         // Other controllers use the same condition types: remove them only when the
         // gateway records us as their writer.
-        if self.owns_conditions(gateway)
+        let mut gateway = gateway.clone();
+        if self.owns_conditions(&gateway)
             && let Some(list) = status::without_conditions(
-                K::gateway_conditions(gateway),
+                K::gateway_conditions(&gateway),
                 &self.owned_condition_types,
             )
         {
-            self.patch_status(gateway, &list, None).await?;
+            gateway = self.patch_status(&gateway, &list, None).await?;
         }
-        attached::clear_gateway(self, gateway).await?;
+        attached::clear_gateway(self, &gateway).await?;
         if self.implementation.cleanup().is_some()
             && gateway.finalizers().iter().any(|f| f == names::FINALIZER)
         {
-            self.cleanup(gateway)
+            self.cleanup(&gateway)
                 .await
                 .map_err(|source| ReconcileError::Transient {
-                    gateway: object_name(gateway),
+                    gateway: object_name(gateway.as_ref()),
                     source,
                 })?;
         }
-        self.set_marks(gateway, false, false).await
+        self.set_marks(&gateway, false, false).await?;
+        Ok(())
     }
 
     /// The implementation's desired state, re-run while it read content not loaded yet;
@@ -325,13 +421,14 @@ impl<K: GatewayKind> Shared<K> {
 
     /// Sets or clears our marks on the gateway, writing only when that changes
     /// something: the conditions-owner annotation (`owner`) and our finalizer
-    /// (`finalizer`). Another controller's owner annotation is never removed.
+    /// (`finalizer`). Another controller's owner annotation is never removed. Returns
+    /// the gateway as it is now (as written, when it was).
     async fn set_marks(
         &self,
-        gateway: &K::Gateway,
+        gateway: &Arc<K::Gateway>,
         owner: bool,
         finalizer: bool,
-    ) -> Result<(), ReconcileError> {
+    ) -> Result<Arc<K::Gateway>, ReconcileError> {
         let mut metadata = serde_json::Map::new();
         if let Some(list) = finalizers_with(gateway.finalizers(), names::FINALIZER, finalizer) {
             metadata.insert("finalizers".into(), json!(list));
@@ -351,7 +448,7 @@ impl<K: GatewayKind> Shared<K> {
             );
         }
         if metadata.is_empty() {
-            return Ok(());
+            return Ok(gateway.clone());
         }
         metadata.insert(
             "resourceVersion".into(),
@@ -361,18 +458,19 @@ impl<K: GatewayKind> Shared<K> {
             self.client.clone(),
             gateway.meta().namespace.as_deref().unwrap_or_default(),
         );
-        api.patch(
-            &gateway.name_any(),
-            &self.patch_params(),
-            &Patch::Merge(&json!({ "metadata": metadata })),
-        )
-        .await
-        .map_err(|source| ReconcileError::Write {
-            what: "metadata",
-            gateway: object_name(gateway),
-            source,
-        })?;
-        Ok(())
+        let written = api
+            .patch(
+                &gateway.name_any(),
+                &self.patch_params(),
+                &Patch::Merge(&json!({ "metadata": metadata })),
+            )
+            .await
+            .map_err(|source| ReconcileError::Write {
+                what: "metadata",
+                gateway: object_name(gateway.as_ref()),
+                source,
+            })?;
+        Ok(self.remember(gateway, written))
     }
 }
 
@@ -398,6 +496,9 @@ pub async fn reconcile<K: GatewayKind>(
     shared: Arc<Shared<K>>,
 ) -> Result<Action, ReconcileError> {
     let _timer = shared.metrics.reconcile_started();
+    // Our own last write of the gateway, when the cache has not seen it yet: patching
+    // from the cached version would conflict with ourselves.
+    let gateway = shared.own_writes.gateways.freshest(gateway);
     let name = object_name(gateway.as_ref());
     let claim = claim::<K>(
         K::class_name(&gateway),
@@ -445,8 +546,9 @@ pub async fn reconcile<K: GatewayKind>(
     };
 
     // Recorded before our first status write, so that a crash in between never leaves
-    // conditions of ours that we would not recognise.
-    shared
+    // conditions of ours that we would not recognise. The rest of the pass works from
+    // the gateway as marked, whose resourceVersion the status write is guarded by.
+    let gateway = shared
         .set_marks(&gateway, true, shared.implementation.cleanup().is_some())
         .await?;
 
@@ -624,31 +726,53 @@ fn forget_failures<K: GatewayKind>(shared: &Shared<K>, gateway: &K::Gateway) {
         .remove(&ObjectRef::from_obj(gateway));
 }
 
-/// Backoff for a failed reconcile, per gateway, reset by a success: about 1 s doubling
-/// to a 5 min cap, with jitter. A conflict (409: our cached gateway was outdated) is
+/// Backoff for a failed reconcile, per gateway: about 1 s doubling to a 5 min cap, with
+/// jitter. A conflict (409: someone else wrote the gateway since our cache saw it) is
 /// usually over once the watch delivers the newer version, so it starts at 200 ms; a
 /// persistent one (another writer racing us, a stuck watch) backs off the same way.
+///
+/// The delay doubles only while the *same step* keeps failing (the same child, the same
+/// write, desired state). A failure at another step means the step that failed before
+/// now succeeds: the gateway is getting somewhere, and its schedule starts over. So a
+/// step that fails for good backs off exponentially, while independent failures of
+/// different writes (a flaky API server) each cost one short retry instead of adding up
+/// to minutes. A success resets the schedule too.
 pub fn error_policy<K: GatewayKind>(
     gateway: Arc<K::Gateway>,
     error: &ReconcileError,
     shared: Arc<Shared<K>>,
 ) -> Action {
     shared.metrics.reconcile_failed(error.metric_reason());
-    let attempts = {
-        let mut failures = shared.failures.lock().expect("failure map lock");
-        let count = failures
-            .entry(ObjectRef::from_obj(gateway.as_ref()))
-            .or_insert(0);
-        *count += 1;
-        *count
-    };
-    let delay = if error.metric_reason() == "Conflict" {
+    let attempts = failed_at(
+        &mut shared.failures.lock().expect("failure map lock"),
+        ObjectRef::from_obj(gateway.as_ref()),
+        error.step(),
+    );
+    let delay = if error.is_conflict() {
         conflict_backoff(attempts)
     } else {
         backoff(attempts)
     };
     warn!(%error, attempts, retry_in_ms = delay.as_millis() as u64, "reconcile failed");
     Action::requeue(delay)
+}
+
+/// Records a failure of `key` at `step`; returns how many times in a row `key` has now
+/// failed at that step.
+fn failed_at<Key: std::hash::Hash + Eq>(
+    failures: &mut HashMap<Key, Streak>,
+    key: Key,
+    step: FailedStep,
+) -> u32 {
+    let streak = failures.entry(key).or_insert_with(|| Streak {
+        step: step.clone(),
+        count: 0,
+    });
+    if streak.step != step {
+        *streak = Streak { step, count: 0 };
+    }
+    streak.count += 1;
+    streak.count
 }
 
 /// The delay before retry `attempt` (1-based): 1 s doubling, capped at 5 min, ±25 % jitter.
@@ -683,10 +807,14 @@ pub async fn reconcile_class<K: GatewayKind>(
     if K::controller(&class) != shared.controller {
         return Ok(Action::await_change());
     }
+    // Every gateway change re-runs our classes, usually before the cache has seen our
+    // last write of the class: patching from the cached version would conflict with
+    // ourselves.
+    let mut class = shared.own_writes.classes.freshest(class);
     let in_use = shared.gateways_using(&class.name_any());
     if let Some(list) = finalizers_with(class.finalizers(), names::CLASS_FINALIZER, in_use > 0) {
         let patch = json!({"metadata": {"finalizers": list, "resourceVersion": class.meta().resource_version}});
-        Api::<K::Class>::all(shared.client.clone())
+        let written = Api::<K::Class>::all(shared.client.clone())
             .patch(
                 &class.name_any(),
                 &shared.patch_params(),
@@ -698,8 +826,10 @@ pub async fn reconcile_class<K: GatewayKind>(
                 gateway: class.name_any(),
                 source,
             })?;
-        // The write triggers another pass with the new resourceVersion.
-        return Ok(Action::await_change());
+        class = shared
+            .own_writes
+            .classes
+            .record(&class, written, &shared.classes);
     }
     if class.meta().deletion_timestamp.is_some() {
         return Ok(if in_use > 0 {
@@ -725,17 +855,22 @@ pub async fn reconcile_class<K: GatewayKind>(
     };
     let patch = json!({"metadata": {"resourceVersion": class.meta().resource_version}, "status": {"conditions": list}});
     let api: Api<K::Class> = Api::all(shared.client.clone());
-    api.patch_status(
-        &class.name_any(),
-        &shared.patch_params(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(|source| ReconcileError::Write {
-        what: "class status",
-        gateway: class.name_any(),
-        source,
-    })?;
+    let written = api
+        .patch_status(
+            &class.name_any(),
+            &shared.patch_params(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|source| ReconcileError::Write {
+            what: "class status",
+            gateway: class.name_any(),
+            source,
+        })?;
+    shared
+        .own_writes
+        .classes
+        .record(&class, written, &shared.classes);
     info!(class = %class.name_any(), "accepted class");
     Ok(Action::await_change())
 }
@@ -766,6 +901,40 @@ mod tests {
             );
         }
         assert!(backoff(30) <= Duration::from_secs(375));
+    }
+
+    #[test]
+    fn only_a_step_that_keeps_failing_backs_off_further() {
+        let child = |name: &str| FailedStep::Child {
+            verb: "apply",
+            child: crate::apply::ChildId {
+                api_version: "v1".into(),
+                kind: "Service".into(),
+                namespace: "ns".into(),
+                name: name.into(),
+            },
+        };
+        let status = FailedStep::Write {
+            what: "status",
+            object: "ns/gw".into(),
+        };
+        let mut failures = HashMap::new();
+        let counts: Vec<u32> = [
+            child("gw"),
+            child("gw"),
+            child("gw"),
+            // The Service went through: the status write is a new problem.
+            status.clone(),
+            status.clone(),
+            child("gw"),
+            child("other"),
+        ]
+        .into_iter()
+        .map(|step| failed_at(&mut failures, "ns/gw", step))
+        .collect();
+        assert_eq!(counts, [1, 2, 3, 1, 2, 1, 1]);
+        // Other gateways keep their own count.
+        assert_eq!(failed_at(&mut failures, "ns/other", status), 1);
     }
 
     #[test]

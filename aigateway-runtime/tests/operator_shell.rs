@@ -98,7 +98,9 @@ async fn transitions_emit_events_and_steady_state_emits_none() {
         reasons.iter().any(|r| r == "Ready").then_some(reasons)
     })
     .await;
-    assert!(reasons.contains(&"Programmed".to_owned()), "{reasons:?}");
+    // Accepted, ResolvedRefs and Programmed appearing True (and Ready=False while the
+    // Deployment rolls out) are the routine way to Ready: one event, for Ready.
+    assert_eq!(reasons, ["Ready"]);
     server.reset_stats();
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(server.stats().writes_to("events"), 0);
