@@ -6,11 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aigateway_api::conditions::{NewCondition, reasons, types};
-use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use rand::Rng;
@@ -139,8 +137,8 @@ pub(crate) enum FailedStep {
 
 /// Our last writes of the gateways and classes of kind `K` (see [`OwnWrites`]).
 pub(crate) struct KindWrites<K: GatewayKind> {
-    gateways: OwnWrites<K::Gateway>,
-    classes: OwnWrites<K::Class>,
+    pub(crate) gateways: OwnWrites<K::Gateway>,
+    pub(crate) classes: OwnWrites<K::Class>,
 }
 
 impl<K: GatewayKind> Default for KindWrites<K> {
@@ -181,7 +179,7 @@ pub struct Shared<K: GatewayKind> {
     pub(crate) attached: Option<Arc<AttachedCache>>,
 }
 
-fn object_name<R: Resource>(object: &R) -> String {
+pub(crate) fn object_name<R: Resource>(object: &R) -> String {
     match object.meta().namespace.as_deref() {
         Some(ns) => format!("{ns}/{}", object.meta().name.as_deref().unwrap_or_default()),
         None => object.meta().name.clone().unwrap_or_default(),
@@ -205,119 +203,12 @@ impl<K: GatewayKind> Shared<K> {
         }
     }
 
-    /// Replaces the gateway's conditions and url (guarded by its resourceVersion);
-    /// returns the gateway as written.
-    async fn patch_status(
-        &self,
-        gateway: &K::Gateway,
-        conditions: &[Condition],
-        url: Option<&str>,
-    ) -> Result<Arc<K::Gateway>, ReconcileError> {
-        let patch =
-            status::status_patch(gateway.meta().resource_version.as_deref(), conditions, url);
-        let api: Api<K::Gateway> = Api::namespaced(
-            self.client.clone(),
-            gateway.meta().namespace.as_deref().unwrap_or_default(),
-        );
-        let written = api
-            .patch_status(
-                &gateway.name_any(),
-                &self.patch_params(),
-                &Patch::Merge(&patch),
-            )
-            .await
-            .map_err(|source| ReconcileError::Write {
-                what: "status",
-                gateway: object_name(gateway),
-                source,
-            })?;
-        Ok(self.remember(gateway, written))
-    }
-
     /// Keeps what a write of `before` returned, for the reconciles that start before
     /// the cache sees it (see [`OwnWrites`]).
-    fn remember(&self, before: &K::Gateway, written: K::Gateway) -> Arc<K::Gateway> {
+    pub(crate) fn remember(&self, before: &K::Gateway, written: K::Gateway) -> Arc<K::Gateway> {
         self.own_writes
             .gateways
             .record(before, written, &self.gateways)
-    }
-
-    /// Writes conditions and url to the gateway's status when they differ.
-    async fn write_status(
-        &self,
-        gateway: &K::Gateway,
-        conditions: Option<Vec<Condition>>,
-        url: Option<&str>,
-    ) -> Result<(), ReconcileError> {
-        // The URL only changes with the spec, whose new generation changes the
-        // conditions; comparing it alone would write forever under upstream's CRD,
-        // which prunes `status.url`.
-        let Some(list) = conditions else {
-            return Ok(());
-        };
-        let old = K::gateway_conditions(gateway).to_vec();
-        self.patch_status(gateway, &list, url).await?;
-        self.publish_transitions(gateway, &old, &list).await;
-        Ok(())
-    }
-
-    /// One event per standard condition whose status changed: transitions only.
-    async fn publish_transitions(
-        &self,
-        gateway: &K::Gateway,
-        old: &[Condition],
-        new: &[Condition],
-    ) {
-        // One event per status write at most: the most telling transition names it and the
-        // note lists them all. On the way to Ready, conditions appear True one by one and
-        // Ready appears False while the rollout runs: routine, so a new gateway gets one
-        // event, when it becomes Ready. A condition that turns False (other than rolling
-        // out), or True again after something else, is worth one.
-        let transitions: Vec<&Condition> = [
-            types::READY,
-            types::PROGRAMMED,
-            types::RESOLVED_REFS,
-            types::ACCEPTED,
-        ]
-        .into_iter()
-        .filter_map(|type_| {
-            let after = new.iter().find(|c| c.type_ == type_)?;
-            let before = old.iter().find(|c| c.type_ == type_);
-            let changed = before.is_none_or(|b| b.status != after.status);
-            let routine = before.is_none()
-                && (after.reason == reasons::ROLLING_OUT
-                    || (after.status == "True" && after.type_ != types::READY));
-            (changed && !routine).then_some(after)
-        })
-        .collect();
-        let Some(headline) = transitions
-            .iter()
-            .find(|c| c.status != "True")
-            .or(transitions.first())
-        else {
-            return;
-        };
-        let note = transitions
-            .iter()
-            .map(|c| format!("{}={}: {}", c.type_, c.status, c.message))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let event = Event {
-            type_: if headline.status == "True" {
-                EventType::Normal
-            } else {
-                EventType::Warning
-            },
-            reason: headline.reason.clone(),
-            note: Some(note.chars().take(1000).collect()),
-            action: "Reconcile".into(),
-            secondary: None,
-        };
-        let reference: ObjectReference = gateway.object_ref(&());
-        if let Err(error) = self.recorder.publish(&event, &reference).await {
-            // Events are best effort: status already says the same.
-            debug!(%error, gateway = %object_name(gateway), "could not publish event");
-        }
     }
 
     /// Removes everything of ours from a gateway that is no longer ours.
@@ -853,24 +744,7 @@ pub async fn reconcile_class<K: GatewayKind>(
     ) else {
         return Ok(Action::await_change());
     };
-    let patch = json!({"metadata": {"resourceVersion": class.meta().resource_version}, "status": {"conditions": list}});
-    let api: Api<K::Class> = Api::all(shared.client.clone());
-    let written = api
-        .patch_status(
-            &class.name_any(),
-            &shared.patch_params(),
-            &Patch::Merge(&patch),
-        )
-        .await
-        .map_err(|source| ReconcileError::Write {
-            what: "class status",
-            gateway: class.name_any(),
-            source,
-        })?;
-    shared
-        .own_writes
-        .classes
-        .record(&class, written, &shared.classes);
+    shared.patch_class_status(&class, &list).await?;
     info!(class = %class.name_any(), "accepted class");
     Ok(Action::await_change())
 }

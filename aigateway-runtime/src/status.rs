@@ -1,13 +1,22 @@
-//! Conditions from a reconcile outcome, and change detection so that an unchanged
-//! status is never written.
+//! Conditions from a reconcile outcome, change detection so that an unchanged status is
+//! never written, and the status writes themselves (gateways, classes, attached objects).
 
 use aigateway_api::conditions::{self, NewCondition, reasons, types};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use tracing::debug;
+
 use crate::class::ClassInUse;
 use crate::implementation::{Readiness, RefProblem};
+use crate::kind::GatewayKind;
+use crate::reconcile::{ReconcileError, Shared, object_name};
 
 /// What one reconcile of an owned gateway found.
 #[derive(Debug, Clone)]
@@ -342,6 +351,143 @@ pub(crate) async fn set_conditions_owner(
 /// The now used for condition timestamps.
 pub fn now() -> Time {
     Time(jiff::Timestamp::now())
+}
+
+// Status I/O: the only writes of gateway and class status. Each is guarded by the
+// resourceVersion it was computed from, and what it returns is remembered so that the
+// next reconcile does not conflict with our own write.
+impl<K: GatewayKind> Shared<K> {
+    /// Replaces the gateway's conditions and url (guarded by its resourceVersion);
+    /// returns the gateway as written.
+    pub(crate) async fn patch_status(
+        &self,
+        gateway: &K::Gateway,
+        conditions: &[Condition],
+        url: Option<&str>,
+    ) -> Result<Arc<K::Gateway>, ReconcileError> {
+        let patch = status_patch(gateway.meta().resource_version.as_deref(), conditions, url);
+        let api: Api<K::Gateway> = Api::namespaced(
+            self.client.clone(),
+            gateway.meta().namespace.as_deref().unwrap_or_default(),
+        );
+        let written = api
+            .patch_status(
+                &gateway.name_any(),
+                &self.patch_params(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map_err(|source| ReconcileError::Write {
+                what: "status",
+                gateway: object_name(gateway),
+                source,
+            })?;
+        Ok(self.remember(gateway, written))
+    }
+
+    /// Writes conditions and url to the gateway's status when they differ.
+    pub(crate) async fn write_status(
+        &self,
+        gateway: &K::Gateway,
+        conditions: Option<Vec<Condition>>,
+        url: Option<&str>,
+    ) -> Result<(), ReconcileError> {
+        // The URL only changes with the spec, whose new generation changes the
+        // conditions; comparing it alone would write forever under upstream's CRD,
+        // which prunes `status.url`.
+        let Some(list) = conditions else {
+            return Ok(());
+        };
+        let old = K::gateway_conditions(gateway).to_vec();
+        self.patch_status(gateway, &list, url).await?;
+        self.publish_transitions(gateway, &old, &list).await;
+        Ok(())
+    }
+
+    /// One event per standard condition whose status changed: transitions only.
+    async fn publish_transitions(
+        &self,
+        gateway: &K::Gateway,
+        old: &[Condition],
+        new: &[Condition],
+    ) {
+        // One event per status write at most: the most telling transition names it and the
+        // note lists them all. On the way to Ready, conditions appear True one by one and
+        // Ready appears False while the rollout runs: routine, so a new gateway gets one
+        // event, when it becomes Ready. A condition that turns False (other than rolling
+        // out), or True again after something else, is worth one.
+        let transitions: Vec<&Condition> = [
+            types::READY,
+            types::PROGRAMMED,
+            types::RESOLVED_REFS,
+            types::ACCEPTED,
+        ]
+        .into_iter()
+        .filter_map(|type_| {
+            let after = new.iter().find(|c| c.type_ == type_)?;
+            let before = old.iter().find(|c| c.type_ == type_);
+            let changed = before.is_none_or(|b| b.status != after.status);
+            let routine = before.is_none()
+                && (after.reason == reasons::ROLLING_OUT
+                    || (after.status == "True" && after.type_ != types::READY));
+            (changed && !routine).then_some(after)
+        })
+        .collect();
+        let Some(headline) = transitions
+            .iter()
+            .find(|c| c.status != "True")
+            .or(transitions.first())
+        else {
+            return;
+        };
+        let note = transitions
+            .iter()
+            .map(|c| format!("{}={}: {}", c.type_, c.status, c.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let event = Event {
+            type_: if headline.status == "True" {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            },
+            reason: headline.reason.clone(),
+            note: Some(note.chars().take(1000).collect()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        let reference: ObjectReference = gateway.object_ref(&());
+        if let Err(error) = self.recorder.publish(&event, &reference).await {
+            // Events are best effort: status already says the same.
+            debug!(%error, gateway = %object_name(gateway), "could not publish event");
+        }
+    }
+
+    /// Replaces the class's conditions (guarded by its resourceVersion).
+    pub(crate) async fn patch_class_status(
+        &self,
+        class: &K::Class,
+        conditions: &[Condition],
+    ) -> Result<(), ReconcileError> {
+        let patch = json!({"metadata": {"resourceVersion": class.meta().resource_version}, "status": {"conditions": conditions}});
+        let api: Api<K::Class> = Api::all(self.client.clone());
+        let written = api
+            .patch_status(
+                &class.name_any(),
+                &self.patch_params(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map_err(|source| ReconcileError::Write {
+                what: "class status",
+                gateway: class.name_any(),
+                source,
+            })?;
+        self.own_writes
+            .classes
+            .record(class, written, &self.classes);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

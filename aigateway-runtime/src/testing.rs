@@ -59,19 +59,29 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// Polls `check` every 50 ms until it returns `Some`, and returns that value; panics
 /// naming `what` after [`TIMEOUT`].
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    eventually_within(TIMEOUT, what, check).await
+}
+
+/// [`eventually`] with another deadline than [`TIMEOUT`], for what takes longer by design
+/// (a rollout, a retry schedule).
+pub async fn eventually_within<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if let Some(value) = check().await {
             return value;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "timed out after {TIMEOUT:?} waiting for {what}"
+            "timed out after {timeout:?} waiting for {what}"
         );
         tokio::time::sleep(POLL).await;
     }

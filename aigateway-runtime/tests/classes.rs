@@ -37,7 +37,7 @@ async fn a_deleted_class_keeps_its_gateways_served_until_they_go() {
     wait_condition(&client, "a", "Ready", "True").await;
     wait_condition(&client, "b", "Ready", "True").await;
     let classes = Api::<AiGatewayClass>::all(client.clone());
-    eventually(10 * SECOND, "the class holds our finalizer", || async {
+    eventually_within(10 * SECOND, "the class holds our finalizer", || async {
         let class = classes.get("minimal").await.ok()?;
         class
             .finalizers()
@@ -53,7 +53,7 @@ async fn a_deleted_class_keeps_its_gateways_served_until_they_go() {
         .await
         .unwrap();
     for name in ["a", "b"] {
-        eventually(10 * SECOND, "Accepted says the class is going", || async {
+        eventually_within(10 * SECOND, "Accepted says the class is going", || async {
             condition(&client, name, "Accepted")
                 .await
                 .filter(|(status, reason, _)| status == "True" && reason == "ClassDeleting")
@@ -92,7 +92,7 @@ async fn a_deleted_class_keeps_its_gateways_served_until_they_go() {
         )
         .await
         .unwrap();
-    eventually(10 * SECOND, "the class is gone", || async {
+    eventually_within(10 * SECOND, "the class is gone", || async {
         classes
             .get_opt("minimal")
             .await
@@ -106,7 +106,7 @@ async fn a_deleted_class_keeps_its_gateways_served_until_they_go() {
 
     // Recreating the class resumes service with the very same Service.
     create_class(&client, "minimal", CONTROLLER, false).await;
-    eventually(10 * SECOND, "a accepted again", || async {
+    eventually_within(10 * SECOND, "a accepted again", || async {
         condition(&client, "a", "Accepted")
             .await
             .filter(|(status, reason, _)| status == "True" && reason == "Accepted")
@@ -129,7 +129,7 @@ async fn the_class_finalizer_goes_with_the_last_gateway() {
     create_gateway(&client, &gateway("only", Some("spare"), &["m"])).await;
     wait_condition(&client, "only", "Ready", "True").await;
     let classes = Api::<AiGatewayClass>::all(client.clone());
-    eventually(10 * SECOND, "the class holds our finalizer", || async {
+    eventually_within(10 * SECOND, "the class holds our finalizer", || async {
         let class = classes.get("spare").await.ok()?;
         (!class.finalizers().is_empty()).then_some(())
     })
@@ -144,7 +144,7 @@ async fn the_class_finalizer_goes_with_the_last_gateway() {
         .delete("only", &DeleteParams::default())
         .await
         .unwrap();
-    eventually(5 * SECOND, "the class is deleted", || async {
+    eventually_within(5 * SECOND, "the class is deleted", || async {
         classes.get_opt("spare").await.ok()?.is_none().then_some(())
     })
     .await;
@@ -161,7 +161,7 @@ async fn a_restart_keeps_the_finalizer_of_a_class_being_deleted() {
     create_gateway(&client, &gateway("a", Some("minimal"), &["m"])).await;
     wait_condition(&client, "a", "Ready", "True").await;
     let classes = Api::<AiGatewayClass>::all(client.clone());
-    eventually(10 * SECOND, "the class holds our finalizer", || async {
+    eventually_within(10 * SECOND, "the class holds our finalizer", || async {
         let class = classes.get("minimal").await.ok()?;
         class
             .finalizers()
@@ -177,7 +177,7 @@ async fn a_restart_keeps_the_finalizer_of_a_class_being_deleted() {
         .unwrap();
     for _ in 0..5 {
         let restarted = start(operator(client.clone(), Minimal::default()));
-        eventually(10 * SECOND, "Accepted says the class is going", || async {
+        eventually_within(10 * SECOND, "Accepted says the class is going", || async {
             condition(&client, "a", "Accepted")
                 .await
                 .filter(|(status, reason, _)| status == "True" && reason == "ClassDeleting")

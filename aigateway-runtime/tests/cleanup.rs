@@ -103,7 +103,7 @@ async fn a_declared_cleanup_holds_the_gateway_until_it_succeeded() {
         .await
         .unwrap();
     // The cleanup fails: the gateway stays, Terminating, and the cleanup is retried.
-    eventually(Duration::from_secs(20), "two failed attempts", || async {
+    eventually_within(Duration::from_secs(20), "two failed attempts", || async {
         (registered.attempts.load(Ordering::SeqCst) >= 2).then_some(())
     })
     .await;
@@ -114,7 +114,7 @@ async fn a_declared_cleanup_holds_the_gateway_until_it_succeeded() {
     assert!(registered.released.lock().unwrap().is_empty());
 
     registered.failing.store(false, Ordering::SeqCst);
-    eventually(Duration::from_secs(60), "the gateway gone", || async {
+    eventually_within(Duration::from_secs(60), "the gateway gone", || async {
         finalizers(&gateways, "gw").await.is_none().then_some(())
     })
     .await;
@@ -141,7 +141,7 @@ async fn a_class_without_cleanup_puts_no_finalizer_on_its_gateways() {
         .delete("gw", &DeleteParams::default())
         .await
         .unwrap();
-    eventually(Duration::from_secs(10), "the gateway gone", || async {
+    eventually_within(Duration::from_secs(10), "the gateway gone", || async {
         finalizers(&gateways, "gw").await.is_none().then_some(())
     })
     .await;

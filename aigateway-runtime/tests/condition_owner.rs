@@ -81,7 +81,7 @@ async fn a_long_invalid_message_still_lets_us_remove_our_conditions() {
         )
         .await
         .unwrap();
-    eventually(10 * SECOND, "our conditions removed", || async {
+    eventually_within(10 * SECOND, "our conditions removed", || async {
         let gateway = gateways.get("long").await.ok()?;
         let conditions = gateway
             .status

@@ -266,23 +266,8 @@ pub async fn create_gateway(client: &Client, gateway: &AiGateway) {
         .expect("create gateway");
 }
 
-/// Polls `check` every 50 ms until it returns `Some`, or panics with `what` after `timeout`.
-pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+/// The one polling helper of every test here (and of class operators' tests).
+pub use aigateway_runtime::testing::eventually_within;
 
 /// The status of condition `type_` on gateway `name`, if set.
 pub async fn condition(
@@ -301,7 +286,7 @@ pub async fn condition(
 
 /// Waits until condition `type_` on `name` has `status`.
 pub async fn wait_condition(client: &Client, name: &str, type_: &str, status: &str) {
-    eventually(
+    eventually_within(
         Duration::from_secs(20),
         &format!("{name}: {type_}={status}"),
         || async {

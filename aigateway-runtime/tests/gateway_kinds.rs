@@ -19,7 +19,7 @@ use aigateway_runtime::{
     ImplementationError, Operator, ToolGatewayKind,
 };
 use aigateway_testkit::ApiServer;
-use fixtures::{eventually, start};
+use fixtures::{eventually_within, start};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, Namespace, ObjectReference, PodSpec, PodTemplateSpec,
@@ -248,7 +248,7 @@ fn condition_of(conditions: &[Condition], type_: &str) -> Option<(String, String
 /// Marks Deployment `name` rolled out, as the deployment controller would.
 async fn roll_out(client: &Client, name: &str) {
     let api = Api::<Deployment>::namespaced(client.clone(), NS);
-    let live = eventually(Duration::from_secs(20), "the Deployment", || async {
+    let live = eventually_within(Duration::from_secs(20), "the Deployment", || async {
         api.get_opt(name).await.ok().flatten()
     })
     .await;
@@ -271,7 +271,7 @@ async fn wait_route(
     what: &str,
     check: impl Fn(&ToolRoute) -> bool,
 ) -> ToolRoute {
-    eventually(Duration::from_secs(20), what, || async {
+    eventually_within(Duration::from_secs(20), what, || async {
         let route = get_route(client, namespace, name).await;
         check(&route).then_some(route)
     })
@@ -363,7 +363,7 @@ async fn a_tool_gateway_publishes_route_urls_once_ready_and_then_stays_silent() 
     assert_eq!(route_url(&globbed), None);
 
     // The gateway itself went through the same loop.
-    let gateway = eventually(Duration::from_secs(20), "gateway Ready", || async {
+    let gateway = eventually_within(Duration::from_secs(20), "gateway Ready", || async {
         let gateway = Api::<ToolGateway>::namespaced(client.clone(), NS)
             .get("gw")
             .await
@@ -497,7 +497,7 @@ async fn a_detached_route_is_cleared_and_leaves_the_gateway_config() {
     assert!(find_condition(&route_conditions(&cleared), "Accepted").is_none());
     assert!(find_condition(&route_conditions(&cleared), "example.com/Audited").is_some());
     // The gateway it left no longer serves it.
-    eventually(
+    eventually_within(
         Duration::from_secs(20),
         "route dropped from the config",
         || async {
@@ -606,7 +606,7 @@ async fn an_agent_gateway_runs_through_the_same_loop() {
             .map(|s| s.conditions.clone())
             .unwrap_or_default()
     };
-    let pending = eventually(Duration::from_secs(20), "gateway programmed", || async {
+    let pending = eventually_within(Duration::from_secs(20), "gateway programmed", || async {
         let gateway = gateways.get("edge").await.ok()?;
         condition_of(&conditions_of(&gateway), "Programmed")
             .is_some_and(|(s, _)| s == "True")
@@ -628,7 +628,7 @@ async fn an_agent_gateway_runs_through_the_same_loop() {
     );
 
     roll_out(&client, "edge").await;
-    let ready = eventually(Duration::from_secs(20), "gateway ready", || async {
+    let ready = eventually_within(Duration::from_secs(20), "gateway ready", || async {
         let gateway = gateways.get("edge").await.ok()?;
         condition_of(&conditions_of(&gateway), "Ready")
             .is_some_and(|(s, _)| s == "True")
@@ -641,7 +641,7 @@ async fn an_agent_gateway_runs_through_the_same_loop() {
         assert_eq!(condition.status, "True", "{type_}");
         assert_eq!(condition.observed_generation, ready.metadata.generation);
     }
-    let class = eventually(Duration::from_secs(20), "class accepted", || async {
+    let class = eventually_within(Duration::from_secs(20), "class accepted", || async {
         let class = Api::<AgentGatewayClass>::all(client.clone())
             .get("agents")
             .await

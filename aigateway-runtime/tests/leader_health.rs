@@ -62,7 +62,7 @@ async fn a_leader_that_cannot_renew_stops_writing_within_the_lease_duration() {
     let first = instance(&client, "first");
     let first_metrics = first.metrics();
     let _first = start(first);
-    eventually(15 * SECOND, "first holds the lease", || async {
+    eventually_within(15 * SECOND, "first holds the lease", || async {
         (lease_holder(&client).await.as_deref() == Some("first")).then_some(())
     })
     .await;
@@ -101,7 +101,7 @@ async fn a_leader_that_cannot_renew_stops_writing_within_the_lease_duration() {
     assert_eq!(writing.len(), 1, "writers: {writing:?}");
     // The lease client's takeover of an expired lease is not guarded by a precondition,
     // so both may briefly believe they lead; the loser learns it at its next renewal.
-    eventually(
+    eventually_within(
         Duration::from_secs(2 * LEASE_SECONDS),
         "exactly one leader",
         || async {
@@ -124,11 +124,11 @@ async fn readyz_fails_while_a_related_list_is_forbidden() {
         operator(client.clone(), Minimal::default()).admin("127.0.0.1:0".parse().unwrap());
     let address = operator.admin_address();
     let _running = start(operator);
-    let addr = eventually(10 * SECOND, "admin server bound", || async {
+    let addr = eventually_within(10 * SECOND, "admin server bound", || async {
         *address.lock().unwrap()
     })
     .await;
-    eventually(10 * SECOND, "ready", || async {
+    eventually_within(10 * SECOND, "ready", || async {
         (http_get(addr, "/readyz").await.0 == 200).then_some(())
     })
     .await;
@@ -138,7 +138,7 @@ async fn readyz_fails_while_a_related_list_is_forbidden() {
         .faults()
         .fail_fraction(1.0, RequestMatch::any().resource("configmaps"), 403);
     server.faults().expire_watches();
-    let body = eventually(10 * SECOND, "/readyz fails", || async {
+    let body = eventually_within(10 * SECOND, "/readyz fails", || async {
         let (status, body) = http_get(addr, "/readyz").await;
         (status == 503).then_some(body)
     })

@@ -21,12 +21,12 @@ async fn admin_endpoints_report_health_readiness_and_metrics() {
     let address = operator.admin_address();
     let ready = operator.ready_flag();
     let _running = start(operator);
-    let addr = eventually(Duration::from_secs(10), "admin server bound", || async {
+    let addr = eventually_within(Duration::from_secs(10), "admin server bound", || async {
         *address.lock().unwrap()
     })
     .await;
     assert_eq!(http_get(addr, "/healthz").await.0, 200);
-    eventually(Duration::from_secs(10), "caches synced", || async {
+    eventually_within(Duration::from_secs(10), "caches synced", || async {
         ready
             .load(std::sync::atomic::Ordering::Acquire)
             .then_some(())
@@ -87,7 +87,7 @@ async fn transitions_emit_events_and_steady_state_emits_none() {
     create_gateway(&client, &gateway("gw", None, &["m"])).await;
     wait_condition(&client, "gw", "Ready", "True").await;
     let events = Api::<Event>::namespaced(client.clone(), NS);
-    let reasons = eventually(Duration::from_secs(10), "a Ready event", || async {
+    let reasons = eventually_within(Duration::from_secs(10), "a Ready event", || async {
         let list = events.list(&ListParams::default()).await.ok()?;
         let reasons: Vec<String> = list
             .items

@@ -96,12 +96,13 @@ async fn objects_holding_child_names_are_reported_never_written_nor_deleted() {
     create_gateway(&client, &gateway("partial", None, &["m"])).await;
     create_gateway(&client, &gateway("fine", None, &["m"])).await;
 
-    let (reason, message) = eventually(10 * SECOND, "payments reports NameConflict", || async {
-        programmed(&client, "payments")
-            .await
-            .filter(|(reason, _)| reason == "NameConflict")
-    })
-    .await;
+    let (reason, message) =
+        eventually_within(10 * SECOND, "payments reports NameConflict", || async {
+            programmed(&client, "payments")
+                .await
+                .filter(|(reason, _)| reason == "NameConflict")
+        })
+        .await;
     assert_eq!(reason, "NameConflict");
     for named in [
         "Deployment default/payments",
@@ -110,7 +111,7 @@ async fn objects_holding_child_names_are_reported_never_written_nor_deleted() {
     ] {
         assert!(message.contains(named), "{named} not named in: {message}");
     }
-    eventually(10 * SECOND, "partial reports NameConflict", || async {
+    eventually_within(10 * SECOND, "partial reports NameConflict", || async {
         programmed(&client, "partial")
             .await
             .filter(|(reason, m)| reason == "NameConflict" && m.contains("partial-models"))
@@ -181,7 +182,7 @@ async fn objects_holding_child_names_are_reported_never_written_nor_deleted() {
         .delete("partial", &DeleteParams::default())
         .await
         .unwrap();
-    eventually(10 * SECOND, "the gateways are gone", || async {
+    eventually_within(10 * SECOND, "the gateways are gone", || async {
         (gateways.get_opt("payments").await.ok()?.is_none()
             && gateways.get_opt("partial").await.ok()?.is_none())
         .then_some(())

@@ -130,12 +130,12 @@ async fn spec_changes_update_children_dropped_children_are_pruned_and_deletion_c
         .await
         .unwrap();
     let config_maps = Api::<ConfigMap>::namespaced(client.clone(), NS);
-    eventually(10 * SECOND, "the ConfigMap lists both models", || async {
+    eventually_within(10 * SECOND, "the ConfigMap lists both models", || async {
         let cm = config_maps.get("gw-models").await.ok()?;
         (cm.data?.get("models")? == "openai/gpt-4o\nopenai/o3").then_some(())
     })
     .await;
-    eventually(10 * SECOND, "generation 2 observed", || async {
+    eventually_within(10 * SECOND, "generation 2 observed", || async {
         let (_, _, generation) = condition(&client, "gw", "Programmed").await?;
         (generation == Some(2)).then_some(())
     })
@@ -151,7 +151,7 @@ async fn spec_changes_update_children_dropped_children_are_pruned_and_deletion_c
         )
         .await
         .unwrap();
-    eventually(10 * SECOND, "the dropped ConfigMap is pruned", || async {
+    eventually_within(10 * SECOND, "the dropped ConfigMap is pruned", || async {
         (!exists::<ConfigMap>(&client, "gw-models").await).then_some(())
     })
     .await;
@@ -164,7 +164,7 @@ async fn spec_changes_update_children_dropped_children_are_pruned_and_deletion_c
         .delete("gw", &DeleteParams::default())
         .await
         .unwrap();
-    eventually(10 * SECOND, "children garbage-collected", || async {
+    eventually_within(10 * SECOND, "children garbage-collected", || async {
         (!exists::<Deployment>(&client, "gw").await).then_some(())
     })
     .await;
@@ -293,7 +293,7 @@ async fn foreign_and_unknown_classes_get_nothing_and_switching_away_cleans_up() 
         )
         .await
         .unwrap();
-    eventually(
+    eventually_within(
         10 * SECOND,
         "children deleted after the class switch",
         || async {
@@ -303,7 +303,7 @@ async fn foreign_and_unknown_classes_get_nothing_and_switching_away_cleans_up() 
         },
     )
     .await;
-    eventually(
+    eventually_within(
         10 * SECOND,
         "our conditions removed, theirs kept",
         || async {
@@ -370,7 +370,7 @@ async fn a_related_object_in_another_namespace_retriggers_the_right_gateway() {
         .await
         .unwrap();
     wait_condition(&client, "watching", "ResolvedRefs", "True").await;
-    eventually(
+    eventually_within(
         10 * SECOND,
         "replicas follow the related ConfigMap",
         || async {
@@ -423,7 +423,7 @@ async fn over_http_no_write_of_ours_conflicts_with_our_own_previous_write() {
     }
     let _running = start(operator(over_http, Minimal::default()));
     let gateways = Api::<AiGateway>::namespaced(client.clone(), NS);
-    eventually(Duration::from_secs(60), "all gateways Ready", || async {
+    eventually_within(Duration::from_secs(60), "all gateways Ready", || async {
         let list = gateways.list(&Default::default()).await.ok()?;
         let ready = list
             .items
@@ -517,7 +517,7 @@ async fn fifty_gateways_converge_through_failing_writes_and_cut_watches() {
     // 30 s. (When every failure of a gateway doubled its delay, whatever step failed, and
     // each gateway's first status write conflicted with its own marks write, half of all
     // reconciles failed and seven failures in a row were common: 9 to 125 s.)
-    eventually(
+    eventually_within(
         Duration::from_secs(150),
         "all 50 gateways Ready",
         || async {
@@ -611,7 +611,7 @@ async fn lease_holder(client: &Client) -> Option<String> {
 }
 
 async fn wait_lease_holder(client: &Client, id: &str) {
-    eventually(
+    eventually_within(
         Duration::from_secs(15),
         &format!("{id} holds the lease"),
         || async { (lease_holder(client).await.as_deref() == Some(id)).then_some(()) },
@@ -672,7 +672,7 @@ async fn two_implementations_side_by_side_never_touch_each_others_gateways() {
         )
         .await
         .unwrap();
-    eventually(10 * SECOND, "b accepted by us", || async {
+    eventually_within(10 * SECOND, "b accepted by us", || async {
         let message = accepted(gateways.get("b").await.ok()?);
         (message.contains(CONTROLLER) && !message.contains(OTHER)).then_some(())
     })

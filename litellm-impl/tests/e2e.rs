@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use aigateway_runtime::testing::eventually_within;
 use aigateway_testkit::{ApiServer, HttpServer, StatCount, Stats, WRITE_VERBS};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -324,22 +325,6 @@ async fn wait_readyz(port: u16, operator: &mut Operator) {
             "/readyz never answered 200\n{}",
             operator.log()
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Polls `check` (every 100 ms, up to [`WAIT`]) until it returns `Some`.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(started.elapsed() < WAIT, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -676,25 +661,33 @@ async fn operator_binary_reconciles_the_samples_and_stays_quiet() {
         r#"{"spec":{"aiModels":[{"provider":"openai","name":"gpt-4o-mini"},{"provider":"openai","name":"gpt-4o"}]}}"#,
     ])
     .await;
-    let new_config_hash = eventually("the config hash to change after adding a model", || async {
-        let (config, _) = deployment_hashes(k, "ai-gateway", "ai-gateway").await;
-        (config != config_hash).then_some(config)
-    })
+    let new_config_hash = eventually_within(
+        WAIT,
+        "the config hash to change after adding a model",
+        || async {
+            let (config, _) = deployment_hashes(k, "ai-gateway", "ai-gateway").await;
+            (config != config_hash).then_some(config)
+        },
+    )
     .await;
     let (_, unchanged_secret_hash) = deployment_hashes(k, "ai-gateway", "ai-gateway").await;
     assert_eq!(unchanged_secret_hash, secret_hash, "no Secret changed");
     cluster
         .wait_ready("ai-gateway", "ai-gateway", &operator)
         .await;
-    eventually("the gateway to be Ready for its new generation", || async {
-        let gateway = k
-            .json(&["get", "aigateway", "ai-gateway", "-n", "ai-gateway"])
-            .await;
-        let ready = condition(&gateway, "Ready");
-        (ready["status"] == "True"
-            && ready["observedGeneration"] == gateway["metadata"]["generation"])
-            .then_some(())
-    })
+    eventually_within(
+        WAIT,
+        "the gateway to be Ready for its new generation",
+        || async {
+            let gateway = k
+                .json(&["get", "aigateway", "ai-gateway", "-n", "ai-gateway"])
+                .await;
+            let ready = condition(&gateway, "Ready");
+            (ready["status"] == "True"
+                && ready["observedGeneration"] == gateway["metadata"]["generation"])
+                .then_some(())
+        },
+    )
     .await;
     let config = k
         .ok(&[
@@ -715,7 +708,8 @@ async fn operator_binary_reconciles_the_samples_and_stays_quiet() {
         Some(&api_key_secret("ai-gateway", "rotated")),
     )
     .await;
-    let rolled = eventually(
+    let rolled = eventually_within(
+        WAIT,
         "the secret hash to change after editing the Secret",
         || async {
             let (config, secret) = deployment_hashes(k, "ai-gateway", "ai-gateway").await;
@@ -735,22 +729,26 @@ async fn operator_binary_reconciles_the_samples_and_stays_quiet() {
         "--wait=true",
     ])
     .await;
-    eventually("the deleted gateway's children to be collected", || async {
-        let left = k
-            .ok(&[
-                "get",
-                "configmap/ai-gateway-config",
-                "deployment/ai-gateway",
-                "service/ai-gateway",
-                "-n",
-                "ai-gateway-patched",
-                "--ignore-not-found",
-                "-o",
-                "name",
-            ])
-            .await;
-        left.trim().is_empty().then_some(())
-    })
+    eventually_within(
+        WAIT,
+        "the deleted gateway's children to be collected",
+        || async {
+            let left = k
+                .ok(&[
+                    "get",
+                    "configmap/ai-gateway-config",
+                    "deployment/ai-gateway",
+                    "service/ai-gateway",
+                    "-n",
+                    "ai-gateway-patched",
+                    "--ignore-not-found",
+                    "-o",
+                    "name",
+                ])
+                .await;
+            left.trim().is_empty().then_some(())
+        },
+    )
     .await;
     k.ok(&[
         "get",

@@ -1164,3 +1164,267 @@ fn real_cluster_children_of_the_go_operator_are_adopted_in_place() {
     );
     println!("scenario go-operator-migration: passed");
 }
+
+/// A user's Deployment, Service and ConfigMap that happen to carry the names of a
+/// gateway's children: not ours, with nobody's owner reference.
+fn unowned_objects(namespace: &str, name: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  namespace: {namespace}
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: payments
+  template:
+    metadata:
+      labels:
+        app: payments
+    spec:
+      containers:
+      - name: payments
+        image: example.com/payments:1.0
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+  namespace: {namespace}
+spec:
+  selector:
+    app: payments
+  ports:
+  - name: web
+    port: 8080
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {name}-config
+  namespace: {namespace}
+data:
+  settings: "the user's own"
+"#
+    )
+}
+
+/// The uid and resourceVersion of an object: unchanged means nobody wrote it.
+fn identity(object: &Value) -> (String, String) {
+    (
+        object["metadata"]["uid"].as_str().unwrap_or_default().into(),
+        object["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .into(),
+    )
+}
+
+#[test]
+fn real_cluster_objects_we_did_not_create_survive_a_gateway_that_wants_their_names() {
+    let _one_at_a_time = RealCluster::exclusive();
+    let cluster = cluster_with_bundle(Crds::Ours);
+    let k = Kubectl { cluster: &cluster };
+    let (file, namespace, name) = UPSTREAM_SAMPLES[0];
+    k.ok_with(
+        &["apply", "-f", "-"],
+        Some(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n"
+        )),
+    );
+    k.ok_with(&["create", "-f", "-"], Some(&unowned_objects(namespace, name)));
+    let config_name = format!("{name}-config");
+    let victims = [
+        ("deployment", name.to_owned()),
+        ("service", name.to_owned()),
+        ("configmap", config_name),
+    ];
+    let before: Vec<(String, String)> = victims
+        .iter()
+        .map(|(kind, object)| identity(&k.json(&["get", kind, object, "-n", namespace])))
+        .collect();
+
+    let operator = start_operator(
+        &cluster,
+        SERVICE_ACCOUNT,
+        "replica-a",
+        &["--leader-elect=false"],
+    );
+    k.ok(&[
+        "apply",
+        "--server-side",
+        "-f",
+        sample(file).to_str().unwrap(),
+    ]);
+    k.ok_with(
+        &["apply", "-f", "-"],
+        Some(&api_key_secret(namespace, "key-one")),
+    );
+    // The gateway says why it has no proxy, naming the objects in the way.
+    let gateway = eventually(
+        "the gateway to report the name conflict",
+        Duration::from_secs(60),
+        || operator.log(),
+        || {
+            let gateway = k.json(&["get", "aigateway", name, "-n", namespace]);
+            let programmed = condition(&gateway, "Programmed");
+            (programmed["reason"] == "NameConflict").then_some(gateway)
+        },
+    );
+    let programmed = condition(&gateway, "Programmed");
+    assert_eq!(programmed["status"], "False", "{gateway}");
+    let message = programmed["message"].as_str().unwrap();
+    for (kind, object) in &victims {
+        assert!(
+            message.to_lowercase().contains(kind) && message.contains(object.as_str()),
+            "the message names {kind} {object}: {message}"
+        );
+    }
+
+    // Deleting the gateway: the garbage collector finds no owner reference of ours.
+    k.ok(&["delete", "aigateway", name, "-n", namespace, "--wait=true"]);
+    // The garbage collector acts within seconds of the owner's deletion.
+    std::thread::sleep(Duration::from_secs(5));
+    let after: Vec<(String, String)> = victims
+        .iter()
+        .map(|(kind, object)| {
+            assert!(
+                k.exists(&[kind, object, "-n", namespace]),
+                "{kind} {object} was deleted"
+            );
+            identity(&k.json(&["get", kind, object, "-n", namespace]))
+        })
+        .collect();
+    assert_eq!(after, before, "an object we did not create was written");
+    let touched: Vec<AuditEvent> = cluster
+        .audit_log()
+        .writes_since(aigateway_testkit::real_cluster::AuditMark::default())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.user == OPERATOR_USER)
+        .filter(|e| {
+            victims
+                .iter()
+                .any(|(kind, object)| e.resource == format!("{kind}s") && e.name == *object)
+        })
+        .collect();
+    assert!(
+        touched.is_empty(),
+        "the operator wrote objects it did not create:\n{}",
+        writes_summary(&touched)
+    );
+    assert_never_forbidden(&cluster);
+    println!("scenario unowned-names: passed");
+}
+
+#[test]
+fn real_cluster_deleting_a_class_in_use_keeps_its_gateways_served() {
+    let _one_at_a_time = RealCluster::exclusive();
+    let cluster = cluster_with_bundle(Crds::Ours);
+    let k = Kubectl { cluster: &cluster };
+    let operator = start_operator(
+        &cluster,
+        SERVICE_ACCOUNT,
+        "replica-a",
+        &["--leader-elect=false"],
+    );
+    let (file, namespace, name) = UPSTREAM_SAMPLES[0];
+    k.ok(&[
+        "apply",
+        "--server-side",
+        "-f",
+        sample(file).to_str().unwrap(),
+    ]);
+    k.ok_with(
+        &["apply", "-f", "-"],
+        Some(&api_key_secret(namespace, "key-one")),
+    );
+    wait_gateway_ready(&k, &operator, namespace, name);
+    let service = |k: &Kubectl| {
+        let service = k.json(&["get", "service", name, "-n", namespace]);
+        (
+            service["metadata"]["uid"].clone(),
+            service["spec"]["clusterIP"].clone(),
+        )
+    };
+    let service_before = service(&k);
+    let deployment_uid =
+        k.json(&["get", "deployment", name, "-n", namespace])["metadata"]["uid"].clone();
+
+    // The class is deleted while the gateway uses it: our finalizer holds it, and the
+    // gateway stays served and says why.
+    k.ok(&["delete", "aigatewayclass", "litellm", "--wait=false"]);
+    eventually(
+        "Accepted to say the class is being deleted",
+        Duration::from_secs(30),
+        || operator.log(),
+        || {
+            let gateway = k.json(&["get", "aigateway", name, "-n", namespace]);
+            let accepted = condition(&gateway, "Accepted");
+            (accepted["status"] == "True" && accepted["reason"] == "ClassDeleting").then_some(())
+        },
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let class = k.json(&["get", "aigatewayclass", "litellm"]);
+    assert!(
+        class["metadata"]["deletionTimestamp"].is_string(),
+        "{class}"
+    );
+    let gateway = k.json(&["get", "aigateway", name, "-n", namespace]);
+    assert_eq!(condition(&gateway, "Ready")["status"], "True", "{gateway}");
+    assert_eq!(
+        k.json(&["get", "deployment", name, "-n", namespace])["metadata"]["uid"],
+        deployment_uid
+    );
+
+    // An administrator forces the class away and creates it again: the same Service.
+    k.ok(&[
+        "patch",
+        "aigatewayclass",
+        "litellm",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    eventually(
+        "the class to be gone",
+        Duration::from_secs(30),
+        || operator.log(),
+        || (!k.exists(&["aigatewayclass", "litellm"])).then_some(()),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(k.exists(&["deployment", name, "-n", namespace]));
+    k.ok(&[
+        "apply",
+        "--server-side",
+        "-f",
+        workspace()
+            .join("deploy/aigatewayclass.yaml")
+            .to_str()
+            .unwrap(),
+    ]);
+    eventually(
+        "the gateway to be accepted through the new class",
+        Duration::from_secs(60),
+        || operator.log(),
+        || {
+            let gateway = k.json(&["get", "aigateway", name, "-n", namespace]);
+            let accepted = condition(&gateway, "Accepted");
+            (accepted["status"] == "True" && accepted["reason"] == "Accepted").then_some(())
+        },
+    );
+    wait_gateway_ready(&k, &operator, namespace, name);
+    assert_eq!(
+        service(&k),
+        service_before,
+        "the Service was recreated (new uid or ClusterIP)"
+    );
+    assert_eq!(
+        k.json(&["get", "deployment", name, "-n", namespace])["metadata"]["uid"],
+        deployment_uid
+    );
+    assert_never_forbidden(&cluster);
+    println!("scenario class-deletion: passed");
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use aigateway_api::conditions::find_condition;
 use aigateway_api::{AiGateway, ToolGateway, ToolRoute};
+use aigateway_runtime::testing::eventually_within;
 use aigateway_testkit::ApiServer;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -14,6 +15,9 @@ use kube::api::Api;
 use litellm_impl::cli::run::{OperatorArgs, ServedGatewayKind, operator};
 
 /// The Go operator's samples, imported unchanged (scripts/import-upstream.py).
+/// How long a gateway or route may take to get where a test waits for it.
+const WAIT: Duration = Duration::from_secs(30);
+
 const SAMPLES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../aigateway-api/tests/fixtures/samples"
@@ -120,24 +124,6 @@ fn route_url(route: &ToolRoute) -> Option<&str> {
     route.status.as_ref()?.url.as_deref()
 }
 
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn is_true(condition: Option<(String, String, String)>) -> bool {
     condition.is_some_and(|(status, _, _)| status == "True")
 }
@@ -150,7 +136,7 @@ async fn the_go_operators_samples_become_ready_with_route_urls_only_once_the_gat
     running.apply_sample("toolgateway.yaml");
 
     // Programmed and attached, not Ready yet: the route has no URL.
-    let route = eventually("route accepted", || async {
+    let route = eventually_within(WAIT, "route accepted", || async {
         let route = running.route("tool-gateway-routes", "echo").await?;
         is_true(route_condition(&route, "Accepted")).then_some(route)
     })
@@ -172,7 +158,7 @@ async fn the_go_operators_samples_become_ready_with_route_urls_only_once_the_gat
 
     let expected =
         "http://tool-gateway.tool-gateway.svc.cluster.local/mcp/tool_gateway_routes__echo";
-    let route = eventually("route url", || async {
+    let route = eventually_within(WAIT, "route url", || async {
         let route = running.route("tool-gateway-routes", "echo").await?;
         route_url(&route).is_some().then_some(route)
     })
@@ -204,7 +190,7 @@ async fn the_go_operators_samples_become_ready_with_route_urls_only_once_the_gat
 
     // The guarded sample: Guards across namespaces become MCP hooks.
     running.apply_sample("toolgateway-guarded.yaml");
-    eventually("guarded route url", || async {
+    eventually_within(WAIT, "guarded route url", || async {
         let route = running
             .route("tool-gateway-guarded-routes", "echo-guarded")
             .await?;
@@ -219,7 +205,7 @@ async fn the_go_operators_samples_become_ready_with_route_urls_only_once_the_gat
     // The patched sample: LiteLLM 1.106.2 refuses `auth_type: oauth2` without
     // `oauth2_flow` at startup, so the gateway says so; the route itself is served.
     running.apply_sample("toolgateway-with-patch.yaml");
-    let gateway = eventually("the patched gateway's ResolvedRefs", || async {
+    let gateway = eventually_within(WAIT, "the patched gateway's ResolvedRefs", || async {
         let gateway = running
             .tool_gateway("tool-gateway-patched", "tool-gateway")
             .await?;
@@ -234,7 +220,7 @@ async fn the_go_operators_samples_become_ready_with_route_urls_only_once_the_gat
         !message.contains("sk-sample-tool-1234"),
         "a patch value in status: {message}"
     );
-    eventually("patched route url", || async {
+    eventually_within(WAIT, "patched route url", || async {
         let route = running.route("tool-gateway-patched-routes", "echo").await?;
         route_url(&route).map(str::to_owned)
     })
@@ -287,7 +273,7 @@ async fn an_ai_gateway_and_a_tool_gateway_of_one_name_do_not_fight_over_children
         "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata:\n  name: shared\n  namespace: team\nspec:\n  aiModels:\n  - name: gpt-4o\n    provider: openai\n",
     );
     let ai_gateways: Api<AiGateway> = Api::namespaced(running.server.client(), "team");
-    eventually("the AiGateway Ready", || async {
+    eventually_within(WAIT, "the AiGateway Ready", || async {
         let gateway = ai_gateways.get("shared").await.ok()?;
         let conditions = gateway.status.map(|s| s.conditions);
         is_true(condition_of(conditions.as_ref(), "Ready")).then_some(())
@@ -297,7 +283,7 @@ async fn an_ai_gateway_and_a_tool_gateway_of_one_name_do_not_fight_over_children
     assert!(config_before.contains("model_list"), "{config_before}");
 
     running.apply(&tool_gateway("shared", ""));
-    let gateway = eventually("the ToolGateway reports the conflict", || async {
+    let gateway = eventually_within(WAIT, "the ToolGateway reports the conflict", || async {
         let gateway = running.tool_gateway("team", "shared").await?;
         gateway_condition(&gateway, "Programmed")
             .is_some_and(|(status, _, _)| status == "False")
@@ -335,7 +321,7 @@ async fn rotating_provider_keys_leaves_tool_gateway_pods_alone_and_guards_rerend
     running.apply(
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: guards\n---\napiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: GuardrailProvider\nmetadata:\n  name: presidio\n  namespace: guards\nspec:\n  type: presidio-api\n  presidio:\n    baseUrl: http://presidio.guards:80\n---\napiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: Guard\nmetadata:\n  name: pii\n  namespace: guards\nspec:\n  mode: [pre_call]\n  providerRef:\n    name: presidio\n",
     );
-    eventually("the guard rendered as an MCP hook", || async {
+    eventually_within(WAIT, "the guard rendered as an MCP hook", || async {
         running
             .config("team", "tools")
             .await
@@ -359,12 +345,12 @@ async fn rotating_provider_keys_leaves_tool_gateway_pods_alone_and_guards_rerend
             )
         }
     };
-    let models_before = eventually("models deployed", || template("models")).await;
-    let tools_before = eventually("tools deployed", || template("tools")).await;
+    let models_before = eventually_within(WAIT, "models deployed", || template("models")).await;
+    let tools_before = eventually_within(WAIT, "tools deployed", || template("tools")).await;
 
     // Rotation: the AiGateway's pods roll (its secret hash changes), ToolGateway's do not.
     running.apply(&secret("second"));
-    eventually("the AiGateway's pods roll", || async {
+    eventually_within(WAIT, "the AiGateway's pods roll", || async {
         (template("models").await? != models_before).then_some(())
     })
     .await;
@@ -375,7 +361,7 @@ async fn rotating_provider_keys_leaves_tool_gateway_pods_alone_and_guards_rerend
     running.apply(
         "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: Guard\nmetadata:\n  name: pii\n  namespace: guards\nspec:\n  mode: [post_call]\n  providerRef:\n    name: presidio\n",
     );
-    eventually("the guard's new mode rendered", || async {
+    eventually_within(WAIT, "the guard's new mode rendered", || async {
         running
             .config("team", "tools")
             .await
@@ -405,7 +391,7 @@ async fn routes_the_proxy_would_mishandle_are_refused_on_the_route_and_kept_out_
     // keeps the key and is told, the newer is refused, whatever the list order.
     running.apply("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x--y\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n");
     running.apply(&external_route("x--y", "z", ""));
-    eventually("the older route served", || async {
+    eventually_within(WAIT, "the older route served", || async {
         let route = running.route("x--y", "z").await?;
         route_url(&route).map(str::to_owned)
     })
@@ -413,7 +399,7 @@ async fn routes_the_proxy_would_mishandle_are_refused_on_the_route_and_kept_out_
     // Creation timestamps have one-second resolution.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     running.apply(&external_route("x", "y--z", ""));
-    let newer = eventually("the newer route refused", || async {
+    let newer = eventually_within(WAIT, "the newer route refused", || async {
         let route = running.route("x", "y--z").await?;
         route_condition(&route, "Accepted")
             .is_some_and(|(status, _, _)| status == "False")
@@ -423,7 +409,7 @@ async fn routes_the_proxy_would_mishandle_are_refused_on_the_route_and_kept_out_
     let (_, reason, message) = route_condition(&newer, "Accepted").unwrap();
     assert_eq!(reason, "DuplicateServerName", "{message}");
     assert!(message.contains("x--y/z"), "{message}");
-    let older = eventually("the older route told", || async {
+    let older = eventually_within(WAIT, "the older route told", || async {
         let route = running.route("x--y", "z").await?;
         route_condition(&route, "Accepted")
             .is_some_and(|(_, _, message)| message.contains("x/y--z"))
@@ -439,7 +425,7 @@ async fn routes_the_proxy_would_mishandle_are_refused_on_the_route_and_kept_out_
         ("globbed", "UnsupportedToolFilter"),
         ("portless", "UpstreamUnresolved"),
     ] {
-        let route = eventually(reason, || async {
+        let route = eventually_within(WAIT, reason, || async {
             let route = running.route("team", name).await?;
             route_condition(&route, "Accepted")
                 .is_some_and(|(status, _, _)| status == "False")

@@ -1,12 +1,12 @@
 //! The operator against the testkit, with stand-in Envoy AI Gateway CRDs and this test
 //! playing Envoy AI Gateway's controller (it writes the children's status).
 
-use std::future::Future;
 use std::time::Duration;
 
 use aigateway_api::conditions::{self, types};
 use aigateway_api::{AiGateway, AiGatewayClass, AiGatewayClassSpec, AiGatewaySpec, AiModel, crds};
 use aigateway_runtime::Operator;
+use aigateway_runtime::testing::eventually;
 use aigateway_testkit::{ApiServer, parse_manifests};
 use envoy_ai_gateway_class::{
     API_KEY_ANNOTATION, CONTROLLER_NAME, EnvoyAiGatewayClass, FIELD_MANAGER, ParentGateway,
@@ -19,7 +19,6 @@ use tokio::sync::oneshot;
 
 const NS: &str = "team-a";
 const URL: &str = "http://envoy-ai-gateway.envoy-gateway-system.svc.cluster.local.:80";
-const TIMEOUT: Duration = Duration::from_secs(20);
 /// The field manager Envoy AI Gateway's controller would write status with.
 const ENVOY_CONTROLLER: &str = "envoy-ai-gateway-controller";
 
@@ -48,24 +47,6 @@ async fn cluster() -> ApiServer {
         .await
         .expect("create class");
     server
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {TIMEOUT:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Waits until the gateway's Ready condition has `status` and a message containing
