@@ -103,6 +103,31 @@ impl Kubectl<'_> {
         serde_json::from_str(&self.ok(&all)).unwrap()
     }
 
+    /// Waits until every CRD is Established. `kubectl wait` fails at once on a CRD whose
+    /// status the API server has not written yet, so it is retried.
+    fn wait_crds_established(&self) {
+        let args = [
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ];
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = self.run(&args, None);
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "CRDs not Established: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
     fn exists(&self, args: &[&str]) -> bool {
         let mut all = vec!["get"];
         all.extend(args);
@@ -270,13 +295,7 @@ fn install_bundle(k: &Kubectl) {
         "-f",
         deploy.join("crds").to_str().unwrap(),
     ]);
-    k.ok(&[
-        "wait",
-        "--for=condition=Established",
-        "crd",
-        "--all",
-        "--timeout=60s",
-    ]);
+    k.wait_crds_established();
     k.ok(&["apply", "--server-side", "-k", deploy.to_str().unwrap()]);
 }
 
@@ -289,13 +308,7 @@ fn install_bundle_with_upstream_crds(k: &Kubectl) {
             k.ok(&["apply", "--server-side", "-f", path.to_str().unwrap()]);
         }
     }
-    k.ok(&[
-        "wait",
-        "--for=condition=Established",
-        "crd",
-        "--all",
-        "--timeout=60s",
-    ]);
+    k.wait_crds_established();
     let deploy = workspace().join("deploy");
     for file in [
         "namespace.yaml",
