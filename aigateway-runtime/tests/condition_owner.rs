@@ -7,11 +7,10 @@ mod fixtures;
 use std::time::Duration;
 
 use aigateway_api::AiGateway;
-use aigateway_testkit::ApiServer;
 use aigateway_testkit::real_cluster::RealCluster;
 use fixtures::*;
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::{Client, ResourceExt};
 
 const SECOND: Duration = Duration::from_secs(1);
 const V2: &str = "example.com/minimal-v2";
@@ -24,121 +23,6 @@ fn accepted_message(gateway: &AiGateway) -> Option<String> {
         .iter()
         .find(|c| c.type_ == "Accepted")
         .map(|c| c.message.clone())
-}
-
-/// Where a scenario runs.
-enum Cluster {
-    Testkit(ApiServer),
-    Real(RealCluster, Client),
-}
-
-impl Cluster {
-    async fn testkit() -> Self {
-        Cluster::Testkit(server(Duration::ZERO).await)
-    }
-
-    /// A fresh real control plane with our CRDs established.
-    async fn real() -> Self {
-        let cluster = tokio::task::block_in_place(|| RealCluster::start().unwrap());
-        let crds: Vec<serde_json::Value> = aigateway_api::crds::all()
-            .iter()
-            .map(|crd| serde_json::to_value(crd).unwrap())
-            .collect();
-        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": crds});
-        let kubectl = |args: &[&str], stdin: Option<&str>| {
-            let mut child = cluster
-                .kubectl()
-                .args(args)
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("kubectl is installed");
-            let mut input = child.stdin.take().unwrap();
-            if let Some(text) = stdin {
-                use std::io::Write;
-                input.write_all(text.as_bytes()).unwrap();
-            }
-            drop(input);
-            child.wait_with_output().unwrap()
-        };
-        let applied = kubectl(
-            &["apply", "--server-side", "-f", "-"],
-            Some(&list.to_string()),
-        );
-        assert!(
-            applied.status.success(),
-            "{}",
-            String::from_utf8_lossy(&applied.stderr)
-        );
-        // `kubectl wait` fails at once on a CRD whose status is not written yet: retried.
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let waited = kubectl(
-                &[
-                    "wait",
-                    "--for=condition=Established",
-                    "crd",
-                    "--all",
-                    "--timeout=60s",
-                ],
-                None,
-            );
-            if waited.status.success() {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "CRDs not Established: {}",
-                String::from_utf8_lossy(&waited.stderr)
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        let client = cluster.admin_client().await.unwrap();
-        Cluster::Real(cluster, client)
-    }
-
-    fn client(&self) -> Client {
-        match self {
-            Cluster::Testkit(server) => server.client(),
-            Cluster::Real(_, client) => client.clone(),
-        }
-    }
-
-    /// The writes anybody makes during `window`, one line each.
-    async fn writes_during(&self, window: Duration) -> Vec<String> {
-        match self {
-            Cluster::Testkit(server) => {
-                server.reset_stats();
-                tokio::time::sleep(window).await;
-                let stats = server.stats();
-                if stats.writes() == 0 {
-                    Vec::new()
-                } else {
-                    vec![format!("{:?}", stats.counts)]
-                }
-            }
-            Cluster::Real(cluster, _) => {
-                let mark = cluster.audit_log().mark();
-                tokio::time::sleep(window).await;
-                cluster
-                    .audit_log()
-                    .writes_since(mark)
-                    .unwrap()
-                    .into_iter()
-                    // The operators run as the admin; the control plane's own
-                    // controllers and kwok (user `kwok`) write pods and nodes.
-                    .filter(|e| e.user == "admin")
-                    .map(|e| {
-                        format!(
-                            "{} {} {}/{} {}",
-                            e.verb, e.resource, e.namespace, e.name, e.subresource
-                        )
-                    })
-                    .collect()
-            }
-        }
-    }
 }
 
 #[tokio::test]

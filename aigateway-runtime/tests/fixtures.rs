@@ -14,6 +14,7 @@ use aigateway_runtime::{
     Context, DesiredState, GatewayImplementation, ImplementationError, Operator, RelatedWatch,
 };
 use aigateway_testkit::ApiServer;
+use aigateway_testkit::real_cluster::RealCluster;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, PodSpec, PodTemplateSpec, Service, ServicePort, ServiceSpec,
@@ -320,4 +321,120 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+/// Where a scenario runs: the testkit, or a real control plane (tests named
+/// `real_cluster_*`, one at a time: hold [`RealCluster::exclusive`]).
+pub enum Cluster {
+    Testkit(ApiServer),
+    Real(RealCluster, Client),
+}
+
+impl Cluster {
+    pub async fn testkit() -> Self {
+        Cluster::Testkit(server(Duration::ZERO).await)
+    }
+
+    /// A fresh real control plane with our CRDs established.
+    pub async fn real() -> Self {
+        let cluster = tokio::task::block_in_place(|| RealCluster::start().unwrap());
+        let crds: Vec<serde_json::Value> = aigateway_api::crds::all()
+            .iter()
+            .map(|crd| serde_json::to_value(crd).unwrap())
+            .collect();
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": crds});
+        let kubectl = |args: &[&str], stdin: Option<&str>| {
+            let mut child = cluster
+                .kubectl()
+                .args(args)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("kubectl is installed");
+            let mut input = child.stdin.take().unwrap();
+            if let Some(text) = stdin {
+                use std::io::Write;
+                input.write_all(text.as_bytes()).unwrap();
+            }
+            drop(input);
+            child.wait_with_output().unwrap()
+        };
+        let applied = kubectl(
+            &["apply", "--server-side", "-f", "-"],
+            Some(&list.to_string()),
+        );
+        assert!(
+            applied.status.success(),
+            "{}",
+            String::from_utf8_lossy(&applied.stderr)
+        );
+        // `kubectl wait` fails at once on a CRD whose status is not written yet: retried.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let waited = kubectl(
+                &[
+                    "wait",
+                    "--for=condition=Established",
+                    "crd",
+                    "--all",
+                    "--timeout=60s",
+                ],
+                None,
+            );
+            if waited.status.success() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "CRDs not Established: {}",
+                String::from_utf8_lossy(&waited.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let client = cluster.admin_client().await.unwrap();
+        Cluster::Real(cluster, client)
+    }
+
+    pub fn client(&self) -> Client {
+        match self {
+            Cluster::Testkit(server) => server.client(),
+            Cluster::Real(_, client) => client.clone(),
+        }
+    }
+
+    /// The writes anybody makes during `window`, one line each.
+    pub async fn writes_during(&self, window: Duration) -> Vec<String> {
+        match self {
+            Cluster::Testkit(server) => {
+                server.reset_stats();
+                tokio::time::sleep(window).await;
+                let stats = server.stats();
+                if stats.writes() == 0 {
+                    Vec::new()
+                } else {
+                    vec![format!("{:?}", stats.counts)]
+                }
+            }
+            Cluster::Real(cluster, _) => {
+                let mark = cluster.audit_log().mark();
+                tokio::time::sleep(window).await;
+                cluster
+                    .audit_log()
+                    .writes_since(mark)
+                    .unwrap()
+                    .into_iter()
+                    // The operators run as the admin; the control plane's own
+                    // controllers and kwok (user `kwok`) write pods and nodes.
+                    .filter(|e| e.user == "admin")
+                    .map(|e| {
+                        format!(
+                            "{} {} {}/{} {}",
+                            e.verb, e.resource, e.namespace, e.name, e.subresource
+                        )
+                    })
+                    .collect()
+            }
+        }
+    }
 }

@@ -19,7 +19,7 @@ use aigateway_runtime::{
     ImplementationError, Operator, ToolGatewayKind,
 };
 use aigateway_testkit::ApiServer;
-use fixtures::{eventually_within, start};
+use fixtures::{Cluster, eventually_within, start};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, Namespace, ObjectReference, PodSpec, PodTemplateSpec,
@@ -566,7 +566,27 @@ async fn routes_are_cleared_when_their_gateway_is_deleted_or_taken_by_another_co
 #[tokio::test]
 async fn an_agent_gateway_runs_through_the_same_loop() {
     let server = cluster().await;
-    let client = server.client();
+    agent_gateway_through_the_loop(server.client(), Rollout::ByTest).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_cluster_an_agent_gateway_runs_through_the_same_loop() {
+    let _one_at_a_time = aigateway_testkit::real_cluster::RealCluster::exclusive();
+    let cluster = Cluster::real().await;
+    agent_gateway_through_the_loop(cluster.client(), Rollout::ByControllers).await;
+}
+
+/// Who makes Deployments available.
+#[derive(PartialEq)]
+enum Rollout {
+    /// The test (the testkit here simulates no deployment controller), so the gateway
+    /// is seen Programmed and not yet Ready first.
+    ByTest,
+    /// The real deployment controller and kwok.
+    ByControllers,
+}
+
+async fn agent_gateway_through_the_loop(client: Client, rollout: Rollout) {
     let mut class = AgentGatewayClass::new(
         "agents",
         AgentGatewayClassSpec {
@@ -613,10 +633,12 @@ async fn an_agent_gateway_runs_through_the_same_loop() {
             .then_some(gateway)
     })
     .await;
-    assert_eq!(
-        condition_of(&conditions_of(&pending), "Ready").map(|(s, _)| s),
-        Some("False".into())
-    );
+    if rollout == Rollout::ByTest {
+        assert_eq!(
+            condition_of(&conditions_of(&pending), "Ready").map(|(s, _)| s),
+            Some("False".into())
+        );
+    }
     let deployment = Api::<Deployment>::namespaced(client.clone(), NS)
         .get("edge")
         .await
@@ -627,8 +649,10 @@ async fn an_agent_gateway_runs_through_the_same_loop() {
         "AgentGateway"
     );
 
-    roll_out(&client, "edge").await;
-    let ready = eventually_within(Duration::from_secs(20), "gateway ready", || async {
+    if rollout == Rollout::ByTest {
+        roll_out(&client, "edge").await;
+    }
+    let ready = eventually_within(Duration::from_secs(60), "gateway ready", || async {
         let gateway = gateways.get("edge").await.ok()?;
         condition_of(&conditions_of(&gateway), "Ready")
             .is_some_and(|(s, _)| s == "True")
