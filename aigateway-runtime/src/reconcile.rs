@@ -286,19 +286,19 @@ impl<K: GatewayKind> Shared<K> {
         .await
     }
 
-    /// How many cached gateways are ours through class `name`.
-    fn gateways_using(&self, name: &str) -> usize {
+    /// Whether any cached gateway is ours through class `name`. Every gateway event
+    /// re-runs its class, so this stops at the first one: counting them all made each
+    /// event cost O(N) (a quarter of the operator's CPU at 10,000 gateways).
+    fn class_in_use(&self, name: &str) -> bool {
         let classes = self.classes.state();
         self.gateways
-            .state()
-            .iter()
-            .filter(|g| {
+            .find(|g| {
                 matches!(
                     claim::<K>(K::class_name(g), &classes, &self.controller),
                     Claim::Ours { class } if class.name == name
                 )
             })
-            .count()
+            .is_some()
     }
 
     /// Whether the gateway's conditions were written by us (see
@@ -702,8 +702,8 @@ pub async fn reconcile_class<K: GatewayKind>(
     // last write of the class: patching from the cached version would conflict with
     // ourselves.
     let mut class = shared.own_writes.classes.freshest(class);
-    let in_use = shared.gateways_using(&class.name_any());
-    if let Some(list) = finalizers_with(class.finalizers(), names::CLASS_FINALIZER, in_use > 0) {
+    let in_use = shared.class_in_use(&class.name_any());
+    if let Some(list) = finalizers_with(class.finalizers(), names::CLASS_FINALIZER, in_use) {
         let patch = json!({"metadata": {"finalizers": list, "resourceVersion": class.meta().resource_version}});
         let written = Api::<K::Class>::all(shared.client.clone())
             .patch(
@@ -723,7 +723,7 @@ pub async fn reconcile_class<K: GatewayKind>(
             .record(&class, written, &shared.classes);
     }
     if class.meta().deletion_timestamp.is_some() {
-        return Ok(if in_use > 0 {
+        return Ok(if in_use {
             Action::requeue(CLASS_RECHECK)
         } else {
             Action::await_change()

@@ -166,7 +166,7 @@ impl GatewayImplementation for LiteLlmGateway {
     }
 
     fn related(&self) -> Vec<RelatedWatch> {
-        related_watches(CONTROLLER_NAME)
+        related_watches()
     }
 
     fn condition_aliases(&self) -> Vec<(String, String)> {
@@ -220,18 +220,24 @@ fn with_problems(mut desired: DesiredState, problems: Vec<crate::Problem>) -> De
     desired
 }
 
-/// The related kinds both LiteLLM implementations read; `controller` names the
-/// implementation whose own ConfigMaps are cached as children already.
-fn related_watches(controller: &str) -> Vec<RelatedWatch> {
+/// The related kinds both LiteLLM implementations read.
+fn related_watches() -> Vec<RelatedWatch> {
+    // Our children (the rendered configs of both kinds) are cached as children already;
+    // without excluding both, serving two kinds cached each kind's configs twice.
+    let not_our_children = [CONTROLLER_NAME, TOOL_GATEWAY_CONTROLLER_NAME]
+        .map(|controller| {
+            format!(
+                "{}!={}",
+                aigateway_runtime::names::CONTROLLER_LABEL,
+                aigateway_runtime::names::controller_label_value(controller)
+            )
+        })
+        .join(",");
     vec![
         // Metadata of every Secret and ConfigMap, content only of those a gateway read
         // (api-key-secrets, env/envFrom references, guard credentials, the config patch).
         RelatedWatch::new::<Secret>(),
-        RelatedWatch::new::<ConfigMap>().label_selector(format!(
-            "{}!={}",
-            aigateway_runtime::names::CONTROLLER_LABEL,
-            aigateway_runtime::names::controller_label_value(controller)
-        )),
+        RelatedWatch::new::<ConfigMap>().label_selector(not_our_children),
         RelatedWatch::new::<Guard>(),
         RelatedWatch::new::<GuardrailProvider>(),
     ]
@@ -296,7 +302,7 @@ impl GatewayImplementation<ToolGatewayKind> for LiteLlmToolGateway {
     }
 
     fn related(&self) -> Vec<RelatedWatch> {
-        let mut watches = related_watches(TOOL_GATEWAY_CONTROLLER_NAME);
+        let mut watches = related_watches();
         // Routes name ToolServers; their port, path and published URL shape the entry.
         watches.push(RelatedWatch::new::<ToolServer>());
         watches
