@@ -1759,3 +1759,80 @@ fn real_cluster_secrets_no_gateway_reads_cost_no_memory_and_no_reconciles() {
     assert_never_forbidden(&cluster);
     println!("scenario unrelated-secrets: passed (+{grown_kib} KiB)");
 }
+
+/// Sets the verbs the operator's ClusterRole grants on `resource` (core group).
+fn grant_on(k: &Kubectl, resource: &str, verbs: &[&str]) {
+    let role = k.json(&["get", "clusterrole", "litellm-impl"]);
+    let rules: Vec<Value> = role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rule| {
+            let mut rule = rule.clone();
+            if rule["resources"] == serde_json::json!([resource]) {
+                rule["verbs"] = serde_json::json!(verbs);
+            }
+            rule
+        })
+        .collect();
+    let patch = serde_json::json!([{"op": "replace", "path": "/rules", "value": rules}]);
+    k.ok(&[
+        "patch",
+        "clusterrole",
+        "litellm-impl",
+        "--type=json",
+        "-p",
+        &patch.to_string(),
+    ]);
+}
+
+/// A related cache that cannot list (RBAC lost `list` on Secrets) makes `/readyz` fail
+/// and say which cache and why, in one line per problem; it recovers once the
+/// permission is back.
+#[test]
+fn real_cluster_readyz_fails_while_a_related_list_is_forbidden() {
+    let _one_at_a_time = RealCluster::exclusive();
+    let cluster = cluster_with_bundle(Crds::Ours);
+    let k = Kubectl { cluster: &cluster };
+    let role = k.json(&["get", "clusterrole", "litellm-impl"]);
+    assert!(
+        role["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["resources"] == serde_json::json!(["secrets"])
+                && r["verbs"] == serde_json::json!(["get", "list", "watch"])),
+        "the bundle grants get, list and watch on Secrets in a rule of their own: {role}"
+    );
+    grant_on(&k, "secrets", &["get"]);
+    let operator = start_operator(
+        &cluster,
+        SERVICE_ACCOUNT,
+        "replica-a",
+        &["--leader-elect=false"],
+    );
+    let body = eventually(
+        "/readyz to fail",
+        Duration::from_secs(60),
+        || operator.log(),
+        || {
+            let (status, body) = http_get(operator.admin_port, "/readyz")?;
+            (status == 503 && body.contains("Secret")).then_some(body)
+        },
+    );
+    assert!(
+        body.contains("cannot list or watch") && body.contains("403"),
+        "{body}"
+    );
+    assert!(!body.contains("Status {"), "no debug dump: {body}");
+
+    grant_on(&k, "secrets", &["get", "list", "watch"]);
+    // The watch retries with backoff (capped at 30 s).
+    eventually(
+        "/readyz to recover",
+        Duration::from_secs(60),
+        || operator.log(),
+        || (operator.readyz() == Some(200)).then_some(()),
+    );
+    println!("scenario readyz-forbidden: passed");
+}
