@@ -7,7 +7,6 @@ mod fixtures;
 use std::time::Duration;
 
 use aigateway_api::AiGateway;
-use aigateway_testkit::real_cluster::RealCluster;
 use fixtures::*;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
@@ -30,10 +29,9 @@ async fn controllers_whose_names_share_a_prefix_do_not_fight() {
     prefix_sharing_controllers(Cluster::testkit().await).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_cluster_controllers_whose_names_share_a_prefix_do_not_fight() {
-    let _one_at_a_time = RealCluster::exclusive();
-    prefix_sharing_controllers(Cluster::real().await).await;
+#[test]
+fn real_cluster_controllers_whose_names_share_a_prefix_do_not_fight() {
+    on_real_cluster(prefix_sharing_controllers);
 }
 
 async fn prefix_sharing_controllers(cluster: Cluster) {
@@ -70,10 +68,9 @@ async fn a_long_invalid_message_still_lets_us_remove_our_conditions() {
     long_invalid_message(Cluster::testkit().await).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_cluster_a_long_invalid_message_still_lets_us_remove_our_conditions() {
-    let _one_at_a_time = RealCluster::exclusive();
-    long_invalid_message(Cluster::real().await).await;
+#[test]
+fn real_cluster_a_long_invalid_message_still_lets_us_remove_our_conditions() {
+    on_real_cluster(long_invalid_message);
 }
 
 async fn long_invalid_message(cluster: Cluster) {

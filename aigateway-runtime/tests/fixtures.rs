@@ -438,3 +438,18 @@ impl Cluster {
         }
     }
 }
+
+/// Runs `scenario` on a fresh real control plane, one at a time in this test binary,
+/// in a runtime of its own (so that no test holds the one-at-a-time lock across an
+/// await of a shared runtime).
+pub fn on_real_cluster<Fut: std::future::Future<Output = ()>>(
+    scenario: impl FnOnce(Cluster) -> Fut,
+) {
+    let _one_at_a_time = RealCluster::exclusive();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(async { scenario(Cluster::real().await).await });
+}

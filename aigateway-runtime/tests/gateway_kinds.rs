@@ -19,7 +19,7 @@ use aigateway_runtime::{
     ImplementationError, Operator, ToolGatewayKind,
 };
 use aigateway_testkit::ApiServer;
-use fixtures::{Cluster, eventually_within, start};
+use fixtures::{Cluster, eventually_within, on_real_cluster, start};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, Namespace, ObjectReference, PodSpec, PodTemplateSpec,
@@ -565,15 +565,12 @@ async fn routes_are_cleared_when_their_gateway_is_deleted_or_taken_by_another_co
 
 #[tokio::test]
 async fn an_agent_gateway_runs_through_the_same_loop() {
-    let server = cluster().await;
-    agent_gateway_through_the_loop(server.client(), Rollout::ByTest).await;
+    agent_gateway_through_the_loop(Cluster::Testkit(cluster().await), Rollout::ByTest).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_cluster_an_agent_gateway_runs_through_the_same_loop() {
-    let _one_at_a_time = aigateway_testkit::real_cluster::RealCluster::exclusive();
-    let cluster = Cluster::real().await;
-    agent_gateway_through_the_loop(cluster.client(), Rollout::ByControllers).await;
+#[test]
+fn real_cluster_an_agent_gateway_runs_through_the_same_loop() {
+    on_real_cluster(|cluster| agent_gateway_through_the_loop(cluster, Rollout::ByControllers));
 }
 
 /// Who makes Deployments available.
@@ -586,7 +583,8 @@ enum Rollout {
     ByControllers,
 }
 
-async fn agent_gateway_through_the_loop(client: Client, rollout: Rollout) {
+async fn agent_gateway_through_the_loop(cluster: Cluster, rollout: Rollout) {
+    let client = cluster.client();
     let mut class = AgentGatewayClass::new(
         "agents",
         AgentGatewayClassSpec {
