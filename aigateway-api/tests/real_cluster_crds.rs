@@ -73,17 +73,7 @@ fn real_cluster_tool_routes_need_exactly_one_upstream_and_the_upstream_samples_a
         &["apply", "--server-side", "-f", crds.to_str().unwrap()],
         None,
     );
-    ok(
-        &cluster,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ],
-        None,
-    );
+    cluster.wait_crds_established().unwrap();
 
     let external = "    external:\n      url: https://tools.example.com/mcp\n";
     let server = "    toolServerRef:\n      name: search\n";

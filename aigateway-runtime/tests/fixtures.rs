@@ -369,29 +369,7 @@ impl Cluster {
             "{}",
             String::from_utf8_lossy(&applied.stderr)
         );
-        // `kubectl wait` fails at once on a CRD whose status is not written yet: retried.
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let waited = kubectl(
-                &[
-                    "wait",
-                    "--for=condition=Established",
-                    "crd",
-                    "--all",
-                    "--timeout=60s",
-                ],
-                None,
-            );
-            if waited.status.success() {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "CRDs not Established: {}",
-                String::from_utf8_lossy(&waited.stderr)
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        cluster.wait_crds_established().unwrap();
         let client = cluster.admin_client().await.unwrap();
         Cluster::Real(cluster, client)
     }

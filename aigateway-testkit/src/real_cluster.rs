@@ -77,6 +77,9 @@ pub enum RealClusterError {
     /// The kubeconfig could not be read.
     #[error("reading the control plane's kubeconfig failed: {0}")]
     Kubeconfig(String),
+    /// CustomResourceDefinitions did not become Established in time.
+    #[error("CRDs not Established after 60 s: {0}; check the CRDs' status conditions")]
+    CrdsNotEstablished(String),
 }
 
 type Result<T, E = RealClusterError> = std::result::Result<T, E>;
@@ -148,6 +151,40 @@ impl RealCluster {
         let mut command = Command::new("kubectl");
         command.env("KUBECONFIG", self.kubeconfig());
         command
+    }
+
+    /// Waits up to 60 s until every CustomResourceDefinition is Established. A bare
+    /// `kubectl wait` fails at once on a CRD whose status the API server has not written
+    /// yet, so it is retried until it succeeds.
+    pub fn wait_crds_established(&self) -> Result<()> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let output = self
+                .kubectl()
+                .args([
+                    "wait",
+                    "--for=condition=Established",
+                    "crd",
+                    "--all",
+                    "--timeout=60s",
+                ])
+                .output()
+                .map_err(|source| RealClusterError::Io {
+                    what: "running kubectl wait",
+                    path: self.kubeconfig(),
+                    source,
+                })?;
+            if output.status.success() {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                let reason = String::from_utf8_lossy(&output.stderr);
+                return Err(RealClusterError::CrdsNotEstablished(
+                    reason.lines().last().unwrap_or_default().to_owned(),
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
     }
 
     /// A kube client authenticated as the admin.

@@ -20,33 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const WAIT: Duration = Duration::from_secs(120);
 const NS: &str = "team";
 
-const OBJECTS: &str = "apiVersion: v1
-kind: Namespace
-metadata: {name: team}
----
-apiVersion: runtime.agentic-layer.ai/v1alpha1
-kind: GuardrailProvider
-metadata: {name: presidio, namespace: team}
-spec: {type: presidio-api, presidio: {baseUrl: 'http://presidio.team:80'}}
----
-apiVersion: runtime.agentic-layer.ai/v1alpha1
-kind: Guard
-metadata: {name: pii, namespace: team}
-spec: {mode: [pre_call], providerRef: {name: presidio}}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: api-key-secrets, namespace: team}
-stringData: {OPENAI_API_KEY: first}
----
-apiVersion: runtime.agentic-layer.ai/v1alpha1
-kind: AiGateway
-metadata: {name: gw, namespace: team}
-spec:
-  aiGatewayClassName: litellm
-  aiModels: [{provider: openai, name: gpt-4o-mini}]
-  guardrails: [{name: pii}]
-";
+const OBJECTS: &str = include_str!("fixtures/guarded-gateway.yaml");
 
 /// The testkit on loopback HTTP, the CRDs, the default class, a guarded gateway `gw`
 /// with its Secret, and the operator binary running against it.

@@ -103,29 +103,8 @@ impl Kubectl<'_> {
         serde_json::from_str(&self.ok(&all)).unwrap()
     }
 
-    /// Waits until every CRD is Established. `kubectl wait` fails at once on a CRD whose
-    /// status the API server has not written yet, so it is retried.
     fn wait_crds_established(&self) {
-        let args = [
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ];
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let out = self.run(&args, None);
-            if out.status.success() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "CRDs not Established: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        self.cluster.wait_crds_established().unwrap();
     }
 
     fn exists(&self, args: &[&str]) -> bool {
@@ -378,6 +357,23 @@ fn apply_upstream_samples(k: &Kubectl) {
             Some(&api_key_secret(namespace, "key-one")),
         );
     }
+}
+
+/// Applies the first upstream sample and its key Secret; returns the gateway's
+/// namespace and name.
+fn apply_first_sample(k: &Kubectl) -> (&'static str, &'static str) {
+    let (file, namespace, name) = UPSTREAM_SAMPLES[0];
+    k.ok(&[
+        "apply",
+        "--server-side",
+        "-f",
+        sample(file).to_str().unwrap(),
+    ]);
+    k.ok_with(
+        &["apply", "-f", "-"],
+        Some(&api_key_secret(namespace, "key-one")),
+    );
+    (namespace, name)
 }
 
 fn wait_gateway_ready(k: &Kubectl, operator: &Operator, namespace: &str, name: &str) -> Value {
@@ -831,17 +827,7 @@ fn real_cluster_a_missing_permission_is_reported_on_the_gateway() {
         "replica-a",
         &["--leader-elect=false"],
     );
-    let (file, namespace, name) = UPSTREAM_SAMPLES[0];
-    k.ok(&[
-        "apply",
-        "--server-side",
-        "-f",
-        sample(file).to_str().unwrap(),
-    ]);
-    k.ok_with(
-        &["apply", "-f", "-"],
-        Some(&api_key_secret(namespace, "key-one")),
-    );
+    let (namespace, name) = apply_first_sample(&k);
     let programmed = eventually(
         "Programmed=False naming the forbidden request",
         Duration::from_secs(60),
@@ -1040,7 +1026,7 @@ fn real_cluster_generated_pods_pass_pod_security_restricted() {
         "replica-a",
         &["--leader-elect=false"],
     );
-    let (file, namespace, name) = UPSTREAM_SAMPLES[0];
+    let (_, namespace, name) = UPSTREAM_SAMPLES[0];
     k.ok(&["create", "namespace", namespace]);
     k.ok(&[
         "label",
@@ -1049,16 +1035,7 @@ fn real_cluster_generated_pods_pass_pod_security_restricted() {
         "pod-security.kubernetes.io/enforce=restricted",
         "pod-security.kubernetes.io/enforce-version=latest",
     ]);
-    k.ok(&[
-        "apply",
-        "--server-side",
-        "-f",
-        sample(file).to_str().unwrap(),
-    ]);
-    k.ok_with(
-        &["apply", "-f", "-"],
-        Some(&api_key_secret(namespace, "key-one")),
-    );
+    apply_first_sample(&k);
     wait_gateway_ready(&k, &operator, namespace, name);
     let pods = k.json(&["get", "pods", "-n", namespace]);
     assert_eq!(pods["items"].as_array().unwrap().len(), 1, "{pods}");
@@ -1115,17 +1092,7 @@ fn real_cluster_children_of_the_go_operator_are_adopted_in_place() {
     let _one_at_a_time = RealCluster::exclusive();
     let cluster = cluster_with_bundle(Crds::Ours);
     let k = Kubectl { cluster: &cluster };
-    let (file, namespace, name) = UPSTREAM_SAMPLES[0];
-    k.ok(&[
-        "apply",
-        "--server-side",
-        "-f",
-        sample(file).to_str().unwrap(),
-    ]);
-    k.ok_with(
-        &["apply", "-f", "-"],
-        Some(&api_key_secret(namespace, "key-one")),
-    );
+    let (namespace, name) = apply_first_sample(&k);
     let gateway = k.json(&["get", "aigateway", name, "-n", namespace]);
     let uid = gateway["metadata"]["uid"].as_str().unwrap();
     k.ok_with(
@@ -1243,7 +1210,7 @@ fn real_cluster_objects_we_did_not_create_survive_a_gateway_that_wants_their_nam
     let _one_at_a_time = RealCluster::exclusive();
     let cluster = cluster_with_bundle(Crds::Ours);
     let k = Kubectl { cluster: &cluster };
-    let (file, namespace, name) = UPSTREAM_SAMPLES[0];
+    let (_, namespace, name) = UPSTREAM_SAMPLES[0];
     k.ok_with(
         &["apply", "-f", "-"],
         Some(&format!(
@@ -1271,16 +1238,7 @@ fn real_cluster_objects_we_did_not_create_survive_a_gateway_that_wants_their_nam
         "replica-a",
         &["--leader-elect=false"],
     );
-    k.ok(&[
-        "apply",
-        "--server-side",
-        "-f",
-        sample(file).to_str().unwrap(),
-    ]);
-    k.ok_with(
-        &["apply", "-f", "-"],
-        Some(&api_key_secret(namespace, "key-one")),
-    );
+    apply_first_sample(&k);
     // The gateway says why it has no proxy, naming the objects in the way.
     let gateway = eventually(
         "the gateway to report the name conflict",
@@ -1349,17 +1307,7 @@ fn real_cluster_deleting_a_class_in_use_keeps_its_gateways_served() {
         "replica-a",
         &["--leader-elect=false"],
     );
-    let (file, namespace, name) = UPSTREAM_SAMPLES[0];
-    k.ok(&[
-        "apply",
-        "--server-side",
-        "-f",
-        sample(file).to_str().unwrap(),
-    ]);
-    k.ok_with(
-        &["apply", "-f", "-"],
-        Some(&api_key_secret(namespace, "key-one")),
-    );
+    let (namespace, name) = apply_first_sample(&k);
     wait_gateway_ready(&k, &operator, namespace, name);
     let service = |k: &Kubectl| {
         let service = k.json(&["get", "service", name, "-n", namespace]);
@@ -1462,17 +1410,7 @@ fn real_cluster_a_leader_that_cannot_renew_stops_writing_within_the_lease_durati
         "replica-a",
         &["--leader-elect", "--lease-namespace", SYSTEM_NAMESPACE],
     );
-    let (file, namespace, name) = UPSTREAM_SAMPLES[0];
-    k.ok(&[
-        "apply",
-        "--server-side",
-        "-f",
-        sample(file).to_str().unwrap(),
-    ]);
-    k.ok_with(
-        &["apply", "-f", "-"],
-        Some(&api_key_secret(namespace, "key-one")),
-    );
+    let (namespace, name) = apply_first_sample(&k);
     wait_gateway_ready(&k, &operator, namespace, name);
     let lease = k.json(&["get", "lease", "litellm-impl", "-n", SYSTEM_NAMESPACE]);
     let duration = lease["spec"]["leaseDurationSeconds"].as_u64().unwrap();
@@ -1620,33 +1558,7 @@ impl Operator {
 
 /// A gateway with a Guard (the case in which any Secret change of its namespace used to
 /// re-run it), its key Secret, in namespace `team`.
-const GUARDED_GATEWAY: &str = "apiVersion: v1
-kind: Namespace
-metadata: {name: team}
----
-apiVersion: runtime.agentic-layer.ai/v1alpha1
-kind: GuardrailProvider
-metadata: {name: presidio, namespace: team}
-spec: {type: presidio-api, presidio: {baseUrl: 'http://presidio.team:80'}}
----
-apiVersion: runtime.agentic-layer.ai/v1alpha1
-kind: Guard
-metadata: {name: pii, namespace: team}
-spec: {mode: [pre_call], providerRef: {name: presidio}}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: api-key-secrets, namespace: team}
-stringData: {OPENAI_API_KEY: first}
----
-apiVersion: runtime.agentic-layer.ai/v1alpha1
-kind: AiGateway
-metadata: {name: gw, namespace: team}
-spec:
-  aiGatewayClassName: litellm
-  aiModels: [{provider: openai, name: gpt-4o-mini}]
-  guardrails: [{name: pii}]
-";
+const GUARDED_GATEWAY: &str = include_str!("fixtures/guarded-gateway.yaml");
 
 /// 500 Secrets of 200 KB that no gateway reads (100 MB in etcd) raise the operator's
 /// peak memory by less than 5 MiB and reconcile nothing, nor do 20 updates of one of

@@ -337,6 +337,26 @@ fn placeholder_secret(namespace: &str) -> String {
 }
 
 /// Installs CRDs and samples; returns the sample gateways and routes.
+/// The LiteLLM config rendered for gateway `namespace/gateway`, with its ConfigMap's
+/// name, once the operator has written it.
+async fn rendered_config(
+    server: &ApiServer,
+    namespace: &str,
+    gateway: &str,
+) -> Option<(String, String)> {
+    let name = names::config_map_name(gateway);
+    let config_map = Api::<ConfigMap>::namespaced(server.client(), namespace)
+        .get(&name)
+        .await
+        .ok()?;
+    let config = config_map
+        .data
+        .unwrap_or_default()
+        .remove(names::CONFIG_KEY)
+        .unwrap_or_default();
+    Some((name, config))
+}
+
 async fn install(server: &ApiServer) -> Result<Samples, DemoError> {
     for crd in aigateway_api::crds::all() {
         server.install_crd(crd).await?;
@@ -505,21 +525,12 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
         if !printed_config
             && let Some(gateway) = list.iter().find(|g| status_of(g, "Programmed") == "True")
         {
-            let namespace = gateway.metadata.namespace.clone().unwrap_or_default();
-            let name = names::config_map_name(gateway.metadata.name.as_deref().unwrap_or_default());
-            if let Ok(config_map) = Api::<ConfigMap>::namespaced(server.client(), &namespace)
-                .get(&name)
-                .await
-            {
-                let config = config_map
-                    .data
-                    .unwrap_or_default()
-                    .remove(names::CONFIG_KEY)
-                    .unwrap_or_default();
+            let namespace = gateway.metadata.namespace.as_deref().unwrap_or_default();
+            let gateway = gateway.metadata.name.as_deref().unwrap_or_default();
+            if let Some((name, config)) = rendered_config(&server, namespace, gateway).await {
                 let _ = writeln!(
                     out,
-                    "Rendered LiteLLM config of {namespace}/{} (ConfigMap {name}):\n{config}",
-                    gateway.metadata.name.as_deref().unwrap_or_default()
+                    "Rendered LiteLLM config of {namespace}/{gateway} (ConfigMap {name}):\n{config}"
                 );
                 printed_config = true;
             }
@@ -530,21 +541,12 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
                 condition_status(&status.conditions, "Programmed") == "True"
             })
         {
-            let namespace = gateway.metadata.namespace.clone().unwrap_or_default();
-            let name = names::config_map_name(gateway.metadata.name.as_deref().unwrap_or_default());
-            if let Ok(config_map) = Api::<ConfigMap>::namespaced(server.client(), &namespace)
-                .get(&name)
-                .await
-            {
-                let config = config_map
-                    .data
-                    .unwrap_or_default()
-                    .remove(names::CONFIG_KEY)
-                    .unwrap_or_default();
+            let namespace = gateway.metadata.namespace.as_deref().unwrap_or_default();
+            let gateway = gateway.metadata.name.as_deref().unwrap_or_default();
+            if let Some((name, config)) = rendered_config(&server, namespace, gateway).await {
                 let _ = writeln!(
                     out,
-                    "Rendered LiteLLM config of ToolGateway {namespace}/{} (ConfigMap {name}), one mcp_servers entry per ToolRoute:\n{config}",
-                    gateway.metadata.name.as_deref().unwrap_or_default()
+                    "Rendered LiteLLM config of ToolGateway {namespace}/{gateway} (ConfigMap {name}), one mcp_servers entry per ToolRoute:\n{config}"
                 );
                 printed_tool_config = true;
             }
