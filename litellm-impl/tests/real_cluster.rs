@@ -376,6 +376,21 @@ fn apply_first_sample(k: &Kubectl) -> (&'static str, &'static str) {
     (namespace, name)
 }
 
+/// The LiteLLM config the operator rendered for gateway `namespace/name`.
+fn rendered_config(k: &Kubectl, namespace: &str, name: &str) -> String {
+    let config = k.json(&[
+        "get",
+        "configmap",
+        &format!("{name}-config"),
+        "-n",
+        namespace,
+    ]);
+    config["data"]["config.yaml"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 fn wait_gateway_ready(k: &Kubectl, operator: &Operator, namespace: &str, name: &str) -> Value {
     eventually(
         &format!("AiGateway {namespace}/{name} to become Ready"),
@@ -965,16 +980,7 @@ fn real_cluster_leader_election_hands_over_after_the_leader_is_killed() {
         Duration::from_secs(60),
         || b.log(),
         || {
-            let config = k.json(&[
-                "get",
-                "configmap",
-                &format!("{name}-config"),
-                "-n",
-                namespace,
-            ]);
-            config["data"]["config.yaml"]
-                .as_str()
-                .unwrap_or("")
+            rendered_config(&k, namespace, name)
                 .contains("gpt-4o")
                 .then_some(())
         },
@@ -1488,16 +1494,7 @@ fn real_cluster_a_leader_that_cannot_renew_stops_writing_within_the_lease_durati
         Duration::from_secs(duration * 2 + 30),
         || operator.log(),
         || {
-            let config = k.json(&[
-                "get",
-                "configmap",
-                &format!("{name}-config"),
-                "-n",
-                namespace,
-            ]);
-            config["data"]["config.yaml"]
-                .as_str()
-                .unwrap_or("")
+            rendered_config(&k, namespace, name)
                 .contains("gpt-4o")
                 .then_some(())
         },
