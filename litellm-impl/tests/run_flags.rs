@@ -105,12 +105,17 @@ impl Cluster {
     /// Starts `litellm-impl run --kubeconfig <this cluster> --admin-address <free port>
     /// <args>` outside a pod.
     fn run(&self, args: &[&str]) -> Operator {
+        self.run_with(&self.kubeconfig, args)
+    }
+
+    /// [`Cluster::run`] against the API server of another kubeconfig.
+    fn run_with(&self, kubeconfig: &std::path::Path, args: &[&str]) -> Operator {
         let admin_port = free_port();
         let log = self.dir.path().join(format!("operator-{admin_port}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_litellm-impl"))
             .arg("run")
             .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
+            .arg(kubeconfig)
             .args(["--admin-address", &format!("127.0.0.1:{admin_port}")])
             .args(args)
             .env("POD_NAME", "flags-operator")
@@ -120,6 +125,7 @@ impl Cluster {
             .env_remove("POD_NAMESPACE")
             .env_remove("LITELLM_IMAGE")
             .env_remove("ADMIN_ADDRESS")
+            .env_remove("GATEWAY_KINDS")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&log).unwrap())
@@ -541,5 +547,58 @@ async fn kubeconfig_flag_chooses_the_cluster() {
     assert!(
         errors[0].contains(missing.to_str().unwrap()) && errors[0].contains("--kubeconfig"),
         "{stderr}"
+    );
+}
+
+/// A served kind whose resources the API server does not serve, or may not be listed
+/// (an upgrade that kept the old RBAC): `run` stops at start with one line naming the
+/// resource and what to do, instead of staying unready with every kind waiting.
+#[tokio::test]
+async fn a_kind_whose_resources_are_missing_or_forbidden_fails_at_start_in_one_line() {
+    let cluster = Cluster::start().await;
+    cluster.server.faults().fail_fraction(
+        1.0,
+        RequestMatch::any().verb("list").resource("toolroutes"),
+        403,
+    );
+    let mut operator = cluster.run(&[]);
+    assert_eq!(operator.exit().await.code(), Some(3), "{}", operator.log());
+    let log = operator.log();
+    let errors: Vec<&str> = log.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{log}");
+    for expected in [
+        "may not list toolroutes.runtime.agentic-layer.ai",
+        "which serving ToolGateways needs",
+        "deploy/rbac.yaml",
+        "--gateway-kinds",
+    ] {
+        assert!(errors[0].contains(expected), "{expected:?} missing: {log}");
+    }
+    // Without the ToolGateway kind, the same cluster is served.
+    let operator = cluster.started(&["--gateway-kinds", "ai-gateway"]).await;
+    drop(operator);
+    cluster.server.faults().clear();
+
+    let empty = ApiServer::builder().build();
+    for crd in aigateway_api::crds::all()
+        .into_iter()
+        .filter(|crd| crd.spec.names.plural != "toolservers")
+    {
+        empty.install_crd(crd).await.unwrap();
+    }
+    let http = empty
+        .serve_http("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let kubeconfig = cluster.dir.path().join("no-toolservers");
+    http.write_kubeconfig(&kubeconfig).unwrap();
+    let mut operator = cluster.run_with(&kubeconfig, &[]);
+    assert_eq!(operator.exit().await.code(), Some(3), "{}", operator.log());
+    let log = operator.log();
+    assert!(
+        log.contains(
+            "does not serve toolservers.runtime.agentic-layer.ai, which serving ToolGateways needs"
+        ),
+        "{log}"
     );
 }

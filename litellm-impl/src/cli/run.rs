@@ -23,7 +23,8 @@ Exit codes:
   0  stopped by SIGTERM or Ctrl-C after finishing in-flight work (and releasing the lease)
   2  invalid invocation
   3  the operator could not start or failed: no usable kubeconfig or in-cluster config,
-     the admin address is taken, or leader election failed";
+     a served kind's CRD is missing or may not be listed, the admin address is taken,
+     or leader election failed";
 
 /// Settings of the operator shared by `run` and `demo`.
 #[derive(Debug, Clone, Args)]
@@ -78,18 +79,30 @@ impl std::fmt::Display for ServedGatewayKind {
 
 impl ServedGatewayKind {
     /// The resources (plural, API group `runtime.agentic-layer.ai`) serving this kind
-    /// needs, each from its own CRD.
-    pub fn resources(self) -> &'static [&'static str] {
+    /// needs, each from its own CRD, and whether they are namespaced.
+    pub fn resources(self) -> &'static [(&'static str, Scope)] {
         match self {
-            ServedGatewayKind::AiGateway => &["aigateways", "aigatewayclasses"],
+            ServedGatewayKind::AiGateway => &[
+                ("aigateways", Scope::Namespaced),
+                ("aigatewayclasses", Scope::Cluster),
+            ],
             ServedGatewayKind::ToolGateway => &[
-                "toolgateways",
-                "toolgatewayclasses",
-                "toolroutes",
-                "toolservers",
+                ("toolgateways", Scope::Namespaced),
+                ("toolgatewayclasses", Scope::Cluster),
+                ("toolroutes", Scope::Namespaced),
+                ("toolservers", Scope::Namespaced),
             ],
         }
     }
+}
+
+/// Where a resource lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// In a namespace (gateways, routes, servers).
+    Namespaced,
+    /// Cluster-wide (classes).
+    Cluster,
 }
 
 fn parse_log_format(value: &str) -> Result<LogFormat, String> {
@@ -226,6 +239,16 @@ pub enum RunError {
         /// The kind that needs it.
         kind: ServedGatewayKind,
     },
+    /// The operator may not list a resource a served kind needs (RBAC).
+    #[error(
+        "the operator may not list {resource}, which serving {kind} needs: grant list and watch on it to the operator's ServiceAccount (see deploy/rbac.yaml), or leave that kind out with --gateway-kinds"
+    )]
+    ListForbidden {
+        /// `<plural>.<group>`.
+        resource: String,
+        /// The kind that needs it.
+        kind: ServedGatewayKind,
+    },
     /// The admin address could not be bound.
     #[error(
         "could not serve /healthz, /readyz and /metrics on {addr}: {message}: pass a free address with --admin-address"
@@ -278,14 +301,17 @@ pub async fn client(path: Option<&Path>) -> Result<kube::Client, RunError> {
         .map_err(|e| RunError::NoConfig(aigateway_runtime::describe_kube_error(&e)))
 }
 
-/// Checks that the API server serves every resource the selected kinds need: a missing
-/// CRD would otherwise keep the operator unready forever, with every kind waiting.
+/// Checks that the API server serves every resource the selected kinds need and lets
+/// us list it (in `namespace` when the operator watches one): a missing CRD or a missing
+/// grant would otherwise keep the operator unready forever, and every kind with it, since
+/// the kinds start together once all their caches have synced.
 pub async fn check_resources(
     client: &kube::Client,
     kinds: &[ServedGatewayKind],
+    namespace: Option<&str>,
 ) -> Result<(), RunError> {
     for kind in kinds {
-        for plural in kind.resources() {
+        for (plural, scope) in kind.resources() {
             let resource = kube::api::ApiResource {
                 group: aigateway_api::GROUP.to_owned(),
                 version: aigateway_api::VERSION.to_owned(),
@@ -293,19 +319,31 @@ pub async fn check_resources(
                 kind: String::new(),
                 plural: (*plural).to_owned(),
             };
-            let api: Api<kube::api::DynamicObject> = Api::all_with(client.clone(), &resource);
+            let api: Api<kube::api::DynamicObject> = match (scope, namespace) {
+                (Scope::Namespaced, Some(namespace)) => {
+                    Api::namespaced_with(client.clone(), namespace, &resource)
+                }
+                _ => Api::all_with(client.clone(), &resource),
+            };
+            let qualified = format!("{plural}.{}", aigateway_api::GROUP);
             match api
                 .list_metadata(&kube::api::ListParams::default().limit(1))
                 .await
             {
                 Err(kube::Error::Api(status)) if status.is_not_found() => {
                     return Err(RunError::CrdMissing {
-                        resource: format!("{plural}.{}", aigateway_api::GROUP),
+                        resource: qualified,
                         kind: *kind,
                     });
                 }
-                // Anything else (forbidden, a network error) shows in /readyz and the
-                // logs, and may pass.
+                Err(kube::Error::Api(status)) if status.is_forbidden() => {
+                    return Err(RunError::ListForbidden {
+                        resource: qualified,
+                        kind: *kind,
+                    });
+                }
+                // Anything else (a network error) shows in /readyz and the logs, and may
+                // pass.
                 _ => {}
             }
         }
@@ -394,7 +432,12 @@ pub async fn run(args: &RunArgs) -> Result<(), RunError> {
             "leader election off: not running in a pod (--leader-elect to turn it on)"
         ),
     }
-    check_resources(&client, &args.operator.gateway_kinds).await?;
+    check_resources(
+        &client,
+        &args.operator.gateway_kinds,
+        args.operator.namespace.as_deref(),
+    )
+    .await?;
     let kinds: Vec<String> = args
         .operator
         .gateway_kinds
