@@ -630,6 +630,7 @@ async fn run_controllers<K: GatewayKind>(
         recorder,
         metrics: wiring.metrics.clone(),
         failures: Mutex::default(),
+        class_failures: Mutex::default(),
         own_writes: Default::default(),
         owned_condition_types,
         attached: attached.as_ref().map(|a| a.cache.clone()),

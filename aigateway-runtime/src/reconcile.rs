@@ -28,6 +28,9 @@ use crate::status::{self, Outcome};
 mod own_writes;
 pub(crate) use own_writes::OwnWrites;
 
+/// The longest retry delay of a failing reconcile.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
 /// How often a gateway whose child names are taken looks again.
 const NAME_CONFLICT_RECHECK: Duration = Duration::from_secs(30);
 
@@ -171,6 +174,8 @@ pub struct Shared<K: GatewayKind> {
     pub(crate) recorder: Recorder,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) failures: Mutex<HashMap<ObjectRef<K::Gateway>, Streak>>,
+    /// Failures in a row of each class (by name), and when the last one was.
+    pub(crate) class_failures: Mutex<HashMap<String, (u32, std::time::Instant)>>,
     /// What our last write of each gateway and class returned, while the cache lags
     /// behind it.
     pub(crate) own_writes: KindWrites<K>,
@@ -680,7 +685,7 @@ pub fn conflict_backoff(attempt: u32) -> Duration {
 fn doubling(first: Duration, attempt: u32) -> Duration {
     let base = first
         .saturating_mul(1u32 << attempt.saturating_sub(1).min(11))
-        .min(Duration::from_secs(300));
+        .min(MAX_BACKOFF);
     let jitter = rand::rng().random_range(0.75..1.25);
     base.mul_f64(jitter)
 }
@@ -703,7 +708,14 @@ pub async fn reconcile_class<K: GatewayKind>(
     // ourselves.
     let mut class = shared.own_writes.classes.freshest(class);
     let in_use = shared.class_in_use(&class.name_any());
-    if let Some(list) = finalizers_with(class.finalizers(), names::CLASS_FINALIZER, in_use) {
+    // The API server refuses a new finalizer on an object being deleted: then ours can
+    // only stay or go.
+    let holds = class
+        .finalizers()
+        .iter()
+        .any(|f| f == names::CLASS_FINALIZER);
+    let keep = in_use && (holds || class.meta().deletion_timestamp.is_none());
+    if let Some(list) = finalizers_with(class.finalizers(), names::CLASS_FINALIZER, keep) {
         let patch = json!({"metadata": {"finalizers": list, "resourceVersion": class.meta().resource_version}});
         let written = Api::<K::Class>::all(shared.client.clone())
             .patch(
@@ -750,14 +762,31 @@ pub async fn reconcile_class<K: GatewayKind>(
 }
 
 /// Error policy of the class pass.
+/// Error policy of the class pass: the same schedule as gateways (1 s doubling to 5 min),
+/// per class. A class whose last failure is older than the cap starts over, so an old
+/// failure does not slow a new one.
 pub fn class_error_policy<K: GatewayKind>(
-    _class: Arc<K::Class>,
+    class: Arc<K::Class>,
     error: &ReconcileError,
     shared: Arc<Shared<K>>,
 ) -> Action {
     shared.metrics.reconcile_failed(error.metric_reason());
-    warn!(%error, "class reconcile failed");
-    Action::requeue(backoff(1))
+    let attempts = {
+        let mut failures = shared
+            .class_failures
+            .lock()
+            .expect("class failure map lock");
+        let now = std::time::Instant::now();
+        let entry = failures.entry(class.name_any()).or_insert((0, now));
+        if now.duration_since(entry.1) > MAX_BACKOFF {
+            entry.0 = 0;
+        }
+        *entry = (entry.0 + 1, now);
+        entry.0
+    };
+    let delay = backoff(attempts);
+    warn!(%error, attempts, retry_in_ms = delay.as_millis() as u64, "class reconcile failed");
+    Action::requeue(delay)
 }
 
 #[cfg(test)]

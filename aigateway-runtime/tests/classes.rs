@@ -4,11 +4,11 @@ mod fixtures;
 
 use std::time::Duration;
 
-use aigateway_api::{AiGateway, AiGatewayClass};
+use aigateway_api::{AiGateway, AiGatewayClass, AiGatewayClassSpec};
 use fixtures::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -189,4 +189,68 @@ async fn a_restart_keeps_the_finalizer_of_a_class_being_deleted() {
             "a restart let the class in use go"
         );
     }
+}
+
+/// A class already being deleted (another finalizer holds it) when a gateway starts to
+/// use it: the API server refuses new finalizers on an object being deleted, so we add
+/// none, fail no write, and serve the gateway, saying the class is going.
+async fn a_class_deleted_before_its_gateway_came(cluster: Cluster) {
+    let client = cluster.client();
+    let classes = Api::<AiGatewayClass>::all(client.clone());
+    let mut class = AiGatewayClass::new(
+        "held",
+        AiGatewayClassSpec {
+            controller: CONTROLLER.into(),
+        },
+    );
+    class.metadata.finalizers = Some(vec!["example.com/hold".to_owned()]);
+    classes
+        .create(&PostParams::default(), &class)
+        .await
+        .unwrap();
+    classes
+        .delete("held", &DeleteParams::default())
+        .await
+        .unwrap();
+    create_gateway(&client, &gateway("late", Some("held"), &["m"])).await;
+    let operator = operator(client.clone(), Minimal::default());
+    let metrics = operator.metrics();
+    let _running = start(operator);
+
+    eventually_within(60 * SECOND, "Accepted says the class is going", || async {
+        condition(&client, "late", "Accepted")
+            .await
+            .filter(|(status, reason, _)| status == "True" && reason == "ClassDeleting")
+    })
+    .await;
+    wait_condition(&client, "late", "Ready", "True").await;
+    tokio::time::sleep(2 * SECOND).await;
+    let errors: Vec<String> = metrics
+        .encode()
+        .lines()
+        .filter(|l| l.starts_with("aigateway_reconcile_errors_total{"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(errors, Vec::<String>::new(), "failed reconciles");
+    let class = classes.get("held").await.unwrap();
+    assert_eq!(class.finalizers(), ["example.com/hold".to_owned()]);
+
+    classes
+        .patch(
+            "held",
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_class_deleted_before_its_gateway_came_gets_no_finalizer_and_serves() {
+    a_class_deleted_before_its_gateway_came(Cluster::testkit().await).await;
+}
+
+#[test]
+fn real_cluster_a_class_deleted_before_its_gateway_came_gets_no_finalizer_and_serves() {
+    on_real_cluster(a_class_deleted_before_its_gateway_came);
 }

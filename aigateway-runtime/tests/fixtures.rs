@@ -287,8 +287,10 @@ pub async fn condition(
 
 /// Waits until condition `type_` on `name` has `status`.
 pub async fn wait_condition(client: &Client, name: &str, type_: &str, status: &str) {
+    // Long enough for a real control plane, where a Deployment waits for the scheduler,
+    // kwok and the controller manager; a test on the testkit is done long before.
     eventually_within(
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         &format!("{name}: {type_}={status}"),
         || async {
             condition(client, name, type_)
