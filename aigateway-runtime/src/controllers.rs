@@ -54,6 +54,9 @@ pub(crate) trait ServedKind: Send + Sync {
     fn field_manager(&self) -> String;
     /// Gateways of our classes by condition, for the metrics gauge.
     fn counts(&self) -> Vec<(ConditionLabels, i64)>;
+    /// A related kind the implementation declares twice, if any: each declaration
+    /// would start its own watch while lookups used only one of them.
+    fn duplicate_related_kind(&self) -> Option<String>;
     /// The kind's controllers, until `stop`.
     fn run<'a>(
         &'a self,
@@ -106,6 +109,16 @@ impl<K: GatewayKind> ServedKind for Served<K> {
 
     fn field_manager(&self) -> String {
         self.implementation.field_manager()
+    }
+
+    fn duplicate_related_kind(&self) -> Option<String> {
+        let mut seen = std::collections::HashSet::new();
+        self.implementation
+            .related()
+            .into_iter()
+            .map(|watch| watch.resource)
+            .find(|resource| !seen.insert((resource.group.clone(), resource.kind.clone())))
+            .map(|resource| resource.kind)
     }
 
     fn counts(&self) -> Vec<(ConditionLabels, i64)> {

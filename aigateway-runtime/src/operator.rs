@@ -35,6 +35,16 @@ pub enum OperatorError {
         /// The gateway kind, e.g. `ToolGateway`.
         kind: String,
     },
+    /// An implementation declares one related kind twice.
+    #[error(
+        "the implementation of {gateway_kind} declares related kind {related_kind} twice: declare each kind once in related() (one RelatedWatch, named or not)"
+    )]
+    DuplicateRelatedWatch {
+        /// The gateway kind whose implementation declares it.
+        gateway_kind: String,
+        /// The related kind, e.g. `Secret`.
+        related_kind: String,
+    },
     /// The controller name is not a domain-prefixed path.
     #[error("invalid controller name: {0}")]
     ControllerName(#[from] aigateway_api::class::ControllerNameError),
@@ -276,6 +286,12 @@ impl Operator {
         }
         for served in &self.kinds {
             aigateway_api::class::validate_controller_name(served.controller_name())?;
+            if let Some(related_kind) = served.duplicate_related_kind() {
+                return Err(OperatorError::DuplicateRelatedWatch {
+                    gateway_kind: served.gateway_kind(),
+                    related_kind,
+                });
+            }
         }
 
         if let Some(addr) = self.config.admin_addr {

@@ -26,9 +26,11 @@
 //! assert!(!after.contains("sk-"));
 //! ```
 //!
-//! The annotation holds a SHA-256 digest, never the content: it is safe to pass Secret
-//! values. (A digest of one short, guessable value could be confirmed by guessing; hash
-//! keys together with the configuration, as above, rather than a lone weak password.)
+//! The annotation holds an unsalted SHA-256 digest, never the content. It does not keep
+//! a weak value secret: whoever can read the Deployment can hash guesses (and can read
+//! the configuration hashed with it in the ConfigMap), so a short or guessable key can
+//! be confirmed offline. Hash long random keys, or what identifies a Secret's version
+//! (its uid and resourceVersion) instead of its values.
 
 use std::collections::BTreeMap;
 

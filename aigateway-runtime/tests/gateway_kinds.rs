@@ -726,3 +726,47 @@ async fn two_implementations_of_one_kind_are_refused_before_anything_runs() {
         "two implementations serve ToolGateway: call Operator::gateway(..) once per gateway kind"
     );
 }
+
+/// Declares Secrets twice: all of them, and the one named `keys`.
+struct SecretsTwice;
+
+#[async_trait::async_trait]
+impl GatewayImplementation for SecretsTwice {
+    fn controller_name(&self) -> &str {
+        "example.com/secrets-twice"
+    }
+
+    fn related(&self) -> Vec<aigateway_runtime::RelatedWatch> {
+        vec![
+            aigateway_runtime::RelatedWatch::new::<k8s_openapi::api::core::v1::Secret>(),
+            aigateway_runtime::RelatedWatch::new::<k8s_openapi::api::core::v1::Secret>()
+                .named("keys"),
+        ]
+    }
+
+    async fn desired_state(
+        &self,
+        _gateway: &aigateway_api::AiGateway,
+        _ctx: &Context,
+    ) -> Result<DesiredState, ImplementationError> {
+        Ok(DesiredState::new())
+    }
+}
+
+/// Two declarations of one related kind would start two watches (and need the RBAC of
+/// the broader one) while lookups used only one: refused before anything runs.
+#[tokio::test]
+async fn a_related_kind_declared_twice_is_refused_before_anything_runs() {
+    let server = cluster().await;
+    server.reset_stats();
+    let error = Operator::new(server.client())
+        .gateway(SecretsTwice)
+        .run()
+        .await
+        .expect_err("Secret declared twice");
+    assert_eq!(
+        error.to_string(),
+        "the implementation of AiGateway declares related kind Secret twice: declare each kind once in related() (one RelatedWatch, named or not)"
+    );
+    assert_eq!(server.stats().writes(), 0);
+}

@@ -457,12 +457,32 @@ async fn over_http_no_write_of_ours_conflicts_with_our_own_previous_write() {
             .filter(|r| aigateway_testkit::WRITE_VERBS.contains(&r.verb.as_str()))
             .count()
     };
+    assert_eq!(
+        gateway_writes(""),
+        GATEWAYS,
+        "one metadata write (our marks) each"
+    );
     // The testkit makes a Deployment available just after answering its apply, so the
     // first status says RollingOut and the Deployment's next watch event brings Ready.
-    assert_eq!(
-        (gateway_writes(""), gateway_writes("status")),
-        (GATEWAYS, 2 * GATEWAYS),
-        "per gateway: one metadata write (our marks), two status writes (rolling out, Ready)"
+    // On a loaded machine a reconcile may also see the Deployment between the two (its
+    // status not written yet), whose RollingOut message differs: a third status write,
+    // for progress the user can read, never a retry.
+    let mut status_writes: std::collections::BTreeMap<String, usize> = Default::default();
+    for r in requests.iter().filter(ours).filter(|r| {
+        r.resource == "aigateways"
+            && r.subresource == "status"
+            && aigateway_testkit::WRITE_VERBS.contains(&r.verb.as_str())
+    }) {
+        *status_writes.entry(r.name.clone()).or_default() += 1;
+    }
+    assert_eq!(status_writes.len(), GATEWAYS);
+    let outside: Vec<(&String, &usize)> = status_writes
+        .iter()
+        .filter(|(_, n)| !(2..=3).contains(*n))
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "status writes per gateway, 2 (rolling out, Ready) or 3 expected: {outside:?}"
     );
     let events = requests
         .iter()
@@ -510,15 +530,15 @@ async fn fifty_gateways_converge_through_failing_writes_and_cut_watches() {
     // write fails with probability 0.2, and a gateway's retry delay doubles (1, 2, 4, ...
     // s) only while the same step keeps failing (see `reconcile::error_policy`). So the
     // slowest gateway is the one whose single write (the marks, a child, a status) fails
-    // most often in a row: k failures in a row wait at most 2^k - 1 s, with probability
-    // 0.2^k per write. Over about 300 writes (50 gateways x 6), seven in a row (127 s)
-    // happen in about 0.4 % of runs and eight (255 s) in 0.08 %: 150 s covers seven plus
-    // the time to work through 50 gateways on a loaded machine. Typical runs take 9 to
-    // 30 s. (When every failure of a gateway doubled its delay, whatever step failed, and
+    // most often in a row: k failures in a row wait 2^k - 1 s, up to 25 % more with
+    // jitter, with probability 0.2^k per write. Over about 300 writes (50 gateways x 6),
+    // seven in a row (127 s, up to 159 s) happen in about 0.4 % of runs and eight (255 s,
+    // up to 319 s) in 0.08 %: 240 s covers seven with jitter plus the time to work
+    // through 50 gateways on a loaded machine. Typical runs take 9 to 30 s. (When every failure of a gateway doubled its delay, whatever step failed, and
     // each gateway's first status write conflicted with its own marks write, half of all
     // reconciles failed and seven failures in a row were common: 9 to 125 s.)
     eventually_within(
-        Duration::from_secs(150),
+        Duration::from_secs(240),
         "all 50 gateways Ready",
         || async {
             let list = gateways.list(&Default::default()).await.ok()?;

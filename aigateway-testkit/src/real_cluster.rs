@@ -166,7 +166,7 @@ impl RealCluster {
                     "--for=condition=Established",
                     "crd",
                     "--all",
-                    "--timeout=60s",
+                    "--timeout=5s",
                 ])
                 .output()
                 .map_err(|source| RealClusterError::Io {
