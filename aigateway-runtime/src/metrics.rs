@@ -46,6 +46,9 @@ pub struct Metrics {
     gateways: Family<ConditionLabels, Gauge>,
     leader: Gauge,
     watch_events: Family<CacheLabels, Counter>,
+    /// Reconciles that have returned (not exported: `reconciles` minus this is what is
+    /// in flight, which tests need to call an operator idle).
+    finished: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Metrics {
@@ -91,6 +94,7 @@ impl Default for Metrics {
             duration,
             gateways,
             leader,
+            finished: Default::default(),
         }
     }
 }
@@ -106,6 +110,9 @@ impl Drop for ReconcileTimer<'_> {
         self.metrics
             .duration
             .observe(self.start.elapsed().as_secs_f64());
+        self.metrics
+            .finished
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -123,6 +130,12 @@ impl Metrics {
     /// not the Prometheus text.
     pub fn reconciles(&self) -> u64 {
         self.reconciles.get()
+    }
+
+    /// How many reconciles have started and not yet returned.
+    pub fn reconciles_in_flight(&self) -> u64 {
+        let finished = self.finished.load(std::sync::atomic::Ordering::Relaxed);
+        self.reconciles.get().saturating_sub(finished)
     }
 
     /// Counts a failed reconcile.

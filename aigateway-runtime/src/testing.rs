@@ -198,17 +198,24 @@ impl RunningOperator {
         self.metrics.reconciles()
     }
 
-    /// Waits until the operator has run no reconcile and `server` has seen no write
-    /// for [`IDLE_WINDOW`]; panics after [`TIMEOUT`].
+    /// Waits until the operator has started no reconcile, has none in flight, and
+    /// `server` has seen no write for [`IDLE_WINDOW`]; panics after [`TIMEOUT`]. (A slow
+    /// reconcile still running would write after an idleness judged by starts alone.)
     pub async fn wait_idle(&self, server: &ApiServer) {
-        let sample = || (self.reconciles(), server.stats().writes());
+        let sample = || {
+            (
+                self.reconciles(),
+                self.metrics.reconciles_in_flight(),
+                server.stats().writes(),
+            )
+        };
         let deadline = tokio::time::Instant::now() + TIMEOUT;
         let mut last = sample();
         let mut quiet_since = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(POLL).await;
             let now = sample();
-            if now != last {
+            if now != last || now.1 > 0 {
                 last = now;
                 quiet_since = tokio::time::Instant::now();
             } else if quiet_since.elapsed() >= IDLE_WINDOW {
