@@ -378,3 +378,30 @@ fn render_handles_tool_gateways_and_reports_every_route() {
     );
     assert!(text(&output.stdout).is_empty());
 }
+
+/// A kind `run` does not serve, or none, is refused before anything connects: exit code
+/// 2 and one error naming the valid kinds.
+#[test]
+fn run_refuses_an_unknown_or_empty_gateway_kind() {
+    for value in ["agent-gateway", "", "ai-gateway,bogus"] {
+        let output = bin()
+            .args([
+                "run",
+                "--kubeconfig",
+                "/nonexistent",
+                "--gateway-kinds",
+                value,
+            ])
+            .env_remove("GATEWAY_KINDS")
+            .output()
+            .unwrap();
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{value:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: ")
+                && stderr.contains("--gateway-kinds")
+                && stderr.contains("[possible values: ai-gateway, tool-gateway]"),
+            "{value:?}: {stderr}"
+        );
+    }
+}

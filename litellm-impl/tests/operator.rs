@@ -13,15 +13,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use litellm_impl::{LiteLlmGateway, RenderSettings};
 
-const CLASS: &str = "apiVersion: runtime.agentic-layer.ai/v1alpha1
-kind: AiGatewayClass
-metadata:
-  name: litellm
-  annotations:
-    aigatewayclass.kubernetes.io/is-default-class: \"true\"
-spec:
-  controller: aigateway.agentic-layer.ai/ai-gateway-litellm-controller
-";
+const CLASS: &str = include_str!("../../examples/manifests/litellm-class-default.yaml");
 
 const GATEWAY: &str = "apiVersion: v1
 kind: Namespace

@@ -228,6 +228,9 @@ async fn the_go_operators_samples_become_ready_with_route_urls_only_once_the_gat
     running.stop().await;
 }
 
+/// The default AiGatewayClass, as the examples install it.
+const AI_GATEWAY_CLASS: &str = include_str!("../../examples/manifests/litellm-class-default.yaml");
+
 const CLASSES: &str = "apiVersion: runtime.agentic-layer.ai/v1alpha1
 kind: ToolGatewayClass
 metadata:
@@ -236,15 +239,6 @@ metadata:
     toolgatewayclass.kubernetes.io/is-default-class: \"true\"
 spec:
   controller: litellm.agentic-layer.ai/tool-gateway-litellm-controller
----
-apiVersion: runtime.agentic-layer.ai/v1alpha1
-kind: AiGatewayClass
-metadata:
-  name: litellm
-  annotations:
-    aigatewayclass.kubernetes.io/is-default-class: \"true\"
-spec:
-  controller: aigateway.agentic-layer.ai/ai-gateway-litellm-controller
 ---
 apiVersion: v1
 kind: Namespace
@@ -269,6 +263,7 @@ fn external_route(namespace: &str, name: &str, filter: &str) -> String {
 async fn an_ai_gateway_and_a_tool_gateway_of_one_name_do_not_fight_over_children() {
     let running = Running::start(Duration::ZERO).await;
     running.apply(CLASSES);
+    running.apply(AI_GATEWAY_CLASS);
     running.apply(
         "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata:\n  name: shared\n  namespace: team\nspec:\n  aiModels:\n  - name: gpt-4o\n    provider: openai\n",
     );
@@ -305,6 +300,7 @@ async fn an_ai_gateway_and_a_tool_gateway_of_one_name_do_not_fight_over_children
 async fn rotating_provider_keys_leaves_tool_gateway_pods_alone_and_guards_rerender_them() {
     let running = Running::start(Duration::ZERO).await;
     running.apply(CLASSES);
+    running.apply(AI_GATEWAY_CLASS);
     let secret = |key: &str| {
         format!(
             "apiVersion: v1\nkind: Secret\nmetadata:\n  name: api-key-secrets\n  namespace: team\nstringData:\n  OPENAI_API_KEY: {key}\n"
@@ -376,6 +372,7 @@ async fn rotating_provider_keys_leaves_tool_gateway_pods_alone_and_guards_rerend
 async fn routes_the_proxy_would_mishandle_are_refused_on_the_route_and_kept_out_of_the_config() {
     let running = Running::start(Duration::ZERO).await;
     running.apply(CLASSES);
+    running.apply(AI_GATEWAY_CLASS);
     running.apply(&tool_gateway("tools", ""));
     // A glob that LiteLLM would not honour: `deny: [delete_*]` would deny nothing.
     running.apply(&external_route(
