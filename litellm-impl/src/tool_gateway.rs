@@ -9,7 +9,7 @@
 //! A ToolRoute attaches to the gateway named by `spec.toolGatewayRef` (namespace
 //! defaulting to the route's, see [`ToolRoute::gateway`]). Each attached route becomes
 //! one `mcp_servers` entry keyed [`route_key`] (`<route-namespace>__<route-name>`, `-`
-//! replaced by `_`: LiteLLM 1.106.2 refuses `-` in server names, which it uses as the
+//! replaced by `_`: the pinned LiteLLM refuses `-` in server names, which it uses as the
 //! separator of prefixed tool names) and is served at [`route_url`]. The entry:
 //!
 //! | field | from |
@@ -33,8 +33,9 @@
 //! - **No provider-key hash**: the pod's secret hash covers only the Secrets the
 //!   container reads ([`crate::referenced_secrets_hash`]), so rotating `api-key-secrets`
 //!   does not restart ToolGateway pods.
-//! - **Startup probe**: LiteLLM lists every server's tools before it answers, so the
-//!   container gets [`workload::startup_probe`](crate::workload::startup_probe).
+//! - **Startup probe**: LiteLLM lists every server's tools before it answers; the
+//!   container's [`workload::startup_probe`](crate::workload::startup_probe) (every
+//!   LiteLLM pod has it) gives it five minutes.
 //!
 //! # Child names
 //! The children are named as an AiGateway's (`<gw>`, `<gw>-config`, label `app: <gw>`),
@@ -56,11 +57,11 @@ use crate::problem::{ObjectRef, Problem, ProblemReason};
 use crate::render::{
     GatewayParts, Rendered, SecretHashScope, WorkloadShape, finish, name_and_namespace, prepare,
 };
-use crate::settings::RenderSettings;
+use crate::settings::{LITELLM_VERSION, RenderSettings};
 use crate::{GatewayKind, RenderError};
 
 /// The env var that changes LiteLLM's separator between a server's name and its tools'
-/// names (default `-`); LiteLLM 1.106.2 refuses to load a server whose name contains it.
+/// names (default `-`); the pinned LiteLLM refuses to load a server whose name contains it.
 pub const TOOL_PREFIX_SEPARATOR_ENV: &str = "MCP_TOOL_PREFIX_SEPARATOR";
 
 /// The longest tool name the MCP specification allows.
@@ -258,10 +259,11 @@ pub fn render_tool_gateway(
     let config = tool_config(servers, guardrails);
     let shape = WorkloadShape {
         service_port: names::TOOL_GATEWAY_SERVICE_PORT,
-        startup_probe: true,
         secret_hash: SecretHashScope::Referenced,
+        config_files: Vec::new(),
     };
-    let (mut rendered, merged) = finish(prepared, lookup, config, BTreeSet::new(), shape)?;
+    let (mut rendered, merged) =
+        finish(prepared, lookup, config, BTreeSet::new(), shape, &|_| {})?;
     let patch_ref = gateway
         .metadata
         .annotations
@@ -297,7 +299,7 @@ pub fn render_tool_gateway(
     })
 }
 
-/// What LiteLLM 1.106.2 refuses in `mcp_servers` entries at startup (the proxy exits,
+/// What the pinned LiteLLM refuses in `mcp_servers` entries at startup (the proxy exits,
 /// so the gateway never becomes Ready), found in the config as patched: `auth_type:
 /// oauth2` without `oauth2_flow` (`load_servers_from_config`). Reported on `source`,
 /// the config-patch ConfigMap (rendering never writes `auth_type` itself).
@@ -315,7 +317,7 @@ fn check_mcp_servers(config: &Value, source: ObjectRef) -> Vec<Problem> {
             Problem::new(
                 ProblemReason::InvalidRef,
                 source.clone(),
-                format!("sets mcp_servers.{key}.auth_type oauth2 without oauth2_flow, which LiteLLM 1.106.2 refuses at startup (the proxy exits and the gateway never becomes Ready): add oauth2_flow: client_credentials (with client_id, client_secret and token_url) or authorization_code"),
+                format!("sets mcp_servers.{key}.auth_type oauth2 without oauth2_flow, which LiteLLM {LITELLM_VERSION} refuses at startup (the proxy exits and the gateway never becomes Ready): add oauth2_flow: client_credentials (with client_id, client_secret and token_url) or authorization_code"),
             )
         })
         .collect()

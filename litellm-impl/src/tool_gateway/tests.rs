@@ -493,7 +493,7 @@ fn the_workload_listens_on_4000_behind_service_port_80_with_a_startup_probe() {
         r.rendered.config_map.metadata.name.as_deref(),
         Some("tools-config")
     );
-    // An AiGateway's container gets no startup probe (unchanged).
+    // An AiGateway's container gets the same probes.
     let ai = crate::render(
         &serde_saphyr::from_str(&format!("{API}\nkind: AiGateway\nmetadata: {{name: gw, namespace: ns}}\nspec: {{aiModels: [{{name: m, provider: openai}}]}}\n")).unwrap(),
         &InMemoryObjects::new(),
@@ -508,7 +508,9 @@ fn the_workload_listens_on_4000_behind_service_port_80_with_a_startup_probe() {
         .spec
         .unwrap()
         .containers[0];
-    assert!(ai_container.startup_probe.is_none());
+    assert_eq!(ai_container.startup_probe, container.startup_probe);
+    assert_eq!(ai_container.liveness_probe, container.liveness_probe);
+    assert_eq!(ai_container.readiness_probe, container.readiness_probe);
 }
 
 #[test]
@@ -605,7 +607,7 @@ fn upstream_samples_render_with_their_routes_served() {
             .collect();
         if route_ns == "tool-gateway-patched-routes" {
             // The sample's patch sets auth_type oauth2 without oauth2_flow: LiteLLM
-            // 1.106.2 exits at startup on it (checked by hand against the pinned proxy).
+            // 1.106.2 and 1.108.7 exit at startup on it (checked by hand against the proxy).
             assert_eq!(unresolved.len(), 1, "{unresolved:?}");
             assert_eq!(
                 unresolved[0].object.to_string(),
