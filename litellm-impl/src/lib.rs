@@ -81,6 +81,7 @@ pub mod names;
 mod problem;
 mod render;
 pub mod settings;
+pub mod tool_filter;
 pub mod tool_gateway;
 pub mod workload;
 

@@ -267,14 +267,12 @@ fn a_colliding_route_keeps_its_key_even_while_its_upstream_is_broken() {
 }
 
 #[test]
-fn tool_filter_patterns_litellm_would_not_honour_fail_closed_with_a_message_on_the_route() {
-    for (filter, effect) in [
-        ("{allow: [search_*]}", "hide every tool"),
-        ("{deny: [delete_*]}", "deny nothing"),
-        ("{deny: [\"delete_[a-z]+\"]}", "deny nothing"),
-        ("{allow: [\"search?\"]}", "hide every tool"),
-        ("{deny: [\"delete everything\"]}", "deny nothing"),
-        ("{deny: [\"\"]}", "deny nothing"),
+fn tool_filter_syntax_the_api_does_not_define_fails_closed_with_the_rule_on_the_route() {
+    for (filter, says) in [
+        ("{deny: [\"delete_[a-z]+\"]}", "uses '['"),
+        ("{allow: [\"^search.*$\"]}", "uses '^'"),
+        ("{deny: [\"delete everything\"]}", "holds ' '"),
+        ("{deny: [\"\"]}", "is empty"),
     ] {
         let yaml = format!(
             "{GATEWAY}{}",
@@ -288,20 +286,112 @@ fn tool_filter_patterns_litellm_would_not_honour_fail_closed_with_a_message_on_t
         let problem = refused(&r, "team", "r");
         assert_eq!(
             problem.reason,
-            RouteProblemReason::UnsupportedToolFilter,
+            RouteProblemReason::InvalidToolFilter,
             "{filter}"
         );
         assert!(
-            problem.message.contains(effect),
+            problem.message.contains(says),
             "{filter}: {}",
+            problem.message
+        );
+        assert!(
+            problem.message.contains(crate::tool_filter::RULE),
+            "{}",
             problem.message
         );
         assert!(!problem.message.contains('\n'), "{}", problem.message);
         assert!(
             config(&r).get("mcp_servers").is_none(),
-            "{filter}: a route with a filter LiteLLM cannot honour must not be served at all"
+            "{filter}: a route whose filter cannot be read must not be served at all"
         );
+        assert!(config(&r).get("guardrails").is_none(), "{filter}");
     }
+}
+
+#[test]
+fn glob_filters_are_served_through_the_guardrail_shipped_in_the_config_map() {
+    let yaml = format!(
+        "{GATEWAY}{}{}{}",
+        route(
+            "team",
+            "sample",
+            &format!(
+                "{}  toolFilter: {{allow: [\"get_*\", \"list_*\"], deny: [\"*delete*\"]}}\n",
+                external("http://x/mcp")
+            )
+        ),
+        route(
+            "team",
+            "exact",
+            &format!(
+                "{}  toolFilter: {{allow: [echo], deny: [drop]}}\n",
+                external("http://y/mcp")
+            )
+        ),
+        route("team", "open", &external("http://z/mcp")),
+    );
+    let r = render_yaml(&yaml);
+    let rendered = config(&r);
+    assert_eq!(
+        rendered["guardrails"][0],
+        json!({
+            "guardrail_name": "aigateway_tool_filter",
+            "litellm_params": {
+                "guardrail": "aigateway_tool_filter.ToolFilterGuardrail",
+                "mode": "pre_mcp_call",
+                "default_on": true,
+                "routes": [
+                    {"route": "team/exact", "servers": ["team__exact"], "allow": ["echo"], "deny": ["drop"]},
+                    {"route": "team/sample", "servers": ["team__sample"], "allow": ["get_*", "list_*"], "deny": ["*delete*"]},
+                ],
+            },
+        })
+    );
+    let servers = &rendered["mcp_servers"];
+    // Patterns are never handed to LiteLLM's exact-name lists; exact names are.
+    assert!(
+        servers["team__sample"].get("allowed_tools").is_none(),
+        "{servers}"
+    );
+    assert!(
+        servers["team__sample"].get("disallowed_tools").is_none(),
+        "{servers}"
+    );
+    assert_eq!(servers["team__exact"]["allowed_tools"], json!(["echo"]));
+    assert_eq!(servers["team__exact"]["disallowed_tools"], json!(["drop"]));
+    assert!(servers["team__open"].is_object());
+    let data = r.rendered.config_map.data.as_ref().unwrap();
+    assert_eq!(
+        data.get(crate::tool_filter::MODULE_FILE)
+            .map(String::as_str),
+        Some(crate::tool_filter::MODULE_SOURCE)
+    );
+
+    // Without filters, neither the guardrail nor the module.
+    let plain = render_yaml(&format!(
+        "{GATEWAY}{}",
+        route("team", "open", &external("http://z/mcp"))
+    ));
+    assert!(config(&plain).get("guardrails").is_none());
+    let data = plain.rendered.config_map.data.as_ref().unwrap();
+    assert_eq!(data.keys().collect::<Vec<_>>(), ["config.yaml"]);
+    // The module is part of what rolls the pods.
+    let hash = |r: &RenderedToolGateway| {
+        r.rendered
+            .deployment
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .annotations
+            .as_ref()
+            .unwrap()[names::CONFIG_HASH_ANNOTATION]
+            .clone()
+    };
+    assert_ne!(hash(&r), hash(&plain));
 }
 
 #[test]
@@ -336,7 +426,7 @@ fn hostile_strings_are_refused_as_for_ai_gateways() {
     for name in ["environ-filter", "oidc-filter"] {
         assert_eq!(
             refused(&r, "team", name).reason,
-            RouteProblemReason::UnsupportedToolFilter
+            RouteProblemReason::InvalidToolFilter
         );
     }
     for name in ["environ-url", "published"] {
