@@ -825,6 +825,21 @@ fn missing_provider_keys_are_reported_unless_the_user_supplies_them() {
     );
 }
 
+/// A ToolGateway without routes, rendered.
+fn plain_tool_gateway() -> Rendered {
+    crate::render_tool_gateway(
+        &serde_saphyr::from_str(&format!(
+            "{API}\nkind: ToolGateway\nmetadata: {{name: tools, namespace: ns}}\nspec: {{}}\n"
+        ))
+        .unwrap(),
+        &[],
+        &InMemoryObjects::new(),
+        &RenderSettings::default(),
+    )
+    .unwrap()
+    .rendered
+}
+
 /// The earliest moment after a container starts at which the kubelet may restart it
 /// for failed probes, with these probes: the first probe that may run during start-up
 /// (the startup probe when there is one, else liveness) fails `failureThreshold` times
@@ -860,17 +875,7 @@ fn probe(
 
 #[test]
 fn a_litellm_that_starts_in_100_seconds_is_never_killed() {
-    let tool = crate::render_tool_gateway(
-        &serde_saphyr::from_str(
-            "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: ToolGateway\nmetadata: {name: tools, namespace: ns}\nspec: {}\n",
-        )
-        .unwrap(),
-        &[],
-        &InMemoryObjects::new(),
-        &RenderSettings::default(),
-    )
-    .unwrap()
-    .rendered;
+    let tool = plain_tool_gateway();
     let ai = rendered(&gateway(ONE_MODEL));
     // The Go operator's probes (liveness from 30 s, 10 failures 10 s apart; no startup
     // probe) and LiteLLM's helm chart's (startup probe, 30 failures 10 s apart).
@@ -928,17 +933,7 @@ fn the_price_map_is_read_offline_unless_the_users_env_says_otherwise() {
     let from_source = render(&gw, &lookup, &RenderSettings::default()).unwrap();
     assert!(value(&from_source).is_empty());
     // ToolGateways get it too.
-    let tool = crate::render_tool_gateway(
-        &serde_saphyr::from_str(
-            "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: ToolGateway\nmetadata: {name: tools, namespace: ns}\nspec: {}\n",
-        )
-        .unwrap(),
-        &[],
-        &InMemoryObjects::new(),
-        &RenderSettings::default(),
-    )
-    .unwrap()
-    .rendered;
+    let tool = plain_tool_gateway();
     assert_eq!(value(&tool), ["True"]);
 }
 

@@ -73,6 +73,31 @@ async fn condition(gateways: &Api<AiGateway>, type_: &str) -> Option<(String, St
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
+/// Our CRDs and the default `litellm` AiGatewayClass.
+async fn install_crds_and_class(server: &ApiServer) {
+    for crd in aigateway_api::crds::all() {
+        server.install_crd(crd).await.unwrap();
+    }
+    server.apply_manifests(CLASS).unwrap();
+}
+
+type Stop = tokio::sync::oneshot::Sender<()>;
+type Task = tokio::task::JoinHandle<Result<(), aigateway_runtime::OperatorError>>;
+
+/// The LiteLLM AiGateway operator on `server`, until the sender is used.
+fn spawn_operator(server: &ApiServer) -> (Stop, Task) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(
+        Operator::new(server.client())
+            .gateway(LiteLlmGateway::new(RenderSettings::default()))
+            .shutdown_on(async move {
+                let _ = stopped.await;
+            })
+            .run(),
+    );
+    (stop, task)
+}
+
 async fn wait_for<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
@@ -91,20 +116,9 @@ where
 #[tokio::test]
 async fn problems_become_conditions_and_related_objects_rerender_the_gateway() {
     let server = ApiServer::new();
-    for crd in aigateway_api::crds::all() {
-        server.install_crd(crd).await.unwrap();
-    }
-    server.apply_manifests(CLASS).unwrap();
+    install_crds_and_class(&server).await;
     server.apply_manifests(GATEWAY).unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(
-        Operator::new(server.client())
-            .gateway(LiteLlmGateway::new(RenderSettings::default()))
-            .shutdown_on(async move {
-                let _ = stopped.await;
-            })
-            .run(),
-    );
+    let (stop, task) = spawn_operator(&server);
     let gateways: Api<AiGateway> = Api::namespaced(server.client(), "team");
 
     // Neither the Secret nor the Guard exists: the proxy still deploys, and status says why.
@@ -204,10 +218,7 @@ async fn problems_become_conditions_and_related_objects_rerender_the_gateway() {
 #[tokio::test]
 async fn a_patch_config_map_named_like_the_generated_one_is_never_overwritten() {
     let server = ApiServer::new();
-    for crd in aigateway_api::crds::all() {
-        server.install_crd(crd).await.unwrap();
-    }
-    server.apply_manifests(CLASS).unwrap();
+    install_crds_and_class(&server).await;
     server
         .apply_manifests(
             "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gw-config\n  namespace: team\ndata:\n  patch.yaml: |\n    router_settings:\n      routing_strategy: simple-shuffle\n---\napiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata:\n  name: gw\n  namespace: team\n  annotations:\n    ai-gateway-litellm.agentic-layer.ai/config-patch: gw-config\nspec:\n  aiModels:\n    - name: gpt-4o\n      provider: openai\n",
@@ -215,15 +226,7 @@ async fn a_patch_config_map_named_like_the_generated_one_is_never_overwritten() 
         .unwrap();
     let config_maps: Api<ConfigMap> = Api::namespaced(server.client(), "team");
     let before = config_maps.get("gw-config").await.unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(
-        Operator::new(server.client())
-            .gateway(LiteLlmGateway::new(RenderSettings::default()))
-            .shutdown_on(async move {
-                let _ = stopped.await;
-            })
-            .run(),
-    );
+    let (stop, task) = spawn_operator(&server);
     let gateways: Api<AiGateway> = Api::namespaced(server.client(), "team");
     wait_for("Programmed=False NameConflict naming gw-config", || async {
         condition(&gateways, "Programmed")
@@ -273,24 +276,13 @@ async fn the_go_operators_condition_types_carry_its_reasons() {
     let server = ApiServer::builder()
         .deployment_ready_delay(Duration::from_millis(500))
         .build();
-    for crd in aigateway_api::crds::all() {
-        server.install_crd(crd).await.unwrap();
-    }
-    server.apply_manifests(CLASS).unwrap();
+    install_crds_and_class(&server).await;
     server
         .apply_manifests(
             "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n---\napiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata:\n  name: gw\n  namespace: team\n  annotations:\n    ai-gateway-litellm.agentic-layer.ai/config-patch: tuning\nspec:\n  aiModels:\n    - name: gpt-4o\n      provider: openai\n",
         )
         .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(
-        Operator::new(server.client())
-            .gateway(LiteLlmGateway::new(RenderSettings::default()))
-            .shutdown_on(async move {
-                let _ = stopped.await;
-            })
-            .run(),
-    );
+    let (stop, task) = spawn_operator(&server);
     let gateways: Api<AiGateway> = Api::namespaced(server.client(), "team");
     wait_for("ConfigPatchInvalid on AiGatewayConfigured", || async {
         condition(&gateways, "AiGatewayConfigured")

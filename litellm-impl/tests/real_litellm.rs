@@ -21,8 +21,8 @@ use axum::http::{HeaderMap, Uri};
 use axum::routing::post;
 use litellm_impl::local::pod::{self, LocalPod};
 use litellm_impl::{
-    InMemoryObjects, InputObject, ProblemReason, RenderSettings, Rendered, RouteState, names,
-    parse_documents, render, render_tool_gateway,
+    InMemoryObjects, InputObject, ProblemReason, RenderSettings, Rendered, RenderedToolGateway,
+    RouteState, names, parse_documents, render, render_tool_gateway,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -989,6 +989,24 @@ async fn mcp_client(url: &str, key: &str, calls: &[Value]) -> Value {
         .unwrap_or_else(|e| panic!("the MCP client printed no JSON ({e}): {text}"))
 }
 
+/// The objects as a lookup, and the first ToolGateway among them rendered with the
+/// routes among them.
+fn render_first_tool_gateway(parsed: Vec<InputObject>) -> (InMemoryObjects, RenderedToolGateway) {
+    let mut lookup = InMemoryObjects::new();
+    lookup.extend(&parsed);
+    let (mut gateways, mut routes) = (Vec::new(), Vec::new());
+    for object in parsed {
+        match object {
+            InputObject::ToolGateway(g) => gateways.push(g),
+            InputObject::ToolRoute(r) => routes.push(r),
+            _ => {}
+        }
+    }
+    let rendered =
+        render_tool_gateway(&gateways[0], &routes, &lookup, &RenderSettings::default()).unwrap();
+    (lookup, rendered)
+}
+
 fn tool_calls(calls: &Path) -> Vec<String> {
     std::fs::read_to_string(calls)
         .unwrap_or_default()
@@ -1037,18 +1055,7 @@ spec:
 "#
     );
     let parsed = parse_documents(&yaml, "test").unwrap();
-    let mut lookup = InMemoryObjects::new();
-    lookup.extend(&parsed);
-    let (mut gateways, mut routes) = (Vec::new(), Vec::new());
-    for object in parsed {
-        match object {
-            InputObject::ToolGateway(g) => gateways.push(g),
-            InputObject::ToolRoute(r) => routes.push(r),
-            _ => {}
-        }
-    }
-    let rendered =
-        render_tool_gateway(&gateways[0], &routes, &lookup, &RenderSettings::default()).unwrap();
+    let (lookup, rendered) = render_first_tool_gateway(parsed);
     assert_eq!(
         rendered.rendered.problems,
         [],
@@ -1193,18 +1200,7 @@ spec:
         )
         .unwrap(),
     );
-    let mut lookup = InMemoryObjects::new();
-    lookup.extend(&parsed);
-    let (mut gateways, mut routes) = (Vec::new(), Vec::new());
-    for object in parsed {
-        match object {
-            InputObject::ToolGateway(g) => gateways.push(g),
-            InputObject::ToolRoute(r) => routes.push(r),
-            _ => {}
-        }
-    }
-    let rendered =
-        render_tool_gateway(&gateways[0], &routes, &lookup, &RenderSettings::default()).unwrap();
+    let (lookup, rendered) = render_first_tool_gateway(parsed);
     assert_eq!(rendered.rendered.problems, []);
     let path = match &rendered.routes[0].state {
         RouteState::Served(served) => served.url.strip_prefix(&rendered.url).unwrap().to_owned(),

@@ -50,6 +50,19 @@ fn render_yaml(yaml: &str) -> RenderedToolGateway {
     render_all(&input(yaml))
 }
 
+/// An annotation of the rendered pod template.
+fn pod_annotation(r: &RenderedToolGateway, key: &str) -> String {
+    let template = &r.rendered.deployment.spec.as_ref().unwrap().template;
+    template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .annotations
+        .as_ref()
+        .unwrap()[key]
+        .clone()
+}
+
 const GATEWAY: &str = "---\napiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: ToolGateway\nmetadata: {name: tools, namespace: gw-ns}\nspec: {}\n";
 
 fn route(namespace: &str, name: &str, rest: &str) -> String {
@@ -376,21 +389,7 @@ fn glob_filters_are_served_through_the_guardrail_shipped_in_the_config_map() {
     let data = plain.rendered.config_map.data.as_ref().unwrap();
     assert_eq!(data.keys().collect::<Vec<_>>(), ["config.yaml"]);
     // The module is part of what rolls the pods.
-    let hash = |r: &RenderedToolGateway| {
-        r.rendered
-            .deployment
-            .spec
-            .as_ref()
-            .unwrap()
-            .template
-            .metadata
-            .as_ref()
-            .unwrap()
-            .annotations
-            .as_ref()
-            .unwrap()[names::CONFIG_HASH_ANNOTATION]
-            .clone()
-    };
+    let hash = |r: &RenderedToolGateway| pod_annotation(r, names::CONFIG_HASH_ANNOTATION);
     assert_ne!(hash(&r), hash(&plain));
 }
 
@@ -503,21 +502,7 @@ fn tool_gateway_pods_carry_no_provider_keys_and_roll_only_for_secrets_they_read(
 ---\n{API}\nkind: ToolGateway\nmetadata: {{name: tools, namespace: gw-ns}}\nspec:\n  env: [{{name: MCP_TOKEN, valueFrom: {{secretKeyRef: {{name: mcp-token, key: TOKEN}}}}}}]\n"
         )
     };
-    let hash = |r: &RenderedToolGateway| {
-        r.rendered
-            .deployment
-            .spec
-            .as_ref()
-            .unwrap()
-            .template
-            .metadata
-            .as_ref()
-            .unwrap()
-            .annotations
-            .as_ref()
-            .unwrap()[names::SECRET_HASH_ANNOTATION]
-            .clone()
-    };
+    let hash = |r: &RenderedToolGateway| pod_annotation(r, names::SECRET_HASH_ANNOTATION);
     let first = render_yaml(&with("sk-one", "t-one"));
     let rotated_provider_key = render_yaml(&with("sk-two", "t-one"));
     let rotated_token = render_yaml(&with("sk-one", "t-two"));
