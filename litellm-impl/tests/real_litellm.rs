@@ -1273,7 +1273,7 @@ spec:
 
 /// The guardrail module's pattern matching, in the pinned LiteLLM's Python: `*` any run
 /// (none too), `?` exactly one character, everything else literal, whole names only,
-/// deny wins.
+/// deny wins, and no pattern makes it slow.
 #[test]
 fn the_tool_filter_module_matches_patterns_as_the_api_defines_them() {
     let program = r#"
@@ -1287,6 +1287,11 @@ names = ["get_weather", "get_", "list_items", "delete_item", "get_delete_log", "
 print(json.dumps({name: sample.refusal(name) is None for name in names}))
 deny_only = module.RouteFilter("ns/r", [], ["drop"])
 print(json.dumps([deny_only.refusal("drop") is None, deny_only.refusal("dropped") is None]))
+# Patterns come from route authors: one that makes a backtracking regex take exponential
+# time is answered at once.
+hostile = "*a" * 40 + "*b"
+print(json.dumps([module.matches(hostile, "a" * 128), module.matches(hostile, "a" * 127 + "b"),
+                  module.matches("*", ""), module.matches("?", ""), module.matches("a*?", "ab")]))
 "#;
     let module = dir_with_module();
     let output = Command::new(venv_bin().join("python"))
@@ -1314,6 +1319,8 @@ print(json.dumps([deny_only.refusal("drop") is None, deny_only.refusal("dropped"
     );
     let deny_only: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
     assert_eq!(deny_only, json!([false, true]));
+    let edges: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(edges, json!([false, true, true, false, true]));
 }
 
 fn dir_with_module() -> tempfile::TempDir {
