@@ -10,7 +10,12 @@ It writes, and the tests read only these outputs (a clone without ../shared stil
   the published CRDs of the kinds we implement, reduced to structure (every schema
   `description` removed), keys sorted.
 - aigateway-api/tests/fixtures/samples/<name>.yaml: the sample manifests users apply,
-  one file per upstream sample, comments dropped, documents kept in order.
+  one file per upstream sample, comments dropped, documents kept in order: the Go
+  LiteLLM operator's, and agent-runtime-operator's (prefixed `agent-runtime-`: a
+  ToolRoute with glob tool filters, a ToolServer, Guards and GuardrailProviders).
+
+The Agent CRD is imported too (not a kind we implement): agent-runtime-operator's
+ToolRoute sample declares an Agent, and tests apply that sample unchanged.
 """
 import json
 import pathlib
@@ -31,6 +36,7 @@ KINDS = [
     "toolservers",
     "agentgateways",
     "agentgatewayclasses",
+    "agents",
 ]
 SAMPLES = {
     "samples_aigateway.yaml": "aigateway.yaml",
@@ -42,6 +48,12 @@ SAMPLES = {
     "samples_toolgateway_guarded.yaml": "toolgateway-guarded.yaml",
     "samples_toolgateway_with_patch.yaml": "toolgateway-with-patch.yaml",
     "samples_backends_tool-server.yaml": "backends-tool-server.yaml",
+}
+RUNTIME_SAMPLES = {
+    "runtime_v1alpha1_toolroute.yaml": "agent-runtime-toolroute.yaml",
+    "runtime_v1alpha1_toolserver.yaml": "agent-runtime-toolserver.yaml",
+    "runtime_v1alpha1_guard.yaml": "agent-runtime-guard.yaml",
+    "runtime_v1alpha1_guardrailprovider.yaml": "agent-runtime-guardrailprovider.yaml",
 }
 
 
@@ -67,12 +79,16 @@ def main():
 
     sample_dir = ROOT / "aigateway-api/tests/fixtures/samples"
     sample_dir.mkdir(parents=True, exist_ok=True)
-    for source_name, target_name in SAMPLES.items():
-        source = UPSTREAM / "ai-gateway-litellm-operator/samples" / source_name
-        documents = [d for d in yaml.safe_load_all(source.read_text()) if d]
-        target = sample_dir / target_name
-        target.write_text(yaml.safe_dump_all(documents, sort_keys=False, explicit_start=True))
-        print(f"wrote {target.relative_to(ROOT)}")
+    for project, samples in (
+        ("ai-gateway-litellm-operator", SAMPLES),
+        ("agent-runtime-operator", RUNTIME_SAMPLES),
+    ):
+        for source_name, target_name in samples.items():
+            source = UPSTREAM / project / "samples" / source_name
+            documents = [d for d in yaml.safe_load_all(source.read_text()) if d]
+            target = sample_dir / target_name
+            target.write_text(yaml.safe_dump_all(documents, sort_keys=False, explicit_start=True))
+            print(f"wrote {target.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -69,6 +69,26 @@ pub mod reasons {
     pub const ROLLING_OUT: &str = "RollingOut";
     /// `Ready=False`: the gateway does not serve traffic.
     pub const NOT_READY: &str = "NotReady";
+
+    /// Every reason above, for checks that each one is documented.
+    pub const ALL: &[&str] = &[
+        ACCEPTED,
+        INVALID_PARAMETERS,
+        PENDING,
+        RESOLVED_REFS,
+        REF_NOT_FOUND,
+        INVALID_REF,
+        PROGRAMMED,
+        INVALID,
+        APPLY_FAILED,
+        NAME_CONFLICT,
+        CLASS_DELETING,
+        READY,
+        GATEWAY_NOT_PROGRAMMED,
+        GATEWAY_NOT_READY,
+        ROLLING_OUT,
+        NOT_READY,
+    ];
 }
 
 /// Condition status `"True"`.
@@ -177,6 +197,26 @@ pub fn remove_condition(conditions: &mut Vec<Condition>, type_: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reasons_all_lists_every_reason_constant() {
+        let source = include_str!("conditions.rs");
+        let module = &source[source.find("pub mod reasons {").unwrap()..];
+        let module = &module[..module.find("pub const ALL").unwrap()];
+        let declared: Vec<&str> = module
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("pub const "))
+            .filter_map(|rest| rest.split_once(": &str = \""))
+            .map(|(_, value)| value.trim_end_matches("\";"))
+            .collect();
+        assert_eq!(declared.len(), reasons::ALL.len(), "{declared:?}");
+        for reason in declared {
+            assert!(
+                reasons::ALL.contains(&reason),
+                "{reason} is missing from reasons::ALL"
+            );
+        }
+    }
 
     fn at(seconds: i64) -> Time {
         Time(jiff::Timestamp::from_second(seconds).unwrap())

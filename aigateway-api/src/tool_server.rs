@@ -98,7 +98,7 @@ pub struct ToolServerSpec {
     pub port: Option<i32>,
 
     /// The URL path of the MCP endpoint, starting with `/`; unset: the transport's
-    /// default (see [`ToolServerTransport::default_path`]).
+    /// default, `/mcp` for `http` and `/sse` for `sse`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^/.*"))]
     pub path: Option<String>,

@@ -185,3 +185,19 @@ fn the_crd_field_reference_is_up_to_date() {
         "docs/reference/crds.md is stale. Regenerate with:\n    UPDATE_GOLDEN=1 cargo test -p aigateway-api --test docs_reference"
     );
 }
+
+#[test]
+fn crd_descriptions_hold_no_rustdoc_link_syntax() {
+    // Doc comments become CRD descriptions, which kubectl explain and this reference
+    // show as text: an intra-doc link would read as "[`Type::item`]" there.
+    let reference = render();
+    let links: Vec<&str> = reference
+        .lines()
+        .filter(|line| line.contains("[`"))
+        .collect();
+    assert!(
+        links.is_empty(),
+        "rustdoc links in CRD descriptions:\n{}",
+        links.join("\n")
+    );
+}

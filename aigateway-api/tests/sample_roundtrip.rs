@@ -111,6 +111,33 @@ fn upstream_tool_gateway_samples_round_trip() {
 }
 
 #[test]
+fn agent_runtime_operator_samples_round_trip() {
+    // Namespace, ToolServer, ToolRoute (glob tool filters), Agent (not ours).
+    assert_eq!(check("agent-runtime-toolroute.yaml"), 2);
+    assert_eq!(check("agent-runtime-toolserver.yaml"), 1);
+    assert_eq!(check("agent-runtime-guard.yaml"), 4);
+    assert_eq!(check("agent-runtime-guardrailprovider.yaml"), 4);
+    let route: ToolRoute = documents("agent-runtime-toolroute.yaml")
+        .into_iter()
+        .find(|d| d["kind"] == "ToolRoute")
+        .map(|d| serde_json::from_value(d).unwrap())
+        .unwrap();
+    let filter = route.spec.tool_filter.as_ref().unwrap();
+    assert_eq!(
+        (filter.allow.as_slice(), filter.deny.as_slice()),
+        (
+            &["get_*".to_owned(), "list_*".to_owned()][..],
+            &["*delete*".to_owned()][..]
+        )
+    );
+    let gateway = route.gateway().unwrap();
+    assert_eq!(
+        (gateway.namespace.as_str(), gateway.name.as_str()),
+        ("test-tool-servers", "example-toolgateway")
+    );
+}
+
+#[test]
 fn a_tool_route_finds_its_gateway_as_upstream_does() {
     let routes: Vec<ToolRoute> = documents("toolgateway.yaml")
         .into_iter()

@@ -555,7 +555,6 @@ pub(crate) async fn sync<K: GatewayKind>(
         let conditions = status::merge_conditions(
             &now.conditions,
             &wanted,
-            &[],
             object.metadata.generation,
             &status::now(),
         );

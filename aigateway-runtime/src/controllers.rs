@@ -628,7 +628,7 @@ async fn run_controllers<K: GatewayKind>(
         implementation
             .condition_aliases()
             .into_iter()
-            .map(|(alias, _)| alias),
+            .map(|alias| alias.type_),
     );
     let shared = Arc::new(Shared::<K> {
         client: client.clone(),

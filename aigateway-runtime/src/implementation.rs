@@ -98,9 +98,82 @@ pub trait GatewayImplementation<K: GatewayKind = AiGatewayKind>: Send + Sync + '
     }
 
     /// Extra condition types that copy one of the standard ones, for compatibility with
-    /// tools that read another operator's condition names: `(alias, source)`.
-    fn condition_aliases(&self) -> Vec<(String, String)> {
+    /// tools that read another operator's condition names and reasons.
+    fn condition_aliases(&self) -> Vec<ConditionAlias> {
         Vec::new()
+    }
+}
+
+/// An extra condition type that copies the status, message and observedGeneration of a
+/// standard one ([`GatewayImplementation::condition_aliases`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConditionAlias {
+    /// The alias's type, e.g. `AiGatewayReady`.
+    pub type_: String,
+    /// The standard type it copies: `Accepted`, `ResolvedRefs`, `Programmed` or `Ready`.
+    pub source: String,
+    /// Its own reasons, chosen by what the reconcile found; `None` copies the source's
+    /// reason.
+    pub reasons: Option<AliasReasons>,
+}
+
+impl ConditionAlias {
+    /// An alias of `source` that copies its reason too.
+    pub fn copy(type_: &str, source: &str) -> Self {
+        Self {
+            type_: type_.to_owned(),
+            source: source.to_owned(),
+            reasons: None,
+        }
+    }
+
+    /// An alias of `source` with its own `reasons`.
+    pub fn with_reasons(type_: &str, source: &str, reasons: AliasReasons) -> Self {
+        Self {
+            reasons: Some(reasons),
+            ..Self::copy(type_, source)
+        }
+    }
+}
+
+/// The reasons of a [`ConditionAlias`], one per state. The runtime picks one by the
+/// variant of what the reconcile found (and the source's status), never by the source's
+/// reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AliasReasons {
+    /// The source condition is `True`.
+    pub true_: &'static str,
+    /// Every child was applied but the source is not `True`: `Ready` while a rollout is
+    /// pending or pods cannot be created, `ResolvedRefs` while a reference the gateway
+    /// can do without is missing.
+    pub applied: &'static str,
+    /// [`ImplementationError::InvalidSpec`]: nothing was applied.
+    pub invalid_spec: &'static str,
+    /// [`ImplementationError::UnresolvedRef`]: nothing was applied.
+    pub unresolved_ref: &'static str,
+    /// A child's name is held by an object the gateway does not control.
+    pub name_conflict: &'static str,
+    /// The API server refused a child.
+    pub apply_failed: &'static str,
+}
+
+impl AliasReasons {
+    /// Every reason, once each, in field order (for documentation checks).
+    pub fn all(&self) -> Vec<&'static str> {
+        let mut all = Vec::new();
+        for reason in [
+            self.true_,
+            self.applied,
+            self.invalid_spec,
+            self.unresolved_ref,
+            self.name_conflict,
+            self.apply_failed,
+        ] {
+            if !all.contains(&reason) {
+                all.push(reason);
+            }
+        }
+        all
     }
 }
 
@@ -288,7 +361,7 @@ impl DesiredState {
     }
 }
 
-/// A typed object as a [`DynamicObject`] carrying `apiVersion` and `kind`.
+/// A typed object as a `kube::api::DynamicObject` carrying `apiVersion` and `kind`.
 pub fn to_dynamic<T: Resource<DynamicType = ()> + Serialize>(object: &T) -> DynamicObject {
     let mut value = serde_json::to_value(object).expect("Kubernetes objects serialise to JSON");
     if let Some(map) = value.as_object_mut() {
@@ -348,14 +421,14 @@ pub fn deployments_rolled_out(observed: &Observed) -> Readiness {
     let deployments: Vec<Deployment> = observed.of();
     if deployments.is_empty() {
         return Readiness::NotReady {
-            reason: "NotReady".into(),
+            reason: aigateway_api::conditions::reasons::NOT_READY.into(),
             message: "no Deployment exists yet".into(),
         };
     }
     for deployment in &deployments {
         if let Some(message) = rollout_pending(deployment) {
             return Readiness::NotReady {
-                reason: "RollingOut".into(),
+                reason: aigateway_api::conditions::reasons::ROLLING_OUT.into(),
                 message,
             };
         }

@@ -119,9 +119,9 @@ pub mod testing;
 
 pub use attached::{AttachedDecision, AttachedKind, NotAttached};
 pub use implementation::{
-    Context, DesiredState, GatewayCleanup, GatewayImplementation, ImplementationError, NotWatched,
-    Observed, Readiness, RefProblem, RelatedCache, RelatedWatch, deployments_rolled_out,
-    from_dynamic, to_dynamic,
+    AliasReasons, ConditionAlias, Context, DesiredState, GatewayCleanup, GatewayImplementation,
+    ImplementationError, NotWatched, Observed, Readiness, RefProblem, RelatedCache, RelatedWatch,
+    deployments_rolled_out, from_dynamic, to_dynamic,
 };
 pub use kind::{AgentGatewayKind, AiGatewayKind, GatewayKind, ToolGatewayKind};
 /// A reference to an object by kind, name and namespace, as [`AttachedKind::new`] and

@@ -502,9 +502,8 @@ pub async fn reconcile<K: GatewayKind>(
             let message = ApplyError::NameConflict(conflicts).to_string();
             warn!(gateway = %name, "not applying anything: {message}");
             let outcome = Outcome::NameConflict { class, message };
-            let wanted = status::conditions_for(&outcome, &shared.controller);
-            let conditions =
-                status::merge_conditions(current, &wanted, &aliases, generation, &status::now());
+            let wanted = status::conditions_for(&outcome, &shared.controller, &aliases);
+            let conditions = status::merge_conditions(current, &wanted, generation, &status::now());
             shared
                 .write_status(&gateway, conditions, desired.url.as_deref())
                 .await?;
@@ -525,9 +524,8 @@ pub async fn reconcile<K: GatewayKind>(
                 class,
                 message: source.to_string(),
             };
-            let wanted = status::conditions_for(&outcome, &shared.controller);
-            let conditions =
-                status::merge_conditions(current, &wanted, &aliases, generation, &status::now());
+            let wanted = status::conditions_for(&outcome, &shared.controller, &aliases);
+            let conditions = status::merge_conditions(current, &wanted, generation, &status::now());
             // Best effort: the apply error is what gets retried and reported.
             let _ = shared
                 .write_status(&gateway, conditions, desired.url.as_deref())
@@ -569,9 +567,8 @@ pub async fn reconcile<K: GatewayKind>(
         warnings: desired.warnings,
         readiness,
     };
-    let wanted = status::conditions_for(&outcome, &shared.controller);
-    let conditions =
-        status::merge_conditions(current, &wanted, &aliases, generation, &status::now());
+    let wanted = status::conditions_for(&outcome, &shared.controller, &aliases);
+    let conditions = status::merge_conditions(current, &wanted, generation, &status::now());
     shared
         .write_status(&gateway, conditions, desired.url.as_deref())
         .await?;
@@ -585,11 +582,14 @@ async fn write_final<K: GatewayKind>(
     gateway: &K::Gateway,
     outcome: &Outcome,
 ) -> Result<Action, ReconcileError> {
-    let wanted = status::conditions_for(outcome, &shared.controller);
+    let wanted = status::conditions_for(
+        outcome,
+        &shared.controller,
+        &shared.implementation.condition_aliases(),
+    );
     let conditions = status::merge_conditions(
         K::gateway_conditions(gateway),
         &wanted,
-        &shared.implementation.condition_aliases(),
         gateway.meta().generation,
         &status::now(),
     );
@@ -750,7 +750,6 @@ pub async fn reconcile_class<K: GatewayKind>(
     let Some(list) = status::merge_conditions(
         K::class_conditions(&class),
         &[accepted],
-        &[],
         class.meta().generation,
         &status::now(),
     ) else {

@@ -62,8 +62,10 @@ pub fn content_hash(content: &impl Serialize) -> String {
         .collect()
 }
 
-/// A workload with a pod template: [`Deployment`], [`StatefulSet`], [`DaemonSet`], or a
-/// [`DynamicObject`] of such a kind (its `spec.template`).
+/// A workload with a pod template: a `Deployment`, `StatefulSet` or `DaemonSet` of
+/// `k8s_openapi::api::apps::v1`, or a `kube::api::DynamicObject` of such a kind (its
+/// `spec.template`). (Plain names: rustdoc does not resolve links into k8s-openapi,
+/// whose types depend on the Kubernetes version feature a binary picks.)
 pub trait PodTemplate {
     /// Sets one annotation of the pod template, creating what is missing on the way.
     fn set_pod_template_annotation(&mut self, key: &str, value: String);

@@ -14,7 +14,7 @@ use kube::{Resource, ResourceExt};
 use tracing::debug;
 
 use crate::class::ClassInUse;
-use crate::implementation::{Readiness, RefProblem};
+use crate::implementation::{AliasReasons, ConditionAlias, Readiness, RefProblem};
 use crate::kind::GatewayKind;
 use crate::reconcile::{ReconcileError, Shared, object_name};
 
@@ -70,6 +70,21 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The reason an alias with `reasons` gets, by this outcome's variant and whether
+    /// its source condition is `True`.
+    pub fn alias_reason(&self, reasons: &AliasReasons, source_true: bool) -> &'static str {
+        if source_true {
+            return reasons.true_;
+        }
+        match self {
+            Outcome::Programmed { .. } => reasons.applied,
+            Outcome::InvalidSpec { .. } => reasons.invalid_spec,
+            Outcome::UnresolvedRef { .. } => reasons.unresolved_ref,
+            Outcome::NameConflict { .. } => reasons.name_conflict,
+            Outcome::ApplyFailed { .. } => reasons.apply_failed,
+        }
+    }
+
     /// Why nothing is programmed, for every outcome but [`Outcome::Programmed`].
     pub fn problem(&self) -> Option<&str> {
         match self {
@@ -83,9 +98,13 @@ impl Outcome {
 }
 
 /// The conditions an outcome implies, in a fixed order, with messages bounded and
-/// reasons valid for the CRD.
-pub fn conditions_for(outcome: &Outcome, controller: &str) -> Vec<NewCondition> {
-    unchecked_conditions_for(outcome, controller)
+/// reasons valid for the CRD, followed by the `aliases` whose source is among them.
+pub fn conditions_for(
+    outcome: &Outcome,
+    controller: &str,
+    aliases: &[ConditionAlias],
+) -> Vec<NewCondition> {
+    let mut list: Vec<NewCondition> = unchecked_conditions_for(outcome, controller)
         .into_iter()
         .map(|c| {
             let fallback = match c.type_.as_str() {
@@ -99,7 +118,26 @@ pub fn conditions_for(outcome: &Outcome, controller: &str) -> Vec<NewCondition> 
                 ..c
             }
         })
-        .collect()
+        .collect();
+    let copies: Vec<NewCondition> = aliases
+        .iter()
+        .filter_map(|alias| {
+            let source = list.iter().find(|c| c.type_ == alias.source)?;
+            let reason = match &alias.reasons {
+                Some(reasons) => outcome
+                    .alias_reason(reasons, source.status == conditions::STATUS_TRUE)
+                    .to_owned(),
+                None => source.reason.clone(),
+            };
+            Some(NewCondition {
+                type_: alias.type_.clone(),
+                reason: valid_reason(&reason, &source.reason).to_owned(),
+                ..source.clone()
+            })
+        })
+        .collect();
+    list.extend(copies);
+    list
 }
 
 fn unchecked_conditions_for(outcome: &Outcome, controller: &str) -> Vec<NewCondition> {
@@ -269,12 +307,11 @@ pub fn valid_reason<'a>(reason: &'a str, fallback: &'a str) -> &'a str {
     if ok { reason } else { fallback }
 }
 
-/// Applies `new` (plus `(alias, source)` copies) to `current`. Returns the new list when
-/// anything changed, `None` when the status is already right.
+/// Applies `new` to `current`. Returns the new list when anything changed, `None` when
+/// the status is already right.
 pub fn merge_conditions(
     current: &[Condition],
     new: &[NewCondition],
-    aliases: &[(String, String)],
     generation: Option<i64>,
     now: &Time,
 ) -> Option<Vec<Condition>> {
@@ -282,15 +319,6 @@ pub fn merge_conditions(
     let mut changed = false;
     for condition in new {
         changed |= conditions::set_condition(&mut list, condition.clone(), generation, now.clone());
-    }
-    for (alias, source) in aliases {
-        if let Some(source) = new.iter().find(|c| &c.type_ == source) {
-            let copy = NewCondition {
-                type_: alias.clone(),
-                ..source.clone()
-            };
-            changed |= conditions::set_condition(&mut list, copy, generation, now.clone());
-        }
     }
     changed.then_some(list)
 }
@@ -507,15 +535,12 @@ mod tests {
     #[test]
     fn a_converged_gateway_needs_no_status_write() {
         let outcome = programmed(vec![], Readiness::Ready("rolled out".into()));
-        let wanted = conditions_for(&outcome, "x.io/y");
-        let first = merge_conditions(&[], &wanted, &[], Some(1), &now()).expect("first write");
+        let wanted = conditions_for(&outcome, "x.io/y", &[]);
+        let first = merge_conditions(&[], &wanted, Some(1), &now()).expect("first write");
         assert_eq!(first.len(), 4);
-        assert_eq!(
-            merge_conditions(&first, &wanted, &[], Some(1), &now()),
-            None
-        );
+        assert_eq!(merge_conditions(&first, &wanted, Some(1), &now()), None);
         assert!(
-            merge_conditions(&first, &wanted, &[], Some(2), &now()).is_some(),
+            merge_conditions(&first, &wanted, Some(2), &now()).is_some(),
             "new generation observed"
         );
     }
@@ -529,6 +554,7 @@ mod tests {
         let wanted = conditions_for(
             &programmed(vec![problem], Readiness::Ready("ok".into())),
             "x.io/y",
+            &[],
         );
         let resolved = wanted
             .iter()
@@ -550,7 +576,7 @@ mod tests {
         if let Outcome::Programmed { warnings, .. } = &mut outcome {
             warnings.push("open endpoint".into());
         }
-        let wanted = conditions_for(&outcome, "x.io/y");
+        let wanted = conditions_for(&outcome, "x.io/y", &[]);
         let programmed = wanted
             .iter()
             .find(|c| c.type_ == types::PROGRAMMED)
@@ -577,6 +603,7 @@ mod tests {
         let wanted = conditions_for(
             &programmed(vec![problem], Readiness::Ready("ok".into())),
             "x.io/y",
+            &[],
         );
         let resolved = wanted
             .iter()
@@ -599,22 +626,19 @@ mod tests {
             observed_generation: None,
             last_transition_time: now(),
         };
-        let wanted = conditions_for(&programmed(vec![], Readiness::Ready("ok".into())), "x.io/y");
-        let aliases = [("AiGatewayReady".to_owned(), "Ready".to_owned())];
-        let list = merge_conditions(
-            std::slice::from_ref(&foreign),
-            &wanted,
+        let aliases = [ConditionAlias::copy("AiGatewayReady", "Ready")];
+        let wanted = conditions_for(
+            &programmed(vec![], Readiness::Ready("ok".into())),
+            "x.io/y",
             &aliases,
-            Some(1),
-            &now(),
-        )
-        .unwrap();
+        );
+        let list =
+            merge_conditions(std::slice::from_ref(&foreign), &wanted, Some(1), &now()).unwrap();
         assert!(list.contains(&foreign));
+        let alias = conditions::find_condition(&list, "AiGatewayReady").unwrap();
         assert_eq!(
-            conditions::find_condition(&list, "AiGatewayReady")
-                .unwrap()
-                .status,
-            "True"
+            (alias.status.as_str(), alias.reason.as_str()),
+            ("True", "Ready")
         );
         let owned: Vec<String> = [
             "Accepted",
@@ -629,13 +653,105 @@ mod tests {
     }
 
     #[test]
+    fn alias_reasons_follow_the_outcome_variant_not_the_source_reason() {
+        let reasons = AliasReasons {
+            true_: "Fine",
+            applied: "Waiting",
+            invalid_spec: "BadSpec",
+            unresolved_ref: "BadRef",
+            name_conflict: "Taken",
+            apply_failed: "Refused",
+        };
+        let aliases = [
+            ConditionAlias::with_reasons("LegacyReady", types::READY, reasons),
+            ConditionAlias::with_reasons("LegacyConfigured", types::PROGRAMMED, reasons),
+        ];
+        let reason_of = |outcome: &Outcome, alias: &str| {
+            let list = conditions_for(outcome, "x.io/y", &aliases);
+            let alias = list.iter().find(|c| c.type_ == alias)?;
+            let source = list.iter().find(|c| {
+                aliases
+                    .iter()
+                    .any(|a| a.type_ == alias.type_ && a.source == c.type_)
+            })?;
+            assert_eq!(
+                (&alias.status, &alias.message),
+                (&source.status, &source.message)
+            );
+            Some(alias.reason.clone())
+        };
+        let ready = programmed(vec![], Readiness::Ready("ok".into()));
+        assert_eq!(reason_of(&ready, "LegacyReady").as_deref(), Some("Fine"));
+        assert_eq!(
+            reason_of(&ready, "LegacyConfigured").as_deref(),
+            Some("Fine")
+        );
+        // Two implementation reasons for one state give one alias reason.
+        for reason in ["RollingOut", "ReplicaFailure"] {
+            let pending = programmed(
+                vec![],
+                Readiness::NotReady {
+                    reason: reason.into(),
+                    message: "m".into(),
+                },
+            );
+            assert_eq!(
+                reason_of(&pending, "LegacyReady").as_deref(),
+                Some("Waiting")
+            );
+        }
+        let cases = [
+            (
+                Outcome::InvalidSpec {
+                    class: "c".into(),
+                    reason: "InvalidParameters".into(),
+                    message: "m".into(),
+                },
+                "BadSpec",
+            ),
+            (
+                Outcome::UnresolvedRef {
+                    class: "c".into(),
+                    reason: "RefNotFound".into(),
+                    message: "m".into(),
+                },
+                "BadRef",
+            ),
+            (
+                Outcome::NameConflict {
+                    class: "c".into(),
+                    message: "m".into(),
+                },
+                "Taken",
+            ),
+            (
+                Outcome::ApplyFailed {
+                    class: "c".into(),
+                    message: "m".into(),
+                },
+                "Refused",
+            ),
+        ];
+        for (outcome, expected) in cases {
+            assert_eq!(
+                reason_of(&outcome, "LegacyConfigured").as_deref(),
+                Some(expected)
+            );
+        }
+        assert_eq!(
+            reasons.all(),
+            ["Fine", "Waiting", "BadSpec", "BadRef", "Taken", "Refused"]
+        );
+    }
+
+    #[test]
     fn invalid_specs_are_not_accepted_but_missing_refs_are() {
         let invalid = Outcome::InvalidSpec {
             class: "c".into(),
             reason: "InvalidParameters".into(),
             message: "bad".into(),
         };
-        let list = conditions_for(&invalid, "x.io/y");
+        let list = conditions_for(&invalid, "x.io/y", &[]);
         assert_eq!(list[0].type_, types::ACCEPTED);
         assert_eq!(list[0].status, "False");
         // Whatever reason an implementation picks, the variant decides.
@@ -644,7 +760,7 @@ mod tests {
             reason: "PatchMissing".into(),
             message: "ConfigMap p".into(),
         };
-        let list = conditions_for(&missing, "x.io/y");
+        let list = conditions_for(&missing, "x.io/y", &[]);
         assert_eq!(list[0].status, "True");
         assert_eq!(list[1].type_, types::RESOLVED_REFS);
         assert_eq!(list[1].status, "False");

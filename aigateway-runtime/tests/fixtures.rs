@@ -169,8 +169,11 @@ impl GatewayImplementation for Minimal {
         vec![RelatedWatch::new::<ConfigMap>()]
     }
 
-    fn condition_aliases(&self) -> Vec<(String, String)> {
-        vec![("MinimalReady".into(), "Ready".into())]
+    fn condition_aliases(&self) -> Vec<aigateway_runtime::ConditionAlias> {
+        vec![aigateway_runtime::ConditionAlias::copy(
+            "MinimalReady",
+            "Ready",
+        )]
     }
 }
 

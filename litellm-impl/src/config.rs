@@ -53,11 +53,11 @@ pub fn base_config(model_list: Vec<Value>, guardrails: Vec<Value>) -> Value {
     Value::Object(config)
 }
 
-/// A form in which LiteLLM 1.106.2 reads a config string as a pointer to something else
+/// A form in which the pinned LiteLLM reads a config string as a pointer to something else
 /// (an environment variable, a file, a token service, a secret manager) instead of as
 /// text.
 ///
-/// Found in LiteLLM 1.106.2's source:
+/// Found in the pinned LiteLLM's source (1.106.2, checked again for 1.108.7):
 /// - `os.environ/<NAME>`: every string value in `config.yaml` (at any depth, in mappings
 ///   and in mappings inside lists) is replaced by that variable of the proxy's
 ///   environment when the config loads (`ProxyConfig._check_for_os_environ_vars`,
@@ -86,7 +86,7 @@ pub enum LiteLlmReference {
     SecretManager,
 }
 
-/// Every prefix LiteLLM 1.106.2 interprets, with its form (see [`LiteLlmReference`]).
+/// Every prefix the pinned LiteLLM interprets, with its form (see [`LiteLlmReference`]).
 pub const REFERENCE_PREFIXES: [(&str, LiteLlmReference); 5] = [
     ("os.environ/", LiteLlmReference::Environ),
     ("oidc/", LiteLlmReference::Oidc),

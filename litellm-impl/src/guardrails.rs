@@ -6,7 +6,7 @@
 //!
 //! | `GuardrailProvider.spec.type` | LiteLLM `guardrail` | credentials |
 //! |---|---|---|
-//! | `presidio-api` | `presidio` | none (LiteLLM 1.106 sends no key; a configured key is reported) |
+//! | `presidio-api` | `presidio` | none (LiteLLM sends no key; a configured key is reported) |
 //! | `openai-moderation-api` | `openai_moderation` | `apiKeySecretRef` -> `api_key`, else the container's `OPENAI_API_KEY` |
 //! | `bedrock-api` | `bedrock` | `credentialsSecretRef` -> `aws_access_key_id`, `aws_secret_access_key`, `aws_session_token` |
 //!
@@ -64,7 +64,7 @@ pub const BEDROCK_CREDENTIALS: [BedrockCredential; 3] = [
 /// The env var LiteLLM's OpenAI moderation guardrail falls back to without `api_key`.
 pub const OPENAI_KEY_ENV: &str = "OPENAI_API_KEY";
 
-/// Actions LiteLLM 1.106 accepts in `pii_entities_config`.
+/// Actions the pinned LiteLLM accepts in `pii_entities_config`.
 pub const PII_ACTIONS: [&str; 2] = ["MASK", "BLOCK"];
 
 /// One Guard, rendered.
@@ -123,7 +123,7 @@ pub enum GuardedTraffic {
     /// Model calls (AiGateways): `pre_call`, `during_call`, `post_call`.
     ModelCalls,
     /// MCP tool calls (ToolGateways): `pre_mcp_call`, `during_mcp_call`,
-    /// `post_mcp_call`, the hooks LiteLLM 1.106.2 runs around a tool call.
+    /// `post_mcp_call`, the hooks the pinned LiteLLM runs around a tool call.
     McpCalls,
 }
 
@@ -330,7 +330,7 @@ fn resolve(
 }
 
 /// What credentials a provider makes the proxy send, or `None` when it sends none
-/// (Presidio: LiteLLM 1.106 sends no key to it).
+/// (Presidio: LiteLLM sends no key to it).
 fn credentials_used(provider: &GuardrailProvider) -> Option<&'static str> {
     match provider.spec.type_ {
         GuardrailProviderType::PresidioApi => None,
@@ -468,7 +468,7 @@ fn presidio(
         warnings.push(Problem::new(
             ProblemReason::Unsupported,
             ctx.provider_ref.clone(),
-            "spec.presidio.apiKeySecretRef is ignored: LiteLLM 1.106's presidio guardrail sends no API key; put an authenticating proxy in front of Presidio if it needs one",
+            "spec.presidio.apiKeySecretRef is ignored: LiteLLM's presidio guardrail sends no API key; put an authenticating proxy in front of Presidio if it needs one",
         ));
     }
     if let Some(guard_config) = &ctx.guard.spec.presidio {

@@ -10,11 +10,12 @@
 use std::cell::RefCell;
 
 use aigateway_api::conditions::reasons;
+use aigateway_api::conditions::types;
 use aigateway_api::{AiGateway, Guard, GuardrailProvider, ToolGateway, ToolRoute, ToolServer};
 use aigateway_runtime::{
-    AttachedDecision, AttachedKind, Context, DesiredState, GatewayImplementation,
-    ImplementationError, NotWatched, Observed, Readiness, RelatedWatch, ToolGatewayKind,
-    deployments_rolled_out,
+    AliasReasons, AttachedDecision, AttachedKind, ConditionAlias, Context, DesiredState,
+    GatewayImplementation, ImplementationError, NotWatched, Observed, Readiness, RelatedWatch,
+    ToolGatewayKind, deployments_rolled_out,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -29,6 +30,41 @@ use crate::{ObjectLookup, RenderError, RenderSettings, render};
 pub const GO_CONFIGURED_CONDITION: &str = "AiGatewayConfigured";
 /// See [`GO_CONFIGURED_CONDITION`].
 pub const GO_READY_CONDITION: &str = "AiGatewayReady";
+
+/// The Go operator's reasons when it could not render a config (its default).
+const GO_CONFIG_GENERATION_FAILED: &str = "ConfigGenerationFailed";
+/// The Go operator's reason for a missing or malformed config-patch ConfigMap. Our only
+/// `UnresolvedRef` errors are those ([`invalid`]).
+const GO_CONFIG_PATCH_INVALID: &str = "ConfigPatchInvalid";
+/// The Go operator's reason when writing a child failed.
+const GO_WORKLOAD_FAILED: &str = "WorkloadFailed";
+/// The Go operator's reason while the Deployment rolls out.
+const GO_ROLLING_OUT: &str = "DeploymentRollingOut";
+
+/// The Go operator's reasons on `AiGatewayConfigured` and `ToolGatewayConfigured` (copies
+/// of `Programmed`), by state.
+pub const GO_CONFIGURED_REASONS: AliasReasons = AliasReasons {
+    true_: "ConfigurationApplied",
+    // `Programmed` is True whenever every child was applied.
+    applied: "ConfigurationApplied",
+    invalid_spec: GO_CONFIG_GENERATION_FAILED,
+    unresolved_ref: GO_CONFIG_PATCH_INVALID,
+    name_conflict: GO_WORKLOAD_FAILED,
+    apply_failed: GO_WORKLOAD_FAILED,
+};
+
+/// The Go operator's reasons on `AiGatewayReady` (a copy of `Ready`), by state.
+pub const GO_READY_REASONS: AliasReasons = AliasReasons {
+    true_: "AiGatewayReady",
+    applied: GO_ROLLING_OUT,
+    ..GO_CONFIGURED_REASONS
+};
+
+/// The Go operator's reasons on `ToolGatewayReady` (a copy of `Ready`), by state.
+pub const GO_TOOL_READY_REASONS: AliasReasons = AliasReasons {
+    true_: "ToolGatewayReady",
+    ..GO_READY_REASONS
+};
 
 /// The LiteLLM class implementation.
 #[derive(Debug, Clone, Default)]
@@ -95,6 +131,9 @@ impl ObjectLookup for CachedObjects<'_> {
     }
 }
 
+/// A render error as the loop's error: the config patch's errors are unresolved
+/// references (and the Go operator's `ConfigPatchInvalid`), every other one an invalid
+/// spec.
 fn invalid(error: RenderError) -> ImplementationError {
     let reason = match &error {
         RenderError::PatchConfigMapNotFound { .. } | RenderError::PatchKeyMissing { .. } => {
@@ -169,16 +208,14 @@ impl GatewayImplementation for LiteLlmGateway {
         related_watches()
     }
 
-    fn condition_aliases(&self) -> Vec<(String, String)> {
+    fn condition_aliases(&self) -> Vec<ConditionAlias> {
         vec![
-            (
-                GO_CONFIGURED_CONDITION.to_owned(),
-                aigateway_api::conditions::types::PROGRAMMED.to_owned(),
+            ConditionAlias::with_reasons(
+                GO_CONFIGURED_CONDITION,
+                types::PROGRAMMED,
+                GO_CONFIGURED_REASONS,
             ),
-            (
-                GO_READY_CONDITION.to_owned(),
-                aigateway_api::conditions::types::READY.to_owned(),
-            ),
+            ConditionAlias::with_reasons(GO_READY_CONDITION, types::READY, GO_READY_REASONS),
         ]
     }
 }
@@ -308,15 +345,17 @@ impl GatewayImplementation<ToolGatewayKind> for LiteLlmToolGateway {
         watches
     }
 
-    fn condition_aliases(&self) -> Vec<(String, String)> {
+    fn condition_aliases(&self) -> Vec<ConditionAlias> {
         vec![
-            (
-                GO_TOOL_CONFIGURED_CONDITION.to_owned(),
-                aigateway_api::conditions::types::PROGRAMMED.to_owned(),
+            ConditionAlias::with_reasons(
+                GO_TOOL_CONFIGURED_CONDITION,
+                types::PROGRAMMED,
+                GO_CONFIGURED_REASONS,
             ),
-            (
-                GO_TOOL_READY_CONDITION.to_owned(),
-                aigateway_api::conditions::types::READY.to_owned(),
+            ConditionAlias::with_reasons(
+                GO_TOOL_READY_CONDITION,
+                types::READY,
+                GO_TOOL_READY_REASONS,
             ),
         ]
     }

@@ -35,7 +35,7 @@
 //! layout and the config-patch annotation are those of ai-gateway-litellm-operator.
 //!
 //! # Authentication
-//! LiteLLM 1.106 refuses to start without a master key. Two modes:
+//! The pinned LiteLLM refuses to start without a master key. Two modes:
 //! - **Authenticated**: the user sets `LITELLM_MASTER_KEY` (in `spec.env`, through an
 //!   `envFrom` source, or `general_settings.master_key` in the config patch). Every
 //!   request must then carry that key (or a LiteLLM virtual key) as a bearer token.
@@ -56,6 +56,15 @@
 //! - `k8s-v1_34` (default): picks Kubernetes 1.34 for k8s-openapi, as binaries must.
 #![warn(missing_docs)]
 
+/// The pinned LiteLLM release, written once: the default image
+/// ([`settings::DEFAULT_IMAGE`]), the Python requirement the tests and the demo install
+/// ([`settings::LITELLM_VERSION`]) and every message naming the version derive from it.
+macro_rules! pinned_litellm_version {
+    () => {
+        "1.108.7"
+    };
+}
+
 pub mod bundle;
 #[cfg(feature = "cli")]
 pub mod cli;
@@ -72,6 +81,7 @@ pub mod names;
 mod problem;
 mod render;
 pub mod settings;
+pub mod tool_filter;
 pub mod tool_gateway;
 pub mod workload;
 

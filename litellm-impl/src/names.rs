@@ -105,10 +105,14 @@ pub const LIVENESS_PATH: &str = "/health/liveliness";
 /// LiteLLM's readiness endpoint.
 pub const READINESS_PATH: &str = "/health/readiness";
 
+/// Env var that makes LiteLLM use the model price map it ships with instead of
+/// downloading one at start; rendering sets it to `True` unless the gateway's env does.
+pub const LOCAL_MODEL_COST_MAP_ENV: &str = "LITELLM_LOCAL_MODEL_COST_MAP";
+
 /// Env var carrying the LiteLLM master key; when set, every request must present it
 /// (or a virtual key) as a bearer token.
 pub const MASTER_KEY_ENV: &str = "LITELLM_MASTER_KEY";
-/// Env var that lets LiteLLM 1.106 start without a master key.
+/// Env var that lets the pinned LiteLLM start without a master key.
 pub const PERMIT_UNSET_MASTER_KEY_ENV: &str = "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY";
 
 /// The name of the ConfigMap holding a gateway's LiteLLM config.

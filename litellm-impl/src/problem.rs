@@ -25,6 +25,16 @@ pub enum ProblemReason {
 }
 
 impl ProblemReason {
+    /// Every reason, for checks that each one is documented.
+    pub const ALL: [ProblemReason; 6] = [
+        ProblemReason::RefNotFound,
+        ProblemReason::InvalidRef,
+        ProblemReason::Unsupported,
+        ProblemReason::Unauthenticated,
+        ProblemReason::InvalidSpec,
+        ProblemReason::SuspiciousConfig,
+    ];
+
     /// The CamelCase reason, as used in conditions and events.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -23,7 +23,7 @@ use crate::known_keys;
 use crate::lookup::ObjectLookup;
 use crate::names;
 use crate::problem::{ObjectRef, Problem, ProblemReason};
-use crate::settings::RenderSettings;
+use crate::settings::{LITELLM_VERSION, RenderSettings};
 use crate::workload::{self, WorkloadInput};
 use crate::{GatewayKind, RenderError};
 
@@ -235,22 +235,25 @@ pub(crate) enum SecretHashScope {
 pub(crate) struct WorkloadShape {
     /// The Service's port.
     pub service_port: i32,
-    /// Whether the container gets [`workload::startup_probe`].
-    pub startup_probe: bool,
     /// What the secret-hash annotation covers.
     pub secret_hash: SecretHashScope,
+    /// Files shipped next to `config.yaml` in the ConfigMap (`(key, content)`), covered
+    /// by the config hash.
+    pub config_files: Vec<(&'static str, &'static str)>,
 }
 
 /// Finishes a gateway: checks that the generated `config` holds no string LiteLLM would
 /// resolve besides `ours` and the generated env's references, merges the config patch,
-/// sets up authentication and env, runs [`check_config`], and builds the objects.
-/// Returns them with the config as merged.
+/// applies `after_patch` (what the patch must not change), sets up authentication and
+/// env, runs [`check_config`], and builds the objects. Returns them with the config as
+/// merged.
 pub(crate) fn finish(
     mut prepared: Prepared<'_>,
     lookup: &dyn ObjectLookup,
     mut config: Value,
     ours: BTreeSet<String>,
     shape: WorkloadShape,
+    after_patch: &dyn Fn(&mut Value),
 ) -> Result<(Rendered, Value), RenderError> {
     let kind = prepared.parts.kind;
     let (name, namespace) = (prepared.parts.name, prepared.parts.namespace);
@@ -282,6 +285,7 @@ pub(crate) fn finish(
     if let Some(patch) = &patch {
         config::merge(&mut config, patch);
     }
+    after_patch(&mut config);
 
     // Authentication.
     let user_env = &prepared.user_env;
@@ -299,6 +303,13 @@ pub(crate) fn finish(
                 .generated
                 .push(plain_env(names::PERMIT_UNSET_MASTER_KEY_ENV, "true"));
         }
+    }
+    // The model price map ships with LiteLLM; downloading it at start fails (or waits for
+    // retries) under a default-deny egress policy, behind a proxy or air-gapped.
+    if !user_env.provides(names::LOCAL_MODEL_COST_MAP_ENV) {
+        prepared
+            .generated
+            .push(plain_env(names::LOCAL_MODEL_COST_MAP_ENV, "True"));
     }
     if !user_env.provides(names::PROMETHEUS_MULTIPROC_ENV) {
         prepared.generated.push(plain_env(
@@ -341,7 +352,15 @@ pub(crate) fn finish(
         gateway: id.clone(),
         message,
     })?;
-    let config_hash = short_hash(config_yaml.as_bytes());
+    let config_hash = if shape.config_files.is_empty() {
+        short_hash(config_yaml.as_bytes())
+    } else {
+        let mut hashed = config_yaml.clone().into_bytes();
+        for (key, content) in &shape.config_files {
+            hashed.extend_from_slice(format!("\0{key}\0{content}").as_bytes());
+        }
+        short_hash(&hashed)
+    };
     let secret_hash = match shape.secret_hash {
         SecretHashScope::ProviderKeysAndReferenced => {
             secret_hash(namespace, lookup, &prepared.secrets)
@@ -361,7 +380,7 @@ pub(crate) fn finish(
         env_from: prepared.parts.env_from.to_vec(),
         common_metadata: prepared.parts.common_metadata,
         pod_metadata: prepared.parts.pod_metadata,
-        startup_probe: shape.startup_probe,
+        config_files: &shape.config_files,
         settings: &prepared.settings,
     };
     let rendered = Rendered {
@@ -497,14 +516,15 @@ pub fn render(
         .collect();
     let shape = WorkloadShape {
         service_port: port,
-        startup_probe: false,
         secret_hash: SecretHashScope::ProviderKeysAndReferenced,
+        config_files: Vec::new(),
     };
-    finish(prepared, lookup, config, ours, shape).map(|(rendered, _)| rendered)
+    finish(prepared, lookup, config, ours, shape, &|_| {}).map(|(rendered, _)| rendered)
 }
 
 /// Env var names rendering may set itself besides provider keys and guard credentials.
-const FIXED_ENV: [&str; 3] = [
+const FIXED_ENV: [&str; 4] = [
+    names::LOCAL_MODEL_COST_MAP_ENV,
     names::PERMIT_UNSET_MASTER_KEY_ENV,
     names::PROMETHEUS_MULTIPROC_ENV,
     names::MASTER_KEY_ENV,
@@ -803,7 +823,7 @@ const OTEL_EXPORTER_ENVS: [&str; 2] = ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPO
 /// - two `model_list` entries with the same `model_name` and identical `litellm_params`;
 /// - a `litellm_params.model` with an empty provider (`/name`) or empty;
 /// - keys in the patch's `litellm_settings`, `general_settings` or `router_settings`
-///   that LiteLLM 1.106.2 does not know (typos are silently ignored by LiteLLM);
+///   that the pinned LiteLLM does not know (typos are silently ignored by LiteLLM);
 /// - `os.environ/VAR` references to variables the container does not get (LiteLLM
 ///   silently falls back to the provider's default variable); only checked when every
 ///   envFrom source could be read (`env_complete`);
@@ -862,7 +882,7 @@ pub fn check_config(
             for key in keys.keys() {
                 if known.binary_search(&key.as_str()).is_err() {
                     report(format!(
-                        "the config patch sets {section}.{key}, which LiteLLM 1.106.2 does not know and silently ignores: check its spelling"
+                        "the config patch sets {section}.{key}, which LiteLLM {LITELLM_VERSION} does not know and silently ignores: check its spelling"
                     ));
                 }
             }
@@ -892,7 +912,7 @@ pub fn check_config(
             .any(|var| env_names.contains(*var))
     {
         report(format!(
-            "litellm_settings.callbacks includes otel but the container sets neither {}: LiteLLM 1.106 then prints every trace span to stdout; set OTEL_EXPORTER_OTLP_PROTOCOL and OTEL_EXPORTER_OTLP_ENDPOINT through spec.env, or drop otel from the callbacks with the config patch",
+            "litellm_settings.callbacks includes otel but the container sets neither {}: LiteLLM then prints every trace span to stdout; set OTEL_EXPORTER_OTLP_PROTOCOL and OTEL_EXPORTER_OTLP_ENDPOINT through spec.env, or drop otel from the callbacks with the config patch",
             OTEL_EXPORTER_ENVS.join(" nor ")
         ));
     }

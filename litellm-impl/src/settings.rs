@@ -8,10 +8,19 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use crate::names;
 use crate::{GatewayKind, RenderError};
 
+/// The LiteLLM release this crate renders for and tests against: the 1.108 long-term
+/// line (model price map read offline at start, MCP tool results over 1 MiB), at its
+/// newest patch whose `litellm[proxy]` requirements PyPI serves. Never a 1.107.x
+/// release (1.107.0 was compromised).
+pub const LITELLM_VERSION: &str = pinned_litellm_version!();
+
 /// The LiteLLM image used unless the operator or a gateway says otherwise: the non-root
-/// variant (user `nobody`, admin UI prebuilt) of the release whose behaviour the
-/// real-LiteLLM tests prove, which runs under Pod Security `restricted`.
-pub const DEFAULT_IMAGE: &str = "ghcr.io/berriai/litellm-non_root:v1.106.2";
+/// variant (user `nobody`, admin UI prebuilt) of [`LITELLM_VERSION`], the release whose
+/// behaviour the real-LiteLLM tests prove, which runs under Pod Security `restricted`.
+pub const DEFAULT_IMAGE: &str = concat!(
+    "ghcr.io/berriai/litellm-non_root:v",
+    pinned_litellm_version!()
+);
 /// Default CPU request (as the Go operator).
 pub const DEFAULT_CPU_REQUEST: &str = "100m";
 /// Default memory request (as the Go operator).
@@ -125,7 +134,10 @@ impl RenderSettings {
                 return Err(invalid(
                     names::IMAGE_ANNOTATION,
                     image,
-                    "use an image reference such as ghcr.io/berriai/litellm:v1.106.2",
+                    concat!(
+                        "use an image reference such as ghcr.io/berriai/litellm:v",
+                        pinned_litellm_version!()
+                    ),
                 ));
             }
             settings.image = image.clone();

@@ -825,6 +825,118 @@ fn missing_provider_keys_are_reported_unless_the_user_supplies_them() {
     );
 }
 
+/// A ToolGateway without routes, rendered.
+fn plain_tool_gateway() -> Rendered {
+    crate::render_tool_gateway(
+        &serde_saphyr::from_str(&format!(
+            "{API}\nkind: ToolGateway\nmetadata: {{name: tools, namespace: ns}}\nspec: {{}}\n"
+        ))
+        .unwrap(),
+        &[],
+        &InMemoryObjects::new(),
+        &RenderSettings::default(),
+    )
+    .unwrap()
+    .rendered
+}
+
+/// The earliest moment after a container starts at which the kubelet may restart it
+/// for failed probes, with these probes: the first probe that may run during start-up
+/// (the startup probe when there is one, else liveness) fails `failureThreshold` times
+/// in a row, `periodSeconds` apart, from `initialDelaySeconds` on.
+fn seconds_before_a_restart(
+    startup: Option<&k8s_openapi::api::core::v1::Probe>,
+    liveness: Option<&k8s_openapi::api::core::v1::Probe>,
+) -> i32 {
+    let probe = startup
+        .or(liveness)
+        .expect("a probe that restarts the container");
+    probe.initial_delay_seconds.unwrap_or(0)
+        + probe.period_seconds.unwrap_or(10) * (probe.failure_threshold.unwrap_or(3) - 1)
+}
+
+fn probe(
+    path: &str,
+    initial_delay: i32,
+    period: i32,
+    failures: i32,
+) -> k8s_openapi::api::core::v1::Probe {
+    k8s_openapi::api::core::v1::Probe {
+        http_get: Some(k8s_openapi::api::core::v1::HTTPGetAction {
+            path: Some(path.to_owned()),
+            ..Default::default()
+        }),
+        initial_delay_seconds: Some(initial_delay),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_litellm_that_starts_in_100_seconds_is_never_killed() {
+    let tool = plain_tool_gateway();
+    let ai = rendered(&gateway(ONE_MODEL));
+    // The Go operator's probes (liveness from 30 s, 10 failures 10 s apart; no startup
+    // probe) and LiteLLM's helm chart's (startup probe, 30 failures 10 s apart).
+    let go = seconds_before_a_restart(None, Some(&probe(names::LIVENESS_PATH, 30, 10, 10)));
+    let chart = seconds_before_a_restart(Some(&probe(names::READINESS_PATH, 0, 10, 30)), None);
+    for r in [&ai, &tool] {
+        let c = container(r);
+        let budget = seconds_before_a_restart(c.startup_probe.as_ref(), c.liveness_probe.as_ref());
+        assert!(budget > 100, "a 100 s start is killed after {budget} s");
+        assert!(
+            budget >= go && budget >= chart,
+            "{budget} s < Go operator {go} s or chart {chart} s"
+        );
+        // Liveness and readiness run only after the startup probe succeeded: the startup
+        // probe must poll the liveness endpoint, so it cannot succeed before liveness would.
+        let startup = c.startup_probe.as_ref().unwrap();
+        assert_eq!(
+            startup.http_get.as_ref().unwrap().path.as_deref(),
+            Some(names::LIVENESS_PATH)
+        );
+        assert!(c.liveness_probe.is_some() && c.readiness_probe.is_some());
+    }
+    // Without the startup probe, today's liveness alone would kill it far earlier.
+    let c = container(&ai);
+    assert!(seconds_before_a_restart(None, c.liveness_probe.as_ref()) < 100);
+}
+
+#[test]
+fn the_price_map_is_read_offline_unless_the_users_env_says_otherwise() {
+    let value = |r: &Rendered| {
+        env(r)
+            .into_iter()
+            .filter(|e| e.name == names::LOCAL_MODEL_COST_MAP_ENV)
+            .map(|e| e.value.unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(value(&rendered(&gateway(ONE_MODEL))), ["True"]);
+    let overridden = rendered(&gateway(&format!(
+        "{ONE_MODEL}  env:\n  - {{name: {}, value: \"False\"}}\n",
+        names::LOCAL_MODEL_COST_MAP_ENV
+    )));
+    assert_eq!(value(&overridden), ["False"]);
+    // A variable from an envFrom source wins too: the generated one is left out.
+    let (mut lookup, gw) = setup(&gateway(&format!(
+        "{ONE_MODEL}  envFrom:\n  - configMapRef: {{name: settings}}\n"
+    )));
+    lookup.extend(&crate::parse_documents(
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings, namespace: ns}}\ndata: {{{}: \"False\"}}\n",
+            names::LOCAL_MODEL_COST_MAP_ENV
+        ),
+        "test",
+    )
+    .unwrap());
+    let from_source = render(&gw, &lookup, &RenderSettings::default()).unwrap();
+    assert!(value(&from_source).is_empty());
+    // ToolGateways get it too.
+    let tool = plain_tool_gateway();
+    assert_eq!(value(&tool), ["True"]);
+}
+
 #[test]
 fn env_is_generated_first_then_the_users_in_their_order() {
     let r = rendered(&gateway(&format!(
@@ -835,6 +947,7 @@ fn env_is_generated_first_then_the_users_in_their_order() {
         [
             "OPENAI_API_KEY",
             names::PERMIT_UNSET_MASTER_KEY_ENV,
+            names::LOCAL_MODEL_COST_MAP_ENV,
             "PROMETHEUS_MULTIPROC_DIR",
             "Z_FIRST",
             "A_COPY",

@@ -9,14 +9,14 @@
 //! A ToolRoute attaches to the gateway named by `spec.toolGatewayRef` (namespace
 //! defaulting to the route's, see [`ToolRoute::gateway`]). Each attached route becomes
 //! one `mcp_servers` entry keyed [`route_key`] (`<route-namespace>__<route-name>`, `-`
-//! replaced by `_`: LiteLLM 1.106.2 refuses `-` in server names, which it uses as the
+//! replaced by `_`: the pinned LiteLLM refuses `-` in server names, which it uses as the
 //! separator of prefixed tool names) and is served at [`route_url`]. The entry:
 //!
 //! | field | from |
 //! |---|---|
 //! | `url` | a ToolServer's published `status.url`, else `http://<name>.<ns>.svc.cluster.local:<port><path>`; an external URL as given |
 //! | `transport` | the ToolServer's `transportType`; for an external URL `sse` when its path ends in `/sse`, else `http` (as the Go operator) |
-//! | `allowed_tools`, `disallowed_tools` | `toolFilter.allow`, `toolFilter.deny` (omitted when empty) |
+//! | `allowed_tools`, `disallowed_tools` | the exact names of `toolFilter` where LiteLLM's exact matching means the same ([`tool_filter`]) |
 //! | `allow_all_keys` | `true`: any key the proxy accepts may use the route (as the Go operator) |
 //!
 //! # Where the Go operator is wrong and this renderer is not
@@ -25,16 +25,18 @@
 //!   `namespace/name`), whatever the order routes are listed in; the others are not
 //!   served, and every route involved is told which routes share its key. A newer route
 //!   can therefore never take over the URL an older route's agents use.
-//! - **Tool filters**: LiteLLM 1.106.2 matches `allowed_tools`/`disallowed_tools`
-//!   against exact tool names (`match_known_tool_name`), so `allow: [search_*]` would hide
-//!   every tool and `deny: [delete_*]` would deny nothing. A filter entry that is not an
-//!   exact MCP tool name fails closed: the route is not served, and says why.
+//! - **Tool filters**: served with the API's meaning (`*` and `?` patterns), enforced in
+//!   the proxy by a guardrail shipped in the ConfigMap ([`tool_filter`]); the Go operator
+//!   hands patterns to LiteLLM's exact-name lists, so `allow: [get_*]` hides every tool
+//!   and `deny: [*delete*]` denies nothing. Syntax the API does not define refuses the
+//!   route (`InvalidToolFilter`), with the rule.
 //! - **A ToolServer without a port** is reported on the route, never routed to `:0`.
 //! - **No provider-key hash**: the pod's secret hash covers only the Secrets the
 //!   container reads ([`crate::referenced_secrets_hash`]), so rotating `api-key-secrets`
 //!   does not restart ToolGateway pods.
-//! - **Startup probe**: LiteLLM lists every server's tools before it answers, so the
-//!   container gets [`workload::startup_probe`](crate::workload::startup_probe).
+//! - **Startup probe**: LiteLLM lists every server's tools before it answers; the
+//!   container's [`workload::startup_probe`](crate::workload::startup_probe) (every
+//!   LiteLLM pod has it) gives it five minutes.
 //!
 //! # Child names
 //! The children are named as an AiGateway's (`<gw>`, `<gw>-config`, label `app: <gw>`),
@@ -45,10 +47,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aigateway_api::{NamespacedName, ToolFilter, ToolGateway, ToolRoute, ToolServer};
+use aigateway_api::{NamespacedName, ToolGateway, ToolRoute, ToolServer};
 use serde_json::{Map, Value, json};
 
-use crate::config::{self, refuse_reference};
+use crate::config;
 use crate::guardrails::GuardedTraffic;
 use crate::lookup::ObjectLookup;
 use crate::names;
@@ -56,18 +58,13 @@ use crate::problem::{ObjectRef, Problem, ProblemReason};
 use crate::render::{
     GatewayParts, Rendered, SecretHashScope, WorkloadShape, finish, name_and_namespace, prepare,
 };
-use crate::settings::RenderSettings;
+use crate::settings::{LITELLM_VERSION, RenderSettings};
+use crate::tool_filter::{self, CheckedFilter, RouteFilters};
 use crate::{GatewayKind, RenderError};
 
 /// The env var that changes LiteLLM's separator between a server's name and its tools'
-/// names (default `-`); LiteLLM 1.106.2 refuses to load a server whose name contains it.
+/// names (default `-`); the pinned LiteLLM refuses to load a server whose name contains it.
 pub const TOOL_PREFIX_SEPARATOR_ENV: &str = "MCP_TOOL_PREFIX_SEPARATOR";
-
-/// The longest tool name the MCP specification allows.
-pub const MAX_TOOL_NAME_LENGTH: usize = 128;
-
-/// Characters that make a filter entry a pattern (glob or regex) rather than a name.
-const PATTERN_CHARACTERS: &[char] = &['*', '?', '[', ']', '{', '}', '^', '$', '|', '\\', '+'];
 
 /// The `mcp_servers` key of a route: `<namespace>__<name>` with every `-` replaced by
 /// `_` (the Go operator's scheme; agents' route URLs depend on it).
@@ -99,9 +96,9 @@ pub enum RouteProblemReason {
     /// The upstream cannot be used: the ToolServer is missing or has no port, the URL is
     /// unusable, or neither (or both) of `toolServerRef` and `external` is set.
     UpstreamUnresolved,
-    /// `toolFilter` lists something LiteLLM would not match as a tool name (a glob, a
-    /// string LiteLLM resolves): served, it would expose tools the filter meant to hide.
-    UnsupportedToolFilter,
+    /// A `toolFilter` entry uses syntax the API does not define (only `*` and `?` are
+    /// wildcards; see [`tool_filter::RULE`]).
+    InvalidToolFilter,
     /// The route's own name or namespace cannot form a key (or a key LiteLLM would
     /// refuse under the gateway's `MCP_TOOL_PREFIX_SEPARATOR`).
     InvalidRoute,
@@ -110,12 +107,21 @@ pub enum RouteProblemReason {
 }
 
 impl RouteProblemReason {
+    /// Every reason, for checks that each one is documented.
+    pub const ALL: [RouteProblemReason; 5] = [
+        RouteProblemReason::DuplicateServerName,
+        RouteProblemReason::UpstreamUnresolved,
+        RouteProblemReason::InvalidToolFilter,
+        RouteProblemReason::InvalidRoute,
+        RouteProblemReason::RemovedByPatch,
+    ];
+
     /// The CamelCase reason.
     pub fn as_str(self) -> &'static str {
         match self {
             RouteProblemReason::DuplicateServerName => "DuplicateServerName",
             RouteProblemReason::UpstreamUnresolved => "UpstreamUnresolved",
-            RouteProblemReason::UnsupportedToolFilter => "UnsupportedToolFilter",
+            RouteProblemReason::InvalidToolFilter => "InvalidToolFilter",
             RouteProblemReason::InvalidRoute => "InvalidRoute",
             RouteProblemReason::RemovedByPatch => "RemovedByPatch",
         }
@@ -223,6 +229,7 @@ pub fn render_tool_gateway(
     let attached = attached_routes(&this, routes);
     let keyed = assign_keys(&attached);
     let mut servers = Map::new();
+    let mut filters = RouteFilters::default();
     let mut outcomes = Vec::new();
     for candidate in &keyed {
         let state = match &candidate.claim {
@@ -237,8 +244,9 @@ pub fn render_tool_gateway(
                 })
             }
             Ok(key) => match mcp_server_entry(candidate.route, lookup) {
-                Ok(entry) => {
+                Ok((entry, filter)) => {
                     servers.insert(key.clone(), entry);
+                    filters.add(key, &candidate.id, filter);
                     RouteState::Served(ServedRoute {
                         key: key.clone(),
                         url: route_url(name, namespace, key),
@@ -258,10 +266,17 @@ pub fn render_tool_gateway(
     let config = tool_config(servers, guardrails);
     let shape = WorkloadShape {
         service_port: names::TOOL_GATEWAY_SERVICE_PORT,
-        startup_probe: true,
         secret_hash: SecretHashScope::Referenced,
+        config_files: filters.config_files(),
     };
-    let (mut rendered, merged) = finish(prepared, lookup, config, BTreeSet::new(), shape)?;
+    let (mut rendered, merged) = finish(
+        prepared,
+        lookup,
+        config,
+        BTreeSet::new(),
+        shape,
+        &|config| filters.enforce(config),
+    )?;
     let patch_ref = gateway
         .metadata
         .annotations
@@ -297,7 +312,7 @@ pub fn render_tool_gateway(
     })
 }
 
-/// What LiteLLM 1.106.2 refuses in `mcp_servers` entries at startup (the proxy exits,
+/// What the pinned LiteLLM refuses in `mcp_servers` entries at startup (the proxy exits,
 /// so the gateway never becomes Ready), found in the config as patched: `auth_type:
 /// oauth2` without `oauth2_flow` (`load_servers_from_config`). Reported on `source`,
 /// the config-patch ConfigMap (rendering never writes `auth_type` itself).
@@ -315,7 +330,7 @@ fn check_mcp_servers(config: &Value, source: ObjectRef) -> Vec<Problem> {
             Problem::new(
                 ProblemReason::InvalidRef,
                 source.clone(),
-                format!("sets mcp_servers.{key}.auth_type oauth2 without oauth2_flow, which LiteLLM 1.106.2 refuses at startup (the proxy exits and the gateway never becomes Ready): add oauth2_flow: client_credentials (with client_id, client_secret and token_url) or authorization_code"),
+                format!("sets mcp_servers.{key}.auth_type oauth2 without oauth2_flow, which LiteLLM {LITELLM_VERSION} refuses at startup (the proxy exits and the gateway never becomes Ready): add oauth2_flow: client_credentials (with client_id, client_secret and token_url) or authorization_code"),
             )
         })
         .collect()
@@ -453,20 +468,24 @@ fn upstream_problem(message: String) -> RouteProblem {
     }
 }
 
-/// The `mcp_servers` entry of a route.
-fn mcp_server_entry(route: &ToolRoute, lookup: &dyn ObjectLookup) -> Result<Value, RouteProblem> {
+/// The `mcp_servers` entry of a route, and its checked tool filter.
+fn mcp_server_entry(
+    route: &ToolRoute,
+    lookup: &dyn ObjectLookup,
+) -> Result<(Value, CheckedFilter), RouteProblem> {
+    let filter = match &route.spec.tool_filter {
+        Some(filter) => tool_filter::check(filter).map_err(|error| RouteProblem {
+            reason: RouteProblemReason::InvalidToolFilter,
+            message: error.to_string(),
+        })?,
+        None => CheckedFilter::default(),
+    };
     let (url, transport) = upstream(route, lookup)?;
     let mut entry = json!({"url": url, "transport": transport, "allow_all_keys": true});
-    if let Some(filter) = &route.spec.tool_filter {
-        check_tool_filter(filter)?;
-        if !filter.allow.is_empty() {
-            entry["allowed_tools"] = json!(filter.allow);
-        }
-        if !filter.deny.is_empty() {
-            entry["disallowed_tools"] = json!(filter.deny);
-        }
+    if let Some(fields) = entry.as_object_mut() {
+        fields.extend(filter.native_fields());
     }
-    Ok(entry)
+    Ok((entry, filter))
 }
 
 /// The upstream's URL and LiteLLM transport.
@@ -599,50 +618,6 @@ fn check_url(url: &str) -> Result<(), String> {
         return Err("holds spaces or control characters".to_owned());
     }
     Ok(())
-}
-
-/// Refuses filter entries LiteLLM 1.106.2 would not match as an exact tool name.
-fn check_tool_filter(filter: &ToolFilter) -> Result<(), RouteProblem> {
-    let unsupported = |message: String| RouteProblem {
-        reason: RouteProblemReason::UnsupportedToolFilter,
-        message,
-    };
-    for (field, entries, effect) in [
-        (
-            "allow",
-            &filter.allow,
-            "would hide every tool it means to allow",
-        ),
-        ("deny", &filter.deny, "would deny nothing"),
-    ] {
-        for (index, entry) in entries.iter().enumerate() {
-            let shown = entry.escape_debug().to_string();
-            if entry.contains(PATTERN_CHARACTERS) {
-                return Err(unsupported(format!(
-                    "spec.toolFilter.{field}[{index}] {shown:?} is a pattern, but LiteLLM 1.106.2 matches tool names exactly, so it {effect}: list the exact tool names; not served until then"
-                )));
-            }
-            if let Some(why) = refuse_reference(entry) {
-                return Err(unsupported(format!(
-                    "spec.toolFilter.{field}[{index}] {why}: list the exact tool names; not served until then"
-                )));
-            }
-            if !is_tool_name(entry) {
-                return Err(unsupported(format!(
-                    "spec.toolFilter.{field}[{index}] {shown:?} is not an MCP tool name (1 to {MAX_TOOL_NAME_LENGTH} letters, digits, '_', '-' and '.'), so LiteLLM would never match it and it {effect}: list the exact tool names; not served until then"
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A tool name as the MCP specification allows it.
-fn is_tool_name(name: &str) -> bool {
-    (1..=MAX_TOOL_NAME_LENGTH).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 #[cfg(test)]

@@ -42,9 +42,9 @@ pub struct WorkloadInput<'a> {
     pub common_metadata: Option<&'a EmbeddedMetadata>,
     /// `spec.podMetadata`.
     pub pod_metadata: Option<&'a EmbeddedMetadata>,
-    /// Whether the container gets [`startup_probe`] (a ToolGateway's LiteLLM lists the
-    /// tools of every MCP server before it answers).
-    pub startup_probe: bool,
+    /// Files placed next to `config.yaml` in the ConfigMap (and so in the container's
+    /// config directory): `(key, content)`.
+    pub config_files: &'a [(&'static str, &'static str)],
     /// Image, replicas and resources.
     pub settings: &'a RenderSettings,
 }
@@ -64,8 +64,16 @@ fn layered<'a>(
     (!out.is_empty()).then_some(out)
 }
 
-/// The ConfigMap `<gw>-config` with key `config.yaml`, labelled `app: <gw>`.
+/// The ConfigMap `<gw>-config` with key `config.yaml` (and the
+/// [`config_files`](WorkloadInput::config_files)), labelled `app: <gw>`.
 pub fn config_map(input: &WorkloadInput<'_>) -> ConfigMap {
+    let mut data = BTreeMap::from([(names::CONFIG_KEY.to_owned(), input.config_yaml.to_owned())]);
+    data.extend(
+        input
+            .config_files
+            .iter()
+            .map(|(key, content)| ((*key).to_owned(), (*content).to_owned())),
+    );
     ConfigMap {
         metadata: ObjectMeta {
             name: Some(names::config_map_name(input.name)),
@@ -73,10 +81,7 @@ pub fn config_map(input: &WorkloadInput<'_>) -> ConfigMap {
             labels: Some(app_labels(input.name)),
             ..Default::default()
         },
-        data: Some(BTreeMap::from([(
-            names::CONFIG_KEY.to_owned(),
-            input.config_yaml.to_owned(),
-        )])),
+        data: Some(data),
         ..Default::default()
     }
 }
@@ -98,16 +103,23 @@ fn http_probe(path: &str, initial_delay: i32, failure_threshold: i32) -> Probe {
     }
 }
 
-/// How long [`startup_probe`] waits for LiteLLM to come up: `period × failures`.
+/// How often [`startup_probe`] polls LiteLLM.
 pub const STARTUP_PERIOD_SECONDS: i32 = 5;
-/// See [`STARTUP_PERIOD_SECONDS`]: 60 failures, five minutes.
+/// How many failed polls [`startup_probe`] tolerates: with [`STARTUP_PERIOD_SECONDS`],
+/// five minutes (see [`STARTUP_BUDGET_SECONDS`]).
 pub const STARTUP_FAILURE_THRESHOLD: i32 = 60;
+/// How long a LiteLLM container may take to start before the kubelet restarts it:
+/// `period × failures` of [`startup_probe`]. At least the Go operator's budget (about
+/// 130 s: liveness from 30 s, 10 failures 10 s apart) and LiteLLM's helm chart's (300 s:
+/// 30 failures 10 s apart); cold starts of 120 to 136 s were measured under a 500m CPU
+/// limit.
+pub const STARTUP_BUDGET_SECONDS: i32 = STARTUP_PERIOD_SECONDS * STARTUP_FAILURE_THRESHOLD;
 
-/// The startup probe of a LiteLLM that connects to upstream servers before it serves
-/// (a ToolGateway lists every MCP server's tools at boot): the liveness endpoint, polled
-/// every [`STARTUP_PERIOD_SECONDS`] for up to five minutes. Until it succeeds the
-/// kubelet runs neither the liveness nor the readiness probe, so a slow upstream does
-/// not get the pod restarted in a loop.
+/// The startup probe of every LiteLLM container: the liveness endpoint, polled every
+/// [`STARTUP_PERIOD_SECONDS`] for up to [`STARTUP_BUDGET_SECONDS`]. Until it succeeds the
+/// kubelet runs neither the liveness nor the readiness probe, so a LiteLLM that starts
+/// slowly (a small CPU limit, a ToolGateway listing every MCP server's tools at boot) is
+/// not restarted in a loop; once it succeeds, liveness takes over with its usual 30 s.
 pub fn startup_probe() -> Probe {
     Probe {
         period_seconds: Some(STARTUP_PERIOD_SECONDS),
@@ -217,9 +229,10 @@ pub fn deployment(input: &WorkloadInput<'_>) -> Deployment {
                 ..Default::default()
             },
         ]),
-        liveness_probe: Some(http_probe(names::LIVENESS_PATH, 15, 3)),
-        readiness_probe: Some(http_probe(names::READINESS_PATH, 5, 3)),
-        startup_probe: input.startup_probe.then(startup_probe),
+        // Both run only once the startup probe has succeeded.
+        liveness_probe: Some(http_probe(names::LIVENESS_PATH, 0, 3)),
+        readiness_probe: Some(http_probe(names::READINESS_PATH, 0, 3)),
+        startup_probe: Some(startup_probe()),
         security_context: Some(input.settings.security.container.clone()),
         ..Default::default()
     };

@@ -322,7 +322,7 @@ fn upstream_sample(name: &str) -> PathBuf {
 /// The Go operator's ToolGateway sample and class render; stderr tells each route's fate.
 #[test]
 fn render_handles_tool_gateways_and_reports_every_route() {
-    let extra = "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: ToolRoute\nmetadata: {name: globbed, namespace: tool-gateway-routes}\nspec:\n  toolGatewayRef: {name: tool-gateway, namespace: tool-gateway}\n  upstream: {external: {url: \"http://echo.default/mcp\"}}\n  toolFilter: {deny: [\"delete_*\"]}\n---\napiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: ToolRoute\nmetadata: {name: orphan, namespace: elsewhere}\nspec:\n  toolGatewayRef: {name: nobody}\n  upstream: {external: {url: \"http://echo.default/mcp\"}}\n";
+    let extra = "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: ToolRoute\nmetadata: {name: regex, namespace: tool-gateway-routes}\nspec:\n  toolGatewayRef: {name: tool-gateway, namespace: tool-gateway}\n  upstream: {external: {url: \"http://echo.default/mcp\"}}\n  toolFilter: {deny: [\"delete_[a-z]+\"]}\n---\napiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: ToolRoute\nmetadata: {name: orphan, namespace: elsewhere}\nspec:\n  toolGatewayRef: {name: nobody}\n  upstream: {external: {url: \"http://echo.default/mcp\"}}\n";
     let mut command = bin();
     command.args(["render", "--config-only", "-f"]);
     command.arg(upstream_sample("toolgatewayclass.yaml"));
@@ -350,7 +350,7 @@ fn render_handles_tool_gateways_and_reports_every_route() {
     );
     assert!(
         stderr.contains(
-            "warning: ToolRoute tool-gateway-routes/globbed not served (UnsupportedToolFilter)"
+            "warning: ToolRoute tool-gateway-routes/regex not served (InvalidToolFilter): spec.toolFilter.deny[0] \"delete_[a-z]+\" uses '[', which is not part of the API's pattern syntax"
         ),
         "{stderr}"
     );

@@ -627,9 +627,10 @@ fn with_proxy_exit_when_ready_answers_through_litellm_with_the_gateways_key() {
     assert!(!stdout.contains(&format!("key={agent_key}")), "{stdout}");
     // The answer is the provider's, and came back through LiteLLM (its version header).
     assert!(
-        stdout.contains(
-            "Answer through LiteLLM 1.106.2: Hello from the fake provider (gpt-4o-mini). You said: Say hello to the demo."
-        ),
+        stdout.contains(&format!(
+            "Answer through LiteLLM {}: Hello from the fake provider (gpt-4o-mini). You said: Say hello to the demo.",
+            litellm_impl::settings::LITELLM_VERSION
+        )),
         "{stdout}"
     );
     assert!(stdout.contains("curl -s http://127.0.0.1:"), "{stdout}");
@@ -873,7 +874,13 @@ fn with_proxy_stops_what_it_started_when_litellm_fails() {
         Some(4),
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    assert!(stdout.contains("(1.106.2, on PATH)"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "({}, on PATH)",
+            litellm_impl::settings::LITELLM_VERSION
+        )),
+        "{stdout}"
+    );
     let error = stderr
         .lines()
         .find(|l| l.starts_with("error: "))

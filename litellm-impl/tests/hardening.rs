@@ -467,11 +467,13 @@ fn pods_pass_pod_security_restricted_and_listen_on_an_unprivileged_port() {
     let capabilities = sc.capabilities.as_ref().unwrap();
     assert_eq!(capabilities.drop.as_deref(), Some(&["ALL".to_owned()][..]));
     assert_eq!(capabilities.add, None, "no NET_BIND_SERVICE");
+    assert_eq!(
+        c.image.as_deref(),
+        Some(litellm_impl::settings::DEFAULT_IMAGE),
+        "the non-root image of the pinned release"
+    );
     assert!(
-        c.image
-            .as_deref()
-            .unwrap()
-            .contains("litellm-non_root:v1.106.2"),
+        litellm_impl::settings::DEFAULT_IMAGE.contains("/litellm-non_root:"),
         "{:?}",
         c.image
     );
@@ -508,7 +510,7 @@ fn security_settings_can_be_replaced_by_the_operator() {
         panic!("a gateway")
     };
     let mut settings = RenderSettings {
-        image: "ghcr.io/berriai/litellm:v1.106.2".into(),
+        image: "ghcr.io/berriai/litellm:v1.108.7".into(),
         ..Default::default()
     };
     settings.security.container.read_only_root_filesystem = Some(false);
@@ -525,7 +527,7 @@ fn security_settings_can_be_replaced_by_the_operator() {
         .unwrap();
     assert_eq!(pod.security_context.as_ref().unwrap().run_as_user, None);
     let c = container(&r);
-    assert_eq!(c.image.as_deref(), Some("ghcr.io/berriai/litellm:v1.106.2"));
+    assert_eq!(c.image.as_deref(), Some("ghcr.io/berriai/litellm:v1.108.7"));
     assert_eq!(
         c.security_context
             .as_ref()

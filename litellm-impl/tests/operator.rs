@@ -73,6 +73,31 @@ async fn condition(gateways: &Api<AiGateway>, type_: &str) -> Option<(String, St
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
+/// Our CRDs and the default `litellm` AiGatewayClass.
+async fn install_crds_and_class(server: &ApiServer) {
+    for crd in aigateway_api::crds::all() {
+        server.install_crd(crd).await.unwrap();
+    }
+    server.apply_manifests(CLASS).unwrap();
+}
+
+type Stop = tokio::sync::oneshot::Sender<()>;
+type Task = tokio::task::JoinHandle<Result<(), aigateway_runtime::OperatorError>>;
+
+/// The LiteLLM AiGateway operator on `server`, until the sender is used.
+fn spawn_operator(server: &ApiServer) -> (Stop, Task) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(
+        Operator::new(server.client())
+            .gateway(LiteLlmGateway::new(RenderSettings::default()))
+            .shutdown_on(async move {
+                let _ = stopped.await;
+            })
+            .run(),
+    );
+    (stop, task)
+}
+
 async fn wait_for<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
@@ -91,20 +116,9 @@ where
 #[tokio::test]
 async fn problems_become_conditions_and_related_objects_rerender_the_gateway() {
     let server = ApiServer::new();
-    for crd in aigateway_api::crds::all() {
-        server.install_crd(crd).await.unwrap();
-    }
-    server.apply_manifests(CLASS).unwrap();
+    install_crds_and_class(&server).await;
     server.apply_manifests(GATEWAY).unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(
-        Operator::new(server.client())
-            .gateway(LiteLlmGateway::new(RenderSettings::default()))
-            .shutdown_on(async move {
-                let _ = stopped.await;
-            })
-            .run(),
-    );
+    let (stop, task) = spawn_operator(&server);
     let gateways: Api<AiGateway> = Api::namespaced(server.client(), "team");
 
     // Neither the Secret nor the Guard exists: the proxy still deploys, and status says why.
@@ -129,15 +143,14 @@ async fn problems_become_conditions_and_related_objects_rerender_the_gateway() {
         programmed.contains("warnings:") && programmed.contains("LITELLM_MASTER_KEY"),
         "{programmed}"
     );
-    for (alias, source) in [
-        ("AiGatewayConfigured", "Programmed"),
-        ("AiGatewayReady", "Ready"),
+    for (alias, source, reason) in [
+        ("AiGatewayConfigured", "Programmed", "ConfigurationApplied"),
+        ("AiGatewayReady", "Ready", "AiGatewayReady"),
     ] {
-        assert_eq!(
-            condition(&gateways, alias).await.map(|c| c.0),
-            condition(&gateways, source).await.map(|c| c.0),
-            "{alias}"
-        );
+        let copy = condition(&gateways, alias).await.unwrap();
+        let original = condition(&gateways, source).await.unwrap();
+        assert_eq!((&copy.0, &copy.2), (&original.0, &original.2), "{alias}");
+        assert_eq!(copy.1, reason, "the Go operator's reason on {alias}");
     }
 
     // The Guard (in another namespace) appears: the gateway re-renders with it. Only the
@@ -205,10 +218,7 @@ async fn problems_become_conditions_and_related_objects_rerender_the_gateway() {
 #[tokio::test]
 async fn a_patch_config_map_named_like_the_generated_one_is_never_overwritten() {
     let server = ApiServer::new();
-    for crd in aigateway_api::crds::all() {
-        server.install_crd(crd).await.unwrap();
-    }
-    server.apply_manifests(CLASS).unwrap();
+    install_crds_and_class(&server).await;
     server
         .apply_manifests(
             "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gw-config\n  namespace: team\ndata:\n  patch.yaml: |\n    router_settings:\n      routing_strategy: simple-shuffle\n---\napiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata:\n  name: gw\n  namespace: team\n  annotations:\n    ai-gateway-litellm.agentic-layer.ai/config-patch: gw-config\nspec:\n  aiModels:\n    - name: gpt-4o\n      provider: openai\n",
@@ -216,15 +226,7 @@ async fn a_patch_config_map_named_like_the_generated_one_is_never_overwritten() 
         .unwrap();
     let config_maps: Api<ConfigMap> = Api::namespaced(server.client(), "team");
     let before = config_maps.get("gw-config").await.unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(
-        Operator::new(server.client())
-            .gateway(LiteLlmGateway::new(RenderSettings::default()))
-            .shutdown_on(async move {
-                let _ = stopped.await;
-            })
-            .run(),
-    );
+    let (stop, task) = spawn_operator(&server);
     let gateways: Api<AiGateway> = Api::namespaced(server.client(), "team");
     wait_for("Programmed=False NameConflict naming gw-config", || async {
         condition(&gateways, "Programmed")
@@ -236,6 +238,15 @@ async fn a_patch_config_map_named_like_the_generated_one_is_never_overwritten() 
             })
     })
     .await;
+    // The Go operator's types carry its reason for a child it could not write.
+    for alias in ["AiGatewayConfigured", "AiGatewayReady"] {
+        let (status, reason, _) = condition(&gateways, alias).await.unwrap();
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("False", "WorkloadFailed"),
+            "{alias}"
+        );
+    }
     let after = config_maps.get("gw-config").await.unwrap();
     assert_eq!(
         after.data, before.data,
@@ -251,6 +262,57 @@ async fn a_patch_config_map_named_like_the_generated_one_is_never_overwritten() 
         config_maps.get("gw-config").await.unwrap().data,
         before.data,
         "the user's ConfigMap went with the gateway"
+    );
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
+
+/// The Go operator's reasons on its condition types follow the state: a missing
+/// config-patch ConfigMap is its `ConfigPatchInvalid` (ours: `RefNotFound`), and once
+/// the ConfigMap exists and the Deployment rolled out, `ConfigurationApplied` and
+/// `AiGatewayReady`.
+#[tokio::test]
+async fn the_go_operators_condition_types_carry_its_reasons() {
+    let server = ApiServer::builder()
+        .deployment_ready_delay(Duration::from_millis(500))
+        .build();
+    install_crds_and_class(&server).await;
+    server
+        .apply_manifests(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n---\napiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata:\n  name: gw\n  namespace: team\n  annotations:\n    ai-gateway-litellm.agentic-layer.ai/config-patch: tuning\nspec:\n  aiModels:\n    - name: gpt-4o\n      provider: openai\n",
+        )
+        .unwrap();
+    let (stop, task) = spawn_operator(&server);
+    let gateways: Api<AiGateway> = Api::namespaced(server.client(), "team");
+    wait_for("ConfigPatchInvalid on AiGatewayConfigured", || async {
+        condition(&gateways, "AiGatewayConfigured")
+            .await
+            .is_some_and(|(status, reason, _)| status == "False" && reason == "ConfigPatchInvalid")
+    })
+    .await;
+    let (_, ours, _) = condition(&gateways, "ResolvedRefs").await.unwrap();
+    assert_eq!(ours, "RefNotFound");
+    let (status, reason, _) = condition(&gateways, "AiGatewayReady").await.unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "ConfigPatchInvalid")
+    );
+
+    server
+        .apply_manifests(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tuning\n  namespace: team\ndata:\n  patch.yaml: |\n    router_settings:\n      num_retries: 2\n",
+        )
+        .unwrap();
+    wait_for("AiGatewayReady=True", || async {
+        condition(&gateways, "AiGatewayReady")
+            .await
+            .is_some_and(|(status, reason, _)| status == "True" && reason == "AiGatewayReady")
+    })
+    .await;
+    let (status, reason, _) = condition(&gateways, "AiGatewayConfigured").await.unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "ConfigurationApplied")
     );
     let _ = stop.send(());
     task.await.unwrap().unwrap();

@@ -1019,8 +1019,11 @@ fn real_cluster_leader_election_hands_over_after_the_leader_is_killed() {
     );
 }
 
-/// Pod Security admission: a namespace enforcing "restricted" admits the generated
-/// LiteLLM pods, and the gateway becomes Ready.
+/// Pod Security admission: namespaces enforcing "restricted" admit the generated LiteLLM
+/// pods (startup probe and all) of an AiGateway and of a ToolGateway, and both become
+/// Ready. The ToolGateway serves agent-runtime-operator's ToolRoute sample, applied
+/// unchanged (with the CRD of the Agent it declares): the route becomes Ready with its
+/// URL.
 #[test]
 fn real_cluster_generated_pods_pass_pod_security_restricted() {
     let _one_at_a_time = RealCluster::exclusive();
@@ -1045,6 +1048,69 @@ fn real_cluster_generated_pods_pass_pod_security_restricted() {
     wait_gateway_ready(&k, &operator, namespace, name);
     let pods = k.json(&["get", "pods", "-n", namespace]);
     assert_eq!(pods["items"].as_array().unwrap().len(), 1, "{pods}");
+    let probe = &pods["items"][0]["spec"]["containers"][0]["startupProbe"];
+    assert_eq!(probe["httpGet"]["path"], "/health/liveliness", "{pods}");
+
+    let agents = workspace()
+        .join("aigateway-api/tests/fixtures/upstream-crds/agents.runtime.agentic-layer.ai.json");
+    k.ok(&["apply", "--server-side", "-f", agents.to_str().unwrap()]);
+    k.wait_crds_established();
+    let route_sample = sample("agent-runtime-toolroute.yaml");
+    k.ok(&[
+        "apply",
+        "--server-side",
+        "-f",
+        route_sample.to_str().unwrap(),
+    ]);
+    let tools = "test-tool-servers";
+    k.ok(&[
+        "label",
+        "namespace",
+        tools,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/enforce-version=latest",
+    ]);
+    k.ok_with(
+        &["apply", "--server-side", "-f", "-"],
+        Some(
+            "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: ToolGateway\nmetadata: {name: example-toolgateway, namespace: test-tool-servers}\nspec: {toolGatewayClassName: litellm}\n",
+        ),
+    );
+    let route = eventually(
+        "the ToolRoute sample to get its URL",
+        Duration::from_secs(90),
+        || operator.log(),
+        || {
+            let route = k.json(&["get", "toolroute", "example-toolroute", "-n", tools]);
+            route["status"]["url"].is_string().then_some(route)
+        },
+    );
+    assert_eq!(
+        route["status"]["url"],
+        "http://example-toolgateway.test-tool-servers.svc.cluster.local/mcp/test_tool_servers__example_toolroute",
+        "{route}"
+    );
+    assert_eq!(condition(&route, "Ready")["status"], "True", "{route}");
+    let gateway = k.json(&["get", "toolgateway", "example-toolgateway", "-n", tools]);
+    assert_eq!(condition(&gateway, "Ready")["status"], "True", "{gateway}");
+    assert_eq!(
+        condition(&gateway, "ToolGatewayReady")["reason"],
+        "ToolGatewayReady",
+        "{gateway}"
+    );
+    let pods = k.json(&["get", "pods", "-n", tools]);
+    assert_eq!(pods["items"].as_array().unwrap().len(), 1, "{pods}");
+    let config = k.json(&[
+        "get",
+        "configmap",
+        "example-toolgateway-config",
+        "-n",
+        tools,
+    ]);
+    assert!(
+        config["data"]["aigateway_tool_filter.py"].is_string(),
+        "the filter guardrail ships with the config: {config}"
+    );
     println!("scenario pod-security-restricted: passed");
 }
 

@@ -1,4 +1,4 @@
-//! Proof through the real LiteLLM proxy (pinned 1.106.2): configs rendered by this crate
+//! Proof through the real LiteLLM proxy (the pinned release, `settings::LITELLM_VERSION`): configs rendered by this crate
 //! load, every model is healthy, requests reach the provider's API with the Secret's key,
 //! guardrails act, and the authentication modes behave as documented.
 //!
@@ -21,8 +21,8 @@ use axum::http::{HeaderMap, Uri};
 use axum::routing::post;
 use litellm_impl::local::pod::{self, LocalPod};
 use litellm_impl::{
-    InMemoryObjects, InputObject, ProblemReason, RenderSettings, Rendered, RouteState, names,
-    parse_documents, render, render_tool_gateway,
+    InMemoryObjects, InputObject, ProblemReason, RenderSettings, Rendered, RenderedToolGateway,
+    RouteState, names, parse_documents, render, render_tool_gateway,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -389,7 +389,7 @@ async fn assert_all_healthy(proxy: &Proxy, key: Option<&str>, models: usize) {
 }
 
 /// A request with a key other than the master key is refused. Without a database
-/// LiteLLM 1.106 cannot look the key up as a virtual key and answers 400 "No connected db."
+/// LiteLLM cannot look the key up as a virtual key and answers 400 "No connected db."
 /// (401 with one); either way nothing reaches the upstream.
 fn assert_refused(response: &Response) {
     let no_db = response.status == 400 && response.body.contains("no_db_connection");
@@ -921,14 +921,18 @@ fn mcp_fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The MCP server of `tests/fixtures/mcp/server.py` on a free port, once it accepts
-/// connections.
-async fn start_mcp_server(dir: &Path) -> (PythonProcess, u16, PathBuf) {
+/// The MCP server of `tests/fixtures/mcp/server.py` with the tool set `tools` on a free
+/// port, once it accepts connections.
+async fn start_mcp_server(dir: &Path, tools: &str) -> (PythonProcess, u16, PathBuf) {
     let port = free_port();
     let calls = dir.join("calls.log");
     let server = PythonProcess::spawn(
         &mcp_fixture("server.py"),
-        &[port.to_string(), calls.display().to_string()],
+        &[
+            port.to_string(),
+            calls.display().to_string(),
+            tools.to_owned(),
+        ],
         dir,
         "mcp-server",
     );
@@ -985,6 +989,24 @@ async fn mcp_client(url: &str, key: &str, calls: &[Value]) -> Value {
         .unwrap_or_else(|e| panic!("the MCP client printed no JSON ({e}): {text}"))
 }
 
+/// The objects as a lookup, and the first ToolGateway among them rendered with the
+/// routes among them.
+fn render_first_tool_gateway(parsed: Vec<InputObject>) -> (InMemoryObjects, RenderedToolGateway) {
+    let mut lookup = InMemoryObjects::new();
+    lookup.extend(&parsed);
+    let (mut gateways, mut routes) = (Vec::new(), Vec::new());
+    for object in parsed {
+        match object {
+            InputObject::ToolGateway(g) => gateways.push(g),
+            InputObject::ToolRoute(r) => routes.push(r),
+            _ => {}
+        }
+    }
+    let rendered =
+        render_tool_gateway(&gateways[0], &routes, &lookup, &RenderSettings::default()).unwrap();
+    (lookup, rendered)
+}
+
 fn tool_calls(calls: &Path) -> Vec<String> {
     std::fs::read_to_string(calls)
         .unwrap_or_default()
@@ -998,7 +1020,7 @@ fn tool_calls(calls: &Path) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_tools_through_a_tool_gateway_route_in_real_litellm() {
     let dir = tempfile::tempdir().unwrap();
-    let (mcp_server, mcp_port, calls) = start_mcp_server(dir.path()).await;
+    let (mcp_server, mcp_port, calls) = start_mcp_server(dir.path(), "echo").await;
     let yaml = format!(
         r#"
 apiVersion: v1
@@ -1033,18 +1055,7 @@ spec:
 "#
     );
     let parsed = parse_documents(&yaml, "test").unwrap();
-    let mut lookup = InMemoryObjects::new();
-    lookup.extend(&parsed);
-    let (mut gateways, mut routes) = (Vec::new(), Vec::new());
-    for object in parsed {
-        match object {
-            InputObject::ToolGateway(g) => gateways.push(g),
-            InputObject::ToolRoute(r) => routes.push(r),
-            _ => {}
-        }
-    }
-    let rendered =
-        render_tool_gateway(&gateways[0], &routes, &lookup, &RenderSettings::default()).unwrap();
+    let (lookup, rendered) = render_first_tool_gateway(parsed);
     assert_eq!(
         rendered.rendered.problems,
         [],
@@ -1142,4 +1153,182 @@ spec:
     assert_eq!(tool_calls(&calls), ["echo", "echo"]);
     drop(proxy);
     drop(mcp_server);
+}
+
+/// agent-runtime-operator's ToolRoute sample (`allow: [get_*, list_*]`, `deny:
+/// [*delete*]`), its ToolServer publishing the URL of a real MCP server with the tools
+/// get_weather, list_items, delete_item and get_delete_log: through the real proxy an
+/// agent sees and calls exactly get_weather and list_items, and the others are refused
+/// by name without reaching the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tool_route_samples_glob_filter_is_enforced_by_real_litellm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mcp_server, mcp_port, calls) = start_mcp_server(dir.path(), "sample").await;
+    let sample = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../aigateway-api/tests/fixtures/samples/agent-runtime-toolroute.yaml"
+    ))
+    .unwrap();
+    let mut parsed = parse_documents(&sample, "agent-runtime-toolroute.yaml").unwrap();
+    // The URL agent-runtime-operator would publish for the ToolServer's Deployment.
+    for object in &mut parsed {
+        if let InputObject::ToolServer(server) = object {
+            server.status = Some(aigateway_api::ToolServerStatus {
+                url: Some(format!("http://127.0.0.1:{mcp_port}/mcp")),
+                ..Default::default()
+            });
+        }
+    }
+    parsed.extend(
+        parse_documents(
+            r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: gateway-secrets, namespace: test-tool-servers}
+stringData: {master: sk-sample-master}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: ToolGateway
+metadata: {name: example-toolgateway, namespace: test-tool-servers}
+spec:
+  env:
+  - name: LITELLM_MASTER_KEY
+    valueFrom: {secretKeyRef: {name: gateway-secrets, key: master}}
+  - {name: OTEL_EXPORTER, value: console}
+"#,
+            "test",
+        )
+        .unwrap(),
+    );
+    let (lookup, rendered) = render_first_tool_gateway(parsed);
+    assert_eq!(rendered.rendered.problems, []);
+    let path = match &rendered.routes[0].state {
+        RouteState::Served(served) => served.url.strip_prefix(&rendered.url).unwrap().to_owned(),
+        other => panic!("the sample route is not served: {other:?}"),
+    };
+    assert_eq!(path, "/mcp/test_tool_servers__example_toolroute");
+
+    let proxy = start(&rendered.rendered, "test-tool-servers", &lookup).await;
+    let url = format!("http://127.0.0.1:{}{path}", proxy.port);
+    let prefixed = |tool: &str| format!("test_tool_servers__example_toolroute-{tool}");
+    let answer = mcp_client(
+        &url,
+        "sk-sample-master",
+        &[
+            json!({"name": "get_weather", "arguments": {"city": "Lisbon"}}),
+            json!({"name": prefixed("list_items"), "arguments": {}}),
+            json!({"name": "delete_item", "arguments": {"name": "apple"}}),
+            json!({"name": prefixed("delete_item"), "arguments": {"name": "pear"}}),
+            json!({"name": "get_delete_log", "arguments": {}}),
+        ],
+    )
+    .await;
+    assert_eq!(
+        answer["tools"],
+        json!([prefixed("get_weather"), prefixed("list_items")]),
+        "{answer:#}\nproxy log:\n{}",
+        proxy.log_text()
+    );
+    let calls_made = answer["calls"].as_array().unwrap();
+    assert_eq!(
+        calls_made[0]["text"],
+        json!("sunny in Lisbon"),
+        "{answer:#}"
+    );
+    assert_eq!(calls_made[1]["text"], json!("apple, pear"), "{answer:#}");
+    for (call, tool, why) in [
+        (
+            &calls_made[2],
+            "delete_item",
+            "matches none of spec.toolFilter.allow",
+        ),
+        (
+            &calls_made[3],
+            "delete_item",
+            "matches none of spec.toolFilter.allow",
+        ),
+        (
+            &calls_made[4],
+            "get_delete_log",
+            "matches spec.toolFilter.deny pattern *delete*",
+        ),
+    ] {
+        assert_eq!(call["is_error"], json!(true), "{answer:#}");
+        let text = call["text"].as_str().unwrap_or_default();
+        assert!(
+            text.contains(&format!(
+                "tool {tool} is not exposed by ToolRoute test-tool-servers/example-toolroute"
+            )) && text.contains(why),
+            "{answer:#}"
+        );
+    }
+    assert_eq!(
+        tool_calls(&calls),
+        ["get_weather", "list_items"],
+        "only the allowed calls reach the MCP server"
+    );
+    drop(proxy);
+    drop(mcp_server);
+}
+
+/// The guardrail module's pattern matching, in the pinned LiteLLM's Python: `*` any run
+/// (none too), `?` exactly one character, everything else literal, whole names only,
+/// deny wins, and no pattern makes it slow.
+#[test]
+fn the_tool_filter_module_matches_patterns_as_the_api_defines_them() {
+    let program = r#"
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("aigateway_tool_filter", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+sample = module.RouteFilter("ns/r", ["get_*", "list_*", "search.v?"], ["*delete*"])
+names = ["get_weather", "get_", "list_items", "delete_item", "get_delete_log", "forget_x",
+         "search.v2", "searchXv2", "search.v10", "xget_weather", "GET_weather"]
+print(json.dumps({name: sample.refusal(name) is None for name in names}))
+deny_only = module.RouteFilter("ns/r", [], ["drop"])
+print(json.dumps([deny_only.refusal("drop") is None, deny_only.refusal("dropped") is None]))
+# Patterns come from route authors: one that makes a backtracking regex take exponential
+# time is answered at once.
+hostile = "*a" * 40 + "*b"
+print(json.dumps([module.matches(hostile, "a" * 128), module.matches(hostile, "a" * 127 + "b"),
+                  module.matches("*", ""), module.matches("?", ""), module.matches("a*?", "ab")]))
+"#;
+    let module = dir_with_module();
+    let output = Command::new(venv_bin().join("python"))
+        .args(["-c", program])
+        .arg(module.path().join(litellm_impl::tool_filter::MODULE_FILE))
+        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let mut lines = stdout.lines();
+    let exposed: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(
+        exposed,
+        json!({
+            "get_weather": true, "get_": true, "list_items": true, "delete_item": false,
+            "get_delete_log": false, "forget_x": false, "search.v2": true,
+            "searchXv2": false, "search.v10": false, "xget_weather": false,
+            "GET_weather": false
+        })
+    );
+    let deny_only: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(deny_only, json!([false, true]));
+    let edges: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(edges, json!([false, true, true, false, true]));
+}
+
+fn dir_with_module() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(litellm_impl::tool_filter::MODULE_FILE),
+        litellm_impl::tool_filter::MODULE_SOURCE,
+    )
+    .unwrap();
+    dir
 }

@@ -174,15 +174,18 @@ async fn the_go_operators_samples_become_ready_with_route_urls_only_once_the_gat
         gateway.status.as_ref().and_then(|s| s.url.as_deref()),
         Some("http://tool-gateway.tool-gateway.svc.cluster.local")
     );
-    for (alias, source) in [
-        ("ToolGatewayConfigured", "Programmed"),
-        ("ToolGatewayReady", "Ready"),
+    for (alias, source, reason) in [
+        (
+            "ToolGatewayConfigured",
+            "Programmed",
+            "ConfigurationApplied",
+        ),
+        ("ToolGatewayReady", "Ready", "ToolGatewayReady"),
     ] {
-        assert_eq!(
-            gateway_condition(&gateway, alias).map(|c| c.0),
-            gateway_condition(&gateway, source).map(|c| c.0),
-            "{alias}"
-        );
+        let copy = gateway_condition(&gateway, alias).unwrap();
+        let original = gateway_condition(&gateway, source).unwrap();
+        assert_eq!((&copy.0, &copy.2), (&original.0, &original.2), "{alias}");
+        assert_eq!(copy.1, reason, "the Go operator's reason on {alias}");
     }
     let config = running.config("tool-gateway", "tool-gateway").await;
     assert!(config.contains("tool_gateway_routes__echo:"), "{config}");
@@ -202,7 +205,7 @@ async fn the_go_operators_samples_become_ready_with_route_urls_only_once_the_gat
         .await;
     assert!(config.contains("- pre_mcp_call"), "{config}");
 
-    // The patched sample: LiteLLM 1.106.2 refuses `auth_type: oauth2` without
+    // The patched sample: the pinned LiteLLM refuses `auth_type: oauth2` without
     // `oauth2_flow` at startup, so the gateway says so; the route itself is served.
     running.apply_sample("toolgateway-with-patch.yaml");
     let gateway = eventually_within(WAIT, "the patched gateway's ResolvedRefs", || async {
@@ -225,6 +228,66 @@ async fn the_go_operators_samples_become_ready_with_route_urls_only_once_the_gat
         route_url(&route).map(str::to_owned)
     })
     .await;
+    running.stop().await;
+}
+
+/// agent-runtime-operator's ToolRoute sample (a ToolServer, a route with glob tool
+/// filters and an Agent), applied unchanged next to a ToolGateway of the name it names:
+/// the route is served with its filter, enforced by the guardrail the ConfigMap ships.
+#[tokio::test]
+async fn agent_runtime_operators_tool_route_sample_is_served_with_its_glob_filter() {
+    let running = Running::start(Duration::ZERO).await;
+    // The sample declares an Agent: install its CRD (agent-runtime-operator's).
+    let agents = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../aigateway-api/tests/fixtures/upstream-crds/agents.runtime.agentic-layer.ai.json"
+    ))
+    .unwrap();
+    running.server.install_crd(agents.as_str()).await.unwrap();
+    running.apply_sample("toolgatewayclass.yaml");
+    running.apply_sample("agent-runtime-toolroute.yaml");
+    running.apply(
+        "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: ToolGateway\nmetadata:\n  name: example-toolgateway\n  namespace: test-tool-servers\nspec:\n  toolGatewayClassName: litellm\n",
+    );
+    let route = eventually_within(WAIT, "the sample route's URL", || async {
+        let route = running
+            .route("test-tool-servers", "example-toolroute")
+            .await?;
+        route_url(&route).is_some().then_some(route)
+    })
+    .await;
+    assert_eq!(
+        route_url(&route),
+        Some(
+            "http://example-toolgateway.test-tool-servers.svc.cluster.local/mcp/test_tool_servers__example_toolroute"
+        )
+    );
+    assert!(is_true(route_condition(&route, "Ready")));
+    assert!(is_true(route_condition(&route, "Accepted")));
+
+    let config_map = Api::<ConfigMap>::namespaced(running.server.client(), "test-tool-servers")
+        .get("example-toolgateway-config")
+        .await
+        .unwrap();
+    let data = config_map.data.unwrap_or_default();
+    assert_eq!(
+        data.get(litellm_impl::tool_filter::MODULE_FILE)
+            .map(String::as_str),
+        Some(litellm_impl::tool_filter::MODULE_SOURCE),
+        "the guardrail module ships next to config.yaml"
+    );
+    let config = &data["config.yaml"];
+    for expected in [
+        "test_tool_servers__example_toolroute:",
+        "url: http://example-http-toolserver.test-tool-servers.svc.cluster.local:8080/mcp",
+        "guardrail: aigateway_tool_filter.ToolFilterGuardrail",
+        "route: test-tool-servers/example-toolroute",
+    ] {
+        assert!(config.contains(expected), "{expected}\n{config}");
+    }
+    // Patterns are not handed to LiteLLM's exact-name lists.
+    assert!(!config.contains("allowed_tools"), "{config}");
+    assert!(!config.contains("disallowed_tools"), "{config}");
     running.stop().await;
 }
 
@@ -374,11 +437,12 @@ async fn routes_the_proxy_would_mishandle_are_refused_on_the_route_and_kept_out_
     running.apply(CLASSES);
     running.apply(AI_GATEWAY_CLASS);
     running.apply(&tool_gateway("tools", ""));
-    // A glob that LiteLLM would not honour: `deny: [delete_*]` would deny nothing.
+    // A regular expression: not the API's pattern syntax, and taken literally it would
+    // deny nothing.
     running.apply(&external_route(
         "team",
-        "globbed",
-        "  toolFilter:\n    deny:\n    - delete_*\n",
+        "regex",
+        "  toolFilter:\n    deny:\n    - ^delete_.*$\n",
     ));
     // A ToolServer without a port.
     running.apply(
@@ -419,7 +483,7 @@ async fn routes_the_proxy_would_mishandle_are_refused_on_the_route_and_kept_out_
     );
 
     for (name, reason) in [
-        ("globbed", "UnsupportedToolFilter"),
+        ("regex", "InvalidToolFilter"),
         ("portless", "UpstreamUnresolved"),
     ] {
         let route = eventually_within(WAIT, reason, || async {
@@ -434,7 +498,7 @@ async fn routes_the_proxy_would_mishandle_are_refused_on_the_route_and_kept_out_
         assert_eq!(route_url(&route), None, "{name}");
     }
     let config = running.config("team", "tools").await;
-    assert!(!config.contains("team__globbed"), "{config}");
+    assert!(!config.contains("team__regex"), "{config}");
     assert!(!config.contains("team__portless"), "{config}");
     assert_eq!(config.matches("x__y__z:").count(), 1, "{config}");
     running.stop().await;

@@ -14,15 +14,16 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-/// The LiteLLM version this crate renders for and tests against (the image the
-/// Deployment runs by default carries the same version).
-pub const PINNED_LITELLM_VERSION: &str = "1.106.2";
+/// The LiteLLM version this crate renders for and tests against
+/// ([`LITELLM_VERSION`](crate::settings::LITELLM_VERSION); the image the Deployment runs by
+/// default carries the same version).
+pub const PINNED_LITELLM_VERSION: &str = crate::settings::LITELLM_VERSION;
 
 /// What the venv holds, as `pip install` arguments: the pinned proxy, the MCP SDK (for
 /// the MCP servers of the ToolGateway demo) and the packages the rendered callbacks
 /// import that `litellm[proxy]` does not pull in.
 pub const REQUIREMENTS: &[&str] = &[
-    "litellm[proxy]==1.106.2",
+    concat!("litellm[proxy]==", pinned_litellm_version!()),
     "mcp==2.3.0",
     "prometheus_client",
     "opentelemetry-sdk",
@@ -104,9 +105,9 @@ impl LiteLlm {
 /// ```
 /// use litellm_impl::local::install::default_venv_dir;
 /// let dir = default_venv_dir(None, Some("/home/me".into())).unwrap();
-/// assert_eq!(dir.to_str().unwrap(), "/home/me/.cache/aigateway-rs/litellm-1.106.2");
+/// assert_eq!(dir.to_str().unwrap(), "/home/me/.cache/aigateway-rs/litellm-1.108.7");
 /// let dir = default_venv_dir(Some("/cache".into()), Some("/home/me".into())).unwrap();
-/// assert_eq!(dir.to_str().unwrap(), "/cache/aigateway-rs/litellm-1.106.2");
+/// assert_eq!(dir.to_str().unwrap(), "/cache/aigateway-rs/litellm-1.108.7");
 /// ```
 pub fn default_venv_dir(
     xdg_cache_home: Option<OsString>,
@@ -338,7 +339,7 @@ mod tests {
         assert_eq!(default_venv_dir(Some("".into()), Some("".into())), None);
         assert_eq!(
             default_venv_dir(Some("".into()), Some("/h".into())).unwrap(),
-            Path::new("/h/.cache/aigateway-rs/litellm-1.106.2")
+            Path::new("/h/.cache/aigateway-rs/litellm-1.108.7")
         );
     }
 
@@ -349,6 +350,24 @@ mod tests {
             format!("litellm[proxy]=={PINNED_LITELLM_VERSION}")
         );
         assert!(REQUIREMENTS.iter().any(|r| r.starts_with("mcp==")));
+    }
+
+    #[test]
+    fn the_default_image_and_the_python_pin_are_the_same_release() {
+        let image = crate::settings::DEFAULT_IMAGE;
+        let (repository, tag) = image.rsplit_once(':').unwrap();
+        assert_eq!(repository, "ghcr.io/berriai/litellm-non_root");
+        assert_eq!(
+            tag.strip_prefix('v'),
+            Some(PINNED_LITELLM_VERSION),
+            "{image}"
+        );
+        let requirement = REQUIREMENTS[0].strip_prefix("litellm[proxy]==");
+        assert_eq!(requirement, Some(PINNED_LITELLM_VERSION));
+        assert!(
+            !PINNED_LITELLM_VERSION.starts_with("1.107."),
+            "1.107.x must never be used (1.107.0 was compromised)"
+        );
     }
 
     #[tokio::test]

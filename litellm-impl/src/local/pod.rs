@@ -437,9 +437,8 @@ pub struct LocalPod {
 impl LocalPod {
     /// Starts `plan` with the programs in `bin_dir`, listening on 127.0.0.1:`port` (see
     /// `local_args`). The process gets only the
-    /// plan's env, plus PATH (`bin_dir` first), a temporary HOME and
-    /// `LITELLM_LOCAL_MODEL_COST_MAP=True` (the model price map ships with LiteLLM; on a
-    /// laptop that may be offline it must not be downloaded at start).
+    /// plan's env (which, rendered, sets `LITELLM_LOCAL_MODEL_COST_MAP=True`), plus PATH
+    /// (`bin_dir` first) and a temporary HOME.
     pub fn start(plan: &ContainerPlan, bin_dir: &Path, port: u16) -> Result<Self, PodError> {
         let pod = plan.pod.clone();
         let io = |path: &Path| {
@@ -478,7 +477,6 @@ impl LocalPod {
                 format!("{}:/usr/local/bin:/usr/bin:/bin", bin_dir.display()),
             )
             .env("HOME", &home)
-            .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
             .envs(
                 plan.env
                     .iter()

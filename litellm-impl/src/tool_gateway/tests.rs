@@ -50,6 +50,19 @@ fn render_yaml(yaml: &str) -> RenderedToolGateway {
     render_all(&input(yaml))
 }
 
+/// An annotation of the rendered pod template.
+fn pod_annotation(r: &RenderedToolGateway, key: &str) -> String {
+    let template = &r.rendered.deployment.spec.as_ref().unwrap().template;
+    template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .annotations
+        .as_ref()
+        .unwrap()[key]
+        .clone()
+}
+
 const GATEWAY: &str = "---\napiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: ToolGateway\nmetadata: {name: tools, namespace: gw-ns}\nspec: {}\n";
 
 fn route(namespace: &str, name: &str, rest: &str) -> String {
@@ -267,14 +280,12 @@ fn a_colliding_route_keeps_its_key_even_while_its_upstream_is_broken() {
 }
 
 #[test]
-fn tool_filter_patterns_litellm_would_not_honour_fail_closed_with_a_message_on_the_route() {
-    for (filter, effect) in [
-        ("{allow: [search_*]}", "hide every tool"),
-        ("{deny: [delete_*]}", "deny nothing"),
-        ("{deny: [\"delete_[a-z]+\"]}", "deny nothing"),
-        ("{allow: [\"search?\"]}", "hide every tool"),
-        ("{deny: [\"delete everything\"]}", "deny nothing"),
-        ("{deny: [\"\"]}", "deny nothing"),
+fn tool_filter_syntax_the_api_does_not_define_fails_closed_with_the_rule_on_the_route() {
+    for (filter, says) in [
+        ("{deny: [\"delete_[a-z]+\"]}", "uses '['"),
+        ("{allow: [\"^search.*$\"]}", "uses '^'"),
+        ("{deny: [\"delete everything\"]}", "holds ' '"),
+        ("{deny: [\"\"]}", "is empty"),
     ] {
         let yaml = format!(
             "{GATEWAY}{}",
@@ -288,20 +299,98 @@ fn tool_filter_patterns_litellm_would_not_honour_fail_closed_with_a_message_on_t
         let problem = refused(&r, "team", "r");
         assert_eq!(
             problem.reason,
-            RouteProblemReason::UnsupportedToolFilter,
+            RouteProblemReason::InvalidToolFilter,
             "{filter}"
         );
         assert!(
-            problem.message.contains(effect),
+            problem.message.contains(says),
             "{filter}: {}",
+            problem.message
+        );
+        assert!(
+            problem.message.contains(crate::tool_filter::RULE),
+            "{}",
             problem.message
         );
         assert!(!problem.message.contains('\n'), "{}", problem.message);
         assert!(
             config(&r).get("mcp_servers").is_none(),
-            "{filter}: a route with a filter LiteLLM cannot honour must not be served at all"
+            "{filter}: a route whose filter cannot be read must not be served at all"
         );
+        assert!(config(&r).get("guardrails").is_none(), "{filter}");
     }
+}
+
+#[test]
+fn glob_filters_are_served_through_the_guardrail_shipped_in_the_config_map() {
+    let yaml = format!(
+        "{GATEWAY}{}{}{}",
+        route(
+            "team",
+            "sample",
+            &format!(
+                "{}  toolFilter: {{allow: [\"get_*\", \"list_*\"], deny: [\"*delete*\"]}}\n",
+                external("http://x/mcp")
+            )
+        ),
+        route(
+            "team",
+            "exact",
+            &format!(
+                "{}  toolFilter: {{allow: [echo], deny: [drop]}}\n",
+                external("http://y/mcp")
+            )
+        ),
+        route("team", "open", &external("http://z/mcp")),
+    );
+    let r = render_yaml(&yaml);
+    let rendered = config(&r);
+    assert_eq!(
+        rendered["guardrails"][0],
+        json!({
+            "guardrail_name": "aigateway_tool_filter",
+            "litellm_params": {
+                "guardrail": "aigateway_tool_filter.ToolFilterGuardrail",
+                "mode": "pre_mcp_call",
+                "default_on": true,
+                "routes": [
+                    {"route": "team/exact", "servers": ["team__exact"], "allow": ["echo"], "deny": ["drop"]},
+                    {"route": "team/sample", "servers": ["team__sample"], "allow": ["get_*", "list_*"], "deny": ["*delete*"]},
+                ],
+            },
+        })
+    );
+    let servers = &rendered["mcp_servers"];
+    // Patterns are never handed to LiteLLM's exact-name lists; exact names are.
+    assert!(
+        servers["team__sample"].get("allowed_tools").is_none(),
+        "{servers}"
+    );
+    assert!(
+        servers["team__sample"].get("disallowed_tools").is_none(),
+        "{servers}"
+    );
+    assert_eq!(servers["team__exact"]["allowed_tools"], json!(["echo"]));
+    assert_eq!(servers["team__exact"]["disallowed_tools"], json!(["drop"]));
+    assert!(servers["team__open"].is_object());
+    let data = r.rendered.config_map.data.as_ref().unwrap();
+    assert_eq!(
+        data.get(crate::tool_filter::MODULE_FILE)
+            .map(String::as_str),
+        Some(crate::tool_filter::MODULE_SOURCE)
+    );
+
+    // Without filters, neither the guardrail nor the module.
+    let plain = render_yaml(&format!(
+        "{GATEWAY}{}",
+        route("team", "open", &external("http://z/mcp"))
+    ));
+    assert!(config(&plain).get("guardrails").is_none());
+    let data = plain.rendered.config_map.data.as_ref().unwrap();
+    assert_eq!(data.keys().collect::<Vec<_>>(), ["config.yaml"]);
+    // The module is part of what rolls the pods.
+    let hash = |r: &RenderedToolGateway| pod_annotation(r, names::CONFIG_HASH_ANNOTATION);
+    assert_ne!(hash(&r), hash(&plain));
 }
 
 #[test]
@@ -336,7 +425,7 @@ fn hostile_strings_are_refused_as_for_ai_gateways() {
     for name in ["environ-filter", "oidc-filter"] {
         assert_eq!(
             refused(&r, "team", name).reason,
-            RouteProblemReason::UnsupportedToolFilter
+            RouteProblemReason::InvalidToolFilter
         );
     }
     for name in ["environ-url", "published"] {
@@ -413,21 +502,7 @@ fn tool_gateway_pods_carry_no_provider_keys_and_roll_only_for_secrets_they_read(
 ---\n{API}\nkind: ToolGateway\nmetadata: {{name: tools, namespace: gw-ns}}\nspec:\n  env: [{{name: MCP_TOKEN, valueFrom: {{secretKeyRef: {{name: mcp-token, key: TOKEN}}}}}}]\n"
         )
     };
-    let hash = |r: &RenderedToolGateway| {
-        r.rendered
-            .deployment
-            .spec
-            .as_ref()
-            .unwrap()
-            .template
-            .metadata
-            .as_ref()
-            .unwrap()
-            .annotations
-            .as_ref()
-            .unwrap()[names::SECRET_HASH_ANNOTATION]
-            .clone()
-    };
+    let hash = |r: &RenderedToolGateway| pod_annotation(r, names::SECRET_HASH_ANNOTATION);
     let first = render_yaml(&with("sk-one", "t-one"));
     let rotated_provider_key = render_yaml(&with("sk-two", "t-one"));
     let rotated_token = render_yaml(&with("sk-one", "t-two"));
@@ -493,7 +568,7 @@ fn the_workload_listens_on_4000_behind_service_port_80_with_a_startup_probe() {
         r.rendered.config_map.metadata.name.as_deref(),
         Some("tools-config")
     );
-    // An AiGateway's container gets no startup probe (unchanged).
+    // An AiGateway's container gets the same probes.
     let ai = crate::render(
         &serde_saphyr::from_str(&format!("{API}\nkind: AiGateway\nmetadata: {{name: gw, namespace: ns}}\nspec: {{aiModels: [{{name: m, provider: openai}}]}}\n")).unwrap(),
         &InMemoryObjects::new(),
@@ -508,7 +583,9 @@ fn the_workload_listens_on_4000_behind_service_port_80_with_a_startup_probe() {
         .spec
         .unwrap()
         .containers[0];
-    assert!(ai_container.startup_probe.is_none());
+    assert_eq!(ai_container.startup_probe, container.startup_probe);
+    assert_eq!(ai_container.liveness_probe, container.liveness_probe);
+    assert_eq!(ai_container.readiness_probe, container.readiness_probe);
 }
 
 #[test]
@@ -605,7 +682,7 @@ fn upstream_samples_render_with_their_routes_served() {
             .collect();
         if route_ns == "tool-gateway-patched-routes" {
             // The sample's patch sets auth_type oauth2 without oauth2_flow: LiteLLM
-            // 1.106.2 exits at startup on it (checked by hand against the pinned proxy).
+            // 1.106.2 and 1.108.7 exit at startup on it (checked by hand against the proxy).
             assert_eq!(unresolved.len(), 1, "{unresolved:?}");
             assert_eq!(
                 unresolved[0].object.to_string(),

@@ -80,6 +80,13 @@ Exit codes:
   4  --with-proxy: LiteLLM could not be installed, or a LiteLLM pod or the MCP server could not
      start";
 
+/// The help of `demo --venv`, naming the default venv of the pinned LiteLLM.
+pub const VENV_HELP: &str = concat!(
+    "The venv to install LiteLLM into for --with-proxy (default: `litellm` on PATH at the pinned version, else the venv aigateway-rs/litellm-",
+    pinned_litellm_version!(),
+    " in $XDG_CACHE_HOME, or in ~/.cache without XDG_CACHE_HOME)"
+);
+
 /// Arguments of `demo`.
 #[derive(Debug, Args)]
 #[command(
@@ -116,10 +123,8 @@ pub struct DemoArgs {
     /// The text the agent asks the MCP server's echo tool to repeat (--with-proxy).
     #[arg(long, requires = "with_proxy", default_value = with_proxy::DEFAULT_TOOL_TEXT)]
     pub tool_text: String,
-    /// The venv to install LiteLLM into for --with-proxy (default: `litellm` on PATH at
-    /// the pinned version, else the venv aigateway-rs/litellm-1.106.2 in $XDG_CACHE_HOME,
-    /// or in ~/.cache without XDG_CACHE_HOME).
-    #[arg(long, requires = "with_proxy")]
+    /// The venv to install LiteLLM into for --with-proxy ([`VENV_HELP`]).
+    #[arg(long, requires = "with_proxy", help = VENV_HELP)]
     pub venv: Option<PathBuf>,
 }
 

@@ -1,0 +1,424 @@
+//! ToolRoute tool filters (`spec.toolFilter`), served with agent-runtime-operator's
+//! meaning and enforced by the proxy itself.
+//!
+//! # The meaning
+//! An entry of `allow` or `deny` is a tool name in which `*` matches any run of
+//! characters (none too) and `?` exactly one; every other character stands for itself
+//! and a pattern matches the whole name (agent-runtime-operator's ToolRoute reference).
+//! A tool is exposed when `allow` is empty or one of its entries matches, and no `deny`
+//! entry matches: deny wins. Entries are checked here ([`check`]); syntax the API does
+//! not define is refused with the rule ([`FilterError`]).
+//!
+//! # Who enforces it
+//! LiteLLM matches its own `allowed_tools` / `disallowed_tools` exactly (the pinned
+//! release's `litellm/proxy/_experimental/mcp_server/utils.py: match_known_tool_name`,
+//! used by `operations.py: filter_tools_by_allowed_tools` for tools/list and
+//! `MCPServerManager.check_allowed_or_banned_tools` for tools/call); it has no pattern
+//! matching for MCP tools. So the rendered config carries a custom guardrail, the Python
+//! module [`MODULE_SOURCE`] shipped in the gateway's ConfigMap as [`MODULE_FILE`] next
+//! to `config.yaml` (LiteLLM loads a `guardrail: <module>.<class>` from the config's
+//! directory). As a `pre_mcp_call` guardrail with `default_on: true` it runs on every
+//! tool of each upstream's tools/list answer (`tool_catalog_guard.py:
+//! scan_tool_descriptions` hides a tool it refuses) and before every tools/call
+//! (`MCPServerManager.pre_call_tool_check`, which fails the call), for the
+//! `mcp_servers` entry the request resolved to. Where LiteLLM's exact lists mean the
+//! same (every `deny` name without wildcards; `allow` when none of its entries has
+//! one), they are rendered too, so LiteLLM also applies them itself.
+//!
+//! The guardrail goes first in `guardrails` and is put back after the config patch is
+//! merged ([`RouteFilters::enforce`]): a patch that sets its own `guardrails` list
+//! cannot drop the routes' filters by accident.
+
+use aigateway_api::{NamespacedName, ToolFilter};
+use serde_json::{Map, Value, json};
+
+use crate::config::refuse_reference;
+
+/// The `guardrail_name` of the filter guardrail. `_` never occurs in a Kubernetes name,
+/// so no Guard's name collides with it.
+pub const GUARDRAIL_NAME: &str = "aigateway_tool_filter";
+
+/// The ConfigMap key (and so the file name next to `config.yaml`) of the guardrail's
+/// module.
+pub const MODULE_FILE: &str = "aigateway_tool_filter.py";
+
+/// The guardrail's Python module.
+pub const MODULE_SOURCE: &str = include_str!("tool_filter.py");
+
+/// The `guardrail` value naming the module's class.
+pub const GUARDRAIL_CLASS: &str = "aigateway_tool_filter.ToolFilterGuardrail";
+
+/// The longest entry: the longest tool name the MCP specification allows.
+pub const MAX_ENTRY_LENGTH: usize = 128;
+
+/// The most entries `allow` or `deny` may have.
+pub const MAX_ENTRIES: usize = 128;
+
+/// The two wildcards the API defines.
+const WILDCARDS: [char; 2] = ['*', '?'];
+
+/// The rule every entry follows, as a message states it.
+pub const RULE: &str = "an entry is a tool name of 1 to 128 letters, digits, '_', '-' and '.', in which '*' matches any run of characters and '?' exactly one";
+
+/// Why a filter is refused: the entry and the rule it breaks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilterError {
+    /// `allow` or `deny`.
+    pub field: &'static str,
+    /// `[index] "entry"` (escaped), or empty when the list as a whole is refused.
+    pub position: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl std::fmt::Display for FilterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "spec.toolFilter.{}{} {}: {RULE}; not served until then",
+            self.field, self.position, self.problem
+        )
+    }
+}
+
+impl std::error::Error for FilterError {}
+
+/// A `spec.toolFilter` whose entries all follow [`RULE`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckedFilter {
+    allow: Vec<String>,
+    deny: Vec<String>,
+}
+
+impl CheckedFilter {
+    /// Whether it filters nothing (both lists empty).
+    pub fn is_empty(&self) -> bool {
+        self.allow.is_empty() && self.deny.is_empty()
+    }
+
+    /// LiteLLM's own `allowed_tools` and `disallowed_tools`, where they mean the same as
+    /// the filter: every `deny` entry without a wildcard; `allow` when none of its
+    /// entries has one (a partial allow list would hide what the patterns allow).
+    pub fn native_fields(&self) -> Map<String, Value> {
+        let mut fields = Map::new();
+        if !self.allow.is_empty() && !self.allow.iter().any(|e| has_wildcard(e)) {
+            fields.insert("allowed_tools".to_owned(), json!(self.allow));
+        }
+        let exact: Vec<&String> = self.deny.iter().filter(|e| !has_wildcard(e)).collect();
+        if !exact.is_empty() {
+            fields.insert("disallowed_tools".to_owned(), json!(exact));
+        }
+        fields
+    }
+}
+
+fn has_wildcard(entry: &str) -> bool {
+    entry.contains(WILDCARDS)
+}
+
+/// Checks every entry of `filter` against [`RULE`].
+///
+/// ```
+/// use aigateway_api::ToolFilter;
+/// use litellm_impl::tool_filter::check;
+///
+/// let sample = ToolFilter { allow: vec!["get_*".into(), "list_*".into()], deny: vec!["*delete*".into()] };
+/// assert!(check(&sample).is_ok());
+/// let regex = ToolFilter { allow: vec!["^get_.*$".into()], deny: vec![] };
+/// assert!(check(&regex).unwrap_err().to_string().contains("'^'"));
+/// ```
+pub fn check(filter: &ToolFilter) -> Result<CheckedFilter, FilterError> {
+    for (field, entries) in [("allow", &filter.allow), ("deny", &filter.deny)] {
+        if entries.len() > MAX_ENTRIES {
+            return Err(FilterError {
+                field,
+                position: String::new(),
+                problem: format!(
+                    "has {} entries, more than the {MAX_ENTRIES} this implementation serves (use patterns)",
+                    entries.len()
+                ),
+            });
+        }
+        for (index, entry) in entries.iter().enumerate() {
+            if let Some(problem) = entry_problem(entry) {
+                let shown: String = entry.chars().take(MAX_ENTRY_LENGTH + 1).collect();
+                return Err(FilterError {
+                    field,
+                    position: format!("[{index}] {shown:?}"),
+                    problem,
+                });
+            }
+        }
+    }
+    Ok(CheckedFilter {
+        allow: filter.allow.clone(),
+        deny: filter.deny.clone(),
+    })
+}
+
+/// What is wrong with one entry, if anything.
+fn entry_problem(entry: &str) -> Option<String> {
+    if entry.is_empty() {
+        return Some("is empty".to_owned());
+    }
+    if entry.len() > MAX_ENTRY_LENGTH {
+        return Some(format!("is longer than {MAX_ENTRY_LENGTH} characters"));
+    }
+    if let Some(why) = refuse_reference(entry) {
+        return Some(why);
+    }
+    let bad = entry.chars().find(|c| {
+        !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') || WILDCARDS.contains(c))
+    })?;
+    let shown = bad.escape_debug();
+    Some(if "[]{}()\\^$|+".contains(bad) {
+        format!(
+            "uses '{shown}', which is not part of the API's pattern syntax (only '*' and '?' are)"
+        )
+    } else {
+        format!("holds '{shown}', which no MCP tool name has")
+    })
+}
+
+/// The filters of a gateway's served routes, rendered into its config and ConfigMap.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RouteFilters {
+    routes: Vec<(String, NamespacedName, CheckedFilter)>,
+}
+
+impl RouteFilters {
+    /// Records the filter of the route served at `mcp_servers` key `key` (empty filters
+    /// are not recorded).
+    pub fn add(&mut self, key: &str, route: &NamespacedName, filter: CheckedFilter) {
+        if !filter.is_empty() {
+            self.routes.push((key.to_owned(), route.clone(), filter));
+        }
+    }
+
+    /// Whether no route has a filter.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// The files the ConfigMap carries next to `config.yaml`: the guardrail's module when
+    /// any route has a filter.
+    pub fn config_files(&self) -> Vec<(&'static str, &'static str)> {
+        if self.is_empty() {
+            Vec::new()
+        } else {
+            vec![(MODULE_FILE, MODULE_SOURCE)]
+        }
+    }
+
+    /// The `guardrails` entry, naming each filtered route's `mcp_servers` entry in
+    /// `config` (its key, and its `alias` when the config sets one: LiteLLM then names
+    /// the server by the alias in what it hands guardrails).
+    fn guardrail(&self, config: &Value) -> Value {
+        let routes: Vec<Value> = self
+            .routes
+            .iter()
+            .map(|(key, route, filter)| {
+                let mut servers = vec![key.clone()];
+                if let Some(alias) = config
+                    .pointer(&format!("/mcp_servers/{key}/alias"))
+                    .and_then(Value::as_str)
+                    .filter(|alias| *alias != key)
+                {
+                    servers.push(alias.to_owned());
+                }
+                json!({
+                    "route": format!("{}/{}", route.namespace, route.name),
+                    "servers": servers,
+                    "allow": filter.allow,
+                    "deny": filter.deny,
+                })
+            })
+            .collect();
+        json!({
+            "guardrail_name": GUARDRAIL_NAME,
+            "litellm_params": {
+                "guardrail": GUARDRAIL_CLASS,
+                "mode": "pre_mcp_call",
+                "default_on": true,
+                "routes": routes,
+            },
+        })
+    }
+
+    /// Puts the filter guardrail first in `config`'s `guardrails` (replacing any entry of
+    /// the same name), after the config patch was merged. Does nothing without filters.
+    pub fn enforce(&self, config: &mut Value) {
+        if self.is_empty() {
+            return;
+        }
+        let entry = self.guardrail(config);
+        let Some(object) = config.as_object_mut() else {
+            return;
+        };
+        let mut guardrails = match object.remove("guardrails") {
+            Some(Value::Array(list)) => list,
+            _ => Vec::new(),
+        };
+        guardrails
+            .retain(|g| g.get("guardrail_name").and_then(Value::as_str) != Some(GUARDRAIL_NAME));
+        guardrails.insert(0, entry);
+        object.insert("guardrails".to_owned(), Value::Array(guardrails));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(allow: &[&str], deny: &[&str]) -> ToolFilter {
+        ToolFilter {
+            allow: allow.iter().map(|s| (*s).to_owned()).collect(),
+            deny: deny.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    fn route(namespace: &str, name: &str) -> NamespacedName {
+        NamespacedName {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_upstream_sample_and_exact_names_pass() {
+        for ok in [
+            filter(&["get_*", "list_*"], &["*delete*"]),
+            filter(&["search.v2", "a-b_c", "?"], &[]),
+            filter(&[], &["*"]),
+        ] {
+            assert!(check(&ok).is_ok(), "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn syntax_the_api_does_not_define_is_refused_with_the_rule() {
+        let cases = [
+            (
+                filter(&["[abc]_tool"], &[]),
+                "spec.toolFilter.allow[0] \"[abc]_tool\" uses '['",
+            ),
+            (
+                filter(&[], &["delete_{a,b}"]),
+                "spec.toolFilter.deny[0] \"delete_{a,b}\" uses '{'",
+            ),
+            (filter(&["^get_.*$"], &[]), "uses '^'"),
+            (filter(&[], &["delete\\*"]), "uses '\\\\'"),
+            (
+                filter(&["get", ""], &[]),
+                "spec.toolFilter.allow[1] \"\" is empty",
+            ),
+            (
+                filter(&[], &[" delete_item"]),
+                "holds ' ', which no MCP tool name has",
+            ),
+            (
+                filter(&[], &["os.environ/LITELLM_MASTER_KEY"]),
+                "LiteLLM would resolve",
+            ),
+            (filter(&[], &["a/b"]), "holds '/'"),
+            (filter(&[], &["bell\u{7}"]), "holds '\\u{7}'"),
+        ];
+        for (refused, expected) in cases {
+            let message = check(&refused).unwrap_err().to_string();
+            assert!(message.contains(expected), "{message}");
+            assert!(message.contains(RULE), "{message}");
+            assert!(message.ends_with("; not served until then"), "{message}");
+            assert!(!message.contains('\n'), "{message}");
+        }
+        let long = "a".repeat(MAX_ENTRY_LENGTH + 1);
+        let message = check(&filter(&[&long], &[])).unwrap_err().to_string();
+        assert!(message.contains("longer than 128"), "{message}");
+        assert!(
+            message.len() < 600,
+            "the entry is cut in the message: {message}"
+        );
+        let many: Vec<String> = (0..=MAX_ENTRIES).map(|i| format!("t{i}")).collect();
+        let many = ToolFilter {
+            allow: Vec::new(),
+            deny: many,
+        };
+        let message = check(&many).unwrap_err().to_string();
+        assert!(
+            message.starts_with("spec.toolFilter.deny has 129 entries"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn native_lists_carry_only_what_litellm_matches_the_same_way() {
+        let sample = check(&filter(&["get_*", "list_items"], &["*delete*", "drop"])).unwrap();
+        assert_eq!(
+            Value::Object(sample.native_fields()),
+            json!({"disallowed_tools": ["drop"]})
+        );
+        let exact = check(&filter(&["echo"], &["drop"])).unwrap();
+        assert_eq!(
+            Value::Object(exact.native_fields()),
+            json!({"allowed_tools": ["echo"], "disallowed_tools": ["drop"]})
+        );
+        assert!(
+            check(&filter(&["get_?"], &["*x*"]))
+                .unwrap()
+                .native_fields()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn the_guardrail_goes_first_and_survives_a_patch_that_replaces_the_list() {
+        let mut filters = RouteFilters::default();
+        filters.add(
+            "team__r",
+            &route("team", "r"),
+            check(&filter(&["get_*"], &[])).unwrap(),
+        );
+        filters.add(
+            "team__open",
+            &route("team", "open"),
+            CheckedFilter::default(),
+        );
+        assert_eq!(filters.config_files(), [(MODULE_FILE, MODULE_SOURCE)]);
+
+        // As if the patch had replaced `guardrails` and set an alias on the route.
+        let mut config = json!({
+            "mcp_servers": {"team__r": {"url": "http://x", "alias": "friendly"}},
+            "guardrails": [
+                {"guardrail_name": "pii", "litellm_params": {}},
+                {"guardrail_name": GUARDRAIL_NAME, "litellm_params": {"routes": []}},
+            ],
+        });
+        filters.enforce(&mut config);
+        let guardrails = config["guardrails"].as_array().unwrap();
+        assert_eq!(guardrails.len(), 2);
+        assert_eq!(
+            guardrails[0],
+            json!({
+                "guardrail_name": GUARDRAIL_NAME,
+                "litellm_params": {
+                    "guardrail": GUARDRAIL_CLASS,
+                    "mode": "pre_mcp_call",
+                    "default_on": true,
+                    "routes": [{"route": "team/r", "servers": ["team__r", "friendly"], "allow": ["get_*"], "deny": []}],
+                },
+            })
+        );
+        assert_eq!(guardrails[1]["guardrail_name"], "pii");
+
+        let mut without = json!({"mcp_servers": {}});
+        RouteFilters::default().enforce(&mut without);
+        assert_eq!(without, json!({"mcp_servers": {}}));
+        assert!(RouteFilters::default().config_files().is_empty());
+    }
+
+    #[test]
+    fn the_module_names_the_class_the_config_loads() {
+        let (module, class) = GUARDRAIL_CLASS.split_once('.').unwrap();
+        assert_eq!(format!("{module}.py"), MODULE_FILE);
+        assert!(MODULE_SOURCE.contains(&format!("class {class}(CustomGuardrail)")));
+    }
+}

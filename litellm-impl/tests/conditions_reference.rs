@@ -1,0 +1,97 @@
+//! `docs/reference/conditions.md` names every reason the runtime and the LiteLLM
+//! implementation can write into a condition: the runtime's, the LiteLLM readiness and
+//! reference reasons, every ToolRoute refusal, and the Go operator's reasons on its
+//! condition types (`AiGatewayConfigured`, `AiGatewayReady`, `ToolGatewayConfigured`,
+//! `ToolGatewayReady`).
+
+use aigateway_runtime::{GatewayImplementation, ToolGatewayKind};
+use litellm_impl::implementation::REPLICA_FAILURE;
+use litellm_impl::tool_gateway::RouteProblemReason;
+use litellm_impl::{LiteLlmGateway, LiteLlmToolGateway, ProblemReason};
+
+fn reference() -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/reference/conditions.md"
+    );
+    std::fs::read_to_string(path).expect("docs/reference/conditions.md exists")
+}
+
+/// Exhaustive, so a new variant does not compile until it is listed in `ALL` too.
+fn route_index(reason: RouteProblemReason) -> usize {
+    match reason {
+        RouteProblemReason::DuplicateServerName => 0,
+        RouteProblemReason::UpstreamUnresolved => 1,
+        RouteProblemReason::InvalidToolFilter => 2,
+        RouteProblemReason::InvalidRoute => 3,
+        RouteProblemReason::RemovedByPatch => 4,
+    }
+}
+
+/// See [`route_index`].
+fn problem_index(reason: ProblemReason) -> usize {
+    match reason {
+        ProblemReason::RefNotFound => 0,
+        ProblemReason::InvalidRef => 1,
+        ProblemReason::Unsupported => 2,
+        ProblemReason::Unauthenticated => 3,
+        ProblemReason::InvalidSpec => 4,
+        ProblemReason::SuspiciousConfig => 5,
+    }
+}
+
+#[test]
+fn the_lists_of_reasons_hold_every_variant() {
+    let mut routes: Vec<usize> = RouteProblemReason::ALL.map(route_index).into();
+    routes.sort();
+    assert_eq!(
+        routes,
+        (0..RouteProblemReason::ALL.len()).collect::<Vec<_>>()
+    );
+    let mut problems: Vec<usize> = ProblemReason::ALL.map(problem_index).into();
+    problems.sort();
+    assert_eq!(problems, (0..ProblemReason::ALL.len()).collect::<Vec<_>>());
+}
+
+#[test]
+fn every_reason_the_code_can_write_is_in_the_conditions_reference() {
+    let mut written: Vec<&str> = aigateway_api::conditions::reasons::ALL.to_vec();
+    written.push(REPLICA_FAILURE);
+    written.extend(RouteProblemReason::ALL.map(RouteProblemReason::as_str));
+    // The problems that make ResolvedRefs False; the others are warnings in a message.
+    written.extend(
+        ProblemReason::ALL
+            .into_iter()
+            .filter(|r| r.is_unresolved_ref())
+            .map(ProblemReason::as_str),
+    );
+    let ai = GatewayImplementation::condition_aliases(&LiteLlmGateway::default());
+    let tool = <LiteLlmToolGateway as GatewayImplementation<ToolGatewayKind>>::condition_aliases(
+        &LiteLlmToolGateway::default(),
+    );
+    assert_eq!(ai.len() + tool.len(), 4, "{ai:?} {tool:?}");
+    for alias in ai.iter().chain(&tool) {
+        let reasons = alias
+            .reasons
+            .unwrap_or_else(|| panic!("{} has the Go operator's reasons", alias.type_));
+        written.extend(reasons.all());
+    }
+
+    let doc = reference();
+    let missing: Vec<&str> = written
+        .iter()
+        .copied()
+        .filter(|reason| !doc.contains(&format!("`{reason}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/reference/conditions.md does not name these reasons: {missing:?}"
+    );
+    for alias in ai.iter().chain(&tool) {
+        assert!(
+            doc.contains(&format!("`{}`", alias.type_)),
+            "{} is not documented",
+            alias.type_
+        );
+    }
+}
