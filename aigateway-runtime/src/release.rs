@@ -300,7 +300,10 @@ where
                 next,
             } = match page(params.clone()).await {
                 Ok(found) => found,
-                Err(kube::Error::Api(status)) if status.is_not_found() => {
+                // A real API server answers a resource it does not serve with a
+                // plain-text "404 page not found", which kube's `is_not_found` (keyed on
+                // the reason) does not recognise: the code decides.
+                Err(kube::Error::Api(status)) if status.code == 404 => {
                     return Ok(ResourceOutcome::NotInstalled { resource });
                 }
                 Err(error) => return Err(list_error(&resource, error)),
@@ -328,7 +331,7 @@ where
                 }
                 match patch_object(api, &candidate.meta, patch).await {
                     Ok(()) => released.push(done),
-                    Err(kube::Error::Api(status)) if status.is_not_found() => {}
+                    Err(kube::Error::Api(status)) if status.code == 404 => {}
                     // A `test` that failed (422), or a conflict: read it again.
                     Err(kube::Error::Api(status)) if status.code == 422 || status.code == 409 => {
                         changed.insert(key);
@@ -422,7 +425,7 @@ fn release_patch(candidate: &Candidate) -> Option<(Value, Marks)> {
             marks.owner_annotation = true;
         }
     }
-    (!operations.is_empty()).then(|| (Value::Array(operations), marks))
+    (!operations.is_empty()).then_some((Value::Array(operations), marks))
 }
 
 /// A JSON pointer segment (RFC 6901): `~` and `/` escaped.
@@ -440,7 +443,7 @@ fn object_key(meta: &ObjectMeta) -> String {
 
 fn list_error(resource: &str, error: kube::Error) -> ReleaseError {
     match error {
-        kube::Error::Api(status) if status.is_forbidden() => ReleaseError::Forbidden {
+        kube::Error::Api(status) if status.code == 403 => ReleaseError::Forbidden {
             verb: "list",
             target: resource.to_owned(),
             resource: resource.to_owned(),
@@ -457,7 +460,7 @@ fn list_error(resource: &str, error: kube::Error) -> ReleaseError {
 fn patch_error(resource: &str, kind: &str, object: &str, error: kube::Error) -> ReleaseError {
     let target = format!("{kind} {object}");
     match error {
-        kube::Error::Api(status) if status.is_forbidden() => ReleaseError::Forbidden {
+        kube::Error::Api(status) if status.code == 403 => ReleaseError::Forbidden {
             verb: "patch",
             target,
             resource: resource.to_owned(),
