@@ -24,8 +24,13 @@ fn golden(case: &str, file: &str) -> PathBuf {
 }
 
 fn run_with_stdin(args: &[&str], stdin: &str) -> Output {
+    run_with_env_and_stdin(args, &[], stdin)
+}
+
+fn run_with_env_and_stdin(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
     let mut child = bin()
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -237,21 +242,11 @@ fn render_image_sets_the_litellm_image() {
         images(&text(&output.stdout)),
         ["registry.local/litellm:flag"]
     );
-    let mut child = bin()
-        .args(["render", "-f", "-"])
-        .env("LITELLM_IMAGE", "registry.local/litellm:env")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(PLAIN_GATEWAY.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = run_with_env_and_stdin(
+        &["render", "-f", "-"],
+        &[("LITELLM_IMAGE", "registry.local/litellm:env")],
+        PLAIN_GATEWAY,
+    );
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_eq!(
         images(&text(&output.stdout)),
@@ -454,21 +449,11 @@ fn render_security_contexts_replace_the_defaults_and_refuse_unknown_fields() {
         serde_json::json!({"readOnlyRootFilesystem": false, "allowPrivilegeEscalation": false})
     );
 
-    let mut child = bin()
-        .args(["render", "-f", "-"])
-        .env("LITELLM_POD_SECURITY_CONTEXT", r#"{"runAsUsr":1000}"#)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(PLAIN_GATEWAY.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = run_with_env_and_stdin(
+        &["render", "-f", "-"],
+        &[("LITELLM_POD_SECURITY_CONTEXT", r#"{"runAsUsr":1000}"#)],
+        PLAIN_GATEWAY,
+    );
     assert_eq!(output.status.code(), Some(2));
     let stderr = text(&output.stderr);
     assert!(

@@ -6,12 +6,15 @@
 //! `helm` is the real Helm v3, built from its Go module by `scripts/helm build` (cached
 //! under ~/.cache; the first build takes minutes). Without Go these tests fail and say why.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
 use clap::Parser;
+use common::parse_yaml_stream;
 use litellm_impl::bundle::helm;
 use serde_json::{Value, json};
 
@@ -83,7 +86,7 @@ fn template(extra: &[&str]) -> Vec<Value> {
     args.extend(extra);
     let (ok, stdout, stderr) = helm(&args);
     assert!(ok, "helm {} failed:\n{stderr}", args.join(" "));
-    parse(&stdout)
+    parse_yaml_stream(&stdout)
 }
 
 /// `helm template` that must fail; its error output.
@@ -94,30 +97,6 @@ fn template_error(extra: &[&str]) -> String {
     let (ok, stdout, stderr) = helm(&args);
     assert!(!ok, "helm {} succeeded:\n{stdout}", args.join(" "));
     stderr
-}
-
-fn parse(text: &str) -> Vec<Value> {
-    serde_saphyr::from_multiple::<Value>(text)
-        .unwrap()
-        .into_iter()
-        .filter(|v| !v.is_null())
-        .map(normalize)
-        .collect()
-}
-
-/// `0.0` and `0` are the same YAML number; JSONSchemaProps keeps bounds as floats.
-fn normalize(value: Value) -> Value {
-    match value {
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => Value::from(f as i64),
-            _ => Value::Number(n),
-        },
-        Value::Array(items) => Value::Array(items.into_iter().map(normalize).collect()),
-        Value::Object(map) => {
-            Value::Object(map.into_iter().map(|(k, v)| (k, normalize(v))).collect())
-        }
-        other => other,
-    }
 }
 
 fn key(object: &Value) -> String {
@@ -279,7 +258,7 @@ fn default_values_render_exactly_the_manifests_output() {
         .output()
         .unwrap();
     assert!(manifests.status.success());
-    let printed: Vec<Value> = parse(&String::from_utf8(manifests.stdout).unwrap())
+    let printed: Vec<Value> = parse_yaml_stream(&String::from_utf8(manifests.stdout).unwrap())
         .into_iter()
         .filter(|o| o["kind"] != "Namespace")
         .collect();

@@ -1012,37 +1012,24 @@ fn real_cluster_helm_install_upgrade_uninstall() {
             "{field}"
         );
     }
-    for kind in ["ClusterRole", "Role"] {
-        let live = get(
-            &cluster,
-            &[
-                &kind.to_lowercase(),
-                "litellm-impl-uninstall",
-                "-n",
-                SYSTEM_NAMESPACE,
-            ],
-        )
-        .unwrap();
-        assert_eq!(
-            live["rules"],
-            find_rendered(&chart_objects, kind, "litellm-impl-uninstall")["rules"],
-            "{kind}"
-        );
-    }
-    for kind in ["ClusterRoleBinding", "RoleBinding"] {
-        let live = get(
-            &cluster,
-            &[
-                &kind.to_lowercase(),
-                "litellm-impl-uninstall",
-                "-n",
-                SYSTEM_NAMESPACE,
-            ],
-        )
-        .unwrap();
+    // The hook's RBAC: each object's rules, or subjects and roleRef, as rendered.
+    for (kind, fields) in [
+        ("ClusterRole", &["rules"][..]),
+        ("Role", &["rules"]),
+        ("ClusterRoleBinding", &["subjects", "roleRef"]),
+        ("RoleBinding", &["subjects", "roleRef"]),
+    ] {
+        let args = [
+            &kind.to_lowercase(),
+            "litellm-impl-uninstall",
+            "-n",
+            SYSTEM_NAMESPACE,
+        ];
+        let live = get(&cluster, &args).unwrap();
         let chart = find_rendered(&chart_objects, kind, "litellm-impl-uninstall");
-        assert_eq!(live["subjects"], chart["subjects"], "{kind}");
-        assert_eq!(live["roleRef"], chart["roleRef"], "{kind}");
+        for field in fields {
+            assert_eq!(live[field], chart[field], "{kind} {field}");
+        }
     }
     let mark = audit.mark();
     let hook_pod = format!("{}-hook", job["metadata"]["name"].as_str().unwrap());
@@ -1150,21 +1137,16 @@ fn real_cluster_helm_install_upgrade_uninstall() {
     );
 
     // Nothing left: not ours, not the hook's, no gateway child (garbage collected).
+    // (`-n` is ignored for the cluster-scoped kinds.)
     for (kind, name) in [
         ("clusterrole", "litellm-impl"),
         ("clusterrole", "litellm-impl-uninstall"),
         ("clusterrolebinding", "litellm-impl-uninstall"),
-    ] {
-        assert!(
-            get(&cluster, &[kind, name]).is_none(),
-            "{kind} {name} is left"
-        );
-    }
-    for (kind, name) in [
         ("deployment", "litellm-impl"),
         ("job", "litellm-impl-uninstall"),
         ("serviceaccount", "litellm-impl-uninstall"),
         ("role", "litellm-impl-uninstall"),
+        ("rolebinding", "litellm-impl-uninstall"),
     ] {
         assert!(
             get(&cluster, &[kind, name, "-n", SYSTEM_NAMESPACE]).is_none(),

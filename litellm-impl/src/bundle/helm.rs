@@ -648,39 +648,15 @@ fn rules_for_kinds(rules: &Value, kinds: &[ServedGatewayKind]) -> Value {
             }
         };
     }
-    let filtered: Vec<Value> = rules
-        .as_array()
-        .expect("rules are a list")
-        .iter()
-        .filter_map(|rule| {
-            let strings = |field: &str| -> Vec<&str> {
-                rule[field]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(Value::as_str).collect())
-                    .unwrap_or_default()
-            };
-            let (groups, verbs) = (strings("apiGroups"), strings("verbs"));
-            let resources: Vec<Value> = strings("resources")
-                .into_iter()
-                .filter(|resource| {
-                    let allowed = |verb: &&str| groups.iter().any(|g| derived.allows(g, resource, verb));
-                    let some = verbs.iter().any(allowed);
-                    assert!(
-                        !some || verbs.iter().all(allowed),
-                        "the bundle's rule on {resource} grants verbs {verbs:?} together, but the kinds {kinds:?} need only some of them"
-                    );
-                    some
-                })
-                .map(|r| Value::String(r.to_owned()))
-                .collect();
-            (!resources.is_empty()).then(|| {
-                let mut rule = rule.clone();
-                rule["resources"] = Value::Array(resources);
-                rule
-            })
-        })
-        .collect();
-    Value::Array(filtered)
+    filter_rules(rules, |group, resource, verbs| {
+        let allowed = |verb: &&str| derived.allows(group, resource, verb);
+        let some = verbs.iter().any(allowed);
+        assert!(
+            !some || verbs.iter().all(allowed),
+            "the bundle's rule on {resource} grants verbs {verbs:?} together, but the kinds {kinds:?} need only some of them"
+        );
+        some
+    })
 }
 
 /// The rules split into those on cluster-scoped resources and those on namespaced ones.
@@ -693,31 +669,37 @@ fn split_by_scope(rules: &Value) -> (Value, Value) {
                 .any(|crd| crd.spec.names.plural == base && crd.spec.scope == "Cluster")
     };
     (
-        filter_rules(rules, cluster_scoped),
-        filter_rules(rules, |g, r| !cluster_scoped(g, r)),
+        filter_rules(rules, |g, r, _| cluster_scoped(g, r)),
+        filter_rules(rules, |g, r, _| !cluster_scoped(g, r)),
     )
 }
 
-/// Each rule with only the resources `keep` accepts; rules left without any dropped.
-fn filter_rules(rules: &Value, keep: impl Fn(&str, &str) -> bool) -> Value {
+/// Each rule with only the resources `keep(group, resource, verbs)` accepts; rules left
+/// without any are dropped.
+fn filter_rules(rules: &Value, keep: impl Fn(&str, &str, &[&str]) -> bool) -> Value {
+    let strings = |rule: &Value, field: &str| -> Vec<String> {
+        rule[field]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     let filtered: Vec<Value> = rules
         .as_array()
         .expect("rules are a list")
         .iter()
         .filter_map(|rule| {
-            let groups: Vec<&str> = rule["apiGroups"]
-                .as_array()?
-                .iter()
-                .filter_map(Value::as_str)
-                .collect();
-            let resources: Vec<Value> = rule["resources"]
-                .as_array()?
-                .iter()
-                .filter(|r| {
-                    let r = r.as_str().unwrap_or_default();
-                    groups.iter().any(|g| keep(g, r))
-                })
-                .cloned()
+            let groups = strings(rule, "apiGroups");
+            let verbs = strings(rule, "verbs");
+            let verbs: Vec<&str> = verbs.iter().map(String::as_str).collect();
+            let resources: Vec<Value> = strings(rule, "resources")
+                .into_iter()
+                .filter(|r| groups.iter().any(|g| keep(g, r, &verbs)))
+                .map(Value::String)
                 .collect();
             (!resources.is_empty()).then(|| {
                 let mut rule = rule.clone();
@@ -766,26 +748,42 @@ fn rbac_template() -> String {
         objects.push((condition, o));
     }
     // With a watched namespace, the namespaced rules are a Role there.
-    let role_name = format!("{NAME}-watch");
-    let mut role = templated(
-        &mut t,
-        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-                "metadata": {"name": role_name, "namespace": "", "labels": super::labels()}}),
-    );
-    role["metadata"]["namespace"] = t.inline("{{ .Values.watchNamespace }}");
-    role["rules"] = t.inline(&rules_include("operator", "namespaced"));
-    let mut binding = templated(
-        &mut t,
-        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                "metadata": {"name": role_name, "namespace": "", "labels": super::labels()},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role_name},
-                "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": ""}]}),
-    );
-    binding["metadata"]["namespace"] = t.inline("{{ .Values.watchNamespace }}");
-    binding["subjects"][0]["namespace"] = release_namespace(&mut t);
+    let (role, binding) = watch_role(&mut t, "operator", NAME, &super::labels(), None);
     objects.push((Some("if .Values.watchNamespace"), role));
     objects.push((Some("if .Values.watchNamespace"), binding));
     t.render(&objects)
+}
+
+/// The Role `<account>-watch` in the watched namespace with the `role`'s namespaced
+/// rules (see [`rules_include`]), and its binding to ServiceAccount `account` of the
+/// release namespace.
+fn watch_role(
+    t: &mut Template,
+    role: &str,
+    account: &str,
+    labels: &Value,
+    annotations: Option<Value>,
+) -> (Value, Value) {
+    let name = format!("{account}-watch");
+    let mut metadata = json!({"name": name, "namespace": "", "labels": labels});
+    if let Some(annotations) = annotations {
+        metadata["annotations"] = annotations;
+    }
+    let mut object = templated(
+        t,
+        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": metadata}),
+    );
+    object["metadata"]["namespace"] = t.inline("{{ .Values.watchNamespace }}");
+    object["rules"] = t.inline(&rules_include(role, "namespaced"));
+    let mut binding = templated(
+        t,
+        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": metadata,
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": ""}]}),
+    );
+    binding["metadata"]["namespace"] = t.inline("{{ .Values.watchNamespace }}");
+    binding["subjects"][0]["namespace"] = release_namespace(t);
+    (object, binding)
 }
 
 /// The arguments every chart value adds to a command, only when it differs from the
@@ -1033,24 +1031,13 @@ fn uninstall_template() -> String {
     role_binding["subjects"][0]["namespace"] = release_namespace(&mut t);
     objects.push(role_binding);
 
-    let watch_name = format!("{UNINSTALL_NAME}-watch");
-    let mut watch_role = templated(
+    let (watch_role, watch_binding) = watch_role(
         &mut t,
-        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-                "metadata": {"name": watch_name, "namespace": "", "labels": labels, "annotations": hook(-10)},
-                "rules": []}),
+        "uninstall",
+        UNINSTALL_NAME,
+        &labels,
+        Some(hook(-10)),
     );
-    watch_role["metadata"]["namespace"] = t.inline("{{ .Values.watchNamespace }}");
-    watch_role["rules"] = t.inline(&rules_include("uninstall", "namespaced"));
-    let mut watch_binding = templated(
-        &mut t,
-        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                "metadata": {"name": watch_name, "namespace": "", "labels": labels, "annotations": hook(-10)},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": watch_name},
-                "subjects": subjects}),
-    );
-    watch_binding["metadata"]["namespace"] = t.inline("{{ .Values.watchNamespace }}");
-    watch_binding["subjects"][0]["namespace"] = release_namespace(&mut t);
 
     // The Job: the manager's image and security contexts, its own account and labels
     // (so the operator's pods it waits for are never its own).
