@@ -819,7 +819,12 @@ fn real_cluster_helm_install_upgrade_uninstall() {
     .output()
     .unwrap();
     assert!(!output.status.success(), "{}", text(&output));
-    assert!(text(&output).contains("replicas"), "{}", text(&output));
+    let refused = text(&output);
+    println!("helm install with replicas: \"two\":\n{refused}");
+    assert!(
+        refused.contains("at '/replicas': got string, want integer"),
+        "{refused}"
+    );
     assert!(
         get(
             &cluster,
@@ -876,7 +881,21 @@ fn real_cluster_helm_install_upgrade_uninstall() {
         summary(&forbidden)
     );
 
-    // Upgrade to a new operator image: the Deployment rolls; our process follows its pod.
+    // Upgrade as the how-to says: the CRDs server-side first (Helm created them and
+    // never upgrades crds/), then a new operator image: the Deployment rolls, our
+    // process follows its pod.
+    let crds = workspace().join("deploy/helm/crds");
+    kubectl(
+        &cluster,
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=litellm-impl-crds",
+            "-f",
+            crds.to_str().unwrap(),
+        ],
+    );
     std::thread::sleep(Duration::from_secs(3));
     let (uids, ips) = children(&cluster);
     let audit = cluster.audit_log();
