@@ -400,8 +400,21 @@ fn dynamic_reflector(
     } else {
         watcher(api, config).boxed()
     };
+    // A real API server sends the items of a list without apiVersion and kind (only
+    // watch events carry them), and readiness finds children by their type: without
+    // this, a Deployment that existed when the operator started (or relisted) was
+    // "no Deployment exists yet" for good.
+    let types = kube::api::TypeMeta {
+        api_version: resource.api_version.clone(),
+        kind: resource.kind.clone(),
+    };
     // managedFields are a large share of every object and the loop never reads them.
-    let events = events.modify(|object: &mut DynamicObject| object.metadata.managed_fields = None);
+    let events = events.modify(move |object: &mut DynamicObject| {
+        object.metadata.managed_fields = None;
+        if object.types.is_none() {
+            object.types = Some(types.clone());
+        }
+    });
     let key = tracking.key(&cache);
     let listed = mark_listed(tracking.gate, key.clone());
     let metrics = tracking.metrics.clone();

@@ -112,6 +112,7 @@ pub mod problems;
 pub mod rbac;
 mod reconcile;
 pub mod related;
+pub mod release;
 pub mod rollout;
 pub mod status;
 #[cfg(feature = "testing")]

@@ -9,6 +9,9 @@
 
 use serde_json::{Value, json};
 
+#[cfg(feature = "cli")]
+pub mod helm;
+
 use crate::names::{CONTROLLER_NAME, TOOL_GATEWAY_CONTROLLER_NAME};
 
 /// The namespace the bundle runs the operator in (and keeps its Lease in).

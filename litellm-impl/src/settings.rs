@@ -69,7 +69,7 @@ pub struct RenderSettings {
     )]
     pub allow_image_annotation: bool,
     /// The pod's and container's security contexts (default: Pod Security `restricted`).
-    #[cfg_attr(feature = "cli", arg(skip))]
+    #[cfg_attr(feature = "cli", command(flatten))]
     pub security: crate::workload::WorkloadSecurity,
 }
 

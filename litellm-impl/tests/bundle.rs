@@ -2,6 +2,8 @@
 //! kustomize into exactly what `litellm-impl manifests` prints, applies cleanly with
 //! `kubectl apply --server-side`, and its RBAC grants exactly what the operator uses.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,6 +12,7 @@ use std::time::Duration;
 use aigateway_api::{AiGateway, ToolGateway, ToolRoute};
 use aigateway_runtime::{LeaderElection, Operator};
 use aigateway_testkit::ApiServer;
+use common::parse_yaml_stream;
 use kube::api::Api;
 use litellm_impl::bundle;
 use litellm_impl::{LiteLlmGateway, LiteLlmToolGateway, RenderSettings};
@@ -49,30 +52,6 @@ fn keyed(objects: Vec<Value>) -> BTreeMap<String, Value> {
             (key, o)
         })
         .collect()
-}
-
-fn parse_yaml_stream(text: &str) -> Vec<Value> {
-    serde_saphyr::from_multiple::<Value>(text)
-        .unwrap()
-        .into_iter()
-        .filter(|v| !v.is_null())
-        .map(normalize)
-        .collect()
-}
-
-/// `0.0` and `0` are the same YAML number; JSONSchemaProps keeps bounds as floats.
-fn normalize(value: Value) -> Value {
-    match value {
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => Value::from(f as i64),
-            _ => Value::Number(n),
-        },
-        Value::Array(items) => Value::Array(items.into_iter().map(normalize).collect()),
-        Value::Object(map) => {
-            Value::Object(map.into_iter().map(|(k, v)| (k, normalize(v))).collect())
-        }
-        other => other,
-    }
 }
 
 #[test]

@@ -7,8 +7,12 @@ use std::process::{Command, Output, Stdio};
 
 fn bin() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_litellm-impl"));
-    // `--image` reads it: the tests start from the defaults.
-    command.env_remove("LITELLM_IMAGE");
+    // `--image` and the security-context flags read them: the tests start from the
+    // defaults.
+    command
+        .env_remove("LITELLM_IMAGE")
+        .env_remove("LITELLM_POD_SECURITY_CONTEXT")
+        .env_remove("LITELLM_CONTAINER_SECURITY_CONTEXT");
     command
 }
 
@@ -20,8 +24,13 @@ fn golden(case: &str, file: &str) -> PathBuf {
 }
 
 fn run_with_stdin(args: &[&str], stdin: &str) -> Output {
+    run_with_env_and_stdin(args, &[], stdin)
+}
+
+fn run_with_env_and_stdin(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
     let mut child = bin()
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -233,21 +242,11 @@ fn render_image_sets_the_litellm_image() {
         images(&text(&output.stdout)),
         ["registry.local/litellm:flag"]
     );
-    let mut child = bin()
-        .args(["render", "-f", "-"])
-        .env("LITELLM_IMAGE", "registry.local/litellm:env")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(PLAIN_GATEWAY.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = run_with_env_and_stdin(
+        &["render", "-f", "-"],
+        &[("LITELLM_IMAGE", "registry.local/litellm:env")],
+        PLAIN_GATEWAY,
+    );
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_eq!(
         images(&text(&output.stdout)),
@@ -404,4 +403,78 @@ fn run_refuses_an_unknown_or_empty_gateway_kind() {
             "{value:?}: {stderr}"
         );
     }
+}
+
+/// `--pod-security-context` and `--container-security-context` (env
+/// `LITELLM_POD_SECURITY_CONTEXT`, `LITELLM_CONTAINER_SECURITY_CONTEXT`; `run` shares
+/// them): each replaces the default as a whole; a misspelt field is refused by name.
+#[test]
+fn render_security_contexts_replace_the_defaults_and_refuse_unknown_fields() {
+    let deployment = |rendered: &str| -> serde_json::Value {
+        serde_saphyr::from_multiple::<serde_json::Value>(rendered)
+            .unwrap()
+            .into_iter()
+            .find(|o| o["kind"] == "Deployment")
+            .unwrap()
+    };
+    let output = run_with_stdin(&["render", "-f", "-"], PLAIN_GATEWAY);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let default = deployment(&text(&output.stdout));
+    assert_eq!(
+        default["spec"]["template"]["spec"]["securityContext"]["runAsUser"],
+        65534
+    );
+
+    let output = run_with_stdin(
+        &[
+            "render",
+            "--pod-security-context",
+            r#"{"runAsNonRoot":true,"seccompProfile":{"type":"RuntimeDefault"}}"#,
+            "--container-security-context",
+            r#"{"readOnlyRootFilesystem":false,"allowPrivilegeEscalation":false}"#,
+            "-f",
+            "-",
+        ],
+        PLAIN_GATEWAY,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let changed = deployment(&text(&output.stdout));
+    let pod = &changed["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["securityContext"],
+        serde_json::json!({"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}})
+    );
+    assert_eq!(
+        pod["containers"][0]["securityContext"],
+        serde_json::json!({"readOnlyRootFilesystem": false, "allowPrivilegeEscalation": false})
+    );
+
+    let output = run_with_env_and_stdin(
+        &["render", "-f", "-"],
+        &[("LITELLM_POD_SECURITY_CONTEXT", r#"{"runAsUsr":1000}"#)],
+        PLAIN_GATEWAY,
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("--pod-security-context") && stderr.contains("unknown field .runAsUsr"),
+        "{stderr}"
+    );
+
+    let output = run_with_stdin(
+        &[
+            "render",
+            "--container-security-context",
+            r#"{"runAsUser":"root"}"#,
+            "-f",
+            "-",
+        ],
+        PLAIN_GATEWAY,
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("--container-security-context"),
+        "{}",
+        text(&output.stderr)
+    );
 }

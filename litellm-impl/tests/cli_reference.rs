@@ -47,7 +47,7 @@ fn render() -> String {
     );
     out.push_str(&help(&[]));
     out.push_str("```\n");
-    for sub in ["run", "demo", "render", "crds", "manifests"] {
+    for sub in ["run", "demo", "render", "crds", "manifests", "uninstall"] {
         out.push_str(&format!(
             "\n## `litellm-impl {sub}`\n\n```text\n{}```\n",
             help(&[sub])

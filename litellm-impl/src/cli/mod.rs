@@ -9,6 +9,7 @@ pub mod demo;
 pub mod manifests;
 pub mod render;
 pub mod run;
+pub mod uninstall;
 
 /// Exit codes, shown in `--help`.
 pub const EXIT_CODES: &str = "\
@@ -25,7 +26,8 @@ Exit codes:
      request through LiteLLM failed
   2  invalid invocation, or unreadable input
   3  run/demo: the operator could not start or failed
-  4  demo --with-proxy: LiteLLM could not be installed, or its pod could not start";
+  4  demo --with-proxy: LiteLLM could not be installed, or its pod could not start
+  5  uninstall: a mark could not be released, or the operator could not be stopped";
 
 /// Exit code: at least one gateway could not be rendered.
 pub const EXIT_INVALID_GATEWAY: u8 = 1;
@@ -56,6 +58,23 @@ pub enum Command {
     Crds,
     /// Print the whole install bundle (CRDs, namespace, RBAC, operator, class), as YAML.
     Manifests,
+    /// Release the finalizers and marks our operator keeps, once it is gone for good.
+    ///
+    /// For uninstalling, or a rollback to the Go operator: removes the finalizer
+    /// aigateway.agentic-layer.ai/gateway-exists from AiGatewayClasses and
+    /// ToolGatewayClasses whose spec.controller is ours, and from AiGateways, ToolGateways
+    /// and ToolRoutes whose annotation aigateway.agentic-layer.ai/conditions-owner names our
+    /// controller, that annotation (with a gateway's finalizer
+    /// aigateway.agentic-layer.ai/cleanup). Nothing else changes: not another controller's
+    /// marks, not a condition, not a child. Each removal is a JSON patch that tests the
+    /// value it removes, so a finalizer someone adds or moves at the same moment is never
+    /// dropped. A kind whose CRD is not installed is skipped and said; where nothing is
+    /// left to release, nothing is written.
+    ///
+    /// Run it once our operator no longer runs (scale it to zero, or pass
+    /// --stop-operator): a running operator puts its marks back. Uses --kubeconfig, then
+    /// $KUBECONFIG, then ~/.kube/config, then the in-cluster config.
+    Uninstall(uninstall::UninstallArgs),
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -101,6 +120,16 @@ pub fn main() -> ExitCode {
                 ExitCode::from(EXIT_OPERATOR)
             }
         },
+        Command::Uninstall(args) => {
+            let mut stdout = std::io::stdout();
+            match runtime().block_on(uninstall::run(&args, &mut stdout)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::from(uninstall::EXIT_UNINSTALL)
+                }
+            }
+        }
         Command::Demo(args) => {
             // The table is the demo's output; the loop's logs only when asked (RUST_LOG).
             aigateway_runtime::logging::init_with_default(
