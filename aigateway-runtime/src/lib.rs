@@ -111,13 +111,14 @@ pub mod operator;
 pub mod problems;
 pub mod rbac;
 mod reconcile;
+pub mod reference_grants;
 pub mod related;
 pub mod rollout;
 pub mod status;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use attached::{AttachedDecision, AttachedKind, NotAttached};
+pub use attached::{AllowedRoutes, AttachedDecision, AttachedKind, NotAttached};
 pub use implementation::{
     Context, DesiredState, GatewayCleanup, GatewayImplementation, ImplementationError, NotWatched,
     Observed, Readiness, RefProblem, RelatedCache, RelatedWatch, deployments_rolled_out,
@@ -131,4 +132,5 @@ pub use kube_error::describe_kube_error;
 pub use logging::LogFormat;
 pub use operator::{LeaderElection, Operator, OperatorError};
 pub use rbac::ClusterRules;
+pub use reference_grants::{CrossNamespaceRef, ReferenceGrantCheck};
 pub use rollout::roll_pods_on;
