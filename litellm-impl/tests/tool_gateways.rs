@@ -3,130 +3,17 @@
 //! unchanged, route status published only once the gateway is Ready, and each place
 //! where the Go operator is wrong and we must not be.
 
+mod support;
+
 use std::time::Duration;
 
-use aigateway_api::conditions::find_condition;
-use aigateway_api::{AiGateway, ToolGateway, ToolRoute};
+use aigateway_api::AiGateway;
 use aigateway_runtime::testing::eventually_within;
-use aigateway_testkit::ApiServer;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
-use litellm_impl::cli::run::{OperatorArgs, ServedGatewayKind, operator};
-
-/// The Go operator's samples, imported unchanged (scripts/import-upstream.py).
-/// How long a gateway or route may take to get where a test waits for it.
-const WAIT: Duration = Duration::from_secs(30);
-
-const SAMPLES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../aigateway-api/tests/fixtures/samples"
-);
-
-struct Running {
-    server: ApiServer,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), aigateway_runtime::OperatorError>>,
-}
-
-impl Running {
-    /// An API server with every CRD (Deployments roll out after `rollout`) and the
-    /// operator of `litellm-impl run` serving both kinds.
-    async fn start(rollout: Duration) -> Self {
-        let server = ApiServer::builder().deployment_ready_delay(rollout).build();
-        for crd in aigateway_api::crds::all() {
-            server.install_crd(crd).await.unwrap();
-        }
-        let args = OperatorArgs {
-            namespace: None,
-            admin_address: "127.0.0.1:0".parse().unwrap(),
-            render: litellm_impl::RenderSettings::default(),
-            concurrency: 4,
-            log_format: aigateway_runtime::LogFormat::Text,
-            gateway_kinds: vec![ServedGatewayKind::AiGateway, ServedGatewayKind::ToolGateway],
-        };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(
-            operator(server.client(), &args)
-                .shutdown_on(async move {
-                    let _ = stopped.await;
-                })
-                .run(),
-        );
-        Self {
-            server,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    fn apply(&self, yaml: &str) {
-        self.server.apply_manifests(yaml).unwrap();
-    }
-
-    fn apply_sample(&self, file: &str) {
-        let text = std::fs::read_to_string(format!("{SAMPLES}/{file}")).unwrap();
-        self.apply(&text);
-    }
-
-    async fn tool_gateway(&self, namespace: &str, name: &str) -> Option<ToolGateway> {
-        Api::<ToolGateway>::namespaced(self.server.client(), namespace)
-            .get(name)
-            .await
-            .ok()
-    }
-
-    async fn route(&self, namespace: &str, name: &str) -> Option<ToolRoute> {
-        Api::<ToolRoute>::namespaced(self.server.client(), namespace)
-            .get(name)
-            .await
-            .ok()
-    }
-
-    async fn config(&self, namespace: &str, gateway: &str) -> String {
-        Api::<ConfigMap>::namespaced(self.server.client(), namespace)
-            .get(&format!("{gateway}-config"))
-            .await
-            .ok()
-            .and_then(|c| c.data)
-            .and_then(|mut d| d.remove("config.yaml"))
-            .unwrap_or_default()
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("the operator stops")
-            .unwrap()
-            .unwrap();
-    }
-}
-
-/// `(status, reason, message)` of condition `type_`.
-fn condition_of(
-    conditions: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>,
-    type_: &str,
-) -> Option<(String, String, String)> {
-    let c = find_condition(conditions?, type_)?;
-    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
-fn gateway_condition(gateway: &ToolGateway, type_: &str) -> Option<(String, String, String)> {
-    condition_of(gateway.status.as_ref().map(|s| &s.conditions), type_)
-}
-
-fn route_condition(route: &ToolRoute, type_: &str) -> Option<(String, String, String)> {
-    condition_of(route.status.as_ref().map(|s| &s.conditions), type_)
-}
-
-fn route_url(route: &ToolRoute) -> Option<&str> {
-    route.status.as_ref()?.url.as_deref()
-}
-
-fn is_true(condition: Option<(String, String, String)>) -> bool {
-    condition.is_some_and(|(status, _, _)| status == "True")
-}
+use support::{
+    Running, WAIT, condition_of, gateway_condition, is_true, route_condition, route_url,
+};
 
 #[tokio::test]
 async fn the_go_operators_samples_become_ready_with_route_urls_only_once_the_gateway_serves() {
