@@ -15,21 +15,15 @@ use aigateway_runtime::testing::eventually_within;
 use aigateway_testkit::third_party;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams};
-use support::{Running, WAIT, gateway_condition, is_true, route_condition, route_url};
+use support::{
+    DEFAULT_TOOL_CLASS, Running, WAIT, gateway_condition, is_true, route_condition, route_url,
+};
 
 /// The operator's field manager for ToolGateways and their routes.
 const TOOL_MANAGER: &str = "tool-gateway-litellm-controller";
 
-const SETUP: &str = "apiVersion: runtime.agentic-layer.ai/v1alpha1
-kind: ToolGatewayClass
-metadata:
-  name: litellm
-  annotations:
-    toolgatewayclass.kubernetes.io/is-default-class: \"true\"
-spec:
-  controller: litellm.agentic-layer.ai/tool-gateway-litellm-controller
----
-apiVersion: v1
+/// The two tenants' namespaces.
+const TENANTS: &str = "apiVersion: v1
 kind: Namespace
 metadata:
   name: victim
@@ -75,7 +69,8 @@ fn external_route(namespace: &str, name: &str, url: &str) -> String {
 
 async fn started(rollout: Duration, gateway: &str) -> Running {
     let running = Running::start(rollout).await;
-    running.apply(SETUP);
+    running.apply(DEFAULT_TOOL_CLASS);
+    running.apply(TENANTS);
     running.apply(gateway);
     running
 }
@@ -660,7 +655,8 @@ async fn routes_whose_go_keys_collide_never_share_an_entry_or_a_patch() {
             .replace("    namespace: victim\n", "    namespace: a--b\n")
     };
     let running = Running::start(Duration::ZERO).await;
-    running.apply(SETUP);
+    running.apply(DEFAULT_TOOL_CLASS);
+    running.apply(TENANTS);
     running.apply(namespaces);
     running.apply(&gateway(""));
     running.apply(&route("a", "b--c", "http://attacker.example/mcp"));

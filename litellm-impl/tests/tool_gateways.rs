@@ -12,7 +12,8 @@ use aigateway_runtime::testing::eventually_within;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::Api;
 use support::{
-    Running, WAIT, condition_of, gateway_condition, is_true, route_condition, route_url,
+    DEFAULT_TOOL_CLASS, Running, WAIT, condition_of, gateway_condition, is_true, route_condition,
+    route_url,
 };
 
 #[tokio::test]
@@ -147,20 +148,7 @@ const GO_OPERATOR_CLASS: &str =
 /// The default AiGatewayClass, as the examples install it.
 const AI_GATEWAY_CLASS: &str = include_str!("../../examples/manifests/litellm-class-default.yaml");
 
-const CLASSES: &str = "apiVersion: runtime.agentic-layer.ai/v1alpha1
-kind: ToolGatewayClass
-metadata:
-  name: litellm
-  annotations:
-    toolgatewayclass.kubernetes.io/is-default-class: \"true\"
-spec:
-  controller: litellm.agentic-layer.ai/tool-gateway-litellm-controller
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: team
-";
+const TEAM: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n";
 
 fn tool_gateway(name: &str, extra_spec: &str) -> String {
     format!(
@@ -178,7 +166,8 @@ fn external_route(namespace: &str, name: &str, filter: &str) -> String {
 #[tokio::test]
 async fn an_ai_gateway_and_a_tool_gateway_of_one_name_do_not_fight_over_children() {
     let running = Running::start(Duration::ZERO).await;
-    running.apply(CLASSES);
+    running.apply(DEFAULT_TOOL_CLASS);
+    running.apply(TEAM);
     running.apply(AI_GATEWAY_CLASS);
     running.apply(
         "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata:\n  name: shared\n  namespace: team\nspec:\n  aiModels:\n  - name: gpt-4o\n    provider: openai\n",
@@ -215,7 +204,8 @@ async fn an_ai_gateway_and_a_tool_gateway_of_one_name_do_not_fight_over_children
 #[tokio::test]
 async fn rotating_provider_keys_leaves_tool_gateway_pods_alone_and_guards_rerender_them() {
     let running = Running::start(Duration::ZERO).await;
-    running.apply(CLASSES);
+    running.apply(DEFAULT_TOOL_CLASS);
+    running.apply(TEAM);
     running.apply(AI_GATEWAY_CLASS);
     let secret = |key: &str| {
         format!(
@@ -287,7 +277,8 @@ async fn rotating_provider_keys_leaves_tool_gateway_pods_alone_and_guards_rerend
 #[tokio::test]
 async fn routes_the_proxy_would_mishandle_are_refused_on_the_route_and_kept_out_of_the_config() {
     let running = Running::start(Duration::ZERO).await;
-    running.apply(CLASSES);
+    running.apply(DEFAULT_TOOL_CLASS);
+    running.apply(TEAM);
     running.apply(AI_GATEWAY_CLASS);
     running.apply(&tool_gateway("tools", ""));
     // A glob that LiteLLM would not honour: `deny: [delete_*]` would deny nothing.

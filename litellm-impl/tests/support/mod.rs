@@ -20,6 +20,19 @@ pub const SAMPLES: &str = concat!(
     "/../aigateway-api/tests/fixtures/samples"
 );
 
+/// The Go operator's ToolGatewayClass `litellm`, default for ToolGateways without a class.
+pub const DEFAULT_TOOL_CLASS: &str = "apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: ToolGatewayClass
+metadata:
+  name: litellm
+  annotations:
+    toolgatewayclass.kubernetes.io/is-default-class: \"true\"
+spec:
+  controller: litellm.agentic-layer.ai/tool-gateway-litellm-controller
+";
+
+/// An API server with every CRD and the operator of `litellm-impl run` serving both
+/// kinds, stopped with [`Running::stop`].
 pub struct Running {
     pub server: ApiServer,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
