@@ -850,7 +850,8 @@ fn real_cluster_editing_one_of_2000_routes_writes_that_route_only() {
         watched.abort();
         let seen = seen.lock().unwrap().clone();
         let list = routes.list(&ListParams::default()).await.unwrap();
-        assert!(list.items.iter().all(|r| url(r).is_some()));
+        let without = list.items.iter().filter(|r| url(r).is_none()).count();
+        assert_eq!(without, 0, "routes without a URL 5 s after the rollout");
         let lost: Vec<&RouteUrl> = seen.iter().filter(|(_, url)| url.is_none()).collect();
         assert!(lost.is_empty(), "routes without a URL during the rollout: {lost:?}");
         wait_gateway_ready(&operator, &admin).await;
