@@ -25,7 +25,15 @@
 //! [`Context::attached`]: crate::Context::attached
 //! [`DesiredState::with_attached`]: crate::DesiredState::with_attached
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+mod allowed_routes;
+
+pub use allowed_routes::{
+    AllowedRoutes, Consent, INVALID_ALLOWED_ROUTES, MAX_ALLOWED_ROUTES_BYTES,
+    NOT_ALLOWED_BY_GATEWAY, consent_of,
+};
+pub(crate) use allowed_routes::{NamespaceLabels, watch_namespaces};
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -56,7 +64,8 @@ use crate::status;
 
 /// The condition types the runtime writes on attached objects, and removes again when
 /// they detach.
-pub const ATTACHED_CONDITION_TYPES: &[&str] = &[types::ACCEPTED, types::READY];
+pub const ATTACHED_CONDITION_TYPES: &[&str] =
+    &[types::ACCEPTED, types::RESOLVED_REFS, types::READY];
 
 /// Maps an attached object to the gateway it names.
 type GatewayOf = Arc<dyn Fn(&DynamicObject) -> Option<NamespacedName> + Send + Sync>;
@@ -134,6 +143,15 @@ pub enum AttachedDecision {
         /// What is wrong and what to do.
         message: String,
     },
+    /// The gateway accepts the object, but a reference it makes may not or cannot be
+    /// used (Gateway API's `ResolvedRefs=False`, e.g. `RefNotPermitted`): `Accepted=True`,
+    /// `ResolvedRefs=False` and `Ready=False` with this reason and message, no URL.
+    Unresolved {
+        /// A CamelCase reason, e.g. `RefNotPermitted`.
+        reason: String,
+        /// What is wrong and what to do; names nothing the object's owner may not see.
+        message: String,
+    },
 }
 
 impl AttachedDecision {
@@ -160,6 +178,14 @@ impl AttachedDecision {
             message: message.into(),
         }
     }
+
+    /// Accept the object but not serve it, because of a reference it makes.
+    pub fn unresolved(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Unresolved {
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
 }
 
 /// `kind` is not the attached kind the implementation declared.
@@ -170,33 +196,76 @@ pub struct NotAttached {
     pub kind: String,
 }
 
-/// The gateway's state as far as its attached objects are concerned.
+/// The gateway's state as far as its attached objects are concerned. It carries no
+/// message: an attached object may belong to another tenant, who must not read the
+/// gateway owner's problems (they may quote the owner's annotations or patch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum GatewayState<'a> {
-    /// Nothing could be applied; the message says why.
-    NotProgrammed(&'a str),
-    /// Applied, not serving yet; the message says what is missing.
-    NotReady(&'a str),
-    /// Serving.
+pub(crate) enum GatewayState {
+    /// Nothing could be applied (invalid spec, missing reference, name conflict).
+    NotProgrammed,
+    /// Applied, not (all) serving the config applied yet: rolling out, or pods failing.
+    NotReady,
+    /// Serving what was applied.
     Ready,
 }
 
-/// The conditions and URL an attached object gets, from the implementation's decision
-/// (`None`: it made none) and the state of `gateway` (`namespace/name`).
+/// What an attached object's status should be: conditions to set, our condition types
+/// to remove, and `status.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AttachedStatus {
+    pub(crate) set: Vec<NewCondition>,
+    pub(crate) remove: Vec<String>,
+    pub(crate) url: Option<String>,
+}
+
+/// The status an attached object gets, from the implementation's decision (`None`: it
+/// made none), the state of `gateway` (`namespace/name`) and the URL the object
+/// publishes now (`published`).
+///
+/// A URL is published once the gateway is `Ready` with a config that serves the object
+/// (readiness means the rolled-out pods run the config just applied). Once published,
+/// it stays, with `Ready=True` and the same message, for as long as the object is served
+/// and the gateway programmed: later rollouts of the gateway (another route's edit) do
+/// not touch it, so neither agents reading the URL nor the API server see anything.
+/// Messages never repeat the gateway's own problems.
 pub(crate) fn attached_status(
     decision: Option<&AttachedDecision>,
-    state: GatewayState<'_>,
+    state: GatewayState,
     gateway: &str,
-) -> (Vec<NewCondition>, Option<String>) {
+    published: Option<&str>,
+) -> AttachedStatus {
     let valid = |c: NewCondition| NewCondition {
         reason: status::valid_reason(&c.reason, reasons::INVALID).to_owned(),
         message: status::bounded(c.message),
         ..c
     };
+    let resolved_refs = vec![types::RESOLVED_REFS.to_owned()];
     let (accepted, url) = match decision {
         Some(AttachedDecision::Refuse { reason, message }) => {
             let refused = |type_| valid(NewCondition::new(type_, false, reason, message.clone()));
-            return (vec![refused(types::ACCEPTED), refused(types::READY)], None);
+            return AttachedStatus {
+                set: vec![refused(types::ACCEPTED), refused(types::READY)],
+                remove: resolved_refs,
+                url: None,
+            };
+        }
+        Some(AttachedDecision::Unresolved { reason, message }) => {
+            let unresolved =
+                |type_| valid(NewCondition::new(type_, false, reason, message.clone()));
+            return AttachedStatus {
+                set: vec![
+                    valid(NewCondition::new(
+                        types::ACCEPTED,
+                        true,
+                        reasons::ACCEPTED,
+                        format!("attached to gateway {gateway}"),
+                    )),
+                    unresolved(types::RESOLVED_REFS),
+                    unresolved(types::READY),
+                ],
+                remove: Vec::new(),
+                url: None,
+            };
         }
         Some(AttachedDecision::Serve { url, note }) => (
             NewCondition::new(
@@ -219,36 +288,59 @@ pub(crate) fn attached_status(
             None,
         ),
     };
-    let ready = match (state, url) {
-        (GatewayState::NotProgrammed(why), _) => NewCondition::new(
-            types::READY,
-            false,
-            reasons::GATEWAY_NOT_PROGRAMMED,
-            format!("gateway {gateway} is not programmed: {why}"),
+    let served = |url: &String| {
+        (
+            NewCondition::new(
+                types::READY,
+                true,
+                reasons::READY,
+                format!("served by gateway {gateway} at {url}"),
+            ),
+            Some(url.clone()),
+        )
+    };
+    let (ready, url) = match (state, url) {
+        (GatewayState::NotProgrammed, _) => (
+            NewCondition::new(
+                types::READY,
+                false,
+                reasons::GATEWAY_NOT_PROGRAMMED,
+                format!(
+                    "gateway {gateway} is not programmed; its owner sees why in the gateway's status"
+                ),
+            ),
+            None,
         ),
-        (GatewayState::NotReady(why), _) => NewCondition::new(
-            types::READY,
-            false,
-            reasons::GATEWAY_NOT_READY,
-            format!("gateway {gateway} is not ready: {why}"),
+        (_, None) => (
+            NewCondition::new(
+                types::READY,
+                false,
+                reasons::PENDING,
+                format!("gateway {gateway} has not decided on this object yet"),
+            ),
+            None,
         ),
-        (GatewayState::Ready, Some(url)) => NewCondition::new(
-            types::READY,
-            true,
-            reasons::READY,
-            format!("served by gateway {gateway} at {url}"),
-        ),
-        (GatewayState::Ready, None) => NewCondition::new(
-            types::READY,
-            false,
-            reasons::PENDING,
-            format!("gateway {gateway} has not decided on this object yet"),
+        (GatewayState::Ready, Some(url)) => served(url),
+        // Published before and still served at the same URL: the rollout in progress
+        // (another object's change, or this one's edit) does not take it away.
+        (GatewayState::NotReady, Some(url)) if published == Some(url.as_str()) => served(url),
+        (GatewayState::NotReady, Some(_)) => (
+            NewCondition::new(
+                types::READY,
+                false,
+                reasons::GATEWAY_NOT_READY,
+                format!(
+                    "gateway {gateway} does not serve this object yet: the URL is published once its pods run the config that includes it"
+                ),
+            ),
+            None,
         ),
     };
-    let url = (state == GatewayState::Ready)
-        .then_some(url.cloned())
-        .flatten();
-    (vec![valid(accepted), valid(ready)], url)
+    AttachedStatus {
+        set: vec![valid(accepted), valid(ready)],
+        remove: resolved_refs,
+        url,
+    }
 }
 
 /// Which objects are attached to which gateway, kept from the watch events.
@@ -352,6 +444,25 @@ pub(crate) struct AttachedCache {
     pub(crate) store: Store<DynamicObject>,
     pub(crate) index: Mutex<AttachedIndex>,
     gateway_of: GatewayOf,
+    /// Namespace labels, for gateways that admit objects by namespace selector.
+    pub(crate) namespaces: Arc<NamespaceLabels>,
+}
+
+/// Which attached objects a gateway admits (see [`allowed_routes`]): the ones offered to
+/// `desired_state`, and a refusal for each of the others.
+#[derive(Debug, Default)]
+pub(crate) struct Admission {
+    pub(crate) admitted: HashSet<NamespacedName>,
+    pub(crate) refused: BTreeMap<NamespacedName, AttachedDecision>,
+    /// Why the consent annotation that applies could not be read.
+    pub(crate) problem: Option<String>,
+}
+
+/// The attached objects one pass may see: those its gateway admits.
+#[derive(Clone)]
+pub(crate) struct AttachedView {
+    pub(crate) cache: Arc<AttachedCache>,
+    pub(crate) admitted: Arc<HashSet<NamespacedName>>,
 }
 
 impl AttachedCache {
@@ -371,11 +482,63 @@ impl AttachedCache {
             .collect()
     }
 
-    /// The objects attached to `gateway`, typed; `NotAttached` when `T` is not the
-    /// attached kind.
+    /// Which of the objects attached to `gateway` (in `gateway.namespace`) `consent`
+    /// admits.
+    pub(crate) fn admission(&self, gateway: &NamespacedName, consent: Consent) -> Admission {
+        let name = format!("{}/{}", gateway.namespace, gateway.name);
+        let keys = self
+            .index
+            .lock()
+            .expect("attached index")
+            .attached_to(gateway);
+        let mut admission = Admission {
+            problem: consent.problem,
+            ..Default::default()
+        };
+        let mut labels: HashMap<String, Option<BTreeMap<String, String>>> = HashMap::new();
+        for key in keys {
+            let namespace_labels = if consent.allowed.reads_namespace_labels() {
+                labels
+                    .entry(key.namespace.clone())
+                    .or_insert_with(|| self.namespaces.labels(&key.namespace))
+                    .as_ref()
+            } else {
+                None
+            };
+            if consent
+                .allowed
+                .admits(&gateway.namespace, &key.namespace, namespace_labels)
+            {
+                admission.admitted.insert(key);
+            } else {
+                let message = allowed_routes::not_allowed_message(&name, &key.namespace);
+                admission.refused.insert(
+                    key,
+                    AttachedDecision::refuse(NOT_ALLOWED_BY_GATEWAY, message),
+                );
+            }
+        }
+        admission
+    }
+
+    /// The gateways with attached objects in `namespace`.
+    pub(crate) fn gateways_with_objects_in(&self, namespace: &str) -> BTreeSet<NamespacedName> {
+        self.index
+            .lock()
+            .expect("attached index")
+            .gateway_of
+            .iter()
+            .filter(|(object, _)| object.namespace == namespace)
+            .map(|(_, gateway)| gateway.clone())
+            .collect()
+    }
+
+    /// The objects attached to `gateway` and in `admitted`, typed; `NotAttached` when
+    /// `T` is not the attached kind.
     pub(crate) fn typed<T: Resource<DynamicType = ()> + DeserializeOwned>(
         &self,
         gateway: &NamespacedName,
+        admitted: &HashSet<NamespacedName>,
     ) -> Result<Vec<T>, NotAttached> {
         let resource = ApiResource::erase::<T>(&());
         if resource.api_version != self.resource.api_version
@@ -388,6 +551,7 @@ impl AttachedCache {
         Ok(self
             .attached_to(gateway)
             .iter()
+            .filter(|object| admitted.contains(&key_of(object.as_ref())))
             .filter_map(|object| from_dynamic(object))
             .collect())
     }
@@ -406,6 +570,8 @@ pub(crate) struct AttachedWatch<K: GatewayKind> {
     pub(crate) object_triggers: UnboundedReceiver<ObjectRef<DynamicObject>>,
     /// Where gateway events are turned into [`Self::object_triggers`].
     pub(crate) on_gateway: GatewayEvents,
+    /// Namespaces whose labels changed (the stream drives the namespace watch).
+    pub(crate) namespace_changes: std::pin::Pin<Box<dyn Stream<Item = String> + Send + 'static>>,
 }
 
 /// Sends the objects attached to a changed (or deleted) gateway to the attached
@@ -437,11 +603,13 @@ pub(crate) fn watch<K: GatewayKind>(
     let resource = declaration.resource.clone();
     let cache_name = tracking.key(&format!("attached {}", resource.kind));
     let writer = reflector::store::Writer::new(resource.clone());
+    let (namespaces, namespace_changes) = watch_namespaces(tracking, client, namespace);
     let cache = Arc::new(AttachedCache {
         resource: resource.clone(),
         store: writer.as_reader(),
         index: Mutex::default(),
         gateway_of: declaration.gateway_of,
+        namespaces,
     });
     let (gateway_tx, gateway_triggers) = unbounded();
     let (object_tx, object_triggers) = unbounded();
@@ -479,6 +647,7 @@ pub(crate) fn watch<K: GatewayKind>(
         objects,
         gateway_triggers,
         object_triggers,
+        namespace_changes: namespace_changes.boxed(),
     }
 }
 
@@ -533,64 +702,142 @@ fn write_error(object: &DynamicObject, what: &'static str, source: kube::Error) 
 }
 
 /// Writes the status of every object attached to `gateway` (ours) from `decisions` and
-/// the gateway's `state`, where it differs.
+/// the gateway's `state`, where it differs. One object's failed write (a 403, a 409, a
+/// 422 for an object whose annotations are at their limit) is logged and does not stop
+/// the others. The first failure that a retry may cure is returned once every object
+/// was tried, so the gateway is retried with backoff; a 422 is not: the object cannot
+/// hold what we write until its owner changes it, and that change re-runs the gateway.
 pub(crate) async fn sync<K: GatewayKind>(
     shared: &Shared<K>,
     gateway: &K::Gateway,
     decisions: &BTreeMap<NamespacedName, AttachedDecision>,
-    state: GatewayState<'_>,
+    state: GatewayState,
 ) -> Result<(), ReconcileError> {
     let Some(cache) = shared.attached.as_ref() else {
         return Ok(());
     };
     let gateway_key = key_of(gateway);
     let gateway_name = format!("{}/{}", gateway_key.namespace, gateway_key.name);
+    let mut first_error = None;
     for object in cache.attached_to(&gateway_key) {
-        let (wanted, url) = attached_status(
-            decisions.get(&key_of(object.as_ref())),
-            state,
-            &gateway_name,
-        );
-        let now = status_now(&object);
-        let conditions = status::merge_conditions(
-            &now.conditions,
-            &wanted,
-            object.metadata.generation,
-            &status::now(),
-        );
-        if conditions.is_none() && now.url == url {
-            continue;
+        let decision = decisions.get(&key_of(object.as_ref()));
+        if let Err(error) = write_one(shared, cache, &object, decision, state, &gateway_name).await
+        {
+            warn!(%error, gateway = %gateway_name, "could not write an attached object's status; the others are written");
+            if !refused_as_invalid(&error) {
+                first_error.get_or_insert(error);
+            }
         }
-        let conditions = conditions.unwrap_or(now.conditions);
-        let api = object_api(&shared.client, &cache.resource, &object);
-        let params = shared.patch_params();
-        let mut resource_version = object.metadata.resource_version.clone();
-        // Recorded before the first status write, as on gateways.
-        if now.owned_by.as_deref() != Some(shared.controller.as_str()) {
-            let marked = status::set_conditions_owner(
-                &api,
-                &object.name_any(),
-                resource_version.as_deref(),
-                Some(&shared.controller),
-                &params,
-            )
-            .await
-            .map_err(|source| write_error(&object, "conditions owner", source))?;
-            resource_version = marked.metadata.resource_version;
-        }
-        status::patch_object_status(
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Whether the API server refused a write as invalid (422).
+fn refused_as_invalid(error: &ReconcileError) -> bool {
+    matches!(error, ReconcileError::Write { source: kube::Error::Api(status), .. } if status.code == 422)
+}
+
+/// Writes one attached object's status, if it differs.
+async fn write_one<K: GatewayKind>(
+    shared: &Shared<K>,
+    cache: &AttachedCache,
+    object: &DynamicObject,
+    decision: Option<&AttachedDecision>,
+    state: GatewayState,
+    gateway_name: &str,
+) -> Result<(), ReconcileError> {
+    let now = status_now(object);
+    let wanted = attached_status(decision, state, gateway_name, now.url.as_deref());
+    let mut conditions = now.conditions;
+    let mut changed = false;
+    if let Some(list) = status::merge_conditions(
+        &conditions,
+        &wanted.set,
+        object.metadata.generation,
+        &status::now(),
+    ) {
+        conditions = list;
+        changed = true;
+    }
+    if let Some(list) = status::without_conditions(&conditions, &wanted.remove) {
+        conditions = list;
+        changed = true;
+    }
+    if !changed && now.url == wanted.url {
+        return Ok(());
+    }
+    let api = object_api(&shared.client, &cache.resource, object);
+    let params = shared.patch_params();
+    let mut resource_version = object.metadata.resource_version.clone();
+    // Recorded before the first status write, as on gateways.
+    if now.owned_by.as_deref() != Some(shared.controller.as_str()) {
+        let marked = status::set_conditions_owner(
             &api,
             &object.name_any(),
             resource_version.as_deref(),
-            &conditions,
-            url.as_deref(),
+            Some(&shared.controller),
             &params,
         )
         .await
-        .map_err(|source| write_error(&object, "status", source))?;
-        debug!(object = %key_of(object.as_ref()).name, gateway = %gateway_name, "wrote attached status");
+        .map_err(|source| write_error(object, "conditions owner", source))?;
+        resource_version = marked.metadata.resource_version;
     }
+    status::patch_object_status(
+        &api,
+        &object.name_any(),
+        resource_version.as_deref(),
+        &conditions,
+        wanted.url.as_deref(),
+        &params,
+    )
+    .await
+    .map_err(|source| write_error(object, "status", source))?;
+    debug!(object = %key_of(object).name, gateway = %gateway_name, "wrote attached status");
     Ok(())
+}
+
+/// The attached objects `gateway` (of class `class`, when known) admits, as the view a
+/// pass gets, and the refusals of the others; `None` without an attached kind.
+pub(crate) fn admit<K: GatewayKind>(
+    shared: &Shared<K>,
+    gateway: &K::Gateway,
+    class: Option<&str>,
+) -> Option<(AttachedView, Admission)> {
+    let cache = shared.attached.as_ref()?;
+    let class = class.and_then(|name| shared.classes.get(&ObjectRef::new(name)));
+    let consent = consent_of(
+        gateway.meta().annotations.as_ref(),
+        class.as_ref().map(|c| {
+            (
+                c.meta().name.as_deref().unwrap_or_default(),
+                c.meta().annotations.as_ref(),
+            )
+        }),
+    );
+    let mut admission = cache.admission(&key_of(gateway), consent);
+    let view = AttachedView {
+        cache: cache.clone(),
+        admitted: Arc::new(std::mem::take(&mut admission.admitted)),
+    };
+    Some((view, admission))
+}
+
+/// Whether the consent of `gateway` (of class `class`) depends on namespace labels.
+pub(crate) fn reads_namespace_labels<K: GatewayKind>(
+    gateway: &K::Gateway,
+    class: Option<&K::Class>,
+) -> bool {
+    consent_of(
+        gateway.meta().annotations.as_ref(),
+        class.map(|c| {
+            (
+                c.meta().name.as_deref().unwrap_or_default(),
+                c.meta().annotations.as_ref(),
+            )
+        }),
+    )
+    .allowed
+    .reads_namespace_labels()
 }
 
 /// Removes our conditions and url from `object`, then our owner mark; writes nothing
@@ -732,12 +979,12 @@ mod tests {
     #[test]
     fn a_note_on_a_served_object_reaches_its_accepted_message_and_never_a_refusal() {
         let served = AttachedDecision::serve("http://gw/mcp/a").with_note("route b shares its key");
-        let (conditions, url) = attached_status(Some(&served), GatewayState::Ready, "ns/gw");
+        let status = attached_status(Some(&served), GatewayState::Ready, "ns/gw", None);
         assert_eq!(
-            conditions[0].message,
+            status.set[0].message,
             "attached to gateway ns/gw; route b shares its key"
         );
-        assert_eq!(url.as_deref(), Some("http://gw/mcp/a"));
+        assert_eq!(status.url.as_deref(), Some("http://gw/mcp/a"));
         let refused = AttachedDecision::refuse("Bad", "no").with_note("ignored");
         assert_eq!(refused, AttachedDecision::refuse("Bad", "no"));
     }
@@ -817,53 +1064,106 @@ mod tests {
     }
 
     #[test]
-    fn the_url_is_published_only_while_the_gateway_is_ready() {
+    fn a_new_url_is_published_once_the_gateway_serves_it() {
         let serve = AttachedDecision::serve("http://gw.ns.svc.cluster.local/mcp/r");
-        let (conditions, url) = attached_status(Some(&serve), GatewayState::Ready, "ns/gw");
-        assert_eq!(url.as_deref(), Some("http://gw.ns.svc.cluster.local/mcp/r"));
+        let status = attached_status(Some(&serve), GatewayState::Ready, "ns/gw", None);
         assert_eq!(
-            types_and_statuses(&conditions),
+            status.url.as_deref(),
+            Some("http://gw.ns.svc.cluster.local/mcp/r")
+        );
+        assert_eq!(
+            types_and_statuses(&status.set),
             [("Accepted", "True", "Accepted"), ("Ready", "True", "Ready")]
         );
-        let (conditions, url) = attached_status(
-            Some(&serve),
-            GatewayState::NotReady("Deployment gw: 0 available"),
-            "ns/gw",
-        );
-        assert_eq!(url, None);
+        assert_eq!(status.remove, ["ResolvedRefs"]);
+        let status = attached_status(Some(&serve), GatewayState::NotReady, "ns/gw", None);
+        assert_eq!(status.url, None);
         assert_eq!(
-            types_and_statuses(&conditions),
+            types_and_statuses(&status.set),
             [
                 ("Accepted", "True", "Accepted"),
                 ("Ready", "False", reasons::GATEWAY_NOT_READY)
             ]
         );
-        assert!(conditions[1].message.contains("0 available"));
-        let (conditions, url) = attached_status(
-            Some(&serve),
-            GatewayState::NotProgrammed("bad spec"),
-            "ns/gw",
-        );
-        assert_eq!(url, None);
-        assert_eq!(conditions[1].reason, reasons::GATEWAY_NOT_PROGRAMMED);
+        let status = attached_status(Some(&serve), GatewayState::NotProgrammed, "ns/gw", None);
+        assert_eq!(status.url, None);
+        assert_eq!(status.set[1].reason, reasons::GATEWAY_NOT_PROGRAMMED);
     }
 
     #[test]
-    fn a_refused_or_undecided_object_gets_no_url() {
-        let refuse = AttachedDecision::refuse("InvalidToolFilter", "globs are not supported");
-        let (conditions, url) = attached_status(Some(&refuse), GatewayState::Ready, "ns/gw");
-        assert_eq!(url, None);
+    fn a_published_url_survives_a_rollout_with_the_very_same_status() {
+        let url = "http://gw.ns.svc.cluster.local/mcp/r";
+        let serve = AttachedDecision::serve(url);
+        let ready = attached_status(Some(&serve), GatewayState::Ready, "ns/gw", Some(url));
+        let rolling = attached_status(Some(&serve), GatewayState::NotReady, "ns/gw", Some(url));
         assert_eq!(
-            types_and_statuses(&conditions),
+            ready, rolling,
+            "nothing to write while another change rolls out"
+        );
+        assert_eq!(rolling.url.as_deref(), Some(url));
+        // Not programmed any more: the URL goes.
+        let broken = attached_status(
+            Some(&serve),
+            GatewayState::NotProgrammed,
+            "ns/gw",
+            Some(url),
+        );
+        assert_eq!(broken.url, None);
+        // A URL the object publishes that is not the one decided proves nothing.
+        let other = attached_status(
+            Some(&serve),
+            GatewayState::NotReady,
+            "ns/gw",
+            Some("http://elsewhere/mcp/r"),
+        );
+        assert_eq!(other.url, None);
+    }
+
+    #[test]
+    fn messages_never_carry_the_gateways_own_problems() {
+        let serve = AttachedDecision::serve("http://gw/mcp/r");
+        for state in [GatewayState::NotProgrammed, GatewayState::NotReady] {
+            let status = attached_status(Some(&serve), state, "ns/gw", None);
+            for condition in &status.set {
+                assert!(
+                    condition.message.starts_with("attached to gateway ns/gw")
+                        || condition.message.starts_with("gateway ns/gw "),
+                    "{}",
+                    condition.message
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_refused_unresolved_or_undecided_object_gets_no_url() {
+        let refuse = AttachedDecision::refuse("InvalidToolFilter", "globs are not supported");
+        let status = attached_status(Some(&refuse), GatewayState::Ready, "ns/gw", Some("u"));
+        assert_eq!(status.url, None);
+        assert_eq!(
+            types_and_statuses(&status.set),
             [
                 ("Accepted", "False", "InvalidToolFilter"),
                 ("Ready", "False", "InvalidToolFilter")
             ]
         );
-        let (conditions, url) = attached_status(None, GatewayState::Ready, "ns/gw");
-        assert_eq!(url, None);
+        assert_eq!(status.remove, ["ResolvedRefs"]);
+        let unresolved = AttachedDecision::unresolved("RefNotPermitted", "no grant");
+        let status = attached_status(Some(&unresolved), GatewayState::Ready, "ns/gw", Some("u"));
+        assert_eq!(status.url, None);
         assert_eq!(
-            types_and_statuses(&conditions),
+            types_and_statuses(&status.set),
+            [
+                ("Accepted", "True", "Accepted"),
+                ("ResolvedRefs", "False", "RefNotPermitted"),
+                ("Ready", "False", "RefNotPermitted")
+            ]
+        );
+        assert!(status.remove.is_empty());
+        let status = attached_status(None, GatewayState::Ready, "ns/gw", None);
+        assert_eq!(status.url, None);
+        assert_eq!(
+            types_and_statuses(&status.set),
             [
                 ("Accepted", "Unknown", reasons::PENDING),
                 ("Ready", "False", reasons::PENDING)
@@ -871,7 +1171,7 @@ mod tests {
         );
         // An implementation's reason that the CRD would refuse is replaced.
         let odd = AttachedDecision::refuse("not a reason!", "x");
-        let (conditions, _) = attached_status(Some(&odd), GatewayState::Ready, "ns/gw");
-        assert_eq!(conditions[0].reason, reasons::INVALID);
+        let status = attached_status(Some(&odd), GatewayState::Ready, "ns/gw", None);
+        assert_eq!(status.set[0].reason, reasons::INVALID);
     }
 }

@@ -31,6 +31,7 @@ use crate::metrics::{ConditionLabels, Metrics};
 use crate::names;
 use crate::operator::{ResyncTrigger, ShutdownSignal};
 use crate::reconcile::{self, Shared};
+use crate::reference_grants;
 use crate::related::{GatewayKey, RelatedCache, RelatedCaches};
 
 /// What the controllers of every kind share: the client, the settings, the metrics,
@@ -310,7 +311,7 @@ where
 
 /// One line for a failed watch: the API server's code, reason and message when it
 /// answered, else the client's error.
-fn watch_failure(error: &watcher::Error) -> String {
+pub(crate) fn watch_failure(error: &watcher::Error) -> String {
     let api = match error {
         watcher::Error::InitialListFailed(kube::Error::Api(status))
         | watcher::Error::WatchStartFailed(kube::Error::Api(status))
@@ -495,6 +496,11 @@ async fn run_controllers<K: GatewayKind>(
         related_caches.add(&watch, writer.as_reader());
         related_writers.push((watch, writer));
     }
+    let grants = implementation.uses_reference_grants().then(|| {
+        let (grants, writer) = reference_grants::cache();
+        related_caches.set_grants(grants.clone());
+        (grants, writer)
+    });
     let related = Arc::new(related_caches);
     let gateway_events = reflect(
         gateway_writer,
@@ -686,6 +692,33 @@ async fn run_controllers<K: GatewayKind>(
     let mut attached_controller = None;
     if let Some(watch) = attached {
         gateway_controller = gateway_controller.reconcile_on(watch.gateway_triggers);
+        // A namespace's labels changed: re-run the gateways that admit by namespace
+        // label and have attached objects there, and no other.
+        let cache = watch.cache.clone();
+        let gateways = gateway_reader.clone();
+        let classes = class_reader.clone();
+        let controller = controller_name.clone();
+        let relabelled = watch.namespace_changes.flat_map(move |namespace| {
+            let all_classes = classes.state();
+            let affected: Vec<ObjectRef<K::Gateway>> = cache
+                .gateways_with_objects_in(&namespace)
+                .into_iter()
+                .filter_map(|key| gateways.get(&ObjectRef::new(&key.name).within(&key.namespace)))
+                .filter(|gateway| {
+                    let class = match claim::<K>(K::class_name(gateway), &all_classes, &controller)
+                    {
+                        crate::class::Claim::Ours { class } => {
+                            classes.get(&ObjectRef::new(&class.name))
+                        }
+                        _ => None,
+                    };
+                    attached::reads_namespace_labels::<K>(gateway, class.as_deref())
+                })
+                .map(|gateway| ObjectRef::from_obj(gateway.as_ref()))
+                .collect();
+            futures::stream::iter(affected)
+        });
+        gateway_controller = gateway_controller.reconcile_on(relabelled);
         attached_controller = Some(
             Controller::for_stream_with(
                 watch.objects,
@@ -694,6 +727,19 @@ async fn run_controllers<K: GatewayKind>(
             )
             .reconcile_on(watch.object_triggers),
         );
+    }
+    // ReferenceGrants: a change re-runs the gateways that asked about its namespace.
+    if let Some((grants, writer)) = grants {
+        let triggers = reference_grants::watch(
+            grants,
+            writer,
+            &tracking,
+            &client,
+            namespace.as_deref(),
+            related.clone(),
+        )
+        .map(|gateway| gateway.object_ref::<K::Gateway>());
+        gateway_controller = gateway_controller.reconcile_on(triggers);
     }
     if let Some(trigger) = resync {
         gateway_controller = gateway_controller.reconcile_all_on(trigger);

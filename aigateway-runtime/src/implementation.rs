@@ -97,6 +97,14 @@ pub trait GatewayImplementation<K: GatewayKind = AiGatewayKind>: Send + Sync + '
         None
     }
 
+    /// Whether [`desired_state`](Self::desired_state) follows references across
+    /// namespaces and asks [`Context::reference_grant`] for the target namespace's
+    /// consent. `true` makes the runtime watch Gateway API ReferenceGrants (whether or
+    /// not their CRD is installed; see [`reference_grants`](crate::reference_grants)).
+    fn uses_reference_grants(&self) -> bool {
+        false
+    }
+
     /// Extra condition types that copy one of the standard ones, for compatibility with
     /// tools that read another operator's condition names and reasons.
     fn condition_aliases(&self) -> Vec<ConditionAlias> {

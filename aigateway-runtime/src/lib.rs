@@ -111,6 +111,7 @@ pub mod operator;
 pub mod problems;
 pub mod rbac;
 mod reconcile;
+pub mod reference_grants;
 pub mod related;
 pub mod release;
 pub mod rollout;
@@ -118,7 +119,7 @@ pub mod status;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use attached::{AttachedDecision, AttachedKind, NotAttached};
+pub use attached::{AllowedRoutes, AttachedDecision, AttachedKind, NotAttached};
 pub use implementation::{
     AliasReasons, ConditionAlias, Context, DesiredState, GatewayCleanup, GatewayImplementation,
     ImplementationError, NotWatched, Observed, Readiness, RefProblem, RelatedCache, RelatedWatch,
@@ -132,4 +133,5 @@ pub use kube_error::describe_kube_error;
 pub use logging::LogFormat;
 pub use operator::{LeaderElection, Operator, OperatorError};
 pub use rbac::ClusterRules;
+pub use reference_grants::{CrossNamespaceRef, ReferenceGrantCheck};
 pub use rollout::roll_pods_on;

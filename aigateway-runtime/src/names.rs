@@ -21,6 +21,13 @@ pub const CONDITIONS_OWNER_ANNOTATION: &str = "aigateway.agentic-layer.ai/condit
 /// Finalizer on our classes while gateways use them (Gateway API's
 /// `gateway-exists-finalizer` pattern): deleting a class in use leaves its gateways served.
 pub const CLASS_FINALIZER: &str = "aigateway.agentic-layer.ai/gateway-exists";
+/// On a gateway with attached objects (a ToolGateway), or as the default on its class:
+/// which namespaces may attach objects (ToolRoutes) to it, modelled on Gateway API's
+/// `allowedRoutes.namespaces`: `Same` (the default: the gateway's own namespace only),
+/// `All`, or `{from: Selector, selector: {matchLabels: {...}, matchExpressions: [...]}}`
+/// (namespaces whose labels match). The gateway's annotation wins over its class's. See
+/// [`AllowedRoutes`](crate::attached::AllowedRoutes).
+pub const ALLOWED_ROUTES_ANNOTATION: &str = "aigateway.agentic-layer.ai/allowed-routes";
 /// Hash of the full controller name on every child: two implementations whose field
 /// managers happen to be equal still never prune each other's children.
 pub const CONTROLLER_LABEL: &str = "aigateway.agentic-layer.ai/controller";

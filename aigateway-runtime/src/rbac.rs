@@ -14,6 +14,8 @@
 //! | a [`named`](crate::RelatedWatch::named) related watch | the same, for one name only | the same, with `resourceNames: [<name>]` |
 //! | attached kind (e.g. `toolroutes`) | watches; marks the ones whose conditions it owns | list, watch, patch |
 //! | attached kind `/status` | conditions, `url` | patch |
+//! | `namespaces` (with an attached kind) | watches metadata, for gateways that admit attached objects by namespace label | list, watch |
+//! | `gateway.networking.k8s.io` `referencegrants` ([`uses_reference_grants`](crate::GatewayImplementation::uses_reference_grants)) | watches | list, watch |
 //! | `events.k8s.io` events | publishes transitions | create, patch |
 //!
 //! A named watch lists and watches with the field selector `metadata.name=<name>`, which
@@ -150,6 +152,12 @@ impl ClusterRules {
                 &format!("{}/status", resource.plural),
                 STATUS,
             );
+            // Namespace labels, for `AllowedRoutes::Selector`.
+            self.grant("", "namespaces", WATCH);
+        }
+        if implementation.uses_reference_grants() {
+            let grants = crate::reference_grants::resource();
+            self.grant(&grants.group, &grants.plural, WATCH);
         }
         self
     }

@@ -1,10 +1,11 @@
 //! One pass of the data flow for one gateway: claim, desired state, apply, observe,
 //! status. Plus the class pass (`Accepted` on our classes) and the error policy.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aigateway_api::NamespacedName;
 use aigateway_api::conditions::{NewCondition, reasons, types};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -16,9 +17,12 @@ use serde_json::json;
 use tracing::{debug, info, warn};
 
 use crate::apply::{Applier, ApplyError, ChildCache};
+use crate::attached::AttachedDecision;
 use crate::attached::{self, AttachedCache, GatewayState};
 use crate::class::{Claim, claim};
-use crate::implementation::{GatewayImplementation, ImplementationError, Observed, Readiness};
+use crate::implementation::{
+    GatewayImplementation, ImplementationError, Observed, Readiness, RefProblem,
+};
 use crate::kind::GatewayKind;
 use crate::metrics::Metrics;
 use crate::names;
@@ -257,21 +261,46 @@ impl<K: GatewayKind> Shared<K> {
     }
 
     /// The implementation's desired state, re-run while it read content not loaded yet;
-    /// what it read is recorded for the gateway.
+    /// what it read is recorded for the gateway. It sees only the attached objects the
+    /// gateway admits; the others are refused here, whatever it decides.
     async fn desired_state(
         &self,
         gateway: &K::Gateway,
+        class: &str,
     ) -> Result<crate::DesiredState, ImplementationError> {
         let implementation = &self.implementation;
-        with_reads(
+        let admitted = attached::admit(self, gateway, Some(class));
+        let mut desired = with_reads(
             &self.related,
-            self.attached.as_ref(),
+            admitted.as_ref().map(|(view, _)| view),
             &GatewayKey::of(gateway),
             Box::new(move |ctx| {
                 Box::pin(async move { implementation.desired_state(gateway, &ctx).await })
             }),
         )
-        .await
+        .await?;
+        if let Some((_, admission)) = admitted {
+            desired.attached.extend(admission.refused);
+            if let Some(message) = admission.problem {
+                desired.problems.push(RefProblem {
+                    reason: attached::INVALID_ALLOWED_ROUTES.to_owned(),
+                    message,
+                });
+            }
+        }
+        Ok(desired)
+    }
+
+    /// The refusals of the attached objects `gateway` does not admit, for a pass whose
+    /// desired state failed.
+    fn refused(
+        &self,
+        gateway: &K::Gateway,
+        class: &str,
+    ) -> BTreeMap<NamespacedName, AttachedDecision> {
+        attached::admit(self, gateway, Some(class))
+            .map(|(_, admission)| admission.refused)
+            .unwrap_or_default()
     }
 
     /// The implementation's cleanup (if it declares one), with the same related reads as
@@ -280,9 +309,10 @@ impl<K: GatewayKind> Shared<K> {
         let Some(implementation) = self.implementation.cleanup() else {
             return Ok(());
         };
+        let admitted = attached::admit(self, gateway, K::class_name(gateway));
         with_reads(
             &self.related,
-            self.attached.as_ref(),
+            admitted.as_ref().map(|(view, _)| view),
             &GatewayKey::of(gateway),
             Box::new(move |ctx| {
                 Box::pin(async move { implementation.cleanup(gateway, &ctx).await })
@@ -451,7 +481,7 @@ pub async fn reconcile<K: GatewayKind>(
     let generation = gateway.meta().generation;
     let aliases = shared.implementation.condition_aliases();
     let current = K::gateway_conditions(&gateway);
-    let desired = match shared.desired_state(&gateway).await {
+    let desired = match shared.desired_state(&gateway, &class.name).await {
         Ok(desired) => desired,
         Err(source @ ImplementationError::Transient(_)) => {
             return Err(ReconcileError::Transient {
@@ -460,20 +490,22 @@ pub async fn reconcile<K: GatewayKind>(
             });
         }
         Err(ImplementationError::InvalidSpec { reason, message }) => {
+            let refused = shared.refused(&gateway, &class.name);
             let outcome = Outcome::InvalidSpec {
                 class,
                 reason,
                 message,
             };
-            return write_final(&shared, &gateway, &outcome).await;
+            return write_final(&shared, &gateway, &outcome, &refused).await;
         }
         Err(ImplementationError::UnresolvedRef { reason, message }) => {
+            let refused = shared.refused(&gateway, &class.name);
             let outcome = Outcome::UnresolvedRef {
                 class,
                 reason,
                 message,
             };
-            return write_final(&shared, &gateway, &outcome).await;
+            return write_final(&shared, &gateway, &outcome, &refused).await;
         }
     };
 
@@ -511,7 +543,7 @@ pub async fn reconcile<K: GatewayKind>(
                 &shared,
                 &gateway,
                 &desired.attached,
-                GatewayState::NotProgrammed(outcome.problem().unwrap_or_default()),
+                GatewayState::NotProgrammed,
             )
             .await?;
             forget_failures(&shared, &gateway);
@@ -557,9 +589,8 @@ pub async fn reconcile<K: GatewayKind>(
     let readiness = shared.implementation.readiness(&gateway, &observed);
     let gateway_state = match &readiness {
         Readiness::Ready(_) => GatewayState::Ready,
-        Readiness::NotReady { message, .. } => GatewayState::NotReady(message),
+        Readiness::NotReady { .. } => GatewayState::NotReady,
     };
-    attached::sync(&shared, &gateway, &desired.attached, gateway_state).await?;
     let outcome = Outcome::Programmed {
         class,
         children,
@@ -569,18 +600,23 @@ pub async fn reconcile<K: GatewayKind>(
     };
     let wanted = status::conditions_for(&outcome, &shared.controller, &aliases);
     let conditions = status::merge_conditions(current, &wanted, generation, &status::now());
+    // The gateway's own status first: no attached object (another tenant's, perhaps one
+    // whose writes fail) may hold it back.
     shared
         .write_status(&gateway, conditions, desired.url.as_deref())
         .await?;
+    attached::sync(&shared, &gateway, &desired.attached, gateway_state).await?;
     forget_failures(&shared, &gateway);
     Ok(Action::await_change())
 }
 
-/// Writes the conditions of an outcome that only a change can alter (nothing to retry).
+/// Writes the conditions of an outcome that only a change can alter (nothing to retry),
+/// then the attached objects' status (`refused`: those the gateway does not admit).
 async fn write_final<K: GatewayKind>(
     shared: &Shared<K>,
     gateway: &K::Gateway,
     outcome: &Outcome,
+    refused: &BTreeMap<NamespacedName, AttachedDecision>,
 ) -> Result<Action, ReconcileError> {
     let wanted = status::conditions_for(
         outcome,
@@ -596,13 +632,7 @@ async fn write_final<K: GatewayKind>(
     shared
         .write_status(gateway, conditions, K::gateway_url(gateway))
         .await?;
-    attached::sync(
-        shared,
-        gateway,
-        &Default::default(),
-        GatewayState::NotProgrammed(outcome.problem().unwrap_or_default()),
-    )
-    .await?;
+    attached::sync(shared, gateway, refused, GatewayState::NotProgrammed).await?;
     forget_failures(shared, gateway);
     Ok(Action::await_change())
 }

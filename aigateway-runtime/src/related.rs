@@ -31,8 +31,11 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use crate::attached::{AttachedCache, NotAttached};
+use crate::attached::{AttachedView, NotAttached};
 use crate::implementation::{ImplementationError, from_dynamic};
+use crate::reference_grants::{
+    CrossNamespaceRef, GrantsNotDeclared, ReferenceGrantCheck, ReferenceGrants,
+};
 use aigateway_api::NamespacedName;
 
 /// How many passes of `desired_state` (or `cleanup`) one reconcile runs at most while
@@ -267,6 +270,8 @@ pub(crate) struct RelatedCaches {
     kinds: HashMap<String, RelatedKind>,
     reads: Mutex<Reads>,
     client: Client,
+    /// ReferenceGrants, when the implementation uses them.
+    grants: Option<Arc<ReferenceGrants>>,
 }
 
 /// What a lookup found.
@@ -283,7 +288,45 @@ impl RelatedCaches {
             kinds: HashMap::new(),
             reads: Mutex::default(),
             client,
+            grants: None,
         }
+    }
+
+    /// Answers [`Context::reference_grant`] from `grants`.
+    pub(crate) fn set_grants(&mut self, grants: Arc<ReferenceGrants>) {
+        self.grants = Some(grants);
+    }
+
+    /// The gateways that asked about objects of kind `resource` anywhere in `namespace`
+    /// (recorded with an empty name, as [`Context::reference_grant`] does).
+    pub(crate) fn namespace_readers(
+        &self,
+        resource: &ApiResource,
+        namespace: &str,
+    ) -> Vec<GatewayKey> {
+        let key = ObjectKey {
+            kind: kind_key(resource),
+            namespace: namespace.to_owned(),
+            name: String::new(),
+        };
+        self.reads()
+            .by_object
+            .get(&key)
+            .map(|readers| readers.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The gateways that read any object of kind `resource`.
+    pub(crate) fn kind_readers(&self, resource: &ApiResource) -> Vec<GatewayKey> {
+        let kind = kind_key(resource);
+        let readers: HashSet<GatewayKey> = self
+            .reads()
+            .by_object
+            .iter()
+            .filter(|(key, _)| key.kind == kind)
+            .flat_map(|(_, readers)| readers.iter().cloned())
+            .collect();
+        readers.into_iter().collect()
     }
 
     /// Adds a declared kind with its (metadata-only, for content-on-read) store.
@@ -484,7 +527,7 @@ pub(crate) type Pass<'a, T> =
 /// `gateway`. Load failures are transient errors.
 pub(crate) async fn with_reads<T>(
     related: &Arc<RelatedCaches>,
-    attached: Option<&Arc<AttachedCache>>,
+    attached: Option<&AttachedView>,
     gateway: &GatewayKey,
     mut pass: Pass<'_, T>,
 ) -> Result<T, ImplementationError> {
@@ -519,12 +562,12 @@ struct ReadLog {
 /// re-run when one of the objects it looked up changes, appears or goes.
 pub struct Context {
     related: Arc<RelatedCaches>,
-    attached: Option<Arc<AttachedCache>>,
+    attached: Option<AttachedView>,
     log: Mutex<ReadLog>,
 }
 
 impl Context {
-    pub(crate) fn new(related: Arc<RelatedCaches>, attached: Option<Arc<AttachedCache>>) -> Self {
+    pub(crate) fn new(related: Arc<RelatedCaches>, attached: Option<AttachedView>) -> Self {
         Self {
             related,
             attached,
@@ -534,8 +577,11 @@ impl Context {
 
     /// The objects of the attached kind `T` (see
     /// [`GatewayImplementation::attached`](crate::GatewayImplementation::attached))
-    /// attached to `gateway`, sorted by namespace and name. Not recorded as reads: a
-    /// change of an attached object re-runs its gateway through the attached index.
+    /// attached to `gateway` and admitted by it (see
+    /// [`AllowedRoutes`](crate::attached::AllowedRoutes): objects from namespaces the
+    /// gateway does not admit are never offered), sorted by namespace and name. Not
+    /// recorded as reads: a change of an attached object re-runs its gateway through the
+    /// attached index.
     ///
     /// # Errors
     /// [`NotAttached`] when `T` is not the declared attached kind.
@@ -543,15 +589,50 @@ impl Context {
         &self,
         gateway: &impl Resource,
     ) -> Result<Vec<T>, NotAttached> {
-        let Some(cache) = self.attached.as_ref() else {
+        let Some(view) = self.attached.as_ref() else {
             return Err(NotAttached {
                 kind: T::kind(&()).into_owned(),
             });
         };
-        cache.typed(&NamespacedName {
-            namespace: gateway.meta().namespace.clone().unwrap_or_default(),
-            name: gateway.meta().name.clone().unwrap_or_default(),
-        })
+        view.cache.typed(
+            &NamespacedName {
+                namespace: gateway.meta().namespace.clone().unwrap_or_default(),
+                name: gateway.meta().name.clone().unwrap_or_default(),
+            },
+            &view.admitted,
+        )
+    }
+
+    /// Whether the target namespace of `reference` consents to it with a Gateway API
+    /// ReferenceGrant (see [`reference_grants`](crate::reference_grants)); a reference
+    /// within one namespace is always [`Permitted`](ReferenceGrantCheck::Permitted).
+    /// Ask before reading the target, and when the answer is not `Permitted`, say
+    /// nothing about the target (not even whether it exists). Recorded: the gateway is
+    /// re-run when a grant in the target's namespace changes, or the CRD comes or goes.
+    ///
+    /// # Errors
+    /// [`GrantsNotDeclared`] when the implementation does not declare
+    /// [`uses_reference_grants`](crate::GatewayImplementation::uses_reference_grants).
+    pub fn reference_grant(
+        &self,
+        reference: &CrossNamespaceRef<'_>,
+    ) -> Result<ReferenceGrantCheck, GrantsNotDeclared> {
+        let Some(grants) = self.related.grants.as_ref() else {
+            return Err(GrantsNotDeclared);
+        };
+        if reference.from_namespace == reference.to_namespace {
+            return Ok(ReferenceGrantCheck::Permitted);
+        }
+        self.log
+            .lock()
+            .expect("read log lock")
+            .reads
+            .insert(ObjectKey {
+                kind: kind_key(&crate::reference_grants::resource()),
+                namespace: reference.to_namespace.to_owned(),
+                name: String::new(),
+            });
+        Ok(grants.check(reference))
     }
 
     fn take_log(&self) -> ReadLog {

@@ -122,7 +122,26 @@ impl GatewayImplementation<ToolGatewayKind> for MinimalTools {
             data: Some(BTreeMap::from([("routes".to_owned(), served.join("\n"))])),
             ..Default::default()
         };
-        Ok(desired.with(&config).with(&deployment(&name, 1)))
+        // The pods read the routes at start: they roll when a route changes, as a real
+        // proxy's would.
+        let mut deployment = deployment(&name, 1);
+        let specs: Vec<String> = routes
+            .iter()
+            .map(|r| serde_json::to_string(&r.spec).unwrap())
+            .collect();
+        deployment
+            .spec
+            .as_mut()
+            .unwrap()
+            .template
+            .metadata
+            .as_mut()
+            .unwrap()
+            .annotations = Some(BTreeMap::from([(
+            "example.com/routes".to_owned(),
+            specs.join("\n"),
+        )]));
+        Ok(desired.with(&config).with(&deployment))
     }
 }
 
@@ -302,6 +321,20 @@ fn route_writes(server: &ApiServer, namespace: &str, name: &str) -> (usize, usiz
     (status, writes.len() - status)
 }
 
+const ALLOWED_ROUTES: &str = "aigateway.agentic-layer.ai/allowed-routes";
+
+/// Sets (or with `None` removes) annotation `key` of ToolGateway `name`.
+async fn annotate_gateway(client: &Client, name: &str, key: &str, value: Option<&str>) {
+    Api::<ToolGateway>::namespaced(client.clone(), NS)
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"annotations": {key: value}}})),
+        )
+        .await
+        .unwrap();
+}
+
 fn tools_operator(client: Client) -> Operator {
     Operator::new(client).gateway(MinimalTools)
 }
@@ -312,6 +345,7 @@ async fn a_tool_gateway_publishes_route_urls_once_ready_and_then_stays_silent() 
     let client = server.client();
     tool_class(&client, "tools", TOOLS).await;
     tool_gateway(&client, "gw", "tools").await;
+    annotate_gateway(&client, "gw", ALLOWED_ROUTES, Some("All")).await;
     create_route(&client, &route(ROUTES_NS, "search", Some("gw"))).await;
     create_route(&client, &route(NS, "weather", Some("gw"))).await;
     let mut globbed = route(NS, "globbed", Some("gw"));
@@ -408,6 +442,246 @@ async fn a_tool_gateway_publishes_route_urls_once_ready_and_then_stays_silent() 
         "writes while converged: {:?}",
         stats.counts
     );
+    running.stop().await;
+}
+
+/// `(status, reason, message)` of a route's `Accepted`.
+fn accepted(route: &ToolRoute) -> Option<(String, String, String)> {
+    find_condition(&route_conditions(route), "Accepted")
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+fn refused_not_allowed(route: &ToolRoute) -> bool {
+    accepted(route).is_some_and(|(s, reason, _)| s == "False" && reason == "NotAllowedByGateway")
+}
+
+fn admitted(route: &ToolRoute) -> bool {
+    accepted(route).is_some_and(|(s, _, _)| s == "True")
+}
+
+async fn served_routes(client: &Client) -> String {
+    Api::<ConfigMap>::namespaced(client.clone(), NS)
+        .get("gw-routes")
+        .await
+        .ok()
+        .and_then(|c| c.data)
+        .and_then(|mut d| d.remove("routes"))
+        .unwrap_or_default()
+}
+
+async fn label_namespace(client: &Client, name: &str, labels: serde_json::Value) {
+    Api::<Namespace>::all(client.clone())
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"labels": labels}})),
+        )
+        .await
+        .unwrap();
+}
+
+/// Defect: a ToolRoute in any namespace could join any ToolGateway. The runtime now
+/// offers `desired_state` only the routes the gateway's owner admits (annotation
+/// `aigateway.agentic-layer.ai/allowed-routes`, default `Same`, a class-wide default on
+/// the class), and refuses the others itself, for every ToolGateway class.
+#[tokio::test]
+async fn a_gateway_admits_routes_of_other_namespaces_only_with_its_owners_consent() {
+    let server = cluster().await;
+    let client = server.client();
+    tool_class(&client, "tools", TOOLS).await;
+    tool_gateway(&client, "gw", "tools").await;
+    create_route(&client, &route(ROUTES_NS, "foreign", Some("gw"))).await;
+    create_route(&client, &route(NS, "local", Some("gw"))).await;
+    let running = start(tools_operator(client.clone()));
+
+    // Same, by default: the foreign route is refused and never reaches the config.
+    let foreign = wait_route(
+        &client,
+        ROUTES_NS,
+        "foreign",
+        "foreign refused",
+        refused_not_allowed,
+    )
+    .await;
+    assert_eq!(route_url(&foreign), None);
+    wait_route(&client, NS, "local", "local admitted", admitted).await;
+    assert_eq!(served_routes(&client).await, "default__local");
+
+    // A selector of namespace labels: the routes namespace is admitted once labelled,
+    // and (as in Gateway API) the gateway's own namespace only if it matches too.
+    let selector = "{from: Selector, selector: {matchLabels: {tools: shared}}}";
+    annotate_gateway(&client, "gw", ALLOWED_ROUTES, Some(selector)).await;
+    wait_route(
+        &client,
+        NS,
+        "local",
+        "local refused under a selector",
+        refused_not_allowed,
+    )
+    .await;
+    let foreign = get_route(&client, ROUTES_NS, "foreign").await;
+    assert!(refused_not_allowed(&foreign), "{:?}", accepted(&foreign));
+    let (_, _, message) = accepted(&foreign).unwrap();
+    assert!(
+        !message.contains("tools") && !message.contains("Selector"),
+        "the refusal quotes the gateway owner's annotation: {message}"
+    );
+    label_namespace(&client, ROUTES_NS, json!({"tools": "shared"})).await;
+    wait_route(
+        &client,
+        ROUTES_NS,
+        "foreign",
+        "foreign admitted by label",
+        admitted,
+    )
+    .await;
+    eventually_within(Duration::from_secs(20), "foreign in the config", || async {
+        (served_routes(&client).await == "routes__foreign").then_some(())
+    })
+    .await;
+    label_namespace(&client, ROUTES_NS, json!({"tools": null})).await;
+    wait_route(
+        &client,
+        ROUTES_NS,
+        "foreign",
+        "foreign refused once unlabelled",
+        refused_not_allowed,
+    )
+    .await;
+
+    // A value that cannot be read fails closed (Same) and says so on the gateway.
+    annotate_gateway(
+        &client,
+        "gw",
+        ALLOWED_ROUTES,
+        Some("{from: Selector, selector: {matchLabel: {tools: shared}}}"),
+    )
+    .await;
+    let gateway = eventually_within(
+        Duration::from_secs(20),
+        "the gateway reports the annotation",
+        || async {
+            let gateway = Api::<ToolGateway>::namespaced(client.clone(), NS)
+                .get("gw")
+                .await
+                .ok()?;
+            let conditions = gateway.status.clone()?.conditions;
+            let resolved = find_condition(&conditions, "ResolvedRefs")?;
+            (resolved.reason == "InvalidAllowedRoutes").then_some(resolved.message.clone())
+        },
+    )
+    .await;
+    assert!(
+        gateway.contains(ALLOWED_ROUTES) && gateway.contains("of the gateway"),
+        "{gateway}"
+    );
+    wait_route(&client, NS, "local", "local admitted again", admitted).await;
+    assert!(refused_not_allowed(
+        &get_route(&client, ROUTES_NS, "foreign").await
+    ));
+
+    // The class's annotation is the default of gateways without one.
+    annotate_gateway(&client, "gw", ALLOWED_ROUTES, None).await;
+    Api::<ToolGatewayClass>::all(client.clone())
+        .patch(
+            "tools",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"annotations": {ALLOWED_ROUTES: "All"}}})),
+        )
+        .await
+        .unwrap();
+    wait_route(
+        &client,
+        ROUTES_NS,
+        "foreign",
+        "foreign admitted by the class",
+        admitted,
+    )
+    .await;
+    wait_route(
+        &client,
+        NS,
+        "local",
+        "local admitted by the class",
+        admitted,
+    )
+    .await;
+    running.stop().await;
+}
+
+/// Defect: every change of any route removed `status.url` from every route of the
+/// gateway until the rollout ended (agents reading it failed meanwhile), and cost a
+/// status write per route twice. Now a published URL stays through rollouts, a new route's
+/// URL waits for the pods that serve it, and an edit writes the edited route only.
+#[tokio::test]
+async fn a_published_url_stays_through_rollouts_and_an_edit_writes_its_route_only() {
+    let server = cluster().await;
+    let client = server.client();
+    tool_class(&client, "tools", TOOLS).await;
+    tool_gateway(&client, "gw", "tools").await;
+    create_route(&client, &route(NS, "search", Some("gw"))).await;
+    create_route(&client, &route(NS, "maps", Some("gw"))).await;
+    let running = start(tools_operator(client.clone()));
+    roll_out(&client, "gw").await;
+    let search = wait_route(&client, NS, "search", "search ready", ready_with_url).await;
+    wait_route(&client, NS, "maps", "maps ready", ready_with_url).await;
+    let url = route_url(&search).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.reset_stats();
+
+    // A new route: the pods roll; the others keep their URL, unwritten.
+    create_route(&client, &route(NS, "weather", Some("gw"))).await;
+    let weather = wait_route(
+        &client,
+        NS,
+        "weather",
+        "weather accepted, not served yet",
+        |r| {
+            condition_of(&route_conditions(r), "Ready")
+                .is_some_and(|(_, reason)| reason == reasons::GATEWAY_NOT_READY)
+        },
+    )
+    .await;
+    assert_eq!(
+        route_url(&weather),
+        None,
+        "a URL before the pods serve the route"
+    );
+    assert_eq!(
+        route_url(&get_route(&client, NS, "search").await),
+        Some(url.clone())
+    );
+    roll_out(&client, "gw").await;
+    wait_route(&client, NS, "weather", "weather served", ready_with_url).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(route_writes(&server, NS, "search"), (0, 0));
+    assert_eq!(route_writes(&server, NS, "maps"), (0, 0));
+    server.reset_stats();
+
+    // An edit: one status write (its observedGeneration), the URL stays throughout.
+    Api::<ToolRoute>::namespaced(client.clone(), NS)
+        .patch(
+            "search",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"toolFilter": {"allow": ["lookup"]}}})),
+        )
+        .await
+        .unwrap();
+    let edited = wait_route(&client, NS, "search", "the edit observed", |r| {
+        find_condition(&route_conditions(r), "Ready")
+            .is_some_and(|c| c.observed_generation == r.metadata.generation)
+    })
+    .await;
+    assert_eq!(route_url(&edited), Some(url.clone()));
+    roll_out(&client, "gw").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        route_url(&get_route(&client, NS, "search").await),
+        Some(url)
+    );
+    assert_eq!(route_writes(&server, NS, "search"), (1, 0));
+    assert_eq!(route_writes(&server, NS, "maps"), (0, 0));
+    assert_eq!(route_writes(&server, NS, "weather"), (0, 0));
     running.stop().await;
 }
 

@@ -222,6 +222,7 @@ mod server;
 mod simulate;
 mod stats;
 mod store;
+pub mod third_party;
 mod watch;
 
 pub use faults::{Faults, RequestMatch};

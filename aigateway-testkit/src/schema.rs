@@ -623,7 +623,50 @@ pub(crate) fn validate_labels(obj: &Value) -> Vec<FieldError> {
             }
         }
     }
+    errs.extend(validate_annotations_size(obj));
     errs
+}
+
+/// The API server's limit on the keys and values of an object's annotations together.
+pub(crate) const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
+
+/// The API server's limit on a ConfigMap's `data` and `binaryData` together.
+pub(crate) const MAX_CONFIG_MAP_BYTES: usize = 1024 * 1024;
+
+fn too_long(field: &str, limit: usize) -> FieldError {
+    FieldError {
+        reason: "FieldValueTooLong",
+        field: field.to_owned(),
+        message: format!("{field}: Too long: may not be more than {limit} bytes"),
+    }
+}
+
+/// Annotations over [`MAX_ANNOTATIONS_BYTES`] (keys and values), as the API server
+/// refuses them.
+fn validate_annotations_size(obj: &Value) -> Option<FieldError> {
+    let annotations = obj.pointer("/metadata/annotations")?.as_object()?;
+    let total: usize = annotations
+        .iter()
+        .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+        .sum();
+    (total > MAX_ANNOTATIONS_BYTES).then(|| too_long("metadata.annotations", MAX_ANNOTATIONS_BYTES))
+}
+
+/// A ConfigMap whose data (keys and values of `data`, decoded `binaryData`) is over
+/// [`MAX_CONFIG_MAP_BYTES`], as the API server refuses it.
+pub(crate) fn validate_config_map_size(obj: &Value) -> Option<FieldError> {
+    let sum = |field: &str, size: &dyn Fn(&str) -> usize| -> usize {
+        obj.get(field)
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| k.len() + v.as_str().map_or(0, size))
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    let total = sum("data", &str::len) + sum("binaryData", &|b64: &str| b64.len() / 4 * 3);
+    (total > MAX_CONFIG_MAP_BYTES).then(|| too_long("[]", MAX_CONFIG_MAP_BYTES))
 }
 
 #[cfg(test)]
@@ -733,5 +776,19 @@ mod tests {
         assert_eq!(obj["spec"]["mode"], "a");
         assert_eq!(obj["spec"]["free"]["any"]["thing"], 1);
         assert_eq!(obj["metadata"]["name"], "n");
+    }
+
+    #[test]
+    fn annotations_and_config_map_data_are_bounded_as_the_api_server_bounds_them() {
+        let annotated = |bytes: usize| json!({"metadata": {"name": "x", "annotations": {"k": "v".repeat(bytes - 1)}}});
+        assert!(validate_annotations_size(&annotated(MAX_ANNOTATIONS_BYTES)).is_none());
+        let error = validate_annotations_size(&annotated(MAX_ANNOTATIONS_BYTES + 1)).unwrap();
+        assert_eq!(error.field, "metadata.annotations");
+        let config_map = |bytes: usize| json!({"data": {"k": "v".repeat(bytes - 1)}});
+        assert!(validate_config_map_size(&config_map(MAX_CONFIG_MAP_BYTES)).is_none());
+        assert!(validate_config_map_size(&config_map(MAX_CONFIG_MAP_BYTES + 1)).is_some());
+        // binaryData counts decoded.
+        let binary = json!({"binaryData": {"k": "AAAA".repeat(MAX_CONFIG_MAP_BYTES / 3 + 1)}});
+        assert!(validate_config_map_size(&binary).is_some());
     }
 }

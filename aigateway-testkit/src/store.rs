@@ -1209,6 +1209,9 @@ impl State {
             meta_errs.push(e);
         }
         meta_errs.extend(schema::validate_labels(&new));
+        if info.is("", "configmaps") {
+            meta_errs.extend(schema::validate_config_map_size(&new));
+        }
         if !meta_errs.is_empty() {
             return Err(ApiError::invalid(info, name, meta_errs));
         }

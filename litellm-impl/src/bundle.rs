@@ -129,6 +129,10 @@ pub fn cluster_rules() -> Value {
         {"apiGroups": [""], "resources": ["configmaps", "services"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]},
+        // Namespace labels, for ToolGateways that admit routes by namespace selector.
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
+        // Gateway API ReferenceGrants: a route's ToolServer in another namespace.
+        {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["referencegrants"], "verbs": ["list", "watch"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     ])
 }

@@ -142,6 +142,23 @@ pub enum RenderError {
         /// The serialiser's message.
         message: String,
     },
+    /// The rendered config does not fit into a ConfigMap: the API server would refuse
+    /// the write, and nothing of the gateway could change until it fits.
+    #[error(
+        "{kind} {gateway}: the rendered LiteLLM config is {bytes} bytes, over the {limit}-byte limit of a ConfigMap's data, so the API server would refuse it: {hint}; nothing is applied until it fits"
+    )]
+    ConfigTooLarge {
+        /// The kind of the gateway.
+        kind: GatewayKind,
+        /// `namespace/name` of the gateway.
+        gateway: String,
+        /// The size of the ConfigMap's data (key and value).
+        bytes: usize,
+        /// [`MAX_CONFIG_MAP_DATA_BYTES`](crate::MAX_CONFIG_MAP_DATA_BYTES).
+        limit: usize,
+        /// What to do.
+        hint: &'static str,
+    },
     /// Something that becomes a Kubernetes name, label, annotation or env var name is not
     /// valid there, so the API server would refuse a child object.
     #[error("{kind} {gateway}: {field} {value:?} {rule}; nothing is applied until it is fixed")]

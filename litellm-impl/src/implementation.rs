@@ -13,9 +13,9 @@ use aigateway_api::conditions::reasons;
 use aigateway_api::conditions::types;
 use aigateway_api::{AiGateway, Guard, GuardrailProvider, ToolGateway, ToolRoute, ToolServer};
 use aigateway_runtime::{
-    AliasReasons, AttachedDecision, AttachedKind, ConditionAlias, Context, DesiredState,
-    GatewayImplementation, ImplementationError, NotWatched, Observed, Readiness, RelatedWatch,
-    ToolGatewayKind, deployments_rolled_out,
+    AliasReasons, AttachedDecision, AttachedKind, ConditionAlias, Context, CrossNamespaceRef,
+    DesiredState, GatewayImplementation, ImplementationError, NotWatched, Observed, Readiness,
+    ReferenceGrantCheck, RelatedWatch, ToolGatewayKind, deployments_rolled_out,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -23,7 +23,9 @@ use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 
 use crate::names::{CONTROLLER_NAME, TOOL_GATEWAY_CONTROLLER_NAME};
-use crate::tool_gateway::{RenderedToolGateway, RouteState, render_tool_gateway};
+use crate::tool_gateway::{
+    RenderedToolGateway, RouteProblemReason, RouteState, render_tool_gateway,
+};
 use crate::{ObjectLookup, RenderError, RenderSettings, render};
 
 /// The condition types of the Go operator, mirrored for tools that read them.
@@ -85,7 +87,7 @@ impl LiteLlmGateway {
 /// by [`finish`](Self::finish), since rendering cannot tell it from a missing object.
 struct CachedObjects<'a> {
     ctx: &'a Context,
-    not_watched: RefCell<Option<NotWatched>>,
+    not_watched: RefCell<Option<ImplementationError>>,
 }
 
 impl<'a> CachedObjects<'a> {
@@ -101,14 +103,16 @@ impl<'a> CachedObjects<'a> {
         namespace: &str,
         name: &str,
     ) -> Option<T> {
-        self.ctx.get(namespace, name).unwrap_or_else(|error| {
-            self.not_watched.borrow_mut().get_or_insert(error);
-            None
-        })
+        self.ctx
+            .get(namespace, name)
+            .unwrap_or_else(|error: NotWatched| {
+                self.not_watched.borrow_mut().get_or_insert(error.into());
+                None
+            })
     }
 
     /// The first lookup of an undeclared kind, if any.
-    fn finish(self) -> Result<(), NotWatched> {
+    fn finish(self) -> Result<(), ImplementationError> {
         self.not_watched.into_inner().map_or(Ok(()), Err)
     }
 }
@@ -128,6 +132,12 @@ impl ObjectLookup for CachedObjects<'_> {
     }
     fn tool_server(&self, namespace: &str, name: &str) -> Option<ToolServer> {
         self.get(namespace, name)
+    }
+    fn reference_grant(&self, reference: &CrossNamespaceRef<'_>) -> ReferenceGrantCheck {
+        self.ctx.reference_grant(reference).unwrap_or_else(|error| {
+            self.not_watched.borrow_mut().get_or_insert(error.into());
+            ReferenceGrantCheck::NotInstalled
+        })
     }
 }
 
@@ -325,6 +335,11 @@ impl GatewayImplementation<ToolGatewayKind> for LiteLlmToolGateway {
                         decision.with_note(served.warnings.join("; "))
                     }
                 }
+                RouteState::NotServed(problem)
+                    if problem.reason == RouteProblemReason::RefNotPermitted =>
+                {
+                    AttachedDecision::unresolved(problem.reason.as_str(), problem.message)
+                }
                 RouteState::NotServed(problem) => {
                     AttachedDecision::refuse(problem.reason.as_str(), problem.message)
                 }
@@ -336,6 +351,11 @@ impl GatewayImplementation<ToolGatewayKind> for LiteLlmToolGateway {
 
     fn readiness(&self, _gateway: &ToolGateway, observed: &Observed) -> Readiness {
         readiness_of(observed)
+    }
+
+    fn uses_reference_grants(&self) -> bool {
+        // A route may name a ToolServer in another namespace that grants it.
+        true
     }
 
     fn related(&self) -> Vec<RelatedWatch> {

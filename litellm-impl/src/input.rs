@@ -8,7 +8,8 @@ use aigateway_api::{
     AiGateway, AiGatewayClass, Guard, GuardrailProvider, ToolGateway, ToolGatewayClass, ToolRoute,
     ToolServer,
 };
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use aigateway_runtime::reference_grants::ReferenceGrantSpec;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -38,7 +39,18 @@ pub enum InputObject {
     ToolRoute(ToolRoute),
     /// A `ToolServer`.
     ToolServer(ToolServer),
-    /// Any other kind (e.g. a `Namespace`); kept so callers can mention it.
+    /// A Gateway API `ReferenceGrant` (`gateway.networking.k8s.io`).
+    ReferenceGrant {
+        /// Its namespace ([`DEFAULT_NAMESPACE`] when unset).
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// What it grants.
+        spec: ReferenceGrantSpec,
+    },
+    /// A `Namespace` (its labels decide which ToolGateways admit its routes).
+    Namespace(Namespace),
+    /// Any other kind (e.g. a `Deployment`); kept so callers can mention it.
     Other {
         /// Its `apiVersion`.
         api_version: String,
@@ -263,8 +275,26 @@ fn parse_object(
         (aigateway_api::GROUP, "ToolServer") => {
             InputObject::ToolServer(namespaced(ctx.decode(document)?))
         }
+        (aigateway_runtime::reference_grants::GROUP, "ReferenceGrant") => {
+            InputObject::ReferenceGrant {
+                namespace: document
+                    .pointer("/metadata/namespace")
+                    .and_then(|v| v.as_str())
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or(crate::DEFAULT_NAMESPACE)
+                    .to_owned(),
+                spec: ctx.decode(
+                    document
+                        .get("spec")
+                        .cloned()
+                        .unwrap_or_else(|| Value::Object(Default::default())),
+                )?,
+                name: name.clone(),
+            }
+        }
         ("", "Secret") => InputObject::Secret(namespaced(ctx.decode_secret(document)?)),
         ("", "ConfigMap") => InputObject::ConfigMap(namespaced(ctx.decode(document)?)),
+        ("", "Namespace") => InputObject::Namespace(ctx.decode(document)?),
         _ => InputObject::Other {
             api_version,
             kind,
@@ -393,7 +423,9 @@ mod tests {
             apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata:\n  name: gw\nspec:\n  aiModels: []\n";
         let objects = parse_documents(text, "test.yaml").unwrap();
         assert_eq!(objects.len(), 3);
-        assert!(matches!(&objects[0], InputObject::Other { kind, .. } if kind == "Namespace"));
+        assert!(
+            matches!(&objects[0], InputObject::Namespace(ns) if ns.metadata.name.as_deref() == Some("x"))
+        );
         let InputObject::AiGateway(gateway) = &objects[2] else {
             panic!("{objects:?}")
         };

@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 
 use aigateway_api::{Guard, GuardrailProvider, ToolServer};
+use aigateway_runtime::reference_grants::{self, ReferenceGrantSpec};
+use aigateway_runtime::{CrossNamespaceRef, ReferenceGrantCheck};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
@@ -30,6 +32,9 @@ pub trait ObjectLookup {
     fn config_map(&self, namespace: &str, name: &str) -> Option<ConfigMap>;
     /// The ToolServer `namespace/name` (read only for ToolGateways).
     fn tool_server(&self, namespace: &str, name: &str) -> Option<ToolServer>;
+    /// Whether a Gateway API ReferenceGrant in `reference.to_namespace` permits
+    /// `reference` (always, within one namespace).
+    fn reference_grant(&self, reference: &CrossNamespaceRef<'_>) -> ReferenceGrantCheck;
 }
 
 type Key = (String, String);
@@ -42,6 +47,8 @@ pub struct InMemoryObjects {
     secrets: BTreeMap<Key, Secret>,
     config_maps: BTreeMap<Key, ConfigMap>,
     tool_servers: BTreeMap<Key, ToolServer>,
+    /// ReferenceGrants by namespace.
+    grants: BTreeMap<String, Vec<ReferenceGrantSpec>>,
 }
 
 fn key(namespace: Option<&String>, name: Option<&String>) -> Key {
@@ -111,8 +118,16 @@ impl InMemoryObjects {
         self.tool_servers.insert(k, server);
     }
 
+    /// Adds a ReferenceGrant (its `spec`) of `namespace`.
+    pub fn insert_reference_grant(&mut self, namespace: &str, spec: ReferenceGrantSpec) {
+        self.grants
+            .entry(namespace.to_owned())
+            .or_default()
+            .push(spec);
+    }
+
     /// Adds every lookup-relevant object of `objects` (Guards, GuardrailProviders,
-    /// Secrets, ConfigMaps, ToolServers); other kinds are ignored.
+    /// Secrets, ConfigMaps, ToolServers, ReferenceGrants); other kinds are ignored.
     pub fn extend<'a>(&mut self, objects: impl IntoIterator<Item = &'a InputObject>) {
         for object in objects {
             match object {
@@ -121,11 +136,15 @@ impl InMemoryObjects {
                 InputObject::Secret(o) => self.insert_secret(o.clone()),
                 InputObject::ConfigMap(o) => self.insert_config_map(o.clone()),
                 InputObject::ToolServer(o) => self.insert_tool_server(o.clone()),
+                InputObject::ReferenceGrant {
+                    namespace, spec, ..
+                } => self.insert_reference_grant(namespace, spec.clone()),
                 InputObject::AiGateway(_)
                 | InputObject::AiGatewayClass(_)
                 | InputObject::ToolGateway(_)
                 | InputObject::ToolGatewayClass(_)
                 | InputObject::ToolRoute(_)
+                | InputObject::Namespace(_)
                 | InputObject::Other { .. } => {}
             }
         }
@@ -151,5 +170,17 @@ impl ObjectLookup for InMemoryObjects {
     }
     fn tool_server(&self, namespace: &str, name: &str) -> Option<ToolServer> {
         get(&self.tool_servers, namespace, name)
+    }
+    fn reference_grant(&self, reference: &CrossNamespaceRef<'_>) -> ReferenceGrantCheck {
+        let grants = self
+            .grants
+            .get(reference.to_namespace)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if reference_grants::permitted(grants, reference) {
+            ReferenceGrantCheck::Permitted
+        } else {
+            ReferenceGrantCheck::NotPermitted
+        }
     }
 }

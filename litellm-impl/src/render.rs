@@ -62,6 +62,7 @@ impl UserEnv {
 }
 
 /// The fields every gateway kind shares, borrowed from the gateway.
+#[derive(Clone, Copy)]
 pub(crate) struct GatewayParts<'a> {
     pub kind: GatewayKind,
     pub name: &'a str,
@@ -232,6 +233,7 @@ pub(crate) enum SecretHashScope {
 }
 
 /// How the workload of a gateway kind differs.
+#[derive(Clone)]
 pub(crate) struct WorkloadShape {
     /// The Service's port.
     pub service_port: i32,
@@ -352,6 +354,7 @@ pub(crate) fn finish(
         gateway: id.clone(),
         message,
     })?;
+    check_config_map_size(kind, &id, &config_yaml, &shape.config_files)?;
     let config_hash = if shape.config_files.is_empty() {
         short_hash(config_yaml.as_bytes())
     } else {
@@ -391,6 +394,45 @@ pub(crate) fn finish(
         problems,
     };
     Ok((rendered, config))
+}
+
+/// The API server's limit on a ConfigMap's data: the keys and values of `data` and
+/// `binaryData` together (1 MiB).
+pub const MAX_CONFIG_MAP_DATA_BYTES: usize = 1024 * 1024;
+
+/// Refuses a config whose ConfigMap (one key, [`names::CONFIG_KEY`]) the API server would
+/// refuse.
+fn check_config_map_size(
+    kind: GatewayKind,
+    id: &str,
+    config_yaml: &str,
+    config_files: &[(&str, &str)],
+) -> Result<(), RenderError> {
+    // Every key and value of the ConfigMap counts towards the API server's limit: the
+    // config and the files shipped beside it (the tool-filter guardrail).
+    let bytes = names::CONFIG_KEY.len()
+        + config_yaml.len()
+        + config_files
+            .iter()
+            .map(|(key, content)| key.len() + content.len())
+            .sum::<usize>();
+    if bytes <= MAX_CONFIG_MAP_DATA_BYTES {
+        return Ok(());
+    }
+    Err(RenderError::ConfigTooLarge {
+        kind,
+        gateway: id.to_owned(),
+        bytes,
+        limit: MAX_CONFIG_MAP_DATA_BYTES,
+        hint: match kind {
+            GatewayKind::AiGateway => {
+                "list fewer models per gateway (split them over several AiGateways) or shorten what the config patch adds"
+            }
+            GatewayKind::ToolGateway => {
+                "even without any route it does not fit: shorten what the config patch adds"
+            }
+        },
+    })
 }
 
 /// Renders `gateway` into its LiteLLM config, ConfigMap, Deployment and Service.

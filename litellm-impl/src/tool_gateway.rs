@@ -20,11 +20,18 @@
 //! | `allow_all_keys` | `true`: any key the proxy accepts may use the route (as the Go operator) |
 //!
 //! # Where the Go operator is wrong and this renderer is not
-//! - **Key collisions** (`a--b/c` and `a/b--c` both give `a__b__c`): the route created
-//!   first keeps the key (ties, e.g. in offline input without timestamps: the smaller
-//!   `namespace/name`), whatever the order routes are listed in; the others are not
-//!   served, and every route involved is told which routes share its key. A newer route
-//!   can therefore never take over the URL an older route's agents use.
+//! - **Key collisions** (`a--b/c` and `a/b--c` both give `a__b__c` in the Go operator, so
+//!   the gateway's config patch for one route's key reached the other's entry): a
+//!   namespace or name holding `--` gets the suffix `__<length of the namespace>`
+//!   ([`route_key`]), so no two routes share a key or a patch target; every other route
+//!   keeps the Go operator's key.
+//! - **Consent**: only the routes the gateway admits reach this function (the runtime
+//!   filters them, see `aigateway_runtime::attached::AllowedRoutes`); a route naming a
+//!   ToolServer in another namespace needs a Gateway API ReferenceGrant there, else it
+//!   is `RefNotPermitted` and its message says nothing about the ToolServer.
+//! - **Bounded contributions**: what one route adds to the config is bounded, and routes
+//!   that would push the config past its ConfigMap's limit are refused newest first
+//!   ([`bounds`]).
 //! - **Tool filters**: served with the API's meaning (`*` and `?` patterns), enforced in
 //!   the proxy by a guardrail shipped in the ConfigMap ([`tool_filter`]); the Go operator
 //!   hands patterns to LiteLLM's exact-name lists, so `allow: [get_*]` hides every tool
@@ -45,9 +52,12 @@
 //! want the same children; the runtime reports the later one as `NameConflict` while the
 //! earlier keeps its children and keeps working.
 
+pub mod bounds;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use aigateway_api::{NamespacedName, ToolGateway, ToolRoute, ToolServer};
+use aigateway_runtime::{CrossNamespaceRef, ReferenceGrantCheck};
 use serde_json::{Map, Value, json};
 
 use crate::config;
@@ -56,7 +66,8 @@ use crate::lookup::ObjectLookup;
 use crate::names;
 use crate::problem::{ObjectRef, Problem, ProblemReason};
 use crate::render::{
-    GatewayParts, Rendered, SecretHashScope, WorkloadShape, finish, name_and_namespace, prepare,
+    GatewayParts, Prepared, Rendered, SecretHashScope, WorkloadShape, finish, name_and_namespace,
+    prepare,
 };
 use crate::settings::{LITELLM_VERSION, RenderSettings};
 use crate::tool_filter::{self, CheckedFilter, RouteFilters};
@@ -67,13 +78,30 @@ use crate::{GatewayKind, RenderError};
 pub const TOOL_PREFIX_SEPARATOR_ENV: &str = "MCP_TOOL_PREFIX_SEPARATOR";
 
 /// The `mcp_servers` key of a route: `<namespace>__<name>` with every `-` replaced by
-/// `_` (the Go operator's scheme; agents' route URLs depend on it).
+/// `_` (the Go operator's scheme; agents' route URLs depend on it), followed by
+/// `__<length of the namespace>` when the namespace or the name contains `--`.
+///
+/// The key is a function of the route's namespace and name alone, and no two routes
+/// share one (so no two routes share a config-patch target either). Namespaces and
+/// names hold no `_` and neither start nor end with `-`, so the Go key holds exactly one
+/// `__` (and can be split back) unless one of them contains `--`: only then would two
+/// routes collide (`a/b--c` and `a--b/c` both give `a__b__c`). Such a key gets the
+/// suffix, which says where the namespace ends and gives it at least three `__`, so it
+/// can equal neither a Go key nor another suffixed key.
 ///
 /// ```
-/// assert_eq!(litellm_impl::tool_gateway::route_key("team-a", "web-search"), "team_a__web_search");
+/// use litellm_impl::tool_gateway::route_key;
+/// assert_eq!(route_key("team-a", "web-search"), "team_a__web_search");
+/// assert_eq!(route_key("a", "b--c"), "a__b__c__1");
+/// assert_eq!(route_key("a--b", "c"), "a__b__c__4");
 /// ```
 pub fn route_key(namespace: &str, name: &str) -> String {
-    format!("{namespace}__{name}").replace('-', "_")
+    let key = format!("{namespace}__{name}").replace('-', "_");
+    if namespace.contains("--") || name.contains("--") {
+        format!("{key}__{}", namespace.len())
+    } else {
+        key
+    }
 }
 
 /// The cluster-local URL of a ToolGateway, `http://<gw>.<ns>.svc.cluster.local` (its
@@ -91,8 +119,6 @@ pub fn route_url(gateway_name: &str, gateway_namespace: &str, key: &str) -> Stri
 /// `Ready=False` condition; the Go operator's reasons where it has one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RouteProblemReason {
-    /// Another route has the same `mcp_servers` key and keeps it.
-    DuplicateServerName,
     /// The upstream cannot be used: the ToolServer is missing or has no port, the URL is
     /// unusable, or neither (or both) of `toolServerRef` and `external` is set.
     UpstreamUnresolved,
@@ -104,26 +130,40 @@ pub enum RouteProblemReason {
     InvalidRoute,
     /// The gateway's config patch removed the route's `mcp_servers` entry.
     RemovedByPatch,
+    /// The route names a ToolServer in another namespace, which no ReferenceGrant of
+    /// that namespace lets it name (or the ReferenceGrant CRD is not installed). Not
+    /// served, and the message says nothing about the ToolServer.
+    RefNotPermitted,
+    /// A string the route adds to the config is over its bound (see
+    /// [`bounds`]).
+    RouteTooLarge,
+    /// With this route the config would not fit into its ConfigMap; routes are refused
+    /// newest first until the rest fits.
+    ConfigTooLarge,
 }
 
 impl RouteProblemReason {
     /// Every reason, for checks that each one is documented.
-    pub const ALL: [RouteProblemReason; 5] = [
-        RouteProblemReason::DuplicateServerName,
+    pub const ALL: [RouteProblemReason; 7] = [
         RouteProblemReason::UpstreamUnresolved,
         RouteProblemReason::InvalidToolFilter,
         RouteProblemReason::InvalidRoute,
         RouteProblemReason::RemovedByPatch,
+        RouteProblemReason::RefNotPermitted,
+        RouteProblemReason::RouteTooLarge,
+        RouteProblemReason::ConfigTooLarge,
     ];
 
     /// The CamelCase reason.
     pub fn as_str(self) -> &'static str {
         match self {
-            RouteProblemReason::DuplicateServerName => "DuplicateServerName",
             RouteProblemReason::UpstreamUnresolved => "UpstreamUnresolved",
             RouteProblemReason::InvalidToolFilter => "InvalidToolFilter",
             RouteProblemReason::InvalidRoute => "InvalidRoute",
             RouteProblemReason::RemovedByPatch => "RemovedByPatch",
+            RouteProblemReason::RefNotPermitted => "RefNotPermitted",
+            RouteProblemReason::RouteTooLarge => "RouteTooLarge",
+            RouteProblemReason::ConfigTooLarge => "ConfigTooLarge",
         }
     }
 }
@@ -150,8 +190,7 @@ pub struct ServedRoute {
     pub key: String,
     /// The URL agents use ([`route_url`]); publish it only once the gateway is Ready.
     pub url: String,
-    /// Things worth telling the route's owner that do not stop it (e.g. newer routes
-    /// that share its key and are not served).
+    /// Things worth telling the route's owner that do not stop it.
     pub warnings: Vec<String>,
 }
 
@@ -211,7 +250,7 @@ pub fn render_tool_gateway(
         common_metadata: gateway.spec.common_metadata.as_ref(),
         pod_metadata: gateway.spec.pod_metadata.as_ref(),
     };
-    let mut prepared = prepare(parts, settings, lookup)?;
+    let prepared = prepare(parts, settings, lookup)?;
     let this = NamespacedName {
         namespace: namespace.to_owned(),
         name: name.to_owned(),
@@ -227,56 +266,81 @@ pub fn render_tool_gateway(
         .filter(|v| !v.is_empty());
 
     let attached = attached_routes(&this, routes);
-    let keyed = assign_keys(&attached);
     let mut servers = Map::new();
     let mut filters = RouteFilters::default();
     let mut outcomes = Vec::new();
-    for candidate in &keyed {
-        let state = match &candidate.claim {
-            Err(problem) => RouteState::NotServed(problem.clone()),
+    for (id, route) in &attached {
+        let key = check_route_names(id).map(|()| route_key(&id.namespace, &id.name));
+        let state = match key {
+            Err(problem) => RouteState::NotServed(problem),
             Ok(key) if separator.is_some_and(|sep| key.contains(sep)) => {
+                // The separator's value is the gateway owner's: not for the route's status.
                 RouteState::NotServed(RouteProblem {
                     reason: RouteProblemReason::InvalidRoute,
                     message: format!(
-                        "ToolGateway {namespace}/{name} sets {TOOL_PREFIX_SEPARATOR_ENV} to {:?}, which occurs in the route's key {key} and LiteLLM refuses such server names: remove {TOOL_PREFIX_SEPARATOR_ENV} from the gateway's spec.env; not served",
-                        separator.unwrap_or_default().escape_debug().to_string()
+                        "ToolGateway {namespace}/{name} sets {TOOL_PREFIX_SEPARATOR_ENV} to a string that occurs in the route's key {key}, and LiteLLM refuses such server names: the gateway's owner can remove {TOOL_PREFIX_SEPARATOR_ENV} from its spec.env; not served"
                     ),
                 })
             }
-            Ok(key) => match mcp_server_entry(candidate.route, lookup) {
+            Ok(key) => match mcp_server_entry(route, lookup) {
                 Ok((entry, filter)) => {
+                    filters.add(&key, id, filter);
                     servers.insert(key.clone(), entry);
-                    filters.add(key, &candidate.id, filter);
                     RouteState::Served(ServedRoute {
-                        key: key.clone(),
-                        url: route_url(name, namespace, key),
-                        warnings: candidate.warnings.clone(),
+                        url: route_url(name, namespace, &key),
+                        key,
+                        warnings: Vec::new(),
                     })
                 }
                 Err(problem) => RouteState::NotServed(problem),
             },
         };
         outcomes.push(RouteOutcome {
-            route: candidate.id.clone(),
+            route: id.clone(),
             state,
         });
     }
 
-    let guardrails = prepared.add_guardrails(lookup, &BTreeSet::new(), GuardedTraffic::McpCalls);
-    let config = tool_config(servers, guardrails);
     let shape = WorkloadShape {
         service_port: names::TOOL_GATEWAY_SERVICE_PORT,
         secret_hash: SecretHashScope::Referenced,
         config_files: filters.config_files(),
     };
-    let (mut rendered, merged) = finish(
-        prepared,
-        lookup,
-        config,
-        BTreeSet::new(),
-        shape,
-        &|config| filters.enforce(config),
-    )?;
+    let finish_with = |prepared: Prepared<'_>, servers: Map<String, Value>| {
+        let mut prepared = prepared;
+        let guardrails =
+            prepared.add_guardrails(lookup, &BTreeSet::new(), GuardedTraffic::McpCalls);
+        finish(
+            prepared,
+            lookup,
+            tool_config(servers, guardrails),
+            BTreeSet::new(),
+            shape.clone(),
+            &|config| filters.enforce(config),
+        )
+    };
+    // Routes that would push the config past its ConfigMap's limit are refused newest
+    // first, so that the routes the gateway already serves keep being served.
+    let mut newest_first = bounds::newest_first(&attached, &outcomes);
+    let mut attempt = finish_with(prepared, servers.clone());
+    let (mut rendered, merged) = loop {
+        let excess = match attempt {
+            Err(RenderError::ConfigTooLarge { bytes, limit, .. }) if !newest_first.is_empty() => {
+                bytes - limit
+            }
+            other => break other?,
+        };
+        for key in bounds::take_until(&mut newest_first, &servers, excess) {
+            servers.remove(&key);
+            for outcome in &mut outcomes {
+                if matches!(&outcome.state, RouteState::Served(served) if served.key == key) {
+                    outcome.state =
+                        RouteState::NotServed(bounds::config_too_large(namespace, name));
+                }
+            }
+        }
+        attempt = finish_with(prepare(parts, settings, lookup)?, servers.clone());
+    };
     let patch_ref = gateway
         .metadata
         .annotations
@@ -379,73 +443,6 @@ fn attached_routes<'a>(
     attached
 }
 
-/// An attached route with its key, or why it has none.
-struct Keyed<'a> {
-    id: NamespacedName,
-    route: &'a ToolRoute,
-    claim: Result<String, RouteProblem>,
-    warnings: Vec<String>,
-}
-
-fn display(id: &NamespacedName) -> String {
-    format!(
-        "ToolRoute {}/{}",
-        id.namespace.escape_debug(),
-        id.name.escape_debug()
-    )
-}
-
-/// Gives each route its key; of routes sharing a key, the one created first keeps it
-/// (ties: the smaller `namespace/name`; a route without a creation time counts as
-/// newest). Decided on every attached route with a valid name, before its upstream is
-/// looked at, so fixing an older route's upstream never moves a URL.
-fn assign_keys<'a>(attached: &BTreeMap<NamespacedName, &'a ToolRoute>) -> Vec<Keyed<'a>> {
-    let mut keyed: Vec<Keyed<'a>> = attached
-        .iter()
-        .map(|(id, route)| Keyed {
-            id: id.clone(),
-            route,
-            claim: check_route_names(id).map(|()| route_key(&id.namespace, &id.name)),
-            warnings: Vec::new(),
-        })
-        .collect();
-    let mut by_key: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (index, candidate) in keyed.iter().enumerate() {
-        if let Ok(key) = &candidate.claim {
-            by_key.entry(key.clone()).or_default().push(index);
-        }
-    }
-    for (key, mut sharing) in by_key {
-        if sharing.len() < 2 {
-            continue;
-        }
-        sharing.sort_by_key(|&index| {
-            let candidate = &keyed[index];
-            let created = candidate.route.metadata.creation_timestamp.clone();
-            (created.is_none(), created, candidate.id.clone())
-        });
-        let winner = sharing[0];
-        let winner_name = display(&keyed[winner].id);
-        let losers: Vec<String> = sharing[1..]
-            .iter()
-            .map(|&index| display(&keyed[index].id))
-            .collect();
-        keyed[winner].warnings.push(format!(
-            "{} also map to mcp_servers key {key}; this route was created first and keeps it, the others are not served",
-            losers.join(", ")
-        ));
-        for &index in &sharing[1..] {
-            keyed[index].claim = Err(RouteProblem {
-                reason: RouteProblemReason::DuplicateServerName,
-                message: format!(
-                    "its mcp_servers key {key} (namespace and name with '-' replaced by '_') is also the key of {winner_name}, which was created first and keeps it: rename this route or move it to another namespace; not served"
-                ),
-            });
-        }
-    }
-    keyed
-}
-
 /// A route's namespace and name as Kubernetes stores them; anything else (offline
 /// input) cannot form a key LiteLLM and agents read the same way.
 fn check_route_names(id: &NamespacedName) -> Result<(), RouteProblem> {
@@ -481,6 +478,7 @@ fn mcp_server_entry(
         None => CheckedFilter::default(),
     };
     let (url, transport) = upstream(route, lookup)?;
+    bounds::check_url(&url)?;
     let mut entry = json!({"url": url, "transport": transport, "allow_all_keys": true});
     if let Some(fields) = entry.as_object_mut() {
         fields.extend(filter.native_fields());
@@ -533,6 +531,9 @@ fn upstream(
                 .as_deref()
                 .filter(|n| !n.is_empty())
                 .unwrap_or(route_namespace);
+            // Consent first: without it the ToolServer is not even looked up, and the
+            // message says nothing about it.
+            check_grant(route_namespace, namespace, name, lookup)?;
             let Some(server) = lookup.tool_server(namespace, name) else {
                 return Err(upstream_problem(format!(
                     "ToolServer {}/{} (spec.upstream.toolServerRef) not found: create it or fix the reference; not served",
@@ -543,6 +544,49 @@ fn upstream(
             tool_server_upstream(&server, namespace, name)
         }
     }
+}
+
+/// Whether namespace `server_namespace` lets ToolRoutes of `route_namespace` name its
+/// ToolServer `server`, with a Gateway API ReferenceGrant.
+fn check_grant(
+    route_namespace: &str,
+    server_namespace: &str,
+    server: &str,
+    lookup: &dyn ObjectLookup,
+) -> Result<(), RouteProblem> {
+    let reference = CrossNamespaceRef {
+        from_group: aigateway_api::GROUP,
+        from_kind: "ToolRoute",
+        from_namespace: route_namespace,
+        to_group: aigateway_api::GROUP,
+        to_kind: "ToolServer",
+        to_namespace: server_namespace,
+        to_name: server,
+    };
+    let grant = format!(
+        "a ReferenceGrant in namespace {} from group {} kind ToolRoute namespace {} to group {} kind ToolServer (name {})",
+        server_namespace.escape_debug(),
+        aigateway_api::GROUP,
+        route_namespace.escape_debug(),
+        aigateway_api::GROUP,
+        server.escape_debug()
+    );
+    let message = match lookup.reference_grant(&reference) {
+        ReferenceGrantCheck::Permitted => return Ok(()),
+        ReferenceGrantCheck::NotPermitted => format!(
+            "spec.upstream.toolServerRef names a ToolServer in namespace {}, which has not granted ToolRoutes of namespace {} to name it: its owner can create {grant}; not served",
+            server_namespace.escape_debug(),
+            route_namespace.escape_debug()
+        ),
+        ReferenceGrantCheck::NotInstalled => format!(
+            "spec.upstream.toolServerRef names a ToolServer in namespace {}, and a ToolServer in another namespace needs that namespace's consent through a Gateway API ReferenceGrant, whose CRD (referencegrants.gateway.networking.k8s.io) is not installed: install Gateway API's standard CRDs, then its owner can create {grant}; not served",
+            server_namespace.escape_debug()
+        ),
+    };
+    Err(RouteProblem {
+        reason: RouteProblemReason::RefNotPermitted,
+        message,
+    })
 }
 
 /// A ToolServer's URL: the one it publishes in `status.url`, else its Service address

@@ -225,6 +225,10 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
     for crd in aigateway_api::crds::all() {
         server.install_crd(crd).await.unwrap();
     }
+    // Installed, so that the operator's ReferenceGrant watch is exercised too.
+    server
+        .apply_manifests(&aigateway_testkit::third_party::reference_grant_crd().unwrap())
+        .unwrap();
     server
         .apply_manifests(&format!(
             "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {OPERATOR_NAMESPACE}\n"

@@ -287,7 +287,7 @@ fn render_errors_never_print_a_secret_value() {
 /// why: another kind, a gateway of another class, a gateway of no class.
 #[test]
 fn render_says_which_documents_it_did_not_use() {
-    let input = "apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n---\n\
+    let input = "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: team, namespace: team}\n---\n\
         apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGatewayClass\nmetadata: {name: litellm}\nspec: {controller: aigateway.agentic-layer.ai/ai-gateway-litellm-controller}\n---\n\
         apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGatewayClass\nmetadata: {name: envoy}\nspec: {controller: example.com/envoy}\n---\n\
         apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata: {name: ours, namespace: team}\nspec: {aiGatewayClassName: litellm, aiModels: [{name: m, provider: openai}]}\n---\n\
@@ -297,7 +297,7 @@ fn render_says_which_documents_it_did_not_use() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     let err = text(&output.stderr);
     for expected in [
-        "note: <stdin> document 1: Namespace team not used",
+        "note: <stdin> document 1: ServiceAccount team not used",
         "note: <stdin> document 5: AiGateway team/theirs not rendered: other class: its class envoy belongs to controller example.com/envoy",
         "note: <stdin> document 6: AiGateway team/classless not rendered: no class",
     ] {
@@ -319,23 +319,45 @@ fn upstream_sample(name: &str) -> PathBuf {
 }
 
 /// The Go operator's ToolGateway sample and class render; stderr tells each route's fate.
+/// The sample's route lives in another namespace than its gateway: served only once the
+/// class admits routes from every namespace (the migration guide's one line).
 #[test]
 fn render_handles_tool_gateways_and_reports_every_route() {
     let extra = "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: ToolRoute\nmetadata: {name: regex, namespace: tool-gateway-routes}\nspec:\n  toolGatewayRef: {name: tool-gateway, namespace: tool-gateway}\n  upstream: {external: {url: \"http://echo.default/mcp\"}}\n  toolFilter: {deny: [\"delete_[a-z]+\"]}\n---\napiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: ToolRoute\nmetadata: {name: orphan, namespace: elsewhere}\nspec:\n  toolGatewayRef: {name: nobody}\n  upstream: {external: {url: \"http://echo.default/mcp\"}}\n";
-    let mut command = bin();
-    command.args(["render", "--config-only", "-f"]);
-    command.arg(upstream_sample("toolgatewayclass.yaml"));
-    command.arg("-f").arg(upstream_sample("toolgateway.yaml"));
-    let output = run_with_stdin(
-        &command
-            .get_args()
-            .map(|a| a.to_str().unwrap())
-            .chain(["-f", "-"])
-            .collect::<Vec<_>>(),
-        extra,
+    // `class`: a ToolGatewayClass to use instead of the sample's.
+    let render = |class: Option<&str>| {
+        let sample_class = upstream_sample("toolgatewayclass.yaml");
+        let sample = upstream_sample("toolgateway.yaml");
+        let mut args = vec!["render", "--config-only", "-f", sample.to_str().unwrap()];
+        if class.is_none() {
+            args.extend(["-f", sample_class.to_str().unwrap()]);
+        }
+        args.extend(["-f", "-"]);
+        let stdin = match class {
+            Some(class) => format!("{extra}---\n{class}"),
+            None => extra.to_owned(),
+        };
+        let output = run_with_stdin(&args, &stdin);
+        (
+            output.status.success(),
+            text(&output.stdout),
+            text(&output.stderr),
+        )
+    };
+    // As published: the route is not admitted by the gateway and never reaches the config.
+    let (ok, stdout, stderr) = render(None);
+    assert!(ok, "{stderr}");
+    let config: serde_json::Value = serde_saphyr::from_str(&stdout).unwrap();
+    assert!(config.get("mcp_servers").is_none(), "{stdout}");
+    assert!(
+        stderr.contains("warning: ToolRoute tool-gateway-routes/echo not served (NotAllowedByGateway): ToolGateway tool-gateway/tool-gateway does not admit routes from namespace tool-gateway-routes"),
+        "{stderr}"
     );
-    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
-    assert!(output.status.success(), "{stderr}");
+
+    // The class admits routes from every namespace.
+    let admitting = "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: ToolGatewayClass\nmetadata:\n  name: litellm\n  annotations: {aigateway.agentic-layer.ai/allowed-routes: All}\nspec: {controller: litellm.agentic-layer.ai/tool-gateway-litellm-controller}\n";
+    let (ok, stdout, stderr) = render(Some(admitting));
+    assert!(ok, "{stderr}");
     let config: serde_json::Value = serde_saphyr::from_str(&stdout).unwrap();
     assert_eq!(
         config["mcp_servers"],
@@ -477,4 +499,38 @@ fn render_security_contexts_replace_the_defaults_and_refuse_unknown_fields() {
         "{}",
         text(&output.stderr)
     );
+}
+
+/// Defect: `render` printed a 1.13 MB config for 10,000 models and exited 0, while the
+/// API server refuses a ConfigMap over 1 MiB. It now fails as the operator does.
+#[test]
+fn render_fails_on_a_config_that_no_config_map_can_hold() {
+    let models: String = (0..10_000)
+        .map(|i| format!("  - {{name: model-{i:05}, provider: openai}}\n"))
+        .collect();
+    let input = format!(
+        "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata: {{name: huge, namespace: team}}\nspec:\n  aiModels:\n{models}"
+    );
+    let output = run_with_stdin(&["render", "-f", "-"], &input);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let err = text(&output.stderr);
+    assert!(
+        err.contains("AiGateway team/huge: the rendered LiteLLM config is")
+            && err.contains("over the 1048576-byte limit of a ConfigMap's data")
+            && err.contains("list fewer models per gateway"),
+        "{err}"
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "a config the API server refuses was printed"
+    );
+    // A thousand models fit.
+    let thousand: String = models
+        .lines()
+        .take(1_000)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let input = input.replace(&models, &thousand);
+    let output = run_with_stdin(&["render", "--config-only", "-f", "-"], &input);
+    assert!(output.status.success(), "{}", text(&output.stderr));
 }

@@ -20,11 +20,13 @@ fn reference() -> String {
 /// Exhaustive, so a new variant does not compile until it is listed in `ALL` too.
 fn route_index(reason: RouteProblemReason) -> usize {
     match reason {
-        RouteProblemReason::DuplicateServerName => 0,
-        RouteProblemReason::UpstreamUnresolved => 1,
-        RouteProblemReason::InvalidToolFilter => 2,
-        RouteProblemReason::InvalidRoute => 3,
-        RouteProblemReason::RemovedByPatch => 4,
+        RouteProblemReason::UpstreamUnresolved => 0,
+        RouteProblemReason::InvalidToolFilter => 1,
+        RouteProblemReason::InvalidRoute => 2,
+        RouteProblemReason::RemovedByPatch => 3,
+        RouteProblemReason::RefNotPermitted => 4,
+        RouteProblemReason::RouteTooLarge => 5,
+        RouteProblemReason::ConfigTooLarge => 6,
     }
 }
 

@@ -655,7 +655,8 @@ const UPSTREAM_TOOL_SAMPLES: &[(&str, &str, &str, &str, &str)] = &[
 ];
 
 /// ToolGateways from the same binary: the Go operator's class and samples, applied
-/// unchanged, become Ready through the real Deployment controller; each route gets its
+/// unchanged (the class annotated to admit routes from every namespace), become Ready
+/// through the real Deployment controller; each route gets its
 /// URL; the operator's RBAC covers it; steady state is silent; deleting a gateway
 /// clears its route's status and garbage-collects its children.
 #[test]
@@ -674,6 +675,14 @@ fn real_cluster_tool_gateway_samples_become_ready_with_route_urls() {
         "--server-side",
         "-f",
         sample("toolgatewayclass.yaml").to_str().unwrap(),
+    ]);
+    // The samples' routes live beside their gateways' namespaces: the migration guide's
+    // one line lets the class's gateways admit them, as the Go operator did.
+    k.ok(&[
+        "annotate",
+        "toolgatewayclass",
+        "litellm",
+        "aigateway.agentic-layer.ai/allowed-routes=All",
     ]);
     for (file, ..) in UPSTREAM_TOOL_SAMPLES {
         k.ok(&[

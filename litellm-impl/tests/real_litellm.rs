@@ -7,6 +7,8 @@
 //! so parallel test binaries install once). If the install fails,
 //! for example because PyPI is unreachable, the tests fail: CI installs it.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::SocketAddr;
@@ -15,10 +17,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use aigateway_runtime::testing::eventually_within;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::routing::post;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
 use litellm_impl::local::pod::{self, LocalPod};
 use litellm_impl::{
     InMemoryObjects, InputObject, ProblemReason, RenderSettings, Rendered, RenderedToolGateway,
@@ -338,10 +344,26 @@ fn free_port() -> u16 {
 /// Runs the Deployment's pod with the container's env resolved from `lookup` and the
 /// rendered ConfigMap as its config volume, and waits for the liveness probe.
 async fn start(rendered: &Rendered, namespace: &str, lookup: &InMemoryObjects) -> Proxy {
+    start_pod(
+        &rendered.deployment,
+        &rendered.config_map,
+        namespace,
+        lookup,
+    )
+    .await
+}
+
+/// Runs `deployment`'s pod with `config_map` as its config volume and the container's
+/// env resolved from `lookup`, and waits for the liveness probe.
+async fn start_pod(
+    deployment: &Deployment,
+    config_map: &ConfigMap,
+    namespace: &str,
+    lookup: &InMemoryObjects,
+) -> Proxy {
     let bin = venv_bin();
     let mut objects = lookup.clone();
-    objects.insert_config_map(rendered.config_map.clone());
-    let deployment = &rendered.deployment;
+    objects.insert_config_map(config_map.clone());
     let template = &deployment.spec.as_ref().unwrap().template;
     let name = deployment.metadata.name.as_deref().unwrap();
     let plan = pod::plan(template, namespace, name, &objects).unwrap_or_else(|e| panic!("{e}"));
@@ -1331,4 +1353,122 @@ fn dir_with_module() -> tempfile::TempDir {
     )
     .unwrap();
     dir
+}
+
+/// The ConfigMap and Deployment the operator applied for gateway `namespace/name`.
+async fn applied(
+    running: &support::Running,
+    namespace: &str,
+    name: &str,
+) -> (ConfigMap, Deployment) {
+    let client = running.server.client();
+    let config_map = Api::<ConfigMap>::namespaced(client.clone(), namespace)
+        .get(&format!("{name}-config"))
+        .await
+        .unwrap();
+    let deployment = Api::<Deployment>::namespaced(client, namespace)
+        .get(name)
+        .await
+        .unwrap();
+    (config_map, deployment)
+}
+
+/// Issue 20, attack 1 through the real proxy: a tenant's ToolRoute naming another
+/// tenant's ToolGateway (which did not consent) must never put its MCP server's tools in
+/// front of the gateway's agents. The operator (on the testkit) decides and applies the
+/// config; the real LiteLLM runs that ConfigMap and Deployment; the SDK's client lists
+/// the tools of the aggregated `/mcp/` endpoint with the master key, which may use every
+/// server. Then, as a control, the gateway consents and the same listing shows the
+/// other tenant's tools, so the first listing could have shown them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_foreign_route_never_lists_its_tools_in_real_litellm() {
+    let victim_dir = tempfile::tempdir().unwrap();
+    let attacker_dir = tempfile::tempdir().unwrap();
+    let (victim_server, victim_port, _) = start_mcp_server(victim_dir.path(), "echo").await;
+    let (attacker_server, attacker_port, attacker_calls) =
+        start_mcp_server(attacker_dir.path(), "echo").await;
+    let running = support::Running::start(Duration::ZERO).await;
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: gateway-secrets, namespace: victim}\nstringData: {master: sk-victim-master}\n";
+    let gateway = |annotations: &str| {
+        format!(
+            "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: ToolGateway\nmetadata:\n  name: tools\n  namespace: victim\n  annotations: {{{annotations}}}\nspec:\n  env:\n  - name: LITELLM_MASTER_KEY\n    valueFrom: {{secretKeyRef: {{name: gateway-secrets, key: master}}}}\n  - {{name: OTEL_EXPORTER, value: console}}\n"
+        )
+    };
+    let route = |namespace: &str, name: &str, port: u16| {
+        format!(
+            "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: ToolRoute\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec:\n  toolGatewayRef: {{name: tools, namespace: victim}}\n  upstream: {{external: {{url: \"http://127.0.0.1:{port}/mcp\"}}}}\n"
+        )
+    };
+    running.apply(support::DEFAULT_TOOL_CLASS);
+    running.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: victim}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: attacker}\n");
+    running.apply(secret);
+    running.apply(&gateway(""));
+    running.apply(&route("victim", "search", victim_port));
+    running.apply(&route("attacker", "injected", attacker_port));
+    let injected = eventually_within(support::WAIT, "the foreign route refused", || async {
+        let route = running.route("attacker", "injected").await?;
+        support::route_condition(&route, "Accepted")
+            .is_some_and(|(status, reason, _)| status == "False" && reason == "NotAllowedByGateway")
+            .then_some(route)
+    })
+    .await;
+    assert_eq!(support::route_url(&injected), None);
+    eventually_within(support::WAIT, "the victim's route served", || async {
+        let route = running.route("victim", "search").await?;
+        support::route_url(&route).map(str::to_owned)
+    })
+    .await;
+
+    let (lookup, _) = objects(secret);
+    let (config_map, deployment) = applied(&running, "victim", "tools").await;
+    let proxy = start_pod(&deployment, &config_map, "victim", &lookup).await;
+    let aggregated = format!("http://127.0.0.1:{}/mcp/", proxy.port);
+    let stolen = json!({"name": "attacker__injected-echo", "arguments": {"text": "x"}});
+    let answer = mcp_client(&aggregated, "sk-victim-master", &[stolen]).await;
+    assert_eq!(
+        answer["tools"],
+        json!(["victim__search-delete_everything", "victim__search-echo"]),
+        "{answer:#}\nproxy log:\n{}",
+        proxy.log_text()
+    );
+    let call = &answer["calls"][0];
+    assert!(
+        call["is_error"] == json!(true) || call.get("mcp_error").is_some(),
+        "{answer:#}"
+    );
+    assert!(
+        tool_calls(&attacker_calls).is_empty(),
+        "the attacker's server was called"
+    );
+    drop(proxy);
+
+    // Control: with the gateway's consent the same listing shows the foreign tools.
+    running.apply(&gateway("aigateway.agentic-layer.ai/allowed-routes: All"));
+    eventually_within(
+        support::WAIT,
+        "the foreign route served once admitted",
+        || async {
+            let route = running.route("attacker", "injected").await?;
+            support::route_url(&route).map(str::to_owned)
+        },
+    )
+    .await;
+    let (config_map, deployment) = applied(&running, "victim", "tools").await;
+    let proxy = start_pod(&deployment, &config_map, "victim", &lookup).await;
+    let aggregated = format!("http://127.0.0.1:{}/mcp/", proxy.port);
+    let answer = mcp_client(&aggregated, "sk-victim-master", &[]).await;
+    let tools: Vec<&str> = answer["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer:#}"))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        tools.contains(&"attacker__injected-echo") && tools.contains(&"victim__search-echo"),
+        "{answer:#}"
+    );
+    drop(proxy);
+    running.stop().await;
+    drop(victim_server);
+    drop(attacker_server);
 }

@@ -1,6 +1,7 @@
 //! `litellm-impl render`: AiGateways and ToolGateways from YAML in,
 //! ConfigMap/Deployment/Service out.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +9,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use aigateway_api::{AiGateway, AiGatewayClass, ToolGateway, ToolGatewayClass, ToolRoute};
+use aigateway_runtime::attached::{NOT_ALLOWED_BY_GATEWAY, consent_of};
 use aigateway_runtime::class::{Claim, NotOursReason, claim};
+use aigateway_runtime::names::ALLOWED_ROUTES_ANNOTATION;
 use aigateway_runtime::{AiGatewayKind, GatewayKind, ToolGatewayKind};
 use clap::Args;
 
@@ -23,10 +26,12 @@ use crate::{
 #[derive(Debug, Args)]
 #[command(
     long_about = "Reads multi-document YAML (AiGateway, AiGatewayClass, ToolGateway, \
-ToolGatewayClass, ToolRoute, ToolServer, Guard, GuardrailProvider, Secret, ConfigMap) and prints, \
+ToolGatewayClass, ToolRoute, ToolServer, Guard, GuardrailProvider, Secret, ConfigMap, Namespace, \
+Gateway API ReferenceGrant) and prints, \
 for each AiGateway and ToolGateway in input order, the ConfigMap, Deployment and Service the \
 operator would apply, as multi-document YAML. A ToolGateway serves the ToolRoutes of the input \
-attached to it; stderr says for each route whether it is served, at which URL, or why not. \
+attached to it and admitted by it (annotation aigateway.agentic-layer.ai/allowed-routes, as the \
+operator decides, with the labels of the input's Namespaces); stderr says for each route whether it is served, at which URL, or why not. \
 Objects without a namespace are in `default`. When the input holds classes of a gateway's kind, \
 only gateways the LiteLLM operator would claim are rendered, as it decides. Documents not used \
 (other kinds, gateways of other classes or of no class, routes of no rendered gateway) are \
@@ -117,6 +122,16 @@ pub fn execute(
             _ => None,
         })
         .collect();
+    let namespace_labels: BTreeMap<String, BTreeMap<String, String>> = objects
+        .iter()
+        .filter_map(|o| match o {
+            InputObject::Namespace(ns) => Some((
+                ns.metadata.name.clone().unwrap_or_default(),
+                ns.metadata.labels.clone().unwrap_or_default(),
+            )),
+            _ => None,
+        })
+        .collect();
     let routes: Vec<ToolRoute> = objects
         .iter()
         .filter_map(|o| match o {
@@ -144,7 +159,7 @@ pub fn execute(
             InputObject::Other { kind, name, .. } => {
                 let _ = writeln!(
                     err,
-                    "note: {place}: {kind} {name} not used: render reads AiGateway, AiGatewayClass, ToolGateway, ToolGatewayClass, ToolRoute, ToolServer, Guard, GuardrailProvider, Secret and ConfigMap"
+                    "note: {place}: {kind} {name} not used: render reads AiGateway, AiGatewayClass, ToolGateway, ToolGatewayClass, ToolRoute, ToolServer, Guard, GuardrailProvider, Secret, ConfigMap, Namespace and ReferenceGrant"
                 );
                 continue;
             }
@@ -203,7 +218,9 @@ pub fn execute(
         let rendered = match gateway {
             Gateway::Ai(gateway) => render(gateway, &lookup, settings),
             Gateway::Tool(gateway) => {
-                render_tool_gateway(gateway, &routes, &lookup, settings).map(|tools| {
+                let admitted =
+                    admitted_routes(gateway, &routes, &tool_classes, &namespace_labels, err);
+                render_tool_gateway(gateway, &admitted, &lookup, settings).map(|tools| {
                     report_routes(&tools.routes, err);
                     tools.rendered
                 })
@@ -277,6 +294,70 @@ fn write_objects(rendered: &Rendered, output: &mut String) -> Result<(), serde_s
         output.push_str(&text);
     }
     Ok(())
+}
+
+/// The routes of `routes` that `gateway` admits, as the operator decides (the
+/// gateway's or its class's `allowed-routes` annotation, with the labels of the
+/// Namespaces in `namespace_labels`); one line on stderr for each route it does not
+/// admit, and for an annotation that cannot be read.
+fn admitted_routes(
+    gateway: &ToolGateway,
+    routes: &[ToolRoute],
+    classes: &[Arc<ToolGatewayClass>],
+    namespace_labels: &BTreeMap<String, BTreeMap<String, String>>,
+    err: &mut dyn Write,
+) -> Vec<ToolRoute> {
+    let class = match claim::<ToolGatewayKind>(
+        ToolGatewayKind::class_name(gateway),
+        classes,
+        TOOL_GATEWAY_CONTROLLER_NAME,
+    ) {
+        Claim::Ours { class } => classes
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some(class.name.as_str())),
+        _ => None,
+    };
+    let consent = consent_of(
+        gateway.metadata.annotations.as_ref(),
+        class.map(|c| {
+            (
+                c.metadata.name.as_deref().unwrap_or_default(),
+                c.metadata.annotations.as_ref(),
+            )
+        }),
+    );
+    let id = object_id(&gateway.metadata);
+    if let Some(problem) = &consent.problem {
+        let _ = writeln!(err, "warning: ToolGateway {id}: {problem}");
+    }
+    let namespace = gateway.metadata.namespace.as_deref().unwrap_or_default();
+    let this = aigateway_api::NamespacedName {
+        namespace: namespace.to_owned(),
+        name: gateway.metadata.name.clone().unwrap_or_default(),
+    };
+    routes
+        .iter()
+        .filter(|route| route.gateway().as_ref() == Some(&this))
+        .filter(|route| {
+            let route_namespace = route.metadata.namespace.as_deref().unwrap_or_default();
+            let labels = namespace_labels.get(route_namespace);
+            let admitted = consent.allowed.admits(namespace, route_namespace, labels);
+            if !admitted {
+                let unknown = if consent.allowed.reads_namespace_labels() && labels.is_none() {
+                    " (the input holds no Namespace of that name, whose labels a selector reads)"
+                } else {
+                    ""
+                };
+                let _ = writeln!(
+                    err,
+                    "warning: ToolRoute {} not served ({NOT_ALLOWED_BY_GATEWAY}): ToolGateway {id} does not admit routes from namespace {route_namespace}{unknown}: its owner consents with the annotation {ALLOWED_ROUTES_ANNOTATION}",
+                    object_id(&route.metadata)
+                );
+            }
+            admitted
+        })
+        .cloned()
+        .collect()
 }
 
 /// One line per route on stderr: served at which URL, or not and why.

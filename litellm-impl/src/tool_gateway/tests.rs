@@ -75,6 +75,15 @@ fn external(url: &str) -> String {
     format!("  upstream: {{external: {{url: \"{url}\"}}}}\n")
 }
 
+/// A Gateway API ReferenceGrant in `namespace` that lets ToolRoutes of `from` name its
+/// ToolServers (only `name`, when given).
+fn grant(namespace: &str, from: &str, name: Option<&str>) -> String {
+    let name = name.map(|n| format!(", name: {n}")).unwrap_or_default();
+    format!(
+        "---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {{name: routes-from-{from}, namespace: {namespace}}}\nspec:\n  from: [{{group: runtime.agentic-layer.ai, kind: ToolRoute, namespace: {from}}}]\n  to: [{{group: runtime.agentic-layer.ai, kind: ToolServer{name}}}]\n"
+    )
+}
+
 fn config(r: &RenderedToolGateway) -> Value {
     serde_saphyr::from_str(&r.rendered.config_yaml).unwrap()
 }
@@ -117,7 +126,7 @@ fn refused<'a>(r: &'a RenderedToolGateway, namespace: &str, name: &str) -> &'a R
 #[test]
 fn attached_routes_become_mcp_servers_keyed_and_addressed_as_the_go_operator_does() {
     let yaml = format!(
-        "{GATEWAY}{}{}{}{}{}\
+        "{GATEWAY}{}{}{}{}{}{}\
 ---\n{API}\nkind: ToolServer\nmetadata: {{name: search, namespace: servers}}\nspec: {{image: x, protocol: mcp, transportType: http, port: 8080}}\n\
 ---\n{API}\nkind: ToolServer\nmetadata: {{name: events, namespace: team-b}}\nspec: {{image: x, protocol: mcp, transportType: sse, port: 9000, path: /events/sse}}\n\
 ---\n{API}\nkind: ToolServer\nmetadata: {{name: published, namespace: team-b}}\nspec: {{image: x, protocol: mcp, transportType: http}}\nstatus: {{url: \"http://published.team-b.svc.cluster.local:7000/mcp\"}}\n",
@@ -141,6 +150,7 @@ fn attached_routes_become_mcp_servers_keyed_and_addressed_as_the_go_operator_doe
             "remote-sse",
             &external("https://tools.example.com/v1/sse?x=1")
         ),
+        grant("servers", "team-a", Some("search")),
         // Attached to another gateway: not this gateway's business.
         "---\napiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: ToolRoute\nmetadata: {name: other, namespace: gw-ns}\nspec:\n  toolGatewayRef: {name: elsewhere}\n  upstream: {external: {url: \"http://x/mcp\"}}\n",
     );
@@ -201,82 +211,71 @@ fn a_route_namespace_defaults_to_its_own_and_no_route_means_no_mcp_servers() {
     assert!(config(&empty).get("mcp_servers").is_none());
 }
 
-fn timestamped_route(namespace: &str, name: &str, created: &str) -> String {
-    format!(
-        "---\n{API}\nkind: ToolRoute\nmetadata: {{name: {name}, namespace: {namespace}, creationTimestamp: \"{created}\"}}\nspec:\n  toolGatewayRef: {{name: tools, namespace: gw-ns}}\n{}",
-        external(&format!("http://{name}.{namespace}/mcp"))
-    )
-}
-
 #[test]
-fn colliding_keys_go_to_the_oldest_route_whatever_the_order_and_both_routes_are_told() {
-    let older = timestamped_route("a", "b--c", "2026-01-01T00:00:00Z");
-    let newer = timestamped_route("a--b", "c", "2026-02-01T00:00:00Z");
+fn routes_whose_go_keys_collide_get_keys_of_their_own_and_a_patch_reaches_one_of_them() {
+    // The Go operator gives both `a__b__c`: whoever held that key would receive the
+    // other route's patched fields (its upstream credentials, say).
+    let patch = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: patch, namespace: gw-ns}\ndata:\n  patch.yaml: \"mcp_servers:\\n  a__b__c__4:\\n    extra_headers: [x-team-secret]\\n\"\n";
+    let gateway = "---\napiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: ToolGateway\nmetadata:\n  name: tools\n  namespace: gw-ns\n  annotations: {ai-gateway-litellm.agentic-layer.ai/config-patch: patch}\nspec: {}\n";
+    let attacker = route("a", "b--c", &external("http://attacker.example/mcp"));
+    let victim = route("a--b", "c", &external("http://victim.internal/mcp"));
     for yaml in [
-        format!("{GATEWAY}{older}{newer}"),
-        format!("{GATEWAY}{newer}{older}"),
+        format!("{gateway}{patch}{attacker}{victim}"),
+        format!("{gateway}{patch}{victim}{attacker}"),
     ] {
-        let mut parsed = input(&yaml);
-        let forward = render_all(&parsed);
-        parsed.routes.reverse();
-        let backward = render_all(&parsed);
-        assert_eq!(forward, backward, "the list order must not matter");
-
-        let winner = served(&forward, "a", "b--c");
-        assert_eq!(winner.key, "a__b__c");
-        assert!(
-            winner.warnings[0].contains("ToolRoute a--b/c"),
-            "{:?}",
-            winner.warnings
-        );
-        let loser = refused(&forward, "a--b", "c");
-        assert_eq!(loser.reason, RouteProblemReason::DuplicateServerName);
-        assert!(
-            loser.message.contains("ToolRoute a/b--c") && loser.message.contains("a__b__c"),
-            "{}",
-            loser.message
-        );
+        let r = render_yaml(&yaml);
+        assert_eq!(served(&r, "a", "b--c").key, "a__b__c__1");
+        assert_eq!(served(&r, "a--b", "c").key, "a__b__c__4");
+        let servers = &config(&r)["mcp_servers"];
+        assert_eq!(servers["a__b__c__4"]["url"], "http://victim.internal/mcp");
         assert_eq!(
-            config(&forward)["mcp_servers"]["a__b__c"]["url"],
-            "http://b--c.a/mcp",
-            "the older route's upstream is served"
+            servers["a__b__c__4"]["extra_headers"],
+            json!(["x-team-secret"])
+        );
+        assert_eq!(servers["a__b__c__1"]["url"], "http://attacker.example/mcp");
+        assert!(
+            servers["a__b__c__1"].get("extra_headers").is_none(),
+            "the patch of one route's key reached another route: {servers}"
         );
     }
-    // Without creation times (offline input) the smaller namespace/name keeps the key.
-    let yaml = format!(
-        "{GATEWAY}{}{}",
-        route("a--b", "c", &external("http://one/mcp")),
-        route("a", "b--c", &external("http://two/mcp"))
-    );
-    let r = render_yaml(&yaml);
-    assert_eq!(served(&r, "a", "b--c").key, "a__b__c");
-    assert_eq!(
-        refused(&r, "a--b", "c").reason,
-        RouteProblemReason::DuplicateServerName
-    );
 }
 
-#[test]
-fn a_colliding_route_keeps_its_key_even_while_its_upstream_is_broken() {
-    let yaml = format!(
-        "{GATEWAY}{}{}",
-        route(
-            "a",
-            "b--c",
-            "  upstream: {toolServerRef: {name: missing}}\n"
-        ),
-        route("a--b", "c", &external("http://newer/mcp"))
-    );
-    let r = render_yaml(&yaml);
-    assert_eq!(
-        refused(&r, "a", "b--c").reason,
-        RouteProblemReason::UpstreamUnresolved
-    );
-    assert_eq!(
-        refused(&r, "a--b", "c").reason,
-        RouteProblemReason::DuplicateServerName,
-        "fixing the older route later must not move the URL the newer one's agents use"
-    );
+/// A DNS-1123 label (a namespace) or subdomain (a ToolRoute name), `-`-rich so that
+/// `--` runs and `.` occur often.
+fn dns_name(max: usize, dots: bool) -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let inner = if dots { "[a-z0-9.-]" } else { "[a-z0-9-]" };
+    proptest::string::string_regex(&format!("[a-z0-9]({inner}{{0,{max}}}[a-z0-9])?"))
+        .unwrap()
+        .prop_filter("no empty label", |s| {
+            !s.contains("..") && !s.contains(".-") && !s.contains("-.")
+        })
+}
+
+proptest::proptest! {
+    #[test]
+    fn no_two_routes_share_a_key(
+        a in (dns_name(8, false), dns_name(8, true)),
+        b in (dns_name(8, false), dns_name(8, true)),
+    ) {
+        if a != b {
+            proptest::prop_assert_ne!(route_key(&a.0, &a.1), route_key(&b.0, &b.1));
+        }
+    }
+
+    #[test]
+    fn the_go_operators_key_is_kept_unless_a_name_holds_a_double_dash(
+        namespace in dns_name(8, false),
+        name in dns_name(8, true),
+    ) {
+        let go_key = format!("{namespace}__{name}").replace('-', "_");
+        let key = route_key(&namespace, &name);
+        if namespace.contains("--") || name.contains("--") {
+            proptest::prop_assert_ne!(key, go_key);
+        } else {
+            proptest::prop_assert_eq!(key, go_key);
+        }
+    }
 }
 
 #[test]
@@ -457,7 +456,7 @@ fn hostile_strings_are_refused_as_for_ai_gateways() {
 #[test]
 fn a_tool_server_without_a_port_is_reported_and_never_routed_to_port_zero() {
     let yaml = format!(
-        "{GATEWAY}{}{}---\n{API}\nkind: ToolServer\nmetadata: {{name: portless, namespace: team}}\nspec: {{image: x, protocol: mcp, transportType: http}}\n",
+        "{GATEWAY}{}{}{}---\n{API}\nkind: ToolServer\nmetadata: {{name: portless, namespace: team}}\nspec: {{image: x, protocol: mcp, transportType: http}}\n",
         route(
             "team",
             "portless",
@@ -468,6 +467,7 @@ fn a_tool_server_without_a_port_is_reported_and_never_routed_to_port_zero() {
             "missing",
             "  upstream: {toolServerRef: {name: nowhere, namespace: other}}\n"
         ),
+        grant("other", "team", None),
     );
     let r = render_yaml(&yaml);
     let problem = refused(&r, "team", "portless");
@@ -717,4 +717,211 @@ fn a_tool_prefix_separator_that_occurs_in_keys_unserves_the_routes_instead_of_br
     // A separator no key contains is harmless.
     let r = render_yaml(&yaml.replace("value: _", "value: \"~\""));
     served(&r, "team", "r");
+}
+
+#[test]
+fn a_tool_server_in_another_namespace_needs_that_namespaces_grant_and_its_refusal_tells_nothing() {
+    let server = format!(
+        "---\n{API}\nkind: ToolServer\nmetadata: {{name: internal, namespace: victim}}\nspec: {{image: x, protocol: mcp, transportType: http, port: 8443, path: /very-secret-path}}\n"
+    );
+    let to = |name: &str| {
+        route(
+            "attacker",
+            "r",
+            &format!("  upstream: {{toolServerRef: {{name: {name}, namespace: victim}}}}\n"),
+        )
+    };
+    // No grant: refused, and the message is the same whether the server exists or not.
+    let existing = refused(
+        &render_yaml(&format!("{GATEWAY}{server}{}", to("internal"))),
+        "attacker",
+        "r",
+    )
+    .clone();
+    let missing = refused(
+        &render_yaml(&format!("{GATEWAY}{server}{}", to("nothing"))),
+        "attacker",
+        "r",
+    )
+    .clone();
+    assert_eq!(existing.reason, RouteProblemReason::RefNotPermitted);
+    assert_eq!(missing.reason, RouteProblemReason::RefNotPermitted);
+    assert_eq!(
+        existing.message.replace("internal", "X"),
+        missing.message.replace("nothing", "X"),
+        "the refusal depends on the ToolServer"
+    );
+    for leak in ["8443", "very-secret-path", "not found", "svc.cluster.local"] {
+        assert!(
+            !existing.message.contains(leak),
+            "{leak}: {}",
+            existing.message
+        );
+    }
+    assert!(
+        existing
+            .message
+            .contains("ReferenceGrant in namespace victim"),
+        "{}",
+        existing.message
+    );
+    // A grant for another server, or from another namespace, permits nothing.
+    for other in [
+        grant("victim", "attacker", Some("public")),
+        grant("victim", "friend", None),
+        grant("attacker", "attacker", None),
+    ] {
+        let r = render_yaml(&format!("{GATEWAY}{server}{other}{}", to("internal")));
+        assert_eq!(
+            refused(&r, "attacker", "r").reason,
+            RouteProblemReason::RefNotPermitted,
+            "{other}"
+        );
+        assert!(config(&r).get("mcp_servers").is_none());
+    }
+    // The victim's grant, for that server or for all, lets the route use it.
+    for consent in [
+        grant("victim", "attacker", Some("internal")),
+        grant("victim", "attacker", None),
+    ] {
+        let r = render_yaml(&format!("{GATEWAY}{server}{consent}{}", to("internal")));
+        served(&r, "attacker", "r");
+        assert_eq!(
+            config(&r)["mcp_servers"]["attacker__r"]["url"],
+            "http://internal.victim.svc.cluster.local:8443/very-secret-path"
+        );
+    }
+}
+
+#[test]
+fn every_string_a_route_adds_is_bounded() {
+    let long_url = format!(
+        "http://example.com/{}",
+        "a".repeat(bounds::MAX_UPSTREAM_URL_BYTES)
+    );
+    let r = render_yaml(&format!(
+        "{GATEWAY}{}",
+        route("team", "long", &external(&long_url))
+    ));
+    let problem = refused(&r, "team", "long");
+    assert_eq!(problem.reason, RouteProblemReason::RouteTooLarge);
+    assert!(
+        problem.message.contains("upstream URL"),
+        "{}",
+        problem.message
+    );
+    assert!(!problem.message.contains("aaaa"), "{}", problem.message);
+    assert!(config(&r).get("mcp_servers").is_none());
+
+    let many: Vec<String> = (0..=crate::tool_filter::MAX_ENTRIES)
+        .map(|i| format!("t{i}"))
+        .collect();
+    for field in ["allow", "deny"] {
+        let filter = format!("  toolFilter: {{{field}: [{}]}}\n", many.join(", "));
+        let r = render_yaml(&format!(
+            "{GATEWAY}{}",
+            route(
+                "team",
+                "many",
+                &format!("{}{filter}", external("http://x/mcp"))
+            )
+        ));
+        let problem = refused(&r, "team", "many");
+        assert_eq!(
+            problem.reason,
+            RouteProblemReason::InvalidToolFilter,
+            "{field}"
+        );
+        assert!(
+            problem
+                .message
+                .contains(&format!("spec.toolFilter.{field}")),
+            "{}",
+            problem.message
+        );
+    }
+    // At the bounds a route is served.
+    let at_bound = format!(
+        "http://example.com/{}",
+        "a".repeat(bounds::MAX_UPSTREAM_URL_BYTES - 19)
+    );
+    assert_eq!(at_bound.len(), bounds::MAX_UPSTREAM_URL_BYTES);
+    let filter = format!("  toolFilter: {{allow: [{}]}}\n", many[1..].join(", "));
+    let r = render_yaml(&format!(
+        "{GATEWAY}{}",
+        route("team", "full", &format!("{}{filter}", external(&at_bound)))
+    ));
+    served(&r, "team", "full");
+}
+
+/// A route created on day `day` of 2026 whose filters take about 70 KB of config: a
+/// bit more than a fifteenth of the ConfigMap limit.
+fn bulky_route(name: &str, day: u32) -> String {
+    let tools = |prefix: &str| -> String {
+        (0..crate::tool_filter::MAX_ENTRIES)
+            .map(|i| {
+                format!(
+                    "{prefix}{i:03}_{}",
+                    "x".repeat(crate::tool_filter::MAX_ENTRY_LENGTH - 8)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "---\n{API}\nkind: ToolRoute\nmetadata: {{name: {name}, namespace: team, creationTimestamp: \"2026-01-{day:02}T00:00:00Z\"}}\nspec:\n  toolGatewayRef: {{name: tools, namespace: gw-ns}}\n{}  toolFilter: {{allow: [{}], deny: [{}]}}\n",
+        external(&format!("http://{name}.team/mcp")),
+        tools("a"),
+        tools("d"),
+    )
+}
+
+#[test]
+fn routes_that_would_overflow_the_config_map_are_refused_newest_first_and_the_rest_is_served() {
+    // Listed in an order that is neither oldest nor newest first.
+    let days = [
+        3, 17, 1, 20, 9, 12, 5, 15, 2, 19, 8, 11, 4, 16, 7, 13, 6, 18, 10, 14,
+    ];
+    let mut yaml = GATEWAY.to_owned();
+    for day in days {
+        yaml.push_str(&bulky_route(&format!("r{day:02}"), day));
+    }
+    let r = render_yaml(&yaml);
+    assert!(
+        r.rendered.config_yaml.len() + names::CONFIG_KEY.len() <= crate::MAX_CONFIG_MAP_DATA_BYTES,
+        "{} bytes",
+        r.rendered.config_yaml.len()
+    );
+    let refused_days: Vec<u32> = (1..=20)
+        .filter(|day| {
+            matches!(
+                outcome(&r, "team", &format!("r{day:02}")),
+                RouteState::NotServed(_)
+            )
+        })
+        .collect();
+    assert!(
+        !refused_days.is_empty(),
+        "20 bulky routes fit into one ConfigMap"
+    );
+    let newest: Vec<u32> = (21 - refused_days.len() as u32..=20).collect();
+    assert_eq!(
+        refused_days, newest,
+        "the newest routes are the ones refused"
+    );
+    // No more than needed: the oldest refused route would not have fitted.
+    let one_more = r.rendered.config_yaml.len() + 60_000;
+    assert!(
+        one_more > crate::MAX_CONFIG_MAP_DATA_BYTES,
+        "{} bytes with room for one more route",
+        r.rendered.config_yaml.len()
+    );
+    let problem = refused(&r, "team", "r20");
+    assert_eq!(problem.reason, RouteProblemReason::ConfigTooLarge);
+    assert!(
+        problem.message.contains("newest first"),
+        "{}",
+        problem.message
+    );
+    served(&r, "team", "r01");
 }
