@@ -48,7 +48,8 @@
 //!   `uid`, `creationTimestamp`; `generation` bumped only when something outside
 //!   `metadata` (and `status`, when there is a status subresource) changes, for CRDs,
 //!   custom resources and Deployments; object names, label keys and values, and
-//!   annotation keys validated as the API server does (422); writes that change nothing
+//!   annotation keys validated as the API server does (422), and `events.k8s.io/v1`
+//!   Event notes longer than 1,024 bytes refused (422); writes that change nothing
 //!   are not stored and emit no event (the steady state stays silent, as on a cluster).
 //! - **Status subresource**: writes to the main resource keep the stored `status`;
 //!   writes to `/status` change only `status`.

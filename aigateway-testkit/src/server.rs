@@ -1210,6 +1210,7 @@ fn dispatch(
             let opts = write_opts(query, parts)?;
             let mut obj = parse_body(parts, body)?;
             if events_view {
+                events::check_note(&obj)?;
                 obj = events::to_core(&obj);
             }
             st.create(&info, version, &ns, obj, &opts)
@@ -1219,6 +1220,7 @@ fn dispatch(
             let opts = write_opts(query, parts)?;
             let mut obj = parse_body(parts, body)?;
             if events_view {
+                events::check_note(&obj)?;
                 obj = events::to_core(&obj);
             }
             st.update(&info, version, &ns, &name, sub, obj, &opts)
@@ -1420,6 +1422,7 @@ fn patch_event_view(
     };
     let Ok(current) = st.get(core, "v1", ns, name) else {
         if ptype == PatchType::Apply {
+            events::check_note(&patch)?;
             return st.create(core, "v1", ns, events::to_core(&patch), opts);
         }
         return Err(ApiError::not_found(core, name));
@@ -1431,6 +1434,7 @@ fn patch_event_view(
         }
         _ => crate::patch::merge_patch(&mut view, &patch),
     }
+    events::check_note(&view)?;
     let mut core_obj = events::to_core(&view);
     if let Some(m) = core_obj.get_mut("metadata").and_then(Value::as_object_mut) {
         m.entry("resourceVersion")
