@@ -90,9 +90,10 @@
 //!
 //! # What it deliberately does not do, and why that is safe for controller tests
 //! - **No authentication, RBAC enforcement or admission webhooks.** Every request is
-//!   allowed. Controller logic does not depend on being authorized; RBAC manifests are
-//!   stored so install bundles apply, and their correctness belongs to an e2e test on a
-//!   real cluster.
+//!   allowed (but [`ApiServer::serve_https_with_token`] answers 401 to requests without
+//!   its token, so that a kubeconfig can be private). Controller logic does not depend
+//!   on being authorized; RBAC manifests are stored so install bundles apply, and their
+//!   correctness belongs to an e2e test on a real cluster.
 //! - **No scheduling, kubelet or ReplicaSets; Pods are only stored.** Deployments only get a simulated
 //!   status. Operators watch the Deployment's status, not its pods, so the loop sees
 //!   the same signals; use the delay or [`ApiServer::put_object`] to script rollouts.
@@ -244,6 +245,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The HTTPS endpoint's certificate could not be made.
+    #[error("could not set up TLS for the API server: {0}")]
+    Tls(String),
     /// A file could not be read or written.
     #[error("I/O error on {}: {source}", path.display())]
     Io {
