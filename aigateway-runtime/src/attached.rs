@@ -44,7 +44,7 @@ use kube::runtime::watcher::{self, watcher};
 use kube::runtime::{WatchStreamExt, reflector as reflect};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::class::{Claim, claim};
 use crate::controllers::{CacheTracking, dynamic_api, mark_listed, tracked};
@@ -519,15 +519,18 @@ fn object_api(
     )
 }
 
-fn write_error(object: &DynamicObject, what: &'static str, source: kube::Error) -> ReconcileError {
+fn write_error(
+    resource: &ApiResource,
+    object: &DynamicObject,
+    what: &'static str,
+    source: kube::Error,
+) -> ReconcileError {
+    let mut name = crate::logging::ObjectName::of_dynamic(object);
+    // Listed objects carry no kind of their own.
+    name.kind = resource.kind.clone();
     ReconcileError::Write {
         what,
-        gateway: format!(
-            "{} {}/{}",
-            object.types.as_ref().map_or("object", |t| t.kind.as_str()),
-            object.metadata.namespace.as_deref().unwrap_or_default(),
-            object.metadata.name.as_deref().unwrap_or_default()
-        ),
+        object: name,
         source,
     }
 }
@@ -576,7 +579,7 @@ pub(crate) async fn sync<K: GatewayKind>(
                 &params,
             )
             .await
-            .map_err(|source| write_error(&object, "conditions owner", source))?;
+            .map_err(|source| write_error(&cache.resource, &object, "conditions owner", source))?;
             resource_version = marked.metadata.resource_version;
         }
         status::patch_object_status(
@@ -588,7 +591,7 @@ pub(crate) async fn sync<K: GatewayKind>(
             &params,
         )
         .await
-        .map_err(|source| write_error(&object, "status", source))?;
+        .map_err(|source| write_error(&cache.resource, &object, "status", source))?;
         debug!(object = %key_of(object.as_ref()).name, gateway = %gateway_name, "wrote attached status");
     }
     Ok(())
@@ -624,7 +627,7 @@ async fn clear<K: GatewayKind>(
             &params,
         )
         .await
-        .map_err(|source| write_error(object, "status", source))?;
+        .map_err(|source| write_error(resource, object, "status", source))?;
         resource_version = cleared.metadata.resource_version;
     }
     status::set_conditions_owner(
@@ -635,7 +638,7 @@ async fn clear<K: GatewayKind>(
         &params,
     )
     .await
-    .map_err(|source| write_error(object, "conditions owner", source))?;
+    .map_err(|source| write_error(resource, object, "conditions owner", source))?;
     debug!(object = %object.name_any(), "cleared attached status");
     Ok(())
 }
@@ -691,12 +694,22 @@ pub(crate) async fn reconcile<K: GatewayKind>(
 
 /// Backoff for a failed attached reconcile.
 pub(crate) fn error_policy<K: GatewayKind>(
-    _object: Arc<DynamicObject>,
+    object: Arc<DynamicObject>,
     error: &ReconcileError,
     shared: Arc<Shared<K>>,
 ) -> Action {
     shared.metrics.reconcile_failed(error.metric_reason());
-    warn!(%error, "attached object reconcile failed");
+    let mut name = crate::logging::ObjectName::of_dynamic(&object);
+    if let Some(cache) = &shared.attached {
+        // Listed objects carry no kind of their own.
+        name.kind = cache.resource.kind.clone();
+    }
+    crate::logging::warn_about(
+        &shared.warnings,
+        &name,
+        error,
+        "attached object reconcile failed",
+    );
     if error.is_conflict() {
         Action::requeue(Duration::from_millis(200))
     } else {

@@ -647,6 +647,7 @@ async fn run_controllers<K: GatewayKind>(
         own_writes: Default::default(),
         owned_condition_types,
         attached: attached.as_ref().map(|a| a.cache.clone()),
+        warnings: Default::default(),
     });
 
     for (resource, stream) in child_streams {

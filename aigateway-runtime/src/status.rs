@@ -391,7 +391,7 @@ impl<K: GatewayKind> Shared<K> {
             .await
             .map_err(|source| ReconcileError::Write {
                 what: "status",
-                gateway: object_name(gateway),
+                object: crate::logging::ObjectName::of(gateway),
                 source,
             })?;
         Ok(self.remember(gateway, written))
@@ -492,7 +492,7 @@ impl<K: GatewayKind> Shared<K> {
             .await
             .map_err(|source| ReconcileError::Write {
                 what: "class status",
-                gateway: class.name_any(),
+                object: crate::logging::ObjectName::of(class),
                 source,
             })?;
         self.own_writes
