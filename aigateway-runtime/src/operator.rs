@@ -16,12 +16,14 @@ use tracing::{info, warn};
 
 use crate::admin::{self, AdminState, CacheHealth};
 use crate::controllers::{
-    Served, ServedKind, SyncGate, Wiring, fan_out, served_kind_name, setup_token,
+    CacheTracking, SHARED_CACHES, Served, ServedKind, SyncGate, Wiring, fan_out, served_kind_name,
+    setup_token, shared_related,
 };
 use crate::implementation::GatewayImplementation;
 use crate::kind::GatewayKind;
 use crate::leader::LeaseClock;
 use crate::metrics::Metrics;
+use crate::related::{RelatedWatch, shared_watches};
 
 /// Errors that stop the operator.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,19 @@ pub enum OperatorError {
         gateway_kind: String,
         /// The related kind, e.g. `Secret`.
         related_kind: String,
+    },
+    /// Two served kinds declare one related kind with different label selectors: the
+    /// operator keeps one cache per related kind, for every kind it serves.
+    #[error(
+        "the implementations of {first_kind} and {second_kind} declare related kind {related_kind} with different label selectors: one cache per related kind serves every gateway kind, so declare the same selector (or none) in both related()"
+    )]
+    ConflictingRelatedWatch {
+        /// The related kind, e.g. `ConfigMap`.
+        related_kind: String,
+        /// The gateway kind that declared it first.
+        first_kind: String,
+        /// The gateway kind whose declaration differs.
+        second_kind: String,
     },
     /// The controller name is not a domain-prefixed path.
     #[error("invalid controller name: {0}")]
@@ -293,6 +308,18 @@ impl Operator {
                 });
             }
         }
+        let related = shared_watches(self.kinds.iter().flat_map(|served| {
+            let kind = served.gateway_kind();
+            served
+                .related()
+                .into_iter()
+                .map(move |watch| (kind.clone(), watch))
+        }))
+        .map_err(|conflict| OperatorError::ConflictingRelatedWatch {
+            related_kind: conflict.related_kind,
+            first_kind: conflict.gateway_kinds.0,
+            second_kind: conflict.gateway_kinds.1,
+        })?;
 
         if let Some(addr) = self.config.admin_addr {
             let metrics = self.metrics.clone();
@@ -317,16 +344,45 @@ impl Operator {
         match self.config.leader_election.clone() {
             None => {
                 self.metrics.set_leader(true);
-                self.run_kinds(self.shutdown.clone(), resync).await;
+                self.run_kinds(self.shutdown.clone(), resync, &related)
+                    .await;
                 Ok(())
             }
-            Some(election) => self.run_with_leader_election(election, resync).await,
+            Some(election) => {
+                self.run_with_leader_election(election, resync, &related)
+                    .await
+            }
         }
     }
 
     /// Runs the controllers of every kind until `stop`; ready once all their caches have
     /// listed. A kind's gateways wait for every cache, so readiness means "all kinds".
-    async fn run_kinds(&self, stop: ShutdownSignal, resync: Option<ResyncTrigger>) {
+    async fn run_kinds(
+        &self,
+        stop: ShutdownSignal,
+        resync: Option<ResyncTrigger>,
+        related: &[RelatedWatch],
+    ) {
+        let gate = SyncGate::new();
+        // Each kind holds the gate closed until it has registered all its caches, so the
+        // first kind to list cannot open it for the others.
+        for served in &self.kinds {
+            gate.register(&setup_token(served.as_ref()));
+        }
+        // One cache per related kind, for every kind served.
+        let gateway_kinds: Vec<String> = self.kinds.iter().map(|s| s.gateway_kind()).collect();
+        let (related_caches, related_triggers, feed_related) = shared_related(
+            &CacheTracking {
+                kind: SHARED_CACHES,
+                health: &self.caches,
+                gate: &gate,
+                metrics: &self.metrics,
+            },
+            &self.client,
+            self.config.namespace.as_deref(),
+            related,
+            &gateway_kinds,
+        );
         let wiring = Wiring {
             client: self.client.clone(),
             namespace: self.config.namespace.clone(),
@@ -334,13 +390,10 @@ impl Operator {
             resync_every: self.config.resync,
             metrics: self.metrics.clone(),
             health: self.caches.clone(),
-            gate: SyncGate::new(),
+            gate,
+            related: related_caches,
+            related_triggers: Mutex::new(related_triggers),
         };
-        // Each kind holds the gate closed until it has registered all its caches, so the
-        // first kind to list cannot open it for the others.
-        for served in &self.kinds {
-            wiring.gate.register(&setup_token(served.as_ref()));
-        }
         let (mut triggers, forward) = fan_out(resync, self.kinds.len());
         let runs = self.kinds.iter().map(|served| {
             let resync = triggers.pop_front().flatten();
@@ -357,6 +410,7 @@ impl Operator {
             // Readiness never finishes the select: it resolves once and then waits.
             _ = async { readiness.await; futures::future::pending::<()>().await } => {}
             _ = forward => {}
+            _ = feed_related => {}
         }
         self.ready
             .store(self.config.leader_election.is_some(), Ordering::Release);
@@ -366,6 +420,7 @@ impl Operator {
         &self,
         election: LeaderElection,
         mut resync: Option<ResyncTrigger>,
+        related: &[RelatedWatch],
     ) -> Result<(), OperatorError> {
         let error = |message: String| OperatorError::LeaderElection {
             namespace: election.lease_namespace.clone(),
@@ -429,7 +484,7 @@ impl Operator {
                 .boxed()
                 .shared()
             };
-            let controllers = self.run_kinds(stop, resync.take());
+            let controllers = self.run_kinds(stop, resync.take(), related);
             tokio::pin!(controllers);
             loop {
                 let deadline = clock.deadline().unwrap_or_else(Instant::now);

@@ -23,7 +23,7 @@ use crate::kind::GatewayKind;
 use crate::logging::{ObjectName, WarningLimit, warn_about};
 use crate::metrics::Metrics;
 use crate::names;
-use crate::related::{GatewayKey, RelatedCaches, with_reads};
+use crate::related::{GatewayKey, RelatedView, with_reads};
 use crate::status::{self, Outcome};
 
 mod own_writes;
@@ -180,7 +180,7 @@ pub struct Shared<K: GatewayKind> {
     pub(crate) classes: Store<K::Class>,
     pub(crate) gateways: Store<K::Gateway>,
     pub(crate) children: Vec<ChildCache>,
-    pub(crate) related: Arc<RelatedCaches>,
+    pub(crate) related: Arc<RelatedView>,
     pub(crate) recorder: Recorder,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) failures: Mutex<HashMap<ObjectRef<K::Gateway>, Streak>>,

@@ -27,10 +27,31 @@ const OBJECTS: &str = include_str!("fixtures/guarded-gateway.yaml");
 struct Setup {
     server: ApiServer,
     _http: HttpServer,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     operator: Child,
     log: PathBuf,
     admin_port: u16,
+}
+
+/// Starts the operator binary against `kubeconfig`, its /metrics on `metrics_port` and
+/// its log in `log`.
+fn spawn_operator(kubeconfig: &std::path::Path, metrics_port: u16, log: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_litellm-impl"))
+        .arg("run")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--admin-address", &format!("127.0.0.1:{metrics_port}")])
+        .env("POD_NAME", "bounded-operator")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBECONFIG")
+        .env_remove("WATCH_NAMESPACE")
+        .env_remove("POD_NAMESPACE")
+        .env_remove("ADMIN_ADDRESS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(log).unwrap())
+        .spawn()
+        .expect("the litellm-impl binary starts")
 }
 
 impl Setup {
@@ -60,26 +81,11 @@ impl Setup {
             .unwrap()
             .port();
         let log = dir.path().join("operator.log");
-        let operator = Command::new(env!("CARGO_BIN_EXE_litellm-impl"))
-            .arg("run")
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(["--admin-address", &format!("127.0.0.1:{admin_port}")])
-            .env("POD_NAME", "bounded-operator")
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .env_remove("KUBECONFIG")
-            .env_remove("WATCH_NAMESPACE")
-            .env_remove("POD_NAMESPACE")
-            .env_remove("ADMIN_ADDRESS")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap())
-            .spawn()
-            .expect("the litellm-impl binary starts");
+        let operator = spawn_operator(&kubeconfig, admin_port, &log);
         let setup = Setup {
             server,
             _http: http,
-            _dir: dir,
+            dir,
             operator,
             log,
             admin_port,
@@ -94,6 +100,35 @@ impl Setup {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops the operator and starts a new one, which lists every cache afresh, and
+    /// waits until it has reconciled the gateway.
+    async fn restart_operator(&mut self) {
+        let _ = self.operator.kill();
+        let _ = self.operator.wait();
+        self.log = self.dir.path().join("operator-restarted.log");
+        self.operator = spawn_operator(
+            &self.dir.path().join("kubeconfig"),
+            self.admin_port,
+            &self.log,
+        );
+        self.eventually("the new operator reconciles", || async {
+            http_get(self.admin_port, "/metrics")
+                .await
+                .is_some_and(|m| {
+                    m.lines()
+                        .any(|l| l.starts_with("aigateway_reconciles_total") && !l.ends_with(" 0"))
+                })
+        })
+        .await;
+    }
+
+    /// Fails when the operator process has exited (an OOM kill, a crash).
+    fn assert_running(&mut self) {
+        if let Some(status) = self.operator.try_wait().unwrap() {
+            panic!("the operator exited ({status}):\n{}", self.log());
+        }
     }
 
     fn gateway(&self) -> Value {
@@ -156,9 +191,15 @@ impl Setup {
         self.metric("aigateway_reconciles_total").await
     }
 
+    /// Object events the operator's ConfigMap cache has received.
+    async fn config_map_events(&self) -> f64 {
+        self.metric("aigateway_watch_events_total{kind=\"shared\",cache=\"related ConfigMap\"}")
+            .await
+    }
+
     /// Object events the operator's Secret cache has received.
     async fn secret_events(&self) -> f64 {
-        self.metric("aigateway_watch_events_total{kind=\"AiGateway\",cache=\"related Secret\"}")
+        self.metric("aigateway_watch_events_total{kind=\"shared\",cache=\"related Secret\"}")
             .await
     }
 
@@ -297,6 +338,86 @@ async fn secrets_no_gateway_reads_cost_no_memory_and_no_reconciles() {
         })
         .await;
     assert!(setup.reconciles().await > reconciles);
+}
+
+/// The annotations a tenant can put on its objects (256 KiB each at most) of every
+/// Secret and ConfigMap in the cluster: 300 Secrets and 200 ConfigMaps with 250 KB of
+/// annotations that no gateway reads raise the operator's peak RSS by less than 10 MiB,
+/// while they are created (watch events) and when a new operator lists them all at
+/// start (a relist). The metadata caches used to keep every annotation, once per
+/// gateway kind: 500 such objects took the operator from 19.5 MB to 269 MB, past its
+/// 256 MiB limit, and it crash-looped on each relist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn annotations_of_objects_no_gateway_reads_cost_no_memory() {
+    let mut setup = Setup::start().await;
+    let reconciles = setup.settled().await;
+    let (secrets, config_maps) = (setup.secret_events().await, setup.config_map_events().await);
+    let before_kib = setup.peak_rss_kib();
+
+    let annotations = |i: usize| {
+        // 250 KB in one value, different per object (nothing to share).
+        let fill = (b'a' + (i % 26) as u8) as char;
+        json!({"example.com/blob": format!("{i}-{}", fill.to_string().repeat(250_000))})
+    };
+    for i in 0..300 {
+        setup
+            .server
+            .put_object(json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": format!("annotated-{i}"), "namespace": NS, "annotations": annotations(i)},
+                "type": "Opaque", "data": {"k": "dg=="},
+            }))
+            .unwrap();
+    }
+    for i in 0..200 {
+        setup
+            .server
+            .put_object(json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": format!("annotated-{i}"), "namespace": NS, "annotations": annotations(i)},
+                "data": {"k": "v"},
+            }))
+            .unwrap();
+    }
+    setup
+        .eventually("the operator saw the 500 objects", || async {
+            setup.secret_events().await >= secrets + 300.0
+                && setup.config_map_events().await >= config_maps + 200.0
+        })
+        .await;
+    let grown_kib = setup.peak_rss_kib().saturating_sub(before_kib);
+    eprintln!(
+        "operator peak RSS: {before_kib} KiB before, +{grown_kib} KiB after 300 Secrets and 200 ConfigMaps with 250 KB of annotations"
+    );
+    assert!(
+        grown_kib < 10 * MIB,
+        "500 annotated objects raised the operator's peak RSS by {grown_kib} KiB"
+    );
+    assert_eq!(
+        setup.settled().await,
+        reconciles,
+        "objects no gateway reads reconciled the gateway"
+    );
+    setup.assert_running();
+
+    // A new operator lists all of them at start.
+    setup.restart_operator().await;
+    setup.settled().await;
+    let relisted_kib = setup.peak_rss_kib();
+    eprintln!("a new operator's peak RSS after listing them: {relisted_kib} KiB");
+    assert!(
+        relisted_kib < before_kib + 10 * MIB,
+        "listing 500 annotated objects took a new operator to {relisted_kib} KiB (the first was at {before_kib} KiB without them)"
+    );
+    setup.assert_running();
+    // The Secret the gateway reads is still read: its change rolls the pods.
+    let hash = setup.secret_hash();
+    setup.put_secret("api-key-secrets", "OPENAI_API_KEY", 8, b'C');
+    setup
+        .eventually("a new secret hash", || async {
+            setup.secret_hash() != hash
+        })
+        .await;
 }
 
 /// Every status write of one gateway answers 409: the retries space out (200 ms

@@ -1518,9 +1518,10 @@ impl Operator {
         self.metric("aigateway_reconciles_total")
     }
 
-    /// Object events the operator's Secret cache (for AiGateways) has received.
+    /// Object events the operator's Secret cache (shared by its gateway kinds) has
+    /// received.
     fn secret_events(&self) -> f64 {
-        self.metric("aigateway_watch_events_total{kind=\"AiGateway\",cache=\"related Secret\"}")
+        self.metric("aigateway_watch_events_total{kind=\"shared\",cache=\"related Secret\"}")
     }
 
     /// Waits until no reconcile ran for two seconds; returns the reconcile count.
@@ -1667,6 +1668,136 @@ fn real_cluster_secrets_no_gateway_reads_cost_no_memory_and_no_reconciles() {
     assert!(operator.reconciles() > reconciles);
     assert_never_forbidden(&cluster);
     println!("scenario unrelated-secrets: passed (+{grown_kib} KiB)");
+}
+
+/// The annotations a tenant can put on its own objects, on every Secret and ConfigMap of
+/// the cluster: 300 Secrets and 200 ConfigMaps with 250 KB of annotations each, which no
+/// gateway reads, raise the operator's peak RSS by less than 10 MiB, both while they are
+/// created (watch events) and when a new operator lists them at start (a streaming
+/// list: no `list` of Secrets, one object at a time), and it never exits.
+/// The metadata caches used to keep every annotation, once per gateway kind, and listed
+/// in pages of 100 (25 MB of annotations a page): the same objects took it from 19.5 MB
+/// to 269 MB, past the bundle's 256 MiB limit, and it crash-looped on every relist.
+#[test]
+fn real_cluster_annotations_of_objects_no_gateway_reads_cost_no_memory() {
+    let _one_at_a_time = RealCluster::exclusive();
+    let cluster = cluster_with_bundle(Crds::Ours);
+    let k = Kubectl { cluster: &cluster };
+    let mut operator = start_operator(
+        &cluster,
+        SERVICE_ACCOUNT,
+        "replica-a",
+        &["--leader-elect=false"],
+    );
+    k.ok_with(&["apply", "-f", "-"], Some(GUARDED_GATEWAY));
+    wait_gateway_ready(&k, &operator, "team", "gw");
+    let reconciles = operator.settled();
+    let config_map_events = || {
+        operator.metric("aigateway_watch_events_total{kind=\"shared\",cache=\"related ConfigMap\"}")
+    };
+    let (secrets, config_maps) = (operator.secret_events(), config_map_events());
+    let before_kib = operator.peak_rss_kib();
+
+    // 250 KB in one annotation, different per object; created (not applied: kubectl
+    // apply would keep a second copy in its last-applied annotation) 25 per request.
+    let object = |kind: &str, i: usize| {
+        let fill = ((b'a' + (i % 26) as u8) as char)
+            .to_string()
+            .repeat(250_000);
+        let mut object = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": kind,
+            "metadata": {"name": format!("annotated-{i}"), "namespace": "team",
+                "annotations": {"example.com/blob": format!("{i}-{fill}")}},
+        });
+        object["data"] = if kind == "Secret" {
+            serde_json::json!({"k": "dg=="})
+        } else {
+            serde_json::json!({"k": "v"})
+        };
+        object
+    };
+    for (kind, count) in [("Secret", 300), ("ConfigMap", 200)] {
+        for batch in (0..count).collect::<Vec<_>>().chunks(25) {
+            let items: Vec<Value> = batch.iter().map(|i| object(kind, *i)).collect();
+            let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+            k.ok_with(&["create", "-f", "-"], Some(&list.to_string()));
+        }
+    }
+    eventually(
+        "the operator to see the 500 objects",
+        Duration::from_secs(180),
+        || operator.log(),
+        || {
+            (operator.secret_events() >= secrets + 300.0
+                && config_map_events() >= config_maps + 200.0)
+                .then_some(())
+        },
+    );
+    let grown_kib = operator.peak_rss_kib().saturating_sub(before_kib);
+    println!(
+        "operator peak RSS: {before_kib} KiB before, +{grown_kib} KiB after 300 Secrets and 200 ConfigMaps with 250 KB of annotations"
+    );
+    assert!(
+        grown_kib < 10 * 1024,
+        "500 annotated objects raised the operator's peak RSS by {grown_kib} KiB"
+    );
+    assert_eq!(
+        operator.settled(),
+        reconciles,
+        "objects no gateway reads reconciled the gateway"
+    );
+    operator.assert_running();
+    drop(operator);
+
+    // A new operator lists them all at start.
+    let mark = cluster.audit_log().mark();
+    let mut restarted = start_operator(
+        &cluster,
+        SERVICE_ACCOUNT,
+        "replica-b",
+        &["--leader-elect=false"],
+    );
+    eventually(
+        "the new operator to reconcile",
+        Duration::from_secs(120),
+        || restarted.log(),
+        || {
+            (http_get(restarted.admin_port, "/metrics").is_some() && restarted.reconciles() > 0.0)
+                .then_some(())
+        },
+    );
+    restarted.settled();
+    let relisted_kib = restarted.peak_rss_kib();
+    println!(
+        "a new operator's peak RSS after listing them: {relisted_kib} KiB (the first had {before_kib} KiB without them)"
+    );
+    assert!(
+        relisted_kib < before_kib + 10 * 1024,
+        "listing 500 annotated objects took a new operator to {relisted_kib} KiB, the first was at {before_kib} KiB without them"
+    );
+    let lists: Vec<AuditEvent> = cluster
+        .audit_log()
+        .since(mark)
+        .unwrap()
+        .into_iter()
+        .filter(|e| {
+            // (ConfigMaps are also children, listed by the child cache's label.)
+            e.user == OPERATOR_USER && e.verb == "list" && e.resource == "secrets"
+        })
+        .collect();
+    assert!(
+        lists.is_empty(),
+        "the metadata caches listed instead of streaming: {}",
+        lists
+            .iter()
+            .map(|e| e.uri.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    restarted.assert_running();
+    assert_never_forbidden(&cluster);
+    println!("scenario annotated-objects: passed (+{grown_kib} KiB, relist {relisted_kib} KiB)");
 }
 
 /// Sets the verbs the operator's ClusterRole grants on `resource` (core group).
