@@ -113,6 +113,7 @@ pub mod rbac;
 mod reconcile;
 pub mod related;
 pub mod rollout;
+pub mod secure_metrics;
 pub mod status;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -132,3 +133,4 @@ pub use logging::LogFormat;
 pub use operator::{LeaderElection, Operator, OperatorError};
 pub use rbac::ClusterRules;
 pub use rollout::roll_pods_on;
+pub use secure_metrics::{MetricsServing, ServingCertificate};

@@ -24,6 +24,7 @@ use crate::kind::GatewayKind;
 use crate::leader::LeaseClock;
 use crate::metrics::Metrics;
 use crate::related::{RelatedWatch, shared_watches};
+use crate::secure_metrics::{MetricsServing, server_config};
 
 /// Errors that stop the operator.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +64,7 @@ pub enum OperatorError {
     /// The controller name is not a domain-prefixed path.
     #[error("invalid controller name: {0}")]
     ControllerName(#[from] aigateway_api::class::ControllerNameError),
-    /// The admin server could not bind.
+    /// The admin (or probes) server could not bind.
     #[error("could not bind the admin server to {addr}: {source}")]
     Admin {
         /// The address.
@@ -72,6 +73,18 @@ pub enum OperatorError {
         #[source]
         source: std::io::Error,
     },
+    /// The metrics server could not bind.
+    #[error("could not bind the metrics server to {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: SocketAddr,
+        /// The bind error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The metrics serving certificate could not be used.
+    #[error(transparent)]
+    MetricsCertificate(#[from] crate::secure_metrics::CertificateError),
     /// Leader election failed.
     #[error("leader election on Lease {namespace}/{name} failed: {message}")]
     LeaderElection {
@@ -133,8 +146,12 @@ impl LeaderElection {
 struct OperatorConfig {
     /// Watch gateways, children and related objects in this namespace only.
     namespace: Option<String>,
-    /// Where to serve `/healthz`, `/readyz` and `/metrics`.
+    /// Where to serve `/healthz`, `/readyz` and `/metrics`, all plain.
     admin_addr: Option<SocketAddr>,
+    /// Where to serve `/healthz` and `/readyz` (plain HTTP).
+    probes_addr: Option<SocketAddr>,
+    /// Where and how to serve `/metrics`.
+    metrics: Option<(SocketAddr, MetricsServing)>,
     /// Leader election; `None` runs without.
     leader_election: Option<LeaderElection>,
     /// Gateways reconciled at once (controller-runtime's default is 1).
@@ -148,6 +165,8 @@ impl Default for OperatorConfig {
         Self {
             namespace: None,
             admin_addr: None,
+            probes_addr: None,
+            metrics: None,
             leader_election: None,
             concurrency: 16,
             resync: None,
@@ -183,6 +202,7 @@ pub struct Operator {
     ready: Arc<AtomicBool>,
     caches: CacheHealth,
     admin_bound: Arc<Mutex<Option<SocketAddr>>>,
+    metrics_bound: Arc<Mutex<Option<SocketAddr>>>,
     resync_trigger: Mutex<Option<ResyncTrigger>>,
 }
 
@@ -199,6 +219,7 @@ impl Operator {
             ready: Arc::new(AtomicBool::new(false)),
             caches: CacheHealth::default(),
             admin_bound: Arc::new(Mutex::new(None)),
+            metrics_bound: Arc::new(Mutex::new(None)),
             resync_trigger: Mutex::new(None),
         }
     }
@@ -235,9 +256,28 @@ impl Operator {
         self
     }
 
-    /// Serves `/healthz`, `/readyz` and `/metrics` on `addr`.
+    /// Serves `/healthz`, `/readyz` and `/metrics` on `addr`, over plain HTTP and to
+    /// anyone who can connect: for tests and local runs. In a cluster, serve the probes
+    /// with [`probes`](Self::probes) and the metrics with [`metrics`](Self::metrics).
     pub fn admin(mut self, addr: SocketAddr) -> Self {
         self.config.admin_addr = Some(addr);
+        self
+    }
+
+    /// Serves the probes `/healthz` and `/readyz` on `addr`, over plain HTTP (the
+    /// kubelet probes without credentials).
+    pub fn probes(mut self, addr: SocketAddr) -> Self {
+        self.config.probes_addr = Some(addr);
+        self
+    }
+
+    /// Serves `/metrics` on `addr`: with [`MetricsServing::Secure`], over HTTPS and only
+    /// to requests the API server authenticates (TokenReview) and authorises for `get`
+    /// on the non-resource URL `/metrics` (SubjectAccessReview), as controller-runtime
+    /// does by default; the operator's identity then needs `create` on `tokenreviews`
+    /// and `subjectaccessreviews` ([`rbac::metrics_auth_rules`](crate::rbac::metrics_auth_rules)).
+    pub fn metrics_on(mut self, addr: SocketAddr, serving: MetricsServing) -> Self {
+        self.config.metrics = Some((addr, serving));
         self
     }
 
@@ -286,9 +326,16 @@ impl Operator {
         self.ready.clone()
     }
 
-    /// Where the admin server listens once running (resolves port 0).
+    /// Where the admin server (or, without one, the probes server) listens once running
+    /// (resolves port 0).
     pub fn admin_address(&self) -> Arc<Mutex<Option<SocketAddr>>> {
         self.admin_bound.clone()
+    }
+
+    /// Where the metrics server of [`metrics_on`](Self::metrics_on) listens once running
+    /// (resolves port 0).
+    pub fn metrics_address(&self) -> Arc<Mutex<Option<SocketAddr>>> {
+        self.metrics_bound.clone()
     }
 
     /// Runs until the shutdown signal: in-flight reconciles finish, the lease is released.
@@ -321,24 +368,7 @@ impl Operator {
             second_kind: conflict.gateway_kinds.1,
         })?;
 
-        if let Some(addr) = self.config.admin_addr {
-            let metrics = self.metrics.clone();
-            let kinds = self.kinds.clone();
-            let refresh = Arc::new(move || {
-                metrics.set_gateway_counts(kinds.iter().flat_map(|served| served.counts()));
-            });
-            let state = AdminState {
-                ready: self.ready.clone(),
-                metrics: self.metrics.clone(),
-                refresh,
-                caches: self.caches.clone(),
-            };
-            let (bound, _) = admin::serve(addr, state, self.shutdown.clone())
-                .await
-                .map_err(|source| OperatorError::Admin { addr, source })?;
-            *self.admin_bound.lock().expect("admin slot") = Some(bound);
-            info!(%bound, "admin server listening");
-        }
+        self.serve_admin().await?;
 
         let resync = self.resync_trigger.lock().expect("resync slot").take();
         match self.config.leader_election.clone() {
@@ -353,6 +383,73 @@ impl Operator {
                     .await
             }
         }
+    }
+
+    /// Starts the admin, probes and metrics servers that are configured.
+    async fn serve_admin(&self) -> Result<(), OperatorError> {
+        let metrics = self.metrics.clone();
+        let kinds = self.kinds.clone();
+        let refresh = Arc::new(move || {
+            metrics.set_gateway_counts(kinds.iter().flat_map(|served| served.counts()));
+        });
+        let state = AdminState {
+            ready: self.ready.clone(),
+            metrics: self.metrics.clone(),
+            refresh,
+            caches: self.caches.clone(),
+        };
+        let plain = [
+            (
+                self.config.admin_addr,
+                admin::router(state.clone()),
+                "admin",
+            ),
+            (
+                self.config.probes_addr,
+                admin::probes_router(state.clone()),
+                "probes",
+            ),
+        ];
+        for (addr, router, what) in plain {
+            let Some(addr) = addr else { continue };
+            let (bound, _) = admin::serve_router(addr, router, self.shutdown.clone())
+                .await
+                .map_err(|source| OperatorError::Admin { addr, source })?;
+            self.admin_bound
+                .lock()
+                .expect("admin slot")
+                .get_or_insert(bound);
+            info!(%bound, "{what} server listening");
+        }
+        if let Some((addr, serving)) = &self.config.metrics {
+            let addr = *addr;
+            let error = |source| OperatorError::Metrics { addr, source };
+            let bound = match serving {
+                MetricsServing::Plain => {
+                    admin::serve_router(addr, admin::metrics_router(state), self.shutdown.clone())
+                        .await
+                        .map_err(error)?
+                        .0
+                }
+                MetricsServing::Secure(certificate) => {
+                    let tls = server_config(certificate)?;
+                    admin::serve_secure_metrics(
+                        addr,
+                        state,
+                        tls,
+                        self.client.clone(),
+                        self.shutdown.clone(),
+                    )
+                    .await
+                    .map_err(error)?
+                    .0
+                }
+            };
+            *self.metrics_bound.lock().expect("metrics slot") = Some(bound);
+            let secure = matches!(serving, MetricsServing::Secure(_));
+            info!(%bound, secure, "metrics server listening");
+        }
+        Ok(())
     }
 
     /// Runs the controllers of every kind until `stop`; ready once all their caches have

@@ -33,20 +33,26 @@ struct Setup {
     admin_port: u16,
 }
 
-/// Starts the operator binary against `kubeconfig`, its /metrics on `metrics_port` and
-/// its log in `log`.
+/// Starts the operator binary against `kubeconfig`, its plain /metrics on `metrics_port`
+/// and its log in `log`.
 fn spawn_operator(kubeconfig: &std::path::Path, metrics_port: u16, log: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_litellm-impl"))
         .arg("run")
         .arg("--kubeconfig")
         .arg(kubeconfig)
-        .args(["--admin-address", &format!("127.0.0.1:{metrics_port}")])
+        // Only /metrics, plain: the testkit has no TokenReview to check a scraper.
+        .args([
+            "--health-probe-bind-address=0",
+            &format!("--metrics-bind-address=127.0.0.1:{metrics_port}"),
+            "--metrics-secure=false",
+        ])
         .env("POD_NAME", "bounded-operator")
         .env_remove("KUBERNETES_SERVICE_HOST")
         .env_remove("KUBECONFIG")
         .env_remove("WATCH_NAMESPACE")
         .env_remove("POD_NAMESPACE")
-        .env_remove("ADMIN_ADDRESS")
+        .env_remove("HEALTH_PROBE_BIND_ADDRESS")
+        .env_remove("METRICS_BIND_ADDRESS")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(File::create(log).unwrap())

@@ -128,18 +128,31 @@ impl Kubectl<'_> {
 struct Operator {
     child: Child,
     log: PathBuf,
+    /// Where /healthz and /readyz answer.
     admin_port: u16,
+    /// Where /metrics answers (plain HTTP unless the scenario asked for
+    /// `--metrics-secure`).
+    metrics_port: u16,
 }
 
 impl Operator {
     /// Starts the operator with `POD_NAME=identity` (its leader-election identity).
     fn start_as(kubeconfig: &Path, log: PathBuf, extra: &[&str], identity: &str) -> Self {
         let admin_port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_litellm-impl"))
+        let metrics_port = free_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_litellm-impl"));
+        command
             .arg("run")
             .arg("--kubeconfig")
             .arg(kubeconfig)
-            .arg(format!("--admin-address=127.0.0.1:{admin_port}"))
+            .arg(format!(
+                "--health-probe-bind-address=127.0.0.1:{admin_port}"
+            ))
+            .arg(format!("--metrics-bind-address=127.0.0.1:{metrics_port}"));
+        if !extra.iter().any(|a| a.starts_with("--metrics-secure")) {
+            command.arg("--metrics-secure=false");
+        }
+        let child = command
             .args(extra)
             .env(
                 "RUST_LOG",
@@ -155,6 +168,7 @@ impl Operator {
             child,
             log,
             admin_port,
+            metrics_port,
         }
     }
 
@@ -1506,7 +1520,7 @@ fn real_cluster_a_leader_that_cannot_renew_stops_writing_within_the_lease_durati
 impl Operator {
     /// The sum of the `/metrics` series whose line starts with `series`.
     fn metric(&self, series: &str) -> f64 {
-        let (_, body) = http_get(self.admin_port, "/metrics")
+        let (_, body) = http_get(self.metrics_port, "/metrics")
             .unwrap_or_else(|| panic!("/metrics did not answer\n{}", self.log()));
         body.lines()
             .filter(|l| l.starts_with(series))
@@ -1763,7 +1777,7 @@ fn real_cluster_annotations_of_objects_no_gateway_reads_cost_no_memory() {
         Duration::from_secs(120),
         || restarted.log(),
         || {
-            (http_get(restarted.admin_port, "/metrics").is_some() && restarted.reconciles() > 0.0)
+            (http_get(restarted.metrics_port, "/metrics").is_some() && restarted.reconciles() > 0.0)
                 .then_some(())
         },
     );
@@ -1798,6 +1812,110 @@ fn real_cluster_annotations_of_objects_no_gateway_reads_cost_no_memory() {
     restarted.assert_running();
     assert_never_forbidden(&cluster);
     println!("scenario annotated-objects: passed (+{grown_kib} KiB, relist {relisted_kib} KiB)");
+}
+
+/// An HTTPS GET of the operator's `/metrics` with `curl`, taking its self-signed
+/// certificate, with `token` as bearer token: the status code and the body.
+fn scrape(port: u16, token: Option<&str>) -> (String, String) {
+    let body = tempfile::NamedTempFile::new().unwrap();
+    let mut command = Command::new("curl");
+    command
+        .args(["-sk", "--max-time", "20", "-w", "%{http_code}", "-o"])
+        .arg(body.path());
+    if let Some(token) = token {
+        command.args(["-H", &format!("Authorization: Bearer {token}")]);
+    }
+    let output = command
+        .arg(format!("https://127.0.0.1:{port}/metrics"))
+        .output()
+        .expect("curl is installed");
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        std::fs::read_to_string(body.path()).unwrap_or_default(),
+    )
+}
+
+/// `/metrics` served as controller-runtime serves it by default, by the operator running
+/// as the bundle's ServiceAccount: over HTTPS (a self-signed certificate), 401 without a
+/// token or with one the API server does not authenticate, 403 for a ServiceAccount
+/// without the bundle's `litellm-impl-metrics-reader` ClusterRole, 200 with it; the
+/// probes stay plain HTTP. The bundle's `litellm-impl-metrics-auth` role covers the
+/// reviews (no 403 for the operator), and repeated scrapes are answered from the
+/// decision cache, not with a review each.
+#[test]
+fn real_cluster_metrics_answer_only_authorised_scrapers() {
+    let _one_at_a_time = RealCluster::exclusive();
+    let cluster = cluster_with_bundle(Crds::Ours);
+    let k = Kubectl { cluster: &cluster };
+    let mut operator = start_operator(
+        &cluster,
+        SERVICE_ACCOUNT,
+        "replica-a",
+        &["--leader-elect=false", "--metrics-secure"],
+    );
+    eventually(
+        "/readyz over plain HTTP",
+        Duration::from_secs(60),
+        || operator.log(),
+        || (operator.readyz() == Some(200)).then_some(()),
+    );
+    k.ok(&["create", "namespace", "monitoring"]);
+    for account in ["scraper", "nosy"] {
+        k.ok(&["create", "serviceaccount", account, "-n", "monitoring"]);
+    }
+    k.ok(&[
+        "create",
+        "clusterrolebinding",
+        "scraper-reads-metrics",
+        "--clusterrole=litellm-impl-metrics-reader",
+        "--serviceaccount=monitoring:scraper",
+    ]);
+    let token = |account: &str| {
+        k.ok(&["create", "token", account, "-n", "monitoring"])
+            .trim()
+            .to_owned()
+    };
+    let (scraper, nosy) = (token("scraper"), token("nosy"));
+    let port = operator.metrics_port;
+
+    assert_eq!(scrape(port, None).0, "401");
+    assert_eq!(scrape(port, Some("not-a-token")).0, "401");
+    let (code, body) = scrape(port, Some(&nosy));
+    assert_eq!(code, "403", "{body}");
+    let mark = cluster.audit_log().mark();
+    let (code, body) = scrape(port, Some(&scraper));
+    assert_eq!(code, "200", "{body}\n{}", operator.log());
+    assert!(body.contains("aigateway_reconciles_total"), "{body}");
+    for _ in 0..5 {
+        assert_eq!(scrape(port, Some(&scraper)).0, "200");
+    }
+    let reviews: Vec<AuditEvent> = cluster
+        .audit_log()
+        .since(mark)
+        .unwrap()
+        .into_iter()
+        .filter(|e| {
+            e.user == OPERATOR_USER
+                && (e.resource == "tokenreviews" || e.resource == "subjectaccessreviews")
+        })
+        .collect();
+    assert!(
+        reviews.len() <= 2,
+        "six scrapes cost {} reviews: {}",
+        reviews.len(),
+        reviews
+            .iter()
+            .map(|e| e.resource.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    assert!(
+        !operator.log().contains(&scraper),
+        "a scraper's token reached the log"
+    );
+    operator.assert_running();
+    assert_never_forbidden(&cluster);
+    println!("scenario secure-metrics: passed");
 }
 
 /// Sets the verbs the operator's ClusterRole grants on `resource` (core group).

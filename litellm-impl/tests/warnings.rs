@@ -121,7 +121,9 @@ async fn a_looping_tenant_gets_one_warning_per_window_filed_under_its_route() {
             .arg(&kubeconfig)
             .args([
                 "--log-format=json",
-                &format!("--admin-address=127.0.0.1:{metrics_port}"),
+                "--health-probe-bind-address=0",
+                &format!("--metrics-bind-address=127.0.0.1:{metrics_port}"),
+                "--metrics-secure=false",
                 "--leader-elect=false",
             ])
             .env("RUST_LOG", "info")

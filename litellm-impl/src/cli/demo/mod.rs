@@ -26,7 +26,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, ListParams};
 
-use crate::cli::run::{OperatorArgs, RunError, ServedGatewayKind, operator};
+use crate::cli::run::{BindAddress, OperatorArgs, RunError, ServedGatewayKind, operator};
 use crate::names;
 
 /// The sample manifests the demo applies, in order (from `examples/manifests/` unless
@@ -440,7 +440,13 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
 
     let operator_args = OperatorArgs {
         namespace: None,
-        admin_address: SocketAddr::from(([127, 0, 0, 1], 0)),
+        // Loopback, plain: the demo's API server has no TokenReview to check scrapers.
+        health_probe_bind_address: BindAddress::At(SocketAddr::from(([127, 0, 0, 1], 0))),
+        metrics_bind_address: BindAddress::At(SocketAddr::from(([127, 0, 0, 1], 0))),
+        metrics_secure: false,
+        metrics_cert_path: None,
+        metrics_cert_name: "tls.crt".into(),
+        metrics_cert_key: "tls.key".into(),
         render: crate::RenderSettings::default(),
         concurrency: 16,
         log_format: aigateway_runtime::LogFormat::Text,
@@ -450,7 +456,7 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
     let operator = operator(server.client(), &operator_args).shutdown_on(async move {
         let _ = stopped.await;
     });
-    let admin = operator.admin_address();
+    let admin = operator.metrics_address();
     let task = tokio::spawn(operator.run());
 
     let _ = writeln!(out, "In-memory Kubernetes API server: {}", http.url());
