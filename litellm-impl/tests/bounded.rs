@@ -1,8 +1,9 @@
-//! Bounded memory and work (issue 11, item 5), shown on the built `litellm-impl` binary
-//! as a separate process against the testkit API server over HTTP: Secrets no gateway
-//! reads neither grow the operator's memory nor reconcile anything, a Secret a gateway
-//! reads still re-renders it, and a persistent 409 on a gateway's status backs off
-//! exponentially.
+//! Bounded memory and work (issue 11, item 5; issue 20), shown on the built
+//! `litellm-impl` binary as a separate process against the testkit API server over HTTP:
+//! Secrets no gateway reads neither grow the operator's memory nor reconcile anything,
+//! nor do the annotations of Secrets and ConfigMaps, a Secret a gateway reads still
+//! re-renders it, a persistent 409 on a gateway's status backs off exponentially, and a
+//! tenant whose failing route keeps changing gets one warning per 30 s.
 //!
 //! The gateway lists a Guard, the case in which any Secret change of its namespace used
 //! to re-run it (the Guard's provider may need credentials).
@@ -22,6 +23,32 @@ const NS: &str = "team";
 
 const OBJECTS: &str = include_str!("fixtures/guarded-gateway.yaml");
 
+/// A ToolGateway `victim/tools` (the default ToolGatewayClass) and a namespace
+/// `attacker` for the tenant's route.
+const TOOL_OBJECTS: &str = "\
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: ToolGatewayClass
+metadata:
+  name: litellm
+  annotations:
+    toolgatewayclass.kubernetes.io/is-default-class: \"true\"
+spec:
+  controller: litellm.agentic-layer.ai/tool-gateway-litellm-controller
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: victim}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: attacker}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: ToolGateway
+metadata: {name: tools, namespace: victim}
+spec: {toolGatewayClassName: litellm}
+";
+
 /// The testkit on loopback HTTP, the CRDs, the default class, a guarded gateway `gw`
 /// with its Secret, and the operator binary running against it.
 struct Setup {
@@ -33,9 +60,14 @@ struct Setup {
     admin_port: u16,
 }
 
-/// Starts the operator binary against `kubeconfig`, its plain /metrics on `metrics_port`
-/// and its log in `log`.
-fn spawn_operator(kubeconfig: &std::path::Path, metrics_port: u16, log: &std::path::Path) -> Child {
+/// Starts the operator binary against `kubeconfig` with `args`, its plain /metrics on
+/// `metrics_port` and its log in `log`.
+fn spawn_operator(
+    kubeconfig: &std::path::Path,
+    metrics_port: u16,
+    log: &std::path::Path,
+    args: &[&str],
+) -> Child {
     Command::new(env!("CARGO_BIN_EXE_litellm-impl"))
         .arg("run")
         .arg("--kubeconfig")
@@ -46,6 +78,7 @@ fn spawn_operator(kubeconfig: &std::path::Path, metrics_port: u16, log: &std::pa
             &format!("--metrics-bind-address=127.0.0.1:{metrics_port}"),
             "--metrics-secure=false",
         ])
+        .args(args)
         .env("POD_NAME", "bounded-operator")
         .env_remove("KUBERNETES_SERVICE_HOST")
         .env_remove("KUBECONFIG")
@@ -61,7 +94,19 @@ fn spawn_operator(kubeconfig: &std::path::Path, metrics_port: u16, log: &std::pa
 }
 
 impl Setup {
+    /// The guarded gateway `gw`, Ready.
     async fn start() -> Self {
+        let setup = Self::start_with(OBJECTS, &[]).await;
+        setup
+            .eventually("gw Ready", || async {
+                setup.condition("Ready").as_deref() == Some("True")
+            })
+            .await;
+        setup
+    }
+
+    /// `objects` (after the default class), and the operator started with `args`.
+    async fn start_with(objects: &str, args: &[&str]) -> Self {
         let server = ApiServer::builder()
             .deployment_ready_delay(Duration::from_millis(100))
             .build();
@@ -80,28 +125,22 @@ impl Setup {
                 "../../examples/manifests/litellm-class-default.yaml"
             ))
             .unwrap();
-        server.apply_manifests(OBJECTS).unwrap();
+        server.apply_manifests(objects).unwrap();
         let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let log = dir.path().join("operator.log");
-        let operator = spawn_operator(&kubeconfig, admin_port, &log);
-        let setup = Setup {
+        let operator = spawn_operator(&kubeconfig, admin_port, &log, args);
+        Setup {
             server,
             _http: http,
             dir,
             operator,
             log,
             admin_port,
-        };
-        setup
-            .eventually("gw Ready", || async {
-                setup.condition("Ready").as_deref() == Some("True")
-            })
-            .await;
-        setup
+        }
     }
 
     fn log(&self) -> String {
@@ -118,8 +157,14 @@ impl Setup {
             &self.dir.path().join("kubeconfig"),
             self.admin_port,
             &self.log,
+            &[],
         );
-        self.eventually("the new operator reconciles", || async {
+        self.reconciled().await;
+    }
+
+    /// Waits until the operator answers /metrics and has reconciled something.
+    async fn reconciled(&self) {
+        self.eventually("a reconcile", || async {
             http_get(self.admin_port, "/metrics")
                 .await
                 .is_some_and(|m| {
@@ -502,4 +547,100 @@ async fn a_persistent_conflict_on_status_backs_off_exponentially() {
             setup.condition("Ready").as_deref() == Some("True")
         })
         .await;
+}
+
+/// A tenant that keeps changing a route whose writes fail (here: every patch of it
+/// answers 422, as the API server answers an object at its annotation limit) re-runs the
+/// gateway it names at every change. That used to log one WARN line per attempt, filed
+/// under the victim's gateway (6,152 lines in 60 s); now at most one line per object per
+/// 30 s, filed under the route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_looping_tenant_gets_one_warning_per_window_filed_under_its_route() {
+    let setup =
+        Setup::start_with(TOOL_OBJECTS, &["--log-format=json", "--leader-elect=false"]).await;
+    // Every write of the tenant's route fails, whatever the operator writes to it.
+    setup.server.faults().fail_fraction(
+        1.0,
+        RequestMatch::any()
+            .verb("patch")
+            .resource("toolroutes")
+            .namespace("attacker")
+            .name("r"),
+        422,
+    );
+    setup.server.put_object(tenant_route(0)).unwrap();
+    setup.reconciled().await;
+    let before = setup.reconciles().await;
+
+    // The tenant changes its route in a loop for 15 s: each change re-runs the gateway.
+    let looping = Instant::now();
+    let mut generation = 1;
+    while looping.elapsed() < Duration::from_secs(15) {
+        setup.server.put_object(tenant_route(generation)).unwrap();
+        generation += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after = setup.reconciles().await;
+    assert!(
+        after - before >= 50.0,
+        "the loop re-ran the gateway only {} times: the test shows nothing",
+        after - before
+    );
+
+    let text = setup.log();
+    let warnings: Vec<Value> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["level"] == "WARN")
+        .collect();
+    let lines = |list: &[Value]| {
+        list.iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let about_route: Vec<Value> = warnings
+        .iter()
+        .filter(|w| w.to_string().contains("attacker/r"))
+        .cloned()
+        .collect();
+    assert!(
+        !about_route.is_empty(),
+        "no warning about the failing route at all:\n{text}"
+    );
+    assert!(
+        about_route.len() <= 2,
+        "{} warnings about the route in {generation} changes over 15 s (one per 30 s expected):\n{}",
+        about_route.len(),
+        lines(&about_route)
+    );
+    for warning in &about_route {
+        assert_eq!(
+            warning["span"]["object.ref"], "ToolRoute attacker/r",
+            "not filed under the route: {warning}"
+        );
+        assert!(
+            !warning.to_string().contains("tools.victim"),
+            "filed under the victim's gateway: {warning}"
+        );
+    }
+    assert!(
+        warnings.len() <= 4,
+        "{} warnings in all:\n{}",
+        warnings.len(),
+        lines(&warnings)
+    );
+}
+
+/// The tenant's route `attacker/r`, naming `victim/tools`, at its `generation`-th change.
+fn tenant_route(generation: u64) -> Value {
+    json!({
+        "apiVersion": "runtime.agentic-layer.ai/v1alpha1",
+        "kind": "ToolRoute",
+        "metadata": {"name": "r", "namespace": "attacker", "annotations": {"loop": generation.to_string()}},
+        "spec": {
+            "toolGatewayRef": {"name": "tools", "namespace": "victim"},
+            "upstream": {"external": {"url": format!("https://mcp.example.com/{generation}")}},
+        },
+    })
 }
