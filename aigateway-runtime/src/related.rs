@@ -21,9 +21,10 @@
 //! the pass again ([`CONTENT_ROUNDS`] at most). A pass is pure, so a re-run is safe.
 //!
 //! One operator keeps one cache per related kind, whatever the number of gateway kinds
-//! it serves: their declarations are merged (see [`shared_watches`]), each kind reads
-//! through its own view (what it declared, names included), and the read index records
-//! the gateway kind of every reader.
+//! it serves: their declarations are merged (one label selector per related kind; named
+//! only when every kind names the same object; full content when any kind asks), each
+//! kind reads through its own view (what it declared, names included), and the read
+//! index records the gateway kind of every reader.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

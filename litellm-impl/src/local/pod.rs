@@ -216,8 +216,10 @@ const LOADER_VARIABLES: &[&str] = &[
 /// started on this machine loads: the dynamic loader's (`LD_PRELOAD`,
 /// `LD_LIBRARY_PATH`, every `LD_*` and macOS's `DYLD_*`), Python's (every `PYTHON*`
 /// variable, which `python -E` ignores: `PYTHONPATH`, `PYTHONHOME`, `PYTHONSTARTUP`,
-/// `PYTHONUSERBASE`, `PYTHONWARNINGS`, `PYTHONBREAKPOINT` all import code), and
-/// [`LOADER_VARIABLES`]. In a pod they act inside the container's image; run here, they
+/// `PYTHONUSERBASE`, `PYTHONWARNINGS`, `PYTHONBREAKPOINT` all import code), the other
+/// variables glibc ignores in setuid programs (`GCONV_PATH`, `LOCPATH`, `TMPDIR`, ...),
+/// the shells' startup files (`BASH_ENV`, `ENV`), Node's `NODE_OPTIONS` and `NODE_PATH`,
+/// and `PATH` and `HOME`. In a pod they act inside the container's image; run here, they
 /// would act on this machine's programs, so the local runner never takes them from a
 /// Deployment.
 ///
