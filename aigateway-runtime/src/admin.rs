@@ -129,15 +129,7 @@ pub(crate) async fn serve_router(
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let handle = tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(%error, "admin server failed");
-        }
-    });
-    Ok((bound, handle))
+    Ok((bound, spawn(listener, router, shutdown)))
 }
 
 /// Serves `/metrics` over HTTPS with `tls` on `addr` until `shutdown` resolves, only to
@@ -157,13 +149,25 @@ pub(crate) async fn serve_secure_metrics(
         MetricsAuth::new(client),
         require_authorization,
     ));
-    let handle = tokio::spawn(async move {
+    Ok((bound, spawn(listener, router, shutdown)))
+}
+
+/// Serves `router` on `listener` in a task of its own until `shutdown` resolves.
+fn spawn<L>(
+    listener: L,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await
         {
-            tracing::error!(%error, "metrics server failed");
+            tracing::error!(%error, "admin server failed");
         }
-    });
-    Ok((bound, handle))
+    })
 }
