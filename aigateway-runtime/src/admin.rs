@@ -1,5 +1,6 @@
-//! The admin HTTP server: `/healthz`, `/readyz` (caches synced and every watch able to
-//! list) and `/metrics`.
+//! The admin HTTP servers: the probes `/healthz` and `/readyz` (caches synced and every
+//! watch able to list), plain HTTP, and `/metrics`, over HTTPS behind the API server's
+//! authentication and authorisation (see [`crate::secure_metrics`]) or plain HTTP.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -72,11 +73,22 @@ impl CacheHealth {
     }
 }
 
-/// The admin router.
+/// Every admin endpoint on one router, unprotected: for tests and local runs.
 pub fn router(state: AdminState) -> Router {
+    probes_router(state.clone()).merge(metrics_router(state))
+}
+
+/// `/healthz` and `/readyz`.
+pub fn probes_router(state: AdminState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+/// `/metrics`.
+pub fn metrics_router(state: AdminState) -> Router {
+    Router::new()
         .route("/metrics", get(metrics))
         .with_state(state)
 }
@@ -108,22 +120,54 @@ async fn metrics(
     )
 }
 
-/// Serves the admin endpoints on `addr` until `shutdown` resolves; returns the bound
-/// address (useful with port 0).
-pub async fn serve(
+/// Serves `router` over plain HTTP on `addr` until `shutdown` resolves; returns the
+/// bound address.
+pub(crate) async fn serve_router(
     addr: SocketAddr,
-    state: AdminState,
+    router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let handle = tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, router(state))
+    Ok((bound, spawn(listener, router, shutdown)))
+}
+
+/// Serves `/metrics` over HTTPS with `tls` on `addr` until `shutdown` resolves, only to
+/// requests the API server (through `client`) authenticates and authorises; returns the
+/// bound address.
+pub(crate) async fn serve_secure_metrics(
+    addr: SocketAddr,
+    state: AdminState,
+    tls: Arc<rustls::ServerConfig>,
+    client: kube::Client,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    use crate::secure_metrics::{MetricsAuth, TlsListener, require_authorization};
+    let listener = TlsListener::new(tokio::net::TcpListener::bind(addr).await?, tls)?;
+    let bound = axum::serve::Listener::local_addr(&listener)?;
+    let router = metrics_router(state).layer(axum::middleware::from_fn_with_state(
+        MetricsAuth::new(client),
+        require_authorization,
+    ));
+    Ok((bound, spawn(listener, router, shutdown)))
+}
+
+/// Serves `router` on `listener` in a task of its own until `shutdown` resolves.
+fn spawn<L>(
+    listener: L,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await
         {
             tracing::error!(%error, "admin server failed");
         }
-    });
-    Ok((bound, handle))
+    })
 }

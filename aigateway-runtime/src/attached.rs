@@ -52,7 +52,7 @@ use kube::runtime::watcher::{self, watcher};
 use kube::runtime::{WatchStreamExt, reflector as reflect};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::class::{Claim, claim};
 use crate::controllers::{CacheTracking, dynamic_api, mark_listed, tracked};
@@ -688,15 +688,18 @@ fn object_api(
     )
 }
 
-fn write_error(object: &DynamicObject, what: &'static str, source: kube::Error) -> ReconcileError {
+fn write_error(
+    resource: &ApiResource,
+    object: &DynamicObject,
+    what: &'static str,
+    source: kube::Error,
+) -> ReconcileError {
+    let mut name = crate::logging::ObjectName::of_dynamic(object);
+    // Listed objects carry no kind of their own.
+    name.kind = resource.kind.clone();
     ReconcileError::Write {
         what,
-        gateway: format!(
-            "{} {}/{}",
-            object.types.as_ref().map_or("object", |t| t.kind.as_str()),
-            object.metadata.namespace.as_deref().unwrap_or_default(),
-            object.metadata.name.as_deref().unwrap_or_default()
-        ),
+        object: name,
         source,
     }
 }
@@ -723,7 +726,16 @@ pub(crate) async fn sync<K: GatewayKind>(
         let decision = decisions.get(&key_of(object.as_ref()));
         if let Err(error) = write_one(shared, cache, &object, decision, state, &gateway_name).await
         {
-            warn!(%error, gateway = %gateway_name, "could not write an attached object's status; the others are written");
+            // Filed under the attached object, whose owner can act on it, and limited per
+            // object: another tenant's route failing on every pass must not flood the log.
+            let mut name = crate::logging::ObjectName::of_dynamic(&object);
+            name.kind = cache.resource.kind.clone();
+            crate::logging::warn_about(
+                &shared.warnings,
+                &name,
+                &error,
+                "could not write an attached object's status; the others are written",
+            );
             if !refused_as_invalid(&error) {
                 first_error.get_or_insert(error);
             }
@@ -779,7 +791,7 @@ async fn write_one<K: GatewayKind>(
             &params,
         )
         .await
-        .map_err(|source| write_error(object, "conditions owner", source))?;
+        .map_err(|source| write_error(&cache.resource, object, "conditions owner", source))?;
         resource_version = marked.metadata.resource_version;
     }
     status::patch_object_status(
@@ -791,7 +803,7 @@ async fn write_one<K: GatewayKind>(
         &params,
     )
     .await
-    .map_err(|source| write_error(object, "status", source))?;
+    .map_err(|source| write_error(&cache.resource, object, "status", source))?;
     debug!(object = %key_of(object).name, gateway = %gateway_name, "wrote attached status");
     Ok(())
 }
@@ -870,7 +882,7 @@ async fn clear<K: GatewayKind>(
             &params,
         )
         .await
-        .map_err(|source| write_error(object, "status", source))?;
+        .map_err(|source| write_error(resource, object, "status", source))?;
         resource_version = cleared.metadata.resource_version;
     }
     status::set_conditions_owner(
@@ -881,7 +893,7 @@ async fn clear<K: GatewayKind>(
         &params,
     )
     .await
-    .map_err(|source| write_error(object, "conditions owner", source))?;
+    .map_err(|source| write_error(resource, object, "conditions owner", source))?;
     debug!(object = %object.name_any(), "cleared attached status");
     Ok(())
 }
@@ -937,12 +949,22 @@ pub(crate) async fn reconcile<K: GatewayKind>(
 
 /// Backoff for a failed attached reconcile.
 pub(crate) fn error_policy<K: GatewayKind>(
-    _object: Arc<DynamicObject>,
+    object: Arc<DynamicObject>,
     error: &ReconcileError,
     shared: Arc<Shared<K>>,
 ) -> Action {
     shared.metrics.reconcile_failed(error.metric_reason());
-    warn!(%error, "attached object reconcile failed");
+    let mut name = crate::logging::ObjectName::of_dynamic(&object);
+    if let Some(cache) = &shared.attached {
+        // Listed objects carry no kind of their own.
+        name.kind = cache.resource.kind.clone();
+    }
+    crate::logging::warn_about(
+        &shared.warnings,
+        &name,
+        error,
+        "attached object reconcile failed",
+    );
     if error.is_conflict() {
         Action::requeue(Duration::from_millis(200))
     } else {

@@ -32,10 +32,10 @@ use crate::names;
 use crate::operator::{ResyncTrigger, ShutdownSignal};
 use crate::reconcile::{self, Shared};
 use crate::reference_grants;
-use crate::related::{GatewayKey, RelatedCache, RelatedCaches};
+use crate::related::{GatewayKey, RelatedCache, RelatedCaches, RelatedView, RelatedWatch};
 
 /// What the controllers of every kind share: the client, the settings, the metrics,
-/// the cache health of `/readyz` and one first-list gate.
+/// the cache health of `/readyz`, one first-list gate, and the related caches.
 pub(crate) struct Wiring {
     pub(crate) client: Client,
     pub(crate) namespace: Option<String>,
@@ -44,7 +44,19 @@ pub(crate) struct Wiring {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) health: CacheHealth,
     pub(crate) gate: SyncGate,
+    /// One cache per related kind, for every kind (see [`shared_related`]).
+    pub(crate) related: Arc<RelatedCaches>,
+    /// Per gateway kind, the gateways whose related reads changed; each kind's
+    /// controllers take theirs.
+    pub(crate) related_triggers: Mutex<HashMap<String, RelatedTriggers>>,
 }
+
+/// The gateways (of one kind) that read a related object that changed.
+pub(crate) type RelatedTriggers = futures::channel::mpsc::UnboundedReceiver<GatewayKey>;
+
+/// The label (`kind` of the watch-event metric, prefix in `/readyz`) of the related
+/// caches, which belong to no one gateway kind.
+pub(crate) const SHARED_CACHES: &str = "shared";
 
 /// One gateway kind served by an implementation, with its type erased so that one
 /// operator can hold several.
@@ -58,6 +70,8 @@ pub(crate) trait ServedKind: Send + Sync {
     /// A related kind the implementation declares twice, if any: each declaration
     /// would start its own watch while lookups used only one of them.
     fn duplicate_related_kind(&self) -> Option<String>;
+    /// The related kinds the implementation reads.
+    fn related(&self) -> Vec<RelatedWatch>;
     /// The kind's controllers, until `stop`.
     fn run<'a>(
         &'a self,
@@ -120,6 +134,10 @@ impl<K: GatewayKind> ServedKind for Served<K> {
             .map(|watch| watch.resource)
             .find(|resource| !seen.insert((resource.group.clone(), resource.kind.clone())))
             .map(|resource| resource.kind)
+    }
+
+    fn related(&self) -> Vec<RelatedWatch> {
+        self.implementation.related()
     }
 
     fn counts(&self) -> Vec<(ConditionLabels, i64)> {
@@ -325,8 +343,8 @@ pub(crate) fn watch_failure(error: &watcher::Error) -> String {
 /// What every cache reports to: watch health (for `/readyz`), the first-list gate and
 /// the watch-event counter.
 pub(crate) struct CacheTracking<'a> {
-    /// The gateway kind whose controllers own the cache (a prefix of its name: two kinds
-    /// may both watch, say, Secrets).
+    /// The gateway kind whose controllers own the cache, or [`SHARED_CACHES`] for the
+    /// related caches every kind reads (a prefix of its name).
     pub(crate) kind: &'a str,
     pub(crate) health: &'a CacheHealth,
     pub(crate) gate: &'a SyncGate,
@@ -345,8 +363,8 @@ impl CacheTracking<'_> {
 const LIST_PAGE_SIZE: u32 = 100;
 
 /// A label- (and field-) selected watch of one dynamic kind into `writer`'s cache
-/// (metadata only when `metadata_only`); `on_event` sees every event once the cache has
-/// applied it.
+/// (metadata only when `metadata_only`, see [`metadata_events`]); `on_event` sees every
+/// event once the cache has applied it.
 #[allow(clippy::too_many_arguments)]
 fn dynamic_reflector(
     tracking: &CacheTracking<'_>,
@@ -360,7 +378,6 @@ fn dynamic_reflector(
     metadata_only: bool,
     mut on_event: impl FnMut(&watcher::Event<DynamicObject>) + Send + 'static,
 ) -> impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static {
-    let api = dynamic_api(client, namespace, resource);
     let mut config = watcher::Config::default().page_size(LIST_PAGE_SIZE);
     if let Some(selector) = label_selector {
         config = config.labels(selector);
@@ -369,37 +386,13 @@ fn dynamic_reflector(
         config = config.fields(selector);
     }
     let events = if metadata_only {
-        let types = kube::api::TypeMeta {
-            api_version: resource.api_version.clone(),
-            kind: resource.kind.clone(),
-        };
         let api: Api<PartialObjectMeta<DynamicObject>> = match namespace {
             Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
             None => Api::all_with(client.clone(), resource),
         };
-        let as_dynamic = move |mut meta: PartialObjectMeta<DynamicObject>| {
-            // kubectl keeps a copy of the whole object it applied here: for a Secret,
-            // its data. A metadata cache must not hold it.
-            if let Some(annotations) = meta.metadata.annotations.as_mut() {
-                annotations.remove(LAST_APPLIED_ANNOTATION);
-            }
-            DynamicObject {
-                types: Some(types.clone()),
-                metadata: meta.metadata,
-                data: serde_json::Value::Null,
-            }
-        };
-        watcher(api, config)
-            .map_ok(move |event| match event {
-                watcher::Event::Apply(o) => watcher::Event::Apply(as_dynamic(o)),
-                watcher::Event::Delete(o) => watcher::Event::Delete(as_dynamic(o)),
-                watcher::Event::InitApply(o) => watcher::Event::InitApply(as_dynamic(o)),
-                watcher::Event::Init => watcher::Event::Init,
-                watcher::Event::InitDone => watcher::Event::InitDone,
-            })
-            .boxed()
+        metadata_events(api, config, resource)
     } else {
-        watcher(api, config).boxed()
+        watcher(dynamic_api(client, namespace, resource), config).boxed()
     };
     // A real API server sends the items of a list without apiVersion and kind (only
     // watch events carry them), and readiness finds children by their type: without
@@ -439,8 +432,180 @@ fn dynamic_reflector(
         .touched_objects()
 }
 
-/// The annotation in which `kubectl apply` keeps the last applied object.
-const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+/// Objects per page of a metadata list, when the API server cannot stream lists: a page
+/// is held in memory (as received, then parsed) while it is applied, and the metadata
+/// of an object can carry 256 KiB of annotations, so pages stay small.
+const METADATA_PAGE_SIZE: u32 = 10;
+
+/// The metadata watch of a content-on-read kind, reduced to what the runtime reads of
+/// it: name, namespace, uid and resourceVersion (existence, and when loaded content is
+/// outdated). Labels, annotations (up to 256 KiB an object, and some tools keep secret
+/// material there), owner references and managedFields of every Secret and ConfigMap
+/// in the cluster are never held.
+///
+/// The API server sends metadata only (`PartialObjectMetadata`), never data. The first
+/// list and every relist is a streaming list (`sendInitialEvents`: one object at a
+/// time, so a relist does not hold a page of large objects); an API server without it
+/// (the `WatchList` feature off, as by default in Kubernetes 1.33) refuses the request,
+/// and the watch falls back to lists in pages of [`METADATA_PAGE_SIZE`].
+fn metadata_events(
+    api: Api<PartialObjectMeta<DynamicObject>>,
+    config: watcher::Config,
+    resource: &ApiResource,
+) -> futures::stream::BoxStream<'static, Result<watcher::Event<DynamicObject>, watcher::Error>> {
+    let types = kube::api::TypeMeta {
+        api_version: resource.api_version.clone(),
+        kind: resource.kind.clone(),
+    };
+    let slim = move |meta: PartialObjectMeta<DynamicObject>| DynamicObject {
+        types: Some(types.clone()),
+        metadata: kube::api::ObjectMeta {
+            name: meta.metadata.name,
+            namespace: meta.metadata.namespace,
+            uid: meta.metadata.uid,
+            resource_version: meta.metadata.resource_version,
+            ..Default::default()
+        },
+        data: serde_json::Value::Null,
+    };
+    streaming_or_paged(api, config, METADATA_PAGE_SIZE)
+        .map_ok(move |event| match event {
+            watcher::Event::Apply(o) => watcher::Event::Apply(slim(o)),
+            watcher::Event::Delete(o) => watcher::Event::Delete(slim(o)),
+            watcher::Event::InitApply(o) => watcher::Event::InitApply(slim(o)),
+            watcher::Event::Init => watcher::Event::Init,
+            watcher::Event::InitDone => watcher::Event::InitDone,
+        })
+        .boxed()
+}
+
+type MetadataEvents = futures::stream::BoxStream<
+    'static,
+    Result<watcher::Event<PartialObjectMeta<DynamicObject>>, watcher::Error>,
+>;
+
+/// How a metadata watch lists.
+enum Listing {
+    /// A streaming list that has not answered yet.
+    Trying(MetadataEvents),
+    /// Streaming lists work, or paged lists since they did not.
+    Settled(MetadataEvents),
+}
+
+/// A metadata watch that lists by streaming, or in pages of `page_size` from the moment
+/// the API server refuses a streaming list (422 or 400 before anything was received).
+fn streaming_or_paged(
+    api: Api<PartialObjectMeta<DynamicObject>>,
+    config: watcher::Config,
+    page_size: u32,
+) -> MetadataEvents {
+    let streaming = watcher(api.clone(), config.clone().streaming_lists());
+    futures::stream::unfold(Listing::Trying(streaming.boxed()), move |listing| {
+        let api = api.clone();
+        let config = config.clone();
+        async move {
+            match listing {
+                Listing::Trying(mut events) => match events.next().await? {
+                    Err(watcher::Error::WatchStartFailed(kube::Error::Api(status)))
+                        if status.code == 422 || status.code == 400 =>
+                    {
+                        tracing::info!(
+                            reason = %status.message,
+                            "the API server does not stream lists; listing metadata in pages of {page_size}"
+                        );
+                        let mut paged = watcher(api, config.page_size(page_size)).boxed();
+                        let first = paged.next().await?;
+                        Some((first, Listing::Settled(paged)))
+                    }
+                    Ok(event) => Some((Ok(event), Listing::Settled(events))),
+                    Err(error) => Some((Err(error), Listing::Trying(events))),
+                },
+                Listing::Settled(mut events) => {
+                    let next = events.next().await?;
+                    Some((next, Listing::Settled(events)))
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+/// The related caches of an operator: one per related kind in `watches` (from
+/// [`shared_watches`](crate::related::shared_watches)), for every gateway kind in
+/// `gateway_kinds`; the receivers of each gateway kind's triggers (the gateways whose
+/// reads changed); and the future that feeds the caches and sends the triggers (it
+/// never resolves).
+pub(crate) fn shared_related(
+    tracking: &CacheTracking<'_>,
+    client: &Client,
+    namespace: Option<&str>,
+    watches: &[RelatedWatch],
+    gateway_kinds: &[String],
+) -> (
+    Arc<RelatedCaches>,
+    HashMap<String, RelatedTriggers>,
+    BoxFuture<'static, ()>,
+) {
+    // Every kind is added before any stream runs (lookups need them all).
+    let mut caches = RelatedCaches::new(client.clone());
+    let mut writers = Vec::new();
+    for watch in watches {
+        let writer = reflector::store::Writer::new(watch.resource.clone());
+        caches.add(watch, writer.as_reader());
+        writers.push((watch, writer));
+    }
+    let caches = Arc::new(caches);
+    let mut senders = HashMap::new();
+    let mut receivers = HashMap::new();
+    for kind in gateway_kinds {
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        senders.insert(kind.clone(), tx);
+        receivers.insert(kind.clone(), rx);
+    }
+    let streams: Vec<_> = writers
+        .into_iter()
+        .map(|(watch, writer)| {
+            let resource = watch.resource.clone();
+            dynamic_reflector(
+                tracking,
+                format!("related {}", watch.resource.kind),
+                client,
+                namespace,
+                &watch.resource,
+                writer,
+                watch.label_selector.as_deref(),
+                watch.field_selector().as_deref(),
+                watch.cache == RelatedCache::ContentOnRead,
+                {
+                    // Loaded content that a newer version or a delete outdates goes.
+                    let caches = caches.clone();
+                    let resource = resource.clone();
+                    move |event| caches.observe(&resource, event)
+                },
+            )
+            .map(move |object| (resource.clone(), object))
+            .boxed()
+        })
+        .collect();
+    let feed = {
+        let caches = caches.clone();
+        // A related object's change re-runs exactly the gateways that read it.
+        futures::stream::select_all(streams)
+            .for_each(move |(resource, object)| {
+                if let Ok(object) = object {
+                    for reader in caches.readers(&resource, &object) {
+                        if let Some(sender) = senders.get(&reader.kind) {
+                            let _ = sender.unbounded_send(reader);
+                        }
+                    }
+                }
+                futures::future::ready(())
+            })
+            .then(|()| futures::future::pending::<()>())
+            .boxed()
+    };
+    (caches, receivers, feed)
+}
 
 /// The controllers of kind `K` until `stop`: set up every cache (registered in the
 /// shared gate, then this kind's setup token is released), then run.
@@ -487,21 +652,19 @@ async fn run_controllers<K: GatewayKind>(
     .modify(|gateway: &mut K::Gateway| gateway.meta_mut().managed_fields = None);
     let gateway_cache = K::Gateway::kind(&()).into_owned();
     let gateway_listed = mark_listed(&gate, gateway_cache.clone());
-    // Related objects: every kind is declared before any stream runs (lookups need them
-    // all); the streams below feed the caches and drop outdated content.
-    let mut related_caches = RelatedCaches::new(client.clone());
-    let mut related_writers = Vec::new();
-    for watch in implementation.related() {
-        let writer = reflector::store::Writer::new(watch.resource.clone());
-        related_caches.add(&watch, writer.as_reader());
-        related_writers.push((watch, writer));
-    }
+    // Related objects: the operator's shared caches, through what this kind declared.
+    let mut related_view = RelatedView::new(wiring.related.clone(), &implementation.related());
     let grants = implementation.uses_reference_grants().then(|| {
         let (grants, writer) = reference_grants::cache();
-        related_caches.set_grants(grants.clone());
+        related_view.set_grants(grants.clone());
         (grants, writer)
     });
-    let related = Arc::new(related_caches);
+    let related = Arc::new(related_view);
+    let related_triggers = wiring
+        .related_triggers
+        .lock()
+        .expect("related triggers")
+        .remove(&kind);
     let gateway_events = reflect(
         gateway_writer,
         tracked(&health, gateway_cache, gateway_events),
@@ -509,11 +672,13 @@ async fn run_controllers<K: GatewayKind>(
     .inspect({
         let related = related.clone();
         let gateways = gateway_reader.clone();
+        let kind = kind.clone();
         move |event| match event {
             Ok(watcher::Event::Delete(gateway)) => related.forget(&GatewayKey::of(gateway)),
-            Ok(watcher::Event::InitDone) => {
-                related.retain(|key| gateways.get(&key.object_ref()).is_some())
-            }
+            // Only this kind's gateways: the read index holds every kind's.
+            Ok(watcher::Event::InitDone) => related
+                .caches
+                .retain(|key| key.kind != kind || gateways.get(&key.object_ref()).is_some()),
             _ => {}
         }
     })
@@ -613,27 +778,6 @@ async fn run_controllers<K: GatewayKind>(
         child_streams.push((resource, stream));
     }
 
-    let mut related_streams = Vec::new();
-    for (watch, writer) in related_writers {
-        let stream = dynamic_reflector(
-            &tracking,
-            format!("related {}", watch.resource.kind),
-            &client,
-            namespace.as_deref(),
-            &watch.resource,
-            writer,
-            watch.label_selector.as_deref(),
-            watch.field_selector().as_deref(),
-            watch.cache == RelatedCache::ContentOnRead,
-            {
-                let related = related.clone();
-                let resource = watch.resource.clone();
-                move |event| related.observe(&resource, event)
-            },
-        );
-        related_streams.push((watch, stream));
-    }
-
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -666,26 +810,17 @@ async fn run_controllers<K: GatewayKind>(
         own_writes: Default::default(),
         owned_condition_types,
         attached: attached.as_ref().map(|a| a.cache.clone()),
+        warnings: Default::default(),
     });
 
     for (resource, stream) in child_streams {
         gateway_controller = gateway_controller.owns_stream_with(stream, resource);
     }
-    // A related object's change re-runs exactly the gateways that read it.
-    for (watch, stream) in related_streams {
-        let related = related.clone();
-        let resource = watch.resource.clone();
-        gateway_controller = gateway_controller.watches_stream_with(
-            stream,
-            move |object: DynamicObject| {
-                related
-                    .readers(&resource, &object)
-                    .into_iter()
-                    .map(|gateway| gateway.object_ref::<K::Gateway>())
-                    .collect::<Vec<_>>()
-            },
-            watch.resource.clone(),
-        );
+    // A related object's change re-runs exactly the gateways (of this kind) that read
+    // it: the shared caches' feed sends them here.
+    if let Some(triggers) = related_triggers {
+        gateway_controller = gateway_controller
+            .reconcile_on(triggers.map(|gateway| gateway.object_ref::<K::Gateway>()));
     }
     // The attached controller clears objects whose gateway is gone or not ours; the
     // gateway controller re-runs gateways whose attached objects changed.
@@ -736,8 +871,10 @@ async fn run_controllers<K: GatewayKind>(
             &tracking,
             &client,
             namespace.as_deref(),
-            related.clone(),
+            related.caches.clone(),
         )
+        // The read index is the operator's: only this kind's gateways are ours to queue.
+        .filter(|gateway| std::future::ready(gateway.kind == K::Gateway::kind(&())))
         .map(|gateway| gateway.object_ref::<K::Gateway>());
         gateway_controller = gateway_controller.reconcile_on(triggers);
     }

@@ -115,6 +115,7 @@ pub mod reference_grants;
 pub mod related;
 pub mod release;
 pub mod rollout;
+pub mod secure_metrics;
 pub mod status;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -135,3 +136,4 @@ pub use operator::{LeaderElection, Operator, OperatorError};
 pub use rbac::ClusterRules;
 pub use reference_grants::{CrossNamespaceRef, ReferenceGrantCheck};
 pub use rollout::roll_pods_on;
+pub use secure_metrics::{MetricsServing, ServingCertificate};

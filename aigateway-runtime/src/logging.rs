@@ -44,3 +44,205 @@ pub fn init_with_default(format: LogFormat, default_filter: &str) -> bool {
         LogFormat::Json => builder.json().flatten_event(true).try_init().is_ok(),
     }
 }
+
+/// An object a warning or an error is about: kind, namespace (none for cluster-scoped
+/// objects) and name. Shown as `Kind namespace/name` or `Kind name`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectName {
+    /// The kind, e.g. `ToolRoute`.
+    pub kind: String,
+    /// The namespace, `None` for cluster-scoped objects.
+    pub namespace: Option<String>,
+    /// The name.
+    pub name: String,
+}
+
+impl ObjectName {
+    /// The name of the typed object `object`.
+    pub fn of<R: kube::Resource<DynamicType = ()>>(object: &R) -> Self {
+        Self {
+            kind: R::kind(&()).into_owned(),
+            namespace: object.meta().namespace.clone(),
+            name: object.meta().name.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The name of `object`, whose kind comes from its type information (`object` when
+    /// it has none).
+    pub fn of_dynamic(object: &kube::api::DynamicObject) -> Self {
+        Self {
+            kind: object
+                .types
+                .as_ref()
+                .map_or_else(|| "object".to_owned(), |t| t.kind.clone()),
+            namespace: object.metadata.namespace.clone(),
+            name: object.metadata.name.clone().unwrap_or_default(),
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(namespace) => write!(f, "{} {namespace}/{}", self.kind, self.name),
+            None => write!(f, "{} {}", self.kind, self.name),
+        }
+    }
+}
+
+/// At most one warning per object every [`WarningLimit::EVERY`]: an object that keeps
+/// failing (a tenant editing a route in a loop re-runs the gateway it names each time)
+/// fills the logs with one line per window, not one per attempt. The line that ends a
+/// quiet window says how many were left out.
+///
+/// Warnings go out in a span of their own naming the object (see `warn_about`): filed
+/// under the object that caused them, not under the gateway whose reconcile happened to
+/// meet it.
+#[derive(Debug, Default)]
+pub struct WarningLimit {
+    seen: std::sync::Mutex<std::collections::HashMap<ObjectName, Window>>,
+}
+
+#[derive(Debug)]
+struct Window {
+    opened: std::time::Instant,
+    suppressed: u64,
+}
+
+impl WarningLimit {
+    /// One warning per object per this long.
+    pub const EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+    /// How many objects the limit remembers at once; beyond, warnings about objects it
+    /// has no room for are left out until windows end (so the limit's own memory is
+    /// bounded whatever the number of failing objects).
+    pub const MAX_OBJECTS: usize = 10_000;
+
+    /// Whether a warning about `object` may go out at `now`: `Some(n)` with the number
+    /// of warnings about it left out since the last one that went out, or `None` (left
+    /// out, and counted).
+    pub fn admit(&self, object: &ObjectName, now: std::time::Instant) -> Option<u64> {
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(window) = seen.get_mut(object) {
+            if now.saturating_duration_since(window.opened) < Self::EVERY {
+                window.suppressed += 1;
+                return None;
+            }
+            let suppressed = window.suppressed;
+            *window = Window {
+                opened: now,
+                suppressed: 0,
+            };
+            return Some(suppressed);
+        }
+        if seen.len() >= Self::MAX_OBJECTS {
+            seen.retain(|_, w| now.saturating_duration_since(w.opened) < Self::EVERY);
+            if seen.len() >= Self::MAX_OBJECTS {
+                return None;
+            }
+        }
+        seen.insert(
+            object.clone(),
+            Window {
+                opened: now,
+                suppressed: 0,
+            },
+        );
+        Some(0)
+    }
+}
+
+/// Logs `message` at WARN about `object`, through `limit`, with `error` and `suppressed`
+/// (the warnings about it left out before this one), inside a span of its own (no
+/// parent) whose fields name the object: `object.ref` (`Kind namespace/name`),
+/// `object.kind`, `object.namespace` and `object.name`. The span of the reconcile that
+/// met the failure (another gateway's, say) is not its parent.
+pub(crate) fn warn_about(
+    limit: &WarningLimit,
+    object: &ObjectName,
+    error: &dyn std::fmt::Display,
+    message: &str,
+) {
+    let Some(suppressed) = limit.admit(object, std::time::Instant::now()) else {
+        return;
+    };
+    // A root span rather than an event without parent: the JSON formatter lists the
+    // current span for an event without parent too.
+    let span = tracing::warn_span!(
+        parent: None,
+        "warning about",
+        "object.ref" = %object,
+        "object.kind" = %object.kind,
+        "object.namespace" = object.namespace.as_deref().unwrap_or_default(),
+        "object.name" = %object.name,
+    );
+    let _entered = span.enter();
+    tracing::warn!(%error, suppressed, "{message}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn route(name: &str) -> ObjectName {
+        ObjectName {
+            kind: "ToolRoute".into(),
+            namespace: Some("attacker".into()),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn one_warning_per_object_per_window_and_the_next_counts_the_rest() {
+        let limit = WarningLimit::default();
+        let start = Instant::now();
+        assert_eq!(limit.admit(&route("a"), start), Some(0));
+        for i in 1..=100 {
+            assert_eq!(
+                limit.admit(&route("a"), start + Duration::from_millis(i)),
+                None
+            );
+        }
+        // Another object has its own window.
+        assert_eq!(limit.admit(&route("b"), start), Some(0));
+        assert_eq!(
+            limit.admit(&route("a"), start + WarningLimit::EVERY),
+            Some(100)
+        );
+        assert_eq!(
+            limit.admit(
+                &route("a"),
+                start + WarningLimit::EVERY + Duration::from_secs(1)
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn the_limit_remembers_a_bounded_number_of_objects() {
+        let limit = WarningLimit::default();
+        let start = Instant::now();
+        for i in 0..WarningLimit::MAX_OBJECTS {
+            assert_eq!(limit.admit(&route(&i.to_string()), start), Some(0));
+        }
+        assert_eq!(limit.admit(&route("one more"), start), None, "no room");
+        // Once the windows are over, there is room again.
+        let later = start + WarningLimit::EVERY;
+        assert_eq!(limit.admit(&route("one more"), later), Some(0));
+        assert!(limit.seen.lock().unwrap().len() <= 1);
+    }
+
+    #[test]
+    fn object_names_read_as_kind_namespace_and_name() {
+        assert_eq!(route("r").to_string(), "ToolRoute attacker/r");
+        let class = ObjectName {
+            kind: "AiGatewayClass".into(),
+            namespace: None,
+            name: "litellm".into(),
+        };
+        assert_eq!(class.to_string(), "AiGatewayClass litellm");
+    }
+}

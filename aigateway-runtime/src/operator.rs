@@ -16,12 +16,15 @@ use tracing::{info, warn};
 
 use crate::admin::{self, AdminState, CacheHealth};
 use crate::controllers::{
-    Served, ServedKind, SyncGate, Wiring, fan_out, served_kind_name, setup_token,
+    CacheTracking, SHARED_CACHES, Served, ServedKind, SyncGate, Wiring, fan_out, served_kind_name,
+    setup_token, shared_related,
 };
 use crate::implementation::GatewayImplementation;
 use crate::kind::GatewayKind;
 use crate::leader::LeaseClock;
 use crate::metrics::Metrics;
+use crate::related::{RelatedWatch, shared_watches};
+use crate::secure_metrics::{MetricsServing, server_config};
 
 /// Errors that stop the operator.
 #[derive(Debug, thiserror::Error)]
@@ -45,10 +48,23 @@ pub enum OperatorError {
         /// The related kind, e.g. `Secret`.
         related_kind: String,
     },
+    /// Two served kinds declare one related kind with different label selectors: the
+    /// operator keeps one cache per related kind, for every kind it serves.
+    #[error(
+        "the implementations of {first_kind} and {second_kind} declare related kind {related_kind} with different label selectors: one cache per related kind serves every gateway kind, so declare the same selector (or none) in both related()"
+    )]
+    ConflictingRelatedWatch {
+        /// The related kind, e.g. `ConfigMap`.
+        related_kind: String,
+        /// The gateway kind that declared it first.
+        first_kind: String,
+        /// The gateway kind whose declaration differs.
+        second_kind: String,
+    },
     /// The controller name is not a domain-prefixed path.
     #[error("invalid controller name: {0}")]
     ControllerName(#[from] aigateway_api::class::ControllerNameError),
-    /// The admin server could not bind.
+    /// The admin (or probes) server could not bind.
     #[error("could not bind the admin server to {addr}: {source}")]
     Admin {
         /// The address.
@@ -57,6 +73,18 @@ pub enum OperatorError {
         #[source]
         source: std::io::Error,
     },
+    /// The metrics server could not bind.
+    #[error("could not bind the metrics server to {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: SocketAddr,
+        /// The bind error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The metrics serving certificate could not be used.
+    #[error(transparent)]
+    MetricsCertificate(#[from] crate::secure_metrics::CertificateError),
     /// Leader election failed.
     #[error("leader election on Lease {namespace}/{name} failed: {message}")]
     LeaderElection {
@@ -118,8 +146,12 @@ impl LeaderElection {
 struct OperatorConfig {
     /// Watch gateways, children and related objects in this namespace only.
     namespace: Option<String>,
-    /// Where to serve `/healthz`, `/readyz` and `/metrics`.
+    /// Where to serve `/healthz`, `/readyz` and `/metrics`, all plain.
     admin_addr: Option<SocketAddr>,
+    /// Where to serve `/healthz` and `/readyz` (plain HTTP).
+    probes_addr: Option<SocketAddr>,
+    /// Where and how to serve `/metrics`.
+    metrics: Option<(SocketAddr, MetricsServing)>,
     /// Leader election; `None` runs without.
     leader_election: Option<LeaderElection>,
     /// Gateways reconciled at once (controller-runtime's default is 1).
@@ -133,6 +165,8 @@ impl Default for OperatorConfig {
         Self {
             namespace: None,
             admin_addr: None,
+            probes_addr: None,
+            metrics: None,
             leader_election: None,
             concurrency: 16,
             resync: None,
@@ -168,6 +202,7 @@ pub struct Operator {
     ready: Arc<AtomicBool>,
     caches: CacheHealth,
     admin_bound: Arc<Mutex<Option<SocketAddr>>>,
+    metrics_bound: Arc<Mutex<Option<SocketAddr>>>,
     resync_trigger: Mutex<Option<ResyncTrigger>>,
 }
 
@@ -184,6 +219,7 @@ impl Operator {
             ready: Arc::new(AtomicBool::new(false)),
             caches: CacheHealth::default(),
             admin_bound: Arc::new(Mutex::new(None)),
+            metrics_bound: Arc::new(Mutex::new(None)),
             resync_trigger: Mutex::new(None),
         }
     }
@@ -220,9 +256,28 @@ impl Operator {
         self
     }
 
-    /// Serves `/healthz`, `/readyz` and `/metrics` on `addr`.
+    /// Serves `/healthz`, `/readyz` and `/metrics` on `addr`, over plain HTTP and to
+    /// anyone who can connect: for tests and local runs. In a cluster, serve the probes
+    /// with [`probes`](Self::probes) and the metrics with [`metrics`](Self::metrics).
     pub fn admin(mut self, addr: SocketAddr) -> Self {
         self.config.admin_addr = Some(addr);
+        self
+    }
+
+    /// Serves the probes `/healthz` and `/readyz` on `addr`, over plain HTTP (the
+    /// kubelet probes without credentials).
+    pub fn probes(mut self, addr: SocketAddr) -> Self {
+        self.config.probes_addr = Some(addr);
+        self
+    }
+
+    /// Serves `/metrics` on `addr`: with [`MetricsServing::Secure`], over HTTPS and only
+    /// to requests the API server authenticates (TokenReview) and authorises for `get`
+    /// on the non-resource URL `/metrics` (SubjectAccessReview), as controller-runtime
+    /// does by default; the operator's identity then needs `create` on `tokenreviews`
+    /// and `subjectaccessreviews` ([`rbac::metrics_auth_rules`](crate::rbac::metrics_auth_rules)).
+    pub fn metrics_on(mut self, addr: SocketAddr, serving: MetricsServing) -> Self {
+        self.config.metrics = Some((addr, serving));
         self
     }
 
@@ -271,9 +326,16 @@ impl Operator {
         self.ready.clone()
     }
 
-    /// Where the admin server listens once running (resolves port 0).
+    /// Where the admin server (or, without one, the probes server) listens once running
+    /// (resolves port 0).
     pub fn admin_address(&self) -> Arc<Mutex<Option<SocketAddr>>> {
         self.admin_bound.clone()
+    }
+
+    /// Where the metrics server of [`metrics_on`](Self::metrics_on) listens once running
+    /// (resolves port 0).
+    pub fn metrics_address(&self) -> Arc<Mutex<Option<SocketAddr>>> {
+        self.metrics_bound.clone()
     }
 
     /// Runs until the shutdown signal: in-flight reconciles finish, the lease is released.
@@ -293,40 +355,131 @@ impl Operator {
                 });
             }
         }
+        let related = shared_watches(self.kinds.iter().flat_map(|served| {
+            let kind = served.gateway_kind();
+            served
+                .related()
+                .into_iter()
+                .map(move |watch| (kind.clone(), watch))
+        }))
+        .map_err(|conflict| OperatorError::ConflictingRelatedWatch {
+            related_kind: conflict.related_kind,
+            first_kind: conflict.gateway_kinds.0,
+            second_kind: conflict.gateway_kinds.1,
+        })?;
 
-        if let Some(addr) = self.config.admin_addr {
-            let metrics = self.metrics.clone();
-            let kinds = self.kinds.clone();
-            let refresh = Arc::new(move || {
-                metrics.set_gateway_counts(kinds.iter().flat_map(|served| served.counts()));
-            });
-            let state = AdminState {
-                ready: self.ready.clone(),
-                metrics: self.metrics.clone(),
-                refresh,
-                caches: self.caches.clone(),
-            };
-            let (bound, _) = admin::serve(addr, state, self.shutdown.clone())
-                .await
-                .map_err(|source| OperatorError::Admin { addr, source })?;
-            *self.admin_bound.lock().expect("admin slot") = Some(bound);
-            info!(%bound, "admin server listening");
-        }
+        self.serve_admin().await?;
 
         let resync = self.resync_trigger.lock().expect("resync slot").take();
         match self.config.leader_election.clone() {
             None => {
                 self.metrics.set_leader(true);
-                self.run_kinds(self.shutdown.clone(), resync).await;
+                self.run_kinds(self.shutdown.clone(), resync, &related)
+                    .await;
                 Ok(())
             }
-            Some(election) => self.run_with_leader_election(election, resync).await,
+            Some(election) => {
+                self.run_with_leader_election(election, resync, &related)
+                    .await
+            }
         }
+    }
+
+    /// Starts the admin, probes and metrics servers that are configured.
+    async fn serve_admin(&self) -> Result<(), OperatorError> {
+        let metrics = self.metrics.clone();
+        let kinds = self.kinds.clone();
+        let refresh = Arc::new(move || {
+            metrics.set_gateway_counts(kinds.iter().flat_map(|served| served.counts()));
+        });
+        let state = AdminState {
+            ready: self.ready.clone(),
+            metrics: self.metrics.clone(),
+            refresh,
+            caches: self.caches.clone(),
+        };
+        let plain = [
+            (
+                self.config.admin_addr,
+                admin::router(state.clone()),
+                "admin",
+            ),
+            (
+                self.config.probes_addr,
+                admin::probes_router(state.clone()),
+                "probes",
+            ),
+        ];
+        for (addr, router, what) in plain {
+            let Some(addr) = addr else { continue };
+            let (bound, _) = admin::serve_router(addr, router, self.shutdown.clone())
+                .await
+                .map_err(|source| OperatorError::Admin { addr, source })?;
+            self.admin_bound
+                .lock()
+                .expect("admin slot")
+                .get_or_insert(bound);
+            info!(%bound, "{what} server listening");
+        }
+        if let Some((addr, serving)) = &self.config.metrics {
+            let addr = *addr;
+            let error = |source| OperatorError::Metrics { addr, source };
+            let bound = match serving {
+                MetricsServing::Plain => {
+                    admin::serve_router(addr, admin::metrics_router(state), self.shutdown.clone())
+                        .await
+                        .map_err(error)?
+                        .0
+                }
+                MetricsServing::Secure(certificate) => {
+                    let tls = server_config(certificate)?;
+                    admin::serve_secure_metrics(
+                        addr,
+                        state,
+                        tls,
+                        self.client.clone(),
+                        self.shutdown.clone(),
+                    )
+                    .await
+                    .map_err(error)?
+                    .0
+                }
+            };
+            *self.metrics_bound.lock().expect("metrics slot") = Some(bound);
+            let secure = matches!(serving, MetricsServing::Secure(_));
+            info!(%bound, secure, "metrics server listening");
+        }
+        Ok(())
     }
 
     /// Runs the controllers of every kind until `stop`; ready once all their caches have
     /// listed. A kind's gateways wait for every cache, so readiness means "all kinds".
-    async fn run_kinds(&self, stop: ShutdownSignal, resync: Option<ResyncTrigger>) {
+    async fn run_kinds(
+        &self,
+        stop: ShutdownSignal,
+        resync: Option<ResyncTrigger>,
+        related: &[RelatedWatch],
+    ) {
+        let gate = SyncGate::new();
+        // Each kind holds the gate closed until it has registered all its caches, so the
+        // first kind to list cannot open it for the others.
+        for served in &self.kinds {
+            gate.register(&setup_token(served.as_ref()));
+        }
+        // One cache per related kind, for every kind served.
+        let gateway_kinds: Vec<String> = self.kinds.iter().map(|s| s.gateway_kind()).collect();
+        let (related_caches, related_triggers, feed_related) = shared_related(
+            &CacheTracking {
+                kind: SHARED_CACHES,
+                health: &self.caches,
+                gate: &gate,
+                metrics: &self.metrics,
+            },
+            &self.client,
+            self.config.namespace.as_deref(),
+            related,
+            &gateway_kinds,
+        );
         let wiring = Wiring {
             client: self.client.clone(),
             namespace: self.config.namespace.clone(),
@@ -334,13 +487,10 @@ impl Operator {
             resync_every: self.config.resync,
             metrics: self.metrics.clone(),
             health: self.caches.clone(),
-            gate: SyncGate::new(),
+            gate,
+            related: related_caches,
+            related_triggers: Mutex::new(related_triggers),
         };
-        // Each kind holds the gate closed until it has registered all its caches, so the
-        // first kind to list cannot open it for the others.
-        for served in &self.kinds {
-            wiring.gate.register(&setup_token(served.as_ref()));
-        }
         let (mut triggers, forward) = fan_out(resync, self.kinds.len());
         let runs = self.kinds.iter().map(|served| {
             let resync = triggers.pop_front().flatten();
@@ -357,6 +507,7 @@ impl Operator {
             // Readiness never finishes the select: it resolves once and then waits.
             _ = async { readiness.await; futures::future::pending::<()>().await } => {}
             _ = forward => {}
+            _ = feed_related => {}
         }
         self.ready
             .store(self.config.leader_election.is_some(), Ordering::Release);
@@ -366,6 +517,7 @@ impl Operator {
         &self,
         election: LeaderElection,
         mut resync: Option<ResyncTrigger>,
+        related: &[RelatedWatch],
     ) -> Result<(), OperatorError> {
         let error = |message: String| OperatorError::LeaderElection {
             namespace: election.lease_namespace.clone(),
@@ -429,7 +581,7 @@ impl Operator {
                 .boxed()
                 .shared()
             };
-            let controllers = self.run_kinds(stop, resync.take());
+            let controllers = self.run_kinds(stop, resync.take(), related);
             tokio::pin!(controllers);
             loop {
                 let deadline = clock.deadline().unwrap_or_else(Instant::now);

@@ -283,6 +283,36 @@ impl ClusterRules {
     }
 }
 
+/// The rules that let the operator check scrapes of `/metrics` served securely (see
+/// [`MetricsServing::Secure`](crate::MetricsServing::Secure)): a `TokenReview` for the
+/// scraper's token and a `SubjectAccessReview` for its user (what Kubernetes'
+/// `system:auth-delegator` role grants, and kubebuilder's `metrics-auth-role`), for a
+/// ClusterRole bound to the operator's identity.
+pub fn metrics_auth_rules() -> Vec<PolicyRule> {
+    [
+        ("authentication.k8s.io", "tokenreviews"),
+        ("authorization.k8s.io", "subjectaccessreviews"),
+    ]
+    .into_iter()
+    .map(|(group, resource)| PolicyRule {
+        api_groups: Some(vec![group.into()]),
+        resources: Some(vec![resource.into()]),
+        verbs: vec!["create".into()],
+        ..Default::default()
+    })
+    .collect()
+}
+
+/// The rules a scraper (Prometheus' ServiceAccount) needs to read `/metrics` served
+/// securely: `get` on the non-resource URL `/metrics`, for a ClusterRole bound to it.
+pub fn metrics_reader_rules() -> Vec<PolicyRule> {
+    vec![PolicyRule {
+        non_resource_urls: Some(vec!["/metrics".into()]),
+        verbs: vec!["get".into()],
+        ..Default::default()
+    }]
+}
+
 /// The rules for a Role in the operator's namespace: the leader-election Lease (read,
 /// created once, renewed by patch).
 pub fn lease_rules() -> Vec<PolicyRule> {

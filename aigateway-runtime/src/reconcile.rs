@@ -14,7 +14,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use rand::Rng;
 use serde_json::json;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::apply::{Applier, ApplyError, ChildCache};
 use crate::attached::AttachedDecision;
@@ -24,9 +24,10 @@ use crate::implementation::{
     GatewayImplementation, ImplementationError, Observed, Readiness, RefProblem,
 };
 use crate::kind::GatewayKind;
+use crate::logging::{ObjectName, WarningLimit, warn_about};
 use crate::metrics::Metrics;
 use crate::names;
-use crate::related::{GatewayKey, RelatedCaches, with_reads};
+use crate::related::{GatewayKey, RelatedView, with_reads};
 use crate::status::{self, Outcome};
 
 mod own_writes;
@@ -61,14 +62,14 @@ pub enum ReconcileError {
     },
     /// Writing status or metadata failed (409 conflicts included; retried soon).
     #[error(
-        "writing {what} of {gateway} failed: {}",
+        "writing {what} of {object} failed: {}",
         crate::describe_kube_error(source)
     )]
     Write {
         /// What was written.
         what: &'static str,
-        /// `namespace/name` or name of the object.
-        gateway: String,
+        /// The object written: the gateway, its class or an attached object.
+        object: ObjectName,
         /// The client error.
         #[source]
         source: kube::Error,
@@ -98,6 +99,15 @@ impl ReconcileError {
         )
     }
 
+    /// The object whose write failed, when it is not simply the gateway or class being
+    /// reconciled (an attached object), or is: warnings are filed under it.
+    pub fn object(&self) -> Option<&ObjectName> {
+        match self {
+            ReconcileError::Write { object, .. } => Some(object),
+            ReconcileError::Transient { .. } | ReconcileError::Apply { .. } => None,
+        }
+    }
+
     /// Where the reconcile failed.
     pub(crate) fn step(&self) -> FailedStep {
         match self {
@@ -110,9 +120,9 @@ impl ReconcileError {
                 child: child.clone(),
             },
             ReconcileError::Apply { .. } => FailedStep::Children,
-            ReconcileError::Write { what, gateway, .. } => FailedStep::Write {
+            ReconcileError::Write { what, object, .. } => FailedStep::Write {
                 what,
-                object: gateway.clone(),
+                object: object.clone(),
             },
         }
     }
@@ -138,7 +148,7 @@ pub(crate) enum FailedStep {
         /// What was written.
         what: &'static str,
         /// Which object.
-        object: String,
+        object: ObjectName,
     },
 }
 
@@ -174,7 +184,7 @@ pub struct Shared<K: GatewayKind> {
     pub(crate) classes: Store<K::Class>,
     pub(crate) gateways: Store<K::Gateway>,
     pub(crate) children: Vec<ChildCache>,
-    pub(crate) related: Arc<RelatedCaches>,
+    pub(crate) related: Arc<RelatedView>,
     pub(crate) recorder: Recorder,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) failures: Mutex<HashMap<ObjectRef<K::Gateway>, Streak>>,
@@ -186,6 +196,8 @@ pub struct Shared<K: GatewayKind> {
     pub(crate) owned_condition_types: Vec<String>,
     /// The attached kind the implementation declared, if any.
     pub(crate) attached: Option<Arc<AttachedCache>>,
+    /// One warning per object per window (see [`WarningLimit`]).
+    pub(crate) warnings: WarningLimit,
 }
 
 pub(crate) fn object_name<R: Resource>(object: &R) -> String {
@@ -393,7 +405,7 @@ impl<K: GatewayKind> Shared<K> {
             .await
             .map_err(|source| ReconcileError::Write {
                 what: "metadata",
-                gateway: object_name(gateway.as_ref()),
+                object: ObjectName::of(gateway.as_ref()),
                 source,
             })?;
         Ok(self.remember(gateway, written))
@@ -453,7 +465,12 @@ pub async fn reconcile<K: GatewayKind>(
     let class = match claim {
         Claim::Ours { class } => class,
         Claim::Ambiguous(message) => {
-            warn!(gateway = %name, "default class is ambiguous, leaving the gateway alone: {message}");
+            warn_about(
+                &shared.warnings,
+                &ObjectName::of(gateway.as_ref()),
+                &message,
+                "default class is ambiguous, leaving the gateway alone",
+            );
             not_ours(&shared, &gateway);
             return Ok(Action::await_change());
         }
@@ -532,7 +549,12 @@ pub async fn reconcile<K: GatewayKind>(
         Ok(applied) => applied,
         Err(ApplyError::NameConflict(conflicts)) => {
             let message = ApplyError::NameConflict(conflicts).to_string();
-            warn!(gateway = %name, "not applying anything: {message}");
+            warn_about(
+                &shared.warnings,
+                &ObjectName::of(gateway.as_ref()),
+                &message,
+                "not applying anything",
+            );
             let outcome = Outcome::NameConflict { class, message };
             let wanted = status::conditions_for(&outcome, &shared.controller, &aliases);
             let conditions = status::merge_conditions(current, &wanted, generation, &status::now());
@@ -679,7 +701,21 @@ pub fn error_policy<K: GatewayKind>(
     } else {
         backoff(attempts)
     };
-    warn!(%error, attempts, retry_in_ms = delay.as_millis() as u64, "reconcile failed");
+    // Filed under the object whose write failed (an attached object of another
+    // namespace, say), else the gateway; once per object per window.
+    let object = error
+        .object()
+        .cloned()
+        .unwrap_or_else(|| ObjectName::of(gateway.as_ref()));
+    warn_about(
+        &shared.warnings,
+        &object,
+        error,
+        &format!(
+            "reconcile failed (attempt {attempts}, retry in {} ms)",
+            delay.as_millis()
+        ),
+    );
     Action::requeue(delay)
 }
 
@@ -756,7 +792,7 @@ pub async fn reconcile_class<K: GatewayKind>(
             .await
             .map_err(|source| ReconcileError::Write {
                 what: "class finalizers",
-                gateway: class.name_any(),
+                object: ObjectName::of(class.as_ref()),
                 source,
             })?;
         class = shared
@@ -814,7 +850,15 @@ pub fn class_error_policy<K: GatewayKind>(
         entry.0
     };
     let delay = backoff(attempts);
-    warn!(%error, attempts, retry_in_ms = delay.as_millis() as u64, "class reconcile failed");
+    warn_about(
+        &shared.warnings,
+        &ObjectName::of(class.as_ref()),
+        error,
+        &format!(
+            "class reconcile failed (attempt {attempts}, retry in {} ms)",
+            delay.as_millis()
+        ),
+    );
     Action::requeue(delay)
 }
 
@@ -848,7 +892,11 @@ mod tests {
         };
         let status = FailedStep::Write {
             what: "status",
-            object: "ns/gw".into(),
+            object: ObjectName {
+                kind: "AiGateway".into(),
+                namespace: Some("ns".into()),
+                name: "gw".into(),
+            },
         };
         let mut failures = HashMap::new();
         let counts: Vec<u32> = [

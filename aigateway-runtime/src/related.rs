@@ -19,6 +19,12 @@
 //! `desired_state` stays synchronous over its reads: when a pass read an object whose
 //! content is not loaded (it saw `None`), the runtime loads what was missing and runs
 //! the pass again ([`CONTENT_ROUNDS`] at most). A pass is pure, so a re-run is safe.
+//!
+//! One operator keeps one cache per related kind, whatever the number of gateway kinds
+//! it serves: their declarations are merged (one label selector per related kind; named
+//! only when every kind names the same object; full content when any kind asks), each
+//! kind reads through its own view (what it declared, names included), and the read
+//! index records the gateway kind of every reader.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -204,16 +210,19 @@ pub enum RelatedError {
     Unsettled,
 }
 
-/// A gateway, by namespace and name.
+/// A gateway, by kind (e.g. `ToolGateway`), namespace and name: gateways of two kinds
+/// may share a name, and read through one cache.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct GatewayKey {
+    pub(crate) kind: String,
     pub(crate) namespace: String,
     pub(crate) name: String,
 }
 
 impl GatewayKey {
-    pub(crate) fn of<G: Resource>(gateway: &G) -> Self {
+    pub(crate) fn of<G: Resource<DynamicType = ()>>(gateway: &G) -> Self {
         Self {
+            kind: G::kind(&()).into_owned(),
             namespace: gateway.meta().namespace.clone().unwrap_or_default(),
             name: gateway.meta().name.clone().unwrap_or_default(),
         }
@@ -238,13 +247,53 @@ pub(crate) fn kind_key(resource: &ApiResource) -> String {
     format!("{}/{}", resource.api_version, resource.plural)
 }
 
-/// One declared related kind and its cache.
+/// One related kind and its cache, shared by every gateway kind that declared it.
 struct RelatedKind {
     resource: ApiResource,
     store: Store<DynamicObject>,
     cache: RelatedCache,
-    /// The only name watched, for a [`RelatedWatch::named`] watch.
-    name: Option<String>,
+}
+
+/// Two gateway kinds of one operator declare one related kind with different label
+/// selectors: one cache cannot serve both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConflictingSelectors {
+    pub(crate) related_kind: String,
+    pub(crate) gateway_kinds: (String, String),
+}
+
+/// The watches of the shared related caches: one per related kind that any gateway kind
+/// (`(gateway kind, declaration)`) declared. The label selector must be the same in
+/// every declaration of a kind; the watch is named only when every declaration names
+/// the same object (each kind's view still refuses the names it did not declare); the
+/// content is cached in full when any declaration asks for it.
+pub(crate) fn shared_watches(
+    declared: impl IntoIterator<Item = (String, RelatedWatch)>,
+) -> Result<Vec<RelatedWatch>, ConflictingSelectors> {
+    let mut merged: Vec<(String, RelatedWatch)> = Vec::new();
+    for (gateway_kind, watch) in declared {
+        let key = kind_key(&watch.resource);
+        let Some((first_kind, shared)) = merged
+            .iter_mut()
+            .find(|(_, shared)| kind_key(&shared.resource) == key)
+        else {
+            merged.push((gateway_kind, watch));
+            continue;
+        };
+        if shared.label_selector != watch.label_selector {
+            return Err(ConflictingSelectors {
+                related_kind: watch.resource.kind,
+                gateway_kinds: (first_kind.clone(), gateway_kind),
+            });
+        }
+        if shared.name != watch.name {
+            shared.name = None;
+        }
+        if watch.cache == RelatedCache::Full {
+            shared.cache = RelatedCache::Full;
+        }
+    }
+    Ok(merged.into_iter().map(|(_, watch)| watch).collect())
 }
 
 /// The content of one content-on-read object some gateway read.
@@ -265,13 +314,12 @@ struct Reads {
     contents: HashMap<ObjectKey, Content>,
 }
 
-/// The related caches of one operator, the read index and the loaded contents.
+/// The related caches of one operator (shared by its gateway kinds), the read index and
+/// the loaded contents.
 pub(crate) struct RelatedCaches {
     kinds: HashMap<String, RelatedKind>,
     reads: Mutex<Reads>,
     client: Client,
-    /// ReferenceGrants, when the implementation uses them.
-    grants: Option<Arc<ReferenceGrants>>,
 }
 
 /// What a lookup found.
@@ -288,13 +336,7 @@ impl RelatedCaches {
             kinds: HashMap::new(),
             reads: Mutex::default(),
             client,
-            grants: None,
         }
-    }
-
-    /// Answers [`Context::reference_grant`] from `grants`.
-    pub(crate) fn set_grants(&mut self, grants: Arc<ReferenceGrants>) {
-        self.grants = Some(grants);
     }
 
     /// The gateways that asked about objects of kind `resource` anywhere in `namespace`
@@ -329,7 +371,8 @@ impl RelatedCaches {
         readers.into_iter().collect()
     }
 
-    /// Adds a declared kind with its (metadata-only, for content-on-read) store.
+    /// Adds a kind (a [`shared_watches`] watch) with its (metadata-only, for
+    /// content-on-read) store.
     pub(crate) fn add(&mut self, watch: &RelatedWatch, store: Store<DynamicObject>) {
         self.kinds.insert(
             kind_key(&watch.resource),
@@ -337,7 +380,6 @@ impl RelatedCaches {
                 resource: watch.resource.clone(),
                 store,
                 cache: watch.cache,
-                name: watch.name.clone(),
             },
         );
     }
@@ -413,7 +455,8 @@ impl RelatedCaches {
     }
 
     /// Forgets the reads of every gateway for which `exists` is false (after a relist,
-    /// deletions during a watch gap come without a delete event).
+    /// deletions during a watch gap come without a delete event); `exists` sees gateways
+    /// of every kind.
     pub(crate) fn retain(&self, exists: impl Fn(&GatewayKey) -> bool) {
         let gone: Vec<GatewayKey> = self
             .reads()
@@ -427,7 +470,8 @@ impl RelatedCaches {
         }
     }
 
-    /// The gateways that read the changed object `object` of kind `resource`.
+    /// The gateways (of every kind) that read the changed object `object` of kind
+    /// `resource`.
     pub(crate) fn readers(
         &self,
         resource: &ApiResource,
@@ -518,6 +562,40 @@ impl RelatedCaches {
     }
 }
 
+/// The related caches as one gateway kind sees them: only the kinds it declared, and of
+/// a [`named`](RelatedWatch::named) declaration only that name, even when the shared
+/// cache holds more for another gateway kind.
+pub(crate) struct RelatedView {
+    pub(crate) caches: Arc<RelatedCaches>,
+    /// Store key of each declared kind to the only name declared, if named.
+    declared: HashMap<String, Option<String>>,
+    /// ReferenceGrants, when the implementation uses them.
+    grants: Option<Arc<ReferenceGrants>>,
+}
+
+impl RelatedView {
+    pub(crate) fn new(caches: Arc<RelatedCaches>, declared: &[RelatedWatch]) -> Self {
+        Self {
+            caches,
+            declared: declared
+                .iter()
+                .map(|watch| (kind_key(&watch.resource), watch.name.clone()))
+                .collect(),
+            grants: None,
+        }
+    }
+
+    /// Answers [`Context::reference_grant`] from `grants`.
+    pub(crate) fn set_grants(&mut self, grants: Arc<ReferenceGrants>) {
+        self.grants = Some(grants);
+    }
+
+    /// Forgets what a deleted gateway read.
+    pub(crate) fn forget(&self, gateway: &GatewayKey) {
+        self.caches.forget(gateway);
+    }
+}
+
 /// One pass of `desired_state` or `cleanup`, given its [`Context`].
 pub(crate) type Pass<'a, T> =
     Box<dyn FnMut(Arc<Context>) -> BoxFuture<'a, Result<T, ImplementationError>> + Send + 'a>;
@@ -526,7 +604,7 @@ pub(crate) type Pass<'a, T> =
 /// between passes), at most [`CONTENT_ROUNDS`] times, and records what it read for
 /// `gateway`. Load failures are transient errors.
 pub(crate) async fn with_reads<T>(
-    related: &Arc<RelatedCaches>,
+    related: &Arc<RelatedView>,
     attached: Option<&AttachedView>,
     gateway: &GatewayKey,
     mut pass: Pass<'_, T>,
@@ -537,11 +615,12 @@ pub(crate) async fn with_reads<T>(
         let result = pass(ctx.clone()).await;
         let log = ctx.take_log();
         reads.extend(log.reads);
-        related.record(gateway, reads.clone());
+        related.caches.record(gateway, reads.clone());
         if log.unloaded.is_empty() {
             return result;
         }
         related
+            .caches
             .load(&log.unloaded)
             .await
             .map_err(ImplementationError::transient)?;
@@ -561,13 +640,13 @@ struct ReadLog {
 /// Each reconcile gets its own `Context`, which records every lookup: the gateway is
 /// re-run when one of the objects it looked up changes, appears or goes.
 pub struct Context {
-    related: Arc<RelatedCaches>,
+    related: Arc<RelatedView>,
     attached: Option<AttachedView>,
     log: Mutex<ReadLog>,
 }
 
 impl Context {
-    pub(crate) fn new(related: Arc<RelatedCaches>, attached: Option<AttachedView>) -> Self {
+    pub(crate) fn new(related: Arc<RelatedView>, attached: Option<AttachedView>) -> Self {
         Self {
             related,
             attached,
@@ -642,7 +721,7 @@ impl Context {
     /// The Kubernetes client, for reads the caches cannot answer. Reads made with it
     /// are not recorded: their objects' changes re-run nothing.
     pub fn client(&self) -> &Client {
-        &self.related.client
+        &self.related.caches.client
     }
 
     /// The related object `namespace/name` of kind `T`, typed; `Ok(None)` when it does
@@ -664,7 +743,10 @@ impl Context {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
         };
-        let Some(kind) = self.related.kinds.get(&key.kind) else {
+        let (Some(declared), Some(kind)) = (
+            self.related.declared.get(&key.kind),
+            self.related.caches.kinds.get(&key.kind),
+        ) else {
             return Err(NotWatched {
                 kind: resource.kind,
                 namespace: namespace.to_owned(),
@@ -672,7 +754,7 @@ impl Context {
                 watched_name: None,
             });
         };
-        if let Some(watched) = kind.name.as_ref().filter(|watched| *watched != name) {
+        if let Some(watched) = declared.as_ref().filter(|watched| *watched != name) {
             return Err(NotWatched {
                 kind: resource.kind,
                 namespace: namespace.to_owned(),
@@ -680,7 +762,7 @@ impl Context {
                 watched_name: Some(watched.clone()),
             });
         }
-        let found = self.related.lookup(kind, &key);
+        let found = self.related.caches.lookup(kind, &key);
         let mut log = self.log.lock().expect("read log lock");
         log.reads.insert(key.clone());
         Ok(match found {
@@ -696,7 +778,7 @@ impl Context {
     /// Whether related objects of kind `T` are watched.
     pub fn watches<T: Resource<DynamicType = ()>>(&self) -> bool {
         self.related
-            .kinds
+            .declared
             .contains_key(&kind_key(&ApiResource::erase::<T>(&())))
     }
 }
@@ -707,6 +789,7 @@ mod tests {
 
     fn gateway(name: &str) -> GatewayKey {
         GatewayKey {
+            kind: "AiGateway".into(),
             namespace: "ns".into(),
             name: name.into(),
         }
@@ -799,9 +882,13 @@ mod tests {
         assert!(!loaded(), "a delete drops it");
     }
 
+    fn view(caches: RelatedCaches, declared: &[RelatedWatch]) -> Arc<RelatedView> {
+        Arc::new(RelatedView::new(Arc::new(caches), declared))
+    }
+
     #[tokio::test]
     async fn reading_an_undeclared_kind_is_an_error_and_lookups_are_recorded() {
-        let ctx = Context::new(Arc::new(caches()), None);
+        let ctx = Context::new(view(caches(), &[RelatedWatch::new::<Secret>()]), None);
         let error = ctx
             .get::<k8s_openapi::api::core::v1::Service>("ns", "api")
             .unwrap_err();
@@ -823,15 +910,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_named_watch_refuses_reads_of_other_names() {
-        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
-        let mut caches = RelatedCaches::new(Client::try_from(config).unwrap());
-        let writer =
-            kube::runtime::reflector::store::Writer::new(ApiResource::erase::<Secret>(&()));
-        caches.add(
-            &RelatedWatch::new::<Secret>().named("api-keys"),
-            writer.as_reader(),
+        // The shared cache watches every Secret (another gateway kind reads any); this
+        // kind declared one name only.
+        let ctx = Context::new(
+            view(caches(), &[RelatedWatch::new::<Secret>().named("api-keys")]),
+            None,
         );
-        let ctx = Context::new(Arc::new(caches), None);
         assert_eq!(ctx.get::<Secret>("team-a", "api-keys"), Ok(None));
         let error = ctx.get::<Secret>("team-a", "other").unwrap_err();
         assert_eq!(error.watched_name.as_deref(), Some("api-keys"));
@@ -857,5 +941,64 @@ mod tests {
             RelatedWatch::new::<k8s_openapi::api::core::v1::Service>().cache,
             RelatedCache::Full
         );
+    }
+
+    #[test]
+    fn gateway_kinds_share_one_watch_per_related_kind() {
+        let selected = || RelatedWatch::new::<ConfigMap>().label_selector("a!=b");
+        let watches = shared_watches([
+            ("AiGateway".to_owned(), RelatedWatch::new::<Secret>()),
+            ("AiGateway".to_owned(), selected()),
+            (
+                "ToolGateway".to_owned(),
+                RelatedWatch::new::<Secret>().cache(RelatedCache::Full),
+            ),
+            ("ToolGateway".to_owned(), selected()),
+        ])
+        .unwrap();
+        assert_eq!(watches.len(), 2, "one Secret watch, one ConfigMap watch");
+        assert_eq!(watches[0].cache, RelatedCache::Full, "full wins");
+        assert_eq!(watches[1].label_selector.as_deref(), Some("a!=b"));
+
+        // Named the same by both: still named. Named differently: every name is
+        // watched, and each kind's view refuses the other's.
+        let named = |name: &str| RelatedWatch::new::<Secret>().named(name);
+        let same = shared_watches([
+            ("AiGateway".to_owned(), named("keys")),
+            ("ToolGateway".to_owned(), named("keys")),
+        ])
+        .unwrap();
+        assert_eq!(same[0].name.as_deref(), Some("keys"));
+        let different = shared_watches([
+            ("AiGateway".to_owned(), named("keys")),
+            ("ToolGateway".to_owned(), named("other")),
+        ])
+        .unwrap();
+        assert_eq!(different[0].name, None);
+
+        let conflict = shared_watches([
+            ("AiGateway".to_owned(), RelatedWatch::new::<ConfigMap>()),
+            ("ToolGateway".to_owned(), selected()),
+        ])
+        .unwrap_err();
+        assert_eq!(conflict.related_kind, "ConfigMap");
+        assert_eq!(
+            conflict.gateway_kinds,
+            ("AiGateway".to_owned(), "ToolGateway".to_owned())
+        );
+    }
+
+    #[tokio::test]
+    async fn reads_of_gateways_of_two_kinds_with_one_name_are_kept_apart() {
+        let caches = caches();
+        let resource = ApiResource::erase::<Secret>(&());
+        let tool = GatewayKey {
+            kind: "ToolGateway".into(),
+            ..gateway("gw")
+        };
+        caches.record(&gateway("gw"), HashSet::from([secret_key("keys")]));
+        caches.record(&tool, HashSet::from([secret_key("keys")]));
+        caches.forget(&gateway("gw"));
+        assert_eq!(caches.readers(&resource, &secret("keys", "1")), [tool]);
     }
 }

@@ -281,17 +281,29 @@ fn not_programmed(cause: NewCondition, message: &str) -> Vec<NewCondition> {
 /// whose message is over the limit could never be written again.
 pub const MAX_MESSAGE_BYTES: usize = 4096;
 
+/// The longest Event note the API server accepts, in bytes (`events.k8s.io/v1`
+/// refuses a longer one with 422, and the event is lost).
+pub const MAX_NOTE_BYTES: usize = 1024;
+
 /// `message` cut to [`MAX_MESSAGE_BYTES`] at a character boundary.
 pub fn bounded(message: String) -> String {
-    if message.len() <= MAX_MESSAGE_BYTES {
-        return message;
+    cut_to_bytes(message, MAX_MESSAGE_BYTES)
+}
+
+/// `text` cut to at most `max_bytes` bytes at a character boundary, ending with a
+/// truncation marker when anything was cut. Limits of the API (condition messages, Event
+/// notes) count bytes, not characters: a cut by characters lets non-ASCII text through
+/// too long.
+pub fn cut_to_bytes(text: String, max_bytes: usize) -> String {
+    if text.len() <= max_bytes {
+        return text;
     }
     let marker = " ... (truncated)";
-    let mut end = MAX_MESSAGE_BYTES - marker.len();
-    while !message.is_char_boundary(end) {
+    let mut end = max_bytes.saturating_sub(marker.len());
+    while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}{marker}", &message[..end])
+    format!("{}{marker}", &text[..end])
 }
 
 /// `reason` when it matches the CRD's pattern for reasons, else `fallback`.
@@ -407,7 +419,7 @@ impl<K: GatewayKind> Shared<K> {
             .await
             .map_err(|source| ReconcileError::Write {
                 what: "status",
-                gateway: object_name(gateway),
+                object: crate::logging::ObjectName::of(gateway),
                 source,
             })?;
         Ok(self.remember(gateway, written))
@@ -480,7 +492,7 @@ impl<K: GatewayKind> Shared<K> {
                 EventType::Warning
             },
             reason: headline.reason.clone(),
-            note: Some(note.chars().take(1000).collect()),
+            note: Some(cut_to_bytes(note, MAX_NOTE_BYTES)),
             action: "Reconcile".into(),
             secondary: None,
         };
@@ -508,7 +520,7 @@ impl<K: GatewayKind> Shared<K> {
             .await
             .map_err(|source| ReconcileError::Write {
                 what: "class status",
-                gateway: class.name_any(),
+                object: crate::logging::ObjectName::of(class),
                 source,
             })?;
         self.own_writes
@@ -568,6 +580,25 @@ mod tests {
         assert_eq!(valid_reason("RefNotFound", "X"), "RefNotFound");
         assert_eq!(valid_reason("Ref:", "X"), "X");
         assert_eq!(valid_reason("", "X"), "X");
+    }
+
+    #[test]
+    fn event_notes_are_cut_by_bytes_at_a_character_boundary() {
+        let ascii = "a".repeat(MAX_NOTE_BYTES);
+        assert_eq!(cut_to_bytes(ascii.clone(), MAX_NOTE_BYTES), ascii);
+        // 1,000 characters of two bytes each: 2,000 bytes, which a cut at 1,000
+        // characters let through and the API server refused.
+        let note = cut_to_bytes("é".repeat(1000), MAX_NOTE_BYTES);
+        assert!(note.len() <= MAX_NOTE_BYTES, "{} bytes", note.len());
+        assert!(note.ends_with("(truncated)"));
+        assert!(note.starts_with("éé"));
+        // A three-byte character straddling the cut is dropped whole: the text keeps
+        // 1,007 bytes, then the 16-byte marker.
+        let note = cut_to_bytes(
+            format!("{}{}", "a".repeat(1007), "€".repeat(10)),
+            MAX_NOTE_BYTES,
+        );
+        assert_eq!(note, format!("{} ... (truncated)", "a".repeat(1007)));
     }
 
     #[test]

@@ -40,8 +40,10 @@ pub struct Minimal {
 }
 
 pub const SETTINGS_ANNOTATION: &str = "example.com/settings";
-/// Lengthens the invalid-spec message by this many bytes.
+/// Lengthens the invalid-spec message by this many copies of the padding text.
 pub const PADDING_ANNOTATION: &str = "example.com/padding";
+/// The padding text (default `.`).
+pub const PADDING_TEXT_ANNOTATION: &str = "example.com/padding-text";
 
 #[async_trait::async_trait]
 impl GatewayImplementation for Minimal {
@@ -80,11 +82,15 @@ impl GatewayImplementation for Minimal {
                 .get(PADDING_ANNOTATION)
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(0);
+            let text = gateway
+                .annotations()
+                .get(PADDING_TEXT_ANNOTATION)
+                .map_or(".", String::as_str);
             return Err(ImplementationError::invalid(
                 "InvalidParameters",
                 format!(
                     "model names must not contain `invalid`{}",
-                    ".".repeat(padding)
+                    text.repeat(padding)
                 ),
             ));
         }

@@ -105,3 +105,43 @@ async fn transitions_emit_events_and_steady_state_emits_none() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(server.stats().writes_to("events"), 0);
 }
+
+/// An event whose note is long in bytes but not in characters (non-ASCII text in a
+/// gateway's problem) is still published: the note is cut to the API server's limit of
+/// 1,024 bytes at a character boundary. Cut at 1,000 characters, it was 2,000 bytes, the
+/// API server refused it (422) and the event was lost without a trace.
+#[tokio::test]
+async fn a_long_non_ascii_note_is_cut_by_bytes_and_the_event_published() {
+    let server = server(Duration::from_millis(100)).await;
+    let client = server.client();
+    create_class(&client, "minimal", CONTROLLER, true).await;
+    let _running = start(Operator::new(client.clone()).gateway(Minimal::default()));
+    let mut invalid = gateway("accents", None, &["invalid"]);
+    invalid.metadata.annotations = Some(
+        [
+            (PADDING_ANNOTATION.to_owned(), "1000".to_owned()),
+            (PADDING_TEXT_ANNOTATION.to_owned(), "é".to_owned()),
+        ]
+        .into(),
+    );
+    create_gateway(&client, &invalid).await;
+    wait_condition(&client, "accents", "Accepted", "False").await;
+    let events = Api::<Event>::namespaced(client.clone(), NS);
+    let note = eventually_within(
+        Duration::from_secs(10),
+        "an event of the gateway",
+        || async {
+            let list = events.list(&ListParams::default()).await.ok()?;
+            list.items
+                .into_iter()
+                .find(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("accents"))
+                .and_then(|e| e.note)
+        },
+    )
+    .await;
+    assert!(note.len() <= 1024, "{} bytes", note.len());
+    assert!(
+        note.contains("ééé") && note.ends_with("(truncated)"),
+        "{note}"
+    );
+}

@@ -729,3 +729,58 @@ async fn a_gateway_without_spec_is_reported_and_blocks_nobody() {
     // deserves is the implementation's call (LiteLLM reports it as invalid).
     wait_condition(&client, "empty", "Accepted", "True").await;
 }
+
+/// An API server without streaming lists (the WatchList feature is off by default in
+/// Kubernetes 1.33) answers a watch with `sendInitialEvents` 422: the metadata cache then
+/// lists in small pages instead, and a gateway still reads its related ConfigMap.
+#[tokio::test]
+async fn metadata_caches_list_in_pages_where_lists_cannot_stream() {
+    let server = server(Duration::ZERO).await;
+    let client = server.client();
+    create_class(&client, "minimal", CONTROLLER, true).await;
+    let settings: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "settings", "namespace": NS}, "data": {"replicas": "3"}
+    }))
+    .unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &settings)
+        .await
+        .unwrap();
+    // The first two ConfigMap watches: the related cache's streaming list (it starts with
+    // a watch) and at most the child cache's first watch (it lists first, then retries).
+    server.faults().fail_next(
+        2,
+        RequestMatch::any().verb("watch").resource("configmaps"),
+        422,
+    );
+    let _running = start(operator(client.clone(), Minimal::default()));
+    let mut reader = gateway("reader", None, &["m"]);
+    reader.metadata.annotations =
+        Some([(SETTINGS_ANNOTATION.to_owned(), format!("{NS}/settings"))].into());
+    create_gateway(&client, &reader).await;
+    wait_condition(&client, "reader", "Ready", "True").await;
+    let deployment = Api::<Deployment>::namespaced(client.clone(), NS)
+        .get("reader")
+        .await
+        .unwrap();
+    assert_eq!(deployment.spec.unwrap().replicas, Some(3));
+    let requests = server.requests();
+    assert!(
+        requests.iter().any(|r| r.resource == "configmaps"
+            && r.verb == "watch"
+            && r.status == 422
+            && r.uri.contains("sendInitialEvents=true")),
+        "the streaming list was not refused"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.resource == "configmaps" && r.verb == "list" && r.uri.contains("limit=10")),
+        "no paged metadata list: {:?}",
+        requests
+            .iter()
+            .filter(|r| r.resource == "configmaps")
+            .map(|r| &r.uri)
+            .collect::<Vec<_>>()
+    );
+}

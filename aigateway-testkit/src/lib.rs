@@ -48,7 +48,8 @@
 //!   `uid`, `creationTimestamp`; `generation` bumped only when something outside
 //!   `metadata` (and `status`, when there is a status subresource) changes, for CRDs,
 //!   custom resources and Deployments; object names, label keys and values, and
-//!   annotation keys validated as the API server does (422); writes that change nothing
+//!   annotation keys validated as the API server does (422), and `events.k8s.io/v1`
+//!   Event notes longer than 1,024 bytes refused (422); writes that change nothing
 //!   are not stored and emit no event (the steady state stays silent, as on a cluster).
 //! - **Status subresource**: writes to the main resource keep the stored `status`;
 //!   writes to `/status` change only `status`.
@@ -89,9 +90,10 @@
 //!
 //! # What it deliberately does not do, and why that is safe for controller tests
 //! - **No authentication, RBAC enforcement or admission webhooks.** Every request is
-//!   allowed. Controller logic does not depend on being authorized; RBAC manifests are
-//!   stored so install bundles apply, and their correctness belongs to an e2e test on a
-//!   real cluster.
+//!   allowed (but [`ApiServer::serve_https_with_token`] answers 401 to requests without
+//!   its token, so that a kubeconfig can be private). Controller logic does not depend
+//!   on being authorized; RBAC manifests are stored so install bundles apply, and their
+//!   correctness belongs to an e2e test on a real cluster.
 //! - **No scheduling, kubelet or ReplicaSets; Pods are only stored.** Deployments only get a simulated
 //!   status. Operators watch the Deployment's status, not its pods, so the loop sees
 //!   the same signals; use the delay or [`ApiServer::put_object`] to script rollouts.
@@ -244,6 +246,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The HTTPS endpoint's certificate could not be made.
+    #[error("could not set up TLS for the API server: {0}")]
+    Tls(String),
     /// A file could not be read or written.
     #[error("I/O error on {}: {source}", path.display())]
     Io {

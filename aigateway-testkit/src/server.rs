@@ -277,16 +277,80 @@ impl ApiServer {
         kube::Client::new(self.service(), namespace)
     }
 
-    /// Serves the API over HTTP on `addr` (use port 0 for a free port).
+    /// Serves the API over HTTP on `addr` (use port 0 for a free port), to anyone who
+    /// can connect: for tests.
     pub async fn serve_http(&self, addr: SocketAddr) -> Result<HttpServer, Error> {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| Error::Bind { addr, source })?;
+        let listener = bind(addr).await?;
         let addr = listener
             .local_addr()
             .map_err(|source| Error::Bind { addr, source })?;
+        Ok(self.serve(listener, addr, None))
+    }
+
+    /// Serves the API over HTTPS on `addr` (a self-signed certificate for 127.0.0.1 and
+    /// localhost, made here) only to clients that present a bearer token made up here
+    /// (random, 256 bits), which only [`HttpServer::kubeconfig_yaml`] holds, with the
+    /// certificate (and the file [`HttpServer::write_kubeconfig`] writes, readable by its
+    /// owner only): other users of the machine can connect to a loopback port too. Any
+    /// other request is answered 401. HTTPS, because kubectl sends no credentials to a
+    /// plain-HTTP server.
+    pub async fn serve_https_with_token(&self, addr: SocketAddr) -> Result<HttpServer, Error> {
+        let token: String = (0..32)
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
+            .collect();
+        let tls_error = |e: &dyn std::fmt::Display| Error::Tls(e.to_string());
+        let generated = rcgen::generate_simple_self_signed(vec![
+            "127.0.0.1".to_owned(),
+            "localhost".to_owned(),
+        ])
+        .map_err(|e| tls_error(&e))?;
+        let key =
+            rustls::pki_types::PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error(&e))?
+        .with_no_client_auth()
+        .with_single_cert(vec![generated.cert.der().clone()], key)
+        .map_err(|e| tls_error(&e))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let listener = bind(addr).await?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| Error::Bind { addr, source })?;
+        let tls = TlsListener {
+            tcp: listener,
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        };
+        Ok(self.serve(
+            tls,
+            addr,
+            Some(Credentials {
+                token,
+                certificate: generated.cert.pem(),
+            }),
+        ))
+    }
+
+    fn serve<L>(
+        &self,
+        listener: L,
+        addr: SocketAddr,
+        credentials: Option<Credentials>,
+    ) -> HttpServer
+    where
+        L: axum::serve::Listener,
+        L::Addr: std::fmt::Debug,
+    {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let router = self.service();
+        let router = match &credentials {
+            Some(credentials) => self.service().layer(axum::middleware::from_fn_with_state(
+                Arc::<str>::from(credentials.token.as_str()),
+                require_token,
+            )),
+            None => self.service(),
+        };
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router)
                 .with_graceful_shutdown(async {
@@ -294,12 +358,13 @@ impl ApiServer {
                 })
                 .await;
         });
-        Ok(HttpServer {
+        HttpServer {
             addr,
+            credentials,
             shutdown: Some(tx),
             task: Some(task),
             server: self.clone(),
-        })
+        }
     }
 
     /// Installs a CustomResourceDefinition (as `kubectl apply` would create it) and
@@ -566,9 +631,89 @@ fn api_err(e: ApiError) -> Error {
     }
 }
 
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, Error> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })
+}
+
+/// What clients of an HTTPS endpoint need: the bearer token, and the certificate to
+/// trust (PEM).
+struct Credentials {
+    token: String,
+    certificate: String,
+}
+
+/// Connections after their TLS handshake. Handshakes run one at a time, each for 5 s at
+/// most: enough for a loopback endpoint of a demo or a test.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, peer)) = self.tcp.accept().await else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            if let Ok(Ok(tls)) =
+                tokio::time::timeout(Duration::from_secs(5), self.acceptor.accept(tcp)).await
+            {
+                return (tls, peer);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// Answers 401, as a real API server does to an unauthenticated request, unless the
+/// request carries `Authorization: Bearer <token>`.
+async fn require_token(
+    AxState(token): AxState<Arc<str>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // Compared without an early exit, so the time taken does not tell how much matched.
+    let matches = presented.is_some_and(|presented| {
+        presented.len() == token.len()
+            && presented
+                .bytes()
+                .zip(token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    });
+    if matches {
+        return next.run(request).await;
+    }
+    let status = serde_json::json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": "Unauthorized", "reason": "Unauthorized", "code": 401,
+    });
+    Response::builder()
+        .status(StatusCode::UNAUTHORIZED)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(status.to_string()))
+        .unwrap_or_default()
+}
+
 /// A running HTTP endpoint of an [`ApiServer`]. Dropping it stops the server.
 pub struct HttpServer {
     addr: SocketAddr,
+    /// The bearer token clients must present and the certificate served, for HTTPS.
+    credentials: Option<Credentials>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     server: ApiServer,
@@ -588,26 +733,60 @@ impl HttpServer {
         self.addr
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>`, or `https://` for
+    /// [`serve_https_with_token`](ApiServer::serve_https_with_token).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.credentials.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
-    /// A kubeconfig for this server (context `testkit`, namespace `default`, no credentials).
+    /// A kubeconfig for this server (context `testkit`, namespace `default`; for HTTPS,
+    /// the certificate to trust and the bearer token, else no credentials).
     pub fn kubeconfig_yaml(&self) -> String {
+        use base64::Engine;
+        let (authority, user) = match &self.credentials {
+            Some(Credentials { token, certificate }) => (
+                format!(
+                    "\n    certificate-authority-data: {}",
+                    base64::engine::general_purpose::STANDARD.encode(certificate)
+                ),
+                format!("{{token: {token}}}"),
+            ),
+            None => (String::new(), "{}".to_owned()),
+        };
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: testkit\n  cluster:\n    server: {}\ncontexts:\n- name: testkit\n  context:\n    cluster: testkit\n    user: testkit\n    namespace: default\ncurrent-context: testkit\nusers:\n- name: testkit\n  user: {{}}\npreferences: {{}}\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: testkit\n  cluster:\n    server: {}{authority}\ncontexts:\n- name: testkit\n  context:\n    cluster: testkit\n    user: testkit\n    namespace: default\ncurrent-context: testkit\nusers:\n- name: testkit\n  user: {user}\npreferences: {{}}\n",
             self.url()
         )
     }
 
-    /// Writes [`kubeconfig_yaml`](Self::kubeconfig_yaml) to `path`.
+    /// Writes [`kubeconfig_yaml`](Self::kubeconfig_yaml) to `path`, readable and
+    /// writable by its owner only (mode 0600, as kubectl keeps kubeconfigs), also when
+    /// the file existed with wider permissions.
     pub fn write_kubeconfig(&self, path: impl AsRef<Path>) -> Result<(), Error> {
         let path = path.as_ref();
-        std::fs::write(path, self.kubeconfig_yaml()).map_err(|source| Error::Io {
+        let io = |source| Error::Io {
             path: path.to_path_buf(),
             source,
-        })
+        };
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            options.mode(0o600);
+            // `mode` applies to a new file only: narrow an existing one before writing.
+            if path.exists() {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                    .map_err(io)?;
+            }
+        }
+        let mut file = options.open(path).map_err(io)?;
+        std::io::Write::write_all(&mut file, self.kubeconfig_yaml().as_bytes()).map_err(io)
     }
 
     /// Stops accepting connections and waits for the server to stop. Open watch streams
@@ -1210,6 +1389,7 @@ fn dispatch(
             let opts = write_opts(query, parts)?;
             let mut obj = parse_body(parts, body)?;
             if events_view {
+                events::check_note(&obj)?;
                 obj = events::to_core(&obj);
             }
             st.create(&info, version, &ns, obj, &opts)
@@ -1219,6 +1399,7 @@ fn dispatch(
             let opts = write_opts(query, parts)?;
             let mut obj = parse_body(parts, body)?;
             if events_view {
+                events::check_note(&obj)?;
                 obj = events::to_core(&obj);
             }
             st.update(&info, version, &ns, &name, sub, obj, &opts)
@@ -1420,6 +1601,7 @@ fn patch_event_view(
     };
     let Ok(current) = st.get(core, "v1", ns, name) else {
         if ptype == PatchType::Apply {
+            events::check_note(&patch)?;
             return st.create(core, "v1", ns, events::to_core(&patch), opts);
         }
         return Err(ApiError::not_found(core, name));
@@ -1431,6 +1613,7 @@ fn patch_event_view(
         }
         _ => crate::patch::merge_patch(&mut view, &patch),
     }
+    events::check_note(&view)?;
     let mut core_obj = events::to_core(&view);
     if let Some(m) = core_obj.get_mut("metadata").and_then(Value::as_object_mut) {
         m.entry("resourceVersion")

@@ -487,11 +487,12 @@ enum Running {
 impl Running {
     fn in_process(client: kube::Client, concurrency: u16) -> Self {
         // The flags of `litellm-impl run`, parsed as it parses them: defaults for all
-        // but the admin address and the concurrency.
+        // but the probe and metrics addresses (no servers; metrics are read in process)
+        // and the concurrency.
         let args = RunFlags::parse_from([
             "litellm-impl-run",
-            "--admin-address",
-            "127.0.0.1:0",
+            "--health-probe-bind-address=0",
+            "--metrics-bind-address=0",
             "--concurrency",
             &concurrency.to_string(),
         ])
@@ -518,8 +519,9 @@ impl Running {
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .args([
-                "--admin-address",
-                &format!("127.0.0.1:{admin_port}"),
+                "--health-probe-bind-address=0",
+                &format!("--metrics-bind-address=127.0.0.1:{admin_port}"),
+                "--metrics-secure=false",
                 "--leader-elect=false",
                 "--concurrency",
                 &concurrency.to_string(),
@@ -992,7 +994,8 @@ fn run_child(scenario: Scenario) -> Option<Record> {
         // `run` would read these: the scenario sets what it needs by flags.
         .env_remove("WATCH_NAMESPACE")
         .env_remove("LITELLM_IMAGE")
-        .env_remove("ADMIN_ADDRESS")
+        .env_remove("HEALTH_PROBE_BIND_ADDRESS")
+        .env_remove("METRICS_BIND_ADDRESS")
         .env_remove("KUBECONFIG")
         .stderr(std::process::Stdio::inherit())
         .output()

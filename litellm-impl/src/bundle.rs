@@ -5,7 +5,10 @@
 //! RBAC is least-privilege: the rules list exactly the verbs and resources the operator
 //! uses (the caches' list and watch, server-side apply and pruning of children, status
 //! patches, events, the leader-election Lease), and a test checks them against the
-//! requests a running operator makes.
+//! requests a running operator makes. `/metrics` is served over HTTPS to scrapers the
+//! API server authenticates and authorises, so the operator may create TokenReviews and
+//! SubjectAccessReviews (ClusterRole `litellm-impl-metrics-auth`), and scrapers are
+//! bound to ClusterRole `litellm-impl-metrics-reader`.
 
 use serde_json::{Value, json};
 
@@ -26,8 +29,16 @@ pub const OPERATOR_IMAGE: &str = concat!(
 );
 /// Name of the ServiceAccount, ClusterRole, Role and Deployment.
 pub const NAME: &str = "litellm-impl";
-/// Port of the admin server (health, readiness, metrics).
-pub const ADMIN_PORT: u16 = 8080;
+/// Port of the probes `/healthz` and `/readyz` (plain HTTP), as the Go operator's.
+pub const HEALTH_PROBE_PORT: u16 = 8081;
+/// Port of `/metrics` (HTTPS, authenticated and authorised), as the Go operator's.
+pub const METRICS_PORT: u16 = 8443;
+/// The ClusterRole that lets the operator check scrapes of `/metrics`.
+pub const METRICS_AUTH_ROLE: &str = "litellm-impl-metrics-auth";
+/// The ClusterRole to bind scrapers (Prometheus) to.
+pub const METRICS_READER_ROLE: &str = "litellm-impl-metrics-reader";
+/// The Service in front of the operator's `/metrics`.
+pub const METRICS_SERVICE: &str = "litellm-impl-metrics";
 
 /// A file of the kustomize base and the objects in it.
 #[derive(Debug, Clone)]
@@ -58,7 +69,7 @@ pub fn files() -> Vec<BundleFile> {
     });
     files.push(BundleFile {
         path: "manager.yaml".into(),
-        objects: vec![manager()],
+        objects: vec![manager(), metrics_service()],
     });
     files.push(BundleFile {
         path: "aigatewayclass.yaml".into(),
@@ -137,6 +148,17 @@ pub fn cluster_rules() -> Value {
     ])
 }
 
+/// The rules that let the operator check scrapes of `/metrics` (TokenReviews and
+/// SubjectAccessReviews), from the runtime.
+pub fn metrics_auth_rules() -> Value {
+    serde_json::to_value(aigateway_runtime::rbac::metrics_auth_rules()).expect("rules serialise")
+}
+
+/// The rules a scraper needs: `get` on the non-resource URL `/metrics`, from the runtime.
+pub fn metrics_reader_rules() -> Value {
+    serde_json::to_value(aigateway_runtime::rbac::metrics_reader_rules()).expect("rules serialise")
+}
+
 /// The rules in the operator's own namespace: the leader-election Lease.
 pub fn namespace_rules() -> Value {
     json!([
@@ -162,12 +184,38 @@ fn rbac() -> Vec<Value> {
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": format!("{NAME}-leader-election")},
             "subjects": subject,
         }),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": METRICS_AUTH_ROLE, "labels": labels()}, "rules": metrics_auth_rules()}),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": METRICS_AUTH_ROLE, "labels": labels()},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": METRICS_AUTH_ROLE},
+            "subjects": subject,
+        }),
+        // Bound to nothing here: bind your scraper's ServiceAccount to it.
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": METRICS_READER_ROLE, "labels": labels()}, "rules": metrics_reader_rules()}),
     ]
+}
+
+/// The Service scrapers (a Prometheus ServiceMonitor) use: `https` on
+/// [`METRICS_PORT`] of every replica (standbys serve metrics too, `aigateway_leader` 0).
+pub(crate) fn metrics_service() -> Value {
+    let mut labels = labels();
+    // What a ServiceMonitor selects.
+    labels["app.kubernetes.io/component"] = json!("metrics");
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": METRICS_SERVICE, "namespace": DEFAULT_NAMESPACE, "labels": labels},
+        "spec": {
+            "selector": {"app.kubernetes.io/name": NAME},
+            "ports": [{"name": "https", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"}],
+        },
+    })
 }
 
 fn manager() -> Value {
     let probe =
-        |path: &str| json!({"httpGet": {"path": path, "port": "admin"}, "periodSeconds": 10});
+        |path: &str| json!({"httpGet": {"path": path, "port": "health"}, "periodSeconds": 10});
     json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -184,12 +232,21 @@ fn manager() -> Value {
                     "containers": [{
                         "name": "manager",
                         "image": OPERATOR_IMAGE,
-                        "args": ["run", "--log-format=json", format!("--lease-name={DEFAULT_LEASE_NAME}")],
+                        "args": [
+                            "run",
+                            "--log-format=json",
+                            format!("--lease-name={DEFAULT_LEASE_NAME}"),
+                            format!("--health-probe-bind-address=:{HEALTH_PROBE_PORT}"),
+                            format!("--metrics-bind-address=:{METRICS_PORT}"),
+                        ],
                         "env": [
                             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                             {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
                         ],
-                        "ports": [{"name": "admin", "containerPort": ADMIN_PORT}],
+                        "ports": [
+                            {"name": "health", "containerPort": HEALTH_PROBE_PORT},
+                            {"name": "metrics", "containerPort": METRICS_PORT},
+                        ],
                         "livenessProbe": probe("/healthz"),
                         "readinessProbe": probe("/readyz"),
                         "resources": {

@@ -1,8 +1,9 @@
-//! Bounded memory and work (issue 11, item 5), shown on the built `litellm-impl` binary
-//! as a separate process against the testkit API server over HTTP: Secrets no gateway
-//! reads neither grow the operator's memory nor reconcile anything, a Secret a gateway
-//! reads still re-renders it, and a persistent 409 on a gateway's status backs off
-//! exponentially.
+//! Bounded memory and work (issue 11, item 5; issue 20), shown on the built
+//! `litellm-impl` binary as a separate process against the testkit API server over HTTP:
+//! Secrets no gateway reads neither grow the operator's memory nor reconcile anything,
+//! nor do the annotations of Secrets and ConfigMaps, a Secret a gateway reads still
+//! re-renders it, a persistent 409 on a gateway's status backs off exponentially, and a
+//! tenant whose failing route keeps changing gets one warning per 30 s.
 //!
 //! The gateway lists a Guard, the case in which any Secret change of its namespace used
 //! to re-run it (the Guard's provider may need credentials).
@@ -22,19 +23,90 @@ const NS: &str = "team";
 
 const OBJECTS: &str = include_str!("fixtures/guarded-gateway.yaml");
 
+/// A ToolGateway `victim/tools` (the default ToolGatewayClass) and a namespace
+/// `attacker` for the tenant's route.
+const TOOL_OBJECTS: &str = "\
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: ToolGatewayClass
+metadata:
+  name: litellm
+  annotations:
+    toolgatewayclass.kubernetes.io/is-default-class: \"true\"
+spec:
+  controller: litellm.agentic-layer.ai/tool-gateway-litellm-controller
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: victim}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: attacker}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: ToolGateway
+metadata: {name: tools, namespace: victim}
+spec: {toolGatewayClassName: litellm}
+";
+
 /// The testkit on loopback HTTP, the CRDs, the default class, a guarded gateway `gw`
 /// with its Secret, and the operator binary running against it.
 struct Setup {
     server: ApiServer,
     _http: HttpServer,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     operator: Child,
     log: PathBuf,
     admin_port: u16,
 }
 
+/// Starts the operator binary against `kubeconfig` with `args`, its plain /metrics on
+/// `metrics_port` and its log in `log`.
+fn spawn_operator(
+    kubeconfig: &std::path::Path,
+    metrics_port: u16,
+    log: &std::path::Path,
+    args: &[&str],
+) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_litellm-impl"))
+        .arg("run")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        // Only /metrics, plain: the testkit has no TokenReview to check a scraper.
+        .args([
+            "--health-probe-bind-address=0",
+            &format!("--metrics-bind-address=127.0.0.1:{metrics_port}"),
+            "--metrics-secure=false",
+        ])
+        .args(args)
+        .env("POD_NAME", "bounded-operator")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBECONFIG")
+        .env_remove("WATCH_NAMESPACE")
+        .env_remove("POD_NAMESPACE")
+        .env_remove("HEALTH_PROBE_BIND_ADDRESS")
+        .env_remove("METRICS_BIND_ADDRESS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(log).unwrap())
+        .spawn()
+        .expect("the litellm-impl binary starts")
+}
+
 impl Setup {
+    /// The guarded gateway `gw`, Ready.
     async fn start() -> Self {
+        let setup = Self::start_with(OBJECTS, &[]).await;
+        setup
+            .eventually("gw Ready", || async {
+                setup.condition("Ready").as_deref() == Some("True")
+            })
+            .await;
+        setup
+    }
+
+    /// `objects` (after the default class), and the operator started with `args`.
+    async fn start_with(objects: &str, args: &[&str]) -> Self {
         let server = ApiServer::builder()
             .deployment_ready_delay(Duration::from_millis(100))
             .build();
@@ -53,47 +125,61 @@ impl Setup {
                 "../../examples/manifests/litellm-class-default.yaml"
             ))
             .unwrap();
-        server.apply_manifests(OBJECTS).unwrap();
+        server.apply_manifests(objects).unwrap();
         let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let log = dir.path().join("operator.log");
-        let operator = Command::new(env!("CARGO_BIN_EXE_litellm-impl"))
-            .arg("run")
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(["--admin-address", &format!("127.0.0.1:{admin_port}")])
-            .env("POD_NAME", "bounded-operator")
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .env_remove("KUBECONFIG")
-            .env_remove("WATCH_NAMESPACE")
-            .env_remove("POD_NAMESPACE")
-            .env_remove("ADMIN_ADDRESS")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap())
-            .spawn()
-            .expect("the litellm-impl binary starts");
-        let setup = Setup {
+        let operator = spawn_operator(&kubeconfig, admin_port, &log, args);
+        Setup {
             server,
             _http: http,
-            _dir: dir,
+            dir,
             operator,
             log,
             admin_port,
-        };
-        setup
-            .eventually("gw Ready", || async {
-                setup.condition("Ready").as_deref() == Some("True")
-            })
-            .await;
-        setup
+        }
     }
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops the operator and starts a new one, which lists every cache afresh, and
+    /// waits until it has reconciled the gateway.
+    async fn restart_operator(&mut self) {
+        let _ = self.operator.kill();
+        let _ = self.operator.wait();
+        self.log = self.dir.path().join("operator-restarted.log");
+        self.operator = spawn_operator(
+            &self.dir.path().join("kubeconfig"),
+            self.admin_port,
+            &self.log,
+            &[],
+        );
+        self.reconciled().await;
+    }
+
+    /// Waits until the operator answers /metrics and has reconciled something.
+    async fn reconciled(&self) {
+        self.eventually("a reconcile", || async {
+            http_get(self.admin_port, "/metrics")
+                .await
+                .is_some_and(|m| {
+                    m.lines()
+                        .any(|l| l.starts_with("aigateway_reconciles_total") && !l.ends_with(" 0"))
+                })
+        })
+        .await;
+    }
+
+    /// Fails when the operator process has exited (an OOM kill, a crash).
+    fn assert_running(&mut self) {
+        if let Some(status) = self.operator.try_wait().unwrap() {
+            panic!("the operator exited ({status}):\n{}", self.log());
+        }
     }
 
     fn gateway(&self) -> Value {
@@ -156,9 +242,15 @@ impl Setup {
         self.metric("aigateway_reconciles_total").await
     }
 
+    /// Object events the operator's ConfigMap cache has received.
+    async fn config_map_events(&self) -> f64 {
+        self.metric("aigateway_watch_events_total{kind=\"shared\",cache=\"related ConfigMap\"}")
+            .await
+    }
+
     /// Object events the operator's Secret cache has received.
     async fn secret_events(&self) -> f64 {
-        self.metric("aigateway_watch_events_total{kind=\"AiGateway\",cache=\"related Secret\"}")
+        self.metric("aigateway_watch_events_total{kind=\"shared\",cache=\"related Secret\"}")
             .await
     }
 
@@ -299,6 +391,86 @@ async fn secrets_no_gateway_reads_cost_no_memory_and_no_reconciles() {
     assert!(setup.reconciles().await > reconciles);
 }
 
+/// The annotations a tenant can put on its objects (256 KiB each at most) of every
+/// Secret and ConfigMap in the cluster: 300 Secrets and 200 ConfigMaps with 250 KB of
+/// annotations that no gateway reads raise the operator's peak RSS by less than 10 MiB,
+/// while they are created (watch events) and when a new operator lists them all at
+/// start (a relist). The metadata caches used to keep every annotation, once per
+/// gateway kind: 500 such objects took the operator from 19.5 MB to 269 MB, past its
+/// 256 MiB limit, and it crash-looped on each relist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn annotations_of_objects_no_gateway_reads_cost_no_memory() {
+    let mut setup = Setup::start().await;
+    let reconciles = setup.settled().await;
+    let (secrets, config_maps) = (setup.secret_events().await, setup.config_map_events().await);
+    let before_kib = setup.peak_rss_kib();
+
+    let annotations = |i: usize| {
+        // 250 KB in one value, different per object (nothing to share).
+        let fill = (b'a' + (i % 26) as u8) as char;
+        json!({"example.com/blob": format!("{i}-{}", fill.to_string().repeat(250_000))})
+    };
+    for i in 0..300 {
+        setup
+            .server
+            .put_object(json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": format!("annotated-{i}"), "namespace": NS, "annotations": annotations(i)},
+                "type": "Opaque", "data": {"k": "dg=="},
+            }))
+            .unwrap();
+    }
+    for i in 0..200 {
+        setup
+            .server
+            .put_object(json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": format!("annotated-{i}"), "namespace": NS, "annotations": annotations(i)},
+                "data": {"k": "v"},
+            }))
+            .unwrap();
+    }
+    setup
+        .eventually("the operator saw the 500 objects", || async {
+            setup.secret_events().await >= secrets + 300.0
+                && setup.config_map_events().await >= config_maps + 200.0
+        })
+        .await;
+    let grown_kib = setup.peak_rss_kib().saturating_sub(before_kib);
+    eprintln!(
+        "operator peak RSS: {before_kib} KiB before, +{grown_kib} KiB after 300 Secrets and 200 ConfigMaps with 250 KB of annotations"
+    );
+    assert!(
+        grown_kib < 10 * MIB,
+        "500 annotated objects raised the operator's peak RSS by {grown_kib} KiB"
+    );
+    assert_eq!(
+        setup.settled().await,
+        reconciles,
+        "objects no gateway reads reconciled the gateway"
+    );
+    setup.assert_running();
+
+    // A new operator lists all of them at start.
+    setup.restart_operator().await;
+    setup.settled().await;
+    let relisted_kib = setup.peak_rss_kib();
+    eprintln!("a new operator's peak RSS after listing them: {relisted_kib} KiB");
+    assert!(
+        relisted_kib < before_kib + 10 * MIB,
+        "listing 500 annotated objects took a new operator to {relisted_kib} KiB (the first was at {before_kib} KiB without them)"
+    );
+    setup.assert_running();
+    // The Secret the gateway reads is still read: its change rolls the pods.
+    let hash = setup.secret_hash();
+    setup.put_secret("api-key-secrets", "OPENAI_API_KEY", 8, b'C');
+    setup
+        .eventually("a new secret hash", || async {
+            setup.secret_hash() != hash
+        })
+        .await;
+}
+
 /// Every status write of one gateway answers 409: the retries space out (200 ms
 /// doubling, with jitter) instead of hammering the API server every 200 ms; once the
 /// conflicts stop, the status is written.
@@ -375,4 +547,100 @@ async fn a_persistent_conflict_on_status_backs_off_exponentially() {
             setup.condition("Ready").as_deref() == Some("True")
         })
         .await;
+}
+
+/// A tenant that keeps changing a route whose writes fail (here: every patch of it
+/// answers 422, as the API server answers an object at its annotation limit) re-runs the
+/// gateway it names at every change. That used to log one WARN line per attempt, filed
+/// under the victim's gateway (6,152 lines in 60 s); now at most one line per object per
+/// 30 s, filed under the route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_looping_tenant_gets_one_warning_per_window_filed_under_its_route() {
+    let setup =
+        Setup::start_with(TOOL_OBJECTS, &["--log-format=json", "--leader-elect=false"]).await;
+    // Every write of the tenant's route fails, whatever the operator writes to it.
+    setup.server.faults().fail_fraction(
+        1.0,
+        RequestMatch::any()
+            .verb("patch")
+            .resource("toolroutes")
+            .namespace("attacker")
+            .name("r"),
+        422,
+    );
+    setup.server.put_object(tenant_route(0)).unwrap();
+    setup.reconciled().await;
+    let before = setup.reconciles().await;
+
+    // The tenant changes its route in a loop for 15 s: each change re-runs the gateway.
+    let looping = Instant::now();
+    let mut generation = 1;
+    while looping.elapsed() < Duration::from_secs(15) {
+        setup.server.put_object(tenant_route(generation)).unwrap();
+        generation += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after = setup.reconciles().await;
+    assert!(
+        after - before >= 50.0,
+        "the loop re-ran the gateway only {} times: the test shows nothing",
+        after - before
+    );
+
+    let text = setup.log();
+    let warnings: Vec<Value> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["level"] == "WARN")
+        .collect();
+    let lines = |list: &[Value]| {
+        list.iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let about_route: Vec<Value> = warnings
+        .iter()
+        .filter(|w| w.to_string().contains("attacker/r"))
+        .cloned()
+        .collect();
+    assert!(
+        !about_route.is_empty(),
+        "no warning about the failing route at all:\n{text}"
+    );
+    assert!(
+        about_route.len() <= 2,
+        "{} warnings about the route in {generation} changes over 15 s (one per 30 s expected):\n{}",
+        about_route.len(),
+        lines(&about_route)
+    );
+    for warning in &about_route {
+        assert_eq!(
+            warning["span"]["object.ref"], "ToolRoute attacker/r",
+            "not filed under the route: {warning}"
+        );
+        assert!(
+            !warning.to_string().contains("tools.victim"),
+            "filed under the victim's gateway: {warning}"
+        );
+    }
+    assert!(
+        warnings.len() <= 4,
+        "{} warnings in all:\n{}",
+        warnings.len(),
+        lines(&warnings)
+    );
+}
+
+/// The tenant's route `attacker/r`, naming `victim/tools`, at its `generation`-th change.
+fn tenant_route(generation: u64) -> Value {
+    json!({
+        "apiVersion": "runtime.agentic-layer.ai/v1alpha1",
+        "kind": "ToolRoute",
+        "metadata": {"name": "r", "namespace": "attacker", "annotations": {"loop": generation.to_string()}},
+        "spec": {
+            "toolGatewayRef": {"name": "tools", "namespace": "victim"},
+            "upstream": {"external": {"url": format!("https://mcp.example.com/{generation}")}},
+        },
+    })
 }

@@ -251,10 +251,16 @@ impl Demo {
     }
 
     fn start_with(kubeconfig: &Path, extra: &[&str]) -> Self {
-        let mut child = bin()
+        let mut command = bin();
+        command
             .args(["demo", "--rollout-ms", "300", "--kubeconfig"])
             .arg(kubeconfig)
-            .args(extra)
+            .args(extra);
+        Self::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -463,6 +469,71 @@ fn plain_demo_reconciles_a_user_gateway_and_exits_0_on_sigint() {
 #[test]
 fn plain_demo_exits_0_on_sigterm() {
     plain_demo_serves_kubectl_until("-TERM");
+}
+
+/// The demo's kubeconfig, by default, is a file only its owner can read, in a directory
+/// of its own with an unpredictable name (not `$TMPDIR/litellm-impl-demo-<pid>.kubeconfig`,
+/// world-readable, which another user could read, or create first as a symlink); the API
+/// server listens on loopback only and answers only requests with the token that file
+/// holds (a loopback port is open to every user of the machine). Both go when the demo
+/// exits. (kubectl itself, with that kubeconfig, is checked by the plain demo tests.)
+#[test]
+fn the_demo_kubeconfig_is_private_and_its_api_server_wants_the_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut command = bin();
+    command
+        .args(["demo", "--rollout-ms", "300"])
+        .env("TMPDIR", tmp.path());
+    let mut demo = Demo::spawn(command);
+    demo.wait_for_output("export KUBECONFIG=", Duration::from_secs(60));
+    let stdout = demo.stdout();
+    let kubeconfig = PathBuf::from(
+        stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("export KUBECONFIG="))
+            .unwrap(),
+    );
+    let dir = kubeconfig.parent().unwrap();
+    assert_ne!(dir, tmp.path(), "not directly in the shared temp directory");
+    assert!(dir.starts_with(tmp.path()), "{}", kubeconfig.display());
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&kubeconfig), 0o600, "{}", kubeconfig.display());
+    assert_eq!(mode(dir), 0o700, "{}", dir.display());
+
+    let url = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("In-memory Kubernetes API server: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    // The status code of a GET of the namespaces, taking any certificate.
+    let get = |token: Option<&str>| {
+        let mut curl = Command::new("curl");
+        curl.args(["-sk", "-o", "/dev/null", "-w", "%{http_code}"]);
+        if let Some(token) = token {
+            curl.args(["-H", &format!("Authorization: Bearer {token}")]);
+        }
+        let output = curl
+            .arg(format!("{url}/api/v1/namespaces"))
+            .output()
+            .expect("curl is installed");
+        text(&output.stdout)
+    };
+    assert_eq!(get(None), "401");
+    assert_eq!(get(Some("guessed")), "401");
+    let config = std::fs::read_to_string(&kubeconfig).unwrap();
+    let token = config
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("user: {token: "))
+        .and_then(|t| t.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("no token in the kubeconfig:\n{config}"));
+    assert_eq!(get(Some(token)), "200");
+
+    let status = demo.signal("-TERM", Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{status}");
+    assert!(!dir.exists(), "{} stays behind", dir.display());
 }
 
 // ---------------------------------------------------------------------------------------

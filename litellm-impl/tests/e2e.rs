@@ -67,17 +67,24 @@ fn free_port() -> u16 {
 struct Operator {
     child: Child,
     log: PathBuf,
+    /// Where /metrics answers, over plain HTTP (the testkit has no TokenReview).
+    metrics_port: u16,
 }
 
 impl Operator {
-    fn start(kubeconfig: &Path, admin_port: u16, extra: &[&str], log: PathBuf) -> Self {
+    /// Starts the operator with its probes on `probe_port`.
+    fn start(kubeconfig: &Path, probe_port: u16, extra: &[&str], log: PathBuf) -> Self {
         let stderr = File::create(&log).unwrap();
+        let metrics_port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_litellm-impl"))
             .arg("run")
             .arg("--kubeconfig")
             .arg(kubeconfig)
-            .arg("--admin-address")
-            .arg(format!("127.0.0.1:{admin_port}"))
+            .arg(format!(
+                "--health-probe-bind-address=127.0.0.1:{probe_port}"
+            ))
+            .arg(format!("--metrics-bind-address=127.0.0.1:{metrics_port}"))
+            .arg("--metrics-secure=false")
             .args(extra)
             .env("RUST_LOG", "info")
             .env("POD_NAME", "e2e-operator")
@@ -88,7 +95,11 @@ impl Operator {
             .stderr(stderr)
             .spawn()
             .expect("the litellm-impl binary starts");
-        Operator { child, log }
+        Operator {
+            child,
+            log,
+            metrics_port,
+        }
     }
 
     fn log(&self) -> String {
@@ -596,7 +607,7 @@ async fn operator_binary_reconciles_the_samples_and_stays_quiet() {
 
     wait_readyz(admin, &mut operator).await;
     assert_eq!(http_get(admin, "/healthz").await.map(|r| r.0), Some(200));
-    let (code, metrics) = http_get(admin, "/metrics").await.unwrap();
+    let (code, metrics) = http_get(operator.metrics_port, "/metrics").await.unwrap();
     assert_eq!(code, 200);
     assert!(metrics.contains("reconciles"), "{metrics}");
 

@@ -158,7 +158,7 @@ fn parsed_run(objects: &[Value]) -> litellm_impl::cli::run::RunArgs {
     ) {
         Ok(litellm_impl::cli::Cli {
             command: litellm_impl::cli::Command::Run(run),
-        }) => run,
+        }) => *run,
         Ok(other) => panic!("the manager's args {args:?} are not `run`: {other:?}"),
         Err(e) => panic!("the binary refuses the manager's args {args:?}: {e}"),
     }
@@ -592,15 +592,16 @@ fn cases() -> Vec<ValueCase> {
         },
         ValueCase {
             path: "metrics.enabled",
-            set: &["--set", "metrics.enabled=true"],
+            set: &[
+                "--set",
+                "metrics.enabled=false",
+                "--api-versions",
+                "monitoring.coreos.com/v1/ServiceMonitor",
+            ],
             check: |o| {
-                let service = get(o, "Service", helm::METRICS_NAME);
-                assert_eq!(service["spec"]["ports"][0]["targetPort"], "admin");
-                assert_eq!(
-                    service["spec"]["selector"],
-                    manager(o)["spec"]["selector"]["matchLabels"]
-                );
-                // Without monitoring.coreos.com in the cluster, no ServiceMonitor.
+                // On by default (as in `litellm-impl manifests`); off, neither the Service
+                // nor a ServiceMonitor, even where monitoring.coreos.com is served.
+                assert!(find(o, "Service", helm::METRICS_NAME).is_none());
                 assert!(find(o, "ServiceMonitor", helm::METRICS_NAME).is_none());
             },
         },
@@ -632,8 +633,14 @@ fn cases() -> Vec<ValueCase> {
             check: |o| {
                 let monitor = get(o, "ServiceMonitor", helm::METRICS_NAME);
                 assert_eq!(monitor["spec"]["endpoints"][0]["interval"], "15s");
-                assert_eq!(monitor["spec"]["endpoints"][0]["port"], "admin");
+                assert_eq!(monitor["spec"]["endpoints"][0]["port"], "https");
+                assert_eq!(monitor["spec"]["endpoints"][0]["scheme"], "https");
                 let service = get(o, "Service", helm::METRICS_NAME);
+                assert_eq!(service["spec"]["ports"][0]["targetPort"], "metrics");
+                assert_eq!(
+                    service["spec"]["selector"],
+                    manager(o)["spec"]["selector"]["matchLabels"]
+                );
                 for (k, v) in monitor["spec"]["selector"]["matchLabels"]
                     .as_object()
                     .unwrap()

@@ -128,18 +128,31 @@ impl Kubectl<'_> {
 struct Operator {
     child: Child,
     log: PathBuf,
+    /// Where /healthz and /readyz answer.
     admin_port: u16,
+    /// Where /metrics answers (plain HTTP unless the scenario asked for
+    /// `--metrics-secure`).
+    metrics_port: u16,
 }
 
 impl Operator {
     /// Starts the operator with `POD_NAME=identity` (its leader-election identity).
     fn start_as(kubeconfig: &Path, log: PathBuf, extra: &[&str], identity: &str) -> Self {
         let admin_port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_litellm-impl"))
+        let metrics_port = free_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_litellm-impl"));
+        command
             .arg("run")
             .arg("--kubeconfig")
             .arg(kubeconfig)
-            .arg(format!("--admin-address=127.0.0.1:{admin_port}"))
+            .arg(format!(
+                "--health-probe-bind-address=127.0.0.1:{admin_port}"
+            ))
+            .arg(format!("--metrics-bind-address=127.0.0.1:{metrics_port}"));
+        if !extra.iter().any(|a| a.starts_with("--metrics-secure")) {
+            command.arg("--metrics-secure=false");
+        }
+        let child = command
             .args(extra)
             .env(
                 "RUST_LOG",
@@ -155,6 +168,7 @@ impl Operator {
             child,
             log,
             admin_port,
+            metrics_port,
         }
     }
 
@@ -1581,7 +1595,7 @@ fn real_cluster_a_leader_that_cannot_renew_stops_writing_within_the_lease_durati
 impl Operator {
     /// The sum of the `/metrics` series whose line starts with `series`.
     fn metric(&self, series: &str) -> f64 {
-        let (_, body) = http_get(self.admin_port, "/metrics")
+        let (_, body) = http_get(self.metrics_port, "/metrics")
             .unwrap_or_else(|| panic!("/metrics did not answer\n{}", self.log()));
         body.lines()
             .filter(|l| l.starts_with(series))
@@ -1593,9 +1607,10 @@ impl Operator {
         self.metric("aigateway_reconciles_total")
     }
 
-    /// Object events the operator's Secret cache (for AiGateways) has received.
+    /// Object events the operator's Secret cache (shared by its gateway kinds) has
+    /// received.
     fn secret_events(&self) -> f64 {
-        self.metric("aigateway_watch_events_total{kind=\"AiGateway\",cache=\"related Secret\"}")
+        self.metric("aigateway_watch_events_total{kind=\"shared\",cache=\"related Secret\"}")
     }
 
     /// Waits until no reconcile ran for two seconds; returns the reconcile count.
@@ -1742,6 +1757,240 @@ fn real_cluster_secrets_no_gateway_reads_cost_no_memory_and_no_reconciles() {
     assert!(operator.reconciles() > reconciles);
     assert_never_forbidden(&cluster);
     println!("scenario unrelated-secrets: passed (+{grown_kib} KiB)");
+}
+
+/// The annotations a tenant can put on its own objects, on every Secret and ConfigMap of
+/// the cluster: 300 Secrets and 200 ConfigMaps with 250 KB of annotations each, which no
+/// gateway reads, raise the operator's peak RSS by less than 10 MiB, both while they are
+/// created (watch events) and when a new operator lists them at start (a streaming
+/// list: no `list` of Secrets, one object at a time), and it never exits.
+/// The metadata caches used to keep every annotation, once per gateway kind, and listed
+/// in pages of 100 (25 MB of annotations a page): the same objects took it from 19.5 MB
+/// to 269 MB, past the bundle's 256 MiB limit, and it crash-looped on every relist.
+#[test]
+fn real_cluster_annotations_of_objects_no_gateway_reads_cost_no_memory() {
+    let _one_at_a_time = RealCluster::exclusive();
+    let cluster = cluster_with_bundle(Crds::Ours);
+    let k = Kubectl { cluster: &cluster };
+    let mut operator = start_operator(
+        &cluster,
+        SERVICE_ACCOUNT,
+        "replica-a",
+        &["--leader-elect=false"],
+    );
+    k.ok_with(&["apply", "-f", "-"], Some(GUARDED_GATEWAY));
+    wait_gateway_ready(&k, &operator, "team", "gw");
+    let reconciles = operator.settled();
+    let config_map_events = || {
+        operator.metric("aigateway_watch_events_total{kind=\"shared\",cache=\"related ConfigMap\"}")
+    };
+    let (secrets, config_maps) = (operator.secret_events(), config_map_events());
+    let before_kib = operator.peak_rss_kib();
+
+    // 250 KB in one annotation, different per object; created (not applied: kubectl
+    // apply would keep a second copy in its last-applied annotation) 25 per request.
+    let object = |kind: &str, i: usize| {
+        let fill = ((b'a' + (i % 26) as u8) as char)
+            .to_string()
+            .repeat(250_000);
+        let mut object = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": kind,
+            "metadata": {"name": format!("annotated-{i}"), "namespace": "team",
+                "annotations": {"example.com/blob": format!("{i}-{fill}")}},
+        });
+        object["data"] = if kind == "Secret" {
+            serde_json::json!({"k": "dg=="})
+        } else {
+            serde_json::json!({"k": "v"})
+        };
+        object
+    };
+    for (kind, count) in [("Secret", 300), ("ConfigMap", 200)] {
+        for batch in (0..count).collect::<Vec<_>>().chunks(25) {
+            let items: Vec<Value> = batch.iter().map(|i| object(kind, *i)).collect();
+            let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+            k.ok_with(&["create", "-f", "-"], Some(&list.to_string()));
+        }
+    }
+    eventually(
+        "the operator to see the 500 objects",
+        Duration::from_secs(180),
+        || operator.log(),
+        || {
+            (operator.secret_events() >= secrets + 300.0
+                && config_map_events() >= config_maps + 200.0)
+                .then_some(())
+        },
+    );
+    let grown_kib = operator.peak_rss_kib().saturating_sub(before_kib);
+    println!(
+        "operator peak RSS: {before_kib} KiB before, +{grown_kib} KiB after 300 Secrets and 200 ConfigMaps with 250 KB of annotations"
+    );
+    assert!(
+        grown_kib < 10 * 1024,
+        "500 annotated objects raised the operator's peak RSS by {grown_kib} KiB"
+    );
+    assert_eq!(
+        operator.settled(),
+        reconciles,
+        "objects no gateway reads reconciled the gateway"
+    );
+    operator.assert_running();
+    drop(operator);
+
+    // A new operator lists them all at start.
+    let mark = cluster.audit_log().mark();
+    let mut restarted = start_operator(
+        &cluster,
+        SERVICE_ACCOUNT,
+        "replica-b",
+        &["--leader-elect=false"],
+    );
+    eventually(
+        "the new operator to reconcile",
+        Duration::from_secs(120),
+        || restarted.log(),
+        || {
+            (http_get(restarted.metrics_port, "/metrics").is_some() && restarted.reconciles() > 0.0)
+                .then_some(())
+        },
+    );
+    restarted.settled();
+    let relisted_kib = restarted.peak_rss_kib();
+    println!(
+        "a new operator's peak RSS after listing them: {relisted_kib} KiB (the first had {before_kib} KiB without them)"
+    );
+    assert!(
+        relisted_kib < before_kib + 10 * 1024,
+        "listing 500 annotated objects took a new operator to {relisted_kib} KiB, the first was at {before_kib} KiB without them"
+    );
+    let lists: Vec<AuditEvent> = cluster
+        .audit_log()
+        .since(mark)
+        .unwrap()
+        .into_iter()
+        .filter(|e| {
+            // (ConfigMaps are also children, listed by the child cache's label.)
+            e.user == OPERATOR_USER && e.verb == "list" && e.resource == "secrets"
+        })
+        .collect();
+    assert!(
+        lists.is_empty(),
+        "the metadata caches listed instead of streaming: {}",
+        lists
+            .iter()
+            .map(|e| e.uri.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    restarted.assert_running();
+    assert_never_forbidden(&cluster);
+    println!("scenario annotated-objects: passed (+{grown_kib} KiB, relist {relisted_kib} KiB)");
+}
+
+/// An HTTPS GET of the operator's `/metrics` with `curl`, taking its self-signed
+/// certificate, with `token` as bearer token: the status code and the body.
+fn scrape(port: u16, token: Option<&str>) -> (String, String) {
+    let body = tempfile::NamedTempFile::new().unwrap();
+    let mut command = Command::new("curl");
+    command
+        .args(["-sk", "--max-time", "20", "-w", "%{http_code}", "-o"])
+        .arg(body.path());
+    if let Some(token) = token {
+        command.args(["-H", &format!("Authorization: Bearer {token}")]);
+    }
+    let output = command
+        .arg(format!("https://127.0.0.1:{port}/metrics"))
+        .output()
+        .expect("curl is installed");
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        std::fs::read_to_string(body.path()).unwrap_or_default(),
+    )
+}
+
+/// `/metrics` served as controller-runtime serves it by default, by the operator running
+/// as the bundle's ServiceAccount: over HTTPS (a self-signed certificate), 401 without a
+/// token or with one the API server does not authenticate, 403 for a ServiceAccount
+/// without the bundle's `litellm-impl-metrics-reader` ClusterRole, 200 with it; the
+/// probes stay plain HTTP. The bundle's `litellm-impl-metrics-auth` role covers the
+/// reviews (no 403 for the operator), and repeated scrapes are answered from the
+/// decision cache, not with a review each.
+#[test]
+fn real_cluster_metrics_answer_only_authorised_scrapers() {
+    let _one_at_a_time = RealCluster::exclusive();
+    let cluster = cluster_with_bundle(Crds::Ours);
+    let k = Kubectl { cluster: &cluster };
+    let mut operator = start_operator(
+        &cluster,
+        SERVICE_ACCOUNT,
+        "replica-a",
+        &["--leader-elect=false", "--metrics-secure"],
+    );
+    eventually(
+        "/readyz over plain HTTP",
+        Duration::from_secs(60),
+        || operator.log(),
+        || (operator.readyz() == Some(200)).then_some(()),
+    );
+    k.ok(&["create", "namespace", "monitoring"]);
+    for account in ["scraper", "nosy"] {
+        k.ok(&["create", "serviceaccount", account, "-n", "monitoring"]);
+    }
+    k.ok(&[
+        "create",
+        "clusterrolebinding",
+        "scraper-reads-metrics",
+        "--clusterrole=litellm-impl-metrics-reader",
+        "--serviceaccount=monitoring:scraper",
+    ]);
+    let token = |account: &str| {
+        k.ok(&["create", "token", account, "-n", "monitoring"])
+            .trim()
+            .to_owned()
+    };
+    let (scraper, nosy) = (token("scraper"), token("nosy"));
+    let port = operator.metrics_port;
+
+    assert_eq!(scrape(port, None).0, "401");
+    assert_eq!(scrape(port, Some("not-a-token")).0, "401");
+    let (code, body) = scrape(port, Some(&nosy));
+    assert_eq!(code, "403", "{body}");
+    let mark = cluster.audit_log().mark();
+    let (code, body) = scrape(port, Some(&scraper));
+    assert_eq!(code, "200", "{body}\n{}", operator.log());
+    assert!(body.contains("aigateway_reconciles_total"), "{body}");
+    for _ in 0..5 {
+        assert_eq!(scrape(port, Some(&scraper)).0, "200");
+    }
+    let reviews: Vec<AuditEvent> = cluster
+        .audit_log()
+        .since(mark)
+        .unwrap()
+        .into_iter()
+        .filter(|e| {
+            e.user == OPERATOR_USER
+                && (e.resource == "tokenreviews" || e.resource == "subjectaccessreviews")
+        })
+        .collect();
+    assert!(
+        reviews.len() <= 2,
+        "six scrapes cost {} reviews: {}",
+        reviews.len(),
+        reviews
+            .iter()
+            .map(|e| e.resource.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    assert!(
+        !operator.log().contains(&scraper),
+        "a scraper's token reached the log"
+    );
+    operator.assert_running();
+    assert_never_forbidden(&cluster);
+    println!("scenario secure-metrics: passed");
 }
 
 /// Sets the verbs the operator's ClusterRole grants on `resource` (core group).

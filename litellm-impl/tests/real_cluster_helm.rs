@@ -309,7 +309,14 @@ fn container_command(
         .env_remove("WATCH_NAMESPACE")
         .env_remove("GATEWAY_KINDS");
     for arg in container["args"].as_array().unwrap() {
-        command.arg(arg.as_str().unwrap());
+        let arg = arg.as_str().unwrap();
+        // Each pod has its own ports; here the processes share one host.
+        match arg.split_once('=') {
+            Some((flag @ ("--health-probe-bind-address" | "--metrics-bind-address"), _)) => {
+                command.arg(format!("{flag}=127.0.0.1:{}", free_port()))
+            }
+            _ => command.arg(arg),
+        };
     }
     command.args(extra).arg("--kubeconfig").arg(&kubeconfig);
     for env in container["env"].as_array().into_iter().flatten() {
@@ -327,7 +334,7 @@ fn container_command(
 
 /// The operator as one of the chart Deployment's pods would run it. Outside a pod it
 /// needs to be told two things a pod gives it: leader election is on (in a pod it is
-/// by default), and a free admin address (each pod has its own 8080).
+/// by default), and free probe and metrics ports (each pod has its own).
 fn operator_for_pod(cluster: &RealCluster, deployment: &Value, pod: &str) -> Process {
     let pod_spec = &deployment["spec"]["template"]["spec"];
     let args: Vec<&str> = pod_spec["containers"][0]["args"]
@@ -336,7 +343,7 @@ fn operator_for_pod(cluster: &RealCluster, deployment: &Value, pod: &str) -> Pro
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    let mut extra = vec![format!("--admin-address=127.0.0.1:{}", free_port())];
+    let mut extra = Vec::new();
     if !args.contains(&"--leader-elect=false") {
         extra.push("--leader-elect=true".into());
     }

@@ -124,7 +124,10 @@ impl Operator {
             .arg("--kubeconfig")
             .arg(&kubeconfig)
             .arg("--leader-elect=false")
-            .arg(format!("--admin-address=127.0.0.1:{admin_port}"))
+            .arg(format!(
+                "--health-probe-bind-address=127.0.0.1:{admin_port}"
+            ))
+            .arg("--metrics-bind-address=0")
             .env("RUST_LOG", "info")
             .env_remove("KUBECONFIG")
             .stdout(std::fs::File::create(&log).unwrap())

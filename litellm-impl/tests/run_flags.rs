@@ -102,8 +102,8 @@ impl Cluster {
         self.object("apps/v1", "Deployment", namespace, name)
     }
 
-    /// Starts `litellm-impl run --kubeconfig <this cluster> --admin-address <free port>
-    /// <args>` outside a pod.
+    /// Starts `litellm-impl run --kubeconfig <this cluster>` with its probes and (plain,
+    /// unless `args` say otherwise) metrics on free ports, and `args`, outside a pod.
     fn run(&self, args: &[&str]) -> Operator {
         self.run_with(&self.kubeconfig, args)
     }
@@ -111,12 +111,22 @@ impl Cluster {
     /// [`Cluster::run`] against the API server of another kubeconfig.
     fn run_with(&self, kubeconfig: &std::path::Path, args: &[&str]) -> Operator {
         let admin_port = free_port();
+        let metrics_port = free_port();
         let log = self.dir.path().join(format!("operator-{admin_port}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_litellm-impl"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_litellm-impl"));
+        command
             .arg("run")
             .arg("--kubeconfig")
             .arg(kubeconfig)
-            .args(["--admin-address", &format!("127.0.0.1:{admin_port}")])
+            .arg(format!(
+                "--health-probe-bind-address=127.0.0.1:{admin_port}"
+            ))
+            .arg(format!("--metrics-bind-address=127.0.0.1:{metrics_port}"));
+        if !args.iter().any(|a| a.starts_with("--metrics-secure")) {
+            // The testkit has no TokenReview to check a scraper.
+            command.arg("--metrics-secure=false");
+        }
+        let child = command
             .args(args)
             .env("POD_NAME", "flags-operator")
             .env_remove("KUBERNETES_SERVICE_HOST")
@@ -124,7 +134,8 @@ impl Cluster {
             .env_remove("WATCH_NAMESPACE")
             .env_remove("POD_NAMESPACE")
             .env_remove("LITELLM_IMAGE")
-            .env_remove("ADMIN_ADDRESS")
+            .env_remove("HEALTH_PROBE_BIND_ADDRESS")
+            .env_remove("METRICS_BIND_ADDRESS")
             .env_remove("GATEWAY_KINDS")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -135,6 +146,7 @@ impl Cluster {
             child,
             log,
             admin_port,
+            metrics_port,
         }
     }
 
@@ -152,7 +164,10 @@ impl Cluster {
 struct Operator {
     child: Child,
     log: PathBuf,
+    /// Where /healthz and /readyz answer.
     admin_port: u16,
+    /// Where /metrics answers.
+    metrics_port: u16,
 }
 
 impl Operator {
@@ -415,18 +430,167 @@ async fn namespace_flag_limits_what_is_watched() {
     );
 }
 
-/// `--admin-address` is where /healthz, /readyz and /metrics answer.
+/// `--health-probe-bind-address` is where /healthz and /readyz answer, over plain
+/// HTTP; `--metrics-bind-address` where /metrics does (plain here, with
+/// `--metrics-secure=false`), and nowhere else.
 #[tokio::test]
-async fn admin_address_serves_probes_and_metrics() {
+async fn probes_and_metrics_answer_on_their_own_addresses() {
     let cluster = Cluster::start().await;
     let mut operator = cluster.started(&[]).await;
-    let port = operator.admin_port;
     operator.assert_running();
-    let (code, _) = http_get(port, "/healthz").await.unwrap();
+    let (code, _) = http_get(operator.admin_port, "/healthz").await.unwrap();
     assert_eq!(code, 200);
-    let (code, metrics) = http_get(port, "/metrics").await.unwrap();
+    let (code, _) = http_get(operator.admin_port, "/metrics").await.unwrap();
+    assert_eq!(code, 404, "no metrics on the probes address");
+    let (code, metrics) = http_get(operator.metrics_port, "/metrics").await.unwrap();
     assert_eq!(code, 200);
     assert!(metrics.contains("# TYPE"), "{metrics}");
+}
+
+/// `curl` against the operator's HTTPS metrics: the status code, and whether the TLS
+/// handshake worked (`000` when it did not). `--cacert` verifies the certificate
+/// against `ca` (for the name `localhost`), else any certificate is taken.
+fn curl_metrics(port: u16, token: Option<&str>, ca: Option<&std::path::Path>) -> String {
+    let mut command = Command::new("curl");
+    command.args([
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "10",
+    ]);
+    match ca {
+        Some(ca) => {
+            command
+                .arg("--cacert")
+                .arg(ca)
+                .args(["--resolve", &format!("localhost:{port}:127.0.0.1")]);
+        }
+        None => {
+            command.arg("-k");
+        }
+    }
+    if let Some(token) = token {
+        command.args(["-H", &format!("Authorization: Bearer {token}")]);
+    }
+    let host = if ca.is_some() {
+        "localhost"
+    } else {
+        "127.0.0.1"
+    };
+    let output = command
+        .arg(format!("https://{host}:{port}/metrics"))
+        .output()
+        .expect("curl is installed");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// By default /metrics is HTTPS (with a self-signed certificate made at start) and
+/// refuses a scrape without a token (401) or with a token the API server cannot check
+/// (the testkit serves no TokenReview: 401, never 200), while the probes stay plain
+/// HTTP. Plain HTTP on the metrics port gets nothing.
+#[tokio::test]
+async fn metrics_are_https_and_refuse_scrapes_without_a_checked_token() {
+    let cluster = Cluster::start().await;
+    let mut operator = cluster.started(&["--metrics-secure"]).await;
+    operator.assert_running();
+    let port = operator.metrics_port;
+    let (code, _) = http_get(operator.admin_port, "/readyz").await.unwrap();
+    assert_eq!(code, 200);
+    let curl = |token| async move {
+        tokio::task::spawn_blocking(move || curl_metrics(port, token, None))
+            .await
+            .unwrap()
+    };
+    assert_eq!(curl(None).await, "401");
+    assert_eq!(curl(Some("made-up")).await, "401");
+    assert!(
+        http_get(port, "/metrics")
+            .await
+            .is_none_or(|(code, _)| code != 200),
+        "plain HTTP answered on the metrics port"
+    );
+    assert!(
+        !operator.log().contains("made-up"),
+        "the token reached the log:\n{}",
+        operator.log()
+    );
+}
+
+/// `--metrics-cert-path` serves the certificate of that directory (`tls.crt`,
+/// `tls.key`, as a mounted Secret of type kubernetes.io/tls holds them): a client that
+/// trusts only that certificate completes the handshake.
+#[tokio::test]
+async fn metrics_are_served_with_the_mounted_certificate() {
+    let cluster = Cluster::start().await;
+    let certs = tempfile::tempdir().unwrap();
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-keyout",
+        ])
+        .arg(certs.path().join("tls.key"))
+        .arg("-out")
+        .arg(certs.path().join("tls.crt"))
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let dir = certs.path().to_str().unwrap().to_owned();
+    let mut operator = cluster
+        .started(&["--metrics-secure=true", "--metrics-cert-path", &dir])
+        .await;
+    operator.assert_running();
+    let port = operator.metrics_port;
+    let ca = certs.path().join("tls.crt");
+    let code = tokio::task::spawn_blocking(move || curl_metrics(port, None, Some(&ca)))
+        .await
+        .unwrap();
+    assert_eq!(
+        code, "401",
+        "the handshake with the mounted certificate failed"
+    );
+
+    // A directory without the files: one line, exit code 3. (Off the runtime thread:
+    // the API server it asks first is served by this test's runtime.)
+    let empty = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_litellm-impl"));
+    command
+        .args(["run", "--kubeconfig"])
+        .arg(&cluster.kubeconfig)
+        .args([
+            "--health-probe-bind-address=0",
+            "--metrics-bind-address=127.0.0.1:0",
+        ])
+        .arg("--metrics-cert-path")
+        .arg(empty.path())
+        .env_remove("KUBERNETES_SERVICE_HOST");
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("could not use the metrics serving certificate"),
+        "{stderr}"
+    );
 }
 
 async fn eventually_get(operator: &mut Operator, port: u16, path: &str) -> String {
@@ -481,8 +645,11 @@ async fn concurrency_flag_bounds_parallel_reconciles() {
         cluster.gateway(namespace, "gw", &[]);
     }
     for namespace in namespaces {
-        eventually("every Deployment", &mut operator, || {
-            cluster.deployment(namespace, "gw")
+        // The Service is applied after the Deployment: wait for the last child.
+        eventually("every Deployment and Service", &mut operator, || {
+            cluster
+                .deployment(namespace, "gw")
+                .and(cluster.object("v1", "Service", namespace, "gw"))
         })
         .await;
     }

@@ -14,7 +14,7 @@ use aigateway_runtime::testing::{RunningOperator, eventually_within};
 use aigateway_testkit::{ApiServer, HttpServer};
 use kube::api::Api;
 use kube::{Resource, ResourceExt};
-use litellm_impl::cli::run::{OperatorArgs, ServedGatewayKind, operator};
+use litellm_impl::cli::run::{BindAddress, OperatorArgs, ServedGatewayKind, operator};
 
 const CLASS_FINALIZER: &str = "aigateway.agentic-layer.ai/gateway-exists";
 const OWNER: &str = "aigateway.agentic-layer.ai/conditions-owner";
@@ -49,7 +49,12 @@ async fn marked_cluster() -> Cluster {
     }
     let args = OperatorArgs {
         namespace: None,
-        admin_address: "127.0.0.1:0".parse().unwrap(),
+        health_probe_bind_address: BindAddress::Off,
+        metrics_bind_address: BindAddress::Off,
+        metrics_secure: false,
+        metrics_cert_path: None,
+        metrics_cert_name: "tls.crt".into(),
+        metrics_cert_key: "tls.key".into(),
         render: litellm_impl::RenderSettings::default(),
         concurrency: 4,
         log_format: aigateway_runtime::LogFormat::Text,

@@ -213,11 +213,7 @@ async fn a_missing_secret_and_a_missing_key_are_reported_and_the_rest_is_served(
     // Secrets of other names are neither listed nor watched: creating and changing one
     // reconciles nothing.
     operator.wait_idle(&server).await;
-    let secret_events = || {
-        operator
-            .metrics()
-            .watch_events("AiGateway", "related Secret")
-    };
+    let secret_events = || operator.metrics().watch_events("shared", "related Secret");
     assert!(secret_events() > 0, "the operator sees {KEYS_SECRET}");
     let (before, events_before) = (operator.reconciles(), secret_events());
     put_secret(

@@ -12,7 +12,7 @@
 
 use serde_json::{Value, json};
 
-use super::{ADMIN_PORT, NAME};
+use super::{METRICS_SERVICE, NAME};
 use crate::cli::run::ServedGatewayKind;
 
 /// The chart's name (and the operator's).
@@ -20,7 +20,7 @@ pub const CHART_NAME: &str = NAME;
 /// Name of the uninstall hook's Job, ServiceAccount and RBAC.
 pub const UNINSTALL_NAME: &str = "litellm-impl-uninstall";
 /// Name of the metrics Service and ServiceMonitor.
-pub const METRICS_NAME: &str = "litellm-impl-metrics";
+pub const METRICS_NAME: &str = METRICS_SERVICE;
 
 /// One file of the chart.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,7 +159,7 @@ pub fn default_values() -> Value {
             "containerSecurityContext": serde_json::to_value(&security.container).expect("serialises"),
         },
         "metrics": {
-            "enabled": false,
+            "enabled": true,
             "serviceMonitor": {"enabled": true, "interval": "30s", "labels": {}},
         },
         "nodeSelector": {},
@@ -211,7 +211,7 @@ const VALUE_DOCS: &[(&str, &str)] = &[
     ),
     (
         "metrics.enabled",
-        "A Service for the operator's /metrics (the admin port).",
+        "A Service for the operator's /metrics (HTTPS on the metrics port; scrapers need the metrics-reader ClusterRole).",
     ),
     (
         "metrics.serviceMonitor.enabled",
@@ -921,21 +921,11 @@ fn classes_template() -> String {
 
 fn metrics_template() -> String {
     let mut t = Template::default();
-    let manager = manager();
-    let selector = manager["spec"]["selector"]["matchLabels"].clone();
-    let mut labels = super::labels();
-    labels["app.kubernetes.io/component"] = json!("metrics");
-    let service = templated(
-        &mut t,
-        &json!({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": METRICS_NAME, "namespace": "", "labels": labels},
-            "spec": {
-                "selector": selector,
-                "ports": [{"name": "admin", "port": ADMIN_PORT, "targetPort": "admin", "protocol": "TCP"}],
-            },
-        }),
-    );
+    // The bundle's own Service, so that the default chart equals `litellm-impl manifests`.
+    let mut service = super::metrics_service();
+    let labels = service["metadata"]["labels"].clone();
+    service["metadata"]["namespace"] = json!("");
+    let service = templated(&mut t, &service);
     let mut monitor = templated(
         &mut t,
         &json!({
@@ -943,7 +933,14 @@ fn metrics_template() -> String {
             "metadata": {"name": METRICS_NAME, "namespace": "", "labels": super::labels()},
             "spec": {
                 "selector": {"matchLabels": labels},
-                "endpoints": [{"port": "admin", "path": "/metrics", "interval": ""}],
+                "endpoints": [{
+                    "port": "https", "path": "/metrics", "interval": "", "scheme": "https",
+                    // The operator authenticates scrapers (TokenReview) and authorises them
+                    // (SubjectAccessReview on /metrics): Prometheus sends its token.
+                    "bearerTokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+                    // Self-signed unless the operator is given a certificate.
+                    "tlsConfig": {"insecureSkipVerify": true},
+                }],
             },
         }),
     );

@@ -49,11 +49,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the operator against a cluster (kubeconfig or in-cluster config).
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Run the operator on an embedded in-memory API server with sample gateways.
     Demo(demo::DemoArgs),
     /// Render AiGateways and ToolGateways offline into the objects the operator would apply.
-    Render(render::RenderArgs),
+    Render(Box<render::RenderArgs>),
     /// Print every CRD the operator needs, as YAML.
     Crds,
     /// Print the whole install bundle (CRDs, namespace, RBAC, operator, class), as YAML.

@@ -4,7 +4,9 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use aigateway_runtime::{LeaderElection, LogFormat, Operator, OperatorError};
+use aigateway_runtime::{
+    LeaderElection, LogFormat, MetricsServing, Operator, OperatorError, ServingCertificate,
+};
 use clap::Args;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, PostParams};
@@ -23,8 +25,8 @@ Exit codes:
   0  stopped by SIGTERM or Ctrl-C after finishing in-flight work (and releasing the lease)
   2  invalid invocation
   3  the operator could not start or failed: no usable kubeconfig or in-cluster config,
-     a served kind's CRD is missing or may not be listed, the admin address is taken,
-     or leader election failed";
+     a served kind's CRD is missing or may not be listed, the probe or metrics address is
+     taken, the metrics certificate cannot be read, or leader election failed";
 
 /// Settings of the operator shared by `run` and `demo`.
 #[derive(Debug, Clone, Args)]
@@ -32,9 +34,38 @@ pub struct OperatorArgs {
     /// Watch gateways, children and related objects in this namespace only (default: all).
     #[arg(long, env = "WATCH_NAMESPACE")]
     pub namespace: Option<String>,
-    /// Where to serve /healthz, /readyz and /metrics.
-    #[arg(long, default_value = "0.0.0.0:8080", env = "ADMIN_ADDRESS")]
-    pub admin_address: SocketAddr,
+    /// Where to serve /healthz and /readyz, over plain HTTP (`:8081` is every IPv4
+    /// interface; `0` turns the probes off).
+    #[arg(long, default_value = ":8081", env = "HEALTH_PROBE_BIND_ADDRESS", value_parser = parse_bind_address)]
+    pub health_probe_bind_address: BindAddress,
+    /// Where to serve /metrics (`0` turns it off).
+    #[arg(long, default_value = ":8443", env = "METRICS_BIND_ADDRESS", value_parser = parse_bind_address)]
+    pub metrics_bind_address: BindAddress,
+    /// Serve /metrics over HTTPS, only to requests whose bearer token the API server
+    /// authenticates (TokenReview) and authorises for get on the non-resource URL
+    /// /metrics (SubjectAccessReview), as controller-runtime does; `false` serves plain
+    /// HTTP to anyone who can connect, for local development only.
+    #[arg(
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value_t = true,
+        default_missing_value = "true",
+        value_name = "true|false",
+        action = clap::ArgAction::Set
+    )]
+    pub metrics_secure: bool,
+    /// Directory holding the metrics serving certificate and key (a mounted Secret of
+    /// type kubernetes.io/tls, re-read when it changes); without it, a self-signed
+    /// certificate is made at start.
+    #[arg(long)]
+    pub metrics_cert_path: Option<PathBuf>,
+    /// File name of the certificate in --metrics-cert-path.
+    #[arg(long, default_value = "tls.crt")]
+    pub metrics_cert_name: String,
+    /// File name of the key in --metrics-cert-path.
+    #[arg(long, default_value = "tls.key")]
+    pub metrics_cert_key: String,
     /// How gateways are rendered (the flags `render` shares).
     #[command(flatten)]
     pub render: RenderSettings,
@@ -107,6 +138,56 @@ pub enum Scope {
 
 fn parse_log_format(value: &str) -> Result<LogFormat, String> {
     value.parse()
+}
+
+/// Where a server of the operator listens, in the Go operator's notation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindAddress {
+    /// `0`: not served.
+    Off,
+    /// `host:port`, or `:port` for every IPv4 interface.
+    At(SocketAddr),
+}
+
+impl BindAddress {
+    /// The address, unless off.
+    pub fn addr(self) -> Option<SocketAddr> {
+        match self {
+            BindAddress::Off => None,
+            BindAddress::At(addr) => Some(addr),
+        }
+    }
+}
+
+/// `0`, `:port` or `host:port` (`[::]:port` for IPv6), as controller-runtime's
+/// `--metrics-bind-address` and `--health-probe-bind-address` take them.
+pub fn parse_bind_address(value: &str) -> Result<BindAddress, String> {
+    if value == "0" {
+        return Ok(BindAddress::Off);
+    }
+    let full = match value.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => value.to_owned(),
+    };
+    full.parse().map(BindAddress::At).map_err(|_| {
+        format!("`{value}` is not an address: use host:port, :port (every interface) or 0 (off)")
+    })
+}
+
+impl OperatorArgs {
+    /// How /metrics is served, from `--metrics-secure` and the certificate flags.
+    pub fn metrics_serving(&self) -> MetricsServing {
+        if !self.metrics_secure {
+            return MetricsServing::Plain;
+        }
+        MetricsServing::Secure(match &self.metrics_cert_path {
+            Some(dir) => ServingCertificate::Files {
+                certificate: dir.join(&self.metrics_cert_name),
+                key: dir.join(&self.metrics_cert_key),
+            },
+            None => ServingCertificate::SelfSigned,
+        })
+    }
 }
 
 /// Arguments of `run`.
@@ -249,11 +330,21 @@ pub enum RunError {
         /// The kind that needs it.
         kind: ServedGatewayKind,
     },
-    /// The admin address could not be bound.
+    /// The probes address could not be bound.
     #[error(
-        "could not serve /healthz, /readyz and /metrics on {addr}: {message}: pass a free address with --admin-address"
+        "could not serve /healthz and /readyz on {addr}: {message}: pass a free address with --health-probe-bind-address"
     )]
-    AdminAddress {
+    ProbeAddress {
+        /// The address.
+        addr: SocketAddr,
+        /// The bind error.
+        message: String,
+    },
+    /// The metrics address could not be bound.
+    #[error(
+        "could not serve /metrics on {addr}: {message}: pass a free address with --metrics-bind-address"
+    )]
+    MetricsAddress {
         /// The address.
         addr: SocketAddr,
         /// The bind error.
@@ -267,7 +358,11 @@ pub enum RunError {
 impl From<OperatorError> for RunError {
     fn from(error: OperatorError) -> Self {
         match error {
-            OperatorError::Admin { addr, source } => RunError::AdminAddress {
+            OperatorError::Admin { addr, source } => RunError::ProbeAddress {
+                addr,
+                message: source.to_string(),
+            },
+            OperatorError::Metrics { addr, source } => RunError::MetricsAddress {
                 addr,
                 message: source.to_string(),
             },
@@ -408,9 +503,13 @@ pub fn operator(client: kube::Client, args: &OperatorArgs) -> Operator {
             }
         };
     }
-    let mut operator = operator
-        .admin(args.admin_address)
-        .concurrency(args.concurrency);
+    let mut operator = operator.concurrency(args.concurrency);
+    if let Some(addr) = args.health_probe_bind_address.addr() {
+        operator = operator.probes(addr);
+    }
+    if let Some(addr) = args.metrics_bind_address.addr() {
+        operator = operator.metrics_on(addr, args.metrics_serving());
+    }
     if let Some(namespace) = &args.namespace {
         operator = operator.namespace(namespace.clone());
     }
@@ -506,6 +605,53 @@ mod tests {
                 &in_pod("ops")
             ),
             Some(("x".to_owned(), "l".to_owned()))
+        );
+    }
+
+    #[test]
+    fn bind_addresses_read_as_controller_runtime_writes_them() {
+        assert_eq!(parse_bind_address("0"), Ok(BindAddress::Off));
+        assert_eq!(
+            parse_bind_address(":8443"),
+            Ok(BindAddress::At("0.0.0.0:8443".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_bind_address("127.0.0.1:9"),
+            Ok(BindAddress::At("127.0.0.1:9".parse().unwrap()))
+        );
+        assert!(parse_bind_address("[::]:8081").is_ok());
+        assert!(parse_bind_address("eight").is_err());
+    }
+
+    #[test]
+    fn metrics_are_secure_by_default_and_plain_only_when_asked() {
+        assert_eq!(
+            parse(&[]).operator.metrics_serving(),
+            MetricsServing::Secure(ServingCertificate::SelfSigned)
+        );
+        assert_eq!(
+            parse(&["--metrics-cert-path", "/certs"])
+                .operator
+                .metrics_serving(),
+            MetricsServing::Secure(ServingCertificate::Files {
+                certificate: "/certs/tls.crt".into(),
+                key: "/certs/tls.key".into(),
+            })
+        );
+        assert_eq!(
+            parse(&["--metrics-secure=false"])
+                .operator
+                .metrics_serving(),
+            MetricsServing::Plain
+        );
+        let args = parse(&[]).operator;
+        assert_eq!(
+            args.health_probe_bind_address,
+            BindAddress::At("0.0.0.0:8081".parse().unwrap())
+        );
+        assert_eq!(
+            args.metrics_bind_address,
+            BindAddress::At("0.0.0.0:8443".parse().unwrap())
         );
     }
 

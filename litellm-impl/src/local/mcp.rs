@@ -45,6 +45,7 @@ pub fn demo_server_plan(pod: &str) -> ContainerPlan {
         ],
         env: BTreeMap::from([("PYTHONUNBUFFERED".to_owned(), "1".to_owned())]),
         secret_env: Vec::new(),
+        ignored_env: Vec::new(),
         mounts: BTreeMap::from([(
             SCRIPT_DIR.to_owned(),
             vec![("server.py".to_owned(), DEMO_SERVER_SCRIPT.to_owned())],

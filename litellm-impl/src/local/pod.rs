@@ -133,6 +133,9 @@ pub struct ContainerPlan {
     pub env: BTreeMap<String, String>,
     /// Which variables came from Secrets.
     pub secret_env: Vec<SecretEnv>,
+    /// Variables of the pod template left out because they would choose what code the
+    /// process loads here (see [`is_loader_variable`]).
+    pub ignored_env: Vec<String>,
     /// Mount path -> files (name, content) to materialise there (ConfigMap volumes;
     /// emptyDir volumes have none).
     pub mounts: BTreeMap<String, Vec<(String, String)>>,
@@ -180,6 +183,57 @@ pub fn expand(value: &str, env: &BTreeMap<String, String>) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Variables that choose which code a process loads, or from where, besides
+/// `LD_*`, `DYLD_*` and `PYTHON*`: glibc's list of variables it ignores in setuid
+/// programs for that reason (`sysdeps/generic/unsecvars.h`), the shells' startup files,
+/// Node's options (LiteLLM may start Node for Prisma), and `PATH` and `HOME`, which the
+/// local runner sets itself.
+const LOADER_VARIABLES: &[&str] = &[
+    "GCONV_PATH",
+    "GETCONF_DIR",
+    "GLIBC_TUNABLES",
+    "HOSTALIASES",
+    "LOCALDOMAIN",
+    "LOCPATH",
+    "MALLOC_TRACE",
+    "NIS_PATH",
+    "NLSPATH",
+    "RESOLV_HOST_CONF",
+    "RES_OPTIONS",
+    "TMPDIR",
+    "TZDIR",
+    "BASH_ENV",
+    "ENV",
+    "NODE_OPTIONS",
+    "NODE_PATH",
+    "PATH",
+    "HOME",
+];
+
+/// Whether the variable `name` would let a pod template choose what code a process
+/// started on this machine loads: the dynamic loader's (`LD_PRELOAD`,
+/// `LD_LIBRARY_PATH`, every `LD_*` and macOS's `DYLD_*`), Python's (every `PYTHON*`
+/// variable, which `python -E` ignores: `PYTHONPATH`, `PYTHONHOME`, `PYTHONSTARTUP`,
+/// `PYTHONUSERBASE`, `PYTHONWARNINGS`, `PYTHONBREAKPOINT` all import code), the other
+/// variables glibc ignores in setuid programs (`GCONV_PATH`, `LOCPATH`, `TMPDIR`, ...),
+/// the shells' startup files (`BASH_ENV`, `ENV`), Node's `NODE_OPTIONS` and `NODE_PATH`,
+/// and `PATH` and `HOME`. In a pod they act inside the container's image; run here, they
+/// would act on this machine's programs, so the local runner never takes them from a
+/// Deployment.
+///
+/// ```
+/// use litellm_impl::local::pod::is_loader_variable;
+/// assert!(is_loader_variable("LD_PRELOAD"));
+/// assert!(is_loader_variable("PYTHONPATH"));
+/// assert!(!is_loader_variable("OPENAI_API_KEY"));
+/// ```
+pub fn is_loader_variable(name: &str) -> bool {
+    ["LD_", "DYLD_", "PYTHON"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+        || LOADER_VARIABLES.contains(&name)
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -362,12 +416,20 @@ pub fn plan(
         });
     }
     let program = command.remove(0);
+    let ignored_env: Vec<String> = env
+        .keys()
+        .filter(|var| is_loader_variable(var))
+        .cloned()
+        .collect();
+    env.retain(|var, _| !is_loader_variable(var));
+    secret_env.retain(|s| !is_loader_variable(&s.var));
     Ok(ContainerPlan {
         pod,
         program,
         args: command,
         env,
         secret_env,
+        ignored_env,
         mounts,
     })
 }
@@ -472,16 +534,17 @@ impl LocalPod {
         command
             .args(&args)
             .env_clear()
-            .env(
-                "PATH",
-                format!("{}:/usr/local/bin:/usr/bin:/bin", bin_dir.display()),
-            )
-            .env("HOME", &home)
             .envs(
                 plan.env
                     .iter()
                     .map(|(k, v)| (k, map_path(v, &local_mounts))),
             )
+            // Last, so that the plan cannot replace them.
+            .env(
+                "PATH",
+                format!("{}:/usr/local/bin:/usr/bin:/bin", bin_dir.display()),
+            )
+            .env("HOME", &home)
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(log_file)
@@ -733,6 +796,7 @@ mod tests {
             args: vec![],
             env: BTreeMap::new(),
             secret_env: vec![],
+            ignored_env: vec![],
             mounts: BTreeMap::new(),
         };
         let pod = LocalPod::start(&plan, dir.path(), 1).unwrap();
@@ -768,5 +832,75 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// A Deployment's env cannot make a process started here load other code: the
+    /// loader and interpreter variables are left out (and named), PATH and HOME stay the
+    /// runner's, and everything else (a provider key) passes.
+    #[tokio::test]
+    async fn a_deployment_env_never_sets_loader_variables_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("printenv-server");
+        std::fs::write(&script, "#!/bin/sh\nenv\necho done\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let hostile = [
+            ("LD_PRELOAD", "/tmp/evil.so"),
+            ("LD_LIBRARY_PATH", "/tmp"),
+            ("LD_AUDIT", "/tmp/evil.so"),
+            ("PYTHONPATH", "/tmp/evil"),
+            ("PYTHONHOME", "/tmp/evil"),
+            ("PYTHONSTARTUP", "/tmp/evil.py"),
+            ("PYTHONUSERBASE", "/tmp/evil"),
+            ("GCONV_PATH", "/tmp/evil"),
+            ("BASH_ENV", "/tmp/evil.sh"),
+            ("NODE_OPTIONS", "--require /tmp/evil.js"),
+            ("PATH", "/tmp/evil-bin"),
+            ("HOME", "/tmp/evil-home"),
+        ];
+        let mut env: Vec<serde_json::Value> = hostile
+            .iter()
+            .map(|(name, value)| json!({"name": name, "value": value}))
+            .collect();
+        env.push(json!({"name": "OPENAI_API_KEY", "valueFrom": {"secretKeyRef": {"name": "keys", "key": "other"}}}));
+        let template = template(json!({"spec": {"containers": [{
+            "name": "litellm", "command": ["printenv-server"], "env": env,
+            "envFrom": [{"prefix": "LD_", "secretRef": {"name": "keys"}}]}]}}));
+        let plan = plan(&template, "ns", "gw", &lookup()).unwrap();
+        let mut expected: Vec<String> = hostile.iter().map(|(n, _)| (*n).to_owned()).collect();
+        expected.extend(["LD_OPENAI_API_KEY".to_owned(), "LD_other".to_owned()]);
+        expected.sort();
+        assert_eq!(plan.ignored_env, expected);
+        assert!(
+            plan.secret_env.iter().all(|s| !s.var.starts_with("LD_")),
+            "{:?}",
+            plan.secret_env
+        );
+
+        let pod = LocalPod::start(&plan, dir.path(), 1).unwrap();
+        let started = Instant::now();
+        while !pod.log_text().contains("done") {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{}",
+                pod.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let seen: BTreeMap<String, String> = pod
+            .log_text()
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        for (name, value) in hostile {
+            assert!(
+                seen.get(name).is_none_or(|seen| seen != value),
+                "{name}={value} reached the process"
+            );
+        }
+        assert!(seen["PATH"].starts_with(&dir.path().display().to_string()));
+        assert_eq!(seen["OPENAI_API_KEY"], "o");
+        pod.stop(Duration::from_secs(5)).await;
     }
 }

@@ -9,7 +9,7 @@ use aigateway_api::{ToolGateway, ToolRoute};
 use aigateway_testkit::ApiServer;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
-use litellm_impl::cli::run::{OperatorArgs, ServedGatewayKind, operator};
+use litellm_impl::cli::run::{BindAddress, OperatorArgs, ServedGatewayKind, operator};
 
 /// How long a gateway or route may take to get where a test waits for it.
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -49,7 +49,12 @@ impl Running {
         }
         let args = OperatorArgs {
             namespace: None,
-            admin_address: "127.0.0.1:0".parse().unwrap(),
+            health_probe_bind_address: BindAddress::Off,
+            metrics_bind_address: BindAddress::Off,
+            metrics_secure: false,
+            metrics_cert_path: None,
+            metrics_cert_name: "tls.crt".into(),
+            metrics_cert_key: "tls.key".into(),
             render: litellm_impl::RenderSettings::default(),
             concurrency: 4,
             log_format: aigateway_runtime::LogFormat::Text,

@@ -26,7 +26,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, ListParams};
 
-use crate::cli::run::{OperatorArgs, RunError, ServedGatewayKind, operator};
+use crate::cli::run::{BindAddress, OperatorArgs, RunError, ServedGatewayKind, operator};
 use crate::names;
 
 /// The sample manifests the demo applies, in order (from `examples/manifests/` unless
@@ -96,10 +96,12 @@ running until Ctrl-C so you can explore it with kubectl and apply your own gatew
     after_help = DEMO_EXIT_CODES
 )]
 pub struct DemoArgs {
-    /// Port of the API server on 127.0.0.1 (0 picks a free one).
+    /// Port of the API server (HTTPS) on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
-    /// Where to write the kubeconfig for kubectl (default: a file in the temp directory).
+    /// Where to write the kubeconfig for kubectl, readable by you only (default: a file
+    /// in a new private directory under the temp directory, removed on exit). The API
+    /// server answers only requests with the token it holds.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
     /// Exit 0 once every sample gateway and route is Ready (with --with-proxy: and the
@@ -405,15 +407,24 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
     let server = ApiServer::builder()
         .deployment_ready_delay(Duration::from_millis(args.rollout_ms))
         .build();
+    // Loopback only, and only for whoever holds the token: other users of this machine
+    // can reach a loopback port too.
     let http = server
-        .serve_http(SocketAddr::from(([127, 0, 0, 1], args.port)))
+        .serve_https_with_token(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, args.port)))
         .await?;
-    let kubeconfig = args.kubeconfig.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!(
-            "litellm-impl-demo-{}.kubeconfig",
-            std::process::id()
-        ))
-    });
+    // A directory of our own (mode 0700, unpredictable name), not a guessable path in
+    // the shared temp directory that someone else could create first.
+    let (kubeconfig, private_dir) = match &args.kubeconfig {
+        Some(path) => (path.clone(), None),
+        None => {
+            let dir = tempfile::Builder::new()
+                .prefix("litellm-impl-demo-")
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .tempdir()
+                .map_err(|e| DemoError::Kubeconfig(e.to_string()))?;
+            (dir.path().join("kubeconfig"), Some(dir))
+        }
+    };
     http.write_kubeconfig(&kubeconfig)
         .map_err(|e| DemoError::Kubeconfig(e.to_string()))?;
     let samples = install(&server).await?;
@@ -434,7 +445,13 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
 
     let operator_args = OperatorArgs {
         namespace: None,
-        admin_address: SocketAddr::from(([127, 0, 0, 1], 0)),
+        // Loopback, plain: the demo's API server has no TokenReview to check scrapers.
+        health_probe_bind_address: BindAddress::At(SocketAddr::from(([127, 0, 0, 1], 0))),
+        metrics_bind_address: BindAddress::At(SocketAddr::from(([127, 0, 0, 1], 0))),
+        metrics_secure: false,
+        metrics_cert_path: None,
+        metrics_cert_name: "tls.crt".into(),
+        metrics_cert_key: "tls.key".into(),
         render: crate::RenderSettings::default(),
         concurrency: 16,
         log_format: aigateway_runtime::LogFormat::Text,
@@ -444,7 +461,7 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
     let operator = operator(server.client(), &operator_args).shutdown_on(async move {
         let _ = stopped.await;
     });
-    let admin = operator.admin_address();
+    let admin = operator.metrics_address();
     let task = tokio::spawn(operator.run());
 
     let _ = writeln!(out, "In-memory Kubernetes API server: {}", http.url());
@@ -695,8 +712,6 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
         return Err(DemoError::Operator(RunError::Operator(error)));
     }
     http.shutdown().await;
-    if args.kubeconfig.is_none() {
-        let _ = std::fs::remove_file(&kubeconfig);
-    }
+    drop(private_dir);
     result
 }

@@ -761,6 +761,13 @@ impl Kubelet {
             ))
             .await;
         }
+        if !plan.ignored_env.is_empty() {
+            self.say(format!(
+                "  env {} left out: it would choose what code runs on this machine",
+                plan.ignored_env.join(", ")
+            ))
+            .await;
+        }
         let started = Instant::now();
         let mut pod = LocalPod::start(&plan, &self.litellm.bin_dir, port)?;
         pod.wait_live(names::LIVENESS_PATH, LIVE_LIMIT).await?;
