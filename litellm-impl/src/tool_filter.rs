@@ -180,6 +180,25 @@ fn entry_problem(entry: &str) -> Option<String> {
     })
 }
 
+/// One route's item under the guardrail's `routes`: which servers it filters (its
+/// `mcp_servers` key, and the alias LiteLLM names the server by when the config sets one)
+/// and its patterns.
+fn route_item(
+    key: &str,
+    route: &NamespacedName,
+    filter: &CheckedFilter,
+    alias: Option<&str>,
+) -> Value {
+    let mut servers = vec![key.to_owned()];
+    servers.extend(alias.map(str::to_owned));
+    json!({
+        "route": format!("{}/{}", route.namespace, route.name),
+        "servers": servers,
+        "allow": filter.allow,
+        "deny": filter.deny,
+    })
+}
+
 /// The filters of a gateway's served routes, rendered into its config and ConfigMap.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RouteFilters {
@@ -187,6 +206,34 @@ pub struct RouteFilters {
 }
 
 impl RouteFilters {
+    /// Forgets the filter of the route at `mcp_servers` key `key` (a route that is no
+    /// longer served).
+    pub fn remove(&mut self, key: &str) {
+        self.routes.retain(|(served, _, _)| served != key);
+    }
+
+    /// At most how many bytes of config the guardrail holds for the route at `key`: its
+    /// item under the guardrail's `routes`, rendered as YAML at the depth it takes in the
+    /// config (0 when the route has no filter). Exact unless the owner's config patch gives
+    /// the server an alias (which adds a line), so a caller freeing room refuses no more
+    /// routes than needed.
+    pub fn config_bytes(&self, key: &str) -> usize {
+        self.routes
+            .iter()
+            .filter(|(served, _, _)| served == key)
+            .map(|(served, route, filter)| {
+                let wrapper = |items: Vec<Value>| {
+                    let yaml = crate::config::to_yaml(&json!({
+                        "guardrails": [{ "litellm_params": { "routes": items } }]
+                    }));
+                    yaml.map(|y| y.len()).unwrap_or(0)
+                };
+                let with_item = wrapper(vec![route_item(served, route, filter, None)]);
+                with_item.saturating_sub(wrapper(Vec::new()))
+            })
+            .sum()
+    }
+
     /// Records the filter of the route served at `mcp_servers` key `key` (empty filters
     /// are not recorded).
     pub fn add(&mut self, key: &str, route: &NamespacedName, filter: CheckedFilter) {
@@ -218,20 +265,11 @@ impl RouteFilters {
             .routes
             .iter()
             .map(|(key, route, filter)| {
-                let mut servers = vec![key.clone()];
-                if let Some(alias) = config
+                let alias = config
                     .pointer(&format!("/mcp_servers/{key}/alias"))
                     .and_then(Value::as_str)
-                    .filter(|alias| *alias != key)
-                {
-                    servers.push(alias.to_owned());
-                }
-                json!({
-                    "route": format!("{}/{}", route.namespace, route.name),
-                    "servers": servers,
-                    "allow": filter.allow,
-                    "deny": filter.deny,
-                })
+                    .filter(|alias| *alias != key);
+                route_item(key, route, filter, alias)
             })
             .collect();
         json!({

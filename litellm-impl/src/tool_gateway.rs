@@ -301,28 +301,29 @@ pub fn render_tool_gateway(
         });
     }
 
-    let shape = WorkloadShape {
-        service_port: names::TOOL_GATEWAY_SERVICE_PORT,
-        secret_hash: SecretHashScope::Referenced,
-        config_files: filters.config_files(),
-    };
-    let finish_with = |prepared: Prepared<'_>, servers: Map<String, Value>| {
-        let mut prepared = prepared;
-        let guardrails =
-            prepared.add_guardrails(lookup, &BTreeSet::new(), GuardedTraffic::McpCalls);
-        finish(
-            prepared,
-            lookup,
-            tool_config(servers, guardrails),
-            BTreeSet::new(),
-            shape.clone(),
-            &|config| filters.enforce(config),
-        )
-    };
+    let finish_with =
+        |prepared: Prepared<'_>, servers: Map<String, Value>, filters: &RouteFilters| {
+            let mut prepared = prepared;
+            let guardrails =
+                prepared.add_guardrails(lookup, &BTreeSet::new(), GuardedTraffic::McpCalls);
+            let shape = WorkloadShape {
+                service_port: names::TOOL_GATEWAY_SERVICE_PORT,
+                secret_hash: SecretHashScope::Referenced,
+                config_files: filters.config_files(),
+            };
+            finish(
+                prepared,
+                lookup,
+                tool_config(servers, guardrails),
+                BTreeSet::new(),
+                shape,
+                &|config| filters.enforce(config),
+            )
+        };
     // Routes that would push the config past its ConfigMap's limit are refused newest
     // first, so that the routes the gateway already serves keep being served.
     let mut newest_first = bounds::newest_first(&attached, &outcomes);
-    let mut attempt = finish_with(prepared, servers.clone());
+    let mut attempt = finish_with(prepared, servers.clone(), &filters);
     let (mut rendered, merged) = loop {
         let excess = match attempt {
             Err(RenderError::ConfigTooLarge { bytes, limit, .. }) if !newest_first.is_empty() => {
@@ -330,8 +331,12 @@ pub fn render_tool_gateway(
             }
             other => break other?,
         };
-        for key in bounds::take_until(&mut newest_first, &servers, excess) {
+        for key in bounds::take_until(&mut newest_first, &servers, excess, |key| {
+            filters.config_bytes(key)
+        }) {
             servers.remove(&key);
+            // The guardrail's patterns of a refused route go too: they are config bytes.
+            filters.remove(&key);
             for outcome in &mut outcomes {
                 if matches!(&outcome.state, RouteState::Served(served) if served.key == key) {
                     outcome.state =
@@ -339,7 +344,7 @@ pub fn render_tool_gateway(
                 }
             }
         }
-        attempt = finish_with(prepare(parts, settings, lookup)?, servers.clone());
+        attempt = finish_with(prepare(parts, settings, lookup)?, servers.clone(), &filters);
     };
     let patch_ref = gateway
         .metadata

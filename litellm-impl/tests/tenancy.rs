@@ -359,8 +359,13 @@ async fn a_route_may_name_a_tool_server_in_another_namespace_only_with_that_name
 /// makes itself) whose tool filters take about 70 KB of config.
 fn bulky_route(namespace: &str, name: &str, day: u32) -> String {
     let tools = |prefix: &str| -> String {
-        (0..256)
-            .map(|i| format!("      - {prefix}{i:03}_{}\n", "x".repeat(120)))
+        (0..litellm_impl::tool_filter::MAX_ENTRIES)
+            .map(|i| {
+                format!(
+                    "      - {prefix}{i:03}_{}\n",
+                    "x".repeat(litellm_impl::tool_filter::MAX_ENTRY_LENGTH - 8)
+                )
+            })
             .collect()
     };
     route_with(

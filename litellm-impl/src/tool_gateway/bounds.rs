@@ -90,18 +90,21 @@ fn entry_bytes(key: &str, entry: &Value) -> usize {
 }
 
 /// Takes keys from the front of `queue` (newest first) until the entries taken add up
-/// to `excess` bytes, at least one.
+/// to `excess` bytes, at least one; `elsewhere` is what a key holds in the config
+/// besides its `mcp_servers` entry (the tool-filter guardrail's patterns).
 pub(super) fn take_until(
     queue: &mut VecDeque<String>,
     servers: &Map<String, Value>,
     excess: usize,
+    elsewhere: impl Fn(&str) -> usize,
 ) -> Vec<String> {
     let mut taken = Vec::new();
     let mut freed = 0;
     while let Some(key) = queue.pop_front() {
         freed += servers
             .get(&key)
-            .map_or(0, |entry| entry_bytes(&key, entry));
+            .map_or(0, |entry| entry_bytes(&key, entry))
+            + elsewhere(&key);
         taken.push(key);
         if freed >= excess {
             break;
@@ -135,8 +138,11 @@ mod tests {
         let one = entry_bytes("new", &servers["new"]);
         assert!(one > 100, "{one}");
         let mut queue: VecDeque<String> = ["new", "mid", "old"].map(String::from).into();
-        assert_eq!(take_until(&mut queue, &servers, 1), ["new"]);
-        assert_eq!(take_until(&mut queue, &servers, one + 1), ["mid", "old"]);
-        assert!(take_until(&mut queue, &servers, 1).is_empty());
+        assert_eq!(take_until(&mut queue, &servers, 1, |_| 0), ["new"]);
+        assert_eq!(
+            take_until(&mut queue, &servers, one + 1, |_| 0),
+            ["mid", "old"]
+        );
+        assert!(take_until(&mut queue, &servers, 1, |_| 0).is_empty());
     }
 }

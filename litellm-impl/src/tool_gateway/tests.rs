@@ -887,10 +887,14 @@ fn routes_that_would_overflow_the_config_map_are_refused_newest_first_and_the_re
         yaml.push_str(&bulky_route(&format!("r{day:02}"), day));
     }
     let r = render_yaml(&yaml);
+    // The ConfigMap's data: the config, and the tool-filter guardrail's module beside it.
+    let data_bytes = r.rendered.config_yaml.len()
+        + names::CONFIG_KEY.len()
+        + crate::tool_filter::MODULE_FILE.len()
+        + crate::tool_filter::MODULE_SOURCE.len();
     assert!(
-        r.rendered.config_yaml.len() + names::CONFIG_KEY.len() <= crate::MAX_CONFIG_MAP_DATA_BYTES,
-        "{} bytes",
-        r.rendered.config_yaml.len()
+        data_bytes <= crate::MAX_CONFIG_MAP_DATA_BYTES,
+        "{data_bytes} bytes"
     );
     let refused_days: Vec<u32> = (1..=20)
         .filter(|day| {
@@ -910,11 +914,15 @@ fn routes_that_would_overflow_the_config_map_are_refused_newest_first_and_the_re
         "the newest routes are the ones refused"
     );
     // No more than needed: the oldest refused route would not have fitted.
-    let one_more = r.rendered.config_yaml.len() + 60_000;
+    let alone = render_yaml(GATEWAY).rendered.config_yaml.len();
+    let with_one = render_yaml(&format!("{GATEWAY}{}", bulky_route("r01", 1)))
+        .rendered
+        .config_yaml
+        .len();
+    let one_more = data_bytes + (with_one - alone);
     assert!(
         one_more > crate::MAX_CONFIG_MAP_DATA_BYTES,
-        "{} bytes with room for one more route",
-        r.rendered.config_yaml.len()
+        "{data_bytes} bytes with room for one more route"
     );
     let problem = refused(&r, "team", "r20");
     assert_eq!(problem.reason, RouteProblemReason::ConfigTooLarge);
