@@ -606,18 +606,25 @@ fn cases() -> Vec<ValueCase> {
             },
         },
         ValueCase {
+            // On by default, but rendered only where the cluster serves ServiceMonitors:
+            // the case sets it on such a cluster, and the check turns it off there.
             path: "metrics.serviceMonitor.enabled",
             set: &[
                 "--set",
-                "metrics.enabled=true",
-                "--set",
-                "metrics.serviceMonitor.enabled=false",
+                "metrics.serviceMonitor.enabled=true",
                 "--api-versions",
                 "monitoring.coreos.com/v1/ServiceMonitor",
             ],
             check: |o| {
-                assert!(find(o, "Service", helm::METRICS_NAME).is_some());
-                assert!(find(o, "ServiceMonitor", helm::METRICS_NAME).is_none());
+                assert!(find(o, "ServiceMonitor", helm::METRICS_NAME).is_some());
+                let off = template(&[
+                    "--set",
+                    "metrics.serviceMonitor.enabled=false",
+                    "--api-versions",
+                    "monitoring.coreos.com/v1/ServiceMonitor",
+                ]);
+                assert!(find(&off, "Service", helm::METRICS_NAME).is_some());
+                assert!(find(&off, "ServiceMonitor", helm::METRICS_NAME).is_none());
             },
         },
         ValueCase {

@@ -728,7 +728,9 @@ fn rbac_template() -> String {
     let mut objects: Vec<(Option<&str>, Value)> = Vec::new();
     for object in super::rbac() {
         let mut o = templated(&mut t, &object);
-        let condition = if is_kind(&object, "ClusterRole") {
+        // Only the operator's own ClusterRole takes the rules of the served kinds; the
+        // metrics roles keep their fixed rules.
+        let condition = if is_kind(&object, "ClusterRole") && object["metadata"]["name"] == NAME {
             o["rules"] = t.inline(&format!(
                 "{{{{- if .Values.watchNamespace }}}}\n  {}\n{{{{- else }}}}\n  {}\n{{{{- end }}}}",
                 rules_include("operator", "cluster"),
