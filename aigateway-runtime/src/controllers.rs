@@ -401,7 +401,18 @@ fn dynamic_reflector(
         watcher(api, config).boxed()
     };
     // managedFields are a large share of every object and the loop never reads them.
-    let events = events.modify(|object: &mut DynamicObject| object.metadata.managed_fields = None);
+    // The items of a list carry no apiVersion or kind (a real API server leaves them
+    // out): without them, readiness found no Deployment among the children of a cache
+    // filled by a (re)list, and a restarted operator turned every converged gateway
+    // Ready=False until its Deployment next changed.
+    let types = kube::api::TypeMeta {
+        api_version: resource.api_version.clone(),
+        kind: resource.kind.clone(),
+    };
+    let events = events.modify(move |object: &mut DynamicObject| {
+        object.metadata.managed_fields = None;
+        object.types.get_or_insert_with(|| types.clone());
+    });
     let key = tracking.key(&cache);
     let listed = mark_listed(tracking.gate, key.clone());
     let metrics = tracking.metrics.clone();
