@@ -44,7 +44,7 @@ use kube::runtime::watcher::{self, watcher};
 use kube::runtime::{WatchStreamExt, reflector as reflect};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::class::{Claim, claim};
 use crate::controllers::{CacheTracking, dynamic_api, mark_listed, tracked};
@@ -696,12 +696,19 @@ pub(crate) fn error_policy<K: GatewayKind>(
     shared: Arc<Shared<K>>,
 ) -> Action {
     shared.metrics.reconcile_failed(error.metric_reason());
-    warn!(%error, "attached object reconcile failed");
-    if error.is_conflict() {
-        Action::requeue(Duration::from_millis(200))
+    let delay = if error.is_conflict() {
+        Duration::from_millis(200)
     } else {
-        Action::requeue(backoff(2))
-    }
+        backoff(2)
+    };
+    crate::reconcile::log_failure(
+        &shared.failure_log,
+        error,
+        1,
+        delay,
+        "attached object reconcile failed",
+    );
+    Action::requeue(delay)
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use crate::attached::{self, AttachedCache, GatewayState};
 use crate::class::{Claim, claim};
 use crate::implementation::{GatewayImplementation, ImplementationError, Observed, Readiness};
 use crate::kind::GatewayKind;
+use crate::logging::{LogThrottle, worth_a_line};
 use crate::metrics::Metrics;
 use crate::names;
 use crate::related::{GatewayKey, RelatedCaches, with_reads};
@@ -182,6 +183,8 @@ pub struct Shared<K: GatewayKind> {
     pub(crate) owned_condition_types: Vec<String>,
     /// The attached kind the implementation declared, if any.
     pub(crate) attached: Option<Arc<AttachedCache>>,
+    /// Keeps failed-reconcile warnings to a few lines a second (see [`LogThrottle`]).
+    pub(crate) failure_log: LogThrottle,
 }
 
 pub(crate) fn object_name<R: Resource>(object: &R) -> String {
@@ -649,8 +652,31 @@ pub fn error_policy<K: GatewayKind>(
     } else {
         backoff(attempts)
     };
-    warn!(%error, attempts, retry_in_ms = delay.as_millis() as u64, "reconcile failed");
+    log_failure(
+        &shared.failure_log,
+        error,
+        attempts,
+        delay,
+        "reconcile failed",
+    );
     Action::requeue(delay)
+}
+
+/// A failed reconcile as a warning when it is the object's 1st, 4th, 16th, ... failure in
+/// a row and `throttle` admits a line; as a debug line otherwise. During an outage every
+/// gateway fails at once and at every retry: the warnings stay a few a second.
+pub(crate) fn log_failure(
+    throttle: &LogThrottle,
+    error: &ReconcileError,
+    attempts: u32,
+    delay: Duration,
+    message: &'static str,
+) {
+    let retry_in_ms = delay.as_millis() as u64;
+    match worth_a_line(attempts).then(|| throttle.admit()).flatten() {
+        Some(held_back) => warn!(%error, attempts, retry_in_ms, held_back, "{message}"),
+        None => debug!(%error, attempts, retry_in_ms, "{message}"),
+    }
 }
 
 /// Records a failure of `key` at `step`; returns how many times in a row `key` has now
@@ -785,7 +811,13 @@ pub fn class_error_policy<K: GatewayKind>(
         entry.0
     };
     let delay = backoff(attempts);
-    warn!(%error, attempts, retry_in_ms = delay.as_millis() as u64, "class reconcile failed");
+    log_failure(
+        &shared.failure_log,
+        error,
+        attempts,
+        delay,
+        "class reconcile failed",
+    );
     Action::requeue(delay)
 }
 

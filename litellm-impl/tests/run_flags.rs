@@ -602,3 +602,45 @@ async fn a_kind_whose_resources_are_missing_or_forbidden_fails_at_start_in_one_l
         "{log}"
     );
 }
+
+/// When every write fails (an API server that cannot store anything), every gateway
+/// fails at every retry: the log stays at a few lines a second and names no gateway more
+/// than a few times. The fault tier on the real control plane found hundreds of lines a
+/// second: one warning per failed reconcile.
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_writes_of_many_gateways_log_a_few_lines_a_second() {
+    let cluster = Cluster::start().await;
+    cluster
+        .server
+        .faults()
+        .fail_fraction(1.0, RequestMatch::any().verb("patch"), 500);
+    let gateways: Vec<(String, String)> = (0..100)
+        .map(|i| (format!("ns-{}", i % 4), format!("gw-{i:03}")))
+        .collect();
+    for (namespace, name) in &gateways {
+        cluster.gateway(namespace, name, &[]);
+    }
+    let mut operator = cluster.started(&["--log-format", "json"]).await;
+    let watched = Duration::from_secs(10);
+    tokio::time::sleep(watched).await;
+    operator.assert_running();
+    let log = operator.log();
+    let failures = log.lines().filter(|l| l.contains("reconcile failed")).count();
+    assert!(failures >= 1, "the failures are logged:\n{log}");
+    assert!(
+        failures <= 3 + watched.as_secs() as usize,
+        "{failures} failure lines in {watched:?}:\n{log}"
+    );
+    for (namespace, name) in &gateways {
+        let lines = log
+            .lines()
+            .filter(|l| l.contains(&format!("{namespace}/{name}")))
+            .count();
+        assert!(lines <= 2, "{namespace}/{name} is named in {lines} lines:\n{log}");
+    }
+    assert!(
+        log.lines().any(|l| serde_json::from_str::<Value>(l)
+            .is_ok_and(|v| v["held_back"].as_u64().unwrap_or(0) > 0)),
+        "the lines held back are counted:\n{log}"
+    );
+}
