@@ -118,6 +118,13 @@ impl RealCluster {
     /// Builds the binaries if needed and starts a fresh control plane in a new
     /// directory under the system temp dir (kept after a failure for its logs).
     pub fn start() -> Result<Self> {
+        Self::start_with_env(&[])
+    }
+
+    /// Like [`RealCluster::start`], with environment variables for `scripts/control-plane
+    /// up`, e.g. `CONTROLLER_MANAGER_QPS` (kube-controller-manager's client rate limit,
+    /// 20 by default as in Kubernetes).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Result<Self> {
         let dir = std::env::temp_dir().join(format!(
             "aigateway-control-plane-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..12]
@@ -133,8 +140,8 @@ impl RealCluster {
             path: script.clone(),
             source,
         })?;
-        run_script(&script, "build", &[])?;
-        run_script(&script, "up", &[&dir])?;
+        run_script(&script, "build", &[], &[])?;
+        run_script(&script, "up", &[&dir], env)?;
         let env = read_env(&dir.join("cluster.env"))?;
         let server = env.get("SERVER").cloned().unwrap_or_default();
         Ok(Self {
@@ -287,7 +294,7 @@ impl RealCluster {
 
 impl Drop for RealCluster {
     fn drop(&mut self) {
-        if let Err(error) = run_script(&self.script, "down", &[&self.dir]) {
+        if let Err(error) = run_script(&self.script, "down", &[&self.dir], &[]) {
             eprintln!("{error}");
         } else if !std::thread::panicking() {
             // Keep the directory (logs, audit log) when a test failed.
@@ -301,11 +308,17 @@ impl Drop for RealCluster {
     }
 }
 
-fn run_script(script: &Path, verb: &'static str, args: &[&Path]) -> Result<()> {
+fn run_script(
+    script: &Path,
+    verb: &'static str,
+    args: &[&Path],
+    env: &[(&str, &str)],
+) -> Result<()> {
     let output = Command::new("bash")
         .arg(script)
         .arg(verb)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
