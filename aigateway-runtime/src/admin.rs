@@ -30,45 +30,83 @@ pub struct AdminState {
 
 /// Which of the operator's watches fail right now, and why: a watch whose list or watch
 /// request errors (403 after an RBAC change, a CRD removed) keeps its cache stale or
-/// unsynced, so `/readyz` reports it until a request succeeds again.
+/// unsynced, so `/readyz` reports it until a request succeeds again. With leader
+/// election, the Lease requests say too whether the API server answers at all: a watch
+/// behind a dead link fails silently, a Lease request times out.
 ///
 /// A resumed watch yields nothing until an object changes, so a failure also stops
 /// counting once it is older than [`CacheHealth::FAILURE_MEMORY`]: a watch that still
 /// fails retries (and fails again) well within it.
 #[derive(Clone, Default, Debug)]
-pub struct CacheHealth(Arc<Mutex<BTreeMap<String, (String, std::time::Instant)>>>);
+pub struct CacheHealth(Arc<Mutex<BTreeMap<Source, (String, std::time::Instant)>>>);
+
+/// What failed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Source {
+    /// A cache's list or watch, by cache name.
+    Cache(String),
+    /// A request the API server did not answer (or answered with a server error).
+    ApiServer,
+}
 
 impl CacheHealth {
     /// How long a failure counts without being repeated (the watch backoff's cap is 30 s).
     pub const FAILURE_MEMORY: std::time::Duration = std::time::Duration::from_secs(45);
 
-    /// Records the outcome of one watch event of the cache named `cache`.
-    pub fn record<E: std::fmt::Display>(&self, cache: &str, outcome: Result<(), &E>) {
+    fn set(&self, source: Source, problem: Option<String>) {
         let mut failing = self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match outcome {
-            Ok(()) => {
-                failing.remove(cache);
+        match problem {
+            None => {
+                failing.remove(&source);
             }
-            Err(error) => {
-                failing.insert(
-                    cache.to_owned(),
-                    (error.to_string(), std::time::Instant::now()),
-                );
+            Some(line) => {
+                failing.insert(source, (line, std::time::Instant::now()));
             }
         }
     }
 
-    /// One line per failing cache: `<cache>: <error>`.
+    /// Records the outcome of one watch event of the cache named `cache`.
+    pub fn record<E: std::fmt::Display>(&self, cache: &str, outcome: Result<(), &E>) {
+        self.set(
+            Source::Cache(cache.to_owned()),
+            outcome
+                .err()
+                .map(|error| format!("{cache} cache cannot list or watch: {error}")),
+        );
+    }
+
+    /// Records whether the API server answered `request` (`Err`: what went wrong, e.g.
+    /// no answer in time or a server error).
+    pub(crate) fn record_api_server(&self, request: &str, outcome: Result<(), String>) {
+        self.set(
+            Source::ApiServer,
+            outcome
+                .err()
+                .map(|error| format!("the API server did not answer {request}: {error}")),
+        );
+    }
+
+    /// Forgets the failures of every cache: their watches stopped (leadership lost), so
+    /// they no longer say anything about this instance.
+    pub(crate) fn forget_caches(&self) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|source, _| !matches!(source, Source::Cache(_)));
+    }
+
+    /// One line per problem: `<cache> cache cannot list or watch: <error>`, or `the API
+    /// server did not answer <request>: <error>`.
     pub fn problems(&self) -> Vec<String> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .filter(|(_, (_, at))| at.elapsed() < Self::FAILURE_MEMORY)
-            .map(|(cache, (error, _))| format!("{cache} cache cannot list or watch: {error}"))
+            .values()
+            .filter(|(_, at)| at.elapsed() < Self::FAILURE_MEMORY)
+            .map(|(line, _)| line.clone())
             .collect()
     }
 }

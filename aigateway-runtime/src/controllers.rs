@@ -18,7 +18,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, watcher};
 use kube::runtime::{WatchStreamExt, reflector as reflect};
 use kube::{Client, Resource, ResourceExt};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::admin::CacheHealth;
 use crate::apply::ChildCache;
@@ -27,6 +27,7 @@ use crate::children::OwnerIndex;
 use crate::class::claim;
 use crate::implementation::GatewayImplementation;
 use crate::kind::GatewayKind;
+use crate::logging::LogThrottle;
 use crate::metrics::{ConditionLabels, Metrics};
 use crate::names;
 use crate::operator::{ResyncTrigger, ShutdownSignal};
@@ -925,18 +926,36 @@ async fn run_controllers<K: GatewayKind>(
 
     // Reconcile failures are logged by the error policies; anything else (a watch that
     // cannot list, e.g. an object that does not deserialise) would otherwise be silent.
+    // Every watch fails at once when the API server goes away: a few lines a second.
     fn log_controller_error<
         T: std::fmt::Debug,
         E: std::error::Error + 'static,
         Q: std::error::Error + 'static,
     >(
+        throttle: &LogThrottle,
         result: Result<T, kube::runtime::controller::Error<E, Q>>,
     ) {
         match result {
             Ok(_) | Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
-            Err(error) => warn!(%error, "controller error: a watch or queue failed; retrying"),
+            Err(error) => match throttle.admit() {
+                Some(held_back) => {
+                    warn!(%error, held_back, "controller error: a watch or queue failed; retrying")
+                }
+                None => debug!(%error, "controller error: a watch or queue failed; retrying"),
+            },
         }
     }
+    fn logged<
+        T: std::fmt::Debug,
+        E: std::error::Error + 'static,
+        Q: std::error::Error + 'static,
+    >(
+        throttle: &Arc<LogThrottle>,
+    ) -> impl FnMut(Result<T, kube::runtime::controller::Error<E, Q>>) + use<T, E, Q> {
+        let throttle = throttle.clone();
+        move |result| log_controller_error(&throttle, result)
+    }
+    let watch_log = Arc::new(LogThrottle::default());
     let attached_objects: Pin<Box<dyn Stream<Item = ()> + Send>> = match attached_controller {
         Some(controller) => controller
             .graceful_shutdown_on(stop.clone())
@@ -951,13 +970,13 @@ async fn run_controllers<K: GatewayKind>(
                 attached::error_policy,
                 shared.clone(),
             )
-            .map(log_controller_error)
+            .map(logged(&watch_log))
             .boxed(),
         None => futures::stream::empty().boxed(),
     };
     let drain = |stream: Pin<Box<dyn Stream<Item = ()> + Send>>| stream.for_each(|_| async {});
-    let gateways = drain(gateways.map(log_controller_error).boxed());
-    let classes = drain(classes.map(log_controller_error).boxed());
+    let gateways = drain(gateways.map(logged(&watch_log)).boxed());
+    let classes = drain(classes.map(logged(&watch_log)).boxed());
     let attached_objects = drain(attached_objects);
     tokio::join!(gateways, classes, attached_objects);
 }

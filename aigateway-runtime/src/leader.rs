@@ -16,6 +16,8 @@ use kube::client::Body;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::admin::CacheHealth;
+
 /// When the last successful Lease write was sent, shared with the leader loop.
 pub(crate) struct LeaseClock {
     last_write: Arc<watch::Sender<Option<Instant>>>,
@@ -47,23 +49,29 @@ impl LeaseClock {
     }
 
     /// `client`, with writes to Lease `namespace/name` that leave `identity` holding it
-    /// timed, and each request bounded by `timeout`.
+    /// timed, and each request bounded by `timeout`. Whether the API server answers each
+    /// request goes to `health` (`/readyz`): the Lease is the one thing every instance,
+    /// leader or standby, asks for again and again.
     pub(crate) fn client(
         &self,
         client: &Client,
         lease: (&str, &str),
         identity: &str,
         timeout: Duration,
+        health: CacheHealth,
     ) -> Client {
         let (namespace, name) = lease;
         let path = format!("/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}");
         let last_write = self.last_write.clone();
         let identity = identity.to_owned();
         let inner = client.clone();
+        let request_name = format!("requests for Lease {namespace}/{name}");
         let service = tower::service_fn(move |request: Request<Body>| {
             let inner = inner.clone();
             let last_write = last_write.clone();
             let identity = identity.clone();
+            let health = health.clone();
+            let request_name = request_name.clone();
             let lease_write = request.method() != Method::GET && request.uri().path() == path;
             async move {
                 let sent = Instant::now();
@@ -81,12 +89,28 @@ impl LeaseClock {
                     }
                     Ok(Response::from_parts(parts, Body::from(bytes)))
                 };
-                tokio::time::timeout(timeout, bounded)
-                    .await
-                    .map_err(|_| kube::Error::Service("Lease request timed out".into()))?
+                let outcome = tokio::time::timeout(timeout, bounded).await;
+                health.record_api_server(&request_name, answered(&outcome, timeout));
+                outcome.map_err(|_| kube::Error::Service("Lease request timed out".into()))?
             }
         });
         Client::new(service, client.default_namespace())
+    }
+}
+
+/// Whether the API server answered a Lease request: any answer but a server error counts
+/// (a 409 or a 404 is an answer); no answer in time, a failed connection or a 5xx does not.
+fn answered(
+    outcome: &Result<Result<Response<Body>, kube::Error>, tokio::time::error::Elapsed>,
+    timeout: Duration,
+) -> Result<(), String> {
+    match outcome {
+        Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
+        Ok(Err(error)) => Err(crate::describe_kube_error(error)),
+        Ok(Ok(response)) if response.status().is_server_error() => {
+            Err(format!("HTTP {}", response.status()))
+        }
+        Ok(Ok(_)) => Ok(()),
     }
 }
 

@@ -534,6 +534,7 @@ impl Operator {
             (&election.lease_namespace, &election.lease_name),
             &election.identity,
             request_timeout,
+            self.caches.clone(),
         );
         let manager =
             kube_lease_manager::LeaseManagerBuilder::new(lease_client, &election.lease_name)
@@ -609,6 +610,8 @@ impl Operator {
                 }
             }
             self.metrics.set_leader(false);
+            // The stopped watches' failures say nothing about a standby.
+            self.caches.forget_caches();
             if shutdown.peek().is_some() {
                 drop(leader);
                 let _ = lease_task.await;

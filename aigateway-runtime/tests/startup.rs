@@ -21,3 +21,45 @@ async fn gateways_that_exist_before_the_operator_starts_are_reconciled() {
     }
     running.stop().await;
 }
+
+/// A restarted operator judges readiness from the Deployments it listed. The items of a
+/// list carry no kind (on a real API server as on the testkit) and readiness looked for
+/// typed Deployments only: every converged gateway turned Ready=False ("no Deployment
+/// exists yet") after a restart, a fail-over or a relist, and stayed so until its
+/// Deployment next changed. Found by the fault tier on the real control plane.
+#[tokio::test]
+async fn a_restarted_operator_keeps_converged_gateways_ready_and_writes_nothing() {
+    use aigateway_runtime::testing::RunningOperator;
+    let server = server(Duration::ZERO).await;
+    let client = server.client();
+    create_class(&client, "minimal", CONTROLLER, true).await;
+    let names = ["kept-a", "kept-b", "kept-c"];
+    for name in names {
+        create_gateway(&client, &gateway(name, None, &["m"])).await;
+    }
+    let first = RunningOperator::spawn(Operator::new(client.clone()).gateway(Minimal::default()));
+    for name in names {
+        wait_condition(&client, name, "Ready", "True").await;
+    }
+    first.wait_idle(&server).await;
+    first.stop().await;
+
+    let writes = server.stats().writes();
+    let second = RunningOperator::spawn(Operator::new(client.clone()).gateway(Minimal::default()));
+    aigateway_runtime::testing::eventually(
+        "the restarted operator to reconcile every gateway",
+        || async { (second.reconciles() >= names.len() as u64).then_some(()) },
+    )
+    .await;
+    second.wait_idle(&server).await;
+    for name in names {
+        let ready = condition(&client, name, "Ready").await;
+        assert_eq!(ready.map(|c| c.0), Some("True".to_owned()), "{name}");
+    }
+    assert_eq!(
+        server.stats().writes(),
+        writes,
+        "the restarted operator wrote to converged gateways"
+    );
+    second.stop().await;
+}

@@ -210,6 +210,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cut_proxy;
 mod defaults;
 mod discovery;
 mod events;

@@ -80,6 +80,19 @@ pub enum RealClusterError {
     /// CustomResourceDefinitions did not become Established in time.
     #[error("CRDs not Established after 60 s: {0}; check the CRDs' status conditions")]
     CrdsNotEstablished(String),
+    /// A component could not be stopped, started or signalled.
+    #[error(
+        "control-plane component {name}: {reason}; see its log under the control plane's logs/"
+    )]
+    Component {
+        /// `etcd`, `kube-apiserver`, ...
+        name: String,
+        /// What failed.
+        reason: String,
+    },
+    /// etcd's JSON gateway refused or failed a request.
+    #[error("etcd {0}; check that etcd runs (logs/etcd.log)")]
+    Etcd(String),
 }
 
 type Result<T, E = RealClusterError> = std::result::Result<T, E>;
@@ -105,6 +118,13 @@ impl RealCluster {
     /// Builds the binaries if needed and starts a fresh control plane in a new
     /// directory under the system temp dir (kept after a failure for its logs).
     pub fn start() -> Result<Self> {
+        Self::start_with_env(&[])
+    }
+
+    /// Like [`RealCluster::start`], with environment variables for `scripts/control-plane
+    /// up`, e.g. `CONTROLLER_MANAGER_QPS` (kube-controller-manager's client rate limit,
+    /// 20 by default as in Kubernetes).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Result<Self> {
         let dir = std::env::temp_dir().join(format!(
             "aigateway-control-plane-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..12]
@@ -120,8 +140,8 @@ impl RealCluster {
             path: script.clone(),
             source,
         })?;
-        run_script(&script, "build", &[])?;
-        run_script(&script, "up", &[&dir])?;
+        run_script(&script, "build", &[], &[])?;
+        run_script(&script, "up", &[&dir], env)?;
         let env = read_env(&dir.join("cluster.env"))?;
         let server = env.get("SERVER").cloned().unwrap_or_default();
         Ok(Self {
@@ -274,7 +294,7 @@ impl RealCluster {
 
 impl Drop for RealCluster {
     fn drop(&mut self) {
-        if let Err(error) = run_script(&self.script, "down", &[&self.dir]) {
+        if let Err(error) = run_script(&self.script, "down", &[&self.dir], &[]) {
             eprintln!("{error}");
         } else if !std::thread::panicking() {
             // Keep the directory (logs, audit log) when a test failed.
@@ -288,11 +308,17 @@ impl Drop for RealCluster {
     }
 }
 
-fn run_script(script: &Path, verb: &'static str, args: &[&Path]) -> Result<()> {
+fn run_script(
+    script: &Path,
+    verb: &'static str,
+    args: &[&Path],
+    env: &[(&str, &str)],
+) -> Result<()> {
     let output = Command::new("bash")
         .arg(script)
         .arg(verb)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -501,6 +527,299 @@ impl AuditLog {
         }
         Ok(counts)
     }
+}
+
+/// What a fault test needs from the control plane's processes: stop and start one
+/// component with the command line it ran with, pause and resume it, compact etcd, and
+/// keep one control plane for every test of a binary.
+///
+/// ```no_run
+/// # fn demo() -> Result<(), aigateway_testkit::real_cluster::RealClusterError> {
+/// use std::time::Duration;
+/// use aigateway_testkit::real_cluster::RealCluster;
+///
+/// let cluster = RealCluster::start()?;
+/// let stopped = cluster.stop_component("kube-apiserver")?;
+/// std::thread::sleep(Duration::from_secs(20));
+/// cluster.start_component(stopped)?;
+/// cluster.wait_api_server_ready(Duration::from_secs(90))?;
+/// # Ok(()) }
+/// ```
+impl RealCluster {
+    /// The pid of component `name` (`etcd`, `kube-apiserver`, `kube-controller-manager`,
+    /// `kube-scheduler`, `kwok`) as the control plane recorded it.
+    pub fn component_pid(&self, name: &str) -> Result<u32> {
+        let file = self.dir.join("pids");
+        let text = fs::read_to_string(&file).map_err(|source| RealClusterError::Io {
+            what: "reading the control plane's pids",
+            path: file.clone(),
+            source,
+        })?;
+        text.lines()
+            .filter_map(|line| line.split_once(' '))
+            .filter(|(component, _)| *component == name)
+            .find_map(|(_, pid)| pid.trim().parse().ok())
+            .ok_or_else(|| RealClusterError::Component {
+                name: name.to_owned(),
+                reason: format!("not recorded in {}", file.display()),
+            })
+    }
+
+    /// Stops component `name` and waits until it is gone: SIGTERM, then SIGKILL after
+    /// 10 s, as a kubelet with a short grace period does (kube-apiserver stops listening
+    /// at once but may take a minute to finish in-flight requests). Returns what
+    /// [`RealCluster::start_component`] needs to start it again as it ran.
+    pub fn stop_component(&self, name: &str) -> Result<StoppedComponent> {
+        let pid = self.component_pid(name)?;
+        let cmdline =
+            fs::read(format!("/proc/{pid}/cmdline")).map_err(|source| RealClusterError::Io {
+                what: "reading a component's command line",
+                path: PathBuf::from(format!("/proc/{pid}/cmdline")),
+                source,
+            })?;
+        let command: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .filter(|arg| !arg.is_empty())
+            .map(|arg| String::from_utf8_lossy(arg).into_owned())
+            .collect();
+        signal(pid, "TERM", name)?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while process_runs(pid) {
+            if std::time::Instant::now() > deadline {
+                signal(pid, "KILL", name)?;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Ok(StoppedComponent {
+            name: name.to_owned(),
+            command,
+        })
+    }
+
+    /// Starts a stopped component again with the same command line, its output appended
+    /// to the same log; the control plane stops it like the others. Returns its pid.
+    pub fn start_component(&self, stopped: StoppedComponent) -> Result<u32> {
+        use std::os::unix::process::CommandExt;
+        let log = self.dir.join("logs").join(format!("{}.log", stopped.name));
+        let open = || {
+            fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&log)
+                .map_err(|source| RealClusterError::Io {
+                    what: "opening a component's log",
+                    path: log.clone(),
+                    source,
+                })
+        };
+        let (program, args) =
+            stopped
+                .command
+                .split_first()
+                .ok_or_else(|| RealClusterError::Component {
+                    name: stopped.name.clone(),
+                    reason: "its command line was empty".to_owned(),
+                })?;
+        let mut child = Command::new(program)
+            .args(args)
+            // Its own process group: a signal to the test's group does not reach it.
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(open()?)
+            .stderr(open()?)
+            .spawn()
+            .map_err(|source| RealClusterError::Io {
+                what: "starting a component again",
+                path: PathBuf::from(program),
+                source,
+            })?;
+        let pid = child.id();
+        // Reaped as soon as it exits, so that `down` does not wait for a zombie.
+        std::thread::spawn(move || child.wait());
+        let file = self.dir.join("pids");
+        let text = fs::read_to_string(&file).unwrap_or_default();
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter(|line| line.split_once(' ').map(|(n, _)| n) != Some(stopped.name.as_str()))
+            .map(str::to_owned)
+            .collect();
+        lines.push(format!("{} {pid}", stopped.name));
+        fs::write(&file, lines.join("\n") + "\n").map_err(|source| RealClusterError::Io {
+            what: "recording a restarted component's pid",
+            path: file,
+            source,
+        })?;
+        Ok(pid)
+    }
+
+    /// Freezes component `name` (SIGSTOP): it keeps its connections but answers nothing.
+    pub fn pause_component(&self, name: &str) -> Result<()> {
+        signal(self.component_pid(name)?, "STOP", name)
+    }
+
+    /// Lets a paused component run again (SIGCONT).
+    pub fn resume_component(&self, name: &str) -> Result<()> {
+        signal(self.component_pid(name)?, "CONT", name)
+    }
+
+    /// Waits until the API server answers `/readyz` (through `kubectl get --raw`).
+    pub fn wait_api_server_ready(&self, limit: std::time::Duration) -> Result<()> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let output = self
+                .kubectl()
+                .args(["get", "--raw", "/readyz", "--request-timeout=5s"])
+                .output()
+                .map_err(|source| RealClusterError::Io {
+                    what: "running kubectl get --raw /readyz",
+                    path: self.kubeconfig(),
+                    source,
+                })?;
+            if output.status.success() {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(RealClusterError::Component {
+                    name: "kube-apiserver".to_owned(),
+                    reason: format!(
+                        "not ready after {limit:?}: {}",
+                        String::from_utf8_lossy(&output.stderr).trim()
+                    ),
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+    }
+
+    /// Compacts etcd's history up to its current revision (physically), so that nothing
+    /// older can be read or watched from etcd any more; returns that revision.
+    pub fn compact_etcd(&self) -> Result<u64> {
+        let env = read_env(&self.dir.join("cluster.env"))?;
+        let etcd = env.get("ETCD").cloned().unwrap_or_default();
+        let address = etcd.trim_start_matches("http://").to_owned();
+        // etcd's JSON gateway: a range over one key answers with the current revision.
+        let range = etcd_post(&address, "/v3/kv/range", r#"{"key":"AA=="}"#)?;
+        let revision: u64 = range
+            .pointer("/header/revision")
+            .and_then(|r| r.as_str())
+            .and_then(|r| r.parse().ok())
+            .ok_or_else(|| RealClusterError::Etcd(format!("no revision in {range}")))?;
+        etcd_post(
+            &address,
+            "/v3/kv/compaction",
+            &format!(r#"{{"revision":"{revision}","physical":true}}"#),
+        )?;
+        Ok(revision)
+    }
+
+    /// Stops this control plane when the current process exits, however it exits: for a
+    /// control plane kept in a `static` and shared by the tests of one binary (statics are
+    /// never dropped). A watchdog process runs `down` then and removes the directory,
+    /// unless [`RealCluster::keep_files`] was called.
+    pub fn stop_when_process_exits(&self) -> Result<()> {
+        let watchdog = r#"while kill -0 "$1" 2>/dev/null; do sleep 1; done
+bash "$2" down "$3" >/dev/null 2>&1
+[ -e "$3/keep" ] || rm -rf "$3""#;
+        Command::new("setsid")
+            .args(["bash", "-c", watchdog, "watchdog"])
+            .arg(std::process::id().to_string())
+            .arg(&self.script)
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|source| RealClusterError::Io {
+                what: "starting the control plane's watchdog (setsid bash)",
+                path: self.dir.clone(),
+                source,
+            })?;
+        Ok(())
+    }
+
+    /// Keeps the directory (logs, audit log) after the control plane stops, e.g. once a
+    /// test sharing it failed.
+    pub fn keep_files(&self) {
+        let _ = fs::write(self.dir.join("keep"), "");
+        eprintln!(
+            "control plane files kept for inspection: {}",
+            self.dir.display()
+        );
+    }
+}
+
+/// A control-plane component that [`RealCluster::stop_component`] stopped.
+#[derive(Debug, Clone)]
+pub struct StoppedComponent {
+    name: String,
+    command: Vec<String>,
+}
+
+fn signal(pid: u32, signal: &str, name: &str) -> Result<()> {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .map_err(|source| RealClusterError::Io {
+            what: "running kill",
+            path: PathBuf::from("kill"),
+            source,
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(RealClusterError::Component {
+            name: name.to_owned(),
+            reason: format!("kill -{signal} {pid} failed"),
+        })
+    }
+}
+
+/// Whether `pid` runs (a zombie does not).
+fn process_runs(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+            Some(state != 'Z' && state != 'X')
+        })
+        .unwrap_or(false)
+}
+
+/// A POST of `body` to etcd's JSON gateway at `address` (`127.0.0.1:PORT`); the answer.
+fn etcd_post(address: &str, path: &str, body: &str) -> Result<serde_json::Value> {
+    use std::io::Write;
+    let fail = |what: String| RealClusterError::Etcd(format!("POST {path}: {what}"));
+    let mut stream =
+        std::net::TcpStream::connect(address).map_err(|e| fail(format!("connect: {e}")))?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .map_err(|e| fail(e.to_string()))?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| fail(format!("write: {e}")))?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| fail(format!("read: {e}")))?;
+    let (head, payload) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| fail("no HTTP response".to_owned()))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(fail(format!(
+            "{}: {payload}",
+            head.lines().next().unwrap_or("")
+        )));
+    }
+    // A chunked answer: the JSON object sits between the chunk sizes.
+    let json = payload
+        .find('{')
+        .and_then(|start| payload.rfind('}').map(|end| &payload[start..=end]))
+        .ok_or_else(|| fail(format!("no JSON in {payload}")))?;
+    serde_json::from_str(json).map_err(|e| fail(format!("{e}: {json}")))
 }
 
 #[cfg(test)]

@@ -769,3 +769,101 @@ async fn a_kind_whose_resources_are_missing_or_forbidden_fails_at_start_in_one_l
         "{log}"
     );
 }
+
+/// When every write fails (an API server that cannot store anything), every gateway
+/// fails at every retry: the log stays at a few lines a second and names no gateway more
+/// than a few times. The fault tier on the real control plane found hundreds of lines a
+/// second: one warning per failed reconcile.
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_writes_of_many_gateways_log_a_few_lines_a_second() {
+    let cluster = Cluster::start().await;
+    cluster
+        .server
+        .faults()
+        .fail_fraction(1.0, RequestMatch::any().verb("patch"), 500);
+    let gateways: Vec<(String, String)> = (0..100)
+        .map(|i| (format!("ns-{}", i % 4), format!("gw-{i:03}")))
+        .collect();
+    for (namespace, name) in &gateways {
+        cluster.gateway(namespace, name, &[]);
+    }
+    let mut operator = cluster.started(&["--log-format", "json"]).await;
+    let watched = Duration::from_secs(10);
+    tokio::time::sleep(watched).await;
+    operator.assert_running();
+    let log = operator.log();
+    let failures = log
+        .lines()
+        .filter(|l| l.contains("reconcile failed"))
+        .count();
+    assert!(failures >= 1, "the failures are logged:\n{log}");
+    assert!(
+        failures <= 3 + watched.as_secs() as usize,
+        "{failures} failure lines in {watched:?}:\n{log}"
+    );
+    for (namespace, name) in &gateways {
+        let lines = log
+            .lines()
+            .filter(|l| l.contains(&format!("{namespace}/{name}")))
+            .count();
+        assert!(
+            lines <= 2,
+            "{namespace}/{name} is named in {lines} lines:\n{log}"
+        );
+    }
+    assert!(
+        log.lines().any(|l| serde_json::from_str::<Value>(l)
+            .is_ok_and(|v| v["held_back"].as_u64().unwrap_or(0) > 0)),
+        "the lines held back are counted:\n{log}"
+    );
+}
+
+/// A replica whose link to the API server is dead (its requests hang, nothing fails
+/// fast) says so on `/readyz` once a Lease request goes unanswered, keeps `/healthz` at
+/// 200, and is ready again once the link is back. The fault tier found `/readyz` at 200
+/// through a 30-s cut: the hung watches reported nothing, and once the lease lapsed the
+/// instance reported itself a ready standby.
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_fails_while_the_api_server_does_not_answer() {
+    let cluster = Cluster::start().await;
+    cluster.namespace("ops");
+    let proxy = aigateway_testkit::cut_proxy::CutProxy::start(cluster._http.addr()).unwrap();
+    let kubeconfig = cluster.dir.path().join("proxied.kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        cluster._http.kubeconfig_yaml().replace(
+            &cluster._http.addr().to_string(),
+            &proxy.address().to_string(),
+        ),
+    )
+    .unwrap();
+    let mut operator =
+        cluster.run_with(&kubeconfig, &["--leader-elect", "--lease-namespace", "ops"]);
+    let port = operator.admin_port;
+    eventually_get(&mut operator, port, "/readyz").await;
+
+    proxy.cut();
+    // The leader renews every 10 s; a renewal times out after 5 s.
+    let cut = Instant::now();
+    let body = loop {
+        operator.assert_running();
+        if let Some((503, body)) = http_get(port, "/readyz").await {
+            break body;
+        }
+        assert!(
+            cut.elapsed() < WAIT,
+            "/readyz never failed behind the cut\n{}",
+            operator.log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(
+        body.contains("the API server did not answer requests for Lease ops/"),
+        "{body}"
+    );
+    assert_eq!(http_get(port, "/healthz").await.map(|(c, _)| c), Some(200));
+
+    proxy.restore();
+    eventually_get(&mut operator, port, "/readyz").await;
+    operator.assert_running();
+}
