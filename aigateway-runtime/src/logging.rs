@@ -165,6 +165,28 @@ impl WarningLimit {
         );
         Some(0)
     }
+
+    /// A warning about `object` that [`admit`](Self::admit) let through was held back
+    /// by the budget shared by all objects: its window did not really open, so the next
+    /// warning about it may go out at once, counting this one and the `suppressed`
+    /// before it.
+    fn held_back(&self, object: &ObjectName, suppressed: u64) {
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(window) = seen.get_mut(object) {
+            match window.opened.checked_sub(Self::EVERY) {
+                Some(closed) => {
+                    window.opened = closed;
+                    window.suppressed = suppressed + 1;
+                }
+                None => {
+                    seen.remove(object);
+                }
+            }
+        }
+    }
 }
 
 /// Logs `message` at WARN about `object`, through `limit`, with `error` and `suppressed`
@@ -183,6 +205,7 @@ pub(crate) fn warn_about(
     };
     // Many objects failing at once (an API server outage) share one budget of lines.
     let Some(held_back) = limit.all_objects.admit() else {
+        limit.held_back(object, suppressed);
         tracing::debug!(%error, object = %object, suppressed, "{message}");
         return;
     };
@@ -318,6 +341,19 @@ mod tests {
         let later = start + WarningLimit::EVERY;
         assert_eq!(limit.admit(&route("one more"), later), Some(0));
         assert!(limit.seen.lock().unwrap().len() <= 1);
+    }
+
+    #[test]
+    fn a_warning_the_shared_budget_held_back_leaves_the_objects_window_closed() {
+        let limit = WarningLimit::default();
+        let start = Instant::now();
+        assert_eq!(limit.admit(&route("a"), start), Some(0));
+        limit.held_back(&route("a"), 0);
+        // The next warning about it may go out at once, and counts the one held back.
+        assert_eq!(
+            limit.admit(&route("a"), start + Duration::from_millis(1)),
+            Some(1)
+        );
     }
 
     #[test]
