@@ -207,7 +207,7 @@ pub enum RunError {
     },
     /// The API server refused the operator access to its Lease.
     #[error(
-        "leader election: not allowed to create Lease {namespace}/{name}: {message}: grant the operator's identity get, create and patch on leases.coordination.k8s.io there (see deploy/), or pass --leader-elect=false"
+        "leader election: not allowed to create Lease {namespace}/{name}: {message}: grant the operator's identity create on leases.coordination.k8s.io there, and get and patch on that Lease (see deploy/), or pass --leader-elect=false"
     )]
     LeaseForbidden {
         /// The Lease's namespace.
