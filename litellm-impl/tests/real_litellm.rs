@@ -1399,16 +1399,39 @@ print(json.dumps(guard.should_run_guardrail({}, GuardrailEventHooks.pre_call)))
     assert_eq!(lines[3], json!(false), "{stdout}");
 }
 
-/// A config patch that renames a filtered route's server, by its own `alias` or by
-/// `litellm_settings.mcp_aliases`, does not switch the route's filter off: the denied
-/// tool stays hidden and refused through the real proxy.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_patch_that_aliases_a_filtered_route_keeps_its_filter_in_real_litellm() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mcp_server, mcp_port, calls) = start_mcp_server(dir.path(), "echo").await;
-    let route = |name: &str| {
-        format!(
-            r#"---
+/// A Secret with the master key `sk-tools-master` and the ToolGateway `agents/tools`
+/// that reads it, with `annotations` (a YAML flow mapping, or empty).
+fn tools_gateway(annotations: &str) -> String {
+    let annotations = if annotations.is_empty() {
+        String::new()
+    } else {
+        format!("\n  annotations: {annotations}")
+    };
+    format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: gateway-secrets, namespace: agents}}
+stringData: {{master: sk-tools-master}}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: ToolGateway
+metadata:
+  name: tools
+  namespace: agents{annotations}
+spec:
+  env:
+  - name: LITELLM_MASTER_KEY
+    valueFrom: {{secretKeyRef: {{name: gateway-secrets, key: master}}}}
+"#
+    )
+}
+
+/// The ToolRoute `team-tools/<name>` of `agents/tools` to the MCP server on `mcp_port`,
+/// denying `delete_*`.
+fn delete_denying_route(name: &str, mcp_port: u16) -> String {
+    format!(
+        r#"---
 apiVersion: runtime.agentic-layer.ai/v1alpha1
 kind: ToolRoute
 metadata: {{name: {name}, namespace: team-tools}}
@@ -1417,15 +1440,19 @@ spec:
   upstream: {{external: {{url: "http://127.0.0.1:{mcp_port}/mcp"}}}}
   toolFilter: {{deny: ["delete_*"]}}
 "#
-        )
-    };
+    )
+}
+
+/// A config patch that renames a filtered route's server, by its own `alias` or by
+/// `litellm_settings.mcp_aliases`, does not switch the route's filter off: the denied
+/// tool stays hidden and refused through the real proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_that_aliases_a_filtered_route_keeps_its_filter_in_real_litellm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mcp_server, mcp_port, calls) = start_mcp_server(dir.path(), "echo").await;
+    let route = |name: &str| delete_denying_route(name, mcp_port);
     let yaml = format!(
-        r#"
-apiVersion: v1
-kind: Secret
-metadata: {{name: gateway-secrets, namespace: agents}}
-stringData: {{master: sk-tools-master}}
----
+        r#"{}---
 apiVersion: v1
 kind: ConfigMap
 metadata: {{name: tools-patch, namespace: agents}}
@@ -1437,18 +1464,8 @@ data:
     litellm_settings:
       mcp_aliases:
         mapped: team_tools__mapped_alias
----
-apiVersion: runtime.agentic-layer.ai/v1alpha1
-kind: ToolGateway
-metadata:
-  name: tools
-  namespace: agents
-  annotations: {{ai-gateway-litellm.agentic-layer.ai/config-patch: tools-patch}}
-spec:
-  env:
-  - name: LITELLM_MASTER_KEY
-    valueFrom: {{secretKeyRef: {{name: gateway-secrets, key: master}}}}
 {}{}"#,
+        tools_gateway("{ai-gateway-litellm.agentic-layer.ai/config-patch: tools-patch}"),
         route("own-alias"),
         route("mapped-alias")
     );
@@ -1502,30 +1519,7 @@ spec:
 async fn the_barest_tool_a_route_denies_is_hidden_and_refused_in_real_litellm() {
     let dir = tempfile::tempdir().unwrap();
     let (mcp_server, mcp_port, calls) = start_mcp_server(dir.path(), "bare").await;
-    let yaml = format!(
-        r#"
-apiVersion: v1
-kind: Secret
-metadata: {{name: gateway-secrets, namespace: agents}}
-stringData: {{master: sk-tools-master}}
----
-apiVersion: runtime.agentic-layer.ai/v1alpha1
-kind: ToolGateway
-metadata: {{name: tools, namespace: agents}}
-spec:
-  env:
-  - name: LITELLM_MASTER_KEY
-    valueFrom: {{secretKeyRef: {{name: gateway-secrets, key: master}}}}
----
-apiVersion: runtime.agentic-layer.ai/v1alpha1
-kind: ToolRoute
-metadata: {{name: bare, namespace: team-tools}}
-spec:
-  toolGatewayRef: {{name: tools, namespace: agents}}
-  upstream: {{external: {{url: "http://127.0.0.1:{mcp_port}/mcp"}}}}
-  toolFilter: {{deny: ["delete_*"]}}
-"#
-    );
+    let yaml = tools_gateway("") + &delete_denying_route("bare", mcp_port);
     let (lookup, rendered) = render_first_tool_gateway(parse_documents(&yaml, "test").unwrap());
     let proxy = start(&rendered.rendered, "agents", &lookup).await;
     let url = format!("http://127.0.0.1:{}/mcp/team_tools__bare", proxy.port);
