@@ -848,3 +848,93 @@ fn the_how_to_documents_every_value() {
         "docs/how-to/install-with-helm.md does not document {missing:?}"
     );
 }
+
+/// The documented CRD upgrade applies, and the documented uninstall deletes, exactly
+/// the served kinds' CRDs; the rollback's last step deletes only the operator's own
+/// objects, never a CRD or a class.
+#[test]
+fn the_documented_commands_touch_only_what_we_own() {
+    let how_to = "docs/how-to/install-with-helm.md";
+    let upgrade = common::docs::sh_commands(how_to, "Upgrade");
+    let apply = upgrade
+        .iter()
+        .find(|c| c.starts_with("kubectl apply"))
+        .expect("the upgrade applies the CRDs");
+    let words: Vec<&str> = apply.split_whitespace().collect();
+    let applied: BTreeSet<String> = words
+        .windows(2)
+        .filter(|w| w[0] == "-f")
+        .map(|w| {
+            let file = w[1]
+                .strip_prefix("deploy/helm/crds/")
+                .unwrap_or_else(|| panic!("{apply}: {} is not a chart CRD", w[1]));
+            assert!(
+                workspace().join(w[1]).is_file(),
+                "{apply}: {} does not exist",
+                w[1]
+            );
+            file.strip_suffix(".yaml").unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        applied,
+        common::served_crds()
+            .into_iter()
+            .collect::<BTreeSet<String>>(),
+        "{apply}"
+    );
+    assert!(
+        upgrade
+            .iter()
+            .any(|c| c.starts_with("helm upgrade") && c.contains("--reset-then-reuse-values")),
+        "{upgrade:?}"
+    );
+    assert!(
+        !upgrade.iter().any(|c| c.contains("--reuse-values")),
+        "--reuse-values keeps the old chart's defaults: {upgrade:?}"
+    );
+
+    let uninstall = common::docs::sh_commands(how_to, "Uninstall");
+    let delete = uninstall
+        .iter()
+        .find(|c| c.starts_with("kubectl delete crd "))
+        .expect("the uninstall deletes the CRDs");
+    let deleted: BTreeSet<String> = delete
+        .trim_start_matches("kubectl delete crd ")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        deleted,
+        common::served_crds()
+            .into_iter()
+            .collect::<BTreeSet<String>>(),
+        "{delete}"
+    );
+
+    let rollback =
+        common::docs::sh_commands("docs/how-to/migrate-from-go-operator.md", "Roll back");
+    let step4 = rollback
+        .iter()
+        .find(|c| c.starts_with("kubectl delete"))
+        .expect("the rollback removes our installation");
+    assert!(!step4.contains(" -k "), "{step4}");
+    let words: Vec<&str> = step4.split_whitespace().collect();
+    let files: Vec<&str> = words
+        .windows(2)
+        .filter(|w| w[0] == "-f")
+        .map(|w| w[1])
+        .collect();
+    assert!(!files.is_empty(), "{step4}");
+    for file in files {
+        let objects = parse_yaml_stream(&std::fs::read_to_string(workspace().join(file)).unwrap());
+        for object in objects {
+            let kind = object["kind"].as_str().unwrap();
+            assert!(
+                kind != "CustomResourceDefinition" && !kind.ends_with("GatewayClass"),
+                "the rollback deletes {kind} {} from {file}",
+                object["metadata"]["name"]
+            );
+        }
+    }
+}

@@ -651,14 +651,9 @@ fn uninstall_rules_for(kinds: &[ServedGatewayKind]) -> Value {
     json!([{"apiGroups": [group], "resources": resources, "verbs": ["list", "patch"]}])
 }
 
-/// The resources `uninstall` releases marks on for `kind`.
+/// The resources `uninstall` releases marks on for `kind` (ToolServers carry none).
 fn uninstall_resources(kind: ServedGatewayKind) -> Vec<&'static str> {
-    kind.resources()
-        .iter()
-        .map(|(plural, _)| *plural)
-        // ToolServers carry no marks of ours.
-        .filter(|plural| *plural != "toolservers")
-        .collect()
+    kind.served_resources()
 }
 
 /// `rules` with only the resources the implementations of `kinds` declare a need for

@@ -94,6 +94,18 @@ impl ServedGatewayKind {
             ],
         }
     }
+
+    /// The resources of this kind the operator serves (gateways, classes, attached
+    /// routes: it writes their status and marks), without those it only reads
+    /// (ToolServers, agent-runtime-operator's). Their CRDs are the ones the Helm how-to
+    /// upgrades and deletes.
+    pub fn served_resources(self) -> Vec<&'static str> {
+        self.resources()
+            .iter()
+            .map(|(plural, _)| *plural)
+            .filter(|plural| *plural != "toolservers")
+            .collect()
+    }
 }
 
 /// Where a resource lives.

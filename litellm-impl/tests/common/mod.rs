@@ -17,6 +17,17 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The CRDs of the kinds the operator serves, by name: the only ones the Helm how-to
+/// upgrades and deletes (the chart's others are agent-runtime-operator's).
+pub fn served_crds() -> Vec<String> {
+    use clap::ValueEnum;
+    litellm_impl::cli::run::ServedGatewayKind::value_variants()
+        .iter()
+        .flat_map(|kind| kind.served_resources())
+        .map(|plural| format!("{plural}.{}", aigateway_api::GROUP))
+        .collect()
+}
+
 /// The helm binary: `scripts/helm build` (a no-op once cached), then its path.
 pub fn helm_binary() -> &'static Path {
     static HELM: OnceLock<PathBuf> = OnceLock::new();
