@@ -313,15 +313,21 @@ pub fn metrics_reader_rules() -> Vec<PolicyRule> {
     }]
 }
 
-/// The rules for a Role in the operator's namespace: the leader-election Lease (read,
-/// created once, renewed by patch).
-pub fn lease_rules() -> Vec<PolicyRule> {
-    vec![PolicyRule {
+/// The rules for a Role in the operator's namespace: the leader-election Lease `name`
+/// (created once, then read and renewed by patch: only that Lease, since `create`
+/// cannot be limited to a name and the others can).
+pub fn lease_rules(name: &str) -> Vec<PolicyRule> {
+    let rule = |verbs: &[&str], names: Option<Vec<String>>| PolicyRule {
         api_groups: Some(vec!["coordination.k8s.io".into()]),
         resources: Some(vec!["leases".into()]),
-        verbs: vec!["get".into(), "create".into(), "patch".into()],
+        resource_names: names,
+        verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
         ..Default::default()
-    }]
+    };
+    vec![
+        rule(&["create"], None),
+        rule(&["get", "patch"], Some(vec![name.to_owned()])),
+    ]
 }
 
 #[cfg(test)]

@@ -1372,10 +1372,18 @@ fn dispatch(
                     list["metadata"].get("continue").and_then(Value::as_str),
                 )
             } else {
-                // Items of a list carry no apiVersion or kind on a real API server (the
-                // list's own kind says it); clients must not rely on them.
+                // Items of a list of a built-in kind carry no apiVersion or kind on a
+                // real API server (the list's own kind says it); clients must not rely on
+                // them. Items of a custom resource's list do carry them (kube-apiserver
+                // v1.34, checked with `kubectl get --raw`).
                 let mut list = list;
-                for item in list["items"].as_array_mut().into_iter().flatten() {
+                let builtin = info.crd.is_none();
+                for item in list["items"]
+                    .as_array_mut()
+                    .into_iter()
+                    .flatten()
+                    .filter(|_| builtin)
+                {
                     if let Some(m) = item.as_object_mut() {
                         m.remove("apiVersion");
                         m.remove("kind");

@@ -162,7 +162,8 @@ pub fn metrics_reader_rules() -> Value {
 /// The rules in the operator's own namespace: the leader-election Lease.
 pub fn namespace_rules() -> Value {
     json!([
-        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "patch"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [DEFAULT_LEASE_NAME], "verbs": ["get", "patch"]},
     ])
 }
 

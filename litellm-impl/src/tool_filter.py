@@ -23,6 +23,10 @@ from litellm.integrations.custom_guardrail import CustomGuardrail
 
 MCP_CALL_TYPES = frozenset({"call_mcp_tool", "list_mcp_tools"})
 
+# The longest tool name the MCP specification allows; longer ones are refused before any
+# pattern is matched, so matching stays bounded.
+MAX_TOOL_NAME = 128
+
 
 def matches(pattern, name):
     """Whether the ToolRoute filter pattern matches the whole of `name`.
@@ -85,25 +89,46 @@ class ToolFilterGuardrail(CustomGuardrail):
     """Refuses the tools a route's filter hides, in tools/list and tools/call alike.
 
     `routes` (from the guardrail's litellm_params): one entry per filtered route,
-    `{"route": "<namespace>/<name>", "servers": [<mcp_servers key>, ...], "allow": [...],
-    "deny": [...]}`. A tool of a server named by several entries must pass all of them.
+    `{"route": "<namespace>/<name>", "servers": [<every name of its mcp_servers entry>],
+    "allow": [...], "deny": [...]}`. A tool of a server named by several entries must pass
+    all of them. `servers`: every name of every mcp_servers entry of the config. A server
+    name in neither (a name the operator did not render, e.g. from a database or an
+    alias it did not see) is refused: its filter, if any, cannot be told.
+
+    It runs on every MCP request whatever a key's or team's metadata says
+    (`disable_global_guardrails`, `opted_out_global_guardrails`): the filter belongs to
+    the route's author, not to the caller's key.
     """
 
-    def __init__(self, routes=None, **kwargs):
+    def __init__(self, routes=None, servers=None, **kwargs):
         super().__init__(**kwargs)
         self.route_filters = {}
+        self.known_servers = frozenset(servers or [])
         for entry in routes or []:
             route_filter = RouteFilter(entry["route"], entry.get("allow"), entry.get("deny"))
             for server in entry["servers"]:
                 self.route_filters.setdefault(server, []).append(route_filter)
 
+    def should_run_guardrail(self, data, event_type):
+        return getattr(event_type, "value", event_type) == "pre_mcp_call"
+
     def refusal(self, server, tool):
         """Why `tool` of the `mcp_servers` entry `server` is refused, or None."""
         filters = self.route_filters.get(server)
         if not filters:
-            return None
+            if server in self.known_servers:
+                return None
+            return (
+                f"MCP server {server} is not one the gateway's ToolRoutes declared, "
+                "so their tool filters cannot be applied to it"
+            )
         if not isinstance(tool, str) or not tool:
             return f"a call to mcp_servers entry {server} names no tool, so its ToolRoute filter cannot be applied"
+        if len(tool) > MAX_TOOL_NAME:
+            return (
+                f"a tool of mcp_servers entry {server} has a name longer than {MAX_TOOL_NAME} "
+                "characters, which no ToolRoute filter matches"
+            )
         for route_filter in filters:
             why = route_filter.refusal(tool)
             if why is not None:

@@ -61,7 +61,8 @@ const WILDCARDS: [char; 2] = ['*', '?'];
 pub const RULE: &str = "an entry is a tool name of 1 to 128 letters, digits, '_', '-' and '.', in which '*' matches any run of characters and '?' exactly one";
 
 /// Why a filter is refused: the entry and the rule it breaks.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("spec.toolFilter.{field}{position} {problem}: {rule}; not served until then", rule = RULE)]
 pub struct FilterError {
     /// `allow` or `deny`.
     pub field: &'static str,
@@ -70,18 +71,6 @@ pub struct FilterError {
     /// What is wrong with it.
     pub problem: String,
 }
-
-impl std::fmt::Display for FilterError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "spec.toolFilter.{}{} {}: {RULE}; not served until then",
-            self.field, self.position, self.problem
-        )
-    }
-}
-
-impl std::error::Error for FilterError {}
 
 /// A `spec.toolFilter` whose entries all follow [`RULE`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -180,17 +169,9 @@ fn entry_problem(entry: &str) -> Option<String> {
     })
 }
 
-/// One route's item under the guardrail's `routes`: which servers it filters (its
-/// `mcp_servers` key, and the alias LiteLLM names the server by when the config sets one)
-/// and its patterns.
-fn route_item(
-    key: &str,
-    route: &NamespacedName,
-    filter: &CheckedFilter,
-    alias: Option<&str>,
-) -> Value {
-    let mut servers = vec![key.to_owned()];
-    servers.extend(alias.map(str::to_owned));
+/// One route's item under the guardrail's `routes`: the names the route's server goes
+/// by (see `server_names`) and its patterns.
+fn route_item(route: &NamespacedName, filter: &CheckedFilter, servers: Vec<String>) -> Value {
     json!({
         "route": format!("{}/{}", route.namespace, route.name),
         "servers": servers,
@@ -212,26 +193,34 @@ impl RouteFilters {
         self.routes.retain(|(served, _, _)| served != key);
     }
 
-    /// At most how many bytes of config the guardrail holds for the route at `key`: its
-    /// item under the guardrail's `routes`, rendered as YAML at the depth it takes in the
-    /// config (0 when the route has no filter). Exact unless the owner's config patch gives
-    /// the server an alias (which adds a line), so a caller freeing room refuses no more
-    /// routes than needed.
+    /// How many bytes of config the guardrail holds for the route at `key`: its item
+    /// under the guardrail's `routes` (when it has a filter) and its line in the
+    /// guardrail's `servers` (when any route has one), rendered as YAML at the depth they
+    /// take in the config. Exact unless the owner's config patch gives the server other
+    /// names (an alias adds a line), so a caller freeing room refuses no more routes than
+    /// needed.
     pub fn config_bytes(&self, key: &str) -> usize {
-        self.routes
-            .iter()
-            .filter(|(served, _, _)| served == key)
-            .map(|(served, route, filter)| {
-                let wrapper = |items: Vec<Value>| {
-                    let yaml = crate::config::to_yaml(&json!({
-                        "guardrails": [{ "litellm_params": { "routes": items } }]
-                    }));
-                    yaml.map(|y| y.len()).unwrap_or(0)
-                };
-                let with_item = wrapper(vec![route_item(served, route, filter, None)]);
-                with_item.saturating_sub(wrapper(Vec::new()))
-            })
-            .sum()
+        if self.is_empty() {
+            return 0;
+        }
+        let size = |params: Value| {
+            crate::config::to_yaml(&json!({ "guardrails": [{ "litellm_params": params }] }))
+                .map(|yaml| yaml.len())
+                .unwrap_or(0)
+        };
+        // Differences of renderings with and without the route, each list kept non-empty
+        // by another entry (an empty list renders as `[]`).
+        let other = || json!({"route": "", "servers": [], "allow": [], "deny": []});
+        let mut with_items = vec![other()];
+        with_items.extend(
+            self.routes
+                .iter()
+                .filter(|(served, _, _)| served == key)
+                .map(|(served, route, filter)| route_item(route, filter, vec![served.clone()])),
+        );
+        let routes = size(json!({ "routes": with_items })) - size(json!({ "routes": [other()] }));
+        let servers = size(json!({ "servers": ["", key] })) - size(json!({ "servers": [""] }));
+        routes + servers
     }
 
     /// Records the filter of the route served at `mcp_servers` key `key` (empty filters
@@ -257,20 +246,21 @@ impl RouteFilters {
         }
     }
 
-    /// The `guardrails` entry, naming each filtered route's `mcp_servers` entry in
-    /// `config` (its key, and its `alias` when the config sets one: LiteLLM then names
-    /// the server by the alias in what it hands guardrails).
+    /// The `guardrails` entry: each filtered route with every name LiteLLM may give its
+    /// `mcp_servers` entry in `config`, and every name of every other entry (`servers`),
+    /// so the guardrail refuses a server name it was not told about (fail closed).
     fn guardrail(&self, config: &Value) -> Value {
         let routes: Vec<Value> = self
             .routes
             .iter()
-            .map(|(key, route, filter)| {
-                let alias = config
-                    .pointer(&format!("/mcp_servers/{key}/alias"))
-                    .and_then(Value::as_str)
-                    .filter(|alias| *alias != key);
-                route_item(key, route, filter, alias)
-            })
+            .map(|(key, route, filter)| route_item(route, filter, server_names(config, key)))
+            .collect();
+        let servers: Vec<String> = config
+            .get("mcp_servers")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|entries| entries.keys())
+            .flat_map(|key| server_names(config, key))
             .collect();
         json!({
             "guardrail_name": GUARDRAIL_NAME,
@@ -279,6 +269,7 @@ impl RouteFilters {
                 "mode": "pre_mcp_call",
                 "default_on": true,
                 "routes": routes,
+                "servers": servers,
             },
         })
     }
@@ -302,6 +293,32 @@ impl RouteFilters {
         guardrails.insert(0, entry);
         object.insert("guardrails".to_owned(), Value::Array(guardrails));
     }
+}
+
+/// Every name LiteLLM may hand a guardrail for the `mcp_servers` entry `key` of
+/// `config`: it names a server `alias or server_name` (`mcp_rate_limit_server_name` in
+/// `mcp_server_manager.py` and `tool_catalog_guard.py`), where the alias is the entry's
+/// own `alias` or, without one, a name `litellm_settings.mcp_aliases` maps to the key
+/// (`load_servers_from_config`). Every mapped name is included, not only the one LiteLLM
+/// picks: a name too many makes the guardrail stricter, never laxer.
+fn server_names(config: &Value, key: &str) -> Vec<String> {
+    let mut names = vec![key.to_owned()];
+    let entry = config.get("mcp_servers").and_then(|s| s.get(key));
+    if let Some(alias) = entry.and_then(|e| e.get("alias")).and_then(Value::as_str) {
+        names.push(alias.to_owned());
+    }
+    let aliases = config
+        .pointer("/litellm_settings/mcp_aliases")
+        .and_then(Value::as_object);
+    for (alias, target) in aliases.into_iter().flatten() {
+        if target.as_str() == Some(key) {
+            names.push(alias.clone());
+        }
+    }
+    names.retain(|name| !name.is_empty());
+    let mut seen = std::collections::BTreeSet::new();
+    names.retain(|name| seen.insert(name.clone()));
+    names
 }
 
 #[cfg(test)]
@@ -442,6 +459,7 @@ mod tests {
                     "mode": "pre_mcp_call",
                     "default_on": true,
                     "routes": [{"route": "team/r", "servers": ["team__r", "friendly"], "allow": ["get_*"], "deny": []}],
+                    "servers": ["team__r", "friendly"],
                 },
             })
         );
@@ -451,6 +469,36 @@ mod tests {
         RouteFilters::default().enforce(&mut without);
         assert_eq!(without, json!({"mcp_servers": {}}));
         assert!(RouteFilters::default().config_files().is_empty());
+    }
+
+    /// A patch that names a filtered route's server otherwise (its `alias`, or
+    /// `litellm_settings.mcp_aliases`) names the route's filter too; every other server's
+    /// names are listed, so the guardrail can refuse a name it does not know.
+    #[test]
+    fn every_name_a_patch_gives_a_server_is_rendered() {
+        let mut filters = RouteFilters::default();
+        filters.add(
+            "team__r",
+            &route("team", "r"),
+            check(&filter(&["get_*"], &[])).unwrap(),
+        );
+        let mut config = json!({
+            "mcp_servers": {
+                "team__r": {"url": "http://x"},
+                "team__open": {"url": "http://y", "alias": "open"},
+            },
+            "litellm_settings": {"mcp_aliases": {"friendly": "team__r", "other": "team__r", "o2": "team__open", "gone": "nowhere"}},
+        });
+        filters.enforce(&mut config);
+        let params = &config["guardrails"][0]["litellm_params"];
+        assert_eq!(
+            params["routes"][0]["servers"],
+            json!(["team__r", "friendly", "other"])
+        );
+        assert_eq!(
+            params["servers"],
+            json!(["team__open", "open", "o2", "team__r", "friendly", "other"])
+        );
     }
 
     #[test]

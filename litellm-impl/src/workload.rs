@@ -150,7 +150,7 @@ pub struct WorkloadSecurity {
             value_parser = parse_security_context::<PodSecurityContext>,
             default_value = default_json::POD.as_str(),
             hide_default_value = true,
-            help = "securityContext of every LiteLLM pod, as a JSON PodSecurityContext that replaces the default as a whole (default: Pod Security restricted: runAsNonRoot, runAsUser, runAsGroup and fsGroup 65532, seccompProfile RuntimeDefault)"
+            help = default_json::POD_HELP.as_str()
         )
     )]
     pub pod: PodSecurityContext,
@@ -178,6 +178,13 @@ mod default_json {
     pub(super) static POD: LazyLock<String> = LazyLock::new(|| {
         serde_json::to_string(&super::WorkloadSecurity::default().pod)
             .expect("a PodSecurityContext serialises")
+    });
+    /// The help of `--pod-security-context`, with the user the default really names.
+    pub(super) static POD_HELP: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "securityContext of every LiteLLM pod, as a JSON PodSecurityContext that replaces the default as a whole (default: Pod Security restricted: runAsNonRoot, runAsUser, runAsGroup and fsGroup {}, seccompProfile RuntimeDefault)",
+            crate::names::NON_ROOT_ID
+        )
     });
     pub(super) static CONTAINER: LazyLock<String> = LazyLock::new(|| {
         serde_json::to_string(&super::WorkloadSecurity::default().container)

@@ -446,6 +446,13 @@ fn render_security_contexts_replace_the_defaults_and_refuse_unknown_fields() {
         default["spec"]["template"]["spec"]["securityContext"]["runAsUser"],
         65534
     );
+    // The help names the user the default really sets.
+    let help = bin().args(["render", "--help"]).output().unwrap();
+    let help = text(&help.stdout);
+    assert!(
+        help.contains("runAsUser, runAsGroup and fsGroup 65534,"),
+        "{help}"
+    );
 
     let output = run_with_stdin(
         &[

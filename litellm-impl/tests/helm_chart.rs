@@ -9,49 +9,20 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use clap::Parser;
-use common::parse_yaml_stream;
+use common::{helm_binary, parse_yaml_stream, workspace};
 use litellm_impl::bundle::helm;
 use serde_json::{Value, json};
 
 const REGENERATE: &str = "UPDATE_GOLDEN=1 cargo test -p litellm-impl --test helm_chart";
 const NAMESPACE: &str = "ai-gateway-litellm-system";
-/// Labels Helm's chart adds to every object, beyond the bundle's.
-const HELM_LABELS: &[&str] = &[
-    "helm.sh/chart",
-    "app.kubernetes.io/managed-by",
-    "app.kubernetes.io/instance",
-    "app.kubernetes.io/version",
-];
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use helm::HELM_LABELS;
 
 fn chart_dir() -> PathBuf {
     workspace().join("deploy/helm")
-}
-
-/// The helm binary: `scripts/helm build` (a no-op once cached), then its path.
-fn helm_binary() -> &'static Path {
-    static HELM: OnceLock<PathBuf> = OnceLock::new();
-    HELM.get_or_init(|| {
-        let script = workspace().join("scripts/helm");
-        let build = Command::new("bash").arg(&script).arg("build").output().unwrap();
-        assert!(
-            build.status.success(),
-            "scripts/helm build failed (helm is needed by these tests; it is built from Go modules):\n{}",
-            String::from_utf8_lossy(&build.stderr)
-        );
-        let env = Command::new("bash").arg(&script).arg("env").output().unwrap();
-        let path = PathBuf::from(String::from_utf8(env.stdout).unwrap().trim());
-        assert!(path.is_file(), "scripts/helm env names {path:?}, which is missing");
-        path
-    })
 }
 
 /// Runs helm with `args`; returns success and stdout, stderr.
@@ -249,7 +220,8 @@ fn helm_lint_passes_strictly() {
 
 /// With its default values the chart is the bundle: every object of `litellm-impl
 /// manifests` but the Namespace (Helm installs into an existing one), equal apart from
-/// Helm's labels; plus only the uninstall hook.
+/// Helm's labels and the classes' `helm.sh/resource-policy: keep`; plus only the
+/// uninstall hook.
 #[test]
 fn default_values_render_exactly_the_manifests_output() {
     let rendered = template(&["--include-crds"]);
@@ -276,6 +248,32 @@ fn default_values_render_exactly_the_manifests_output() {
     let (hooks, chart): (Vec<Value>, Vec<Value>) = rendered
         .into_iter()
         .partition(|o| o["metadata"]["annotations"]["helm.sh/hook"].is_string());
+    // The classes are kept by Helm (shared with whatever serves them after us); no other
+    // object is.
+    let chart: Vec<Value> = chart
+        .into_iter()
+        .map(|mut object| {
+            let is_class = object["kind"]
+                .as_str()
+                .is_some_and(|k| k.ends_with("GatewayClass"));
+            let annotations = object["metadata"]["annotations"].take();
+            if is_class {
+                assert_eq!(
+                    annotations,
+                    json!({"helm.sh/resource-policy": "keep"}),
+                    "{}",
+                    key(&object)
+                );
+            } else {
+                assert!(annotations.is_null(), "{}: {annotations}", key(&object));
+            }
+            object["metadata"]
+                .as_object_mut()
+                .unwrap()
+                .remove("annotations");
+            object
+        })
+        .collect();
     let chart = keyed(
         &chart
             .into_iter()
@@ -358,9 +356,19 @@ fn the_uninstall_hook_runs_our_binary_with_its_own_minimal_rbac() {
         {
             let annotations = &object["metadata"]["annotations"];
             assert_eq!(annotations["helm.sh/hook"], "pre-delete", "{}", key(object));
+            // A failed hook keeps its Job and ServiceAccount for inspection, never its
+            // rights.
+            let kept_on_failure =
+                ["Job", "ServiceAccount"].contains(&object["kind"].as_str().unwrap());
             assert_eq!(
                 annotations["helm.sh/hook-delete-policy"],
-                "before-hook-creation,hook-succeeded"
+                if kept_on_failure {
+                    "before-hook-creation,hook-succeeded"
+                } else {
+                    "before-hook-creation,hook-succeeded,hook-failed"
+                },
+                "{}",
+                key(object)
             );
             // The RBAC exists before the Job.
             let weight: i32 = annotations["helm.sh/hook-weight"]
@@ -463,6 +471,8 @@ fn cases() -> Vec<ValueCase> {
             ],
             check: |o| {
                 assert_eq!(parsed_run(o).leader_elect, Some(false));
+                // Never two writers, not even during a rollout.
+                assert_eq!(manager(o)["spec"]["strategy"], json!({"type": "Recreate"}));
                 assert!(find(o, "Role", "litellm-impl-leader-election").is_none());
                 assert!(find(o, "RoleBinding", "litellm-impl-leader-election").is_none());
             },
@@ -817,6 +827,14 @@ fn a_wrong_value_is_refused_with_a_message_naming_it() {
         ),
         (["--set", "resources.limits.cpu=true"], "resources"),
         (["--set", "watchNamespace=Team_A"], "watchNamespace"),
+        // A label the chart sets itself would be a duplicate key of the ServiceMonitor.
+        (
+            [
+                "--set",
+                "metrics.serviceMonitor.labels.app\\.kubernetes\\.io/name=x",
+            ],
+            "at '/metrics/serviceMonitor/labels/app.kubernetes.io~1name'",
+        ),
     ] {
         let error = template_error(&set);
         assert!(error.contains(named), "{set:?}: {error}");
@@ -843,4 +861,94 @@ fn the_how_to_documents_every_value() {
         missing.is_empty(),
         "docs/how-to/install-with-helm.md does not document {missing:?}"
     );
+}
+
+/// The documented CRD upgrade applies, and the documented uninstall deletes, exactly
+/// the served kinds' CRDs; the rollback's last step deletes only the operator's own
+/// objects, never a CRD or a class.
+#[test]
+fn the_documented_commands_touch_only_what_we_own() {
+    let how_to = "docs/how-to/install-with-helm.md";
+    let upgrade = common::docs::sh_commands(how_to, "Upgrade");
+    let apply = upgrade
+        .iter()
+        .find(|c| c.starts_with("kubectl apply"))
+        .expect("the upgrade applies the CRDs");
+    let words: Vec<&str> = apply.split_whitespace().collect();
+    let applied: BTreeSet<String> = words
+        .windows(2)
+        .filter(|w| w[0] == "-f")
+        .map(|w| {
+            let file = w[1]
+                .strip_prefix("deploy/helm/crds/")
+                .unwrap_or_else(|| panic!("{apply}: {} is not a chart CRD", w[1]));
+            assert!(
+                workspace().join(w[1]).is_file(),
+                "{apply}: {} does not exist",
+                w[1]
+            );
+            file.strip_suffix(".yaml").unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        applied,
+        common::served_crds()
+            .into_iter()
+            .collect::<BTreeSet<String>>(),
+        "{apply}"
+    );
+    assert!(
+        upgrade
+            .iter()
+            .any(|c| c.starts_with("helm upgrade") && c.contains("--reset-then-reuse-values")),
+        "{upgrade:?}"
+    );
+    assert!(
+        !upgrade.iter().any(|c| c.contains("--reuse-values")),
+        "--reuse-values keeps the old chart's defaults: {upgrade:?}"
+    );
+
+    let uninstall = common::docs::sh_commands(how_to, "Uninstall");
+    let delete = uninstall
+        .iter()
+        .find(|c| c.starts_with("kubectl delete crd "))
+        .expect("the uninstall deletes the CRDs");
+    let deleted: BTreeSet<String> = delete
+        .trim_start_matches("kubectl delete crd ")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        deleted,
+        common::served_crds()
+            .into_iter()
+            .collect::<BTreeSet<String>>(),
+        "{delete}"
+    );
+
+    let rollback =
+        common::docs::sh_commands("docs/how-to/migrate-from-go-operator.md", "Roll back");
+    let step4 = rollback
+        .iter()
+        .find(|c| c.starts_with("kubectl delete"))
+        .expect("the rollback removes our installation");
+    assert!(!step4.contains(" -k "), "{step4}");
+    let words: Vec<&str> = step4.split_whitespace().collect();
+    let files: Vec<&str> = words
+        .windows(2)
+        .filter(|w| w[0] == "-f")
+        .map(|w| w[1])
+        .collect();
+    assert!(!files.is_empty(), "{step4}");
+    for file in files {
+        let objects = parse_yaml_stream(&std::fs::read_to_string(workspace().join(file)).unwrap());
+        for object in objects {
+            let kind = object["kind"].as_str().unwrap();
+            assert!(
+                kind != "CustomResourceDefinition" && !kind.ends_with("GatewayClass"),
+                "the rollback deletes {kind} {} from {file}",
+                object["metadata"]["name"]
+            );
+        }
+    }
 }

@@ -65,6 +65,7 @@ fn the_bundle_grants_exactly_what_the_implementations_declare() {
     let as_json = serde_json::to_value(generated.rules()).expect("rules serialise");
     assert_eq!(grants(&as_json), grants(&cluster_rules()));
 
-    let lease = serde_json::to_value(lease_rules()).expect("rules serialise");
+    let lease = serde_json::to_value(lease_rules(litellm_impl::bundle::DEFAULT_LEASE_NAME))
+        .expect("rules serialise");
     assert_eq!(grants(&lease), grants(&namespace_rules()));
 }

@@ -11,42 +11,18 @@
 //! The first run builds the control plane (many minutes; cached under `~/.cache`).
 //! Nothing here is skipped: without Go or kubectl these tests fail and say why.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use aigateway_testkit::real_cluster::{AuditEvent, RealCluster};
+use common::cluster::*;
+use common::workspace;
 use serde_json::Value;
 
-const SYSTEM_NAMESPACE: &str = "ai-gateway-litellm-system";
 const SERVICE_ACCOUNT: &str = "litellm-impl";
-const OPERATOR_USER: &str = "system:serviceaccount:ai-gateway-litellm-system:litellm-impl";
-
-/// The upstream samples (ai-gateway-litellm-operator's `config/samples`), as imported
-/// into the API crate's fixtures, with the gateway each one declares.
-const UPSTREAM_SAMPLES: &[(&str, &str, &str)] = &[
-    ("aigateway.yaml", "ai-gateway", "ai-gateway"),
-    (
-        "aigateway-guarded.yaml",
-        "ai-gateway-guarded",
-        "ai-gateway-pii",
-    ),
-    (
-        "aigateway-with-patch.yaml",
-        "ai-gateway-patched",
-        "ai-gateway",
-    ),
-];
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn sample(file: &str) -> PathBuf {
-    workspace()
-        .join("aigateway-api/tests/fixtures/samples")
-        .join(file)
-}
 
 /// kubectl against one control plane, as admin.
 struct Kubectl<'a> {
@@ -215,68 +191,6 @@ impl Drop for Operator {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let code = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())?;
-    Some((code, body))
-}
-
-/// Polls `check` until it returns `Some`, or panics with `what` and `context()`.
-fn eventually<T>(
-    what: &str,
-    limit: Duration,
-    context: impl Fn() -> String,
-    mut check: impl FnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "timed out after {limit:?} waiting for {what}\n{}",
-                context()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-fn condition(object: &Value, type_: &str) -> Value {
-    object["status"]["conditions"]
-        .as_array()
-        .and_then(|list| list.iter().find(|c| c["type"] == type_))
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
-fn api_key_secret(namespace: &str, key: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: api-key-secrets\n  namespace: {namespace}\ntype: Opaque\nstringData:\n  OPENAI_API_KEY: {key}\n"
-    )
 }
 
 /// Installs the bundle as the README says: CRDs, wait for Established, then `-k deploy/`.
@@ -489,19 +403,6 @@ fn assert_never_forbidden(cluster: &RealCluster) {
     );
 }
 
-fn writes_summary(events: &[AuditEvent]) -> String {
-    events
-        .iter()
-        .map(|e| {
-            format!(
-                "{} {} {}/{} {}",
-                e.verb, e.resource, e.namespace, e.name, e.subresource
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[test]
 fn real_cluster_bundle_installs_and_the_operator_pods_run() {
     let _one_at_a_time = RealCluster::exclusive();
@@ -640,33 +541,6 @@ fn real_cluster_operator_as_its_service_account_reconciles_the_upstream_samples(
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", operator.log());
     println!("scenario operator-as-service-account: passed");
 }
-
-/// The Go operator's ToolGateway samples (imported unchanged), with the gateway and the
-/// route each one declares.
-const UPSTREAM_TOOL_SAMPLES: &[(&str, &str, &str, &str, &str)] = &[
-    // (file, gateway namespace, gateway, route namespace, route)
-    (
-        "toolgateway.yaml",
-        "tool-gateway",
-        "tool-gateway",
-        "tool-gateway-routes",
-        "echo",
-    ),
-    (
-        "toolgateway-guarded.yaml",
-        "tool-gateway-guarded",
-        "tool-gateway-guarded",
-        "tool-gateway-guarded-routes",
-        "echo-guarded",
-    ),
-    (
-        "toolgateway-with-patch.yaml",
-        "tool-gateway-patched",
-        "tool-gateway",
-        "tool-gateway-patched-routes",
-        "echo",
-    ),
-];
 
 /// ToolGateways from the same binary: the Go operator's class and samples, applied
 /// unchanged (the class annotated to admit routes from every namespace), become Ready

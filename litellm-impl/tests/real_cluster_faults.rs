@@ -218,17 +218,17 @@ struct OperatorProcess {
     child: Child,
     identity: String,
     log: PathBuf,
-    admin_port: u16,
+    probe_port: u16,
     killed: bool,
 }
 
 impl OperatorProcess {
     fn readyz(&self) -> Option<(u16, String)> {
-        http_get(self.admin_port, "/readyz")
+        http_get(self.probe_port, "/readyz")
     }
 
     fn healthz(&self) -> Option<u16> {
-        http_get(self.admin_port, "/healthz").map(|(code, _)| code)
+        http_get(self.probe_port, "/healthz").map(|(code, _)| code)
     }
 
     fn rss_kib(&self) -> u64 {
@@ -510,7 +510,7 @@ impl Run {
                 file
             }
         };
-        let admin_port = free_port();
+        let probe_port = free_port();
         let log = self.cluster().dir().join(format!(
             "operator-{}-{identity}-{}.log",
             self.name,
@@ -520,7 +520,10 @@ impl Run {
             .arg("run")
             .arg("--kubeconfig")
             .arg(&kubeconfig)
-            .arg(format!("--admin-address=127.0.0.1:{admin_port}"))
+            .arg(format!(
+                "--health-probe-bind-address=127.0.0.1:{probe_port}"
+            ))
+            .arg("--metrics-bind-address=0")
             .arg("--log-format=json")
             .arg(format!("--leader-elect={leader_elect}"))
             .args(["--lease-namespace", SYSTEM_NAMESPACE])
@@ -538,7 +541,7 @@ impl Run {
             child,
             identity: identity.to_owned(),
             log,
-            admin_port,
+            probe_port,
             killed: false,
         });
     }
@@ -637,7 +640,7 @@ impl Run {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         // It leads once its caches have synced: /readyz turns 200.
-        let operator = self.operator(identity).admin_port;
+        let operator = self.operator(identity).probe_port;
         self.until("the leader to be ready", Duration::from_secs(60), |_| {
             http_get(operator, "/readyz").is_some_and(|(code, _)| code == 200)
         })
@@ -1380,7 +1383,7 @@ fn real_cluster_faults_operator_killed_20_times_mid_rollout() {
         let mut moments = Moments(seed);
         run.start_operator(ACCOUNT_A, "replica-a", Link::Direct, false)
             .await;
-        let port = run.operator("replica-a").admin_port;
+        let port = run.operator("replica-a").probe_port;
         run.until("the operator to be ready", Duration::from_secs(60), |_| {
             http_get(port, "/readyz").is_some_and(|(code, _)| code == 200)
         })

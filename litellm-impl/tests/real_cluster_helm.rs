@@ -13,63 +13,42 @@
 //!
 //! Nothing here is skipped: without Go, kubectl or helm these tests fail and say why.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use aigateway_testkit::real_cluster::{AuditEvent, RealCluster};
+use common::cluster::*;
+use common::docs::{run_sh, sh_commands};
+use common::{helm_binary, served_crds, workspace};
 use serde_json::Value;
 
-const SYSTEM_NAMESPACE: &str = "ai-gateway-litellm-system";
-const OPERATOR_USER: &str = "system:serviceaccount:ai-gateway-litellm-system:litellm-impl";
 const RELEASE: &str = "litellm-impl";
 const CLASS_FINALIZER: &str = "aigateway.agentic-layer.ai/gateway-exists";
 const OWNER_ANNOTATION: &str = "aigateway.agentic-layer.ai/conditions-owner";
+const HELM_HOW_TO: &str = "docs/how-to/install-with-helm.md";
+const MIGRATION_HOW_TO: &str = "docs/how-to/migrate-from-go-operator.md";
 
 /// The upstream AiGateway samples: (file, namespace, gateway).
-const AI_SAMPLES: &[(&str, &str, &str)] = &[
-    ("aigateway.yaml", "ai-gateway", "ai-gateway"),
-    (
-        "aigateway-guarded.yaml",
-        "ai-gateway-guarded",
-        "ai-gateway-pii",
-    ),
-    (
-        "aigateway-with-patch.yaml",
-        "ai-gateway-patched",
-        "ai-gateway",
-    ),
-];
-/// The Go operator's ToolGateway samples: (file, namespace, gateway, route namespace, route).
-const TOOL_SAMPLES: &[(&str, &str, &str, &str, &str)] = &[
-    (
-        "toolgateway.yaml",
-        "tool-gateway",
-        "tool-gateway",
-        "tool-gateway-routes",
-        "echo",
-    ),
-    (
-        "toolgateway-guarded.yaml",
-        "tool-gateway-guarded",
-        "tool-gateway-guarded",
-        "tool-gateway-guarded-routes",
-        "echo-guarded",
-    ),
-];
+const AI_SAMPLES: &[(&str, &str, &str)] = UPSTREAM_SAMPLES;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+/// The Go operator's ToolGateway samples without the patched one: (file, namespace,
+/// gateway, route namespace, route).
+fn tool_samples() -> &'static [(
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+)] {
+    &UPSTREAM_TOOL_SAMPLES[..2]
 }
 
-fn sample(file: &str) -> String {
-    workspace()
-        .join("aigateway-api/tests/fixtures/samples")
-        .join(file)
-        .to_string_lossy()
-        .into_owned()
+fn sample_path(file: &str) -> String {
+    sample(file).to_string_lossy().into_owned()
 }
 
 fn text(output: &Output) -> String {
@@ -139,53 +118,25 @@ fn get(cluster: &RealCluster, args: &[&str]) -> Option<Value> {
     None
 }
 
-fn eventually<T>(what: &str, limit: Duration, check: impl FnMut() -> Option<T>) -> T {
-    eventually_or(what, limit, String::new, check)
-}
-
-/// [`eventually`], with `context()` in the failure message.
-fn eventually_or<T>(
-    what: &str,
-    limit: Duration,
-    context: impl Fn() -> String,
-    mut check: impl FnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}\n{}",
-            context()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-fn condition<'a>(object: &'a Value, type_: &str) -> &'a Value {
-    object["status"]["conditions"]
-        .as_array()
-        .and_then(|list| list.iter().find(|c| c["type"] == type_))
-        .unwrap_or(&Value::Null)
-}
-
-fn api_key_secret(namespace: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: api-key-secrets\n  namespace: {namespace}\ntype: Opaque\nstringData:\n  OPENAI_API_KEY: key-one\n"
-    )
-}
-
 /// Applies the upstream AiGateway and ToolGateway samples (the classes come from the
 /// install).
 fn apply_samples(cluster: &RealCluster) {
     for (file, namespace, _) in AI_SAMPLES {
-        kubectl(cluster, &["apply", "--server-side", "-f", &sample(file)]);
-        kubectl_stdin(cluster, &["apply", "-f", "-"], &api_key_secret(namespace));
+        kubectl(
+            cluster,
+            &["apply", "--server-side", "-f", &sample_path(file)],
+        );
+        kubectl_stdin(
+            cluster,
+            &["apply", "-f", "-"],
+            &api_key_secret(namespace, "key-one"),
+        );
     }
-    for (file, ..) in TOOL_SAMPLES {
-        kubectl(cluster, &["apply", "--server-side", "-f", &sample(file)]);
+    for (file, ..) in tool_samples() {
+        kubectl(
+            cluster,
+            &["apply", "--server-side", "-f", &sample_path(file)],
+        );
     }
 }
 
@@ -195,7 +146,7 @@ fn wait_samples_ready(cluster: &RealCluster, log: &dyn Fn() -> String) {
         .iter()
         .map(|(_, ns, name)| ("aigateway", *ns, *name))
         .chain(
-            TOOL_SAMPLES
+            tool_samples()
                 .iter()
                 .map(|(_, ns, name, ..)| ("toolgateway", *ns, *name)),
         );
@@ -209,15 +160,16 @@ fn wait_samples_ready(cluster: &RealCluster, log: &dyn Fn() -> String) {
                 log()
             )
         };
-        eventually_or(&what, Duration::from_secs(120), context, || {
+        eventually(&what, Duration::from_secs(120), context, || {
             let gateway = get(cluster, &[kind, name, "-n", namespace])?;
             (condition(&gateway, "Ready")["status"] == "True").then_some(())
         });
     }
-    for (_, _, _, namespace, name) in TOOL_SAMPLES {
+    for (_, _, _, namespace, name) in tool_samples() {
         eventually(
             &format!("ToolRoute {namespace}/{name} to get its URL"),
             Duration::from_secs(60),
+            String::new,
             || {
                 let route = get(cluster, &["toolroute", name, "-n", namespace])?;
                 route["status"]["url"].is_string().then_some(())
@@ -230,6 +182,8 @@ fn wait_samples_ready(cluster: &RealCluster, log: &dyn Fn() -> String) {
 struct Process {
     child: Child,
     log: PathBuf,
+    /// Where an operator serves /metrics.
+    metrics_port_plain: Option<u16>,
 }
 
 impl Process {
@@ -240,7 +194,11 @@ impl Process {
             .stderr(file)
             .spawn()
             .unwrap();
-        Process { child, log }
+        Process {
+            child,
+            log,
+            metrics_port_plain: None,
+        }
     }
 
     fn log(&self) -> String {
@@ -298,6 +256,7 @@ fn container_command(
     namespace: &str,
     log: PathBuf,
     extra: &[String],
+    metrics_port: Option<u16>,
 ) -> Process {
     let container = &pod_spec["containers"][0];
     let account = pod_spec["serviceAccountName"].as_str().unwrap();
@@ -312,7 +271,11 @@ fn container_command(
         let arg = arg.as_str().unwrap();
         // Each pod has its own ports; here the processes share one host.
         match arg.split_once('=') {
-            Some((flag @ ("--health-probe-bind-address" | "--metrics-bind-address"), _)) => {
+            Some((flag @ "--metrics-bind-address", _)) => command.arg(format!(
+                "{flag}=127.0.0.1:{}",
+                metrics_port.unwrap_or_else(free_port)
+            )),
+            Some((flag @ "--health-probe-bind-address", _)) => {
                 command.arg(format!("{flag}=127.0.0.1:{}", free_port()))
             }
             _ => command.arg(arg),
@@ -343,26 +306,61 @@ fn operator_for_pod(cluster: &RealCluster, deployment: &Value, pod: &str) -> Pro
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    let mut extra = Vec::new();
+    // Its /metrics over plain HTTP on a port of its own, for the test to read the
+    // reconcile counters without a token.
+    let port = free_port();
+    let mut extra = vec!["--metrics-secure=false".to_owned()];
     if !args.contains(&"--leader-elect=false") {
         extra.push("--leader-elect=true".into());
     }
-    container_command(
+    let mut process = container_command(
         cluster,
         pod_spec,
         pod,
         SYSTEM_NAMESPACE,
         cluster.dir().join(format!("operator-{pod}.log")),
         &extra,
-    )
+        Some(port),
+    );
+    process.metrics_port_plain = Some(port);
+    process
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// An operator's reconcile counters from its /metrics: (started, finished). Started
+/// minus finished is what is in flight.
+fn reconcile_counts(operator: &Process) -> Option<(f64, f64)> {
+    let (_, body) = http_get(operator.metrics_port_plain?, "/metrics")?;
+    let sum = |series: &str| -> f64 {
+        body.lines()
+            .filter(|l| l.starts_with(series))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    Some((
+        sum("aigateway_reconciles_total"),
+        sum("aigateway_reconcile_duration_seconds_count"),
+    ))
+}
+
+/// Waits until `operator` has run at least `at_least` reconciles and has none in flight,
+/// on two reads a second apart with no reconcile in between; the number run.
+fn wait_reconciled(operator: &Process, at_least: f64) -> f64 {
+    let mut last = None;
+    eventually(
+        &format!("the operator to finish at least {at_least} reconciles"),
+        Duration::from_secs(120),
+        || format!("{:?}\n{}", reconcile_counts(operator), operator.log()),
+        || {
+            let now = reconcile_counts(operator);
+            let done = matches!(now, Some((started, finished)) if started >= at_least && started == finished);
+            let settled = done && last == now;
+            last = now;
+            if !settled {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            settled.then(|| now.unwrap().0)
+        },
+    )
 }
 
 /// The Running pods of the operator Deployment with `image`, by name.
@@ -412,7 +410,7 @@ fn children(cluster: &RealCluster) -> (BTreeMap<String, String>, BTreeMap<String
     let namespaces = AI_SAMPLES
         .iter()
         .map(|(_, ns, _)| *ns)
-        .chain(TOOL_SAMPLES.iter().map(|(_, ns, ..)| *ns));
+        .chain(tool_samples().iter().map(|(_, ns, ..)| *ns));
     for namespace in namespaces {
         for kind in ["deployments", "services", "configmaps"] {
             let list = get(
@@ -444,48 +442,131 @@ fn children(cluster: &RealCluster) -> (BTreeMap<String, String>, BTreeMap<String
     (uids, ips)
 }
 
-fn summary(events: &[AuditEvent]) -> String {
-    events
-        .iter()
-        .map(|e| {
-            format!(
-                "{} {} {} {}/{} {} ({})",
-                e.user, e.verb, e.resource, e.namespace, e.name, e.subresource, e.code
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Our CRDs, by name.
-fn our_crds() -> Vec<String> {
+/// The CRDs the chart installs that are not [`served_crds`].
+fn unserved_crds() -> Vec<String> {
+    let served = served_crds();
     aigateway_api::crds::all()
         .into_iter()
         .map(|crd| crd.metadata.name.unwrap())
+        .filter(|name| !served.contains(name))
         .collect()
 }
 
-/// Deletes our CRDs and waits (at most `limit`) until they are gone; the time it took.
-fn delete_crds(cluster: &RealCluster, limit: Duration) -> Duration {
-    let started = Instant::now();
-    let mut args = vec!["delete", "crd", "--wait=true"];
-    let timeout = format!("--timeout={}s", limit.as_secs());
-    args.push(&timeout);
-    let crds = our_crds();
-    args.extend(crds.iter().map(String::as_str));
-    kubectl(cluster, &args);
-    for crd in &crds {
+/// A CRD of agent-runtime-operator's that the chart does not install (Agents), as on a
+/// cluster that runs it: no documented command of ours may delete it.
+const FOREIGN_CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: agents.runtime.agentic-layer.ai
+spec:
+  group: runtime.agentic-layer.ai
+  names: {kind: Agent, listKind: AgentList, plural: agents, singular: agent}
+  scope: Namespaced
+  versions:
+  - name: v1alpha1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+";
+
+/// Asserts that no served CRD is left, and that every other CRD of the group is.
+fn assert_only_served_crds_deleted(cluster: &RealCluster) {
+    for crd in served_crds() {
         assert!(
-            get(cluster, &["crd", crd]).is_none(),
+            get(cluster, &["crd", &crd]).is_none(),
             "CRD {crd} is still there"
         );
     }
-    started.elapsed()
+    for crd in unserved_crds()
+        .into_iter()
+        .chain(["agents.runtime.agentic-layer.ai".to_owned()])
+    {
+        assert!(
+            get(cluster, &["crd", &crd]).is_some(),
+            "CRD {crd}, agent-runtime-operator's, was deleted"
+        );
+    }
+}
+
+/// The directories a documented command finds `helm` and `litellm-impl` in.
+fn doc_path_dirs() -> Vec<PathBuf> {
+    let ours = Path::new(env!("CARGO_BIN_EXE_litellm-impl"));
+    vec![
+        helm_binary().parent().unwrap().to_path_buf(),
+        ours.parent().unwrap().to_path_buf(),
+    ]
+}
+
+/// A documented command as a reader runs it in `dir`: with the admin kubeconfig, the
+/// test's helm home, and `helm` and `litellm-impl` on `PATH`.
+fn doc_command_in(cluster: &RealCluster, dir: &Path, command: &str) -> Output {
+    let home = cluster.dir().join("helm-home");
+    let dirs = doc_path_dirs();
+    let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+    let started = Instant::now();
+    let output = run_sh(
+        command,
+        dir,
+        &dirs,
+        &[
+            ("KUBECONFIG", &cluster.kubeconfig()),
+            ("HELM_CONFIG_HOME", &home.join("config")),
+            ("HELM_CACHE_HOME", &home.join("cache")),
+            ("HELM_DATA_HOME", &home.join("data")),
+        ],
+    );
+    println!("$ {command}  ({:?})\n{}", started.elapsed(), text(&output));
+    output
+}
+
+/// [`doc_command_in`] from the workspace's root; panics when the command fails.
+fn doc_command(cluster: &RealCluster, command: &str) -> String {
+    let output = doc_command_in(cluster, &workspace(), command);
+    assert!(
+        output.status.success(),
+        "{command} failed:\n{}",
+        text(&output)
+    );
+    text(&output)
+}
+
+/// The documented commands under `heading` of `doc`.
+fn documented(doc: &str, heading: &str) -> Vec<String> {
+    sh_commands(doc, heading)
 }
 
 // ---------------------------------------------------------------------------------------
 // litellm-impl uninstall (issue 21: rollback and uninstall never hang)
 // ---------------------------------------------------------------------------------------
+
+/// The writes since `mark` but the control plane's own Lease renewals (kube-system),
+/// which come every few seconds whatever a command does.
+fn command_writes(
+    audit: &aigateway_testkit::real_cluster::AuditLog,
+    mark: aigateway_testkit::real_cluster::AuditMark,
+) -> Vec<AuditEvent> {
+    audit
+        .writes_since(mark)
+        .unwrap()
+        .into_iter()
+        .filter(|e| !(e.resource == "leases" && e.namespace == "kube-system"))
+        .collect()
+}
+
+/// Runs kubectl (as admin) and returns how long it took; panics when it fails.
+fn timed_kubectl(cluster: &RealCluster, args: &[String]) -> Duration {
+    let started = Instant::now();
+    let output = cluster.kubectl().args(args).output().unwrap();
+    let took = started.elapsed();
+    assert!(
+        output.status.success(),
+        "kubectl {} failed:\n{}",
+        args.join(" "),
+        text(&output)
+    );
+    took
+}
 
 fn uninstall(cluster: &RealCluster, args: &[&str]) -> (bool, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_litellm-impl"))
@@ -501,10 +582,11 @@ fn uninstall(cluster: &RealCluster, args: &[&str]) -> (bool, String) {
     (output.status.success(), text(&output))
 }
 
-/// The documented rollback: with our operator scaled to zero, `litellm-impl uninstall`
-/// releases exactly our finalizers and marks (a finalizer someone else holds stays),
-/// writes nothing the second time, and deleting the classes and the CRDs then completes
-/// within 10 s.
+/// The documented rollback: with our operator scaled to zero, the migration guide's
+/// `litellm-impl uninstall` releases exactly our finalizers and marks (a finalizer
+/// someone else holds stays), writes nothing the second time; its step 4 deletes our
+/// operator's objects and nothing the Go operator serves; deleting the classes and the
+/// served CRDs then completes within 10 s and leaves agent-runtime-operator's CRDs.
 #[test]
 fn real_cluster_uninstall_releases_our_marks_so_classes_and_crds_delete() {
     let _one_at_a_time = RealCluster::exclusive();
@@ -565,10 +647,16 @@ fn real_cluster_uninstall_releases_our_marks_so_classes_and_crds_delete() {
     // The rollback: our operator stops.
     assert_eq!(operator.terminate(), Some(0), "{}", operator.log());
 
+    // Step 2 of the migration guide's rollback, as documented.
+    let rollback = documented(MIGRATION_HOW_TO, "Roll back");
+    let step = |prefix: &str| -> String {
+        let found: Vec<&String> = rollback.iter().filter(|c| c.starts_with(prefix)).collect();
+        assert_eq!(found.len(), 1, "{prefix}: {rollback:?}");
+        found[0].clone()
+    };
     let audit = cluster.audit_log();
     let mark = audit.mark();
-    let (ok, dry) = uninstall(&cluster, &["--dry-run"]);
-    assert!(ok, "{dry}");
+    let dry = doc_command(&cluster, &step("litellm-impl uninstall --dry-run"));
     assert!(
         dry.contains(&format!(
             "would release AiGatewayClass litellm: finalizer {CLASS_FINALIZER}"
@@ -581,13 +669,20 @@ fn real_cluster_uninstall_releases_our_marks_so_classes_and_crds_delete() {
         )),
         "{dry}"
     );
-    let writes = audit.writes_since(mark).unwrap();
-    assert!(writes.is_empty(), "--dry-run wrote:\n{}", summary(&writes));
+    let writes = command_writes(&audit, mark);
+    assert!(
+        writes.is_empty(),
+        "--dry-run wrote:\n{}",
+        writes_summary(&writes)
+    );
 
     let mark = audit.mark();
-    let (ok, out) = uninstall(&cluster, &[]);
-    assert!(ok, "{out}");
-    let writes = audit.writes_since(mark).unwrap();
+    let release = rollback
+        .iter()
+        .find(|c| c.as_str() == "litellm-impl uninstall")
+        .unwrap_or_else(|| panic!("the rollback runs litellm-impl uninstall: {rollback:?}"));
+    let out = doc_command(&cluster, release);
+    let writes = command_writes(&audit, mark);
     // One patch per object that carried a mark: 2 classes, 5 gateways, 2 routes.
     let released: Vec<String> = out
         .lines()
@@ -595,11 +690,11 @@ fn real_cluster_uninstall_releases_our_marks_so_classes_and_crds_delete() {
         .map(str::to_owned)
         .collect();
     assert_eq!(released.len(), 9, "{out}");
-    assert_eq!(writes.len(), 9, "{}", summary(&writes));
+    assert_eq!(writes.len(), 9, "{}", writes_summary(&writes));
     assert!(
         writes.iter().all(|e| e.verb == "patch" && e.code == 200),
         "{}",
-        summary(&writes)
+        writes_summary(&writes)
     );
 
     let class = get(&cluster, &["aigatewayclass", "litellm"]).unwrap();
@@ -629,8 +724,34 @@ fn real_cluster_uninstall_releases_our_marks_so_classes_and_crds_delete() {
     let (ok, again) = uninstall(&cluster, &[]);
     assert!(ok, "{again}");
     assert!(again.contains("nothing to release"), "{again}");
-    let writes = audit.writes_since(mark).unwrap();
-    assert!(writes.is_empty(), "{}", summary(&writes));
+    let writes = command_writes(&audit, mark);
+    assert!(writes.is_empty(), "{}", writes_summary(&writes));
+
+    // Step 4: our operator's own objects go; the CRDs, the classes (which the Go
+    // operator now serves) and the gateways stay.
+    kubectl_stdin(&cluster, &["apply", "-f", "-"], FOREIGN_CRD);
+    doc_command(&cluster, &step("kubectl delete"));
+    for (kind, name) in [
+        ("namespace", SYSTEM_NAMESPACE),
+        ("clusterrole", "litellm-impl"),
+        ("clusterrolebinding", "litellm-impl"),
+    ] {
+        assert!(
+            get(&cluster, &[kind, name]).is_none(),
+            "{kind} {name} is left"
+        );
+    }
+    assert!(get(&cluster, &["aigatewayclass", "litellm"]).is_some());
+    assert!(get(&cluster, &["toolgatewayclass", "litellm"]).is_some());
+    for crd in served_crds().iter().chain(&unserved_crds()) {
+        assert!(
+            get(&cluster, &["crd", crd]).is_some(),
+            "CRD {crd} was deleted"
+        );
+    }
+    for (_, namespace, name) in AI_SAMPLES {
+        assert!(get(&cluster, &["aigateway", name, "-n", namespace]).is_some());
+    }
 
     // The other finalizer is its owner's to remove; then everything deletes at once.
     kubectl(
@@ -644,19 +765,24 @@ fn real_cluster_uninstall_releases_our_marks_so_classes_and_crds_delete() {
             r#"[{"op":"test","path":"/metadata/finalizers/0","value":"example.com/keep"},{"op":"remove","path":"/metadata/finalizers/0"}]"#,
         ],
     );
-    let started = Instant::now();
-    kubectl(
-        &cluster,
-        &[
-            "delete",
-            "aigatewayclass,toolgatewayclass",
-            "litellm",
-            "--wait=true",
-            "--timeout=10s",
-        ],
+    let mut delete = vec![
+        "delete".to_owned(),
+        "aigatewayclass,toolgatewayclass".to_owned(),
+        "litellm".to_owned(),
+        "--wait=true".to_owned(),
+        "--timeout=10s".to_owned(),
+    ];
+    let classes_took = timed_kubectl(&cluster, &delete);
+    delete = ["delete", "crd", "--wait=true", "--timeout=10s"]
+        .map(str::to_owned)
+        .to_vec();
+    delete.extend(served_crds());
+    let crds_took = timed_kubectl(&cluster, &delete);
+    assert_only_served_crds_deleted(&cluster);
+    let took = classes_took + crds_took;
+    println!(
+        "deleting the classes took {classes_took:?}, the served CRDs {crds_took:?} (kubectl's own start included)"
     );
-    let took = started.elapsed() + delete_crds(&cluster, Duration::from_secs(10));
-    println!("deleting the classes and the CRDs took {took:?}");
     assert!(
         took < Duration::from_secs(10),
         "deleting the classes and CRDs took {took:?}"
@@ -714,29 +840,6 @@ fn real_cluster_uninstall_skips_a_kind_that_is_not_installed() {
 // The Helm chart
 // ---------------------------------------------------------------------------------------
 
-fn helm_binary() -> &'static Path {
-    static HELM: OnceLock<PathBuf> = OnceLock::new();
-    HELM.get_or_init(|| {
-        let script = workspace().join("scripts/helm");
-        let build = Command::new("bash")
-            .arg(&script)
-            .arg("build")
-            .output()
-            .unwrap();
-        assert!(
-            build.status.success(),
-            "scripts/helm build failed:\n{}",
-            text(&build)
-        );
-        let env = Command::new("bash")
-            .arg(&script)
-            .arg("env")
-            .output()
-            .unwrap();
-        PathBuf::from(String::from_utf8(env.stdout).unwrap().trim())
-    })
-}
-
 fn helm_command(cluster: &RealCluster, args: &[&str]) -> Command {
     let home = cluster.dir().join("helm-home");
     let mut command = Command::new(helm_binary());
@@ -749,17 +852,6 @@ fn helm_command(cluster: &RealCluster, args: &[&str]) -> Command {
     command
 }
 
-fn helm(cluster: &RealCluster, args: &[&str]) -> String {
-    let output = helm_command(cluster, args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "helm {} failed:\n{}",
-        args.join(" "),
-        text(&output)
-    );
-    text(&output)
-}
-
 fn chart() -> String {
     workspace()
         .join("deploy/helm")
@@ -767,11 +859,11 @@ fn chart() -> String {
         .into_owned()
 }
 
-/// `helm template` of the chart with the release's values: what helm installs.
-fn rendered(cluster: &RealCluster, extra: &[&str]) -> Vec<Value> {
-    let chart = chart();
-    let mut args = vec!["template", RELEASE, chart.as_str(), "-n", SYSTEM_NAMESPACE];
-    args.extend(extra);
+/// `helm template` of the chart in `chart` with the release's values: what helm
+/// installs.
+fn rendered(cluster: &RealCluster, chart: &Path) -> Vec<Value> {
+    let chart = chart.to_string_lossy();
+    let args = ["template", RELEASE, &chart, "-n", SYSTEM_NAMESPACE];
     let out = helm_command(cluster, &args).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     serde_saphyr::from_multiple::<Value>(&String::from_utf8_lossy(&out.stdout))
@@ -788,24 +880,82 @@ fn find_rendered<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value 
         .unwrap_or_else(|| panic!("the chart renders no {kind} {name}"))
 }
 
-/// Install, upgrade and uninstall with the real helm: the samples become Ready under
-/// the chart's operator; a new operator image keeps every gateway served without a
-/// write on the gateway side; uninstalling (through the pre-delete hook) and deleting the
-/// CRDs completes within 30 s and leaves nothing behind.
+/// The LiteLLM image the chart passes on by default.
+fn default_litellm_image() -> String {
+    litellm_impl::bundle::helm::default_values()["litellm"]["image"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The next release of the chart, as a reader would have it: a copy of `deploy/helm`
+/// under `<dir>/deploy/helm` with a new appVersion (so a new operator image) and a new
+/// default LiteLLM image, every other file as generated. The copy's directory is where
+/// the documented commands then run.
+fn next_chart(dir: &Path, app_version: &str, litellm_image: &str) -> PathBuf {
+    let root = dir.join("next");
+    let chart = root.join("deploy/helm");
+    let source = workspace().join("deploy/helm");
+    let old_image = default_litellm_image();
+    for entry in walk(&source) {
+        let relative = entry.strip_prefix(&source).unwrap();
+        let target = chart.join(relative);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        let mut text = std::fs::read_to_string(&entry).unwrap();
+        text = text.replace(&old_image, litellm_image);
+        if relative == Path::new("Chart.yaml") {
+            let version = env!("CARGO_PKG_VERSION");
+            text = text.replace(
+                &format!("appVersion: \"{version}\""),
+                &format!("appVersion: \"{app_version}\""),
+            );
+            assert!(text.contains(app_version), "{text}");
+        }
+        std::fs::write(target, text).unwrap();
+    }
+    root
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// The operator Deployment's `--NAME=...` arguments.
+fn operator_args(deployment: &Value) -> Vec<String> {
+    deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Install, upgrade and uninstall with the real helm, each with the how-to's commands:
+/// the samples become Ready under the chart's operator; the next chart (a new operator
+/// image and a new default LiteLLM image) keeps every gateway served without a write on
+/// the gateway side and takes the new default; uninstalling (through the pre-delete
+/// hook) and deleting the served CRDs completes within 30 s, leaves nothing of ours
+/// behind, and leaves agent-runtime-operator's CRDs alone.
 #[test]
 fn real_cluster_helm_install_upgrade_uninstall() {
     let _one_at_a_time = RealCluster::exclusive();
     let cluster = RealCluster::start().unwrap();
-    kubectl(&cluster, &["create", "namespace", SYSTEM_NAMESPACE]);
-    kubectl(
-        &cluster,
-        &[
-            "label",
-            "namespace",
-            SYSTEM_NAMESPACE,
-            "pod-security.kubernetes.io/enforce=restricted",
-        ],
-    );
+    // As on a cluster with agent-runtime-operator.
+    kubectl_stdin(&cluster, &["apply", "-f", "-"], FOREIGN_CRD);
+    let install = documented(HELM_HOW_TO, "Install");
+    assert_eq!(install.len(), 3, "{install:?}");
+    // The namespace, as documented.
+    doc_command(&cluster, &install[0]);
+    doc_command(&cluster, &install[1]);
     let chart = chart();
 
     // A wrong value is refused by helm install, naming it; nothing is installed.
@@ -840,26 +990,29 @@ fn real_cluster_helm_install_upgrade_uninstall() {
         .is_none()
     );
 
-    // Install: CRDs from crds/, then the operator; its pods (kwok) pass "restricted".
+    // Install as documented: CRDs from crds/, then the operator; its pods (kwok) pass
+    // "restricted".
     let started = Instant::now();
-    helm(
-        &cluster,
-        &[
-            "install",
-            RELEASE,
-            &chart,
-            "-n",
-            SYSTEM_NAMESPACE,
-            "--wait",
-            "--timeout=120s",
-        ],
+    doc_command(&cluster, &install[2]);
+    let deployment = eventually(
+        "the operator's two pods to run",
+        Duration::from_secs(120),
+        String::new,
+        || {
+            let deployment = get(
+                &cluster,
+                &["deployment", "litellm-impl", "-n", SYSTEM_NAMESPACE],
+            )?;
+            let image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+                .as_str()?
+                .to_owned();
+            (running_operator_pods(&cluster, &image).len() == 2).then_some(deployment)
+        },
     );
-    println!("helm install --wait took {:?}", started.elapsed());
-    let deployment = get(
-        &cluster,
-        &["deployment", "litellm-impl", "-n", SYSTEM_NAMESPACE],
-    )
-    .unwrap();
+    println!(
+        "install until both operator pods ran: {:?}",
+        started.elapsed()
+    );
     let image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
         .as_str()
         .unwrap()
@@ -873,6 +1026,7 @@ fn real_cluster_helm_install_upgrade_uninstall() {
     eventually(
         "the operator to hold the Lease",
         Duration::from_secs(30),
+        String::new,
         || (lease_holder(&cluster).as_deref() == Some(first_pod.as_str())).then_some(()),
     );
     let forbidden: Vec<AuditEvent> = cluster
@@ -885,44 +1039,41 @@ fn real_cluster_helm_install_upgrade_uninstall() {
     assert!(
         forbidden.is_empty(),
         "the chart's RBAC refused:\n{}",
-        summary(&forbidden)
+        writes_summary(&forbidden)
     );
+    let gateways = (AI_SAMPLES.len() + tool_samples().len()) as f64;
 
-    // Upgrade as the how-to says: the CRDs server-side first (Helm created them and
-    // never upgrades crds/), then a new operator image: the Deployment rolls, our
-    // process follows its pod.
-    let crds = workspace().join("deploy/helm/crds");
-    kubectl(
-        &cluster,
-        &[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager=litellm-impl-crds",
-            "-f",
-            crds.to_str().unwrap(),
-        ],
-    );
-    std::thread::sleep(Duration::from_secs(3));
+    // Upgrade as documented, to the next chart: the served CRDs server-side first (Helm
+    // created them and never upgrades crds/), then helm upgrade. The Deployment rolls;
+    // our process follows its pod.
+    let new_version = "0.1.0-upgrade";
+    let new_litellm = "ghcr.io/berriai/litellm-non_root:v1.108.99-next";
+    let next = next_chart(cluster.dir(), new_version, new_litellm);
+    let upgrade = documented(HELM_HOW_TO, "Upgrade");
+    assert_eq!(upgrade.len(), 2, "{upgrade:?}");
+    let applied = doc_command_in(&cluster, &next, &upgrade[0]);
+    assert!(applied.status.success(), "{}", text(&applied));
+    for crd in served_crds() {
+        assert!(
+            text(&applied).contains(&format!(
+                "customresourcedefinition.apiextensions.k8s.io/{crd} serverside-applied"
+            )),
+            "the documented CRD upgrade applies {crd}"
+        );
+    }
+    for crd in unserved_crds() {
+        assert!(
+            !text(&applied).contains(&crd),
+            "the documented CRD upgrade applies agent-runtime-operator's {crd}"
+        );
+    }
+    // Whatever the CRD apply set off is done before the mark.
+    wait_reconciled(&operator, gateways);
     let (uids, ips) = children(&cluster);
     let audit = cluster.audit_log();
     let mark = audit.mark();
-    let new_tag = "0.1.0-upgrade";
-    helm(
-        &cluster,
-        &[
-            "upgrade",
-            RELEASE,
-            &chart,
-            "-n",
-            SYSTEM_NAMESPACE,
-            "--reuse-values",
-            "--set",
-            &format!("image.tag={new_tag}"),
-            "--wait",
-            "--timeout=120s",
-        ],
-    );
+    let upgraded = doc_command_in(&cluster, &next, &upgrade[1]);
+    assert!(upgraded.status.success(), "{}", text(&upgraded));
     let upgraded = get(
         &cluster,
         &["deployment", "litellm-impl", "-n", SYSTEM_NAMESPACE],
@@ -932,10 +1083,18 @@ fn real_cluster_helm_install_upgrade_uninstall() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(new_image.ends_with(new_tag), "{new_image}");
+    assert!(new_image.ends_with(new_version), "{new_image}");
+    // The new chart's default LiteLLM image is the operator's own default: no --image.
+    // (`--reuse-values` would have kept the old default and passed it as if chosen.)
+    let args = operator_args(&upgraded);
+    assert!(
+        !args.iter().any(|a| a.starts_with("--image=")),
+        "the old default LiteLLM image is pinned after the upgrade: {args:?}"
+    );
     let new_pod = eventually(
         "a Running pod with the new image",
         Duration::from_secs(60),
+        String::new,
         || {
             running_operator_pods(&cluster, &new_image)
                 .into_iter()
@@ -946,17 +1105,20 @@ fn real_cluster_helm_install_upgrade_uninstall() {
     eventually(
         "the old operator pod to go",
         Duration::from_secs(60),
+        String::new,
         || (!pod_alive(&cluster, &first_pod)).then_some(()),
     );
     assert_eq!(operator.terminate(), Some(0), "{}", operator.log());
     eventually(
         "the new operator to take the Lease",
         Duration::from_secs(60),
+        String::new,
         || (lease_holder(&cluster).as_deref() == Some(new_pod.as_str())).then_some(()),
     );
     wait_samples_ready(&cluster, &|| new_operator.log());
-    // Its first pass over every gateway, then 10 s of steady state.
-    std::thread::sleep(Duration::from_secs(13));
+    // Its first pass over every gateway is over, and nothing is in flight.
+    let reconciles = wait_reconciled(&new_operator, gateways);
+    println!("the new leader ran {reconciles} reconciles for {gateways} gateways");
     let writes = audit.writes_since(mark).unwrap();
     let gateway_side: Vec<AuditEvent> = writes
         .iter()
@@ -971,7 +1133,7 @@ fn real_cluster_helm_install_upgrade_uninstall() {
     assert!(
         gateway_side.is_empty(),
         "gateway-side writes during the upgrade:\n{}",
-        summary(&gateway_side)
+        writes_summary(&gateway_side)
     );
     let (uids_after, ips_after) = children(&cluster);
     assert_eq!(uids_after, uids, "a child was replaced");
@@ -983,8 +1145,10 @@ fn real_cluster_helm_install_upgrade_uninstall() {
         new_operator.log()
     );
 
-    // Uninstall. The only Node is tainted, so the hook's Job pod waits, and the test
-    // runs its command as the Job's ServiceAccount.
+    // Uninstall as documented. The only Node is tainted, so the hook's Job pod waits,
+    // and the test runs its command as the Job's ServiceAccount.
+    let uninstall = documented(HELM_HOW_TO, "Uninstall");
+    assert_eq!(uninstall.len(), 4, "{uninstall:?}");
     kubectl(
         &cluster,
         &[
@@ -996,34 +1160,40 @@ fn real_cluster_helm_install_upgrade_uninstall() {
     );
     let started = Instant::now();
     let helm_log = cluster.dir().join("helm-uninstall.log");
-    let mut uninstalling = Process::spawn(
-        helm_command(
-            &cluster,
-            &[
-                "uninstall",
-                RELEASE,
-                "-n",
-                SYSTEM_NAMESPACE,
-                "--wait",
-                "--timeout=120s",
-            ],
-        ),
-        helm_log,
+    let mut sh = Command::new("sh");
+    let home = cluster.dir().join("helm-home");
+    let mut path = doc_path_dirs();
+    path.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    sh.arg("-c")
+        .arg(&uninstall[0])
+        .current_dir(&next)
+        .env("PATH", std::env::join_paths(path).unwrap())
+        .env("KUBECONFIG", cluster.kubeconfig())
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_DATA_HOME", home.join("data"));
+    let mut uninstalling = Process::spawn(sh, helm_log);
+    let job = eventually(
+        "the pre-delete hook's Job",
+        Duration::from_secs(60),
+        String::new,
+        || {
+            if let Some(status) = uninstalling.child.try_wait().unwrap() {
+                panic!(
+                    "helm uninstall exited ({status}) before its hook ran:\n{}",
+                    uninstalling.log()
+                );
+            }
+            get(
+                &cluster,
+                &["job", "litellm-impl-uninstall", "-n", SYSTEM_NAMESPACE],
+            )
+        },
     );
-    let job = eventually("the pre-delete hook's Job", Duration::from_secs(60), || {
-        if let Some(status) = uninstalling.child.try_wait().unwrap() {
-            panic!(
-                "helm uninstall exited ({status}) before its hook ran:\n{}",
-                uninstalling.log()
-            );
-        }
-        get(
-            &cluster,
-            &["job", "litellm-impl-uninstall", "-n", SYSTEM_NAMESPACE],
-        )
-    });
     // The hook's objects are the chart's.
-    let chart_objects = rendered(&cluster, &["--set", &format!("image.tag={new_tag}")]);
+    let chart_objects = rendered(&cluster, &next.join("deploy/helm"));
     let chart_job = find_rendered(&chart_objects, "Job", "litellm-impl-uninstall");
     for field in ["serviceAccountName", "securityContext", "restartPolicy"] {
         assert_eq!(
@@ -1066,6 +1236,7 @@ fn real_cluster_helm_install_upgrade_uninstall() {
         SYSTEM_NAMESPACE,
         cluster.dir().join("uninstall-hook.log"),
         &[],
+        None,
     );
     // The kubelet's part for the operator: its container stops once the hook scaled
     // the Deployment to zero. A kubelet stops it before the pod object goes, which is
@@ -1123,7 +1294,7 @@ fn real_cluster_helm_install_upgrade_uninstall() {
     assert!(
         late.is_empty(),
         "the operator wrote after the hook released:\n{}",
-        summary(&late)
+        writes_summary(&late)
     );
     let scaled = get(
         &cluster,
@@ -1151,10 +1322,33 @@ fn real_cluster_helm_install_upgrade_uninstall() {
         "helm uninstall failed:\n{}",
         uninstalling.log()
     );
-    let crds_took = delete_crds(&cluster, Duration::from_secs(30));
-    let took = started.elapsed();
+    let helm_took = started.elapsed();
+    // Helm keeps the classes (shared with whatever serves them after us), without our
+    // finalizer now.
+    for kind in ["aigatewayclass", "toolgatewayclass"] {
+        let class = get(&cluster, &[kind, "litellm"]).expect("the class is kept");
+        assert!(
+            !class["metadata"]["finalizers"]
+                .to_string()
+                .contains(CLASS_FINALIZER),
+            "{class}"
+        );
+    }
+    // The gateways first, their children collected, then the served CRDs.
+    let deletions_started = Instant::now();
+    for command in &uninstall[1..] {
+        doc_command(&cluster, command);
+    }
+    let deletions_took = deletions_started.elapsed();
+    assert!(
+        children(&cluster).0.is_empty(),
+        "the documented wait left children: {:?}",
+        children(&cluster).0.keys().collect::<Vec<_>>()
+    );
+    assert_only_served_crds_deleted(&cluster);
+    let took = helm_took + deletions_took;
     println!(
-        "helm uninstall (with the hook) and deleting the CRDs took {took:?} (the CRDs {crds_took:?})"
+        "helm uninstall (with the hook) took {helm_took:?}; deleting the gateways, waiting for their children and deleting the served CRDs {deletions_took:?} (each command with its own start)"
     );
     assert!(
         took < Duration::from_secs(30),
@@ -1162,7 +1356,7 @@ fn real_cluster_helm_install_upgrade_uninstall() {
         uninstalling.log()
     );
 
-    // Nothing left: not ours, not the hook's, no gateway child (garbage collected).
+    // Nothing left: not ours, not the hook's (the children were checked above).
     // (`-n` is ignored for the cluster-scoped kinds.)
     for (kind, name) in [
         ("clusterrole", "litellm-impl"),
@@ -1179,13 +1373,129 @@ fn real_cluster_helm_install_upgrade_uninstall() {
             "{kind} {name} is left"
         );
     }
-    eventually(
-        "the gateways' children to be garbage collected",
-        Duration::from_secs(60),
-        || children(&cluster).0.is_empty().then_some(()),
-    );
 }
 
 fn operator_alive(process: &mut Process) -> bool {
     process.child.try_wait().unwrap().is_none()
+}
+
+/// A cluster migrating from the Go operator: its `litellm` classes exist, `helm install`
+/// refuses to take them over, and the how-to's adoption commands let it. An upgrade that
+/// drops a kind whose class still carries our finalizer is refused with the way out, and
+/// the how-to's steps then succeed; the classes stay through the upgrade and through
+/// `helm uninstall`.
+#[test]
+fn real_cluster_helm_adopts_existing_classes_and_refuses_to_drop_a_served_kind() {
+    let _one_at_a_time = RealCluster::exclusive();
+    let cluster = RealCluster::start().unwrap();
+    let crds = workspace().join("deploy/helm/crds");
+    kubectl(
+        &cluster,
+        &["apply", "--server-side", "-f", crds.to_str().unwrap()],
+    );
+    cluster.wait_crds_established().unwrap();
+    for class in ["aigatewayclass.yaml", "toolgatewayclass.yaml"] {
+        kubectl(&cluster, &["apply", "-f", &sample_path(class)]);
+    }
+
+    // Install as documented: refused over the Go operator's classes.
+    let install = documented(HELM_HOW_TO, "Install");
+    doc_command(&cluster, &install[0]);
+    doc_command(&cluster, &install[1]);
+    let refused = doc_command_in(&cluster, &workspace(), &install[2]);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("exists and cannot be imported into the current release"),
+        "{}",
+        text(&refused)
+    );
+    // Adopted as documented, then installed.
+    for command in documented(HELM_HOW_TO, "Classes that exist already") {
+        doc_command(&cluster, &command);
+    }
+    for kind in ["aigatewayclass", "toolgatewayclass"] {
+        let class = get(&cluster, &[kind, "litellm"]).unwrap();
+        assert_eq!(
+            class["metadata"]["annotations"]["helm.sh/resource-policy"], "keep",
+            "{class}"
+        );
+        assert_eq!(
+            class["metadata"]["annotations"]["meta.helm.sh/release-name"],
+            RELEASE
+        );
+    }
+
+    // As if our operator served a ToolGateway: its finalizer on the class.
+    kubectl(
+        &cluster,
+        &[
+            "patch",
+            "toolgatewayclass",
+            "litellm",
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"metadata":{{"finalizers":["{CLASS_FINALIZER}"]}}}}"#),
+        ],
+    );
+    let fewer = documented(HELM_HOW_TO, "Serving fewer kinds or fewer namespaces");
+    let upgrade = fewer.last().unwrap();
+    assert!(upgrade.starts_with("helm upgrade"), "{fewer:?}");
+    let refused = doc_command_in(&cluster, &workspace(), upgrade);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        text(&refused).contains(&format!(
+            "gatewayKinds drops tool-gateway, but ToolGatewayClass litellm still carries the operator's finalizer {CLASS_FINALIZER}"
+        )),
+        "{}",
+        text(&refused)
+    );
+    let deployment = get(
+        &cluster,
+        &["deployment", "litellm-impl", "-n", SYSTEM_NAMESPACE],
+    )
+    .unwrap();
+    assert!(
+        !operator_args(&deployment)
+            .iter()
+            .any(|a| a.starts_with("--gateway-kinds")),
+        "the refused upgrade changed nothing"
+    );
+
+    // The documented way: stop, release, upgrade.
+    for command in &fewer {
+        doc_command(&cluster, command);
+    }
+    let deployment = get(
+        &cluster,
+        &["deployment", "litellm-impl", "-n", SYSTEM_NAMESPACE],
+    )
+    .unwrap();
+    assert!(
+        operator_args(&deployment).contains(&"--gateway-kinds=ai-gateway".to_owned()),
+        "{:?}",
+        operator_args(&deployment)
+    );
+    assert_eq!(deployment["spec"]["replicas"], 2, "helm scaled it back up");
+    let tool_class = get(&cluster, &["toolgatewayclass", "litellm"]).expect("kept");
+    assert!(
+        tool_class["metadata"]["finalizers"].is_null(),
+        "{tool_class}"
+    );
+
+    // helm uninstall keeps both classes (kwok completes the hook's Job).
+    let uninstall = documented(HELM_HOW_TO, "Uninstall");
+    doc_command(&cluster, &uninstall[0]);
+    for kind in ["aigatewayclass", "toolgatewayclass"] {
+        assert!(
+            get(&cluster, &[kind, "litellm"]).is_some(),
+            "{kind} litellm was deleted"
+        );
+    }
+    assert!(
+        get(
+            &cluster,
+            &["deployment", "litellm-impl", "-n", SYSTEM_NAMESPACE]
+        )
+        .is_none()
+    );
 }

@@ -1472,3 +1472,230 @@ async fn a_refused_foreign_route_never_lists_its_tools_in_real_litellm() {
     drop(victim_server);
     drop(attacker_server);
 }
+
+/// The guardrail in the pinned LiteLLM's Python, past its pattern matching: a server name
+/// it was not told about is refused (fail closed), a tool name longer than the MCP
+/// limit is refused before any pattern is matched, and a key's or team's opt-out of
+/// global guardrails (admin metadata `disable_global_guardrails`,
+/// `opted_out_global_guardrails`) does not switch it off, while it does switch off a
+/// plain `default_on` guardrail of LiteLLM's.
+#[test]
+fn the_tool_filter_guardrail_fails_closed_and_cannot_be_opted_out_of() {
+    let program = r#"
+import importlib.util, json, sys
+from litellm.integrations.custom_guardrail import CustomGuardrail
+from litellm.types.guardrails import GuardrailEventHooks
+spec = importlib.util.spec_from_file_location("aigateway_tool_filter", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+params = dict(guardrail_name="aigateway_tool_filter", event_hook="pre_mcp_call", default_on=True)
+guard = module.ToolFilterGuardrail(
+    routes=[{"route": "ns/r", "servers": ["ns__r", "friendly"], "allow": ["get_*"], "deny": []}],
+    servers=["ns__r", "friendly", "ns__open"], **params)
+print(json.dumps([guard.refusal(s, "get_x") for s in ["ns__r", "friendly", "ns__open", "unknown"]]))
+print(json.dumps(guard.refusal("ns__r", "get_" + "x" * 200)))
+opted_out = [
+    {"metadata": {"user_api_key_metadata": {"disable_global_guardrails": True}}},
+    {"metadata": {"user_api_key_team_metadata": {"opted_out_global_guardrails": ["aigateway_tool_filter"]}}},
+]
+plain = CustomGuardrail(**params)
+event = GuardrailEventHooks.pre_mcp_call
+print(json.dumps([[plain.should_run_guardrail(d, event), guard.should_run_guardrail(d, event)] for d in opted_out]))
+print(json.dumps(guard.should_run_guardrail({}, GuardrailEventHooks.pre_call)))
+"#;
+    let module = dir_with_module();
+    let output = Command::new(venv_bin().join("python"))
+        .args(["-c", program])
+        .arg(module.path().join(litellm_impl::tool_filter::MODULE_FILE))
+        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0][0], Value::Null);
+    assert_eq!(lines[0][1], Value::Null);
+    assert_eq!(lines[0][2], Value::Null);
+    assert!(
+        lines[0][3].as_str().is_some_and(
+            |m| m.contains("MCP server unknown is not one the gateway's ToolRoutes declared")
+        ),
+        "{stdout}"
+    );
+    assert!(
+        lines[1]
+            .as_str()
+            .is_some_and(|m| m.contains("longer than 128 characters")),
+        "{stdout}"
+    );
+    assert_eq!(lines[2], json!([[false, true], [false, true]]), "{stdout}");
+    assert_eq!(lines[3], json!(false), "{stdout}");
+}
+
+/// A Secret with the master key `sk-tools-master` and the ToolGateway `agents/tools`
+/// that reads it, with `annotations` (a YAML flow mapping, or empty).
+fn tools_gateway(annotations: &str) -> String {
+    let annotations = if annotations.is_empty() {
+        String::new()
+    } else {
+        format!("\n  annotations: {annotations}")
+    };
+    format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: gateway-secrets, namespace: agents}}
+stringData: {{master: sk-tools-master}}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: ToolGateway
+metadata:
+  name: tools
+  namespace: agents{annotations}
+spec:
+  env:
+  - name: LITELLM_MASTER_KEY
+    valueFrom: {{secretKeyRef: {{name: gateway-secrets, key: master}}}}
+"#
+    )
+}
+
+/// The ToolRoute `team-tools/<name>` of `agents/tools` to the MCP server on `mcp_port`,
+/// denying `delete_*`.
+fn delete_denying_route(name: &str, mcp_port: u16) -> String {
+    format!(
+        r#"---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: ToolRoute
+metadata: {{name: {name}, namespace: team-tools}}
+spec:
+  toolGatewayRef: {{name: tools, namespace: agents}}
+  upstream: {{external: {{url: "http://127.0.0.1:{mcp_port}/mcp"}}}}
+  toolFilter: {{deny: ["delete_*"]}}
+"#
+    )
+}
+
+/// A config patch that renames a filtered route's server, by its own `alias` or by
+/// `litellm_settings.mcp_aliases`, does not switch the route's filter off: the denied
+/// tool stays hidden and refused through the real proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_that_aliases_a_filtered_route_keeps_its_filter_in_real_litellm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mcp_server, mcp_port, calls) = start_mcp_server(dir.path(), "echo").await;
+    let route = |name: &str| delete_denying_route(name, mcp_port);
+    let yaml = format!(
+        r#"{}---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: tools-patch, namespace: agents}}
+data:
+  patch.yaml: |
+    mcp_servers:
+      team_tools__own_alias:
+        alias: friendly
+    litellm_settings:
+      mcp_aliases:
+        mapped: team_tools__mapped_alias
+{}{}"#,
+        tools_gateway("{ai-gateway-litellm.agentic-layer.ai/config-patch: tools-patch}"),
+        route("own-alias"),
+        route("mapped-alias")
+    );
+    let parsed = parse_documents(&yaml, "test").unwrap();
+    let (lookup, rendered) = render_first_tool_gateway(parsed);
+    let proxy = start(&rendered.rendered, "agents", &lookup).await;
+    for (name, alias) in [("own-alias", "friendly"), ("mapped-alias", "mapped")] {
+        let url = format!("http://127.0.0.1:{}/mcp/{alias}", proxy.port);
+        let answer = mcp_client(
+            &url,
+            "sk-tools-master",
+            &[
+                json!({"name": format!("{alias}-delete_everything"), "arguments": {"confirm": true}}),
+                json!({"name": "delete_everything", "arguments": {"confirm": true}}),
+                json!({"name": format!("{alias}-echo"), "arguments": {"text": name}}),
+            ],
+        )
+        .await;
+        assert_eq!(
+            answer["tools"],
+            json!([format!("{alias}-echo")]),
+            "{name}: {answer:#}\nproxy log:\n{}",
+            proxy.log_text()
+        );
+        let calls_made = answer["calls"].as_array().unwrap();
+        for denied in &calls_made[..2] {
+            let refused = denied["is_error"] == json!(true) || denied.get("mcp_error").is_some();
+            assert!(refused, "{name}: a denied tool must fail: {answer:#}");
+        }
+        assert_eq!(
+            calls_made[2]["text"],
+            json!(format!("echo: {name}")),
+            "{answer:#}"
+        );
+    }
+    assert_eq!(
+        tool_calls(&calls),
+        ["echo", "echo"],
+        "no denied call reaches the MCP server"
+    );
+    drop(proxy);
+    drop(mcp_server);
+}
+
+/// LiteLLM hands the filter only tools that have a description or a non-empty input
+/// schema. MCP requires every tool's input schema to say `"type": "object"` (a listing
+/// without it fails the SDK client LiteLLM uses), so the barest tool an upstream can
+/// list, no description and `{"type": "object"}`, is still filtered: hidden from the
+/// listing, and its call refused without reaching the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_barest_tool_a_route_denies_is_hidden_and_refused_in_real_litellm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mcp_server, mcp_port, calls) = start_mcp_server(dir.path(), "bare").await;
+    let yaml = tools_gateway("") + &delete_denying_route("bare", mcp_port);
+    let (lookup, rendered) = render_first_tool_gateway(parse_documents(&yaml, "test").unwrap());
+    let proxy = start(&rendered.rendered, "agents", &lookup).await;
+    let url = format!("http://127.0.0.1:{}/mcp/team_tools__bare", proxy.port);
+    let answer = mcp_client(
+        &url,
+        "sk-tools-master",
+        &[
+            json!({"name": "team_tools__bare-delete_bare", "arguments": {}}),
+            json!({"name": "team_tools__bare-echo", "arguments": {"text": "hi"}}),
+        ],
+    )
+    .await;
+    assert_eq!(
+        answer["tools"],
+        json!(["team_tools__bare-echo"]),
+        "{answer:#}\nproxy log:\n{}",
+        proxy.log_text()
+    );
+    let calls_made = answer["calls"].as_array().unwrap();
+    let refused = &calls_made[0];
+    assert!(
+        refused["is_error"] == json!(true) || refused.get("mcp_error").is_some(),
+        "{answer:#}"
+    );
+    assert!(
+        refused
+            .to_string()
+            .contains("tool delete_bare is not exposed by ToolRoute team-tools/bare"),
+        "{answer:#}"
+    );
+    assert_eq!(calls_made[1]["text"], json!("echo: hi"), "{answer:#}");
+    assert_eq!(
+        tool_calls(&calls),
+        ["echo"],
+        "the denied call never reached the server"
+    );
+    drop(proxy);
+    drop(mcp_server);
+}

@@ -278,3 +278,28 @@ async fn an_unreachable_api_server_is_one_line_and_exit_code_5() {
     );
     assert!(!stderr.contains("secret-token-value"), "{stderr}");
 }
+
+/// A kubeconfig that cannot be read is exit code 3, as for `run` (5 means a mark could
+/// not be released, which a script may retry).
+#[test]
+fn an_unusable_kubeconfig_is_exit_code_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_litellm-impl"))
+        .args(["uninstall", "--kubeconfig"])
+        .arg(dir.path().join("missing"))
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let help = Command::new(env!("CARGO_BIN_EXE_litellm-impl"))
+        .args(["uninstall", "--help"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&help.stdout)
+            .contains("3  no usable kubeconfig or in-cluster config"),
+        "the help lists exit code 3"
+    );
+}

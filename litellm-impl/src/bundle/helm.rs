@@ -22,6 +22,15 @@ pub const UNINSTALL_NAME: &str = "litellm-impl-uninstall";
 /// Name of the metrics Service and ServiceMonitor.
 pub const METRICS_NAME: &str = METRICS_SERVICE;
 
+/// The labels Helm's chart adds to every object (the `litellm-impl.helmLabels` helper),
+/// beyond the bundle's.
+pub const HELM_LABELS: &[&str] = &[
+    "helm.sh/chart",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+];
+
 /// One file of the chart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChartFile {
@@ -363,7 +372,13 @@ pub fn values_schema() -> Value {
             "serviceMonitor": object(json!({
                 "enabled": {"type": "boolean", "description": "A ServiceMonitor when monitoring.coreos.com/v1 exists."},
                 "interval": {"type": "string", "pattern": "^([0-9]+(ms|s|m|h))+$", "description": "Scrape interval."},
-                "labels": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Labels of the ServiceMonitor."},
+                "labels": {
+                    "type": "object", "additionalProperties": {"type": "string"},
+                    // The chart sets these itself; a repeated key would be a duplicate YAML
+                    // key. (`false` names the refused key in Helm's message.)
+                    "properties": chart_label_keys().into_iter().map(|k| (k, Value::Bool(false))).collect::<serde_json::Map<_, _>>(),
+                    "description": "Labels of the ServiceMonitor, beyond the chart's own.",
+                },
             })),
         })),
         "nodeSelector": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Node labels the operator's pods require."},
@@ -383,6 +398,19 @@ pub fn values_schema() -> Value {
             .collect::<Vec<_>>()
     );
     schema
+}
+
+/// The label keys the chart puts on its objects: the bundle's and Helm's.
+fn chart_label_keys() -> Vec<String> {
+    let bundle = super::labels();
+    let mut keys: Vec<String> = bundle
+        .as_object()
+        .expect("labels are an object")
+        .keys()
+        .cloned()
+        .collect();
+    keys.extend(HELM_LABELS.iter().map(|k| (*k).to_owned()));
+    keys
 }
 
 /// The JSON schema of a Kubernetes type, inlined, without descriptions, and closed:
@@ -623,14 +651,9 @@ fn uninstall_rules_for(kinds: &[ServedGatewayKind]) -> Value {
     json!([{"apiGroups": [group], "resources": resources, "verbs": ["list", "patch"]}])
 }
 
-/// The resources `uninstall` releases marks on for `kind`.
+/// The resources `uninstall` releases marks on for `kind` (ToolServers carry none).
 fn uninstall_resources(kind: ServedGatewayKind) -> Vec<&'static str> {
-    kind.resources()
-        .iter()
-        .map(|(plural, _)| *plural)
-        // ToolServers carry no marks of ours.
-        .filter(|plural| *plural != "toolservers")
-        .collect()
+    kind.served_resources()
 }
 
 /// `rules` with only the resources the implementations of `kinds` declare a need for
@@ -838,6 +861,14 @@ fn manager_template() -> String {
     let bundle = manager();
     let mut deployment = templated(&mut t, &bundle);
     deployment["spec"]["replicas"] = t.inline("{{ .Values.replicas }}");
+    // Without leader election two pods must never run at once, not even in a rollout.
+    let strategy = t.lines(&[
+        "{{- if not .Values.leaderElection.enabled }}",
+        "strategy:",
+        "  type: Recreate",
+        "{{- end }}",
+    ]);
+    deployment["spec"][strategy] = Value::Null;
     let pod_spec = &mut deployment["spec"]["template"]["spec"];
     placement(&mut t, pod_spec);
     let container = &mut pod_spec["containers"][0];
@@ -906,19 +937,52 @@ fn manager_template() -> String {
     format!("{comment}{refuse}{}", &rendered[comment.len()..])
 }
 
+/// The classes, kept by Helm (`helm.sh/resource-policy: keep`): a class is shared with
+/// whatever serves its gateways after us (the Go operator on a rollback), so neither
+/// `helm uninstall` nor an upgrade that drops its kind deletes it.
+///
+/// An upgrade that drops a kind whose class still carries our finalizer is refused:
+/// the new operator would no longer serve that kind, so nothing would ever remove the
+/// finalizer and the class's deletion would hang. The message says how to release it.
 fn classes_template() -> String {
     let mut t = Template::default();
-    let objects = vec![
-        (
-            Some(r#"if has "ai-gateway" .Values.gatewayKinds"#),
-            templated(&mut t, &super::class()),
-        ),
-        (
-            Some(r#"if has "tool-gateway" .Values.gatewayKinds"#),
-            templated(&mut t, &super::tool_class()),
-        ),
-    ];
-    t.render(&objects)
+    let mut objects = Vec::new();
+    let mut refusals = String::new();
+    let finalizer = aigateway_runtime::names::CLASS_FINALIZER;
+    for (class, kind) in [
+        (super::class(), ServedGatewayKind::AiGateway),
+        (super::tool_class(), ServedGatewayKind::ToolGateway),
+    ] {
+        let name = kind_names(&[kind]).remove(0);
+        let class_kind = class["kind"].as_str().expect("a kind").to_owned();
+        let class_name = class["metadata"]["name"]
+            .as_str()
+            .expect("a name")
+            .to_owned();
+        let controller = class["spec"]["controller"]
+            .as_str()
+            .expect("a controller")
+            .to_owned();
+        refusals.push_str(&format!(
+            "{{{{- if and .Release.IsUpgrade (not (has \"{name}\" .Values.gatewayKinds)) }}}}\n\
+             {{{{- $class := lookup \"{api}\" \"{class_kind}\" \"\" \"{class_name}\" }}}}\n\
+             {{{{- if and $class (eq ((($class.spec) | default dict).controller | default \"\") \"{controller}\") (has \"{finalizer}\" ((($class.metadata) | default dict).finalizers | default list)) }}}}\n\
+             {{{{- fail (printf \"gatewayKinds drops {name}, but {class_kind} {class_name} still carries the operator's finalizer {finalizer}: scale the operator to zero (kubectl -n %s scale deployment/{NAME} --replicas=0), run litellm-impl uninstall --gateway-kinds {name}, then upgrade (docs/how-to/install-with-helm.md)\" .Release.Namespace) }}}}\n\
+             {{{{- end }}}}\n\
+             {{{{- end }}}}\n",
+            api = aigateway_api::API_VERSION,
+        ));
+        let mut object = templated(&mut t, &class);
+        object["metadata"]["annotations"] = json!({"helm.sh/resource-policy": "keep"});
+        let condition = match kind {
+            ServedGatewayKind::AiGateway => r#"if has "ai-gateway" .Values.gatewayKinds"#,
+            ServedGatewayKind::ToolGateway => r#"if has "tool-gateway" .Values.gatewayKinds"#,
+        };
+        objects.push((Some(condition), object));
+    }
+    let comment = template_comment(GENERATED);
+    let rendered = t.render(&objects);
+    format!("{comment}{refusals}{}", &rendered[comment.len()..])
 }
 
 fn metrics_template() -> String {
@@ -966,11 +1030,19 @@ fn metrics_template() -> String {
 }
 
 /// The annotations of a pre-delete hook object; the lower `weight` is created first.
-fn hook(weight: i32) -> Value {
+/// Every hook object goes once the hook succeeded; when it failed, the RBAC goes too
+/// (`rbac`: a failed hook must not leave a ClusterRole bound), while the Job and its
+/// ServiceAccount stay for inspection.
+fn hook(weight: i32, rbac: bool) -> Value {
+    let policy = if rbac {
+        "before-hook-creation,hook-succeeded,hook-failed"
+    } else {
+        "before-hook-creation,hook-succeeded"
+    };
     json!({
         "helm.sh/hook": "pre-delete",
         "helm.sh/hook-weight": weight.to_string(),
-        "helm.sh/hook-delete-policy": "before-hook-creation,hook-succeeded",
+        "helm.sh/hook-delete-policy": policy,
     })
 }
 
@@ -978,8 +1050,9 @@ fn uninstall_template() -> String {
     let mut t = Template::default();
     let labels =
         json!({"app.kubernetes.io/name": UNINSTALL_NAME, "app.kubernetes.io/part-of": "aigateway"});
-    let meta = |namespaced: bool, weight: i32| {
-        let mut m = json!({"name": UNINSTALL_NAME, "labels": labels, "annotations": hook(weight)});
+    let meta = |namespaced: bool, weight: i32, rbac: bool| {
+        let mut m =
+            json!({"name": UNINSTALL_NAME, "labels": labels, "annotations": hook(weight, rbac)});
         if namespaced {
             m["namespace"] = json!("");
         }
@@ -990,12 +1063,12 @@ fn uninstall_template() -> String {
     let mut objects = Vec::new();
 
     let account =
-        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(true, -10)});
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(true, -10, false)});
     objects.push(templated(&mut t, &account));
 
     let mut cluster_role = templated(
         &mut t,
-        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta(false, -10), "rules": []}),
+        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta(false, -10, true), "rules": []}),
     );
     cluster_role["rules"] = t.inline(&format!(
         "{{{{- if .Values.watchNamespace }}}}\n  {}\n{{{{- else }}}}\n  {}\n{{{{- end }}}}",
@@ -1005,7 +1078,7 @@ fn uninstall_template() -> String {
     objects.push(cluster_role);
     let mut binding = templated(
         &mut t,
-        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": meta(false, -10),
+        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": meta(false, -10, true),
                 "roleRef": role_ref("ClusterRole"), "subjects": subjects}),
     );
     binding["subjects"][0]["namespace"] = release_namespace(&mut t);
@@ -1014,7 +1087,7 @@ fn uninstall_template() -> String {
     // Stopping the operator: its Deployment (by name) and its pods, in the release namespace.
     let role = templated(
         &mut t,
-        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta(true, -10),
+        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta(true, -10, true),
         "rules": [
             {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": [NAME], "verbs": ["get"]},
             {"apiGroups": ["apps"], "resources": ["deployments/scale"], "resourceNames": [NAME], "verbs": ["patch"]},
@@ -1024,7 +1097,7 @@ fn uninstall_template() -> String {
     objects.push(role);
     let mut role_binding = templated(
         &mut t,
-        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta(true, -10),
+        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta(true, -10, true),
                 "roleRef": role_ref("Role"), "subjects": subjects}),
     );
     role_binding["subjects"][0]["namespace"] = release_namespace(&mut t);
@@ -1035,7 +1108,7 @@ fn uninstall_template() -> String {
         "uninstall",
         UNINSTALL_NAME,
         &labels,
-        Some(hook(-10)),
+        Some(hook(-10, true)),
     );
 
     // The Job: the manager's image and security contexts, its own account and labels
@@ -1067,7 +1140,7 @@ fn uninstall_template() -> String {
         .extend(extra);
     let job = templated(
         &mut t,
-        &json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta(true, 0),
+        &json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta(true, 0, false),
         "spec": {
             "backoffLimit": 2,
             "activeDeadlineSeconds": 300,

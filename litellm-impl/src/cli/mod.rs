@@ -126,7 +126,7 @@ pub fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("error: {error}");
-                    ExitCode::from(uninstall::EXIT_UNINSTALL)
+                    ExitCode::from(error.exit_code())
                 }
             }
         }

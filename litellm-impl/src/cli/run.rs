@@ -125,6 +125,18 @@ impl ServedGatewayKind {
             ],
         }
     }
+
+    /// The resources of this kind the operator serves (gateways, classes, attached
+    /// routes: it writes their status and marks), without those it only reads
+    /// (ToolServers, agent-runtime-operator's). Their CRDs are the ones the Helm how-to
+    /// upgrades and deletes.
+    pub fn served_resources(self) -> Vec<&'static str> {
+        self.resources()
+            .iter()
+            .map(|(plural, _)| *plural)
+            .filter(|plural| *plural != "toolservers")
+            .collect()
+    }
 }
 
 /// Where a resource lives.
@@ -288,7 +300,7 @@ pub enum RunError {
     },
     /// The API server refused the operator access to its Lease.
     #[error(
-        "leader election: not allowed to create Lease {namespace}/{name}: {message}: grant the operator's identity get, create and patch on leases.coordination.k8s.io there (see deploy/), or pass --leader-elect=false"
+        "leader election: not allowed to create Lease {namespace}/{name}: {message}: grant the operator's identity create on leases.coordination.k8s.io there, and get and patch on that Lease (see deploy/), or pass --leader-elect=false"
     )]
     LeaseForbidden {
         /// The Lease's namespace.

@@ -20,11 +20,22 @@ pub const UNINSTALL_EXIT_CODES: &str = "\
 Exit codes:
   0  every mark of ours is released (or, with --dry-run, listed), or there was none
   2  invalid invocation
+  3  no usable kubeconfig or in-cluster config (as for run)
   5  a mark could not be released, or the operator could not be stopped (the message says
      which object and what to do); running it again is safe";
 
 /// Exit code: the uninstall could not finish.
 pub const EXIT_UNINSTALL: u8 = 5;
+
+impl UninstallError {
+    /// The exit code for this error, as [`UNINSTALL_EXIT_CODES`] lists them.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            UninstallError::Config(_) => super::EXIT_OPERATOR,
+            _ => EXIT_UNINSTALL,
+        }
+    }
+}
 
 /// How long `--stop-operator` waits for the operator's pods to go: their grace period
 /// (30 s in our bundle) with room for a slow node.

@@ -356,6 +356,9 @@ fn glob_filters_are_served_through_the_guardrail_shipped_in_the_config_map() {
                     {"route": "team/exact", "servers": ["team__exact"], "allow": ["echo"], "deny": ["drop"]},
                     {"route": "team/sample", "servers": ["team__sample"], "allow": ["get_*", "list_*"], "deny": ["*delete*"]},
                 ],
+                // Every server's names, the unfiltered route's too: a name outside them
+                // is refused.
+                "servers": ["team__exact", "team__open", "team__sample"],
             },
         })
     );
