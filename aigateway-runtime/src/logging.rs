@@ -102,7 +102,7 @@ impl std::fmt::Display for ObjectName {
 /// failing (a tenant editing a route in a loop re-runs the gateway it names each time)
 /// fills the logs with one line per window, not one per attempt. The line that ends a
 /// quiet window says how many were left out (`suppressed`). And all objects together
-/// write a few lines a second (a [`LogThrottle`]): during an API server outage every
+/// write a few lines a second (3 at once, then 1 a second): during an API server outage every
 /// gateway fails at once; what that holds back goes to the debug level and is counted in
 /// the next line's `held_back`.
 ///
