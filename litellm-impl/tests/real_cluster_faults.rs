@@ -86,9 +86,14 @@ fn tier() -> &'static Tier {
         // set the pace of every rollout: 200 Deployments take about a minute behind it.
         // Raised, the tier runs at the machine's pace (and in the CI budget); the
         // operator's own requests and the API server's latency are unchanged.
+        // And the Node's lease lapses while the API server is stopped or etcd frozen:
+        // marked NotReady, its pods turn unready, and kwok (unlike a kubelet) never makes
+        // them ready again, so gateways whose pods it held would stay unready for a
+        // reason that is not the operator's.
         let cluster = RealCluster::start_with_env(&[
             ("CONTROLLER_MANAGER_QPS", "200"),
             ("CONTROLLER_MANAGER_BURST", "400"),
+            ("CONTROLLER_MANAGER_NODE_MONITOR_GRACE_PERIOD", "10m"),
         ])
         .expect("the real control plane starts");
         cluster

@@ -132,6 +132,10 @@ fn apply_samples(cluster: &RealCluster) {
             &api_key_secret(namespace, "key-one"),
         );
     }
+    // The samples' routes live beside their gateways' namespaces: admitted as documented.
+    let admit = documented(HELM_HOW_TO, "Routes from other namespaces");
+    assert_eq!(admit.len(), 1, "{admit:?}");
+    doc_command(cluster, &admit[0]);
     for (file, ..) in tool_samples() {
         kubectl(
             cluster,

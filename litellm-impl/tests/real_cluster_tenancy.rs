@@ -601,11 +601,12 @@ fn real_cluster_a_tenant_can_neither_inject_routes_nor_borrow_tool_servers() {
     });
 }
 
-/// A route with tool filters of about 70 KB.
+/// A route with tool filters as large as a route may have (about 70 KB of config).
 fn bulky_route(name: &str) -> Value {
+    use litellm_impl::tool_filter::{MAX_ENTRIES, MAX_ENTRY_LENGTH};
     let tools = |prefix: &str| -> Vec<String> {
-        (0..256)
-            .map(|i| format!("{prefix}{i:03}_{}", "x".repeat(120)))
+        (0..MAX_ENTRIES)
+            .map(|i| format!("{prefix}{i:03}_{}", "x".repeat(MAX_ENTRY_LENGTH - 8)))
             .collect()
     };
     let mut route = route(name, external(&format!("http://{name}.attacker/mcp")));
