@@ -6,7 +6,8 @@
 //! ToolRoutes in namespace `attacker` only. The operator is the built `litellm-impl run`
 //! binary, authenticated as the install bundle's ServiceAccount.
 //!
-//! The same attacks against the in-memory API server are in `tenancy.rs`.
+//! Attack 7 (colliding keys) uses two tenants of its own, `a--b` and `a`. The same
+//! attacks against the in-memory API server are in `tenancy.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -597,6 +598,115 @@ fn real_cluster_a_tenant_can_neither_inject_routes_nor_borrow_tool_servers() {
         assert!(config(&admin).await.contains("http://internal.victim.svc.cluster.local:8443/very-secret-path"));
         let probe = get_route(&admin, "attacker", "probe").await.unwrap();
         assert!(unresolved_with("has not granted")(&probe), "{:?}", probe.status);
+        assert_operator_never_forbidden(&cluster, AuditMark::default());
+    });
+}
+
+/// Attack 7, key collision: routes `a/b--c` (the attacker's) and `a--b/c` (the victim's)
+/// both had key `a__b__c`, so the victim's config patch for its own route's key was
+/// merged into the attacker's entry and sent the victim's credential header to the
+/// attacker's URL. Here each tenant holds namespaced RBAC only; the keys differ, and the
+/// patch reaches the victim's entry alone.
+#[test]
+fn real_cluster_routes_whose_go_keys_collide_never_share_an_entry_or_a_patch() {
+    let _one_at_a_time = RealCluster::exclusive();
+    let cluster = cluster_with_bundle();
+    runtime().block_on(async {
+        let admin = cluster.admin_client().await.unwrap();
+        let victim = tenant(
+            &cluster,
+            &admin,
+            "a--b",
+            vec![
+                rule(GROUP, &["toolgateways", "toolroutes"]),
+                rule("", &["configmaps"]),
+            ],
+        )
+        .await;
+        let attacker = tenant(&cluster, &admin, "a", vec![rule(GROUP, &["toolroutes"])]).await;
+        let operator = Operator::start(&cluster).await;
+        // A central gateway that admits routes from every namespace.
+        let all = json!({"aigateway.agentic-layer.ai/allowed-routes": "All"});
+        create(&victim, Some("a--b"), gateway(all, json!([]))).await;
+        let to_central = |name: &str, url: &str| {
+            let mut route = route(name, external(url));
+            route["spec"]["toolGatewayRef"]["namespace"] = json!("a--b");
+            route
+        };
+        create(
+            &attacker,
+            Some("a"),
+            to_central("b--c", "http://attacker.example/mcp"),
+        )
+        .await;
+        create(
+            &victim,
+            Some("a--b"),
+            to_central("c", "http://victim.internal/mcp"),
+        )
+        .await;
+        let victim_route =
+            wait_route(&operator, &admin, "a--b", "c", "the victim's route", served).await;
+        let attacker_route = wait_route(
+            &operator,
+            &admin,
+            "a",
+            "b--c",
+            "the attacker's route",
+            served,
+        )
+        .await;
+        assert_ne!(url(&victim_route), url(&attacker_route));
+        // The victim patches the entry its route's URL names.
+        let victim_key = url(&victim_route)
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        create(
+            &victim,
+            Some("a--b"),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "patch"},
+            "data": {"patch.yaml": format!(
+                "mcp_servers:\n  {victim_key}:\n    extra_headers: [x-victim-credential]\n"
+            )}}),
+        )
+        .await;
+        Api::<ToolGateway>::namespaced(victim.clone(), "a--b")
+            .patch(
+                "tools",
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"metadata": {"annotations": {
+                    "ai-gateway-litellm.agentic-layer.ai/config-patch": "patch"
+                }}})),
+            )
+            .await
+            .unwrap();
+        let config = eventually(
+            &operator,
+            "the victim's patch applied",
+            Duration::from_secs(90),
+            || async {
+                let config = Api::<ConfigMap>::namespaced(admin.clone(), "a--b")
+                    .get_opt("tools-config")
+                    .await
+                    .unwrap()?
+                    .data?
+                    .remove("config.yaml")?;
+                config.contains("x-victim-credential").then_some(config)
+            },
+        )
+        .await;
+        let parsed: Value = serde_saphyr::from_str(&config).unwrap();
+        let servers = parsed["mcp_servers"].as_object().unwrap();
+        assert_eq!(servers.len(), 2, "{config}");
+        let with_header: Vec<&str> = servers
+            .values()
+            .filter(|entry| entry.get("extra_headers").is_some())
+            .map(|entry| entry["url"].as_str().unwrap())
+            .collect();
+        assert_eq!(with_header, ["http://victim.internal/mcp"], "{config}");
         assert_operator_never_forbidden(&cluster, AuditMark::default());
     });
 }
