@@ -447,14 +447,7 @@ impl MetricsAuth {
     }
 
     async fn authorize(&self, user: &UserInfo, path: &str) -> Result<(), Refusal> {
-        let username = user.username.clone().unwrap_or_default();
-        let mut groups = user.groups.clone().unwrap_or_default();
-        groups.sort();
-        let key = format!(
-            "{username}\n{}\n{}\n{path}",
-            user.uid.as_deref().unwrap_or_default(),
-            groups.join(",")
-        );
+        let key = decision_key(user, path);
         let allowed = match self.decisions.get(&key) {
             Some(allowed) => allowed,
             None => {
@@ -489,7 +482,7 @@ impl MetricsAuth {
             Ok(())
         } else {
             Err(Refusal::Forbidden {
-                user: username,
+                user: user.username.clone().unwrap_or_default(),
                 path: path.to_owned(),
             })
         }
@@ -524,8 +517,49 @@ pub(crate) async fn require_authorization(
     }
 }
 
+/// The key of a cached SubjectAccessReview decision: everything the review decides on.
+/// `extra` is part of it (a scoped token's scopes are there), so two users differing
+/// only in it never share a decision; it is a BTreeMap, so its order is fixed.
+fn decision_key(user: &UserInfo, path: &str) -> String {
+    let mut groups = user.groups.clone().unwrap_or_default();
+    groups.sort();
+    let extra = serde_json::to_string(&user.extra).unwrap_or_default();
+    format!(
+        "{}\n{}\n{}\n{extra}\n{path}",
+        user.username.as_deref().unwrap_or_default(),
+        user.uid.as_deref().unwrap_or_default(),
+        groups.join(",")
+    )
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn users_that_differ_only_in_extra_never_share_a_decision() {
+        let user = |scopes: &[&str]| UserInfo {
+            username: Some("system:serviceaccount:monitoring:prometheus".into()),
+            groups: Some(vec!["b".into(), "a".into()]),
+            extra: (!scopes.is_empty()).then(|| {
+                [(
+                    "scopes".to_owned(),
+                    scopes.iter().map(|s| (*s).to_owned()).collect(),
+                )]
+                .into()
+            }),
+            ..Default::default()
+        };
+        assert_ne!(
+            decision_key(&user(&[]), "/metrics"),
+            decision_key(&user(&["user:info"]), "/metrics")
+        );
+        let mut reordered = user(&[]);
+        reordered.groups = Some(vec!["a".into(), "b".into()]);
+        assert_eq!(
+            decision_key(&user(&[]), "/metrics"),
+            decision_key(&reordered, "/metrics")
+        );
+    }
     use super::*;
     use axum::body::Body;
     use http::Request as HttpRequest;

@@ -320,18 +320,19 @@ pub fn render_tool_gateway(
                 &|config| filters.enforce(config),
             )
         };
-    // Routes that would push the config past its ConfigMap's limit are refused newest
-    // first, so that the routes the gateway already serves keep being served.
-    let mut newest_first = bounds::newest_first(&attached, &outcomes);
+    // Routes that would push the config past its ConfigMap's limit are refused, other
+    // namespaces' first and newest first, so that the routes the gateway already serves,
+    // and its owner's, keep being served.
+    let mut refusal_order = bounds::refusal_order(&attached, &outcomes, namespace);
     let mut attempt = finish_with(prepared, servers.clone(), &filters);
     let (mut rendered, merged) = loop {
         let excess = match attempt {
-            Err(RenderError::ConfigTooLarge { bytes, limit, .. }) if !newest_first.is_empty() => {
+            Err(RenderError::ConfigTooLarge { bytes, limit, .. }) if !refusal_order.is_empty() => {
                 bytes - limit
             }
             other => break other?,
         };
-        for key in bounds::take_until(&mut newest_first, &servers, excess, |key| {
+        for key in bounds::take_until(&mut refusal_order, &servers, excess, |key| {
             filters.config_bytes(key)
         }) {
             servers.remove(&key);
@@ -512,6 +513,15 @@ fn upstream(
                     external.url.escape_debug().to_string()
                 ))
             })?;
+            // A URL may name a Service or a Pod of another namespace through the
+            // cluster's DNS: the gateway's pods would reach it from their network
+            // position (past that namespace's NetworkPolicies), so it needs that
+            // namespace's consent, as a ToolServer reference does.
+            if let Some(target) = cluster_dns_target(&external.url)
+                && target.namespace != route_namespace
+            {
+                check_grant(route_namespace, &Target::from_dns(&target), lookup)?;
+            }
             Ok((external.url.clone(), external_transport(&external.url)))
         }
         (Some(reference), None) => {
@@ -538,7 +548,17 @@ fn upstream(
                 .unwrap_or(route_namespace);
             // Consent first: without it the ToolServer is not even looked up, and the
             // message says nothing about it.
-            check_grant(route_namespace, namespace, name, lookup)?;
+            check_grant(
+                route_namespace,
+                &Target {
+                    group: aigateway_api::GROUP,
+                    kind: "ToolServer",
+                    namespace,
+                    name,
+                    field: "spec.upstream.toolServerRef names a ToolServer",
+                },
+                lookup,
+            )?;
             let Some(server) = lookup.tool_server(namespace, name) else {
                 return Err(upstream_problem(format!(
                     "ToolServer {}/{} (spec.upstream.toolServerRef) not found: create it or fix the reference; not served",
@@ -551,46 +571,119 @@ fn upstream(
     }
 }
 
-/// Whether namespace `server_namespace` lets ToolRoutes of `route_namespace` name its
-/// ToolServer `server`, with a Gateway API ReferenceGrant.
+/// What a route names in another namespace, for [`check_grant`].
+struct Target<'a> {
+    group: &'a str,
+    kind: &'a str,
+    namespace: &'a str,
+    name: &'a str,
+    /// How the route names it, e.g. `spec.upstream.toolServerRef names a ToolServer`.
+    field: &'a str,
+}
+
+impl<'a> Target<'a> {
+    fn from_dns(target: &'a ClusterDnsTarget) -> Self {
+        Self {
+            group: "",
+            kind: target.kind,
+            namespace: &target.namespace,
+            name: &target.name,
+            field: match target.kind {
+                "Service" => {
+                    "spec.upstream.external.url names a Service (through the cluster's DNS)"
+                }
+                _ => "spec.upstream.external.url names a Pod (through the cluster's DNS)",
+            },
+        }
+    }
+}
+
+/// Whether namespace `target.namespace` lets ToolRoutes of `route_namespace` name
+/// `target`, with a Gateway API ReferenceGrant.
 fn check_grant(
     route_namespace: &str,
-    server_namespace: &str,
-    server: &str,
+    target: &Target<'_>,
     lookup: &dyn ObjectLookup,
 ) -> Result<(), RouteProblem> {
     let reference = CrossNamespaceRef {
         from_group: aigateway_api::GROUP,
         from_kind: "ToolRoute",
         from_namespace: route_namespace,
-        to_group: aigateway_api::GROUP,
-        to_kind: "ToolServer",
-        to_namespace: server_namespace,
-        to_name: server,
+        to_group: target.group,
+        to_kind: target.kind,
+        to_namespace: target.namespace,
+        to_name: target.name,
     };
     let grant = format!(
-        "a ReferenceGrant in namespace {} from group {} kind ToolRoute namespace {} to group {} kind ToolServer (name {})",
-        server_namespace.escape_debug(),
+        "a ReferenceGrant in namespace {} from group {} kind ToolRoute namespace {} to group {:?} kind {} (name {})",
+        target.namespace.escape_debug(),
         aigateway_api::GROUP,
         route_namespace.escape_debug(),
-        aigateway_api::GROUP,
-        server.escape_debug()
+        target.group,
+        target.kind,
+        target.name.escape_debug()
     );
     let message = match lookup.reference_grant(&reference) {
         ReferenceGrantCheck::Permitted => return Ok(()),
         ReferenceGrantCheck::NotPermitted => format!(
-            "spec.upstream.toolServerRef names a ToolServer in namespace {}, which has not granted ToolRoutes of namespace {} to name it: its owner can create {grant}; not served",
-            server_namespace.escape_debug(),
+            "{} in namespace {}, which has not granted ToolRoutes of namespace {} to name it: its owner can create {grant}; not served",
+            target.field,
+            target.namespace.escape_debug(),
             route_namespace.escape_debug()
         ),
         ReferenceGrantCheck::NotInstalled => format!(
-            "spec.upstream.toolServerRef names a ToolServer in namespace {}, and a ToolServer in another namespace needs that namespace's consent through a Gateway API ReferenceGrant, whose CRD (referencegrants.gateway.networking.k8s.io) is not installed: install Gateway API's standard CRDs, then its owner can create {grant}; not served",
-            server_namespace.escape_debug()
+            "{} in namespace {}, and naming something in another namespace needs that namespace's consent through a Gateway API ReferenceGrant, whose CRD (referencegrants.gateway.networking.k8s.io) is not installed: install Gateway API's standard CRDs, then its owner can create {grant}; not served",
+            target.field,
+            target.namespace.escape_debug()
         ),
     };
     Err(RouteProblem {
         reason: RouteProblemReason::RefNotPermitted,
         message,
+    })
+}
+
+/// A Service or Pod a URL names through the cluster's DNS.
+#[derive(Debug, PartialEq, Eq)]
+struct ClusterDnsTarget {
+    kind: &'static str,
+    namespace: String,
+    name: String,
+}
+
+/// What `url`'s host names in the cluster's DNS schema, when it has one of its explicit
+/// forms: `<service>.<namespace>.svc[.<zone>]`, `<host>.<service>.<namespace>.svc[...]`
+/// (a Pod of a headless Service: the Service is what is named) and
+/// `<address>.<namespace>.pod[.<zone>]`. Short forms that only the search list of the
+/// pod's resolv.conf completes (`<service>.<namespace>`) and IP addresses are not
+/// recognised: a name like `example.com` has the same shape (see multi-tenancy.md).
+fn cluster_dns_target(url: &str) -> Option<ClusterDnsTarget> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host.starts_with('[') {
+        return None;
+    }
+    let host = host.split_once(':').map_or(host, |(h, _)| h);
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let labels: Vec<&str> = host.split('.').collect();
+    let at = labels
+        .iter()
+        .enumerate()
+        .skip(2)
+        .find(|(_, label)| matches!(**label, "svc" | "pod"))
+        .map(|(i, _)| i)?;
+    let kind = if labels[at] == "svc" {
+        "Service"
+    } else {
+        "Pod"
+    };
+    Some(ClusterDnsTarget {
+        kind,
+        namespace: labels[at - 1].to_owned(),
+        name: labels[at - 2].to_owned(),
     })
 }
 

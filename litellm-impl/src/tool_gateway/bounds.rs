@@ -15,11 +15,13 @@
 //!
 //! And the config as a whole must fit into its ConfigMap
 //! ([`MAX_CONFIG_MAP_DATA_BYTES`](crate::MAX_CONFIG_MAP_DATA_BYTES), the API server's
-//! limit): when it would not, routes are refused newest first (by creation time; ties:
-//! the greater namespace and name first), one after the other, with reason
-//! `ConfigTooLarge`, until the rest fits. Routes the gateway already serves are older
-//! than the one that tipped it over, so they stay. Only when the gateway's own config
-//! does not fit without any route is the gateway itself refused.
+//! limit): when it would not, routes are refused one after the other, with reason
+//! `ConfigTooLarge`, until the rest fits: routes of other namespaces before the gateway
+//! owner's, each newest first (by creation time; ties: the greater namespace and name
+//! first). Among a group, the routes the gateway already serves are older than the one
+//! that tipped it over, so they stay; the owner's routes are refused only when no
+//! route of another namespace is left. Only when the gateway's own config does not fit
+//! without any route is the gateway itself refused.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -50,11 +52,15 @@ pub(super) fn check_url(url: &str) -> Result<(), RouteProblem> {
     )))
 }
 
-/// The keys of the served routes, newest first (by creation time, a route without one
-/// counting as newest; ties: the greater namespace and name first).
-pub(super) fn newest_first(
+/// The keys of the served routes in the order they are refused when the config would
+/// not fit: routes of other namespaces before those of the gateway's own (its owner's
+/// routes go last, so tenants cannot crowd them out), each group newest first (by
+/// creation time, a route without one counting as newest; ties: the greater namespace
+/// and name first).
+pub(super) fn refusal_order(
     attached: &BTreeMap<NamespacedName, &ToolRoute>,
     outcomes: &[RouteOutcome],
+    gateway_namespace: &str,
 ) -> VecDeque<String> {
     let mut served: Vec<(_, &NamespacedName, &String)> = outcomes
         .iter()
@@ -69,6 +75,7 @@ pub(super) fn newest_first(
         })
         .collect();
     served.sort_by(|(a_time, a_id, _), (b_time, b_id, _)| {
+        let own = |id: &NamespacedName| id.namespace == gateway_namespace;
         // `None` (no creation time) sorts as the newest.
         let newer = match (a_time, b_time) {
             (None, None) => std::cmp::Ordering::Equal,
@@ -76,7 +83,10 @@ pub(super) fn newest_first(
             (Some(_), None) => std::cmp::Ordering::Greater,
             (Some(a), Some(b)) => b.cmp(a),
         };
-        newer.then_with(|| b_id.cmp(a_id))
+        own(a_id)
+            .cmp(&own(b_id))
+            .then(newer)
+            .then_with(|| b_id.cmp(a_id))
     });
     served.into_iter().map(|(_, _, key)| key.clone()).collect()
 }
@@ -119,7 +129,7 @@ pub(super) fn config_too_large(gateway_namespace: &str, gateway_name: &str) -> R
     RouteProblem {
         reason: RouteProblemReason::ConfigTooLarge,
         message: format!(
-            "with this route the config of ToolGateway {gateway_namespace}/{gateway_name} would not fit into its ConfigMap ({} bytes at most), and routes are refused newest first until the rest fits: shorten this route's URL and tool filter, or ask the gateway's owner for room; not served",
+            "with this route the config of ToolGateway {gateway_namespace}/{gateway_name} would not fit into its ConfigMap ({} bytes at most), and routes of other namespaces are refused before the gateway's own, newest first, until the rest fits: shorten this route's URL and tool filter, or ask the gateway's owner for room; not served",
             crate::MAX_CONFIG_MAP_DATA_BYTES
         ),
     }

@@ -796,6 +796,90 @@ fn a_tool_server_in_another_namespace_needs_that_namespaces_grant_and_its_refusa
     }
 }
 
+/// Tenants' routes cannot crowd out the gateway owner's: when the config would not
+/// fit, routes of other namespaces are refused before the owner's, even the owner's
+/// newest. Reported in review: 15 early foreign routes filled the ConfigMap and the
+/// owner's next route was the one refused.
+#[test]
+fn the_gateway_owners_routes_are_refused_last() {
+    let mut yaml = GATEWAY.to_owned();
+    for day in 1..=20 {
+        yaml.push_str(&bulky_route(&format!("r{day:02}"), day));
+    }
+    yaml.push_str(&bulky_route("own", 25).replace(
+        "namespace: team, creationTimestamp",
+        "namespace: gw-ns, creationTimestamp",
+    ));
+    let r = render_yaml(&yaml);
+    served(&r, "gw-ns", "own");
+    let problem = refused(&r, "team", "r20");
+    assert_eq!(problem.reason, RouteProblemReason::ConfigTooLarge);
+    served(&r, "team", "r01");
+}
+
+/// An external URL naming a Service or Pod of another namespace through the cluster's
+/// DNS reaches it from the gateway's pods, past that namespace's NetworkPolicies: it
+/// needs that namespace's grant, as a ToolServer reference does. Reported in review:
+/// `http://db.victim.svc.cluster.local:8000/mcp` was served to every key of a gateway
+/// that admits other namespaces.
+#[test]
+fn an_external_url_into_another_namespace_needs_that_namespaces_grant() {
+    let to = |url: &str| route("attacker", "r", &external(url));
+    let service_grant = |name: &str| {
+        format!(
+            "---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {{name: g, namespace: victim}}\nspec:\n  from: [{{group: runtime.agentic-layer.ai, kind: ToolRoute, namespace: attacker}}]\n  to: [{{group: \"\", kind: Service, name: {name}}}]\n"
+        )
+    };
+    for url in [
+        "http://db.victim.svc.cluster.local:8000/mcp",
+        "http://db.victim.svc:8000/mcp",
+        "https://user@DB.Victim.SVC.cluster.local./mcp",
+        "http://db-0.db.victim.svc.cluster.local/mcp",
+        "http://10-0-0-7.victim.pod.cluster.local/mcp",
+        // The gateway's own namespace is another namespace too.
+        "http://admin.gw-ns.svc.cluster.local/mcp",
+    ] {
+        let r = render_yaml(&format!("{GATEWAY}{}", to(url)));
+        let problem = refused(&r, "attacker", "r");
+        assert_eq!(problem.reason, RouteProblemReason::RefNotPermitted, "{url}");
+        assert!(
+            problem.message.contains("ReferenceGrant in namespace"),
+            "{url}: {}",
+            problem.message
+        );
+        assert!(config(&r).get("mcp_servers").is_none(), "{url}");
+    }
+    // With the namespace's grant for that Service, or in the route's own namespace, or
+    // outside the cluster's DNS schema: served.
+    let r = render_yaml(&format!(
+        "{GATEWAY}{}{}",
+        service_grant("db"),
+        to("http://db.victim.svc.cluster.local:8000/mcp")
+    ));
+    served(&r, "attacker", "r");
+    let r = render_yaml(&format!(
+        "{GATEWAY}{}{}",
+        service_grant("other"),
+        to("http://db.victim.svc.cluster.local:8000/mcp")
+    ));
+    assert_eq!(
+        refused(&r, "attacker", "r").reason,
+        RouteProblemReason::RefNotPermitted
+    );
+    for url in [
+        "http://tools.attacker.svc.cluster.local/mcp",
+        "https://mcp.example.com/mcp",
+        "https://svc.example.com/mcp",
+        "http://[fd00::1]:8000/mcp",
+    ] {
+        served(
+            &render_yaml(&format!("{GATEWAY}{}", to(url))),
+            "attacker",
+            "r",
+        );
+    }
+}
+
 #[test]
 fn every_string_a_route_adds_is_bounded() {
     let long_url = format!(
