@@ -598,6 +598,27 @@ fn real_cluster_a_tenant_can_neither_inject_routes_nor_borrow_tool_servers() {
         assert!(config(&admin).await.contains("http://internal.victim.svc.cluster.local:8443/very-secret-path"));
         let probe = get_route(&admin, "attacker", "probe").await.unwrap();
         assert!(unresolved_with("has not granted")(&probe), "{:?}", probe.status);
+        // The same Service by URL through the cluster's DNS: the grant is for the
+        // ToolServer, not for the victim's Services, so the URL is refused.
+        create(
+            &attacker,
+            Some("attacker"),
+            route(
+                "by-url",
+                external("http://internal.victim.svc.cluster.local:8443/very-secret-path"),
+            ),
+        )
+        .await;
+        wait_route(
+            &operator,
+            &admin,
+            "attacker",
+            "by-url",
+            "a URL into the victim's namespace refused",
+            unresolved_with("has not granted"),
+        )
+        .await;
+        assert!(!config(&admin).await.contains("by-url"));
         assert_operator_never_forbidden(&cluster, AuditMark::default());
     });
 }
