@@ -617,7 +617,10 @@ pub(crate) fn watch<K: GatewayKind>(
         dynamic_api(client, namespace, &resource),
         watcher::Config::default(),
     )
-    .modify(|object: &mut DynamicObject| object.metadata.managed_fields = None);
+    .modify(|object: &mut DynamicObject| {
+        object.metadata.managed_fields = None;
+        crate::names::keep_cached_annotations(&mut object.metadata);
+    });
     let listed = mark_listed(tracking.gate, cache_name.clone());
     let indexed = cache.clone();
     let objects = reflect(writer, tracked(tracking.health, cache_name, events))

@@ -404,8 +404,11 @@ fn dynamic_reflector(
         kind: resource.kind.clone(),
     };
     // managedFields are a large share of every object and the loop never reads them.
+    // Annotations nothing reads go too: whoever may write a child, related or attached
+    // object could otherwise make each one cost up to 256 KiB here.
     let events = events.modify(move |object: &mut DynamicObject| {
         object.metadata.managed_fields = None;
+        crate::names::keep_cached_annotations(&mut object.metadata);
         if object.types.is_none() {
             object.types = Some(types.clone());
         }

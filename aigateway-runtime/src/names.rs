@@ -41,3 +41,85 @@ pub fn controller_label_value(controller: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// The longest annotation value a cache keeps (see [`keep_cached_annotations`]).
+pub(crate) const MAX_CACHED_ANNOTATION_BYTES: usize = 4096;
+
+/// Drops the annotations of a cached child, attached or related object that nothing
+/// reads: all but those in the `agentic-layer.ai` domains (the runtime's and the
+/// implementations' own keys), and any value over [`MAX_CACHED_ANNOTATION_BYTES`]
+/// (ours are hashes, names and short settings). Whoever may write such an object (a
+/// tenant, for ToolRoutes and ToolServers) could otherwise make every copy of it cost
+/// up to 256 KiB of the operator's memory, kubectl's last-applied copy included.
+pub(crate) fn keep_cached_annotations(
+    meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) {
+    let Some(annotations) = meta.annotations.as_mut() else {
+        return;
+    };
+    annotations.retain(|key, value| {
+        let ours = key.split_once('/').is_some_and(|(domain, _)| {
+            domain == "agentic-layer.ai" || domain.ends_with(".agentic-layer.ai")
+        });
+        ours && value.len() <= MAX_CACHED_ANNOTATION_BYTES
+    });
+    if annotations.is_empty() {
+        meta.annotations = None;
+    }
+}
+
+#[cfg(test)]
+mod cached_annotation_tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    #[test]
+    fn caches_keep_only_short_annotations_of_our_domains() {
+        let mut meta = ObjectMeta {
+            annotations: Some(
+                [
+                    (CONDITIONS_OWNER_ANNOTATION, "example.com/c".to_owned()),
+                    (
+                        "ai-gateway-litellm.agentic-layer.ai/image",
+                        "img".to_owned(),
+                    ),
+                    (
+                        "kubectl.kubernetes.io/last-applied-configuration",
+                        "{}".to_owned(),
+                    ),
+                    ("pad", "p".repeat(10)),
+                    ("evil.agentic-layer.ai.example.com/x", "y".to_owned()),
+                    (
+                        "pad.agentic-layer.ai/x",
+                        "p".repeat(MAX_CACHED_ANNOTATION_BYTES + 1),
+                    ),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            ),
+            ..Default::default()
+        };
+        keep_cached_annotations(&mut meta);
+        let kept: Vec<&str> = meta
+            .annotations
+            .as_ref()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                "ai-gateway-litellm.agentic-layer.ai/image",
+                CONDITIONS_OWNER_ANNOTATION,
+            ]
+        );
+        let mut bare = ObjectMeta {
+            annotations: Some([("pad".to_owned(), "p".to_owned())].into()),
+            ..Default::default()
+        };
+        keep_cached_annotations(&mut bare);
+        assert_eq!(bare.annotations, None);
+    }
+}

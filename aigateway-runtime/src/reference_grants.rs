@@ -312,7 +312,10 @@ pub(crate) fn watch(
         dynamic_api(client, namespace, &resource),
         watcher::Config::default(),
     )
-    .modify(|grant: &mut DynamicObject| grant.metadata.managed_fields = None)
+    .modify(|grant: &mut DynamicObject| {
+        grant.metadata.managed_fields = None;
+        crate::names::keep_cached_annotations(&mut grant.metadata);
+    })
     .inspect(answered)
     // While the CRD is missing every list fails: the backoff (up to 30 s) paces them.
     .default_backoff();
