@@ -446,7 +446,14 @@ pub(crate) struct AttachedCache {
     gateway_of: GatewayOf,
     /// Namespace labels, for gateways that admit objects by namespace selector.
     pub(crate) namespaces: Arc<NamespaceLabels>,
+    /// Objects whose status write the API server refused as invalid (422), with the
+    /// resourceVersion it refused: not written again until their owner changes them.
+    refused_writes: Mutex<HashMap<NamespacedName, String>>,
 }
+
+/// How many refused objects [`AttachedCache::refused_writes`] remembers; beyond, it
+/// starts over (each is then tried once more).
+const MAX_REFUSED_WRITES: usize = 10_000;
 
 /// Which attached objects a gateway admits (see [`allowed_routes`]): the ones offered to
 /// `desired_state`, and a refusal for each of the others.
@@ -610,6 +617,7 @@ pub(crate) fn watch<K: GatewayKind>(
         index: Mutex::default(),
         gateway_of: declaration.gateway_of,
         namespaces,
+        refused_writes: Mutex::default(),
     });
     let (gateway_tx, gateway_triggers) = unbounded();
     let (object_tx, object_triggers) = unbounded();
@@ -726,9 +734,31 @@ pub(crate) async fn sync<K: GatewayKind>(
     let gateway_name = format!("{}/{}", gateway_key.namespace, gateway_key.name);
     let mut first_error = None;
     for object in cache.attached_to(&gateway_key) {
-        let decision = decisions.get(&key_of(object.as_ref()));
-        if let Err(error) = write_one(shared, cache, &object, decision, state, &gateway_name).await
+        let object_key = key_of(object.as_ref());
+        let version = object.metadata.resource_version.clone().unwrap_or_default();
+        // Refused as invalid at this version: trying again costs a request per pass and
+        // fails the same way (a tenant's 500 such routes would cost 500 per pass of a
+        // gateway that never admitted them). Its owner's change re-runs the gateway.
+        if refused_writes(cache).get(&object_key) == Some(&version) {
+            continue;
+        }
+        let decision = decisions.get(&object_key);
+        let written = write_one(shared, cache, &object, decision, state, &gateway_name).await;
         {
+            let mut refused = refused_writes(cache);
+            match &written {
+                Err(error) if refused_as_invalid(error) => {
+                    if refused.len() >= MAX_REFUSED_WRITES {
+                        refused.clear();
+                    }
+                    refused.insert(object_key, version);
+                }
+                _ => {
+                    refused.remove(&object_key);
+                }
+            }
+        }
+        if let Err(error) = written {
             // Filed under the attached object, whose owner can act on it, and limited per
             // object: another tenant's route failing on every pass must not flood the log.
             let mut name = crate::logging::ObjectName::of_dynamic(&object);
@@ -745,6 +775,15 @@ pub(crate) async fn sync<K: GatewayKind>(
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+fn refused_writes(
+    cache: &AttachedCache,
+) -> std::sync::MutexGuard<'_, HashMap<NamespacedName, String>> {
+    cache
+        .refused_writes
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Whether the API server refused a write as invalid (422).

@@ -531,6 +531,23 @@ async fn a_route_whose_status_cannot_be_written_holds_back_neither_the_gateway_n
         served,
     )
     .await;
+    // Refused once, the heavy route is not tried again on the gateway's later passes
+    // (two changes since): until its owner changes it, a write would fail the same way.
+    let writes_to_heavy = running
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.resource == "toolroutes"
+                && r.namespace == "attacker"
+                && r.field_manager == TOOL_MANAGER
+                && r.verb == "patch"
+        })
+        .count();
+    assert_eq!(
+        writes_to_heavy, failed,
+        "the refused route was written again"
+    );
     running.stop().await;
 }
 
