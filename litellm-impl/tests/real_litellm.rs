@@ -1314,6 +1314,25 @@ print(json.dumps([deny_only.refusal("drop") is None, deny_only.refusal("dropped"
 hostile = "*a" * 40 + "*b"
 print(json.dumps([module.matches(hostile, "a" * 128), module.matches(hostile, "a" * 127 + "b"),
                   module.matches("*", ""), module.matches("?", ""), module.matches("a*?", "ab")]))
+# Characters a regular expression would read (the module's matcher compiles one) are
+# literal, and it agrees with a plain matcher of the API's rules on random cases.
+print(json.dumps([module.matches("a+b(c)|d$", "a+b(c)|d$"), module.matches("a+b", "aab"),
+                  module.matches("x.y", "xzy"), module.matches("a\\b", "a\\b")]))
+def reference(p, n):
+    if not p:
+        return not n
+    if p[0] == "*":
+        return any(reference(p[1:], n[i:]) for i in range(len(n) + 1))
+    return bool(n) and (p[0] == "?" or p[0] == n[0]) and reference(p[1:], n[1:])
+import random
+random.seed(7)
+disagree = []
+for _ in range(5000):
+    p = "".join(random.choice("ab*?.") for _ in range(random.randint(0, 7)))
+    n = "".join(random.choice("ab.") for _ in range(random.randint(0, 7)))
+    if module.matches(p, n) != reference(p, n):
+        disagree.append([p, n])
+print(json.dumps(disagree[:5]))
 "#;
     let module = dir_with_module();
     let output = Command::new(venv_bin().join("python"))
@@ -1343,6 +1362,10 @@ print(json.dumps([module.matches(hostile, "a" * 128), module.matches(hostile, "a
     assert_eq!(deny_only, json!([false, true]));
     let edges: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
     assert_eq!(edges, json!([false, true, true, false, true]));
+    let literal: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(literal, json!([true, false, false, true]));
+    let disagree: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(disagree, json!([]), "the module and the API's rules disagree");
 }
 
 fn dir_with_module() -> tempfile::TempDir {
