@@ -414,6 +414,8 @@ struct Figures {
     max_log_lines_per_second: usize,
     most_lines_about_one_gateway: usize,
     relists: BTreeMap<String, usize>,
+    /// kube-controller-manager restarts the rollout needed (0 but when it got stuck).
+    controller_manager_restarts: u32,
 }
 
 struct Run {
@@ -438,6 +440,9 @@ struct Run {
     all_ready_at: Option<Instant>,
     /// The operators' resident memory right before the fault (the most of any replica).
     rss_before_fault_kib: u64,
+    /// How often kube-controller-manager had to be restarted for the rollout to finish
+    /// (see [`Run::wait_all_ready`]).
+    controller_manager_restarts: u32,
 }
 
 impl Run {
@@ -481,6 +486,7 @@ impl Run {
             generation: 1,
             model: "gpt-4o-mini".to_owned(),
             all_ready_at: None,
+            controller_manager_restarts: 0,
             rss_before_fault_kib: 0,
         }
     }
@@ -735,16 +741,90 @@ impl Run {
     /// Waits until every gateway is Ready at the generation it must reach.
     async fn wait_all_ready(&mut self) {
         let generation = self.generation;
-        self.until(
-            "every gateway Ready at its latest generation",
-            ROLLOUT_LIMIT,
-            |run| {
-                run.progress.at_generation(generation) == GATEWAYS
-                    && run.progress.ready() == GATEWAYS
-            },
-        )
-        .await;
+        let all_ready = move |run: &mut Self| {
+            run.progress.at_generation(generation) == GATEWAYS && run.progress.ready() == GATEWAYS
+        };
+        if !self.poll_until(ROLLOUT_LIMIT, all_ready).await {
+            // Whose fault? The operator's when the API server says every Deployment is
+            // available; the control plane's otherwise: its kube-controller-manager (not
+            // ours, not under test) once never caught up after the API server's restart
+            // on a compacted etcd. Then it is restarted once, said in the figures, and the
+            // operator must still bring every gateway to Ready.
+            let lagging = self.unavailable_deployments();
+            assert!(
+                !lagging.is_empty(),
+                "timed out after {ROLLOUT_LIMIT:?} waiting for every gateway Ready at its latest generation, though the API server says every Deployment is available\n{}",
+                self.context()
+            );
+            println!(
+                "fault-tier {}: {} Deployments still unavailable after {ROLLOUT_LIMIT:?} (first: {}): restarting kube-controller-manager",
+                self.name,
+                lagging.len(),
+                lagging[..lagging.len().min(3)].join(", ")
+            );
+            self.controller_manager_restarts += 1;
+            let cluster = &self.tier.cluster;
+            let stopped = block(|| cluster.stop_component("kube-controller-manager").unwrap());
+            cluster.start_component(stopped).unwrap();
+            self.until(
+                "every gateway Ready at its latest generation (after kube-controller-manager's restart)",
+                ROLLOUT_LIMIT,
+                all_ready,
+            )
+            .await;
+        }
         self.all_ready_at = Some(Instant::now());
+    }
+
+    /// Like [`Run::until`], but says whether `check` held in time instead of failing.
+    async fn poll_until(
+        &mut self,
+        limit: Duration,
+        mut check: impl FnMut(&mut Self) -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            self.check_operators();
+            if check(self) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The scenario's Deployments the API server does not report as rolled out and
+    /// available (as `namespace/name`).
+    fn unavailable_deployments(&self) -> Vec<String> {
+        let mut lagging = Vec::new();
+        for namespace in &self.namespaces {
+            let output = block(|| {
+                self.tier
+                    .cluster
+                    .kubectl()
+                    .args(["get", "deployments", "-n", namespace, "-o", "json"])
+                    .output()
+                    .unwrap()
+            });
+            let list: Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+            for item in list["items"].as_array().into_iter().flatten() {
+                let wanted = item["spec"]["replicas"].as_i64().unwrap_or(1);
+                let status = &item["status"];
+                let rolled_out = status["observedGeneration"].as_i64()
+                    >= item["metadata"]["generation"].as_i64()
+                    && status["updatedReplicas"].as_i64().unwrap_or(0) >= wanted
+                    && status["availableReplicas"].as_i64().unwrap_or(0) >= wanted;
+                if !rolled_out {
+                    lagging.push(format!(
+                        "{namespace}/{}",
+                        item["metadata"]["name"].as_str().unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        lagging
     }
 
     /// The operators' writes in the audit log since `mark`, Lease renewals aside.
@@ -862,6 +942,7 @@ impl Run {
             max_log_lines_per_second: logs.1,
             most_lines_about_one_gateway: logs.2,
             relists,
+            controller_manager_restarts: self.controller_manager_restarts,
         };
         println!(
             "fault-tier {}: {}",

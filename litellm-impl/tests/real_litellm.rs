@@ -1365,7 +1365,11 @@ print(json.dumps(disagree[:5]))
     let literal: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
     assert_eq!(literal, json!([true, false, false, true]));
     let disagree: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
-    assert_eq!(disagree, json!([]), "the module and the API's rules disagree");
+    assert_eq!(
+        disagree,
+        json!([]),
+        "the module and the API's rules disagree"
+    );
 }
 
 fn dir_with_module() -> tempfile::TempDir {
