@@ -418,7 +418,7 @@ fn dynamic_reflector(
     let metrics = tracking.metrics.clone();
     let kind = tracking.kind.to_owned();
     let label = cache;
-    reflect(writer, tracked(tracking.health, key, events))
+    let stored = reflect(writer, tracked(tracking.health, key, events))
         .inspect(move |event| {
             if let Ok(event) = event {
                 if matches!(
@@ -432,8 +432,44 @@ fn dynamic_reflector(
                 on_event(event);
             }
         })
-        .inspect(listed)
-        .touched_objects()
+        .inspect(listed);
+    touched_once_stored(stored)
+}
+
+/// Like kube's `touched_objects`, but the objects of a (re)list come out once the list
+/// is complete. The reflector's store takes a relist's objects at its end: yielded at
+/// once, they triggered reconciles that read the store from before the relist, so a
+/// gateway whose Deployment became available while the watch was down (an API server
+/// restart on a compacted etcd) stayed not Ready, with nothing left to trigger it. The
+/// fault tier found six such gateways of 200. Held objects keep their metadata only
+/// (what the triggers map), so a relist costs no second copy of the objects' content.
+fn touched_once_stored(
+    events: impl Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>> + Send + 'static,
+) -> impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static {
+    events
+        .scan(Vec::new(), |held: &mut Vec<DynamicObject>, event| {
+            let out: Vec<Result<DynamicObject, watcher::Error>> = match event {
+                Ok(watcher::Event::Apply(object) | watcher::Event::Delete(object)) => {
+                    vec![Ok(object)]
+                }
+                Ok(watcher::Event::Init) => {
+                    held.clear();
+                    Vec::new()
+                }
+                Ok(watcher::Event::InitApply(object)) => {
+                    held.push(DynamicObject {
+                        types: object.types,
+                        metadata: object.metadata,
+                        data: serde_json::Value::Null,
+                    });
+                    Vec::new()
+                }
+                Ok(watcher::Event::InitDone) => std::mem::take(held).into_iter().map(Ok).collect(),
+                Err(error) => vec![Err(error)],
+            };
+            futures::future::ready(Some(futures::stream::iter(out)))
+        })
+        .flatten()
 }
 
 /// Objects per page of a metadata list, when the API server cannot stream lists: a page
@@ -982,4 +1018,41 @@ async fn run_controllers<K: GatewayKind>(
     let classes = drain(classes.map(logged(&watch_log)).boxed());
     let attached_objects = drain(attached_objects);
     tokio::join!(gateways, classes, attached_objects);
+}
+
+#[cfg(test)]
+mod relist_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_objects_of_a_relist_are_yielded_once_the_list_is_complete() {
+        let object = |name: &str| DynamicObject {
+            types: None,
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            data: serde_json::json!({"spec": {"big": "x"}}),
+        };
+        let events = futures::stream::iter([
+            Ok(watcher::Event::Apply(object("before"))),
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(object("a"))),
+            Ok(watcher::Event::InitApply(object("b"))),
+            Ok(watcher::Event::InitDone),
+            Ok(watcher::Event::Delete(object("after"))),
+        ]);
+        let out: Vec<DynamicObject> = touched_once_stored(events)
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        let names: Vec<&str> = out
+            .iter()
+            .map(|o| o.metadata.name.as_deref().unwrap())
+            .collect();
+        assert_eq!(names, ["before", "a", "b", "after"]);
+        // Held objects keep their metadata only.
+        assert_eq!(out[1].data, serde_json::Value::Null);
+        assert_ne!(out[0].data, serde_json::Value::Null);
+    }
 }
