@@ -55,7 +55,7 @@ use serde::de::DeserializeOwned;
 use tracing::debug;
 
 use crate::class::{Claim, claim};
-use crate::controllers::{CacheTracking, dynamic_api, mark_listed, tracked};
+use crate::controllers::{CacheTracking, dynamic_api, mark_listed, touched_once_stored, tracked};
 use crate::implementation::from_dynamic;
 use crate::kind::GatewayKind;
 use crate::names;
@@ -631,6 +631,7 @@ pub(crate) fn watch<K: GatewayKind>(
     });
     let listed = mark_listed(tracking.gate, cache_name.clone());
     let indexed = cache.clone();
+    let store = writer.as_reader();
     let objects = reflect(writer, tracked(tracking.health, cache_name, events))
         .inspect(move |event| {
             if let Ok(event) = event {
@@ -646,9 +647,8 @@ pub(crate) fn watch<K: GatewayKind>(
                 }
             }
         })
-        .inspect(listed)
-        .touched_objects()
-        .boxed();
+        .inspect(listed);
+    let objects = touched_once_stored(objects, store).boxed();
     AttachedWatch {
         on_gateway: GatewayEvents {
             cache: cache.clone(),

@@ -418,6 +418,7 @@ fn dynamic_reflector(
     let metrics = tracking.metrics.clone();
     let kind = tracking.kind.to_owned();
     let label = cache;
+    let store = writer.as_reader();
     let stored = reflect(writer, tracked(tracking.health, key, events))
         .inspect(move |event| {
             if let Ok(event) = event {
@@ -433,43 +434,42 @@ fn dynamic_reflector(
             }
         })
         .inspect(listed);
-    touched_once_stored(stored)
+    touched_once_stored(stored, store)
 }
 
 /// Like kube's `touched_objects`, but the objects of a (re)list come out once the list
-/// is complete. The reflector's store takes a relist's objects at its end: yielded at
-/// once, they triggered reconciles that read the store from before the relist, so a
-/// gateway whose Deployment became available while the watch was down (an API server
-/// restart on a compacted etcd) stayed not Ready, with nothing left to trigger it. The
-/// fault tier found six such gateways of 200. Held objects keep their metadata only
-/// (what the triggers map), so a relist costs no second copy of the objects' content.
-fn touched_once_stored(
-    events: impl Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>> + Send + 'static,
-) -> impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static {
-    events
-        .scan(Vec::new(), |held: &mut Vec<DynamicObject>, event| {
-            let out: Vec<Result<DynamicObject, watcher::Error>> = match event {
-                Ok(watcher::Event::Apply(object) | watcher::Event::Delete(object)) => {
-                    vec![Ok(object)]
-                }
-                Ok(watcher::Event::Init) => {
-                    held.clear();
-                    Vec::new()
-                }
-                Ok(watcher::Event::InitApply(object)) => {
-                    held.push(DynamicObject {
-                        types: object.types,
-                        metadata: object.metadata,
-                        data: serde_json::Value::Null,
-                    });
-                    Vec::new()
-                }
-                Ok(watcher::Event::InitDone) => std::mem::take(held).into_iter().map(Ok).collect(),
-                Err(error) => vec![Err(error)],
-            };
-            futures::future::ready(Some(futures::stream::iter(out)))
-        })
-        .flatten()
+/// is complete, read from `store`, which then holds them. The reflector's store takes a
+/// relist's objects at its end: yielded at once, they triggered reconciles that read the
+/// store from before the relist, so a gateway whose Deployment became available while
+/// the watch was down (an API server restart on a compacted etcd) stayed not Ready, with
+/// nothing left to trigger it (the fault tier found six such gateways of 200), and a
+/// gateway created during the outage was not found and never reconciled. Reading the
+/// store at the end costs no copy of the list: objects are cloned one at a time, as
+/// the consumer takes them.
+pub(crate) fn touched_once_stored<K>(
+    events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    store: Store<K>,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    use futures::future::Either;
+    events.flat_map(move |event| match event {
+        Ok(watcher::Event::Apply(object) | watcher::Event::Delete(object)) => {
+            Either::Left(futures::stream::iter(Some(Ok(object))))
+        }
+        Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {
+            Either::Left(futures::stream::iter(None))
+        }
+        Ok(watcher::Event::InitDone) => Either::Right(futures::stream::iter(
+            store
+                .state()
+                .into_iter()
+                .map(|object| Ok(K::clone(&object))),
+        )),
+        Err(error) => Either::Left(futures::stream::iter(Some(Err(error)))),
+    })
 }
 
 /// Objects per page of a metadata list, when the API server cannot stream lists: a page
@@ -705,25 +705,27 @@ async fn run_controllers<K: GatewayKind>(
         .lock()
         .expect("related triggers")
         .remove(&kind);
-    let gateway_events = reflect(
-        gateway_writer,
-        tracked(&health, gateway_cache, gateway_events),
+    let gateway_events = touched_once_stored(
+        reflect(
+            gateway_writer,
+            tracked(&health, gateway_cache, gateway_events),
+        )
+        .inspect({
+            let related = related.clone();
+            let gateways = gateway_reader.clone();
+            let kind = kind.clone();
+            move |event| match event {
+                Ok(watcher::Event::Delete(gateway)) => related.forget(&GatewayKey::of(gateway)),
+                // Only this kind's gateways: the read index holds every kind's.
+                Ok(watcher::Event::InitDone) => related
+                    .caches
+                    .retain(|key| key.kind != kind || gateways.get(&key.object_ref()).is_some()),
+                _ => {}
+            }
+        })
+        .inspect(gateway_listed),
+        gateway_reader.clone(),
     )
-    .inspect({
-        let related = related.clone();
-        let gateways = gateway_reader.clone();
-        let kind = kind.clone();
-        move |event| match event {
-            Ok(watcher::Event::Delete(gateway)) => related.forget(&GatewayKey::of(gateway)),
-            // Only this kind's gateways: the read index holds every kind's.
-            Ok(watcher::Event::InitDone) => related
-                .caches
-                .retain(|key| key.kind != kind || gateways.get(&key.object_ref()).is_some()),
-            _ => {}
-        }
-    })
-    .inspect(gateway_listed)
-    .touched_objects()
     .inspect(move |gateway| {
         // A changed or deleted gateway: its attached objects look again.
         if let (Ok(gateway), Some(attached)) = (gateway, attached_on_gateway.as_ref()) {
@@ -745,19 +747,21 @@ async fn run_controllers<K: GatewayKind>(
     });
     let class_cache = K::Class::kind(&()).into_owned();
     let class_listed = mark_listed(&gate, class_cache.clone());
-    let class_events = reflect(
-        class_writer,
-        tracked(
-            &health,
-            class_cache,
-            watcher(
-                Api::<K::Class>::all(client.clone()),
-                watcher::Config::default(),
+    let class_events = touched_once_stored(
+        reflect(
+            class_writer,
+            tracked(
+                &health,
+                class_cache,
+                watcher(
+                    Api::<K::Class>::all(client.clone()),
+                    watcher::Config::default(),
+                ),
             ),
-        ),
+        )
+        .inspect(class_listed),
+        class_reader.clone(),
     )
-    .inspect(class_listed)
-    .touched_objects()
     .inspect({
         let gateways = gateway_reader.clone();
         move |class| {
@@ -1024,35 +1028,67 @@ async fn run_controllers<K: GatewayKind>(
 mod relist_tests {
     use super::*;
 
-    #[tokio::test]
-    async fn the_objects_of_a_relist_are_yielded_once_the_list_is_complete() {
-        let object = |name: &str| DynamicObject {
+    fn object(name: &str, version: &str) -> DynamicObject {
+        DynamicObject {
             types: None,
             metadata: kube::api::ObjectMeta {
                 name: Some(name.into()),
+                namespace: Some("ns".into()),
+                resource_version: Some(version.into()),
                 ..Default::default()
             },
-            data: serde_json::json!({"spec": {"big": "x"}}),
-        };
-        let events = futures::stream::iter([
-            Ok(watcher::Event::Apply(object("before"))),
-            Ok(watcher::Event::Init),
-            Ok(watcher::Event::InitApply(object("a"))),
-            Ok(watcher::Event::InitApply(object("b"))),
-            Ok(watcher::Event::InitDone),
-            Ok(watcher::Event::Delete(object("after"))),
-        ]);
-        let out: Vec<DynamicObject> = touched_once_stored(events)
-            .map(Result::unwrap)
+            data: serde_json::json!({"spec": {"version": version}}),
+        }
+    }
+
+    /// What a reconcile triggered by each yielded object would read from the cache.
+    async fn seen_by_triggers(
+        events: Vec<watcher::Event<DynamicObject>>,
+    ) -> Vec<(String, Option<String>)> {
+        let resource = ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&());
+        let writer = reflector::store::Writer::new(resource.clone());
+        let store = writer.as_reader();
+        let stream = reflect(writer, futures::stream::iter(events.into_iter().map(Ok)));
+        let reader = store.clone();
+        touched_once_stored(stream, store)
+            .map(|object| {
+                let object = object.expect("no watch error");
+                let name = object.metadata.name.clone().expect("named");
+                let cached = reader
+                    .get(&ObjectRef::new_with(&name, resource.clone()).within("ns"))
+                    .and_then(|cached| cached.metadata.resource_version.clone());
+                (name, cached)
+            })
             .collect()
-            .await;
-        let names: Vec<&str> = out
-            .iter()
-            .map(|o| o.metadata.name.as_deref().unwrap())
-            .collect();
-        assert_eq!(names, ["before", "a", "b", "after"]);
-        // Held objects keep their metadata only.
-        assert_eq!(out[1].data, serde_json::Value::Null);
-        assert_ne!(out[0].data, serde_json::Value::Null);
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_relists_objects_trigger_once_the_cache_holds_the_relisted_versions() {
+        let seen = seen_by_triggers(vec![
+            watcher::Event::Init,
+            watcher::Event::InitApply(object("stale", "1")),
+            watcher::Event::InitDone,
+            // The watch expired; the relist brings a newer version and an object created
+            // while the watch was down.
+            watcher::Event::Init,
+            watcher::Event::InitApply(object("stale", "7")),
+            watcher::Event::InitApply(object("created-meanwhile", "8")),
+            watcher::Event::InitDone,
+            watcher::Event::Apply(object("stale", "9")),
+        ])
+        .await;
+        let mut relisted = seen[1..3].to_vec();
+        relisted.sort();
+        assert_eq!(seen[0], ("stale".into(), Some("1".into())));
+        assert_eq!(
+            relisted,
+            [
+                ("created-meanwhile".into(), Some("8".into())),
+                ("stale".into(), Some("7".into())),
+            ]
+        );
+        assert_eq!(seen[3], ("stale".into(), Some("9".into())));
+        assert_eq!(seen.len(), 4);
     }
 }
