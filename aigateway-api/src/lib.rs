@@ -53,6 +53,7 @@ mod tolerant;
 pub mod tool_gateway;
 pub mod tool_route;
 pub mod tool_server;
+pub mod tool_upstream;
 
 pub use agent_gateway::{
     AgentGateway, AgentGatewayClass, AgentGatewayClassSpec, AgentGatewayClassStatus,

@@ -96,6 +96,31 @@ pub struct ToolFilter {
     pub deny: Vec<String>,
 }
 
+impl ToolFilter {
+    /// `pattern` (an `allow` or `deny` entry: `*` any run of characters, `?` one
+    /// character, everything else literal) as an anchored regular expression, for proxies
+    /// that match tool names with RE2, PCRE or Rust's `regex` (every other
+    /// metacharacter is escaped, so no entry can widen what it matches).
+    ///
+    /// ```
+    /// use aigateway_api::ToolFilter;
+    /// assert_eq!(ToolFilter::pattern_regex("get_*"), "^get_.*$");
+    /// assert_eq!(ToolFilter::pattern_regex("a.b?(c)"), r"^a\.b.\(c\)$");
+    /// ```
+    pub fn pattern_regex(pattern: &str) -> String {
+        let mut regex = String::from("^");
+        for c in pattern.chars() {
+            match c {
+                '*' => regex.push_str(".*"),
+                '?' => regex.push('.'),
+                c if "\\.+()|[]{}^$".contains(c) => regex.extend(['\\', c]),
+                c => regex.push(c),
+            }
+        }
+        regex + "$"
+    }
+}
+
 /// Observed state of a tool route, written by the implementation of its gateway.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[schemars(description = "ToolRouteStatus defines the observed state of ToolRoute.")]

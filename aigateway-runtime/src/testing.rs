@@ -144,6 +144,37 @@ pub async fn wait_ready<K: GatewayKind>(
     .await
 }
 
+/// Waits until the attached object `namespace/name` of kind `T` (e.g. a ToolRoute) has
+/// condition `type_` with `status` (`"True"`, `"False"`, `"Unknown"`) in
+/// `status.conditions`, and returns it.
+pub async fn wait_attached_condition<T>(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    type_: &str,
+    status: &str,
+) -> T
+where
+    T: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + serde::Serialize,
+{
+    let objects: Api<T> = Api::namespaced(client.clone(), namespace);
+    let what = format!("{} {namespace}/{name} {type_}={status}", T::kind(&()));
+    eventually(&what, || async {
+        let object = objects.get_opt(name).await.ok()??;
+        let value = serde_json::to_value(&object).ok()?;
+        let conditions = value.pointer("/status/conditions")?.as_array()?;
+        conditions
+            .iter()
+            .any(|c| c["type"] == type_ && c["status"] == status)
+            .then_some(object)
+    })
+    .await
+}
+
 /// Changes nothing but an annotation of `namespace/name` (field manager
 /// [`TOUCH_MANAGER`]): a watch event that makes every operator reading the object
 /// reconcile, without a change its desired state could depend on.

@@ -56,7 +56,10 @@ pub mod bounds;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aigateway_api::{NamespacedName, ToolGateway, ToolRoute, ToolServer};
+use aigateway_api::tool_upstream::{
+    ClusterDnsKind, ClusterDnsTarget, RouteUpstream, cluster_dns_target,
+};
+use aigateway_api::{NamespacedName, ToolGateway, ToolRoute};
 use aigateway_runtime::{CrossNamespaceRef, ReferenceGrantCheck};
 use serde_json::{Map, Value, json};
 
@@ -104,11 +107,8 @@ pub fn route_key(namespace: &str, name: &str) -> String {
     }
 }
 
-/// The cluster-local URL of a ToolGateway, `http://<gw>.<ns>.svc.cluster.local` (its
-/// `status.url`).
-pub fn gateway_url(name: &str, namespace: &str) -> String {
-    format!("http://{name}.{namespace}.svc.cluster.local")
-}
+/// The cluster-local URL of a ToolGateway (its `status.url`).
+pub use aigateway_api::tool_upstream::tool_gateway_url as gateway_url;
 
 /// The URL agents use for a route: the gateway's URL, then `/mcp/<key>`.
 pub fn route_url(gateway_name: &str, gateway_namespace: &str, key: &str) -> String {
@@ -498,54 +498,22 @@ fn upstream(
     lookup: &dyn ObjectLookup,
 ) -> Result<(String, &'static str), RouteProblem> {
     let route_namespace = route.metadata.namespace.as_deref().unwrap_or_default();
-    match (
-        &route.spec.upstream.tool_server_ref,
-        &route.spec.upstream.external,
-    ) {
-        (Some(_), Some(_)) | (None, None) => Err(upstream_problem(
-            "spec.upstream must set exactly one of toolServerRef and external; not served"
-                .to_owned(),
-        )),
-        (None, Some(external)) => {
-            check_url(&external.url).map_err(|why| {
-                upstream_problem(format!(
-                    "spec.upstream.external.url {:?} {why}; not served",
-                    external.url.escape_debug().to_string()
-                ))
-            })?;
+    let not_served =
+        |problem: &dyn std::fmt::Display| upstream_problem(format!("{problem}; not served"));
+    match route.upstream().map_err(|e| not_served(&e))? {
+        RouteUpstream::External { url, transport } => {
             // A URL may name a Service or a Pod of another namespace through the
             // cluster's DNS: the gateway's pods would reach it from their network
             // position (past that namespace's NetworkPolicies), so it needs that
             // namespace's consent, as a ToolServer reference does.
-            if let Some(target) = cluster_dns_target(&external.url)
+            if let Some(target) = cluster_dns_target(url)
                 && target.namespace != route_namespace
             {
                 check_grant(route_namespace, &Target::from_dns(&target), lookup)?;
             }
-            Ok((external.url.clone(), external_transport(&external.url)))
+            Ok((url.to_owned(), transport.as_str()))
         }
-        (Some(reference), None) => {
-            let name = reference.name.as_deref().unwrap_or_default();
-            if name.is_empty() {
-                return Err(upstream_problem(
-                    "spec.upstream.toolServerRef has no name: name a ToolServer; not served"
-                        .to_owned(),
-                ));
-            }
-            if let Some(kind) = reference
-                .kind
-                .as_deref()
-                .filter(|k| !k.is_empty() && *k != "ToolServer")
-            {
-                return Err(upstream_problem(format!(
-                    "spec.upstream.toolServerRef has kind {kind:?}: only ToolServer is supported; not served"
-                )));
-            }
-            let namespace = reference
-                .namespace
-                .as_deref()
-                .filter(|n| !n.is_empty())
-                .unwrap_or(route_namespace);
+        RouteUpstream::ToolServer(server) => {
             // Consent first: without it the ToolServer is not even looked up, and the
             // message says nothing about it.
             check_grant(
@@ -553,20 +521,26 @@ fn upstream(
                 &Target {
                     group: aigateway_api::GROUP,
                     kind: "ToolServer",
-                    namespace,
-                    name,
+                    namespace: &server.namespace,
+                    name: &server.name,
                     field: "spec.upstream.toolServerRef names a ToolServer",
                 },
                 lookup,
             )?;
-            let Some(server) = lookup.tool_server(namespace, name) else {
+            let id = format!(
+                "ToolServer {}/{}",
+                server.namespace.escape_debug(),
+                server.name.escape_debug()
+            );
+            let Some(found) = lookup.tool_server(&server.namespace, &server.name) else {
                 return Err(upstream_problem(format!(
-                    "ToolServer {}/{} (spec.upstream.toolServerRef) not found: create it or fix the reference; not served",
-                    namespace.escape_debug(),
-                    name.escape_debug()
+                    "{id} (spec.upstream.toolServerRef) not found: create it or fix the reference; not served"
                 )));
             };
-            tool_server_upstream(&server, namespace, name)
+            let url = found
+                .url(&server)
+                .map_err(|e| not_served(&format_args!("{id} {e}")))?;
+            Ok((url, found.spec.transport_type.as_str()))
         }
     }
 }
@@ -585,14 +559,16 @@ impl<'a> Target<'a> {
     fn from_dns(target: &'a ClusterDnsTarget) -> Self {
         Self {
             group: "",
-            kind: target.kind,
+            kind: target.kind.as_str(),
             namespace: &target.namespace,
             name: &target.name,
             field: match target.kind {
-                "Service" => {
+                ClusterDnsKind::Service => {
                     "spec.upstream.external.url names a Service (through the cluster's DNS)"
                 }
-                _ => "spec.upstream.external.url names a Pod (through the cluster's DNS)",
+                ClusterDnsKind::Pod => {
+                    "spec.upstream.external.url names a Pod (through the cluster's DNS)"
+                }
             },
         }
     }
@@ -641,125 +617,6 @@ fn check_grant(
         reason: RouteProblemReason::RefNotPermitted,
         message,
     })
-}
-
-/// A Service or Pod a URL names through the cluster's DNS.
-#[derive(Debug, PartialEq, Eq)]
-struct ClusterDnsTarget {
-    kind: &'static str,
-    namespace: String,
-    name: String,
-}
-
-/// What `url`'s host names in the cluster's DNS schema, when it has one of its explicit
-/// forms: `<service>.<namespace>.svc[.<zone>]`, `<host>.<service>.<namespace>.svc[...]`
-/// (a Pod of a headless Service: the Service is what is named) and
-/// `<address>.<namespace>.pod[.<zone>]`. Short forms that only the search list of the
-/// pod's resolv.conf completes (`<service>.<namespace>`) and IP addresses are not
-/// recognised: a name like `example.com` has the same shape (see multi-tenancy.md).
-fn cluster_dns_target(url: &str) -> Option<ClusterDnsTarget> {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if host.starts_with('[') {
-        return None;
-    }
-    let host = host.split_once(':').map_or(host, |(h, _)| h);
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    let labels: Vec<&str> = host.split('.').collect();
-    let at = labels
-        .iter()
-        .enumerate()
-        .skip(2)
-        .find(|(_, label)| matches!(**label, "svc" | "pod"))
-        .map(|(i, _)| i)?;
-    let kind = if labels[at] == "svc" {
-        "Service"
-    } else {
-        "Pod"
-    };
-    Some(ClusterDnsTarget {
-        kind,
-        namespace: labels[at - 1].to_owned(),
-        name: labels[at - 2].to_owned(),
-    })
-}
-
-/// A ToolServer's URL: the one it publishes in `status.url`, else its Service address
-/// from `spec.port` and the path.
-fn tool_server_upstream(
-    server: &ToolServer,
-    namespace: &str,
-    name: &str,
-) -> Result<(String, &'static str), RouteProblem> {
-    let id = format!(
-        "ToolServer {}/{}",
-        namespace.escape_debug(),
-        name.escape_debug()
-    );
-    let transport = server.spec.transport_type.as_str();
-    if let Some(url) = server
-        .status
-        .as_ref()
-        .and_then(|s| s.url.as_deref())
-        .filter(|u| !u.is_empty())
-    {
-        check_url(url).map_err(|why| {
-            upstream_problem(format!(
-                "{id} publishes status.url {:?}, which {why}; not served",
-                url.escape_debug().to_string()
-            ))
-        })?;
-        return Ok((url.to_owned(), transport));
-    }
-    let Some(port) = server.spec.port.filter(|p| (1..=65535).contains(p)) else {
-        return Err(upstream_problem(format!(
-            "{id} has no spec.port (and publishes no status.url): set the port its MCP server listens on; not served"
-        )));
-    };
-    let path = server.spec.path();
-    if !path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(upstream_problem(format!(
-            "{id} has spec.path {:?}, which is not a URL path: start it with '/' and leave out spaces; not served",
-            path.escape_debug().to_string()
-        )));
-    }
-    Ok((
-        format!("http://{name}.{namespace}.svc.cluster.local:{port}{path}"),
-        transport,
-    ))
-}
-
-/// `sse` when the URL's path ends in `/sse`, else `http` (the Go operator's rule).
-fn external_transport(url: &str) -> &'static str {
-    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let path = after_scheme
-        .find('/')
-        .map_or("", |slash| &after_scheme[slash..]);
-    let path = path.split(['?', '#']).next().unwrap_or_default();
-    if path.ends_with("/sse") {
-        "sse"
-    } else {
-        "http"
-    }
-}
-
-/// Why a URL is refused (a sentence fragment after the URL): not `http://` or `https://` with a host, or with spaces or
-/// control characters.
-fn check_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"));
-    let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
-    if host.is_none_or(str::is_empty) {
-        return Err("is not an http:// or https:// URL with a host".to_owned());
-    }
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("holds spaces or control characters".to_owned());
-    }
-    Ok(())
 }
 
 #[cfg(test)]
