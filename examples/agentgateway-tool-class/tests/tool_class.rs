@@ -78,6 +78,16 @@ fn route(name: &str, upstream: ToolRouteUpstream, filter: Option<ToolFilter>) ->
     )
 }
 
+fn gateway() -> ToolGateway {
+    ToolGateway::new(
+        "tools",
+        ToolGatewaySpec {
+            tool_gateway_class_name: Some("agentgateway".into()),
+            ..Default::default()
+        },
+    )
+}
+
 fn server_ref(name: &str, namespace: Option<&str>) -> ToolRouteUpstream {
     ToolRouteUpstream {
         tool_server_ref: Some(ObjectReference {
@@ -157,18 +167,7 @@ async fn routes_become_agentgateway_routes_with_urls_once_the_gateway_serves_the
         route("events", external("https://mcp.example.com/v1/sse"), None),
     )
     .await;
-    create(
-        &client,
-        NS,
-        ToolGateway::new(
-            "tools",
-            ToolGatewaySpec {
-                tool_gateway_class_name: Some("agentgateway".into()),
-                ..Default::default()
-            },
-        ),
-    )
-    .await;
+    create(&client, NS, gateway()).await;
 
     // Accepted before the gateway is Ready, but no URL yet: the proxy does not serve it.
     let echo: ToolRoute = wait_attached_condition(&client, NS, "echo", "Accepted", "True").await;
@@ -242,18 +241,7 @@ async fn routes_become_agentgateway_routes_with_urls_once_the_gateway_serves_the
 async fn a_missing_or_foreign_backend_is_unresolved_and_a_backend_that_appears_is_served() {
     let (_server, client, operator) = start().await;
     create(&client, OTHER_NS, tool_server("shared", 8000)).await;
-    create(
-        &client,
-        NS,
-        ToolGateway::new(
-            "tools",
-            ToolGatewaySpec {
-                tool_gateway_class_name: Some("agentgateway".into()),
-                ..Default::default()
-            },
-        ),
-    )
-    .await;
+    create(&client, NS, gateway()).await;
     create(&client, NS, route("later", server_ref("later", None), None)).await;
     create(
         &client,
