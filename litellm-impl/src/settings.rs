@@ -33,43 +33,23 @@ pub const DEFAULT_MEMORY_LIMIT: &str = "2G";
 /// Operator-wide workload settings. Each can be overridden per gateway by an annotation
 /// under `ai-gateway-litellm.agentic-layer.ai/` (see [`names`]).
 ///
-/// This one type carries the settings from the command line to rendering: with the
-/// `cli` feature it is also the set of flags `litellm-impl run` and `render` share, so a
-/// flag cannot be parsed and then lost on the way.
+/// This one type carries the settings from the command line to rendering: the flags
+/// `litellm-impl run` and `render` share convert into it field by field, so a flag cannot
+/// be parsed and then lost on the way.
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct RenderSettings {
     /// The LiteLLM container image.
-    #[cfg_attr(
-        feature = "cli",
-        arg(
-            long,
-            default_value = DEFAULT_IMAGE,
-            env = "LITELLM_IMAGE",
-            help = "LiteLLM image of every gateway (see --allow-gateway-image for per-gateway images)"
-        )
-    )]
     pub image: String,
     /// `spec.replicas` of the Deployment; `None` leaves it unset so a
     /// HorizontalPodAutoscaler owns it.
-    #[cfg_attr(feature = "cli", arg(skip = Some(1)))]
     pub replicas: Option<i32>,
     /// CPU and memory requests and limits of the LiteLLM container.
-    #[cfg_attr(feature = "cli", arg(skip = default_resources()))]
     pub resources: ResourceRequirements,
     /// Whether a gateway may choose its image with the `image` annotation. Off by
     /// default: whoever may create an AiGateway could otherwise run any image with the
     /// namespace's Secrets in its env, through the operator's Deployment rights.
-    #[cfg_attr(
-        feature = "cli",
-        arg(
-            long = "allow-gateway-image",
-            help = "Honour the `ai-gateway-litellm.agentic-layer.ai/image` annotation of gateways (off: whoever may create an AiGateway could run any image with the namespace's Secrets)"
-        )
-    )]
     pub allow_image_annotation: bool,
     /// The pod's and container's security contexts (default: Pod Security `restricted`).
-    #[cfg_attr(feature = "cli", command(flatten))]
     pub security: crate::workload::WorkloadSecurity,
 }
 
@@ -348,36 +328,6 @@ mod tests {
             let text = err.to_string();
             assert!(text.contains(key) && text.contains("ns/gw"), "{text}");
         }
-    }
-
-    /// The flags' defaults are the library's defaults: `run` and `render` without flags
-    /// render exactly what `RenderSettings::default()` renders.
-    #[cfg(feature = "cli")]
-    #[test]
-    fn flag_defaults_are_the_library_defaults() {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct Flags {
-            #[command(flatten)]
-            settings: RenderSettings,
-        }
-        assert!(
-            std::env::var_os("LITELLM_IMAGE").is_none(),
-            "unset LITELLM_IMAGE to run this test: clap reads it as --image"
-        );
-        let parsed = Flags::try_parse_from(["flags"]).unwrap().settings;
-        assert_eq!(parsed, RenderSettings::default());
-        let parsed = Flags::try_parse_from(["flags", "--image", "x/y:1", "--allow-gateway-image"])
-            .unwrap()
-            .settings;
-        assert_eq!(
-            parsed,
-            RenderSettings {
-                image: "x/y:1".into(),
-                allow_image_annotation: true,
-                ..RenderSettings::default()
-            }
-        );
     }
 
     #[test]

@@ -134,62 +134,15 @@ pub fn startup_probe() -> Probe {
 /// operators who run another image (or need a writable root filesystem, e.g. for
 /// LiteLLM's database migrations) replace it in [`RenderSettings`].
 ///
-/// With the `cli` feature these are the flags `--pod-security-context` and
-/// `--container-security-context` of `run` and `render`: each a JSON object of the
-/// Kubernetes type, which replaces the default as a whole.
+/// The `litellm-impl` command sets them with `--pod-security-context` and
+/// `--container-security-context` (each a JSON object of the Kubernetes type, read with
+/// [`parse_security_context`]), which replace the default as a whole.
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct WorkloadSecurity {
     /// `spec.template.spec.securityContext`.
-    #[cfg_attr(
-        feature = "cli",
-        arg(
-            long = "pod-security-context",
-            env = "LITELLM_POD_SECURITY_CONTEXT",
-            value_name = "JSON",
-            value_parser = parse_security_context::<PodSecurityContext>,
-            default_value = default_json::POD.as_str(),
-            hide_default_value = true,
-            help = default_json::POD_HELP.as_str()
-        )
-    )]
     pub pod: PodSecurityContext,
     /// The LiteLLM container's `securityContext`.
-    #[cfg_attr(
-        feature = "cli",
-        arg(
-            long = "container-security-context",
-            env = "LITELLM_CONTAINER_SECURITY_CONTEXT",
-            value_name = "JSON",
-            value_parser = parse_security_context::<SecurityContext>,
-            default_value = default_json::CONTAINER.as_str(),
-            hide_default_value = true,
-            help = "securityContext of every LiteLLM container, as a JSON SecurityContext that replaces the default as a whole (default: Pod Security restricted: no privilege escalation, every capability dropped, read-only root filesystem, runAsNonRoot, seccompProfile RuntimeDefault)"
-        )
-    )]
     pub container: SecurityContext,
-}
-
-/// The default security contexts as JSON: the flags' defaults, parsed like a user's.
-#[cfg(feature = "cli")]
-mod default_json {
-    use std::sync::LazyLock;
-
-    pub(super) static POD: LazyLock<String> = LazyLock::new(|| {
-        serde_json::to_string(&super::WorkloadSecurity::default().pod)
-            .expect("a PodSecurityContext serialises")
-    });
-    /// The help of `--pod-security-context`, with the user the default really names.
-    pub(super) static POD_HELP: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "securityContext of every LiteLLM pod, as a JSON PodSecurityContext that replaces the default as a whole (default: Pod Security restricted: runAsNonRoot, runAsUser, runAsGroup and fsGroup {}, seccompProfile RuntimeDefault)",
-            crate::names::NON_ROOT_ID
-        )
-    });
-    pub(super) static CONTAINER: LazyLock<String> = LazyLock::new(|| {
-        serde_json::to_string(&super::WorkloadSecurity::default().container)
-            .expect("a SecurityContext serialises")
-    });
 }
 
 /// Parses a security context from JSON, refusing a field the Kubernetes type does not
