@@ -17,7 +17,7 @@ pub mod helm;
 use litellm_impl::names::{CONTROLLER_NAME, TOOL_GATEWAY_CONTROLLER_NAME};
 
 /// The namespace the bundle runs the operator in (and keeps its Lease in).
-pub const DEFAULT_NAMESPACE: &str = "ai-gateway-litellm-system";
+pub const OPERATOR_NAMESPACE: &str = "ai-gateway-litellm-system";
 /// The Lease the operator replicas compete for.
 pub const DEFAULT_LEASE_NAME: &str = "litellm-impl";
 
@@ -121,7 +121,7 @@ fn namespace() -> Value {
         "apiVersion": "v1",
         "kind": "Namespace",
         "metadata": {
-            "name": DEFAULT_NAMESPACE,
+            "name": OPERATOR_NAMESPACE,
             "labels": {
                 "app.kubernetes.io/part-of": "aigateway",
                 "pod-security.kubernetes.io/enforce": "restricted",
@@ -167,9 +167,10 @@ pub fn namespace_rules() -> Value {
 }
 
 fn rbac() -> Vec<Value> {
-    let subject = json!([{"kind": "ServiceAccount", "name": NAME, "namespace": DEFAULT_NAMESPACE}]);
+    let subject =
+        json!([{"kind": "ServiceAccount", "name": NAME, "namespace": OPERATOR_NAMESPACE}]);
     vec![
-        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": NAME, "namespace": DEFAULT_NAMESPACE, "labels": labels()}}),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": NAME, "namespace": OPERATOR_NAMESPACE, "labels": labels()}}),
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": NAME, "labels": labels()}, "rules": cluster_rules()}),
         json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
@@ -177,10 +178,10 @@ fn rbac() -> Vec<Value> {
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME},
             "subjects": subject,
         }),
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": format!("{NAME}-leader-election"), "namespace": DEFAULT_NAMESPACE, "labels": labels()}, "rules": namespace_rules()}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": format!("{NAME}-leader-election"), "namespace": OPERATOR_NAMESPACE, "labels": labels()}, "rules": namespace_rules()}),
         json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": {"name": format!("{NAME}-leader-election"), "namespace": DEFAULT_NAMESPACE, "labels": labels()},
+            "metadata": {"name": format!("{NAME}-leader-election"), "namespace": OPERATOR_NAMESPACE, "labels": labels()},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": format!("{NAME}-leader-election")},
             "subjects": subject,
         }),
@@ -205,7 +206,7 @@ pub(crate) fn metrics_service() -> Value {
     json!({
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": METRICS_SERVICE, "namespace": DEFAULT_NAMESPACE, "labels": labels},
+        "metadata": {"name": METRICS_SERVICE, "namespace": OPERATOR_NAMESPACE, "labels": labels},
         "spec": {
             "selector": {"app.kubernetes.io/name": NAME},
             "ports": [{"name": "https", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"}],
@@ -219,7 +220,7 @@ fn manager() -> Value {
     json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": NAME, "namespace": DEFAULT_NAMESPACE, "labels": labels()},
+        "metadata": {"name": NAME, "namespace": OPERATOR_NAMESPACE, "labels": labels()},
         "spec": {
             "replicas": 2,
             "selector": {"matchLabels": {"app.kubernetes.io/name": NAME}},

@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 use clap::Args;
 use k8s_openapi::api::core::v1::{PodSecurityContext, SecurityContext};
 use litellm_impl::settings::DEFAULT_IMAGE;
-use litellm_impl::workload::{WorkloadSecurity, parse_security_context};
+use litellm_impl::settings::{WorkloadSecurity, parse_security_context};
 use litellm_impl::{RenderSettings, names};
 
 /// How gateways are rendered: the flags of [`RenderSettings`] (replicas and resources

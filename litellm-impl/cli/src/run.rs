@@ -15,7 +15,7 @@ use litellm_impl::{LiteLlmGateway, LiteLlmToolGateway};
 
 use crate::flags::RenderFlags;
 
-pub use crate::bundle::{DEFAULT_LEASE_NAME, DEFAULT_NAMESPACE};
+pub use crate::bundle::{DEFAULT_LEASE_NAME, OPERATOR_NAMESPACE};
 
 /// Where Kubernetes mounts the pod's service-account namespace.
 pub const SERVICE_ACCOUNT_NAMESPACE_FILE: &str =
@@ -266,7 +266,7 @@ pub fn lease(args: &RunArgs, environment: &Environment) -> Option<(String, Strin
             .clone()
             .filter(|n| !n.is_empty())
             .or_else(|| environment.pod_namespace.clone())
-            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+            .unwrap_or_else(|| OPERATOR_NAMESPACE.to_owned());
         (namespace, args.lease_name.clone())
     })
 }
@@ -601,7 +601,7 @@ mod tests {
     fn the_flag_wins_over_the_environment() {
         assert_eq!(
             lease(&parse(&["--leader-elect"]), &Environment::default()),
-            Some((DEFAULT_NAMESPACE.to_owned(), DEFAULT_LEASE_NAME.to_owned()))
+            Some((OPERATOR_NAMESPACE.to_owned(), DEFAULT_LEASE_NAME.to_owned()))
         );
         assert_eq!(
             lease(&parse(&["--leader-elect=false"]), &in_pod("ops")),

@@ -151,7 +151,7 @@ fn kind_sets() -> Vec<(String, Vec<ServedGatewayKind>)> {
 /// The default values, as the values file and the schema's defaults.
 pub fn default_values() -> Value {
     let manager = manager();
-    let security = litellm_impl::workload::WorkloadSecurity::default();
+    let security = litellm_impl::settings::WorkloadSecurity::default();
     let image = super::OPERATOR_IMAGE;
     let repository = image.rsplit_once(':').map_or(image, |(r, _)| r);
     json!({
@@ -893,7 +893,7 @@ fn manager_template() -> String {
         "{{- end }}",
     ])));
     args.extend(value_args(&mut t, true, true));
-    let security = litellm_impl::workload::WorkloadSecurity::default();
+    let security = litellm_impl::settings::WorkloadSecurity::default();
     let defaults = [
         (
             "--image",
