@@ -8,7 +8,7 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p litellm-impl --bin litellm-impl \
+    cargo build --release --locked -p litellm-impl-cli --bin litellm-impl \
     && cp target/release/litellm-impl /litellm-impl
 
 # distroless: no shell, no package manager; nonroot user 65532.

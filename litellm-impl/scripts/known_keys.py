@@ -4,7 +4,7 @@ Run with the pinned LiteLLM's Python; tests/real_litellm.rs compares its output 
 data file src/known_keys.txt (so the lists cannot go stale silently) and rewrites the file
 from it with
 
-    UPDATE_GOLDEN=1 cargo test -p litellm-impl --test real_litellm known_keys
+    UPDATE_GOLDEN=1 cargo test -p litellm-impl-cli --test real_litellm known_keys
 
 Output: the data file's format without its comment header: per section a `[section]`
 line, then its keys, sorted, one a line.

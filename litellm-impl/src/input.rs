@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::lookup::DEFAULT_NAMESPACE;
+use crate::lookup::{DEFAULT_NAMESPACE, InMemoryObjects};
 
 /// One object read from a YAML document.
 #[derive(Clone, Debug)]
@@ -411,10 +411,36 @@ fn namespaced<T: HasMetadata>(mut object: T) -> T {
     object
 }
 
+/// Adds every lookup-relevant object (Guards, GuardrailProviders, Secrets, ConfigMaps,
+/// ToolServers, ReferenceGrants); other kinds are ignored.
+impl<'a> Extend<&'a InputObject> for InMemoryObjects {
+    fn extend<I: IntoIterator<Item = &'a InputObject>>(&mut self, objects: I) {
+        for object in objects {
+            match object {
+                InputObject::Guard(o) => self.insert_guard(o.clone()),
+                InputObject::GuardrailProvider(o) => self.insert_guardrail_provider(o.clone()),
+                InputObject::Secret(o) => self.insert_secret(o.clone()),
+                InputObject::ConfigMap(o) => self.insert_config_map(o.clone()),
+                InputObject::ToolServer(o) => self.insert_tool_server(o.clone()),
+                InputObject::ReferenceGrant {
+                    namespace, spec, ..
+                } => self.insert_reference_grant(namespace, spec.clone()),
+                InputObject::AiGateway(_)
+                | InputObject::AiGatewayClass(_)
+                | InputObject::ToolGateway(_)
+                | InputObject::ToolGatewayClass(_)
+                | InputObject::ToolRoute(_)
+                | InputObject::Namespace(_)
+                | InputObject::Other { .. } => {}
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{InMemoryObjects, ObjectLookup};
+    use crate::ObjectLookup;
 
     #[test]
     fn documents_parse_in_order_with_default_namespace() {

@@ -81,7 +81,7 @@ mod tests {
             for pair in keys.windows(2) {
                 assert!(
                     pair[0] < pair[1],
-                    "[{section}]: {:?} must sort before {:?}, once; refresh with UPDATE_GOLDEN=1 cargo test -p litellm-impl --test real_litellm known_keys",
+                    "[{section}]: {:?} must sort before {:?}, once; refresh with UPDATE_GOLDEN=1 cargo test -p litellm-impl-cli --test real_litellm known_keys",
                     pair[0],
                     pair[1]
                 );

@@ -49,33 +49,29 @@
 //! `image`, `replicas` (an integer, or `hpa` to leave it to an autoscaler),
 //! `cpu-request`, `memory-request`, `cpu-limit`, `memory-limit`.
 //!
-//! # Features
-//! - `cli` (default): the `litellm-impl` command line and its `cli` module, with clap
-//!   and the in-memory API server the demo embeds. A library user sets
-//!   `default-features = false` and links neither.
-//! - `k8s-v1_34` (default): picks Kubernetes 1.34 for k8s-openapi, as binaries must.
+//! # The command line
+//! The `litellm-impl` binary (`run`, `demo`, `render`, `crds`, `manifests`,
+//! `uninstall`) is the package `litellm-impl-cli` beside this one: this library links
+//! neither clap nor the in-memory API server the demo embeds. Like every library of the
+//! workspace it picks no Kubernetes version feature of k8s-openapi; the binary does.
 #![warn(missing_docs)]
 
 /// The pinned LiteLLM release, written once: the default image
 /// ([`settings::DEFAULT_IMAGE`]), the Python requirement the tests and the demo install
-/// ([`settings::LITELLM_VERSION`]) and every message naming the version derive from it.
+/// and every message naming the version derive from it (outside this crate through
+/// [`settings::LITELLM_VERSION`]).
 macro_rules! pinned_litellm_version {
     () => {
         "1.108.7"
     };
 }
 
-pub mod bundle;
-#[cfg(feature = "cli")]
-pub mod cli;
 pub mod config;
 mod error;
 pub mod guardrails;
 pub mod implementation;
 pub mod input;
 pub mod known_keys;
-#[cfg(feature = "cli")]
-pub mod local;
 pub mod lookup;
 pub mod names;
 mod problem;

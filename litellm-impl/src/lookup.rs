@@ -3,7 +3,7 @@
 //! Rendering is pure: it never calls the API server. The runtime implements
 //! [`ObjectLookup`] over its reflector caches; the `render` command and tests use
 //! [`InMemoryObjects`], filled from YAML documents with
-//! [`parse_documents`](crate::parse_documents).
+//! [`parse_documents`](crate::parse_documents) (it implements [`Extend`] for them).
 
 use std::collections::BTreeMap;
 
@@ -12,8 +12,6 @@ use aigateway_runtime::reference_grants::{self, ReferenceGrantSpec};
 use aigateway_runtime::{CrossNamespaceRef, ReferenceGrantCheck};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-
-use crate::input::InputObject;
 
 /// The namespace of objects given without one, as `kubectl apply` would place them.
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -124,30 +122,6 @@ impl InMemoryObjects {
             .entry(namespace.to_owned())
             .or_default()
             .push(spec);
-    }
-
-    /// Adds every lookup-relevant object of `objects` (Guards, GuardrailProviders,
-    /// Secrets, ConfigMaps, ToolServers, ReferenceGrants); other kinds are ignored.
-    pub fn extend<'a>(&mut self, objects: impl IntoIterator<Item = &'a InputObject>) {
-        for object in objects {
-            match object {
-                InputObject::Guard(o) => self.insert_guard(o.clone()),
-                InputObject::GuardrailProvider(o) => self.insert_guardrail_provider(o.clone()),
-                InputObject::Secret(o) => self.insert_secret(o.clone()),
-                InputObject::ConfigMap(o) => self.insert_config_map(o.clone()),
-                InputObject::ToolServer(o) => self.insert_tool_server(o.clone()),
-                InputObject::ReferenceGrant {
-                    namespace, spec, ..
-                } => self.insert_reference_grant(namespace, spec.clone()),
-                InputObject::AiGateway(_)
-                | InputObject::AiGatewayClass(_)
-                | InputObject::ToolGateway(_)
-                | InputObject::ToolGatewayClass(_)
-                | InputObject::ToolRoute(_)
-                | InputObject::Namespace(_)
-                | InputObject::Other { .. } => {}
-            }
-        }
     }
 }
 

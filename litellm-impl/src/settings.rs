@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::api::core::v1::{
+    Capabilities, PodSecurityContext, ResourceRequirements, SeccompProfile, SecurityContext,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::names;
@@ -33,44 +35,24 @@ pub const DEFAULT_MEMORY_LIMIT: &str = "2G";
 /// Operator-wide workload settings. Each can be overridden per gateway by an annotation
 /// under `ai-gateway-litellm.agentic-layer.ai/` (see [`names`]).
 ///
-/// This one type carries the settings from the command line to rendering: with the
-/// `cli` feature it is also the set of flags `litellm-impl run` and `render` share, so a
-/// flag cannot be parsed and then lost on the way.
+/// This one type carries the settings from the command line to rendering: the flags
+/// `litellm-impl run` and `render` share convert into it field by field, so a flag cannot
+/// be parsed and then lost on the way.
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct RenderSettings {
     /// The LiteLLM container image.
-    #[cfg_attr(
-        feature = "cli",
-        arg(
-            long,
-            default_value = DEFAULT_IMAGE,
-            env = "LITELLM_IMAGE",
-            help = "LiteLLM image of every gateway (see --allow-gateway-image for per-gateway images)"
-        )
-    )]
     pub image: String,
     /// `spec.replicas` of the Deployment; `None` leaves it unset so a
     /// HorizontalPodAutoscaler owns it.
-    #[cfg_attr(feature = "cli", arg(skip = Some(1)))]
     pub replicas: Option<i32>,
     /// CPU and memory requests and limits of the LiteLLM container.
-    #[cfg_attr(feature = "cli", arg(skip = default_resources()))]
     pub resources: ResourceRequirements,
     /// Whether a gateway may choose its image with the `image` annotation. Off by
     /// default: whoever may create an AiGateway could otherwise run any image with the
     /// namespace's Secrets in its env, through the operator's Deployment rights.
-    #[cfg_attr(
-        feature = "cli",
-        arg(
-            long = "allow-gateway-image",
-            help = "Honour the `ai-gateway-litellm.agentic-layer.ai/image` annotation of gateways (off: whoever may create an AiGateway could run any image with the namespace's Secrets)"
-        )
-    )]
     pub allow_image_annotation: bool,
     /// The pod's and container's security contexts (default: Pod Security `restricted`).
-    #[cfg_attr(feature = "cli", command(flatten))]
-    pub security: crate::workload::WorkloadSecurity,
+    pub security: WorkloadSecurity,
 }
 
 /// The default requests and limits of the LiteLLM container.
@@ -96,6 +78,101 @@ impl Default for RenderSettings {
             resources: default_resources(),
             allow_image_annotation: false,
             security: Default::default(),
+        }
+    }
+}
+
+/// How the LiteLLM pod runs: the pod- and container-level security contexts. The
+/// default passes Pod Security's `restricted` profile with LiteLLM's non-root image;
+/// operators who run another image (or need a writable root filesystem, e.g. for
+/// LiteLLM's database migrations) replace it in [`RenderSettings`].
+///
+/// The `litellm-impl` command sets them with `--pod-security-context` and
+/// `--container-security-context` (each a JSON object of the Kubernetes type, read with
+/// [`parse_security_context`]), which replace the default as a whole.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkloadSecurity {
+    /// `spec.template.spec.securityContext`.
+    pub pod: PodSecurityContext,
+    /// The LiteLLM container's `securityContext`.
+    pub container: SecurityContext,
+}
+
+/// Parses a security context from JSON, refusing a field the Kubernetes type does not
+/// have (its deserialiser would drop it silently: a misspelt `runAsUsr` would leave the
+/// pods running as the image's user).
+pub fn parse_security_context<T>(text: &str) -> Result<T, String>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let given: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    if !given.is_object() {
+        return Err("expected a JSON object".to_owned());
+    }
+    let parsed: T = serde_json::from_value(given.clone()).map_err(|e| e.to_string())?;
+    let kept = serde_json::to_value(&parsed).map_err(|e| e.to_string())?;
+    match unknown_field(&given, &kept, "") {
+        Some(path) => Err(format!("unknown field {path}")),
+        None => Ok(parsed),
+    }
+}
+
+/// The first field path in `given` that `kept` (the same value after a round trip
+/// through the typed form) lost; explicit nulls are not fields.
+fn unknown_field(given: &serde_json::Value, kept: &serde_json::Value, at: &str) -> Option<String> {
+    match (given, kept) {
+        (serde_json::Value::Object(given), serde_json::Value::Object(kept)) => {
+            given.iter().find_map(|(key, value)| {
+                let path = format!("{at}.{key}");
+                match kept.get(key) {
+                    None if !value.is_null() => Some(path),
+                    None => None,
+                    Some(kept) => unknown_field(value, kept, &path),
+                }
+            })
+        }
+        (serde_json::Value::Array(given), serde_json::Value::Array(kept)) => given
+            .iter()
+            .zip(kept)
+            .enumerate()
+            .find_map(|(i, (g, k))| unknown_field(g, k, &format!("{at}[{i}]"))),
+        _ => None,
+    }
+}
+
+impl Default for WorkloadSecurity {
+    /// Pod Security `restricted`: a fixed non-root user ([`names::NON_ROOT_ID`]), the
+    /// runtime's default seccomp profile, every capability dropped, no privilege
+    /// escalation, a read-only root filesystem (LiteLLM writes only to the emptyDir
+    /// volumes the pod mounts).
+    fn default() -> Self {
+        let seccomp = || {
+            Some(SeccompProfile {
+                type_: "RuntimeDefault".to_owned(),
+                ..Default::default()
+            })
+        };
+        Self {
+            pod: PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(names::NON_ROOT_ID),
+                run_as_group: Some(names::NON_ROOT_ID),
+                fs_group: Some(names::NON_ROOT_ID),
+                seccomp_profile: seccomp(),
+                ..Default::default()
+            },
+            container: SecurityContext {
+                allow_privilege_escalation: Some(false),
+                capabilities: Some(Capabilities {
+                    drop: Some(vec!["ALL".to_owned()]),
+                    add: None,
+                }),
+                read_only_root_filesystem: Some(true),
+                run_as_non_root: Some(true),
+                seccomp_profile: seccomp(),
+                ..Default::default()
+            },
         }
     }
 }
@@ -348,36 +425,6 @@ mod tests {
             let text = err.to_string();
             assert!(text.contains(key) && text.contains("ns/gw"), "{text}");
         }
-    }
-
-    /// The flags' defaults are the library's defaults: `run` and `render` without flags
-    /// render exactly what `RenderSettings::default()` renders.
-    #[cfg(feature = "cli")]
-    #[test]
-    fn flag_defaults_are_the_library_defaults() {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct Flags {
-            #[command(flatten)]
-            settings: RenderSettings,
-        }
-        assert!(
-            std::env::var_os("LITELLM_IMAGE").is_none(),
-            "unset LITELLM_IMAGE to run this test: clap reads it as --image"
-        );
-        let parsed = Flags::try_parse_from(["flags"]).unwrap().settings;
-        assert_eq!(parsed, RenderSettings::default());
-        let parsed = Flags::try_parse_from(["flags", "--image", "x/y:1", "--allow-gateway-image"])
-            .unwrap()
-            .settings;
-        assert_eq!(
-            parsed,
-            RenderSettings {
-                image: "x/y:1".into(),
-                allow_image_annotation: true,
-                ..RenderSettings::default()
-            }
-        );
     }
 
     #[test]

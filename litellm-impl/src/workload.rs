@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use aigateway_api::EmbeddedMetadata;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvFromSource, EnvVar, HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvFromSource, EnvVar, HTTPGetAction, PodSpec, PodTemplateSpec, Probe, Service, ServicePort,
+    ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -126,148 +126,6 @@ pub fn startup_probe() -> Probe {
         failure_threshold: Some(STARTUP_FAILURE_THRESHOLD),
         initial_delay_seconds: None,
         ..http_probe(names::LIVENESS_PATH, 0, STARTUP_FAILURE_THRESHOLD)
-    }
-}
-
-/// How the LiteLLM pod runs: the pod- and container-level security contexts. The
-/// default passes Pod Security's `restricted` profile with LiteLLM's non-root image;
-/// operators who run another image (or need a writable root filesystem, e.g. for
-/// LiteLLM's database migrations) replace it in [`RenderSettings`].
-///
-/// With the `cli` feature these are the flags `--pod-security-context` and
-/// `--container-security-context` of `run` and `render`: each a JSON object of the
-/// Kubernetes type, which replaces the default as a whole.
-#[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "cli", derive(clap::Args))]
-pub struct WorkloadSecurity {
-    /// `spec.template.spec.securityContext`.
-    #[cfg_attr(
-        feature = "cli",
-        arg(
-            long = "pod-security-context",
-            env = "LITELLM_POD_SECURITY_CONTEXT",
-            value_name = "JSON",
-            value_parser = parse_security_context::<PodSecurityContext>,
-            default_value = default_json::POD.as_str(),
-            hide_default_value = true,
-            help = default_json::POD_HELP.as_str()
-        )
-    )]
-    pub pod: PodSecurityContext,
-    /// The LiteLLM container's `securityContext`.
-    #[cfg_attr(
-        feature = "cli",
-        arg(
-            long = "container-security-context",
-            env = "LITELLM_CONTAINER_SECURITY_CONTEXT",
-            value_name = "JSON",
-            value_parser = parse_security_context::<SecurityContext>,
-            default_value = default_json::CONTAINER.as_str(),
-            hide_default_value = true,
-            help = "securityContext of every LiteLLM container, as a JSON SecurityContext that replaces the default as a whole (default: Pod Security restricted: no privilege escalation, every capability dropped, read-only root filesystem, runAsNonRoot, seccompProfile RuntimeDefault)"
-        )
-    )]
-    pub container: SecurityContext,
-}
-
-/// The default security contexts as JSON: the flags' defaults, parsed like a user's.
-#[cfg(feature = "cli")]
-mod default_json {
-    use std::sync::LazyLock;
-
-    pub(super) static POD: LazyLock<String> = LazyLock::new(|| {
-        serde_json::to_string(&super::WorkloadSecurity::default().pod)
-            .expect("a PodSecurityContext serialises")
-    });
-    /// The help of `--pod-security-context`, with the user the default really names.
-    pub(super) static POD_HELP: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "securityContext of every LiteLLM pod, as a JSON PodSecurityContext that replaces the default as a whole (default: Pod Security restricted: runAsNonRoot, runAsUser, runAsGroup and fsGroup {}, seccompProfile RuntimeDefault)",
-            crate::names::NON_ROOT_ID
-        )
-    });
-    pub(super) static CONTAINER: LazyLock<String> = LazyLock::new(|| {
-        serde_json::to_string(&super::WorkloadSecurity::default().container)
-            .expect("a SecurityContext serialises")
-    });
-}
-
-/// Parses a security context from JSON, refusing a field the Kubernetes type does not
-/// have (its deserialiser would drop it silently: a misspelt `runAsUsr` would leave the
-/// pods running as the image's user).
-pub fn parse_security_context<T>(text: &str) -> Result<T, String>
-where
-    T: serde::de::DeserializeOwned + serde::Serialize,
-{
-    let given: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    if !given.is_object() {
-        return Err("expected a JSON object".to_owned());
-    }
-    let parsed: T = serde_json::from_value(given.clone()).map_err(|e| e.to_string())?;
-    let kept = serde_json::to_value(&parsed).map_err(|e| e.to_string())?;
-    match unknown_field(&given, &kept, "") {
-        Some(path) => Err(format!("unknown field {path}")),
-        None => Ok(parsed),
-    }
-}
-
-/// The first field path in `given` that `kept` (the same value after a round trip
-/// through the typed form) lost; explicit nulls are not fields.
-fn unknown_field(given: &serde_json::Value, kept: &serde_json::Value, at: &str) -> Option<String> {
-    match (given, kept) {
-        (serde_json::Value::Object(given), serde_json::Value::Object(kept)) => {
-            given.iter().find_map(|(key, value)| {
-                let path = format!("{at}.{key}");
-                match kept.get(key) {
-                    None if !value.is_null() => Some(path),
-                    None => None,
-                    Some(kept) => unknown_field(value, kept, &path),
-                }
-            })
-        }
-        (serde_json::Value::Array(given), serde_json::Value::Array(kept)) => given
-            .iter()
-            .zip(kept)
-            .enumerate()
-            .find_map(|(i, (g, k))| unknown_field(g, k, &format!("{at}[{i}]"))),
-        _ => None,
-    }
-}
-
-impl Default for WorkloadSecurity {
-    /// Pod Security `restricted`: a fixed non-root user ([`names::NON_ROOT_ID`]), the
-    /// runtime's default seccomp profile, every capability dropped, no privilege
-    /// escalation, a read-only root filesystem (LiteLLM writes only to the emptyDir
-    /// volumes the pod mounts).
-    fn default() -> Self {
-        let seccomp = || {
-            Some(SeccompProfile {
-                type_: "RuntimeDefault".to_owned(),
-                ..Default::default()
-            })
-        };
-        Self {
-            pod: PodSecurityContext {
-                run_as_non_root: Some(true),
-                run_as_user: Some(names::NON_ROOT_ID),
-                run_as_group: Some(names::NON_ROOT_ID),
-                fs_group: Some(names::NON_ROOT_ID),
-                seccomp_profile: seccomp(),
-                ..Default::default()
-            },
-            container: SecurityContext {
-                allow_privilege_escalation: Some(false),
-                capabilities: Some(Capabilities {
-                    drop: Some(vec!["ALL".to_owned()]),
-                    add: None,
-                }),
-                read_only_root_filesystem: Some(true),
-                run_as_non_root: Some(true),
-                seccomp_profile: seccomp(),
-                ..Default::default()
-            },
-        }
     }
 }
 

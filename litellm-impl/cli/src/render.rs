@@ -1,0 +1,448 @@
+//! `litellm-impl render`: AiGateways and ToolGateways from YAML in,
+//! ConfigMap/Deployment/Service out.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use std::sync::Arc;
+
+use aigateway_api::{AiGateway, AiGatewayClass, ToolGateway, ToolGatewayClass, ToolRoute};
+use aigateway_runtime::attached::{NOT_ALLOWED_BY_GATEWAY, consent_of};
+use aigateway_runtime::class::{Claim, NotOursReason, claim};
+use aigateway_runtime::names::ALLOWED_ROUTES_ANNOTATION;
+use aigateway_runtime::{AiGatewayKind, GatewayKind, ToolGatewayKind};
+use clap::Args;
+
+use litellm_impl::tool_gateway::RouteState;
+use litellm_impl::{
+    CONTROLLER_NAME, InMemoryObjects, InputObject, Rendered, TOOL_GATEWAY_CONTROLLER_NAME,
+    read_documents, render, render_tool_gateway,
+};
+
+use crate::flags::RenderFlags;
+use crate::{EXIT_CODES, EXIT_INVALID_GATEWAY, EXIT_USAGE};
+
+/// Arguments of `render`.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Reads multi-document YAML (AiGateway, AiGatewayClass, ToolGateway, \
+ToolGatewayClass, ToolRoute, ToolServer, Guard, GuardrailProvider, Secret, ConfigMap, Namespace, \
+Gateway API ReferenceGrant) and prints, \
+for each AiGateway and ToolGateway in input order, the ConfigMap, Deployment and Service the \
+operator would apply, as multi-document YAML. A ToolGateway serves the ToolRoutes of the input \
+attached to it and admitted by it (annotation aigateway.agentic-layer.ai/allowed-routes, as the \
+operator decides, with the labels of the input's Namespaces); stderr says for each route whether it is served, at which URL, or why not. \
+Objects without a namespace are in `default`. When the input holds classes of a gateway's kind, \
+only gateways the LiteLLM operator would claim are rendered, as it decides. Documents not used \
+(other kinds, gateways of other classes or of no class, routes of no rendered gateway) are \
+listed on stderr with the reason, and so are problems that still let the proxy deploy. No \
+message repeats a Secret's content.",
+    after_help = EXIT_CODES
+)]
+pub struct RenderArgs {
+    /// Input file; repeat for several; `-` reads standard input.
+    #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Print only each gateway's LiteLLM config.yaml (with one gateway exactly the file's
+    /// content; with several, each after a `---` and a `# <Kind> namespace/name` line).
+    #[arg(long)]
+    pub config_only: bool,
+    /// How gateways are rendered: the same flags, defaults and environment variables as
+    /// `run`, so the output is what an operator started with them applies.
+    #[command(flatten)]
+    pub settings: RenderFlags,
+}
+
+/// Runs `render`, writing to stdout and stderr.
+pub fn run(args: &RenderArgs) -> ExitCode {
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let code = execute(
+        args,
+        &mut std::io::stdin().lock(),
+        &mut stdout.lock(),
+        &mut stderr.lock(),
+    );
+    ExitCode::from(code)
+}
+
+/// Runs `render` over the given streams and returns the exit code.
+pub fn execute(
+    args: &RenderArgs,
+    stdin: &mut dyn Read,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    let mut documents = Vec::new();
+    let mut stdin_used = false;
+    for file in &args.files {
+        let (name, text) = if file.as_os_str() == "-" {
+            if stdin_used {
+                let _ = writeln!(err, "error: `-f -` (standard input) given more than once");
+                return EXIT_USAGE;
+            }
+            stdin_used = true;
+            let mut text = String::new();
+            if let Err(e) = stdin.read_to_string(&mut text) {
+                let _ = writeln!(err, "error: cannot read standard input: {e}");
+                return EXIT_USAGE;
+            }
+            ("<stdin>".to_owned(), text)
+        } else {
+            match std::fs::read_to_string(file) {
+                Ok(text) => (file.display().to_string(), text),
+                Err(e) => {
+                    let _ = writeln!(err, "error: cannot read {}: {e}", file.display());
+                    return EXIT_USAGE;
+                }
+            }
+        };
+        match read_documents(&text, &name) {
+            Ok(parsed) => documents.extend(parsed.into_iter().map(|d| (name.clone(), d))),
+            Err(e) => {
+                let _ = writeln!(err, "error: {e}");
+                return EXIT_USAGE;
+            }
+        }
+    }
+    let objects: Vec<InputObject> = documents.iter().map(|(_, d)| d.object.clone()).collect();
+    let mut lookup = InMemoryObjects::new();
+    lookup.extend(&objects);
+    let classes: Vec<Arc<AiGatewayClass>> = objects
+        .iter()
+        .filter_map(|o| match o {
+            InputObject::AiGatewayClass(c) => Some(Arc::new(c.clone())),
+            _ => None,
+        })
+        .collect();
+    let tool_classes: Vec<Arc<ToolGatewayClass>> = objects
+        .iter()
+        .filter_map(|o| match o {
+            InputObject::ToolGatewayClass(c) => Some(Arc::new(c.clone())),
+            _ => None,
+        })
+        .collect();
+    let namespace_labels: BTreeMap<String, BTreeMap<String, String>> = objects
+        .iter()
+        .filter_map(|o| match o {
+            InputObject::Namespace(ns) => Some((
+                ns.metadata.name.clone().unwrap_or_default(),
+                ns.metadata.labels.clone().unwrap_or_default(),
+            )),
+            _ => None,
+        })
+        .collect();
+    let routes: Vec<ToolRoute> = objects
+        .iter()
+        .filter_map(|o| match o {
+            InputObject::ToolRoute(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut gateways: Vec<Gateway<'_>> = Vec::new();
+    for (source, document) in &documents {
+        let place = format!("{source} document {}", document.index);
+        let (gateway, skipped) = match &document.object {
+            InputObject::AiGateway(gateway) => (
+                Gateway::Ai(gateway),
+                skip_reason::<AiGatewayKind>(gateway, &classes, CONTROLLER_NAME, AI_CLASS),
+            ),
+            InputObject::ToolGateway(gateway) => (
+                Gateway::Tool(gateway),
+                skip_reason::<ToolGatewayKind>(
+                    gateway,
+                    &tool_classes,
+                    TOOL_GATEWAY_CONTROLLER_NAME,
+                    TOOL_CLASS,
+                ),
+            ),
+            InputObject::Other { kind, name, .. } => {
+                let _ = writeln!(
+                    err,
+                    "note: {place}: {kind} {name} not used: render reads AiGateway, AiGatewayClass, ToolGateway, ToolGatewayClass, ToolRoute, ToolServer, Guard, GuardrailProvider, Secret, ConfigMap, Namespace and ReferenceGrant"
+                );
+                continue;
+            }
+            _ => continue,
+        };
+        match skipped {
+            None => gateways.push(gateway),
+            Some(reason) => {
+                let _ = writeln!(
+                    err,
+                    "note: {place}: {} {} not rendered: {reason}",
+                    gateway.kind(),
+                    gateway.id()
+                );
+            }
+        }
+    }
+    for route in &routes {
+        let attached = route.gateway().is_some_and(|target| {
+            gateways.iter().any(|g| match g {
+                Gateway::Tool(gateway) => {
+                    gateway.metadata.namespace.as_deref() == Some(target.namespace.as_str())
+                        && gateway.metadata.name.as_deref() == Some(target.name.as_str())
+                }
+                Gateway::Ai(_) => false,
+            })
+        });
+        if !attached {
+            let target = route.gateway().map_or_else(
+                || "it names no spec.toolGatewayRef".to_owned(),
+                |g| {
+                    format!(
+                        "its ToolGateway {}/{} is not rendered from this input",
+                        g.namespace, g.name
+                    )
+                },
+            );
+            let _ = writeln!(
+                err,
+                "note: ToolRoute {} not used: {target}",
+                object_id(&route.metadata)
+            );
+        }
+    }
+    if gateways.is_empty() {
+        let _ = writeln!(
+            err,
+            "warning: the input holds no AiGateway or ToolGateway; nothing to render"
+        );
+    }
+    let settings = &args.settings.settings();
+    let mut failed = false;
+    let mut output = String::new();
+    for gateway in &gateways {
+        let (kind, id) = (gateway.kind(), gateway.id());
+        let rendered = match gateway {
+            Gateway::Ai(gateway) => render(gateway, &lookup, settings),
+            Gateway::Tool(gateway) => {
+                let admitted =
+                    admitted_routes(gateway, &routes, &tool_classes, &namespace_labels, err);
+                render_tool_gateway(gateway, &admitted, &lookup, settings).map(|tools| {
+                    report_routes(&tools.routes, err);
+                    tools.rendered
+                })
+            }
+        };
+        let rendered = match rendered {
+            Ok(rendered) => rendered,
+            Err(e) => {
+                let _ = writeln!(err, "error: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        for problem in &rendered.problems {
+            if problem.object.kind == kind {
+                let _ = writeln!(err, "warning: {problem}");
+            } else {
+                let _ = writeln!(err, "warning: {problem} (for {kind} {id})");
+            }
+        }
+        if args.config_only {
+            if gateways.len() > 1 {
+                output.push_str(&format!("---\n# {kind} {id}\n"));
+            }
+            output.push_str(&rendered.config_yaml);
+        } else if let Err(e) = write_objects(&rendered, &mut output) {
+            let _ = writeln!(
+                err,
+                "error: {kind} {id}: cannot write objects as YAML: {e}; this is a bug in litellm-impl"
+            );
+            failed = true;
+        }
+    }
+    if let Err(e) = out.write_all(output.as_bytes()).and_then(|()| out.flush()) {
+        let _ = writeln!(err, "error: cannot write output: {e}");
+        return EXIT_USAGE;
+    }
+    if failed { EXIT_INVALID_GATEWAY } else { 0 }
+}
+
+/// A gateway of the input, of either kind.
+enum Gateway<'a> {
+    Ai(&'a AiGateway),
+    Tool(&'a ToolGateway),
+}
+
+impl Gateway<'_> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Gateway::Ai(_) => "AiGateway",
+            Gateway::Tool(_) => "ToolGateway",
+        }
+    }
+
+    fn id(&self) -> String {
+        match self {
+            Gateway::Ai(g) => object_id(&g.metadata),
+            Gateway::Tool(g) => object_id(&g.metadata),
+        }
+    }
+}
+
+/// The ConfigMap, Deployment and Service, each after `---`.
+fn write_objects(rendered: &Rendered, output: &mut String) -> Result<(), serde_saphyr::ser::Error> {
+    for text in [
+        serde_saphyr::to_string(&rendered.config_map)?,
+        serde_saphyr::to_string(&rendered.deployment)?,
+        serde_saphyr::to_string(&rendered.service)?,
+    ] {
+        output.push_str("---\n");
+        output.push_str(&text);
+    }
+    Ok(())
+}
+
+/// The routes of `routes` that `gateway` admits, as the operator decides (the
+/// gateway's or its class's `allowed-routes` annotation, with the labels of the
+/// Namespaces in `namespace_labels`); one line on stderr for each route it does not
+/// admit, and for an annotation that cannot be read.
+fn admitted_routes(
+    gateway: &ToolGateway,
+    routes: &[ToolRoute],
+    classes: &[Arc<ToolGatewayClass>],
+    namespace_labels: &BTreeMap<String, BTreeMap<String, String>>,
+    err: &mut dyn Write,
+) -> Vec<ToolRoute> {
+    let class = match claim::<ToolGatewayKind>(
+        ToolGatewayKind::class_name(gateway),
+        classes,
+        TOOL_GATEWAY_CONTROLLER_NAME,
+    ) {
+        Claim::Ours { class } => classes
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some(class.name.as_str())),
+        _ => None,
+    };
+    let consent = consent_of(
+        gateway.metadata.annotations.as_ref(),
+        class.map(|c| {
+            (
+                c.metadata.name.as_deref().unwrap_or_default(),
+                c.metadata.annotations.as_ref(),
+            )
+        }),
+    );
+    let id = object_id(&gateway.metadata);
+    if let Some(problem) = &consent.problem {
+        let _ = writeln!(err, "warning: ToolGateway {id}: {problem}");
+    }
+    let namespace = gateway.metadata.namespace.as_deref().unwrap_or_default();
+    let this = aigateway_api::NamespacedName {
+        namespace: namespace.to_owned(),
+        name: gateway.metadata.name.clone().unwrap_or_default(),
+    };
+    routes
+        .iter()
+        .filter(|route| route.gateway().as_ref() == Some(&this))
+        .filter(|route| {
+            let route_namespace = route.metadata.namespace.as_deref().unwrap_or_default();
+            let labels = namespace_labels.get(route_namespace);
+            let admitted = consent.allowed.admits(namespace, route_namespace, labels);
+            if !admitted {
+                let unknown = if consent.allowed.reads_namespace_labels() && labels.is_none() {
+                    " (the input holds no Namespace of that name, whose labels a selector reads)"
+                } else {
+                    ""
+                };
+                let _ = writeln!(
+                    err,
+                    "warning: ToolRoute {} not served ({NOT_ALLOWED_BY_GATEWAY}): ToolGateway {id} does not admit routes from namespace {route_namespace}{unknown}: its owner consents with the annotation {ALLOWED_ROUTES_ANNOTATION}",
+                    object_id(&route.metadata)
+                );
+            }
+            admitted
+        })
+        .cloned()
+        .collect()
+}
+
+/// One line per route on stderr: served at which URL, or not and why.
+fn report_routes(routes: &[litellm_impl::RouteOutcome], err: &mut dyn Write) {
+    for outcome in routes {
+        let route = format!(
+            "ToolRoute {}/{}",
+            outcome.route.namespace.escape_debug(),
+            outcome.route.name.escape_debug()
+        );
+        match &outcome.state {
+            RouteState::Served(served) => {
+                let _ = writeln!(
+                    err,
+                    "note: {route}: served at {} (mcp_servers key {})",
+                    served.url, served.key
+                );
+                for warning in &served.warnings {
+                    let _ = writeln!(err, "warning: {route}: {warning}");
+                }
+            }
+            RouteState::NotServed(problem) => {
+                let _ = writeln!(
+                    err,
+                    "warning: {route} not served ({}): {}",
+                    problem.reason, problem.message
+                );
+            }
+        }
+    }
+}
+
+/// How messages name a gateway kind's class and the field that picks it.
+struct ClassWords {
+    kind: &'static str,
+    field: &'static str,
+}
+
+const AI_CLASS: ClassWords = ClassWords {
+    kind: "AiGatewayClass",
+    field: "spec.aiGatewayClassName",
+};
+const TOOL_CLASS: ClassWords = ClassWords {
+    kind: "ToolGatewayClass",
+    field: "spec.toolGatewayClassName",
+};
+
+/// `namespace/name` of an object.
+fn object_id(metadata: &kube::api::ObjectMeta) -> String {
+    format!(
+        "{}/{}",
+        metadata.namespace.as_deref().unwrap_or_default(),
+        metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// Why the operator would not claim `gateway`, judged by the classes of the input as the
+/// operator judges by the cluster's; `None` when it would, or when the input holds no
+/// class of its kind at all (then every gateway is rendered, as if its class were
+/// LiteLLM's).
+fn skip_reason<K: GatewayKind>(
+    gateway: &K::Gateway,
+    classes: &[Arc<K::Class>],
+    controller: &str,
+    ClassWords {
+        kind: class_kind,
+        field: class_field,
+    }: ClassWords,
+) -> Option<String> {
+    if classes.is_empty() {
+        return None;
+    }
+    match claim::<K>(K::class_name(gateway), classes, controller) {
+        Claim::Ours { .. } => None,
+        Claim::NotOurs(NotOursReason::ForeignClass { class, controller }) => Some(format!(
+            "other class: its class {class} belongs to controller {controller}"
+        )),
+        Claim::NotOurs(NotOursReason::UnknownClass(class)) => Some(format!(
+            "no class: it names class {class}, which the input does not hold; add the {class_kind} to the input"
+        )),
+        Claim::NotOurs(NotOursReason::NoDefaultClass) => Some(format!(
+            "no class: it names no class and no LiteLLM {class_kind} of the input is the default; set {class_field}"
+        )),
+        Claim::Ambiguous(why) => Some(format!("no class: the default class is ambiguous: {why}")),
+    }
+}

@@ -1,5 +1,0 @@
-//! The `litellm-impl` command: see `litellm-impl --help`.
-
-fn main() -> std::process::ExitCode {
-    litellm_impl::cli::main()
-}
