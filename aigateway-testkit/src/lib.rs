@@ -213,12 +213,14 @@
 pub mod cut_proxy;
 mod defaults;
 mod discovery;
+mod error;
 mod events;
 pub mod fake_provider;
 mod faults;
 mod patch;
 mod proto;
 pub mod real_cluster;
+mod registry;
 mod schema;
 mod selector;
 mod server;
@@ -227,6 +229,7 @@ mod stats;
 mod store;
 pub mod third_party;
 mod watch;
+mod write;
 
 pub use faults::{Faults, RequestMatch};
 pub use server::{ApiServer, ApiServerBuilder, HttpServer, IntoCrd, parse_manifests};
