@@ -227,6 +227,7 @@ mod server;
 mod simulate;
 mod stats;
 mod store;
+mod strategy;
 pub mod third_party;
 mod watch;
 mod write;

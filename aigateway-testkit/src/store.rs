@@ -112,6 +112,13 @@ pub(crate) fn meta_mut(v: &mut Value) -> &mut Map<String, Value> {
         .expect("metadata is an object")
 }
 
+/// The number of finalizers holding an object.
+pub(crate) fn finalizers(v: &Value) -> usize {
+    v.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len)
+}
+
 /// The uids of an object's owners.
 pub(crate) fn owner_uids(v: &Value) -> Vec<String> {
     v.pointer("/metadata/ownerReferences")

@@ -10,12 +10,13 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::patch::{self, ListCtx, Managed, Scope};
-use crate::registry::{ResourceInfo, crd_resource};
+use crate::patch::{self, Managed, Scope};
+use crate::registry::ResourceInfo;
 use crate::schema;
 use crate::store::{
-    Config, ListOpts, ObjKey, State, meta, meta_mut, meta_str, now_string, owner_uids,
+    Config, ListOpts, ObjKey, State, finalizers, meta, meta_mut, meta_str, now_string, owner_uids,
 };
+use crate::strategy::{self, FollowUp, deployment, namespace};
 
 /// How unknown fields are treated (`fieldValidation`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -69,45 +70,6 @@ pub(crate) struct DeleteOpts {
     pub precondition_rv: Option<String>,
 }
 
-/// Whether a DELETE that removes the object at once answers with the object (as
-/// Services and Pods do on a real API server) rather than a `Status` (ConfigMaps,
-/// Secrets, Deployments, custom resources, ...).
-fn returns_deleted_object(info: &ResourceInfo) -> bool {
-    info.is("", "services") || info.is("", "pods")
-}
-
-fn finalizers(v: &Value) -> usize {
-    v.pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len)
-}
-
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        out.push(T[(n >> 18) as usize & 63] as char);
-        out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 {
-            T[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        out.push(if chunk.len() > 2 {
-            T[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    out
-}
-
 /// Compares two objects ignoring resourceVersion and managedFields timestamps.
 fn same_content(a: &Value, b: &Value) -> bool {
     fn norm(v: &Value) -> Value {
@@ -132,7 +94,7 @@ impl State {
     /// created through the pipeline like any other namespace.
     pub(crate) fn new(config: Config) -> Self {
         let mut st = State::empty(config);
-        for ns in ["default", "kube-system", "kube-public"] {
+        for ns in namespace::BUILTIN {
             let info = st.registry.builtin("", "namespaces");
             let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
             st.create(&info, "v1", "", body, &WriteOpts::default())
@@ -244,7 +206,7 @@ impl State {
             });
         }
         let stored = self.put(info, obj);
-        self.after_put(info, &stored);
+        self.after_put(info, &stored, false);
         Ok(WriteResult {
             obj: Self::with_version(info, version, &stored),
             created: true,
@@ -349,7 +311,7 @@ impl State {
             });
         }
         let stored = self.put(info, obj);
-        self.after_put(info, &stored);
+        self.after_put(info, &stored, false);
         Ok(WriteResult {
             obj: Self::with_version(info, version, &stored),
             created: false,
@@ -604,7 +566,7 @@ impl State {
                     });
                 }
                 let stored = self.put(info, obj);
-                self.after_put(info, &stored);
+                self.after_put(info, &stored, false);
                 Ok(WriteResult {
                     obj: Self::with_version(info, version, &stored),
                     created: true,
@@ -699,16 +661,13 @@ impl State {
             meta_errs.push(e);
         }
         meta_errs.extend(schema::validate_labels(&new));
-        if info.is("", "configmaps") {
-            meta_errs.extend(schema::validate_config_map_size(&new));
-        }
+        let strategy = strategy::of(info);
+        meta_errs.extend(strategy.validate(self, old, &new));
         if !meta_errs.is_empty() {
             return Err(ApiError::invalid(info, name, meta_errs));
         }
-        self.builtin_defaults(info, old, &mut new)?;
-        if info.is("apps", "deployments") {
-            warnings.extend(crate::defaults::pod_template_warnings(&new, old));
-        }
+        strategy.prepare(self, old, &mut new);
+        warnings.extend(strategy.warnings(old, &new));
         if let Some(schema) = info.schema(version) {
             let unknown = schema::prune(schema, &mut new);
             if !unknown.is_empty() {
@@ -735,26 +694,6 @@ impl State {
             if !errs.is_empty() {
                 return Err(ApiError::invalid(info, name, errs));
             }
-        }
-        if info.is("apiextensions.k8s.io", "customresourcedefinitions") {
-            let parsed = crd_resource(&new).map_err(|errs| ApiError::invalid(info, name, errs))?;
-            if let Some(existing) = self.registry.get(&parsed.key())
-                && existing.crd.is_none()
-            {
-                return Err(ApiError::invalid(
-                    info,
-                    name,
-                    vec![schema::FieldError {
-                        reason: "FieldValueInvalid",
-                        field: "spec.names.plural".into(),
-                        message: format!(
-                            "spec.names.plural: Invalid value: \"{}\": conflicts with a built-in resource",
-                            parsed.plural
-                        ),
-                    }],
-                ));
-            }
-            set_crd_status(&mut new, old);
         }
         if info.generation {
             let current_gen = old
@@ -820,85 +759,6 @@ impl State {
         Ok(new)
     }
 
-    fn builtin_defaults(
-        &self,
-        info: &ResourceInfo,
-        old: Option<&Value>,
-        new: &mut Value,
-    ) -> Result<(), ApiError> {
-        match (info.group.as_str(), info.plural.as_str()) {
-            ("apps", "deployments") => crate::defaults::deployment(new),
-            ("", "secrets") => {
-                if new.get("type").is_none() {
-                    new["type"] = json!("Opaque");
-                }
-                if let Some(Value::Object(sd)) =
-                    new.as_object_mut().and_then(|m| m.remove("stringData"))
-                {
-                    if !new.get("data").is_some_and(Value::is_object) {
-                        new["data"] = json!({});
-                    }
-                    for (k, v) in sd {
-                        let s = v.as_str().unwrap_or_default();
-                        new["data"][k] = json!(base64(s.as_bytes()));
-                    }
-                }
-            }
-            ("", "services") => {
-                if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
-                    spec.entry("type").or_insert(json!("ClusterIP"));
-                    spec.entry("sessionAffinity").or_insert(json!("None"));
-                    if let Some(Value::Array(ports)) = spec.get_mut("ports") {
-                        for p in ports {
-                            if let Some(p) = p.as_object_mut() {
-                                p.entry("protocol").or_insert(json!("TCP"));
-                                if let Some(port) = p.get("port").cloned() {
-                                    p.entry("targetPort").or_insert(port);
-                                }
-                            }
-                        }
-                    }
-                    let old_ip = old.and_then(|o| o.pointer("/spec/clusterIP")).cloned();
-                    if spec.get("type").and_then(Value::as_str) != Some("ExternalName") {
-                        let ip = old_ip.unwrap_or_else(|| {
-                            json!(format!(
-                                "10.96.{}.{}",
-                                (self.rv / 250) % 250,
-                                self.rv % 250 + 2
-                            ))
-                        });
-                        spec.entry("clusterIP").or_insert(ip.clone());
-                        spec.entry("clusterIPs").or_insert(json!([ip]));
-                    }
-                }
-            }
-            ("", "namespaces") => {
-                let name = meta_str(new, "name").to_string();
-                let m = meta_mut(new);
-                if !m.get("labels").is_some_and(Value::is_object) {
-                    m.insert("labels".into(), json!({}));
-                }
-                m["labels"]["kubernetes.io/metadata.name"] = json!(name);
-                if old.is_none() {
-                    // The namespace controller's finalizer; the testkit's synchronous
-                    // cleanup never waits for it.
-                    if !new.get("spec").is_some_and(Value::is_object) {
-                        new["spec"] = json!({});
-                    }
-                    new["spec"]["finalizers"] = json!(["kubernetes"]);
-                }
-                let phase = if meta_str(new, "deletionTimestamp").is_empty() {
-                    "Active"
-                } else {
-                    "Terminating"
-                };
-                new["status"] = json!({"phase": phase});
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
     /// Removes an object for good, then runs what follows a removal.
     fn remove(&mut self, info: &ResourceInfo, key: &ObjKey) -> Option<Arc<Value>> {
         self.remove_with(info, key, None)
@@ -916,25 +776,32 @@ impl State {
         Some(removed)
     }
 
-    fn after_put(&mut self, info: &ResourceInfo, obj: &Arc<Value>) {
-        self.after_put_with(info, obj, true);
+    /// Runs what the kind's strategy asks for after a write; `direct` for a test hook's.
+    fn after_put(&mut self, info: &ResourceInfo, obj: &Value, direct: bool) {
+        let follow_ups = strategy::of(info).after_write(self, obj, direct);
+        self.follow(follow_ups);
     }
 
-    fn after_put_with(&mut self, info: &ResourceInfo, obj: &Arc<Value>, simulate: bool) {
-        if info.is("apiextensions.k8s.io", "customresourcedefinitions")
-            && let Ok(r) = crd_resource(obj)
-        {
-            self.registry.serve(r);
-        }
-        if simulate && info.is("apps", "deployments") && self.config.simulate_deployments {
-            let key = (
-                meta_str(obj, "namespace").to_string(),
-                meta_str(obj, "name").to_string(),
-            );
-            if self.config.deployment_ready_delay.is_zero() {
-                self.simulate_deployment(&key.0, &key.1);
-            } else {
-                self.pending_deployments.push(key);
+    /// Carries out what a strategy asked for.
+    fn follow(&mut self, follow_ups: Vec<FollowUp>) {
+        for follow_up in follow_ups {
+            match follow_up {
+                FollowUp::Serve(resource) => self.registry.serve(*resource),
+                FollowUp::Unserve(key) => {
+                    if let Some(res_info) = self.registry.get(&key) {
+                        for k in self.keys(&key) {
+                            self.remove(&res_info, &k);
+                        }
+                        self.registry.unserve(&key);
+                    }
+                }
+                FollowUp::SimulateDeployment(key) => deployment::schedule_status(self, key),
+                FollowUp::EmptyNamespace(ns) => {
+                    for (r, k) in self.namespace_contents(&ns) {
+                        self.delete_internal(&r, &k, false);
+                    }
+                    self.maybe_finish_namespace(&ns);
+                }
             }
         }
     }
@@ -968,17 +835,8 @@ impl State {
         for owner in owner_uids(obj) {
             self.check_foreground(&owner);
         }
-        if info.is("apiextensions.k8s.io", "customresourcedefinitions")
-            && let Ok(r) = crd_resource(obj)
-        {
-            let key = r.key();
-            if let Some(res_info) = self.registry.get(&key) {
-                for k in self.keys(&key) {
-                    self.remove(&res_info, &k);
-                }
-                self.registry.unserve(&key);
-            }
-        }
+        let follow_ups = strategy::of(info).after_delete(obj);
+        self.follow(follow_ups);
         let uid = meta_str(obj, "uid").to_string();
         for (res, key) in self.take_dependents(&uid) {
             let Some(dep_info) = self.registry.get(&res) else {
@@ -1004,15 +862,9 @@ impl State {
         }
     }
 
+    /// Removes the namespace `ns` if it is terminating and nothing holds it any more.
     fn maybe_finish_namespace(&mut self, ns: &str) {
-        let nres = (String::new(), "namespaces".to_string());
-        let Some(n) = self.get_raw(&nres, "", ns) else {
-            return;
-        };
-        if meta_str(&n, "deletionTimestamp").is_empty() || finalizers(&n) > 0 {
-            return;
-        }
-        if self.namespace_empty(ns) {
+        if namespace::finished(self, ns) {
             let info = self.registry.builtin("", "namespaces");
             self.remove(&info, &(String::new(), ns.to_string()));
         }
@@ -1045,8 +897,8 @@ impl State {
                 self.put(&dep_info, d);
             }
         }
-        let is_ns = info.is("", "namespaces");
-        if finalizers(&obj) > 0 || is_ns {
+        let strategy = strategy::of(info);
+        if finalizers(&obj) > 0 || strategy.deletes_gracefully() {
             let result = if meta_str(&obj, "deletionTimestamp").is_empty() {
                 let mut d = (*obj).clone();
                 {
@@ -1057,22 +909,14 @@ impl State {
                         m.insert("generation".into(), json!(g + 1));
                     }
                 }
-                if is_ns {
-                    d["status"] = json!({"phase": "Terminating"});
-                }
+                strategy.mark_deleting(&mut d);
                 self.put(info, d)
             } else {
                 obj
             };
-            if is_ns {
-                let ns = key.1.clone();
-                for (r, k) in self.namespace_contents(&ns) {
-                    self.delete_internal(&r, &k, false);
-                }
-                self.maybe_finish_namespace(&ns);
-                return Some(self.get_raw(&info.key(), "", &ns).unwrap_or(result));
-            }
-            return Some(result);
+            self.follow(strategy.while_deleting(key));
+            // What followed may have removed it (an emptied namespace).
+            return Some(self.get_raw(&info.key(), &key.0, &key.1).unwrap_or(result));
         }
         self.remove(info, key)
     }
@@ -1105,15 +949,8 @@ impl State {
         {
             return Err(ApiError::conflict(info, name));
         }
-        if info.is("", "namespaces") && matches!(name, "default" | "kube-system" | "kube-public") {
-            let mut e = ApiError::new(
-                403,
-                "Forbidden",
-                format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
-            );
-            e.details = Some(json!({"name": name, "kind": "namespaces"}));
-            return Err(e);
-        }
+        let strategy = strategy::of(info);
+        strategy.check_delete(name)?;
         if opts.dry_run {
             return Ok(Self::with_version(info, version, &obj));
         }
@@ -1163,13 +1000,9 @@ impl State {
         let finalizer = match opts.propagation.as_deref() {
             Some("Orphan") => Some("orphan"),
             Some("Foreground") => Some(FOREGROUND),
-            _ if info.is("apiextensions.k8s.io", "customresourcedefinitions") => {
-                Some("customresourcecleanup.apiextensions.k8s.io")
-            }
-            _ => None,
+            _ => strategy.cleanup_finalizer(),
         };
-        let is_ns = info.is("", "namespaces");
-        if finalizer.is_some() || is_ns {
+        if finalizer.is_some() || strategy.deletes_gracefully() {
             let mut marked = (*obj).clone();
             let m = meta_mut(&mut marked);
             if let Some(finalizer) = finalizer {
@@ -1181,12 +1014,10 @@ impl State {
             m.entry("deletionTimestamp")
                 .or_insert_with(|| json!(now_string()));
             m.entry("deletionGracePeriodSeconds").or_insert(json!(0));
-            if is_ns {
-                marked["status"] = json!({"phase": "Terminating"});
-            }
+            strategy.mark_deleting(&mut marked);
             return Ok(Self::with_version(info, version, &marked));
         }
-        if returns_deleted_object(info) {
+        if strategy.delete_returns_object() {
             return Ok(Self::with_version(info, version, &out));
         }
         let mut details = json!({"name": name, "kind": info.plural, "uid": meta_str(&obj, "uid")});
@@ -1232,82 +1063,6 @@ impl State {
         }))
     }
 
-    /// Gives a Deployment the status a healthy cluster would; no write when unchanged.
-    pub(crate) fn simulate_deployment(&mut self, ns: &str, name: &str) {
-        let res = ("apps".to_string(), "deployments".to_string());
-        let Some(obj) = self.get_raw(&res, ns, name) else {
-            return;
-        };
-        if !meta_str(&obj, "deletionTimestamp").is_empty() {
-            return;
-        }
-        let info = self.registry.builtin("apps", "deployments");
-        let generation = obj
-            .pointer("/metadata/generation")
-            .and_then(Value::as_i64)
-            .unwrap_or(1);
-        let replicas = obj
-            .pointer("/spec/replicas")
-            .and_then(Value::as_i64)
-            .unwrap_or(1);
-        let now = now_string();
-        let old_conds = obj
-            .pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let cond = |ty: &str, reason: &str, message: String| {
-            let prev = old_conds
-                .iter()
-                .find(|c| c.get("type").and_then(Value::as_str) == Some(ty));
-            let keep = prev.filter(|p| {
-                p.get("status").and_then(Value::as_str) == Some("True")
-                    && p.get("reason").and_then(Value::as_str) == Some(reason)
-            });
-            let ts = |k: &str| {
-                keep.and_then(|p| p.get(k).cloned())
-                    .unwrap_or_else(|| json!(now))
-            };
-            json!({"type": ty, "status": "True", "reason": reason, "message": message,
-                   "lastUpdateTime": ts("lastUpdateTime"), "lastTransitionTime": ts("lastTransitionTime")})
-        };
-        let mut status = json!({
-            "observedGeneration": generation,
-            "replicas": replicas,
-            "updatedReplicas": replicas,
-            "conditions": [
-                cond("Available", "MinimumReplicasAvailable", "Deployment has minimum availability.".into()),
-                cond("Progressing", "NewReplicaSetAvailable", format!("ReplicaSet \"{name}\" has successfully progressed.")),
-            ],
-        });
-        if replicas > 0 {
-            status["readyReplicas"] = json!(replicas);
-            status["availableReplicas"] = json!(replicas);
-        } else {
-            status.as_object_mut().map(|m| m.remove("replicas"));
-            status.as_object_mut().map(|m| m.remove("updatedReplicas"));
-        }
-        if obj.get("status") == Some(&status) {
-            return;
-        }
-        let mut new = (*obj).clone();
-        new["status"] = status;
-        let mut list = Managed::parse_all(&obj);
-        patch::track_update(
-            Some(&obj),
-            &new,
-            &mut list,
-            "kube-controller-manager",
-            "apps/v1",
-            "status",
-            &ListCtx::default(),
-            Scope::Status,
-            &now,
-        );
-        meta_mut(&mut new).insert("managedFields".into(), Managed::render_all(&list));
-        self.put(&info, new);
-    }
-
     /// Stores an object directly (test hook): no validation, no counters; keeps uid etc.
     pub(crate) fn put_direct(
         &mut self,
@@ -1351,7 +1106,7 @@ impl State {
         }
         let stored = self.put(info, obj);
         // A direct write is taken as given: no simulated Deployment status on top.
-        self.after_put_with(info, &stored, false);
+        self.after_put(info, &stored, true);
         Ok((*stored).clone())
     }
 
@@ -1379,51 +1134,6 @@ enum Managers {
     Set(Vec<Managed>),
 }
 
-fn set_crd_status(crd: &mut Value, old: Option<&Value>) {
-    let now = now_string();
-    let prev = |ty: &str| {
-        old.and_then(|o| o.pointer("/status/conditions"))
-            .and_then(Value::as_array)
-            .and_then(|a| {
-                a.iter()
-                    .find(|c| c.get("type").and_then(Value::as_str) == Some(ty))
-                    .and_then(|c| c.get("lastTransitionTime").cloned())
-            })
-            .unwrap_or_else(|| json!(now))
-    };
-    let storage: Vec<Value> = crd
-        .pointer("/spec/versions")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
-                .filter_map(|v| v.get("name").cloned())
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut stored: Vec<Value> = old
-        .and_then(|o| o.pointer("/status/storedVersions"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for v in storage {
-        if !stored.contains(&v) {
-            stored.push(v);
-        }
-    }
-    let names = crd.pointer("/spec/names").cloned().unwrap_or(json!({}));
-    crd["status"] = json!({
-        "conditions": [
-            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
-             "message": "no conflicts found", "lastTransitionTime": prev("NamesAccepted")},
-            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
-             "message": "the initial names have been accepted", "lastTransitionTime": prev("Established")},
-        ],
-        "acceptedNames": names,
-        "storedVersions": stored,
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -1436,15 +1146,6 @@ mod tests {
             simulate_deployments: true,
             watch_history: 100,
         })
-    }
-
-    #[test]
-    fn base64_matches_rfc4648() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
     }
 
     #[test]
