@@ -98,3 +98,83 @@ fn set_crd_status(crd: &mut Value, old: Option<&Value>) {
         "storedVersions": stored,
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::strategy::tests::state;
+
+    fn crd(group: &str, plural: &str, kind: &str) -> Value {
+        json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("{plural}.{group}")},
+            "spec": {
+                "group": group,
+                "scope": "Namespaced",
+                "names": {"plural": plural, "kind": kind},
+                "versions": [{"name": "v1", "served": true, "storage": true}],
+            },
+        })
+    }
+
+    #[test]
+    fn a_crd_cannot_take_over_a_built_in_resource() {
+        let st = state();
+        let errs =
+            CustomResourceDefinition.validate(&st, None, &crd("apps", "deployments", "Deployment"));
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].field, "spec.names.plural");
+        assert!(
+            errs[0]
+                .message
+                .contains("conflicts with a built-in resource")
+        );
+        let own = crd("example.com", "gadgets", "Gadget");
+        assert!(
+            CustomResourceDefinition
+                .validate(&st, None, &own)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_stored_crd_is_served_and_a_removed_one_unserved() {
+        let st = state();
+        let own = crd("example.com", "gadgets", "Gadget");
+        let key = ("example.com".to_string(), "gadgets".to_string());
+        match CustomResourceDefinition
+            .after_write(&st, &own, false)
+            .as_slice()
+        {
+            [FollowUp::Serve(r)] => assert_eq!(r.key(), key),
+            other => panic!("expected one Serve, got {other:?}"),
+        }
+        match CustomResourceDefinition.after_delete(&own).as_slice() {
+            [FollowUp::Unserve(k)] => assert_eq!(*k, key),
+            other => panic!("expected one Unserve, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_status_keeps_transition_times_and_stored_versions() {
+        let mut first = crd("example.com", "gadgets", "Gadget");
+        set_crd_status(&mut first, None);
+        let established = first["status"]["conditions"][1].clone();
+        assert_eq!(established["type"], "Established");
+        assert_eq!(first["status"]["storedVersions"], json!(["v1"]));
+        let mut next = crd("example.com", "gadgets", "Gadget");
+        next["spec"]["versions"] = json!([
+            {"name": "v1", "served": true, "storage": false},
+            {"name": "v2", "served": true, "storage": true},
+        ]);
+        set_crd_status(&mut next, Some(&first));
+        assert_eq!(
+            next["status"]["conditions"][1]["lastTransitionTime"],
+            established["lastTransitionTime"]
+        );
+        assert_eq!(next["status"]["storedVersions"], json!(["v1", "v2"]));
+    }
+}

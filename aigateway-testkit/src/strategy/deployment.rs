@@ -118,3 +118,24 @@ pub(crate) fn simulate_status(st: &mut State, ns: &str, name: &str) {
     meta_mut(&mut new).insert("managedFields".into(), Managed::render_all(&list));
     st.put(&info, new);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategy::tests::state;
+
+    #[test]
+    fn only_api_writes_get_a_simulated_status_and_only_when_switched_on() {
+        let mut st = state();
+        let d = json!({"metadata": {"namespace": "default", "name": "web"}});
+        match Deployment.after_write(&st, &d, false).as_slice() {
+            [FollowUp::SimulateDeployment(key)] => {
+                assert_eq!(*key, ("default".to_string(), "web".to_string()))
+            }
+            other => panic!("expected SimulateDeployment, got {other:?}"),
+        }
+        assert!(Deployment.after_write(&st, &d, true).is_empty());
+        st.config.simulate_deployments = false;
+        assert!(Deployment.after_write(&st, &d, false).is_empty());
+    }
+}

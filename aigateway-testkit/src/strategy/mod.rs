@@ -116,3 +116,32 @@ pub(crate) fn of(info: &ResourceInfo) -> &'static dyn Strategy {
         _ => &Plain,
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::Config;
+
+    /// A fresh cluster, as the API server starts it.
+    pub(crate) fn state() -> State {
+        State::new(Config {
+            deployment_ready_delay: Duration::ZERO,
+            simulate_deployments: true,
+            watch_history: 100,
+        })
+    }
+
+    #[test]
+    fn services_and_pods_answer_a_delete_with_the_object_other_kinds_with_a_status() {
+        let st = state();
+        let answers_object = |group: &str, plural: &str| {
+            of(&st.registry.builtin(group, plural)).delete_returns_object()
+        };
+        assert!(answers_object("", "services"));
+        assert!(answers_object("", "pods"));
+        assert!(!answers_object("", "configmaps"));
+        assert!(!answers_object("apps", "deployments"));
+    }
+}

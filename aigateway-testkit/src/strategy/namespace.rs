@@ -72,3 +72,61 @@ pub(crate) fn finished(st: &State, ns: &str) -> bool {
     };
     !meta_str(&n, "deletionTimestamp").is_empty() && finalizers(&n) == 0 && st.namespace_empty(ns)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategy::tests::state;
+
+    #[test]
+    fn the_namespaces_every_cluster_has_cannot_be_deleted() {
+        for name in BUILTIN {
+            let e = Namespace.check_delete(name).unwrap_err();
+            assert_eq!((e.code, e.reason), (403, "Forbidden"));
+        }
+        assert!(Namespace.check_delete("team-a").is_ok());
+    }
+
+    #[test]
+    fn a_namespace_is_finished_only_when_terminating_unheld_and_empty() {
+        let mut st = state();
+        let namespaces = st.registry.builtin("", "namespaces");
+        let config_maps = st.registry.builtin("", "configmaps");
+        let terminating = |name: &str, finalizers: Value| {
+            json!({"metadata": {"name": name, "deletionTimestamp": "2026-01-01T00:00:00Z",
+                                "finalizers": finalizers}})
+        };
+        // `default` holds nothing but is not terminating.
+        assert!(!finished(&st, "default"));
+        assert!(!finished(&st, "no-such-namespace"));
+        st.put_direct(&namespaces, terminating("held", json!(["example.com/x"])))
+            .unwrap();
+        assert!(!finished(&st, "held"));
+        st.put_direct(&namespaces, terminating("full", json!([])))
+            .unwrap();
+        st.put_direct(
+            &config_maps,
+            json!({"metadata": {"namespace": "full", "name": "c"}}),
+        )
+        .unwrap();
+        assert!(!finished(&st, "full"));
+        st.put_direct(&namespaces, terminating("empty", json!([])))
+            .unwrap();
+        assert!(finished(&st, "empty"));
+    }
+
+    #[test]
+    fn a_deleted_namespace_terminates_and_takes_its_contents() {
+        let mut ns = json!({"metadata": {"name": "team-a"}});
+        Namespace.mark_deleting(&mut ns);
+        assert_eq!(ns["status"]["phase"], "Terminating");
+        assert!(Namespace.deletes_gracefully());
+        match Namespace
+            .while_deleting(&(String::new(), "team-a".into()))
+            .as_slice()
+        {
+            [FollowUp::EmptyNamespace(n)] => assert_eq!(n, "team-a"),
+            other => panic!("expected EmptyNamespace, got {other:?}"),
+        }
+    }
+}
