@@ -512,14 +512,7 @@ fn decode_continue(t: &str) -> Option<ObjKey> {
 mod tests {
     use super::*;
     use crate::write::WriteOpts;
-
-    fn state() -> State {
-        State::new(Config {
-            deployment_ready_delay: Duration::ZERO,
-            simulate_deployments: true,
-            watch_history: 100,
-        })
-    }
+    use crate::write::tests::state;
 
     #[test]
     fn continue_token_round_trip() {

@@ -185,33 +185,61 @@ impl State {
         if self.get_raw(&info.key(), ns, &name).is_some() {
             return Err(ApiError::already_exists(info, &name));
         }
+        self.write_new(info, version, ns, &name, body, Managers::Track, opts)
+    }
+
+    /// Stores a new object built from `body` (unless a dry run).
+    #[allow(clippy::too_many_arguments)]
+    fn write_new(
+        &mut self,
+        info: &Arc<ResourceInfo>,
+        version: &str,
+        ns: &str,
+        name: &str,
+        body: Value,
+        managers: Managers,
+        opts: &WriteOpts,
+    ) -> Result<WriteResult, ApiError> {
         let mut warnings = Vec::new();
         let obj = self.finalize(
             info,
             version,
             ns,
-            &name,
+            name,
             Sub::Main,
             None,
             body,
-            Managers::Track,
+            managers,
             opts,
             &mut warnings,
         )?;
+        Ok(self.commit(info, version, obj, true, warnings, opts))
+    }
+
+    /// Stores a finished object, unless a dry run, and answers with it.
+    fn commit(
+        &mut self,
+        info: &ResourceInfo,
+        version: &str,
+        obj: Value,
+        created: bool,
+        warnings: Vec<String>,
+        opts: &WriteOpts,
+    ) -> WriteResult {
         if opts.dry_run {
-            return Ok(WriteResult {
+            return WriteResult {
                 obj,
-                created: true,
+                created,
                 warnings,
-            });
+            };
         }
         let stored = self.put(info, obj);
         self.after_put(info, &stored, false);
-        Ok(WriteResult {
+        WriteResult {
             obj: Self::with_version(info, version, &stored),
-            created: true,
+            created,
             warnings,
-        })
+        }
     }
 
     /// PUT.
@@ -310,13 +338,7 @@ impl State {
                 warnings,
             });
         }
-        let stored = self.put(info, obj);
-        self.after_put(info, &stored, false);
-        Ok(WriteResult {
-            obj: Self::with_version(info, version, &stored),
-            created: false,
-            warnings,
-        })
+        Ok(self.commit(info, version, obj, false, warnings, opts))
     }
 
     /// PATCH (all four patch types).
@@ -545,33 +567,15 @@ impl State {
             ),
             None => {
                 self.namespace_check(info, ns)?;
-                let mut warnings = Vec::new();
-                let obj = self.finalize(
+                self.write_new(
                     info,
                     version,
                     ns,
                     name,
-                    Sub::Main,
-                    None,
                     merged,
                     Managers::Set(managers),
                     opts,
-                    &mut warnings,
-                )?;
-                if opts.dry_run {
-                    return Ok(WriteResult {
-                        obj,
-                        created: true,
-                        warnings,
-                    });
-                }
-                let stored = self.put(info, obj);
-                self.after_put(info, &stored, false);
-                Ok(WriteResult {
-                    obj: Self::with_version(info, version, &stored),
-                    created: true,
-                    warnings,
-                })
+                )
             }
         }
     }
@@ -1135,12 +1139,13 @@ enum Managers {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::Duration;
 
     use super::*;
 
-    fn state() -> State {
+    /// A fresh cluster, as the API server starts it.
+    pub(crate) fn state() -> State {
         State::new(Config {
             deployment_ready_delay: Duration::ZERO,
             simulate_deployments: true,

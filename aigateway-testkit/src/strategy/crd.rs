@@ -104,7 +104,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::strategy::tests::state;
+    use crate::write::tests::state;
 
     fn crd(group: &str, plural: &str, kind: &str) -> Value {
         json!({

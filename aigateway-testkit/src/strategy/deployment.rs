@@ -122,7 +122,7 @@ pub(crate) fn simulate_status(st: &mut State, ns: &str, name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::strategy::tests::state;
+    use crate::write::tests::state;
 
     #[test]
     fn only_api_writes_get_a_simulated_status_and_only_when_switched_on() {

@@ -118,20 +118,9 @@ pub(crate) fn of(info: &ResourceInfo) -> &'static dyn Strategy {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use std::time::Duration;
-
+mod tests {
     use super::*;
-    use crate::store::Config;
-
-    /// A fresh cluster, as the API server starts it.
-    pub(crate) fn state() -> State {
-        State::new(Config {
-            deployment_ready_delay: Duration::ZERO,
-            simulate_deployments: true,
-            watch_history: 100,
-        })
-    }
+    use crate::write::tests::state;
 
     #[test]
     fn services_and_pods_answer_a_delete_with_the_object_other_kinds_with_a_status() {

@@ -76,7 +76,7 @@ pub(crate) fn finished(st: &State, ns: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::strategy::tests::state;
+    use crate::write::tests::state;
 
     #[test]
     fn the_namespaces_every_cluster_has_cannot_be_deleted() {
