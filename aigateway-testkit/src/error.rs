@@ -2,6 +2,8 @@
 //! request (the store, the write pipeline, the per-kind strategies, the HTTP front) builds
 //! its refusals here, so codes, reasons and `details` stay worded one way.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Value, json};
 
 use crate::patch;
@@ -92,6 +94,47 @@ impl ApiError {
         err.details =
             Some(json!({"name": name, "group": info.group, "kind": info.kind, "causes": causes}));
         err
+    }
+
+    /// A server-side apply that conflicts with other managers' fields.
+    pub(crate) fn apply_conflicts(conflicts: &[patch::Conflict]) -> Self {
+        let n = conflicts.len();
+        let mut by_manager: BTreeMap<String, Vec<&patch::Conflict>> = BTreeMap::new();
+        for c in conflicts {
+            by_manager
+                .entry(c.manager_description())
+                .or_default()
+                .push(c);
+        }
+        let message = if n == 1 {
+            let c = &conflicts[0];
+            format!(
+                "Apply failed with 1 conflict: conflict with {}: {}",
+                c.manager_description(),
+                c.path
+            )
+        } else {
+            let parts: Vec<String> = by_manager
+                .iter()
+                .map(|(m, cs)| {
+                    let paths: Vec<String> = cs.iter().map(|c| format!("- {}", c.path)).collect();
+                    format!("conflicts with {m}:\n{}", paths.join("\n"))
+                })
+                .collect();
+            format!("Apply failed with {n} conflicts: {}", parts.join("\n"))
+        };
+        let causes: Vec<Value> = conflicts
+            .iter()
+            .map(|c| {
+                json!({"reason": "FieldManagerConflict",
+                       "message": format!("conflict with {}", c.manager_description()),
+                       "field": c.path})
+            })
+            .collect();
+        // The API server's apply conflicts name no object, only the conflicting fields.
+        let mut e = ApiError::new(409, "Conflict", message);
+        e.details = Some(json!({"causes": causes}));
+        e
     }
 
     /// The `metav1.Status` body.

@@ -1,6 +1,6 @@
 //! Simulated cluster behaviour that runs after writes: Deployment status after a delay.
-//! (Garbage collection, namespace cleanup and CRD establishment run inside the store's
-//! write path, so they are visible as soon as the triggering request returns.)
+//! (Garbage collection, namespace cleanup and CRD establishment run inside the write
+//! pipeline, `write.rs`, so they are visible as soon as the triggering request returns.)
 
 use std::sync::{Arc, Mutex};
 

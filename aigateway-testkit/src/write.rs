@@ -4,7 +4,6 @@
 //! promises: garbage collection of dependents (background, foreground, orphan), and what
 //! a kind's strategy asks for after a write or a removal.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -513,46 +512,7 @@ impl State {
             scope,
             &now,
         )
-        .map_err(|conflicts| {
-            let n = conflicts.len();
-            let mut by_manager: BTreeMap<String, Vec<&patch::Conflict>> = BTreeMap::new();
-            for c in &conflicts {
-                by_manager
-                    .entry(c.manager_description())
-                    .or_default()
-                    .push(c);
-            }
-            let message = if n == 1 {
-                let c = &conflicts[0];
-                format!(
-                    "Apply failed with 1 conflict: conflict with {}: {}",
-                    c.manager_description(),
-                    c.path
-                )
-            } else {
-                let parts: Vec<String> = by_manager
-                    .iter()
-                    .map(|(m, cs)| {
-                        let paths: Vec<String> =
-                            cs.iter().map(|c| format!("- {}", c.path)).collect();
-                        format!("conflicts with {m}:\n{}", paths.join("\n"))
-                    })
-                    .collect();
-                format!("Apply failed with {n} conflicts: {}", parts.join("\n"))
-            };
-            let causes: Vec<Value> = conflicts
-                .iter()
-                .map(|c| {
-                    json!({"reason": "FieldManagerConflict",
-                           "message": format!("conflict with {}", c.manager_description()),
-                           "field": c.path})
-                })
-                .collect();
-            // The API server's apply conflicts name no object, only the conflicting fields.
-            let mut e = ApiError::new(409, "Conflict", message);
-            e.details = Some(json!({"causes": causes}));
-            e
-        })?;
+        .map_err(|conflicts| ApiError::apply_conflicts(&conflicts))?;
         match old {
             Some(old) => self.write_existing(
                 info,
