@@ -618,17 +618,17 @@ impl State {
                 }
             }
         }
-        let mut meta_errs = Vec::new();
+        let mut field_errs = Vec::new();
         if old.is_none()
             && let Some(e) = schema::validate_name(&info.group, &info.plural, name)
         {
-            meta_errs.push(e);
+            field_errs.push(e);
         }
-        meta_errs.extend(schema::validate_labels(&new));
+        field_errs.extend(schema::validate_labels(&new));
         let strategy = strategy::of(info);
-        meta_errs.extend(strategy.validate(self, old, &new));
-        if !meta_errs.is_empty() {
-            return Err(ApiError::invalid(info, name, meta_errs));
+        field_errs.extend(strategy.validate(self, old, &new));
+        if !field_errs.is_empty() {
+            return Err(ApiError::invalid(info, name, field_errs));
         }
         strategy.prepare(self, old, &mut new);
         warnings.extend(strategy.warnings(old, &new));
