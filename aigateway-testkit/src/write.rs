@@ -550,7 +550,7 @@ impl State {
         name: &str,
         sub: Sub,
         old: Option<&Value>,
-        mut new: Value,
+        new: Value,
         managers: Managers,
         opts: &WriteOpts,
         warnings: &mut Vec<String>,
@@ -562,62 +562,7 @@ impl State {
                 info.kind
             )));
         }
-        if let Some(old) = old.filter(|_| sub == Sub::Status) {
-            let status = new.get("status").cloned();
-            new = old.clone();
-            match status {
-                Some(s) => new["status"] = s,
-                None => {
-                    new.as_object_mut().map(|m| m.remove("status"));
-                }
-            }
-        } else if info.status {
-            match old.and_then(|o| o.get("status")) {
-                Some(s) => new["status"] = s.clone(),
-                None => {
-                    new.as_object_mut().map(|m| m.remove("status"));
-                }
-            }
-        }
-        new["apiVersion"] = json!(info.api_version(version));
-        new["kind"] = json!(info.kind);
-        {
-            let m = meta_mut(&mut new);
-            m.insert("name".into(), json!(name));
-            if info.namespaced {
-                m.insert("namespace".into(), json!(ns));
-            } else {
-                m.remove("namespace");
-            }
-            m.remove("resourceVersion");
-            m.remove("selfLink");
-            for key in [
-                "uid",
-                "creationTimestamp",
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-                "generation",
-                "managedFields",
-            ] {
-                match old.and_then(|o| meta(o)).and_then(|om| om.get(key)) {
-                    Some(v) => {
-                        m.insert(key.into(), v.clone());
-                    }
-                    None => {
-                        m.remove(key);
-                    }
-                }
-            }
-            if old.is_none() {
-                m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
-                m.insert("creationTimestamp".into(), json!(now_string()));
-            }
-            for key in ["labels", "annotations"] {
-                if m.get(key).is_some_and(Value::is_null) {
-                    m.remove(key);
-                }
-            }
-        }
+        let mut new = with_server_fields(info, version, ns, name, sub, old, new);
         let mut field_errs = Vec::new();
         if old.is_none()
             && let Some(e) = schema::validate_name(&info.group, &info.plural, name)
@@ -633,60 +578,18 @@ impl State {
         strategy.prepare(self, old, &mut new);
         warnings.extend(strategy.warnings(old, &new));
         if let Some(schema) = info.schema(version) {
-            let unknown = schema::prune(schema, &mut new);
-            if !unknown.is_empty() {
-                match opts.validation {
-                    Validation::Strict => {
-                        let list: Vec<String> = unknown
-                            .iter()
-                            .map(|u| format!("unknown field \"{u}\""))
-                            .collect();
-                        return Err(ApiError::bad_request(format!(
-                            "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {}",
-                            list.join(", "),
-                            kind = info.kind,
-                        )));
-                    }
-                    Validation::Warn => {
-                        warnings.extend(unknown.iter().map(|u| format!("unknown field \"{u}\"")))
-                    }
-                    Validation::Ignore => {}
-                }
-            }
-            schema::apply_defaults(schema, &mut new);
-            let errs = schema::validate(schema, &new);
-            if !errs.is_empty() {
-                return Err(ApiError::invalid(info, name, errs));
-            }
+            check_schema(
+                schema,
+                info,
+                version,
+                name,
+                opts.validation,
+                &mut new,
+                warnings,
+            )?;
         }
         if info.generation {
-            let current_gen = old
-                .and_then(|o| o.pointer("/metadata/generation"))
-                .and_then(Value::as_i64);
-            let next = match (current_gen, old) {
-                (Some(g), Some(o)) => {
-                    let strip = |v: &Value| {
-                        let mut v = v.clone();
-                        if let Some(m) = v.as_object_mut() {
-                            m.remove("metadata");
-                            m.remove("apiVersion");
-                            m.remove("kind");
-                            if info.status {
-                                m.remove("status");
-                            }
-                        }
-                        v
-                    };
-                    let became_deleting = meta_str(o, "deletionTimestamp").is_empty()
-                        && !meta_str(&new, "deletionTimestamp").is_empty();
-                    if strip(o) != strip(&new) || became_deleting {
-                        g + 1
-                    } else {
-                        g
-                    }
-                }
-                _ => 1,
-            };
+            let next = next_generation(info, old, &new);
             meta_mut(&mut new).insert("generation".into(), json!(next));
         }
         let scope = match sub {
@@ -1084,6 +987,150 @@ impl State {
         let ns = if info.namespaced { ns } else { "" };
         self.delete_internal(info, &(ns.to_string(), name.to_string()), false)
             .map(|v| (*v).clone())
+    }
+}
+
+/// The candidate object with what the server owns: for a status write the stored
+/// object with the new status, otherwise the new object with the stored status (when
+/// there is a status subresource); apiVersion, kind, name and namespace from the
+/// request; uid, timestamps, generation and managedFields from the stored object.
+fn with_server_fields(
+    info: &ResourceInfo,
+    version: &str,
+    ns: &str,
+    name: &str,
+    sub: Sub,
+    old: Option<&Value>,
+    mut new: Value,
+) -> Value {
+    if let Some(old) = old.filter(|_| sub == Sub::Status) {
+        let status = new.get("status").cloned();
+        new = old.clone();
+        match status {
+            Some(s) => new["status"] = s,
+            None => {
+                new.as_object_mut().map(|m| m.remove("status"));
+            }
+        }
+    } else if info.status {
+        match old.and_then(|o| o.get("status")) {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                new.as_object_mut().map(|m| m.remove("status"));
+            }
+        }
+    }
+    new["apiVersion"] = json!(info.api_version(version));
+    new["kind"] = json!(info.kind);
+    {
+        let m = meta_mut(&mut new);
+        m.insert("name".into(), json!(name));
+        if info.namespaced {
+            m.insert("namespace".into(), json!(ns));
+        } else {
+            m.remove("namespace");
+        }
+        m.remove("resourceVersion");
+        m.remove("selfLink");
+        for key in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "managedFields",
+        ] {
+            match old.and_then(|o| meta(o)).and_then(|om| om.get(key)) {
+                Some(v) => {
+                    m.insert(key.into(), v.clone());
+                }
+                None => {
+                    m.remove(key);
+                }
+            }
+        }
+        if old.is_none() {
+            m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+            m.insert("creationTimestamp".into(), json!(now_string()));
+        }
+        for key in ["labels", "annotations"] {
+            if m.get(key).is_some_and(Value::is_null) {
+                m.remove(key);
+            }
+        }
+    }
+    new
+}
+
+/// Prunes, defaults and validates a custom resource against its schema; unknown
+/// fields fail, warn or pass as `fieldValidation` says.
+fn check_schema(
+    schema: &Value,
+    info: &ResourceInfo,
+    version: &str,
+    name: &str,
+    validation: Validation,
+    new: &mut Value,
+    warnings: &mut Vec<String>,
+) -> Result<(), ApiError> {
+    let unknown = schema::prune(schema, new);
+    if !unknown.is_empty() {
+        match validation {
+            Validation::Strict => {
+                let list: Vec<String> = unknown
+                    .iter()
+                    .map(|u| format!("unknown field \"{u}\""))
+                    .collect();
+                return Err(ApiError::bad_request(format!(
+                    "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {}",
+                    list.join(", "),
+                    kind = info.kind,
+                )));
+            }
+            Validation::Warn => {
+                warnings.extend(unknown.iter().map(|u| format!("unknown field \"{u}\"")))
+            }
+            Validation::Ignore => {}
+        }
+    }
+    schema::apply_defaults(schema, new);
+    let errs = schema::validate(schema, new);
+    if !errs.is_empty() {
+        return Err(ApiError::invalid(info, name, errs));
+    }
+    Ok(())
+}
+
+/// The generation after a write: 1 on create (or when none is stored); one more when
+/// anything outside the metadata (and the status, with a status subresource) changed
+/// or deletion began.
+fn next_generation(info: &ResourceInfo, old: Option<&Value>, new: &Value) -> i64 {
+    let current_gen = old
+        .and_then(|o| o.pointer("/metadata/generation"))
+        .and_then(Value::as_i64);
+    match (current_gen, old) {
+        (Some(g), Some(o)) => {
+            let strip = |v: &Value| {
+                let mut v = v.clone();
+                if let Some(m) = v.as_object_mut() {
+                    m.remove("metadata");
+                    m.remove("apiVersion");
+                    m.remove("kind");
+                    if info.status {
+                        m.remove("status");
+                    }
+                }
+                v
+            };
+            let became_deleting = meta_str(o, "deletionTimestamp").is_empty()
+                && !meta_str(new, "deletionTimestamp").is_empty();
+            if strip(o) != strip(new) || became_deleting {
+                g + 1
+            } else {
+                g
+            }
+        }
+        _ => 1,
     }
 }
 
