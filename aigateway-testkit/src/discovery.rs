@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::store::{ResourceInfo, meta_str};
+use crate::registry::ResourceInfo;
+use crate::store::meta_str;
 
 /// `/version`.
 pub(crate) fn version() -> Value {

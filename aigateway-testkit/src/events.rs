@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::store::ApiError;
+use crate::error::ApiError;
 
 /// `(events.k8s.io/v1 field, core/v1 field)`.
 const RENAMES: &[(&str, &str)] = &[

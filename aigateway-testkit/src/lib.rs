@@ -213,20 +213,24 @@
 pub mod cut_proxy;
 mod defaults;
 mod discovery;
+mod error;
 mod events;
 pub mod fake_provider;
 mod faults;
 mod patch;
 mod proto;
 pub mod real_cluster;
+mod registry;
 mod schema;
 mod selector;
 mod server;
 mod simulate;
 mod stats;
 mod store;
+mod strategy;
 pub mod third_party;
 mod watch;
+mod write;
 
 pub use faults::{Faults, RequestMatch};
 pub use server::{ApiServer, ApiServerBuilder, HttpServer, IntoCrd, parse_manifests};

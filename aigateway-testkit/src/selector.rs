@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::store::ResourceInfo;
+use crate::registry::ResourceInfo;
 
 /// One label requirement.
 #[derive(Clone, Debug, PartialEq, Eq)]

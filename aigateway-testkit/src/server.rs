@@ -15,14 +15,14 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::discovery;
+use crate::error::ApiError;
 use crate::faults::{Faults, RequestFacts, reason_for};
+use crate::registry::ResourceInfo;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::stats::{CountKey, RequestRecord, Stats};
-use crate::store::{
-    ApiError, Config, DeleteOpts, ListOpts, PatchType, ResourceInfo, State, Sub, Validation,
-    WriteOpts, WriteResult,
-};
+use crate::store::{Config, ListOpts, State};
 use crate::watch::{self, WatchParams};
+use crate::write::{DeleteOpts, PatchType, Sub, Validation, WriteOpts, WriteResult};
 use crate::{Error, events, simulate};
 
 const MAX_BODY: usize = 64 * 1024 * 1024;

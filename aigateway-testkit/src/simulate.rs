@@ -1,10 +1,11 @@
 //! Simulated cluster behaviour that runs after writes: Deployment status after a delay.
-//! (Garbage collection, namespace cleanup and CRD establishment run inside the store's
-//! write path, so they are visible as soon as the triggering request returns.)
+//! (Garbage collection, namespace cleanup and CRD establishment run inside the write
+//! pipeline, `write.rs`, so they are visible as soon as the triggering request returns.)
 
 use std::sync::{Arc, Mutex};
 
 use crate::store::{ObjKey, State};
+use crate::strategy::deployment;
 
 /// Schedules simulated status for Deployments written with a non-zero readiness delay.
 pub(crate) fn schedule(state: &Arc<Mutex<State>>, pending: Vec<ObjKey>) {
@@ -17,7 +18,7 @@ pub(crate) fn schedule(state: &Arc<Mutex<State>>, pending: Vec<ObjKey>) {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         for (ns, name) in pending {
-            st.simulate_deployment(&ns, &name);
+            deployment::simulate_status(&mut st, &ns, &name);
         }
         return;
     };
@@ -34,7 +35,7 @@ pub(crate) fn schedule(state: &Arc<Mutex<State>>, pending: Vec<ObjKey>) {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             for (ns, name) in pending {
-                st.simulate_deployment(&ns, &name);
+                deployment::simulate_status(&mut st, &ns, &name);
             }
         }
     });

@@ -1,7 +1,8 @@
-//! The object store: resource registry, objects, the global resourceVersion, the event
-//! history for watches, and the write pipeline (create, update, patch, apply, delete)
-//! with the cluster behaviours that follow writes (CRD registration, garbage collection,
-//! namespace cleanup, Deployment status).
+//! The object store: objects by resource, the global resourceVersion, the owner index
+//! garbage collection follows, and the event history watches read. Reads (get, list,
+//! watch) live here; every change goes through one `put` or `remove_object`, so each
+//! gets a resourceVersion and a watch event. Deciding what to store is the write
+//! pipeline's (`write.rs`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -10,286 +11,12 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
-use crate::patch::{self, ListCtx, Managed, Scope};
-use crate::schema;
+use crate::error::ApiError;
+use crate::registry::{Registry, ResKey, ResourceInfo};
 use crate::selector::{FieldSelector, LabelSelector};
 
-/// `(group, plural)`; the core group is `""`.
-pub(crate) type ResKey = (String, String);
 /// `(namespace, name)`; cluster-scoped objects have namespace `""`.
 pub(crate) type ObjKey = (String, String);
-
-/// An error answered as a `metav1.Status`.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct ApiError {
-    pub code: u16,
-    pub reason: &'static str,
-    pub message: String,
-    pub details: Option<Value>,
-}
-
-impl ApiError {
-    pub(crate) fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            code,
-            reason,
-            message: message.into(),
-            details: None,
-        }
-    }
-    pub(crate) fn from_json_patch(e: patch::JsonPatchError) -> Self {
-        let code = e.code();
-        let reason = if code == 400 { "BadRequest" } else { "Invalid" };
-        Self::new(code, reason, e.to_string())
-    }
-    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(400, "BadRequest", message)
-    }
-    pub(crate) fn not_found(info: &ResourceInfo, name: &str) -> Self {
-        let mut e = Self::new(
-            404,
-            "NotFound",
-            format!("{} \"{name}\" not found", info.qualified()),
-        );
-        e.details = Some(json!({"name": name, "group": info.group, "kind": info.plural}));
-        e
-    }
-    pub(crate) fn conflict(info: &ResourceInfo, name: &str) -> Self {
-        let mut e = Self::new(
-            409,
-            "Conflict",
-            format!(
-                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
-                info.qualified()
-            ),
-        );
-        e.details = Some(json!({"name": name, "group": info.group, "kind": info.plural}));
-        e
-    }
-    fn already_exists(info: &ResourceInfo, name: &str) -> Self {
-        let mut e = Self::new(
-            409,
-            "AlreadyExists",
-            format!("{} \"{name}\" already exists", info.qualified()),
-        );
-        e.details = Some(json!({"name": name, "group": info.group, "kind": info.plural}));
-        e
-    }
-    fn invalid(info: &ResourceInfo, name: &str, errs: Vec<schema::FieldError>) -> Self {
-        let msgs: Vec<String> = errs.iter().map(|e| e.message.clone()).collect();
-        let joined = if msgs.len() == 1 {
-            msgs[0].clone()
-        } else {
-            format!("[{}]", msgs.join(", "))
-        };
-        let kind_group = if info.group.is_empty() {
-            info.kind.clone()
-        } else {
-            format!("{}.{}", info.kind, info.group)
-        };
-        let causes: Vec<Value> = errs
-            .iter()
-            .map(|e| {
-                let prefix = format!("{}: ", e.field);
-                let message = e.message.strip_prefix(&prefix).unwrap_or(&e.message);
-                json!({"reason": e.reason, "message": message, "field": e.field})
-            })
-            .collect();
-        let mut err = Self::new(
-            422,
-            "Invalid",
-            format!("{kind_group} \"{name}\" is invalid: {joined}"),
-        );
-        err.details =
-            Some(json!({"name": name, "group": info.group, "kind": info.kind, "causes": causes}));
-        err
-    }
-
-    /// The `metav1.Status` body.
-    pub(crate) fn to_status(&self) -> Value {
-        let mut s = json!({
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        });
-        if let Some(d) = &self.details {
-            let mut d = d.clone();
-            // Core-group details carry no `group` (JSON omits the empty string).
-            if let Some(m) = d.as_object_mut()
-                && m.get("group").is_some_and(|g| g == "")
-            {
-                m.remove("group");
-            }
-            s["details"] = d;
-        }
-        if self.reason.is_empty() {
-            // An internal error carries no reason.
-            if let Some(m) = s.as_object_mut() {
-                m.remove("reason");
-            }
-        }
-        s
-    }
-}
-
-/// What the CRD says about one of its resources.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct CrdInfo {
-    /// `openAPIV3Schema` per version.
-    pub schemas: BTreeMap<String, Value>,
-    /// `additionalPrinterColumns` per version.
-    pub columns: BTreeMap<String, Vec<Value>>,
-    /// `selectableFields` per version, as field selector paths (`spec.color`).
-    pub selectable: BTreeMap<String, Vec<String>>,
-}
-
-/// A served resource.
-#[derive(Clone, Debug)]
-pub(crate) struct ResourceInfo {
-    pub group: String,
-    pub versions: Vec<String>,
-    pub kind: String,
-    pub plural: String,
-    pub singular: String,
-    pub short_names: Vec<String>,
-    pub categories: Vec<String>,
-    pub namespaced: bool,
-    pub status: bool,
-    pub generation: bool,
-    pub crd: Option<CrdInfo>,
-}
-
-impl ResourceInfo {
-    fn builtin(
-        group: &str,
-        version: &str,
-        kind: &str,
-        plural: &str,
-        namespaced: bool,
-        short: &[&str],
-    ) -> Self {
-        ResourceInfo {
-            group: group.into(),
-            versions: vec![version.into()],
-            kind: kind.into(),
-            plural: plural.into(),
-            singular: kind.to_lowercase(),
-            short_names: short.iter().map(|s| s.to_string()).collect(),
-            categories: Vec::new(),
-            namespaced,
-            status: false,
-            generation: false,
-            crd: None,
-        }
-    }
-    /// `plural` or `plural.group`.
-    pub(crate) fn qualified(&self) -> String {
-        if self.group.is_empty() {
-            self.plural.clone()
-        } else {
-            format!("{}.{}", self.plural, self.group)
-        }
-    }
-    pub(crate) fn key(&self) -> ResKey {
-        (self.group.clone(), self.plural.clone())
-    }
-    pub(crate) fn api_version(&self, version: &str) -> String {
-        if self.group.is_empty() {
-            version.to_string()
-        } else {
-            format!("{}/{version}", self.group)
-        }
-    }
-    pub(crate) fn schema(&self, version: &str) -> Option<&Value> {
-        self.crd.as_ref().and_then(|c| c.schemas.get(version))
-    }
-    fn list_ctx(&self, version: &str) -> ListCtx<'_> {
-        ListCtx {
-            schema: self.schema(version),
-        }
-    }
-    pub(crate) fn is(&self, group: &str, plural: &str) -> bool {
-        self.group == group && self.plural == plural
-    }
-}
-
-fn builtins() -> Vec<ResourceInfo> {
-    let mut v = vec![
-        ResourceInfo::builtin("", "v1", "Namespace", "namespaces", false, &["ns"]),
-        ResourceInfo::builtin("", "v1", "ConfigMap", "configmaps", true, &["cm"]),
-        ResourceInfo::builtin("", "v1", "Secret", "secrets", true, &[]),
-        ResourceInfo::builtin("", "v1", "Service", "services", true, &["svc"]),
-        ResourceInfo::builtin("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"]),
-        ResourceInfo::builtin("", "v1", "Event", "events", true, &["ev"]),
-        ResourceInfo::builtin("", "v1", "Pod", "pods", true, &["po"]),
-        ResourceInfo::builtin("events.k8s.io", "v1", "Event", "events", true, &["ev"]),
-        ResourceInfo::builtin("apps", "v1", "Deployment", "deployments", true, &["deploy"]),
-        ResourceInfo::builtin("coordination.k8s.io", "v1", "Lease", "leases", true, &[]),
-        ResourceInfo::builtin(
-            "apiextensions.k8s.io",
-            "v1",
-            "CustomResourceDefinition",
-            "customresourcedefinitions",
-            false,
-            &["crd", "crds"],
-        ),
-        ResourceInfo::builtin(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "ClusterRole",
-            "clusterroles",
-            false,
-            &[],
-        ),
-        ResourceInfo::builtin(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "ClusterRoleBinding",
-            "clusterrolebindings",
-            false,
-            &[],
-        ),
-        ResourceInfo::builtin(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "Role",
-            "roles",
-            true,
-            &[],
-        ),
-        ResourceInfo::builtin(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "RoleBinding",
-            "rolebindings",
-            true,
-            &[],
-        ),
-    ];
-    for r in &mut v {
-        if r.is("apps", "deployments") || r.is("apiextensions.k8s.io", "customresourcedefinitions")
-        {
-            r.status = true;
-            r.generation = true;
-        }
-        if r.is("apps", "deployments") {
-            r.categories = vec!["all".into()];
-        }
-        if r.is("", "pods") {
-            r.status = true;
-            r.categories = vec!["all".into()];
-        }
-        if r.is("", "services") {
-            r.status = true;
-            r.categories = vec!["all".into()];
-        }
-    }
-    v
-}
 
 /// Watch event types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -323,49 +50,6 @@ pub(crate) struct Config {
     pub watch_history: usize,
 }
 
-/// How unknown fields are treated (`fieldValidation`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub(crate) enum Validation {
-    Strict,
-    #[default]
-    Warn,
-    Ignore,
-}
-
-/// Options of a write request.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct WriteOpts {
-    pub dry_run: bool,
-    pub field_manager: String,
-    pub explicit_manager: bool,
-    pub force: bool,
-    pub validation: Validation,
-}
-
-/// The subresource a request addresses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Sub {
-    Main,
-    Status,
-}
-
-/// The patch types.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum PatchType {
-    Merge,
-    Json,
-    Strategic,
-    Apply,
-}
-
-/// Result of a write.
-#[derive(Debug)]
-pub(crate) struct WriteResult {
-    pub obj: Value,
-    pub created: bool,
-    pub warnings: Vec<String>,
-}
-
 /// Options of list and watch.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ListOpts {
@@ -373,15 +57,6 @@ pub(crate) struct ListOpts {
     pub fields: FieldSelector,
     pub limit: Option<usize>,
     pub continue_token: Option<String>,
-}
-
-/// Options of delete.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct DeleteOpts {
-    pub dry_run: bool,
-    pub propagation: Option<String>,
-    pub precondition_uid: Option<String>,
-    pub precondition_rv: Option<String>,
 }
 
 /// The initial events of a watch and its live event channel.
@@ -398,11 +73,12 @@ pub(crate) enum WatchStart {
 pub(crate) struct State {
     pub rv: u64,
     pub config: Config,
-    resources: BTreeMap<ResKey, Arc<ResourceInfo>>,
+    pub registry: Registry,
     objects: HashMap<ResKey, BTreeMap<ObjKey, Arc<Value>>>,
+    /// Dependents by owner uid, from `ownerReferences`.
     owners: HashMap<String, BTreeSet<(ResKey, ObjKey)>>,
     /// Owners in foreground deletion, by uid: removed once their dependents are gone.
-    foreground: HashMap<String, (ResKey, ObjKey)>,
+    pub foreground: HashMap<String, (ResKey, ObjKey)>,
     history: VecDeque<Arc<HistEvent>>,
     history_floor: u64,
     watchers: Vec<WatcherReg>,
@@ -416,7 +92,7 @@ pub(crate) fn now_string() -> String {
         .to_string()
 }
 
-fn meta(v: &Value) -> Option<&Map<String, Value>> {
+pub(crate) fn meta(v: &Value) -> Option<&Map<String, Value>> {
     v.get("metadata").and_then(Value::as_object)
 }
 
@@ -427,7 +103,7 @@ pub(crate) fn meta_str<'a>(v: &'a Value, key: &str) -> &'a str {
         .unwrap_or("")
 }
 
-fn meta_mut(v: &mut Value) -> &mut Map<String, Value> {
+pub(crate) fn meta_mut(v: &mut Value) -> &mut Map<String, Value> {
     if !v.get("metadata").is_some_and(Value::is_object) {
         v["metadata"] = json!({});
     }
@@ -436,20 +112,15 @@ fn meta_mut(v: &mut Value) -> &mut Map<String, Value> {
         .expect("metadata is an object")
 }
 
-/// Whether a DELETE that removes the object at once answers with the object (as
-/// Services and Pods do on a real API server) rather than a `Status` (ConfigMaps,
-/// Secrets, Deployments, custom resources, ...).
-fn returns_deleted_object(info: &ResourceInfo) -> bool {
-    info.is("", "services") || info.is("", "pods")
-}
-
-fn finalizers(v: &Value) -> usize {
+/// The number of finalizers holding an object.
+pub(crate) fn finalizers(v: &Value) -> usize {
     v.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
         .map_or(0, Vec::len)
 }
 
-fn owner_uids(v: &Value) -> Vec<String> {
+/// The uids of an object's owners.
+pub(crate) fn owner_uids(v: &Value) -> Vec<String> {
     v.pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
         .map(|a| {
@@ -460,57 +131,13 @@ fn owner_uids(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        out.push(T[(n >> 18) as usize & 63] as char);
-        out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 {
-            T[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        out.push(if chunk.len() > 2 {
-            T[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    out
-}
-
-/// Compares two objects ignoring resourceVersion and managedFields timestamps.
-fn same_content(a: &Value, b: &Value) -> bool {
-    fn norm(v: &Value) -> Value {
-        let mut v = v.clone();
-        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.remove("resourceVersion");
-            if let Some(Value::Array(mf)) = m.get_mut("managedFields") {
-                for e in mf {
-                    if let Some(e) = e.as_object_mut() {
-                        e.remove("time");
-                    }
-                }
-            }
-        }
-        v
-    }
-    norm(a) == norm(b)
-}
-
 impl State {
-    pub(crate) fn new(config: Config) -> Self {
-        let mut st = State {
+    /// A store serving the built-in resources, with no objects.
+    pub(crate) fn empty(config: Config) -> Self {
+        State {
             rv: 0,
             config,
-            resources: BTreeMap::new(),
+            registry: Registry::with_builtins(),
             objects: HashMap::new(),
             owners: HashMap::new(),
             foreground: HashMap::new(),
@@ -518,22 +145,12 @@ impl State {
             history_floor: 0,
             watchers: Vec::new(),
             pending_deployments: Vec::new(),
-        };
-        for r in builtins() {
-            st.resources.insert(r.key(), Arc::new(r));
         }
-        for ns in ["default", "kube-system", "kube-public"] {
-            let info = st.resources[&(String::new(), "namespaces".to_string())].clone();
-            let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-            st.create(&info, "v1", "", body, &WriteOpts::default())
-                .expect("default namespaces are valid");
-        }
-        st
     }
 
     /// All served resources.
     pub(crate) fn resources(&self) -> Vec<Arc<ResourceInfo>> {
-        self.resources.values().cloned().collect()
+        self.registry.all().cloned().collect()
     }
 
     /// Finds a resource by group, version and plural.
@@ -543,25 +160,22 @@ impl State {
         version: &str,
         plural: &str,
     ) -> Result<Arc<ResourceInfo>, ApiError> {
-        match self.resources.get(&(group.to_string(), plural.to_string())) {
-            Some(r) if r.versions.iter().any(|v| v == version) => Ok(r.clone()),
-            _ => Err(ApiError::new(
+        self.registry.served(group, version, plural).ok_or_else(|| {
+            ApiError::new(
                 404,
                 "NotFound",
                 "the server could not find the requested resource",
-            )),
-        }
+            )
+        })
     }
 
     /// Finds a resource by kind within a group.
     pub(crate) fn resource_for_kind(&self, group: &str, kind: &str) -> Option<Arc<ResourceInfo>> {
-        self.resources
-            .values()
-            .find(|r| r.group == group && r.kind == kind)
-            .cloned()
+        self.registry.for_kind(group, kind)
     }
 
-    fn with_version(info: &ResourceInfo, version: &str, obj: &Value) -> Value {
+    /// The object as seen through `version` of its resource.
+    pub(crate) fn with_version(info: &ResourceInfo, version: &str, obj: &Value) -> Value {
         let mut v = obj.clone();
         let av = info.api_version(version);
         if v.get("apiVersion").and_then(Value::as_str) != Some(av.as_str()) {
@@ -651,765 +265,8 @@ impl State {
         }))
     }
 
-    fn namespace_check(&self, info: &ResourceInfo, ns: &str) -> Result<(), ApiError> {
-        if !info.namespaced {
-            return Ok(());
-        }
-        if ns.is_empty() {
-            return Err(ApiError::bad_request(
-                "the server could not find the requested resource: namespace is required",
-            ));
-        }
-        match self.get_raw(&(String::new(), "namespaces".into()), "", ns) {
-            None => {
-                let mut e =
-                    ApiError::new(404, "NotFound", format!("namespaces \"{ns}\" not found"));
-                e.details = Some(json!({"name": ns, "kind": "namespaces"}));
-                Err(e)
-            }
-            Some(n) if !meta_str(&n, "deletionTimestamp").is_empty() => Err(ApiError::new(
-                403,
-                "Forbidden",
-                format!(
-                    "{} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-                    info.qualified()
-                ),
-            )),
-            Some(_) => Ok(()),
-        }
-    }
-
-    /// POST.
-    pub(crate) fn create(
-        &mut self,
-        info: &Arc<ResourceInfo>,
-        version: &str,
-        ns: &str,
-        mut body: Value,
-        opts: &WriteOpts,
-    ) -> Result<WriteResult, ApiError> {
-        if !body.is_object() {
-            return Err(ApiError::bad_request(
-                "the body of the request must be a JSON object",
-            ));
-        }
-        let mut name = meta_str(&body, "name").to_string();
-        if name.is_empty() {
-            let gen_name = meta_str(&body, "generateName").to_string();
-            if gen_name.is_empty() {
-                return Err(ApiError::invalid(
-                    info,
-                    "",
-                    vec![schema::FieldError {
-                        reason: "FieldValueRequired",
-                        field: "metadata.name".into(),
-                        message: "metadata.name: Required value: name or generateName is required"
-                            .into(),
-                    }],
-                ));
-            }
-            let suffix: String = (0..5)
-                .map(|_| {
-                    let chars = b"bcdfghjklmnpqrstvwxz2456789";
-                    chars[rand::random_range(0..chars.len())] as char
-                })
-                .collect();
-            name = format!("{gen_name}{suffix}");
-            meta_mut(&mut body).insert("name".into(), json!(name));
-        }
-        if !meta_str(&body, "resourceVersion").is_empty() {
-            return Err(ApiError::bad_request(
-                "resourceVersion should not be set on objects to be created",
-            ));
-        }
-        let body_ns = meta_str(&body, "namespace").to_string();
-        if info.namespaced && !body_ns.is_empty() && body_ns != ns {
-            return Err(ApiError::bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request",
-            ));
-        }
-        self.namespace_check(info, ns)?;
-        let ns = if info.namespaced { ns } else { "" };
-        if self.get_raw(&info.key(), ns, &name).is_some() {
-            return Err(ApiError::already_exists(info, &name));
-        }
-        let mut warnings = Vec::new();
-        let obj = self.finalize(
-            info,
-            version,
-            ns,
-            &name,
-            Sub::Main,
-            None,
-            body,
-            Managers::Track,
-            opts,
-            &mut warnings,
-        )?;
-        if opts.dry_run {
-            return Ok(WriteResult {
-                obj,
-                created: true,
-                warnings,
-            });
-        }
-        let stored = self.put(info, obj);
-        self.after_put(info, &stored);
-        Ok(WriteResult {
-            obj: Self::with_version(info, version, &stored),
-            created: true,
-            warnings,
-        })
-    }
-
-    /// PUT.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn update(
-        &mut self,
-        info: &Arc<ResourceInfo>,
-        version: &str,
-        ns: &str,
-        name: &str,
-        sub: Sub,
-        body: Value,
-        opts: &WriteOpts,
-    ) -> Result<WriteResult, ApiError> {
-        if !body.is_object() {
-            return Err(ApiError::bad_request(
-                "the body of the request must be a JSON object",
-            ));
-        }
-        let body_name = meta_str(&body, "name");
-        if !body_name.is_empty() && body_name != name {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({body_name}) does not match the name on the URL ({name})"
-            )));
-        }
-        let ns = if info.namespaced { ns } else { "" };
-        let old = self
-            .get_raw(&info.key(), ns, name)
-            .ok_or_else(|| ApiError::not_found(info, name))?;
-        let rv = meta_str(&body, "resourceVersion");
-        if !rv.is_empty() && rv != meta_str(&old, "resourceVersion") {
-            return Err(ApiError::conflict(info, name));
-        }
-        self.write_existing(
-            info,
-            version,
-            ns,
-            name,
-            sub,
-            old,
-            body,
-            Managers::Track,
-            opts,
-        )
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn write_existing(
-        &mut self,
-        info: &Arc<ResourceInfo>,
-        version: &str,
-        ns: &str,
-        name: &str,
-        sub: Sub,
-        old: Arc<Value>,
-        body: Value,
-        managers: Managers,
-        opts: &WriteOpts,
-    ) -> Result<WriteResult, ApiError> {
-        let mut warnings = Vec::new();
-        let obj = self.finalize(
-            info,
-            version,
-            ns,
-            name,
-            sub,
-            Some(&old),
-            body,
-            managers,
-            opts,
-            &mut warnings,
-        )?;
-        if same_content(&obj, &old) {
-            return Ok(WriteResult {
-                obj: Self::with_version(info, version, &old),
-                created: false,
-                warnings,
-            });
-        }
-        if opts.dry_run {
-            return Ok(WriteResult {
-                obj,
-                created: false,
-                warnings,
-            });
-        }
-        let deleting = !meta_str(&obj, "deletionTimestamp").is_empty();
-        if deleting && finalizers(&obj) == 0 {
-            let key = (ns.to_string(), name.to_string());
-            let removed = self
-                .remove_with(info, &key, Some(obj))
-                .expect("object exists");
-            return Ok(WriteResult {
-                obj: Self::with_version(info, version, &removed),
-                created: false,
-                warnings,
-            });
-        }
-        let stored = self.put(info, obj);
-        self.after_put(info, &stored);
-        Ok(WriteResult {
-            obj: Self::with_version(info, version, &stored),
-            created: false,
-            warnings,
-        })
-    }
-
-    /// PATCH (all four patch types).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn patch(
-        &mut self,
-        info: &Arc<ResourceInfo>,
-        version: &str,
-        ns: &str,
-        name: &str,
-        sub: Sub,
-        ptype: PatchType,
-        body: &[u8],
-        opts: &WriteOpts,
-    ) -> Result<WriteResult, ApiError> {
-        let ns = if info.namespaced { ns } else { "" };
-        let old = self.get_raw(&info.key(), ns, name);
-        if ptype == PatchType::Apply {
-            return self.apply(info, version, ns, name, sub, old, body, opts);
-        }
-        let old = old.ok_or_else(|| ApiError::not_found(info, name))?;
-        let patch: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON patch body: {e}")))?;
-        let mut candidate = Self::with_version(info, version, &old);
-        match ptype {
-            PatchType::Merge => {
-                if !patch.is_object() {
-                    return Err(ApiError::bad_request("merge patch must be a JSON object"));
-                }
-                patch::merge_patch(&mut candidate, &patch)
-            }
-            PatchType::Json => {
-                patch::json_patch(&mut candidate, &patch).map_err(ApiError::from_json_patch)?
-            }
-            PatchType::Strategic => {
-                if info.crd.is_some() {
-                    return Err(ApiError::new(
-                        415,
-                        "UnsupportedMediaType",
-                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
-                    ));
-                }
-                candidate = patch::strategic_merge(&candidate, &patch, &info.list_ctx(version))
-                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
-            }
-            PatchType::Apply => unreachable!("handled above"),
-        }
-        if !candidate.is_object() {
-            return Err(ApiError::bad_request("patch result must be a JSON object"));
-        }
-        let rv = meta_str(&candidate, "resourceVersion");
-        if !rv.is_empty() && rv != meta_str(&old, "resourceVersion") {
-            return Err(ApiError::conflict(info, name));
-        }
-        if meta_str(&candidate, "name") != name {
-            return Err(ApiError::bad_request(
-                "metadata.name cannot be changed by a patch",
-            ));
-        }
-        self.write_existing(
-            info,
-            version,
-            ns,
-            name,
-            sub,
-            old,
-            candidate,
-            Managers::Track,
-            opts,
-        )
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn apply(
-        &mut self,
-        info: &Arc<ResourceInfo>,
-        version: &str,
-        ns: &str,
-        name: &str,
-        sub: Sub,
-        old: Option<Arc<Value>>,
-        body: &[u8],
-        opts: &WriteOpts,
-    ) -> Result<WriteResult, ApiError> {
-        if !opts.explicit_manager || opts.field_manager.is_empty() {
-            let mut e = ApiError::new(
-                422,
-                "Invalid",
-                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
-            );
-            e.details = Some(json!({"group": "meta.k8s.io", "kind": "PatchOptions",
-                "causes": [{"reason": "FieldValueRequired", "field": "fieldManager",
-                            "message": "Required value: is required for apply patch"}]}));
-            return Err(e);
-        }
-        let applied: Value = match serde_json::from_slice(body) {
-            Ok(v) => v,
-            Err(_) => {
-                let text = std::str::from_utf8(body)
-                    .map_err(|_| ApiError::bad_request("apply patch body is not UTF-8"))?;
-                serde_saphyr::from_str(text).map_err(|e| {
-                    ApiError::bad_request(format!("error decoding YAML apply patch: {e}"))
-                })?
-            }
-        };
-        if !applied.is_object() {
-            return Err(ApiError::bad_request("apply patch must be an object"));
-        }
-        let kind = applied.get("kind").and_then(Value::as_str).unwrap_or("");
-        let api_version = applied
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        if kind.is_empty() || api_version.is_empty() {
-            return Err(ApiError::bad_request(
-                "invalid object type: apiVersion and kind must be set in an apply patch",
-            ));
-        }
-        if kind != info.kind {
-            return Err(ApiError::bad_request(format!(
-                "the kind in the apply patch ({kind}) does not match the resource ({})",
-                info.kind
-            )));
-        }
-        let applied_name = meta_str(&applied, "name");
-        if !applied_name.is_empty() && applied_name != name {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({applied_name}) does not match the name on the URL ({name})"
-            )));
-        }
-        if let Some(o) = &old {
-            let rv = meta_str(&applied, "resourceVersion");
-            if !rv.is_empty() && rv != meta_str(o, "resourceVersion") {
-                return Err(ApiError::conflict(info, name));
-            }
-        } else if sub == Sub::Status {
-            return Err(ApiError::not_found(info, name));
-        }
-        let ctx = info.list_ctx(version);
-        if let Some(duplicate) = patch::duplicate_list_key(&applied, &ctx) {
-            // The API server cannot type such an apply configuration and answers 500
-            // (no reason) rather than 422; a create or update with it is accepted.
-            return Err(ApiError::new(
-                500,
-                "",
-                format!(
-                    "failed to create typed patch object ({ns}/{name}; {}, Kind={}): {duplicate}",
-                    info.api_version(version),
-                    info.kind
-                ),
-            ));
-        }
-        let scope = match sub {
-            Sub::Main => Scope::Main {
-                has_status: info.status,
-            },
-            Sub::Status => Scope::Status,
-        };
-        let mut managers = old.as_deref().map(Managed::parse_all).unwrap_or_default();
-        let now = now_string();
-        let subresource = if sub == Sub::Status { "status" } else { "" };
-        let live = old.as_deref().map(|o| Self::with_version(info, version, o));
-        let merged = patch::server_side_apply(
-            live.as_ref(),
-            &applied,
-            &mut managers,
-            &opts.field_manager,
-            opts.force,
-            &info.api_version(version),
-            subresource,
-            &ctx,
-            scope,
-            &now,
-        )
-        .map_err(|conflicts| {
-            let n = conflicts.len();
-            let mut by_manager: BTreeMap<String, Vec<&patch::Conflict>> = BTreeMap::new();
-            for c in &conflicts {
-                by_manager
-                    .entry(c.manager_description())
-                    .or_default()
-                    .push(c);
-            }
-            let message = if n == 1 {
-                let c = &conflicts[0];
-                format!(
-                    "Apply failed with 1 conflict: conflict with {}: {}",
-                    c.manager_description(),
-                    c.path
-                )
-            } else {
-                let parts: Vec<String> = by_manager
-                    .iter()
-                    .map(|(m, cs)| {
-                        let paths: Vec<String> =
-                            cs.iter().map(|c| format!("- {}", c.path)).collect();
-                        format!("conflicts with {m}:\n{}", paths.join("\n"))
-                    })
-                    .collect();
-                format!("Apply failed with {n} conflicts: {}", parts.join("\n"))
-            };
-            let causes: Vec<Value> = conflicts
-                .iter()
-                .map(|c| {
-                    json!({"reason": "FieldManagerConflict",
-                           "message": format!("conflict with {}", c.manager_description()),
-                           "field": c.path})
-                })
-                .collect();
-            // The API server's apply conflicts name no object, only the conflicting fields.
-            let mut e = ApiError::new(409, "Conflict", message);
-            e.details = Some(json!({"causes": causes}));
-            e
-        })?;
-        match old {
-            Some(old) => self.write_existing(
-                info,
-                version,
-                ns,
-                name,
-                sub,
-                old,
-                merged,
-                Managers::Set(managers),
-                opts,
-            ),
-            None => {
-                self.namespace_check(info, ns)?;
-                let mut warnings = Vec::new();
-                let obj = self.finalize(
-                    info,
-                    version,
-                    ns,
-                    name,
-                    Sub::Main,
-                    None,
-                    merged,
-                    Managers::Set(managers),
-                    opts,
-                    &mut warnings,
-                )?;
-                if opts.dry_run {
-                    return Ok(WriteResult {
-                        obj,
-                        created: true,
-                        warnings,
-                    });
-                }
-                let stored = self.put(info, obj);
-                self.after_put(info, &stored);
-                Ok(WriteResult {
-                    obj: Self::with_version(info, version, &stored),
-                    created: true,
-                    warnings,
-                })
-            }
-        }
-    }
-
-    /// Builds the object to store from a request's candidate object.
-    #[allow(clippy::too_many_arguments)]
-    fn finalize(
-        &self,
-        info: &ResourceInfo,
-        version: &str,
-        ns: &str,
-        name: &str,
-        sub: Sub,
-        old: Option<&Value>,
-        mut new: Value,
-        managers: Managers,
-        opts: &WriteOpts,
-        warnings: &mut Vec<String>,
-    ) -> Result<Value, ApiError> {
-        let kind = new.get("kind").and_then(Value::as_str).unwrap_or("");
-        if !kind.is_empty() && kind != info.kind {
-            return Err(ApiError::bad_request(format!(
-                "the kind of the object ({kind}) does not match the resource ({})",
-                info.kind
-            )));
-        }
-        if let Some(old) = old.filter(|_| sub == Sub::Status) {
-            let status = new.get("status").cloned();
-            new = old.clone();
-            match status {
-                Some(s) => new["status"] = s,
-                None => {
-                    new.as_object_mut().map(|m| m.remove("status"));
-                }
-            }
-        } else if info.status {
-            match old.and_then(|o| o.get("status")) {
-                Some(s) => new["status"] = s.clone(),
-                None => {
-                    new.as_object_mut().map(|m| m.remove("status"));
-                }
-            }
-        }
-        new["apiVersion"] = json!(info.api_version(version));
-        new["kind"] = json!(info.kind);
-        {
-            let m = meta_mut(&mut new);
-            m.insert("name".into(), json!(name));
-            if info.namespaced {
-                m.insert("namespace".into(), json!(ns));
-            } else {
-                m.remove("namespace");
-            }
-            m.remove("resourceVersion");
-            m.remove("selfLink");
-            for key in [
-                "uid",
-                "creationTimestamp",
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-                "generation",
-                "managedFields",
-            ] {
-                match old.and_then(|o| meta(o)).and_then(|om| om.get(key)) {
-                    Some(v) => {
-                        m.insert(key.into(), v.clone());
-                    }
-                    None => {
-                        m.remove(key);
-                    }
-                }
-            }
-            if old.is_none() {
-                m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
-                m.insert("creationTimestamp".into(), json!(now_string()));
-            }
-            for key in ["labels", "annotations"] {
-                if m.get(key).is_some_and(Value::is_null) {
-                    m.remove(key);
-                }
-            }
-        }
-        let mut meta_errs = Vec::new();
-        if old.is_none()
-            && let Some(e) = schema::validate_name(&info.group, &info.plural, name)
-        {
-            meta_errs.push(e);
-        }
-        meta_errs.extend(schema::validate_labels(&new));
-        if info.is("", "configmaps") {
-            meta_errs.extend(schema::validate_config_map_size(&new));
-        }
-        if !meta_errs.is_empty() {
-            return Err(ApiError::invalid(info, name, meta_errs));
-        }
-        self.builtin_defaults(info, old, &mut new)?;
-        if info.is("apps", "deployments") {
-            warnings.extend(crate::defaults::pod_template_warnings(&new, old));
-        }
-        if let Some(schema) = info.schema(version) {
-            let unknown = schema::prune(schema, &mut new);
-            if !unknown.is_empty() {
-                match opts.validation {
-                    Validation::Strict => {
-                        let list: Vec<String> = unknown
-                            .iter()
-                            .map(|u| format!("unknown field \"{u}\""))
-                            .collect();
-                        return Err(ApiError::bad_request(format!(
-                            "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {}",
-                            list.join(", "),
-                            kind = info.kind,
-                        )));
-                    }
-                    Validation::Warn => {
-                        warnings.extend(unknown.iter().map(|u| format!("unknown field \"{u}\"")))
-                    }
-                    Validation::Ignore => {}
-                }
-            }
-            schema::apply_defaults(schema, &mut new);
-            let errs = schema::validate(schema, &new);
-            if !errs.is_empty() {
-                return Err(ApiError::invalid(info, name, errs));
-            }
-        }
-        if info.is("apiextensions.k8s.io", "customresourcedefinitions") {
-            let parsed = crd_resource(&new).map_err(|errs| ApiError::invalid(info, name, errs))?;
-            if let Some(existing) = self.resources.get(&parsed.key())
-                && existing.crd.is_none()
-            {
-                return Err(ApiError::invalid(
-                    info,
-                    name,
-                    vec![schema::FieldError {
-                        reason: "FieldValueInvalid",
-                        field: "spec.names.plural".into(),
-                        message: format!(
-                            "spec.names.plural: Invalid value: \"{}\": conflicts with a built-in resource",
-                            parsed.plural
-                        ),
-                    }],
-                ));
-            }
-            set_crd_status(&mut new, old);
-        }
-        if info.generation {
-            let current_gen = old
-                .and_then(|o| o.pointer("/metadata/generation"))
-                .and_then(Value::as_i64);
-            let next = match (current_gen, old) {
-                (Some(g), Some(o)) => {
-                    let strip = |v: &Value| {
-                        let mut v = v.clone();
-                        if let Some(m) = v.as_object_mut() {
-                            m.remove("metadata");
-                            m.remove("apiVersion");
-                            m.remove("kind");
-                            if info.status {
-                                m.remove("status");
-                            }
-                        }
-                        v
-                    };
-                    let became_deleting = meta_str(o, "deletionTimestamp").is_empty()
-                        && !meta_str(&new, "deletionTimestamp").is_empty();
-                    if strip(o) != strip(&new) || became_deleting {
-                        g + 1
-                    } else {
-                        g
-                    }
-                }
-                _ => 1,
-            };
-            meta_mut(&mut new).insert("generation".into(), json!(next));
-        }
-        let scope = match sub {
-            Sub::Main => Scope::Main {
-                has_status: info.status,
-            },
-            Sub::Status => Scope::Status,
-        };
-        let subresource = if sub == Sub::Status { "status" } else { "" };
-        let list = match managers {
-            Managers::Set(list) => list,
-            Managers::Track => {
-                let mut list = old.map(Managed::parse_all).unwrap_or_default();
-                patch::track_update(
-                    old,
-                    &new,
-                    &mut list,
-                    &opts.field_manager,
-                    &info.api_version(version),
-                    subresource,
-                    &info.list_ctx(version),
-                    scope,
-                    &now_string(),
-                );
-                list
-            }
-        };
-        let m = meta_mut(&mut new);
-        if list.is_empty() {
-            m.remove("managedFields");
-        } else {
-            m.insert("managedFields".into(), Managed::render_all(&list));
-        }
-        Ok(new)
-    }
-
-    fn builtin_defaults(
-        &self,
-        info: &ResourceInfo,
-        old: Option<&Value>,
-        new: &mut Value,
-    ) -> Result<(), ApiError> {
-        match (info.group.as_str(), info.plural.as_str()) {
-            ("apps", "deployments") => crate::defaults::deployment(new),
-            ("", "secrets") => {
-                if new.get("type").is_none() {
-                    new["type"] = json!("Opaque");
-                }
-                if let Some(Value::Object(sd)) =
-                    new.as_object_mut().and_then(|m| m.remove("stringData"))
-                {
-                    if !new.get("data").is_some_and(Value::is_object) {
-                        new["data"] = json!({});
-                    }
-                    for (k, v) in sd {
-                        let s = v.as_str().unwrap_or_default();
-                        new["data"][k] = json!(base64(s.as_bytes()));
-                    }
-                }
-            }
-            ("", "services") => {
-                if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
-                    spec.entry("type").or_insert(json!("ClusterIP"));
-                    spec.entry("sessionAffinity").or_insert(json!("None"));
-                    if let Some(Value::Array(ports)) = spec.get_mut("ports") {
-                        for p in ports {
-                            if let Some(p) = p.as_object_mut() {
-                                p.entry("protocol").or_insert(json!("TCP"));
-                                if let Some(port) = p.get("port").cloned() {
-                                    p.entry("targetPort").or_insert(port);
-                                }
-                            }
-                        }
-                    }
-                    let old_ip = old.and_then(|o| o.pointer("/spec/clusterIP")).cloned();
-                    if spec.get("type").and_then(Value::as_str) != Some("ExternalName") {
-                        let ip = old_ip.unwrap_or_else(|| {
-                            json!(format!(
-                                "10.96.{}.{}",
-                                (self.rv / 250) % 250,
-                                self.rv % 250 + 2
-                            ))
-                        });
-                        spec.entry("clusterIP").or_insert(ip.clone());
-                        spec.entry("clusterIPs").or_insert(json!([ip]));
-                    }
-                }
-            }
-            ("", "namespaces") => {
-                let name = meta_str(new, "name").to_string();
-                let m = meta_mut(new);
-                if !m.get("labels").is_some_and(Value::is_object) {
-                    m.insert("labels".into(), json!({}));
-                }
-                m["labels"]["kubernetes.io/metadata.name"] = json!(name);
-                if old.is_none() {
-                    // The namespace controller's finalizer; the testkit's synchronous
-                    // cleanup never waits for it.
-                    if !new.get("spec").is_some_and(Value::is_object) {
-                        new["spec"] = json!({});
-                    }
-                    new["spec"]["finalizers"] = json!(["kubernetes"]);
-                }
-                let phase = if meta_str(new, "deletionTimestamp").is_empty() {
-                    "Active"
-                } else {
-                    "Terminating"
-                };
-                new["status"] = json!({"phase": phase});
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    fn put(&mut self, info: &ResourceInfo, mut obj: Value) -> Arc<Value> {
+    /// Stores an object under the next resourceVersion and emits ADDED or MODIFIED.
+    pub(crate) fn put(&mut self, info: &ResourceInfo, mut obj: Value) -> Arc<Value> {
         self.rv += 1;
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
         let key = (
@@ -1445,20 +302,15 @@ impl State {
         arc
     }
 
-    /// Removes an object for good, then runs what follows a removal.
-    fn remove(&mut self, info: &ResourceInfo, key: &ObjKey) -> Option<Arc<Value>> {
-        self.remove_with(info, key, None)
-    }
-
-    /// Removes an object; the DELETED event carries `last` (the final state) when given.
-    fn remove_with(
+    /// Removes an object for good and emits its DELETED event, which carries `last` (the
+    /// final state) when given. What follows a removal is the write pipeline's.
+    pub(crate) fn remove_object(
         &mut self,
-        info: &ResourceInfo,
+        res: &ResKey,
         key: &ObjKey,
         last: Option<Value>,
     ) -> Option<Arc<Value>> {
-        let res = info.key();
-        let old = self.objects.get_mut(&res)?.remove(key)?;
+        let old = self.objects.get_mut(res)?.remove(key)?;
         for uid in owner_uids(&old) {
             if let Some(s) = self.owners.get_mut(&uid) {
                 s.remove(&(res.clone(), key.clone()));
@@ -1468,8 +320,7 @@ impl State {
         let mut obj = last.unwrap_or_else(|| (*old).clone());
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
         let arc = Arc::new(obj);
-        self.emit(res, EventType::Deleted, arc.clone(), Some(old));
-        self.after_remove(info, &arc);
+        self.emit(res.clone(), EventType::Deleted, arc.clone(), Some(old));
         Some(arc)
     }
 
@@ -1494,434 +345,6 @@ impl State {
             }
             w.tx.send(ev.clone()).is_ok()
         });
-    }
-
-    fn after_put(&mut self, info: &ResourceInfo, obj: &Arc<Value>) {
-        self.after_put_with(info, obj, true);
-    }
-
-    fn after_put_with(&mut self, info: &ResourceInfo, obj: &Arc<Value>, simulate: bool) {
-        if info.is("apiextensions.k8s.io", "customresourcedefinitions")
-            && let Ok(r) = crd_resource(obj)
-        {
-            self.resources.insert(r.key(), Arc::new(r));
-        }
-        if simulate && info.is("apps", "deployments") && self.config.simulate_deployments {
-            let key = (
-                meta_str(obj, "namespace").to_string(),
-                meta_str(obj, "name").to_string(),
-            );
-            if self.config.deployment_ready_delay.is_zero() {
-                self.simulate_deployment(&key.0, &key.1);
-            } else {
-                self.pending_deployments.push(key);
-            }
-        }
-    }
-
-    /// Finishes a foreground deletion once the owner has no dependents left.
-    fn check_foreground(&mut self, uid: &str) {
-        let Some((res, key)) = self.foreground.get(uid).cloned() else {
-            return;
-        };
-        if self.owners.get(uid).is_some_and(|d| !d.is_empty()) {
-            return;
-        }
-        self.foreground.remove(uid);
-        let (Some(info), Some(owner)) = (
-            self.resources.get(&res).cloned(),
-            self.get_raw(&res, &key.0, &key.1),
-        ) else {
-            return;
-        };
-        let mut o = (*owner).clone();
-        if let Some(Value::Array(f)) = o.pointer_mut("/metadata/finalizers") {
-            f.retain(|x| x != FOREGROUND);
-        }
-        if finalizers(&o) == 0 {
-            self.remove_with(&info, &key, Some(o));
-        } else {
-            self.put(&info, o);
-        }
-    }
-
-    fn after_remove(&mut self, info: &ResourceInfo, obj: &Value) {
-        for owner in owner_uids(obj) {
-            self.check_foreground(&owner);
-        }
-        if info.is("apiextensions.k8s.io", "customresourcedefinitions")
-            && let Ok(r) = crd_resource(obj)
-        {
-            let key = r.key();
-            if let Some(res_info) = self.resources.get(&key).cloned() {
-                let keys: Vec<ObjKey> = self
-                    .objects
-                    .get(&key)
-                    .map(|m| m.keys().cloned().collect())
-                    .unwrap_or_default();
-                for k in keys {
-                    self.remove(&res_info, &k);
-                }
-                self.resources.remove(&key);
-            }
-        }
-        let uid = meta_str(obj, "uid").to_string();
-        if let Some(dependents) = self.owners.remove(&uid) {
-            for (res, key) in dependents {
-                let Some(dep_info) = self.resources.get(&res).cloned() else {
-                    continue;
-                };
-                let Some(dep) = self.get_raw(&res, &key.0, &key.1) else {
-                    continue;
-                };
-                let remaining = owner_uids(&dep).into_iter().filter(|u| *u != uid).count();
-                if remaining == 0 {
-                    self.delete_internal(&dep_info, &key, false);
-                } else {
-                    let mut d = (*dep).clone();
-                    if let Some(Value::Array(refs)) = d.pointer_mut("/metadata/ownerReferences") {
-                        refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(&uid));
-                    }
-                    self.put(&dep_info, d);
-                }
-            }
-        }
-        let ns = meta_str(obj, "namespace").to_string();
-        if !ns.is_empty() {
-            self.maybe_finish_namespace(&ns);
-        }
-    }
-
-    fn namespace_empty(&self, ns: &str) -> bool {
-        self.objects.values().all(|m| {
-            m.range((ns.to_string(), String::new())..)
-                .next()
-                .is_none_or(|((n, _), _)| n != ns)
-        })
-    }
-
-    fn maybe_finish_namespace(&mut self, ns: &str) {
-        let nres = (String::new(), "namespaces".to_string());
-        let Some(n) = self.get_raw(&nres, "", ns) else {
-            return;
-        };
-        if meta_str(&n, "deletionTimestamp").is_empty() || finalizers(&n) > 0 {
-            return;
-        }
-        if self.namespace_empty(ns) {
-            let info = self.resources[&nres].clone();
-            self.remove(&info, &(String::new(), ns.to_string()));
-        }
-    }
-
-    /// Deletes (or marks deleting) an object; `orphan` drops owner references on dependents.
-    fn delete_internal(
-        &mut self,
-        info: &Arc<ResourceInfo>,
-        key: &ObjKey,
-        orphan: bool,
-    ) -> Option<Arc<Value>> {
-        let obj = self.get_raw(&info.key(), &key.0, &key.1)?;
-        let uid = meta_str(&obj, "uid").to_string();
-        if orphan && let Some(deps) = self.owners.remove(&uid) {
-            for (res, k) in deps {
-                let (Some(dep_info), Some(dep)) = (
-                    self.resources.get(&res).cloned(),
-                    self.get_raw(&res, &k.0, &k.1),
-                ) else {
-                    continue;
-                };
-                let mut d = (*dep).clone();
-                if let Some(Value::Array(refs)) = d.pointer_mut("/metadata/ownerReferences") {
-                    refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(&uid));
-                    // The garbage collector leaves no empty list behind (JSON omits it).
-                    if refs.is_empty() {
-                        meta_mut(&mut d).remove("ownerReferences");
-                    }
-                }
-                self.put(&dep_info, d);
-            }
-        }
-        let is_ns = info.is("", "namespaces");
-        if finalizers(&obj) > 0 || is_ns {
-            let result = if meta_str(&obj, "deletionTimestamp").is_empty() {
-                let mut d = (*obj).clone();
-                {
-                    let m = meta_mut(&mut d);
-                    m.insert("deletionTimestamp".into(), json!(now_string()));
-                    m.insert("deletionGracePeriodSeconds".into(), json!(0));
-                    if let Some(g) = m.get("generation").and_then(Value::as_i64) {
-                        m.insert("generation".into(), json!(g + 1));
-                    }
-                }
-                if is_ns {
-                    d["status"] = json!({"phase": "Terminating"});
-                }
-                self.put(info, d)
-            } else {
-                obj
-            };
-            if is_ns {
-                let ns = key.1.clone();
-                let contents: Vec<(Arc<ResourceInfo>, ObjKey)> = self
-                    .resources
-                    .values()
-                    .filter(|r| r.namespaced)
-                    .flat_map(|r| {
-                        self.objects
-                            .get(&r.key())
-                            .into_iter()
-                            .flat_map(|m| m.keys())
-                            .filter(|k| k.0 == ns)
-                            .map(|k| (r.clone(), k.clone()))
-                            .collect::<Vec<_>>()
-                    })
-                    .collect();
-                for (r, k) in contents {
-                    self.delete_internal(&r, &k, false);
-                }
-                self.maybe_finish_namespace(&ns);
-                return Some(self.get_raw(&info.key(), "", &ns).unwrap_or(result));
-            }
-            return Some(result);
-        }
-        self.remove(info, key)
-    }
-
-    /// DELETE.
-    pub(crate) fn delete(
-        &mut self,
-        info: &Arc<ResourceInfo>,
-        version: &str,
-        ns: &str,
-        name: &str,
-        opts: &DeleteOpts,
-    ) -> Result<Value, ApiError> {
-        let ns = if info.namespaced { ns } else { "" };
-        let obj = self
-            .get_raw(&info.key(), ns, name)
-            .ok_or_else(|| ApiError::not_found(info, name))?;
-        if let Some(uid) = &opts.precondition_uid
-            && uid != meta_str(&obj, "uid")
-        {
-            let mut e = ApiError::conflict(info, name);
-            e.message = format!(
-                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                meta_str(&obj, "uid")
-            );
-            return Err(e);
-        }
-        if let Some(rv) = &opts.precondition_rv
-            && rv != meta_str(&obj, "resourceVersion")
-        {
-            return Err(ApiError::conflict(info, name));
-        }
-        if info.is("", "namespaces") && matches!(name, "default" | "kube-system" | "kube-public") {
-            let mut e = ApiError::new(
-                403,
-                "Forbidden",
-                format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
-            );
-            e.details = Some(json!({"name": name, "kind": "namespaces"}));
-            return Err(e);
-        }
-        if opts.dry_run {
-            return Ok(Self::with_version(info, version, &obj));
-        }
-        let key = (ns.to_string(), name.to_string());
-        let uid = meta_str(&obj, "uid").to_string();
-        let has_dependents = self.owners.get(&uid).is_some_and(|d| !d.is_empty());
-        if opts.propagation.as_deref() == Some("Foreground") && has_dependents {
-            let mut d = (*obj).clone();
-            {
-                let m = meta_mut(&mut d);
-                let fins = m.entry("finalizers").or_insert_with(|| json!([]));
-                if let Some(a) = fins.as_array_mut()
-                    && !a.iter().any(|f| f == FOREGROUND)
-                {
-                    a.push(json!(FOREGROUND));
-                }
-                if !m.contains_key("deletionTimestamp") {
-                    m.insert("deletionTimestamp".into(), json!(now_string()));
-                    m.insert("deletionGracePeriodSeconds".into(), json!(0));
-                    if let Some(g) = m.get("generation").and_then(Value::as_i64) {
-                        m.insert("generation".into(), json!(g + 1));
-                    }
-                }
-            }
-            let marked = self.put(info, d);
-            self.foreground
-                .insert(uid.clone(), (info.key(), key.clone()));
-            let dependents: Vec<(ResKey, ObjKey)> = self
-                .owners
-                .get(&uid)
-                .map(|d| d.iter().cloned().collect())
-                .unwrap_or_default();
-            for (res, k) in dependents {
-                if let Some(dep_info) = self.resources.get(&res).cloned() {
-                    self.delete_internal(&dep_info, &k, false);
-                }
-            }
-            self.check_foreground(&uid);
-            let out = self.get_raw(&info.key(), ns, name).unwrap_or(marked);
-            return Ok(Self::with_version(info, version, &out));
-        }
-        let orphan = opts.propagation.as_deref() == Some("Orphan");
-        let out = self
-            .delete_internal(info, &(ns.to_string(), name.to_string()), orphan)
-            .unwrap_or_else(|| obj.clone());
-        if self.get_raw(&info.key(), ns, name).is_some() {
-            return Ok(Self::with_version(info, version, &out));
-        }
-        // Gone already: the testkit collects garbage within the request. A real API server
-        // answers before its garbage collector acts, with the object carrying the
-        // collector's finalizer; without one, it answers with a Status for most kinds.
-        let finalizer = match opts.propagation.as_deref() {
-            Some("Orphan") => Some("orphan"),
-            Some("Foreground") => Some(FOREGROUND),
-            _ if info.is("apiextensions.k8s.io", "customresourcedefinitions") => {
-                Some("customresourcecleanup.apiextensions.k8s.io")
-            }
-            _ => None,
-        };
-        let is_ns = info.is("", "namespaces");
-        if finalizer.is_some() || is_ns {
-            let mut marked = (*obj).clone();
-            let m = meta_mut(&mut marked);
-            if let Some(finalizer) = finalizer {
-                let list = m.entry("finalizers").or_insert_with(|| json!([]));
-                if let Some(a) = list.as_array_mut() {
-                    a.push(json!(finalizer));
-                }
-            }
-            m.entry("deletionTimestamp")
-                .or_insert_with(|| json!(now_string()));
-            m.entry("deletionGracePeriodSeconds").or_insert(json!(0));
-            if is_ns {
-                marked["status"] = json!({"phase": "Terminating"});
-            }
-            return Ok(Self::with_version(info, version, &marked));
-        }
-        if returns_deleted_object(info) {
-            return Ok(Self::with_version(info, version, &out));
-        }
-        let mut details = json!({"name": name, "kind": info.plural, "uid": meta_str(&obj, "uid")});
-        if !info.group.is_empty() {
-            details["group"] = json!(info.group);
-        }
-        Ok(
-            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                  "details": details}),
-        )
-    }
-
-    /// DELETE on a collection.
-    pub(crate) fn delete_collection(
-        &mut self,
-        info: &Arc<ResourceInfo>,
-        version: &str,
-        ns: Option<&str>,
-        list: &ListOpts,
-        opts: &DeleteOpts,
-    ) -> Result<Value, ApiError> {
-        let mut lo = list.clone();
-        lo.limit = None;
-        lo.continue_token = None;
-        let listed = self.list(info, version, ns, &lo)?;
-        let mut items = Vec::new();
-        for item in listed["items"].as_array().cloned().unwrap_or_default() {
-            let ns = meta_str(&item, "namespace").to_string();
-            let name = meta_str(&item, "name").to_string();
-            match self.delete(info, version, &ns, &name, opts) {
-                // A collection delete lists the objects, never per-item Statuses.
-                Ok(v) if v["kind"] == "Status" => items.push(item),
-                Ok(v) => items.push(v),
-                Err(e) if e.code == 404 => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(json!({
-            "apiVersion": info.api_version(version),
-            "kind": format!("{}List", info.kind),
-            "metadata": {"resourceVersion": self.rv.to_string()},
-            "items": items,
-        }))
-    }
-
-    /// Gives a Deployment the status a healthy cluster would; no write when unchanged.
-    pub(crate) fn simulate_deployment(&mut self, ns: &str, name: &str) {
-        let res = ("apps".to_string(), "deployments".to_string());
-        let Some(obj) = self.get_raw(&res, ns, name) else {
-            return;
-        };
-        if !meta_str(&obj, "deletionTimestamp").is_empty() {
-            return;
-        }
-        let info = self.resources[&res].clone();
-        let generation = obj
-            .pointer("/metadata/generation")
-            .and_then(Value::as_i64)
-            .unwrap_or(1);
-        let replicas = obj
-            .pointer("/spec/replicas")
-            .and_then(Value::as_i64)
-            .unwrap_or(1);
-        let now = now_string();
-        let old_conds = obj
-            .pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let cond = |ty: &str, reason: &str, message: String| {
-            let prev = old_conds
-                .iter()
-                .find(|c| c.get("type").and_then(Value::as_str) == Some(ty));
-            let keep = prev.filter(|p| {
-                p.get("status").and_then(Value::as_str) == Some("True")
-                    && p.get("reason").and_then(Value::as_str) == Some(reason)
-            });
-            let ts = |k: &str| {
-                keep.and_then(|p| p.get(k).cloned())
-                    .unwrap_or_else(|| json!(now))
-            };
-            json!({"type": ty, "status": "True", "reason": reason, "message": message,
-                   "lastUpdateTime": ts("lastUpdateTime"), "lastTransitionTime": ts("lastTransitionTime")})
-        };
-        let mut status = json!({
-            "observedGeneration": generation,
-            "replicas": replicas,
-            "updatedReplicas": replicas,
-            "conditions": [
-                cond("Available", "MinimumReplicasAvailable", "Deployment has minimum availability.".into()),
-                cond("Progressing", "NewReplicaSetAvailable", format!("ReplicaSet \"{name}\" has successfully progressed.")),
-            ],
-        });
-        if replicas > 0 {
-            status["readyReplicas"] = json!(replicas);
-            status["availableReplicas"] = json!(replicas);
-        } else {
-            status.as_object_mut().map(|m| m.remove("replicas"));
-            status.as_object_mut().map(|m| m.remove("updatedReplicas"));
-        }
-        if obj.get("status") == Some(&status) {
-            return;
-        }
-        let mut new = (*obj).clone();
-        new["status"] = status;
-        let mut list = Managed::parse_all(&obj);
-        patch::track_update(
-            Some(&obj),
-            &new,
-            &mut list,
-            "kube-controller-manager",
-            "apps/v1",
-            "status",
-            &ListCtx::default(),
-            Scope::Status,
-            &now,
-        );
-        meta_mut(&mut new).insert("managedFields".into(), Managed::render_all(&list));
-        self.put(&info, new);
     }
 
     /// Starts a watch: the initial events to send, and the live event channel.
@@ -1994,80 +417,65 @@ impl State {
         self.history_floor = self.rv;
     }
 
+    /// The keys of every object of a resource.
+    pub(crate) fn keys(&self, res: &ResKey) -> Vec<ObjKey> {
+        self.objects
+            .get(res)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every namespaced object in `ns`, with its resource.
+    pub(crate) fn namespace_contents(&self, ns: &str) -> Vec<(Arc<ResourceInfo>, ObjKey)> {
+        self.registry
+            .all()
+            .filter(|r| r.namespaced)
+            .flat_map(|r| {
+                self.objects
+                    .get(&r.key())
+                    .into_iter()
+                    .flat_map(|m| m.keys())
+                    .filter(|k| k.0 == ns)
+                    .map(|k| (r.clone(), k.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Whether no object is left in `ns`.
+    pub(crate) fn namespace_empty(&self, ns: &str) -> bool {
+        self.objects.values().all(|m| {
+            m.range((ns.to_string(), String::new())..)
+                .next()
+                .is_none_or(|((n, _), _)| n != ns)
+        })
+    }
+
+    /// Whether anything names `uid` as its owner.
+    pub(crate) fn has_dependents(&self, uid: &str) -> bool {
+        self.owners.get(uid).is_some_and(|d| !d.is_empty())
+    }
+
+    /// The objects that name `uid` as their owner.
+    pub(crate) fn dependents(&self, uid: &str) -> Vec<(ResKey, ObjKey)> {
+        self.owners
+            .get(uid)
+            .map(|d| d.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Forgets `uid` as an owner, returning the objects that named it.
+    pub(crate) fn take_dependents(&mut self, uid: &str) -> Vec<(ResKey, ObjKey)> {
+        self.owners
+            .remove(uid)
+            .map(|d| d.into_iter().collect())
+            .unwrap_or_default()
+    }
+
     /// Number of stored objects.
     pub(crate) fn object_count(&self) -> usize {
         self.objects.values().map(BTreeMap::len).sum()
     }
-
-    /// Stores an object directly (test hook): no validation, no counters; keeps uid etc.
-    pub(crate) fn put_direct(
-        &mut self,
-        info: &Arc<ResourceInfo>,
-        mut obj: Value,
-    ) -> Result<Value, ApiError> {
-        let ns = meta_str(&obj, "namespace").to_string();
-        let name = meta_str(&obj, "name").to_string();
-        if name.is_empty() {
-            return Err(ApiError::bad_request("metadata.name is required"));
-        }
-        let ns = if info.namespaced {
-            if ns.is_empty() {
-                "default".to_string()
-            } else {
-                ns
-            }
-        } else {
-            String::new()
-        };
-        let version = info.versions[0].clone();
-        obj["apiVersion"] = json!(info.api_version(&version));
-        obj["kind"] = json!(info.kind);
-        let old = self.get_raw(&info.key(), &ns, &name);
-        {
-            let m = meta_mut(&mut obj);
-            if info.namespaced {
-                m.insert("namespace".into(), json!(ns));
-            }
-            if !m.contains_key("uid") {
-                let uid = old
-                    .as_ref()
-                    .map(|o| meta_str(o, "uid").to_string())
-                    .filter(|u| !u.is_empty())
-                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-                m.insert("uid".into(), json!(uid));
-            }
-            if !m.contains_key("creationTimestamp") {
-                m.insert("creationTimestamp".into(), json!(now_string()));
-            }
-        }
-        let stored = self.put(info, obj);
-        // A direct write is taken as given: no simulated Deployment status on top.
-        self.after_put_with(info, &stored, false);
-        Ok((*stored).clone())
-    }
-
-    /// Deletes directly (test hook), honouring finalizers and garbage collection.
-    pub(crate) fn delete_direct(
-        &mut self,
-        info: &Arc<ResourceInfo>,
-        ns: &str,
-        name: &str,
-    ) -> Option<Value> {
-        let ns = if info.namespaced { ns } else { "" };
-        self.delete_internal(info, &(ns.to_string(), name.to_string()), false)
-            .map(|v| (*v).clone())
-    }
-}
-
-/// The finalizer that marks a foreground deletion.
-const FOREGROUND: &str = "foregroundDeletion";
-
-/// How managedFields are computed for a write.
-enum Managers {
-    /// From the diff, as an `Update` by the request's field manager.
-    Track,
-    /// Already computed (server-side apply).
-    Set(Vec<Managed>),
 }
 
 fn items_last_key(items: &[Value]) -> ObjKey {
@@ -2100,222 +508,17 @@ fn decode_continue(t: &str) -> Option<ObjKey> {
     Some((ns.to_string(), name.to_string()))
 }
 
-/// The resource a CRD object defines, or the field errors that make it invalid.
-pub(crate) fn crd_resource(crd: &Value) -> Result<ResourceInfo, Vec<schema::FieldError>> {
-    let mut errs = Vec::new();
-    let s = |p: &str| crd.pointer(p).and_then(Value::as_str).unwrap_or("");
-    let group = s("/spec/group");
-    let plural = s("/spec/names/plural");
-    let kind = s("/spec/names/kind");
-    let scope = s("/spec/scope");
-    let req = |errs: &mut Vec<schema::FieldError>, field: &str| {
-        errs.push(schema::FieldError {
-            reason: "FieldValueRequired",
-            field: field.into(),
-            message: format!("{field}: Required value"),
-        })
-    };
-    if group.is_empty() {
-        req(&mut errs, "spec.group");
-    }
-    if plural.is_empty() {
-        req(&mut errs, "spec.names.plural");
-    }
-    if kind.is_empty() {
-        req(&mut errs, "spec.names.kind");
-    }
-    if !matches!(scope, "Namespaced" | "Cluster") {
-        errs.push(schema::FieldError {
-            reason: "FieldValueNotSupported",
-            field: "spec.scope".into(),
-            message: format!(
-                "spec.scope: Unsupported value: \"{scope}\": supported values: \"Cluster\", \"Namespaced\""
-            ),
-        });
-    }
-    let name = s("/metadata/name");
-    if !plural.is_empty() && !group.is_empty() && name != format!("{plural}.{group}") {
-        errs.push(schema::FieldError {
-            reason: "FieldValueInvalid",
-            field: "metadata.name".into(),
-            message: format!(
-                "metadata.name: Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"
-            ),
-        });
-    }
-    let versions = crd
-        .pointer("/spec/versions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if versions.is_empty() {
-        req(&mut errs, "spec.versions");
-    }
-    let storage = versions
-        .iter()
-        .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
-        .count();
-    if !versions.is_empty() && storage != 1 {
-        errs.push(schema::FieldError {
-            reason: "FieldValueInvalid",
-            field: "spec.versions".into(),
-            message: format!(
-                "spec.versions: Invalid value: {storage}: must have exactly one version marked as storage version"
-            ),
-        });
-    }
-    if !errs.is_empty() {
-        return Err(errs);
-    }
-    let mut info = CrdInfo::default();
-    let mut served = Vec::new();
-    let mut status = false;
-    for v in &versions {
-        let vname = v
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        if v.get("served").and_then(Value::as_bool) != Some(false) {
-            served.push(vname.clone());
-        }
-        if v.pointer("/subresources/status").is_some() {
-            status = true;
-        }
-        if let Some(sch) = v.pointer("/schema/openAPIV3Schema") {
-            if !sch.is_object() {
-                return Err(vec![schema::FieldError {
-                    reason: "FieldValueInvalid",
-                    field: "spec.versions[].schema.openAPIV3Schema".into(),
-                    message:
-                        "spec.versions[].schema.openAPIV3Schema: Invalid value: must be an object"
-                            .into(),
-                }]);
-            }
-            info.schemas.insert(vname.clone(), sch.clone());
-        }
-        let selectable: Vec<String> = v
-            .get("selectableFields")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|f| f.get("jsonPath").and_then(Value::as_str))
-            .map(|p| p.trim_start_matches('.').to_string())
-            .collect();
-        info.selectable.insert(vname.clone(), selectable);
-        if let Some(cols) = v.get("additionalPrinterColumns").and_then(Value::as_array) {
-            info.columns.insert(vname, cols.clone());
-        }
-    }
-    let strs = |p: &str| -> Vec<String> {
-        crd.pointer(p)
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let singular = match s("/spec/names/singular") {
-        "" => kind.to_lowercase(),
-        other => other.to_string(),
-    };
-    Ok(ResourceInfo {
-        group: group.into(),
-        versions: served,
-        kind: kind.into(),
-        plural: plural.into(),
-        singular,
-        short_names: strs("/spec/names/shortNames"),
-        categories: strs("/spec/names/categories"),
-        namespaced: scope == "Namespaced",
-        status,
-        generation: true,
-        crd: Some(info),
-    })
-}
-
-fn set_crd_status(crd: &mut Value, old: Option<&Value>) {
-    let now = now_string();
-    let prev = |ty: &str| {
-        old.and_then(|o| o.pointer("/status/conditions"))
-            .and_then(Value::as_array)
-            .and_then(|a| {
-                a.iter()
-                    .find(|c| c.get("type").and_then(Value::as_str) == Some(ty))
-                    .and_then(|c| c.get("lastTransitionTime").cloned())
-            })
-            .unwrap_or_else(|| json!(now))
-    };
-    let storage: Vec<Value> = crd
-        .pointer("/spec/versions")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
-                .filter_map(|v| v.get("name").cloned())
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut stored: Vec<Value> = old
-        .and_then(|o| o.pointer("/status/storedVersions"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for v in storage {
-        if !stored.contains(&v) {
-            stored.push(v);
-        }
-    }
-    let names = crd.pointer("/spec/names").cloned().unwrap_or(json!({}));
-    crd["status"] = json!({
-        "conditions": [
-            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
-             "message": "no conflicts found", "lastTransitionTime": prev("NamesAccepted")},
-            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
-             "message": "the initial names have been accepted", "lastTransitionTime": prev("Established")},
-        ],
-        "acceptedNames": names,
-        "storedVersions": stored,
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn state() -> State {
-        State::new(Config {
-            deployment_ready_delay: Duration::ZERO,
-            simulate_deployments: true,
-            watch_history: 100,
-        })
-    }
+    use crate::write::WriteOpts;
+    use crate::write::tests::state;
 
     #[test]
     fn continue_token_round_trip() {
         let k = ("ns".to_string(), "name-1".to_string());
         assert_eq!(decode_continue(&encode_continue(&k)), Some(k));
         assert_eq!(decode_continue("zz"), None);
-    }
-
-    #[test]
-    fn base64_matches_rfc4648() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-    }
-
-    #[test]
-    fn default_namespaces_exist_and_rv_grows() {
-        let st = state();
-        let ns = st.resource("", "v1", "namespaces").unwrap();
-        assert!(st.get(&ns, "v1", "", "default").is_ok());
-        assert!(st.get(&ns, "v1", "", "kube-system").is_ok());
-        assert!(st.rv >= 3);
     }
 
     #[test]

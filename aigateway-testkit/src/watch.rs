@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::store::{EventType, HistEvent, ListOpts, ResourceInfo, State, WatchStart};
+use crate::registry::ResourceInfo;
+use crate::store::{EventType, HistEvent, ListOpts, State, WatchStart};
 
 /// How often an idle watch with `allowWatchBookmarks` gets a BOOKMARK.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(10);
