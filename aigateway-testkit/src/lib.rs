@@ -216,6 +216,7 @@ mod discovery;
 mod events;
 pub mod fake_provider;
 mod faults;
+pub mod imports;
 mod patch;
 mod proto;
 pub mod real_cluster;
