@@ -100,6 +100,7 @@ pub mod attached;
 mod children;
 pub mod class;
 mod controllers;
+mod dynamic;
 pub mod implementation;
 pub mod kind;
 mod kube_error;
@@ -114,11 +115,14 @@ mod reconcile;
 pub mod reference_grants;
 pub mod related;
 pub mod release;
+mod retry;
 pub mod rollout;
 pub mod secure_metrics;
+mod shared;
 pub mod status;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod watches;
 
 pub use attached::{AllowedRoutes, AttachedDecision, AttachedKind, NotAttached};
 pub use implementation::{

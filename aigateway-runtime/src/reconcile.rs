@@ -1,237 +1,46 @@
 //! One pass of the data flow for one gateway: claim, desired state, apply, observe,
 //! status. Plus the class pass (`Accepted` on our classes) and the error policy.
+//!
+//! The pass sits above everything it uses: the shared state (`shared`), the retry
+//! policy (`retry`), the caches, the trait, the status and attached-object writes; only
+//! the wiring (`controllers`, `operator`) sits above it. Running `desired_state` over
+//! recorded reads (`with_reads`) is here too: it is the pass's use of the related caches.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aigateway_api::NamespacedName;
 use aigateway_api::conditions::{NewCondition, reasons, types};
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch};
 use kube::runtime::controller::Action;
-use kube::runtime::events::Recorder;
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Client, Resource, ResourceExt};
-use rand::Rng;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{debug, info};
 
-use crate::apply::{Applier, ApplyError, ChildCache};
+use crate::apply::ApplyError;
 use crate::attached::AttachedDecision;
-use crate::attached::{self, AttachedCache, GatewayState};
+use crate::attached::{self, GatewayState};
 use crate::class::{Claim, claim};
-use crate::implementation::{
-    GatewayImplementation, ImplementationError, Observed, Readiness, RefProblem,
-};
+use crate::implementation::{ImplementationError, Observed, Readiness, RefProblem};
 use crate::kind::GatewayKind;
-use crate::logging::{ObjectName, WarningLimit, warn_about};
-use crate::metrics::Metrics;
+use crate::logging::{ObjectName, warn_about};
 use crate::names;
-use crate::related::{GatewayKey, RelatedView, with_reads};
+use crate::related::{CONTENT_ROUNDS, Context, GatewayKey, RelatedError, RelatedView};
+use std::collections::HashSet;
+
+use futures::future::BoxFuture;
+
+use crate::attached::AttachedView;
+use crate::retry::{MAX_BACKOFF, ReconcileError, backoff, conflict_backoff, failed_at};
+use crate::shared::{Shared, object_name};
 use crate::status::{self, Outcome};
-
-mod own_writes;
-pub(crate) use own_writes::OwnWrites;
-
-/// The longest retry delay of a failing reconcile.
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// How often a gateway whose child names are taken looks again.
 const NAME_CONFLICT_RECHECK: Duration = Duration::from_secs(30);
 
-/// Why a reconcile failed (it is retried with backoff).
-#[derive(Debug, thiserror::Error)]
-pub enum ReconcileError {
-    /// The implementation reported a transient failure.
-    #[error("desired state or cleanup of {gateway} failed: {source}")]
-    Transient {
-        /// `namespace/name` of the gateway.
-        gateway: String,
-        /// What failed.
-        #[source]
-        source: ImplementationError,
-    },
-    /// Applying or pruning children failed.
-    #[error("applying children of {gateway} failed: {source}")]
-    Apply {
-        /// `namespace/name` of the gateway.
-        gateway: String,
-        /// The apply error.
-        #[source]
-        source: ApplyError,
-    },
-    /// Writing status or metadata failed (409 conflicts included; retried soon).
-    #[error(
-        "writing {what} of {object} failed: {}",
-        crate::describe_kube_error(source)
-    )]
-    Write {
-        /// What was written.
-        what: &'static str,
-        /// The object written: the gateway, its class or an attached object.
-        object: ObjectName,
-        /// The client error.
-        #[source]
-        source: kube::Error,
-    },
-}
-
-impl ReconcileError {
-    /// The metrics label of this error.
-    pub fn metric_reason(&self) -> &'static str {
-        match self {
-            ReconcileError::Transient { .. } => "Transient",
-            ReconcileError::Apply { .. } => "Apply",
-            ReconcileError::Write { .. } if self.is_conflict() => "Conflict",
-            ReconcileError::Write { .. } => "Write",
-        }
-    }
-
-    /// Whether a write was refused with 409 Conflict: it was guarded by a
-    /// resourceVersion that someone else's write has replaced since.
-    pub fn is_conflict(&self) -> bool {
-        matches!(
-            self,
-            ReconcileError::Write {
-                source: kube::Error::Api(status),
-                ..
-            } if status.code == 409
-        )
-    }
-
-    /// The object whose write failed, when it is not simply the gateway or class being
-    /// reconciled (an attached object), or is: warnings are filed under it.
-    pub fn object(&self) -> Option<&ObjectName> {
-        match self {
-            ReconcileError::Write { object, .. } => Some(object),
-            ReconcileError::Transient { .. } | ReconcileError::Apply { .. } => None,
-        }
-    }
-
-    /// Where the reconcile failed.
-    pub(crate) fn step(&self) -> FailedStep {
-        match self {
-            ReconcileError::Transient { .. } => FailedStep::Implementation,
-            ReconcileError::Apply {
-                source: ApplyError::Api { verb, child, .. },
-                ..
-            } => FailedStep::Child {
-                verb,
-                child: child.clone(),
-            },
-            ReconcileError::Apply { .. } => FailedStep::Children,
-            ReconcileError::Write { what, object, .. } => FailedStep::Write {
-                what,
-                object: object.clone(),
-            },
-        }
-    }
-}
-
-/// Where a reconcile failed. The retry delay grows only while the same step keeps
-/// failing (see [`error_policy`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum FailedStep {
-    /// The implementation's desired state or cleanup (related reads included).
-    Implementation,
-    /// Reading, adopting, applying or deleting one child.
-    Child {
-        /// `read`, `adopt`, `apply` or `delete`.
-        verb: &'static str,
-        /// The child.
-        child: crate::apply::ChildId,
-    },
-    /// The desired children themselves (incomplete, in another namespace, undeclared).
-    Children,
-    /// A write of the gateway, its class or an attached object.
-    Write {
-        /// What was written.
-        what: &'static str,
-        /// Which object.
-        object: ObjectName,
-    },
-}
-
-/// Our last writes of the gateways and classes of kind `K` (see [`OwnWrites`]).
-pub(crate) struct KindWrites<K: GatewayKind> {
-    pub(crate) gateways: OwnWrites<K::Gateway>,
-    pub(crate) classes: OwnWrites<K::Class>,
-}
-
-impl<K: GatewayKind> Default for KindWrites<K> {
-    fn default() -> Self {
-        Self {
-            gateways: OwnWrites::default(),
-            classes: OwnWrites::default(),
-        }
-    }
-}
-
-/// The failures of one gateway in a row at the same step.
-#[derive(Debug)]
-pub(crate) struct Streak {
-    step: FailedStep,
-    count: u32,
-}
-
-/// Everything the reconcile functions share: one value per operator.
-pub struct Shared<K: GatewayKind> {
-    pub(crate) client: Client,
-    pub(crate) implementation: Arc<dyn GatewayImplementation<K>>,
-    pub(crate) controller: String,
-    pub(crate) field_manager: String,
-    pub(crate) controller_id: String,
-    pub(crate) classes: Store<K::Class>,
-    pub(crate) gateways: Store<K::Gateway>,
-    pub(crate) children: Vec<ChildCache>,
-    pub(crate) related: Arc<RelatedView>,
-    pub(crate) recorder: Recorder,
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) failures: Mutex<HashMap<ObjectRef<K::Gateway>, Streak>>,
-    /// Failures in a row of each class (by name), and when the last one was.
-    pub(crate) class_failures: Mutex<HashMap<String, (u32, std::time::Instant)>>,
-    /// What our last write of each gateway and class returned, while the cache lags
-    /// behind it.
-    pub(crate) own_writes: KindWrites<K>,
-    pub(crate) owned_condition_types: Vec<String>,
-    /// The attached kind the implementation declared, if any.
-    pub(crate) attached: Option<Arc<AttachedCache>>,
-    /// One warning per object per window (see [`WarningLimit`]).
-    pub(crate) warnings: WarningLimit,
-}
-
-pub(crate) fn object_name<R: Resource>(object: &R) -> String {
-    match object.meta().namespace.as_deref() {
-        Some(ns) => format!("{ns}/{}", object.meta().name.as_deref().unwrap_or_default()),
-        None => object.meta().name.clone().unwrap_or_default(),
-    }
-}
-
 impl<K: GatewayKind> Shared<K> {
-    pub(crate) fn patch_params(&self) -> PatchParams {
-        PatchParams {
-            field_manager: Some(self.field_manager.clone()),
-            ..Default::default()
-        }
-    }
-
-    fn applier(&self) -> Applier<'_> {
-        Applier {
-            client: &self.client,
-            field_manager: &self.field_manager,
-            controller_id: &self.controller_id,
-            caches: &self.children,
-        }
-    }
-
-    /// Keeps what a write of `before` returned, for the reconciles that start before
-    /// the cache sees it (see [`OwnWrites`]).
-    pub(crate) fn remember(&self, before: &K::Gateway, written: K::Gateway) -> Arc<K::Gateway> {
-        self.own_writes
-            .gateways
-            .record(before, written, &self.gateways)
-    }
-
     /// Removes everything of ours from a gateway that is no longer ours.
     async fn release(&self, gateway: &Arc<K::Gateway>) -> Result<(), ReconcileError> {
         let uid = gateway.meta().uid.clone().unwrap_or_default();
@@ -718,44 +527,6 @@ pub fn error_policy<K: GatewayKind>(
     );
     Action::requeue(delay)
 }
-
-/// Records a failure of `key` at `step`; returns how many times in a row `key` has now
-/// failed at that step.
-fn failed_at<Key: std::hash::Hash + Eq>(
-    failures: &mut HashMap<Key, Streak>,
-    key: Key,
-    step: FailedStep,
-) -> u32 {
-    let streak = failures.entry(key).or_insert_with(|| Streak {
-        step: step.clone(),
-        count: 0,
-    });
-    if streak.step != step {
-        *streak = Streak { step, count: 0 };
-    }
-    streak.count += 1;
-    streak.count
-}
-
-/// The delay before retry `attempt` (1-based): 1 s doubling, capped at 5 min, ±25 % jitter.
-pub fn backoff(attempt: u32) -> Duration {
-    doubling(Duration::from_secs(1), attempt)
-}
-
-/// The delay before retry `attempt` (1-based) after a conflict: 200 ms doubling, capped
-/// at 5 min, ±25 % jitter.
-pub fn conflict_backoff(attempt: u32) -> Duration {
-    doubling(Duration::from_millis(200), attempt)
-}
-
-fn doubling(first: Duration, attempt: u32) -> Duration {
-    let base = first
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(11))
-        .min(MAX_BACKOFF);
-    let jitter = rand::rng().random_range(0.75..1.25);
-    base.mul_f64(jitter)
-}
-
 /// How often a class being deleted looks again for the gateways that hold it.
 const CLASS_RECHECK: Duration = Duration::from_secs(10);
 
@@ -862,70 +633,34 @@ pub fn class_error_policy<K: GatewayKind>(
     Action::requeue(delay)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// One pass of `desired_state` or `cleanup`, given its [`Context`].
+type Pass<'a, T> =
+    Box<dyn FnMut(Arc<Context>) -> BoxFuture<'a, Result<T, ImplementationError>> + Send + 'a>;
 
-    #[test]
-    fn backoff_doubles_to_a_cap_with_jitter() {
-        for attempt in 1..=20 {
-            let base = (1u64 << (attempt - 1).min(9)).min(300) as f64;
-            let delay = backoff(attempt).as_secs_f64();
-            assert!(
-                delay >= base * 0.75 && delay <= base * 1.25,
-                "attempt {attempt}: {delay}"
-            );
+/// Runs `pass` until it read no object whose content was missing (loading that content
+/// between passes), at most [`CONTENT_ROUNDS`] times, and records what it read for
+/// `gateway`. Load failures are transient errors.
+async fn with_reads<T>(
+    related: &Arc<RelatedView>,
+    attached: Option<&AttachedView>,
+    gateway: &GatewayKey,
+    mut pass: Pass<'_, T>,
+) -> Result<T, ImplementationError> {
+    let mut reads = HashSet::new();
+    for _ in 0..CONTENT_ROUNDS {
+        let ctx = Arc::new(Context::new(related.clone(), attached.cloned()));
+        let result = pass(ctx.clone()).await;
+        let log = ctx.take_log();
+        reads.extend(log.reads);
+        related.caches.record(gateway, reads.clone());
+        if log.unloaded.is_empty() {
+            return result;
         }
-        assert!(backoff(30) <= Duration::from_secs(375));
+        related
+            .caches
+            .load(&log.unloaded)
+            .await
+            .map_err(ImplementationError::transient)?;
     }
-
-    #[test]
-    fn only_a_step_that_keeps_failing_backs_off_further() {
-        let child = |name: &str| FailedStep::Child {
-            verb: "apply",
-            child: crate::apply::ChildId {
-                api_version: "v1".into(),
-                kind: "Service".into(),
-                namespace: "ns".into(),
-                name: name.into(),
-            },
-        };
-        let status = FailedStep::Write {
-            what: "status",
-            object: ObjectName {
-                kind: "AiGateway".into(),
-                namespace: Some("ns".into()),
-                name: "gw".into(),
-            },
-        };
-        let mut failures = HashMap::new();
-        let counts: Vec<u32> = [
-            child("gw"),
-            child("gw"),
-            child("gw"),
-            // The Service went through: the status write is a new problem.
-            status.clone(),
-            status.clone(),
-            child("gw"),
-            child("other"),
-        ]
-        .into_iter()
-        .map(|step| failed_at(&mut failures, "ns/gw", step))
-        .collect();
-        assert_eq!(counts, [1, 2, 3, 1, 2, 1, 1]);
-        // Other gateways keep their own count.
-        assert_eq!(failed_at(&mut failures, "ns/other", status), 1);
-    }
-
-    #[test]
-    fn conflicts_back_off_from_200_ms_doubling_to_the_same_cap() {
-        for attempt in 1..=20u32 {
-            let base = (0.2 * f64::from(1u32 << (attempt - 1).min(11))).min(300.0);
-            let delay = conflict_backoff(attempt).as_secs_f64();
-            assert!(
-                delay >= base * 0.75 && delay <= base * 1.25,
-                "attempt {attempt}: {delay}"
-            );
-        }
-    }
+    Err(ImplementationError::transient(RelatedError::Unsettled))
 }

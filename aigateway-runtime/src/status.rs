@@ -16,7 +16,8 @@ use tracing::debug;
 use crate::class::ClassInUse;
 use crate::implementation::{AliasReasons, ConditionAlias, Readiness, RefProblem};
 use crate::kind::GatewayKind;
-use crate::reconcile::{ReconcileError, Shared, object_name};
+use crate::retry::ReconcileError;
+use crate::shared::{Shared, object_name};
 
 /// What one reconcile of an owned gateway found.
 #[derive(Debug, Clone)]
