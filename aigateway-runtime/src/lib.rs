@@ -99,6 +99,7 @@ mod apply;
 pub mod attached;
 mod children;
 pub mod class;
+mod conditions;
 mod controllers;
 mod dynamic;
 pub mod implementation;

@@ -5,7 +5,7 @@
 use aigateway_api::conditions::{NewCondition, reasons, types};
 
 use crate::attached::AttachedDecision;
-use crate::status;
+use crate::conditions;
 
 /// The gateway's state as far as its attached objects are concerned. It carries no
 /// message: an attached object may belong to another tenant, who must not read the
@@ -46,8 +46,8 @@ pub(crate) fn attached_status(
     published: Option<&str>,
 ) -> AttachedStatus {
     let valid = |c: NewCondition| NewCondition {
-        reason: status::valid_reason(&c.reason, reasons::INVALID).to_owned(),
-        message: status::bounded(c.message),
+        reason: conditions::valid_reason(&c.reason, reasons::INVALID).to_owned(),
+        message: conditions::bounded(c.message),
         ..c
     };
     let resolved_refs = vec![types::RESOLVED_REFS.to_owned()];
