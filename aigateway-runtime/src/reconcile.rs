@@ -22,7 +22,7 @@ use tracing::{debug, info};
 use crate::apply::ApplyError;
 use crate::attached::AttachedDecision;
 use crate::attached::{self, GatewayState};
-use crate::class::{Claim, claim};
+use crate::class::{Claim, ClassInUse, claim};
 use crate::implementation::{ImplementationError, Observed, Readiness, RefProblem};
 use crate::kind::GatewayKind;
 use crate::logging::{ObjectName, warn_about};
@@ -246,162 +246,223 @@ pub async fn reconcile<K: GatewayKind>(
     // Our own last write of the gateway, when the cache has not seen it yet: patching
     // from the cached version would conflict with ourselves.
     let gateway = shared.own_writes.gateways.freshest(gateway);
-    let name = object_name(gateway.as_ref());
-    let claim = claim::<K>(
+    if gateway.meta().deletion_timestamp.is_some() {
+        return finalize(&shared, &gateway).await;
+    }
+    let class = match claim::<K>(
         K::class_name(&gateway),
         &shared.classes.state(),
         &shared.controller,
-    );
-
-    if gateway.meta().deletion_timestamp.is_some() {
-        if gateway.finalizers().iter().any(|f| f == names::FINALIZER) {
-            // Without a cleanup (e.g. after an upgrade that dropped it) the finalizer
-            // still goes, or the gateway would stay Terminating forever.
-            shared
-                .cleanup(&gateway)
-                .await
-                .map_err(|source| ReconcileError::Transient {
-                    gateway: name.clone(),
-                    source,
-                })?;
-            shared
-                .set_marks(&gateway, shared.owns_conditions(&gateway), false)
-                .await?;
-        }
-        return Ok(Action::await_change());
-    }
-
-    let class = match claim {
+    ) {
         Claim::Ours { class } => class,
-        Claim::Ambiguous(message) => {
-            warn_about(
-                &shared.warnings,
-                &ObjectName::of(gateway.as_ref()),
-                &message,
-                "default class is ambiguous, leaving the gateway alone",
-            );
-            not_ours(&shared, &gateway);
-            return Ok(Action::await_change());
-        }
-        Claim::NotOurs(reason) if reason.taken_by_another() => {
-            debug!(gateway = %name, ?reason, "another controller has it");
-            shared.release(&gateway).await?;
-            not_ours(&shared, &gateway);
-            return Ok(Action::await_change());
-        }
-        Claim::NotOurs(reason) => {
-            // Nobody has it: whatever we deployed stays until a class takes it.
-            debug!(gateway = %name, ?reason, "not ours, leaving it as it is");
-            not_ours(&shared, &gateway);
-            return Ok(Action::await_change());
-        }
+        not_ours => return let_go(&shared, &gateway, not_ours).await,
     };
-
     // Recorded before our first status write, so that a crash in between never leaves
     // conditions of ours that we would not recognise. The rest of the pass works from
     // the gateway as marked, whose resourceVersion the status write is guarded by.
     let gateway = shared
         .set_marks(&gateway, true, shared.implementation.cleanup().is_some())
         .await?;
+    let pass = run_pass(&shared, &gateway, class).await?;
+    write_outcome(&shared, &gateway, pass).await
+}
 
-    let generation = gateway.meta().generation;
-    let aliases = shared.implementation.condition_aliases();
-    let current = K::gateway_conditions(&gateway);
-    let desired = match shared.desired_state(&gateway, &class.name).await {
+/// What one pass over an owned gateway found, to be written by [`write_outcome`].
+struct Pass {
+    outcome: Outcome,
+    /// The `status.url` to write.
+    url: Option<String>,
+    /// The implementation's decisions on the attached objects and the gateway's state
+    /// for them; `None` leaves them as they are (a failed apply is retried first).
+    attached: Option<(BTreeMap<NamespacedName, AttachedDecision>, GatewayState)>,
+    /// What the controller does once the outcome is written.
+    then: Next,
+}
+
+/// What follows a written pass.
+enum Next {
+    /// Nothing until something changes.
+    AwaitChange,
+    /// Look again after a while: what decided the outcome triggers no watch event.
+    Requeue(Duration),
+    /// Retry with backoff: the error is what gets reported.
+    Retry(ReconcileError),
+}
+
+/// The gateway is being deleted: runs the implementation's cleanup and removes our
+/// marks (the finalizer last). Without a cleanup (e.g. after an upgrade that dropped
+/// it) the finalizer still goes, or the gateway would stay Terminating forever.
+async fn finalize<K: GatewayKind>(
+    shared: &Shared<K>,
+    gateway: &Arc<K::Gateway>,
+) -> Result<Action, ReconcileError> {
+    if gateway.finalizers().iter().any(|f| f == names::FINALIZER) {
+        shared
+            .cleanup(gateway)
+            .await
+            .map_err(|source| ReconcileError::Transient {
+                gateway: object_name(gateway.as_ref()),
+                source,
+            })?;
+        shared
+            .set_marks(gateway, shared.owns_conditions(gateway), false)
+            .await?;
+    }
+    Ok(Action::await_change())
+}
+
+/// A gateway that is not ours (`claim` is never [`Claim::Ours`]): what we deployed is
+/// removed only when another controller has it; nobody's gateway, or one whose default
+/// class is ambiguous, is left as it is.
+async fn let_go<K: GatewayKind>(
+    shared: &Shared<K>,
+    gateway: &Arc<K::Gateway>,
+    claim: Claim,
+) -> Result<Action, ReconcileError> {
+    let name = object_name(gateway.as_ref());
+    match claim {
+        Claim::Ours { .. } => return Ok(Action::await_change()),
+        Claim::Ambiguous(message) => warn_about(
+            &shared.warnings,
+            &ObjectName::of(gateway.as_ref()),
+            &message,
+            "default class is ambiguous, leaving the gateway alone",
+        ),
+        Claim::NotOurs(reason) if reason.taken_by_another() => {
+            debug!(gateway = %name, ?reason, "another controller has it");
+            shared.release(gateway).await?;
+        }
+        // Nobody has it: whatever we deployed stays until a class takes it.
+        Claim::NotOurs(reason) => debug!(gateway = %name, ?reason, "not ours, leaving it as it is"),
+    }
+    not_ours(shared, gateway);
+    Ok(Action::await_change())
+}
+
+/// Desired state, apply and prune, observe and readiness for an owned gateway of
+/// `class`: every refusal of the implementation and every apply failure becomes an
+/// [`Outcome`]. Only a transient failure of the implementation ends the pass without
+/// one (nothing is written; it is retried).
+async fn run_pass<K: GatewayKind>(
+    shared: &Shared<K>,
+    gateway: &K::Gateway,
+    class: ClassInUse,
+) -> Result<Pass, ReconcileError> {
+    let refused = |outcome| Pass {
+        outcome,
+        url: K::gateway_url(gateway).map(str::to_owned),
+        attached: Some((
+            shared.refused(gateway, &class.name),
+            GatewayState::NotProgrammed,
+        )),
+        then: Next::AwaitChange,
+    };
+    let desired = match shared.desired_state(gateway, &class.name).await {
         Ok(desired) => desired,
         Err(source @ ImplementationError::Transient(_)) => {
             return Err(ReconcileError::Transient {
-                gateway: name,
+                gateway: object_name(gateway),
                 source,
             });
         }
         Err(ImplementationError::InvalidSpec { reason, message }) => {
-            let refused = shared.refused(&gateway, &class.name);
-            let outcome = Outcome::InvalidSpec {
+            let class = class.clone();
+            return Ok(refused(Outcome::InvalidSpec {
                 class,
                 reason,
                 message,
-            };
-            return write_final(&shared, &gateway, &outcome, &refused).await;
+            }));
         }
         Err(ImplementationError::UnresolvedRef { reason, message }) => {
-            let refused = shared.refused(&gateway, &class.name);
-            let outcome = Outcome::UnresolvedRef {
+            let class = class.clone();
+            return Ok(refused(Outcome::UnresolvedRef {
                 class,
                 reason,
                 message,
-            };
-            return write_final(&shared, &gateway, &outcome, &refused).await;
+            }));
         }
     };
 
-    let children = {
-        let mut ids: Vec<String> = desired
-            .objects
-            .iter()
-            .map(|o| {
-                format!(
-                    "{} {}",
-                    o.types.as_ref().map(|t| t.kind.as_str()).unwrap_or("?"),
-                    o.metadata.name.as_deref().unwrap_or("?")
-                )
-            })
-            .collect();
-        ids.sort();
-        ids.join(", ")
-    };
-    let applied = match shared
-        .applier()
-        .apply(gateway.as_ref(), desired.objects)
-        .await
-    {
+    let children = child_list(&desired.objects);
+    let applied = match shared.applier().apply(gateway, desired.objects).await {
         Ok(applied) => applied,
         Err(ApplyError::NameConflict(conflicts)) => {
             let message = ApplyError::NameConflict(conflicts).to_string();
             warn_about(
                 &shared.warnings,
-                &ObjectName::of(gateway.as_ref()),
+                &ObjectName::of(gateway),
                 &message,
                 "not applying anything",
             );
-            let outcome = Outcome::NameConflict { class, message };
-            let wanted = status::conditions_for(&outcome, &shared.controller, &aliases);
-            let conditions = status::merge_conditions(current, &wanted, generation, &status::now());
-            shared
-                .write_status(&gateway, conditions, desired.url.as_deref())
-                .await?;
-            attached::sync(
-                &shared,
-                &gateway,
-                &desired.attached,
-                GatewayState::NotProgrammed,
-            )
-            .await?;
-            forget_failures(&shared, &gateway);
-            // The conflicting object is not cached (it lacks our labels), so its removal
-            // triggers nothing: look again now and then.
-            return Ok(Action::requeue(NAME_CONFLICT_RECHECK));
+            return Ok(Pass {
+                outcome: Outcome::NameConflict { class, message },
+                url: desired.url,
+                attached: Some((desired.attached, GatewayState::NotProgrammed)),
+                // The conflicting object is not cached (it lacks our labels), so its
+                // removal triggers nothing: look again now and then.
+                then: Next::Requeue(NAME_CONFLICT_RECHECK),
+            });
         }
         Err(source) => {
-            let outcome = Outcome::ApplyFailed {
-                class,
-                message: source.to_string(),
-            };
-            let wanted = status::conditions_for(&outcome, &shared.controller, &aliases);
-            let conditions = status::merge_conditions(current, &wanted, generation, &status::now());
-            // Best effort: the apply error is what gets retried and reported.
-            let _ = shared
-                .write_status(&gateway, conditions, desired.url.as_deref())
-                .await;
-            return Err(ReconcileError::Apply {
-                gateway: name,
-                source,
+            return Ok(Pass {
+                outcome: Outcome::ApplyFailed {
+                    class,
+                    message: source.to_string(),
+                },
+                url: desired.url,
+                attached: None,
+                then: Next::Retry(ReconcileError::Apply {
+                    gateway: object_name(gateway),
+                    source,
+                }),
             });
         }
     };
 
-    // Children written this round are judged by what the API server returned (new
-    // generation, old status), not by the cache that has not seen the write yet.
+    let observed = observe(shared, gateway, applied.written);
+    let readiness = shared.implementation.readiness(gateway, &observed);
+    let gateway_state = match &readiness {
+        Readiness::Ready(_) => GatewayState::Ready,
+        Readiness::NotReady { .. } => GatewayState::NotReady,
+    };
+    Ok(Pass {
+        outcome: Outcome::Programmed {
+            class,
+            children,
+            problems: desired.problems,
+            warnings: desired.warnings,
+            readiness,
+        },
+        url: desired.url,
+        attached: Some((desired.attached, gateway_state)),
+        then: Next::AwaitChange,
+    })
+}
+
+/// The desired children as `Kind name`, sorted, for the `Programmed` message.
+fn child_list(objects: &[DynamicObject]) -> String {
+    let mut ids: Vec<String> = objects
+        .iter()
+        .map(|o| {
+            format!(
+                "{} {}",
+                o.types.as_ref().map(|t| t.kind.as_str()).unwrap_or("?"),
+                o.metadata.name.as_deref().unwrap_or("?")
+            )
+        })
+        .collect();
+    ids.sort();
+    ids.join(", ")
+}
+
+/// The gateway's live children: the cached ones, except that children written this
+/// round are judged by what the API server returned (`written`: new generation, old
+/// status), not by the cache that has not seen the write yet.
+fn observe<K: GatewayKind>(
+    shared: &Shared<K>,
+    gateway: &K::Gateway,
+    written: Vec<DynamicObject>,
+) -> Observed {
     let uid = gateway.meta().uid.clone().unwrap_or_default();
     let same = |a: &DynamicObject, b: &DynamicObject| {
         a.types == b.types
@@ -413,59 +474,51 @@ pub async fn reconcile<K: GatewayKind>(
         .owned_children(&uid)
         .into_iter()
         .map(|(_, o)| o)
-        .filter(|cached| !applied.written.iter().any(|w| same(w, cached)))
+        .filter(|cached| !written.iter().any(|w| same(w, cached)))
         .collect();
-    live.extend(applied.written.into_iter().map(Arc::new));
-    let observed = Observed { children: live };
-    let readiness = shared.implementation.readiness(&gateway, &observed);
-    let gateway_state = match &readiness {
-        Readiness::Ready(_) => GatewayState::Ready,
-        Readiness::NotReady { .. } => GatewayState::NotReady,
-    };
-    let outcome = Outcome::Programmed {
-        class,
-        children,
-        problems: desired.problems,
-        warnings: desired.warnings,
-        readiness,
-    };
-    let wanted = status::conditions_for(&outcome, &shared.controller, &aliases);
-    let conditions = status::merge_conditions(current, &wanted, generation, &status::now());
-    // The gateway's own status first: no attached object (another tenant's, perhaps one
-    // whose writes fail) may hold it back.
-    shared
-        .write_status(&gateway, conditions, desired.url.as_deref())
-        .await?;
-    attached::sync(&shared, &gateway, &desired.attached, gateway_state).await?;
-    forget_failures(&shared, &gateway);
-    Ok(Action::await_change())
+    live.extend(written.into_iter().map(Arc::new));
+    Observed { children: live }
 }
 
-/// Writes the conditions of an outcome that only a change can alter (nothing to retry),
-/// then the attached objects' status (`refused`: those the gateway does not admit).
-async fn write_final<K: GatewayKind>(
+/// Writes what a pass found, in one order on every exit: the gateway's status first
+/// (no attached object, another tenant's perhaps, one whose writes fail, may hold it
+/// back), then the attached objects' status, then the event of the gateway's
+/// transitions. Each write happens only when something changed. A pass that ends in a
+/// retry writes its status best effort and returns its own error.
+async fn write_outcome<K: GatewayKind>(
     shared: &Shared<K>,
     gateway: &K::Gateway,
-    outcome: &Outcome,
-    refused: &BTreeMap<NamespacedName, AttachedDecision>,
+    pass: Pass,
 ) -> Result<Action, ReconcileError> {
-    let wanted = status::conditions_for(
-        outcome,
-        &shared.controller,
-        &shared.implementation.condition_aliases(),
-    );
+    let aliases = shared.implementation.condition_aliases();
+    let wanted = status::conditions_for(&pass.outcome, &shared.controller, &aliases);
     let conditions = status::merge_conditions(
         K::gateway_conditions(gateway),
         &wanted,
         gateway.meta().generation,
         &status::now(),
     );
-    shared
-        .write_status(gateway, conditions, K::gateway_url(gateway))
-        .await?;
-    attached::sync(shared, gateway, refused, GatewayState::NotProgrammed).await?;
+    let written = shared
+        .write_status(gateway, conditions, pass.url.as_deref())
+        .await;
+    let synced = match (&written, &pass.attached) {
+        (Ok(_), Some((decisions, state))) => {
+            attached::sync(shared, gateway, decisions, *state).await
+        }
+        _ => Ok(()),
+    };
+    if let Ok(Some(transitions)) = &written {
+        shared.publish_transitions(gateway, transitions).await;
+    }
+    let action = match pass.then {
+        Next::Retry(error) => return Err(error),
+        Next::AwaitChange => Action::await_change(),
+        Next::Requeue(after) => Action::requeue(after),
+    };
+    written?;
+    synced?;
     forget_failures(shared, gateway);
-    Ok(Action::await_change())
+    Ok(action)
 }
 
 /// Forgets a gateway that is not ours: no backoff to keep, no reads whose changes
@@ -634,7 +687,7 @@ pub fn class_error_policy<K: GatewayKind>(
 }
 
 /// One pass of `desired_state` or `cleanup`, given its [`Context`].
-type Pass<'a, T> =
+type ReadingPass<'a, T> =
     Box<dyn FnMut(Arc<Context>) -> BoxFuture<'a, Result<T, ImplementationError>> + Send + 'a>;
 
 /// Runs `pass` until it read no object whose content was missing (loading that content
@@ -644,7 +697,7 @@ async fn with_reads<T>(
     related: &Arc<RelatedView>,
     attached: Option<&AttachedView>,
     gateway: &GatewayKey,
-    mut pass: Pass<'_, T>,
+    mut pass: ReadingPass<'_, T>,
 ) -> Result<T, ImplementationError> {
     let mut reads = HashSet::new();
     for _ in 0..CONTENT_ROUNDS {

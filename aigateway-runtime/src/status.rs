@@ -53,6 +53,13 @@ pub(crate) async fn set_conditions_owner(
     api.patch(name, params, &Patch::Merge(&patch)).await
 }
 
+/// A gateway's conditions before and after a status write, for the event
+/// ([`Shared::publish_transitions`]) published once the rest of the pass is written.
+pub(crate) struct Transitions {
+    old: Vec<Condition>,
+    new: Vec<Condition>,
+}
+
 // Status I/O: the only writes of gateway and class status. Each is guarded by the
 // resourceVersion it was computed from, and what it returns is remembered so that the
 // next reconcile does not conflict with our own write.
@@ -85,32 +92,33 @@ impl<K: GatewayKind> Shared<K> {
         Ok(self.remember(gateway, written))
     }
 
-    /// Writes conditions and url to the gateway's status when they differ.
+    /// Writes conditions and url to the gateway's status when they differ; returns the
+    /// transitions written, whose event the caller publishes once the pass is written.
     pub(crate) async fn write_status(
         &self,
         gateway: &K::Gateway,
         conditions: Option<Vec<Condition>>,
         url: Option<&str>,
-    ) -> Result<(), ReconcileError> {
+    ) -> Result<Option<Transitions>, ReconcileError> {
         // The URL only changes with the spec, whose new generation changes the
         // conditions; comparing it alone would write forever under upstream's CRD,
         // which prunes `status.url`.
         let Some(list) = conditions else {
-            return Ok(());
+            return Ok(None);
         };
         let old = K::gateway_conditions(gateway).to_vec();
         self.patch_status(gateway, &list, url).await?;
-        self.publish_transitions(gateway, &old, &list).await;
-        Ok(())
+        Ok(Some(Transitions { old, new: list }))
     }
 
-    /// One event per standard condition whose status changed: transitions only.
-    async fn publish_transitions(
+    /// One event per standard condition whose status changed in `transitions`:
+    /// transitions only.
+    pub(crate) async fn publish_transitions(
         &self,
         gateway: &K::Gateway,
-        old: &[Condition],
-        new: &[Condition],
+        transitions: &Transitions,
     ) {
+        let (old, new) = (&transitions.old, &transitions.new);
         // One event per status write at most: the most telling transition names it and the
         // note lists them all. On the way to Ready, conditions appear True one by one and
         // Ready appears False while the rollout runs: routine, so a new gateway gets one
