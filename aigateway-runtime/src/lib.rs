@@ -34,9 +34,9 @@
 //! The data flow of one gateway, each step in its own module:
 //!
 //! ```text
-//! watch events ─▶ triggers (operator) ─▶ claim (class) ─▶ desired_state (your code)
+//! watch events ─▶ triggers (controllers) ─▶ claim (class) ─▶ desired_state (your code)
 //!   ─▶ apply + prune (apply) ─▶ observe children (caches) ─▶ readiness (your code)
-//!   ─▶ conditions, written only if different (status)
+//!   ─▶ conditions (conditions), written only if different (status)
 //! ```
 //!
 //! # A complete implementation
