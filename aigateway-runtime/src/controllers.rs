@@ -1,6 +1,8 @@
 //! The controllers of one gateway kind: its caches (gateways, classes, children,
 //! related and attached objects), the gateway, class and attached-object controllers,
-//! and the first-list gate they share with the other kinds of the same [`Operator`].
+//! and the related caches every kind of the same [`Operator`] shares. The wiring: it
+//! sits above the pass it runs; the plumbing each cache shares (the first-list gate,
+//! health, reflectors) is in `watches`, below.
 //!
 //! [`Operator`]: crate::Operator
 
@@ -10,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::{BoxFuture, FutureExt};
-use futures::{Stream, StreamExt, TryStreamExt};
-use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta};
+use futures::{Stream, StreamExt};
+use kube::api::Api;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -30,10 +32,14 @@ use crate::kind::GatewayKind;
 use crate::logging::LogThrottle;
 use crate::metrics::{ConditionLabels, Metrics};
 use crate::names;
-use crate::operator::{ResyncTrigger, ShutdownSignal};
-use crate::reconcile::{self, Shared};
+use crate::reconcile;
 use crate::reference_grants;
 use crate::related::{GatewayKey, RelatedCache, RelatedCaches, RelatedView, RelatedWatch};
+use crate::shared::Shared;
+use crate::watches::{
+    CacheTracking, ResyncTrigger, ShutdownSignal, SyncGate, dynamic_reflector, mark_listed,
+    touched_once_stored, tracked,
+};
 
 /// What the controllers of every kind share: the client, the settings, the metrics,
 /// the cache health of `/readyz`, one first-list gate, and the related caches.
@@ -236,338 +242,6 @@ fn api_for<T: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceS
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     }
-}
-
-pub(crate) fn dynamic_api(
-    client: &Client,
-    namespace: Option<&str>,
-    resource: &ApiResource,
-) -> Api<DynamicObject> {
-    match namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
-        None => Api::all_with(client.clone(), resource),
-    }
-}
-
-/// `events` with their failures recorded in `health` under `cache`, and backoff.
-/// Whether every cache has listed once, derived from the watch events themselves.
-///
-/// `Store::wait_until_ready` is not used for this: its one-shot channel keeps the waker
-/// of the task that polled it last, so with two waiters on one store (the controller's
-/// own start-up hold and our gate) one of them can wait forever. Seen on a real API
-/// server: an operator that started while gateways existed never reconciled them.
-#[derive(Clone)]
-pub(crate) struct SyncGate {
-    pending: Arc<Mutex<std::collections::BTreeSet<String>>>,
-    synced: Arc<tokio::sync::watch::Sender<bool>>,
-}
-
-impl SyncGate {
-    pub(crate) fn new() -> Self {
-        SyncGate {
-            pending: Arc::default(),
-            synced: Arc::new(tokio::sync::watch::Sender::new(false)),
-        }
-    }
-
-    /// Registers a cache before its stream starts; the gate opens once all have listed.
-    pub(crate) fn register(&self, cache: &str) {
-        self.pending
-            .lock()
-            .expect("sync gate")
-            .insert(cache.to_owned());
-    }
-
-    /// Records the end of a cache's first list (after the reflector applied it).
-    pub(crate) fn listed(&self, cache: &str) {
-        let mut pending = self.pending.lock().expect("sync gate");
-        if pending.remove(cache) && pending.is_empty() {
-            self.synced.send_replace(true);
-        }
-    }
-
-    /// Resolves once every registered cache has listed once.
-    pub(crate) async fn wait(&self) {
-        let mut synced = self.synced.subscribe();
-        // The sender lives as long as `self`, so this cannot fail.
-        let _ = synced.wait_for(|synced| *synced).await;
-    }
-}
-
-/// Marks `cache` as listed in `gate` when its reflected stream passes the end of a list.
-pub(crate) fn mark_listed<T, E>(
-    gate: &SyncGate,
-    cache: String,
-) -> impl FnMut(&Result<watcher::Event<T>, E>) + Send + 'static {
-    let gate = gate.clone();
-    gate.register(&cache);
-    move |event| {
-        if let Ok(watcher::Event::InitDone) = event {
-            gate.listed(&cache);
-        }
-    }
-}
-
-pub(crate) fn tracked<T, S>(
-    health: &CacheHealth,
-    cache: String,
-    events: S,
-) -> impl Stream<Item = Result<watcher::Event<T>, watcher::Error>> + Send + 'static
-where
-    T: Send + 'static,
-    S: Stream<Item = Result<watcher::Event<T>, watcher::Error>> + Send + 'static,
-{
-    let health = health.clone();
-    events
-        .inspect(move |event| match event {
-            // An expired resourceVersion only means "relist": routine, not a failure.
-            Err(watcher::Error::WatchError(status)) if status.code == 410 => {}
-            Err(error) => health.record(&cache, Err(&watch_failure(error))),
-            Ok(_) => health.record::<String>(&cache, Ok(())),
-        })
-        .default_backoff()
-}
-
-/// One line for a failed watch: the API server's code, reason and message when it
-/// answered, else the client's error.
-pub(crate) fn watch_failure(error: &watcher::Error) -> String {
-    let api = match error {
-        watcher::Error::InitialListFailed(kube::Error::Api(status))
-        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
-        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status.as_ref(),
-        watcher::Error::WatchError(status) => status.as_ref(),
-        other => return other.to_string(),
-    };
-    format!("{} {}: {}", api.code, api.reason, api.message)
-}
-
-/// What every cache reports to: watch health (for `/readyz`), the first-list gate and
-/// the watch-event counter.
-pub(crate) struct CacheTracking<'a> {
-    /// The gateway kind whose controllers own the cache, or [`SHARED_CACHES`] for the
-    /// related caches every kind reads (a prefix of its name).
-    pub(crate) kind: &'a str,
-    pub(crate) health: &'a CacheHealth,
-    pub(crate) gate: &'a SyncGate,
-    pub(crate) metrics: &'a Arc<Metrics>,
-}
-
-impl CacheTracking<'_> {
-    /// The name of `cache` in the gate and in `/readyz`: prefixed with the gateway kind.
-    pub(crate) fn key(&self, cache: &str) -> String {
-        format!("{} {cache}", self.kind)
-    }
-}
-
-/// Objects per page of a dynamic cache's list: a (re)list holds one page of full objects
-/// in memory at a time besides the cache, so pages stay small.
-const LIST_PAGE_SIZE: u32 = 100;
-
-/// A label- (and field-) selected watch of one dynamic kind into `writer`'s cache
-/// (metadata only when `metadata_only`, see [`metadata_events`]); `on_event` sees every
-/// event once the cache has applied it.
-#[allow(clippy::too_many_arguments)]
-fn dynamic_reflector(
-    tracking: &CacheTracking<'_>,
-    cache: String,
-    client: &Client,
-    namespace: Option<&str>,
-    resource: &ApiResource,
-    writer: reflector::store::Writer<DynamicObject>,
-    label_selector: Option<&str>,
-    field_selector: Option<&str>,
-    metadata_only: bool,
-    mut on_event: impl FnMut(&watcher::Event<DynamicObject>) + Send + 'static,
-) -> impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static {
-    let mut config = watcher::Config::default().page_size(LIST_PAGE_SIZE);
-    if let Some(selector) = label_selector {
-        config = config.labels(selector);
-    }
-    if let Some(selector) = field_selector {
-        config = config.fields(selector);
-    }
-    let events = if metadata_only {
-        let api: Api<PartialObjectMeta<DynamicObject>> = match namespace {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
-            None => Api::all_with(client.clone(), resource),
-        };
-        metadata_events(api, config, resource)
-    } else {
-        watcher(dynamic_api(client, namespace, resource), config).boxed()
-    };
-    // A real API server sends the items of a list without apiVersion and kind (only
-    // watch events carry them), and readiness finds children by their type: without
-    // this, a Deployment that existed when the operator started (or relisted) was
-    // "no Deployment exists yet" for good.
-    let types = kube::api::TypeMeta {
-        api_version: resource.api_version.clone(),
-        kind: resource.kind.clone(),
-    };
-    // managedFields are a large share of every object and the loop never reads them.
-    // Annotations nothing reads go too: whoever may write a child, related or attached
-    // object could otherwise make each one cost up to 256 KiB here.
-    let events = events.modify(move |object: &mut DynamicObject| {
-        object.metadata.managed_fields = None;
-        crate::names::keep_cached_annotations(&mut object.metadata);
-        if object.types.is_none() {
-            object.types = Some(types.clone());
-        }
-    });
-    let key = tracking.key(&cache);
-    let listed = mark_listed(tracking.gate, key.clone());
-    let metrics = tracking.metrics.clone();
-    let kind = tracking.kind.to_owned();
-    let label = cache;
-    let store = writer.as_reader();
-    let stored = reflect(writer, tracked(tracking.health, key, events))
-        .inspect(move |event| {
-            if let Ok(event) = event {
-                if matches!(
-                    event,
-                    watcher::Event::Apply(_)
-                        | watcher::Event::Delete(_)
-                        | watcher::Event::InitApply(_)
-                ) {
-                    metrics.watch_event(&kind, &label);
-                }
-                on_event(event);
-            }
-        })
-        .inspect(listed);
-    touched_once_stored(stored, store)
-}
-
-/// Like kube's `touched_objects`, but the objects of a (re)list come out once the list
-/// is complete, read from `store`, which then holds them. The reflector's store takes a
-/// relist's objects at its end: yielded at once, they triggered reconciles that read the
-/// store from before the relist, so a gateway whose Deployment became available while
-/// the watch was down (an API server restart on a compacted etcd) stayed not Ready, with
-/// nothing left to trigger it (the fault tier found six such gateways of 200), and a
-/// gateway created during the outage was not found and never reconciled. Reading the
-/// store at the end costs no copy of the list: objects are cloned one at a time, as
-/// the consumer takes them.
-pub(crate) fn touched_once_stored<K>(
-    events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
-    store: Store<K>,
-) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
-where
-    K: Resource + Clone + Send + Sync + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
-{
-    use futures::future::Either;
-    events.flat_map(move |event| match event {
-        Ok(watcher::Event::Apply(object) | watcher::Event::Delete(object)) => {
-            Either::Left(futures::stream::iter(Some(Ok(object))))
-        }
-        Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {
-            Either::Left(futures::stream::iter(None))
-        }
-        Ok(watcher::Event::InitDone) => Either::Right(futures::stream::iter(
-            store
-                .state()
-                .into_iter()
-                .map(|object| Ok(K::clone(&object))),
-        )),
-        Err(error) => Either::Left(futures::stream::iter(Some(Err(error)))),
-    })
-}
-
-/// Objects per page of a metadata list, when the API server cannot stream lists: a page
-/// is held in memory (as received, then parsed) while it is applied, and the metadata
-/// of an object can carry 256 KiB of annotations, so pages stay small.
-const METADATA_PAGE_SIZE: u32 = 10;
-
-/// The metadata watch of a content-on-read kind, reduced to what the runtime reads of
-/// it: name, namespace, uid and resourceVersion (existence, and when loaded content is
-/// outdated). Labels, annotations (up to 256 KiB an object, and some tools keep secret
-/// material there), owner references and managedFields of every Secret and ConfigMap
-/// in the cluster are never held.
-///
-/// The API server sends metadata only (`PartialObjectMetadata`), never data. The first
-/// list and every relist is a streaming list (`sendInitialEvents`: one object at a
-/// time, so a relist does not hold a page of large objects); an API server without it
-/// (the `WatchList` feature off, as by default in Kubernetes 1.33) refuses the request,
-/// and the watch falls back to lists in pages of [`METADATA_PAGE_SIZE`].
-fn metadata_events(
-    api: Api<PartialObjectMeta<DynamicObject>>,
-    config: watcher::Config,
-    resource: &ApiResource,
-) -> futures::stream::BoxStream<'static, Result<watcher::Event<DynamicObject>, watcher::Error>> {
-    let types = kube::api::TypeMeta {
-        api_version: resource.api_version.clone(),
-        kind: resource.kind.clone(),
-    };
-    let slim = move |meta: PartialObjectMeta<DynamicObject>| DynamicObject {
-        types: Some(types.clone()),
-        metadata: kube::api::ObjectMeta {
-            name: meta.metadata.name,
-            namespace: meta.metadata.namespace,
-            uid: meta.metadata.uid,
-            resource_version: meta.metadata.resource_version,
-            ..Default::default()
-        },
-        data: serde_json::Value::Null,
-    };
-    streaming_or_paged(api, config, METADATA_PAGE_SIZE)
-        .map_ok(move |event| match event {
-            watcher::Event::Apply(o) => watcher::Event::Apply(slim(o)),
-            watcher::Event::Delete(o) => watcher::Event::Delete(slim(o)),
-            watcher::Event::InitApply(o) => watcher::Event::InitApply(slim(o)),
-            watcher::Event::Init => watcher::Event::Init,
-            watcher::Event::InitDone => watcher::Event::InitDone,
-        })
-        .boxed()
-}
-
-type MetadataEvents = futures::stream::BoxStream<
-    'static,
-    Result<watcher::Event<PartialObjectMeta<DynamicObject>>, watcher::Error>,
->;
-
-/// How a metadata watch lists.
-enum Listing {
-    /// A streaming list that has not answered yet.
-    Trying(MetadataEvents),
-    /// Streaming lists work, or paged lists since they did not.
-    Settled(MetadataEvents),
-}
-
-/// A metadata watch that lists by streaming, or in pages of `page_size` from the moment
-/// the API server refuses a streaming list (422 or 400 before anything was received).
-fn streaming_or_paged(
-    api: Api<PartialObjectMeta<DynamicObject>>,
-    config: watcher::Config,
-    page_size: u32,
-) -> MetadataEvents {
-    let streaming = watcher(api.clone(), config.clone().streaming_lists());
-    futures::stream::unfold(Listing::Trying(streaming.boxed()), move |listing| {
-        let api = api.clone();
-        let config = config.clone();
-        async move {
-            match listing {
-                Listing::Trying(mut events) => match events.next().await? {
-                    Err(watcher::Error::WatchStartFailed(kube::Error::Api(status)))
-                        if status.code == 422 || status.code == 400 =>
-                    {
-                        tracing::info!(
-                            reason = %status.message,
-                            "the API server does not stream lists; listing metadata in pages of {page_size}"
-                        );
-                        let mut paged = watcher(api, config.page_size(page_size)).boxed();
-                        let first = paged.next().await?;
-                        Some((first, Listing::Settled(paged)))
-                    }
-                    Ok(event) => Some((Ok(event), Listing::Settled(events))),
-                    Err(error) => Some((Err(error), Listing::Trying(events))),
-                },
-                Listing::Settled(mut events) => {
-                    let next = events.next().await?;
-                    Some((next, Listing::Settled(events)))
-                }
-            }
-        }
-    })
-    .boxed()
 }
 
 /// The related caches of an operator: one per related kind in `watches` (from
@@ -909,7 +583,7 @@ async fn run_controllers<K: GatewayKind>(
     }
     // ReferenceGrants: a change re-runs the gateways that asked about its namespace.
     if let Some((grants, writer)) = grants {
-        let triggers = reference_grants::watch(
+        let triggers = reference_grants::watch::watch(
             grants,
             writer,
             &tracking,
@@ -1022,73 +696,4 @@ async fn run_controllers<K: GatewayKind>(
     let classes = drain(classes.map(logged(&watch_log)).boxed());
     let attached_objects = drain(attached_objects);
     tokio::join!(gateways, classes, attached_objects);
-}
-
-#[cfg(test)]
-mod relist_tests {
-    use super::*;
-
-    fn object(name: &str, version: &str) -> DynamicObject {
-        DynamicObject {
-            types: None,
-            metadata: kube::api::ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some("ns".into()),
-                resource_version: Some(version.into()),
-                ..Default::default()
-            },
-            data: serde_json::json!({"spec": {"version": version}}),
-        }
-    }
-
-    /// What a reconcile triggered by each yielded object would read from the cache.
-    async fn seen_by_triggers(
-        events: Vec<watcher::Event<DynamicObject>>,
-    ) -> Vec<(String, Option<String>)> {
-        let resource = ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&());
-        let writer = reflector::store::Writer::new(resource.clone());
-        let store = writer.as_reader();
-        let stream = reflect(writer, futures::stream::iter(events.into_iter().map(Ok)));
-        let reader = store.clone();
-        touched_once_stored(stream, store)
-            .map(|object| {
-                let object = object.expect("no watch error");
-                let name = object.metadata.name.clone().expect("named");
-                let cached = reader
-                    .get(&ObjectRef::new_with(&name, resource.clone()).within("ns"))
-                    .and_then(|cached| cached.metadata.resource_version.clone());
-                (name, cached)
-            })
-            .collect()
-            .await
-    }
-
-    #[tokio::test]
-    async fn a_relists_objects_trigger_once_the_cache_holds_the_relisted_versions() {
-        let seen = seen_by_triggers(vec![
-            watcher::Event::Init,
-            watcher::Event::InitApply(object("stale", "1")),
-            watcher::Event::InitDone,
-            // The watch expired; the relist brings a newer version and an object created
-            // while the watch was down.
-            watcher::Event::Init,
-            watcher::Event::InitApply(object("stale", "7")),
-            watcher::Event::InitApply(object("created-meanwhile", "8")),
-            watcher::Event::InitDone,
-            watcher::Event::Apply(object("stale", "9")),
-        ])
-        .await;
-        let mut relisted = seen[1..3].to_vec();
-        relisted.sort();
-        assert_eq!(seen[0], ("stale".into(), Some("1".into())));
-        assert_eq!(
-            relisted,
-            [
-                ("created-meanwhile".into(), Some("8".into())),
-                ("stale".into(), Some("7".into())),
-            ]
-        );
-        assert_eq!(seen[3], ("stale".into(), Some("9".into())));
-        assert_eq!(seen.len(), 4);
-    }
 }

@@ -14,7 +14,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::attached::{AttachedDecision, AttachedKind, NotAttached};
+pub use crate::dynamic::{from_dynamic, to_dynamic};
 use crate::kind::{AiGatewayKind, GatewayKind};
+use crate::reference_grants::GrantsNotDeclared;
 pub use crate::related::{Context, NotWatched, RelatedCache, RelatedWatch};
 
 /// A class operator: turns each gateway of its classes into child objects.
@@ -282,6 +284,20 @@ impl From<NotAttached> for ImplementationError {
     }
 }
 
+impl From<NotWatched> for ImplementationError {
+    /// A programming error, reported loudly and retried with backoff until fixed.
+    fn from(error: NotWatched) -> Self {
+        ImplementationError::transient(error)
+    }
+}
+
+impl From<GrantsNotDeclared> for ImplementationError {
+    /// A programming error, reported loudly and retried with backoff until fixed.
+    fn from(error: GrantsNotDeclared) -> Self {
+        ImplementationError::transient(error)
+    }
+}
+
 impl From<kube::Error> for ImplementationError {
     fn from(error: kube::Error) -> Self {
         Self::Transient(Box::new(error))
@@ -369,23 +385,6 @@ impl DesiredState {
     }
 }
 
-/// A typed object as a `kube::api::DynamicObject` carrying `apiVersion` and `kind`.
-pub fn to_dynamic<T: Resource<DynamicType = ()> + Serialize>(object: &T) -> DynamicObject {
-    let mut value = serde_json::to_value(object).expect("Kubernetes objects serialise to JSON");
-    if let Some(map) = value.as_object_mut() {
-        map.insert("apiVersion".into(), T::api_version(&()).into());
-        map.insert("kind".into(), T::kind(&()).into());
-    }
-    serde_json::from_value(value).expect("a serialised Kubernetes object is a DynamicObject")
-}
-
-/// A dynamic object as a typed one, if it has that shape.
-pub fn from_dynamic<T: DeserializeOwned>(object: &DynamicObject) -> Option<T> {
-    serde_json::to_value(object)
-        .ok()
-        .and_then(|v| serde_json::from_value(v).ok())
-}
-
 /// The live children of a gateway, read from the loop's caches.
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
@@ -469,4 +468,27 @@ pub fn rollout_pending(deployment: &Deployment) -> Option<String> {
         ));
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reading_what_is_not_declared_is_a_transient_error() {
+        let not_watched = NotWatched {
+            kind: "Service".into(),
+            namespace: "ns".into(),
+            name: "api".into(),
+            watched_name: None,
+        };
+        assert!(matches!(
+            ImplementationError::from(not_watched),
+            ImplementationError::Transient(_)
+        ));
+        assert!(matches!(
+            ImplementationError::from(GrantsNotDeclared),
+            ImplementationError::Transient(_)
+        ));
+    }
 }

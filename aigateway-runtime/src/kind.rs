@@ -7,11 +7,9 @@ use aigateway_api::agent_gateway::DEFAULT_AGENT_GATEWAY_CLASS_ANNOTATION;
 use aigateway_api::tool_gateway::DEFAULT_TOOL_GATEWAY_CLASS_ANNOTATION;
 use aigateway_api::{
     AgentGateway, AgentGatewayClass, AiGateway, AiGatewayClass, ToolGateway, ToolGatewayClass,
-    ToolRoute, class::DEFAULT_CLASS_ANNOTATION, conditions::types,
+    class::DEFAULT_CLASS_ANNOTATION, conditions::types,
 };
-use kube::runtime::reflector::ObjectRef;
 
-use crate::attached::AttachedKind;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope};
 use kube::Resource;
@@ -113,20 +111,6 @@ impl GatewayKind for ToolGatewayKind {
     }
     fn gateway_url(gateway: &ToolGateway) -> Option<&str> {
         gateway.status.as_ref().and_then(|s| s.url.as_deref())
-    }
-}
-
-impl ToolGatewayKind {
-    /// ToolRoutes as objects attached to ToolGateways: a route attaches to the gateway
-    /// named by `spec.toolGatewayRef`, its namespace defaulting to the route's; a route
-    /// without one is attached to nothing. Return it from
-    /// [`GatewayImplementation::attached`](crate::GatewayImplementation::attached).
-    pub fn routes() -> AttachedKind<ToolGatewayKind> {
-        AttachedKind::new(|route: &ToolRoute| {
-            route
-                .gateway()
-                .map(|gateway| ObjectRef::new(&gateway.name).within(&gateway.namespace))
-        })
     }
 }
 

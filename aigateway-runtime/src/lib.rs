@@ -34,9 +34,9 @@
 //! The data flow of one gateway, each step in its own module:
 //!
 //! ```text
-//! watch events ─▶ triggers (operator) ─▶ claim (class) ─▶ desired_state (your code)
+//! watch events ─▶ triggers (controllers) ─▶ claim (class) ─▶ desired_state (your code)
 //!   ─▶ apply + prune (apply) ─▶ observe children (caches) ─▶ readiness (your code)
-//!   ─▶ conditions, written only if different (status)
+//!   ─▶ conditions (conditions), written only if different (status)
 //! ```
 //!
 //! # A complete implementation
@@ -99,7 +99,9 @@ mod apply;
 pub mod attached;
 mod children;
 pub mod class;
+mod conditions;
 mod controllers;
+mod dynamic;
 pub mod implementation;
 pub mod kind;
 mod kube_error;
@@ -114,11 +116,14 @@ mod reconcile;
 pub mod reference_grants;
 pub mod related;
 pub mod release;
+mod retry;
 pub mod rollout;
 pub mod secure_metrics;
+mod shared;
 pub mod status;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod watches;
 
 pub use attached::{AllowedRoutes, AttachedDecision, AttachedKind, NotAttached};
 pub use implementation::{

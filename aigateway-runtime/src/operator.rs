@@ -2,7 +2,6 @@
 //! election, the admin server and graceful shutdown.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,14 +9,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use futures::Stream;
-use futures::future::{BoxFuture, FutureExt, Shared as SharedFuture};
+use futures::future::FutureExt;
 use kube::Client;
 use tracing::{info, warn};
 
 use crate::admin::{self, AdminState, CacheHealth};
 use crate::controllers::{
-    CacheTracking, SHARED_CACHES, Served, ServedKind, SyncGate, Wiring, fan_out, served_kind_name,
-    setup_token, shared_related,
+    SHARED_CACHES, Served, ServedKind, Wiring, fan_out, served_kind_name, setup_token,
+    shared_related,
 };
 use crate::implementation::GatewayImplementation;
 use crate::kind::GatewayKind;
@@ -25,6 +24,7 @@ use crate::leader::LeaseClock;
 use crate::metrics::Metrics;
 use crate::related::{RelatedWatch, shared_watches};
 use crate::secure_metrics::{MetricsServing, server_config};
+use crate::watches::{CacheTracking, ResyncTrigger, ShutdownSignal, SyncGate};
 
 /// Errors that stop the operator.
 #[derive(Debug, thiserror::Error)]
@@ -173,9 +173,6 @@ impl Default for OperatorConfig {
         }
     }
 }
-
-pub(crate) type ShutdownSignal = SharedFuture<BoxFuture<'static, ()>>;
-pub(crate) type ResyncTrigger = Pin<Box<dyn Stream<Item = ()> + Send>>;
 
 /// Builds and runs a class operator: one process serving one or more gateway kinds
 /// (AiGateway, ToolGateway, AgentGateway), each through its own implementation, behind

@@ -1,237 +1,46 @@
 //! One pass of the data flow for one gateway: claim, desired state, apply, observe,
 //! status. Plus the class pass (`Accepted` on our classes) and the error policy.
+//!
+//! The pass sits above everything it uses: the shared state (`shared`), the retry
+//! policy (`retry`), the caches, the trait, the status and attached-object writes; only
+//! the wiring (`controllers`, `operator`) sits above it. Running `desired_state` over
+//! recorded reads (`with_reads`) is here too: it is the pass's use of the related caches.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aigateway_api::NamespacedName;
 use aigateway_api::conditions::{NewCondition, reasons, types};
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch};
 use kube::runtime::controller::Action;
-use kube::runtime::events::Recorder;
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Client, Resource, ResourceExt};
-use rand::Rng;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{debug, info};
 
-use crate::apply::{Applier, ApplyError, ChildCache};
+use crate::apply::ApplyError;
 use crate::attached::AttachedDecision;
-use crate::attached::{self, AttachedCache, GatewayState};
-use crate::class::{Claim, claim};
-use crate::implementation::{
-    GatewayImplementation, ImplementationError, Observed, Readiness, RefProblem,
-};
+use crate::attached::{self, GatewayState};
+use crate::class::{Claim, ClassInUse, claim};
+use crate::implementation::{ImplementationError, Observed, Readiness, RefProblem};
 use crate::kind::GatewayKind;
-use crate::logging::{ObjectName, WarningLimit, warn_about};
-use crate::metrics::Metrics;
+use crate::logging::{ObjectName, warn_about};
 use crate::names;
-use crate::related::{GatewayKey, RelatedView, with_reads};
+use crate::related::{CONTENT_ROUNDS, Context, GatewayKey, RelatedError, RelatedView};
+use std::collections::HashSet;
+
+use futures::future::BoxFuture;
+
+use crate::attached::AttachedView;
+use crate::retry::{MAX_BACKOFF, ReconcileError, backoff, conflict_backoff, failed_at};
+use crate::shared::{Shared, object_name};
 use crate::status::{self, Outcome};
-
-mod own_writes;
-pub(crate) use own_writes::OwnWrites;
-
-/// The longest retry delay of a failing reconcile.
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// How often a gateway whose child names are taken looks again.
 const NAME_CONFLICT_RECHECK: Duration = Duration::from_secs(30);
 
-/// Why a reconcile failed (it is retried with backoff).
-#[derive(Debug, thiserror::Error)]
-pub enum ReconcileError {
-    /// The implementation reported a transient failure.
-    #[error("desired state or cleanup of {gateway} failed: {source}")]
-    Transient {
-        /// `namespace/name` of the gateway.
-        gateway: String,
-        /// What failed.
-        #[source]
-        source: ImplementationError,
-    },
-    /// Applying or pruning children failed.
-    #[error("applying children of {gateway} failed: {source}")]
-    Apply {
-        /// `namespace/name` of the gateway.
-        gateway: String,
-        /// The apply error.
-        #[source]
-        source: ApplyError,
-    },
-    /// Writing status or metadata failed (409 conflicts included; retried soon).
-    #[error(
-        "writing {what} of {object} failed: {}",
-        crate::describe_kube_error(source)
-    )]
-    Write {
-        /// What was written.
-        what: &'static str,
-        /// The object written: the gateway, its class or an attached object.
-        object: ObjectName,
-        /// The client error.
-        #[source]
-        source: kube::Error,
-    },
-}
-
-impl ReconcileError {
-    /// The metrics label of this error.
-    pub fn metric_reason(&self) -> &'static str {
-        match self {
-            ReconcileError::Transient { .. } => "Transient",
-            ReconcileError::Apply { .. } => "Apply",
-            ReconcileError::Write { .. } if self.is_conflict() => "Conflict",
-            ReconcileError::Write { .. } => "Write",
-        }
-    }
-
-    /// Whether a write was refused with 409 Conflict: it was guarded by a
-    /// resourceVersion that someone else's write has replaced since.
-    pub fn is_conflict(&self) -> bool {
-        matches!(
-            self,
-            ReconcileError::Write {
-                source: kube::Error::Api(status),
-                ..
-            } if status.code == 409
-        )
-    }
-
-    /// The object whose write failed, when it is not simply the gateway or class being
-    /// reconciled (an attached object), or is: warnings are filed under it.
-    pub fn object(&self) -> Option<&ObjectName> {
-        match self {
-            ReconcileError::Write { object, .. } => Some(object),
-            ReconcileError::Transient { .. } | ReconcileError::Apply { .. } => None,
-        }
-    }
-
-    /// Where the reconcile failed.
-    pub(crate) fn step(&self) -> FailedStep {
-        match self {
-            ReconcileError::Transient { .. } => FailedStep::Implementation,
-            ReconcileError::Apply {
-                source: ApplyError::Api { verb, child, .. },
-                ..
-            } => FailedStep::Child {
-                verb,
-                child: child.clone(),
-            },
-            ReconcileError::Apply { .. } => FailedStep::Children,
-            ReconcileError::Write { what, object, .. } => FailedStep::Write {
-                what,
-                object: object.clone(),
-            },
-        }
-    }
-}
-
-/// Where a reconcile failed. The retry delay grows only while the same step keeps
-/// failing (see [`error_policy`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum FailedStep {
-    /// The implementation's desired state or cleanup (related reads included).
-    Implementation,
-    /// Reading, adopting, applying or deleting one child.
-    Child {
-        /// `read`, `adopt`, `apply` or `delete`.
-        verb: &'static str,
-        /// The child.
-        child: crate::apply::ChildId,
-    },
-    /// The desired children themselves (incomplete, in another namespace, undeclared).
-    Children,
-    /// A write of the gateway, its class or an attached object.
-    Write {
-        /// What was written.
-        what: &'static str,
-        /// Which object.
-        object: ObjectName,
-    },
-}
-
-/// Our last writes of the gateways and classes of kind `K` (see [`OwnWrites`]).
-pub(crate) struct KindWrites<K: GatewayKind> {
-    pub(crate) gateways: OwnWrites<K::Gateway>,
-    pub(crate) classes: OwnWrites<K::Class>,
-}
-
-impl<K: GatewayKind> Default for KindWrites<K> {
-    fn default() -> Self {
-        Self {
-            gateways: OwnWrites::default(),
-            classes: OwnWrites::default(),
-        }
-    }
-}
-
-/// The failures of one gateway in a row at the same step.
-#[derive(Debug)]
-pub(crate) struct Streak {
-    step: FailedStep,
-    count: u32,
-}
-
-/// Everything the reconcile functions share: one value per operator.
-pub struct Shared<K: GatewayKind> {
-    pub(crate) client: Client,
-    pub(crate) implementation: Arc<dyn GatewayImplementation<K>>,
-    pub(crate) controller: String,
-    pub(crate) field_manager: String,
-    pub(crate) controller_id: String,
-    pub(crate) classes: Store<K::Class>,
-    pub(crate) gateways: Store<K::Gateway>,
-    pub(crate) children: Vec<ChildCache>,
-    pub(crate) related: Arc<RelatedView>,
-    pub(crate) recorder: Recorder,
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) failures: Mutex<HashMap<ObjectRef<K::Gateway>, Streak>>,
-    /// Failures in a row of each class (by name), and when the last one was.
-    pub(crate) class_failures: Mutex<HashMap<String, (u32, std::time::Instant)>>,
-    /// What our last write of each gateway and class returned, while the cache lags
-    /// behind it.
-    pub(crate) own_writes: KindWrites<K>,
-    pub(crate) owned_condition_types: Vec<String>,
-    /// The attached kind the implementation declared, if any.
-    pub(crate) attached: Option<Arc<AttachedCache>>,
-    /// One warning per object per window (see [`WarningLimit`]).
-    pub(crate) warnings: WarningLimit,
-}
-
-pub(crate) fn object_name<R: Resource>(object: &R) -> String {
-    match object.meta().namespace.as_deref() {
-        Some(ns) => format!("{ns}/{}", object.meta().name.as_deref().unwrap_or_default()),
-        None => object.meta().name.clone().unwrap_or_default(),
-    }
-}
-
 impl<K: GatewayKind> Shared<K> {
-    pub(crate) fn patch_params(&self) -> PatchParams {
-        PatchParams {
-            field_manager: Some(self.field_manager.clone()),
-            ..Default::default()
-        }
-    }
-
-    fn applier(&self) -> Applier<'_> {
-        Applier {
-            client: &self.client,
-            field_manager: &self.field_manager,
-            controller_id: &self.controller_id,
-            caches: &self.children,
-        }
-    }
-
-    /// Keeps what a write of `before` returned, for the reconciles that start before
-    /// the cache sees it (see [`OwnWrites`]).
-    pub(crate) fn remember(&self, before: &K::Gateway, written: K::Gateway) -> Arc<K::Gateway> {
-        self.own_writes
-            .gateways
-            .record(before, written, &self.gateways)
-    }
-
     /// Removes everything of ours from a gateway that is no longer ours.
     async fn release(&self, gateway: &Arc<K::Gateway>) -> Result<(), ReconcileError> {
         let uid = gateway.meta().uid.clone().unwrap_or_default();
@@ -437,162 +246,223 @@ pub async fn reconcile<K: GatewayKind>(
     // Our own last write of the gateway, when the cache has not seen it yet: patching
     // from the cached version would conflict with ourselves.
     let gateway = shared.own_writes.gateways.freshest(gateway);
-    let name = object_name(gateway.as_ref());
-    let claim = claim::<K>(
+    if gateway.meta().deletion_timestamp.is_some() {
+        return finalize(&shared, &gateway).await;
+    }
+    let class = match claim::<K>(
         K::class_name(&gateway),
         &shared.classes.state(),
         &shared.controller,
-    );
-
-    if gateway.meta().deletion_timestamp.is_some() {
-        if gateway.finalizers().iter().any(|f| f == names::FINALIZER) {
-            // Without a cleanup (e.g. after an upgrade that dropped it) the finalizer
-            // still goes, or the gateway would stay Terminating forever.
-            shared
-                .cleanup(&gateway)
-                .await
-                .map_err(|source| ReconcileError::Transient {
-                    gateway: name.clone(),
-                    source,
-                })?;
-            shared
-                .set_marks(&gateway, shared.owns_conditions(&gateway), false)
-                .await?;
-        }
-        return Ok(Action::await_change());
-    }
-
-    let class = match claim {
+    ) {
         Claim::Ours { class } => class,
-        Claim::Ambiguous(message) => {
-            warn_about(
-                &shared.warnings,
-                &ObjectName::of(gateway.as_ref()),
-                &message,
-                "default class is ambiguous, leaving the gateway alone",
-            );
-            not_ours(&shared, &gateway);
-            return Ok(Action::await_change());
-        }
-        Claim::NotOurs(reason) if reason.taken_by_another() => {
-            debug!(gateway = %name, ?reason, "another controller has it");
-            shared.release(&gateway).await?;
-            not_ours(&shared, &gateway);
-            return Ok(Action::await_change());
-        }
-        Claim::NotOurs(reason) => {
-            // Nobody has it: whatever we deployed stays until a class takes it.
-            debug!(gateway = %name, ?reason, "not ours, leaving it as it is");
-            not_ours(&shared, &gateway);
-            return Ok(Action::await_change());
-        }
+        not_ours => return let_go(&shared, &gateway, not_ours).await,
     };
-
     // Recorded before our first status write, so that a crash in between never leaves
     // conditions of ours that we would not recognise. The rest of the pass works from
     // the gateway as marked, whose resourceVersion the status write is guarded by.
     let gateway = shared
         .set_marks(&gateway, true, shared.implementation.cleanup().is_some())
         .await?;
+    let pass = run_pass(&shared, &gateway, class).await?;
+    write_outcome(&shared, &gateway, pass).await
+}
 
-    let generation = gateway.meta().generation;
-    let aliases = shared.implementation.condition_aliases();
-    let current = K::gateway_conditions(&gateway);
-    let desired = match shared.desired_state(&gateway, &class.name).await {
+/// What one pass over an owned gateway found, to be written by [`write_outcome`].
+struct Pass {
+    outcome: Outcome,
+    /// The `status.url` to write.
+    url: Option<String>,
+    /// The implementation's decisions on the attached objects and the gateway's state
+    /// for them; `None` leaves them as they are (a failed apply is retried first).
+    attached: Option<(BTreeMap<NamespacedName, AttachedDecision>, GatewayState)>,
+    /// What the controller does once the outcome is written.
+    then: Next,
+}
+
+/// What follows a written pass.
+enum Next {
+    /// Nothing until something changes.
+    AwaitChange,
+    /// Look again after a while: what decided the outcome triggers no watch event.
+    Requeue(Duration),
+    /// Retry with backoff: the error is what gets reported.
+    Retry(ReconcileError),
+}
+
+/// The gateway is being deleted: runs the implementation's cleanup and removes our
+/// marks (the finalizer last). Without a cleanup (e.g. after an upgrade that dropped
+/// it) the finalizer still goes, or the gateway would stay Terminating forever.
+async fn finalize<K: GatewayKind>(
+    shared: &Shared<K>,
+    gateway: &Arc<K::Gateway>,
+) -> Result<Action, ReconcileError> {
+    if gateway.finalizers().iter().any(|f| f == names::FINALIZER) {
+        shared
+            .cleanup(gateway)
+            .await
+            .map_err(|source| ReconcileError::Transient {
+                gateway: object_name(gateway.as_ref()),
+                source,
+            })?;
+        shared
+            .set_marks(gateway, shared.owns_conditions(gateway), false)
+            .await?;
+    }
+    Ok(Action::await_change())
+}
+
+/// A gateway that is not ours (`claim` is never [`Claim::Ours`]): what we deployed is
+/// removed only when another controller has it; nobody's gateway, or one whose default
+/// class is ambiguous, is left as it is.
+async fn let_go<K: GatewayKind>(
+    shared: &Shared<K>,
+    gateway: &Arc<K::Gateway>,
+    claim: Claim,
+) -> Result<Action, ReconcileError> {
+    let name = object_name(gateway.as_ref());
+    match claim {
+        Claim::Ours { .. } => return Ok(Action::await_change()),
+        Claim::Ambiguous(message) => warn_about(
+            &shared.warnings,
+            &ObjectName::of(gateway.as_ref()),
+            &message,
+            "default class is ambiguous, leaving the gateway alone",
+        ),
+        Claim::NotOurs(reason) if reason.taken_by_another() => {
+            debug!(gateway = %name, ?reason, "another controller has it");
+            shared.release(gateway).await?;
+        }
+        // Nobody has it: whatever we deployed stays until a class takes it.
+        Claim::NotOurs(reason) => debug!(gateway = %name, ?reason, "not ours, leaving it as it is"),
+    }
+    not_ours(shared, gateway);
+    Ok(Action::await_change())
+}
+
+/// Desired state, apply and prune, observe and readiness for an owned gateway of
+/// `class`: every refusal of the implementation and every apply failure becomes an
+/// [`Outcome`]. Only a transient failure of the implementation ends the pass without
+/// one (nothing is written; it is retried).
+async fn run_pass<K: GatewayKind>(
+    shared: &Shared<K>,
+    gateway: &K::Gateway,
+    class: ClassInUse,
+) -> Result<Pass, ReconcileError> {
+    let refused = |outcome| Pass {
+        outcome,
+        url: K::gateway_url(gateway).map(str::to_owned),
+        attached: Some((
+            shared.refused(gateway, &class.name),
+            GatewayState::NotProgrammed,
+        )),
+        then: Next::AwaitChange,
+    };
+    let desired = match shared.desired_state(gateway, &class.name).await {
         Ok(desired) => desired,
         Err(source @ ImplementationError::Transient(_)) => {
             return Err(ReconcileError::Transient {
-                gateway: name,
+                gateway: object_name(gateway),
                 source,
             });
         }
         Err(ImplementationError::InvalidSpec { reason, message }) => {
-            let refused = shared.refused(&gateway, &class.name);
-            let outcome = Outcome::InvalidSpec {
+            let class = class.clone();
+            return Ok(refused(Outcome::InvalidSpec {
                 class,
                 reason,
                 message,
-            };
-            return write_final(&shared, &gateway, &outcome, &refused).await;
+            }));
         }
         Err(ImplementationError::UnresolvedRef { reason, message }) => {
-            let refused = shared.refused(&gateway, &class.name);
-            let outcome = Outcome::UnresolvedRef {
+            let class = class.clone();
+            return Ok(refused(Outcome::UnresolvedRef {
                 class,
                 reason,
                 message,
-            };
-            return write_final(&shared, &gateway, &outcome, &refused).await;
+            }));
         }
     };
 
-    let children = {
-        let mut ids: Vec<String> = desired
-            .objects
-            .iter()
-            .map(|o| {
-                format!(
-                    "{} {}",
-                    o.types.as_ref().map(|t| t.kind.as_str()).unwrap_or("?"),
-                    o.metadata.name.as_deref().unwrap_or("?")
-                )
-            })
-            .collect();
-        ids.sort();
-        ids.join(", ")
-    };
-    let applied = match shared
-        .applier()
-        .apply(gateway.as_ref(), desired.objects)
-        .await
-    {
+    let children = child_list(&desired.objects);
+    let applied = match shared.applier().apply(gateway, desired.objects).await {
         Ok(applied) => applied,
         Err(ApplyError::NameConflict(conflicts)) => {
             let message = ApplyError::NameConflict(conflicts).to_string();
             warn_about(
                 &shared.warnings,
-                &ObjectName::of(gateway.as_ref()),
+                &ObjectName::of(gateway),
                 &message,
                 "not applying anything",
             );
-            let outcome = Outcome::NameConflict { class, message };
-            let wanted = status::conditions_for(&outcome, &shared.controller, &aliases);
-            let conditions = status::merge_conditions(current, &wanted, generation, &status::now());
-            shared
-                .write_status(&gateway, conditions, desired.url.as_deref())
-                .await?;
-            attached::sync(
-                &shared,
-                &gateway,
-                &desired.attached,
-                GatewayState::NotProgrammed,
-            )
-            .await?;
-            forget_failures(&shared, &gateway);
-            // The conflicting object is not cached (it lacks our labels), so its removal
-            // triggers nothing: look again now and then.
-            return Ok(Action::requeue(NAME_CONFLICT_RECHECK));
+            return Ok(Pass {
+                outcome: Outcome::NameConflict { class, message },
+                url: desired.url,
+                attached: Some((desired.attached, GatewayState::NotProgrammed)),
+                // The conflicting object is not cached (it lacks our labels), so its
+                // removal triggers nothing: look again now and then.
+                then: Next::Requeue(NAME_CONFLICT_RECHECK),
+            });
         }
         Err(source) => {
-            let outcome = Outcome::ApplyFailed {
-                class,
-                message: source.to_string(),
-            };
-            let wanted = status::conditions_for(&outcome, &shared.controller, &aliases);
-            let conditions = status::merge_conditions(current, &wanted, generation, &status::now());
-            // Best effort: the apply error is what gets retried and reported.
-            let _ = shared
-                .write_status(&gateway, conditions, desired.url.as_deref())
-                .await;
-            return Err(ReconcileError::Apply {
-                gateway: name,
-                source,
+            return Ok(Pass {
+                outcome: Outcome::ApplyFailed {
+                    class,
+                    message: source.to_string(),
+                },
+                url: desired.url,
+                attached: None,
+                then: Next::Retry(ReconcileError::Apply {
+                    gateway: object_name(gateway),
+                    source,
+                }),
             });
         }
     };
 
-    // Children written this round are judged by what the API server returned (new
-    // generation, old status), not by the cache that has not seen the write yet.
+    let observed = observe(shared, gateway, applied.written);
+    let readiness = shared.implementation.readiness(gateway, &observed);
+    let gateway_state = match &readiness {
+        Readiness::Ready(_) => GatewayState::Ready,
+        Readiness::NotReady { .. } => GatewayState::NotReady,
+    };
+    Ok(Pass {
+        outcome: Outcome::Programmed {
+            class,
+            children,
+            problems: desired.problems,
+            warnings: desired.warnings,
+            readiness,
+        },
+        url: desired.url,
+        attached: Some((desired.attached, gateway_state)),
+        then: Next::AwaitChange,
+    })
+}
+
+/// The desired children as `Kind name`, sorted, for the `Programmed` message.
+fn child_list(objects: &[DynamicObject]) -> String {
+    let mut ids: Vec<String> = objects
+        .iter()
+        .map(|o| {
+            format!(
+                "{} {}",
+                o.types.as_ref().map(|t| t.kind.as_str()).unwrap_or("?"),
+                o.metadata.name.as_deref().unwrap_or("?")
+            )
+        })
+        .collect();
+    ids.sort();
+    ids.join(", ")
+}
+
+/// The gateway's live children: the cached ones, except that children written this
+/// round are judged by what the API server returned (`written`: new generation, old
+/// status), not by the cache that has not seen the write yet.
+fn observe<K: GatewayKind>(
+    shared: &Shared<K>,
+    gateway: &K::Gateway,
+    written: Vec<DynamicObject>,
+) -> Observed {
     let uid = gateway.meta().uid.clone().unwrap_or_default();
     let same = |a: &DynamicObject, b: &DynamicObject| {
         a.types == b.types
@@ -604,59 +474,51 @@ pub async fn reconcile<K: GatewayKind>(
         .owned_children(&uid)
         .into_iter()
         .map(|(_, o)| o)
-        .filter(|cached| !applied.written.iter().any(|w| same(w, cached)))
+        .filter(|cached| !written.iter().any(|w| same(w, cached)))
         .collect();
-    live.extend(applied.written.into_iter().map(Arc::new));
-    let observed = Observed { children: live };
-    let readiness = shared.implementation.readiness(&gateway, &observed);
-    let gateway_state = match &readiness {
-        Readiness::Ready(_) => GatewayState::Ready,
-        Readiness::NotReady { .. } => GatewayState::NotReady,
-    };
-    let outcome = Outcome::Programmed {
-        class,
-        children,
-        problems: desired.problems,
-        warnings: desired.warnings,
-        readiness,
-    };
-    let wanted = status::conditions_for(&outcome, &shared.controller, &aliases);
-    let conditions = status::merge_conditions(current, &wanted, generation, &status::now());
-    // The gateway's own status first: no attached object (another tenant's, perhaps one
-    // whose writes fail) may hold it back.
-    shared
-        .write_status(&gateway, conditions, desired.url.as_deref())
-        .await?;
-    attached::sync(&shared, &gateway, &desired.attached, gateway_state).await?;
-    forget_failures(&shared, &gateway);
-    Ok(Action::await_change())
+    live.extend(written.into_iter().map(Arc::new));
+    Observed { children: live }
 }
 
-/// Writes the conditions of an outcome that only a change can alter (nothing to retry),
-/// then the attached objects' status (`refused`: those the gateway does not admit).
-async fn write_final<K: GatewayKind>(
+/// Writes what a pass found, in one order on every exit: the gateway's status first
+/// (no attached object, another tenant's perhaps, one whose writes fail, may hold it
+/// back), then the attached objects' status, then the event of the gateway's
+/// transitions. Each write happens only when something changed. A pass that ends in a
+/// retry writes its status best effort and returns its own error.
+async fn write_outcome<K: GatewayKind>(
     shared: &Shared<K>,
     gateway: &K::Gateway,
-    outcome: &Outcome,
-    refused: &BTreeMap<NamespacedName, AttachedDecision>,
+    pass: Pass,
 ) -> Result<Action, ReconcileError> {
-    let wanted = status::conditions_for(
-        outcome,
-        &shared.controller,
-        &shared.implementation.condition_aliases(),
-    );
+    let aliases = shared.implementation.condition_aliases();
+    let wanted = status::conditions_for(&pass.outcome, &shared.controller, &aliases);
     let conditions = status::merge_conditions(
         K::gateway_conditions(gateway),
         &wanted,
         gateway.meta().generation,
         &status::now(),
     );
-    shared
-        .write_status(gateway, conditions, K::gateway_url(gateway))
-        .await?;
-    attached::sync(shared, gateway, refused, GatewayState::NotProgrammed).await?;
+    let written = shared
+        .write_status(gateway, conditions, pass.url.as_deref())
+        .await;
+    let synced = match (&written, &pass.attached) {
+        (Ok(_), Some((decisions, state))) => {
+            attached::sync(shared, gateway, decisions, *state).await
+        }
+        _ => Ok(()),
+    };
+    if let Ok(Some(transitions)) = &written {
+        shared.publish_transitions(gateway, transitions).await;
+    }
+    let action = match pass.then {
+        Next::Retry(error) => return Err(error),
+        Next::AwaitChange => Action::await_change(),
+        Next::Requeue(after) => Action::requeue(after),
+    };
+    written?;
+    synced?;
     forget_failures(shared, gateway);
-    Ok(Action::await_change())
+    Ok(action)
 }
 
 /// Forgets a gateway that is not ours: no backoff to keep, no reads whose changes
@@ -718,44 +580,6 @@ pub fn error_policy<K: GatewayKind>(
     );
     Action::requeue(delay)
 }
-
-/// Records a failure of `key` at `step`; returns how many times in a row `key` has now
-/// failed at that step.
-fn failed_at<Key: std::hash::Hash + Eq>(
-    failures: &mut HashMap<Key, Streak>,
-    key: Key,
-    step: FailedStep,
-) -> u32 {
-    let streak = failures.entry(key).or_insert_with(|| Streak {
-        step: step.clone(),
-        count: 0,
-    });
-    if streak.step != step {
-        *streak = Streak { step, count: 0 };
-    }
-    streak.count += 1;
-    streak.count
-}
-
-/// The delay before retry `attempt` (1-based): 1 s doubling, capped at 5 min, ±25 % jitter.
-pub fn backoff(attempt: u32) -> Duration {
-    doubling(Duration::from_secs(1), attempt)
-}
-
-/// The delay before retry `attempt` (1-based) after a conflict: 200 ms doubling, capped
-/// at 5 min, ±25 % jitter.
-pub fn conflict_backoff(attempt: u32) -> Duration {
-    doubling(Duration::from_millis(200), attempt)
-}
-
-fn doubling(first: Duration, attempt: u32) -> Duration {
-    let base = first
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(11))
-        .min(MAX_BACKOFF);
-    let jitter = rand::rng().random_range(0.75..1.25);
-    base.mul_f64(jitter)
-}
-
 /// How often a class being deleted looks again for the gateways that hold it.
 const CLASS_RECHECK: Duration = Duration::from_secs(10);
 
@@ -862,70 +686,34 @@ pub fn class_error_policy<K: GatewayKind>(
     Action::requeue(delay)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// One pass of `desired_state` or `cleanup`, given its [`Context`].
+type ReadingPass<'a, T> =
+    Box<dyn FnMut(Arc<Context>) -> BoxFuture<'a, Result<T, ImplementationError>> + Send + 'a>;
 
-    #[test]
-    fn backoff_doubles_to_a_cap_with_jitter() {
-        for attempt in 1..=20 {
-            let base = (1u64 << (attempt - 1).min(9)).min(300) as f64;
-            let delay = backoff(attempt).as_secs_f64();
-            assert!(
-                delay >= base * 0.75 && delay <= base * 1.25,
-                "attempt {attempt}: {delay}"
-            );
+/// Runs `pass` until it read no object whose content was missing (loading that content
+/// between passes), at most [`CONTENT_ROUNDS`] times, and records what it read for
+/// `gateway`. Load failures are transient errors.
+async fn with_reads<T>(
+    related: &Arc<RelatedView>,
+    attached: Option<&AttachedView>,
+    gateway: &GatewayKey,
+    mut pass: ReadingPass<'_, T>,
+) -> Result<T, ImplementationError> {
+    let mut reads = HashSet::new();
+    for _ in 0..CONTENT_ROUNDS {
+        let ctx = Arc::new(Context::new(related.clone(), attached.cloned()));
+        let result = pass(ctx.clone()).await;
+        let log = ctx.take_log();
+        reads.extend(log.reads);
+        related.caches.record(gateway, reads.clone());
+        if log.unloaded.is_empty() {
+            return result;
         }
-        assert!(backoff(30) <= Duration::from_secs(375));
+        related
+            .caches
+            .load(&log.unloaded)
+            .await
+            .map_err(ImplementationError::transient)?;
     }
-
-    #[test]
-    fn only_a_step_that_keeps_failing_backs_off_further() {
-        let child = |name: &str| FailedStep::Child {
-            verb: "apply",
-            child: crate::apply::ChildId {
-                api_version: "v1".into(),
-                kind: "Service".into(),
-                namespace: "ns".into(),
-                name: name.into(),
-            },
-        };
-        let status = FailedStep::Write {
-            what: "status",
-            object: ObjectName {
-                kind: "AiGateway".into(),
-                namespace: Some("ns".into()),
-                name: "gw".into(),
-            },
-        };
-        let mut failures = HashMap::new();
-        let counts: Vec<u32> = [
-            child("gw"),
-            child("gw"),
-            child("gw"),
-            // The Service went through: the status write is a new problem.
-            status.clone(),
-            status.clone(),
-            child("gw"),
-            child("other"),
-        ]
-        .into_iter()
-        .map(|step| failed_at(&mut failures, "ns/gw", step))
-        .collect();
-        assert_eq!(counts, [1, 2, 3, 1, 2, 1, 1]);
-        // Other gateways keep their own count.
-        assert_eq!(failed_at(&mut failures, "ns/other", status), 1);
-    }
-
-    #[test]
-    fn conflicts_back_off_from_200_ms_doubling_to_the_same_cap() {
-        for attempt in 1..=20u32 {
-            let base = (0.2 * f64::from(1u32 << (attempt - 1).min(11))).min(300.0);
-            let delay = conflict_backoff(attempt).as_secs_f64();
-            assert!(
-                delay >= base * 0.75 && delay <= base * 1.25,
-                "attempt {attempt}: {delay}"
-            );
-        }
-    }
+    Err(ImplementationError::transient(RelatedError::Unsettled))
 }

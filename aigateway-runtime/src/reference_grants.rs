@@ -26,16 +26,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use futures::{Stream, StreamExt};
+use kube::ResourceExt;
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher::{self, watcher};
-use kube::runtime::{WatchStreamExt, reflector as reflect};
-use kube::{Client, ResourceExt};
 use serde::Deserialize;
 
-use crate::controllers::{CacheTracking, dynamic_api, watch_failure};
-use crate::related::{GatewayKey, RelatedCaches};
+pub(crate) mod watch;
 
 /// The API group of ReferenceGrant.
 pub const GROUP: &str = "gateway.networking.k8s.io";
@@ -167,13 +163,6 @@ pub fn permitted<'a>(
 )]
 pub struct GrantsNotDeclared;
 
-impl From<GrantsNotDeclared> for crate::ImplementationError {
-    /// A programming error, reported loudly and retried with backoff until fixed.
-    fn from(error: GrantsNotDeclared) -> Self {
-        crate::ImplementationError::transient(error)
-    }
-}
-
 /// Whether the CRD is known to be installed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Installed {
@@ -221,7 +210,7 @@ impl ReferenceGrants {
     }
 
     /// Records the answer of a list; returns whether it changed what checks answer.
-    fn set_installed(&self, now: bool) -> bool {
+    pub(crate) fn set_installed(&self, now: bool) -> bool {
         let mut installed = self.installed.lock().expect("grants state");
         // Checks answer from grants only while the CRD is known to be there.
         let was_listed = *installed == Installed::Yes;
@@ -237,106 +226,6 @@ pub(crate) fn cache() -> (
 ) {
     let writer = reflector::store::Writer::new(resource());
     (Arc::new(ReferenceGrants::new(writer.as_reader())), writer)
-}
-
-fn not_installed(error: &watcher::Error) -> bool {
-    matches!(
-        error,
-        watcher::Error::InitialListFailed(kube::Error::Api(status))
-            | watcher::Error::WatchStartFailed(kube::Error::Api(status))
-            | watcher::Error::WatchFailed(kube::Error::Api(status))
-            if status.code == 404
-    ) || matches!(error, watcher::Error::WatchError(status) if status.code == 404)
-}
-
-/// Watches ReferenceGrants into `writer` (in `namespace`, or everywhere) and yields the
-/// gateways to re-run: those that asked about the namespace of a changed grant, and
-/// every gateway that asked about any, when the CRD appears or goes.
-///
-/// The first answer of the API server, a list or an error, opens the operator's first-
-/// list gate for this cache: a 404 (the CRD is not installed) is a known answer, so
-/// the operator neither waits for the CRD nor flaps route status at start. Errors other
-/// than a 404 show in `/readyz` like any watch's; a 404 does not, since running
-/// without Gateway API is a supported setup.
-pub(crate) fn watch(
-    grants: Arc<ReferenceGrants>,
-    writer: reflector::store::Writer<DynamicObject>,
-    tracking: &CacheTracking<'_>,
-    client: &Client,
-    namespace: Option<&str>,
-    related: Arc<RelatedCaches>,
-) -> impl Stream<Item = GatewayKey> + Send + 'static {
-    let resource = resource();
-    let cache = tracking.key("ReferenceGrants");
-    tracking.gate.register(&cache);
-    let gate = tracking.gate.clone();
-    let health = tracking.health.clone();
-    // Set when an answer changed what checks return; read once the event has reached
-    // the cache, so that the gateways re-run see the new state.
-    let state_changed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let answered = {
-        let grants = grants.clone();
-        let cache = cache.clone();
-        let state_changed = state_changed.clone();
-        move |event: &Result<watcher::Event<DynamicObject>, watcher::Error>| {
-            let changed = match event {
-                Ok(watcher::Event::InitDone) => {
-                    health.record::<String>(&cache, Ok(()));
-                    gate.listed(&cache);
-                    grants.set_installed(true)
-                }
-                Ok(_) => {
-                    health.record::<String>(&cache, Ok(()));
-                    false
-                }
-                Err(error) if not_installed(error) => {
-                    health.record::<String>(&cache, Ok(()));
-                    gate.listed(&cache);
-                    grants.set_installed(false)
-                }
-                Err(error) => {
-                    // An expired resourceVersion only means "relist".
-                    if !matches!(error, watcher::Error::WatchError(status) if status.code == 410) {
-                        health.record(&cache, Err(&watch_failure(error)));
-                    }
-                    gate.listed(&cache);
-                    false
-                }
-            };
-            if changed {
-                state_changed.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-        }
-    };
-    let events = watcher(
-        dynamic_api(client, namespace, &resource),
-        watcher::Config::default(),
-    )
-    .modify(|grant: &mut DynamicObject| {
-        grant.metadata.managed_fields = None;
-        crate::names::keep_cached_annotations(&mut grant.metadata);
-    })
-    .inspect(answered)
-    // While the CRD is missing every list fails: the backoff (up to 30 s) paces them.
-    .default_backoff();
-    let kind = resource.clone();
-    reflect(writer, events)
-        .map(move |event| {
-            let readers = if state_changed.swap(false, std::sync::atomic::Ordering::SeqCst) {
-                related.kind_readers(&kind)
-            } else {
-                match &event {
-                    Ok(watcher::Event::Apply(grant) | watcher::Event::Delete(grant)) => {
-                        related.namespace_readers(&kind, &grant.namespace().unwrap_or_default())
-                    }
-                    // Grants may have changed while the watch was down.
-                    Ok(watcher::Event::InitDone) => related.kind_readers(&kind),
-                    _ => Vec::new(),
-                }
-            };
-            futures::stream::iter(readers)
-        })
-        .flatten()
 }
 
 #[cfg(test)]

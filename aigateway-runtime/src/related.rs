@@ -29,7 +29,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -38,7 +37,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use crate::attached::{AttachedView, NotAttached};
-use crate::implementation::{ImplementationError, from_dynamic};
+use crate::dynamic::from_dynamic;
 use crate::reference_grants::{
     CrossNamespaceRef, GrantsNotDeclared, ReferenceGrantCheck, ReferenceGrants,
 };
@@ -176,13 +175,6 @@ impl std::fmt::Display for NotWatched {
 }
 
 impl std::error::Error for NotWatched {}
-
-impl From<NotWatched> for ImplementationError {
-    /// A programming error, reported loudly and retried with backoff until fixed.
-    fn from(error: NotWatched) -> Self {
-        ImplementationError::transient(error)
-    }
-}
 
 /// Errors while loading the content of related objects.
 #[derive(Debug, thiserror::Error)]
@@ -518,7 +510,7 @@ impl RelatedCaches {
 
     /// Loads the content of `keys` with one GET each. A load that an invalidation
     /// overtook (or whose object nobody reads any more) is discarded.
-    async fn load(&self, keys: &HashSet<ObjectKey>) -> Result<(), RelatedError> {
+    pub(crate) async fn load(&self, keys: &HashSet<ObjectKey>) -> Result<(), RelatedError> {
         for key in keys {
             let Some(kind) = self.kinds.get(&key.kind) else {
                 continue;
@@ -596,42 +588,10 @@ impl RelatedView {
     }
 }
 
-/// One pass of `desired_state` or `cleanup`, given its [`Context`].
-pub(crate) type Pass<'a, T> =
-    Box<dyn FnMut(Arc<Context>) -> BoxFuture<'a, Result<T, ImplementationError>> + Send + 'a>;
-
-/// Runs `pass` until it read no object whose content was missing (loading that content
-/// between passes), at most [`CONTENT_ROUNDS`] times, and records what it read for
-/// `gateway`. Load failures are transient errors.
-pub(crate) async fn with_reads<T>(
-    related: &Arc<RelatedView>,
-    attached: Option<&AttachedView>,
-    gateway: &GatewayKey,
-    mut pass: Pass<'_, T>,
-) -> Result<T, ImplementationError> {
-    let mut reads = HashSet::new();
-    for _ in 0..CONTENT_ROUNDS {
-        let ctx = Arc::new(Context::new(related.clone(), attached.cloned()));
-        let result = pass(ctx.clone()).await;
-        let log = ctx.take_log();
-        reads.extend(log.reads);
-        related.caches.record(gateway, reads.clone());
-        if log.unloaded.is_empty() {
-            return result;
-        }
-        related
-            .caches
-            .load(&log.unloaded)
-            .await
-            .map_err(ImplementationError::transient)?;
-    }
-    Err(ImplementationError::transient(RelatedError::Unsettled))
-}
-
 #[derive(Default)]
-struct ReadLog {
-    reads: HashSet<ObjectKey>,
-    unloaded: HashSet<ObjectKey>,
+pub(crate) struct ReadLog {
+    pub(crate) reads: HashSet<ObjectKey>,
+    pub(crate) unloaded: HashSet<ObjectKey>,
 }
 
 /// What an implementation can read while computing desired state: the related objects
@@ -714,7 +674,7 @@ impl Context {
         Ok(grants.check(reference))
     }
 
-    fn take_log(&self) -> ReadLog {
+    pub(crate) fn take_log(&self) -> ReadLog {
         std::mem::take(&mut *self.log.lock().expect("read log lock"))
     }
 
@@ -731,7 +691,7 @@ impl Context {
     /// # Errors
     /// [`NotWatched`] when `T` is not declared in
     /// [`related()`](crate::GatewayImplementation::related); convert it with `?` into an
-    /// [`ImplementationError`].
+    /// [`ImplementationError`](crate::ImplementationError).
     pub fn get<T: Resource<DynamicType = ()> + DeserializeOwned>(
         &self,
         namespace: &str,
@@ -896,10 +856,6 @@ mod tests {
             error.to_string(),
             "desired_state read Service ns/api, but Service is not watched: declare RelatedWatch::new::<Service>() in related()"
         );
-        assert!(matches!(
-            ImplementationError::from(error),
-            ImplementationError::Transient(_)
-        ));
         // A declared kind: absent from the (empty) cache, and recorded as read, so that
         // its creation re-runs the gateway.
         assert_eq!(ctx.get::<Secret>("ns", "keys"), Ok(None));

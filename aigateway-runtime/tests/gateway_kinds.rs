@@ -445,6 +445,45 @@ async fn a_tool_gateway_publishes_route_urls_once_ready_and_then_stays_silent() 
     running.stop().await;
 }
 
+/// One order on every exit of a pass: the gateway's status, then its routes', then the
+/// event. So whoever sees the event of a gateway turning Ready (`kubectl get events -w`,
+/// a deploy pipeline) finds the URLs of the routes it serves already published.
+#[tokio::test]
+async fn the_ready_event_of_a_gateway_comes_after_its_routes_are_written() {
+    let server = cluster().await;
+    let client = server.client();
+    tool_class(&client, "tools", TOOLS).await;
+    tool_gateway(&client, "gw", "tools").await;
+    create_route(&client, &route(NS, "weather", Some("gw"))).await;
+    let running = start(tools_operator(client.clone()));
+    wait_route(&client, NS, "weather", "weather accepted", |r| {
+        condition_of(&route_conditions(r), "Accepted").is_some_and(|(s, _)| s == "True")
+    })
+    .await;
+
+    roll_out(&client, "gw").await;
+    let weather = wait_route(&client, NS, "weather", "weather ready", ready_with_url).await;
+    let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), NS);
+    let ready_event = eventually_within(Duration::from_secs(20), "the Ready event", || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        list.items.into_iter().find(|e| {
+            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("gw")
+                && e.note.as_deref().is_some_and(|n| n.contains("Ready=True"))
+        })
+    })
+    .await;
+    let version = |object: &ObjectMeta| -> u64 {
+        object.resource_version.as_deref().unwrap().parse().unwrap()
+    };
+    assert!(
+        version(&ready_event.metadata) > version(&weather.metadata),
+        "the Ready event ({}) was published before the route's URL ({})",
+        version(&ready_event.metadata),
+        version(&weather.metadata)
+    );
+    running.stop().await;
+}
+
 /// `(status, reason, message)` of a route's `Accepted`.
 fn accepted(route: &ToolRoute) -> Option<(String, String, String)> {
     find_condition(&route_conditions(route), "Accepted")

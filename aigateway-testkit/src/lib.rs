@@ -217,6 +217,7 @@ mod error;
 mod events;
 pub mod fake_provider;
 mod faults;
+pub mod imports;
 mod patch;
 mod proto;
 pub mod real_cluster;

@@ -29,8 +29,8 @@ use kube::runtime::{WatchStreamExt, reflector as reflect};
 use kube::{Client, ResourceExt};
 use serde::Deserialize;
 
-use crate::controllers::{CacheTracking, mark_listed, tracked};
 use crate::names::ALLOWED_ROUTES_ANNOTATION;
+use crate::watches::{CacheTracking, mark_listed, tracked};
 
 /// The reason of `Accepted=False` on an attached object from a namespace its gateway
 /// does not admit (Gateway API's reason for the same case).

@@ -1,0 +1,100 @@
+//! The state every reconcile of one gateway kind shares ([`Shared`]): the client, the
+//! implementation, the caches, metrics, the failure streaks and our own last writes.
+//!
+//! Only the value and the helpers every writer needs (patch parameters, the applier,
+//! remembering our writes, [`OwnWrites`]) live here, below the writes (`status`,
+//! `attached::sync`) and the passes (`reconcile`) that add their methods to it.
+
+mod own_writes;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use kube::api::PatchParams;
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Client, Resource};
+
+use crate::apply::{Applier, ChildCache};
+use crate::attached::AttachedCache;
+use crate::implementation::GatewayImplementation;
+use crate::kind::GatewayKind;
+use crate::logging::WarningLimit;
+use crate::metrics::Metrics;
+use crate::related::RelatedView;
+use crate::retry::Streak;
+pub(crate) use own_writes::OwnWrites;
+
+/// Our last writes of the gateways and classes of kind `K` (see [`OwnWrites`]).
+pub(crate) struct KindWrites<K: GatewayKind> {
+    pub(crate) gateways: OwnWrites<K::Gateway>,
+    pub(crate) classes: OwnWrites<K::Class>,
+}
+
+impl<K: GatewayKind> Default for KindWrites<K> {
+    fn default() -> Self {
+        Self {
+            gateways: OwnWrites::default(),
+            classes: OwnWrites::default(),
+        }
+    }
+}
+
+/// Everything the reconcile functions share: one value per operator.
+pub struct Shared<K: GatewayKind> {
+    pub(crate) client: Client,
+    pub(crate) implementation: Arc<dyn GatewayImplementation<K>>,
+    pub(crate) controller: String,
+    pub(crate) field_manager: String,
+    pub(crate) controller_id: String,
+    pub(crate) classes: Store<K::Class>,
+    pub(crate) gateways: Store<K::Gateway>,
+    pub(crate) children: Vec<ChildCache>,
+    pub(crate) related: Arc<RelatedView>,
+    pub(crate) recorder: Recorder,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) failures: Mutex<HashMap<ObjectRef<K::Gateway>, Streak>>,
+    /// Failures in a row of each class (by name), and when the last one was.
+    pub(crate) class_failures: Mutex<HashMap<String, (u32, std::time::Instant)>>,
+    /// What our last write of each gateway and class returned, while the cache lags
+    /// behind it.
+    pub(crate) own_writes: KindWrites<K>,
+    pub(crate) owned_condition_types: Vec<String>,
+    /// The attached kind the implementation declared, if any.
+    pub(crate) attached: Option<Arc<AttachedCache>>,
+    /// One warning per object per window (see [`WarningLimit`]).
+    pub(crate) warnings: WarningLimit,
+}
+
+pub(crate) fn object_name<R: Resource>(object: &R) -> String {
+    match object.meta().namespace.as_deref() {
+        Some(ns) => format!("{ns}/{}", object.meta().name.as_deref().unwrap_or_default()),
+        None => object.meta().name.clone().unwrap_or_default(),
+    }
+}
+
+impl<K: GatewayKind> Shared<K> {
+    pub(crate) fn patch_params(&self) -> PatchParams {
+        PatchParams {
+            field_manager: Some(self.field_manager.clone()),
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn applier(&self) -> Applier<'_> {
+        Applier {
+            client: &self.client,
+            field_manager: &self.field_manager,
+            controller_id: &self.controller_id,
+            caches: &self.children,
+        }
+    }
+
+    /// Keeps what a write of `before` returned, for the reconciles that start before
+    /// the cache sees it (see [`OwnWrites`]).
+    pub(crate) fn remember(&self, before: &K::Gateway, written: K::Gateway) -> Arc<K::Gateway> {
+        self.own_writes
+            .gateways
+            .record(before, written, &self.gateways)
+    }
+}
