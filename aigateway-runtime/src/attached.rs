@@ -43,6 +43,8 @@ pub use allowed_routes::{
     NOT_ALLOWED_BY_GATEWAY, consent_of,
 };
 pub use declare::{ATTACHED_CONDITION_TYPES, AttachedDecision, AttachedKind, NotAttached};
-pub(crate) use index::{AttachedCache, AttachedView, reads_namespace_labels, watch};
+pub(crate) use index::{
+    AttachedCache, AttachedView, AttachedWatch, GatewayEvents, reads_namespace_labels, watch,
+};
 pub(crate) use rules::GatewayState;
 pub(crate) use sync::{admit, clear_gateway, error_policy, reconcile, sync};

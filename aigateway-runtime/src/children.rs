@@ -2,48 +2,18 @@
 //! maintained from that kind's watch events, so that a reconcile finds its children in
 //! time proportional to their number, not to the number of cached children.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-
 use kube::api::DynamicObject;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
+use crate::group_index::GroupIndex;
+
 /// A child by namespace and name (the kind is the index's).
 pub(crate) type ChildKey = (String, String);
 
-#[derive(Default)]
-struct Owners {
-    by_owner: HashMap<String, HashSet<ChildKey>>,
-    owner_of: HashMap<ChildKey, String>,
-    /// Filled during a relist (between `Init` and `InitDone`), then swapped in, as the
-    /// reflector swaps its store.
-    relist: Option<Vec<(ChildKey, String)>>,
-}
-
-impl Owners {
-    fn set(&mut self, child: ChildKey, owner: Option<String>) {
-        if let Some(previous) = self.owner_of.remove(&child)
-            && let Some(children) = self.by_owner.get_mut(&previous)
-        {
-            children.remove(&child);
-            if children.is_empty() {
-                self.by_owner.remove(&previous);
-            }
-        }
-        if let Some(owner) = owner {
-            self.by_owner
-                .entry(owner.clone())
-                .or_default()
-                .insert(child.clone());
-            self.owner_of.insert(child, owner);
-        }
-    }
-}
-
 /// Children of one kind by the uid of their controller owner.
 #[derive(Clone, Default)]
-pub(crate) struct OwnerIndex(Arc<Mutex<Owners>>);
+pub(crate) struct OwnerIndex(GroupIndex<ChildKey, String>);
 
 fn key_and_owner(object: &DynamicObject) -> (ChildKey, Option<String>) {
     let owner = object
@@ -61,46 +31,14 @@ fn key_and_owner(object: &DynamicObject) -> (ChildKey, Option<String>) {
 }
 
 impl OwnerIndex {
-    fn owners(&self) -> std::sync::MutexGuard<'_, Owners> {
-        self.0.lock().expect("owner index lock")
-    }
-
     /// Follows one watch event of the kind.
     pub(crate) fn observe(&self, event: &watcher::Event<DynamicObject>) {
-        let mut owners = self.owners();
-        match event {
-            watcher::Event::Init => owners.relist = Some(Vec::new()),
-            watcher::Event::InitApply(object) => {
-                let (child, owner) = key_and_owner(object);
-                if let (Some(relist), Some(owner)) = (owners.relist.as_mut(), owner) {
-                    relist.push((child, owner));
-                }
-            }
-            watcher::Event::InitDone => {
-                let listed = owners.relist.take().unwrap_or_default();
-                *owners = Owners::default();
-                for (child, owner) in listed {
-                    owners.set(child, Some(owner));
-                }
-            }
-            watcher::Event::Apply(object) => {
-                let (child, owner) = key_and_owner(object);
-                owners.set(child, owner);
-            }
-            watcher::Event::Delete(object) => {
-                let (child, _) = key_and_owner(object);
-                owners.set(child, None);
-            }
-        }
+        self.0.observe(event, key_and_owner);
     }
 
     /// The children whose controller owner has `uid`.
     pub(crate) fn children_of(&self, uid: &str) -> Vec<ChildKey> {
-        self.owners()
-            .by_owner
-            .get(uid)
-            .map(|children| children.iter().cloned().collect())
-            .unwrap_or_default()
+        self.0.members_of(&uid.to_owned())
     }
 }
 

@@ -6,26 +6,21 @@
 //!
 //! [`Operator`]: crate::Operator
 
+mod kind_watches;
+
 use std::collections::{HashMap, VecDeque};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
 use futures::future::{BoxFuture, FutureExt};
-use futures::{Stream, StreamExt};
-use kube::api::Api;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::watcher::{self, watcher};
-use kube::runtime::{WatchStreamExt, reflector as reflect};
+use kube::runtime::reflector::{self, Store};
 use kube::{Client, Resource, ResourceExt};
-use tracing::{debug, warn};
 
 use crate::admin::CacheHealth;
-use crate::apply::ChildCache;
-use crate::attached;
-use crate::children::OwnerIndex;
+use crate::attached::{self, AttachedWatch};
 use crate::class::claim;
 use crate::implementation::GatewayImplementation;
 use crate::kind::GatewayKind;
@@ -33,12 +28,12 @@ use crate::logging::LogThrottle;
 use crate::metrics::{ConditionLabels, Metrics};
 use crate::names;
 use crate::reconcile;
-use crate::reference_grants;
-use crate::related::{GatewayKey, RelatedCache, RelatedCaches, RelatedView, RelatedWatch};
+use crate::related::{GatewayKey, RelatedCache, RelatedCaches, RelatedWatch};
 use crate::shared::Shared;
-use crate::watches::{
-    CacheTracking, ResyncTrigger, ShutdownSignal, SyncGate, dynamic_reflector, mark_listed,
-    touched_once_stored, tracked,
+use crate::watches::{CacheTracking, ResyncTrigger, ShutdownSignal, SyncGate, dynamic_reflector};
+use kind_watches::{
+    ChildWatch, ClassWatch, GatewayWatch, RelatedReads, after_first_list, drain, ours, resync_all,
+    with_attached, with_triggers,
 };
 
 /// What the controllers of every kind share: the client, the settings, the metrics,
@@ -234,16 +229,6 @@ fn gateway_counts<K: GatewayKind>(
         .collect()
 }
 
-fn api_for<T: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>>(
-    client: &Client,
-    namespace: Option<&str>,
-) -> Api<T> {
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
-
 /// The related caches of an operator: one per related kind in `watches` (from
 /// [`shared_watches`](crate::related::shared_watches)), for every gateway kind in
 /// `gateway_kinds`; the receivers of each gateway kind's triggers (the gateways whose
@@ -321,379 +306,185 @@ pub(crate) fn shared_related(
     (caches, receivers, feed)
 }
 
-/// The controllers of kind `K` until `stop`: set up every cache (registered in the
-/// shared gate, then this kind's setup token is released), then run.
+/// The watches of one gateway kind (see `kind_watches`).
+struct KindWatches<K: GatewayKind> {
+    gateways: GatewayWatch<K>,
+    classes: ClassWatch<K>,
+    children: Vec<ChildWatch>,
+    related: RelatedReads<K>,
+    attached: Option<AttachedWatch<K>>,
+}
+
+impl<K: GatewayKind> KindWatches<K> {
+    /// Starts every watch of kind `K`, each registered in the shared first-list gate.
+    fn start(wiring: &Wiring, implementation: &dyn GatewayImplementation<K>) -> Self {
+        let (client, namespace) = (&wiring.client, wiring.namespace.as_deref());
+        let kind = served_kind_name::<K>();
+        let tracking = CacheTracking {
+            kind: &kind,
+            health: &wiring.health,
+            gate: &wiring.gate,
+            metrics: &wiring.metrics,
+        };
+        let attached = (implementation.attached())
+            .map(|declaration| attached::watch(declaration, &tracking, client, namespace));
+        let changed = wiring
+            .related_triggers
+            .lock()
+            .expect("related triggers")
+            .remove(&kind);
+        let related = RelatedReads::<K>::start(
+            &tracking,
+            client,
+            namespace,
+            wiring.related.clone(),
+            &implementation.related(),
+            changed,
+            implementation.uses_reference_grants(),
+        );
+        let on_gateway = attached.as_ref().map(|watch| watch.on_gateway.clone());
+        let gateways =
+            GatewayWatch::<K>::start(&tracking, client, namespace, &related.view, on_gateway);
+        let controller_id = names::controller_label_value(implementation.controller_name());
+        let children = (implementation.child_kinds().into_iter())
+            .map(|resource| {
+                ChildWatch::start(&tracking, client, namespace, resource, &controller_id)
+            })
+            .collect();
+        Self {
+            gateways,
+            classes: ClassWatch::<K>::start(&tracking, client),
+            children,
+            related,
+            attached,
+        }
+    }
+}
+
+/// The controllers of kind `K` until `stop`: start every watch (then this kind's setup
+/// token is released from the gate), then run the gateway, class and attached-object
+/// controllers.
 async fn run_controllers<K: GatewayKind>(
     wiring: &Wiring,
     served: &Served<K>,
     stop: ShutdownSignal,
     resync: Option<ResyncTrigger>,
 ) {
-    let implementation = served.implementation.clone();
-    let client = wiring.client.clone();
-    let health = wiring.health.clone();
-    let namespace = wiring.namespace.clone();
-    let controller_name = implementation.controller_name().to_owned();
-    let field_manager = implementation.field_manager();
-    let gate = wiring.gate.clone();
-    let kind = served_kind_name::<K>();
-    // Objects attached to gateways (ToolRoutes): see `attached`.
-    let attached = implementation.attached().map(|declaration| {
-        let tracking = CacheTracking {
-            kind: &kind,
-            health: &health,
-            gate: &gate,
-            metrics: &wiring.metrics,
-        };
-        attached::watch(declaration, &tracking, &client, namespace.as_deref())
-    });
-    let attached_on_gateway = attached.as_ref().map(|a| a.on_gateway.clone());
-
-    // Gateways and classes, each watched once. A class change re-runs every gateway that
-    // names it (or names no class); a gateway change (deletion included) re-runs our
-    // classes, whose finalizer depends on the gateways using them.
-    let (gateway_reader, gateway_writer) = reflector::store::<K::Gateway>();
-    let (class_reader, class_writer) = reflector::store::<K::Class>();
-    let (class_triggers, gateways_of_classes) =
-        futures::channel::mpsc::unbounded::<ObjectRef<K::Class>>();
-    let (gateway_triggers, classes_of_gateways) =
-        futures::channel::mpsc::unbounded::<ObjectRef<K::Gateway>>();
-    // The gateway cache is the largest one; managedFields are never read from it.
-    let gateway_events = watcher(
-        api_for::<K::Gateway>(&client, namespace.as_deref()),
-        watcher::Config::default(),
-    )
-    .modify(|gateway: &mut K::Gateway| gateway.meta_mut().managed_fields = None);
-    let gateway_cache = K::Gateway::kind(&()).into_owned();
-    let gateway_listed = mark_listed(&gate, gateway_cache.clone());
-    // Related objects: the operator's shared caches, through what this kind declared.
-    let mut related_view = RelatedView::new(wiring.related.clone(), &implementation.related());
-    let grants = implementation.uses_reference_grants().then(|| {
-        let (grants, writer) = reference_grants::cache();
-        related_view.set_grants(grants.clone());
-        (grants, writer)
-    });
-    let related = Arc::new(related_view);
-    let related_triggers = wiring
-        .related_triggers
-        .lock()
-        .expect("related triggers")
-        .remove(&kind);
-    let gateway_events = touched_once_stored(
-        reflect(
-            gateway_writer,
-            tracked(&health, gateway_cache, gateway_events),
-        )
-        .inspect({
-            let related = related.clone();
-            let gateways = gateway_reader.clone();
-            let kind = kind.clone();
-            move |event| match event {
-                Ok(watcher::Event::Delete(gateway)) => related.forget(&GatewayKey::of(gateway)),
-                // Only this kind's gateways: the read index holds every kind's.
-                Ok(watcher::Event::InitDone) => related
-                    .caches
-                    .retain(|key| key.kind != kind || gateways.get(&key.object_ref()).is_some()),
-                _ => {}
-            }
-        })
-        .inspect(gateway_listed),
-        gateway_reader.clone(),
-    )
-    .inspect(move |gateway| {
-        // A changed or deleted gateway: its attached objects look again.
-        if let (Ok(gateway), Some(attached)) = (gateway, attached_on_gateway.as_ref()) {
-            attached.touched(gateway);
-        }
-    })
-    .inspect({
-        let classes = class_reader.clone();
-        let controller = controller_name.clone();
-        move |gateway| {
-            if gateway.is_ok() {
-                for class in classes.state() {
-                    if K::controller(&class) == controller {
-                        let _ = class_triggers.unbounded_send(ObjectRef::from_obj(class.as_ref()));
-                    }
-                }
-            }
-        }
-    });
-    let class_cache = K::Class::kind(&()).into_owned();
-    let class_listed = mark_listed(&gate, class_cache.clone());
-    let class_events = touched_once_stored(
-        reflect(
-            class_writer,
-            tracked(
-                &health,
-                class_cache,
-                watcher(
-                    Api::<K::Class>::all(client.clone()),
-                    watcher::Config::default(),
-                ),
-            ),
-        )
-        .inspect(class_listed),
-        class_reader.clone(),
-    )
-    .inspect({
-        let gateways = gateway_reader.clone();
-        move |class| {
-            if let Ok(class) = class {
-                let name = class.name_any();
-                for gateway in gateways.state() {
-                    if K::class_name(&gateway).is_none_or(|n| n.is_empty() || n == name) {
-                        let _ =
-                            gateway_triggers.unbounded_send(ObjectRef::from_obj(gateway.as_ref()));
-                    }
-                }
-            }
-        }
-    });
-    let mut gateway_controller = Controller::for_stream(gateway_events, gateway_reader.clone())
-        .with_config(ControllerConfig::default().concurrency(wiring.concurrency))
-        .reconcile_on(classes_of_gateways);
-    let class_controller = Controller::for_stream(class_events, class_reader.clone())
-        .reconcile_on(gateways_of_classes);
+    let controller = served.implementation.controller_name().to_owned();
+    let KindWatches {
+        gateways,
+        classes,
+        children,
+        related,
+        attached,
+    } = KindWatches::<K>::start(wiring, served.implementation.as_ref());
     *served.stores.lock().expect("store slot") =
-        Some((gateway_reader.clone(), class_reader.clone()));
+        Some((gateways.store.clone(), classes.store.clone()));
+    let shared = Arc::new(shared_state(
+        wiring, served, &gateways, &classes, &children, &related, &attached,
+    ));
 
-    let tracking = CacheTracking {
-        kind: &kind,
-        health: &health,
-        gate: &gate,
-        metrics: &wiring.metrics,
-    };
-    // Children, selected by the hash of our controller name.
-    let controller_id = names::controller_label_value(&controller_name);
-    let selector = format!("{}={}", names::CONTROLLER_LABEL, controller_id);
-    let mut children = Vec::new();
-    let mut child_streams = Vec::new();
-    for resource in implementation.child_kinds() {
-        let writer = reflector::store::Writer::new(resource.clone());
-        let store = writer.as_reader();
-        let owners = OwnerIndex::default();
-        let stream = dynamic_reflector(
-            &tracking,
-            format!("child {}", resource.kind),
-            &client,
-            namespace.as_deref(),
-            &resource,
-            writer,
-            Some(&selector),
-            None,
-            false,
-            {
-                let owners = owners.clone();
-                move |event| owners.observe(event)
-            },
-        );
-        children.push(ChildCache {
-            resource: resource.clone(),
-            store,
-            owners,
-        });
-        child_streams.push((resource, stream));
-    }
+    // A gateway change (deletion included) re-runs our classes, whose finalizer depends
+    // on the gateways using them; a class change re-runs the gateways that name it (or
+    // name no class).
+    let class_store = classes.store.clone();
+    let (gateway_events, class_triggers) = with_triggers(gateways.stream, move |_| {
+        ours::<K>(&class_store, &controller)
+    });
+    let by_class = gateways.by_class.clone();
+    let (class_events, gateway_triggers) = with_triggers(classes.stream, move |class| {
+        by_class.gateways_of(&class.name_any())
+    });
+    let gateway_controller = Controller::for_stream(gateway_events, gateways.store.clone())
+        .with_config(ControllerConfig::default().concurrency(wiring.concurrency))
+        .reconcile_on(gateway_triggers)
+        .reconcile_on(related.triggers);
+    let gateway_controller = (children.into_iter()).fold(gateway_controller, |gateways, child| {
+        gateways.owns_stream_with(child.stream, child.cache.resource)
+    });
+    let (gateway_controller, attached_controller) = with_attached(
+        gateway_controller,
+        attached,
+        &gateways.store,
+        &classes.store,
+        served.implementation.controller_name(),
+    );
+    let gateway_controller = resync_all::<K>(gateway_controller, resync, wiring.resync_every);
+    let class_controller =
+        Controller::for_stream(class_events, classes.store).reconcile_on(class_triggers);
+    // Every cache of this kind is registered: the gate may open once they have listed.
+    wiring.gate.listed(&setup_token(served));
 
+    let (gate, log) = (&wiring.gate, Arc::new(LogThrottle::default()));
+    let gateways = (gateway_controller.graceful_shutdown_on(stop.clone())).run(
+        after_first_list(gate, reconcile::reconcile),
+        reconcile::error_policy,
+        shared.clone(),
+    );
+    let classes = (class_controller.graceful_shutdown_on(stop.clone())).run(
+        after_first_list(gate, reconcile::reconcile_class),
+        reconcile::class_error_policy,
+        shared.clone(),
+    );
+    let attached_objects = futures::stream::iter(attached_controller.map(|controller| {
+        (controller.graceful_shutdown_on(stop)).run(
+            after_first_list(gate, attached::reconcile),
+            attached::error_policy,
+            shared,
+        )
+    }));
+    tokio::join!(
+        drain(gateways, log.clone()),
+        drain(classes, log.clone()),
+        drain(attached_objects.flatten(), log),
+    );
+}
+
+/// The state the reconciles of kind `K` share, over the caches of its watches.
+fn shared_state<K: GatewayKind>(
+    wiring: &Wiring,
+    served: &Served<K>,
+    gateways: &GatewayWatch<K>,
+    classes: &ClassWatch<K>,
+    children: &[ChildWatch],
+    related: &RelatedReads<K>,
+    attached: &Option<AttachedWatch<K>>,
+) -> Shared<K> {
+    let implementation = served.implementation.clone();
+    let controller = implementation.controller_name().to_owned();
+    let field_manager = implementation.field_manager();
     let recorder = Recorder::new(
-        client.clone(),
+        wiring.client.clone(),
         Reporter {
             controller: field_manager.clone(),
             instance: std::env::var("POD_NAME").ok(),
         },
     );
-    let mut owned_condition_types: Vec<String> =
-        K::CONDITION_TYPES.iter().map(|s| (*s).to_owned()).collect();
-    owned_condition_types.extend(
-        implementation
-            .condition_aliases()
-            .into_iter()
-            .map(|alias| alias.type_),
-    );
-    let shared = Arc::new(Shared::<K> {
-        client: client.clone(),
-        implementation: implementation.clone(),
-        controller: controller_name.clone(),
+    let owned_condition_types = (K::CONDITION_TYPES.iter().map(|s| (*s).to_owned()))
+        .chain(
+            implementation
+                .condition_aliases()
+                .into_iter()
+                .map(|alias| alias.type_),
+        )
+        .collect();
+    Shared::<K> {
+        client: wiring.client.clone(),
+        controller_id: names::controller_label_value(&controller),
+        controller,
         field_manager,
-        controller_id,
-        classes: class_reader.clone(),
-        gateways: gateway_reader.clone(),
-        children: children.clone(),
-        related: related.clone(),
+        classes: classes.store.clone(),
+        gateways: gateways.store.clone(),
+        children: children.iter().map(|child| child.cache.clone()).collect(),
+        related: related.view.clone(),
         recorder,
         metrics: wiring.metrics.clone(),
         failures: Mutex::default(),
         class_failures: Mutex::default(),
         own_writes: Default::default(),
         owned_condition_types,
-        attached: attached.as_ref().map(|a| a.cache.clone()),
+        attached: attached.as_ref().map(|watch| watch.cache.clone()),
         warnings: Default::default(),
-    });
-
-    for (resource, stream) in child_streams {
-        gateway_controller = gateway_controller.owns_stream_with(stream, resource);
+        implementation,
     }
-    // A related object's change re-runs exactly the gateways (of this kind) that read
-    // it: the shared caches' feed sends them here.
-    if let Some(triggers) = related_triggers {
-        gateway_controller = gateway_controller
-            .reconcile_on(triggers.map(|gateway| gateway.object_ref::<K::Gateway>()));
-    }
-    // The attached controller clears objects whose gateway is gone or not ours; the
-    // gateway controller re-runs gateways whose attached objects changed.
-    let mut attached_controller = None;
-    if let Some(watch) = attached {
-        gateway_controller = gateway_controller.reconcile_on(watch.gateway_triggers);
-        // A namespace's labels changed: re-run the gateways that admit by namespace
-        // label and have attached objects there, and no other.
-        let cache = watch.cache.clone();
-        let gateways = gateway_reader.clone();
-        let classes = class_reader.clone();
-        let controller = controller_name.clone();
-        let relabelled = watch.namespace_changes.flat_map(move |namespace| {
-            let all_classes = classes.state();
-            let affected: Vec<ObjectRef<K::Gateway>> = cache
-                .gateways_with_objects_in(&namespace)
-                .into_iter()
-                .filter_map(|key| gateways.get(&ObjectRef::new(&key.name).within(&key.namespace)))
-                .filter(|gateway| {
-                    let class = match claim::<K>(K::class_name(gateway), &all_classes, &controller)
-                    {
-                        crate::class::Claim::Ours { class } => {
-                            classes.get(&ObjectRef::new(&class.name))
-                        }
-                        _ => None,
-                    };
-                    attached::reads_namespace_labels::<K>(gateway, class.as_deref())
-                })
-                .map(|gateway| ObjectRef::from_obj(gateway.as_ref()))
-                .collect();
-            futures::stream::iter(affected)
-        });
-        gateway_controller = gateway_controller.reconcile_on(relabelled);
-        attached_controller = Some(
-            Controller::for_stream_with(
-                watch.objects,
-                watch.cache.store.clone(),
-                watch.cache.resource.clone(),
-            )
-            .reconcile_on(watch.object_triggers),
-        );
-    }
-    // ReferenceGrants: a change re-runs the gateways that asked about its namespace.
-    if let Some((grants, writer)) = grants {
-        let triggers = reference_grants::watch::watch(
-            grants,
-            writer,
-            &tracking,
-            &client,
-            namespace.as_deref(),
-            related.caches.clone(),
-        )
-        // The read index is the operator's: only this kind's gateways are ours to queue.
-        .filter(|gateway| std::future::ready(gateway.kind == K::Gateway::kind(&())))
-        .map(|gateway| gateway.object_ref::<K::Gateway>());
-        gateway_controller = gateway_controller.reconcile_on(triggers);
-    }
-    if let Some(trigger) = resync {
-        gateway_controller = gateway_controller.reconcile_all_on(trigger);
-    } else if let Some(every) = wiring.resync_every {
-        let ticks = futures::stream::unfold((), move |()| async move {
-            tokio::time::sleep(every).await;
-            Some(((), ()))
-        });
-        gateway_controller = gateway_controller.reconcile_all_on(ticks);
-    }
-
-    // Every cache of this kind is registered: the gate may open once they have listed.
-    gate.listed(&setup_token(served));
-
-    let gateway_shared = shared.clone();
-    let class_gate = gate.clone();
-    let attached_gate = gate.clone();
-    let gateways = gateway_controller.graceful_shutdown_on(stop.clone()).run(
-        move |gateway, shared| {
-            let gate = gate.clone();
-            async move {
-                // Gateways reconcile only once classes, children and related objects
-                // are known, so that a restart neither releases gateways nor re-applies
-                // unchanged children, nor takes "not listed yet" for "missing".
-                gate.wait().await;
-                reconcile::reconcile(gateway, shared).await
-            }
-        },
-        reconcile::error_policy,
-        gateway_shared,
-    );
-    // Classes wait too: their finalizer depends on which gateways use them, and an
-    // unlisted gateway cache would read as "none", dropping the finalizer of every class
-    // in use at each start.
-    let classes = class_controller.graceful_shutdown_on(stop.clone()).run(
-        move |class, shared| {
-            let gate = class_gate.clone();
-            async move {
-                gate.wait().await;
-                reconcile::reconcile_class(class, shared).await
-            }
-        },
-        reconcile::class_error_policy,
-        shared.clone(),
-    );
-
-    // Reconcile failures are logged by the error policies; anything else (a watch that
-    // cannot list, e.g. an object that does not deserialise) would otherwise be silent.
-    // Every watch fails at once when the API server goes away: a few lines a second.
-    fn log_controller_error<
-        T: std::fmt::Debug,
-        E: std::error::Error + 'static,
-        Q: std::error::Error + 'static,
-    >(
-        throttle: &LogThrottle,
-        result: Result<T, kube::runtime::controller::Error<E, Q>>,
-    ) {
-        match result {
-            Ok(_) | Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
-            Err(error) => match throttle.admit() {
-                Some(held_back) => {
-                    warn!(%error, held_back, "controller error: a watch or queue failed; retrying")
-                }
-                None => debug!(%error, "controller error: a watch or queue failed; retrying"),
-            },
-        }
-    }
-    fn logged<
-        T: std::fmt::Debug,
-        E: std::error::Error + 'static,
-        Q: std::error::Error + 'static,
-    >(
-        throttle: &Arc<LogThrottle>,
-    ) -> impl FnMut(Result<T, kube::runtime::controller::Error<E, Q>>) + use<T, E, Q> {
-        let throttle = throttle.clone();
-        move |result| log_controller_error(&throttle, result)
-    }
-    let watch_log = Arc::new(LogThrottle::default());
-    let attached_objects: Pin<Box<dyn Stream<Item = ()> + Send>> = match attached_controller {
-        Some(controller) => controller
-            .graceful_shutdown_on(stop.clone())
-            .run(
-                move |object, shared| {
-                    let gate = attached_gate.clone();
-                    async move {
-                        gate.wait().await;
-                        attached::reconcile(object, shared).await
-                    }
-                },
-                attached::error_policy,
-                shared.clone(),
-            )
-            .map(logged(&watch_log))
-            .boxed(),
-        None => futures::stream::empty().boxed(),
-    };
-    let drain = |stream: Pin<Box<dyn Stream<Item = ()> + Send>>| stream.for_each(|_| async {});
-    let gateways = drain(gateways.map(logged(&watch_log)).boxed());
-    let classes = drain(classes.map(logged(&watch_log)).boxed());
-    let attached_objects = drain(attached_objects);
-    tokio::join!(gateways, classes, attached_objects);
 }

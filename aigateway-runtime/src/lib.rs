@@ -102,6 +102,7 @@ pub mod class;
 mod conditions;
 mod controllers;
 mod dynamic;
+mod group_index;
 pub mod implementation;
 pub mod kind;
 mod kube_error;
