@@ -416,3 +416,336 @@ pub(crate) async fn drain<T, E, Q>(
         })
         .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aigateway_api::{AiGateway, AiGatewayClass, AiGatewayClassSpec, AiGatewaySpec, AiModel};
+    use aigateway_testkit::ApiServer;
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    use kube::ResourceExt;
+    use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+
+    use crate::admin::CacheHealth;
+    use crate::kind::AiGatewayKind;
+    use crate::metrics::Metrics;
+
+    const NS: &str = "team-a";
+
+    fn gateway(name: &str, class: Option<&str>) -> AiGateway {
+        let mut gateway = AiGateway::new(
+            name,
+            AiGatewaySpec {
+                ai_gateway_class_name: class.map(str::to_owned),
+                ai_models: vec![AiModel::new("openai", "gpt-4")],
+                ..Default::default()
+            },
+        );
+        gateway.metadata.namespace = Some(NS.into());
+        gateway
+    }
+
+    fn sorted_names<T>(refs: Vec<ObjectRef<T>>) -> Vec<String>
+    where
+        T: Resource,
+        T::DynamicType: Eq + std::hash::Hash + Clone,
+    {
+        let mut names: Vec<String> = refs.into_iter().map(|r| r.name).collect();
+        names.sort();
+        names
+    }
+
+    fn index_of(events: Vec<watcher::Event<AiGateway>>) -> ClassIndex<AiGatewayKind> {
+        let index = ClassIndex::default();
+        for event in &events {
+            index.observe(event);
+        }
+        index
+    }
+
+    #[test]
+    fn a_class_reruns_the_gateways_naming_it_and_those_naming_no_class() {
+        let index = index_of(vec![
+            watcher::Event::Apply(gateway("on-x", Some("x"))),
+            watcher::Event::Apply(gateway("on-y", Some("y"))),
+            watcher::Event::Apply(gateway("unnamed", None)),
+            watcher::Event::Apply(gateway("empty", Some(""))),
+        ]);
+        assert_eq!(
+            sorted_names(index.gateways_of("x")),
+            ["empty", "on-x", "unnamed"]
+        );
+        assert_eq!(
+            sorted_names(index.gateways_of("y")),
+            ["empty", "on-y", "unnamed"]
+        );
+        assert_eq!(sorted_names(index.gateways_of("z")), ["empty", "unnamed"]);
+    }
+
+    #[test]
+    fn a_gateway_that_moves_class_or_goes_leaves_its_old_class() {
+        let index = index_of(vec![
+            watcher::Event::Apply(gateway("a", Some("x"))),
+            watcher::Event::Apply(gateway("b", Some("x"))),
+            watcher::Event::Apply(gateway("a", Some("y"))),
+        ]);
+        assert_eq!(sorted_names(index.gateways_of("x")), ["b"]);
+        assert_eq!(sorted_names(index.gateways_of("y")), ["a"]);
+        index.observe(&watcher::Event::Apply(gateway("b", None)));
+        assert_eq!(
+            sorted_names(index.gateways_of("x")),
+            ["b"],
+            "now by default"
+        );
+        index.observe(&watcher::Event::Delete(gateway("b", None)));
+        index.observe(&watcher::Event::Delete(gateway("a", Some("y"))));
+        assert!(index.gateways_of("x").is_empty());
+        assert!(index.gateways_of("y").is_empty());
+    }
+
+    #[test]
+    fn a_relist_replaces_the_class_index_at_its_end() {
+        let index = index_of(vec![
+            watcher::Event::Apply(gateway("gone-meanwhile", Some("x"))),
+            watcher::Event::Apply(gateway("moved-meanwhile", Some("x"))),
+            watcher::Event::Init,
+            watcher::Event::InitApply(gateway("moved-meanwhile", Some("y"))),
+            watcher::Event::InitApply(gateway("created-meanwhile", Some("x"))),
+        ]);
+        // Until the relist ends, the index answers as the cache does: from before it.
+        assert_eq!(
+            sorted_names(index.gateways_of("x")),
+            ["gone-meanwhile", "moved-meanwhile"]
+        );
+        index.observe(&watcher::Event::InitDone);
+        assert_eq!(sorted_names(index.gateways_of("x")), ["created-meanwhile"]);
+        assert_eq!(sorted_names(index.gateways_of("y")), ["moved-meanwhile"]);
+    }
+
+    #[tokio::test]
+    async fn triggers_map_each_object_and_let_errors_through_without_any() {
+        let objects: Objects<u32> =
+            futures::stream::iter(vec![Ok(1), Err(watcher::Error::NoResourceVersion), Ok(2)])
+                .boxed();
+        let (objects, triggers) = with_triggers(objects, |n| vec![n * 10, n * 10 + 1]);
+        let passed: Vec<bool> = objects.map(|object| object.is_ok()).collect().await;
+        assert_eq!(passed, [true, false, true]);
+        assert_eq!(triggers.collect::<Vec<_>>().await, [10, 11, 20, 21]);
+    }
+
+    #[tokio::test]
+    async fn a_reconcile_waits_for_every_cache_to_have_listed() {
+        let gate = SyncGate::new();
+        gate.register("gateways");
+        let mut reconcile = after_first_list(&gate, |object: Arc<u32>, context: Arc<u32>| {
+            futures::future::ready(*object + *context)
+        });
+        let mut pass = reconcile(Arc::new(1), Arc::new(2));
+        assert!((&mut pass).now_or_never().is_none(), "held before the list");
+        gate.listed("gateways");
+        assert_eq!(pass.await, 3);
+    }
+
+    /// The shared state a watch reports to, kept alive by the test.
+    struct Tracking {
+        health: CacheHealth,
+        gate: SyncGate,
+        metrics: Arc<Metrics>,
+    }
+
+    impl Tracking {
+        fn new() -> Self {
+            Self {
+                health: CacheHealth::default(),
+                gate: SyncGate::new(),
+                metrics: Arc::new(Metrics::default()),
+            }
+        }
+
+        fn of(&self) -> CacheTracking<'_> {
+            CacheTracking {
+                kind: "AiGateway",
+                health: &self.health,
+                gate: &self.gate,
+                metrics: &self.metrics,
+            }
+        }
+
+        /// The first-list gate opens once every watch started on it has listed.
+        async fn opened(&self) {
+            tokio::time::timeout(Duration::from_secs(30), self.gate.wait())
+                .await
+                .expect("the gate opens once the watch has listed");
+        }
+    }
+
+    async fn cluster() -> (ApiServer, Client) {
+        let server = ApiServer::builder().simulate_deployments(false).build();
+        for crd in aigateway_api::crds::all() {
+            server.install_crd(crd).await.expect("install CRD");
+        }
+        let client = server.client();
+        let namespace = Namespace {
+            metadata: ObjectMeta {
+                name: Some(NS.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .expect("create namespace");
+        (server, client)
+    }
+
+    async fn next_names<T: ResourceExt>(stream: &mut Objects<T>, n: usize) -> Vec<String> {
+        let mut names = Vec::new();
+        for _ in 0..n {
+            let object = tokio::time::timeout(Duration::from_secs(30), stream.next())
+                .await
+                .expect("the watch yields")
+                .expect("the watch goes on")
+                .expect("no watch error");
+            names.push(object.name_any());
+        }
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn the_gateway_watch_yields_gateways_the_cache_holds_and_keeps_the_class_index() {
+        let (_server, client) = cluster().await;
+        let gateways = Api::<AiGateway>::namespaced(client.clone(), NS);
+        let create = PostParams::default();
+        gateways
+            .create(&create, &gateway("a", Some("x")))
+            .await
+            .unwrap();
+        gateways.create(&create, &gateway("b", None)).await.unwrap();
+        let tracking = Tracking::new();
+        let related = Arc::new(RelatedView::new(
+            Arc::new(RelatedCaches::new(client.clone())),
+            &[],
+        ));
+        let mut watch =
+            GatewayWatch::<AiGatewayKind>::start(&tracking.of(), &client, None, &related, None);
+
+        assert_eq!(next_names(&mut watch.stream, 2).await, ["a", "b"]);
+        assert_eq!(
+            watch.store.state().len(),
+            2,
+            "listed gateways come out stored"
+        );
+        tracking.opened().await;
+        assert_eq!(sorted_names(watch.by_class.gateways_of("x")), ["a", "b"]);
+        assert_eq!(sorted_names(watch.by_class.gateways_of("y")), ["b"]);
+
+        let moved = serde_json::json!({"spec": {"aiGatewayClassName": "y"}});
+        gateways
+            .patch("a", &PatchParams::default(), &Patch::Merge(&moved))
+            .await
+            .unwrap();
+        assert_eq!(next_names(&mut watch.stream, 1).await, ["a"]);
+        assert_eq!(sorted_names(watch.by_class.gateways_of("x")), ["b"]);
+        assert_eq!(sorted_names(watch.by_class.gateways_of("y")), ["a", "b"]);
+
+        gateways
+            .delete("b", &DeleteParams::default())
+            .await
+            .unwrap();
+        assert_eq!(next_names(&mut watch.stream, 1).await, ["b"]);
+        assert_eq!(sorted_names(watch.by_class.gateways_of("y")), ["a"]);
+    }
+
+    #[tokio::test]
+    async fn the_class_watch_lists_classes_and_a_gateway_change_reruns_only_ours() {
+        let (_server, client) = cluster().await;
+        let classes = Api::<AiGatewayClass>::all(client.clone());
+        for (name, controller) in [
+            ("mine", "example.com/ours"),
+            ("other", "example.com/theirs"),
+        ] {
+            let class = AiGatewayClass::new(
+                name,
+                AiGatewayClassSpec {
+                    controller: controller.into(),
+                },
+            );
+            classes
+                .create(&PostParams::default(), &class)
+                .await
+                .unwrap();
+        }
+        let tracking = Tracking::new();
+        let mut watch = ClassWatch::<AiGatewayKind>::start(&tracking.of(), &client);
+
+        assert_eq!(next_names(&mut watch.stream, 2).await, ["mine", "other"]);
+        tracking.opened().await;
+        let rerun = ours::<AiGatewayKind>(&watch.store, "example.com/ours");
+        assert_eq!(sorted_names(rerun), ["mine"]);
+    }
+
+    #[tokio::test]
+    async fn a_child_watch_holds_our_labelled_children_by_owner() {
+        let (_server, client) = cluster().await;
+        let controller_id = names::controller_label_value("example.com/ours");
+        let config_maps = Api::<ConfigMap>::namespaced(client.clone(), NS);
+        for (name, labelled) in [("child", true), ("stranger", false)] {
+            let mut object = ConfigMap::default();
+            object.metadata.name = Some(name.into());
+            object.metadata.owner_references = Some(vec![OwnerReference {
+                api_version: "runtime.agentic-layer.ai/v1alpha1".into(),
+                kind: "AiGateway".into(),
+                name: "a".into(),
+                uid: "gateway-uid".into(),
+                controller: Some(true),
+                ..Default::default()
+            }]);
+            if labelled {
+                object.metadata.labels =
+                    Some([(names::CONTROLLER_LABEL.to_owned(), controller_id.clone())].into());
+            }
+            config_maps
+                .create(&PostParams::default(), &object)
+                .await
+                .unwrap();
+        }
+        let tracking = Tracking::new();
+        let resource = ApiResource::erase::<ConfigMap>(&());
+        let mut watch = ChildWatch::start(&tracking.of(), &client, None, resource, &controller_id);
+
+        assert_eq!(next_names(&mut watch.stream, 1).await, ["child"]);
+        tracking.opened().await;
+        assert_eq!(watch.cache.store.state().len(), 1, "only our children");
+        assert_eq!(
+            watch.cache.owners.children_of("gateway-uid"),
+            [(NS.to_owned(), "child".to_owned())]
+        );
+    }
+
+    #[tokio::test]
+    async fn related_reads_rerun_the_gateways_the_shared_feed_names() {
+        let (_server, client) = cluster().await;
+        let tracking = Tracking::new();
+        let (changed, receiver) = futures::channel::mpsc::unbounded();
+        let mut related = RelatedReads::<AiGatewayKind>::start(
+            &tracking.of(),
+            &client,
+            None,
+            Arc::new(RelatedCaches::new(client.clone())),
+            &[],
+            Some(receiver),
+            false,
+        );
+        changed
+            .unbounded_send(GatewayKey::of(&gateway("a", Some("x"))))
+            .unwrap();
+        let rerun = related.triggers.next().await.expect("a trigger");
+        assert_eq!(
+            (rerun.name.as_str(), rerun.namespace.as_deref()),
+            ("a", Some(NS))
+        );
+    }
+}
