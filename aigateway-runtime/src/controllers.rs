@@ -1,7 +1,8 @@
-//! The controllers of one gateway kind: its caches (gateways, classes, children,
-//! related and attached objects), the gateway, class and attached-object controllers,
-//! and the related caches every kind of the same [`Operator`] shares. The wiring: it
-//! sits above the pass it runs; the plumbing each cache shares (the first-list gate,
+//! The controllers of one gateway kind and the related caches every kind of the same
+//! [`Operator`] shares. The wiring: it sits above the pass it runs. Each watch of a
+//! kind (gateways, classes, children, related and attached objects) is a value built in
+//! `kind_watches`; `run_controllers` folds them into the gateway, class and
+//! attached-object controllers. The plumbing each cache shares (the first-list gate,
 //! health, reflectors) is in `watches`, below.
 //!
 //! [`Operator`]: crate::Operator
