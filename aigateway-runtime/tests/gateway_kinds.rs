@@ -826,6 +826,32 @@ async fn a_detached_route_is_cleared_and_leaves_the_gateway_config() {
 }
 
 #[tokio::test]
+async fn attached_routes_are_offered_oldest_first() {
+    let server = cluster().await;
+    let client = server.client();
+    tool_class(&client, "tools", TOOLS).await;
+    tool_gateway(&client, "gw", "tools").await;
+    create_route(&client, &route(NS, "zeta", Some("gw"))).await;
+    // creationTimestamp has a resolution of one second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    create_route(&client, &route(NS, "alpha", Some("gw"))).await;
+    let running = start(tools_operator(client.clone()));
+    // MinimalTools lists the routes in the order the runtime offers them: the older
+    // route first, although its name sorts last.
+    let routes = eventually_within(Duration::from_secs(20), "both routes served", || async {
+        let config = Api::<ConfigMap>::namespaced(client.clone(), NS)
+            .get("gw-routes")
+            .await
+            .ok()?;
+        let routes = config.data?.remove("routes")?;
+        (routes.lines().count() == 2).then_some(routes)
+    })
+    .await;
+    assert_eq!(routes, format!("{NS}__zeta\n{NS}__alpha"));
+    running.stop().await;
+}
+
+#[tokio::test]
 async fn routes_are_cleared_when_their_gateway_is_deleted_or_taken_by_another_controller() {
     let server = cluster().await;
     let client = server.client();
