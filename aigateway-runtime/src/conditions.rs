@@ -4,7 +4,7 @@
 //!
 //! Pure rules over the implementation's values: below the shared state and the writes
 //! (`status`, `attached::sync`) that apply what they decide, and tested without a
-//! cluster. Public through [`status`](crate::status), which re-exports them.
+//! cluster.
 
 use aigateway_api::conditions::{self, NewCondition, reasons, types};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -29,10 +29,9 @@ pub enum Outcome {
         /// Readiness judged from live children.
         readiness: Readiness,
     },
-    /// The spec cannot work; nothing was applied.
+    /// The spec cannot work; nothing was applied (and the gateway is not accepted, so no
+    /// class is named).
     InvalidSpec {
-        /// The class that makes the gateway ours.
-        class: ClassInUse,
         /// CamelCase reason.
         reason: String,
         /// What is wrong and what to do.
@@ -77,17 +76,6 @@ impl Outcome {
             Outcome::UnresolvedRef { .. } => reasons.unresolved_ref,
             Outcome::NameConflict { .. } => reasons.name_conflict,
             Outcome::ApplyFailed { .. } => reasons.apply_failed,
-        }
-    }
-
-    /// Why nothing is programmed, for every outcome but [`Outcome::Programmed`].
-    pub fn problem(&self) -> Option<&str> {
-        match self {
-            Outcome::Programmed { .. } => None,
-            Outcome::InvalidSpec { message, .. }
-            | Outcome::UnresolvedRef { message, .. }
-            | Outcome::NameConflict { message, .. }
-            | Outcome::ApplyFailed { message, .. } => Some(message),
         }
     }
 }
@@ -562,7 +550,6 @@ mod tests {
         let cases = [
             (
                 Outcome::InvalidSpec {
-                    class: "c".into(),
                     reason: "InvalidParameters".into(),
                     message: "m".into(),
                 },
@@ -606,7 +593,6 @@ mod tests {
     #[test]
     fn invalid_specs_are_not_accepted_but_missing_refs_are() {
         let invalid = Outcome::InvalidSpec {
-            class: "c".into(),
             reason: "InvalidParameters".into(),
             message: "bad".into(),
         };

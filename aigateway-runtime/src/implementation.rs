@@ -192,7 +192,8 @@ impl AliasReasons {
 ///
 /// ```
 /// use aigateway_api::AiGateway;
-/// use aigateway_runtime::{Context, DesiredState, GatewayCleanup, GatewayImplementation, ImplementationError};
+/// use aigateway_runtime::implementation::GatewayCleanup;
+/// use aigateway_runtime::{Context, DesiredState, GatewayImplementation, ImplementationError};
 ///
 /// struct Registered;
 ///
@@ -445,7 +446,7 @@ pub fn deployments_rolled_out(observed: &Observed) -> Readiness {
 }
 
 /// Why a Deployment is not rolled out yet, or `None` when it is.
-pub fn rollout_pending(deployment: &Deployment) -> Option<String> {
+pub(crate) fn rollout_pending(deployment: &Deployment) -> Option<String> {
     let name = deployment.name_any();
     let desired = deployment
         .spec

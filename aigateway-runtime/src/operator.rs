@@ -20,10 +20,12 @@ use crate::controllers::{
 };
 use crate::implementation::GatewayImplementation;
 use crate::kind::GatewayKind;
+pub use crate::kube_error::describe_kube_error;
 use crate::leader::LeaseClock;
-use crate::metrics::Metrics;
+pub use crate::metrics::Metrics;
 use crate::related::{RelatedWatch, shared_watches};
-use crate::secure_metrics::{MetricsServing, server_config};
+use crate::secure_metrics::server_config;
+pub use crate::secure_metrics::{CertificateError, MetricsServing, ServingCertificate};
 use crate::watches::{CacheTracking, ResyncTrigger, ShutdownSignal, SyncGate};
 
 /// Errors that stop the operator.
@@ -545,7 +547,7 @@ impl Operator {
                 .map_err(|e| {
                     error(match &e {
                         kube_lease_manager::LeaseManagerError::KubeError(kube) => {
-                            crate::describe_kube_error(kube)
+                            crate::kube_error::describe_kube_error(kube)
                         }
                         other => other.to_string(),
                     })

@@ -366,12 +366,7 @@ async fn run_pass<K: GatewayKind>(
             });
         }
         Err(ImplementationError::InvalidSpec { reason, message }) => {
-            let class = class.clone();
-            return Ok(refused(Outcome::InvalidSpec {
-                class,
-                reason,
-                message,
-            }));
+            return Ok(refused(Outcome::InvalidSpec { reason, message }));
         }
         Err(ImplementationError::UnresolvedRef { reason, message }) => {
             let class = class.clone();

@@ -182,7 +182,7 @@ pub enum RelatedError {
     /// The GET of an object's content failed.
     #[error(
         "could not read {kind} {namespace}/{name}: {}",
-        crate::describe_kube_error(source)
+        crate::kube_error::describe_kube_error(source)
     )]
     Read {
         /// The kind.

@@ -15,9 +15,9 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::debug;
 
-pub use crate::conditions::{
-    MAX_MESSAGE_BYTES, MAX_NOTE_BYTES, Outcome, bounded, conditions_for, cut_to_bytes,
-    merge_conditions, now, status_patch, valid_reason, without_conditions,
+use crate::conditions::{MAX_NOTE_BYTES, cut_to_bytes, status_patch};
+pub(crate) use crate::conditions::{
+    Outcome, conditions_for, merge_conditions, now, without_conditions,
 };
 use crate::kind::GatewayKind;
 use crate::retry::ReconcileError;

@@ -14,8 +14,9 @@ use aigateway_api::{
     ToolFilter, ToolGateway, ToolGatewayClass, ToolGatewayClassSpec, ToolGatewaySpec, ToolRoute,
     ToolRouteSpec, ToolRouteUpstream,
 };
+use aigateway_runtime::kind::AgentGatewayKind;
 use aigateway_runtime::{
-    AgentGatewayKind, AttachedDecision, AttachedKind, Context, DesiredState, GatewayImplementation,
+    AttachedDecision, AttachedKind, Context, DesiredState, GatewayImplementation,
     ImplementationError, Operator, ToolGatewayKind,
 };
 use aigateway_testkit::ApiServer;
@@ -784,7 +785,9 @@ async fn a_detached_route_is_cleared_and_leaves_the_gateway_config() {
         reason: "Audited".into(),
         message: String::new(),
         observed_generation: None,
-        last_transition_time: aigateway_runtime::status::now(),
+        last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            jiff::Timestamp::now(),
+        ),
     });
     api.patch_status(
         "search",

@@ -36,7 +36,7 @@ fn instance(client: &Client, id: &'static str) -> Operator {
 }
 
 /// Whether the leadership gauge is 1.
-fn leads(metrics: &aigateway_runtime::metrics::Metrics) -> bool {
+fn leads(metrics: &aigateway_runtime::operator::Metrics) -> bool {
     metrics.encode().lines().any(|l| l == "aigateway_leader 1")
 }
 

@@ -12,10 +12,12 @@ use std::cell::RefCell;
 use aigateway_api::conditions::reasons;
 use aigateway_api::conditions::types;
 use aigateway_api::{AiGateway, Guard, GuardrailProvider, ToolGateway, ToolRoute, ToolServer};
+use aigateway_runtime::implementation::{AliasReasons, ConditionAlias, NotWatched};
+use aigateway_runtime::reference_grants::{CrossNamespaceRef, ReferenceGrantCheck};
 use aigateway_runtime::{
-    AliasReasons, AttachedDecision, AttachedKind, ConditionAlias, Context, CrossNamespaceRef,
-    DesiredState, GatewayImplementation, ImplementationError, NotWatched, Observed, Readiness,
-    ReferenceGrantCheck, RelatedWatch, ToolGatewayKind, deployments_rolled_out,
+    AttachedDecision, AttachedKind, Context, DesiredState, GatewayImplementation,
+    ImplementationError, Observed, Readiness, RelatedWatch, ToolGatewayKind,
+    deployments_rolled_out,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};

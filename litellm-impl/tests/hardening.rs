@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use aigateway_api::AiGateway;
-use aigateway_runtime::{Observed, Readiness, to_dynamic};
+use aigateway_runtime::implementation::to_dynamic;
+use aigateway_runtime::{Observed, Readiness};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentStatus};
 use k8s_openapi::api::core::v1::Container;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;

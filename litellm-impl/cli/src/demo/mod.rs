@@ -456,7 +456,7 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
         metrics_cert_key: "tls.key".into(),
         render: crate::flags::RenderFlags::default(),
         concurrency: 16,
-        log_format: aigateway_runtime::LogFormat::Text,
+        log_format: aigateway_runtime::logging::LogFormat::Text,
         gateway_kinds: vec![ServedGatewayKind::AiGateway, ServedGatewayKind::ToolGateway],
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
