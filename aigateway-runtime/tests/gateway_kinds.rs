@@ -1036,14 +1036,13 @@ async fn one_operator_serves_ai_gateways_and_tool_gateways_behind_one_admin_serv
     let operator = fixtures::operator(client.clone(), fixtures::Minimal::default())
         .gateway(MinimalTools)
         .admin("127.0.0.1:0".parse().unwrap());
-    let admin = operator.admin_address();
-    let running = start(operator);
+    let running = operator.start().await.expect("the operator starts");
 
     roll_out(&client, "models").await;
     roll_out(&client, "tools").await;
     fixtures::wait_condition(&client, "models", "Ready", "True").await;
     wait_route(&client, NS, "search", "route ready", ready_with_url).await;
-    let addr = admin.lock().unwrap().expect("admin server bound");
+    let addr = running.admin_addr().expect("admin server bound");
     assert_eq!(fixtures::http_get(addr, "/readyz").await.0, 200);
     let (_, metrics) = fixtures::http_get(addr, "/metrics").await;
     for kind in ["AiGateway", "ToolGateway"] {
@@ -1051,7 +1050,7 @@ async fn one_operator_serves_ai_gateways_and_tool_gateways_behind_one_admin_serv
             format!(r#"aigateway_gateways{{kind="{kind}",condition="Ready",status="True"}} 1"#);
         assert!(metrics.contains(&ready), "{ready} missing from:\n{metrics}");
     }
-    running.stop().await;
+    running.stop().await.expect("the operator stops cleanly");
 }
 
 #[tokio::test]
