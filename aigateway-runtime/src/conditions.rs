@@ -171,7 +171,8 @@ fn unchecked_conditions_for(outcome: &Outcome, controller: &str) -> Vec<NewCondi
                 Readiness::Ready(message) => {
                     NewCondition::new(types::READY, true, reasons::READY, message.clone())
                 }
-                Readiness::NotReady { reason, message } => {
+                Readiness::Progressing { reason, message }
+                | Readiness::Failed { reason, message } => {
                     NewCondition::new(types::READY, false, reason, message.clone())
                 }
             };
@@ -537,7 +538,7 @@ mod tests {
         for reason in ["RollingOut", "ReplicaFailure"] {
             let pending = programmed(
                 vec![],
-                Readiness::NotReady {
+                Readiness::Progressing {
                     reason: reason.into(),
                     message: "m".into(),
                 },

@@ -409,16 +409,27 @@ impl Observed {
     }
 }
 
-/// Whether a gateway serves traffic.
+/// Whether a gateway serves traffic: `Ready=True`, or `Ready=False` with the reason and
+/// message given. The variant, not the reason, says whether not being ready is worth a
+/// Warning event: a new gateway that is [`Progressing`](Self::Progressing) gets none
+/// until it is Ready; one that has [`Failed`](Self::Failed) gets one at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Readiness {
     /// Serving; the message says why we think so.
     Ready(String),
-    /// Not serving (yet).
-    NotReady {
+    /// Not serving yet, and on its way without anyone's help (a rollout in progress).
+    Progressing {
         /// CamelCase reason, e.g. `RollingOut`.
         reason: String,
-        /// What is missing.
+        /// What is still missing.
+        message: String,
+    },
+    /// Not serving, and waiting will not fix it: someone must change something (pods
+    /// that cannot be created, a spec the proxy refuses).
+    Failed {
+        /// CamelCase reason, e.g. `ReplicaFailure`.
+        reason: String,
+        /// What is wrong and what to do.
         message: String,
     },
 }
@@ -428,14 +439,14 @@ pub enum Readiness {
 pub fn deployments_rolled_out(observed: &Observed) -> Readiness {
     let deployments: Vec<Deployment> = observed.of();
     if deployments.is_empty() {
-        return Readiness::NotReady {
+        return Readiness::Progressing {
             reason: aigateway_api::conditions::reasons::NOT_READY.into(),
             message: "no Deployment exists yet".into(),
         };
     }
     for deployment in &deployments {
         if let Some(message) = rollout_pending(deployment) {
-            return Readiness::NotReady {
+            return Readiness::Progressing {
                 reason: aigateway_api::conditions::reasons::ROLLING_OUT.into(),
                 message,
             };

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use aigateway_api::conditions::{reasons, types};
+use aigateway_api::conditions::types;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -112,18 +112,20 @@ impl<K: GatewayKind> Shared<K> {
     }
 
     /// One event per standard condition whose status changed in `transitions`:
-    /// transitions only.
+    /// transitions only. `progressing`: the implementation said the gateway is on its
+    /// way to Ready ([`Readiness::Progressing`](crate::Readiness::Progressing)).
     pub(crate) async fn publish_transitions(
         &self,
         gateway: &K::Gateway,
         transitions: &Transitions,
+        progressing: bool,
     ) {
         let (old, new) = (&transitions.old, &transitions.new);
         // One event per status write at most: the most telling transition names it and the
         // note lists them all. On the way to Ready, conditions appear True one by one and
-        // Ready appears False while the rollout runs: routine, so a new gateway gets one
-        // event, when it becomes Ready. A condition that turns False (other than rolling
-        // out), or True again after something else, is worth one.
+        // Ready appears False while the gateway is progressing: routine, so a new gateway
+        // gets one event, when it becomes Ready. A condition that turns False (other than
+        // Ready while progressing), or True again after something else, is worth one.
         let transitions: Vec<&Condition> = [
             types::READY,
             types::PROGRAMMED,
@@ -136,8 +138,11 @@ impl<K: GatewayKind> Shared<K> {
             let before = old.iter().find(|c| c.type_ == type_);
             let changed = before.is_none_or(|b| b.status != after.status);
             let routine = before.is_none()
-                && (after.reason == reasons::ROLLING_OUT
-                    || (after.status == "True" && after.type_ != types::READY));
+                && if after.type_ == types::READY {
+                    after.status == "False" && progressing
+                } else {
+                    after.status == "True"
+                };
             (changed && !routine).then_some(after)
         })
         .collect();

@@ -175,7 +175,7 @@ pub fn readiness_of(observed: &Observed) -> Readiness {
                     .find(|c| c.type_ == REPLICA_FAILURE && c.status == "True")
             });
         if let Some(condition) = failure {
-            return Readiness::NotReady {
+            return Readiness::Failed {
                 reason: REPLICA_FAILURE.to_owned(),
                 message: format!(
                     "Deployment {} cannot create pods ({}): {}",

@@ -570,7 +570,7 @@ fn readiness_reports_replica_failure_instead_of_rolling_out() {
         ..Default::default()
     }]);
     match readiness_of(&refused) {
-        Readiness::NotReady { reason, message } => {
+        Readiness::Failed { reason, message } => {
             assert_eq!(reason, "ReplicaFailure");
             assert!(
                 message.contains("FailedCreate") && message.contains("violates PodSecurity"),
@@ -581,7 +581,7 @@ fn readiness_reports_replica_failure_instead_of_rolling_out() {
     }
     // Without the condition it is the ordinary rollout state.
     match readiness_of(&observed(vec![])) {
-        Readiness::NotReady { reason, .. } => assert_eq!(reason, "RollingOut"),
+        Readiness::Progressing { reason, .. } => assert_eq!(reason, "RollingOut"),
         other => panic!("{other:?}"),
     }
 }
