@@ -122,10 +122,7 @@ impl<K: GatewayKind> Shared<K> {
     ) {
         let (old, new) = (&transitions.old, &transitions.new);
         // One event per status write at most: the most telling transition names it and the
-        // note lists them all. On the way to Ready, conditions appear True one by one and
-        // Ready appears False while the gateway is progressing: routine, so a new gateway
-        // gets one event, when it becomes Ready. A condition that turns False (other than
-        // Ready while progressing), or True again after something else, is worth one.
+        // note lists them all.
         let transitions: Vec<&Condition> = [
             types::READY,
             types::PROGRAMMED,
@@ -136,14 +133,7 @@ impl<K: GatewayKind> Shared<K> {
         .filter_map(|type_| {
             let after = new.iter().find(|c| c.type_ == type_)?;
             let before = old.iter().find(|c| c.type_ == type_);
-            let changed = before.is_none_or(|b| b.status != after.status);
-            let routine = before.is_none()
-                && if after.type_ == types::READY {
-                    after.status == "False" && progressing
-                } else {
-                    after.status == "True"
-                };
-            (changed && !routine).then_some(after)
+            worth_an_event(before, after, progressing).then_some(after)
         })
         .collect();
         let Some(headline) = transitions
@@ -200,5 +190,66 @@ impl<K: GatewayKind> Shared<K> {
             .classes
             .record(class, written, &self.classes);
         Ok(())
+    }
+}
+
+/// Whether a standard condition as written (`after`) is worth an event, given what it was
+/// (`None` on a gateway that had no such condition) and whether the implementation said
+/// the gateway is progressing. On the way to Ready, conditions appear True one by one and
+/// Ready appears False while the gateway is progressing: routine, so a new gateway gets
+/// one event, when it becomes Ready. A condition that turns False (other than Ready while
+/// progressing), or True again after something else, is worth one.
+fn worth_an_event(before: Option<&Condition>, after: &Condition, progressing: bool) -> bool {
+    let changed = before.is_none_or(|b| b.status != after.status);
+    let routine = before.is_none()
+        && if after.type_ == types::READY {
+            after.status == "False" && progressing
+        } else {
+            after.status == "True"
+        };
+    changed && !routine
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn condition(type_: &str, status: &str, reason: &str) -> Condition {
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: String::new(),
+            observed_generation: None,
+            last_transition_time: crate::conditions::now(),
+        }
+    }
+
+    #[test]
+    fn a_new_gateway_on_its_way_to_ready_is_routine_whatever_the_reason_says() {
+        // A class's own reason for a normal rollout ("Starting") is as routine as ours.
+        for reason in ["RollingOut", "NotReady", "Starting"] {
+            let ready = condition(types::READY, "False", reason);
+            assert!(!worth_an_event(None, &ready, true), "{reason}");
+        }
+        let accepted = condition(types::ACCEPTED, "True", "Accepted");
+        assert!(!worth_an_event(None, &accepted, false));
+    }
+
+    #[test]
+    fn a_failed_gateway_is_worth_an_event_at_once_even_with_a_rollout_reason() {
+        let ready = condition(types::READY, "False", "RollingOut");
+        assert!(worth_an_event(None, &ready, false));
+        let refused = condition(types::ACCEPTED, "False", "InvalidParameters");
+        assert!(worth_an_event(None, &refused, false));
+    }
+
+    #[test]
+    fn ready_and_changes_are_worth_an_event_and_no_change_is_not() {
+        let ready = condition(types::READY, "True", "Ready");
+        assert!(worth_an_event(None, &ready, false));
+        let rolling = condition(types::READY, "False", "RollingOut");
+        assert!(worth_an_event(Some(&ready), &rolling, true));
+        assert!(!worth_an_event(Some(&ready), &ready, false));
     }
 }
