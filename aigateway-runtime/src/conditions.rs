@@ -292,15 +292,11 @@ pub fn cut_to_bytes(text: String, max_bytes: usize) -> String {
 
 /// `reason` when it matches the CRD's pattern for reasons, else `fallback`.
 pub fn valid_reason<'a>(reason: &'a str, fallback: &'a str) -> &'a str {
-    let bytes = reason.as_bytes();
-    let ok = !bytes.is_empty()
-        && bytes.len() <= 1024
-        && bytes[0].is_ascii_alphabetic()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b',' | b':'))
-        && !matches!(bytes[bytes.len() - 1], b',' | b':');
-    if ok { reason } else { fallback }
+    if conditions::is_valid_reason(reason) {
+        reason
+    } else {
+        fallback
+    }
 }
 
 /// Applies `new` to `current`. Returns the new list when anything changed, `None` when
