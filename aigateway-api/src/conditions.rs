@@ -98,6 +98,113 @@ pub const STATUS_FALSE: &str = "False";
 /// Condition status `"Unknown"`.
 pub const STATUS_UNKNOWN: &str = "Unknown";
 
+/// The most bytes a condition reason may have (the Condition schema's `maxLength`).
+pub const MAX_REASON_BYTES: usize = 1024;
+
+/// Whether the Condition schema accepts `reason`: at most [`MAX_REASON_BYTES`], matching
+/// `^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$` (CamelCase in practice, e.g. `RollingOut`).
+pub const fn is_valid_reason(reason: &str) -> bool {
+    let bytes = reason.as_bytes();
+    if bytes.is_empty() || bytes.len() > MAX_REASON_BYTES || !bytes[0].is_ascii_alphabetic() {
+        return false;
+    }
+    if matches!(bytes[bytes.len() - 1], b',' | b':') {
+        return false;
+    }
+    let mut i = 1;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b',' | b':')) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// A condition reason the Condition schema accepts ([`is_valid_reason`]), checked where
+/// it is written rather than when a status is written.
+///
+/// A literal is checked at compile time when it is a constant:
+///
+/// ```
+/// use aigateway_api::conditions::Reason;
+/// const STARTING: Reason = Reason::from_static("Starting");
+/// assert_eq!(STARTING.as_str(), "Starting");
+/// assert!(Reason::new("not a reason").is_err());
+/// ```
+///
+/// ```compile_fail
+/// use aigateway_api::conditions::Reason;
+/// const BAD: Reason = Reason::from_static("Bad reason"); // a space: does not compile
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Reason(std::borrow::Cow<'static, str>);
+
+impl Reason {
+    /// `reason`, or why the Condition schema would refuse it.
+    pub fn new(reason: impl Into<String>) -> Result<Self, InvalidReason> {
+        let reason = reason.into();
+        if is_valid_reason(&reason) {
+            Ok(Self(std::borrow::Cow::Owned(reason)))
+        } else {
+            Err(InvalidReason { reason })
+        }
+    }
+
+    /// A literal reason; panics when it is invalid, which fails the build when the
+    /// result is a `const` (write `const X: Reason = Reason::from_static("X")`).
+    pub const fn from_static(reason: &'static str) -> Self {
+        assert!(
+            is_valid_reason(reason),
+            "a condition reason must match ^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$ and have at most 1024 bytes"
+        );
+        Self(std::borrow::Cow::Borrowed(reason))
+    }
+
+    /// The reason's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for Reason {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<Reason> for String {
+    fn from(reason: Reason) -> Self {
+        reason.0.into_owned()
+    }
+}
+
+/// A reason the Condition schema would refuse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid condition reason {:?}: a reason starts with a letter, has only letters, digits, '_', ',' and ':', does not end with ',' or ':', and has at most 1024 bytes (e.g. RollingOut)",
+    shown(reason)
+)]
+pub struct InvalidReason {
+    /// The refused text.
+    pub reason: String,
+}
+
+/// The first 64 characters of `reason`, for a one-line error message.
+fn shown(reason: &str) -> String {
+    match reason.char_indices().nth(64) {
+        Some((cut, _)) => format!("{}...", &reason[..cut]),
+        None => reason.to_owned(),
+    }
+}
+
 /// A condition to set, without the bookkeeping fields that [`set_condition`] fills in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewCondition {
@@ -197,6 +304,45 @@ pub fn remove_condition(conditions: &mut Vec<Condition>, type_: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reasons_are_checked_against_the_condition_schema() {
+        for good in [
+            "Ready",
+            "RollingOut",
+            "a",
+            "Not_Ready2",
+            "Go:Configured,Now_",
+        ] {
+            assert!(Reason::new(good).is_ok(), "{good}");
+        }
+        let too_long = "A".repeat(MAX_REASON_BYTES + 1);
+        for bad in [
+            "",
+            "Bad reason",
+            "1st",
+            "_x",
+            "Ends:",
+            "Ends,",
+            "Ünicode",
+            &too_long,
+        ] {
+            let error = Reason::new(bad).expect_err(bad);
+            assert!(!error.to_string().contains('\n'), "one line: {error}");
+            assert!(error.to_string().len() < 400, "bounded: {error}");
+        }
+        assert!(Reason::new("A".repeat(MAX_REASON_BYTES)).is_ok());
+        // Every standard reason is one.
+        for reason in reasons::ALL {
+            assert!(is_valid_reason(reason), "{reason}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "a condition reason must match")]
+    fn a_static_reason_that_is_invalid_panics() {
+        let _ = Reason::from_static(["Bad reason"][std::hint::black_box(0)]);
+    }
 
     #[test]
     fn reasons_all_lists_every_reason_constant() {

@@ -75,7 +75,10 @@ pub enum ApplyError {
     )]
     NameConflict(Vec<NameConflict>),
     /// The API server refused or failed a read or write.
-    #[error("could not {verb} {child}: {}", crate::describe_kube_error(source))]
+    #[error(
+        "could not {verb} {child}: {}",
+        crate::kube_error::describe_kube_error(source)
+    )]
     Api {
         /// `read`, `adopt`, `apply` or `delete`.
         verb: &'static str,

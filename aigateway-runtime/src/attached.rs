@@ -42,9 +42,12 @@ pub use allowed_routes::{
     AllowedRoutes, Consent, INVALID_ALLOWED_ROUTES, MAX_ALLOWED_ROUTES_BYTES,
     NOT_ALLOWED_BY_GATEWAY, consent_of,
 };
-pub use declare::{ATTACHED_CONDITION_TYPES, AttachedDecision, AttachedKind, NotAttached};
+pub use declare::{AttachedDecision, AttachedKind, NotAttached};
 pub(crate) use index::{
     AttachedCache, AttachedView, AttachedWatch, GatewayEvents, reads_namespace_labels, watch,
 };
+/// A reference to an object by kind, name and namespace, as [`AttachedKind::new`] and
+/// kube's caches take it: re-exported so that implementations need no `kube-runtime`.
+pub use kube::runtime::reflector::ObjectRef;
 pub(crate) use rules::GatewayState;
 pub(crate) use sync::{admit, clear_gateway, error_policy, reconcile, sync};

@@ -4,7 +4,7 @@
 //!
 //! Pure rules over the implementation's values: below the shared state and the writes
 //! (`status`, `attached::sync`) that apply what they decide, and tested without a
-//! cluster. Public through [`status`](crate::status), which re-exports them.
+//! cluster.
 
 use aigateway_api::conditions::{self, NewCondition, reasons, types};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -29,10 +29,9 @@ pub enum Outcome {
         /// Readiness judged from live children.
         readiness: Readiness,
     },
-    /// The spec cannot work; nothing was applied.
+    /// The spec cannot work; nothing was applied (and the gateway is not accepted, so no
+    /// class is named).
     InvalidSpec {
-        /// The class that makes the gateway ours.
-        class: ClassInUse,
         /// CamelCase reason.
         reason: String,
         /// What is wrong and what to do.
@@ -77,17 +76,6 @@ impl Outcome {
             Outcome::UnresolvedRef { .. } => reasons.unresolved_ref,
             Outcome::NameConflict { .. } => reasons.name_conflict,
             Outcome::ApplyFailed { .. } => reasons.apply_failed,
-        }
-    }
-
-    /// Why nothing is programmed, for every outcome but [`Outcome::Programmed`].
-    pub fn problem(&self) -> Option<&str> {
-        match self {
-            Outcome::Programmed { .. } => None,
-            Outcome::InvalidSpec { message, .. }
-            | Outcome::UnresolvedRef { message, .. }
-            | Outcome::NameConflict { message, .. }
-            | Outcome::ApplyFailed { message, .. } => Some(message),
         }
     }
 }
@@ -183,7 +171,8 @@ fn unchecked_conditions_for(outcome: &Outcome, controller: &str) -> Vec<NewCondi
                 Readiness::Ready(message) => {
                     NewCondition::new(types::READY, true, reasons::READY, message.clone())
                 }
-                Readiness::NotReady { reason, message } => {
+                Readiness::Progressing { reason, message }
+                | Readiness::Failed { reason, message } => {
                     NewCondition::new(types::READY, false, reason, message.clone())
                 }
             };
@@ -303,15 +292,11 @@ pub fn cut_to_bytes(text: String, max_bytes: usize) -> String {
 
 /// `reason` when it matches the CRD's pattern for reasons, else `fallback`.
 pub fn valid_reason<'a>(reason: &'a str, fallback: &'a str) -> &'a str {
-    let bytes = reason.as_bytes();
-    let ok = !bytes.is_empty()
-        && bytes.len() <= 1024
-        && bytes[0].is_ascii_alphabetic()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b',' | b':'))
-        && !matches!(bytes[bytes.len() - 1], b',' | b':');
-    if ok { reason } else { fallback }
+    if conditions::is_valid_reason(reason) {
+        reason
+    } else {
+        fallback
+    }
 }
 
 /// Applies `new` to `current`. Returns the new list when anything changed, `None` when
@@ -549,7 +534,7 @@ mod tests {
         for reason in ["RollingOut", "ReplicaFailure"] {
             let pending = programmed(
                 vec![],
-                Readiness::NotReady {
+                Readiness::Progressing {
                     reason: reason.into(),
                     message: "m".into(),
                 },
@@ -562,7 +547,6 @@ mod tests {
         let cases = [
             (
                 Outcome::InvalidSpec {
-                    class: "c".into(),
                     reason: "InvalidParameters".into(),
                     message: "m".into(),
                 },
@@ -606,7 +590,6 @@ mod tests {
     #[test]
     fn invalid_specs_are_not_accepted_but_missing_refs_are() {
         let invalid = Outcome::InvalidSpec {
-            class: "c".into(),
             reason: "InvalidParameters".into(),
             message: "bad".into(),
         };

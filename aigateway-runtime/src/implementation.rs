@@ -192,7 +192,8 @@ impl AliasReasons {
 ///
 /// ```
 /// use aigateway_api::AiGateway;
-/// use aigateway_runtime::{Context, DesiredState, GatewayCleanup, GatewayImplementation, ImplementationError};
+/// use aigateway_runtime::implementation::GatewayCleanup;
+/// use aigateway_runtime::{Context, DesiredState, GatewayImplementation, ImplementationError};
 ///
 /// struct Registered;
 ///
@@ -408,16 +409,27 @@ impl Observed {
     }
 }
 
-/// Whether a gateway serves traffic.
+/// Whether a gateway serves traffic: `Ready=True`, or `Ready=False` with the reason and
+/// message given. The variant, not the reason, says whether not being ready is worth a
+/// Warning event: a new gateway that is [`Progressing`](Self::Progressing) gets none
+/// until it is Ready; one that has [`Failed`](Self::Failed) gets one at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Readiness {
     /// Serving; the message says why we think so.
     Ready(String),
-    /// Not serving (yet).
-    NotReady {
+    /// Not serving yet, and on its way without anyone's help (a rollout in progress).
+    Progressing {
         /// CamelCase reason, e.g. `RollingOut`.
         reason: String,
-        /// What is missing.
+        /// What is still missing.
+        message: String,
+    },
+    /// Not serving, and waiting will not fix it: someone must change something (pods
+    /// that cannot be created, a spec the proxy refuses).
+    Failed {
+        /// CamelCase reason, e.g. `ReplicaFailure`.
+        reason: String,
+        /// What is wrong and what to do.
         message: String,
     },
 }
@@ -427,14 +439,14 @@ pub enum Readiness {
 pub fn deployments_rolled_out(observed: &Observed) -> Readiness {
     let deployments: Vec<Deployment> = observed.of();
     if deployments.is_empty() {
-        return Readiness::NotReady {
+        return Readiness::Progressing {
             reason: aigateway_api::conditions::reasons::NOT_READY.into(),
             message: "no Deployment exists yet".into(),
         };
     }
     for deployment in &deployments {
         if let Some(message) = rollout_pending(deployment) {
-            return Readiness::NotReady {
+            return Readiness::Progressing {
                 reason: aigateway_api::conditions::reasons::ROLLING_OUT.into(),
                 message,
             };
@@ -445,7 +457,7 @@ pub fn deployments_rolled_out(observed: &Observed) -> Readiness {
 }
 
 /// Why a Deployment is not rolled out yet, or `None` when it is.
-pub fn rollout_pending(deployment: &Deployment) -> Option<String> {
+pub(crate) fn rollout_pending(deployment: &Deployment) -> Option<String> {
     let name = deployment.name_any();
     let desired = deployment
         .spec

@@ -13,7 +13,7 @@
 ///     "services \"gw\" is forbidden: User \"op\" cannot create resource \"services\"",
 ///     "Forbidden",
 /// ).with_code(403)));
-/// let line = aigateway_runtime::describe_kube_error(&forbidden);
+/// let line = aigateway_runtime::operator::describe_kube_error(&forbidden);
 /// assert!(line.starts_with("services \"gw\" is forbidden"));
 /// assert!(line.contains("RBAC"));
 /// assert!(!line.contains("Status {"));

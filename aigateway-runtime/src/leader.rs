@@ -106,7 +106,7 @@ fn answered(
 ) -> Result<(), String> {
     match outcome {
         Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
-        Ok(Err(error)) => Err(crate::describe_kube_error(error)),
+        Ok(Err(error)) => Err(crate::kube_error::describe_kube_error(error)),
         Ok(Ok(response)) if response.status().is_server_error() => {
             Err(format!("HTTP {}", response.status()))
         }

@@ -11,14 +11,14 @@ use prometheus_client::registry::Registry;
 
 /// Label set of a reconcile error.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ErrorLabels {
+pub(crate) struct ErrorLabels {
     /// The error's reason, e.g. `Transient`, `Apply`, `Conflict`.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// Label set of the watch-event counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CacheLabels {
+pub(crate) struct CacheLabels {
     /// The gateway kind whose controllers own the cache, e.g. `AiGateway`.
     pub kind: String,
     /// The cache, e.g. `related Secret` or `child Deployment`.
@@ -27,7 +27,7 @@ pub struct CacheLabels {
 
 /// Label set of the gateways-by-condition gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ConditionLabels {
+pub(crate) struct ConditionLabels {
     /// The gateway kind, e.g. `ToolGateway`.
     pub kind: String,
     /// Condition type.
@@ -39,7 +39,7 @@ pub struct ConditionLabels {
 /// The loop's metrics, registered in one registry.
 pub struct Metrics {
     /// All metrics, for encoding.
-    pub registry: Registry,
+    pub(crate) registry: Registry,
     reconciles: Counter,
     errors: Family<ErrorLabels, Counter>,
     duration: Histogram,
@@ -100,7 +100,7 @@ impl Default for Metrics {
 }
 
 /// Records a reconcile's duration when dropped, whatever path it returns by.
-pub struct ReconcileTimer<'a> {
+pub(crate) struct ReconcileTimer<'a> {
     metrics: &'a Metrics,
     start: Instant,
 }
@@ -118,7 +118,7 @@ impl Drop for ReconcileTimer<'_> {
 
 impl Metrics {
     /// Counts a reconcile and times it until the guard drops.
-    pub fn reconcile_started(&self) -> ReconcileTimer<'_> {
+    pub(crate) fn reconcile_started(&self) -> ReconcileTimer<'_> {
         self.reconciles.inc();
         ReconcileTimer {
             metrics: self,
@@ -139,7 +139,7 @@ impl Metrics {
     }
 
     /// Counts a failed reconcile.
-    pub fn reconcile_failed(&self, reason: &str) {
+    pub(crate) fn reconcile_failed(&self, reason: &str) {
         self.errors
             .get_or_create(&ErrorLabels {
                 reason: reason.to_owned(),
@@ -148,7 +148,7 @@ impl Metrics {
     }
 
     /// Counts an object event received by the cache named `cache` of gateway kind `kind`.
-    pub fn watch_event(&self, kind: &str, cache: &str) {
+    pub(crate) fn watch_event(&self, kind: &str, cache: &str) {
         self.watch_events
             .get_or_create(&CacheLabels {
                 kind: kind.to_owned(),
@@ -170,12 +170,15 @@ impl Metrics {
     }
 
     /// Sets the leadership gauge.
-    pub fn set_leader(&self, leading: bool) {
+    pub(crate) fn set_leader(&self, leading: bool) {
         self.leader.set(i64::from(leading));
     }
 
     /// Replaces the gateways-by-condition gauge with fresh counts.
-    pub fn set_gateway_counts(&self, counts: impl IntoIterator<Item = (ConditionLabels, i64)>) {
+    pub(crate) fn set_gateway_counts(
+        &self,
+        counts: impl IntoIterator<Item = (ConditionLabels, i64)>,
+    ) {
         self.gateways.clear();
         for (labels, count) in counts {
             self.gateways.get_or_create(&labels).set(count);

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use tokio::time::Instant;
 
@@ -20,10 +22,12 @@ use crate::controllers::{
 };
 use crate::implementation::GatewayImplementation;
 use crate::kind::GatewayKind;
+pub use crate::kube_error::describe_kube_error;
 use crate::leader::LeaseClock;
-use crate::metrics::Metrics;
+pub use crate::metrics::Metrics;
 use crate::related::{RelatedWatch, shared_watches};
-use crate::secure_metrics::{MetricsServing, server_config};
+use crate::secure_metrics::server_config;
+pub use crate::secure_metrics::{CertificateError, MetricsServing, ServingCertificate};
 use crate::watches::{CacheTracking, ResyncTrigger, ShutdownSignal, SyncGate};
 
 /// Errors that stop the operator.
@@ -198,8 +202,6 @@ pub struct Operator {
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
     caches: CacheHealth,
-    admin_bound: Arc<Mutex<Option<SocketAddr>>>,
-    metrics_bound: Arc<Mutex<Option<SocketAddr>>>,
     resync_trigger: Mutex<Option<ResyncTrigger>>,
 }
 
@@ -215,8 +217,6 @@ impl Operator {
             metrics: Arc::new(Metrics::default()),
             ready: Arc::new(AtomicBool::new(false)),
             caches: CacheHealth::default(),
-            admin_bound: Arc::new(Mutex::new(None)),
-            metrics_bound: Arc::new(Mutex::new(None)),
             resync_trigger: Mutex::new(None),
         }
     }
@@ -318,25 +318,44 @@ impl Operator {
         self.metrics.clone()
     }
 
-    /// A flag that turns true once caches are synced (what `/readyz` reports).
-    pub fn ready_flag(&self) -> Arc<AtomicBool> {
-        self.ready.clone()
-    }
-
-    /// Where the admin server (or, without one, the probes server) listens once running
-    /// (resolves port 0).
-    pub fn admin_address(&self) -> Arc<Mutex<Option<SocketAddr>>> {
-        self.admin_bound.clone()
-    }
-
-    /// Where the metrics server of [`metrics_on`](Self::metrics_on) listens once running
-    /// (resolves port 0).
-    pub fn metrics_address(&self) -> Arc<Mutex<Option<SocketAddr>>> {
-        self.metrics_bound.clone()
-    }
-
     /// Runs until the shutdown signal: in-flight reconciles finish, the lease is released.
+    /// The same as [`start`](Self::start) and then [`OperatorHandle::wait`].
     pub async fn run(self) -> Result<(), OperatorError> {
+        self.start().await?.wait().await
+    }
+
+    /// Checks what was configured and binds the admin, probes and metrics servers, then
+    /// runs the operator on a new task: errors in the configuration or a port in use
+    /// are returned here, before anything watches or writes. The handle says where the
+    /// servers listen and whether the operator is ready; the operator runs until its
+    /// shutdown signal, [`OperatorHandle::stop`], or the handle is dropped.
+    pub async fn start(mut self) -> Result<OperatorHandle, OperatorError> {
+        let related = self.validate()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let signal = self.shutdown.clone();
+        // A dropped handle closes the channel: that stops the operator as `stop` does.
+        self.shutdown = async move {
+            tokio::select! { _ = signal => {}, _ = stopped => {} }
+        }
+        .boxed()
+        .shared();
+        let (admin_addr, metrics_addr) = self.serve_admin().await?;
+        let ready = self.ready.clone();
+        let metrics = self.metrics.clone();
+        let task = tokio::spawn(async move { self.run_started(&related).await });
+        Ok(OperatorHandle {
+            admin_addr,
+            metrics_addr,
+            ready,
+            metrics,
+            stop,
+            task,
+        })
+    }
+
+    /// The configuration's errors, found before anything is bound or watched; the
+    /// related watches every served kind shares.
+    fn validate(&self) -> Result<Vec<RelatedWatch>, OperatorError> {
         if let Some(kind) = self.duplicate_kind.clone() {
             return Err(OperatorError::DuplicateKind { kind });
         }
@@ -352,7 +371,7 @@ impl Operator {
                 });
             }
         }
-        let related = shared_watches(self.kinds.iter().flat_map(|served| {
+        shared_watches(self.kinds.iter().flat_map(|served| {
             let kind = served.gateway_kind();
             served
                 .related()
@@ -363,27 +382,29 @@ impl Operator {
             related_kind: conflict.related_kind,
             first_kind: conflict.gateway_kinds.0,
             second_kind: conflict.gateway_kinds.1,
-        })?;
+        })
+    }
 
-        self.serve_admin().await?;
-
+    /// Runs the controllers (behind leader election when configured) until the shutdown
+    /// signal, once the servers are bound.
+    async fn run_started(&self, related: &[RelatedWatch]) -> Result<(), OperatorError> {
         let resync = self.resync_trigger.lock().expect("resync slot").take();
         match self.config.leader_election.clone() {
             None => {
                 self.metrics.set_leader(true);
-                self.run_kinds(self.shutdown.clone(), resync, &related)
-                    .await;
+                self.run_kinds(self.shutdown.clone(), resync, related).await;
                 Ok(())
             }
             Some(election) => {
-                self.run_with_leader_election(election, resync, &related)
+                self.run_with_leader_election(election, resync, related)
                     .await
             }
         }
     }
 
-    /// Starts the admin, probes and metrics servers that are configured.
-    async fn serve_admin(&self) -> Result<(), OperatorError> {
+    /// Starts the admin, probes and metrics servers that are configured; returns where
+    /// the admin (or, without one, the probes) server and the metrics server listen.
+    async fn serve_admin(&self) -> Result<(Option<SocketAddr>, Option<SocketAddr>), OperatorError> {
         let metrics = self.metrics.clone();
         let kinds = self.kinds.clone();
         let refresh = Arc::new(move || {
@@ -407,17 +428,16 @@ impl Operator {
                 "probes",
             ),
         ];
+        let mut admin_addr = None;
         for (addr, router, what) in plain {
             let Some(addr) = addr else { continue };
             let (bound, _) = admin::serve_router(addr, router, self.shutdown.clone())
                 .await
                 .map_err(|source| OperatorError::Admin { addr, source })?;
-            self.admin_bound
-                .lock()
-                .expect("admin slot")
-                .get_or_insert(bound);
+            admin_addr.get_or_insert(bound);
             info!(%bound, "{what} server listening");
         }
+        let mut metrics_addr = None;
         if let Some((addr, serving)) = &self.config.metrics {
             let addr = *addr;
             let error = |source| OperatorError::Metrics { addr, source };
@@ -442,11 +462,11 @@ impl Operator {
                     .0
                 }
             };
-            *self.metrics_bound.lock().expect("metrics slot") = Some(bound);
+            metrics_addr = Some(bound);
             let secure = matches!(serving, MetricsServing::Secure(_));
             info!(%bound, secure, "metrics server listening");
         }
-        Ok(())
+        Ok((admin_addr, metrics_addr))
     }
 
     /// Runs the controllers of every kind until `stop`; ready once all their caches have
@@ -545,7 +565,7 @@ impl Operator {
                 .map_err(|e| {
                     error(match &e {
                         kube_lease_manager::LeaseManagerError::KubeError(kube) => {
-                            crate::describe_kube_error(kube)
+                            crate::kube_error::describe_kube_error(kube)
                         }
                         other => other.to_string(),
                     })
@@ -616,6 +636,68 @@ impl Operator {
                 return Ok(());
             }
         }
+    }
+}
+
+/// A started [`Operator`] ([`Operator::start`]): its servers are bound and it runs on a
+/// task until its shutdown signal, [`stop`](Self::stop), or until the handle is dropped
+/// (which stops it gracefully without waiting).
+pub struct OperatorHandle {
+    admin_addr: Option<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
+    ready: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), OperatorError>>,
+}
+
+impl OperatorHandle {
+    /// Where the admin server (or, without one, the probes server) listens, port 0
+    /// resolved; `None` when neither was configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// Where the metrics server of [`Operator::metrics_on`] listens, port 0 resolved.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// Whether the operator is ready, as `/readyz` reports it before watch health: every
+    /// cache of every kind has listed (or, with leader election, it is a standby).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// The operator's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Waits until the operator stops on its shutdown signal; its error, if it failed.
+    pub async fn wait(self) -> Result<(), OperatorError> {
+        let Self { stop, task, .. } = self;
+        let result = joined(task).await;
+        drop(stop);
+        result
+    }
+
+    /// Stops the operator gracefully (in-flight reconciles finish, the lease is
+    /// released) and waits for it.
+    pub async fn stop(self) -> Result<(), OperatorError> {
+        let Self { stop, task, .. } = self;
+        let _ = stop.send(());
+        joined(task).await
+    }
+}
+
+/// What the operator's task returned; its panic, resumed.
+async fn joined(task: JoinHandle<Result<(), OperatorError>>) -> Result<(), OperatorError> {
+    match task.await {
+        Ok(result) => result,
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        // The task is never aborted: only a runtime shutting down cancels it.
+        Err(_) => Ok(()),
     }
 }
 

@@ -25,6 +25,7 @@
 
 use aigateway_api::conditions::reasons;
 
+use crate::attached::AttachedDecision;
 use crate::implementation::{DesiredState, ImplementationError, RefProblem};
 
 impl RefProblem {
@@ -70,6 +71,21 @@ impl From<RefProblem> for ImplementationError {
             reason: problem.reason,
             message: problem.message,
         }
+    }
+}
+
+impl From<RefProblem> for AttachedDecision {
+    /// An attached object whose reference is the problem (a route's missing backend):
+    /// [`AttachedDecision::Unresolved`], so the object is accepted, `ResolvedRefs=False`
+    /// with the problem's reason and message, and gets no URL.
+    ///
+    /// ```
+    /// use aigateway_runtime::{AttachedDecision, RefProblem};
+    /// let decision = AttachedDecision::from(RefProblem::missing_object("ToolServer", "team-a", "echo"));
+    /// assert!(matches!(decision, AttachedDecision::Unresolved { ref reason, .. } if reason == "RefNotFound"));
+    /// ```
+    fn from(problem: RefProblem) -> Self {
+        Self::unresolved(problem.reason, problem.message)
     }
 }
 

@@ -284,7 +284,7 @@ impl ClusterRules {
 }
 
 /// The rules that let the operator check scrapes of `/metrics` served securely (see
-/// [`MetricsServing::Secure`](crate::MetricsServing::Secure)): a `TokenReview` for the
+/// [`MetricsServing::Secure`](crate::operator::MetricsServing::Secure)): a `TokenReview` for the
 /// scraper's token and a `SubjectAccessReview` for its user (what Kubernetes'
 /// `system:auth-delegator` role grants, and kubebuilder's `metrics-auth-role`), for a
 /// ClusterRole bound to the operator's identity.

@@ -366,12 +366,7 @@ async fn run_pass<K: GatewayKind>(
             });
         }
         Err(ImplementationError::InvalidSpec { reason, message }) => {
-            let class = class.clone();
-            return Ok(refused(Outcome::InvalidSpec {
-                class,
-                reason,
-                message,
-            }));
+            return Ok(refused(Outcome::InvalidSpec { reason, message }));
         }
         Err(ImplementationError::UnresolvedRef { reason, message }) => {
             let class = class.clone();
@@ -423,7 +418,7 @@ async fn run_pass<K: GatewayKind>(
     let readiness = shared.implementation.readiness(gateway, &observed);
     let gateway_state = match &readiness {
         Readiness::Ready(_) => GatewayState::Ready,
-        Readiness::NotReady { .. } => GatewayState::NotReady,
+        Readiness::Progressing { .. } | Readiness::Failed { .. } => GatewayState::NotReady,
     };
     Ok(Pass {
         outcome: Outcome::Programmed {
@@ -508,7 +503,16 @@ async fn write_outcome<K: GatewayKind>(
         _ => Ok(()),
     };
     if let Ok(Some(transitions)) = &written {
-        shared.publish_transitions(gateway, transitions).await;
+        let progressing = matches!(
+            &pass.outcome,
+            Outcome::Programmed {
+                readiness: Readiness::Progressing { .. },
+                ..
+            }
+        );
+        shared
+            .publish_transitions(gateway, transitions, progressing)
+            .await;
     }
     let action = match pass.then {
         Next::Retry(error) => return Err(error),

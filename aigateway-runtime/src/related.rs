@@ -182,7 +182,7 @@ pub enum RelatedError {
     /// The GET of an object's content failed.
     #[error(
         "could not read {kind} {namespace}/{name}: {}",
-        crate::describe_kube_error(source)
+        crate::kube_error::describe_kube_error(source)
     )]
     Read {
         /// The kind.
@@ -618,9 +618,12 @@ impl Context {
     /// [`GatewayImplementation::attached`](crate::GatewayImplementation::attached))
     /// attached to `gateway` and admitted by it (see
     /// [`AllowedRoutes`](crate::attached::AllowedRoutes): objects from namespaces the
-    /// gateway does not admit are never offered), sorted by namespace and name. Not
-    /// recorded as reads: a change of an attached object re-runs its gateway through the
-    /// attached index.
+    /// gateway does not admit are never offered), oldest first: by `creationTimestamp`
+    /// (an object without one counts as the newest), then by namespace and name. So
+    /// where two objects claim the same thing (a path, a name in the proxy's config),
+    /// serving the first and refusing the later ones keeps what already worked, as
+    /// Gateway API resolves conflicting routes. Not recorded as reads: a change of an
+    /// attached object re-runs its gateway through the attached index.
     ///
     /// # Errors
     /// [`NotAttached`] when `T` is not the declared attached kind.

@@ -452,7 +452,7 @@ fn list_error(resource: &str, error: kube::Error) -> ReleaseError {
         other => ReleaseError::Api {
             verb: "list",
             target: resource.to_owned(),
-            message: crate::describe_kube_error(&other),
+            message: crate::kube_error::describe_kube_error(&other),
         },
     }
 }
@@ -469,7 +469,7 @@ fn patch_error(resource: &str, kind: &str, object: &str, error: kube::Error) -> 
         other => ReleaseError::Api {
             verb: "patch",
             target,
-            message: crate::describe_kube_error(&other),
+            message: crate::kube_error::describe_kube_error(&other),
         },
     }
 }

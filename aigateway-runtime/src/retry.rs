@@ -40,7 +40,7 @@ pub enum ReconcileError {
     /// Writing status or metadata failed (409 conflicts included; retried soon).
     #[error(
         "writing {what} of {object} failed: {}",
-        crate::describe_kube_error(source)
+        crate::kube_error::describe_kube_error(source)
     )]
     Write {
         /// What was written.

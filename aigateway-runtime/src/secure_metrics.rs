@@ -498,7 +498,7 @@ impl MetricsAuth {
                 namespace: None,
                 name: "/metrics".to_owned(),
             },
-            &crate::describe_kube_error(error),
+            &crate::kube_error::describe_kube_error(error),
             "could not check a scrape of /metrics with the API server: grant the operator create on tokenreviews and subjectaccessreviews (see the bundle's metrics-auth ClusterRole)",
         );
     }

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use aigateway_api::conditions::{reasons, types};
+use aigateway_api::conditions::types;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -15,9 +15,9 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::debug;
 
-pub use crate::conditions::{
-    MAX_MESSAGE_BYTES, MAX_NOTE_BYTES, Outcome, bounded, conditions_for, cut_to_bytes,
-    merge_conditions, now, status_patch, valid_reason, without_conditions,
+use crate::conditions::{MAX_NOTE_BYTES, cut_to_bytes, status_patch};
+pub(crate) use crate::conditions::{
+    Outcome, conditions_for, merge_conditions, now, without_conditions,
 };
 use crate::kind::GatewayKind;
 use crate::retry::ReconcileError;
@@ -112,18 +112,17 @@ impl<K: GatewayKind> Shared<K> {
     }
 
     /// One event per standard condition whose status changed in `transitions`:
-    /// transitions only.
+    /// transitions only. `progressing`: the implementation said the gateway is on its
+    /// way to Ready ([`Readiness::Progressing`](crate::Readiness::Progressing)).
     pub(crate) async fn publish_transitions(
         &self,
         gateway: &K::Gateway,
         transitions: &Transitions,
+        progressing: bool,
     ) {
         let (old, new) = (&transitions.old, &transitions.new);
         // One event per status write at most: the most telling transition names it and the
-        // note lists them all. On the way to Ready, conditions appear True one by one and
-        // Ready appears False while the rollout runs: routine, so a new gateway gets one
-        // event, when it becomes Ready. A condition that turns False (other than rolling
-        // out), or True again after something else, is worth one.
+        // note lists them all.
         let transitions: Vec<&Condition> = [
             types::READY,
             types::PROGRAMMED,
@@ -134,11 +133,7 @@ impl<K: GatewayKind> Shared<K> {
         .filter_map(|type_| {
             let after = new.iter().find(|c| c.type_ == type_)?;
             let before = old.iter().find(|c| c.type_ == type_);
-            let changed = before.is_none_or(|b| b.status != after.status);
-            let routine = before.is_none()
-                && (after.reason == reasons::ROLLING_OUT
-                    || (after.status == "True" && after.type_ != types::READY));
-            (changed && !routine).then_some(after)
+            worth_an_event(before, after, progressing).then_some(after)
         })
         .collect();
         let Some(headline) = transitions
@@ -195,5 +190,66 @@ impl<K: GatewayKind> Shared<K> {
             .classes
             .record(class, written, &self.classes);
         Ok(())
+    }
+}
+
+/// Whether a standard condition as written (`after`) is worth an event, given what it was
+/// (`None` on a gateway that had no such condition) and whether the implementation said
+/// the gateway is progressing. On the way to Ready, conditions appear True one by one and
+/// Ready appears False while the gateway is progressing: routine, so a new gateway gets
+/// one event, when it becomes Ready. A condition that turns False (other than Ready while
+/// progressing), or True again after something else, is worth one.
+fn worth_an_event(before: Option<&Condition>, after: &Condition, progressing: bool) -> bool {
+    let changed = before.is_none_or(|b| b.status != after.status);
+    let routine = before.is_none()
+        && if after.type_ == types::READY {
+            after.status == "False" && progressing
+        } else {
+            after.status == "True"
+        };
+    changed && !routine
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn condition(type_: &str, status: &str, reason: &str) -> Condition {
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: String::new(),
+            observed_generation: None,
+            last_transition_time: crate::conditions::now(),
+        }
+    }
+
+    #[test]
+    fn a_new_gateway_on_its_way_to_ready_is_routine_whatever_the_reason_says() {
+        // A class's own reason for a normal rollout ("Starting") is as routine as ours.
+        for reason in ["RollingOut", "NotReady", "Starting"] {
+            let ready = condition(types::READY, "False", reason);
+            assert!(!worth_an_event(None, &ready, true), "{reason}");
+        }
+        let accepted = condition(types::ACCEPTED, "True", "Accepted");
+        assert!(!worth_an_event(None, &accepted, false));
+    }
+
+    #[test]
+    fn a_failed_gateway_is_worth_an_event_at_once_even_with_a_rollout_reason() {
+        let ready = condition(types::READY, "False", "RollingOut");
+        assert!(worth_an_event(None, &ready, false));
+        let refused = condition(types::ACCEPTED, "False", "InvalidParameters");
+        assert!(worth_an_event(None, &refused, false));
+    }
+
+    #[test]
+    fn ready_and_changes_are_worth_an_event_and_no_change_is_not() {
+        let ready = condition(types::READY, "True", "Ready");
+        assert!(worth_an_event(None, &ready, false));
+        let rolling = condition(types::READY, "False", "RollingOut");
+        assert!(worth_an_event(Some(&ready), &rolling, true));
+        assert!(!worth_an_event(Some(&ready), &ready, false));
     }
 }

@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aigateway_api::AiGateway;
+use aigateway_runtime::implementation::GatewayCleanup;
 use aigateway_runtime::{
-    Context, DesiredState, GatewayCleanup, GatewayImplementation, ImplementationError, Operator,
+    Context, DesiredState, GatewayImplementation, ImplementationError, Operator,
 };
 use fixtures::*;
 use kube::ResourceExt;

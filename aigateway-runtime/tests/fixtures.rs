@@ -175,8 +175,8 @@ impl GatewayImplementation for Minimal {
         vec![RelatedWatch::new::<ConfigMap>()]
     }
 
-    fn condition_aliases(&self) -> Vec<aigateway_runtime::ConditionAlias> {
-        vec![aigateway_runtime::ConditionAlias::copy(
+    fn condition_aliases(&self) -> Vec<aigateway_runtime::implementation::ConditionAlias> {
+        vec![aigateway_runtime::implementation::ConditionAlias::copy(
             "MinimalReady",
             "Ready",
         )]

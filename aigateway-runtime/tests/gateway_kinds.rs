@@ -14,8 +14,9 @@ use aigateway_api::{
     ToolFilter, ToolGateway, ToolGatewayClass, ToolGatewayClassSpec, ToolGatewaySpec, ToolRoute,
     ToolRouteSpec, ToolRouteUpstream,
 };
+use aigateway_runtime::kind::AgentGatewayKind;
 use aigateway_runtime::{
-    AgentGatewayKind, AttachedDecision, AttachedKind, Context, DesiredState, GatewayImplementation,
+    AttachedDecision, AttachedKind, Context, DesiredState, GatewayImplementation,
     ImplementationError, Operator, ToolGatewayKind,
 };
 use aigateway_testkit::ApiServer;
@@ -784,7 +785,9 @@ async fn a_detached_route_is_cleared_and_leaves_the_gateway_config() {
         reason: "Audited".into(),
         message: String::new(),
         observed_generation: None,
-        last_transition_time: aigateway_runtime::status::now(),
+        last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            jiff::Timestamp::now(),
+        ),
     });
     api.patch_status(
         "search",
@@ -822,6 +825,32 @@ async fn a_detached_route_is_cleared_and_leaves_the_gateway_config() {
         },
     )
     .await;
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn attached_routes_are_offered_oldest_first() {
+    let server = cluster().await;
+    let client = server.client();
+    tool_class(&client, "tools", TOOLS).await;
+    tool_gateway(&client, "gw", "tools").await;
+    create_route(&client, &route(NS, "zeta", Some("gw"))).await;
+    // creationTimestamp has a resolution of one second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    create_route(&client, &route(NS, "alpha", Some("gw"))).await;
+    let running = start(tools_operator(client.clone()));
+    // MinimalTools lists the routes in the order the runtime offers them: the older
+    // route first, although its name sorts last.
+    let routes = eventually_within(Duration::from_secs(20), "both routes served", || async {
+        let config = Api::<ConfigMap>::namespaced(client.clone(), NS)
+            .get("gw-routes")
+            .await
+            .ok()?;
+        let routes = config.data?.remove("routes")?;
+        (routes.lines().count() == 2).then_some(routes)
+    })
+    .await;
+    assert_eq!(routes, format!("{NS}__zeta\n{NS}__alpha"));
     running.stop().await;
 }
 
@@ -1007,14 +1036,13 @@ async fn one_operator_serves_ai_gateways_and_tool_gateways_behind_one_admin_serv
     let operator = fixtures::operator(client.clone(), fixtures::Minimal::default())
         .gateway(MinimalTools)
         .admin("127.0.0.1:0".parse().unwrap());
-    let admin = operator.admin_address();
-    let running = start(operator);
+    let running = operator.start().await.expect("the operator starts");
 
     roll_out(&client, "models").await;
     roll_out(&client, "tools").await;
     fixtures::wait_condition(&client, "models", "Ready", "True").await;
     wait_route(&client, NS, "search", "route ready", ready_with_url).await;
-    let addr = admin.lock().unwrap().expect("admin server bound");
+    let addr = running.admin_addr().expect("admin server bound");
     assert_eq!(fixtures::http_get(addr, "/readyz").await.0, 200);
     let (_, metrics) = fixtures::http_get(addr, "/metrics").await;
     for kind in ["AiGateway", "ToolGateway"] {
@@ -1022,7 +1050,7 @@ async fn one_operator_serves_ai_gateways_and_tool_gateways_behind_one_admin_serv
             format!(r#"aigateway_gateways{{kind="{kind}",condition="Ready",status="True"}} 1"#);
         assert!(metrics.contains(&ready), "{ready} missing from:\n{metrics}");
     }
-    running.stop().await;
+    running.stop().await.expect("the operator stops cleanly");
 }
 
 #[tokio::test]

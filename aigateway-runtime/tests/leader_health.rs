@@ -36,7 +36,7 @@ fn instance(client: &Client, id: &'static str) -> Operator {
 }
 
 /// Whether the leadership gauge is 1.
-fn leads(metrics: &aigateway_runtime::metrics::Metrics) -> bool {
+fn leads(metrics: &aigateway_runtime::operator::Metrics) -> bool {
     metrics.encode().lines().any(|l| l == "aigateway_leader 1")
 }
 
@@ -122,12 +122,10 @@ async fn readyz_fails_while_a_related_list_is_forbidden() {
     create_class(&client, "minimal", CONTROLLER, true).await;
     let operator =
         operator(client.clone(), Minimal::default()).admin("127.0.0.1:0".parse().unwrap());
-    let address = operator.admin_address();
-    let _running = start(operator);
-    let addr = eventually_within(10 * SECOND, "admin server bound", || async {
-        *address.lock().unwrap()
-    })
-    .await;
+    let _running = operator.start().await.expect("the operator starts");
+    let addr = _running
+        .admin_addr()
+        .expect("the admin server is bound once started");
     eventually_within(10 * SECOND, "ready", || async {
         (http_get(addr, "/readyz").await.0 == 200).then_some(())
     })

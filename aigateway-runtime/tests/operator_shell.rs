@@ -18,18 +18,13 @@ async fn admin_endpoints_report_health_readiness_and_metrics() {
     let operator = Operator::new(client.clone())
         .gateway(Minimal::default())
         .admin("127.0.0.1:0".parse().unwrap());
-    let address = operator.admin_address();
-    let ready = operator.ready_flag();
-    let _running = start(operator);
-    let addr = eventually_within(Duration::from_secs(10), "admin server bound", || async {
-        *address.lock().unwrap()
-    })
-    .await;
+    let running = operator.start().await.expect("the operator starts");
+    let addr = running
+        .admin_addr()
+        .expect("the admin server is bound once started");
     assert_eq!(http_get(addr, "/healthz").await.0, 200);
     eventually_within(Duration::from_secs(10), "caches synced", || async {
-        ready
-            .load(std::sync::atomic::Ordering::Acquire)
-            .then_some(())
+        running.is_ready().then_some(())
     })
     .await;
     assert_eq!(http_get(addr, "/readyz").await.0, 200);

@@ -12,10 +12,12 @@ use std::cell::RefCell;
 use aigateway_api::conditions::reasons;
 use aigateway_api::conditions::types;
 use aigateway_api::{AiGateway, Guard, GuardrailProvider, ToolGateway, ToolRoute, ToolServer};
+use aigateway_runtime::implementation::{AliasReasons, ConditionAlias, NotWatched};
+use aigateway_runtime::reference_grants::{CrossNamespaceRef, ReferenceGrantCheck};
 use aigateway_runtime::{
-    AliasReasons, AttachedDecision, AttachedKind, ConditionAlias, Context, CrossNamespaceRef,
-    DesiredState, GatewayImplementation, ImplementationError, NotWatched, Observed, Readiness,
-    ReferenceGrantCheck, RelatedWatch, ToolGatewayKind, deployments_rolled_out,
+    AttachedDecision, AttachedKind, Context, DesiredState, GatewayImplementation,
+    ImplementationError, Observed, Readiness, RelatedWatch, ToolGatewayKind,
+    deployments_rolled_out,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -173,7 +175,7 @@ pub fn readiness_of(observed: &Observed) -> Readiness {
                     .find(|c| c.type_ == REPLICA_FAILURE && c.status == "True")
             });
         if let Some(condition) = failure {
-            return Readiness::NotReady {
+            return Readiness::Failed {
                 reason: REPLICA_FAILURE.to_owned(),
                 message: format!(
                     "Deployment {} cannot create pods ({}): {}",

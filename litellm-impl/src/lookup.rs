@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use aigateway_api::{Guard, GuardrailProvider, ToolServer};
 use aigateway_runtime::reference_grants::{self, ReferenceGrantSpec};
-use aigateway_runtime::{CrossNamespaceRef, ReferenceGrantCheck};
+use aigateway_runtime::reference_grants::{CrossNamespaceRef, ReferenceGrantCheck};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 

@@ -60,7 +60,7 @@ use aigateway_api::tool_upstream::{
     ClusterDnsKind, ClusterDnsTarget, RouteUpstream, cluster_dns_target,
 };
 use aigateway_api::{NamespacedName, ToolGateway, ToolRoute};
-use aigateway_runtime::{CrossNamespaceRef, ReferenceGrantCheck};
+use aigateway_runtime::reference_grants::{CrossNamespaceRef, ReferenceGrantCheck};
 use serde_json::{Map, Value, json};
 
 use crate::config;

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use aigateway_api::AiGateway;
-use aigateway_runtime::{Observed, Readiness, to_dynamic};
+use aigateway_runtime::implementation::to_dynamic;
+use aigateway_runtime::{Observed, Readiness};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentStatus};
 use k8s_openapi::api::core::v1::Container;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -569,7 +570,7 @@ fn readiness_reports_replica_failure_instead_of_rolling_out() {
         ..Default::default()
     }]);
     match readiness_of(&refused) {
-        Readiness::NotReady { reason, message } => {
+        Readiness::Failed { reason, message } => {
             assert_eq!(reason, "ReplicaFailure");
             assert!(
                 message.contains("FailedCreate") && message.contains("violates PodSecurity"),
@@ -580,7 +581,7 @@ fn readiness_reports_replica_failure_instead_of_rolling_out() {
     }
     // Without the condition it is the ordinary rollout state.
     match readiness_of(&observed(vec![])) {
-        Readiness::NotReady { reason, .. } => assert_eq!(reason, "RollingOut"),
+        Readiness::Progressing { reason, .. } => assert_eq!(reason, "RollingOut"),
         other => panic!("{other:?}"),
     }
 }

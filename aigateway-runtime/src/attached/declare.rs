@@ -22,7 +22,7 @@ use crate::kind::{GatewayKind, ToolGatewayKind};
 
 /// The condition types the runtime writes on attached objects, and removes again when
 /// they detach.
-pub const ATTACHED_CONDITION_TYPES: &[&str] =
+pub(crate) const ATTACHED_CONDITION_TYPES: &[&str] =
     &[types::ACCEPTED, types::RESOLVED_REFS, types::READY];
 
 /// Maps an attached object to the gateway it names.

@@ -240,13 +240,24 @@ impl AttachedCache {
                 kind: resource.kind,
             });
         }
-        Ok(self
+        let mut objects: Vec<Arc<DynamicObject>> = self
             .attached_to(gateway)
-            .iter()
+            .into_iter()
             .filter(|object| admitted.contains(&key_of(object.as_ref())))
+            .collect();
+        // Stable: equal ages keep the namespace-and-name order of `attached_to`.
+        objects.sort_by_key(|object| oldest_first(object));
+        Ok(objects
+            .iter()
             .filter_map(|object| from_dynamic(object))
             .collect())
     }
+}
+
+/// The sort key of [`AttachedCache::typed`]: creation time, an object without one last.
+fn oldest_first(object: &DynamicObject) -> (bool, Option<jiff::Timestamp>) {
+    let created = object.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    (created.is_none(), created)
 }
 
 /// The running watch of an attached kind.

@@ -8,9 +8,10 @@
 
 use aigateway_api::tool_upstream::{RouteUpstream, UpstreamObject};
 use aigateway_api::{ToolFilter, ToolGateway, ToolRoute, ToolServer, ToolServerTransport};
+use aigateway_runtime::implementation::NotWatched;
 use aigateway_runtime::{
     AttachedDecision, AttachedKind, Context, DesiredState, GatewayImplementation,
-    ImplementationError, NotWatched, RelatedWatch, ToolGatewayKind, roll_pods_on,
+    ImplementationError, RelatedWatch, ToolGatewayKind, roll_pods_on,
 };
 use kube::{ResourceExt, api::DynamicObject};
 use serde_json::{Value, json};

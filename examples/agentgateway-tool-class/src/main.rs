@@ -1,7 +1,8 @@
 //! `agentgateway-tool-class`: runs the operator against the cluster of the current kubeconfig.
 
 use agentgateway_tool_class::AgentgatewayToolClass;
-use aigateway_runtime::{LogFormat, Operator, logging};
+use aigateway_runtime::Operator;
+use aigateway_runtime::logging::{self, LogFormat};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

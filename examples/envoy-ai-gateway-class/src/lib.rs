@@ -293,7 +293,7 @@ impl GatewayImplementation for EnvoyAiGatewayClass {
         let expected = match translate(gateway, &self.parent) {
             Ok(expected) => expected,
             Err(error) => {
-                return Readiness::NotReady {
+                return Readiness::Failed {
                     reason: reasons::INVALID.to_owned(),
                     message: error.to_string(),
                 };
@@ -320,7 +320,7 @@ impl GatewayImplementation for EnvoyAiGatewayClass {
 }
 
 fn not_ready(message: String) -> Readiness {
-    Readiness::NotReady {
+    Readiness::Progressing {
         reason: reasons::NOT_READY.to_owned(),
         message,
     }

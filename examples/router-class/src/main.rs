@@ -1,6 +1,7 @@
 //! `router-class`: runs the operator against the cluster of the current kubeconfig.
 
-use aigateway_runtime::{LogFormat, Operator, logging};
+use aigateway_runtime::Operator;
+use aigateway_runtime::logging::{self, LogFormat};
 use router_class::RouterClass;
 
 #[tokio::main]

@@ -251,7 +251,7 @@ async fn a_missing_secret_and_a_missing_key_are_reported_and_the_rest_is_served(
 
 #[test]
 fn its_cluster_role_reads_no_secret_but_the_keys() {
-    let rules = aigateway_runtime::ClusterRules::new().gateway(&RouterClass);
+    let rules = aigateway_runtime::rbac::ClusterRules::new().gateway(&RouterClass);
     assert!(rules.allows_named("", "secrets", "watch", KEYS_SECRET));
     assert!(!rules.allows("", "secrets", "list"), "every Secret");
     assert!(!rules.allows_named("", "secrets", "get", "other"));

@@ -476,7 +476,7 @@ enum Running {
     InProcess {
         stop: tokio::sync::oneshot::Sender<()>,
         task: tokio::task::JoinHandle<Result<(), aigateway_runtime::OperatorError>>,
-        metrics: std::sync::Arc<aigateway_runtime::metrics::Metrics>,
+        metrics: std::sync::Arc<aigateway_runtime::operator::Metrics>,
     },
     Process {
         child: std::process::Child,

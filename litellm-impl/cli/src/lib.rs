@@ -143,7 +143,7 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => {
             // The table is the demo's output; the loop's logs only when asked (RUST_LOG).
             aigateway_runtime::logging::init_with_default(
-                aigateway_runtime::LogFormat::Text,
+                aigateway_runtime::logging::LogFormat::Text,
                 "warn",
             );
             let mut stdout = std::io::stdout();

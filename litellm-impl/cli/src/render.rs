@@ -11,8 +11,8 @@ use std::sync::Arc;
 use aigateway_api::{AiGateway, AiGatewayClass, ToolGateway, ToolGatewayClass, ToolRoute};
 use aigateway_runtime::attached::{NOT_ALLOWED_BY_GATEWAY, consent_of};
 use aigateway_runtime::class::{Claim, NotOursReason, claim};
+use aigateway_runtime::kind::{AiGatewayKind, GatewayKind, ToolGatewayKind};
 use aigateway_runtime::names::ALLOWED_ROUTES_ANNOTATION;
-use aigateway_runtime::{AiGatewayKind, GatewayKind, ToolGatewayKind};
 use clap::Args;
 
 use litellm_impl::tool_gateway::RouteState;

@@ -4,9 +4,9 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use aigateway_runtime::{
-    LeaderElection, LogFormat, MetricsServing, Operator, OperatorError, ServingCertificate,
-};
+use aigateway_runtime::logging::LogFormat;
+use aigateway_runtime::operator::{MetricsServing, ServingCertificate};
+use aigateway_runtime::{LeaderElection, Operator, OperatorError};
 use clap::Args;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, PostParams};
@@ -407,7 +407,7 @@ pub async fn client(path: Option<&Path>) -> Result<kube::Client, RunError> {
             .map_err(|e| RunError::NoConfig(e.to_string()))?,
     };
     kube::Client::try_from(config)
-        .map_err(|e| RunError::NoConfig(aigateway_runtime::describe_kube_error(&e)))
+        .map_err(|e| RunError::NoConfig(aigateway_runtime::operator::describe_kube_error(&e)))
 }
 
 /// Checks that the API server serves every resource the selected kinds need and lets
@@ -493,12 +493,12 @@ pub async fn check_lease(
         Err(kube::Error::Api(status)) if status.is_forbidden() => Err(RunError::LeaseForbidden {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
-            message: aigateway_runtime::describe_kube_error(&kube::Error::Api(status)),
+            message: aigateway_runtime::operator::describe_kube_error(&kube::Error::Api(status)),
         }),
         Err(error) => Err(RunError::Lease {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
-            message: aigateway_runtime::describe_kube_error(&error),
+            message: aigateway_runtime::operator::describe_kube_error(&error),
         }),
     }
 }
@@ -674,7 +674,7 @@ mod tests {
         let status =
             kube::core::Status::failure("namespaces \"x\" not found", "NotFound").with_code(404);
         let error = kube::Error::Api(status.boxed());
-        let text = aigateway_runtime::describe_kube_error(&error);
+        let text = aigateway_runtime::operator::describe_kube_error(&error);
         assert_eq!(text, "namespaces \"x\" not found (NotFound, HTTP 404)");
         assert!(
             error.to_string().contains("Status {"),

@@ -176,7 +176,7 @@ async fn stop_operator(
         action,
         namespace: namespace.to_owned(),
         name: name.to_owned(),
-        message: aigateway_runtime::describe_kube_error(&e),
+        message: aigateway_runtime::operator::describe_kube_error(&e),
     };
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let Some(deployment) = deployments

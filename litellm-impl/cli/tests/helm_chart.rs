@@ -539,7 +539,7 @@ fn cases() -> Vec<ValueCase> {
             check: |o| {
                 assert_eq!(
                     parsed_run(o).operator.log_format,
-                    aigateway_runtime::LogFormat::Text
+                    aigateway_runtime::logging::LogFormat::Text
                 )
             },
         },

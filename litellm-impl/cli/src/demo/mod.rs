@@ -456,15 +456,17 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
         metrics_cert_key: "tls.key".into(),
         render: crate::flags::RenderFlags::default(),
         concurrency: 16,
-        log_format: aigateway_runtime::LogFormat::Text,
+        log_format: aigateway_runtime::logging::LogFormat::Text,
         gateway_kinds: vec![ServedGatewayKind::AiGateway, ServedGatewayKind::ToolGateway],
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let operator = operator(server.client(), &operator_args).shutdown_on(async move {
         let _ = stopped.await;
     });
-    let admin = operator.metrics_address();
-    let task = tokio::spawn(operator.run());
+    let running = operator
+        .start()
+        .await
+        .map_err(|error| DemoError::Operator(error.into()))?;
 
     let _ = writeln!(out, "In-memory Kubernetes API server: {}", http.url());
     let _ = writeln!(
@@ -491,7 +493,9 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
     let mut last = String::new();
     let mut printed_config = false;
     let mut printed_tool_config = false;
-    let mut printed_admin = false;
+    if let Some(addr) = running.metrics_addr() {
+        let _ = writeln!(out, "Operator metrics: http://{addr}/metrics\n");
+    }
     let mut traffic = traffic;
     let mut answered = false;
     let mut tools_answered = false;
@@ -499,10 +503,6 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
     let mut waiting: Option<String> = None;
     let timeout = args.timeout_seconds();
     let result = loop {
-        if !printed_admin && let Some(addr) = *admin.lock().expect("admin slot") {
-            let _ = writeln!(out, "Operator metrics: http://{addr}/metrics\n");
-            printed_admin = true;
-        }
         let list = gateways
             .list(&ListParams::default())
             .await
@@ -709,8 +709,8 @@ pub async fn run(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(), De
         traffic.shutdown().await;
     }
     let _ = stop.send(());
-    let stopped = tokio::time::timeout(Duration::from_secs(10), task).await;
-    if let Ok(Ok(Err(error))) = stopped {
+    let stopped = tokio::time::timeout(Duration::from_secs(10), running.wait()).await;
+    if let Ok(Err(error)) = stopped {
         return Err(DemoError::Operator(RunError::Operator(error)));
     }
     http.shutdown().await;

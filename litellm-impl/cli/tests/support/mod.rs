@@ -57,7 +57,7 @@ impl Running {
             metrics_cert_key: "tls.key".into(),
             render: litellm_impl_cli::flags::RenderFlags::default(),
             concurrency: 4,
-            log_format: aigateway_runtime::LogFormat::Text,
+            log_format: aigateway_runtime::logging::LogFormat::Text,
             gateway_kinds: vec![ServedGatewayKind::AiGateway, ServedGatewayKind::ToolGateway],
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
