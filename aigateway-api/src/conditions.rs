@@ -142,6 +142,19 @@ pub const fn is_valid_reason(reason: &str) -> bool {
 pub struct Reason(std::borrow::Cow<'static, str>);
 
 impl Reason {
+    /// [`reasons::INVALID_PARAMETERS`]: the spec cannot be implemented as written.
+    pub const INVALID_PARAMETERS: Reason = Reason::from_static(reasons::INVALID_PARAMETERS);
+    /// [`reasons::REF_NOT_FOUND`]: a referenced object does not exist.
+    pub const REF_NOT_FOUND: Reason = Reason::from_static(reasons::REF_NOT_FOUND);
+    /// [`reasons::INVALID_REF`]: a referenced object exists but cannot be used.
+    pub const INVALID_REF: Reason = Reason::from_static(reasons::INVALID_REF);
+    /// [`reasons::INVALID`]: the desired state could not be computed from the spec.
+    pub const INVALID: Reason = Reason::from_static(reasons::INVALID);
+    /// [`reasons::ROLLING_OUT`]: a rollout is in progress.
+    pub const ROLLING_OUT: Reason = Reason::from_static(reasons::ROLLING_OUT);
+    /// [`reasons::NOT_READY`]: the gateway does not serve traffic.
+    pub const NOT_READY: Reason = Reason::from_static(reasons::NOT_READY);
+
     /// `reason`, or why the Condition schema would refuse it.
     pub fn new(reason: impl Into<String>) -> Result<Self, InvalidReason> {
         let reason = reason.into();
@@ -177,6 +190,18 @@ impl std::fmt::Display for Reason {
 impl AsRef<str> for Reason {
     fn as_ref(&self) -> &str {
         &self.0
+    }
+}
+
+impl PartialEq<str> for Reason {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Reason {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
     }
 }
 
@@ -220,11 +245,16 @@ pub struct NewCondition {
 
 impl NewCondition {
     /// A condition with status `"True"` or `"False"`.
-    pub fn new(type_: &str, status: bool, reason: &str, message: impl Into<String>) -> Self {
+    pub fn new(
+        type_: &str,
+        status: bool,
+        reason: impl AsRef<str>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             type_: type_.to_owned(),
             status: if status { STATUS_TRUE } else { STATUS_FALSE }.to_owned(),
-            reason: reason.to_owned(),
+            reason: reason.as_ref().to_owned(),
             message: message.into(),
         }
     }

@@ -6,7 +6,7 @@
 //! (`status`, `attached::sync`) that apply what they decide, and tested without a
 //! cluster.
 
-use aigateway_api::conditions::{self, NewCondition, reasons, types};
+use aigateway_api::conditions::{self, NewCondition, Reason, reasons, types};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use serde_json::{Value, json};
 
@@ -32,8 +32,8 @@ pub enum Outcome {
     /// The spec cannot work; nothing was applied (and the gateway is not accepted, so no
     /// class is named).
     InvalidSpec {
-        /// CamelCase reason.
-        reason: String,
+        /// Why.
+        reason: Reason,
         /// What is wrong and what to do.
         message: String,
     },
@@ -41,8 +41,8 @@ pub enum Outcome {
     UnresolvedRef {
         /// The class that makes the gateway ours.
         class: ClassInUse,
-        /// CamelCase reason.
-        reason: String,
+        /// Why.
+        reason: Reason,
         /// What is missing and what to do.
         message: String,
     },
@@ -66,22 +66,24 @@ pub enum Outcome {
 impl Outcome {
     /// The reason an alias with `reasons` gets, by this outcome's variant and whether
     /// its source condition is `True`.
-    pub fn alias_reason(&self, reasons: &AliasReasons, source_true: bool) -> &'static str {
+    pub fn alias_reason<'a>(&self, reasons: &'a AliasReasons, source_true: bool) -> &'a Reason {
         if source_true {
-            return reasons.true_;
+            return &reasons.true_;
         }
         match self {
-            Outcome::Programmed { .. } => reasons.applied,
-            Outcome::InvalidSpec { .. } => reasons.invalid_spec,
-            Outcome::UnresolvedRef { .. } => reasons.unresolved_ref,
-            Outcome::NameConflict { .. } => reasons.name_conflict,
-            Outcome::ApplyFailed { .. } => reasons.apply_failed,
+            Outcome::Programmed { .. } => &reasons.applied,
+            Outcome::InvalidSpec { .. } => &reasons.invalid_spec,
+            Outcome::UnresolvedRef { .. } => &reasons.unresolved_ref,
+            Outcome::NameConflict { .. } => &reasons.name_conflict,
+            Outcome::ApplyFailed { .. } => &reasons.apply_failed,
         }
     }
 }
 
-/// The conditions an outcome implies, in a fixed order, with messages bounded and
-/// reasons valid for the CRD, followed by the `aliases` whose source is among them.
+/// The conditions an outcome implies, in a fixed order, with messages bounded, followed
+/// by the `aliases` whose source is among them. Every reason is valid for the CRD: the
+/// runtime's are constants and an implementation's are [`Reason`]s, checked where they
+/// were written.
 pub fn conditions_for(
     outcome: &Outcome,
     controller: &str,
@@ -89,17 +91,9 @@ pub fn conditions_for(
 ) -> Vec<NewCondition> {
     let mut list: Vec<NewCondition> = unchecked_conditions_for(outcome, controller)
         .into_iter()
-        .map(|c| {
-            let fallback = match c.type_.as_str() {
-                types::RESOLVED_REFS => reasons::INVALID_REF,
-                types::READY => reasons::NOT_READY,
-                _ => reasons::INVALID,
-            };
-            NewCondition {
-                reason: valid_reason(&c.reason, fallback).to_owned(),
-                message: bounded(c.message),
-                ..c
-            }
+        .map(|c| NewCondition {
+            message: bounded(c.message),
+            ..c
         })
         .collect();
     let copies: Vec<NewCondition> = aliases
@@ -109,12 +103,12 @@ pub fn conditions_for(
             let reason = match &alias.reasons {
                 Some(reasons) => outcome
                     .alias_reason(reasons, source.status == conditions::STATUS_TRUE)
-                    .to_owned(),
+                    .to_string(),
                 None => source.reason.clone(),
             };
             Some(NewCondition {
                 type_: alias.type_.clone(),
-                reason: valid_reason(&reason, &source.reason).to_owned(),
+                reason,
                 ..source.clone()
             })
         })
@@ -290,15 +284,6 @@ pub fn cut_to_bytes(text: String, max_bytes: usize) -> String {
     format!("{}{marker}", &text[..end])
 }
 
-/// `reason` when it matches the CRD's pattern for reasons, else `fallback`.
-pub fn valid_reason<'a>(reason: &'a str, fallback: &'a str) -> &'a str {
-    if conditions::is_valid_reason(reason) {
-        reason
-    } else {
-        fallback
-    }
-}
-
 /// Applies `new` to `current`. Returns the new list when anything changed, `None` when
 /// the status is already right.
 pub fn merge_conditions(
@@ -371,9 +356,9 @@ mod tests {
     }
 
     #[test]
-    fn messages_are_bounded_and_reasons_valid_for_the_crd() {
+    fn messages_are_bounded_and_keep_the_implementations_reason() {
         let problem = RefProblem {
-            reason: "not a reason!".into(),
+            reason: Reason::new("SecretKeyMissing").unwrap(),
             message: "é".repeat(5000),
         };
         let wanted = conditions_for(
@@ -385,14 +370,11 @@ mod tests {
             .iter()
             .find(|c| c.type_ == types::RESOLVED_REFS)
             .unwrap();
-        assert_eq!(resolved.reason, reasons::INVALID_REF);
+        assert_eq!(resolved.reason, "SecretKeyMissing");
         assert!(
             resolved.message.len() <= MAX_MESSAGE_BYTES
                 && resolved.message.ends_with("(truncated)")
         );
-        assert_eq!(valid_reason("RefNotFound", "X"), "RefNotFound");
-        assert_eq!(valid_reason("Ref:", "X"), "X");
-        assert_eq!(valid_reason("", "X"), "X");
     }
 
     #[test]
@@ -441,7 +423,7 @@ mod tests {
     #[test]
     fn problems_make_resolved_refs_false_and_name_the_objects() {
         let problem = RefProblem {
-            reason: "RefNotFound".into(),
+            reason: Reason::from_static("RefNotFound"),
             message: "Guard ns/g not found".into(),
         };
         let wanted = conditions_for(
@@ -499,16 +481,16 @@ mod tests {
     #[test]
     fn alias_reasons_follow_the_outcome_variant_not_the_source_reason() {
         let reasons = AliasReasons {
-            true_: "Fine",
-            applied: "Waiting",
-            invalid_spec: "BadSpec",
-            unresolved_ref: "BadRef",
-            name_conflict: "Taken",
-            apply_failed: "Refused",
+            true_: Reason::from_static("Fine"),
+            applied: Reason::from_static("Waiting"),
+            invalid_spec: Reason::from_static("BadSpec"),
+            unresolved_ref: Reason::from_static("BadRef"),
+            name_conflict: Reason::from_static("Taken"),
+            apply_failed: Reason::from_static("Refused"),
         };
         let aliases = [
-            ConditionAlias::with_reasons("LegacyReady", types::READY, reasons),
-            ConditionAlias::with_reasons("LegacyConfigured", types::PROGRAMMED, reasons),
+            ConditionAlias::with_reasons("LegacyReady", types::READY, reasons.clone()),
+            ConditionAlias::with_reasons("LegacyConfigured", types::PROGRAMMED, reasons.clone()),
         ];
         let reason_of = |outcome: &Outcome, alias: &str| {
             let list = conditions_for(outcome, "x.io/y", &aliases);
@@ -535,7 +517,7 @@ mod tests {
             let pending = programmed(
                 vec![],
                 Readiness::Progressing {
-                    reason: reason.into(),
+                    reason: Reason::from_static(reason),
                     message: "m".into(),
                 },
             );
@@ -547,7 +529,7 @@ mod tests {
         let cases = [
             (
                 Outcome::InvalidSpec {
-                    reason: "InvalidParameters".into(),
+                    reason: Reason::from_static("InvalidParameters"),
                     message: "m".into(),
                 },
                 "BadSpec",
@@ -555,7 +537,7 @@ mod tests {
             (
                 Outcome::UnresolvedRef {
                     class: "c".into(),
-                    reason: "RefNotFound".into(),
+                    reason: Reason::from_static("RefNotFound"),
                     message: "m".into(),
                 },
                 "BadRef",
@@ -590,7 +572,7 @@ mod tests {
     #[test]
     fn invalid_specs_are_not_accepted_but_missing_refs_are() {
         let invalid = Outcome::InvalidSpec {
-            reason: "InvalidParameters".into(),
+            reason: Reason::from_static("InvalidParameters"),
             message: "bad".into(),
         };
         let list = conditions_for(&invalid, "x.io/y", &[]);
@@ -599,7 +581,7 @@ mod tests {
         // Whatever reason an implementation picks, the variant decides.
         let missing = Outcome::UnresolvedRef {
             class: "c".into(),
-            reason: "PatchMissing".into(),
+            reason: Reason::from_static("PatchMissing"),
             message: "ConfigMap p".into(),
         };
         let list = conditions_for(&missing, "x.io/y", &[]);

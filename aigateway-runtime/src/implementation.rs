@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aigateway_api::NamespacedName;
+use aigateway_api::conditions::Reason;
 
 use async_trait::async_trait;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -149,35 +150,35 @@ impl ConditionAlias {
 /// The reasons of a [`ConditionAlias`], one per state. The runtime picks one by the
 /// variant of what the reconcile found (and the source's status), never by the source's
 /// reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AliasReasons {
     /// The source condition is `True`.
-    pub true_: &'static str,
+    pub true_: Reason,
     /// Every child was applied but the source is not `True`: `Ready` while a rollout is
     /// pending or pods cannot be created, `ResolvedRefs` while a reference the gateway
     /// can do without is missing.
-    pub applied: &'static str,
+    pub applied: Reason,
     /// [`ImplementationError::InvalidSpec`]: nothing was applied.
-    pub invalid_spec: &'static str,
+    pub invalid_spec: Reason,
     /// [`ImplementationError::UnresolvedRef`]: nothing was applied.
-    pub unresolved_ref: &'static str,
+    pub unresolved_ref: Reason,
     /// A child's name is held by an object the gateway does not control.
-    pub name_conflict: &'static str,
+    pub name_conflict: Reason,
     /// The API server refused a child.
-    pub apply_failed: &'static str,
+    pub apply_failed: Reason,
 }
 
 impl AliasReasons {
     /// Every reason, once each, in field order (for documentation checks).
-    pub fn all(&self) -> Vec<&'static str> {
+    pub fn all(&self) -> Vec<&Reason> {
         let mut all = Vec::new();
         for reason in [
-            self.true_,
-            self.applied,
-            self.invalid_spec,
-            self.unresolved_ref,
-            self.name_conflict,
-            self.apply_failed,
+            &self.true_,
+            &self.applied,
+            &self.invalid_spec,
+            &self.unresolved_ref,
+            &self.name_conflict,
+            &self.apply_failed,
         ] {
             if !all.contains(&reason) {
                 all.push(reason);
@@ -231,8 +232,8 @@ pub enum ImplementationError {
     /// is applied. Not retried until the gateway or something watched changes.
     #[error("{reason}: {message}")]
     InvalidSpec {
-        /// A CamelCase reason for the `Accepted` condition, e.g. `InvalidParameters`.
-        reason: String,
+        /// The reason for the `Accepted` condition, e.g. [`Reason::INVALID_PARAMETERS`].
+        reason: Reason,
         /// What is wrong and how to fix it.
         message: String,
     },
@@ -242,8 +243,8 @@ pub enum ImplementationError {
     /// can do without belong in [`DesiredState::with_problem`].)
     #[error("{reason}: {message}")]
     UnresolvedRef {
-        /// A CamelCase reason for the `ResolvedRefs` condition, e.g. `RefNotFound`.
-        reason: String,
+        /// The reason for the `ResolvedRefs` condition, e.g. [`Reason::REF_NOT_FOUND`].
+        reason: Reason,
         /// Which object is missing or unusable, and what to do.
         message: String,
     },
@@ -255,17 +256,17 @@ pub enum ImplementationError {
 
 impl ImplementationError {
     /// An invalid-spec error with a reason and an actionable message.
-    pub fn invalid(reason: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn invalid(reason: Reason, message: impl Into<String>) -> Self {
         Self::InvalidSpec {
-            reason: reason.into(),
+            reason,
             message: message.into(),
         }
     }
 
     /// An unresolved-reference error with a reason and a message naming the object.
-    pub fn unresolved_ref(reason: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn unresolved_ref(reason: Reason, message: impl Into<String>) -> Self {
         Self::UnresolvedRef {
-            reason: reason.into(),
+            reason,
             message: message.into(),
         }
     }
@@ -308,8 +309,8 @@ impl From<kube::Error> for ImplementationError {
 /// A referenced object that is missing or unusable: shown as `ResolvedRefs=False`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefProblem {
-    /// CamelCase reason, e.g. `RefNotFound`.
-    pub reason: String,
+    /// Why, e.g. [`Reason::REF_NOT_FOUND`].
+    pub reason: Reason,
     /// What is wrong, naming the object, and what to do.
     pub message: String,
 }
@@ -377,9 +378,9 @@ impl DesiredState {
     }
 
     /// Adds a reference problem.
-    pub fn with_problem(mut self, reason: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn with_problem(mut self, reason: Reason, message: impl Into<String>) -> Self {
         self.problems.push(RefProblem {
-            reason: reason.into(),
+            reason,
             message: message.into(),
         });
         self
@@ -419,16 +420,16 @@ pub enum Readiness {
     Ready(String),
     /// Not serving yet, and on its way without anyone's help (a rollout in progress).
     Progressing {
-        /// CamelCase reason, e.g. `RollingOut`.
-        reason: String,
+        /// Why, e.g. [`Reason::ROLLING_OUT`].
+        reason: Reason,
         /// What is still missing.
         message: String,
     },
     /// Not serving, and waiting will not fix it: someone must change something (pods
     /// that cannot be created, a spec the proxy refuses).
     Failed {
-        /// CamelCase reason, e.g. `ReplicaFailure`.
-        reason: String,
+        /// Why, e.g. `ReplicaFailure` (a [`Reason`] the implementation defines).
+        reason: Reason,
         /// What is wrong and what to do.
         message: String,
     },
@@ -440,14 +441,14 @@ pub fn deployments_rolled_out(observed: &Observed) -> Readiness {
     let deployments: Vec<Deployment> = observed.of();
     if deployments.is_empty() {
         return Readiness::Progressing {
-            reason: aigateway_api::conditions::reasons::NOT_READY.into(),
+            reason: Reason::NOT_READY,
             message: "no Deployment exists yet".into(),
         };
     }
     for deployment in &deployments {
         if let Some(message) = rollout_pending(deployment) {
             return Readiness::Progressing {
-                reason: aigateway_api::conditions::reasons::ROLLING_OUT.into(),
+                reason: Reason::ROLLING_OUT,
                 message,
             };
         }

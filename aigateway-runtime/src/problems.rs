@@ -5,10 +5,10 @@
 //!
 //! ```
 //! use aigateway_runtime::{DesiredState, ImplementationError, RefProblem};
-//! use aigateway_api::conditions::reasons;
+//! use aigateway_api::conditions::Reason;
 //!
 //! let problem = RefProblem::missing_secret_key("team-a", "api-keys", "OPENAI_API_KEY");
-//! assert_eq!(problem.reason, reasons::INVALID_REF);
+//! assert_eq!(problem.reason, Reason::INVALID_REF);
 //! assert_eq!(
 //!     problem.message,
 //!     "Secret team-a/api-keys has no key \"OPENAI_API_KEY\": add the key to the Secret or reference another key"
@@ -23,17 +23,16 @@
 //!
 //! Messages name objects and keys, never values.
 
-use aigateway_api::conditions::reasons;
+use aigateway_api::conditions::Reason;
 
 use crate::attached::AttachedDecision;
 use crate::implementation::{DesiredState, ImplementationError, RefProblem};
 
 impl RefProblem {
-    /// A problem with a reason (CamelCase, e.g. from
-    /// [`aigateway_api::conditions::reasons`]) and a one-line message.
-    pub fn new(reason: impl Into<String>, message: impl Into<String>) -> Self {
+    /// A problem with a reason (e.g. [`Reason::INVALID_REF`]) and a one-line message.
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
         Self {
-            reason: reason.into(),
+            reason,
             message: message.into(),
         }
     }
@@ -46,7 +45,7 @@ impl RefProblem {
     /// `InvalidRef`: the Secret `namespace/name` exists but has no `key` in its data.
     pub fn missing_secret_key(namespace: &str, name: &str, key: &str) -> Self {
         Self::new(
-            reasons::INVALID_REF,
+            Reason::INVALID_REF,
             format!(
                 "Secret {namespace}/{name} has no key \"{key}\": add the key to the Secret or reference another key"
             ),
@@ -57,7 +56,7 @@ impl RefProblem {
     /// does not exist.
     pub fn missing_object(kind: &str, namespace: &str, name: &str) -> Self {
         Self::new(
-            reasons::REF_NOT_FOUND,
+            Reason::REF_NOT_FOUND,
             format!("{kind} {namespace}/{name} not found: create it or fix the reference"),
         )
     }
@@ -105,7 +104,7 @@ mod tests {
     #[test]
     fn missing_objects_are_not_found_and_name_what_to_create() {
         let secret = RefProblem::missing_secret("ns", "keys");
-        assert_eq!(secret.reason, reasons::REF_NOT_FOUND);
+        assert_eq!(secret.reason, Reason::REF_NOT_FOUND);
         assert_eq!(
             secret.message,
             "Secret ns/keys not found: create it or fix the reference"

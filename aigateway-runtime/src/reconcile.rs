@@ -104,7 +104,7 @@ impl<K: GatewayKind> Shared<K> {
             desired.attached.extend(admission.refused);
             if let Some(message) = admission.problem {
                 desired.problems.push(RefProblem {
-                    reason: attached::INVALID_ALLOWED_ROUTES.to_owned(),
+                    reason: attached::INVALID_ALLOWED_ROUTES,
                     message,
                 });
             }

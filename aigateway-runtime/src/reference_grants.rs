@@ -26,6 +26,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use aigateway_api::conditions::Reason;
 use kube::ResourceExt;
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, Store};
@@ -39,7 +40,7 @@ pub const GROUP: &str = "gateway.networking.k8s.io";
 /// standard channel (v1.0 to v1.7 at least).
 pub const VERSION: &str = "v1beta1";
 /// The reason of `ResolvedRefs=False` for a reference no grant permits (Gateway API's).
-pub const REF_NOT_PERMITTED: &str = "RefNotPermitted";
+pub const REF_NOT_PERMITTED: Reason = Reason::from_static("RefNotPermitted");
 
 /// The ReferenceGrant resource, as the runtime watches it.
 pub fn resource() -> ApiResource {

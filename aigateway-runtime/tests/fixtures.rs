@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aigateway_api::class::DEFAULT_CLASS_ANNOTATION;
-use aigateway_api::conditions::find_condition;
+use aigateway_api::conditions::{Reason, find_condition};
 use aigateway_api::{AiGateway, AiGatewayClass, AiGatewayClassSpec, AiGatewaySpec, AiModel, crds};
 use aigateway_runtime::{
     Context, DesiredState, GatewayImplementation, ImplementationError, Operator, RelatedWatch,
@@ -87,7 +87,7 @@ impl GatewayImplementation for Minimal {
                 .get(PADDING_TEXT_ANNOTATION)
                 .map_or(".", String::as_str);
             return Err(ImplementationError::invalid(
-                "InvalidParameters",
+                Reason::INVALID_PARAMETERS,
                 format!(
                     "model names must not contain `invalid`{}",
                     text.repeat(padding)
@@ -109,8 +109,10 @@ impl GatewayImplementation for Minimal {
                         .unwrap_or(1)
                 }
                 None => {
-                    desired = desired
-                        .with_problem("RefNotFound", format!("ConfigMap {ns}/{cm} not found"))
+                    desired = desired.with_problem(
+                        Reason::REF_NOT_FOUND,
+                        format!("ConfigMap {ns}/{cm} not found"),
+                    )
                 }
             }
         }

@@ -8,7 +8,7 @@ mod fixtures;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aigateway_api::conditions::{find_condition, reasons};
+use aigateway_api::conditions::{Reason, find_condition, reasons};
 use aigateway_api::{
     AgentGateway, AgentGatewayClass, AgentGatewayClassSpec, AgentGatewaySpec, ExternalUpstream,
     ToolFilter, ToolGateway, ToolGatewayClass, ToolGatewayClassSpec, ToolGatewaySpec, ToolRoute,
@@ -108,7 +108,10 @@ impl GatewayImplementation<ToolGatewayKind> for MinimalTools {
                 .as_ref()
                 .is_some_and(|f| f.allow.iter().any(|tool| tool.contains('*')));
             let decision = if globs {
-                AttachedDecision::refuse("InvalidToolFilter", "tool names must be exact")
+                AttachedDecision::refuse(
+                    Reason::from_static("InvalidToolFilter"),
+                    "tool names must be exact",
+                )
             } else {
                 served.push(key.clone());
                 AttachedDecision::serve(format!("{base}/mcp/{key}"))

@@ -9,8 +9,7 @@
 
 use std::cell::RefCell;
 
-use aigateway_api::conditions::reasons;
-use aigateway_api::conditions::types;
+use aigateway_api::conditions::{Reason, types};
 use aigateway_api::{AiGateway, Guard, GuardrailProvider, ToolGateway, ToolRoute, ToolServer};
 use aigateway_runtime::implementation::{AliasReasons, ConditionAlias, NotWatched};
 use aigateway_runtime::reference_grants::{CrossNamespaceRef, ReferenceGrantCheck};
@@ -36,21 +35,21 @@ pub const GO_CONFIGURED_CONDITION: &str = "AiGatewayConfigured";
 pub const GO_READY_CONDITION: &str = "AiGatewayReady";
 
 /// The Go operator's reasons when it could not render a config (its default).
-const GO_CONFIG_GENERATION_FAILED: &str = "ConfigGenerationFailed";
+const GO_CONFIG_GENERATION_FAILED: Reason = Reason::from_static("ConfigGenerationFailed");
 /// The Go operator's reason for a missing or malformed config-patch ConfigMap. Our only
 /// `UnresolvedRef` errors are those ([`invalid`]).
-const GO_CONFIG_PATCH_INVALID: &str = "ConfigPatchInvalid";
+const GO_CONFIG_PATCH_INVALID: Reason = Reason::from_static("ConfigPatchInvalid");
 /// The Go operator's reason when writing a child failed.
-const GO_WORKLOAD_FAILED: &str = "WorkloadFailed";
+const GO_WORKLOAD_FAILED: Reason = Reason::from_static("WorkloadFailed");
 /// The Go operator's reason while the Deployment rolls out.
-const GO_ROLLING_OUT: &str = "DeploymentRollingOut";
+const GO_ROLLING_OUT: Reason = Reason::from_static("DeploymentRollingOut");
 
 /// The Go operator's reasons on `AiGatewayConfigured` and `ToolGatewayConfigured` (copies
 /// of `Programmed`), by state.
 pub const GO_CONFIGURED_REASONS: AliasReasons = AliasReasons {
-    true_: "ConfigurationApplied",
+    true_: Reason::from_static("ConfigurationApplied"),
     // `Programmed` is True whenever every child was applied.
-    applied: "ConfigurationApplied",
+    applied: Reason::from_static("ConfigurationApplied"),
     invalid_spec: GO_CONFIG_GENERATION_FAILED,
     unresolved_ref: GO_CONFIG_PATCH_INVALID,
     name_conflict: GO_WORKLOAD_FAILED,
@@ -59,15 +58,22 @@ pub const GO_CONFIGURED_REASONS: AliasReasons = AliasReasons {
 
 /// The Go operator's reasons on `AiGatewayReady` (a copy of `Ready`), by state.
 pub const GO_READY_REASONS: AliasReasons = AliasReasons {
-    true_: "AiGatewayReady",
+    true_: Reason::from_static("AiGatewayReady"),
     applied: GO_ROLLING_OUT,
-    ..GO_CONFIGURED_REASONS
+    invalid_spec: GO_CONFIG_GENERATION_FAILED,
+    unresolved_ref: GO_CONFIG_PATCH_INVALID,
+    name_conflict: GO_WORKLOAD_FAILED,
+    apply_failed: GO_WORKLOAD_FAILED,
 };
 
 /// The Go operator's reasons on `ToolGatewayReady` (a copy of `Ready`), by state.
 pub const GO_TOOL_READY_REASONS: AliasReasons = AliasReasons {
-    true_: "ToolGatewayReady",
-    ..GO_READY_REASONS
+    true_: Reason::from_static("ToolGatewayReady"),
+    applied: GO_ROLLING_OUT,
+    invalid_spec: GO_CONFIG_GENERATION_FAILED,
+    unresolved_ref: GO_CONFIG_PATCH_INVALID,
+    name_conflict: GO_WORKLOAD_FAILED,
+    apply_failed: GO_WORKLOAD_FAILED,
 };
 
 /// The LiteLLM class implementation.
@@ -149,10 +155,10 @@ impl ObjectLookup for CachedObjects<'_> {
 fn invalid(error: RenderError) -> ImplementationError {
     let reason = match &error {
         RenderError::PatchConfigMapNotFound { .. } | RenderError::PatchKeyMissing { .. } => {
-            reasons::REF_NOT_FOUND
+            Reason::REF_NOT_FOUND
         }
-        RenderError::InvalidPatch { .. } => reasons::INVALID_REF,
-        _ => return ImplementationError::invalid(reasons::INVALID_PARAMETERS, error.to_string()),
+        RenderError::InvalidPatch { .. } => Reason::INVALID_REF,
+        _ => return ImplementationError::invalid(Reason::INVALID_PARAMETERS, error.to_string()),
     };
     ImplementationError::unresolved_ref(reason, error.to_string())
 }
@@ -176,7 +182,7 @@ pub fn readiness_of(observed: &Observed) -> Readiness {
             });
         if let Some(condition) = failure {
             return Readiness::Failed {
-                reason: REPLICA_FAILURE.to_owned(),
+                reason: Reason::from_static(REPLICA_FAILURE),
                 message: format!(
                     "Deployment {} cannot create pods ({}): {}",
                     deployment.name_any(),
@@ -261,7 +267,7 @@ fn with_problems(mut desired: DesiredState, problems: Vec<crate::Problem>) -> De
     for problem in problems {
         let message = format!("{}: {}", problem.object, problem.message);
         desired = if problem.reason.is_unresolved_ref() {
-            desired.with_problem(problem.reason.to_string(), message)
+            desired.with_problem(problem.reason.into(), message)
         } else {
             desired.with_warning(message)
         };
@@ -340,10 +346,10 @@ impl GatewayImplementation<ToolGatewayKind> for LiteLlmToolGateway {
                 RouteState::NotServed(problem)
                     if problem.reason == RouteProblemReason::RefNotPermitted =>
                 {
-                    AttachedDecision::unresolved(problem.reason.as_str(), problem.message)
+                    AttachedDecision::unresolved(problem.reason.into(), problem.message)
                 }
                 RouteState::NotServed(problem) => {
-                    AttachedDecision::refuse(problem.reason.as_str(), problem.message)
+                    AttachedDecision::refuse(problem.reason.into(), problem.message)
                 }
             };
             desired = desired.with_attached(route, decision);

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use aigateway_api::conditions::Reason;
+
 /// Why something is reported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ProblemReason {
@@ -54,6 +56,13 @@ impl ProblemReason {
             self,
             ProblemReason::RefNotFound | ProblemReason::InvalidRef | ProblemReason::Unsupported
         )
+    }
+}
+
+impl From<ProblemReason> for Reason {
+    fn from(reason: ProblemReason) -> Self {
+        // Every variant's text is a valid reason (checked by a unit test over `ALL`).
+        Reason::from_static(reason.as_str())
     }
 }
 
@@ -120,5 +129,17 @@ impl Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}: {}", self.reason, self.object, self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_is_one_a_condition_accepts() {
+        for reason in ProblemReason::ALL {
+            assert_eq!(Reason::new(reason.as_str()), Ok(Reason::from(reason)));
+        }
     }
 }

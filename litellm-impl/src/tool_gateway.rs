@@ -168,6 +168,13 @@ impl RouteProblemReason {
     }
 }
 
+impl From<RouteProblemReason> for aigateway_api::conditions::Reason {
+    fn from(reason: RouteProblemReason) -> Self {
+        // Every variant's text is a valid reason (checked by a unit test over `ALL`).
+        Self::from_static(reason.as_str())
+    }
+}
+
 impl std::fmt::Display for RouteProblemReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

@@ -4,6 +4,7 @@
 //! condition types (`AiGatewayConfigured`, `AiGatewayReady`, `ToolGatewayConfigured`,
 //! `ToolGatewayReady`).
 
+use aigateway_api::conditions::Reason;
 use aigateway_runtime::{GatewayImplementation, ToolGatewayKind};
 use litellm_impl::implementation::REPLICA_FAILURE;
 use litellm_impl::tool_gateway::RouteProblemReason;
@@ -93,8 +94,14 @@ fn every_reason_the_code_can_write_is_in_the_conditions_reference() {
         .filter(|reason| !ours.contains(*reason))
         .collect();
     for alias in ai.iter().chain(&tool) {
-        let reasons = alias.reasons.expect("checked above");
-        missing.extend(reasons.all().into_iter().filter(|r| !go.contains(*r)));
+        let reasons = alias.reasons.as_ref().expect("checked above");
+        missing.extend(
+            reasons
+                .all()
+                .into_iter()
+                .map(Reason::as_str)
+                .filter(|r| !go.contains(*r)),
+        );
     }
     assert!(
         missing.is_empty(),

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use aigateway_api::conditions::Reason;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -34,11 +35,11 @@ use crate::watches::{CacheTracking, mark_listed, tracked};
 
 /// The reason of `Accepted=False` on an attached object from a namespace its gateway
 /// does not admit (Gateway API's reason for the same case).
-pub const NOT_ALLOWED_BY_GATEWAY: &str = "NotAllowedByGateway";
+pub const NOT_ALLOWED_BY_GATEWAY: Reason = Reason::from_static("NotAllowedByGateway");
 
 /// The reason of the gateway's `ResolvedRefs=False` when its (or its class's)
 /// [`ALLOWED_ROUTES_ANNOTATION`] cannot be read.
-pub const INVALID_ALLOWED_ROUTES: &str = "InvalidAllowedRoutes";
+pub const INVALID_ALLOWED_ROUTES: Reason = Reason::from_static("InvalidAllowedRoutes");
 
 /// The longest annotation value read; a longer one is refused as malformed.
 pub const MAX_ALLOWED_ROUTES_BYTES: usize = 4096;

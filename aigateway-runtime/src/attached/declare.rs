@@ -9,7 +9,7 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use aigateway_api::conditions::types;
+use aigateway_api::conditions::{Reason, types};
 use aigateway_api::{NamespacedName, ToolRoute};
 use k8s_openapi::NamespaceResourceScope;
 use kube::Resource;
@@ -96,8 +96,8 @@ pub enum AttachedDecision {
     /// The gateway does not serve the object: `Accepted=False` and `Ready=False` with
     /// this reason and message, no URL.
     Refuse {
-        /// A CamelCase reason, e.g. `InvalidToolFilter`.
-        reason: String,
+        /// Why, e.g. `InvalidToolFilter` (a [`Reason`] the implementation defines).
+        reason: Reason,
         /// What is wrong and what to do.
         message: String,
     },
@@ -105,8 +105,8 @@ pub enum AttachedDecision {
     /// used (Gateway API's `ResolvedRefs=False`, e.g. `RefNotPermitted`): `Accepted=True`,
     /// `ResolvedRefs=False` and `Ready=False` with this reason and message, no URL.
     Unresolved {
-        /// A CamelCase reason, e.g. `RefNotPermitted`.
-        reason: String,
+        /// Why, e.g. `RefNotPermitted` (a [`Reason`] the implementation defines).
+        reason: Reason,
         /// What is wrong and what to do; names nothing the object's owner may not see.
         message: String,
     },
@@ -130,17 +130,17 @@ impl AttachedDecision {
     }
 
     /// Refuse the object, saying why.
-    pub fn refuse(reason: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn refuse(reason: Reason, message: impl Into<String>) -> Self {
         Self::Refuse {
-            reason: reason.into(),
+            reason,
             message: message.into(),
         }
     }
 
     /// Accept the object but not serve it, because of a reference it makes.
-    pub fn unresolved(reason: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn unresolved(reason: Reason, message: impl Into<String>) -> Self {
         Self::Unresolved {
-            reason: reason.into(),
+            reason,
             message: message.into(),
         }
     }

@@ -1,17 +1,17 @@
-//! A ToolGateway class for [agentgateway](https://agentgateway.dev): every ToolGateway
-//! of a class whose `spec.controller` is [`CONTROLLER_NAME`] gets an agentgateway proxy
-//! with one route per attached ToolRoute (`/mcp/<namespace>/<name>`, one MCP target, the
-//! route's tool filter as an authorization rule). A route gets its URL once the gateway
-//! serves it; a backend that is missing, or in another namespace (this class takes no
-//! ReferenceGrants), is `ResolvedRefs=False`.
+//! A ToolGateway class for [agentgateway](https://agentgateway.dev): each ToolGateway of
+//! a [`CONTROLLER_NAME`] class gets an agentgateway proxy with one route per attached
+//! ToolRoute (`/mcp/<namespace>/<name>`, one MCP target, the route's tool filter as an
+//! authorization rule). A route gets its URL once served; a backend that is missing, or
+//! in another namespace (this class takes no ReferenceGrants), is `ResolvedRefs=False`.
 #![warn(missing_docs)]
 
+use aigateway_api::conditions::Reason;
 use aigateway_api::tool_upstream::{RouteUpstream, UpstreamObject};
 use aigateway_api::{ToolFilter, ToolGateway, ToolRoute, ToolServer, ToolServerTransport};
-use aigateway_runtime::implementation::NotWatched;
 use aigateway_runtime::{
     AttachedDecision, AttachedKind, Context, DesiredState, GatewayImplementation,
-    ImplementationError, RelatedWatch, ToolGatewayKind, roll_pods_on,
+    ImplementationError, RelatedWatch, ToolGatewayKind, implementation::NotWatched,
+    reference_grants::REF_NOT_PERMITTED, roll_pods_on,
 };
 use kube::{ResourceExt, api::DynamicObject};
 use serde_json::{Value, json};
@@ -22,6 +22,8 @@ pub const CONTROLLER_NAME: &str = "example.com/agentgateway-tool-class";
 pub const IMAGE: &str = "ghcr.io/agentgateway/agentgateway:0.10.5";
 /// The port agentgateway listens on; the Service maps port 80 (the gateway's URL) to it.
 pub const PORT: i32 = 3000;
+const UNSUPPORTED: Reason = Reason::from_static("UnsupportedValue");
+const BACKEND_NOT_FOUND: Reason = Reason::from_static("BackendNotFound");
 
 /// The class operator; everything it needs is in the gateway and its routes.
 #[derive(Debug, Default, Clone, Copy)]
@@ -69,7 +71,7 @@ fn target(route: &ToolRoute, ctx: &Context) -> Result<Result<Value, AttachedDeci
     let (refuse, unresolved) = (AttachedDecision::refuse, AttachedDecision::unresolved);
     let upstream = match route.upstream() {
         Ok(upstream) => upstream,
-        Err(invalid) => return Ok(Err(refuse("UnsupportedValue", invalid.to_string()))),
+        Err(invalid) => return Ok(Err(refuse(UNSUPPORTED, invalid.to_string()))),
     };
     // This class takes no ReferenceGrants: a ToolServer, or a Service or Pod named through
     // the cluster's DNS, in another namespace is never reached (nor read).
@@ -77,14 +79,14 @@ fn target(route: &ToolRoute, ctx: &Context) -> Result<Result<Value, AttachedDeci
     let elsewhere = |o: &UpstreamObject| Some(&o.at.namespace) != namespace.as_ref();
     if let Some(object) = upstream.object().filter(elsewhere) {
         let why = format!("the upstream is a {} in another namespace", object.kind);
-        return Ok(Err(unresolved("RefNotPermitted", why)));
+        return Ok(Err(unresolved(REF_NOT_PERMITTED, why)));
     }
     let (url, transport) = match upstream {
         RouteUpstream::External { url, transport } => (url.to_owned(), transport),
         RouteUpstream::ToolServer(server) => {
             let missing = |why: &dyn std::fmt::Display| {
                 let message = format!("ToolServer {} {why}", server.name);
-                Ok(Err(unresolved("BackendNotFound", message)))
+                Ok(Err(unresolved(BACKEND_NOT_FOUND, message)))
             };
             let Some(found) = ctx.get::<ToolServer>(&server.namespace, &server.name)? else {
                 return missing(&"not found");
@@ -126,12 +128,8 @@ fn tool_rule(filter: &ToolFilter) -> String {
         [] => none.to_owned(),
         _ => patterns
             .iter()
-            .map(|p| {
-                format!(
-                    "mcp.tool.name.matches({})",
-                    json!(ToolFilter::pattern_regex(p))
-                )
-            })
+            .map(|p| json!(ToolFilter::pattern_regex(p)))
+            .map(|regex| format!("mcp.tool.name.matches({regex})"))
             .collect::<Vec<_>>()
             .join(" || "),
     };

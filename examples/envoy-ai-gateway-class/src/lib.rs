@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 
 use aigateway_api::AiGateway;
-use aigateway_api::conditions::reasons;
+use aigateway_api::conditions::Reason;
 use aigateway_runtime::{
     Context, DesiredState, GatewayImplementation, ImplementationError, Observed, Readiness,
 };
@@ -277,9 +277,8 @@ impl GatewayImplementation for EnvoyAiGatewayClass {
         gateway: &AiGateway,
         _ctx: &Context,
     ) -> Result<DesiredState, ImplementationError> {
-        let objects = translate(gateway, &self.parent).map_err(|e| {
-            ImplementationError::invalid(reasons::INVALID_PARAMETERS, e.to_string())
-        })?;
+        let objects = translate(gateway, &self.parent)
+            .map_err(|e| ImplementationError::invalid(Reason::INVALID_PARAMETERS, e.to_string()))?;
         let desired = objects
             .into_iter()
             .fold(DesiredState::new(), DesiredState::with_dynamic);
@@ -294,7 +293,7 @@ impl GatewayImplementation for EnvoyAiGatewayClass {
             Ok(expected) => expected,
             Err(error) => {
                 return Readiness::Failed {
-                    reason: reasons::INVALID.to_owned(),
+                    reason: Reason::INVALID,
                     message: error.to_string(),
                 };
             }
@@ -321,7 +320,7 @@ impl GatewayImplementation for EnvoyAiGatewayClass {
 
 fn not_ready(message: String) -> Readiness {
     Readiness::Progressing {
-        reason: reasons::NOT_READY.to_owned(),
+        reason: Reason::NOT_READY,
         message,
     }
 }

@@ -1020,3 +1020,11 @@ fn routes_that_would_overflow_the_config_map_are_refused_newest_first_and_the_re
     );
     served(&r, "team", "r01");
 }
+
+#[test]
+fn every_route_reason_is_one_a_condition_accepts() {
+    use aigateway_api::conditions::Reason;
+    for reason in RouteProblemReason::ALL {
+        assert_eq!(Reason::new(reason.as_str()), Ok(Reason::from(reason)));
+    }
+}
