@@ -24,3 +24,36 @@ fn no_runtime_module_imports_from_a_module_that_imports_it_back() {
         shown.join("\n")
     );
 }
+
+/// The lines of the top-level function that starts with `signature` in `file`, from its
+/// signature to its closing brace in column 0.
+fn function_lines(file: &str, signature: &str) -> usize {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(file);
+    let source = std::fs::read_to_string(&path).expect("the runtime's source is readable");
+    let lines: Vec<&str> = source.lines().collect();
+    let start = lines
+        .iter()
+        .position(|line| line.starts_with(signature))
+        .unwrap_or_else(|| panic!("{file} has no function starting with {signature:?}"));
+    let end = lines[start..]
+        .iter()
+        .position(|line| *line == "}")
+        .unwrap_or_else(|| panic!("{signature:?} in {file} has no closing brace in column 0"));
+    end + 1
+}
+
+/// The gateway pass reads as computing an outcome and writing it once, and the wiring
+/// as folding declared watches: both fit on a screen.
+#[test]
+fn the_gateway_pass_and_the_controller_wiring_stay_short() {
+    let pass = function_lines("reconcile.rs", "pub async fn reconcile<");
+    assert!(
+        pass <= 40,
+        "reconcile is {pass} lines: move steps into run_pass or write_outcome"
+    );
+    let wiring = function_lines("controllers.rs", "async fn run_controllers<");
+    assert!(
+        wiring <= 80,
+        "run_controllers is {wiring} lines: declare watches as values in controllers/kind_watches.rs"
+    );
+}

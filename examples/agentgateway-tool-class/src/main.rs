@@ -1,12 +1,11 @@
 //! `agentgateway-tool-class`: runs the operator against the cluster of the current kubeconfig.
 
 use agentgateway_tool_class::AgentgatewayToolClass;
-use aigateway_runtime::Operator;
-use aigateway_runtime::logging::{self, LogFormat};
+use aigateway_runtime::{Operator, logging};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    logging::init(LogFormat::Text);
+    logging::init(logging::LogFormat::Text);
     let client = kube::Client::try_default().await?;
     Operator::new(client)
         .gateway(AgentgatewayToolClass)

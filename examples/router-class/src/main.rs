@@ -1,12 +1,11 @@
 //! `router-class`: runs the operator against the cluster of the current kubeconfig.
 
-use aigateway_runtime::Operator;
-use aigateway_runtime::logging::{self, LogFormat};
+use aigateway_runtime::{Operator, logging};
 use router_class::RouterClass;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    logging::init(LogFormat::Text);
+    logging::init(logging::LogFormat::Text);
     let client = kube::Client::try_default().await?;
     Operator::new(client)
         .gateway(RouterClass)

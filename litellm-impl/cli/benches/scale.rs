@@ -514,7 +514,11 @@ impl Running {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_litellm-impl"))
+        // Another build of the operator (e.g. the commit before a change), so that two
+        // builds can be compared on one machine within minutes of each other.
+        let program = std::env::var_os("SCALE_BENCH_OPERATOR_BIN")
+            .map_or_else(|| env!("CARGO_BIN_EXE_litellm-impl").into(), PathBuf::from);
+        let child = Command::new(program)
             .arg("run")
             .arg("--kubeconfig")
             .arg(kubeconfig)
