@@ -63,7 +63,12 @@ impl<K: GatewayKind> ClassIndex<K> {
     pub(crate) fn observe(&self, event: &watcher::Event<K::Gateway>) {
         self.0.observe(event, |gateway| {
             let class = K::class_name(gateway).unwrap_or_default().to_owned();
-            (ObjectRef::from_obj(gateway), Some(class))
+            // Name and namespace only: a reference without the uid and resourceVersion
+            // `from_obj` copies is two allocations fewer per gateway, held twice here.
+            let meta = gateway.meta();
+            let name = meta.name.as_deref().unwrap_or_default();
+            let member = ObjectRef::new(name).within(meta.namespace.as_deref().unwrap_or_default());
+            (member, Some(class))
         });
     }
 
