@@ -286,6 +286,14 @@ impl From<NotAttached> for ImplementationError {
     }
 }
 
+impl From<aigateway_api::conditions::InvalidReason> for ImplementationError {
+    /// A reason built at run time that the Condition schema would refuse: a programming
+    /// error, reported loudly and retried with backoff until fixed.
+    fn from(error: aigateway_api::conditions::InvalidReason) -> Self {
+        ImplementationError::transient(error)
+    }
+}
+
 impl From<NotWatched> for ImplementationError {
     /// A programming error, reported loudly and retried with backoff until fixed.
     fn from(error: NotWatched) -> Self {

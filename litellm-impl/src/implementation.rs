@@ -182,7 +182,7 @@ pub fn readiness_of(observed: &Observed) -> Readiness {
             });
         if let Some(condition) = failure {
             return Readiness::Failed {
-                reason: Reason::from_static(REPLICA_FAILURE),
+                reason: const { Reason::from_static(REPLICA_FAILURE) },
                 message: format!(
                     "Deployment {} cannot create pods ({}): {}",
                     deployment.name_any(),

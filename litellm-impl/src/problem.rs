@@ -61,8 +61,15 @@ impl ProblemReason {
 
 impl From<ProblemReason> for Reason {
     fn from(reason: ProblemReason) -> Self {
-        // Every variant's text is a valid reason (checked by a unit test over `ALL`).
-        Reason::from_static(reason.as_str())
+        // One constant per variant: the compiler checks each text.
+        match reason {
+            ProblemReason::RefNotFound => Reason::REF_NOT_FOUND,
+            ProblemReason::InvalidRef => Reason::INVALID_REF,
+            ProblemReason::Unsupported => const { Reason::from_static("Unsupported") },
+            ProblemReason::Unauthenticated => const { Reason::from_static("Unauthenticated") },
+            ProblemReason::InvalidSpec => const { Reason::from_static("InvalidSpec") },
+            ProblemReason::SuspiciousConfig => const { Reason::from_static("SuspiciousConfig") },
+        }
     }
 }
 

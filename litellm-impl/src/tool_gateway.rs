@@ -170,8 +170,22 @@ impl RouteProblemReason {
 
 impl From<RouteProblemReason> for aigateway_api::conditions::Reason {
     fn from(reason: RouteProblemReason) -> Self {
-        // Every variant's text is a valid reason (checked by a unit test over `ALL`).
-        Self::from_static(reason.as_str())
+        // One constant per variant: the compiler checks each text.
+        match reason {
+            RouteProblemReason::UpstreamUnresolved => {
+                const { Self::from_static("UpstreamUnresolved") }
+            }
+            RouteProblemReason::InvalidToolFilter => {
+                const { Self::from_static("InvalidToolFilter") }
+            }
+            RouteProblemReason::InvalidRoute => const { Self::from_static("InvalidRoute") },
+            RouteProblemReason::RemovedByPatch => const { Self::from_static("RemovedByPatch") },
+            RouteProblemReason::RefNotPermitted => {
+                aigateway_runtime::reference_grants::REF_NOT_PERMITTED
+            }
+            RouteProblemReason::RouteTooLarge => const { Self::from_static("RouteTooLarge") },
+            RouteProblemReason::ConfigTooLarge => const { Self::from_static("ConfigTooLarge") },
+        }
     }
 }
 

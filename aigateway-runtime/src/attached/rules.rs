@@ -45,14 +45,14 @@ pub(crate) fn attached_status(
     gateway: &str,
     published: Option<&str>,
 ) -> AttachedStatus {
-    let valid = |c: NewCondition| NewCondition {
+    let bounded = |c: NewCondition| NewCondition {
         message: conditions::bounded(c.message),
         ..c
     };
     let resolved_refs = vec![types::RESOLVED_REFS.to_owned()];
     let (accepted, url) = match decision {
         Some(AttachedDecision::Refuse { reason, message }) => {
-            let refused = |type_| valid(NewCondition::new(type_, false, reason, message.clone()));
+            let refused = |type_| bounded(NewCondition::new(type_, false, reason, message.clone()));
             return AttachedStatus {
                 set: vec![refused(types::ACCEPTED), refused(types::READY)],
                 remove: resolved_refs,
@@ -61,10 +61,10 @@ pub(crate) fn attached_status(
         }
         Some(AttachedDecision::Unresolved { reason, message }) => {
             let unresolved =
-                |type_| valid(NewCondition::new(type_, false, reason, message.clone()));
+                |type_| bounded(NewCondition::new(type_, false, reason, message.clone()));
             return AttachedStatus {
                 set: vec![
-                    valid(NewCondition::new(
+                    bounded(NewCondition::new(
                         types::ACCEPTED,
                         true,
                         reasons::ACCEPTED,
@@ -147,7 +147,7 @@ pub(crate) fn attached_status(
         ),
     };
     AttachedStatus {
-        set: vec![valid(accepted), valid(ready)],
+        set: vec![bounded(accepted), bounded(ready)],
         remove: resolved_refs,
         url,
     }
