@@ -50,7 +50,8 @@ enum Source {
 }
 
 impl CacheHealth {
-    /// How long a failure counts without being repeated (the watch backoff's cap is 30 s).
+    /// How long a failure counts without being repeated (a refused list is repeated within
+    /// 25 s: `watches::MAX_REFUSAL_DELAY`).
     pub const FAILURE_MEMORY: std::time::Duration = std::time::Duration::from_secs(45);
 
     fn set(&self, source: Source, problem: Option<String>) {

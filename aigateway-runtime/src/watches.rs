@@ -9,7 +9,9 @@
 //! of every layer above passes them on.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::future::{BoxFuture, Shared as SharedFuture};
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -114,8 +116,99 @@ where
             Err(error) => health.record(&cache, Err(&watch_failure(error))),
             Ok(_) => health.record::<String>(&cache, Ok(())),
         })
+        // kube's pace: these kinds are installed with the operator, so a refused list
+        // is a broken install whose repair should be seen at once (see `Paced`).
         .default_backoff()
 }
+
+/// The watch backoff: kube's (0.8 s doubling to 30 s, with jitter, starting over at
+/// every item) for failures that pass, its own for a list or watch the API server refuses
+/// in a way retrying soon does not change (404: the kind is not installed, as Gateway
+/// API's ReferenceGrant on most clusters; 403: not allowed). kube's `StreamBackoff`
+/// starts over at the `Init` the watcher yields before each list, so such a list was sent
+/// again every second, about 50 times a minute for nothing. While refused, the delay
+/// stays at 1 s for three lists, then doubles to [`MAX_REFUSAL_DELAY`], and starts over
+/// only after progress (a list done, an event); an API server restarting or a broken
+/// connection is still retried within a second or two.
+pub(crate) struct RefusalBackoff {
+    passing: watcher::DefaultBackoff,
+    refusals: u32,
+    refused: Arc<AtomicBool>,
+}
+
+/// The longest delay between lists the API server refuses, before jitter (±25 %): short
+/// enough that `/readyz` keeps reporting a lasting 403 (a failure counts for
+/// [`CacheHealth::FAILURE_MEMORY`]) and that an installed kind is seen within 25 s.
+pub(crate) const MAX_REFUSAL_DELAY: Duration = Duration::from_secs(20);
+
+/// Refusals retried after about a second before the delay grows.
+const FAST_REFUSALS: u32 = 3;
+
+impl Iterator for RefusalBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        if !self.refused.load(Ordering::SeqCst) {
+            return self.passing.next();
+        }
+        self.refusals = self.refusals.saturating_add(1);
+        // A kind the API server is still registering after its restart answers 404 for
+        // a moment: the first refusals are retried at kube's pace.
+        let growing = self.refusals.saturating_sub(FAST_REFUSALS).min(8);
+        let delay = Duration::from_secs(1).saturating_mul(1 << growing);
+        let jitter = rand::Rng::random_range(&mut rand::rng(), 0.75..1.25);
+        Some(delay.min(MAX_REFUSAL_DELAY).mul_f64(jitter))
+    }
+}
+
+impl kube::runtime::utils::Backoff for RefusalBackoff {
+    fn reset(&mut self) {
+        if !self.refused.load(Ordering::SeqCst) {
+            self.passing.reset();
+            self.refusals = 0;
+        }
+    }
+}
+
+/// Whether `error` is the API server refusing a list or watch in a way retrying soon
+/// does not change: the resource is not served (404) or not allowed (403).
+pub(crate) fn is_lasting_refusal(error: &watcher::Error) -> bool {
+    match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => {
+            matches!(status.code, 403 | 404)
+        }
+        _ => false,
+    }
+}
+
+/// Backoff for the watches of the loop: [`RefusalBackoff`].
+pub(crate) trait Paced<T>: Stream<Item = Result<watcher::Event<T>, watcher::Error>> {
+    /// This stream, retried with [`RefusalBackoff`] after failures.
+    fn paced(self) -> impl Stream<Item = Result<watcher::Event<T>, watcher::Error>> + Send
+    where
+        Self: Sized + Send,
+        T: Send,
+    {
+        let refused = Arc::new(AtomicBool::new(false));
+        let seen = refused.clone();
+        let backoff = RefusalBackoff {
+            passing: watcher::DefaultBackoff::default(),
+            refusals: 0,
+            refused,
+        };
+        self.inspect(move |event| match event {
+            // The watcher says it starts a list; only what comes after it tells.
+            Ok(watcher::Event::Init) => {}
+            Ok(_) => seen.store(false, Ordering::SeqCst),
+            Err(error) => seen.store(is_lasting_refusal(error), Ordering::SeqCst),
+        })
+        .backoff(backoff)
+    }
+}
+
+impl<T, S: Stream<Item = Result<watcher::Event<T>, watcher::Error>>> Paced<T> for S {}
 
 /// One line for a failed watch: the API server's code, reason and message when it
 /// answered, else the client's error.
@@ -376,6 +469,94 @@ mod tests {
             },
             data: serde_json::json!({"spec": {"version": version}}),
         }
+    }
+
+    fn list_failed(code: u16) -> watcher::Error {
+        let status = kube::core::Status::failure("list failed", "Failure").with_code(code);
+        watcher::Error::InitialListFailed(kube::Error::Api(status.boxed()))
+    }
+
+    /// The seconds between the lists of a watch whose every list fails with `code`,
+    /// as the watcher yields them (`Init` before each list), on Tokio's paused clock.
+    async fn seconds_between_failed_lists(code: u16, lists: usize) -> Vec<u64> {
+        let attempts = (0..lists).flat_map(move |_| {
+            [
+                Ok(watcher::Event::<DynamicObject>::Init),
+                Err(list_failed(code)),
+            ]
+        });
+        let mut stream = std::pin::pin!(futures::stream::iter(attempts).paced());
+        let (mut last, mut gaps) = (tokio::time::Instant::now(), Vec::new());
+        while let Some(item) = stream.next().await {
+            if item.is_ok() {
+                let now = tokio::time::Instant::now();
+                gaps.push((now - last).as_secs());
+                last = now;
+            }
+        }
+        gaps
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_list_refused_for_a_missing_kind_is_sent_ever_less_often() {
+        // Gateway API's ReferenceGrant not installed (404), or not allowed (403): kube's
+        // backoff alone sent a list every 0.8 to 1.6 s, over 75 in two minutes.
+        for code in [404, 403] {
+            let gaps = seconds_between_failed_lists(code, 14).await;
+            let mut elapsed = 0;
+            let in_two_minutes = gaps.iter().take_while(|gap| {
+                elapsed += **gap;
+                elapsed <= 120
+            });
+            assert!(in_two_minutes.count() <= 14, "{code}: {gaps:?}");
+            // The first few at once (a kind still being registered), then ever less
+            // often, but often enough for /readyz to keep reporting the failure.
+            assert!(gaps[..4].iter().all(|gap| *gap <= 1), "{code}: {gaps:?}");
+            assert!(
+                gaps[10..].iter().all(|gap| (15..=25).contains(gap)),
+                "{code}: {gaps:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refused_list_is_repeated_before_readyz_forgets_its_failure() {
+        assert!(MAX_REFUSAL_DELAY.mul_f64(1.25) < CacheHealth::FAILURE_MEMORY);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_list_failing_otherwise_is_retried_within_a_second_or_two() {
+        // An API server restarting answers 500s or nothing: it is back in seconds.
+        let gaps = seconds_between_failed_lists(500, 10).await;
+        assert!(gaps.iter().all(|gap| *gap <= 1), "{gaps:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn progress_after_refusals_starts_the_backoff_over() {
+        let refused = (0..8).flat_map(|_| {
+            [
+                Ok(watcher::Event::<DynamicObject>::Init),
+                Err(list_failed(404)),
+            ]
+        });
+        // The CRD is installed: the next list succeeds, then the watch fails once.
+        let recovered = [
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitDone),
+            Err(list_failed(500)),
+            Ok(watcher::Event::Init),
+        ];
+        let mut stream = std::pin::pin!(futures::stream::iter(refused.chain(recovered)).paced());
+        let mut at = Vec::new();
+        while let Some(item) = stream.next().await {
+            at.push((item.is_ok(), tokio::time::Instant::now()));
+        }
+        let (_, before_last) = at[at.len() - 2];
+        let (_, last) = at[at.len() - 1];
+        assert!(
+            (last - before_last).as_secs() <= 1,
+            "after an InitDone a failure is retried at once again"
+        );
     }
 
     /// What a reconcile triggered by each yielded object would read from the cache.

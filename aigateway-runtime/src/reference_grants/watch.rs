@@ -17,7 +17,7 @@ use kube::{Client, ResourceExt};
 
 use crate::reference_grants::{ReferenceGrants, resource};
 use crate::related::{GatewayKey, RelatedCaches};
-use crate::watches::{CacheTracking, dynamic_api, watch_failure};
+use crate::watches::{CacheTracking, Paced, dynamic_api, watch_failure};
 
 fn not_installed(error: &watcher::Error) -> bool {
     matches!(
@@ -97,8 +97,8 @@ pub(crate) fn watch(
         crate::names::keep_cached_annotations(&mut grant.metadata);
     })
     .inspect(answered)
-    // While the CRD is missing every list fails: the backoff (up to 30 s) paces them.
-    .default_backoff();
+    // While the CRD is missing every list fails with 404: the backoff grows to 30 s.
+    .paced();
     let kind = resource.clone();
     reflect(writer, events)
         .map(move |event| {
