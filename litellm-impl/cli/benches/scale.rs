@@ -198,6 +198,28 @@ struct Record {
     api_server_ms_by_verb: BTreeMap<String, f64>,
     /// `real` only: every process of the control plane.
     control_plane: BTreeMap<String, ProcessFigures>,
+    /// `binary` with `SCALE_BENCH_RESTART=1`: the converged operator replaced by a new
+    /// process.
+    #[serde(default)]
+    restart: Option<RestartFigures>,
+}
+
+/// What a new operator process costs when it takes over converged gateways (a rollout of
+/// the operator, a new leader): nothing changed, so it may write nothing.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct RestartFigures {
+    /// From starting the new process until its `/readyz` answered 200 (every cache
+    /// listed); `None` if it did not within the window.
+    seconds_to_ready: Option<f64>,
+    window_seconds: u64,
+    /// The new operator's writes in the window, by resource and verb (must be none).
+    writes: Vec<Count>,
+    writes_total: u64,
+    /// Every request the API server answered in the window, by verb: the cost of
+    /// filling the caches (lists, watches) and of the reconciles (gets).
+    requests_by_verb: BTreeMap<String, u64>,
+    peak_rss_mib: f64,
+    cpu_seconds: f64,
 }
 
 impl Record {
@@ -509,11 +531,9 @@ impl Running {
         }
     }
 
-    fn binary(kubeconfig: &Path, concurrency: u16) -> Self {
-        let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+    fn binary(kubeconfig: &Path, concurrency: u16, probe_port: Option<u16>) -> Self {
+        let admin_port = free_port();
+        let probes = probe_port.map_or_else(|| "0".to_owned(), |p| format!("127.0.0.1:{p}"));
         // Another build of the operator (e.g. the commit before a change), so that two
         // builds can be compared on one machine within minutes of each other.
         let program = std::env::var_os("SCALE_BENCH_OPERATOR_BIN")
@@ -523,7 +543,7 @@ impl Running {
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .args([
-                "--health-probe-bind-address=0",
+                &format!("--health-probe-bind-address={probes}"),
                 &format!("--metrics-bind-address=127.0.0.1:{admin_port}"),
                 "--metrics-secure=false",
                 "--leader-elect=false",
@@ -601,19 +621,84 @@ impl Running {
     }
 }
 
-/// `GET /metrics` on the operator's admin server.
-fn scrape_metrics(port: u16) -> Option<String> {
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// The whole response to `GET path` on 127.0.0.1:`port`.
+fn http_get(port: u16, path: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .ok()?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     Some(response)
+}
+
+/// `GET /metrics` on the operator's admin server.
+fn scrape_metrics(port: u16) -> Option<String> {
+    http_get(port, "/metrics")
+}
+
+/// Starts a new operator process on a converged testkit and measures its first
+/// `window`: time to `/readyz`, writes, requests, memory and CPU.
+async fn restart_converged(
+    server: &ApiServer,
+    kubeconfig: &Path,
+    concurrency: u16,
+    window: Duration,
+) -> RestartFigures {
+    let before = server.stats();
+    let probe_port = free_port();
+    let started = Instant::now();
+    let running = Running::binary(kubeconfig, concurrency, Some(probe_port));
+    let mut seconds_to_ready = None;
+    while started.elapsed() < window {
+        let ready = http_get(probe_port, "/readyz")
+            .is_some_and(|response| response.starts_with("HTTP/1.1 200"));
+        if ready {
+            seconds_to_ready = Some(started.elapsed().as_secs_f64());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(window.saturating_sub(started.elapsed())).await;
+    let after = server.stats();
+    let writes = difference(&operator_writes(&after), &operator_writes(&before));
+    let by_verb = |stats: &Stats| {
+        let mut map: BTreeMap<String, u64> = BTreeMap::new();
+        for c in &stats.counts {
+            *map.entry(c.verb.clone()).or_default() += c.count;
+        }
+        map
+    };
+    let earlier = by_verb(&before);
+    let requests_by_verb = by_verb(&after)
+        .into_iter()
+        .map(|(verb, count)| {
+            let since = count.saturating_sub(earlier.get(&verb).copied().unwrap_or(0));
+            (verb, since)
+        })
+        .filter(|(_, count)| *count > 0)
+        .collect();
+    let figures = RestartFigures {
+        seconds_to_ready,
+        window_seconds: window.as_secs(),
+        writes_total: writes.iter().map(|w| w.count).sum(),
+        writes,
+        requests_by_verb,
+        peak_rss_mib: mib(peak_rss_kib(running.pid())),
+        cpu_seconds: cpu_seconds(running.pid()),
+    };
+    running.stop().await;
+    figures
 }
 
 // ---------------------------------------------------------------------------------------
@@ -642,6 +727,7 @@ async fn testkit_scenario(scenario: Scenario, steady: Duration) -> Record {
 
     let mut _http = None;
     let mut _dir = None;
+    let mut kubeconfig_path = None;
     let cpu_before = cpu_seconds(None);
     let started = Instant::now();
     let running = match scenario.backend {
@@ -654,7 +740,8 @@ async fn testkit_scenario(scenario: Scenario, steady: Duration) -> Record {
             let dir = tempfile::tempdir().unwrap();
             let kubeconfig = dir.path().join("kubeconfig");
             http.write_kubeconfig(&kubeconfig).unwrap();
-            let running = Running::binary(&kubeconfig, scenario.concurrency);
+            let running = Running::binary(&kubeconfig, scenario.concurrency, None);
+            kubeconfig_path = Some(kubeconfig);
             _http = Some(http);
             _dir = Some(dir);
             running
@@ -684,6 +771,15 @@ async fn testkit_scenario(scenario: Scenario, steady: Duration) -> Record {
     let peak_kib = peak_rss_kib(None);
     let operator_kib = running.pid().map(|pid| peak_rss_kib(Some(pid)));
     running.stop().await;
+    let restart = match kubeconfig_path {
+        Some(kubeconfig)
+            if restart_window().is_some() && convergence.ready == scenario.gateways =>
+        {
+            let window = restart_window().expect("checked");
+            Some(restart_converged(&server, &kubeconfig, scenario.concurrency, window).await)
+        }
+        _ => None,
+    };
 
     let mut requests_by_verb = BTreeMap::new();
     for c in &to_ready.counts {
@@ -748,7 +844,21 @@ async fn testkit_scenario(scenario: Scenario, steady: Duration) -> Record {
             .map(|(verb, micros)| (verb.clone(), *micros as f64 / 1000.0))
             .collect(),
         control_plane: BTreeMap::new(),
+        restart,
     }
+}
+
+/// `SCALE_BENCH_RESTART=1`: after the steady state, the binary scenarios replace the
+/// operator by a new process and watch it for 60 s (`SCALE_BENCH_RESTART_SECS`).
+fn restart_window() -> Option<Duration> {
+    if !std::env::var("SCALE_BENCH_RESTART").is_ok_and(|v| v == "1") {
+        return None;
+    }
+    let seconds = std::env::var("SCALE_BENCH_RESTART_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    Some(Duration::from_secs(seconds))
 }
 
 /// The processes of a real control plane (`name pid` lines of its `pids` file).
@@ -878,7 +988,7 @@ async fn real_scenario(scenario: Scenario, steady: Duration) -> Record {
     };
 
     let started = Instant::now();
-    let running = Running::binary(&cluster.kubeconfig(), scenario.concurrency);
+    let running = Running::binary(&cluster.kubeconfig(), scenario.concurrency, None);
     let convergence = wait_until_all_ready(
         admin.clone(),
         scenario.gateways,
@@ -981,6 +1091,7 @@ async fn real_scenario(scenario: Scenario, steady: Duration) -> Record {
         requests_by_verb,
         api_server_ms_by_verb,
         control_plane,
+        restart: None,
     }
 }
 
@@ -1154,6 +1265,25 @@ fn print_details(all: &[Record]) {
             println!(
                 "!!! WARNING: {} writes during {} s of steady state (must be 0): {:?}",
                 r.steady_writes, r.steady_seconds, r.steady_detail
+            );
+        }
+        if let Some(restart) = &r.restart {
+            let requests: Vec<String> = restart
+                .requests_by_verb
+                .iter()
+                .map(|(verb, count)| format!("{verb} {count}"))
+                .collect();
+            println!(
+                "    restart of the converged operator: /readyz after {}; {} writes in its first {} s {:?}; requests {}; peak RSS {:.1} MiB, CPU {:.1} s",
+                restart
+                    .seconds_to_ready
+                    .map_or_else(|| "never".to_owned(), |s| format!("{s:.2} s")),
+                restart.writes_total,
+                restart.window_seconds,
+                restart.writes,
+                requests.join(", "),
+                restart.peak_rss_mib,
+                restart.cpu_seconds,
             );
         }
     }
