@@ -1281,9 +1281,13 @@ fn print_details(all: &[Record]) {
                 .map_or_else(|| "shared".to_owned(), |s| format!("{s:.1} s")),
         );
         for (name, p) in &r.control_plane {
+            // CPU seconds are work: per gateway they move less with the machine's load
+            // than wall time does.
             println!(
-                "    {name}: {:.1} CPU s, peak RSS {:.1} MiB",
-                p.cpu_seconds, p.peak_rss_mib
+                "    {name}: {:.1} CPU s ({:.1} ms per gateway), peak RSS {:.1} MiB",
+                p.cpu_seconds,
+                p.cpu_seconds * 1000.0 / r.gateways as f64,
+                p.peak_rss_mib
             );
         }
         if r.steady_writes > 0 {
