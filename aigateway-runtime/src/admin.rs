@@ -50,8 +50,8 @@ enum Source {
 }
 
 impl CacheHealth {
-    /// How long a failure counts without being repeated (a refused list is repeated within
-    /// 25 s: `watches::MAX_REFUSAL_DELAY`).
+    /// How long a failure counts without being repeated (every watch retries within 25 s:
+    /// `watches::MAX_DELAY`).
     pub const FAILURE_MEMORY: std::time::Duration = std::time::Duration::from_secs(45);
 
     fn set(&self, source: Source, problem: Option<String>) {

@@ -16,8 +16,8 @@
 //!
 //! The CRD need not be installed: while it is not, every cross-namespace reference is
 //! [`ReferenceGrantCheck::NotInstalled`] (refused; the message should say what to
-//! install). The watch keeps listing, three times about a second apart and then ever
-//! less often, at most about 25 s apart (`watches::RefusalBackoff`), so when the CRD appears the grants are listed and every gateway that asked is re-run;
+//! install). The watch keeps listing, three times a second apart and then ever less
+//! often, at most 25 s apart (`watches::RefusalBackoff`), so when the CRD appears the grants are listed and every gateway that asked is re-run;
 //! if it goes again, the gateways that asked are re-run and refuse again. The operator's
 //! readiness does not depend on it.
 //!

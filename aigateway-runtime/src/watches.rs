@@ -116,30 +116,42 @@ where
             Err(error) => health.record(&cache, Err(&watch_failure(error))),
             Ok(_) => health.record::<String>(&cache, Ok(())),
         })
-        // kube's pace: these kinds are installed with the operator, so a refused list
-        // is a broken install whose repair should be seen at once (see `Paced`).
-        .default_backoff()
+        .paced()
 }
 
-/// The watch backoff: kube's (0.8 s doubling to 30 s, with jitter, starting over at
-/// every item) for failures that pass, its own for a list or watch the API server refuses
-/// in a way retrying soon does not change (404: the kind is not installed, as Gateway
-/// API's ReferenceGrant on most clusters; 403: not allowed). kube's `StreamBackoff`
-/// starts over at the `Init` the watcher yields before each list, so such a list was sent
-/// again every second, about 50 times a minute for nothing. While refused, the delay
-/// stays at 1 s for three lists, then doubles to [`MAX_REFUSAL_DELAY`], and starts over
-/// only after progress (a list done, an event); an API server restarting or a broken
-/// connection is still retried within a second or two.
+/// The watch backoff: kube's (0.8 s doubling, with jitter, starting over at every item)
+/// for failures that pass, its own for a list or watch the API server refuses in a way
+/// retrying soon does not change (404: the kind is not installed, as Gateway API's
+/// ReferenceGrant on most clusters; 403: not allowed). kube's `StreamBackoff` starts over
+/// at the `Init` the watcher yields before each list, so such a list was sent again
+/// every second, about 50 times a minute for nothing. While refused, the delay stays at
+/// about 1 s for three lists (a kind the API server is still registering after its
+/// restart), then doubles to [`MAX_REFUSAL_DELAY`], and starts over only after progress
+/// (a list done, an event). No delay exceeds [`MAX_DELAY`], so `/readyz` keeps
+/// reporting a lasting failure (kube's cap of 30 s with up to 100 % jitter did not).
 pub(crate) struct RefusalBackoff {
     passing: watcher::DefaultBackoff,
     refusals: u32,
-    refused: Arc<AtomicBool>,
+    seen: Arc<Seen>,
 }
 
-/// The longest delay between lists the API server refuses, before jitter (±25 %): short
-/// enough that `/readyz` keeps reporting a lasting 403 (a failure counts for
-/// [`CacheHealth::FAILURE_MEMORY`]) and that an installed kind is seen within 25 s.
+/// What the stream yielded last, as the backoff needs it (set by `Paced::paced`'s
+/// `inspect`, read by the backoff on the same poll).
+#[derive(Default)]
+struct Seen {
+    /// The last failure was a lasting refusal ([`is_lasting_refusal`]).
+    refused: AtomicBool,
+    /// An item other than `Init` arrived since the refusals were last counted from zero.
+    progress: AtomicBool,
+}
+
+/// The longest delay between lists the API server refuses, before jitter (±25 %).
 pub(crate) const MAX_REFUSAL_DELAY: Duration = Duration::from_secs(20);
+
+/// The longest any watch waits before it tries again, jitter included: below
+/// [`CacheHealth::FAILURE_MEMORY`], so a failure that lasts is repeated before `/readyz`
+/// forgets it, and an installed kind or a repaired RBAC rule is seen within 25 s.
+pub(crate) const MAX_DELAY: Duration = Duration::from_secs(25);
 
 /// Refusals retried after about a second before the delay grows.
 const FAST_REFUSALS: u32 = 3;
@@ -148,39 +160,44 @@ impl Iterator for RefusalBackoff {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
-        if !self.refused.load(Ordering::SeqCst) {
-            return self.passing.next();
+        if !self.seen.refused.load(Ordering::SeqCst) {
+            return self.passing.next().map(|delay| delay.min(MAX_DELAY));
         }
         self.refusals = self.refusals.saturating_add(1);
-        // A kind the API server is still registering after its restart answers 404 for
-        // a moment: the first refusals are retried at kube's pace.
         let growing = self.refusals.saturating_sub(FAST_REFUSALS).min(8);
         let delay = Duration::from_secs(1).saturating_mul(1 << growing);
         let jitter = rand::Rng::random_range(&mut rand::rng(), 0.75..1.25);
-        Some(delay.min(MAX_REFUSAL_DELAY).mul_f64(jitter))
+        Some(delay.min(MAX_REFUSAL_DELAY).mul_f64(jitter).min(MAX_DELAY))
     }
 }
 
 impl kube::runtime::utils::Backoff for RefusalBackoff {
     fn reset(&mut self) {
-        if !self.refused.load(Ordering::SeqCst) {
+        if !self.seen.refused.load(Ordering::SeqCst) {
             self.passing.reset();
+        }
+        // A failure of another kind among refusals (a throttled request) is no progress.
+        if self.seen.progress.swap(false, Ordering::SeqCst) {
             self.refusals = 0;
         }
+    }
+}
+
+/// The HTTP status the API server answered a failed list or watch with, if it answered.
+pub(crate) fn status_code(error: &watcher::Error) -> Option<u16> {
+    match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => Some(status.code),
+        watcher::Error::WatchError(status) => Some(status.code),
+        _ => None,
     }
 }
 
 /// Whether `error` is the API server refusing a list or watch in a way retrying soon
 /// does not change: the resource is not served (404) or not allowed (403).
 pub(crate) fn is_lasting_refusal(error: &watcher::Error) -> bool {
-    match error {
-        watcher::Error::InitialListFailed(kube::Error::Api(status))
-        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
-        | watcher::Error::WatchFailed(kube::Error::Api(status)) => {
-            matches!(status.code, 403 | 404)
-        }
-        _ => false,
-    }
+    matches!(status_code(error), Some(403 | 404))
 }
 
 /// Backoff for the watches of the loop: [`RefusalBackoff`].
@@ -191,18 +208,22 @@ pub(crate) trait Paced<T>: Stream<Item = Result<watcher::Event<T>, watcher::Erro
         Self: Sized + Send,
         T: Send,
     {
-        let refused = Arc::new(AtomicBool::new(false));
-        let seen = refused.clone();
+        let seen = Arc::new(Seen::default());
         let backoff = RefusalBackoff {
             passing: watcher::DefaultBackoff::default(),
             refusals: 0,
-            refused,
+            seen: seen.clone(),
         };
         self.inspect(move |event| match event {
             // The watcher says it starts a list; only what comes after it tells.
             Ok(watcher::Event::Init) => {}
-            Ok(_) => seen.store(false, Ordering::SeqCst),
-            Err(error) => seen.store(is_lasting_refusal(error), Ordering::SeqCst),
+            Ok(_) => {
+                seen.refused.store(false, Ordering::SeqCst);
+                seen.progress.store(true, Ordering::SeqCst);
+            }
+            Err(error) => seen
+                .refused
+                .store(is_lasting_refusal(error), Ordering::SeqCst),
         })
         .backoff(backoff)
     }
@@ -471,30 +492,43 @@ mod tests {
         }
     }
 
-    fn list_failed(code: u16) -> watcher::Error {
-        let status = kube::core::Status::failure("list failed", "Failure").with_code(code);
-        watcher::Error::InitialListFailed(kube::Error::Api(status.boxed()))
+    fn failed(code: u16) -> kube::Error {
+        let status = kube::core::Status::failure("refused", "Failure").with_code(code);
+        kube::Error::Api(status.boxed())
     }
 
-    /// The seconds between the lists of a watch whose every list fails with `code`,
-    /// as the watcher yields them (`Init` before each list), on Tokio's paused clock.
-    async fn seconds_between_failed_lists(code: u16, lists: usize) -> Vec<u64> {
-        let attempts = (0..lists).flat_map(move |_| {
-            [
-                Ok(watcher::Event::<DynamicObject>::Init),
-                Err(list_failed(code)),
-            ]
-        });
-        let mut stream = std::pin::pin!(futures::stream::iter(attempts).paced());
-        let (mut last, mut gaps) = (tokio::time::Instant::now(), Vec::new());
-        while let Some(item) = stream.next().await {
-            if item.is_ok() {
-                let now = tokio::time::Instant::now();
-                gaps.push((now - last).as_secs());
-                last = now;
-            }
+    /// Seconds from each item of `items` to the next, on Tokio's paused clock, as the
+    /// paced stream yields them (each failure waits out its backoff first).
+    async fn seconds_between(
+        items: Vec<Result<watcher::Event<DynamicObject>, watcher::Error>>,
+    ) -> Vec<f64> {
+        let mut stream = std::pin::pin!(futures::stream::iter(items).paced());
+        let mut at = Vec::new();
+        while stream.next().await.is_some() {
+            at.push(tokio::time::Instant::now());
         }
-        gaps
+        at.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect()
+    }
+
+    /// `lists` lists that each fail with `code`, as the watcher yields them (`Init`
+    /// before each list).
+    fn failed_lists(
+        code: u16,
+        lists: usize,
+    ) -> Vec<Result<watcher::Event<DynamicObject>, watcher::Error>> {
+        (0..lists)
+            .flat_map(|_| {
+                [
+                    Ok(watcher::Event::Init),
+                    Err(watcher::Error::InitialListFailed(failed(code))),
+                ]
+            })
+            .collect()
+    }
+
+    /// The seconds from each list to the next (from one `Init` to the next).
+    fn list_gaps(gaps: &[f64]) -> Vec<f64> {
+        gaps.chunks_exact(2).map(|pair| pair.iter().sum()).collect()
     }
 
     #[tokio::test(start_paused = true)]
@@ -502,61 +536,79 @@ mod tests {
         // Gateway API's ReferenceGrant not installed (404), or not allowed (403): kube's
         // backoff alone sent a list every 0.8 to 1.6 s, over 75 in two minutes.
         for code in [404, 403] {
-            let gaps = seconds_between_failed_lists(code, 14).await;
-            let mut elapsed = 0;
-            let in_two_minutes = gaps.iter().take_while(|gap| {
+            let lists = list_gaps(&seconds_between(failed_lists(code, 40)).await);
+            let mut elapsed = 0.0;
+            let in_two_minutes = lists.iter().take_while(|gap| {
                 elapsed += **gap;
-                elapsed <= 120
+                elapsed <= 120.0
             });
-            assert!(in_two_minutes.count() <= 14, "{code}: {gaps:?}");
-            // The first few at once (a kind still being registered), then ever less
-            // often, but often enough for /readyz to keep reporting the failure.
-            assert!(gaps[..4].iter().all(|gap| *gap <= 1), "{code}: {gaps:?}");
+            assert!(in_two_minutes.count() <= 15, "{code}: {lists:?}");
+            // The first few at once (a kind still being registered), then less often,
+            // but often enough for /readyz to keep reporting the failure.
+            assert!(lists[..3].iter().all(|gap| *gap < 1.5), "{code}: {lists:?}");
             assert!(
-                gaps[10..].iter().all(|gap| (15..=25).contains(gap)),
+                lists[10..].iter().all(|gap| (15.0..=25.0).contains(gap)),
+                "{code}: {lists:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_watch_is_retried_before_readyz_forgets_its_failure() {
+        assert!(MAX_DELAY < CacheHealth::FAILURE_MEMORY);
+        // A resumed watch that fails to start yields no `Init`: a 403 after RBAC was
+        // revoked, or an API server answering 500 for minutes (kube's own backoff grew
+        // to 30 s plus up to 100 % jitter, past the 45 s /readyz remembers a failure).
+        for code in [403, 500] {
+            let failures = (0..30)
+                .map(|_| Err(watcher::Error::WatchStartFailed(failed(code))))
+                .collect();
+            let gaps = seconds_between(failures).await;
+            assert!(
+                gaps.iter().all(|gap| *gap <= MAX_DELAY.as_secs_f64()),
+                "{code}: {gaps:?}"
+            );
+            assert!(
+                gaps[20..].iter().all(|gap| *gap >= 10.0),
                 "{code}: {gaps:?}"
             );
         }
     }
 
-    #[test]
-    fn a_refused_list_is_repeated_before_readyz_forgets_its_failure() {
-        assert!(MAX_REFUSAL_DELAY.mul_f64(1.25) < CacheHealth::FAILURE_MEMORY);
-    }
-
     #[tokio::test(start_paused = true)]
     async fn a_list_failing_otherwise_is_retried_within_a_second_or_two() {
-        // An API server restarting answers 500s or nothing: it is back in seconds.
-        let gaps = seconds_between_failed_lists(500, 10).await;
-        assert!(gaps.iter().all(|gap| *gap <= 1), "{gaps:?}");
+        // An API server restarting answers 500s or nothing: it is back in seconds, and
+        // every list starts over at kube's first step.
+        let lists = list_gaps(&seconds_between(failed_lists(500, 10)).await);
+        assert!(lists.iter().all(|gap| *gap < 2.0), "{lists:?}");
     }
 
     #[tokio::test(start_paused = true)]
     async fn progress_after_refusals_starts_the_backoff_over() {
-        let refused = (0..8).flat_map(|_| {
-            [
-                Ok(watcher::Event::<DynamicObject>::Init),
-                Err(list_failed(404)),
-            ]
-        });
-        // The CRD is installed: the next list succeeds, then the watch fails once.
-        let recovered = [
-            Ok(watcher::Event::Init),
-            Ok(watcher::Event::InitDone),
-            Err(list_failed(500)),
-            Ok(watcher::Event::Init),
-        ];
-        let mut stream = std::pin::pin!(futures::stream::iter(refused.chain(recovered)).paced());
-        let mut at = Vec::new();
-        while let Some(item) = stream.next().await {
-            at.push((item.is_ok(), tokio::time::Instant::now()));
-        }
-        let (_, before_last) = at[at.len() - 2];
-        let (_, last) = at[at.len() - 1];
+        let mut items = failed_lists(404, 10);
+        // The CRD is installed: the next list succeeds. Then it is removed again.
+        items.extend([Ok(watcher::Event::Init), Ok(watcher::Event::InitDone)]);
+        items.extend(failed_lists(404, 2));
+        let gaps = seconds_between(items).await;
+        let refused_again = &gaps[gaps.len() - 3..];
         assert!(
-            (last - before_last).as_secs() <= 1,
-            "after an InitDone a failure is retried at once again"
+            refused_again.iter().all(|gap| *gap < 1.5),
+            "after an InitDone a refusal is retried at once again: {gaps:?}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_request_among_refusals_does_not_start_them_over() {
+        let mut items = failed_lists(404, 10);
+        items.extend([
+            Ok(watcher::Event::Init),
+            Err(watcher::Error::InitialListFailed(failed(429))),
+        ]);
+        items.extend(failed_lists(404, 2));
+        let gaps = seconds_between(items).await;
+        // From the last refusal to the last list (the final item is that list's failure).
+        let last = gaps[gaps.len() - 2];
+        assert!(last >= 15.0, "still refused, still slow: {gaps:?}");
     }
 
     /// What a reconcile triggered by each yielded object would read from the cache.

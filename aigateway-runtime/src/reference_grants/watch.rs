@@ -17,16 +17,10 @@ use kube::{Client, ResourceExt};
 
 use crate::reference_grants::{ReferenceGrants, resource};
 use crate::related::{GatewayKey, RelatedCaches};
-use crate::watches::{CacheTracking, Paced, dynamic_api, watch_failure};
+use crate::watches::{CacheTracking, Paced, dynamic_api, status_code, watch_failure};
 
 fn not_installed(error: &watcher::Error) -> bool {
-    matches!(
-        error,
-        watcher::Error::InitialListFailed(kube::Error::Api(status))
-            | watcher::Error::WatchStartFailed(kube::Error::Api(status))
-            | watcher::Error::WatchFailed(kube::Error::Api(status))
-            if status.code == 404
-    ) || matches!(error, watcher::Error::WatchError(status) if status.code == 404)
+    status_code(error) == Some(404)
 }
 
 /// Watches ReferenceGrants into `writer` (in `namespace`, or everywhere) and yields the
@@ -97,7 +91,7 @@ pub(crate) fn watch(
         crate::names::keep_cached_annotations(&mut grant.metadata);
     })
     .inspect(answered)
-    // While the CRD is missing every list fails with 404: the backoff grows to 30 s.
+    // While the CRD is missing every list fails with 404: the delay grows to 20 s.
     .paced();
     let kind = resource.clone();
     reflect(writer, events)
