@@ -106,9 +106,10 @@ impl<K: GatewayKind> GatewayWatch<K> {
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
         };
-        // The gateway cache is the largest one; managedFields are never read from it.
+        // The gateway cache is the largest one; nothing reads managedFields or kubectl's
+        // copy of the last applied object (as large as the spec again) from it.
         let events = watcher(api, watcher::Config::default())
-            .modify(|gateway: &mut K::Gateway| gateway.meta_mut().managed_fields = None);
+            .modify(|gateway: &mut K::Gateway| drop_unread_metadata(gateway.meta_mut()));
         let cache = K::Gateway::kind(&()).into_owned();
         let listed = mark_listed(tracking.gate, cache.clone());
         let by_class = ClassIndex::<K>::default();
@@ -153,6 +154,22 @@ pub(crate) struct ClassWatch<K: GatewayKind> {
     pub(crate) stream: Objects<K::Class>,
 }
 
+/// kubectl's copy of the object as last applied (`kubectl apply` without server-side
+/// apply writes it).
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Removes what the loop never reads from a cached gateway or class: managedFields and
+/// kubectl's last-applied copy. Other annotations stay: implementations read their own.
+fn drop_unread_metadata(meta: &mut kube::api::ObjectMeta) {
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED_ANNOTATION);
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
+}
+
 impl<K: GatewayKind> ClassWatch<K> {
     pub(crate) fn start(tracking: &CacheTracking<'_>, client: &Client) -> Self {
         let (store, writer) = reflector::store::<K::Class>();
@@ -161,7 +178,8 @@ impl<K: GatewayKind> ClassWatch<K> {
         let events = watcher(
             Api::<K::Class>::all(client.clone()),
             watcher::Config::default(),
-        );
+        )
+        .modify(|class: &mut K::Class| drop_unread_metadata(class.meta_mut()));
         let reflected = reflect(writer, tracked(tracking.health, cache, events)).inspect(listed);
         let stream = touched_once_stored(reflected, store.clone()).boxed();
         Self { store, stream }
@@ -628,7 +646,18 @@ mod tests {
             .create(&create, &gateway("a", Some("x")))
             .await
             .unwrap();
-        gateways.create(&create, &gateway("b", None)).await.unwrap();
+        let mut applied_with_kubectl = gateway("b", None);
+        applied_with_kubectl.metadata.annotations = Some(
+            [
+                (LAST_APPLIED_ANNOTATION.to_owned(), "x".repeat(100_000)),
+                ("example.com/setting".to_owned(), "kept".to_owned()),
+            ]
+            .into(),
+        );
+        gateways
+            .create(&create, &applied_with_kubectl)
+            .await
+            .unwrap();
         let tracking = Tracking::new();
         let related = Arc::new(RelatedView::new(
             Arc::new(RelatedCaches::new(client.clone())),
@@ -643,6 +672,16 @@ mod tests {
             2,
             "listed gateways come out stored"
         );
+        let cached = watch
+            .store
+            .get(&ObjectRef::new("b").within(NS))
+            .expect("b is cached");
+        assert_eq!(
+            cached.metadata.annotations,
+            Some([("example.com/setting".to_owned(), "kept".to_owned())].into()),
+            "kubectl's last-applied copy is not cached; the implementation's annotations are"
+        );
+        assert_eq!(cached.metadata.managed_fields, None);
         tracking.opened().await;
         assert_eq!(sorted_names(watch.by_class.gateways_of("x")), ["a", "b"]);
         assert_eq!(sorted_names(watch.by_class.gateways_of("y")), ["b"]);
