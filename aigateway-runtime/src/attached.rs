@@ -13,13 +13,14 @@
 //!   [`AttachedDecision`] (see [`DesiredState::with_attached`]) and the gateway's own
 //!   state: `Accepted`, `Ready` (with `observedGeneration`) and `status.url`, the URL
 //!   only while the gateway is `Ready`. As for gateways, a status is written only when
-//!   it changes, and the object's conditions-owner annotation
-//!   ([`CONDITIONS_OWNER_ANNOTATION`](crate::names::CONDITIONS_OWNER_ANNOTATION)) records
-//!   that the conditions are ours before the first write;
-//! - clears what it wrote (our condition types and `status.url`, then the annotation)
-//!   when the object detaches, its gateway is deleted, or another controller takes the
-//!   gateway. Objects attached to a gateway that is not ours are never written, and an
-//!   object whose owner annotation names another controller is never cleared.
+//!   it changes, under our status field manager, whose managedFields entry records that
+//!   the conditions are ours;
+//! - clears what it wrote (our condition types and `status.url`, and the conditions-owner
+//!   annotation of an earlier release,
+//!   [`CONDITIONS_OWNER_ANNOTATION`](crate::names::CONDITIONS_OWNER_ANNOTATION)) when the
+//!   object detaches, its gateway is deleted, or another controller takes the gateway.
+//!   Objects attached to a gateway that is not ours are never written, and an object
+//!   whose conditions another controller wrote last is never cleared.
 //!
 //! The parts follow the data flow, each importing only from the ones before it (and
 //! from the crate's lower layers): `declare` (what an implementation declares: the

@@ -327,8 +327,13 @@ impl<K: GatewayKind> KindWatches<K> {
             gate: &wiring.gate,
             metrics: &wiring.metrics,
         };
-        let attached = (implementation.attached())
-            .map(|declaration| attached::watch(declaration, &tracking, client, namespace));
+        let status_manager = names::status_field_manager(
+            &implementation.field_manager(),
+            implementation.controller_name(),
+        );
+        let attached = (implementation.attached()).map(|declaration| {
+            attached::watch(declaration, &tracking, client, namespace, &status_manager)
+        });
         let changed = wiring
             .related_triggers
             .lock()
@@ -344,8 +349,14 @@ impl<K: GatewayKind> KindWatches<K> {
             implementation.uses_reference_grants(),
         );
         let on_gateway = attached.as_ref().map(|watch| watch.on_gateway.clone());
-        let gateways =
-            GatewayWatch::<K>::start(&tracking, client, namespace, &related.view, on_gateway);
+        let gateways = GatewayWatch::<K>::start(
+            &tracking,
+            client,
+            namespace,
+            &related.view,
+            on_gateway,
+            &status_manager,
+        );
         let controller_id = names::controller_label_value(implementation.controller_name());
         let children = (implementation.child_kinds().into_iter())
             .map(|resource| {
@@ -472,6 +483,7 @@ fn shared_state<K: GatewayKind>(
     Shared::<K> {
         client: wiring.client.clone(),
         controller_id: names::controller_label_value(&controller),
+        status_manager: names::status_field_manager(&field_manager, &controller),
         controller,
         field_manager,
         classes: classes.store.clone(),

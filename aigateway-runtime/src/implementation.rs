@@ -33,18 +33,7 @@ pub trait GatewayImplementation<K: GatewayKind = AiGatewayKind>: Send + Sync + '
     /// The field manager for server-side apply, also the `app.kubernetes.io/managed-by`
     /// label of every child. Defaults to the last path segment of the controller name.
     fn field_manager(&self) -> String {
-        let name = self.controller_name();
-        let last = name.rsplit('/').next().unwrap_or(name);
-        last.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .take(63)
-            .collect()
+        crate::names::default_field_manager(self.controller_name())
     }
 
     /// The kinds of child objects [`desired_state`](Self::desired_state) may return. The
@@ -466,34 +455,81 @@ pub fn deployments_rolled_out(observed: &Observed) -> Readiness {
 }
 
 /// Why a Deployment is not rolled out yet, or `None` when it is.
+///
+/// One message for every step of a rollout (no status yet, the new spec not observed,
+/// replicas updating or becoming available): it changes only with the Deployment's spec.
+/// A message with live counts changed with each step, and each change was one more
+/// status write per gateway that said nothing a user acts on (`kubectl rollout status`
+/// shows the steps).
 pub(crate) fn rollout_pending(deployment: &Deployment) -> Option<String> {
-    let name = deployment.name_any();
     let desired = deployment
         .spec
         .as_ref()
         .and_then(|s| s.replicas)
         .unwrap_or(1);
-    let Some(status) = deployment.status.as_ref() else {
-        return Some(format!("Deployment {name} has no status yet"));
-    };
-    if status.observed_generation < deployment.metadata.generation {
-        return Some(format!(
-            "Deployment {name}: the new spec is not observed yet"
-        ));
-    }
-    let updated = status.updated_replicas.unwrap_or(0);
-    let available = status.available_replicas.unwrap_or(0);
-    if updated < desired || available < desired {
-        return Some(format!(
-            "Deployment {name}: {updated} updated and {available} available of {desired} replicas"
-        ));
-    }
-    None
+    let rolled_out = deployment.status.as_ref().is_some_and(|status| {
+        status.observed_generation >= deployment.metadata.generation
+            && status.updated_replicas.unwrap_or(0) >= desired
+            && status.available_replicas.unwrap_or(0) >= desired
+    });
+    (!rolled_out).then(|| {
+        let noun = if desired == 1 { "replica" } else { "replicas" };
+        format!(
+            "Deployment {} is rolling out ({desired} {noun} wanted)",
+            deployment.name_any()
+        )
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A Deployment at `generation` with `replicas` wanted and this status.
+    fn deployment(generation: i64, replicas: i32, status: Option<(i64, i32, i32)>) -> Deployment {
+        use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStatus};
+        Deployment {
+            metadata: kube::api::ObjectMeta {
+                name: Some("gw".into()),
+                generation: Some(generation),
+                ..Default::default()
+            },
+            spec: Some(DeploymentSpec {
+                replicas: Some(replicas),
+                ..Default::default()
+            }),
+            status: status.map(|(observed, updated, available)| DeploymentStatus {
+                observed_generation: Some(observed),
+                updated_replicas: Some(updated),
+                available_replicas: Some(available),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn every_step_of_a_rollout_says_the_same_until_it_is_done() {
+        let steps = [
+            deployment(1, 2, None),
+            deployment(2, 2, Some((1, 2, 2))),
+            deployment(2, 2, Some((2, 1, 2))),
+            deployment(2, 2, Some((2, 2, 1))),
+        ];
+        let messages: std::collections::BTreeSet<Option<String>> =
+            steps.iter().map(rollout_pending).collect();
+        assert_eq!(
+            messages,
+            [Some(
+                "Deployment gw is rolling out (2 replicas wanted)".to_owned()
+            )]
+            .into()
+        );
+        assert_eq!(rollout_pending(&deployment(2, 2, Some((2, 2, 2)))), None);
+        assert_eq!(
+            rollout_pending(&deployment(1, 1, None)).as_deref(),
+            Some("Deployment gw is rolling out (1 replica wanted)")
+        );
+    }
 
     #[test]
     fn reading_what_is_not_declared_is_a_transient_error() {

@@ -124,6 +124,7 @@ pub mod logging;
 mod metrics;
 pub mod names;
 pub mod operator;
+mod ownership;
 pub mod problems;
 pub mod rbac;
 mod reconcile;

@@ -12,11 +12,12 @@ pub const GATEWAY_LABEL: &str = "aigateway.agentic-layer.ai/gateway";
 pub const APPLIED_HASH_ANNOTATION: &str = "aigateway.agentic-layer.ai/applied-hash";
 /// Finalizer added to gateways of implementations that override `cleanup`.
 pub const FINALIZER: &str = "aigateway.agentic-layer.ai/cleanup";
-/// On a gateway or an attached object (a ToolRoute): the full name of the controller
-/// whose conditions its status carries. Set before our first status write and removed
-/// after our conditions are, it is how the loop knows the standard condition types on
-/// an object are its own to remove (the condition list may be atomic, as in upstream's
-/// CRD, and messages are cut to a bound).
+/// On a gateway or an attached object (a ToolRoute) written by an operator of an earlier
+/// release: the full name of the controller whose conditions its status carries. Read,
+/// never written: which conditions are ours is now the API server's record of our
+/// status writes (the `managedFields` entry of [`status_field_manager`]). Removed where
+/// the loop removes its conditions (a gateway that is no longer ours), and by
+/// [`release`](crate::release).
 pub const CONDITIONS_OWNER_ANNOTATION: &str = "aigateway.agentic-layer.ai/conditions-owner";
 /// Finalizer on our classes while gateways use them (Gateway API's
 /// `gateway-exists-finalizer` pattern): deleting a class in use leaves its gateways served.
@@ -40,6 +41,40 @@ pub fn controller_label_value(controller: &str) -> String {
         .take(8)
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The field manager an implementation of `controller` has unless it says otherwise
+/// ([`GatewayImplementation::field_manager`](crate::GatewayImplementation::field_manager)):
+/// the last path segment of the controller name, at most 63 characters.
+pub fn default_field_manager(controller: &str) -> String {
+    let last = controller.rsplit('/').next().unwrap_or(controller);
+    last.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(63)
+        .collect()
+}
+
+/// The field manager of our status writes on gateways and attached objects: the
+/// implementation's field manager and 8 hex characters of the controller name's hash,
+/// so that two controllers whose field managers are equal never take each other's
+/// conditions for their own. Children keep the plain field manager.
+pub fn status_field_manager(field_manager: &str, controller: &str) -> String {
+    // managedFields names are at most 128 bytes.
+    let mut end = field_manager.len().min(119);
+    while !field_manager.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}-{}",
+        &field_manager[..end],
+        &controller_label_value(controller)[..8]
+    )
 }
 
 /// The longest annotation value a cache keeps (see [`keep_cached_annotations`]).

@@ -55,15 +55,13 @@ impl<K: GatewayKind> Shared<K> {
         if !deleted.is_empty() {
             info!(gateway = %object_name(gateway.as_ref()), children = deleted.len(), "gateway is no longer ours: deleted its children");
         }
-        // Other controllers use the same condition types: remove them only when the
-        // gateway records us as their writer.
+        // Other controllers use the same condition types: remove only those the API
+        // server records as written by us.
         let mut gateway = gateway.clone();
-        if self.owns_conditions(&gateway)
-            && let Some(list) = status::without_conditions(
-                K::gateway_conditions(&gateway),
-                &self.owned_condition_types,
-            )
-        {
+        let ours = self
+            .owned_conditions(gateway.meta())
+            .among(&self.owned_condition_types);
+        if let Some(list) = status::without_conditions(K::gateway_conditions(&gateway), &ours) {
             gateway = self.patch_status(&gateway, &list, None).await?;
         }
         attached::clear_gateway(self, &gateway).await?;
@@ -77,7 +75,7 @@ impl<K: GatewayKind> Shared<K> {
                     source,
                 })?;
         }
-        self.set_marks(&gateway, false, false).await?;
+        self.set_marks(&gateway, false, Legacy::Release).await?;
         Ok(())
     }
 
@@ -157,24 +155,15 @@ impl<K: GatewayKind> Shared<K> {
             .is_some()
     }
 
-    /// Whether the gateway's conditions were written by us (see
-    /// [`names::CONDITIONS_OWNER_ANNOTATION`]).
-    fn owns_conditions(&self, gateway: &K::Gateway) -> bool {
-        gateway
-            .annotations()
-            .get(names::CONDITIONS_OWNER_ANNOTATION)
-            .is_some_and(|owner| *owner == self.controller)
-    }
-
-    /// Sets or clears our marks on the gateway, writing only when that changes
-    /// something: the conditions-owner annotation (`owner`) and our finalizer
-    /// (`finalizer`). Another controller's owner annotation is never removed. Returns
-    /// the gateway as it is now (as written, when it was).
+    /// Sets or clears our finalizer on the gateway (`finalizer`) and, on release, removes
+    /// the legacy conditions-owner annotation when it names us (it is never written:
+    /// see [`names::CONDITIONS_OWNER_ANNOTATION`]); writes only when that changes
+    /// something. Returns the gateway as it is now (as written, when it was).
     async fn set_marks(
         &self,
         gateway: &Arc<K::Gateway>,
-        owner: bool,
         finalizer: bool,
+        legacy: Legacy,
     ) -> Result<Arc<K::Gateway>, ReconcileError> {
         let mut metadata = serde_json::Map::new();
         if let Some(list) = finalizers_with(gateway.finalizers(), names::FINALIZER, finalizer) {
@@ -183,12 +172,7 @@ impl<K: GatewayKind> Shared<K> {
         let recorded = gateway
             .annotations()
             .get(names::CONDITIONS_OWNER_ANNOTATION);
-        if owner && recorded != Some(&self.controller) {
-            metadata.insert(
-                "annotations".into(),
-                json!({ names::CONDITIONS_OWNER_ANNOTATION: self.controller }),
-            );
-        } else if !owner && recorded == Some(&self.controller) {
+        if legacy == Legacy::Release && recorded == Some(&self.controller) {
             metadata.insert(
                 "annotations".into(),
                 json!({ names::CONDITIONS_OWNER_ANNOTATION: null }),
@@ -219,6 +203,15 @@ impl<K: GatewayKind> Shared<K> {
             })?;
         Ok(self.remember(gateway, written))
     }
+}
+
+/// What [`Shared::set_marks`] does with the legacy conditions-owner annotation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Legacy {
+    /// Leaves it as it is.
+    Keep,
+    /// Removes it when it names us: our conditions are gone.
+    Release,
 }
 
 /// `finalizers` with `finalizer` present or absent; `None` when that changes nothing.
@@ -257,12 +250,10 @@ pub async fn reconcile<K: GatewayKind>(
         Claim::Ours { class } => class,
         not_ours => return let_go(&shared, &gateway, not_ours).await,
     };
-    // Recorded before our first status write, so that a crash in between never leaves
-    // conditions of ours that we would not recognise. The rest of the pass works from
-    // the gateway as marked, whose resourceVersion the status write is guarded by.
-    let gateway = shared
-        .set_marks(&gateway, true, shared.implementation.cleanup().is_some())
-        .await?;
+    // The rest of the pass works from the gateway as marked, whose resourceVersion the
+    // status write is guarded by.
+    let cleanup = shared.implementation.cleanup().is_some();
+    let gateway = shared.set_marks(&gateway, cleanup, Legacy::Keep).await?;
     let pass = run_pass(&shared, &gateway, class).await?;
     write_outcome(&shared, &gateway, pass).await
 }
@@ -304,9 +295,7 @@ async fn finalize<K: GatewayKind>(
                 gateway: object_name(gateway.as_ref()),
                 source,
             })?;
-        shared
-            .set_marks(gateway, shared.owns_conditions(gateway), false)
-            .await?;
+        shared.set_marks(gateway, false, Legacy::Keep).await?;
     }
     Ok(Action::await_change())
 }
@@ -611,7 +600,7 @@ pub async fn reconcile_class<K: GatewayKind>(
     let keep = in_use && (holds || class.meta().deletion_timestamp.is_none());
     if let Some(list) = finalizers_with(class.finalizers(), names::CLASS_FINALIZER, keep) {
         let patch = json!({"metadata": {"finalizers": list, "resourceVersion": class.meta().resource_version}});
-        let written = Api::<K::Class>::all(shared.client.clone())
+        let mut written = Api::<K::Class>::all(shared.client.clone())
             .patch(
                 &class.name_any(),
                 &shared.patch_params(),
@@ -623,6 +612,8 @@ pub async fn reconcile_class<K: GatewayKind>(
                 object: ObjectName::of(class.as_ref()),
                 source,
             })?;
+        // As the class cache keeps it.
+        written.meta_mut().managed_fields = None;
         class = shared
             .own_writes
             .classes

@@ -3,16 +3,18 @@
 //!
 //! While an operator runs, the loop keeps marks on objects (see [`names`]): the
 //! class finalizer on its classes while gateways use them, the gateway finalizer on
-//! gateways of implementations with a cleanup, and the conditions-owner annotation on
-//! gateways and attached objects. Without the operator nothing removes them, and
-//! deleting a class (or the CRDs) waits for a finalizer forever. [`release`] removes
-//! exactly those marks of one controller, and nothing else:
+//! gateways of implementations with a cleanup; operators of earlier releases also set
+//! the conditions-owner annotation on gateways and attached objects. Without the
+//! operator nothing removes them, and deleting a class (or the CRDs) waits for a
+//! finalizer forever. [`release`] removes exactly those marks of one controller, and
+//! nothing else:
 //!
 //! - on classes whose `spec.controller` is the controller: the class finalizer;
-//! - on gateways and attached objects whose conditions-owner annotation names the
-//!   controller: that annotation, and on gateways the gateway finalizer (the loop sets
-//!   and clears both in one write, so a gateway finalizer next to another controller's
-//!   annotation, or none, is not ours to remove).
+//! - on gateways and attached objects it served (its status writes own conditions
+//!   there, per the API server's managedFields record, or the legacy annotation names
+//!   it): the legacy annotation, and on gateways the gateway finalizer (a gateway
+//!   finalizer on a gateway another controller writes the conditions of is not ours to
+//!   remove).
 //!
 //! Each object is changed with a JSON patch whose `test` operations check every value it
 //! removes, so a finalizer or annotation someone else changed at the same moment is
@@ -44,8 +46,12 @@ const ATTEMPTS: usize = 5;
 #[derive(Debug, Clone)]
 pub struct ReleaseScope<'a> {
     /// The controller whose marks are released (the classes' `spec.controller`, and the
-    /// value of the conditions-owner annotation).
+    /// value of the legacy conditions-owner annotation).
     pub controller: &'a str,
+    /// Its implementation's field manager
+    /// ([`default_field_manager`](names::default_field_manager) unless it overrides it):
+    /// a gateway whose conditions its status writes own is one it served.
+    pub field_manager: &'a str,
     /// Gateways and attached objects are looked for in this namespace only (classes
     /// are cluster-scoped); `None`: in every namespace.
     pub namespace: Option<&'a str>,
@@ -186,7 +192,8 @@ where
     release_owned(&objects, scope, None).await
 }
 
-/// Objects that carry our conditions-owner annotation: the annotation, and `finalizer`.
+/// Objects we served (our status writes own conditions there, or the legacy annotation
+/// names us): the legacy annotation, and `finalizer`.
 async fn release_owned<T>(
     api: &Api<T>,
     scope: &ReleaseScope<'_>,
@@ -198,7 +205,9 @@ where
     // Metadata only: the decision needs nothing else, and gateways may be many.
     let metadata = api.clone();
     let controller = scope.controller;
+    let status_manager = names::status_field_manager(scope.field_manager, controller);
     release_pages(api, scope, move |params| {
+        let status_manager = status_manager.clone();
         let metadata = metadata.clone();
         async move {
             let list = metadata.list_metadata(&params).await?;
@@ -208,12 +217,12 @@ where
                 .items
                 .into_iter()
                 .filter(|object| {
-                    object
-                        .metadata
-                        .annotations
-                        .as_ref()
-                        .and_then(|a| a.get(names::CONDITIONS_OWNER_ANNOTATION))
-                        == Some(&controller.to_owned())
+                    crate::ownership::owned_conditions(
+                        &object.metadata,
+                        &status_manager,
+                        controller,
+                    )
+                    .any()
                 })
                 .map(|object| Candidate {
                     meta: object.metadata,

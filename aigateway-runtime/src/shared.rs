@@ -10,7 +10,7 @@ mod own_writes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use kube::api::PatchParams;
+use kube::api::{ObjectMeta, PatchParams};
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource};
@@ -21,6 +21,7 @@ use crate::implementation::GatewayImplementation;
 use crate::kind::GatewayKind;
 use crate::logging::WarningLimit;
 use crate::metrics::Metrics;
+use crate::ownership::{self, OwnedConditions};
 use crate::related::RelatedView;
 use crate::retry::Streak;
 pub(crate) use own_writes::OwnWrites;
@@ -46,6 +47,9 @@ pub struct Shared<K: GatewayKind> {
     pub(crate) implementation: Arc<dyn GatewayImplementation<K>>,
     pub(crate) controller: String,
     pub(crate) field_manager: String,
+    /// The field manager of gateway and attached status writes, whose managedFields
+    /// record says which conditions are ours (see `ownership`).
+    pub(crate) status_manager: String,
     pub(crate) controller_id: String,
     pub(crate) classes: Store<K::Class>,
     pub(crate) gateways: Store<K::Gateway>,
@@ -81,6 +85,20 @@ impl<K: GatewayKind> Shared<K> {
         }
     }
 
+    /// Parameters of gateway and attached status writes: our status field manager.
+    pub(crate) fn status_params(&self) -> PatchParams {
+        PatchParams {
+            field_manager: Some(self.status_manager.clone()),
+            ..Default::default()
+        }
+    }
+
+    /// The condition types on `object` (a gateway or an attached object) that our
+    /// status writes own.
+    pub(crate) fn owned_conditions(&self, object: &ObjectMeta) -> OwnedConditions {
+        ownership::owned_conditions(object, &self.status_manager, &self.controller)
+    }
+
     pub(crate) fn applier(&self) -> Applier<'_> {
         Applier {
             client: &self.client,
@@ -92,7 +110,9 @@ impl<K: GatewayKind> Shared<K> {
 
     /// Keeps what a write of `before` returned, for the reconciles that start before
     /// the cache sees it (see [`OwnWrites`]).
-    pub(crate) fn remember(&self, before: &K::Gateway, written: K::Gateway) -> Arc<K::Gateway> {
+    pub(crate) fn remember(&self, before: &K::Gateway, mut written: K::Gateway) -> Arc<K::Gateway> {
+        // As the gateway cache keeps it.
+        ownership::keep_status_ownership(written.meta_mut(), &self.status_manager);
         self.own_writes
             .gateways
             .record(before, written, &self.gateways)

@@ -37,18 +37,17 @@ pub(crate) async fn patch_object_status(
     api.patch_status(name, params, &Patch::Merge(&patch)).await
 }
 
-/// Sets (`Some(controller)`) or removes (`None`) the conditions-owner annotation of an
-/// attached object, guarded by its `resourceVersion`; returns the object as written.
-pub(crate) async fn set_conditions_owner(
+/// Removes the legacy conditions-owner annotation of an attached object, guarded by its
+/// `resourceVersion` (see [`CONDITIONS_OWNER_ANNOTATION`](crate::names::CONDITIONS_OWNER_ANNOTATION)).
+pub(crate) async fn remove_legacy_owner(
     api: &Api<DynamicObject>,
     name: &str,
     resource_version: Option<&str>,
-    owner: Option<&str>,
     params: &PatchParams,
 ) -> Result<DynamicObject, kube::Error> {
     let patch = json!({"metadata": {
         "resourceVersion": resource_version,
-        "annotations": {crate::names::CONDITIONS_OWNER_ANNOTATION: owner},
+        "annotations": {crate::names::CONDITIONS_OWNER_ANNOTATION: null},
     }});
     api.patch(name, params, &Patch::Merge(&patch)).await
 }
@@ -80,7 +79,7 @@ impl<K: GatewayKind> Shared<K> {
         let written = api
             .patch_status(
                 &gateway.name_any(),
-                &self.patch_params(),
+                &self.status_params(),
                 &Patch::Merge(&patch),
             )
             .await

@@ -7,6 +7,7 @@ mod fixtures;
 use std::time::Duration;
 
 use aigateway_api::AiGateway;
+use aigateway_runtime::names::status_field_manager;
 use fixtures::*;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
@@ -56,10 +57,15 @@ async fn prefix_sharing_controllers(cluster: Cluster) {
     let gateways = Api::<AiGateway>::namespaced(client.clone(), NS);
     let b = gateways.get("b").await.unwrap();
     assert!(accepted_message(&b).unwrap().contains(V2));
+    // The API server's record says whose conditions they are; no annotation is written.
+    assert_eq!(
+        condition_writers(&b.metadata),
+        [status_field_manager("minimal-v2", V2)]
+    );
     assert_eq!(
         b.annotations()
             .get("aigateway.agentic-layer.ai/conditions-owner"),
-        Some(&V2.to_owned())
+        None
     );
 }
 
@@ -111,4 +117,140 @@ async fn long_invalid_message(cluster: Cluster) {
         .then_some(())
     })
     .await;
+}
+
+/// The conditions of gateway `name` (empty without a status).
+async fn conditions_of(client: &kube::Client, name: &str) -> Vec<(String, String)> {
+    Api::<AiGateway>::namespaced(client.clone(), NS)
+        .get(name)
+        .await
+        .unwrap()
+        .status
+        .map(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| (c.type_, c.status))
+        .collect()
+}
+
+/// A status written under field manager `manager`: the standard conditions plus
+/// `example.com/Audited`, which belongs to nobody we know.
+async fn write_conditions(client: &kube::Client, name: &str, manager: &str, message: &str) {
+    let condition = |type_: &str| {
+        serde_json::json!({"type": type_, "status": "True", "reason": "Fine",
+            "message": message, "lastTransitionTime": "2026-01-01T00:00:00Z"})
+    };
+    Api::<AiGateway>::namespaced(client.clone(), NS)
+        .patch_status(
+            name,
+            &PatchParams {
+                field_manager: Some(manager.to_owned()),
+                ..Default::default()
+            },
+            &Patch::Merge(serde_json::json!({"status": {"conditions": [
+                condition("Accepted"), condition("Ready"), condition("example.com/Audited"),
+            ]}})),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_released_gateway_of_an_earlier_release_loses_our_conditions_and_its_annotation() {
+    released_legacy_gateway(Cluster::testkit().await).await;
+}
+
+#[test]
+fn real_cluster_a_released_gateway_of_an_earlier_release_loses_our_conditions_and_its_annotation() {
+    on_real_cluster(released_legacy_gateway);
+}
+
+/// An operator of an earlier release wrote the conditions under its plain field manager
+/// and marked them with the annotation; another controller has the gateway now.
+async fn released_legacy_gateway(cluster: Cluster) {
+    let client = cluster.client();
+    create_class(&client, "other", "example.com/other", false).await;
+    let mut legacy = gateway("legacy", Some("other"), &["m"]);
+    legacy.metadata.annotations = Some(
+        [(
+            "aigateway.agentic-layer.ai/conditions-owner".to_owned(),
+            CONTROLLER.to_owned(),
+        )]
+        .into(),
+    );
+    create_gateway(&client, &legacy).await;
+    write_conditions(&client, "legacy", MANAGER, "written by an earlier release").await;
+    let _running = start(operator(client.clone(), Minimal::default()));
+
+    let gateways = Api::<AiGateway>::namespaced(client.clone(), NS);
+    eventually_within(
+        10 * SECOND,
+        "our conditions and the annotation removed",
+        || async {
+            let gateway = gateways.get("legacy").await.ok()?;
+            gateway
+                .annotations()
+                .get("aigateway.agentic-layer.ai/conditions-owner")
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        conditions_of(&client, "legacy").await,
+        [("example.com/Audited".to_owned(), "True".to_owned())],
+        "ours go, the foreign one stays"
+    );
+}
+
+#[tokio::test]
+async fn conditions_another_controller_rewrote_after_us_are_left_alone_on_release() {
+    rewritten_by_another(Cluster::testkit().await).await;
+}
+
+#[test]
+fn real_cluster_conditions_another_controller_rewrote_after_us_are_left_alone_on_release() {
+    on_real_cluster(rewritten_by_another);
+}
+
+/// Which conditions are ours follows the API server's record: once the gateway's new
+/// controller wrote `Ready` (before the class change reached us), it is theirs, and
+/// releasing the gateway removes none of what they wrote.
+async fn rewritten_by_another(cluster: Cluster) {
+    let client = cluster.client();
+    create_class(&client, "minimal", CONTROLLER, false).await;
+    create_class(&client, "other", "example.com/other", false).await;
+    let running = start(operator(client.clone(), Minimal::default()));
+    create_gateway(&client, &gateway("moving", Some("minimal"), &["m"])).await;
+    wait_condition(&client, "moving", "Ready", "True").await;
+    running.stop().await;
+
+    write_conditions(&client, "moving", "other-controller", "theirs").await;
+    let gateways = Api::<AiGateway>::namespaced(client.clone(), NS);
+    gateways
+        .patch(
+            "moving",
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"spec": {"aiGatewayClassName": "other"}})),
+        )
+        .await
+        .unwrap();
+    let _running = start(operator(client.clone(), Minimal::default()));
+    // Its children go: the release ran.
+    eventually_within(10 * SECOND, "children deleted", || async {
+        Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), NS)
+            .get_opt("moving")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let kept = conditions_of(&client, "moving").await;
+    for type_ in ["Accepted", "Ready", "example.com/Audited"] {
+        assert!(
+            kept.contains(&(type_.to_owned(), "True".to_owned())),
+            "{type_} was removed: {kept:?}"
+        );
+    }
 }

@@ -444,3 +444,22 @@ pub fn on_real_cluster<Fut: std::future::Future<Output = ()>>(
         .expect("a tokio runtime")
         .block_on(async { scenario(Cluster::real().await).await });
 }
+
+/// The field managers the API server records as writers of `status.conditions` (an
+/// `Update` of subresource `status`), in record order.
+#[allow(dead_code)]
+pub fn condition_writers(meta: &ObjectMeta) -> Vec<String> {
+    meta.managed_fields
+        .iter()
+        .flatten()
+        .filter(|entry| {
+            entry.subresource.as_deref() == Some("status")
+                && entry
+                    .fields_v1
+                    .as_ref()
+                    .and_then(|f| f.0.get("f:status")?.get("f:conditions"))
+                    .is_some()
+        })
+        .filter_map(|entry| entry.manager.clone())
+        .collect()
+}

@@ -15,6 +15,7 @@ use aigateway_api::{
     ToolRouteSpec, ToolRouteUpstream,
 };
 use aigateway_runtime::kind::AgentGatewayKind;
+use aigateway_runtime::names::status_field_manager;
 use aigateway_runtime::{
     AttachedDecision, AttachedKind, Context, DesiredState, GatewayImplementation,
     ImplementationError, Operator, ToolGatewayKind,
@@ -317,7 +318,11 @@ fn route_writes(server: &ApiServer, namespace: &str, name: &str) -> (usize, usiz
                 && r.namespace == namespace
                 && r.name == name
                 && ["patch", "update", "create", "delete"].contains(&r.verb.as_str())
-                && r.field_manager == TOOLS_MANAGER
+                && [
+                    TOOLS_MANAGER.to_owned(),
+                    status_field_manager(TOOLS_MANAGER, TOOLS),
+                ]
+                .contains(&r.field_manager)
                 && r.status < 300
         })
         .collect();
@@ -378,9 +383,10 @@ async fn a_tool_gateway_publishes_route_urls_once_ready_and_then_stays_silent() 
         Some(("True".into(), "Accepted".into()))
     );
     assert_eq!(
-        search.annotations().get(OWNER).map(String::as_str),
-        Some(TOOLS)
+        fixtures::condition_writers(&search.metadata),
+        [status_field_manager(TOOLS_MANAGER, TOOLS)]
     );
+    assert_eq!(search.annotations().get(OWNER), None, "never written");
 
     roll_out(&client, "gw").await;
     let search = wait_route(&client, ROUTES_NS, "search", "search ready", ready_with_url).await;
@@ -432,16 +438,18 @@ async fn a_tool_gateway_publishes_route_urls_once_ready_and_then_stays_silent() 
         "default__weather\nroutes__search"
     );
 
-    // Converged: each route was marked once and its status written once per change
-    // (not ready, then ready); nothing more is written while nothing changes.
+    // Converged: each route's status written once per change (not ready, then ready)
+    // and nothing else (no mark: the status write itself records whose conditions they
+    // are); nothing more is written while nothing changes.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(route_writes(&server, ROUTES_NS, "search"), (2, 1));
-    assert_eq!(route_writes(&server, NS, "globbed"), (1, 1));
+    assert_eq!(route_writes(&server, ROUTES_NS, "search"), (2, 0));
+    assert_eq!(route_writes(&server, NS, "globbed"), (1, 0));
     server.reset_stats();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let stats = server.stats();
     assert_eq!(
-        stats.writes_by_manager(TOOLS_MANAGER),
+        stats.writes_by_manager(TOOLS_MANAGER)
+            + stats.writes_by_manager(&status_field_manager(TOOLS_MANAGER, TOOLS)),
         0,
         "writes while converged: {:?}",
         stats.counts

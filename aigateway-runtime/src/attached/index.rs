@@ -302,6 +302,7 @@ pub(crate) fn watch<K: GatewayKind>(
     tracking: &CacheTracking<'_>,
     client: &Client,
     namespace: Option<&str>,
+    status_manager: &str,
 ) -> AttachedWatch<K> {
     let resource = declaration.resource.clone();
     let cache_name = tracking.key(&format!("attached {}", resource.kind));
@@ -321,9 +322,12 @@ pub(crate) fn watch<K: GatewayKind>(
         dynamic_api(client, namespace, &resource),
         watcher::Config::default(),
     )
-    .modify(|object: &mut DynamicObject| {
-        object.metadata.managed_fields = None;
-        crate::names::keep_cached_annotations(&mut object.metadata);
+    .modify({
+        let status_manager = status_manager.to_owned();
+        move |object: &mut DynamicObject| {
+            crate::ownership::keep_status_ownership(&mut object.metadata, &status_manager);
+            crate::names::keep_cached_annotations(&mut object.metadata);
+        }
     });
     let listed = mark_listed(tracking.gate, cache_name.clone());
     let indexed = cache.clone();

@@ -29,11 +29,10 @@ use crate::retry::{ReconcileError, backoff};
 use crate::shared::Shared;
 use crate::status;
 
-/// The attached kind's state on one object: our conditions, url and owner mark.
+/// The attached kind's state on one object: its conditions and url.
 struct AttachedStatusNow {
     conditions: Vec<Condition>,
     url: Option<String>,
-    owned_by: Option<String>,
 }
 
 fn status_now(object: &DynamicObject) -> AttachedStatusNow {
@@ -47,10 +46,6 @@ fn status_now(object: &DynamicObject) -> AttachedStatusNow {
             .and_then(|s| s.get("url"))
             .and_then(|u| u.as_str())
             .map(str::to_owned),
-        owned_by: object
-            .annotations()
-            .get(names::CONDITIONS_OWNER_ANNOTATION)
-            .cloned(),
     }
 }
 
@@ -188,28 +183,13 @@ async fn write_one<K: GatewayKind>(
         return Ok(());
     }
     let api = object_api(&shared.client, &cache.resource, object);
-    let params = shared.patch_params();
-    let mut resource_version = object.metadata.resource_version.clone();
-    // Recorded before the first status write, as on gateways.
-    if now.owned_by.as_deref() != Some(shared.controller.as_str()) {
-        let marked = status::set_conditions_owner(
-            &api,
-            &object.name_any(),
-            resource_version.as_deref(),
-            Some(&shared.controller),
-            &params,
-        )
-        .await
-        .map_err(|source| write_error(&cache.resource, object, "conditions owner", source))?;
-        resource_version = marked.metadata.resource_version;
-    }
     status::patch_object_status(
         &api,
         &object.name_any(),
-        resource_version.as_deref(),
+        object.metadata.resource_version.as_deref(),
         &conditions,
         wanted.url.as_deref(),
-        &params,
+        &shared.status_params(),
     )
     .await
     .map_err(|source| write_error(&cache.resource, object, "status", source))?;
@@ -243,25 +223,25 @@ pub(crate) fn admit<K: GatewayKind>(
     Some((view, admission))
 }
 
-/// Removes our conditions and url from `object`, then our owner mark; writes nothing
-/// when the object's conditions are not recorded as ours.
+/// Removes our conditions and url from `object`, then the legacy owner annotation if it
+/// names us; writes nothing when none of the object's conditions are recorded as ours.
 async fn clear<K: GatewayKind>(
     shared: &Shared<K>,
     resource: &ApiResource,
     object: &DynamicObject,
 ) -> Result<(), ReconcileError> {
-    let now = status_now(object);
-    if now.owned_by.as_deref() != Some(shared.controller.as_str()) {
+    let owned = shared.owned_conditions(&object.metadata);
+    if !owned.any() {
         return Ok(());
     }
+    let now = status_now(object);
     let api = object_api(&shared.client, resource, object);
-    let params = shared.patch_params();
     let mut resource_version = object.metadata.resource_version.clone();
-    let owned: Vec<String> = ATTACHED_CONDITION_TYPES
+    let types: Vec<String> = ATTACHED_CONDITION_TYPES
         .iter()
         .map(|t| (*t).to_owned())
         .collect();
-    let remaining = status::without_conditions(&now.conditions, &owned);
+    let remaining = status::without_conditions(&now.conditions, &owned.among(&types));
     if remaining.is_some() || now.url.is_some() {
         let conditions = remaining.unwrap_or(now.conditions);
         let cleared = status::patch_object_status(
@@ -270,21 +250,26 @@ async fn clear<K: GatewayKind>(
             resource_version.as_deref(),
             &conditions,
             None,
-            &params,
+            &shared.status_params(),
         )
         .await
         .map_err(|source| write_error(resource, object, "status", source))?;
         resource_version = cleared.metadata.resource_version;
     }
-    status::set_conditions_owner(
-        &api,
-        &object.name_any(),
-        resource_version.as_deref(),
-        None,
-        &params,
-    )
-    .await
-    .map_err(|source| write_error(resource, object, "conditions owner", source))?;
+    let legacy = object
+        .annotations()
+        .get(names::CONDITIONS_OWNER_ANNOTATION)
+        .is_some_and(|owner| *owner == shared.controller);
+    if legacy {
+        status::remove_legacy_owner(
+            &api,
+            &object.name_any(),
+            resource_version.as_deref(),
+            &shared.patch_params(),
+        )
+        .await
+        .map_err(|source| write_error(resource, object, "conditions owner", source))?;
+    }
     debug!(object = %object.name_any(), "cleared attached status");
     Ok(())
 }

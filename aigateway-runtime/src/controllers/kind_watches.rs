@@ -100,16 +100,23 @@ impl<K: GatewayKind> GatewayWatch<K> {
         namespace: Option<&str>,
         related: &Arc<RelatedView>,
         attached: Option<attached::GatewayEvents>,
+        status_manager: &str,
     ) -> Self {
         let (store, writer) = reflector::store::<K::Gateway>();
         let api = match namespace {
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
         };
-        // The gateway cache is the largest one; nothing reads managedFields or kubectl's
-        // copy of the last applied object (as large as the spec again) from it.
-        let events = watcher(api, watcher::Config::default())
-            .modify(|gateway: &mut K::Gateway| drop_unread_metadata(gateway.meta_mut()));
+        // The gateway cache is the largest one; nothing reads kubectl's copy of the last
+        // applied object (as large as the spec again) from it, nor managedFields beyond
+        // the record of our status writes.
+        let status_manager = status_manager.to_owned();
+        let events =
+            watcher(api, watcher::Config::default()).modify(move |gateway: &mut K::Gateway| {
+                let meta = gateway.meta_mut();
+                crate::ownership::keep_status_ownership(meta, &status_manager);
+                drop_last_applied(meta);
+            });
         let cache = K::Gateway::kind(&()).into_owned();
         let listed = mark_listed(tracking.gate, cache.clone());
         let by_class = ClassIndex::<K>::default();
@@ -158,10 +165,15 @@ pub(crate) struct ClassWatch<K: GatewayKind> {
 /// apply writes it).
 const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// Removes what the loop never reads from a cached gateway or class: managedFields and
-/// kubectl's last-applied copy. Other annotations stay: implementations read their own.
+/// Removes what the loop never reads from a cached class: managedFields and kubectl's
+/// last-applied copy. Other annotations stay: implementations read their own.
 fn drop_unread_metadata(meta: &mut kube::api::ObjectMeta) {
     meta.managed_fields = None;
+    drop_last_applied(meta);
+}
+
+/// Removes kubectl's last-applied copy.
+fn drop_last_applied(meta: &mut kube::api::ObjectMeta) {
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove(LAST_APPLIED_ANNOTATION);
         if annotations.is_empty() {
@@ -663,8 +675,14 @@ mod tests {
             Arc::new(RelatedCaches::new(client.clone())),
             &[],
         ));
-        let mut watch =
-            GatewayWatch::<AiGatewayKind>::start(&tracking.of(), &client, None, &related, None);
+        let mut watch = GatewayWatch::<AiGatewayKind>::start(
+            &tracking.of(),
+            &client,
+            None,
+            &related,
+            None,
+            "minimal-status",
+        );
 
         assert_eq!(next_names(&mut watch.stream, 2).await, ["a", "b"]);
         assert_eq!(
@@ -681,7 +699,10 @@ mod tests {
             Some([("example.com/setting".to_owned(), "kept".to_owned())].into()),
             "kubectl's last-applied copy is not cached; the implementation's annotations are"
         );
-        assert_eq!(cached.metadata.managed_fields, None);
+        assert_eq!(
+            cached.metadata.managed_fields, None,
+            "no status write of ours: no managedFields record kept"
+        );
         tracking.opened().await;
         assert_eq!(sorted_names(watch.by_class.gateways_of("x")), ["a", "b"]);
         assert_eq!(sorted_names(watch.by_class.gateways_of("y")), ["b"]);

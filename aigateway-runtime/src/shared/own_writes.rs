@@ -82,9 +82,8 @@ where
     /// `after`; returns `after`, the object to continue from. `cache` is the kind's
     /// cache: memos of objects no longer in it are dropped once there are more memos
     /// than cached objects.
-    pub(crate) fn record(&self, before: &G, mut after: G, cache: &Store<G>) -> Arc<G> {
-        // The caches drop managedFields too; a memo need not keep them.
-        after.meta_mut().managed_fields = None;
+    /// `after` should be trimmed as the cache trims what it holds.
+    pub(crate) fn record(&self, before: &G, after: G, cache: &Store<G>) -> Arc<G> {
         let after = Arc::new(after);
         let key = ObjectRef::from_obj(after.as_ref());
         let mut memos = self.memos();

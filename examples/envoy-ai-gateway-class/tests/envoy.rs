@@ -264,7 +264,11 @@ async fn a_gateway_is_ready_once_envoy_accepts_its_children_and_dropped_provider
         "the simulated controller wrote"
     );
     assert_eq!(
-        stats.writes_by_manager(FIELD_MANAGER),
+        stats.writes_by_manager(FIELD_MANAGER)
+            + stats.writes_by_manager(&aigateway_runtime::names::status_field_manager(
+                FIELD_MANAGER,
+                envoy_ai_gateway_class::CONTROLLER_NAME
+            )),
         0,
         "{:?}",
         stats.counts

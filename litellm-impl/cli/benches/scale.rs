@@ -50,7 +50,8 @@ use litellm_impl_cli::run::{OperatorArgs, operator};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The operator's field manager (also on every child it applies and status it writes).
+/// The operator's field manager (on every child it applies; status goes under
+/// [`status_manager`]).
 const FIELD_MANAGER: &str = "ai-gateway-litellm-controller";
 /// Gateways are spread over this many namespaces, each with its `api-key-secrets`.
 const NAMESPACES: usize = 10;
@@ -437,7 +438,15 @@ async fn settle<T: PartialEq>(mut count: impl FnMut() -> T) {
     }
 }
 
-/// Writes attributable to the operator in the testkit's counters: its field manager
+/// The operator's status field manager (gateway status), next to [`FIELD_MANAGER`].
+fn status_manager() -> String {
+    aigateway_runtime::names::status_field_manager(
+        FIELD_MANAGER,
+        litellm_impl::names::CONTROLLER_NAME,
+    )
+}
+
+/// Writes attributable to the operator in the testkit's counters: its field managers
 /// (children, status) plus Events (kube's event recorder sends no field manager).
 /// Leases are not involved: the benchmark runs without leader election.
 fn operator_writes(stats: &Stats) -> Vec<Count> {
@@ -446,7 +455,11 @@ fn operator_writes(stats: &Stats) -> Vec<Count> {
         .counts
         .iter()
         .filter(|c| WRITE_VERBS.contains(&c.verb.as_str()))
-        .filter(|c| c.field_manager == FIELD_MANAGER || c.resource == "events")
+        .filter(|c| {
+            c.field_manager == FIELD_MANAGER
+                || c.field_manager == status_manager()
+                || c.resource == "events"
+        })
     {
         *writes
             .entry((c.resource.clone(), c.verb.clone()))
@@ -828,7 +841,8 @@ async fn testkit_scenario(scenario: Scenario, steady: Duration) -> Record {
         writes_total: writes.iter().map(|w| w.count).sum(),
         writes,
         events,
-        conflicts: to_ready.failed_by_manager(409, FIELD_MANAGER),
+        conflicts: to_ready.failed_by_manager(409, FIELD_MANAGER)
+            + to_ready.failed_by_manager(409, &status_manager()),
         steady_seconds: steady.as_secs(),
         steady_writes: steady_detail.iter().map(|d| d.count).sum(),
         steady_detail,

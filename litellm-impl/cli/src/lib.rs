@@ -73,9 +73,10 @@ pub enum Command {
     /// For uninstalling, or a rollback to the Go operator: removes the finalizer
     /// aigateway.agentic-layer.ai/gateway-exists from AiGatewayClasses and
     /// ToolGatewayClasses whose spec.controller is ours, and from AiGateways, ToolGateways
-    /// and ToolRoutes whose annotation aigateway.agentic-layer.ai/conditions-owner names our
-    /// controller, that annotation (with a gateway's finalizer
-    /// aigateway.agentic-layer.ai/cleanup). Nothing else changes: not another controller's
+    /// and ToolRoutes it served (its status writes own their conditions, or the annotation
+    /// aigateway.agentic-layer.ai/conditions-owner of an earlier release names it) that
+    /// annotation and a gateway's finalizer aigateway.agentic-layer.ai/cleanup. Nothing
+    /// else changes: not another controller's
     /// marks, not a condition, not a child. Each removal is a JSON patch that tests the
     /// value it removes, so a finalizer someone adds or moves at the same moment is never
     /// dropped. A kind whose CRD is not installed is skipped and said; where nothing is

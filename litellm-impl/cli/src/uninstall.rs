@@ -134,8 +134,15 @@ pub async fn run(
     if let Some((namespace, name)) = &args.stop_operator {
         stop_operator(&client, namespace, name, args.dry_run, out).await?;
     }
+    let field_managers = [CONTROLLER_NAME, TOOL_GATEWAY_CONTROLLER_NAME]
+        .map(aigateway_runtime::names::default_field_manager);
     let scope = |controller| ReleaseScope {
         controller,
+        field_manager: if controller == CONTROLLER_NAME {
+            &field_managers[0]
+        } else {
+            &field_managers[1]
+        },
         namespace: args.namespace.as_deref().filter(|n| !n.is_empty()),
         dry_run: args.dry_run,
     };

@@ -667,12 +667,9 @@ fn real_cluster_uninstall_releases_our_marks_so_classes_and_crds_delete() {
         )),
         "{dry}"
     );
-    assert!(
-        dry.contains(&format!(
-            "would release ToolRoute tool-gateway-routes/echo: annotation {OWNER_ANNOTATION}"
-        )),
-        "{dry}"
-    );
+    // Gateways and routes carry no mark: which conditions are ours is the API server's
+    // record of our status writes, not an annotation.
+    assert!(!dry.contains("annotation"), "{dry}");
     let writes = command_writes(&audit, mark);
     assert!(
         writes.is_empty(),
@@ -687,14 +684,14 @@ fn real_cluster_uninstall_releases_our_marks_so_classes_and_crds_delete() {
         .unwrap_or_else(|| panic!("the rollback runs litellm-impl uninstall: {rollback:?}"));
     let out = doc_command(&cluster, release);
     let writes = command_writes(&audit, mark);
-    // One patch per object that carried a mark: 2 classes, 5 gateways, 2 routes.
+    // One patch per object that carried a mark: the 2 classes.
     let released: Vec<String> = out
         .lines()
         .filter(|l| l.starts_with("released "))
         .map(str::to_owned)
         .collect();
-    assert_eq!(released.len(), 9, "{out}");
-    assert_eq!(writes.len(), 9, "{}", writes_summary(&writes));
+    assert_eq!(released.len(), 2, "{out}");
+    assert_eq!(writes.len(), 2, "{}", writes_summary(&writes));
     assert!(
         writes.iter().all(|e| e.verb == "patch" && e.code == 200),
         "{}",

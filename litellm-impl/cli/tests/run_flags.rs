@@ -424,7 +424,7 @@ async fn namespace_flag_limits_what_is_watched() {
             .server
             .requests()
             .iter()
-            .filter(|r| r.field_manager == FIELD_MANAGER)
+            .filter(|r| r.field_manager.starts_with(FIELD_MANAGER))
             .all(|r| r.namespace != "ignored"),
         "no write in the unwatched namespace"
     );

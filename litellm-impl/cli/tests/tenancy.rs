@@ -471,21 +471,28 @@ async fn one_tenants_routes_cannot_make_the_gateway_undeployable() {
     running.stop().await;
 }
 
-/// Attack 5, frozen status: a foreign route whose annotations are at the API server's
-/// limit made the write of its status fail (our conditions-owner mark pushes it over);
-/// the pass stopped there, so the victim's gateway status froze and routes sorted after
-/// it were never published. Now the gateway's status comes first and one failed write
-/// stops nothing else.
+/// Attack 5, frozen status: a foreign route whose status write the API server refuses
+/// (422; it used to be a route whose annotations were at the API server's limit, which a
+/// metadata mark of ours pushed over) stopped the pass there, so the victim's gateway
+/// status froze and routes sorted after it were never published. Now the gateway's
+/// status comes first and one failed write stops nothing else.
 #[tokio::test]
 async fn a_route_whose_status_cannot_be_written_holds_back_neither_the_gateway_nor_other_routes() {
     let running = started(Duration::ZERO, &victim_gateway("", "")).await;
-    // Namespace `attacker` sorts before `victim`; the route is not even admitted.
-    let padding = "p".repeat(256 * 1024 - 64);
-    let heavy = external_route("attacker", "heavy", "http://evil.example/mcp").replace(
-        "  namespace: attacker\n",
-        &format!("  namespace: attacker\n  annotations:\n    pad: {padding}\n"),
+    running.server.faults().fail_fraction(
+        1.0,
+        aigateway_testkit::RequestMatch::any()
+            .resource("toolroutes")
+            .subresource("status")
+            .namespace("attacker"),
+        422,
     );
-    running.apply(&heavy);
+    // Namespace `attacker` sorts before `victim`; the route is not even admitted.
+    running.apply(&external_route(
+        "attacker",
+        "heavy",
+        "http://evil.example/mcp",
+    ));
     running.apply(&external_route(
         "victim",
         "search",
@@ -540,7 +547,7 @@ async fn a_route_whose_status_cannot_be_written_holds_back_neither_the_gateway_n
         .filter(|r| {
             r.resource == "toolroutes"
                 && r.namespace == "attacker"
-                && r.field_manager == TOOL_MANAGER
+                && is_tool_manager(&r.field_manager)
                 && r.verb == "patch"
         })
         .count();
@@ -551,6 +558,17 @@ async fn a_route_whose_status_cannot_be_written_holds_back_neither_the_gateway_n
     running.stop().await;
 }
 
+/// Whether `manager` is the ToolGateway operator's field manager or its status field
+/// manager.
+fn is_tool_manager(manager: &str) -> bool {
+    manager == TOOL_MANAGER
+        || manager
+            == aigateway_runtime::names::status_field_manager(
+                TOOL_MANAGER,
+                litellm_impl::names::TOOL_GATEWAY_CONTROLLER_NAME,
+            )
+}
+
 /// The operator's successful writes to ToolRoutes, as `(namespace/name, subresource)`.
 fn route_writes(running: &Running) -> Vec<(String, String)> {
     running
@@ -559,7 +577,7 @@ fn route_writes(running: &Running) -> Vec<(String, String)> {
         .into_iter()
         .filter(|r| {
             r.resource == "toolroutes"
-                && r.field_manager == TOOL_MANAGER
+                && is_tool_manager(&r.field_manager)
                 && ["patch", "update", "create", "delete"].contains(&r.verb.as_str())
                 && r.status < 300
         })

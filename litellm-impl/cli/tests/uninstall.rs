@@ -12,7 +12,7 @@ use std::time::Duration;
 use aigateway_api::{AiGateway, AiGatewayClass, ToolGateway, ToolGatewayClass, ToolRoute};
 use aigateway_runtime::testing::{RunningOperator, eventually_within};
 use aigateway_testkit::{ApiServer, HttpServer};
-use kube::api::Api;
+use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use litellm_impl_cli::run::{BindAddress, OperatorArgs, ServedGatewayKind, operator};
 
@@ -36,8 +36,10 @@ struct Cluster {
     kubeconfig: PathBuf,
 }
 
-/// The example AiGateway and ToolGateway (with its two routes) marked by our operator,
-/// which is then stopped; a class and a gateway of another controller beside them.
+/// The example AiGateway and ToolGateway (with its two routes) served by our operator,
+/// which is then stopped, and marked as an operator of an earlier release marked them
+/// (the conditions-owner annotation); a class and a gateway of another controller
+/// beside them.
 async fn marked_cluster() -> Cluster {
     let server = ApiServer::builder()
         .deployment_ready_delay(Duration::from_millis(50))
@@ -88,13 +90,45 @@ async fn marked_cluster() -> Cluster {
                 && routes
                     .items
                     .iter()
-                    .all(|r| r.annotations().contains_key(OWNER));
+                    .all(|r| r.status.as_ref().is_some_and(|s| !s.conditions.is_empty()));
             marked.then_some(())
         }
     })
     .await;
     running.wait_idle(&server).await;
     running.stop().await;
+    // An operator of an earlier release marked the gateways and routes whose conditions
+    // it wrote with an annotation; ours only reads it and leaves it to `uninstall`.
+    let legacy = |controller: &str| {
+        Patch::Merge(serde_json::json!({"metadata": {"annotations": {OWNER: controller}}}))
+    };
+    let tools_controller = litellm_impl::names::TOOL_GATEWAY_CONTROLLER_NAME;
+    Api::<AiGateway>::namespaced(client.clone(), "ai-gateway")
+        .patch(
+            "ai-gateway",
+            &PatchParams::default(),
+            &legacy(AI_CONTROLLER),
+        )
+        .await
+        .unwrap();
+    Api::<ToolGateway>::namespaced(client.clone(), "tool-gateway")
+        .patch("tools", &PatchParams::default(), &legacy(tools_controller))
+        .await
+        .unwrap();
+    for route in Api::<ToolRoute>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .unwrap()
+    {
+        Api::<ToolRoute>::namespaced(client.clone(), &route.namespace().unwrap())
+            .patch(
+                &route.name_any(),
+                &PatchParams::default(),
+                &legacy(tools_controller),
+            )
+            .await
+            .unwrap();
+    }
     // Once ours is stopped: someone else's class (with our finalizer key, as their
     // runtime would add it) and a gateway of theirs whose conditions they own.
     server
