@@ -5,6 +5,7 @@
 use kube::api::DynamicObject;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
+use serde_json::{Map, Value};
 
 use crate::group_index::GroupIndex;
 
@@ -42,11 +43,58 @@ impl OwnerIndex {
     }
 }
 
+/// Keeps of a child what the loop and readiness read: its metadata (the cache has
+/// already dropped managedFields and annotations outside our domains), `spec.replicas`
+/// and `status`. The rest of a spec (a Deployment's pod template, a ConfigMap's data) was
+/// most of the operator's memory, and nothing reads it: a child is re-applied from its
+/// desired state and recognised by its applied-hash annotation, and readiness judges
+/// status. [`Observed`](crate::Observed) holds children as kept here, including the
+/// ones a pass has just written.
+pub(crate) fn keep_child_fields(object: &mut DynamicObject) {
+    let replicas = object.data.pointer("/spec/replicas").cloned();
+    let status = object.data.get_mut("status").map(Value::take);
+    let mut kept = Map::new();
+    if let Some(replicas) = replicas {
+        kept.insert("spec".into(), serde_json::json!({ "replicas": replicas }));
+    }
+    if let Some(status) = status {
+        kept.insert("status".into(), status);
+    }
+    object.data = Value::Object(kept);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
     use kube::api::ApiResource;
+
+    #[test]
+    fn a_cached_child_keeps_replicas_and_status_and_no_other_content() {
+        use k8s_openapi::api::apps::v1::Deployment;
+        let resource = ApiResource::erase::<Deployment>(&());
+        let mut deployment = DynamicObject::new("gw", &resource)
+            .within("ns")
+            .data(serde_json::json!({
+                "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "proxy", "image": "litellm"}]}}},
+                "status": {"observedGeneration": 3, "availableReplicas": 2, "conditions": [{"type": "ReplicaFailure", "status": "False"}]},
+            }));
+        keep_child_fields(&mut deployment);
+        assert_eq!(
+            deployment.data,
+            serde_json::json!({
+                "spec": {"replicas": 2},
+                "status": {"observedGeneration": 3, "availableReplicas": 2, "conditions": [{"type": "ReplicaFailure", "status": "False"}]},
+            })
+        );
+        let typed: Deployment = deployment.try_parse().unwrap();
+        assert_eq!(typed.status.unwrap().available_replicas, Some(2));
+
+        let mut config = child("gw-config", None)
+            .data(serde_json::json!({"data": {"config.yaml": "x".repeat(4096)}}));
+        keep_child_fields(&mut config);
+        assert_eq!(config.data, serde_json::json!({}));
+    }
 
     fn child(name: &str, owner: Option<&str>) -> DynamicObject {
         let resource = ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&());

@@ -31,7 +31,9 @@ use crate::names;
 use crate::reconcile;
 use crate::related::{GatewayKey, RelatedCache, RelatedCaches, RelatedWatch};
 use crate::shared::Shared;
-use crate::watches::{CacheTracking, ResyncTrigger, ShutdownSignal, SyncGate, dynamic_reflector};
+use crate::watches::{
+    CacheTracking, Contents, ResyncTrigger, ShutdownSignal, SyncGate, dynamic_reflector,
+};
 use kind_watches::{
     ChildWatch, ClassWatch, GatewayWatch, RelatedReads, after_first_list, drain, ours, resync_all,
     with_attached, with_triggers,
@@ -275,7 +277,11 @@ pub(crate) fn shared_related(
                 writer,
                 watch.label_selector.as_deref(),
                 watch.field_selector().as_deref(),
-                watch.cache == RelatedCache::ContentOnRead,
+                if watch.cache == RelatedCache::ContentOnRead {
+                    Contents::Metadata
+                } else {
+                    Contents::Whole
+                },
                 {
                     // Loaded content that a newer version or a delete outdates goes.
                     let caches = caches.clone();

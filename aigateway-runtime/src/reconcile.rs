@@ -460,7 +460,12 @@ fn observe<K: GatewayKind>(
         .map(|(_, o)| o)
         .filter(|cached| !written.iter().any(|w| same(w, cached)))
         .collect();
-    live.extend(written.into_iter().map(Arc::new));
+    // Kept as the cache keeps them, so that a pass judges the same fields either way.
+    live.extend(written.into_iter().map(|mut object| {
+        object.metadata.managed_fields = None;
+        crate::children::keep_child_fields(&mut object);
+        Arc::new(object)
+    }));
     Observed { children: live }
 }
 

@@ -267,8 +267,21 @@ impl CacheTracking<'_> {
 /// in memory at a time besides the cache, so pages stay small.
 const LIST_PAGE_SIZE: u32 = 100;
 
+/// What a dynamic cache keeps of each object (its metadata always, without
+/// managedFields and annotations outside our domains).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Contents {
+    /// The whole object: related objects `desired_state` reads.
+    Whole,
+    /// Metadata only, from a metadata watch (see [`metadata_events`]).
+    Metadata,
+    /// What readiness and the loop read of a child (see
+    /// [`keep_child_fields`](crate::children::keep_child_fields)).
+    ChildFields,
+}
+
 /// A label- (and field-) selected watch of one dynamic kind into `writer`'s cache
-/// (metadata only when `metadata_only`, see [`metadata_events`]); `on_event` sees every
+/// (what of each object is kept: `contents`); `on_event` sees every
 /// event once the cache has applied it.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn dynamic_reflector(
@@ -280,7 +293,7 @@ pub(crate) fn dynamic_reflector(
     writer: reflector::store::Writer<DynamicObject>,
     label_selector: Option<&str>,
     field_selector: Option<&str>,
-    metadata_only: bool,
+    contents: Contents,
     mut on_event: impl FnMut(&watcher::Event<DynamicObject>) + Send + 'static,
 ) -> impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static {
     let mut config = watcher::Config::default().page_size(LIST_PAGE_SIZE);
@@ -290,7 +303,7 @@ pub(crate) fn dynamic_reflector(
     if let Some(selector) = field_selector {
         config = config.fields(selector);
     }
-    let events = if metadata_only {
+    let events = if contents == Contents::Metadata {
         let api: Api<PartialObjectMeta<DynamicObject>> = match namespace {
             Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
             None => Api::all_with(client.clone(), resource),
@@ -315,6 +328,9 @@ pub(crate) fn dynamic_reflector(
         crate::names::keep_cached_annotations(&mut object.metadata);
         if object.types.is_none() {
             object.types = Some(types.clone());
+        }
+        if contents == Contents::ChildFields {
+            crate::children::keep_child_fields(object);
         }
     });
     let key = tracking.key(&cache);

@@ -50,7 +50,12 @@ fn writers(server: &aigateway_testkit::ApiServer) -> BTreeSet<String> {
                 && r.resource != "leases"
                 && !r.field_manager.is_empty()
         })
-        .map(|r| r.field_manager)
+        // An instance's status writes go under its status field manager
+        // (`<field manager>-<8 hex>`): one writer.
+        .map(|r| match r.field_manager.rsplit_once('-') {
+            Some((instance, hash)) if hash.len() == 8 => instance.to_owned(),
+            _ => r.field_manager,
+        })
         .collect()
 }
 

@@ -29,7 +29,23 @@ async fn gateways_that_exist_before_the_operator_starts_are_reconciled() {
 /// Deployment next changed. Found by the fault tier on the real control plane.
 #[tokio::test]
 async fn a_restarted_operator_keeps_converged_gateways_ready_and_writes_nothing() {
+    restart_converged(false).await;
+}
+
+/// Gateways an earlier release served carry its conditions-owner annotation. The
+/// upgraded operator reads it and leaves it: tidying it away would cost one write per
+/// gateway at the first restart, for nothing a user sees.
+#[tokio::test]
+async fn an_upgraded_operator_leaves_the_annotation_of_an_earlier_release_and_writes_nothing() {
+    restart_converged(true).await;
+}
+
+/// Converges three gateways, stops the operator (marking them as an earlier release did,
+/// when `legacy`), starts it again: it must write nothing.
+async fn restart_converged(legacy: bool) {
     use aigateway_runtime::testing::RunningOperator;
+    use kube::api::{Api, Patch, PatchParams};
+    const OWNER: &str = "aigateway.agentic-layer.ai/conditions-owner";
     let server = server(Duration::ZERO).await;
     let client = server.client();
     create_class(&client, "minimal", CONTROLLER, true).await;
@@ -43,6 +59,16 @@ async fn a_restarted_operator_keeps_converged_gateways_ready_and_writes_nothing(
     }
     first.wait_idle(&server).await;
     first.stop().await;
+    let gateways = Api::<aigateway_api::AiGateway>::namespaced(client.clone(), NS);
+    if legacy {
+        for name in names {
+            let mark = serde_json::json!({"metadata": {"annotations": {OWNER: CONTROLLER}}});
+            gateways
+                .patch(name, &PatchParams::default(), &Patch::Merge(&mark))
+                .await
+                .unwrap();
+        }
+    }
 
     let writes = server.stats().writes();
     let second = RunningOperator::spawn(Operator::new(client.clone()).gateway(Minimal::default()));
@@ -61,5 +87,10 @@ async fn a_restarted_operator_keeps_converged_gateways_ready_and_writes_nothing(
         writes,
         "the restarted operator wrote to converged gateways"
     );
+    for name in names {
+        let annotation = gateways.get(name).await.unwrap().metadata.annotations;
+        let annotation = annotation.as_ref().and_then(|a| a.get(OWNER));
+        assert_eq!(annotation.is_some(), legacy, "{name}");
+    }
     second.stop().await;
 }

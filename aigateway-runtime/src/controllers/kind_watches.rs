@@ -32,8 +32,8 @@ use crate::names;
 use crate::reference_grants;
 use crate::related::{GatewayKey, RelatedCaches, RelatedView, RelatedWatch};
 use crate::watches::{
-    CacheTracking, ResyncTrigger, SyncGate, dynamic_reflector, mark_listed, touched_once_stored,
-    tracked,
+    CacheTracking, Contents, ResyncTrigger, SyncGate, dynamic_reflector, mark_listed,
+    touched_once_stored, tracked,
 };
 
 /// The objects a cache holds, as they change (a relist's once the cache holds it).
@@ -239,7 +239,7 @@ impl ChildWatch {
             writer,
             Some(&selector),
             None,
-            false,
+            Contents::ChildFields,
             {
                 let owners = owners.clone();
                 move |event| owners.observe(event)
