@@ -8,6 +8,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::{Map, Value};
 
 use crate::group_index::GroupIndex;
+use crate::names;
 
 /// A child by namespace and name (the kind is the index's).
 pub(crate) type ChildKey = (String, String);
@@ -43,16 +44,49 @@ impl OwnerIndex {
     }
 }
 
-/// Keeps of a child what the loop and readiness read: its metadata (the cache has
-/// already dropped managedFields and annotations outside our domains), `spec.replicas`
-/// and `status`. The rest of a spec (a Deployment's pod template, a ConfigMap's data) was
-/// most of the operator's memory, and nothing reads it: a child is re-applied from its
-/// desired state and recognised by its applied-hash annotation, and readiness judges
-/// status. [`Observed`](crate::Observed) holds children as kept here, including the
-/// ones a pass has just written.
+/// Keeps of a child what the loop and readiness read, and nothing else:
+///
+/// - metadata without managedFields and with only the annotations of our domains (the
+///   cache's rule for every object), the runtime's two labels (managed-by and
+///   controller) and the controller owner reference;
+/// - `spec.replicas` and `status`; of a Deployment's status, what rollout and failure
+///   readiness read: `observedGeneration`, `updatedReplicas`, `availableReplicas` and a
+///   `ReplicaFailure` condition.
+///
+/// The rest of a spec (a Deployment's pod template, a ConfigMap's data) and of a
+/// Deployment's status (timestamps, the `Available` and `Progressing` messages) was most
+/// of the operator's memory, and nothing reads it: a child is re-applied from its desired
+/// state and recognised by its applied-hash annotation, and readiness judges status.
+/// [`Observed`](crate::Observed) holds children as kept here, including the ones a pass
+/// has just written.
 pub(crate) fn keep_child_fields(object: &mut DynamicObject) {
+    let meta = &mut object.metadata;
+    if let Some(labels) = meta.labels.as_mut() {
+        labels.retain(|key, _| key == names::MANAGED_BY_LABEL || key == names::CONTROLLER_LABEL);
+    }
+    if let Some(owners) = meta.owner_references.as_mut() {
+        owners.retain(|owner| owner.controller == Some(true));
+    }
     let replicas = object.data.pointer("/spec/replicas").cloned();
-    let status = object.data.get_mut("status").map(Value::take);
+    let mut status = object.data.get_mut("status").map(Value::take);
+    let deployment = object
+        .types
+        .as_ref()
+        .is_some_and(|t| t.api_version == "apps/v1" && t.kind == "Deployment");
+    if deployment && let Some(Value::Object(fields)) = status.as_mut() {
+        fields.retain(|key, _| {
+            matches!(
+                key.as_str(),
+                "observedGeneration" | "updatedReplicas" | "availableReplicas" | "conditions"
+            )
+        });
+        if let Some(Value::Array(conditions)) = fields.get_mut("conditions") {
+            conditions.retain(|c| c["type"] == "ReplicaFailure");
+            if conditions.is_empty() {
+                fields.remove("conditions");
+            }
+        }
+    }
     let mut kept = Map::new();
     if let Some(replicas) = replicas {
         kept.insert("spec".into(), serde_json::json!({ "replicas": replicas }));
@@ -77,8 +111,32 @@ mod tests {
             .within("ns")
             .data(serde_json::json!({
                 "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "proxy", "image": "litellm"}]}}},
-                "status": {"observedGeneration": 3, "availableReplicas": 2, "conditions": [{"type": "ReplicaFailure", "status": "False"}]},
+                "status": {"observedGeneration": 3, "availableReplicas": 2, "readyReplicas": 2, "conditions": [
+                    {"type": "Available", "status": "True", "message": "Deployment has minimum availability."},
+                    {"type": "ReplicaFailure", "status": "False"},
+                ]},
             }));
+        deployment.metadata.labels = Some(
+            [
+                (names::MANAGED_BY_LABEL, "litellm"),
+                (names::CONTROLLER_LABEL, "0123456789abcdef"),
+                ("app", "gw"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        );
+        deployment.metadata.owner_references = Some(vec![
+            OwnerReference {
+                controller: Some(true),
+                uid: "gw-uid".into(),
+                ..Default::default()
+            },
+            OwnerReference {
+                uid: "other".into(),
+                ..Default::default()
+            },
+        ]);
         keep_child_fields(&mut deployment);
         assert_eq!(
             deployment.data,
@@ -87,6 +145,11 @@ mod tests {
                 "status": {"observedGeneration": 3, "availableReplicas": 2, "conditions": [{"type": "ReplicaFailure", "status": "False"}]},
             })
         );
+        assert_eq!(
+            deployment.labels().keys().collect::<Vec<_>>(),
+            [names::CONTROLLER_LABEL, names::MANAGED_BY_LABEL]
+        );
+        assert_eq!(deployment.owner_references().len(), 1);
         let typed: Deployment = deployment.try_parse().unwrap();
         assert_eq!(typed.status.unwrap().available_replicas, Some(2));
 

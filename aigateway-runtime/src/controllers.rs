@@ -16,7 +16,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::future::{BoxFuture, FutureExt};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, Store};
 use kube::{Client, Resource, ResourceExt};
 
@@ -471,13 +471,10 @@ fn shared_state<K: GatewayKind>(
     let implementation = served.implementation.clone();
     let controller = implementation.controller_name().to_owned();
     let field_manager = implementation.field_manager();
-    let recorder = Recorder::new(
-        wiring.client.clone(),
-        Reporter {
-            controller: field_manager.clone(),
-            instance: std::env::var("POD_NAME").ok(),
-        },
-    );
+    let reporter = Reporter {
+        controller: field_manager.clone(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
     let owned_condition_types = (K::CONDITION_TYPES.iter().map(|s| (*s).to_owned()))
         .chain(
             implementation
@@ -496,7 +493,7 @@ fn shared_state<K: GatewayKind>(
         gateways: gateways.store.clone(),
         children: children.iter().map(|child| child.cache.clone()).collect(),
         related: related.view.clone(),
-        recorder,
+        reporter,
         metrics: wiring.metrics.clone(),
         failures: Mutex::default(),
         class_failures: Mutex::default(),

@@ -2,7 +2,7 @@
 //! which gateways name a class. A reverse lookup in time proportional to the group's
 //! size, where a scan of the cache would cost the whole cache on every event.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -10,7 +10,10 @@ use kube::runtime::watcher;
 
 #[derive(Debug)]
 struct Groups<M, G> {
-    members: HashMap<G, HashSet<M>>,
+    /// A group has one member or a few (a gateway's child of one kind; a class's
+    /// gateways are the exception): a vector costs one small allocation where a set
+    /// cost a table of several buckets per group.
+    members: HashMap<G, Vec<M>>,
     group_of: HashMap<M, G>,
     /// Filled during a relist (between `Init` and `InitDone`), then swapped in, as the
     /// reflector swaps its store.
@@ -29,10 +32,15 @@ impl<M, G> Default for Groups<M, G> {
 
 impl<M: Hash + Eq + Clone, G: Hash + Eq + Clone> Groups<M, G> {
     fn set(&mut self, member: M, group: Option<G>) {
+        // Most events change nothing here (a status write): the vector scan below is
+        // for a member that moves or goes.
+        if group.is_some() && self.group_of.get(&member) == group.as_ref() {
+            return;
+        }
         if let Some(previous) = self.group_of.remove(&member)
             && let Some(members) = self.members.get_mut(&previous)
         {
-            members.remove(&member);
+            members.retain(|m| *m != member);
             if members.is_empty() {
                 self.members.remove(&previous);
             }
@@ -41,7 +49,7 @@ impl<M: Hash + Eq + Clone, G: Hash + Eq + Clone> Groups<M, G> {
             self.members
                 .entry(group.clone())
                 .or_default()
-                .insert(member.clone());
+                .push(member.clone());
             self.group_of.insert(member, group);
         }
     }
@@ -105,7 +113,7 @@ impl<M: Hash + Eq + Clone, G: Hash + Eq + Clone> GroupIndex<M, G> {
         self.groups()
             .members
             .get(group)
-            .map(|members| members.iter().cloned().collect())
+            .map(|members| members.to_vec())
             .unwrap_or_default()
     }
 }

@@ -15,9 +15,9 @@
 //! [`CONDITIONS_OWNER_ANNOTATION`](crate::names::CONDITIONS_OWNER_ANNOTATION): read as
 //! "all of them", never written.
 //!
-//! Caches drop `managedFields`; [`keep_status_ownership`] keeps this one record, pruned
-//! to the condition keys (no times, no other fields), so that a cached object answers as
-//! the API server would.
+//! Caches drop `managedFields`; [`keep_status_ownership`] keeps this one record as a
+//! short digest of what it owns, so that a cached object answers as the API server's
+//! would.
 
 use std::collections::BTreeSet;
 
@@ -76,64 +76,70 @@ pub(crate) fn owned_conditions(
     if legacy {
         return OwnedConditions::All;
     }
-    let Some(conditions) = exclusive_conditions(meta, manager) else {
+    recorded(meta, manager)
+}
+
+/// Keeps of `meta`'s managedFields only what `manager`'s status record says about the
+/// conditions, as one entry whose `fieldsV1` is a string (which the API server never
+/// sends): `*` for the whole list, else the types it owns, one per line. About 100
+/// bytes, where the record as sent is a tree of maps ten times that size.
+pub(crate) fn keep_status_ownership(meta: &mut ObjectMeta, manager: &str) {
+    let digest = match recorded(meta, manager) {
+        OwnedConditions::None => None,
+        OwnedConditions::All => Some(ALL.to_owned()),
+        OwnedConditions::Types(types) => Some(types.into_iter().collect::<Vec<_>>().join("\n")),
+    };
+    meta.managed_fields = digest.map(|digest| {
+        vec![ManagedFieldsEntry {
+            manager: Some(manager.to_owned()),
+            fields_v1: Some(FieldsV1(Value::String(digest))),
+            ..Default::default()
+        }]
+    });
+}
+
+/// The digest of a record that owns the whole list.
+const ALL: &str = "*";
+
+/// What `manager`'s status record (or its digest) says it owns of `status.conditions`.
+/// An atomic list is one leaf (`{}`), which one manager owns at a time. A keyed list
+/// has an entry per item: ours are the items no other manager's entry names (an item
+/// whose message another writer changed after us is shared, and so not ours to remove).
+fn recorded(meta: &ObjectMeta, manager: &str) -> OwnedConditions {
+    let digest = (meta.managed_fields.iter().flatten())
+        .filter(|entry| entry.manager.as_deref() == Some(manager))
+        .find_map(|entry| match entry.fields_v1.as_ref() {
+            Some(FieldsV1(Value::String(digest))) => Some(digest),
+            _ => None,
+        });
+    if let Some(digest) = digest {
+        return if digest == ALL {
+            OwnedConditions::All
+        } else {
+            OwnedConditions::Types(
+                digest
+                    .lines()
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            )
+        };
+    }
+    let Some(ours) = status_entry(meta, manager).and_then(conditions_of) else {
         return OwnedConditions::None;
     };
-    // An atomic list is one leaf (`{}`); a keyed one has `.` (the list) and an entry per
-    // item.
-    if conditions.is_empty() {
+    if ours.is_empty() {
         return OwnedConditions::All;
     }
-    OwnedConditions::Types(
-        conditions
-            .keys()
-            .filter_map(|key| condition_type(key))
-            .collect(),
-    )
-}
-
-/// Keeps of `meta`'s managedFields only `manager`'s status record, pruned to the keys of
-/// the conditions it owns (the list's `.` and each item's key, a few hundred bytes at
-/// most); drops the rest.
-pub(crate) fn keep_status_ownership(meta: &mut ObjectMeta, manager: &str) {
-    let kept = exclusive_conditions(meta, manager).map(|keys| ManagedFieldsEntry {
-        manager: Some(manager.to_owned()),
-        operation: Some("Update".to_owned()),
-        subresource: Some("status".to_owned()),
-        fields_v1: Some(FieldsV1(serde_json::json!({
-            "f:status": {"f:conditions": keys}
-        }))),
-        ..Default::default()
-    });
-    meta.managed_fields = kept.map(|entry| vec![entry]);
-}
-
-/// `manager`'s record of `status.conditions`, pruned to what it alone wrote: the list's
-/// `.` (always, to tell a keyed list from an atomic one) and the keys of the items no
-/// other manager's entry names (an item whose message
-/// another writer changed after us is shared, and so not ours to remove). An atomic
-/// list is one leaf, which one manager owns at a time: `{}`.
-fn exclusive_conditions(meta: &ObjectMeta, manager: &str) -> Option<Map<String, Value>> {
-    let ours = status_entry(meta, manager).and_then(conditions_of)?;
-    let others: BTreeSet<String> = (meta.managed_fields.iter().flatten())
+    let others: BTreeSet<&String> = (meta.managed_fields.iter().flatten())
         .filter(|entry| !is_status_entry(entry, manager))
         .filter_map(|entry| conditions_of(&entry.fields_v1.as_ref()?.0))
         .flat_map(Map::keys)
-        .filter(|key| key.starts_with("k:"))
-        .cloned()
         .collect();
-    if ours.is_empty() {
-        return Some(Map::new());
-    }
-    // `.` marks a keyed list even when no item of it is ours alone.
-    Some(
-        std::iter::once(".")
-            .chain(
-                ours.keys()
-                    .map(String::as_str)
-                    .filter(|key| key.starts_with("k:") && !others.contains(*key)),
-            )
-            .map(|key| (key.to_owned(), Value::Object(Map::new())))
+    OwnedConditions::Types(
+        ours.keys()
+            .filter(|key| !others.contains(key))
+            .filter_map(|key| condition_type(key))
             .collect(),
     )
 }

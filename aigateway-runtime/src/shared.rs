@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use kube::api::{ObjectMeta, PatchParams};
-use kube::runtime::events::Recorder;
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource};
 
@@ -55,7 +55,8 @@ pub struct Shared<K: GatewayKind> {
     pub(crate) gateways: Store<K::Gateway>,
     pub(crate) children: Vec<ChildCache>,
     pub(crate) related: Arc<RelatedView>,
-    pub(crate) recorder: Recorder,
+    /// Who publishes our Events (see [`Shared::publish_transitions`]).
+    pub(crate) reporter: Reporter,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) failures: Mutex<HashMap<ObjectRef<K::Gateway>, Streak>>,
     /// Failures in a row of each class (by name), and when the last one was.
