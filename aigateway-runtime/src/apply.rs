@@ -397,7 +397,8 @@ impl Applier<'_> {
         })
     }
 
-    /// Every cached child owned by the gateway with `uid` and carrying our labels,
+    /// Every cached child owned by the gateway with `uid` (the cache holds only children
+    /// with our controller label),
     /// found through the owner indexes (no scan of the caches).
     pub fn owned_children(&self, uid: &str) -> Vec<(ChildId, Arc<DynamicObject>)> {
         let mut children = Vec::new();
@@ -410,16 +411,14 @@ impl Applier<'_> {
                 };
                 // The index follows the watch events the store applied; checking the
                 // object itself keeps the rule in one place whatever the index holds.
+                // Our labels need no check: the cache holds only objects whose
+                // controller label is ours (its watch selects them by it), and keeps no
+                // labels (see `keep_child_fields`).
                 let owned = object
                     .owner_references()
                     .iter()
                     .any(|o| o.uid == uid && o.controller == Some(true));
-                let labels = object.labels();
-                let ours = labels.get(names::MANAGED_BY_LABEL).map(String::as_str)
-                    == Some(self.field_manager)
-                    && labels.get(names::CONTROLLER_LABEL).map(String::as_str)
-                        == Some(self.controller_id);
-                if owned && ours {
+                if owned {
                     let id = ChildId {
                         api_version: cache.resource.api_version.clone(),
                         kind: cache.resource.kind.clone(),

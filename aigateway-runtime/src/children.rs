@@ -8,21 +8,30 @@ use kube::{Resource, ResourceExt};
 use serde_json::{Map, Value};
 
 use crate::group_index::GroupIndex;
-use crate::names;
 
 /// A child by namespace and name (the kind is the index's).
 pub(crate) type ChildKey = (String, String);
 
-/// Children of one kind by the uid of their controller owner.
+/// Children of one kind by the uid of their controller owner. The index keys a 64-bit
+/// hash of the uid, not the uid (two copies of 36 bytes per child): a collision only
+/// offers a child to the wrong gateway's lookup, which checks the owner uid of every
+/// child it gets.
 #[derive(Clone, Default)]
-pub(crate) struct OwnerIndex(GroupIndex<ChildKey, String>);
+pub(crate) struct OwnerIndex(GroupIndex<ChildKey, u64>);
 
-fn key_and_owner(object: &DynamicObject) -> (ChildKey, Option<String>) {
+fn uid_hash(uid: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    uid.hash(&mut hasher);
+    hasher.finish()
+}
+
+fn key_and_owner(object: &DynamicObject) -> (ChildKey, Option<u64>) {
     let owner = object
         .owner_references()
         .iter()
         .find(|o| o.controller == Some(true))
-        .map(|o| o.uid.clone());
+        .map(|o| uid_hash(&o.uid));
     (
         (
             object.meta().namespace.clone().unwrap_or_default(),
@@ -38,17 +47,19 @@ impl OwnerIndex {
         self.0.observe(event, key_and_owner);
     }
 
-    /// The children whose controller owner has `uid`.
+    /// The children whose controller owner has `uid` (or, rarely, another uid with the
+    /// same hash: callers check the owner).
     pub(crate) fn children_of(&self, uid: &str) -> Vec<ChildKey> {
-        self.0.members_of(&uid.to_owned())
+        self.0.members_of(&uid_hash(uid))
     }
 }
 
 /// Keeps of a child what the loop and readiness read, and nothing else:
 ///
 /// - metadata without managedFields and with only the annotations of our domains (the
-///   cache's rule for every object), the runtime's two labels (managed-by and
-///   controller) and the controller owner reference;
+///   cache's rule for every object), without labels (the watch selects children by our
+///   controller label, so every cached child has it), and with only the controller
+///   owner reference;
 /// - `spec.replicas` and `status`; of a Deployment's status, what rollout and failure
 ///   readiness read: `observedGeneration`, `updatedReplicas`, `availableReplicas` and a
 ///   `ReplicaFailure` condition.
@@ -61,9 +72,8 @@ impl OwnerIndex {
 /// has just written.
 pub(crate) fn keep_child_fields(object: &mut DynamicObject) {
     let meta = &mut object.metadata;
-    if let Some(labels) = meta.labels.as_mut() {
-        labels.retain(|key, _| key == names::MANAGED_BY_LABEL || key == names::CONTROLLER_LABEL);
-    }
+    // The watch selects children by our controller label, and nothing reads the others.
+    meta.labels = None;
     if let Some(owners) = meta.owner_references.as_mut() {
         owners.retain(|owner| owner.controller == Some(true));
     }
@@ -100,6 +110,7 @@ pub(crate) fn keep_child_fields(object: &mut DynamicObject) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
     use kube::api::ApiResource;
 
@@ -145,10 +156,7 @@ mod tests {
                 "status": {"observedGeneration": 3, "availableReplicas": 2, "conditions": [{"type": "ReplicaFailure", "status": "False"}]},
             })
         );
-        assert_eq!(
-            deployment.labels().keys().collect::<Vec<_>>(),
-            [names::CONTROLLER_LABEL, names::MANAGED_BY_LABEL]
-        );
+        assert!(deployment.labels().is_empty());
         assert_eq!(deployment.owner_references().len(), 1);
         let typed: Deployment = deployment.try_parse().unwrap();
         assert_eq!(typed.status.unwrap().available_replicas, Some(2));

@@ -385,9 +385,11 @@ impl DesiredState {
 }
 
 /// The live children of a gateway, read from the loop's caches. Each holds what
-/// readiness judges: its metadata (without managedFields, and with only the annotations
-/// of the `agentic-layer.ai` domains), `spec.replicas` and `status`; the rest of its spec
-/// is not cached.
+/// readiness judges: its metadata (without managedFields and labels, with only the
+/// annotations of the `agentic-layer.ai` domains and the controller owner reference),
+/// `spec.replicas` and `status` (of a Deployment's status: `observedGeneration`,
+/// `updatedReplicas`, `availableReplicas` and a `ReplicaFailure` condition); the rest is
+/// not cached.
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
     /// Children owned by the gateway, of every declared child kind.
