@@ -20,6 +20,9 @@ use serde_json::Value;
 
 const REGENERATE: &str = "UPDATE_GOLDEN=1 cargo test -p litellm-impl-cli --test bundle";
 const OPERATOR_NAMESPACE: &str = "ai-gateway-litellm-system";
+const RUNTIME_API: &str = "runtime.agentic-layer.ai/v1alpha1";
+/// Written by operators of earlier releases; ours removes it on release.
+const LEGACY_OWNER: &str = "aigateway.agentic-layer.ai/conditions-owner";
 
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
@@ -297,13 +300,74 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // A gateway that moves to another controller's class: its children are deleted
-    // (prune permissions). A class that does not exist would leave it alone.
+    // A gateway and a ToolGateway that move to another controller's class: their
+    // children are deleted (prune permissions). They and the routes carry the
+    // conditions-owner annotation of an earlier release, which the release removes
+    // (patch permissions). A class that does not exist would leave them alone.
     server
         .apply_manifests(
-            "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGatewayClass\nmetadata:\n  name: someone-else\nspec:\n  controller: example.com/someone-else\n---\napiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata:\n  name: ai-gateway\n  namespace: ai-gateway-patched\nspec:\n  aiGatewayClassName: someone-else\n  aiModels:\n  - name: m\n    provider: openai\n",
+            "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGatewayClass\nmetadata:\n  name: someone-else\nspec:\n  controller: example.com/someone-else\n---\napiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: ToolGatewayClass\nmetadata:\n  name: someone-else\nspec:\n  controller: example.com/someone-else\n",
         )
         .unwrap();
+    let legacy = |api_version: &str,
+                  kind: &str,
+                  namespace: &str,
+                  name: &str,
+                  controller: &str,
+                  class: Option<(&str, &str)>| {
+        let mut object = server
+            .get_object(api_version, kind, Some(namespace), name)
+            .unwrap_or_else(|| panic!("{kind} {namespace}/{name} exists"));
+        object["metadata"]["annotations"][LEGACY_OWNER] = controller.into();
+        if let Some((field, class)) = class {
+            object["spec"][field] = class.into();
+        }
+        server.put_object(object).unwrap();
+    };
+    let tools_controller = litellm_impl::names::TOOL_GATEWAY_CONTROLLER_NAME;
+    for route in ["echo", "web-search"] {
+        legacy(
+            RUNTIME_API,
+            "ToolRoute",
+            "team-tools",
+            route,
+            tools_controller,
+            None,
+        );
+    }
+    legacy(
+        RUNTIME_API,
+        "ToolGateway",
+        "tool-gateway",
+        "tools",
+        tools_controller,
+        Some(("toolGatewayClassName", "someone-else")),
+    );
+    legacy(
+        RUNTIME_API,
+        "AiGateway",
+        "ai-gateway-patched",
+        "ai-gateway",
+        litellm_impl::names::CONTROLLER_NAME,
+        Some(("aiGatewayClassName", "someone-else")),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let annotated = |kind: &str, namespace: &str, name: &str| {
+        server
+            .get_object(RUNTIME_API, kind, Some(namespace), name)
+            .is_some_and(|o| !o["metadata"]["annotations"][LEGACY_OWNER].is_null())
+    };
+    while annotated("AiGateway", "ai-gateway-patched", "ai-gateway")
+        || annotated("ToolGateway", "tool-gateway", "tools")
+        || annotated("ToolRoute", "team-tools", "echo")
+        || annotated("ToolRoute", "team-tools", "web-search")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the legacy annotations of released objects were not removed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while server
         .get_object(
