@@ -68,15 +68,19 @@ pub(crate) fn owned_conditions(
     manager: &str,
     controller: &str,
 ) -> OwnedConditions {
-    let legacy = meta
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(CONDITIONS_OWNER_ANNOTATION))
-        .is_some_and(|owner| owner == controller);
-    if legacy {
+    if legacy_mark_names(meta, controller) {
         return OwnedConditions::All;
     }
     recorded(meta, manager)
+}
+
+/// Whether `meta` carries an earlier release's conditions-owner annotation naming
+/// `controller`: ours to read, and to remove with our conditions.
+pub(crate) fn legacy_mark_names(meta: &ObjectMeta, controller: &str) -> bool {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(CONDITIONS_OWNER_ANNOTATION))
+        .is_some_and(|owner| owner == controller)
 }
 
 /// Keeps of `meta`'s managedFields only what `manager`'s status record says about the

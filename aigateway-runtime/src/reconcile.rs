@@ -169,10 +169,9 @@ impl<K: GatewayKind> Shared<K> {
         if let Some(list) = finalizers_with(gateway.finalizers(), names::FINALIZER, finalizer) {
             metadata.insert("finalizers".into(), json!(list));
         }
-        let recorded = gateway
-            .annotations()
-            .get(names::CONDITIONS_OWNER_ANNOTATION);
-        if legacy == Legacy::Release && recorded == Some(&self.controller) {
+        if legacy == Legacy::Release
+            && crate::ownership::legacy_mark_names(gateway.meta(), &self.controller)
+        {
             metadata.insert(
                 "annotations".into(),
                 json!({ names::CONDITIONS_OWNER_ANNOTATION: null }),

@@ -24,7 +24,6 @@ use crate::attached::index::{Admission, AttachedCache, AttachedView, MAX_REFUSED
 use crate::attached::rules::{GatewayState, attached_status};
 use crate::class::{Claim, claim};
 use crate::kind::GatewayKind;
-use crate::names;
 use crate::retry::{ReconcileError, backoff};
 use crate::shared::Shared;
 use crate::status;
@@ -256,11 +255,7 @@ async fn clear<K: GatewayKind>(
         .map_err(|source| write_error(resource, object, "status", source))?;
         resource_version = cleared.metadata.resource_version;
     }
-    let legacy = object
-        .annotations()
-        .get(names::CONDITIONS_OWNER_ANNOTATION)
-        .is_some_and(|owner| *owner == shared.controller);
-    if legacy {
+    if crate::ownership::legacy_mark_names(&object.metadata, &shared.controller) {
         status::remove_legacy_owner(
             &api,
             &object.name_any(),
