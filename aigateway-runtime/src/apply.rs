@@ -18,11 +18,10 @@ use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
-use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
-use crate::children::OwnerIndex;
+use crate::children::{CachedChild, ChildStore};
 use crate::names;
 
 /// The identity of a child: kind plus namespaced name.
@@ -114,25 +113,23 @@ impl std::fmt::Display for NameConflict {
 
 /// A child kind with its label-selected cache.
 #[derive(Clone)]
-pub struct ChildCache {
+pub(crate) struct ChildCache {
     /// The kind.
-    pub resource: ApiResource,
-    /// Its cache (children carrying our managed-by label).
-    pub store: Store<DynamicObject>,
-    /// The cached children by controller owner uid.
-    pub(crate) owners: OwnerIndex,
+    pub(crate) resource: ApiResource,
+    /// Its cache (children carrying our controller label), by name and by owner.
+    pub(crate) store: ChildStore,
 }
 
 /// Everything needed to apply one gateway's children.
-pub struct Applier<'a> {
+pub(crate) struct Applier<'a> {
     /// The client to write with.
-    pub client: &'a Client,
+    pub(crate) client: &'a Client,
     /// The field manager (also the managed-by label value).
-    pub field_manager: &'a str,
+    pub(crate) field_manager: &'a str,
     /// The value of [`names::CONTROLLER_LABEL`] for our controller.
-    pub controller_id: &'a str,
+    pub(crate) controller_id: &'a str,
     /// Caches of every child kind.
-    pub caches: &'a [ChildCache],
+    pub(crate) caches: &'a [ChildCache],
 }
 
 /// What applying did.
@@ -261,7 +258,7 @@ impl Applier<'_> {
     /// Checks every desired child for a [`NameConflict`], then applies each one that
     /// changed and deletes owned children that were not desired. Writes nothing when any
     /// child conflicts; stops at the first failed write (the next round retries).
-    pub async fn apply<G: Resource<DynamicType = ()>>(
+    pub(crate) async fn apply<G: Resource<DynamicType = ()>>(
         &self,
         gateway: &G,
         desired: Vec<DynamicObject>,
@@ -363,9 +360,17 @@ impl Applier<'_> {
         id: &ChildId,
         gateway_uid: &str,
     ) -> Result<Existing, ApplyError> {
-        let reference = ObjectRef::new_with(&id.name, cache.resource.clone()).within(&id.namespace);
-        let meta = match cache.store.get(&reference) {
-            Some(live) => live.metadata.clone(),
+        let meta = match cache.store.get(&id.namespace, &id.name) {
+            Some(live) => {
+                return Ok(match live.controller() {
+                    Some(o) if o.uid == gateway_uid => Existing::Ours(
+                        live.annotation(names::APPLIED_HASH_ANNOTATION)
+                            .map(str::to_owned),
+                    ),
+                    Some(o) => Existing::Foreign(Some(format!("{} {}", o.kind, o.name))),
+                    None => Existing::Foreign(None),
+                });
+            }
             None => {
                 let api: Api<DynamicObject> =
                     Api::namespaced_with(self.client.clone(), &id.namespace, &cache.resource);
@@ -397,43 +402,30 @@ impl Applier<'_> {
         })
     }
 
-    /// Every cached child owned by the gateway with `uid` (the cache holds only children
-    /// with our controller label),
-    /// found through the owner indexes (no scan of the caches).
-    pub fn owned_children(&self, uid: &str) -> Vec<(ChildId, Arc<DynamicObject>)> {
+    /// Every cached child owned by the gateway with `uid`, found through the caches'
+    /// owner indexes (no scan).
+    ///
+    /// Our labels need no check: the cache holds only objects whose controller label is
+    /// ours (its watch selects them by it), and keeps no labels (see
+    /// `keep_child_fields`).
+    pub(crate) fn owned_children(&self, uid: &str) -> Vec<(ChildId, Arc<CachedChild>)> {
         let mut children = Vec::new();
         for cache in self.caches {
-            for (namespace, name) in cache.owners.children_of(uid) {
-                let reference =
-                    ObjectRef::new_with(&name, cache.resource.clone()).within(&namespace);
-                let Some(object) = cache.store.get(&reference) else {
-                    continue;
+            for child in cache.store.children_of(uid) {
+                let id = ChildId {
+                    api_version: cache.resource.api_version.clone(),
+                    kind: cache.resource.kind.clone(),
+                    namespace: child.namespace().to_owned(),
+                    name: child.name().to_owned(),
                 };
-                // The index follows the watch events the store applied; checking the
-                // object itself keeps the rule in one place whatever the index holds.
-                // Our labels need no check: the cache holds only objects whose
-                // controller label is ours (its watch selects them by it), and keeps no
-                // labels (see `keep_child_fields`).
-                let owned = object
-                    .owner_references()
-                    .iter()
-                    .any(|o| o.uid == uid && o.controller == Some(true));
-                if owned {
-                    let id = ChildId {
-                        api_version: cache.resource.api_version.clone(),
-                        kind: cache.resource.kind.clone(),
-                        namespace,
-                        name,
-                    };
-                    children.push((id, object));
-                }
+                children.push((id, child));
             }
         }
         children
     }
 
     /// Deletes every cached child owned by the gateway with `uid`.
-    pub async fn delete_all(&self, uid: &str) -> Result<Vec<ChildId>, ApplyError> {
+    pub(crate) async fn delete_all(&self, uid: &str) -> Result<Vec<ChildId>, ApplyError> {
         let mut deleted = Vec::new();
         for (id, object) in self.owned_children(uid) {
             self.delete(&id, &object).await?;
@@ -445,15 +437,15 @@ impl Applier<'_> {
     /// Deletes the child `id` only if it is still the object we saw (same uid and
     /// resourceVersion): an object replaced or re-labelled since (adopted by another
     /// controller) fails the precondition instead of being deleted.
-    async fn delete(&self, id: &ChildId, seen: &DynamicObject) -> Result<(), ApplyError> {
+    async fn delete(&self, id: &ChildId, seen: &CachedChild) -> Result<(), ApplyError> {
         let cache =
             cache_for(self.caches, id).ok_or_else(|| ApplyError::UndeclaredKind(id.clone()))?;
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), &id.namespace, &cache.resource);
         let params = DeleteParams {
             preconditions: Some(Preconditions {
-                uid: seen.metadata.uid.clone(),
-                resource_version: seen.metadata.resource_version.clone(),
+                uid: seen.uid().map(str::to_owned),
+                resource_version: seen.resource_version().map(str::to_owned),
             }),
             ..DeleteParams::background()
         };

@@ -12,16 +12,17 @@ use std::time::Duration;
 
 use aigateway_api::NamespacedName;
 use aigateway_api::conditions::{NewCondition, reasons, types};
-use kube::api::{Api, DynamicObject, Patch};
+use kube::api::{Api, DynamicObject, Patch, TypeMeta};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{debug, info};
 
-use crate::apply::ApplyError;
+use crate::apply::{ApplyError, ChildId};
 use crate::attached::AttachedDecision;
 use crate::attached::{self, GatewayState};
+use crate::children::CachedChild;
 use crate::class::{Claim, ClassInUse, claim};
 use crate::implementation::{ImplementationError, Observed, Readiness, RefProblem};
 use crate::kind::GatewayKind;
@@ -447,24 +448,30 @@ fn observe<K: GatewayKind>(
     written: Vec<DynamicObject>,
 ) -> Observed {
     let uid = gateway.meta().uid.clone().unwrap_or_default();
-    let same = |a: &DynamicObject, b: &DynamicObject| {
-        a.types == b.types
-            && a.metadata.name == b.metadata.name
-            && a.metadata.namespace == b.metadata.namespace
-    };
-    let mut live: Vec<Arc<DynamicObject>> = shared
-        .applier()
-        .owned_children(&uid)
-        .into_iter()
-        .map(|(_, o)| o)
-        .filter(|cached| !written.iter().any(|w| same(w, cached)))
+    let written: Vec<(ChildId, DynamicObject)> = (written.into_iter())
+        .map(|object| {
+            let types = object.types.clone().unwrap_or_default();
+            let id = ChildId {
+                api_version: types.api_version.clone(),
+                kind: types.kind.clone(),
+                namespace: object.metadata.namespace.clone().unwrap_or_default(),
+                name: object.metadata.name.clone().unwrap_or_default(),
+            };
+            // Kept as the cache keeps them, so that a pass judges the same fields
+            // either way.
+            (id, CachedChild::of(&object).to_object(&types))
+        })
         .collect();
-    // Kept as the cache keeps them, so that a pass judges the same fields either way.
-    live.extend(written.into_iter().map(|mut object| {
-        object.metadata.managed_fields = None;
-        crate::children::keep_child_fields(&mut object);
-        Arc::new(object)
-    }));
+    let mut live: Vec<Arc<DynamicObject>> = (shared.applier().owned_children(&uid).into_iter())
+        .filter(|(id, _)| !written.iter().any(|(w, _)| w == id))
+        .map(|(id, cached)| {
+            Arc::new(cached.to_object(&TypeMeta {
+                api_version: id.api_version,
+                kind: id.kind,
+            }))
+        })
+        .collect();
+    live.extend(written.into_iter().map(|(_, object)| Arc::new(object)));
     Observed { children: live }
 }
 

@@ -294,8 +294,69 @@ pub(crate) fn dynamic_reflector(
     label_selector: Option<&str>,
     field_selector: Option<&str>,
     contents: Contents,
-    mut on_event: impl FnMut(&watcher::Event<DynamicObject>) + Send + 'static,
+    on_event: impl FnMut(&watcher::Event<DynamicObject>) + Send + 'static,
 ) -> impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static {
+    let events = dynamic_events(
+        client,
+        namespace,
+        resource,
+        label_selector,
+        field_selector,
+        contents,
+    );
+    let key = tracking.key(&cache);
+    let store = writer.as_reader();
+    let stored = reflect(writer, tracked(tracking.health, key, events));
+    touched_once_stored(counted(tracking, cache, stored, on_event), store)
+}
+
+/// The watch of one child kind (children carrying `selector`, our controller label)
+/// into `store`, which keeps what the loop reads (see
+/// [`CachedChild`](crate::children::CachedChild)). The objects it yields, for owner
+/// triggers, are projected the same way.
+pub(crate) fn child_reflector(
+    tracking: &CacheTracking<'_>,
+    client: &Client,
+    namespace: Option<&str>,
+    resource: &ApiResource,
+    selector: &str,
+    store: crate::children::ChildStore,
+) -> impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static {
+    let cache = format!("child {}", resource.kind);
+    let events = dynamic_events(
+        client,
+        namespace,
+        resource,
+        Some(selector),
+        None,
+        Contents::ChildFields,
+    );
+    let key = tracking.key(&cache);
+    let writer = store.clone();
+    let stored = tracked(tracking.health, key, events).inspect(move |event| {
+        if let Ok(event) = event {
+            writer.observe(event);
+        }
+    });
+    let types = kube::api::TypeMeta {
+        api_version: resource.api_version.clone(),
+        kind: resource.kind.clone(),
+    };
+    touched_once(counted(tracking, cache, stored, |_| ()), move || {
+        let types = types.clone();
+        (store.all().into_iter()).map(move |child| child.to_object(&types))
+    })
+}
+
+/// The watch events of one dynamic kind, each object reduced to what `contents` keeps.
+fn dynamic_events(
+    client: &Client,
+    namespace: Option<&str>,
+    resource: &ApiResource,
+    label_selector: Option<&str>,
+    field_selector: Option<&str>,
+    contents: Contents,
+) -> impl Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>> + Send + 'static {
     let mut config = watcher::Config::default().page_size(LIST_PAGE_SIZE);
     if let Some(selector) = label_selector {
         config = config.labels(selector);
@@ -323,7 +384,7 @@ pub(crate) fn dynamic_reflector(
     // managedFields are a large share of every object and the loop never reads them.
     // Annotations nothing reads go too: whoever may write a child, related or attached
     // object could otherwise make each one cost up to 256 KiB here.
-    let events = events.modify(move |object: &mut DynamicObject| {
+    events.modify(move |object: &mut DynamicObject| {
         object.metadata.managed_fields = None;
         crate::names::keep_cached_annotations(&mut object.metadata);
         if object.types.is_none() {
@@ -332,14 +393,24 @@ pub(crate) fn dynamic_reflector(
         if contents == Contents::ChildFields {
             crate::children::keep_child_fields(object);
         }
-    });
-    let key = tracking.key(&cache);
-    let listed = mark_listed(tracking.gate, key.clone());
+    })
+}
+
+/// Events of a cache that has applied them, counted (the watch-event metric), shown to
+/// `on_event`, and reported to the first-list gate.
+fn counted<S>(
+    tracking: &CacheTracking<'_>,
+    cache: String,
+    stored: S,
+    mut on_event: impl FnMut(&watcher::Event<DynamicObject>) + Send + 'static,
+) -> impl Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>> + Send + 'static
+where
+    S: Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>> + Send + 'static,
+{
+    let listed = mark_listed(tracking.gate, tracking.key(&cache));
     let metrics = tracking.metrics.clone();
     let kind = tracking.kind.to_owned();
-    let label = cache;
-    let store = writer.as_reader();
-    let stored = reflect(writer, tracked(tracking.health, key, events))
+    stored
         .inspect(move |event| {
             if let Ok(event) = event {
                 if matches!(
@@ -348,13 +419,12 @@ pub(crate) fn dynamic_reflector(
                         | watcher::Event::Delete(_)
                         | watcher::Event::InitApply(_)
                 ) {
-                    metrics.watch_event(&kind, &label);
+                    metrics.watch_event(&kind, &cache);
                 }
                 on_event(event);
             }
         })
-        .inspect(listed);
-    touched_once_stored(stored, store)
+        .inspect(listed)
 }
 
 /// Like kube's `touched_objects`, but the objects of a (re)list come out once the list
@@ -374,6 +444,20 @@ where
     K: Resource + Clone + Send + Sync + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
 {
+    touched_once(events, move || {
+        (store.state().into_iter()).map(|object| K::clone(&object))
+    })
+}
+
+/// [`touched_once_stored`] over any cache: `snapshot` yields what the cache holds.
+pub(crate) fn touched_once<K, I>(
+    events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    mut snapshot: impl FnMut() -> I + Send + 'static,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Send + 'static,
+    I: Iterator<Item = K> + Send + 'static,
+{
     use futures::future::Either;
     events.flat_map(move |event| match event {
         Ok(watcher::Event::Apply(object) | watcher::Event::Delete(object)) => {
@@ -382,12 +466,7 @@ where
         Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {
             Either::Left(futures::stream::iter(None))
         }
-        Ok(watcher::Event::InitDone) => Either::Right(futures::stream::iter(
-            store
-                .state()
-                .into_iter()
-                .map(|object| Ok(K::clone(&object))),
-        )),
+        Ok(watcher::Event::InitDone) => Either::Right(futures::stream::iter(snapshot().map(Ok))),
         Err(error) => Either::Left(futures::stream::iter(Some(Err(error)))),
     })
 }

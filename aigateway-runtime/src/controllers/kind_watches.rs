@@ -23,7 +23,7 @@ use tracing::{debug, warn};
 
 use crate::apply::ChildCache;
 use crate::attached::{self, AttachedCache, AttachedWatch};
-use crate::children::OwnerIndex;
+use crate::children::ChildStore;
 use crate::class::{Claim, claim};
 use crate::group_index::GroupIndex;
 use crate::kind::GatewayKind;
@@ -32,8 +32,8 @@ use crate::names;
 use crate::reference_grants;
 use crate::related::{GatewayKey, RelatedCaches, RelatedView, RelatedWatch};
 use crate::watches::{
-    CacheTracking, Contents, ResyncTrigger, SyncGate, dynamic_reflector, mark_listed,
-    touched_once_stored, tracked,
+    CacheTracking, ResyncTrigger, SyncGate, child_reflector, mark_listed, touched_once_stored,
+    tracked,
 };
 
 /// The objects a cache holds, as they change (a relist's once the cache holds it).
@@ -227,31 +227,18 @@ impl ChildWatch {
         controller_id: &str,
     ) -> Self {
         let selector = format!("{}={}", names::CONTROLLER_LABEL, controller_id);
-        let writer = reflector::store::Writer::new(resource.clone());
-        let store = writer.as_reader();
-        let owners = OwnerIndex::default();
-        let stream = dynamic_reflector(
+        let store = ChildStore::default();
+        let stream = child_reflector(
             tracking,
-            format!("child {}", resource.kind),
             client,
             namespace,
             &resource,
-            writer,
-            Some(&selector),
-            None,
-            Contents::ChildFields,
-            {
-                let owners = owners.clone();
-                move |event| owners.observe(event)
-            },
+            &selector,
+            store.clone(),
         )
         .boxed();
         Self {
-            cache: ChildCache {
-                resource,
-                store,
-                owners,
-            },
+            cache: ChildCache { resource, store },
             stream,
         }
     }
@@ -783,10 +770,14 @@ mod tests {
 
         assert_eq!(next_names(&mut watch.stream, 1).await, ["child"]);
         tracking.opened().await;
-        assert_eq!(watch.cache.store.state().len(), 1, "only our children");
+        assert_eq!(watch.cache.store.len(), 1, "only our children");
+        let owned = watch.cache.store.children_of("gateway-uid");
         assert_eq!(
-            watch.cache.owners.children_of("gateway-uid"),
-            [(NS.to_owned(), "child".to_owned())]
+            owned
+                .iter()
+                .map(|c| (c.namespace(), c.name()))
+                .collect::<Vec<_>>(),
+            [(NS, "child")]
         );
     }
 
