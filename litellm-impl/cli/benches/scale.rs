@@ -50,6 +50,9 @@ use litellm_impl_cli::run::{OperatorArgs, operator};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+mod support;
+use support::{cpu_seconds, mib, peak_rss_kib};
+
 /// The operator's field manager (on every child it applies; status goes under
 /// [`status_manager`]).
 const FIELD_MANAGER: &str = "ai-gateway-litellm-controller";
@@ -266,70 +269,6 @@ fn describe_latency((reads, writes): (f64, f64)) -> String {
 
 // ---------------------------------------------------------------------------------------
 // Process figures from /proc.
-
-/// A `/proc/<pid>/status` field in KiB (`VmHWM`, the peak resident set); `pid` `None`
-/// is this process.
-fn status_kib(pid: Option<u32>, field: &str) -> u64 {
-    let path = match pid {
-        Some(pid) => format!("/proc/{pid}/status"),
-        None => "/proc/self/status".to_owned(),
-    };
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kib| kib.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn peak_rss_kib(pid: Option<u32>) -> u64 {
-    status_kib(pid, "VmHWM:")
-}
-
-/// Clock ticks per second of `/proc/<pid>/stat` times.
-fn clock_ticks() -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        let out = Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .expect("getconf CLK_TCK (the unit of /proc/<pid>/stat CPU times)");
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .expect("getconf CLK_TCK printed a number")
-    })
-}
-
-/// User + system CPU seconds of a process (`None`: this one), 0 when it is gone.
-fn cpu_seconds(pid: Option<u32>) -> f64 {
-    let path = match pid {
-        Some(pid) => format!("/proc/{pid}/stat"),
-        None => "/proc/self/stat".to_owned(),
-    };
-    let Ok(stat) = std::fs::read_to_string(path) else {
-        return 0.0;
-    };
-    // Fields after the command name (in parentheses, which may hold spaces): state is
-    // field 3, utime field 14 and stime field 15.
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
-    match (ticks(11), ticks(12)) {
-        (Some(user), Some(system)) => (user + system) / clock_ticks(),
-        _ => 0.0,
-    }
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
 
 // ---------------------------------------------------------------------------------------
 // Fixtures and observation.
