@@ -385,9 +385,10 @@ impl DesiredState {
 }
 
 /// The live children of a gateway, read from the loop's caches. Each holds what
-/// readiness judges: its metadata (without managedFields and labels, with only the
-/// annotations of the `agentic-layer.ai` domains and the controller owner reference),
-/// `spec.replicas` and `status` (of a Deployment's status: `observedGeneration`,
+/// readiness judges: of its metadata the name, namespace, uid, resourceVersion,
+/// generation, the annotations of the `agentic-layer.ai` domains and the controller
+/// owner reference (no labels, timestamps or finalizers), then `spec.replicas` and
+/// `status` (of a Deployment's status: `observedGeneration`,
 /// `updatedReplicas`, `availableReplicas` and a `ReplicaFailure` condition); the rest is
 /// not cached.
 #[derive(Debug, Clone, Default)]
