@@ -216,19 +216,25 @@ impl ChildStore {
 
     /// Follows one watch event of the kind (objects as the watch projected them).
     pub(crate) fn observe(&self, event: &watcher::Event<DynamicObject>) {
+        // Projected before the lock is taken: readers never wait for a conversion.
+        let child = match event {
+            watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
+                Some(CachedChild::of(object))
+            }
+            _ => None,
+        };
         let mut children = self.write();
-        match event {
-            watcher::Event::Apply(object) => children.insert(CachedChild::of(object)),
-            watcher::Event::Delete(object) => children.remove(
+        match (event, child) {
+            (watcher::Event::Apply(_), Some(child)) => children.insert(child),
+            (watcher::Event::Delete(object), _) => children.remove(
                 object.metadata.namespace.as_deref().unwrap_or_default(),
                 object.metadata.name.as_deref().unwrap_or_default(),
             ),
-            watcher::Event::Init => children.relist = Some(Vec::new()),
-            watcher::Event::InitApply(object) => {
-                let child = CachedChild::of(object);
+            (watcher::Event::Init, _) => children.relist = Some(Vec::new()),
+            (watcher::Event::InitApply(_), Some(child)) => {
                 children.relist.get_or_insert_with(Vec::new).push(child);
             }
-            watcher::Event::InitDone => {
+            (watcher::Event::InitDone, _) => {
                 let listed = children.relist.take().unwrap_or_default();
                 children.by_name = HashTable::with_capacity(listed.len());
                 children.by_owner = HashMap::with_capacity(listed.len());
@@ -236,6 +242,7 @@ impl ChildStore {
                     children.insert(child);
                 }
             }
+            (watcher::Event::Apply(_) | watcher::Event::InitApply(_), None) => {}
         }
     }
 
