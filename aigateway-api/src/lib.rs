@@ -47,6 +47,7 @@ pub mod conditions;
 pub mod crds;
 pub mod gateway;
 pub mod guard;
+pub mod policy;
 pub mod resolve;
 mod schema;
 mod tolerant;
