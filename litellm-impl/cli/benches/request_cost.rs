@@ -242,66 +242,26 @@ async fn request_costs(
         })
         .await,
     );
-    costs.push(
-        measure(
-            "server-side apply, create ConfigMap",
-            count,
-            pids,
-            idle,
-            |i| {
-                let (api, apply) = (api(&config_maps, i), apply.clone());
-                let body = config_map(&namespace_of(i), &format!("ssa-{i}"), "h1");
-                async move {
-                    expect_ok(
-                        "apply",
-                        api.patch(&format!("ssa-{i}"), &apply, &Patch::Apply(&body))
-                            .await,
-                    )
-                }
-            },
-        )
-        .await,
-    );
-    costs.push(
-        measure(
-            "server-side apply, unchanged ConfigMap",
-            count,
-            pids,
-            idle,
-            |i| {
-                let (api, apply) = (api(&config_maps, i), apply.clone());
-                let body = config_map(&namespace_of(i), &format!("ssa-{i}"), "h1");
-                async move {
-                    expect_ok(
-                        "apply",
-                        api.patch(&format!("ssa-{i}"), &apply, &Patch::Apply(&body))
-                            .await,
-                    )
-                }
-            },
-        )
-        .await,
-    );
-    costs.push(
-        measure(
-            "server-side apply, one annotation changed",
-            count,
-            pids,
-            idle,
-            |i| {
-                let (api, apply) = (api(&config_maps, i), apply.clone());
-                let body = config_map(&namespace_of(i), &format!("ssa-{i}"), "h2");
-                async move {
-                    expect_ok(
-                        "apply",
-                        api.patch(&format!("ssa-{i}"), &apply, &Patch::Apply(&body))
-                            .await,
-                    )
-                }
-            },
-        )
-        .await,
-    );
+    // The same apply three times: it creates, then changes nothing, then one annotation.
+    for (kind, hash) in [
+        ("server-side apply, create ConfigMap", "h1"),
+        ("server-side apply, unchanged ConfigMap", "h1"),
+        ("server-side apply, one annotation changed", "h2"),
+    ] {
+        let cost = measure(kind, count, pids, idle, |i| {
+            let (api, apply) = (api(&config_maps, i), apply.clone());
+            let name = format!("ssa-{i}");
+            let body = config_map(&namespace_of(i), &name, hash);
+            async move {
+                expect_ok(
+                    "apply",
+                    api.patch(&name, &apply, &Patch::Apply(&body)).await,
+                )
+            }
+        })
+        .await;
+        costs.push(cost);
+    }
     costs.push(
         measure("metadata GET ConfigMap", count, pids, idle, |i| {
             let api = api(&config_maps, i);
