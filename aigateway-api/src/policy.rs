@@ -375,13 +375,18 @@ pub struct MergedAncestors {
 }
 
 /// `status.ancestors` with `controller`'s entries replaced by `ours` (target and
-/// conditions), other controllers' entries kept as they are and where they are.
+/// conditions), other controllers' entries kept as they are.
+///
+/// Every entry keeps its place: an entry of ours is updated where it is (or dropped when
+/// its target is no longer ours), and entries for new targets are appended, ordered by
+/// target. Two controllers writing one policy's list in turn therefore converge: neither
+/// sees the other's write as a reason to write again.
 ///
 /// An entry's conditions keep their `lastTransitionTime` while their status holds and
 /// carry `generation` (the policy's) as `observedGeneration`. An entry of ours whose
 /// conditions already observed a newer generation is left alone (this cache is behind).
-/// Our entries follow the others, ordered by target; when the list would exceed
-/// [`MAX_ANCESTORS`], the ones that do not fit are left out and reported.
+/// When the list would exceed [`MAX_ANCESTORS`], the new entries that do not fit are left
+/// out and reported.
 pub fn merge_ancestors(
     existing: &[PolicyAncestorStatus],
     controller: &str,
@@ -389,43 +394,45 @@ pub fn merge_ancestors(
     generation: Option<i64>,
     now: &Time,
 ) -> MergedAncestors {
-    let mut merged: Vec<PolicyAncestorStatus> = existing
-        .iter()
-        .filter(|entry| entry.controller_name != controller)
-        .cloned()
-        .collect();
     let mut ours = ours;
     ours.sort_by(|a, b| ancestor_key(&a.0).cmp(&ancestor_key(&b.0)));
     ours.dedup_by(|a, b| a.0 == b.0);
-    let mut left_out = Vec::new();
-    for (ancestor_ref, conditions) in ours {
-        if merged.len() >= MAX_ANCESTORS {
-            left_out.push(ancestor_ref);
-            continue;
-        }
-        let previous = existing
-            .iter()
-            .find(|e| e.controller_name == controller && e.ancestor_ref == ancestor_ref);
+    let updated = |previous: Option<&PolicyAncestorStatus>,
+                   ancestor_ref: ParentReference,
+                   conditions: Vec<NewCondition>| {
         let newer = previous.is_some_and(|entry| {
-            entry
-                .conditions
-                .iter()
-                .any(|c| c.observed_generation > generation)
+            (entry.conditions.iter()).any(|c| c.observed_generation > generation)
         });
         if let (true, Some(previous)) = (newer, previous) {
-            merged.push(previous.clone());
-            continue;
+            return previous.clone();
         }
         let mut kept: Vec<Condition> = previous.map(|e| e.conditions.clone()).unwrap_or_default();
         kept.retain(|c| conditions.iter().any(|n| n.type_ == c.type_));
         for condition in conditions.into_iter().take(MAX_ANCESTOR_CONDITIONS) {
             set_condition(&mut kept, condition, generation, now.clone());
         }
-        merged.push(PolicyAncestorStatus {
+        PolicyAncestorStatus {
             ancestor_ref,
             controller_name: controller.to_owned(),
             conditions: kept,
-        });
+        }
+    };
+    let mut merged = Vec::with_capacity(existing.len() + ours.len());
+    for entry in existing {
+        if entry.controller_name != controller {
+            merged.push(entry.clone());
+        } else if let Some(at) = ours.iter().position(|(r, _)| *r == entry.ancestor_ref) {
+            let (ancestor_ref, conditions) = ours.remove(at);
+            merged.push(updated(Some(entry), ancestor_ref, conditions));
+        }
+    }
+    let mut left_out = Vec::new();
+    for (ancestor_ref, conditions) in ours {
+        if merged.len() >= MAX_ANCESTORS {
+            left_out.push(ancestor_ref);
+        } else {
+            merged.push(updated(None, ancestor_ref, conditions));
+        }
     }
     let changed = merged.as_slice() != existing;
     MergedAncestors {
@@ -660,6 +667,34 @@ mod tests {
             gone,
             vec![foreign_entry()],
             "a target no longer ours loses our entry"
+        );
+    }
+
+    #[test]
+    fn two_controllers_writing_one_list_in_turn_converge() {
+        const US: &str = "example.com/us";
+        const THEM: &str = "example.com/other";
+        let ours = || vec![(target("gw").ancestor_ref(), accepted(true))];
+        let theirs = || vec![(target("their-gw").ancestor_ref(), accepted(true))];
+        // We wrote first: our entry leads the list.
+        let after_us = merge_ancestors(&[], US, ours(), Some(1), &at(1))
+            .ancestors
+            .unwrap();
+        let after_them = merge_ancestors(&after_us, THEM, theirs(), Some(1), &at(2))
+            .ancestors
+            .unwrap();
+        assert_eq!(
+            after_them[0].controller_name, US,
+            "our entry keeps its place"
+        );
+        assert_eq!(
+            merge_ancestors(&after_them, US, ours(), Some(1), &at(3)).ancestors,
+            None,
+            "nothing of ours changed: no write, however the list is ordered"
+        );
+        assert_eq!(
+            merge_ancestors(&after_them, THEM, theirs(), Some(1), &at(4)).ancestors,
+            None
         );
     }
 
