@@ -34,9 +34,13 @@ pub fn init(format: LogFormat) -> bool {
 /// Targets quieter unless `RUST_LOG` is set: kube's client logs every failed request at
 /// error level, one line each (during an API server outage, hundreds a second, one per
 /// retry of every object), and a warning for every watch stream a dropped connection
-/// ends (one per cache at once; the watch simply resumes). The loop's own lines carry
-/// the errors, a few a second.
-pub const QUIET_BY_DEFAULT: &str = "kube_client::client::builder=off,kube_client::client=error";
+/// ends (one per cache at once; the watch simply resumes). kube's watcher warns about
+/// every list refused with 403, with a debug dump of the API server's answer, one line
+/// per cache at once (an API server that restarts refuses for a moment, before its
+/// authorizer has synced). The loop's own lines carry the errors, a few a second, and
+/// `/readyz` names each failing cache with the API server's message.
+pub const QUIET_BY_DEFAULT: &str =
+    "kube_client::client::builder=off,kube_client::client=error,kube_runtime::watcher=error";
 
 /// Like [`init`], with another filter when `RUST_LOG` is unset (e.g. `warn` for a
 /// program whose own output matters more than the loop's logs). Either way

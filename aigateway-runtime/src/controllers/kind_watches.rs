@@ -33,7 +33,7 @@ use crate::reference_grants;
 use crate::related::{GatewayKey, RelatedCaches, RelatedView, RelatedWatch};
 use crate::watches::{
     CacheTracking, ResyncTrigger, SyncGate, child_reflector, mark_listed, touched_once_stored,
-    tracked,
+    tracked, watch_failure,
 };
 
 /// The objects a cache holds, as they change (a relist's once the cache holds it).
@@ -416,23 +416,32 @@ where
 /// policies; anything else (a watch that cannot list, e.g. an object that does not
 /// deserialise) would otherwise be silent. Every watch fails at once when the API
 /// server goes away: `throttle` keeps that to a few lines a second.
-pub(crate) async fn drain<T, E, Q>(
-    results: impl Stream<Item = Result<T, controller::Error<E, Q>>>,
+pub(crate) async fn drain<T, E>(
+    results: impl Stream<Item = Result<T, controller::Error<E, watcher::Error>>>,
     throttle: Arc<LogThrottle>,
 ) where
     E: std::error::Error + 'static,
-    Q: std::error::Error + 'static,
 {
     results
         .for_each(|result| {
             match result {
                 Ok(_) | Err(controller::Error::ReconcilerFailed(..)) => {}
-                Err(error) => match throttle.admit() {
-                    Some(held_back) => {
-                        warn!(%error, held_back, "controller error: a watch or queue failed; retrying")
+                Err(error) => {
+                    // The API server's code, reason and message: kube's own text of a
+                    // failed watch ends in a debug dump of the answer.
+                    let error = match &error {
+                        controller::Error::QueueError(failed) => watch_failure(failed),
+                        other => other.to_string(),
+                    };
+                    match throttle.admit() {
+                        Some(held_back) => {
+                            warn!(%error, held_back, "controller error: a watch or queue failed; retrying")
+                        }
+                        None => {
+                            debug!(%error, "controller error: a watch or queue failed; retrying")
+                        }
                     }
-                    None => debug!(%error, "controller error: a watch or queue failed; retrying"),
-                },
+                }
             }
             futures::future::ready(())
         })
