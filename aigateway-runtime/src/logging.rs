@@ -391,11 +391,11 @@ mod tests {
     }
 
     #[test]
-    fn the_default_filter_leaves_out_kube_clients_per_request_errors() {
+    fn the_default_filter_leaves_out_kube_clients_per_request_errors_and_watch_dumps() {
         let filter = default_filter_with_quiet("info");
         assert_eq!(
             filter,
-            "info,kube_client::client::builder=off,kube_client::client=error"
+            "info,kube_client::client::builder=off,kube_client::client=error,kube_runtime::watcher=error"
         );
         // It parses as a filter (EnvFilter::new would log and ignore a bad directive).
         assert!(EnvFilter::try_new(&filter).is_ok());
