@@ -448,7 +448,7 @@ impl ApiServer {
         } else {
             st.create(&info, &version, &ns, obj, &opts)
         };
-        let pending = std::mem::take(&mut st.pending_deployments);
+        let pending = st.finish_writes();
         drop(st);
         simulate::schedule(&self.inner.state, pending);
         res.map(|r| r.obj).map_err(api_err)
@@ -546,7 +546,7 @@ impl ApiServer {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let res = st.put_direct(&info, obj);
-        let pending = std::mem::take(&mut st.pending_deployments);
+        let pending = st.finish_writes();
         drop(st);
         simulate::schedule(&self.inner.state, pending);
         res.map_err(api_err)
@@ -1458,7 +1458,7 @@ fn dispatch(
         }
         _ => Err(ApiError::new(405, "MethodNotAllowed", "method not allowed")),
     };
-    let pending = std::mem::take(&mut st.pending_deployments);
+    let pending = st.finish_writes();
     drop(st);
     simulate::schedule(&inner.state, pending);
     let (code, obj, warnings) = result?;
@@ -1577,7 +1577,7 @@ fn scale(
         &patch,
         &opts,
     )?;
-    let pending = std::mem::take(&mut st.pending_deployments);
+    let pending = st.finish_writes();
     let after = st.get(info, &t.version, &ns, &name).unwrap_or(res.obj);
     drop(st);
     simulate::schedule(&inner.state, pending);

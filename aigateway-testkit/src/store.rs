@@ -4,7 +4,7 @@
 //! gets a resourceVersion and a watch event. Deciding what to store is the write
 //! pipeline's (`write.rs`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,7 +84,17 @@ pub(crate) struct State {
     watchers: Vec<WatcherReg>,
     /// Deployments waiting for simulated status: `(namespace, name)`.
     pub pending_deployments: Vec<ObjKey>,
+    /// Uids of deleted objects (the newest [`MAX_DELETED_UIDS`]), oldest first in
+    /// `deleted_order`: an object stored later whose owners are all among them is
+    /// collected, as the garbage collector collects a dependent whose owners are absent.
+    deleted_uids: HashSet<String>,
+    deleted_order: VecDeque<String>,
+    /// Objects stored with only deleted owners, collected when the request ends.
+    pub orphans: Vec<(ResKey, ObjKey)>,
 }
+
+/// How many deleted uids the store remembers for garbage collection.
+const MAX_DELETED_UIDS: usize = 100_000;
 
 pub(crate) fn now_string() -> String {
     jiff::Timestamp::now()
@@ -145,6 +155,9 @@ impl State {
             history_floor: 0,
             watchers: Vec::new(),
             pending_deployments: Vec::new(),
+            deleted_uids: HashSet::new(),
+            deleted_order: VecDeque::new(),
+            orphans: Vec::new(),
         }
     }
 
@@ -265,6 +278,25 @@ impl State {
         }))
     }
 
+    /// Remembers that the object with `uid` is gone (see `deleted_uids`).
+    pub(crate) fn remember_deleted(&mut self, uid: &str) {
+        if uid.is_empty() || !self.deleted_uids.insert(uid.to_owned()) {
+            return;
+        }
+        self.deleted_order.push_back(uid.to_owned());
+        if self.deleted_order.len() > MAX_DELETED_UIDS
+            && let Some(oldest) = self.deleted_order.pop_front()
+        {
+            self.deleted_uids.remove(&oldest);
+        }
+    }
+
+    /// Whether every owner of `obj` is a deleted object (and it has owners).
+    pub(crate) fn owners_all_deleted(&self, obj: &Value) -> bool {
+        let uids = owner_uids(obj);
+        !uids.is_empty() && uids.iter().all(|uid| self.deleted_uids.contains(uid))
+    }
+
     /// Stores an object under the next resourceVersion and emits ADDED or MODIFIED.
     pub(crate) fn put(&mut self, info: &ResourceInfo, mut obj: Value) -> Arc<Value> {
         self.rv += 1;
@@ -286,6 +318,9 @@ impl State {
                     s.remove(&(res.clone(), key.clone()));
                 }
             }
+        }
+        if self.owners_all_deleted(&arc) {
+            self.orphans.push((res.clone(), key.clone()));
         }
         for uid in owner_uids(&arc) {
             self.owners

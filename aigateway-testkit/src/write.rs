@@ -705,6 +705,7 @@ impl State {
         let follow_ups = strategy::of(info).after_delete(obj);
         self.follow(follow_ups);
         let uid = meta_str(obj, "uid").to_string();
+        self.remember_deleted(&uid);
         for (res, key) in self.take_dependents(&uid) {
             let Some(dep_info) = self.registry.get(&res) else {
                 continue;
@@ -735,6 +736,25 @@ impl State {
             let info = self.registry.builtin("", "namespaces");
             self.remove(&info, &(String::new(), ns.to_string()));
         }
+    }
+
+    /// Collects the objects stored during this request whose owners are all deleted
+    /// objects, as the garbage collector does when a dependent names only absent owners
+    /// (a controller that re-applies the children of a gateway deleted a moment ago),
+    /// and returns the Deployments waiting for simulated status. Called once a request's
+    /// writes are done.
+    pub(crate) fn finish_writes(&mut self) -> Vec<ObjKey> {
+        for (res, key) in std::mem::take(&mut self.orphans) {
+            let (Some(info), Some(obj)) =
+                (self.registry.get(&res), self.get_raw(&res, &key.0, &key.1))
+            else {
+                continue;
+            };
+            if self.owners_all_deleted(&obj) {
+                self.delete_internal(&info, &key, false);
+            }
+        }
+        std::mem::take(&mut self.pending_deployments)
     }
 
     /// Deletes (or marks deleting) an object; `orphan` drops owner references on dependents.

@@ -115,6 +115,48 @@ async fn owner_references_cascade_in_background_and_orphan() {
 }
 
 #[tokio::test]
+async fn an_object_stored_with_only_deleted_owners_is_collected() {
+    // A controller that re-applies the children of a gateway deleted a moment ago (its
+    // cache has not seen the deletion yet) creates dependents of an absent owner: the
+    // garbage collector removes them, and so does the testkit.
+    let server = ApiServer::new();
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let owner = api
+        .create(&PostParams::default(), &cm("gone", "default", json!({})))
+        .await
+        .unwrap();
+    let oref = json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "gone",
+        "uid": owner.metadata.uid.clone().unwrap(), "controller": true});
+    api.delete("gone", &DeleteParams::default()).await.unwrap();
+    let late = cm(
+        "late-child",
+        "default",
+        json!({"metadata": {"ownerReferences": [oref.clone()]}}),
+    );
+    let created = api.create(&PostParams::default(), &late).await;
+    assert!(created.is_ok(), "the create itself succeeds: {created:?}");
+    assert!(
+        api.get_opt("late-child").await.unwrap().is_none(),
+        "collected"
+    );
+
+    // A dependent with a live owner besides the deleted one stays.
+    let live = api
+        .create(&PostParams::default(), &cm("live", "default", json!({})))
+        .await
+        .unwrap();
+    let live_ref = json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "live",
+        "uid": live.metadata.uid.unwrap()});
+    let shared = cm(
+        "shared-child",
+        "default",
+        json!({"metadata": {"ownerReferences": [oref, live_ref]}}),
+    );
+    api.create(&PostParams::default(), &shared).await.unwrap();
+    assert!(api.get_opt("shared-child").await.unwrap().is_some());
+}
+
+#[tokio::test]
 async fn foreground_deletion_waits_for_dependents() {
     let server = ApiServer::new();
     let api: Api<ConfigMap> = Api::default_namespaced(server.client());
