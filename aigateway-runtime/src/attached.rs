@@ -36,6 +36,7 @@
 mod allowed_routes;
 mod declare;
 mod index;
+mod policy;
 mod rules;
 mod sync;
 
@@ -50,5 +51,6 @@ pub(crate) use index::{
 /// A reference to an object by kind, name and namespace, as [`AttachedKind::new`] and
 /// kube's caches take it: re-exported so that implementations need no `kube-runtime`.
 pub use kube::runtime::reflector::ObjectRef;
+pub use policy::{NotDeclaredPolicy, PolicyDecision, PolicyKind, PolicyRef};
 pub(crate) use rules::GatewayState;
 pub(crate) use sync::{admit, clear_gateway, error_policy, reconcile, sync};

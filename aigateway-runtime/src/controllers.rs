@@ -28,6 +28,7 @@ use crate::kind::GatewayKind;
 use crate::logging::LogThrottle;
 use crate::metrics::{ConditionLabels, Metrics};
 use crate::names;
+use crate::policies::{self, PolicyWatch};
 use crate::reconcile;
 use crate::related::{GatewayKey, RelatedCache, RelatedCaches, RelatedWatch};
 use crate::shared::Shared;
@@ -35,8 +36,8 @@ use crate::watches::{
     CacheTracking, Contents, ResyncTrigger, ShutdownSignal, SyncGate, dynamic_reflector,
 };
 use kind_watches::{
-    ChildWatch, ClassWatch, GatewayWatch, RelatedReads, after_first_list, drain, ours, resync_all,
-    with_attached, with_triggers,
+    ChildWatch, ClassWatch, GatewayWatch, PolicyControllers, RelatedReads, after_first_list, drain,
+    ours, resync_all, run_policies, with_attached, with_triggers,
 };
 
 /// What the controllers of every kind share: the client, the settings, the metrics,
@@ -320,6 +321,7 @@ struct KindWatches<K: GatewayKind> {
     children: Vec<ChildWatch>,
     related: RelatedReads<K>,
     attached: Option<AttachedWatch<K>>,
+    policies: Vec<PolicyWatch<K>>,
 }
 
 impl<K: GatewayKind> KindWatches<K> {
@@ -340,6 +342,9 @@ impl<K: GatewayKind> KindWatches<K> {
         let attached = (implementation.attached()).map(|declaration| {
             attached::watch(declaration, &tracking, client, namespace, &status_manager)
         });
+        let policies = (implementation.policies().into_iter())
+            .map(|declaration| policies::watch(declaration, &tracking, client, namespace))
+            .collect();
         let changed = wiring
             .related_triggers
             .lock()
@@ -375,6 +380,7 @@ impl<K: GatewayKind> KindWatches<K> {
             children,
             related,
             attached,
+            policies,
         }
     }
 }
@@ -389,18 +395,18 @@ async fn run_controllers<K: GatewayKind>(
     resync: Option<ResyncTrigger>,
 ) {
     let controller = served.implementation.controller_name().to_owned();
+    let watches = KindWatches::<K>::start(wiring, served.implementation.as_ref());
+    let shared = Arc::new(shared_state(wiring, served, &watches));
     let KindWatches {
         gateways,
         classes,
         children,
         related,
         attached,
-    } = KindWatches::<K>::start(wiring, served.implementation.as_ref());
+        policies,
+    } = watches;
     *served.stores.lock().expect("store slot") =
         Some((gateways.store.clone(), classes.store.clone()));
-    let shared = Arc::new(shared_state(
-        wiring, served, &gateways, &classes, &children, &related, &attached,
-    ));
 
     // A gateway change (deletion included) re-runs our classes, whose finalizer depends
     // on the gateways using them; a class change re-runs the gateways that name it (or
@@ -409,14 +415,17 @@ async fn run_controllers<K: GatewayKind>(
     let (gateway_events, class_triggers) = with_triggers(gateways.stream, move |_| {
         ours::<K>(&class_store, &controller)
     });
+    let policies = PolicyControllers::of(gateway_events, policies);
     let by_class = gateways.by_class.clone();
     let (class_events, gateway_triggers) = with_triggers(classes.stream, move |class| {
         by_class.gateways_of(&class.name_any())
     });
-    let gateway_controller = Controller::for_stream(gateway_events, gateways.store.clone())
-        .with_config(ControllerConfig::default().concurrency(wiring.concurrency))
-        .reconcile_on(gateway_triggers)
-        .reconcile_on(related.triggers);
+    let gateway_controller =
+        Controller::for_stream(policies.gateway_events, gateways.store.clone())
+            .with_config(ControllerConfig::default().concurrency(wiring.concurrency))
+            .reconcile_on(gateway_triggers)
+            .reconcile_on(related.triggers)
+            .reconcile_on(policies.gateway_triggers);
     let gateway_controller = (children.into_iter()).fold(gateway_controller, |gateways, child| {
         gateways.owns_stream_with(child.stream, child.cache.resource)
     });
@@ -444,6 +453,7 @@ async fn run_controllers<K: GatewayKind>(
         reconcile::class_error_policy,
         shared.clone(),
     );
+    let policy_objects = run_policies(policies.controllers, gate, &shared, &stop);
     let attached_objects = futures::stream::iter(attached_controller.map(|controller| {
         (controller.graceful_shutdown_on(stop)).run(
             after_first_list(gate, attached::reconcile),
@@ -454,7 +464,8 @@ async fn run_controllers<K: GatewayKind>(
     tokio::join!(
         drain(gateways, log.clone()),
         drain(classes, log.clone()),
-        drain(attached_objects.flatten(), log),
+        drain(attached_objects.flatten(), log.clone()),
+        drain(policy_objects, log),
     );
 }
 
@@ -462,12 +473,16 @@ async fn run_controllers<K: GatewayKind>(
 fn shared_state<K: GatewayKind>(
     wiring: &Wiring,
     served: &Served<K>,
-    gateways: &GatewayWatch<K>,
-    classes: &ClassWatch<K>,
-    children: &[ChildWatch],
-    related: &RelatedReads<K>,
-    attached: &Option<AttachedWatch<K>>,
+    watches: &KindWatches<K>,
 ) -> Shared<K> {
+    let KindWatches {
+        gateways,
+        classes,
+        children,
+        related,
+        attached,
+        policies,
+    } = watches;
     let implementation = served.implementation.clone();
     let controller = implementation.controller_name().to_owned();
     let field_manager = implementation.field_manager();
@@ -500,6 +515,7 @@ fn shared_state<K: GatewayKind>(
         own_writes: Default::default(),
         owned_condition_types,
         attached: attached.as_ref().map(|watch| watch.cache.clone()),
+        policies: policies.iter().map(|watch| watch.cache.clone()).collect(),
         warnings: Default::default(),
         implementation,
     }

@@ -14,7 +14,10 @@ use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::attached::{AttachedDecision, AttachedKind, NotAttached};
+use crate::attached::{
+    AttachedDecision, AttachedKind, NotAttached, NotDeclaredPolicy, PolicyDecision, PolicyKind,
+    PolicyRef,
+};
 pub use crate::dynamic::{from_dynamic, to_dynamic};
 use crate::kind::{AiGatewayKind, GatewayKind};
 use crate::reference_grants::GrantsNotDeclared;
@@ -87,6 +90,16 @@ pub trait GatewayImplementation<K: GatewayKind = AiGatewayKind>: Send + Sync + '
     /// [`DesiredState::with_attached`] (see [`attached`](crate::attached)).
     fn attached(&self) -> Option<AttachedKind<K>> {
         None
+    }
+
+    /// The policy kinds that configure this implementation's gateways (Gateway API
+    /// policy attachment: objects that name a gateway in `spec.targetRefs`). The runtime
+    /// watches each kind, re-runs exactly the gateways a policy names (now and before)
+    /// when it changes, offers the policies in effect on a gateway through
+    /// [`Context::policies`], and writes each policy's `status.ancestors` from the
+    /// decisions in [`DesiredState::with_policy`] (see [`PolicyKind`]).
+    fn policies(&self) -> Vec<PolicyKind<K>> {
+        Vec::new()
     }
 
     /// Whether [`desired_state`](Self::desired_state) follows references across
@@ -268,6 +281,13 @@ impl ImplementationError {
     }
 }
 
+impl From<NotDeclaredPolicy> for ImplementationError {
+    /// A programming error, not the user's: retried with backoff and logged loudly.
+    fn from(error: NotDeclaredPolicy) -> Self {
+        Self::Transient(Box::new(error))
+    }
+}
+
 impl From<NotAttached> for ImplementationError {
     /// A programming error, not the user's: retried with backoff and logged loudly.
     fn from(error: NotAttached) -> Self {
@@ -328,6 +348,9 @@ pub struct DesiredState {
     /// What becomes of each attached object, by namespace and name. An attached object
     /// without a decision gets `Accepted=Unknown` and no URL.
     pub attached: BTreeMap<NamespacedName, AttachedDecision>,
+    /// What becomes of each policy in effect on the gateway (from
+    /// [`Context::policies`]). A policy without a decision is accepted.
+    pub policies: BTreeMap<PolicyRef, PolicyDecision>,
 }
 
 impl DesiredState {
@@ -371,6 +394,18 @@ impl DesiredState {
             name: object.meta().name.clone().unwrap_or_default(),
         };
         self.attached.insert(key, decision);
+        self
+    }
+
+    /// Decides about one policy in effect on the gateway (from [`Context::policies`]):
+    /// accepted, refused, or accepted with a reference that cannot be used. Written into
+    /// the policy's `status.ancestors` entry for this gateway.
+    pub fn with_policy<P: Resource<DynamicType = ()>>(
+        mut self,
+        policy: &P,
+        decision: PolicyDecision,
+    ) -> Self {
+        self.policies.insert(PolicyRef::of(policy), decision);
         self
     }
 

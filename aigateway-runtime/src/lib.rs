@@ -125,6 +125,7 @@ mod metrics;
 pub mod names;
 pub mod operator;
 mod ownership;
+mod policies;
 pub mod problems;
 pub mod rbac;
 mod reconcile;

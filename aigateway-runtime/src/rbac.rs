@@ -14,6 +14,8 @@
 //! | a [`named`](crate::RelatedWatch::named) related watch | the same, for one name only | the same, with `resourceNames: [<name>]` |
 //! | attached kind (e.g. `toolroutes`) | watches; marks the ones whose conditions it owns | list, watch, patch |
 //! | attached kind `/status` | conditions, `url` | patch |
+//! | policy kinds ([`policies`](crate::GatewayImplementation::policies)) | watches | list, watch |
+//! | policy kinds `/status` | `ancestors` entries | patch |
 //! | `namespaces` (with an attached kind) | watches metadata, for gateways that admit attached objects by namespace label | list, watch |
 //! | `gateway.networking.k8s.io` `referencegrants` ([`uses_reference_grants`](crate::GatewayImplementation::uses_reference_grants)) | watches | list, watch |
 //! | `events.k8s.io` events | publishes transitions | create, patch |
@@ -110,7 +112,7 @@ impl ClusterRules {
     }
 
     /// Adds what `implementation` needs: its gateway and class kinds, child kinds,
-    /// related watches and attached kind.
+    /// related watches, attached kind and policy kinds.
     pub fn gateway<K: GatewayKind>(
         mut self,
         implementation: &impl GatewayImplementation<K>,
@@ -154,6 +156,15 @@ impl ClusterRules {
             );
             // Namespace labels, for `AllowedRoutes::Selector`.
             self.grant("", "namespaces", WATCH);
+        }
+        for policy in implementation.policies() {
+            let resource = policy.resource();
+            self.grant(&resource.group, &resource.plural, WATCH);
+            self.grant(
+                &resource.group,
+                &format!("{}/status", resource.plural),
+                STATUS,
+            );
         }
         if implementation.uses_reference_grants() {
             let grants = crate::reference_grants::resource();

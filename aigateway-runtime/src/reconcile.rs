@@ -33,7 +33,8 @@ use std::collections::HashSet;
 
 use futures::future::BoxFuture;
 
-use crate::attached::AttachedView;
+use crate::attached::{AttachedView, PolicyDecision, PolicyRef};
+use crate::policies::{self, PolicyCache};
 use crate::retry::{MAX_BACKOFF, ReconcileError, backoff, conflict_backoff, failed_at};
 use crate::shared::{Shared, object_name};
 use crate::status::{self, Outcome};
@@ -93,6 +94,7 @@ impl<K: GatewayKind> Shared<K> {
         let mut desired = with_reads(
             &self.related,
             admitted.as_ref().map(|(view, _)| view),
+            &self.policies,
             &GatewayKey::of(gateway),
             Box::new(move |ctx| {
                 Box::pin(async move { implementation.desired_state(gateway, &ctx).await })
@@ -133,6 +135,7 @@ impl<K: GatewayKind> Shared<K> {
         with_reads(
             &self.related,
             admitted.as_ref().map(|(view, _)| view),
+            &self.policies,
             &GatewayKey::of(gateway),
             Box::new(move |ctx| {
                 Box::pin(async move { implementation.cleanup(gateway, &ctx).await })
@@ -266,6 +269,9 @@ struct Pass {
     /// The implementation's decisions on the attached objects and the gateway's state
     /// for them; `None` leaves them as they are (a failed apply is retried first).
     attached: Option<(BTreeMap<NamespacedName, AttachedDecision>, GatewayState)>,
+    /// The implementation's decisions on the policies in effect on the gateway; `None`
+    /// records nothing (a failed apply is retried first).
+    policies: Option<BTreeMap<PolicyRef, PolicyDecision>>,
     /// What the controller does once the outcome is written.
     then: Next,
 }
@@ -344,6 +350,8 @@ async fn run_pass<K: GatewayKind>(
             shared.refused(gateway, &class.name),
             GatewayState::NotProgrammed,
         )),
+        // The gateway's problem is its own: the policies in effect on it are accepted.
+        policies: Some(BTreeMap::new()),
         then: Next::AwaitChange,
     };
     let desired = match shared.desired_state(gateway, &class.name).await {
@@ -382,6 +390,7 @@ async fn run_pass<K: GatewayKind>(
                 outcome: Outcome::NameConflict { class, message },
                 url: desired.url,
                 attached: Some((desired.attached, GatewayState::NotProgrammed)),
+                policies: Some(desired.policies),
                 // The conflicting object is not cached (it lacks our labels), so its
                 // removal triggers nothing: look again now and then.
                 then: Next::Requeue(NAME_CONFLICT_RECHECK),
@@ -395,6 +404,7 @@ async fn run_pass<K: GatewayKind>(
                 },
                 url: desired.url,
                 attached: None,
+                policies: None,
                 then: Next::Retry(ReconcileError::Apply {
                     gateway: object_name(gateway),
                     source,
@@ -419,6 +429,7 @@ async fn run_pass<K: GatewayKind>(
         },
         url: desired.url,
         attached: Some((desired.attached, gateway_state)),
+        policies: Some(desired.policies),
         then: Next::AwaitChange,
     })
 }
@@ -502,6 +513,9 @@ async fn write_outcome<K: GatewayKind>(
         }
         _ => Ok(()),
     };
+    if let Some(decisions) = &pass.policies {
+        policies::record(shared, gateway, decisions);
+    }
     if let Ok(Some(transitions)) = &written {
         let progressing = matches!(
             &pass.outcome,
@@ -702,12 +716,17 @@ type ReadingPass<'a, T> =
 async fn with_reads<T>(
     related: &Arc<RelatedView>,
     attached: Option<&AttachedView>,
+    policies: &Arc<[Arc<PolicyCache>]>,
     gateway: &GatewayKey,
     mut pass: ReadingPass<'_, T>,
 ) -> Result<T, ImplementationError> {
     let mut reads = HashSet::new();
     for _ in 0..CONTENT_ROUNDS {
-        let ctx = Arc::new(Context::new(related.clone(), attached.cloned()));
+        let ctx = Arc::new(Context::new(
+            related.clone(),
+            attached.cloned(),
+            policies.clone(),
+        ));
         let result = pass(ctx.clone()).await;
         let log = ctx.take_log();
         reads.extend(log.reads);

@@ -36,8 +36,9 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use crate::attached::{AttachedView, NotAttached};
+use crate::attached::{AttachedView, NotAttached, NotDeclaredPolicy};
 use crate::dynamic::from_dynamic;
+use crate::policies::{PolicyCache, TargetObject};
 use crate::reference_grants::{
     CrossNamespaceRef, GrantsNotDeclared, ReferenceGrantCheck, ReferenceGrants,
 };
@@ -602,16 +603,52 @@ pub(crate) struct ReadLog {
 pub struct Context {
     related: Arc<RelatedView>,
     attached: Option<AttachedView>,
+    policies: Arc<[Arc<PolicyCache>]>,
     log: Mutex<ReadLog>,
 }
 
 impl Context {
-    pub(crate) fn new(related: Arc<RelatedView>, attached: Option<AttachedView>) -> Self {
+    pub(crate) fn new(
+        related: Arc<RelatedView>,
+        attached: Option<AttachedView>,
+        policies: Arc<[Arc<PolicyCache>]>,
+    ) -> Self {
         Self {
             related,
             attached,
+            policies,
             log: Mutex::default(),
         }
+    }
+
+    /// The policies of kind `P` (see
+    /// [`GatewayImplementation::policies`](crate::GatewayImplementation::policies)) in
+    /// effect on `gateway`: for each target a policy names (the gateway, or a section of
+    /// it such as a model), the oldest policy naming it, by `creationTimestamp` then
+    /// name (Gateway API's precedence); each policy once, oldest first. The newer ones
+    /// are never offered: their status says `Conflicted`. A policy that does not
+    /// deserialise as `P` is left out. Not recorded as reads: a policy's change re-runs
+    /// the gateways it names through the policy index.
+    ///
+    /// # Errors
+    /// [`NotDeclaredPolicy`] when `P` is not a declared policy kind.
+    pub fn policies<P: Resource<DynamicType = ()> + DeserializeOwned>(
+        &self,
+        gateway: &impl Resource<DynamicType = ()>,
+    ) -> Result<Vec<P>, NotDeclaredPolicy> {
+        let resource = ApiResource::erase::<P>(&());
+        let cache = (self.policies.iter())
+            .find(|cache| {
+                cache.resource.api_version == resource.api_version
+                    && cache.resource.plural == resource.plural
+            })
+            .ok_or_else(|| NotDeclaredPolicy {
+                kind: resource.kind.clone(),
+            })?;
+        let target = TargetObject::of_object(gateway);
+        Ok((cache.in_effect_on(&target).iter())
+            .filter_map(|policy| from_dynamic(policy))
+            .collect())
     }
 
     /// The objects of the attached kind `T` (see
@@ -851,7 +888,11 @@ mod tests {
 
     #[tokio::test]
     async fn reading_an_undeclared_kind_is_an_error_and_lookups_are_recorded() {
-        let ctx = Context::new(view(caches(), &[RelatedWatch::new::<Secret>()]), None);
+        let ctx = Context::new(
+            view(caches(), &[RelatedWatch::new::<Secret>()]),
+            None,
+            Arc::new([]),
+        );
         let error = ctx
             .get::<k8s_openapi::api::core::v1::Service>("ns", "api")
             .unwrap_err();
@@ -874,6 +915,7 @@ mod tests {
         let ctx = Context::new(
             view(caches(), &[RelatedWatch::new::<Secret>().named("api-keys")]),
             None,
+            Arc::new([]),
         );
         assert_eq!(ctx.get::<Secret>("team-a", "api-keys"), Ok(None));
         let error = ctx.get::<Secret>("team-a", "other").unwrap_err();

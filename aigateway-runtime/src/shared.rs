@@ -22,6 +22,7 @@ use crate::kind::GatewayKind;
 use crate::logging::WarningLimit;
 use crate::metrics::Metrics;
 use crate::ownership::{self, OwnedConditions};
+use crate::policies::PolicyCache;
 use crate::related::RelatedView;
 use crate::retry::Streak;
 pub(crate) use own_writes::OwnWrites;
@@ -67,6 +68,8 @@ pub struct Shared<K: GatewayKind> {
     pub(crate) owned_condition_types: Vec<String>,
     /// The attached kind the implementation declared, if any.
     pub(crate) attached: Option<Arc<AttachedCache>>,
+    /// The policy kinds the implementation declared.
+    pub(crate) policies: Arc<[Arc<PolicyCache>]>,
     /// One warning per object per window (see [`WarningLimit`]).
     pub(crate) warnings: WarningLimit,
 }

@@ -29,11 +29,14 @@ use crate::group_index::GroupIndex;
 use crate::kind::GatewayKind;
 use crate::logging::LogThrottle;
 use crate::names;
+use crate::policies::{self, PolicyCache, PolicyContext, PolicyWatch};
 use crate::reference_grants;
 use crate::related::{GatewayKey, RelatedCaches, RelatedView, RelatedWatch};
+use crate::retry::ReconcileError;
+use crate::shared::Shared;
 use crate::watches::{
-    CacheTracking, ResyncTrigger, SyncGate, child_reflector, mark_listed, touched_once_stored,
-    tracked, watch_failure,
+    CacheTracking, ResyncTrigger, ShutdownSignal, SyncGate, child_reflector, mark_listed,
+    touched_once_stored, tracked, watch_failure,
 };
 
 /// The objects a cache holds, as they change (a relist's once the cache holds it).
@@ -351,6 +354,75 @@ fn relabelled<K: GatewayKind>(
         .boxed()
 }
 
+/// The controllers of the declared policy kinds, and what they add to the gateway
+/// controller.
+pub(crate) struct PolicyControllers<K: GatewayKind> {
+    /// The gateway events, which now also re-run the policies naming each gateway (one
+    /// that appears, goes or changes class changes what they say about it).
+    pub(crate) gateway_events: Objects<K::Gateway>,
+    /// Gateways to re-run because a policy naming them changed.
+    pub(crate) gateway_triggers: GatewayTriggers<K>,
+    /// One controller per policy kind, with its cache.
+    pub(crate) controllers: Vec<(Controller<DynamicObject>, Arc<PolicyCache>)>,
+}
+
+impl<K: GatewayKind> PolicyControllers<K> {
+    /// Each policy kind's controller runs on its own watch, the decisions recorded for
+    /// it and the gateways its policies name.
+    pub(crate) fn of(gateway_events: Objects<K::Gateway>, watches: Vec<PolicyWatch<K>>) -> Self {
+        let mut gateway_events = gateway_events;
+        let mut gateway_triggers = Vec::new();
+        let mut controllers = Vec::new();
+        for watch in watches {
+            let cache = watch.cache.clone();
+            let (events, from_gateways) = with_triggers(gateway_events, move |gateway| {
+                let naming = cache.naming(gateway);
+                naming.iter().map(|key| cache.object_ref(key)).collect()
+            });
+            gateway_events = events;
+            gateway_triggers.push(watch.gateway_triggers);
+            let (store, resource) = (watch.cache.store.clone(), watch.cache.resource.clone());
+            let controller = Controller::for_stream_with(watch.objects, store, resource)
+                .reconcile_on(watch.policy_triggers)
+                .reconcile_on(from_gateways);
+            controllers.push((controller, watch.cache));
+        }
+        Self {
+            gateway_events,
+            gateway_triggers: futures::stream::select_all(gateway_triggers).boxed(),
+            controllers,
+        }
+    }
+}
+
+/// Runs the policy controllers until `stop`, each reconcile after the first list.
+pub(crate) fn run_policies<K: GatewayKind>(
+    controllers: Vec<(Controller<DynamicObject>, Arc<PolicyCache>)>,
+    gate: &SyncGate,
+    shared: &Arc<Shared<K>>,
+    stop: &ShutdownSignal,
+) -> impl Stream<
+    Item = Result<
+        (ObjectRef<DynamicObject>, controller::Action),
+        controller::Error<ReconcileError, watcher::Error>,
+    >,
+> + Send
++ use<K> {
+    futures::stream::select_all(controllers.into_iter().map(|(controller, cache)| {
+        let context = Arc::new(PolicyContext {
+            shared: shared.clone(),
+            cache,
+        });
+        (controller.graceful_shutdown_on(stop.clone()))
+            .run(
+                after_first_list(gate, policies::reconcile),
+                policies::error_policy,
+                context,
+            )
+            .boxed()
+    }))
+}
+
 /// `objects` unchanged, and the receiver of what `triggers` maps each of them to: a
 /// change of one cache that re-runs objects of another controller.
 pub(crate) fn with_triggers<T: Send + 'static, R: Send + 'static>(
@@ -394,7 +466,7 @@ pub(crate) fn resync_all<K: GatewayKind>(
 pub(crate) fn after_first_list<T, C, F, Fut>(
     gate: &SyncGate,
     reconcile: F,
-) -> impl FnMut(Arc<T>, Arc<C>) -> BoxFuture<'static, Fut::Output>
+) -> impl FnMut(Arc<T>, Arc<C>) -> BoxFuture<'static, Fut::Output> + use<T, C, F, Fut>
 where
     T: Send + Sync + 'static,
     C: Send + Sync + 'static,

@@ -1,0 +1,617 @@
+//! The watch of one policy kind, its index from each targeted object to the policies
+//! naming it, and the decisions gateway passes recorded for the policies in effect on
+//! them.
+//!
+//! A cache, below the trait ([`Context::policies`](crate::Context::policies) reads it)
+//! and below the rules and writes that use it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use aigateway_api::NamespacedName;
+use aigateway_api::policy::{MAX_TARGET_REFS, PolicyTarget, PolicyTargetReference};
+use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+use futures::{Stream, StreamExt};
+use kube::api::{ApiResource, DynamicObject};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher::{self, watcher};
+use kube::runtime::{WatchStreamExt, reflector as reflect};
+use kube::{Client, Resource};
+
+use crate::attached::{PolicyDecision, PolicyKind};
+use crate::kind::GatewayKind;
+use crate::watches::{CacheTracking, dynamic_api, mark_listed, touched_once_stored, tracked};
+
+/// An object policies target, without the section: the unit whose change re-runs
+/// policies, and whose policies a gateway pass reads.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct TargetObject {
+    pub(crate) group: String,
+    pub(crate) kind: String,
+    pub(crate) key: NamespacedName,
+}
+
+impl TargetObject {
+    pub(crate) fn of(target: &PolicyTarget) -> Self {
+        Self {
+            group: target.group.clone(),
+            kind: target.kind.clone(),
+            key: NamespacedName {
+                namespace: target.namespace.clone(),
+                name: target.name.clone(),
+            },
+        }
+    }
+
+    /// `object` (a gateway), as a target.
+    pub(crate) fn of_object<R: Resource<DynamicType = ()>>(object: &R) -> Self {
+        Self {
+            group: R::group(&()).into_owned(),
+            kind: R::kind(&()).into_owned(),
+            key: key_of(object),
+        }
+    }
+}
+
+pub(crate) fn key_of(object: &impl Resource) -> NamespacedName {
+    NamespacedName {
+        namespace: object.meta().namespace.clone().unwrap_or_default(),
+        name: object.meta().name.clone().unwrap_or_default(),
+    }
+}
+
+/// The references of `policy`'s `spec.targetRefs`, at most [`MAX_TARGET_REFS`] (the
+/// CRD's limit; an API server without it cannot make us do more work). A reference that
+/// does not parse is skipped: the CRD's schema refuses it before it gets here.
+pub(crate) fn target_refs(policy: &DynamicObject) -> Vec<PolicyTargetReference> {
+    let Some(refs) = (policy.data.get("spec"))
+        .and_then(|spec| spec.get("targetRefs"))
+        .and_then(|refs| refs.as_array())
+    else {
+        return Vec::new();
+    };
+    refs.iter()
+        .take(MAX_TARGET_REFS)
+        .filter_map(|r| serde_json::from_value(r.clone()).ok())
+        .collect()
+}
+
+/// What the index keeps of one policy: its targets in its own namespace, once each, and
+/// its rank (older first: creation time, then name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Indexed {
+    targets: Vec<PolicyTarget>,
+    rank: Rank,
+}
+
+/// Gateway API's precedence: the older policy first (a policy without a creation time
+/// counts as the newest), then by name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Rank {
+    no_time: bool,
+    created: Option<jiff::Timestamp>,
+    name: String,
+}
+
+impl Indexed {
+    fn of(policy: &DynamicObject) -> Self {
+        let namespace = policy.metadata.namespace.clone().unwrap_or_default();
+        let mut targets: Vec<PolicyTarget> = Vec::new();
+        for reference in target_refs(policy) {
+            if let Ok(target) = reference.target_in(&namespace)
+                && !targets.contains(&target)
+            {
+                targets.push(target);
+            }
+        }
+        let created = policy.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        Self {
+            targets,
+            rank: Rank {
+                no_time: created.is_none(),
+                created,
+                name: policy.metadata.name.clone().unwrap_or_default(),
+            },
+        }
+    }
+
+    fn objects(&self) -> impl Iterator<Item = TargetObject> + '_ {
+        self.targets.iter().map(TargetObject::of)
+    }
+}
+
+/// Which policies name which objects, kept from the watch events.
+#[derive(Debug, Default)]
+pub(crate) struct PolicyIndex {
+    policies: HashMap<NamespacedName, Indexed>,
+    by_object: HashMap<TargetObject, BTreeSet<NamespacedName>>,
+    /// The policies of a relist in progress, replacing the index when it ends.
+    relist: Option<HashMap<NamespacedName, Indexed>>,
+}
+
+impl PolicyIndex {
+    /// Records `policy`'s targets (`None`: deleted); returns the objects it named before
+    /// or names now, each once.
+    fn set(&mut self, policy: NamespacedName, indexed: Option<Indexed>) -> Vec<TargetObject> {
+        let before = match indexed {
+            Some(indexed) => self.policies.insert(policy.clone(), indexed),
+            None => self.policies.remove(&policy),
+        };
+        let mut affected: BTreeSet<TargetObject> = BTreeSet::new();
+        if let Some(before) = &before {
+            for object in before.objects() {
+                if let Some(named) = self.by_object.get_mut(&object) {
+                    named.remove(&policy);
+                    if named.is_empty() {
+                        self.by_object.remove(&object);
+                    }
+                }
+                affected.insert(object);
+            }
+        }
+        if let Some(now) = self.policies.get(&policy) {
+            for object in now.objects() {
+                self.by_object
+                    .entry(object.clone())
+                    .or_default()
+                    .insert(policy.clone());
+                affected.insert(object);
+            }
+        }
+        // Unchanged targets of a changed policy still re-run: its spec may have changed.
+        affected.into_iter().collect()
+    }
+
+    /// Applies one watch event; returns the objects whose policies changed.
+    pub(crate) fn on_event(&mut self, event: &watcher::Event<DynamicObject>) -> Vec<TargetObject> {
+        match event {
+            watcher::Event::Apply(policy) => self.set(key_of(policy), Some(Indexed::of(policy))),
+            watcher::Event::Delete(policy) => self.set(key_of(policy), None),
+            watcher::Event::Init => {
+                self.relist = Some(HashMap::new());
+                Vec::new()
+            }
+            watcher::Event::InitApply(policy) => {
+                if let Some(relist) = self.relist.as_mut() {
+                    relist.insert(key_of(policy), Indexed::of(policy));
+                }
+                Vec::new()
+            }
+            watcher::Event::InitDone => {
+                let Some(relist) = self.relist.take() else {
+                    return Vec::new();
+                };
+                // Policies may have changed while the watch was down: every object named
+                // before or after the relist looks again.
+                let mut affected: BTreeSet<TargetObject> = self.by_object.keys().cloned().collect();
+                self.policies.clear();
+                self.by_object.clear();
+                for (policy, indexed) in relist {
+                    affected.extend(self.set(policy, Some(indexed)));
+                }
+                affected.into_iter().collect()
+            }
+        }
+    }
+
+    /// The policies naming `object` (any section of it).
+    pub(crate) fn naming(&self, object: &TargetObject) -> Vec<NamespacedName> {
+        (self.by_object.get(object).into_iter().flatten())
+            .cloned()
+            .collect()
+    }
+
+    /// The policy in effect on `target`: the oldest of those naming it.
+    pub(crate) fn winner(&self, target: &PolicyTarget) -> Option<&NamespacedName> {
+        let named = self.by_object.get(&TargetObject::of(target))?;
+        named
+            .iter()
+            .filter_map(|key| Some((key, self.policies.get(key)?)))
+            .filter(|(_, indexed)| indexed.targets.contains(target))
+            .min_by(|(_, a), (_, b)| a.rank.cmp(&b.rank))
+            .map(|(key, _)| key)
+    }
+
+    /// The policies in effect on `object` or a section of it (each once), oldest first.
+    pub(crate) fn in_effect_on(&self, object: &TargetObject) -> Vec<NamespacedName> {
+        let Some(named) = self.by_object.get(object) else {
+            return Vec::new();
+        };
+        let mut winners: Vec<(&Rank, &NamespacedName)> = Vec::new();
+        for key in named {
+            let Some(indexed) = self.policies.get(key) else {
+                continue;
+            };
+            let wins = (indexed.targets.iter())
+                .filter(|target| TargetObject::of(target) == *object)
+                .any(|target| self.winner(target) == Some(key));
+            if wins {
+                winners.push((&indexed.rank, key));
+            }
+        }
+        winners.sort();
+        winners.into_iter().map(|(_, key)| key.clone()).collect()
+    }
+}
+
+/// A decision a gateway pass recorded for a policy in effect on it, at the policy's
+/// generation it saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Recorded {
+    pub(crate) generation: Option<i64>,
+    pub(crate) decision: PolicyDecision,
+}
+
+/// The watched policies of one kind, their index and the recorded decisions, shared by
+/// the watch, the gateway passes, the policy reconciles and [`Context`](crate::Context).
+pub(crate) struct PolicyCache {
+    pub(crate) resource: ApiResource,
+    pub(crate) store: Store<DynamicObject>,
+    pub(crate) index: Mutex<PolicyIndex>,
+    /// By policy, then by gateway: what the gateway's last pass decided.
+    pub(crate) decisions: Mutex<HashMap<NamespacedName, HashMap<NamespacedName, Recorded>>>,
+    /// Policies whose status write the API server refused as invalid (422), with the
+    /// resourceVersion it refused: not written again until their owner changes them.
+    pub(crate) refused_writes: Mutex<HashMap<NamespacedName, String>>,
+    /// Failed reconciles in a row, by policy, for the backoff.
+    pub(crate) failures: Mutex<HashMap<NamespacedName, u32>>,
+    /// Policies to look at again (their decisions or their targets changed).
+    pub(crate) triggers: UnboundedSender<ObjectRef<DynamicObject>>,
+}
+
+/// How many refused policies [`PolicyCache::refused_writes`] remembers; beyond, it
+/// starts over (each is then tried once more).
+pub(crate) const MAX_REFUSED_WRITES: usize = 10_000;
+
+pub(crate) fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl PolicyCache {
+    /// The cached policy `key`.
+    pub(crate) fn get(&self, key: &NamespacedName) -> Option<Arc<DynamicObject>> {
+        self.store.get(&self.object_ref(key))
+    }
+
+    pub(crate) fn object_ref(&self, key: &NamespacedName) -> ObjectRef<DynamicObject> {
+        ObjectRef::new_with(&key.name, self.resource.clone()).within(&key.namespace)
+    }
+
+    /// Asks the policy controller to look at `key` again.
+    pub(crate) fn trigger(&self, key: &NamespacedName) {
+        let _ = self.triggers.unbounded_send(self.object_ref(key));
+    }
+
+    /// The policies naming `object` (a gateway; any section of it).
+    pub(crate) fn naming<R: Resource<DynamicType = ()>>(&self, object: &R) -> Vec<NamespacedName> {
+        locked(&self.index).naming(&TargetObject::of_object(object))
+    }
+
+    /// The policies in effect on `gateway`, oldest first.
+    pub(crate) fn in_effect_on(&self, gateway: &TargetObject) -> Vec<Arc<DynamicObject>> {
+        let keys = locked(&self.index).in_effect_on(gateway);
+        keys.iter().filter_map(|key| self.get(key)).collect()
+    }
+
+    /// Records what `gateway`'s pass decided about the policies in effect on it
+    /// (`decided`, by policy) and forgets the decisions of policies no longer in effect
+    /// there; the policies whose decision changed are looked at again.
+    pub(crate) fn record(
+        &self,
+        gateway: &TargetObject,
+        in_effect: &[Arc<DynamicObject>],
+        decided: impl Fn(&NamespacedName) -> Option<PolicyDecision>,
+    ) {
+        let naming = locked(&self.index).naming(gateway);
+        let mut changed = Vec::new();
+        {
+            let mut decisions = locked(&self.decisions);
+            for key in &naming {
+                let policy = in_effect.iter().find(|p| key_of(p.as_ref()) == *key);
+                let Some(policy) = policy else {
+                    if let Some(of_policy) = decisions.get_mut(key) {
+                        of_policy.remove(&gateway.key);
+                        if of_policy.is_empty() {
+                            decisions.remove(key);
+                        }
+                    }
+                    continue;
+                };
+                let recorded = Recorded {
+                    generation: policy.metadata.generation,
+                    decision: decided(key).unwrap_or(PolicyDecision::Accept),
+                };
+                let of_policy = decisions.entry(key.clone()).or_default();
+                if of_policy.get(&gateway.key) != Some(&recorded) {
+                    of_policy.insert(gateway.key.clone(), recorded);
+                    changed.push(key.clone());
+                }
+            }
+        }
+        for key in changed {
+            self.trigger(&key);
+        }
+    }
+
+    /// What `gateway`'s pass decided about `policy`.
+    pub(crate) fn recorded(
+        &self,
+        policy: &NamespacedName,
+        gateway: &NamespacedName,
+    ) -> Option<Recorded> {
+        locked(&self.decisions)
+            .get(policy)
+            .and_then(|of_policy| of_policy.get(gateway))
+            .cloned()
+    }
+
+    /// Forgets the decisions about `policy` of the gateways not in `keep`.
+    pub(crate) fn forget_decisions(&self, policy: &NamespacedName, keep: &[NamespacedName]) {
+        let mut decisions = locked(&self.decisions);
+        if let Some(of_policy) = decisions.get_mut(policy) {
+            of_policy.retain(|gateway, _| keep.contains(gateway));
+            if of_policy.is_empty() {
+                decisions.remove(policy);
+            }
+        }
+    }
+}
+
+/// The running watch of one policy kind.
+pub(crate) struct PolicyWatch<K: GatewayKind> {
+    pub(crate) cache: Arc<PolicyCache>,
+    /// The reflected policies, for the policy controller.
+    pub(crate) objects: std::pin::Pin<
+        Box<dyn Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static>,
+    >,
+    /// Gateways to reconcile because the policies naming them changed.
+    pub(crate) gateway_triggers: UnboundedReceiver<ObjectRef<K::Gateway>>,
+    /// Policies to look at again (see [`PolicyCache::triggers`]).
+    pub(crate) policy_triggers: UnboundedReceiver<ObjectRef<DynamicObject>>,
+}
+
+/// Starts watching `declaration`'s kind (in `namespace`, or everywhere).
+pub(crate) fn watch<K: GatewayKind>(
+    declaration: PolicyKind<K>,
+    tracking: &CacheTracking<'_>,
+    client: &Client,
+    namespace: Option<&str>,
+) -> PolicyWatch<K> {
+    let resource = declaration.resource;
+    let cache_name = tracking.key(&format!("policy {}", resource.kind));
+    let writer = reflector::store::Writer::new(resource.clone());
+    let (policy_tx, policy_triggers) = unbounded();
+    let cache = Arc::new(PolicyCache {
+        resource: resource.clone(),
+        store: writer.as_reader(),
+        index: Mutex::default(),
+        decisions: Mutex::default(),
+        refused_writes: Mutex::default(),
+        failures: Mutex::default(),
+        triggers: policy_tx,
+    });
+    let (gateway_tx, gateway_triggers) = unbounded();
+    let events = watcher(
+        dynamic_api(client, namespace, &resource),
+        watcher::Config::default(),
+    )
+    .modify(|policy: &mut DynamicObject| {
+        // Entries of status.ancestors say whose they are; nothing reads managedFields.
+        policy.metadata.managed_fields = None;
+        crate::names::keep_cached_annotations(&mut policy.metadata);
+    });
+    let listed = mark_listed(tracking.gate, cache_name.clone());
+    let indexed = cache.clone();
+    let (gateway_group, gateway_kind) = (K::Gateway::group(&()), K::Gateway::kind(&()));
+    let store = writer.as_reader();
+    let objects = reflect(writer, tracked(tracking.health, cache_name, events))
+        .inspect(move |event| {
+            let Ok(event) = event else { return };
+            if let watcher::Event::Delete(policy) = event {
+                locked(&indexed.decisions).remove(&key_of(policy));
+            }
+            let changed = locked(&indexed.index).on_event(event);
+            for object in changed {
+                // The gateway re-runs with the policies now in effect on it; the other
+                // policies naming it may have won or lost: they look again too.
+                if object.group == gateway_group && object.kind == gateway_kind {
+                    let _ = gateway_tx.unbounded_send(
+                        ObjectRef::new(&object.key.name).within(&object.key.namespace),
+                    );
+                }
+                for policy in locked(&indexed.index).naming(&object) {
+                    indexed.trigger(&policy);
+                }
+            }
+        })
+        .inspect(listed);
+    let objects = touched_once_stored(objects, store).boxed();
+    PolicyWatch {
+        cache,
+        objects,
+        gateway_triggers,
+        policy_triggers,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(namespace: &str, name: &str) -> NamespacedName {
+        NamespacedName {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    fn gateway(name: &str) -> TargetObject {
+        TargetObject {
+            group: "runtime.agentic-layer.ai".into(),
+            kind: "AiGateway".into(),
+            key: key("team", name),
+        }
+    }
+
+    fn policy(name: &str, created: &str, targets: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "example.com/v1", "kind": "TestPolicy",
+            "metadata": {"name": name, "namespace": "team", "creationTimestamp": created},
+            "spec": {"targetRefs": targets},
+        }))
+        .unwrap()
+    }
+
+    fn on(name: &str) -> serde_json::Value {
+        serde_json::json!({"group": "runtime.agentic-layer.ai", "kind": "AiGateway", "name": name})
+    }
+
+    fn apply(index: &mut PolicyIndex, policy: DynamicObject) -> Vec<TargetObject> {
+        index.on_event(&watcher::Event::Apply(policy))
+    }
+
+    #[test]
+    fn a_retargeted_policy_reruns_its_old_and_new_targets() {
+        let mut index = PolicyIndex::default();
+        let p = |targets| policy("p", "2026-01-01T00:00:00Z", targets);
+        assert_eq!(
+            apply(&mut index, p(serde_json::json!([on("a")]))),
+            vec![gateway("a")]
+        );
+        assert_eq!(
+            apply(&mut index, p(serde_json::json!([on("b")]))),
+            vec![gateway("a"), gateway("b")]
+        );
+        assert!(index.naming(&gateway("a")).is_empty());
+        assert_eq!(index.naming(&gateway("b")), vec![key("team", "p")]);
+        assert_eq!(
+            index.on_event(&watcher::Event::Delete(p(serde_json::json!([on("b")])))),
+            vec![gateway("b")]
+        );
+        assert!(index.naming(&gateway("b")).is_empty());
+    }
+
+    #[test]
+    fn the_older_policy_is_in_effect_and_a_foreign_target_is_not_indexed() {
+        let mut index = PolicyIndex::default();
+        let foreign = serde_json::json!({"group": "runtime.agentic-layer.ai", "kind": "AiGateway", "name": "a", "namespace": "other"});
+        apply(
+            &mut index,
+            policy("new", "2026-02-01T00:00:00Z", serde_json::json!([on("a")])),
+        );
+        apply(
+            &mut index,
+            policy(
+                "old",
+                "2026-01-01T00:00:00Z",
+                serde_json::json!([on("a"), foreign]),
+            ),
+        );
+        // Same age: the name decides.
+        apply(
+            &mut index,
+            policy(
+                "b-same",
+                "2026-03-01T00:00:00Z",
+                serde_json::json!([on("c")]),
+            ),
+        );
+        apply(
+            &mut index,
+            policy(
+                "a-same",
+                "2026-03-01T00:00:00Z",
+                serde_json::json!([on("c")]),
+            ),
+        );
+        assert_eq!(index.in_effect_on(&gateway("a")), vec![key("team", "old")]);
+        assert_eq!(
+            index.in_effect_on(&gateway("c")),
+            vec![key("team", "a-same")]
+        );
+        assert!(
+            index
+                .naming(&TargetObject {
+                    key: key("other", "a"),
+                    ..gateway("a")
+                })
+                .is_empty()
+        );
+        index.on_event(&watcher::Event::Delete(policy(
+            "old",
+            "2026-01-01T00:00:00Z",
+            serde_json::json!([on("a")]),
+        )));
+        assert_eq!(index.in_effect_on(&gateway("a")), vec![key("team", "new")]);
+    }
+
+    #[test]
+    fn policies_on_different_sections_are_all_in_effect_oldest_first() {
+        let mut index = PolicyIndex::default();
+        let section = |name: &str| serde_json::json!({"group": "runtime.agentic-layer.ai", "kind": "AiGateway", "name": "a", "sectionName": name});
+        apply(
+            &mut index,
+            policy(
+                "gpt",
+                "2026-02-01T00:00:00Z",
+                serde_json::json!([section("gpt")]),
+            ),
+        );
+        apply(
+            &mut index,
+            policy(
+                "claude",
+                "2026-01-01T00:00:00Z",
+                serde_json::json!([section("claude")]),
+            ),
+        );
+        apply(
+            &mut index,
+            policy(
+                "gpt-late",
+                "2026-03-01T00:00:00Z",
+                serde_json::json!([section("gpt")]),
+            ),
+        );
+        assert_eq!(
+            index.in_effect_on(&gateway("a")),
+            vec![key("team", "claude"), key("team", "gpt")]
+        );
+    }
+
+    #[test]
+    fn a_relist_replaces_the_index_and_reruns_every_object_named() {
+        let mut index = PolicyIndex::default();
+        apply(
+            &mut index,
+            policy(
+                "gone",
+                "2026-01-01T00:00:00Z",
+                serde_json::json!([on("old")]),
+            ),
+        );
+        assert!(index.on_event(&watcher::Event::Init).is_empty());
+        let new = policy(
+            "new",
+            "2026-01-01T00:00:00Z",
+            serde_json::json!([on("new")]),
+        );
+        assert!(index.on_event(&watcher::Event::InitApply(new)).is_empty());
+        assert_eq!(
+            index.on_event(&watcher::Event::InitDone),
+            vec![gateway("new"), gateway("old")]
+        );
+        assert!(index.naming(&gateway("old")).is_empty());
+    }
+
+    #[test]
+    fn at_most_the_crd_limit_of_target_refs_count() {
+        let refs: Vec<serde_json::Value> = (0..100).map(|i| on(&format!("g{i}"))).collect();
+        let p = policy(
+            "many",
+            "2026-01-01T00:00:00Z",
+            serde_json::Value::Array(refs),
+        );
+        assert_eq!(target_refs(&p).len(), MAX_TARGET_REFS);
+    }
+}

@@ -1,0 +1,260 @@
+//! The policies' own controller: one writer per policy, which computes every entry of
+//! ours in its `status.ancestors` from the caches (rules) and writes the list when it
+//! differs; and [`record`], where a gateway pass leaves its decisions for it.
+//!
+//! One writer per policy, not one per target: a policy naming two gateways is written by
+//! one reconcile that knows both entries (two gateway passes writing in turn would each
+//! need the other's entry, and race for the list).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aigateway_api::NamespacedName;
+use aigateway_api::policy::{PolicyStatus, merge_ancestors};
+use kube::Resource;
+use kube::api::{Api, DynamicObject, Patch};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use serde_json::json;
+use tracing::debug;
+
+use crate::attached::{PolicyDecision, PolicyRef};
+use crate::class::{Claim, claim};
+use crate::kind::GatewayKind;
+use crate::policies::index::{
+    MAX_REFUSED_WRITES, PolicyCache, TargetObject, key_of, locked, target_refs,
+};
+use crate::policies::rules::{Entry, TargetState, entry, foreign};
+use crate::retry::{ReconcileError, backoff, conflict_backoff};
+use crate::shared::Shared;
+use crate::status;
+
+/// What a policy reconcile works with: the kind's shared state and the policy kind's
+/// cache.
+pub(crate) struct PolicyContext<K: GatewayKind> {
+    pub(crate) shared: Arc<Shared<K>>,
+    pub(crate) cache: Arc<PolicyCache>,
+}
+
+/// Records what the pass of `gateway` (ours) decided about the policies in effect on
+/// it; a policy it made no decision about is accepted.
+pub(crate) fn record<K: GatewayKind>(
+    shared: &Shared<K>,
+    gateway: &K::Gateway,
+    decisions: &BTreeMap<PolicyRef, PolicyDecision>,
+) {
+    let target = TargetObject::of_object(gateway);
+    for cache in shared.policies.iter() {
+        let in_effect = cache.in_effect_on(&target);
+        cache.record(&target, &in_effect, |key| {
+            decisions
+                .get(&PolicyRef {
+                    group: cache.resource.group.clone(),
+                    kind: cache.resource.kind.clone(),
+                    namespace: key.namespace.clone(),
+                    name: key.name.clone(),
+                })
+                .cloned()
+        });
+    }
+}
+
+/// Where `target` (a gateway of kind `K`) stands for `policy`.
+fn standing<K: GatewayKind>(
+    shared: &Shared<K>,
+    cache: &PolicyCache,
+    policy: &NamespacedName,
+    generation: Option<i64>,
+    target: &aigateway_api::policy::PolicyTarget,
+) -> (TargetState, bool) {
+    let gateway = shared
+        .gateways
+        .get(&ObjectRef::new(&target.name).within(&target.namespace));
+    let Some(gateway) = gateway.filter(|g| g.meta().deletion_timestamp.is_none()) else {
+        return (TargetState::Missing, false);
+    };
+    match claim::<K>(
+        K::class_name(&gateway),
+        &shared.classes.state(),
+        &shared.controller,
+    ) {
+        Claim::Ours { .. } => {}
+        Claim::Ambiguous(_) | Claim::NotOurs(_) => return (TargetState::NotOurs, false),
+    }
+    let winner = locked(&cache.index).winner(target).cloned();
+    match winner {
+        Some(winner) if winner != *policy => (TargetState::LosesTo(winner), true),
+        _ => {
+            let key = key_of(gateway.as_ref());
+            let decision = cache
+                .recorded(policy, &key)
+                .filter(|recorded| recorded.generation == generation)
+                .map(|recorded| recorded.decision);
+            (TargetState::InEffect(decision), true)
+        }
+    }
+}
+
+/// One policy: every entry of ours, from the caches; written when the list differs.
+/// Nothing is written while a gateway the policy is in effect on has not decided on
+/// this generation of it yet (its pass records, then asks again): one write, not two.
+pub(crate) async fn reconcile<K: GatewayKind>(
+    policy: Arc<DynamicObject>,
+    ctx: Arc<PolicyContext<K>>,
+) -> Result<Action, ReconcileError> {
+    let result = write_status(&policy, &ctx).await;
+    if result.is_ok() {
+        succeeded(&ctx.cache, &policy);
+    }
+    result
+}
+
+async fn write_status<K: GatewayKind>(
+    policy: &DynamicObject,
+    ctx: &PolicyContext<K>,
+) -> Result<Action, ReconcileError> {
+    let (shared, cache) = (&ctx.shared, &ctx.cache);
+    if policy.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let key = key_of(policy);
+    let version = policy.metadata.resource_version.clone().unwrap_or_default();
+    if locked(&cache.refused_writes).get(&key) == Some(&version) {
+        return Ok(Action::await_change());
+    }
+    let generation = policy.metadata.generation;
+    let (group, kind) = (K::Gateway::group(&()), K::Gateway::kind(&()));
+    let mut ours = Vec::new();
+    let mut our_gateways = Vec::new();
+    for reference in target_refs(policy) {
+        let target = match reference.target_in(&key.namespace) {
+            Ok(target) => target,
+            Err(refused) => {
+                let mut ancestor = reference.clone();
+                ancestor.namespace = Some(refused.namespace.clone());
+                let ancestor = aigateway_api::policy::ParentReference {
+                    group: Some(ancestor.group),
+                    kind: Some(ancestor.kind),
+                    namespace: ancestor.namespace,
+                    name: ancestor.name,
+                    section_name: ancestor.section_name,
+                    port: None,
+                };
+                ours.push((ancestor, foreign(&refused)));
+                continue;
+            }
+        };
+        // Another kind's target is that kind's business (or nobody's).
+        if target.group != group || target.kind != kind {
+            continue;
+        }
+        let (state, is_ours) = standing(shared, cache, &key, generation, &target);
+        if is_ours {
+            our_gateways.push(NamespacedName {
+                namespace: target.namespace.clone(),
+                name: target.name.clone(),
+            });
+        }
+        match entry(&cache.resource.kind, &target, state) {
+            Entry::Conditions(conditions) => ours.push((target.ancestor_ref(), conditions)),
+            Entry::None => {}
+            Entry::Pending => return Ok(Action::await_change()),
+        }
+    }
+    cache.forget_decisions(&key, &our_gateways);
+    let existing: Vec<_> = (policy.data.get("status").cloned())
+        .and_then(|status| serde_json::from_value::<PolicyStatus>(status).ok())
+        .map(|status| status.ancestors)
+        .unwrap_or_default();
+    let merged = merge_ancestors(
+        &existing,
+        &shared.controller,
+        ours,
+        generation,
+        &status::now(),
+    );
+    if !merged.left_out.is_empty() {
+        debug!(policy = %key.name, namespace = %key.namespace, left_out = merged.left_out.len(), "status.ancestors is full");
+    }
+    let Some(ancestors) = merged.ancestors else {
+        return Ok(Action::await_change());
+    };
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(shared.client.clone(), &key.namespace, &cache.resource);
+    let patch = json!({
+        "metadata": {"resourceVersion": version},
+        "status": {"ancestors": ancestors},
+    });
+    let written = api
+        .patch_status(&key.name, &shared.status_params(), &Patch::Merge(&patch))
+        .await;
+    match written {
+        Ok(_) => {
+            locked(&cache.refused_writes).remove(&key);
+            debug!(policy = %key.name, namespace = %key.namespace, "wrote policy status");
+            Ok(Action::await_change())
+        }
+        Err(source) => {
+            if matches!(&source, kube::Error::Api(status) if status.code == 422) {
+                // The object cannot hold what we write until its owner changes it (an
+                // annotation-heavy object at its size limit, say); that change re-runs it.
+                let mut refused = locked(&cache.refused_writes);
+                if refused.len() >= MAX_REFUSED_WRITES {
+                    refused.clear();
+                }
+                refused.insert(key, version);
+            }
+            let mut object = crate::logging::ObjectName::of_dynamic(policy);
+            // Listed objects carry no kind of their own.
+            object.kind = cache.resource.kind.clone();
+            Err(ReconcileError::Write {
+                what: "status",
+                object,
+                source,
+            })
+        }
+    }
+}
+
+/// Backoff for a failed policy reconcile: soon after a conflict (someone else wrote the
+/// list in between), growing with each failure in a row otherwise, and never again for
+/// a write refused as invalid until the policy changes (see `reconcile`).
+pub(crate) fn error_policy<K: GatewayKind>(
+    policy: Arc<DynamicObject>,
+    error: &ReconcileError,
+    ctx: Arc<PolicyContext<K>>,
+) -> Action {
+    let shared = &ctx.shared;
+    shared.metrics.reconcile_failed(error.metric_reason());
+    let mut name = crate::logging::ObjectName::of_dynamic(&policy);
+    name.kind = ctx.cache.resource.kind.clone();
+    crate::logging::warn_about(
+        &shared.warnings,
+        &name,
+        error,
+        "could not write a policy's status",
+    );
+    if matches!(error, ReconcileError::Write { source: kube::Error::Api(status), .. } if status.code == 422)
+    {
+        return Action::await_change();
+    }
+    let failures = {
+        let mut streaks = locked(&ctx.cache.failures);
+        let count = streaks.entry(key_of(policy.as_ref())).or_insert(0);
+        *count = count.saturating_add(1);
+        *count
+    };
+    if error.is_conflict() {
+        Action::requeue(conflict_backoff(failures))
+    } else {
+        Action::requeue(backoff(failures))
+    }
+}
+
+/// Forgets the failure streak of a policy written (or found unchanged).
+pub(crate) fn succeeded(cache: &PolicyCache, policy: &DynamicObject) {
+    let mut streaks = locked(&cache.failures);
+    if !streaks.is_empty() {
+        streaks.remove(&key_of(policy));
+    }
+}
