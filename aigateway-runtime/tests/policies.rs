@@ -414,6 +414,45 @@ async fn policies_through_the_loop(cluster: Cluster) {
     )
     .await;
 
+    // Its gateway goes: the policy says its target is missing.
+    Api::<AiGateway>::namespaced(client.clone(), NS)
+        .delete("gw-c", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_accepted(
+        &client,
+        "zero",
+        "gw-c",
+        |a| a.1 == "TargetNotFound",
+        "TargetNotFound once gw-c is gone",
+    )
+    .await;
+
+    // Another controller takes the gateway: our entry goes, and the gateway runs
+    // without the policy (another controller's business now).
+    Api::<AiGateway>::namespaced(client.clone(), NS)
+        .patch(
+            "gw-a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"aiGatewayClassName": "others"}})),
+        )
+        .await
+        .unwrap();
+    eventually_within(
+        Duration::from_secs(60),
+        "our entry on policy new removed once gw-a is another controller's",
+        || async {
+            let policy = Api::<TimeoutPolicy>::namespaced(client.clone(), NS)
+                .get("new")
+                .await
+                .ok()?;
+            let ours = (policy.status.unwrap_or_default().ancestors.iter())
+                .any(|e| e.controller_name == CONTROLLER);
+            (!ours).then_some(())
+        },
+    )
+    .await;
+
     // Converged: nothing is written.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let writes = cluster.writes_during(Duration::from_secs(3)).await;
@@ -429,6 +468,83 @@ async fn policies_attach_to_gateways_with_precedence_and_refusals() {
 #[test]
 fn real_cluster_policies_attach_to_gateways_with_precedence_and_refusals() {
     on_real_cluster(policies_through_the_loop);
+}
+
+/// A status the API server refuses as invalid (422) is not tried again until the
+/// policy's owner changes it; a conflict (409) is retried at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_status_write_waits_for_the_owner_and_a_conflict_is_retried() {
+    let cluster = Cluster::testkit().await;
+    let Cluster::Testkit(server) = &cluster else {
+        unreachable!("a testkit cluster")
+    };
+    let client = cluster.client();
+    install_policy_crd(&cluster).await;
+    create_class(&client, "timeouts", CONTROLLER, false).await;
+    create_gateway(&client, "gw", "timeouts").await;
+    let running = start(Operator::new(client.clone()).gateway(Timeouts::default()));
+    wait_timeout(&client, "gw", "timeout", None).await;
+    let status_writes = |name: &'static str| {
+        (server.requests().into_iter())
+            .filter(|r| {
+                r.resource == "timeoutpolicies"
+                    && r.subresource == "status"
+                    && r.verb == "patch"
+                    && r.name == name
+            })
+            .count()
+    };
+    let matcher = |name: &str| {
+        aigateway_testkit::RequestMatch::any()
+            .verb("patch")
+            .resource("timeoutpolicies")
+            .subresource("status")
+            .name(name)
+    };
+
+    server.faults().fail_next(1_000, matcher("refused"), 422);
+    create_policy(&client, "refused", vec![target("gw")], 5).await;
+    eventually_within(
+        Duration::from_secs(30),
+        "the first status write",
+        || async { (status_writes("refused") == 1).then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(status_writes("refused"), 1, "a 422 is not retried");
+    // The owner changes it: one more try (refused again).
+    Api::<TimeoutPolicy>::namespaced(client.clone(), NS)
+        .patch(
+            "refused",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"seconds": 6}})),
+        )
+        .await
+        .unwrap();
+    eventually_within(
+        Duration::from_secs(30),
+        "a second try after the change",
+        || async { (status_writes("refused") == 2).then_some(()) },
+    )
+    .await;
+
+    server.faults().fail_next(2, matcher("contended"), 409);
+    create_policy(&client, "contended", vec![target("gw")], 5).await;
+    wait_accepted(
+        &client,
+        "contended",
+        "gw",
+        // `refused` is older on the same gateway.
+        |a| a.1 == "Conflicted",
+        "Conflicted, written after two conflicts",
+    )
+    .await;
+    assert_eq!(
+        status_writes("contended"),
+        3,
+        "two conflicts, then the write"
+    );
+    running.stop().await;
 }
 
 #[test]
