@@ -98,6 +98,44 @@ pub(crate) fn mark_listed<T, E>(
     }
 }
 
+/// `events` of a kind whose CRD may not be installed (a policy kind of an implementation
+/// whose CRDs an upgrade has not applied yet), with their failures recorded in `health`
+/// under `cache`, the first answer opening `gate`, and backoff. A 404 is a known answer
+/// ("none installed"): it opens the gate and is healthy, so the operator serves its
+/// gateways without the kind and picks it up once the CRD appears (the list is retried,
+/// the delay growing to 20 s).
+pub(crate) fn tracked_optional<T, S>(
+    tracking: &CacheTracking<'_>,
+    cache: String,
+    events: S,
+) -> impl Stream<Item = Result<watcher::Event<T>, watcher::Error>> + Send + 'static
+where
+    T: Send + 'static,
+    S: Stream<Item = Result<watcher::Event<T>, watcher::Error>> + Send + 'static,
+{
+    tracking.gate.register(&cache);
+    let (gate, health) = (tracking.gate.clone(), tracking.health.clone());
+    events
+        .inspect(move |event| match event {
+            Ok(watcher::Event::InitDone) => {
+                health.record::<String>(&cache, Ok(()));
+                gate.listed(&cache);
+            }
+            Ok(_) => health.record::<String>(&cache, Ok(())),
+            Err(error) if status_code(error) == Some(404) => {
+                health.record::<String>(&cache, Ok(()));
+                gate.listed(&cache);
+            }
+            // An expired resourceVersion only means "relist": routine, not a failure.
+            Err(watcher::Error::WatchError(status)) if status.code == 410 => {}
+            Err(error) => {
+                health.record(&cache, Err(&watch_failure(error)));
+                gate.listed(&cache);
+            }
+        })
+        .paced()
+}
+
 /// `events` with their failures recorded in `health` under `cache`, and backoff.
 pub(crate) fn tracked<T, S>(
     health: &CacheHealth,

@@ -547,6 +547,32 @@ async fn a_refused_status_write_waits_for_the_owner_and_a_conflict_is_retried() 
     running.stop().await;
 }
 
+/// An upgrade that has not applied the policy kind's CRD yet still serves gateways; the
+/// kind is picked up once the CRD appears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_policy_crd_holds_nothing_back_and_is_picked_up_when_installed() {
+    let cluster = Cluster::testkit().await;
+    let client = cluster.client();
+    create_class(&client, "timeouts", CONTROLLER, false).await;
+    create_gateway(&client, "gw", "timeouts").await;
+    let running = start(Operator::new(client.clone()).gateway(Timeouts::default()));
+    wait_timeout(&client, "gw", "timeout", None).await;
+    install_policy_crd(&cluster).await;
+    create_policy(&client, "late", vec![target("gw")], 12).await;
+    // The list is retried with a growing delay while the kind is missing (at most 20 s).
+    eventually_within(
+        Duration::from_secs(60),
+        "the late policy in effect",
+        || async {
+            let data = timeouts(&client, "gw").await?;
+            (data.get("timeout").map(String::as_str) == Some("12")).then_some(())
+        },
+    )
+    .await;
+    wait_accepted(&client, "late", "gw", |a| a.0 == "True", "Accepted").await;
+    running.stop().await;
+}
+
 #[test]
 fn the_cluster_role_reads_policies_and_writes_only_their_status() {
     let rules = aigateway_runtime::rbac::ClusterRules::new().gateway(&Timeouts::default());

@@ -20,7 +20,7 @@ use kube::{Client, Resource};
 
 use crate::attached::{PolicyDecision, PolicyKind};
 use crate::kind::GatewayKind;
-use crate::watches::{CacheTracking, dynamic_api, mark_listed, touched_once_stored, tracked};
+use crate::watches::{CacheTracking, dynamic_api, touched_once_stored, tracked_optional};
 
 /// An object policies target, without the section: the unit whose change re-runs
 /// policies, and whose policies a gateway pass reads.
@@ -370,7 +370,9 @@ pub(crate) struct PolicyWatch<K: GatewayKind> {
     pub(crate) policy_triggers: UnboundedReceiver<ObjectRef<DynamicObject>>,
 }
 
-/// Starts watching `declaration`'s kind (in `namespace`, or everywhere).
+/// Starts watching `declaration`'s kind (in `namespace`, or everywhere). The kind's CRD
+/// may be missing: the operator then runs without its policies (see
+/// [`tracked_optional`]).
 pub(crate) fn watch<K: GatewayKind>(
     declaration: PolicyKind<K>,
     tracking: &CacheTracking<'_>,
@@ -400,12 +402,11 @@ pub(crate) fn watch<K: GatewayKind>(
         policy.metadata.managed_fields = None;
         crate::names::keep_cached_annotations(&mut policy.metadata);
     });
-    let listed = mark_listed(tracking.gate, cache_name.clone());
     let indexed = cache.clone();
     let (gateway_group, gateway_kind) = (K::Gateway::group(&()), K::Gateway::kind(&()));
     let store = writer.as_reader();
-    let objects = reflect(writer, tracked(tracking.health, cache_name, events))
-        .inspect(move |event| {
+    let objects =
+        reflect(writer, tracked_optional(tracking, cache_name, events)).inspect(move |event| {
             let Ok(event) = event else { return };
             if let watcher::Event::Delete(policy) = event {
                 locked(&indexed.decisions).remove(&key_of(policy));
@@ -423,8 +424,7 @@ pub(crate) fn watch<K: GatewayKind>(
                     indexed.trigger(&policy);
                 }
             }
-        })
-        .inspect(listed);
+        });
     let objects = touched_once_stored(objects, store).boxed();
     PolicyWatch {
         cache,
