@@ -134,6 +134,17 @@ where
             }
         })
         .paced()
+        // "None installed" is an empty list to the cache: a controller over it waits
+        // for its first list before it reconciles, and before it can stop.
+        .flat_map(|event| {
+            let events = match event {
+                Err(error) if status_code(&error) == Some(404) => {
+                    vec![Ok(watcher::Event::Init), Ok(watcher::Event::InitDone)]
+                }
+                other => vec![other],
+            };
+            futures::stream::iter(events)
+        })
 }
 
 /// `events` with their failures recorded in `health` under `cache`, and backoff.

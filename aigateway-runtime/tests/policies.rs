@@ -573,6 +573,27 @@ async fn a_missing_policy_crd_holds_nothing_back_and_is_picked_up_when_installed
     running.stop().await;
 }
 
+/// Stopping while the policy kind's CRD is missing (its list retried with a growing
+/// delay) is as quick as ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_without_the_policy_crd_stops_promptly() {
+    let cluster = Cluster::testkit().await;
+    let client = cluster.client();
+    create_class(&client, "timeouts", CONTROLLER, false).await;
+    create_gateway(&client, "gw", "timeouts").await;
+    let running = start(Operator::new(client.clone()).gateway(Timeouts::default()));
+    wait_timeout(&client, "gw", "timeout", None).await;
+    // Past the first refusals, into the growing delay.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let started = std::time::Instant::now();
+    running.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn the_cluster_role_reads_policies_and_writes_only_their_status() {
     let rules = aigateway_runtime::rbac::ClusterRules::new().gateway(&Timeouts::default());
