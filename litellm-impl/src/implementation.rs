@@ -11,10 +11,11 @@ use std::cell::RefCell;
 
 use aigateway_api::conditions::{Reason, types};
 use aigateway_api::{AiGateway, Guard, GuardrailProvider, ToolGateway, ToolRoute, ToolServer};
+use aigateway_runtime::attached::{PolicyDecision, PolicyKind};
 use aigateway_runtime::implementation::{AliasReasons, ConditionAlias, NotWatched};
 use aigateway_runtime::reference_grants::{CrossNamespaceRef, ReferenceGrantCheck};
 use aigateway_runtime::{
-    AttachedDecision, AttachedKind, Context, DesiredState, GatewayImplementation,
+    AiGatewayKind, AttachedDecision, AttachedKind, Context, DesiredState, GatewayImplementation,
     ImplementationError, Observed, Readiness, RelatedWatch, ToolGatewayKind,
     deployments_rolled_out,
 };
@@ -24,10 +25,11 @@ use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 
 use crate::names::{CONTROLLER_NAME, TOOL_GATEWAY_CONTROLLER_NAME};
+use crate::policy::{LiteLlmModelPolicy, PolicyRefusal};
 use crate::tool_gateway::{
     RenderedToolGateway, RouteProblemReason, RouteState, render_tool_gateway,
 };
-use crate::{ObjectLookup, RenderError, RenderSettings, render};
+use crate::{ObjectLookup, PolicyVerdict, RenderError, RenderSettings, render_with_policies};
 
 /// The condition types of the Go operator, mirrored for tools that read them.
 pub const GO_CONFIGURED_CONDITION: &str = "AiGatewayConfigured";
@@ -206,16 +208,27 @@ impl GatewayImplementation for LiteLlmGateway {
         gateway: &AiGateway,
         ctx: &Context,
     ) -> Result<DesiredState, ImplementationError> {
+        let policies = ctx.policies::<LiteLlmModelPolicy>(gateway)?;
         let objects = CachedObjects::new(ctx);
-        let rendered = render(gateway, &objects, &self.settings);
+        let rendered = render_with_policies(gateway, &policies, &objects, &self.settings);
         objects.finish()?;
         let rendered = rendered.map_err(invalid)?;
-        let desired = DesiredState::new()
+        let mut desired = DesiredState::new()
             .with(&rendered.config_map)
             .with(&rendered.deployment)
             .with(&rendered.service)
             .with_url(gateway.service_url().unwrap_or_default());
+        for outcome in &rendered.policies {
+            let Some(policy) = policies.iter().find(|p| p.name_any() == outcome.policy) else {
+                continue;
+            };
+            desired = desired.with_policy(policy, policy_decision(&outcome.verdict));
+        }
         Ok(with_problems(desired, rendered.problems))
+    }
+
+    fn policies(&self) -> Vec<PolicyKind<AiGatewayKind>> {
+        vec![PolicyKind::of::<LiteLlmModelPolicy>()]
     }
 
     fn readiness(&self, _gateway: &AiGateway, observed: &Observed) -> Readiness {
@@ -235,6 +248,31 @@ impl GatewayImplementation for LiteLlmGateway {
             ),
             ConditionAlias::with_reasons(GO_READY_CONDITION, types::READY, GO_READY_REASONS),
         ]
+    }
+}
+
+/// The status a model policy gets from what rendering did with it.
+fn policy_decision(verdict: &PolicyVerdict) -> PolicyDecision {
+    match verdict {
+        PolicyVerdict::Applied => PolicyDecision::Accept,
+        PolicyVerdict::Refused(PolicyRefusal::NoSuchModel { .. }) => PolicyDecision::refuse(
+            Reason::from_static(aigateway_api::policy::reasons::TARGET_NOT_FOUND),
+            verdict_message(verdict),
+        ),
+        PolicyVerdict::Refused(PolicyRefusal::Invalid(_)) => {
+            PolicyDecision::invalid(verdict_message(verdict))
+        }
+        PolicyVerdict::Unresolved(message) => {
+            PolicyDecision::unresolved(Reason::REF_NOT_FOUND, message.clone())
+        }
+    }
+}
+
+fn verdict_message(verdict: &PolicyVerdict) -> String {
+    match verdict {
+        PolicyVerdict::Refused(refusal) => refusal.to_string(),
+        PolicyVerdict::Unresolved(message) => message.clone(),
+        PolicyVerdict::Applied => String::new(),
     }
 }
 

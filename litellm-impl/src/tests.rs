@@ -1347,3 +1347,146 @@ fn literal_credentials_in_spec_env_are_reported_without_their_value() {
             .any(|m| m.contains("sk-literal-value") || m.contains("sk-master-literal"))
     );
 }
+
+mod model_policies {
+    use super::*;
+    use crate::policy::{LiteLlmModelPolicy, LiteLlmModelPolicySpec, SecretKeyReference};
+    use crate::{PolicyVerdict, render_with_policies};
+    use aigateway_api::policy::PolicyTargetReference;
+
+    const SECRETS: &str = "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: big-key\n  namespace: ns\nstringData:\n  key: s3cr3t-value\n";
+
+    fn policy(name: &str, model: Option<&str>, spec: LiteLlmModelPolicySpec) -> LiteLlmModelPolicy {
+        let mut reference =
+            PolicyTargetReference::new("runtime.agentic-layer.ai", "AiGateway", "gw");
+        reference.section_name = model.map(Into::into);
+        let mut policy = LiteLlmModelPolicy::new(
+            name,
+            LiteLlmModelPolicySpec {
+                target_refs: vec![reference],
+                ..spec
+            },
+        );
+        policy.metadata.namespace = Some("ns".into());
+        policy
+    }
+
+    fn render_policies(extra: &str, policies: &[LiteLlmModelPolicy]) -> Rendered {
+        let yaml = gateway(
+            "  aiModels:\n  - provider: openai\n    name: gpt\n  - provider: azure\n    name: big\n",
+        ) + extra;
+        let (lookup, gateway) = setup(&yaml);
+        render_with_policies(&gateway, policies, &lookup, &RenderSettings::default()).unwrap()
+    }
+
+    fn params(r: &Rendered, model: &str) -> Value {
+        let config = config(r);
+        let entry = (config["model_list"].as_array().unwrap().iter())
+            .find(|e| e["model_name"] == model)
+            .unwrap()
+            .clone();
+        entry["litellm_params"].clone()
+    }
+
+    #[test]
+    fn a_model_policy_sets_its_models_endpoint_key_and_limits_and_the_others_keep_the_gateway_wide_one()
+     {
+        let whole = policy(
+            "defaults",
+            None,
+            LiteLlmModelPolicySpec {
+                timeout_seconds: Some(30),
+                ..Default::default()
+            },
+        );
+        let big = policy(
+            "big",
+            Some("big"),
+            LiteLlmModelPolicySpec {
+                api_base: Some("https://team.openai.azure.com".into()),
+                api_version: Some("2024-10-21".into()),
+                credentials: Some(SecretKeyReference {
+                    name: "big-key".into(),
+                    key: "key".into(),
+                }),
+                rpm: Some(6),
+                ..Default::default()
+            },
+        );
+        let r = render_policies(SECRETS, &[whole, big]);
+        let gpt = params(&r, "gpt");
+        assert_eq!(gpt["timeout"], 30);
+        assert_eq!(gpt["api_key"], "os.environ/OPENAI_API_KEY");
+        assert!(gpt.get("api_base").is_none());
+        let big = params(&r, "big");
+        assert_eq!(big["api_base"], "https://team.openai.azure.com");
+        assert_eq!(big["api_version"], "2024-10-21");
+        assert_eq!(big["rpm"], 6);
+        assert!(
+            big.get("timeout").is_none(),
+            "a model's own policy replaces the gateway-wide one"
+        );
+        let var = big["api_key"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("os.environ/")
+            .unwrap()
+            .to_owned();
+        let from_secret = env(&r)
+            .into_iter()
+            .find(|e| e.name == var)
+            .expect("the key's env var");
+        let selector = from_secret.value_from.unwrap().secret_key_ref.unwrap();
+        assert_eq!(
+            (selector.name.as_str(), selector.key.as_str()),
+            ("big-key", "key")
+        );
+        assert!(
+            !r.config_yaml.contains("s3cr3t"),
+            "the key's value never reaches the ConfigMap"
+        );
+        assert!(
+            r.policies
+                .iter()
+                .all(|o| o.verdict == PolicyVerdict::Applied),
+            "{:?}",
+            r.policies
+        );
+    }
+
+    #[test]
+    fn an_invalid_policy_is_left_out_and_a_missing_secret_is_unresolved() {
+        let hostile = policy(
+            "hostile",
+            None,
+            LiteLlmModelPolicySpec {
+                api_base: Some("os.environ/AWS_SECRET".into()),
+                ..Default::default()
+            },
+        );
+        let keyless = policy(
+            "keyless",
+            Some("big"),
+            LiteLlmModelPolicySpec {
+                credentials: Some(SecretKeyReference {
+                    name: "absent".into(),
+                    key: "key".into(),
+                }),
+                ..Default::default()
+            },
+        );
+        let r = render_policies("", &[hostile, keyless]);
+        assert!(!r.config_yaml.contains("AWS_SECRET"));
+        assert!(
+            matches!(r.policies[0].verdict, PolicyVerdict::Refused(_)),
+            "{:?}",
+            r.policies
+        );
+        let PolicyVerdict::Unresolved(message) = &r.policies[1].verdict else {
+            panic!("{:?}", r.policies)
+        };
+        assert!(message.contains("Secret ns/absent not found"), "{message}");
+        // The model is still served, with its own (empty) key: never the provider's.
+        assert_ne!(params(&r, "big")["api_key"], "os.environ/AZURE_API_KEY");
+    }
+}

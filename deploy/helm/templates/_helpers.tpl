@@ -76,6 +76,19 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - list
   - watch
 - apiGroups:
+  - litellm.aigateway.agentic-layer.ai
+  resources:
+  - litellmmodelpolicies
+  verbs:
+  - list
+  - watch
+- apiGroups:
+  - litellm.aigateway.agentic-layer.ai
+  resources:
+  - litellmmodelpolicies/status
+  verbs:
+  - patch
+- apiGroups:
   - events.k8s.io
   resources:
   - events
@@ -153,6 +166,19 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - get
   - list
   - watch
+- apiGroups:
+  - litellm.aigateway.agentic-layer.ai
+  resources:
+  - litellmmodelpolicies
+  verbs:
+  - list
+  - watch
+- apiGroups:
+  - litellm.aigateway.agentic-layer.ai
+  resources:
+  - litellmmodelpolicies/status
+  verbs:
+  - patch
 - apiGroups:
   - events.k8s.io
   resources:
@@ -415,6 +441,19 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - list
   - watch
 - apiGroups:
+  - litellm.aigateway.agentic-layer.ai
+  resources:
+  - litellmmodelpolicies
+  verbs:
+  - list
+  - watch
+- apiGroups:
+  - litellm.aigateway.agentic-layer.ai
+  resources:
+  - litellmmodelpolicies/status
+  verbs:
+  - patch
+- apiGroups:
   - events.k8s.io
   resources:
   - events
@@ -513,6 +552,19 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   verbs:
   - list
   - watch
+- apiGroups:
+  - litellm.aigateway.agentic-layer.ai
+  resources:
+  - litellmmodelpolicies
+  verbs:
+  - list
+  - watch
+- apiGroups:
+  - litellm.aigateway.agentic-layer.ai
+  resources:
+  - litellmmodelpolicies/status
+  verbs:
+  - patch
 - apiGroups:
   - events.k8s.io
   resources:

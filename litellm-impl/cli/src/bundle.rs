@@ -51,7 +51,7 @@ pub struct BundleFile {
 /// The files of the kustomize base under `deploy/` (without `kustomization.yaml`),
 /// in apply order: CRDs, namespace, RBAC, manager, classes.
 pub fn files() -> Vec<BundleFile> {
-    let mut files: Vec<BundleFile> = aigateway_api::crds::all()
+    let mut files: Vec<BundleFile> = crate::crds::all()
         .into_iter()
         .map(|crd| BundleFile {
             path: format!("crds/{}", aigateway_api::crds::file_name(&crd)),
@@ -143,6 +143,9 @@ pub fn cluster_rules() -> Value {
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
         // Gateway API ReferenceGrants: a route's ToolServer in another namespace.
         {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["referencegrants"], "verbs": ["list", "watch"]},
+        // The implementation's own policy kinds: read, and their status written.
+        {"apiGroups": [litellm_impl::policy::GROUP], "resources": ["litellmmodelpolicies"], "verbs": ["list", "watch"]},
+        {"apiGroups": [litellm_impl::policy::GROUP], "resources": ["litellmmodelpolicies/status"], "verbs": ["patch"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     ])
 }

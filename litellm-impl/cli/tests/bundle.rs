@@ -63,11 +63,11 @@ fn deploy_is_generated_from_the_code() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut expected: Vec<(PathBuf, String)> =
         vec![(dir.join("kustomization.yaml"), bundle::kustomization())];
-    // deploy/crds/ is generated (and guarded) by aigateway-api's crd_files test.
-    for file in bundle::files()
-        .into_iter()
-        .filter(|f| !f.path.starts_with("crds/"))
-    {
+    // Upstream's CRDs in deploy/crds/ are generated (and guarded) by aigateway-api's
+    // crd_files test; the implementation's own policy kinds here.
+    for file in bundle::files().into_iter().filter(|f| {
+        !f.path.starts_with("crds/") || f.path.ends_with(".litellm.aigateway.agentic-layer.ai.yaml")
+    }) {
         expected.push((dir.join(&file.path), bundle::to_yaml(&file.objects)));
     }
     let mut stale = Vec::new();
@@ -253,6 +253,16 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
         .unwrap();
         server.apply_manifests(&text).unwrap();
     }
+    // A model policy, so that its watch and its status write are exercised.
+    for crd in litellm_impl::policy::crds() {
+        server.install_crd(crd).await.unwrap();
+    }
+    server
+        .apply_manifests(&format!(
+            "apiVersion: {}/v1alpha1\nkind: LiteLLMModelPolicy\nmetadata:\n  name: timeouts\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  timeoutSeconds: 30\n",
+            litellm_impl::policy::GROUP
+        ))
+        .unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let operator = Operator::new(server.client())
         .gateway(LiteLlmGateway::new(RenderSettings::default()))
@@ -291,6 +301,14 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
                 .items
                 .iter()
                 .all(|r| r.status.as_ref().is_some_and(|s| s.url.is_some()))
+            && server
+                .get_object(
+                    &format!("{}/v1alpha1", litellm_impl::policy::GROUP),
+                    "LiteLLMModelPolicy",
+                    Some("team-a"),
+                    "timeouts",
+                )
+                .is_some_and(|p| !p["status"]["ancestors"].is_null())
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !all_ready().await {

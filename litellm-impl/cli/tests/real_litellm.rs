@@ -368,15 +368,22 @@ async fn start_pod(
     let name = deployment.metadata.name.as_deref().unwrap();
     let plan = pod::plan(template, namespace, name, &objects).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(plan.program, "litellm");
-    let port = free_port();
-    let mut pod = LocalPod::start(&plan, &bin, port).unwrap_or_else(|e| panic!("{e}"));
-    if let Err(error) = pod
-        .wait_live(names::LIVENESS_PATH, Duration::from_secs(120))
-        .await
-    {
-        panic!("{error}; its log:\n{}", pod.log_text());
+    // The port is free when picked, but another process (a parallel test's proxy) may
+    // bind it before LiteLLM does: then LiteLLM exits at once, and a new port is tried.
+    const ATTEMPTS: u32 = 3;
+    for attempt in 1..=ATTEMPTS {
+        let port = free_port();
+        let mut pod = LocalPod::start(&plan, &bin, port).unwrap_or_else(|e| panic!("{e}"));
+        match pod
+            .wait_live(names::LIVENESS_PATH, Duration::from_secs(120))
+            .await
+        {
+            Ok(()) => return Proxy { pod, port },
+            Err(_) if attempt < ATTEMPTS && pod.log_text().contains("address already in use") => {}
+            Err(error) => panic!("{error}; its log:\n{}", pod.log_text()),
+        }
     }
-    Proxy { pod, port }
+    unreachable!("the last attempt returns or panics")
 }
 
 fn objects(yaml: &str) -> (InMemoryObjects, Vec<aigateway_api::AiGateway>) {
@@ -1725,4 +1732,98 @@ async fn the_barest_tool_a_route_denies_is_hidden_and_refused_in_real_litellm() 
     );
     drop(proxy);
     drop(mcp_server);
+}
+
+/// A LiteLLMModelPolicy on one model: that model reaches its own endpoint with its own
+/// key from the policy's Secret, while the gateway's other model keeps the provider's
+/// endpoint and the provider key from `api-key-secrets`. The key's value never reaches
+/// the config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_policy_gives_one_model_its_own_endpoint_and_key_in_real_litellm() {
+    use aigateway_api::policy::PolicyTargetReference;
+    use litellm_impl::policy::{LiteLlmModelPolicy, LiteLlmModelPolicySpec, SecretKeyReference};
+
+    let (fake, addr) = start_fake().await;
+    let yaml = format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: api-key-secrets, namespace: team}}
+stringData: {{OPENAI_API_KEY: sk-provider-key}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: own-key, namespace: team}}
+stringData: {{key: sk-model-own-key}}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: AiGateway
+metadata: {{name: gw, namespace: team}}
+spec:
+  aiModels:
+  - {{provider: openai, name: gpt-4o-mini}}
+  - {{provider: openai, name: gpt-4o}}
+  env:
+  - {{name: OPENAI_API_BASE, value: "http://{addr}"}}
+"#
+    );
+    let (lookup, gateways) = objects(&yaml);
+    let mut target = PolicyTargetReference::new("runtime.agentic-layer.ai", "AiGateway", "gw");
+    target.section_name = Some("gpt-4o".into());
+    let mut policy = LiteLlmModelPolicy::new(
+        "own-endpoint",
+        LiteLlmModelPolicySpec {
+            target_refs: vec![target],
+            api_base: Some(format!("http://{addr}/v1")),
+            credentials: Some(SecretKeyReference {
+                name: "own-key".into(),
+                key: "key".into(),
+            }),
+            timeout_seconds: Some(30),
+            ..Default::default()
+        },
+    );
+    policy.metadata.namespace = Some("team".into());
+    let rendered = litellm_impl::render_with_policies(
+        &gateways[0],
+        &[policy],
+        &lookup,
+        &RenderSettings::default(),
+    )
+    .unwrap();
+    assert!(
+        rendered
+            .policies
+            .iter()
+            .all(|o| o.verdict == litellm_impl::PolicyVerdict::Applied),
+        "{:?}",
+        rendered.policies
+    );
+    assert!(!rendered.config_yaml.contains("sk-model-own-key"));
+
+    let proxy = start(&rendered, "team", &lookup).await;
+    for (model, marker) in [("gpt-4o", "own-marker"), ("gpt-4o-mini", "shared-marker")] {
+        let response = chat_completion(&proxy, Some("sk-agent"), model, marker).await;
+        assert_eq!(
+            response.status,
+            200,
+            "{model}: {}\nlog:\n{}",
+            response.body,
+            proxy.log_text()
+        );
+    }
+    let own = fake.with_marker("own-marker");
+    assert_eq!(own.len(), 1, "{:#?}", fake.requests());
+    assert_eq!(own[0].path, "/v1/chat/completions");
+    assert_eq!(
+        own[0].authorization.as_deref(),
+        Some("Bearer sk-model-own-key")
+    );
+    let shared = fake.with_marker("shared-marker");
+    assert_eq!(shared.len(), 1, "{:#?}", fake.requests());
+    assert_eq!(shared[0].path, "/chat/completions");
+    assert_eq!(
+        shared[0].authorization.as_deref(),
+        Some("Bearer sk-provider-key")
+    );
 }

@@ -56,7 +56,7 @@ pub fn files() -> Vec<ChartFile> {
         file("templates/metrics.yaml", metrics_template()),
         file("templates/uninstall-hook.yaml", uninstall_template()),
     ];
-    for crd in aigateway_api::crds::all() {
+    for crd in crate::crds::all() {
         files.push(file(
             &format!("crds/{}", aigateway_api::crds::file_name(&crd)),
             super::to_yaml(&[serde_json::to_value(crd).expect("a CRD serialises")]),

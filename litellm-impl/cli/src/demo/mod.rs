@@ -367,7 +367,7 @@ async fn rendered_config(
 }
 
 async fn install(server: &ApiServer) -> Result<Samples, DemoError> {
-    for crd in aigateway_api::crds::all() {
+    for crd in crate::crds::all() {
         server.install_crd(crd).await?;
     }
     let mut samples = Samples::default();

@@ -25,6 +25,12 @@ pub fn served_crds() -> Vec<String> {
         .iter()
         .flat_map(|kind| kind.served_resources())
         .map(|plural| format!("{plural}.{}", aigateway_api::GROUP))
+        // The implementation's own policy kinds, read by the AiGateway controller.
+        .chain(
+            litellm_impl::policy::crds()
+                .into_iter()
+                .filter_map(|crd| crd.metadata.name),
+        )
         .collect()
 }
 

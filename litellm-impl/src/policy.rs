@@ -1,0 +1,393 @@
+//! The LiteLLM implementation's own policy kinds, in an API group this project owns
+//! (never upstream's `runtime.agentic-layer.ai`): typed day-2 settings attached to
+//! AiGateways by Gateway API policy attachment (see `aigateway_api::policy`).
+//!
+//! [`LiteLlmModelPolicy`] sets, for every model of a gateway or for one model
+//! (`sectionName`), its own endpoint (`apiBase`, `apiVersion`), its own key from a Secret
+//! of the policy's namespace, a timeout, a cap on parallel requests and rate limits.
+//! [`check`] decides, purely, whether a policy can be applied to a gateway and what it
+//! sets; `render` applies it to the model list.
+//!
+//! ```
+//! use aigateway_api::policy::PolicyTargetReference;
+//! use litellm_impl::policy::{LiteLlmModelPolicy, LiteLlmModelPolicySpec};
+//!
+//! let mut policy = LiteLlmModelPolicy::new("azure-gpt", LiteLlmModelPolicySpec {
+//!     target_refs: vec![PolicyTargetReference {
+//!         section_name: Some("gpt-4o".into()),
+//!         ..PolicyTargetReference::new("runtime.agentic-layer.ai", "AiGateway", "ai-gateway")
+//!     }],
+//!     api_base: Some("https://team-a.openai.azure.com".into()),
+//!     api_version: Some("2024-10-21".into()),
+//!     timeout_seconds: Some(30),
+//!     ..Default::default()
+//! });
+//! policy.metadata.namespace = Some("team-a".into());
+//! assert_eq!(litellm_impl::policy::crds()[0].spec.group, "litellm.aigateway.agentic-layer.ai");
+//! ```
+
+use std::collections::BTreeMap;
+
+use aigateway_api::AiGateway;
+use aigateway_api::policy::{
+    DIRECT, POLICY_LABEL, PolicyStatus, PolicyTargetReference, TargetedPolicy,
+};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::{CustomResource, CustomResourceExt, Resource, ResourceExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::config;
+
+/// The API group of the LiteLLM implementation's policy kinds.
+pub const GROUP: &str = "litellm.aigateway.agentic-layer.ai";
+/// The longest `apiBase` accepted, in bytes.
+pub const MAX_API_BASE_BYTES: usize = 2048;
+/// The longest `apiVersion` accepted, in bytes.
+pub const MAX_API_VERSION_BYTES: usize = 64;
+/// The longest request timeout a policy may set, in seconds.
+pub const MAX_TIMEOUT_SECONDS: u32 = 3600;
+
+/// A Secret key in the policy's own namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct SecretKeyReference {
+    /// The Secret's name, in the policy's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// The key in the Secret whose value is the model's API key.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// How LiteLLM reaches one model (or every model) of an AiGateway.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "litellm.aigateway.agentic-layer.ai",
+    version = "v1alpha1",
+    kind = "LiteLLMModelPolicy",
+    root = "LiteLlmModelPolicy",
+    plural = "litellmmodelpolicies",
+    shortname = "llmmodelpolicy",
+    namespaced,
+    status = "PolicyStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct LiteLlmModelPolicySpec {
+    /// The AiGateways configured, in the policy's namespace: a whole gateway (every
+    /// model), or one model with `sectionName` set to the model's name. A policy on a
+    /// model replaces a gateway-wide one for that model.
+    #[schemars(length(min = 1, max = 16))]
+    pub target_refs: Vec<PolicyTargetReference>,
+    /// The model's endpoint (`litellm_params.api_base`): an `http` or `https` URL, such as
+    /// an Azure OpenAI resource or an in-cluster vLLM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub api_base: Option<String>,
+    /// The provider's API version (`litellm_params.api_version`, e.g. Azure's
+    /// `2024-10-21`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub api_version: Option<String>,
+    /// The model's own API key, from a Secret of the policy's namespace, instead of the
+    /// provider's key in `api-key-secrets`. The value reaches the proxy as an environment
+    /// variable, never the ConfigMap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<SecretKeyReference>,
+    /// Seconds before a request to the model fails (`litellm_params.timeout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub timeout_seconds: Option<u32>,
+    /// At most this many requests to the model at once, per proxy replica
+    /// (`litellm_params.max_parallel_requests`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub max_parallel_requests: Option<u32>,
+    /// Requests per minute the model's deployment allows (`litellm_params.rpm`), used by
+    /// LiteLLM's router; per replica unless limits are shared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub rpm: Option<u32>,
+    /// Tokens per minute the model's deployment allows (`litellm_params.tpm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub tpm: Option<u64>,
+}
+
+impl TargetedPolicy for LiteLlmModelPolicy {
+    fn target_refs(&self) -> &[PolicyTargetReference] {
+        &self.spec.target_refs
+    }
+}
+
+/// The CRDs of the LiteLLM implementation's policy kinds, labelled for Gateway API tools
+/// as direct policy attachment.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    let mut crd = LiteLlmModelPolicy::crd();
+    crd.metadata
+        .labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert(POLICY_LABEL.to_owned(), DIRECT.to_owned());
+    vec![crd]
+}
+
+/// What a valid policy sets on a model, checked.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ModelSettings {
+    /// `api_base`.
+    pub api_base: Option<String>,
+    /// `api_version`.
+    pub api_version: Option<String>,
+    /// The Secret key of the model's own API key.
+    pub credentials: Option<SecretKeyReference>,
+    /// `timeout`, in seconds.
+    pub timeout_seconds: Option<u32>,
+    /// `max_parallel_requests`.
+    pub max_parallel_requests: Option<u32>,
+    /// `rpm`.
+    pub rpm: Option<u32>,
+    /// `tpm`.
+    pub tpm: Option<u64>,
+}
+
+/// Why a policy cannot be applied to a gateway.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyRefusal {
+    /// A value is not allowed (the message says which and why).
+    #[error("{0}")]
+    Invalid(String),
+    /// `sectionName` names a model the gateway does not have.
+    #[error(
+        "the gateway has no model {model:?}: name one of its models in sectionName, or leave it unset for every model"
+    )]
+    NoSuchModel {
+        /// The model named.
+        model: String,
+    },
+}
+
+/// Which of `gateway`'s models `policy` configures (`None`: every model), and what it
+/// sets; or why it cannot be applied. Strings that LiteLLM interprets are checked like
+/// the rest of the config: no `os.environ/` or secret-manager reference, URLs `http(s)`
+/// only, bounded sizes. Nothing is looked up.
+pub fn check(
+    policy: &LiteLlmModelPolicy,
+    gateway: &AiGateway,
+) -> Result<(Option<Vec<String>>, ModelSettings), PolicyRefusal> {
+    let spec = &policy.spec;
+    let invalid = |message: String| Err(PolicyRefusal::Invalid(message));
+    if policy.namespace() != gateway.namespace() {
+        return invalid("a policy configures gateways in its own namespace only".to_owned());
+    }
+    if let Some(base) = &spec.api_base {
+        if base.len() > MAX_API_BASE_BYTES {
+            return invalid(format!("apiBase is longer than {MAX_API_BASE_BYTES} bytes"));
+        }
+        if let Some(why) = config::refuse_reference(base) {
+            return invalid(format!("apiBase {why}"));
+        }
+        let scheme_ok = base.starts_with("http://") || base.starts_with("https://");
+        let host = base
+            .split_once("://")
+            .map(|(_, rest)| rest)
+            .unwrap_or_default();
+        if !scheme_ok
+            || host.is_empty()
+            || base.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return invalid(
+                "apiBase must be an http:// or https:// URL with a host and no spaces".to_owned(),
+            );
+        }
+    }
+    if let Some(version) = &spec.api_version {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+        if version.is_empty()
+            || version.len() > MAX_API_VERSION_BYTES
+            || !version.chars().all(allowed)
+        {
+            return invalid(format!(
+                "apiVersion must be 1 to {MAX_API_VERSION_BYTES} letters, digits, '-', '_' or '.'"
+            ));
+        }
+    }
+    if let Some(credentials) = &spec.credentials {
+        let key_ok = !credentials.key.is_empty()
+            && credentials.key.len() <= 253
+            && (credentials.key.chars())
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        let name_ok = !credentials.name.is_empty()
+            && credentials.name.len() <= 253
+            && (credentials.name.chars())
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'));
+        if !name_ok || !key_ok {
+            return invalid("credentials must name a Secret (a lowercase DNS name) and a key (letters, digits, '-', '_', '.')".to_owned());
+        }
+    }
+    if spec
+        .timeout_seconds
+        .is_some_and(|t| !(1..=MAX_TIMEOUT_SECONDS).contains(&t))
+    {
+        return invalid(format!("timeoutSeconds must be 1 to {MAX_TIMEOUT_SECONDS}"));
+    }
+    if spec.max_parallel_requests == Some(0) || spec.rpm == Some(0) || spec.tpm == Some(0) {
+        return invalid("maxParallelRequests, rpm and tpm must be at least 1 when set".to_owned());
+    }
+    let (group, kind, name) = (
+        AiGateway::group(&()),
+        AiGateway::kind(&()),
+        gateway.name_any(),
+    );
+    let mut models: Vec<String> = Vec::new();
+    let mut whole = false;
+    for reference in &spec.target_refs {
+        if reference.group != group || reference.kind != kind || reference.name != name {
+            continue;
+        }
+        match &reference.section_name {
+            None => whole = true,
+            Some(model) if gateway.spec.ai_models.iter().any(|m| &m.name == model) => {
+                models.push(model.clone())
+            }
+            Some(model) => {
+                return Err(PolicyRefusal::NoSuchModel {
+                    model: model.clone(),
+                });
+            }
+        }
+    }
+    let settings = ModelSettings {
+        api_base: spec.api_base.clone(),
+        api_version: spec.api_version.clone(),
+        credentials: spec.credentials.clone(),
+        timeout_seconds: spec.timeout_seconds,
+        max_parallel_requests: spec.max_parallel_requests,
+        rpm: spec.rpm,
+        tpm: spec.tpm,
+    };
+    Ok(((!whole).then_some(models), settings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aigateway_api::{AiGatewaySpec, AiModel};
+
+    fn gateway() -> AiGateway {
+        let mut gateway = AiGateway::new(
+            "gw",
+            AiGatewaySpec {
+                ai_models: vec![AiModel::new("openai", "gpt"), AiModel::new("azure", "big")],
+                ..Default::default()
+            },
+        );
+        gateway.metadata.namespace = Some("team".into());
+        gateway
+    }
+
+    fn policy(section: Option<&str>, spec: LiteLlmModelPolicySpec) -> LiteLlmModelPolicy {
+        let mut reference =
+            PolicyTargetReference::new("runtime.agentic-layer.ai", "AiGateway", "gw");
+        reference.section_name = section.map(Into::into);
+        let mut policy = LiteLlmModelPolicy::new(
+            "p",
+            LiteLlmModelPolicySpec {
+                target_refs: vec![reference],
+                ..spec
+            },
+        );
+        policy.metadata.namespace = Some("team".into());
+        policy
+    }
+
+    #[test]
+    fn a_policy_configures_the_whole_gateway_or_the_models_it_names() {
+        let (models, _) = check(&policy(None, Default::default()), &gateway()).unwrap();
+        assert_eq!(models, None);
+        let (models, _) = check(&policy(Some("big"), Default::default()), &gateway()).unwrap();
+        assert_eq!(models, Some(vec!["big".to_owned()]));
+        assert_eq!(
+            check(&policy(Some("nope"), Default::default()), &gateway()),
+            Err(PolicyRefusal::NoSuchModel {
+                model: "nope".into()
+            })
+        );
+    }
+
+    #[test]
+    fn hostile_values_are_refused_with_what_is_wrong() {
+        let refused = |spec: LiteLlmModelPolicySpec| match check(&policy(None, spec), &gateway()) {
+            Err(PolicyRefusal::Invalid(message)) => message,
+            other => panic!("not refused: {other:?}"),
+        };
+        let base = |b: &str| LiteLlmModelPolicySpec {
+            api_base: Some(b.into()),
+            ..Default::default()
+        };
+        assert!(refused(base("os.environ/SECRET")).contains("apiBase"));
+        assert!(refused(base("file:///etc/passwd")).contains("http:// or https://"));
+        assert!(refused(base("https://")).contains("with a host"));
+        assert!(refused(base("https://a b")).contains("no spaces"));
+        assert!(refused(base(&format!("https://{}", "a".repeat(3000)))).contains("longer than"));
+        let version = LiteLlmModelPolicySpec {
+            api_version: Some("os.environ/X".into()),
+            ..Default::default()
+        };
+        assert!(refused(version).contains("apiVersion"));
+        let credentials = LiteLlmModelPolicySpec {
+            credentials: Some(SecretKeyReference {
+                name: "../etc".into(),
+                key: "k".into(),
+            }),
+            ..Default::default()
+        };
+        assert!(refused(credentials).contains("credentials"));
+        let timeout = LiteLlmModelPolicySpec {
+            timeout_seconds: Some(0),
+            ..Default::default()
+        };
+        assert!(refused(timeout).contains("timeoutSeconds"));
+        let rpm = LiteLlmModelPolicySpec {
+            rpm: Some(0),
+            ..Default::default()
+        };
+        assert!(refused(rpm).contains("at least 1"));
+        let ok = base("http://vllm.models.svc:8000/v1");
+        assert!(check(&policy(None, ok), &gateway()).is_ok());
+    }
+
+    #[test]
+    fn a_policy_of_another_namespace_is_refused() {
+        let mut foreign = policy(None, Default::default());
+        foreign.metadata.namespace = Some("other".into());
+        assert!(matches!(
+            check(&foreign, &gateway()),
+            Err(PolicyRefusal::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn the_crd_is_labelled_as_a_direct_policy() {
+        let crd = &crds()[0];
+        assert_eq!(
+            crd.metadata.name.as_deref(),
+            Some("litellmmodelpolicies.litellm.aigateway.agentic-layer.ai")
+        );
+        assert_eq!(
+            crd.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(POLICY_LABEL))
+                .map(String::as_str),
+            Some(DIRECT)
+        );
+        assert!(
+            crd.spec.versions[0]
+                .subresources
+                .as_ref()
+                .is_some_and(|s| s.status.is_some())
+        );
+    }
+}
