@@ -475,14 +475,6 @@ fn shared_state<K: GatewayKind>(
     served: &Served<K>,
     watches: &KindWatches<K>,
 ) -> Shared<K> {
-    let KindWatches {
-        gateways,
-        classes,
-        children,
-        related,
-        attached,
-        policies,
-    } = watches;
     let implementation = served.implementation.clone();
     let controller = implementation.controller_name().to_owned();
     let field_manager = implementation.field_manager();
@@ -504,18 +496,26 @@ fn shared_state<K: GatewayKind>(
         status_manager: names::status_field_manager(&field_manager, &controller),
         controller,
         field_manager,
-        classes: classes.store.clone(),
-        gateways: gateways.store.clone(),
-        children: children.iter().map(|child| child.cache.clone()).collect(),
-        related: related.view.clone(),
+        classes: watches.classes.store.clone(),
+        gateways: watches.gateways.store.clone(),
+        children: watches
+            .children
+            .iter()
+            .map(|child| child.cache.clone())
+            .collect(),
+        related: watches.related.view.clone(),
         reporter,
         metrics: wiring.metrics.clone(),
         failures: Mutex::default(),
         class_failures: Mutex::default(),
         own_writes: Default::default(),
         owned_condition_types,
-        attached: attached.as_ref().map(|watch| watch.cache.clone()),
-        policies: policies.iter().map(|watch| watch.cache.clone()).collect(),
+        attached: watches.attached.as_ref().map(|watch| watch.cache.clone()),
+        policies: watches
+            .policies
+            .iter()
+            .map(|watch| watch.cache.clone())
+            .collect(),
         warnings: Default::default(),
         implementation,
     }

@@ -547,16 +547,23 @@ async fn a_refused_status_write_waits_for_the_owner_and_a_conflict_is_retried() 
     running.stop().await;
 }
 
-/// An upgrade that has not applied the policy kind's CRD yet still serves gateways; the
-/// kind is picked up once the CRD appears.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_policy_crd_holds_nothing_back_and_is_picked_up_when_installed() {
+/// A testkit without the policy CRD, gateway `gw` of our class, and the operator serving
+/// it.
+async fn one_gateway_without_the_policy_crd() -> (Cluster, Client, fixtures::Running) {
     let cluster = Cluster::testkit().await;
     let client = cluster.client();
     create_class(&client, "timeouts", CONTROLLER, false).await;
     create_gateway(&client, "gw", "timeouts").await;
     let running = start(Operator::new(client.clone()).gateway(Timeouts::default()));
     wait_timeout(&client, "gw", "timeout", None).await;
+    (cluster, client, running)
+}
+
+/// An upgrade that has not applied the policy kind's CRD yet still serves gateways; the
+/// kind is picked up once the CRD appears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_policy_crd_holds_nothing_back_and_is_picked_up_when_installed() {
+    let (cluster, client, running) = one_gateway_without_the_policy_crd().await;
     install_policy_crd(&cluster).await;
     create_policy(&client, "late", vec![target("gw")], 12).await;
     // The list is retried with a growing delay while the kind is missing (at most 20 s).
@@ -577,12 +584,7 @@ async fn a_missing_policy_crd_holds_nothing_back_and_is_picked_up_when_installed
 /// delay) is as quick as ever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_without_the_policy_crd_stops_promptly() {
-    let cluster = Cluster::testkit().await;
-    let client = cluster.client();
-    create_class(&client, "timeouts", CONTROLLER, false).await;
-    create_gateway(&client, "gw", "timeouts").await;
-    let running = start(Operator::new(client.clone()).gateway(Timeouts::default()));
-    wait_timeout(&client, "gw", "timeout", None).await;
+    let (_cluster, _client, running) = one_gateway_without_the_policy_crd().await;
     // Past the first refusals, into the growing delay.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let started = std::time::Instant::now();
