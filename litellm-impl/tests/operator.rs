@@ -317,3 +317,80 @@ async fn the_go_operators_condition_types_carry_its_reasons() {
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }
+
+/// LiteLLMModelPolicies through the real loop: a valid one reaches the model's entry in
+/// the config (its key as an env var from its Secret), hostile or broken ones are refused
+/// in their own status with what is wrong, and change nothing of the gateway.
+#[tokio::test]
+async fn model_policies_reach_the_config_and_hostile_ones_are_refused_in_their_status() {
+    let server = ApiServer::new();
+    install_crds_and_class(&server).await;
+    for crd in litellm_impl::policy::crds() {
+        server.install_crd(crd).await.unwrap();
+    }
+    let group = litellm_impl::policy::GROUP;
+    let policy = |name: &str, target: &str, spec: &str| {
+        format!(
+            "apiVersion: {group}/v1alpha1\nkind: LiteLLMModelPolicy\nmetadata:\n  name: {name}\n  namespace: team\nspec:\n  targetRefs:\n  - {{group: runtime.agentic-layer.ai, kind: AiGateway, name: gw{target}}}\n{spec}"
+        )
+    };
+    let manifests = [
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n".to_owned(),
+        secret("sk-provider"),
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: own-key\n  namespace: team\nstringData:\n  key: sk-own-value\n".to_owned(),
+        "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata:\n  name: gw\n  namespace: team\nspec:\n  aiModels:\n  - {name: gpt-4o, provider: openai}\n  - {name: gpt-4o-mini, provider: openai}\n".to_owned(),
+        policy("good", ", sectionName: gpt-4o", "  apiBase: https://team.openai.azure.com\n  credentials: {name: own-key, key: key}\n  timeoutSeconds: 30\n"),
+        policy("hostile", "", "  apiBase: os.environ/AWS_SECRET_ACCESS_KEY\n"),
+        policy("ghost", ", sectionName: nope", "  timeoutSeconds: 5\n"),
+        policy("elsewhere", ", namespace: kube-system", "  timeoutSeconds: 5\n"),
+    ];
+    server.apply_manifests(&manifests.join("---\n")).unwrap();
+    let (stop, task) = spawn_operator(&server);
+
+    let policies: Api<litellm_impl::policy::LiteLlmModelPolicy> =
+        Api::namespaced(server.client(), "team");
+    let accepted = |name: &'static str| {
+        let policies = policies.clone();
+        async move {
+            let policy = policies.get(name).await.ok()?;
+            let entry = policy.status?.ancestors.into_iter().next()?;
+            let c = entry
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "Accepted")?;
+            Some((c.status, c.reason, c.message))
+        }
+    };
+    for (name, status, reason, says) in [
+        ("good", "True", "Accepted", "in effect"),
+        ("hostile", "False", "Invalid", "apiBase"),
+        ("ghost", "False", "TargetNotFound", "no model \"nope\""),
+        ("elsewhere", "False", "Invalid", "own namespace only"),
+    ] {
+        wait_for(&format!("policy {name}: {reason}"), || async {
+            accepted(name)
+                .await
+                .is_some_and(|(s, r, m)| s == status && r == reason && m.contains(says))
+        })
+        .await;
+    }
+    let configs: Api<ConfigMap> = Api::namespaced(server.client(), "team");
+    let config = configs.get("gw-config").await.unwrap();
+    let yaml = &config.data.unwrap()["config.yaml"];
+    assert!(
+        yaml.contains("api_base: https://team.openai.azure.com"),
+        "{yaml}"
+    );
+    assert!(
+        !yaml.contains("AWS_SECRET") && !yaml.contains("sk-own-value"),
+        "{yaml}"
+    );
+    assert_eq!(
+        yaml.matches("timeout: 30").count(),
+        1,
+        "only gpt-4o: {yaml}"
+    );
+
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
