@@ -116,15 +116,18 @@ struct Scenario {
     gateways: usize,
     concurrency: u16,
     backend: Backend,
+    /// One LiteLLMModelPolicy per gateway (spec suffix `:policies`).
+    policies: bool,
 }
 
 impl Scenario {
     fn spec(self) -> String {
         format!(
-            "{}:{}:{}",
+            "{}:{}:{}{}",
             self.gateways,
             self.concurrency,
-            self.backend.name()
+            self.backend.name(),
+            if self.policies { ":policies" } else { "" }
         )
     }
 
@@ -134,8 +137,16 @@ impl Scenario {
             gateways: parts.next()?.parse().ok().filter(|n| *n > 0)?,
             concurrency: parts.next()?.parse().ok().filter(|c| *c > 0)?,
             backend: Backend::parse(parts.next().unwrap_or("in-process"))?,
+            policies: false,
         };
-        parts.next().is_none().then_some(scenario)
+        match parts.next() {
+            None => Some(scenario),
+            Some("policies") => parts.next().is_none().then_some(Scenario {
+                policies: true,
+                ..scenario
+            }),
+            Some(_) => None,
+        }
     }
 }
 
@@ -160,6 +171,9 @@ struct Record {
     gateways: usize,
     concurrency: u16,
     backend: String,
+    /// One LiteLLMModelPolicy per gateway.
+    #[serde(default)]
+    policies: bool,
     /// `reads 1 ms, writes 5 ms`, `none`, or `real API server`.
     latency_model: String,
     /// From starting the operator until every gateway had `Programmed=True`; `None`
@@ -276,7 +290,7 @@ fn describe_latency((reads, writes): (f64, f64)) -> String {
 /// The objects of a scenario as YAML texts of at most 500 documents each (a YAML
 /// stream of 10,000 documents would exceed the parser's budget): the default class,
 /// [`NAMESPACES`] namespaces with their `api-key-secrets`, and N gateways of two models.
-fn fixtures(gateways: usize) -> Vec<String> {
+fn fixtures(gateways: usize, policies: bool) -> Vec<String> {
     let mut documents = vec![String::from(
         "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGatewayClass\nmetadata:\n  name: litellm\n  annotations:\n    aigatewayclass.kubernetes.io/is-default-class: \"true\"\nspec:\n  controller: aigateway.agentic-layer.ai/ai-gateway-litellm-controller\n",
     )];
@@ -290,6 +304,13 @@ fn fixtures(gateways: usize) -> Vec<String> {
             "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata:\n  name: gw-{i:05}\n  namespace: bench-{}\nspec:\n  aiGatewayClassName: litellm\n  aiModels:\n    - provider: openai\n      name: gpt-4o-mini\n    - provider: anthropic\n      name: claude-sonnet-4-20250514\n",
             i % NAMESPACES
         ));
+        if policies {
+            documents.push(format!(
+                "apiVersion: {}/v1alpha1\nkind: LiteLLMModelPolicy\nmetadata:\n  name: gw-{i:05}-models\n  namespace: bench-{}\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: gw-{i:05}\n  timeoutSeconds: 30\n  rpm: 600\n",
+                litellm_impl::policy::GROUP,
+                i % NAMESPACES
+            ));
+        }
     }
     documents.chunks(500).map(|c| c.join("---\n")).collect()
 }
@@ -671,11 +692,11 @@ async fn testkit_scenario(scenario: Scenario, steady: Duration) -> Record {
         // Every write of N gateways stays resumable for the operator's watches.
         .watch_history(scenario.gateways * 20)
         .build();
-    for crd in aigateway_api::crds::all() {
+    for crd in litellm_impl_cli::crds::all() {
         server.install_crd(crd).await.expect("install a CRD");
     }
     // Direct store access: not counted as requests.
-    for batch in fixtures(scenario.gateways) {
+    for batch in fixtures(scenario.gateways, scenario.policies) {
         server.apply_manifests(&batch).expect("store the fixtures");
     }
     let baseline_kib = peak_rss_kib(None);
@@ -773,6 +794,7 @@ async fn testkit_scenario(scenario: Scenario, steady: Duration) -> Record {
         gateways: scenario.gateways,
         concurrency: scenario.concurrency,
         backend: scenario.backend.name().to_owned(),
+        policies: scenario.policies,
         latency_model: describe_latency(latency),
         seconds_to_all_programmed: convergence.programmed_after.map(|d| d.as_secs_f64()),
         seconds_to_all_ready: convergence.ready_after.map(|d| d.as_secs_f64()),
@@ -925,12 +947,12 @@ async fn real_scenario(scenario: Scenario, steady: Duration) -> Record {
         .await
         .unwrap_or_else(|e| panic!("no admin client for the real control plane: {e}"));
     let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
-    for crd in aigateway_api::crds::all() {
+    for crd in litellm_impl_cli::crds::all() {
         crds.create(&Default::default(), &crd)
             .await
             .expect("create a CRD");
     }
-    for crd in aigateway_api::crds::all() {
+    for crd in litellm_impl_cli::crds::all() {
         let name = crd.metadata.name.clone().unwrap_or_default();
         let established = kube::runtime::wait::await_condition(
             crds.clone(),
@@ -943,7 +965,7 @@ async fn real_scenario(scenario: Scenario, steady: Duration) -> Record {
             .expect("watch the CRD");
     }
     let created = Instant::now();
-    create_on_cluster(&admin, &fixtures(scenario.gateways)).await;
+    create_on_cluster(&admin, &fixtures(scenario.gateways, scenario.policies)).await;
     eprintln!(
         "stored {} gateways on the real control plane in {:.1} s",
         scenario.gateways,
@@ -1050,6 +1072,7 @@ async fn real_scenario(scenario: Scenario, steady: Duration) -> Record {
         gateways: scenario.gateways,
         concurrency: scenario.concurrency,
         backend: scenario.backend.name().to_owned(),
+        policies: scenario.policies,
         latency_model: "real API server".to_owned(),
         seconds_to_all_programmed: convergence.programmed_after.map(|d| d.as_secs_f64()),
         seconds_to_all_ready: convergence.ready_after.map(|d| d.as_secs_f64()),
@@ -1144,7 +1167,11 @@ fn print_table(all: &[Record]) {
             vec![
                 r.gateways.to_string(),
                 r.concurrency.to_string(),
-                r.backend.clone(),
+                if r.policies {
+                    format!("{} + a policy per gateway", r.backend)
+                } else {
+                    r.backend.clone()
+                },
                 seconds(r.seconds_to_all_programmed),
                 if r.seconds_to_all_ready.is_some() {
                     seconds(r.seconds_to_all_ready)
@@ -1315,6 +1342,7 @@ fn default_scenarios() -> Vec<Scenario> {
         gateways,
         concurrency,
         backend,
+        policies: false,
     };
     if flag("SCALE_BENCH_QUICK") {
         return vec![
