@@ -253,11 +253,24 @@ pub(crate) struct PolicyCache {
     /// Policies whose status write the API server refused as invalid (422), with the
     /// resourceVersion it refused: not written again until their owner changes them.
     pub(crate) refused_writes: Mutex<HashMap<NamespacedName, String>>,
+    /// What our last status write of each policy returned, while the cache lags behind
+    /// it (see [`PolicyCache::freshest`]).
+    pub(crate) written: Mutex<HashMap<NamespacedName, OwnWrite>>,
     /// Failed reconciles in a row, by policy, for the backoff.
     pub(crate) failures: Mutex<HashMap<NamespacedName, u32>>,
     /// Policies to look at again (their decisions or their targets changed).
     pub(crate) triggers: UnboundedSender<ObjectRef<DynamicObject>>,
 }
+
+/// Our last status write of a policy: the resourceVersions our writes replaced, and what
+/// the last one returned.
+pub(crate) struct OwnWrite {
+    replaced: Vec<String>,
+    latest: Arc<DynamicObject>,
+}
+
+/// How many replaced versions an [`OwnWrite`] keeps.
+const MAX_REPLACED: usize = 4;
 
 /// How many refused policies [`PolicyCache::refused_writes`] remembers; beyond, it
 /// starts over (each is then tried once more).
@@ -268,6 +281,46 @@ pub(crate) fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl PolicyCache {
+    /// The freshest known version of `cached`: what our last status write returned while
+    /// the cache still holds a version that write replaced (a reconcile started from the
+    /// cache would patch with that version and get 409 from ourselves), else `cached`.
+    /// resourceVersions are never compared for order, only for equality, as the gateways'
+    /// own-write memo does.
+    pub(crate) fn freshest(&self, cached: Arc<DynamicObject>) -> Arc<DynamicObject> {
+        let key = key_of(cached.as_ref());
+        let mut written = locked(&self.written);
+        let Some(memo) = written.get(&key) else {
+            return cached;
+        };
+        let same_object = memo.latest.metadata.uid == cached.metadata.uid;
+        let behind = (cached.metadata.resource_version.as_ref())
+            .is_some_and(|rv| memo.replaced.contains(rv));
+        if same_object && behind {
+            return memo.latest.clone();
+        }
+        written.remove(&key);
+        cached
+    }
+
+    /// Remembers that our status write over `before` returned `after`.
+    pub(crate) fn remember(&self, before: &DynamicObject, mut after: DynamicObject) {
+        // As the cache keeps it.
+        strip(&mut after);
+        let key = key_of(before);
+        let mut written = locked(&self.written);
+        let memo = written.entry(key).or_insert_with(|| OwnWrite {
+            replaced: Vec::new(),
+            latest: Arc::new(after.clone()),
+        });
+        if let Some(rv) = before.metadata.resource_version.clone() {
+            memo.replaced.push(rv);
+            if memo.replaced.len() > MAX_REPLACED {
+                memo.replaced.remove(0);
+            }
+        }
+        memo.latest = Arc::new(after);
+    }
+
     /// The cached policy `key`.
     pub(crate) fn get(&self, key: &NamespacedName) -> Option<Arc<DynamicObject>> {
         self.store.get(&self.object_ref(key))
@@ -357,6 +410,13 @@ impl PolicyCache {
     }
 }
 
+/// What the cache keeps of a policy: entries of `status.ancestors` say whose they are,
+/// so nothing reads managedFields; of the annotations, only ours.
+fn strip(policy: &mut DynamicObject) {
+    policy.metadata.managed_fields = None;
+    crate::names::keep_cached_annotations(&mut policy.metadata);
+}
+
 /// The running watch of one policy kind.
 pub(crate) struct PolicyWatch<K: GatewayKind> {
     pub(crate) cache: Arc<PolicyCache>,
@@ -389,6 +449,7 @@ pub(crate) fn watch<K: GatewayKind>(
         index: Mutex::default(),
         decisions: Mutex::default(),
         refused_writes: Mutex::default(),
+        written: Mutex::default(),
         failures: Mutex::default(),
         triggers: policy_tx,
     });
@@ -397,11 +458,7 @@ pub(crate) fn watch<K: GatewayKind>(
         dynamic_api(client, namespace, &resource),
         watcher::Config::default(),
     )
-    .modify(|policy: &mut DynamicObject| {
-        // Entries of status.ancestors say whose they are; nothing reads managedFields.
-        policy.metadata.managed_fields = None;
-        crate::names::keep_cached_annotations(&mut policy.metadata);
-    });
+    .modify(strip);
     let indexed = cache.clone();
     let (gateway_group, gateway_kind) = (K::Gateway::group(&()), K::Gateway::kind(&()));
     let store = writer.as_reader();
@@ -410,6 +467,7 @@ pub(crate) fn watch<K: GatewayKind>(
             let Ok(event) = event else { return };
             if let watcher::Event::Delete(policy) = event {
                 locked(&indexed.decisions).remove(&key_of(policy));
+                locked(&indexed.written).remove(&key_of(policy));
             }
             let changed = locked(&indexed.index).on_event(event);
             for object in changed {

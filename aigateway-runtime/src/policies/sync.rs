@@ -102,6 +102,7 @@ pub(crate) async fn reconcile<K: GatewayKind>(
     policy: Arc<DynamicObject>,
     ctx: Arc<PolicyContext<K>>,
 ) -> Result<Action, ReconcileError> {
+    let policy = ctx.cache.freshest(policy);
     let result = write_status(&policy, &ctx).await;
     if result.is_ok() {
         succeeded(&ctx.cache, &policy);
@@ -189,7 +190,8 @@ async fn write_status<K: GatewayKind>(
         .patch_status(&key.name, &shared.status_params(), &Patch::Merge(&patch))
         .await;
     match written {
-        Ok(_) => {
+        Ok(written) => {
+            cache.remember(policy, written);
             locked(&cache.refused_writes).remove(&key);
             debug!(policy = %key.name, namespace = %key.namespace, "wrote policy status");
             Ok(Action::await_change())
