@@ -16,4 +16,4 @@ mod rules;
 mod sync;
 
 pub(crate) use index::{PolicyCache, PolicyWatch, TargetObject, watch};
-pub(crate) use sync::{PolicyContext, error_policy, reconcile, record};
+pub(crate) use sync::{PolicyContext, error_policy, not_ours, reconcile, record};

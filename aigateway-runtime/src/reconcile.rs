@@ -330,6 +330,8 @@ async fn let_go<K: GatewayKind>(
         // Nobody has it: whatever we deployed stays until a class takes it.
         Claim::NotOurs(reason) => debug!(gateway = %name, ?reason, "not ours, leaving it as it is"),
     }
+    // Letting go may write nothing (its class went): the policies naming it say so.
+    policies::not_ours(shared, gateway.as_ref());
     not_ours(shared, gateway);
     Ok(Action::await_change())
 }

@@ -100,10 +100,17 @@ pub(crate) fn mark_listed<T, E>(
 
 /// `events` of a kind whose CRD may not be installed (a policy kind of an implementation
 /// whose CRDs an upgrade has not applied yet), with their failures recorded in `health`
-/// under `cache`, the first answer opening `gate`, and backoff. A 404 is a known answer
-/// ("none installed"): it opens the gate and is healthy, so the operator serves its
-/// gateways without the kind and picks it up once the CRD appears (the list is retried,
-/// the delay growing to 20 s).
+/// under `cache`, the first answer that settles the cache opening `gate`, and backoff.
+///
+/// Until the first list succeeds, a 404 is a known answer ("none installed"): it is an
+/// empty list to the cache (a controller over it waits for its first list before it
+/// reconciles, and before it can stop), healthy, and opens the gate, so the operator
+/// serves its gateways without the kind and picks it up once the CRD appears (the list
+/// is retried, the delay growing to 20 s). A 403 opens the gate too (nothing would change
+/// by waiting; `/readyz` reports it). After a successful list, a 404 (an API server
+/// restarting registers CRDs late) is a failure: the cache keeps what it holds, so the
+/// gateways are not rendered without their policies for a moment. Other failures never
+/// open the gate: the operator waits for the list, as for any cache.
 pub(crate) fn tracked_optional<T, S>(
     tracking: &CacheTracking<'_>,
     cache: String,
@@ -115,14 +122,17 @@ where
 {
     tracking.gate.register(&cache);
     let (gate, health) = (tracking.gate.clone(), tracking.health.clone());
+    let listed = Arc::new(AtomicBool::new(false));
+    let (seen, converted) = (listed.clone(), listed);
     events
         .inspect(move |event| match event {
             Ok(watcher::Event::InitDone) => {
+                seen.store(true, Ordering::SeqCst);
                 health.record::<String>(&cache, Ok(()));
                 gate.listed(&cache);
             }
             Ok(_) => health.record::<String>(&cache, Ok(())),
-            Err(error) if status_code(error) == Some(404) => {
+            Err(error) if status_code(error) == Some(404) && !seen.load(Ordering::SeqCst) => {
                 health.record::<String>(&cache, Ok(()));
                 gate.listed(&cache);
             }
@@ -130,15 +140,17 @@ where
             Err(watcher::Error::WatchError(status)) if status.code == 410 => {}
             Err(error) => {
                 health.record(&cache, Err(&watch_failure(error)));
-                gate.listed(&cache);
+                if status_code(error) == Some(403) {
+                    gate.listed(&cache);
+                }
             }
         })
         .paced()
-        // "None installed" is an empty list to the cache: a controller over it waits
-        // for its first list before it reconciles, and before it can stop.
-        .flat_map(|event| {
+        .flat_map(move |event| {
             let events = match event {
-                Err(error) if status_code(&error) == Some(404) => {
+                Err(error)
+                    if status_code(&error) == Some(404) && !converted.load(Ordering::SeqCst) =>
+                {
                     vec![Ok(watcher::Event::Init), Ok(watcher::Event::InitDone)]
                 }
                 other => vec![other],

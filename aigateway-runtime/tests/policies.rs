@@ -580,6 +580,39 @@ async fn a_missing_policy_crd_holds_nothing_back_and_is_picked_up_when_installed
     running.stop().await;
 }
 
+/// An API server that answers 404 for the policy kind for a while after it was listed
+/// (one restarting registers CRDs late) does not make the gateways lose their policies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_404_after_the_first_list_keeps_the_policies() {
+    let (cluster, client, running) = one_gateway_without_the_policy_crd().await;
+    install_policy_crd(&cluster).await;
+    create_policy(&client, "kept", vec![target("gw")], 12).await;
+    wait_accepted(&client, "kept", "gw", |a| a.0 == "True", "Accepted").await;
+    wait_timeout(&client, "gw", "timeout", Some("12")).await;
+    let Cluster::Testkit(server) = &cluster else {
+        unreachable!("a testkit cluster")
+    };
+    for verb in ["list", "watch"] {
+        let matcher = aigateway_testkit::RequestMatch::any()
+            .verb(verb)
+            .resource("timeoutpolicies");
+        server.faults().fail_next(1_000, matcher, 404);
+    }
+    server.faults().cut_watches();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        timeouts(&client, "gw")
+            .await
+            .unwrap()
+            .get("timeout")
+            .map(String::as_str),
+        Some("12"),
+        "the gateway kept its policy through the 404s"
+    );
+    server.faults().clear();
+    running.stop().await;
+}
+
 /// Stopping while the policy kind's CRD is missing (its list retried with a growing
 /// delay) is as quick as ever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -213,6 +213,11 @@ pub fn check(
             ));
         }
     }
+    if spec.api_base.is_some() && spec.credentials.is_none() {
+        // The model would keep the provider key of `api-key-secrets`, and send it to an
+        // endpoint the policy's author chose.
+        return invalid("apiBase needs credentials: without them the provider key from api-key-secrets would be sent to that endpoint; name a Secret key of this namespace (any value for an endpoint that needs none)".to_owned());
+    }
     if let Some(credentials) = &spec.credentials {
         let key_ok = !credentials.key.is_empty()
             && credentials.key.len() <= 253
@@ -354,7 +359,16 @@ mod tests {
             ..Default::default()
         };
         assert!(refused(rpm).contains("at least 1"));
-        let ok = base("http://vllm.models.svc:8000/v1");
+        assert!(
+            refused(base("http://vllm.models.svc:8000/v1")).contains("apiBase needs credentials")
+        );
+        let ok = LiteLlmModelPolicySpec {
+            credentials: Some(SecretKeyReference {
+                name: "vllm-key".into(),
+                key: "key".into(),
+            }),
+            ..base("http://vllm.models.svc:8000/v1")
+        };
         assert!(check(&policy(None, ok), &gateway()).is_ok());
     }
 

@@ -466,8 +466,11 @@ pub(crate) fn watch<K: GatewayKind>(
         reflect(writer, tracked_optional(tracking, cache_name, events)).inspect(move |event| {
             let Ok(event) = event else { return };
             if let watcher::Event::Delete(policy) = event {
-                locked(&indexed.decisions).remove(&key_of(policy));
-                locked(&indexed.written).remove(&key_of(policy));
+                let key = key_of(policy);
+                locked(&indexed.decisions).remove(&key);
+                locked(&indexed.written).remove(&key);
+                locked(&indexed.refused_writes).remove(&key);
+                locked(&indexed.failures).remove(&key);
             }
             let changed = locked(&indexed.index).on_event(event);
             for object in changed {

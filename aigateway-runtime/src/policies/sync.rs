@@ -59,6 +59,16 @@ pub(crate) fn record<K: GatewayKind>(
     }
 }
 
+/// `gateway` is not ours (any more): the policies naming it look again, so that our
+/// entries go even when letting go of it wrote nothing that a watch would report.
+pub(crate) fn not_ours<K: GatewayKind>(shared: &Shared<K>, gateway: &K::Gateway) {
+    for cache in shared.policies.iter() {
+        for key in cache.naming(gateway) {
+            cache.trigger(&key);
+        }
+    }
+}
+
 /// Where `target` (a gateway of kind `K`) stands for `policy`.
 fn standing<K: GatewayKind>(
     shared: &Shared<K>,
@@ -163,10 +173,18 @@ async fn write_status<K: GatewayKind>(
         }
     }
     cache.forget_decisions(&key, &our_gateways);
-    let existing: Vec<_> = (policy.data.get("status").cloned())
-        .and_then(|status| serde_json::from_value::<PolicyStatus>(status).ok())
-        .map(|status| status.ancestors)
-        .unwrap_or_default();
+    let existing: Vec<_> = match policy.data.get("status").cloned() {
+        None => Vec::new(),
+        Some(status) => match serde_json::from_value::<PolicyStatus>(status) {
+            Ok(status) => status.ancestors,
+            // Not a shape we can merge into (a looser CRD schema): writing would replace
+            // other controllers' entries.
+            Err(_) => {
+                debug!(policy = %key.name, namespace = %key.namespace, "status.ancestors does not parse; not written");
+                return Ok(Action::await_change());
+            }
+        },
+    };
     let merged = merge_ancestors(
         &existing,
         &shared.controller,
