@@ -25,11 +25,14 @@ use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 
 use crate::names::{CONTROLLER_NAME, TOOL_GATEWAY_CONTROLLER_NAME};
-use crate::policy::{LiteLlmModelPolicy, PolicyRefusal};
+use crate::policy::{LiteLlmModelPolicy, LiteLlmRoutingPolicy, PolicyRefusal};
 use crate::tool_gateway::{
     RenderedToolGateway, RouteProblemReason, RouteState, render_tool_gateway,
 };
-use crate::{ObjectLookup, PolicyVerdict, RenderError, RenderSettings, render_with_policies};
+use crate::{
+    GatewayPolicies, LiteLlmPolicyKind, ObjectLookup, PolicyVerdict, RenderError, RenderSettings,
+    render_with_policies,
+};
 
 /// The condition types of the Go operator, mirrored for tools that read them.
 pub const GO_CONFIGURED_CONDITION: &str = "AiGatewayConfigured";
@@ -208,9 +211,14 @@ impl GatewayImplementation for LiteLlmGateway {
         gateway: &AiGateway,
         ctx: &Context,
     ) -> Result<DesiredState, ImplementationError> {
-        let policies = ctx.policies::<LiteLlmModelPolicy>(gateway)?;
+        let models = ctx.policies::<LiteLlmModelPolicy>(gateway)?;
+        let routing = ctx.policies::<LiteLlmRoutingPolicy>(gateway)?;
         let objects = CachedObjects::new(ctx);
-        let rendered = render_with_policies(gateway, &policies, &objects, &self.settings);
+        let policies = GatewayPolicies {
+            models: &models,
+            routing: &routing,
+        };
+        let rendered = render_with_policies(gateway, policies, &objects, &self.settings);
         objects.finish()?;
         let rendered = rendered.map_err(invalid)?;
         let mut desired = DesiredState::new()
@@ -219,16 +227,27 @@ impl GatewayImplementation for LiteLlmGateway {
             .with(&rendered.service)
             .with_url(gateway.service_url().unwrap_or_default());
         for outcome in &rendered.policies {
-            let Some(policy) = policies.iter().find(|p| p.name_any() == outcome.policy) else {
-                continue;
+            let decision = policy_decision(&outcome.verdict);
+            let named = |p: &kube::api::ObjectMeta| p.name.as_deref() == Some(&outcome.policy);
+            desired = match outcome.kind {
+                LiteLlmPolicyKind::Model => match models.iter().find(|p| named(&p.metadata)) {
+                    Some(policy) => desired.with_policy(policy, decision),
+                    None => desired,
+                },
+                LiteLlmPolicyKind::Routing => match routing.iter().find(|p| named(&p.metadata)) {
+                    Some(policy) => desired.with_policy(policy, decision),
+                    None => desired,
+                },
             };
-            desired = desired.with_policy(policy, policy_decision(&outcome.verdict));
         }
         Ok(with_problems(desired, rendered.problems))
     }
 
     fn policies(&self) -> Vec<PolicyKind<AiGatewayKind>> {
-        vec![PolicyKind::of::<LiteLlmModelPolicy>()]
+        vec![
+            PolicyKind::of::<LiteLlmModelPolicy>(),
+            PolicyKind::of::<LiteLlmRoutingPolicy>(),
+        ]
     }
 
     fn readiness(&self, _gateway: &AiGateway, observed: &Observed) -> Readiness {

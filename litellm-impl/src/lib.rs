@@ -92,8 +92,9 @@ pub use lookup::{DEFAULT_NAMESPACE, InMemoryObjects, ObjectLookup};
 pub use names::{CONTROLLER_NAME, TOOL_GATEWAY_CONTROLLER_NAME};
 pub use problem::{ObjectRef, Problem, ProblemReason};
 pub use render::{
-    MAX_CONFIG_MAP_DATA_BYTES, PolicyOutcome, PolicyVerdict, Rendered, check_config,
-    referenced_secrets_hash, render, render_with_policies, secret_hash, short_hash,
+    GatewayPolicies, LiteLlmPolicyKind, MAX_CONFIG_MAP_DATA_BYTES, PolicyOutcome, PolicyVerdict,
+    Rendered, check_config, referenced_secrets_hash, render, render_with_policies, secret_hash,
+    short_hash,
 };
 pub use settings::RenderSettings;
 pub use tool_gateway::{RenderedToolGateway, RouteOutcome, RouteState, render_tool_gateway};

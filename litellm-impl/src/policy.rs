@@ -8,6 +8,10 @@
 //! [`check`] decides, purely, whether a policy can be applied to a gateway and what it
 //! sets; `render` applies it to the model list.
 //!
+//! [`LiteLlmRoutingPolicy`] sets how a whole gateway routes between its models:
+//! fallbacks, context-window fallbacks, retries, timeout, cooldown, and rate limits shared
+//! by every replica through Redis ([`check_routing`]).
+//!
 //! ```
 //! use aigateway_api::policy::PolicyTargetReference;
 //! use litellm_impl::policy::{LiteLlmModelPolicy, LiteLlmModelPolicySpec};
@@ -38,6 +42,14 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config;
+
+mod routing;
+
+pub use routing::{
+    Fallback, LiteLlmRoutingPolicy, LiteLlmRoutingPolicySpec, MAX_ALLOWED_FAILS,
+    MAX_FALLBACK_TARGETS, MAX_FALLBACKS, MAX_RETRIES, REDIS_HOST_KEY, REDIS_PASSWORD_KEY,
+    REDIS_PORT_KEY, RedisReference, RoutingSettings, SharedLimits, check_routing,
+};
 
 /// The API group of the LiteLLM implementation's policy kinds.
 pub const GROUP: &str = "litellm.aigateway.agentic-layer.ai";
@@ -125,12 +137,22 @@ impl TargetedPolicy for LiteLlmModelPolicy {
 /// The CRDs of the LiteLLM implementation's policy kinds, labelled for Gateway API tools
 /// as direct policy attachment.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    let mut crd = LiteLlmModelPolicy::crd();
-    crd.metadata
-        .labels
-        .get_or_insert_with(BTreeMap::new)
-        .insert(POLICY_LABEL.to_owned(), DIRECT.to_owned());
-    vec![crd]
+    let mut crds = vec![LiteLlmModelPolicy::crd(), LiteLlmRoutingPolicy::crd()];
+    for crd in &mut crds {
+        crd.metadata
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .insert(POLICY_LABEL.to_owned(), DIRECT.to_owned());
+    }
+    crds
+}
+
+/// Whether `name` can be a Secret's name (a lowercase DNS subdomain).
+fn check_secret_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && (name.chars())
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'))
 }
 
 /// What a valid policy sets on a model, checked.
@@ -223,11 +245,7 @@ pub fn check(
             && credentials.key.len() <= 253
             && (credentials.key.chars())
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        let name_ok = !credentials.name.is_empty()
-            && credentials.name.len() <= 253
-            && (credentials.name.chars())
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'));
-        if !name_ok || !key_ok {
+        if !check_secret_name(&credentials.name) || !key_ok {
             return invalid("credentials must name a Secret (a lowercase DNS name) and a key (letters, digits, '-', '_', '.')".to_owned());
         }
     }

@@ -24,17 +24,21 @@ pub enum ProblemReason {
     /// The rendered config loads in LiteLLM but is very likely not what the user meant
     /// (checks LiteLLM's own `--validate_config` does not make).
     SuspiciousConfig,
+    /// Rate limits are counted by each replica on its own while the gateway may run more
+    /// than one: each replica allows the whole limit.
+    PerReplicaLimits,
 }
 
 impl ProblemReason {
     /// Every reason, for checks that each one is documented.
-    pub const ALL: [ProblemReason; 6] = [
+    pub const ALL: [ProblemReason; 7] = [
         ProblemReason::RefNotFound,
         ProblemReason::InvalidRef,
         ProblemReason::Unsupported,
         ProblemReason::Unauthenticated,
         ProblemReason::InvalidSpec,
         ProblemReason::SuspiciousConfig,
+        ProblemReason::PerReplicaLimits,
     ];
 
     /// The CamelCase reason, as used in conditions and events.
@@ -46,6 +50,7 @@ impl ProblemReason {
             ProblemReason::Unauthenticated => "Unauthenticated",
             ProblemReason::InvalidSpec => "InvalidSpec",
             ProblemReason::SuspiciousConfig => "SuspiciousConfig",
+            ProblemReason::PerReplicaLimits => "PerReplicaLimits",
         }
     }
 
@@ -69,6 +74,7 @@ impl From<ProblemReason> for Reason {
             ProblemReason::Unauthenticated => const { Reason::from_static("Unauthenticated") },
             ProblemReason::InvalidSpec => const { Reason::from_static("InvalidSpec") },
             ProblemReason::SuspiciousConfig => const { Reason::from_static("SuspiciousConfig") },
+            ProblemReason::PerReplicaLimits => const { Reason::from_static("PerReplicaLimits") },
         }
     }
 }

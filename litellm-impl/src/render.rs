@@ -22,11 +22,15 @@ use crate::guardrails::{self, GuardedTraffic, secret_env};
 use crate::known_keys;
 use crate::lookup::ObjectLookup;
 use crate::names;
-use crate::policy::{self, LiteLlmModelPolicy, ModelSettings, PolicyRefusal};
 use crate::problem::{ObjectRef, Problem, ProblemReason};
 use crate::settings::{LITELLM_VERSION, RenderSettings};
 use crate::workload::{self, WorkloadInput};
 use crate::{GatewayKind, RenderError};
+
+mod policies;
+
+pub use policies::{GatewayPolicies, LiteLlmPolicyKind, PolicyOutcome, PolicyVerdict};
+use policies::{ModelPolicies, RoutingPolicies};
 
 /// Everything rendered for one gateway.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,27 +47,6 @@ pub struct Rendered {
     pub problems: Vec<Problem>,
     /// What became of each policy in effect on the gateway, in the order given.
     pub policies: Vec<PolicyOutcome>,
-}
-
-/// What rendering did with one policy in effect on the gateway.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PolicyOutcome {
-    /// The policy's name (in the gateway's namespace).
-    pub policy: String,
-    /// Applied, refused, or applied with a reference that cannot be used.
-    pub verdict: PolicyVerdict,
-}
-
-/// See [`PolicyOutcome`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PolicyVerdict {
-    /// In the config.
-    Applied,
-    /// Not applied at all; the gateway runs without it.
-    Refused(PolicyRefusal),
-    /// Applied, but its Secret (or the key in it) is missing: the model gets no API key
-    /// until it appears (the pods roll then). The message says what to do.
-    Unresolved(String),
 }
 
 /// Which env var names the container gets from the user (`spec.env` and the envFrom
@@ -470,18 +453,21 @@ pub fn render(
     lookup: &dyn ObjectLookup,
     settings: &RenderSettings,
 ) -> Result<Rendered, RenderError> {
-    render_with_policies(gateway, &[], lookup, settings)
+    render_with_policies(gateway, GatewayPolicies::default(), lookup, settings)
 }
 
-/// [`render`] with the [`LiteLlmModelPolicy`]s in effect on the gateway (oldest first,
-/// at most one per target, as the runtime offers them): each valid policy sets its
-/// models' endpoint, key, timeout and limits; a policy on a model replaces a
-/// gateway-wide one for that model; an invalid policy is left out and reported in
+/// [`render`] with the policies in effect on the gateway (oldest first, at most one per
+/// target, as the runtime offers them): each valid
+/// [`LiteLlmModelPolicy`](crate::policy::LiteLlmModelPolicy) sets its models' endpoint,
+/// key, timeout and limits (a policy on a model replaces a gateway-wide one for that
+/// model); the first valid
+/// [`LiteLlmRoutingPolicy`](crate::policy::LiteLlmRoutingPolicy) sets fallbacks, retries,
+/// cooldown and shared limits. An invalid policy is left out and reported in
 /// [`Rendered::policies`], never failing the gateway. The config patch annotation is
 /// merged after, so it wins where both set a key.
 pub fn render_with_policies(
     gateway: &AiGateway,
-    policies: &[LiteLlmModelPolicy],
+    policies: GatewayPolicies<'_>,
     lookup: &dyn ObjectLookup,
     settings: &RenderSettings,
 ) -> Result<Rendered, RenderError> {
@@ -516,7 +502,8 @@ pub fn render_with_policies(
         return Err(RenderError::EmptyModelName { gateway: id, index });
     }
     let gateway_ref = prepared.gateway_ref.clone();
-    let mut model_policies = ModelPolicies::of(policies, gateway);
+    let mut model_policies = ModelPolicies::of(policies.models, gateway);
+    let mut routing = RoutingPolicies::of(policies.routing, gateway);
 
     // Models and their provider keys.
     let mut model_list = Vec::new();
@@ -592,7 +579,10 @@ pub fn render_with_policies(
     let guardrail_entries =
         prepared.add_guardrails(lookup, &provider_vars, GuardedTraffic::ModelCalls);
 
-    let config = config::base_config(model_list, guardrail_entries);
+    let mut config = config::base_config(model_list, guardrail_entries);
+    routing.apply(&mut config, &mut prepared, lookup);
+    policies::enforce_limits(&mut config);
+    let replicas = prepared.settings.replicas;
     let ours = gateway
         .spec
         .ai_models
@@ -604,111 +594,13 @@ pub fn render_with_policies(
         secret_hash: SecretHashScope::ProviderKeysAndReferenced,
         config_files: Vec::new(),
     };
-    finish(prepared, lookup, config, ours, shape, &|_| {}).map(|(rendered, _)| Rendered {
-        policies: model_policies.outcomes,
-        ..rendered
-    })
-}
-
-/// The valid model policies by model, and what became of each policy.
-struct ModelPolicies<'p> {
-    whole: Option<(&'p str, ModelSettings)>,
-    by_model: BTreeMap<String, (&'p str, ModelSettings)>,
-    outcomes: Vec<PolicyOutcome>,
-}
-
-impl<'p> ModelPolicies<'p> {
-    fn of(policies: &'p [LiteLlmModelPolicy], gateway: &AiGateway) -> Self {
-        let mut this = Self {
-            whole: None,
-            by_model: BTreeMap::new(),
-            outcomes: Vec::new(),
-        };
-        for policy in policies {
-            let name = policy.metadata.name.as_deref().unwrap_or_default();
-            let verdict = match policy::check(policy, gateway) {
-                Err(refusal) => PolicyVerdict::Refused(refusal),
-                Ok((None, settings)) => {
-                    this.whole.get_or_insert((name, settings));
-                    PolicyVerdict::Applied
-                }
-                Ok((Some(models), settings)) => {
-                    for model in models {
-                        this.by_model
-                            .entry(model)
-                            .or_insert((name, settings.clone()));
-                    }
-                    PolicyVerdict::Applied
-                }
-            };
-            this.outcomes.push(PolicyOutcome {
-                policy: name.to_owned(),
-                verdict,
-            });
-        }
-        this
-    }
-
-    /// Sets what the policy of `model` (its own, else the gateway-wide one) says on its
-    /// `model_list` entry; its key comes from an env var read from its Secret.
-    fn apply(
-        &mut self,
-        model: &str,
-        entry: &mut Value,
-        prepared: &mut Prepared<'_>,
-        lookup: &dyn ObjectLookup,
-    ) {
-        let Some((policy, settings)) = self.by_model.get(model).or(self.whole.as_ref()) else {
-            return;
-        };
-        let params = &mut entry["litellm_params"];
-        let mut set = |key: &str, value: Option<Value>| {
-            if let Some(value) = value {
-                params[key] = value;
-            }
-        };
-        set("api_base", settings.api_base.clone().map(Value::from));
-        set("api_version", settings.api_version.clone().map(Value::from));
-        set("timeout", settings.timeout_seconds.map(Value::from));
-        set(
-            "max_parallel_requests",
-            settings.max_parallel_requests.map(Value::from),
-        );
-        set("rpm", settings.rpm.map(Value::from));
-        set("tpm", settings.tpm.map(Value::from));
-        let Some(credentials) = &settings.credentials else {
-            return;
-        };
-        let namespace = prepared.parts.namespace;
-        let var = format!(
-            "LITELLM_MODEL_KEY_{}",
-            short_hash(format!("{}/{}", credentials.name, credentials.key).as_bytes())
-                .to_uppercase()
-        );
-        params["api_key"] = Value::from(format!("os.environ/{var}"));
-        if prepared.generated.iter().all(|e| e.name != var) {
-            prepared
-                .generated
-                .push(secret_env(&var, &credentials.name, &credentials.key, true));
-            prepared.secrets.insert(credentials.name.clone());
-        }
-        let missing = match lookup.secret(namespace, &credentials.name) {
-            Some(secret) if secret_has(&secret, &credentials.key) => return,
-            Some(_) => format!(
-                "Secret {namespace}/{} has no key {}",
-                credentials.name, credentials.key
-            ),
-            None => format!("Secret {namespace}/{} not found", credentials.name),
-        };
-        let policy = policy.to_owned();
-        if let Some(outcome) = (self.outcomes.iter_mut()).find(|o| o.policy == policy)
-            && outcome.verdict == PolicyVerdict::Applied
-        {
-            outcome.verdict = PolicyVerdict::Unresolved(format!(
-                "{missing}: model {model} gets no API key until it is created"
-            ));
-        }
-    }
+    let (mut rendered, config) = finish(prepared, lookup, config, ours, shape, &|_| {})?;
+    rendered
+        .problems
+        .extend(policies::per_replica_limits(&config, replicas, gateway_ref));
+    rendered.policies = model_policies.into_outcomes();
+    rendered.policies.extend(routing.into_outcomes());
+    Ok(rendered)
 }
 
 /// Env var names rendering may set itself besides provider keys and guard credentials.

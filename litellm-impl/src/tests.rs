@@ -1376,6 +1376,10 @@ mod model_policies {
             "  aiModels:\n  - provider: openai\n    name: gpt\n  - provider: azure\n    name: big\n",
         ) + extra;
         let (lookup, gateway) = setup(&yaml);
+        let policies = crate::GatewayPolicies {
+            models: policies,
+            ..Default::default()
+        };
         render_with_policies(&gateway, policies, &lookup, &RenderSettings::default()).unwrap()
     }
 
@@ -1488,5 +1492,283 @@ mod model_policies {
         assert!(message.contains("Secret ns/absent not found"), "{message}");
         // The model is still served, with its own (empty) key: never the provider's.
         assert_ne!(params(&r, "big")["api_key"], "os.environ/AZURE_API_KEY");
+    }
+}
+
+mod routing_policies {
+    use super::*;
+    use crate::policy::{
+        Fallback, LiteLlmModelPolicy, LiteLlmModelPolicySpec, LiteLlmRoutingPolicy,
+        LiteLlmRoutingPolicySpec, RedisReference, SharedLimits,
+    };
+    use crate::{GatewayPolicies, PolicyVerdict, ProblemReason, render_with_policies};
+    use aigateway_api::policy::PolicyTargetReference;
+
+    const REDIS: &str = "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: redis\n  namespace: ns\nstringData:\n  host: redis.ns.svc\n  port: '6379'\n  password: r3dis-pass\n";
+
+    fn target() -> PolicyTargetReference {
+        PolicyTargetReference::new("runtime.agentic-layer.ai", "AiGateway", "gw")
+    }
+
+    fn routing(name: &str, mut spec: LiteLlmRoutingPolicySpec) -> LiteLlmRoutingPolicy {
+        if spec.target_refs.is_empty() {
+            spec.target_refs = vec![target()];
+        }
+        let mut policy = LiteLlmRoutingPolicy::new(name, spec);
+        policy.metadata.namespace = Some("ns".into());
+        policy
+    }
+
+    fn limited() -> LiteLlmModelPolicy {
+        let mut policy = LiteLlmModelPolicy::new(
+            "limits",
+            LiteLlmModelPolicySpec {
+                target_refs: vec![target()],
+                rpm: Some(6),
+                ..Default::default()
+            },
+        );
+        policy.metadata.namespace = Some("ns".into());
+        policy
+    }
+
+    fn fallback(model: &str, to: &[&str]) -> Fallback {
+        Fallback {
+            model: model.into(),
+            to: to.iter().map(|m| m.to_string()).collect(),
+        }
+    }
+
+    fn render_routing(
+        extra: &str,
+        models: &[LiteLlmModelPolicy],
+        routing: &[LiteLlmRoutingPolicy],
+        settings: &RenderSettings,
+    ) -> Rendered {
+        let yaml = gateway(
+            "  aiModels:\n  - provider: openai\n    name: gpt\n  - provider: anthropic\n    name: claude\n",
+        ) + extra;
+        let (lookup, gateway) = setup(&yaml);
+        let policies = GatewayPolicies { models, routing };
+        render_with_policies(&gateway, policies, &lookup, settings).unwrap()
+    }
+
+    fn shared() -> Option<SharedLimits> {
+        Some(SharedLimits {
+            redis: RedisReference {
+                secret_name: "redis".into(),
+            },
+        })
+    }
+
+    #[test]
+    fn a_routing_policy_sets_fallbacks_retries_and_cooldown_in_router_settings() {
+        let policy = routing(
+            "routing",
+            LiteLlmRoutingPolicySpec {
+                fallbacks: vec![fallback("gpt", &["claude"])],
+                context_window_fallbacks: vec![fallback("claude", &["gpt"])],
+                retries: Some(2),
+                timeout_seconds: Some(45),
+                allowed_fails: Some(3),
+                cooldown_seconds: Some(20),
+                ..Default::default()
+            },
+        );
+        let r = render_routing("", &[], &[policy], &RenderSettings::default());
+        let router = &config(&r)["router_settings"];
+        assert_eq!(router["fallbacks"], json!([{"gpt": ["claude"]}]));
+        assert_eq!(
+            router["context_window_fallbacks"],
+            json!([{"claude": ["gpt"]}])
+        );
+        assert_eq!(
+            (
+                &router["num_retries"],
+                &router["timeout"],
+                &router["allowed_fails"],
+                &router["cooldown_time"]
+            ),
+            (&json!(2), &json!(45), &json!(3), &json!(20))
+        );
+        assert!(router.get("redis_host").is_none());
+        assert!(
+            router.get("routing_strategy").is_none(),
+            "no model has limits: LiteLLM's default strategy"
+        );
+        assert_eq!(r.policies[0].verdict, PolicyVerdict::Applied);
+    }
+
+    #[test]
+    fn shared_limits_read_redis_from_the_secret_and_never_put_its_values_in_the_config() {
+        let policy = routing(
+            "shared",
+            LiteLlmRoutingPolicySpec {
+                shared_limits: shared(),
+                ..Default::default()
+            },
+        );
+        let settings = RenderSettings {
+            replicas: Some(3),
+            ..Default::default()
+        };
+        let r = render_routing(REDIS, &[limited()], &[policy], &settings);
+        let router = &config(&r)["router_settings"];
+        assert_eq!(router["redis_host"], "os.environ/LITELLM_REDIS_HOST");
+        assert_eq!(
+            router["redis_password"],
+            "os.environ/LITELLM_REDIS_PASSWORD"
+        );
+        assert_eq!(
+            router["routing_strategy"], "usage-based-routing-v2",
+            "the only strategy that enforces rpm and tpm per minute"
+        );
+        let from_secret: Vec<(String, String)> = env(&r)
+            .into_iter()
+            .filter_map(|e| {
+                let selector = e.value_from?.secret_key_ref?;
+                (selector.name == "redis").then_some((e.name, selector.key))
+            })
+            .collect();
+        assert_eq!(from_secret.len(), 3, "{from_secret:?}");
+        assert!(!r.config_yaml.contains("r3dis-pass"));
+        assert!(!r.config_yaml.contains("redis.ns.svc"));
+        assert_eq!(r.policies[0].verdict, PolicyVerdict::Applied);
+        assert!(
+            r.problems
+                .iter()
+                .all(|p| p.reason != ProblemReason::PerReplicaLimits),
+            "{:?}",
+            r.problems
+        );
+    }
+
+    #[test]
+    fn limits_without_redis_on_several_replicas_are_reported_per_replica() {
+        let per_replica = |replicas: Option<i32>, routing: &[LiteLlmRoutingPolicy]| {
+            let settings = RenderSettings {
+                replicas,
+                ..Default::default()
+            };
+            let r = render_routing(REDIS, &[limited()], routing, &settings);
+            r.problems
+                .into_iter()
+                .find(|p| p.reason == ProblemReason::PerReplicaLimits)
+                .map(|p| p.message)
+        };
+        let message = per_replica(Some(3), &[]).expect("3 replicas without Redis");
+        assert!(
+            message.contains("gpt, claude") && message.contains("3 replicas"),
+            "{message}"
+        );
+        let autoscaled = per_replica(None, &[]).expect("an autoscaler without Redis");
+        assert!(autoscaled.contains("autoscaler"), "{autoscaled}");
+        assert_eq!(
+            per_replica(Some(1), &[]),
+            None,
+            "one replica counts alone anyway"
+        );
+        let shared = routing(
+            "shared",
+            LiteLlmRoutingPolicySpec {
+                shared_limits: shared(),
+                ..Default::default()
+            },
+        );
+        assert_eq!(per_replica(Some(3), &[shared]), None);
+    }
+
+    #[test]
+    fn a_missing_redis_secret_or_key_leaves_the_policy_unresolved() {
+        let policy = routing(
+            "shared",
+            LiteLlmRoutingPolicySpec {
+                shared_limits: shared(),
+                ..Default::default()
+            },
+        );
+        let r = render_routing(
+            "",
+            &[],
+            std::slice::from_ref(&policy),
+            &RenderSettings::default(),
+        );
+        let PolicyVerdict::Unresolved(message) = &r.policies[0].verdict else {
+            panic!("{:?}", r.policies)
+        };
+        assert!(message.contains("Secret ns/redis not found"), "{message}");
+        let partial = REDIS.replace("  password: r3dis-pass\n", "");
+        let r = render_routing(&partial, &[], &[policy], &RenderSettings::default());
+        let PolicyVerdict::Unresolved(message) = &r.policies[0].verdict else {
+            panic!("{:?}", r.policies)
+        };
+        assert!(message.contains("has no key password"), "{message}");
+    }
+
+    #[test]
+    fn hostile_routing_policies_are_refused_and_change_nothing() {
+        let refused = |spec: LiteLlmRoutingPolicySpec| {
+            let policy = routing("hostile", spec);
+            let r = render_routing("", &[], &[policy], &RenderSettings::default());
+            assert!(
+                config(&r).get("router_settings").is_none(),
+                "{}",
+                r.config_yaml
+            );
+            match &r.policies[0].verdict {
+                PolicyVerdict::Refused(refusal) => refusal.to_string(),
+                other => panic!("not refused: {other:?}"),
+            }
+        };
+        let fallbacks = |list: Vec<Fallback>| LiteLlmRoutingPolicySpec {
+            fallbacks: list,
+            ..Default::default()
+        };
+        assert!(
+            refused(fallbacks(vec![fallback("gpt", &["os.environ/X"])])).contains("does not serve")
+        );
+        assert!(refused(fallbacks(vec![fallback("nope", &["gpt"])])).contains("does not serve"));
+        assert!(refused(fallbacks(vec![fallback("gpt", &["gpt"])])).contains("itself"));
+        assert!(refused(fallbacks(vec![fallback("gpt", &[])])).contains("1 to 8"));
+        assert!(
+            refused(fallbacks(vec![
+                fallback("gpt", &["claude"]),
+                fallback("gpt", &["claude"])
+            ]))
+            .contains("twice")
+        );
+        let huge = vec![fallback("gpt", &["claude"]); 1000];
+        assert!(refused(fallbacks(huge)).contains("more than 64"));
+        let retries = LiteLlmRoutingPolicySpec {
+            retries: Some(1_000_000),
+            ..Default::default()
+        };
+        assert!(refused(retries).contains("retries"));
+        let cooldown = LiteLlmRoutingPolicySpec {
+            cooldown_seconds: Some(0),
+            ..Default::default()
+        };
+        assert!(refused(cooldown).contains("cooldownSeconds"));
+        let secret = LiteLlmRoutingPolicySpec {
+            shared_limits: Some(SharedLimits {
+                redis: RedisReference {
+                    secret_name: "../kube-system/x".into(),
+                },
+            }),
+            ..Default::default()
+        };
+        assert!(refused(secret).contains("secretName"));
+        let mut section = target();
+        section.section_name = Some("gpt".into());
+        let sectioned = LiteLlmRoutingPolicySpec {
+            target_refs: vec![section],
+            ..Default::default()
+        };
+        assert!(refused(sectioned).contains("sectionName"));
+
+        let mut foreign = routing("foreign", Default::default());
+        foreign.metadata.namespace = Some("other".into());
+        let r = render_routing("", &[], &[foreign], &RenderSettings::default());
+        assert!(matches!(r.policies[0].verdict, PolicyVerdict::Refused(_)));
     }
 }

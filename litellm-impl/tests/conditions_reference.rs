@@ -40,6 +40,7 @@ fn problem_index(reason: ProblemReason) -> usize {
         ProblemReason::Unauthenticated => 3,
         ProblemReason::InvalidSpec => 4,
         ProblemReason::SuspiciousConfig => 5,
+        ProblemReason::PerReplicaLimits => 6,
     }
 }
 

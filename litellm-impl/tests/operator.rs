@@ -394,3 +394,122 @@ async fn model_policies_reach_the_config_and_hostile_ones_are_refused_in_their_s
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }
+
+/// A routing policy reaches `router_settings` of the gateway it names, waits for its Redis
+/// Secret (Accepted, `ResolvedRefs=False`) until it appears, and never rolls a gateway it
+/// does not name; a hostile one is refused and changes nothing.
+#[tokio::test]
+async fn routing_policies_reach_only_their_gateway_and_wait_for_their_redis_secret() {
+    let server = ApiServer::new();
+    install_crds_and_class(&server).await;
+    for crd in litellm_impl::policy::crds() {
+        server.install_crd(crd).await.unwrap();
+    }
+    let group = litellm_impl::policy::GROUP;
+    let gateway = |name: &str| {
+        format!(
+            "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata:\n  name: {name}\n  namespace: team\nspec:\n  aiModels:\n  - {{name: gpt-4o, provider: openai}}\n  - {{name: gpt-4o-mini, provider: openai}}\n"
+        )
+    };
+    let routing = |name: &str, target: &str, spec: &str| {
+        format!(
+            "apiVersion: {group}/v1alpha1\nkind: LiteLLMRoutingPolicy\nmetadata:\n  name: {name}\n  namespace: team\nspec:\n  targetRefs:\n  - {{group: runtime.agentic-layer.ai, kind: AiGateway, name: {target}}}\n{spec}"
+        )
+    };
+    let manifests = [
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n".to_owned(),
+        secret("sk-provider"),
+        gateway("gw"),
+        gateway("other"),
+        routing(
+            "fallbacks",
+            "gw",
+            "  fallbacks:\n  - {model: gpt-4o, to: [gpt-4o-mini]}\n  retries: 1\n  sharedLimits: {redis: {secretName: redis}}\n",
+        ),
+        routing(
+            "hostile",
+            "other",
+            "  fallbacks:\n  - {model: gpt-4o, to: [os.environ/AWS_SECRET_ACCESS_KEY]}\n",
+        ),
+    ];
+    server.apply_manifests(&manifests.join("---\n")).unwrap();
+    let (stop, task) = spawn_operator(&server);
+
+    let policies: Api<litellm_impl::policy::LiteLlmRoutingPolicy> =
+        Api::namespaced(server.client(), "team");
+    let condition_of = |name: &'static str, type_: &'static str| {
+        let policies = policies.clone();
+        async move {
+            let policy = policies.get(name).await.ok()?;
+            let entry = policy.status?.ancestors.into_iter().next()?;
+            let c = find_condition(&entry.conditions, type_)?;
+            Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+        }
+    };
+    wait_for("the routing policy waits for its Redis Secret", || async {
+        condition_of("fallbacks", "ResolvedRefs")
+            .await
+            .is_some_and(|(s, _, m)| s == "False" && m.contains("Secret team/redis not found"))
+    })
+    .await;
+    wait_for("the hostile policy is refused", || async {
+        condition_of("hostile", "Accepted")
+            .await
+            .is_some_and(|(s, r, m)| s == "False" && r == "Invalid" && m.contains("does not serve"))
+    })
+    .await;
+    let configs: Api<ConfigMap> = Api::namespaced(server.client(), "team");
+    let yaml = |name: &'static str| {
+        let configs = configs.clone();
+        async move {
+            let config = configs.get(&format!("{name}-config")).await.unwrap();
+            config.data.unwrap()["config.yaml"].clone()
+        }
+    };
+    let gw = yaml("gw").await;
+    assert!(
+        gw.contains("router_settings:") && gw.contains("- gpt-4o-mini"),
+        "{gw}"
+    );
+    assert!(
+        gw.contains("redis_password: os.environ/LITELLM_REDIS_PASSWORD"),
+        "{gw}"
+    );
+    let other = yaml("other").await;
+    assert!(
+        !other.contains("router_settings") && !other.contains("AWS_SECRET"),
+        "{other}"
+    );
+
+    // The Secret appears: the policy resolves, and only `gw` rolls.
+    let deployments: Api<Deployment> = Api::namespaced(server.client(), "team");
+    let other_before = deployments
+        .get("other")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+    server
+        .apply_manifests("apiVersion: v1\nkind: Secret\nmetadata:\n  name: redis\n  namespace: team\nstringData:\n  host: redis.team.svc\n  port: '6379'\n  password: r3dis-pass\n")
+        .unwrap();
+    wait_for("the routing policy resolves", || async {
+        condition_of("fallbacks", "ResolvedRefs")
+            .await
+            .is_some_and(|(s, _, _)| s == "True")
+    })
+    .await;
+    let other_after = deployments
+        .get("other")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+    assert_eq!(
+        other_before, other_after,
+        "a gateway no policy names never rolls"
+    );
+    assert!(!yaml("gw").await.contains("r3dis-pass"));
+
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}

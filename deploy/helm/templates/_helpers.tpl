@@ -79,6 +79,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - litellm.aigateway.agentic-layer.ai
   resources:
   - litellmmodelpolicies
+  - litellmroutingpolicies
   verbs:
   - list
   - watch
@@ -86,6 +87,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - litellm.aigateway.agentic-layer.ai
   resources:
   - litellmmodelpolicies/status
+  - litellmroutingpolicies/status
   verbs:
   - patch
 - apiGroups:
@@ -170,6 +172,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - litellm.aigateway.agentic-layer.ai
   resources:
   - litellmmodelpolicies
+  - litellmroutingpolicies
   verbs:
   - list
   - watch
@@ -177,6 +180,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - litellm.aigateway.agentic-layer.ai
   resources:
   - litellmmodelpolicies/status
+  - litellmroutingpolicies/status
   verbs:
   - patch
 - apiGroups:
@@ -444,6 +448,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - litellm.aigateway.agentic-layer.ai
   resources:
   - litellmmodelpolicies
+  - litellmroutingpolicies
   verbs:
   - list
   - watch
@@ -451,6 +456,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - litellm.aigateway.agentic-layer.ai
   resources:
   - litellmmodelpolicies/status
+  - litellmroutingpolicies/status
   verbs:
   - patch
 - apiGroups:
@@ -556,6 +562,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - litellm.aigateway.agentic-layer.ai
   resources:
   - litellmmodelpolicies
+  - litellmroutingpolicies
   verbs:
   - list
   - watch
@@ -563,6 +570,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - litellm.aigateway.agentic-layer.ai
   resources:
   - litellmmodelpolicies/status
+  - litellmroutingpolicies/status
   verbs:
   - patch
 - apiGroups:

@@ -253,13 +253,13 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
         .unwrap();
         server.apply_manifests(&text).unwrap();
     }
-    // A model policy, so that its watch and its status write are exercised.
+    // A policy of each kind, so that their watches and status writes are exercised.
     for crd in litellm_impl::policy::crds() {
         server.install_crd(crd).await.unwrap();
     }
     server
         .apply_manifests(&format!(
-            "apiVersion: {}/v1alpha1\nkind: LiteLLMModelPolicy\nmetadata:\n  name: timeouts\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  timeoutSeconds: 30\n",
+            "apiVersion: {0}/v1alpha1\nkind: LiteLLMModelPolicy\nmetadata:\n  name: timeouts\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  timeoutSeconds: 30\n---\napiVersion: {0}/v1alpha1\nkind: LiteLLMRoutingPolicy\nmetadata:\n  name: retries\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  retries: 2\n",
             litellm_impl::policy::GROUP
         ))
         .unwrap();
@@ -307,6 +307,14 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
                     "LiteLLMModelPolicy",
                     Some("team-a"),
                     "timeouts",
+                )
+                .is_some_and(|p| !p["status"]["ancestors"].is_null())
+            && server
+                .get_object(
+                    &format!("{}/v1alpha1", litellm_impl::policy::GROUP),
+                    "LiteLLMRoutingPolicy",
+                    Some("team-a"),
+                    "retries",
                 )
                 .is_some_and(|p| !p["status"]["ancestors"].is_null())
     };

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use aigateway_runtime::testing::eventually_within;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::post;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -117,20 +117,30 @@ impl Fake {
     }
 }
 
+/// The model the fake provider always fails (HTTP 500), for fallbacks.
+const FAILING_MODEL: &str = "always-failing";
+
 async fn chat(
     State(fake): State<Fake>,
     uri: Uri,
     headers: HeaderMap,
     body: String,
-) -> axum::Json<Value> {
+) -> (StatusCode, axum::Json<Value>) {
     let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     fake.record(&uri, &headers, &body);
-    axum::Json(json!({
-        "id": "chatcmpl-fake", "object": "chat.completion", "created": 1_700_000_000,
-        "model": body["model"],
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "fake openai reply"}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
-    }))
+    if body["model"] == FAILING_MODEL {
+        let error = json!({"error": {"message": "the fake provider fails this model", "type": "server_error"}});
+        return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(error));
+    }
+    (
+        StatusCode::OK,
+        axum::Json(json!({
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": 1_700_000_000,
+            "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "fake openai reply"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+        })),
+    )
 }
 
 async fn messages(
@@ -1784,9 +1794,13 @@ spec:
         },
     );
     policy.metadata.namespace = Some("team".into());
+    let policies = litellm_impl::GatewayPolicies {
+        models: &[policy],
+        ..Default::default()
+    };
     let rendered = litellm_impl::render_with_policies(
         &gateways[0],
-        &[policy],
+        policies,
         &lookup,
         &RenderSettings::default(),
     )
@@ -1825,5 +1839,203 @@ spec:
     assert_eq!(
         shared[0].authorization.as_deref(),
         Some("Bearer sk-provider-key")
+    );
+}
+
+/// A real `redis-server` (Debian's package, which `.ci/run` installs) on loopback with a
+/// password and no persistence; killed on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    const PASSWORD: &str = "r3dis-test-pass";
+
+    async fn start() -> Self {
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--requirepass", Self::PASSWORD])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let port = free_port();
+        let child = command
+            .arg("--port")
+            .arg(port.to_string())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run redis-server ({e}): install Debian's redis-server (apt-get install redis-server), as .ci/run does")
+            });
+        let redis = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not listen on {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        redis
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A routing policy on two real LiteLLM processes with the same rendered config: a model
+/// whose provider fails is answered by its fallback, and a limit of 6 requests per minute
+/// (a model policy) holds for both processes together through one real Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routing_policy_falls_back_and_shares_limits_across_two_real_litellm_processes() {
+    use aigateway_api::policy::PolicyTargetReference;
+    use litellm_impl::policy::{
+        Fallback, LiteLlmModelPolicy, LiteLlmModelPolicySpec, LiteLlmRoutingPolicy,
+        LiteLlmRoutingPolicySpec, RedisReference, SharedLimits,
+    };
+
+    let redis = Redis::start().await;
+    let (fake, addr) = start_fake().await;
+    let yaml = format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: api-key-secrets, namespace: team}}
+stringData: {{OPENAI_API_KEY: sk-provider-key}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: redis, namespace: team}}
+stringData: {{host: 127.0.0.1, port: "{port}", password: {password}}}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: AiGateway
+metadata: {{name: gw, namespace: team}}
+spec:
+  aiModels:
+  - {{provider: openai, name: limited}}
+  - {{provider: openai, name: {FAILING_MODEL}}}
+  - {{provider: openai, name: gpt-4o-mini}}
+  env:
+  - {{name: OPENAI_API_BASE, value: "http://{addr}"}}
+"#,
+        port = redis.port,
+        password = Redis::PASSWORD,
+    );
+    let (lookup, gateways) = objects(&yaml);
+    let target = || PolicyTargetReference::new("runtime.agentic-layer.ai", "AiGateway", "gw");
+    let mut limit = LiteLlmModelPolicy::new(
+        "six-per-minute",
+        LiteLlmModelPolicySpec {
+            target_refs: vec![PolicyTargetReference {
+                section_name: Some("limited".into()),
+                ..target()
+            }],
+            rpm: Some(6),
+            ..Default::default()
+        },
+    );
+    limit.metadata.namespace = Some("team".into());
+    let mut routing = LiteLlmRoutingPolicy::new(
+        "resilient",
+        LiteLlmRoutingPolicySpec {
+            target_refs: vec![target()],
+            fallbacks: vec![Fallback {
+                model: FAILING_MODEL.into(),
+                to: vec!["gpt-4o-mini".into()],
+            }],
+            // Over the limit, a retry would wait for the next minute instead of a 429.
+            retries: Some(0),
+            shared_limits: Some(SharedLimits {
+                redis: RedisReference {
+                    secret_name: "redis".into(),
+                },
+            }),
+            ..Default::default()
+        },
+    );
+    routing.metadata.namespace = Some("team".into());
+    let policies = litellm_impl::GatewayPolicies {
+        models: &[limit],
+        routing: &[routing],
+    };
+    let rendered = litellm_impl::render_with_policies(
+        &gateways[0],
+        policies,
+        &lookup,
+        &RenderSettings::default(),
+    )
+    .unwrap();
+    assert!(
+        rendered
+            .policies
+            .iter()
+            .all(|o| o.verdict == litellm_impl::PolicyVerdict::Applied),
+        "{:?}",
+        rendered.policies
+    );
+    assert!(!rendered.config_yaml.contains(Redis::PASSWORD));
+
+    let (first, second) = tokio::join!(
+        start(&rendered, "team", &lookup),
+        start(&rendered, "team", &lookup)
+    );
+
+    // Fallback: the failing model's request reaches its provider once (no retries), then
+    // the fallback answers.
+    let response =
+        chat_completion(&first, Some("sk-agent"), FAILING_MODEL, "fallback-marker").await;
+    assert_eq!(
+        response.status,
+        200,
+        "{}\nlog:\n{}",
+        response.body,
+        first.log_text()
+    );
+    let tried: Vec<String> = fake
+        .with_marker("fallback-marker")
+        .iter()
+        .map(|r| r.body["model"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(tried, [FAILING_MODEL, "gpt-4o-mini"]);
+
+    // Shared limits: counters are per UTC minute, so the 12 requests (about 5 s) must not
+    // straddle a minute's end, which would give them a fresh budget.
+    let second_of_minute = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 60;
+    if second_of_minute > 45 {
+        tokio::time::sleep(Duration::from_secs(61 - second_of_minute)).await;
+    }
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let proxy = if i % 2 == 0 { &first } else { &second };
+        let response = chat_completion(proxy, Some("sk-agent"), "limited", "limit-marker").await;
+        statuses.push(response.status);
+        // LiteLLM writes its counters to Redis every 0.1 s.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let answered = statuses.iter().filter(|s| **s == 200).count();
+    assert!(
+        (5..=7).contains(&answered),
+        "6 per minute over two processes: {statuses:?}\nfirst:\n{}\nsecond:\n{}",
+        first.log_text(),
+        second.log_text()
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        fake.with_marker("limit-marker").len(),
+        answered,
+        "a refused request never reaches the provider"
     );
 }

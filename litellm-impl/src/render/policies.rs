@@ -1,0 +1,368 @@
+//! The policies in effect on an AiGateway, applied to its config: model policies on
+//! `model_list` entries, the routing policy on `router_settings`. What became of each
+//! policy is collected for its status.
+
+use std::collections::BTreeMap;
+
+use aigateway_api::AiGateway;
+use serde_json::{Map, Value, json};
+
+use super::{Prepared, secret_has, short_hash};
+use crate::guardrails::secret_env;
+use crate::lookup::ObjectLookup;
+use crate::policy::{
+    self, LiteLlmModelPolicy, LiteLlmRoutingPolicy, ModelSettings, PolicyRefusal, REDIS_HOST_KEY,
+    REDIS_PASSWORD_KEY, REDIS_PORT_KEY, RoutingSettings,
+};
+use crate::problem::{ObjectRef, Problem, ProblemReason};
+
+/// The policies in effect on one gateway, each kind oldest first and at most one per
+/// target, as the runtime offers them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GatewayPolicies<'a> {
+    /// [`LiteLlmModelPolicy`]s: per-model endpoints, keys, timeouts and limits.
+    pub models: &'a [LiteLlmModelPolicy],
+    /// [`LiteLlmRoutingPolicy`]s: fallbacks, retries, cooldown and shared limits.
+    pub routing: &'a [LiteLlmRoutingPolicy],
+}
+
+/// The policy kinds of the LiteLLM implementation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LiteLlmPolicyKind {
+    /// [`LiteLlmModelPolicy`].
+    Model,
+    /// [`LiteLlmRoutingPolicy`].
+    Routing,
+}
+
+/// What rendering did with one policy in effect on the gateway.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyOutcome {
+    /// The policy's kind.
+    pub kind: LiteLlmPolicyKind,
+    /// The policy's name (in the gateway's namespace).
+    pub policy: String,
+    /// Applied, refused, or applied with a reference that cannot be used.
+    pub verdict: PolicyVerdict,
+}
+
+/// See [`PolicyOutcome`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PolicyVerdict {
+    /// In the config.
+    Applied,
+    /// Not applied at all; the gateway runs without it.
+    Refused(PolicyRefusal),
+    /// Applied, but its Secret (or a key in it) is missing: what it reads stays unset
+    /// until it appears (the pods roll then). The message says what to do.
+    Unresolved(String),
+}
+
+/// Marks an applied policy unresolved, with why.
+fn unresolve(outcomes: &mut [PolicyOutcome], kind: LiteLlmPolicyKind, policy: &str, why: String) {
+    if let Some(outcome) = (outcomes.iter_mut()).find(|o| o.kind == kind && o.policy == policy)
+        && outcome.verdict == PolicyVerdict::Applied
+    {
+        outcome.verdict = PolicyVerdict::Unresolved(why);
+    }
+}
+
+/// What is missing of `keys` in Secret `namespace/name`, as a sentence; `None` when all
+/// are there.
+fn missing_keys(
+    lookup: &dyn ObjectLookup,
+    namespace: &str,
+    name: &str,
+    keys: &[&str],
+) -> Option<String> {
+    let Some(secret) = lookup.secret(namespace, name) else {
+        return Some(format!("Secret {namespace}/{name} not found"));
+    };
+    let missing: Vec<&str> = keys
+        .iter()
+        .copied()
+        .filter(|k| !secret_has(&secret, k))
+        .collect();
+    match missing.as_slice() {
+        [] => None,
+        [key] => Some(format!("Secret {namespace}/{name} has no key {key}")),
+        keys => Some(format!(
+            "Secret {namespace}/{name} has no keys {}",
+            keys.join(", ")
+        )),
+    }
+}
+
+/// The valid model policies by model, and what became of each policy.
+pub(super) struct ModelPolicies<'p> {
+    whole: Option<(&'p str, ModelSettings)>,
+    by_model: BTreeMap<String, (&'p str, ModelSettings)>,
+    outcomes: Vec<PolicyOutcome>,
+}
+
+impl<'p> ModelPolicies<'p> {
+    pub(super) fn of(policies: &'p [LiteLlmModelPolicy], gateway: &AiGateway) -> Self {
+        let mut this = Self {
+            whole: None,
+            by_model: BTreeMap::new(),
+            outcomes: Vec::new(),
+        };
+        for policy in policies {
+            let name = policy.metadata.name.as_deref().unwrap_or_default();
+            let verdict = match policy::check(policy, gateway) {
+                Err(refusal) => PolicyVerdict::Refused(refusal),
+                Ok((None, settings)) => {
+                    this.whole.get_or_insert((name, settings));
+                    PolicyVerdict::Applied
+                }
+                Ok((Some(models), settings)) => {
+                    for model in models {
+                        this.by_model
+                            .entry(model)
+                            .or_insert((name, settings.clone()));
+                    }
+                    PolicyVerdict::Applied
+                }
+            };
+            this.outcomes.push(PolicyOutcome {
+                kind: LiteLlmPolicyKind::Model,
+                policy: name.to_owned(),
+                verdict,
+            });
+        }
+        this
+    }
+
+    /// Sets what the policy of `model` (its own, else the gateway-wide one) says on its
+    /// `model_list` entry; its key comes from an env var read from its Secret.
+    pub(super) fn apply(
+        &mut self,
+        model: &str,
+        entry: &mut Value,
+        prepared: &mut Prepared<'_>,
+        lookup: &dyn ObjectLookup,
+    ) {
+        let Some((policy, settings)) = self.by_model.get(model).or(self.whole.as_ref()) else {
+            return;
+        };
+        let params = &mut entry["litellm_params"];
+        let mut set = |key: &str, value: Option<Value>| {
+            if let Some(value) = value {
+                params[key] = value;
+            }
+        };
+        set("api_base", settings.api_base.clone().map(Value::from));
+        set("api_version", settings.api_version.clone().map(Value::from));
+        set("timeout", settings.timeout_seconds.map(Value::from));
+        set(
+            "max_parallel_requests",
+            settings.max_parallel_requests.map(Value::from),
+        );
+        set("rpm", settings.rpm.map(Value::from));
+        set("tpm", settings.tpm.map(Value::from));
+        let Some(credentials) = &settings.credentials else {
+            return;
+        };
+        let namespace = prepared.parts.namespace;
+        let var = format!(
+            "LITELLM_MODEL_KEY_{}",
+            short_hash(format!("{}/{}", credentials.name, credentials.key).as_bytes())
+                .to_uppercase()
+        );
+        params["api_key"] = Value::from(format!("os.environ/{var}"));
+        if prepared.generated.iter().all(|e| e.name != var) {
+            prepared
+                .generated
+                .push(secret_env(&var, &credentials.name, &credentials.key, true));
+            prepared.secrets.insert(credentials.name.clone());
+        }
+        if let Some(missing) =
+            missing_keys(lookup, namespace, &credentials.name, &[&credentials.key])
+        {
+            // `'p`, not a borrow of `self`.
+            let policy: &'p str = policy;
+            unresolve(
+                &mut self.outcomes,
+                LiteLlmPolicyKind::Model,
+                policy,
+                format!("{missing}: model {model} gets no API key until it is created"),
+            );
+        }
+    }
+
+    pub(super) fn into_outcomes(self) -> Vec<PolicyOutcome> {
+        self.outcomes
+    }
+}
+
+/// Env vars the Redis of a routing policy reaches the proxy through.
+const REDIS_ENV: [(&str, &str); 3] = [
+    ("LITELLM_REDIS_HOST", REDIS_HOST_KEY),
+    ("LITELLM_REDIS_PORT", REDIS_PORT_KEY),
+    ("LITELLM_REDIS_PASSWORD", REDIS_PASSWORD_KEY),
+];
+
+/// The routing policy applied (the first valid one), and what became of each.
+pub(super) struct RoutingPolicies<'p> {
+    applied: Option<(&'p str, RoutingSettings)>,
+    outcomes: Vec<PolicyOutcome>,
+}
+
+impl<'p> RoutingPolicies<'p> {
+    pub(super) fn of(policies: &'p [LiteLlmRoutingPolicy], gateway: &AiGateway) -> Self {
+        let mut this = Self {
+            applied: None,
+            outcomes: Vec::new(),
+        };
+        for policy in policies {
+            let name = policy.metadata.name.as_deref().unwrap_or_default();
+            let verdict = match policy::check_routing(policy, gateway) {
+                Err(refusal) => PolicyVerdict::Refused(refusal),
+                Ok(settings) => {
+                    this.applied.get_or_insert((name, settings));
+                    PolicyVerdict::Applied
+                }
+            };
+            this.outcomes.push(PolicyOutcome {
+                kind: LiteLlmPolicyKind::Routing,
+                policy: name.to_owned(),
+                verdict,
+            });
+        }
+        this
+    }
+
+    /// Sets `router_settings` from the applied policy; the Redis address and password
+    /// come from env vars read from its Secret.
+    pub(super) fn apply(
+        &mut self,
+        config: &mut Value,
+        prepared: &mut Prepared<'_>,
+        lookup: &dyn ObjectLookup,
+    ) {
+        let Some((policy, settings)) = &self.applied else {
+            return;
+        };
+        let mut router = Map::new();
+        let fallbacks = |list: &[(String, Vec<String>)]| {
+            Value::Array(
+                list.iter()
+                    .map(|(model, to)| json!({ model: to }))
+                    .collect(),
+            )
+        };
+        if !settings.fallbacks.is_empty() {
+            router.insert("fallbacks".into(), fallbacks(&settings.fallbacks));
+        }
+        if !settings.context_window_fallbacks.is_empty() {
+            router.insert(
+                "context_window_fallbacks".into(),
+                fallbacks(&settings.context_window_fallbacks),
+            );
+        }
+        let numbers = [
+            ("num_retries", settings.retries),
+            ("timeout", settings.timeout_seconds),
+            ("allowed_fails", settings.allowed_fails),
+            ("cooldown_time", settings.cooldown_seconds),
+        ];
+        for (key, value) in numbers {
+            if let Some(value) = value {
+                router.insert(key.into(), Value::from(value));
+            }
+        }
+        if let Some(secret) = &settings.redis_secret {
+            for (var, key) in REDIS_ENV {
+                let setting = var.trim_start_matches("LITELLM_").to_lowercase();
+                router.insert(setting, Value::from(format!("os.environ/{var}")));
+                prepared.generated.push(secret_env(var, secret, key, true));
+            }
+            prepared.secrets.insert(secret.clone());
+            let keys = REDIS_ENV.map(|(_, key)| key);
+            if let Some(missing) = missing_keys(lookup, prepared.parts.namespace, secret, &keys) {
+                let policy: &'p str = policy;
+                unresolve(
+                    &mut self.outcomes,
+                    LiteLlmPolicyKind::Routing,
+                    policy,
+                    format!(
+                        "{missing}: each replica counts its limits on its own until it is created with keys {}",
+                        keys.join(", ")
+                    ),
+                );
+            }
+        }
+        if !router.is_empty() {
+            config["router_settings"] = Value::Object(router);
+        }
+    }
+
+    pub(super) fn into_outcomes(self) -> Vec<PolicyOutcome> {
+        self.outcomes
+    }
+}
+
+/// LiteLLM's router enforces `rpm` and `tpm` per minute only with this strategy (the
+/// default, `simple-shuffle`, uses them as weights): set it whenever a model has limits.
+pub(super) const LIMITING_STRATEGY: &str = "usage-based-routing-v2";
+
+/// Sets the router's strategy to [`LIMITING_STRATEGY`] when a model has `rpm` or `tpm`.
+pub(super) fn enforce_limits(config: &mut Value) {
+    if limited_models(config).is_empty() {
+        return;
+    }
+    if !config["router_settings"].is_object() {
+        config["router_settings"] = json!({});
+    }
+    config["router_settings"]["routing_strategy"] = Value::from(LIMITING_STRATEGY);
+}
+
+/// The models whose entries set `rpm` or `tpm`.
+fn limited_models(config: &Value) -> Vec<&str> {
+    (config["model_list"].as_array().into_iter().flatten())
+        .filter(|entry| {
+            let params = &entry["litellm_params"];
+            !params["rpm"].is_null() || !params["tpm"].is_null()
+        })
+        .filter_map(|entry| entry["model_name"].as_str())
+        .collect()
+}
+
+/// When the gateway may run more than one replica, its models have rate limits and no
+/// Redis shares them, a warning: each replica allows the whole limit.
+pub(super) fn per_replica_limits(
+    config: &Value,
+    replicas: Option<i32>,
+    gateway: ObjectRef,
+) -> Option<Problem> {
+    if replicas.is_some_and(|r| r <= 1) {
+        return None;
+    }
+    let shared = config.pointer("/router_settings/redis_host").is_some()
+        || config.pointer("/router_settings/redis_url").is_some();
+    let limited = limited_models(config);
+    if shared || limited.is_empty() {
+        return None;
+    }
+    let replicas = match replicas {
+        Some(n) => format!("{n} replicas"),
+        None => "replicas set by an autoscaler".to_owned(),
+    };
+    Some(Problem::new(
+        ProblemReason::PerReplicaLimits,
+        gateway,
+        format!(
+            "the rate limits of {} are counted by each replica on its own, and the gateway runs {replicas}: each allows the whole limit; share them through Redis with a LiteLLMRoutingPolicy's sharedLimits",
+            listed(&limited)
+        ),
+    ))
+}
+
+/// At most five names, then how many more: a message stays short on a gateway with
+/// hundreds of models.
+fn listed(names: &[&str]) -> String {
+    match names.len() {
+        0..=5 => names.join(", "),
+        n => format!("{} and {} more", names[..5].join(", "), n - 5),
+    }
+}
