@@ -25,7 +25,9 @@ use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 
 use crate::names::{CONTROLLER_NAME, TOOL_GATEWAY_CONTROLLER_NAME};
-use crate::policy::{LiteLlmModelPolicy, LiteLlmRoutingPolicy, PolicyRefusal};
+use crate::policy::{
+    LiteLlmModelPolicy, LiteLlmObservabilityPolicy, LiteLlmRoutingPolicy, PolicyRefusal,
+};
 use crate::tool_gateway::{
     RenderedToolGateway, RouteProblemReason, RouteState, render_tool_gateway,
 };
@@ -213,10 +215,12 @@ impl GatewayImplementation for LiteLlmGateway {
     ) -> Result<DesiredState, ImplementationError> {
         let models = ctx.policies::<LiteLlmModelPolicy>(gateway)?;
         let routing = ctx.policies::<LiteLlmRoutingPolicy>(gateway)?;
+        let observability = ctx.policies::<LiteLlmObservabilityPolicy>(gateway)?;
         let objects = CachedObjects::new(ctx);
         let policies = GatewayPolicies {
             models: &models,
             routing: &routing,
+            observability: &observability,
         };
         let rendered = render_with_policies(gateway, policies, &objects, &self.settings);
         objects.finish()?;
@@ -238,6 +242,12 @@ impl GatewayImplementation for LiteLlmGateway {
                     Some(policy) => desired.with_policy(policy, decision),
                     None => desired,
                 },
+                LiteLlmPolicyKind::Observability => {
+                    match observability.iter().find(|p| named(&p.metadata)) {
+                        Some(policy) => desired.with_policy(policy, decision),
+                        None => desired,
+                    }
+                }
             };
         }
         Ok(with_problems(desired, rendered.problems))
@@ -247,6 +257,7 @@ impl GatewayImplementation for LiteLlmGateway {
         vec![
             PolicyKind::of::<LiteLlmModelPolicy>(),
             PolicyKind::of::<LiteLlmRoutingPolicy>(),
+            PolicyKind::of::<LiteLlmObservabilityPolicy>(),
         ]
     }
 

@@ -43,7 +43,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::config;
 
+mod observability;
 mod routing;
+
+pub use observability::{
+    HEADERS_KEY, LiteLlmObservabilityPolicy, LiteLlmObservabilityPolicySpec,
+    MAX_SERVICE_NAME_BYTES, ObservabilitySettings, Tracing, TracingSettings, check_observability,
+};
 
 pub use routing::{
     Fallback, LiteLlmRoutingPolicy, LiteLlmRoutingPolicySpec, MAX_ALLOWED_FAILS,
@@ -137,7 +143,11 @@ impl TargetedPolicy for LiteLlmModelPolicy {
 /// The CRDs of the LiteLLM implementation's policy kinds, labelled for Gateway API tools
 /// as direct policy attachment.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    let mut crds = vec![LiteLlmModelPolicy::crd(), LiteLlmRoutingPolicy::crd()];
+    let mut crds = vec![
+        LiteLlmModelPolicy::crd(),
+        LiteLlmRoutingPolicy::crd(),
+        LiteLlmObservabilityPolicy::crd(),
+    ];
     for crd in &mut crds {
         crd.metadata
             .labels
@@ -145,6 +155,27 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
             .insert(POLICY_LABEL.to_owned(), DIRECT.to_owned());
     }
     crds
+}
+
+/// Whether `url` is an `http(s)` URL with a host that LiteLLM uses as written: bounded,
+/// no whitespace, no `os.environ/` or secret-manager reference. The error names `field`.
+fn check_http_url(field: &str, url: &str) -> Result<(), String> {
+    if url.len() > MAX_API_BASE_BYTES {
+        return Err(format!("{field} is longer than {MAX_API_BASE_BYTES} bytes"));
+    }
+    if let Some(why) = config::refuse_reference(url) {
+        return Err(format!("{field} {why}"));
+    }
+    let host = (url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://")))
+    .unwrap_or_default();
+    if host.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "{field} must be an http:// or https:// URL with a host and no spaces"
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `name` can be a Secret's name (a lowercase DNS subdomain).
@@ -204,25 +235,7 @@ pub fn check(
         return invalid("a policy configures gateways in its own namespace only".to_owned());
     }
     if let Some(base) = &spec.api_base {
-        if base.len() > MAX_API_BASE_BYTES {
-            return invalid(format!("apiBase is longer than {MAX_API_BASE_BYTES} bytes"));
-        }
-        if let Some(why) = config::refuse_reference(base) {
-            return invalid(format!("apiBase {why}"));
-        }
-        let scheme_ok = base.starts_with("http://") || base.starts_with("https://");
-        let host = base
-            .split_once("://")
-            .map(|(_, rest)| rest)
-            .unwrap_or_default();
-        if !scheme_ok
-            || host.is_empty()
-            || base.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
-            return invalid(
-                "apiBase must be an http:// or https:// URL with a host and no spaces".to_owned(),
-            );
-        }
+        check_http_url("apiBase", base).map_err(PolicyRefusal::Invalid)?;
     }
     if let Some(version) = &spec.api_version {
         let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');

@@ -30,7 +30,7 @@ use crate::{GatewayKind, RenderError};
 mod policies;
 
 pub use policies::{GatewayPolicies, LiteLlmPolicyKind, PolicyOutcome, PolicyVerdict};
-use policies::{ModelPolicies, RoutingPolicies};
+use policies::{ModelPolicies, ObservabilityPolicies, RoutingPolicies};
 
 /// Everything rendered for one gateway.
 #[derive(Clone, Debug, PartialEq)]
@@ -504,6 +504,7 @@ pub fn render_with_policies(
     let gateway_ref = prepared.gateway_ref.clone();
     let mut model_policies = ModelPolicies::of(policies.models, gateway);
     let mut routing = RoutingPolicies::of(policies.routing, gateway);
+    let mut observability = ObservabilityPolicies::of(policies.observability, gateway);
 
     // Models and their provider keys.
     let mut model_list = Vec::new();
@@ -582,6 +583,7 @@ pub fn render_with_policies(
     let mut config = config::base_config(model_list, guardrail_entries);
     routing.apply(&mut config, &mut prepared, lookup);
     policies::enforce_limits(&mut config);
+    observability.apply(&mut config, &mut prepared, lookup);
     let replicas = prepared.settings.replicas;
     let ours = gateway
         .spec
@@ -600,6 +602,7 @@ pub fn render_with_policies(
         .extend(policies::per_replica_limits(&config, replicas, gateway_ref));
     rendered.policies = model_policies.into_outcomes();
     rendered.policies.extend(routing.into_outcomes());
+    rendered.policies.extend(observability.into_outcomes());
     Ok(rendered)
 }
 

@@ -1549,7 +1549,11 @@ mod routing_policies {
             "  aiModels:\n  - provider: openai\n    name: gpt\n  - provider: anthropic\n    name: claude\n",
         ) + extra;
         let (lookup, gateway) = setup(&yaml);
-        let policies = GatewayPolicies { models, routing };
+        let policies = GatewayPolicies {
+            models,
+            routing,
+            ..Default::default()
+        };
         render_with_policies(&gateway, policies, &lookup, settings).unwrap()
     }
 
@@ -1770,5 +1774,168 @@ mod routing_policies {
         foreign.metadata.namespace = Some("other".into());
         let r = render_routing("", &[], &[foreign], &RenderSettings::default());
         assert!(matches!(r.policies[0].verdict, PolicyVerdict::Refused(_)));
+    }
+}
+
+mod observability_policies {
+    use super::*;
+    use crate::policy::{LiteLlmObservabilityPolicy, LiteLlmObservabilityPolicySpec, Tracing};
+    use crate::{GatewayPolicies, PolicyVerdict, render_with_policies};
+    use aigateway_api::policy::PolicyTargetReference;
+
+    fn observability(tracing: Tracing) -> LiteLlmObservabilityPolicy {
+        let mut policy = LiteLlmObservabilityPolicy::new(
+            "traces",
+            LiteLlmObservabilityPolicySpec {
+                target_refs: vec![PolicyTargetReference::new(
+                    "runtime.agentic-layer.ai",
+                    "AiGateway",
+                    "gw",
+                )],
+                tracing: Some(tracing),
+            },
+        );
+        policy.metadata.namespace = Some("ns".into());
+        policy
+    }
+
+    fn render_observed(extra: &str, policy: LiteLlmObservabilityPolicy) -> Rendered {
+        let yaml = gateway("  aiModels:\n  - provider: openai\n    name: gpt\n") + extra;
+        let (lookup, gateway) = setup(&yaml);
+        let policies = GatewayPolicies {
+            observability: &[policy],
+            ..Default::default()
+        };
+        render_with_policies(&gateway, policies, &lookup, &RenderSettings::default()).unwrap()
+    }
+
+    fn value_of(r: &Rendered, name: &str) -> Option<String> {
+        env(r).into_iter().find(|e| e.name == name)?.value
+    }
+
+    #[test]
+    fn tracing_exports_to_the_collector_as_the_gateway_without_prompts_by_default() {
+        let r = render_observed(
+            "",
+            observability(Tracing {
+                endpoint: "http://otel-collector.observability:4318".into(),
+                ..Default::default()
+            }),
+        );
+        assert_eq!(
+            value_of(&r, "OTEL_EXPORTER_OTLP_ENDPOINT").as_deref(),
+            Some("http://otel-collector.observability:4318")
+        );
+        assert_eq!(value_of(&r, "OTEL_SERVICE_NAME").as_deref(), Some("gw"));
+        assert_eq!(
+            value_of(&r, "OTEL_EXPORTER_OTLP_PROTOCOL").as_deref(),
+            Some("http/protobuf")
+        );
+        assert_eq!(
+            config(&r)["litellm_settings"]["turn_off_message_logging"],
+            true
+        );
+        assert!(
+            !r.problems.iter().any(|p| p.message.contains("otel")),
+            "the exporter is chosen: {:?}",
+            r.problems
+        );
+        assert_eq!(r.policies[0].verdict, PolicyVerdict::Applied);
+    }
+
+    #[test]
+    fn content_is_logged_only_when_asked_and_headers_come_from_a_secret() {
+        let secret = "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: otel\n  namespace: ns\nstringData:\n  headers: Authorization=Bearer t0ken\n";
+        let r = render_observed(
+            secret,
+            observability(Tracing {
+                endpoint: "https://collector.example".into(),
+                service_name: Some("team-a/llm".into()),
+                headers_secret_name: Some("otel".into()),
+                log_content: true,
+            }),
+        );
+        assert!(
+            config(&r)["litellm_settings"]
+                .get("turn_off_message_logging")
+                .is_none()
+        );
+        assert_eq!(
+            value_of(&r, "OTEL_SERVICE_NAME").as_deref(),
+            Some("team-a/llm")
+        );
+        let headers = env(&r)
+            .into_iter()
+            .find(|e| e.name == "OTEL_EXPORTER_OTLP_HEADERS")
+            .and_then(|e| e.value_from?.secret_key_ref)
+            .expect("headers from the Secret");
+        assert_eq!(
+            (headers.name.as_str(), headers.key.as_str()),
+            ("otel", "headers")
+        );
+        assert!(!r.config_yaml.contains("t0ken"));
+        assert_eq!(r.policies[0].verdict, PolicyVerdict::Applied);
+
+        let r = render_observed(
+            "",
+            observability(Tracing {
+                endpoint: "https://collector.example".into(),
+                headers_secret_name: Some("otel".into()),
+                ..Default::default()
+            }),
+        );
+        assert!(
+            matches!(&r.policies[0].verdict, PolicyVerdict::Unresolved(m) if m.contains("Secret ns/otel not found")),
+            "{:?}",
+            r.policies
+        );
+    }
+
+    #[test]
+    fn hostile_tracing_settings_are_refused_and_change_nothing() {
+        for (tracing, says) in [
+            (
+                Tracing {
+                    endpoint: "os.environ/COLLECTOR".into(),
+                    ..Default::default()
+                },
+                "tracing.endpoint",
+            ),
+            (
+                Tracing {
+                    endpoint: "grpc://collector:4317".into(),
+                    ..Default::default()
+                },
+                "http:// or https://",
+            ),
+            (
+                Tracing {
+                    endpoint: "http://c".into(),
+                    service_name: Some("a b\nc".into()),
+                    ..Default::default()
+                },
+                "serviceName",
+            ),
+            (
+                Tracing {
+                    endpoint: "http://c".into(),
+                    headers_secret_name: Some("Not_A_Name".into()),
+                    ..Default::default()
+                },
+                "headersSecretName",
+            ),
+        ] {
+            let r = render_observed("", observability(tracing));
+            let PolicyVerdict::Refused(refusal) = &r.policies[0].verdict else {
+                panic!("not refused: {:?}", r.policies)
+            };
+            assert!(refusal.to_string().contains(says), "{refusal}");
+            assert!(value_of(&r, "OTEL_EXPORTER_OTLP_ENDPOINT").is_none());
+            assert!(
+                config(&r)["litellm_settings"]
+                    .get("turn_off_message_logging")
+                    .is_none()
+            );
+        }
     }
 }

@@ -80,6 +80,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   resources:
   - litellmmodelpolicies
   - litellmroutingpolicies
+  - litellmobservabilitypolicies
   verbs:
   - list
   - watch
@@ -88,6 +89,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   resources:
   - litellmmodelpolicies/status
   - litellmroutingpolicies/status
+  - litellmobservabilitypolicies/status
   verbs:
   - patch
 - apiGroups:
@@ -173,6 +175,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   resources:
   - litellmmodelpolicies
   - litellmroutingpolicies
+  - litellmobservabilitypolicies
   verbs:
   - list
   - watch
@@ -181,6 +184,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   resources:
   - litellmmodelpolicies/status
   - litellmroutingpolicies/status
+  - litellmobservabilitypolicies/status
   verbs:
   - patch
 - apiGroups:
@@ -449,6 +453,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   resources:
   - litellmmodelpolicies
   - litellmroutingpolicies
+  - litellmobservabilitypolicies
   verbs:
   - list
   - watch
@@ -457,6 +462,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   resources:
   - litellmmodelpolicies/status
   - litellmroutingpolicies/status
+  - litellmobservabilitypolicies/status
   verbs:
   - patch
 - apiGroups:
@@ -563,6 +569,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   resources:
   - litellmmodelpolicies
   - litellmroutingpolicies
+  - litellmobservabilitypolicies
   verbs:
   - list
   - watch
@@ -571,6 +578,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   resources:
   - litellmmodelpolicies/status
   - litellmroutingpolicies/status
+  - litellmobservabilitypolicies/status
   verbs:
   - patch
 - apiGroups:

@@ -144,8 +144,8 @@ pub fn cluster_rules() -> Value {
         // Gateway API ReferenceGrants: a route's ToolServer in another namespace.
         {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["referencegrants"], "verbs": ["list", "watch"]},
         // The implementation's own policy kinds: read, and their status written.
-        {"apiGroups": [litellm_impl::policy::GROUP], "resources": ["litellmmodelpolicies", "litellmroutingpolicies"], "verbs": ["list", "watch"]},
-        {"apiGroups": [litellm_impl::policy::GROUP], "resources": ["litellmmodelpolicies/status", "litellmroutingpolicies/status"], "verbs": ["patch"]},
+        {"apiGroups": [litellm_impl::policy::GROUP], "resources": ["litellmmodelpolicies", "litellmroutingpolicies", "litellmobservabilitypolicies"], "verbs": ["list", "watch"]},
+        {"apiGroups": [litellm_impl::policy::GROUP], "resources": ["litellmmodelpolicies/status", "litellmroutingpolicies/status", "litellmobservabilitypolicies/status"], "verbs": ["patch"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     ])
 }

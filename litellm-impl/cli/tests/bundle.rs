@@ -259,7 +259,7 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
     }
     server
         .apply_manifests(&format!(
-            "apiVersion: {0}/v1alpha1\nkind: LiteLLMModelPolicy\nmetadata:\n  name: timeouts\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  timeoutSeconds: 30\n---\napiVersion: {0}/v1alpha1\nkind: LiteLLMRoutingPolicy\nmetadata:\n  name: retries\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  retries: 2\n",
+            "apiVersion: {0}/v1alpha1\nkind: LiteLLMModelPolicy\nmetadata:\n  name: timeouts\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  timeoutSeconds: 30\n---\napiVersion: {0}/v1alpha1\nkind: LiteLLMRoutingPolicy\nmetadata:\n  name: retries\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  retries: 2\n---\napiVersion: {0}/v1alpha1\nkind: LiteLLMObservabilityPolicy\nmetadata:\n  name: traces\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  tracing:\n    endpoint: http://otel-collector.observability:4318\n",
             litellm_impl::policy::GROUP
         ))
         .unwrap();
@@ -315,6 +315,14 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
                     "LiteLLMRoutingPolicy",
                     Some("team-a"),
                     "retries",
+                )
+                .is_some_and(|p| !p["status"]["ancestors"].is_null())
+            && server
+                .get_object(
+                    &format!("{}/v1alpha1", litellm_impl::policy::GROUP),
+                    "LiteLLMObservabilityPolicy",
+                    Some("team-a"),
+                    "traces",
                 )
                 .is_some_and(|p| !p["status"]["ancestors"].is_null())
     };

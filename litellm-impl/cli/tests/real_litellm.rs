@@ -83,6 +83,77 @@ struct Recorded {
 #[derive(Clone, Default)]
 struct Fake {
     requests: Arc<Mutex<Vec<Recorded>>>,
+    exports: Arc<Mutex<Vec<TraceExport>>>,
+}
+
+/// One OTLP/HTTP trace export received: its `Authorization` header and what it holds.
+#[derive(Clone, Debug)]
+struct TraceExport {
+    authorization: Option<String>,
+    request: otlp::ExportTraceServiceRequest,
+    /// The raw body, to look for text that must not be exported.
+    body: Vec<u8>,
+}
+
+/// The OTLP trace messages a test reads, as opentelemetry-proto defines them
+/// (`collector/trace/v1`, `trace/v1`, `resource/v1`, `common/v1`); other fields are
+/// skipped when decoding.
+mod otlp {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ExportTraceServiceRequest {
+        #[prost(message, repeated, tag = "1")]
+        pub resource_spans: Vec<ResourceSpans>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ResourceSpans {
+        #[prost(message, optional, tag = "1")]
+        pub resource: Option<Resource>,
+        #[prost(message, repeated, tag = "2")]
+        pub scope_spans: Vec<ScopeSpans>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Resource {
+        #[prost(message, repeated, tag = "1")]
+        pub attributes: Vec<KeyValue>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ScopeSpans {
+        #[prost(message, repeated, tag = "2")]
+        pub spans: Vec<Span>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Span {
+        #[prost(string, tag = "5")]
+        pub name: String,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct KeyValue {
+        #[prost(string, tag = "1")]
+        pub key: String,
+        #[prost(message, optional, tag = "2")]
+        pub value: Option<AnyValue>,
+    }
+
+    /// `AnyValue`'s `string_value` (the first field of its `oneof`).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct AnyValue {
+        #[prost(string, optional, tag = "1")]
+        pub string_value: Option<String>,
+    }
+
+    impl ResourceSpans {
+        /// The resource's `service.name`.
+        pub fn service_name(&self) -> Option<&str> {
+            let attributes = &self.resource.as_ref()?.attributes;
+            let service = attributes.iter().find(|a| a.key == "service.name")?;
+            service.value.as_ref()?.string_value.as_deref()
+        }
+    }
 }
 
 /// The person name the fake Presidio recognises.
@@ -102,6 +173,10 @@ impl Fake {
             x_api_key: header("x-api-key"),
             body: body.clone(),
         });
+    }
+
+    fn exports(&self) -> Vec<TraceExport> {
+        self.exports.lock().unwrap().clone()
     }
 
     fn requests(&self) -> Vec<Recorded> {
@@ -179,9 +254,25 @@ async fn moderations(
     }))
 }
 
-/// OTLP/HTTP trace export: accepted and dropped.
-async fn traces() -> axum::Json<Value> {
-    axum::Json(json!({}))
+/// OTLP/HTTP trace export (protobuf): decoded and kept.
+async fn traces(
+    State(fake): State<Fake>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    let Ok(request) = <otlp::ExportTraceServiceRequest as prost::Message>::decode(body.as_ref())
+    else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let authorization = (headers.get("authorization"))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    fake.exports.lock().unwrap().push(TraceExport {
+        authorization,
+        request,
+        body: body.to_vec(),
+    });
+    StatusCode::OK
 }
 
 /// Presidio analyzer: finds [`PERSON`].
@@ -1963,6 +2054,7 @@ spec:
     let policies = litellm_impl::GatewayPolicies {
         models: &[limit],
         routing: &[routing],
+        ..Default::default()
     };
     let rendered = litellm_impl::render_with_policies(
         &gateways[0],
@@ -2038,4 +2130,117 @@ spec:
         answered,
         "a refused request never reaches the provider"
     );
+}
+
+/// An observability policy on real LiteLLM: a chat completion produces a `litellm_request`
+/// span with the gateway's name as `service.name` at an OTLP/HTTP receiver, exported with
+/// the headers from the policy's Secret, and without the prompt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observability_policy_exports_spans_named_after_the_gateway_from_real_litellm() {
+    use aigateway_api::policy::PolicyTargetReference;
+    use litellm_impl::policy::{
+        LiteLlmObservabilityPolicy, LiteLlmObservabilityPolicySpec, Tracing,
+    };
+
+    let (fake, addr) = start_fake().await;
+    let yaml = format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: api-key-secrets, namespace: team}}
+stringData: {{OPENAI_API_KEY: sk-provider-key}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: collector, namespace: team}}
+stringData: {{headers: "Authorization=Bearer collector-token"}}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: AiGateway
+metadata: {{name: traced-gw, namespace: team}}
+spec:
+  aiModels:
+  - {{provider: openai, name: gpt-4o-mini}}
+  env:
+  - {{name: OPENAI_API_BASE, value: "http://{addr}"}}
+  # The SDK's batch delay, 5 s by default, shortened for the test.
+  - {{name: OTEL_BSP_SCHEDULE_DELAY, value: "100"}}
+"#
+    );
+    let (lookup, gateways) = objects(&yaml);
+    let mut policy = LiteLlmObservabilityPolicy::new(
+        "traces",
+        LiteLlmObservabilityPolicySpec {
+            target_refs: vec![PolicyTargetReference::new(
+                "runtime.agentic-layer.ai",
+                "AiGateway",
+                "traced-gw",
+            )],
+            tracing: Some(Tracing {
+                endpoint: format!("http://{addr}"),
+                headers_secret_name: Some("collector".into()),
+                ..Default::default()
+            }),
+        },
+    );
+    policy.metadata.namespace = Some("team".into());
+    let policies = litellm_impl::GatewayPolicies {
+        observability: &[policy],
+        ..Default::default()
+    };
+    let rendered = litellm_impl::render_with_policies(
+        &gateways[0],
+        policies,
+        &lookup,
+        &RenderSettings::default(),
+    )
+    .unwrap();
+    assert!(
+        rendered
+            .policies
+            .iter()
+            .all(|o| o.verdict == litellm_impl::PolicyVerdict::Applied),
+        "{:?}",
+        rendered.policies
+    );
+    assert!(!rendered.config_yaml.contains("collector-token"));
+
+    let proxy = start(&rendered, "team", &lookup).await;
+    let prompt = "a-prompt-that-must-not-be-exported";
+    let response = chat_completion(&proxy, Some("sk-agent"), "gpt-4o-mini", prompt).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let request_span = || {
+        fake.exports().into_iter().find_map(|export| {
+            export.request.resource_spans.iter().find_map(|spans| {
+                let named = (spans.scope_spans.iter().flat_map(|s| &s.spans))
+                    .any(|span| span.name == "litellm_request");
+                named.then(|| (spans.service_name().map(str::to_owned), export.clone()))
+            })
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (service, export) = loop {
+        if let Some(found) = request_span() {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no litellm_request span in {} exports\nlog:\n{}",
+            fake.exports().len(),
+            proxy.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(service.as_deref(), Some("traced-gw"));
+    assert_eq!(
+        export.authorization.as_deref(),
+        Some("Bearer collector-token")
+    );
+    // Spans of the request may still be on their way: give them the batch delay.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let leaked = fake
+        .exports()
+        .iter()
+        .any(|e| e.body.windows(prompt.len()).any(|w| w == prompt.as_bytes()));
+    assert!(!leaked, "the prompt reached the trace backend");
 }

@@ -1,18 +1,20 @@
 //! The policies in effect on an AiGateway, applied to its config: model policies on
-//! `model_list` entries, the routing policy on `router_settings`. What became of each
-//! policy is collected for its status.
+//! `model_list` entries, the routing policy on `router_settings`, the observability
+//! policy on the OpenTelemetry exporter's env. What became of each policy is collected
+//! for its status.
 
 use std::collections::BTreeMap;
 
 use aigateway_api::AiGateway;
 use serde_json::{Map, Value, json};
 
-use super::{Prepared, secret_has, short_hash};
+use super::{Prepared, plain_env, secret_has, short_hash};
 use crate::guardrails::secret_env;
 use crate::lookup::ObjectLookup;
 use crate::policy::{
-    self, LiteLlmModelPolicy, LiteLlmRoutingPolicy, ModelSettings, PolicyRefusal, REDIS_HOST_KEY,
-    REDIS_PASSWORD_KEY, REDIS_PORT_KEY, RoutingSettings,
+    self, HEADERS_KEY, LiteLlmModelPolicy, LiteLlmObservabilityPolicy, LiteLlmRoutingPolicy,
+    ModelSettings, ObservabilitySettings, PolicyRefusal, REDIS_HOST_KEY, REDIS_PASSWORD_KEY,
+    REDIS_PORT_KEY, RoutingSettings,
 };
 use crate::problem::{ObjectRef, Problem, ProblemReason};
 
@@ -24,6 +26,8 @@ pub struct GatewayPolicies<'a> {
     pub models: &'a [LiteLlmModelPolicy],
     /// [`LiteLlmRoutingPolicy`]s: fallbacks, retries, cooldown and shared limits.
     pub routing: &'a [LiteLlmRoutingPolicy],
+    /// [`LiteLlmObservabilityPolicy`]s: traces.
+    pub observability: &'a [LiteLlmObservabilityPolicy],
 }
 
 /// The policy kinds of the LiteLLM implementation.
@@ -33,6 +37,8 @@ pub enum LiteLlmPolicyKind {
     Model,
     /// [`LiteLlmRoutingPolicy`].
     Routing,
+    /// [`LiteLlmObservabilityPolicy`].
+    Observability,
 }
 
 /// What rendering did with one policy in effect on the gateway.
@@ -294,6 +300,93 @@ impl<'p> RoutingPolicies<'p> {
         }
         if !router.is_empty() {
             config["router_settings"] = Value::Object(router);
+        }
+    }
+
+    pub(super) fn into_outcomes(self) -> Vec<PolicyOutcome> {
+        self.outcomes
+    }
+}
+
+/// The observability policy applied (the first valid one), and what became of each.
+pub(super) struct ObservabilityPolicies<'p> {
+    applied: Option<(&'p str, ObservabilitySettings)>,
+    outcomes: Vec<PolicyOutcome>,
+}
+
+impl<'p> ObservabilityPolicies<'p> {
+    pub(super) fn of(policies: &'p [LiteLlmObservabilityPolicy], gateway: &AiGateway) -> Self {
+        let mut this = Self {
+            applied: None,
+            outcomes: Vec::new(),
+        };
+        for policy in policies {
+            let name = policy.metadata.name.as_deref().unwrap_or_default();
+            let verdict = match policy::check_observability(policy, gateway) {
+                Err(refusal) => PolicyVerdict::Refused(refusal),
+                Ok(settings) => {
+                    this.applied.get_or_insert((name, settings));
+                    PolicyVerdict::Applied
+                }
+            };
+            this.outcomes.push(PolicyOutcome {
+                kind: LiteLlmPolicyKind::Observability,
+                policy: name.to_owned(),
+                verdict,
+            });
+        }
+        this
+    }
+
+    /// Points LiteLLM's `otel` callback at the collector through the OpenTelemetry SDK's
+    /// env vars (the user's `spec.env` still wins by name), and keeps prompts and
+    /// responses out of the spans unless asked.
+    pub(super) fn apply(
+        &mut self,
+        config: &mut Value,
+        prepared: &mut Prepared<'_>,
+        lookup: &dyn ObjectLookup,
+    ) {
+        let Some((policy, settings)) = &self.applied else {
+            return;
+        };
+        let Some(tracing) = &settings.tracing else {
+            return;
+        };
+        // The pinned LiteLLM exports with the OTLP/HTTP protobuf exporter whatever the
+        // protocol says; saying so keeps the SDK's defaults consistent.
+        prepared
+            .generated
+            .push(plain_env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"));
+        prepared
+            .generated
+            .push(plain_env("OTEL_EXPORTER_OTLP_ENDPOINT", &tracing.endpoint));
+        prepared
+            .generated
+            .push(plain_env("OTEL_SERVICE_NAME", &tracing.service_name));
+        if !tracing.log_content {
+            config["litellm_settings"]["turn_off_message_logging"] = Value::Bool(true);
+        }
+        let Some(secret) = &tracing.headers_secret else {
+            return;
+        };
+        prepared.generated.push(secret_env(
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            secret,
+            HEADERS_KEY,
+            true,
+        ));
+        prepared.secrets.insert(secret.clone());
+        if let Some(missing) =
+            missing_keys(lookup, prepared.parts.namespace, secret, &[HEADERS_KEY])
+        {
+            let policy: &'p str = policy;
+            unresolve(
+                &mut self.outcomes,
+                LiteLlmPolicyKind::Observability,
+                policy,
+                format!("{missing}: traces are exported without headers until it is created"),
+            );
         }
     }
 
