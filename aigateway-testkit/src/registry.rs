@@ -129,6 +129,27 @@ fn builtins() -> Vec<ResourceInfo> {
             .in_category_all(),
         R::builtin("coordination.k8s.io", "v1", "Lease", "leases", true, &[]),
         R::builtin(
+            "policy",
+            "v1",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+            true,
+            &["pdb"],
+        )
+        .with_status()
+        .with_generation(),
+        R::builtin(
+            "autoscaling",
+            "v2",
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+            true,
+            &["hpa"],
+        )
+        .with_status()
+        .with_generation()
+        .in_category_all(),
+        R::builtin(
             "apiextensions.k8s.io",
             "v1",
             "CustomResourceDefinition",

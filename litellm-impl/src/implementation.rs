@@ -20,13 +20,17 @@ use aigateway_runtime::{
     deployments_rolled_out,
 };
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
+use kube::discovery::ApiResource;
 use serde::de::DeserializeOwned;
 
 use crate::names::{CONTROLLER_NAME, TOOL_GATEWAY_CONTROLLER_NAME};
 use crate::policy::{
-    LiteLlmModelPolicy, LiteLlmObservabilityPolicy, LiteLlmRoutingPolicy, PolicyRefusal,
+    LiteLlmAvailabilityPolicy, LiteLlmModelPolicy, LiteLlmObservabilityPolicy,
+    LiteLlmRoutingPolicy, PolicyRefusal,
 };
 use crate::tool_gateway::{
     RenderedToolGateway, RouteProblemReason, RouteState, render_tool_gateway,
@@ -216,11 +220,13 @@ impl GatewayImplementation for LiteLlmGateway {
         let models = ctx.policies::<LiteLlmModelPolicy>(gateway)?;
         let routing = ctx.policies::<LiteLlmRoutingPolicy>(gateway)?;
         let observability = ctx.policies::<LiteLlmObservabilityPolicy>(gateway)?;
+        let availability = ctx.policies::<LiteLlmAvailabilityPolicy>(gateway)?;
         let objects = CachedObjects::new(ctx);
         let policies = GatewayPolicies {
             models: &models,
             routing: &routing,
             observability: &observability,
+            availability: &availability,
         };
         let rendered = render_with_policies(gateway, policies, &objects, &self.settings);
         objects.finish()?;
@@ -230,6 +236,12 @@ impl GatewayImplementation for LiteLlmGateway {
             .with(&rendered.deployment)
             .with(&rendered.service)
             .with_url(gateway.service_url().unwrap_or_default());
+        if let Some(budget) = &rendered.disruption_budget {
+            desired = desired.with(budget);
+        }
+        if let Some(autoscaler) = &rendered.autoscaler {
+            desired = desired.with(autoscaler);
+        }
         for outcome in &rendered.policies {
             let decision = policy_decision(&outcome.verdict);
             let named = |p: &kube::api::ObjectMeta| p.name.as_deref() == Some(&outcome.policy);
@@ -248,6 +260,12 @@ impl GatewayImplementation for LiteLlmGateway {
                         None => desired,
                     }
                 }
+                LiteLlmPolicyKind::Availability => {
+                    match availability.iter().find(|p| named(&p.metadata)) {
+                        Some(policy) => desired.with_policy(policy, decision),
+                        None => desired,
+                    }
+                }
             };
         }
         Ok(with_problems(desired, rendered.problems))
@@ -258,6 +276,19 @@ impl GatewayImplementation for LiteLlmGateway {
             PolicyKind::of::<LiteLlmModelPolicy>(),
             PolicyKind::of::<LiteLlmRoutingPolicy>(),
             PolicyKind::of::<LiteLlmObservabilityPolicy>(),
+            PolicyKind::of::<LiteLlmAvailabilityPolicy>(),
+        ]
+    }
+
+    /// The workload's kinds, and the disruption budget and autoscaler an availability
+    /// policy adds.
+    fn child_kinds(&self) -> Vec<ApiResource> {
+        vec![
+            ApiResource::erase::<ConfigMap>(&()),
+            ApiResource::erase::<Service>(&()),
+            ApiResource::erase::<Deployment>(&()),
+            ApiResource::erase::<PodDisruptionBudget>(&()),
+            ApiResource::erase::<HorizontalPodAutoscaler>(&()),
         ]
     }
 

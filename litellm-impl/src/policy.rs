@@ -43,9 +43,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::config;
 
+mod availability;
 mod observability;
 mod routing;
 
+pub use availability::{
+    Autoscaling, AvailabilitySettings, CpuMemory, DisruptionBudget, LiteLlmAvailabilityPolicy,
+    LiteLlmAvailabilityPolicySpec, MAX_REPLICAS, Resources, Rollout, check_availability,
+};
 pub use observability::{
     HEADERS_KEY, LiteLlmObservabilityPolicy, LiteLlmObservabilityPolicySpec,
     MAX_SERVICE_NAME_BYTES, ObservabilitySettings, Tracing, TracingSettings, check_observability,
@@ -147,6 +152,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         LiteLlmModelPolicy::crd(),
         LiteLlmRoutingPolicy::crd(),
         LiteLlmObservabilityPolicy::crd(),
+        LiteLlmAvailabilityPolicy::crd(),
     ];
     for crd in &mut crds {
         crd.metadata

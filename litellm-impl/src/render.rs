@@ -10,9 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aigateway_api::{AiGateway, EmbeddedMetadata};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
     ConfigMap, EnvFromSource, EnvVar, ObjectReference, Secret, Service,
 };
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -29,8 +31,8 @@ use crate::{GatewayKind, RenderError};
 
 mod policies;
 
+use policies::{AvailabilityPolicies, ModelPolicies, ObservabilityPolicies, RoutingPolicies};
 pub use policies::{GatewayPolicies, LiteLlmPolicyKind, PolicyOutcome, PolicyVerdict};
-use policies::{ModelPolicies, ObservabilityPolicies, RoutingPolicies};
 
 /// Everything rendered for one gateway.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,6 +45,10 @@ pub struct Rendered {
     pub deployment: Deployment,
     /// Service `<gw>`.
     pub service: Service,
+    /// PodDisruptionBudget `<gw>`, when an availability policy asks for one.
+    pub disruption_budget: Option<PodDisruptionBudget>,
+    /// HorizontalPodAutoscaler `<gw>`, when an availability policy asks for one.
+    pub autoscaler: Option<HorizontalPodAutoscaler>,
     /// What was skipped or looks wrong; the proxy still deploys for what works.
     pub problems: Vec<Problem>,
     /// What became of each policy in effect on the gateway, in the order given.
@@ -397,6 +403,8 @@ pub(crate) fn finish(
         config_map: workload::config_map(&input),
         deployment: workload::deployment(&input),
         service: workload::service(&input),
+        disruption_budget: None,
+        autoscaler: None,
         config_yaml,
         problems,
         policies: Vec::new(),
@@ -505,6 +513,7 @@ pub fn render_with_policies(
     let mut model_policies = ModelPolicies::of(policies.models, gateway);
     let mut routing = RoutingPolicies::of(policies.routing, gateway);
     let mut observability = ObservabilityPolicies::of(policies.observability, gateway);
+    let availability = AvailabilityPolicies::of(policies.availability, gateway);
 
     // Models and their provider keys.
     let mut model_list = Vec::new();
@@ -584,6 +593,7 @@ pub fn render_with_policies(
     routing.apply(&mut config, &mut prepared, lookup);
     policies::enforce_limits(&mut config);
     observability.apply(&mut config, &mut prepared, lookup);
+    availability.apply_to_settings(&mut prepared);
     let replicas = prepared.settings.replicas;
     let ours = gateway
         .spec
@@ -597,12 +607,14 @@ pub fn render_with_policies(
         config_files: Vec::new(),
     };
     let (mut rendered, config) = finish(prepared, lookup, config, ours, shape, &|_| {})?;
+    availability.apply_to_workload(&mut rendered);
     rendered
         .problems
         .extend(policies::per_replica_limits(&config, replicas, gateway_ref));
     rendered.policies = model_policies.into_outcomes();
     rendered.policies.extend(routing.into_outcomes());
     rendered.policies.extend(observability.into_outcomes());
+    rendered.policies.extend(availability.into_outcomes());
     Ok(rendered)
 }
 

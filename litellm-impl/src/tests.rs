@@ -1939,3 +1939,222 @@ mod observability_policies {
         }
     }
 }
+
+mod availability_policies {
+    use super::*;
+    use crate::policy::{
+        Autoscaling, CpuMemory, DisruptionBudget, LiteLlmAvailabilityPolicy,
+        LiteLlmAvailabilityPolicySpec, Resources, Rollout,
+    };
+    use crate::{GatewayPolicies, PolicyVerdict, ProblemReason, render_with_policies};
+    use aigateway_api::policy::PolicyTargetReference;
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+    fn availability(spec: LiteLlmAvailabilityPolicySpec) -> LiteLlmAvailabilityPolicy {
+        let mut policy = LiteLlmAvailabilityPolicy::new(
+            "available",
+            LiteLlmAvailabilityPolicySpec {
+                target_refs: vec![PolicyTargetReference::new(
+                    "runtime.agentic-layer.ai",
+                    "AiGateway",
+                    "gw",
+                )],
+                ..spec
+            },
+        );
+        policy.metadata.namespace = Some("ns".into());
+        policy
+    }
+
+    fn render_available(annotations: &str, policy: LiteLlmAvailabilityPolicy) -> Rendered {
+        let yaml = gateway("  aiModels:\n  - provider: openai\n    name: gpt\n").replace(
+            "  namespace: ns\n",
+            &format!("  namespace: ns\n{annotations}"),
+        );
+        let (lookup, gateway) = setup(&yaml);
+        let policies = GatewayPolicies {
+            availability: &[policy],
+            ..Default::default()
+        };
+        render_with_policies(&gateway, policies, &lookup, &RenderSettings::default()).unwrap()
+    }
+
+    #[test]
+    fn an_autoscaler_a_budget_a_rollout_resources_and_spread_shape_the_workload() {
+        let r = render_available(
+            "",
+            availability(LiteLlmAvailabilityPolicySpec {
+                autoscaling: Some(Autoscaling {
+                    min_replicas: Some(2),
+                    max_replicas: 6,
+                    memory_utilization: Some(70),
+                    ..Default::default()
+                }),
+                disruption_budget: Some(DisruptionBudget {
+                    min_available: Some(IntOrString::Int(1)),
+                    ..Default::default()
+                }),
+                rollout: Some(Rollout {
+                    max_surge: Some(IntOrString::String("50%".into())),
+                    max_unavailable: Some(IntOrString::Int(0)),
+                }),
+                resources: Some(Resources {
+                    requests: Some(CpuMemory {
+                        cpu: Some("250m".into()),
+                        ..Default::default()
+                    }),
+                    limits: Some(CpuMemory {
+                        memory: Some("4Gi".into()),
+                        ..Default::default()
+                    }),
+                }),
+                spread_across_nodes: true,
+                ..Default::default()
+            }),
+        );
+        assert_eq!(r.policies[0].verdict, PolicyVerdict::Applied);
+        let spec = r.deployment.spec.as_ref().unwrap();
+        assert_eq!(spec.replicas, None, "the autoscaler owns the replicas");
+        let rolling = spec
+            .strategy
+            .as_ref()
+            .unwrap()
+            .rolling_update
+            .as_ref()
+            .unwrap();
+        assert_eq!(rolling.max_surge, Some(IntOrString::String("50%".into())));
+        let pod = spec.template.spec.as_ref().unwrap();
+        let spread = &pod.topology_spread_constraints.as_ref().unwrap()[0];
+        assert_eq!(spread.topology_key, "kubernetes.io/hostname");
+        let resources = pod.containers[0].resources.as_ref().unwrap();
+        assert_eq!(resources.requests.as_ref().unwrap()["cpu"].0, "250m");
+        assert!(
+            resources.requests.as_ref().unwrap().contains_key("memory"),
+            "the default memory request stays"
+        );
+        assert_eq!(resources.limits.as_ref().unwrap()["memory"].0, "4Gi");
+
+        let hpa = r.autoscaler.as_ref().expect("an autoscaler");
+        let hpa_spec = hpa.spec.as_ref().unwrap();
+        assert_eq!(hpa_spec.scale_target_ref.name, "gw");
+        assert_eq!((hpa_spec.min_replicas, hpa_spec.max_replicas), (Some(2), 6));
+        let metrics: Vec<_> = (hpa_spec.metrics.iter().flatten())
+            .map(|m| m.resource.as_ref().unwrap().name.clone())
+            .collect();
+        assert_eq!(metrics, ["memory"]);
+        let pdb = r.disruption_budget.as_ref().expect("a disruption budget");
+        let pdb_spec = pdb.spec.as_ref().unwrap();
+        assert_eq!(pdb_spec.min_available, Some(IntOrString::Int(1)));
+        assert_eq!(pdb_spec.selector.as_ref(), Some(&spec.selector));
+    }
+
+    #[test]
+    fn fixed_replicas_win_over_the_annotation_which_is_reported() {
+        let r = render_available(
+            "  annotations:\n    ai-gateway-litellm.agentic-layer.ai/replicas: \"5\"\n",
+            availability(LiteLlmAvailabilityPolicySpec {
+                replicas: Some(3),
+                ..Default::default()
+            }),
+        );
+        assert_eq!(r.deployment.spec.as_ref().unwrap().replicas, Some(3));
+        assert!(r.autoscaler.is_none() && r.disruption_budget.is_none());
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.reason == ProblemReason::SuspiciousConfig
+                    && p.message.contains(
+                        "annotation ai-gateway-litellm.agentic-layer.ai/replicas is ignored"
+                    )),
+            "{:?}",
+            r.problems
+        );
+    }
+
+    #[test]
+    fn hostile_availability_policies_are_refused_and_change_nothing() {
+        let plain = render_available("", availability(Default::default()));
+        for (spec, says) in [
+            (
+                LiteLlmAvailabilityPolicySpec {
+                    replicas: Some(100_000),
+                    ..Default::default()
+                },
+                "replicas must be",
+            ),
+            (
+                LiteLlmAvailabilityPolicySpec {
+                    replicas: Some(2),
+                    autoscaling: Some(Autoscaling {
+                        max_replicas: 3,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                "not both",
+            ),
+            (
+                LiteLlmAvailabilityPolicySpec {
+                    autoscaling: Some(Autoscaling {
+                        min_replicas: Some(5),
+                        max_replicas: 3,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                "minReplicas <= maxReplicas",
+            ),
+            (
+                LiteLlmAvailabilityPolicySpec {
+                    disruption_budget: Some(DisruptionBudget {
+                        min_available: Some(IntOrString::Int(1)),
+                        max_unavailable: Some(IntOrString::Int(1)),
+                    }),
+                    ..Default::default()
+                },
+                "exactly one",
+            ),
+            (
+                LiteLlmAvailabilityPolicySpec {
+                    disruption_budget: Some(DisruptionBudget {
+                        max_unavailable: Some(IntOrString::String("150%".into())),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                "percentage",
+            ),
+            (
+                LiteLlmAvailabilityPolicySpec {
+                    rollout: Some(Rollout {
+                        max_surge: Some(IntOrString::Int(0)),
+                        max_unavailable: Some(IntOrString::String("0%".into())),
+                    }),
+                    ..Default::default()
+                },
+                "both maxSurge and maxUnavailable 0",
+            ),
+            (
+                LiteLlmAvailabilityPolicySpec {
+                    resources: Some(Resources {
+                        limits: Some(CpuMemory {
+                            memory: Some("os.environ/X".into()),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                "not a quantity",
+            ),
+        ] {
+            let r = render_available("", availability(spec));
+            let PolicyVerdict::Refused(refusal) = &r.policies[0].verdict else {
+                panic!("not refused ({says}): {:?}", r.policies)
+            };
+            assert!(refusal.to_string().contains(says), "{refusal}");
+            assert_eq!(r.deployment, plain.deployment, "{says}");
+            assert!(r.autoscaler.is_none() && r.disruption_budget.is_none());
+        }
+    }
+}

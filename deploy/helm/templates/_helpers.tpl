@@ -68,6 +68,28 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - patch
   - delete
 - apiGroups:
+  - policy
+  resources:
+  - poddisruptionbudgets
+  verbs:
+  - get
+  - list
+  - watch
+  - create
+  - patch
+  - delete
+- apiGroups:
+  - autoscaling
+  resources:
+  - horizontalpodautoscalers
+  verbs:
+  - get
+  - list
+  - watch
+  - create
+  - patch
+  - delete
+- apiGroups:
   - ""
   resources:
   - secrets
@@ -81,6 +103,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - litellmmodelpolicies
   - litellmroutingpolicies
   - litellmobservabilitypolicies
+  - litellmavailabilitypolicies
   verbs:
   - list
   - watch
@@ -90,6 +113,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - litellmmodelpolicies/status
   - litellmroutingpolicies/status
   - litellmobservabilitypolicies/status
+  - litellmavailabilitypolicies/status
   verbs:
   - patch
 - apiGroups:
@@ -163,6 +187,28 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - patch
   - delete
 - apiGroups:
+  - policy
+  resources:
+  - poddisruptionbudgets
+  verbs:
+  - get
+  - list
+  - watch
+  - create
+  - patch
+  - delete
+- apiGroups:
+  - autoscaling
+  resources:
+  - horizontalpodautoscalers
+  verbs:
+  - get
+  - list
+  - watch
+  - create
+  - patch
+  - delete
+- apiGroups:
   - ""
   resources:
   - secrets
@@ -176,6 +222,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - litellmmodelpolicies
   - litellmroutingpolicies
   - litellmobservabilitypolicies
+  - litellmavailabilitypolicies
   verbs:
   - list
   - watch
@@ -185,6 +232,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - litellmmodelpolicies/status
   - litellmroutingpolicies/status
   - litellmobservabilitypolicies/status
+  - litellmavailabilitypolicies/status
   verbs:
   - patch
 - apiGroups:
@@ -427,6 +475,28 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - patch
   - delete
 - apiGroups:
+  - policy
+  resources:
+  - poddisruptionbudgets
+  verbs:
+  - get
+  - list
+  - watch
+  - create
+  - patch
+  - delete
+- apiGroups:
+  - autoscaling
+  resources:
+  - horizontalpodautoscalers
+  verbs:
+  - get
+  - list
+  - watch
+  - create
+  - patch
+  - delete
+- apiGroups:
   - ""
   resources:
   - secrets
@@ -454,6 +524,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - litellmmodelpolicies
   - litellmroutingpolicies
   - litellmobservabilitypolicies
+  - litellmavailabilitypolicies
   verbs:
   - list
   - watch
@@ -463,6 +534,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - litellmmodelpolicies/status
   - litellmroutingpolicies/status
   - litellmobservabilitypolicies/status
+  - litellmavailabilitypolicies/status
   verbs:
   - patch
 - apiGroups:
@@ -543,6 +615,28 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - patch
   - delete
 - apiGroups:
+  - policy
+  resources:
+  - poddisruptionbudgets
+  verbs:
+  - get
+  - list
+  - watch
+  - create
+  - patch
+  - delete
+- apiGroups:
+  - autoscaling
+  resources:
+  - horizontalpodautoscalers
+  verbs:
+  - get
+  - list
+  - watch
+  - create
+  - patch
+  - delete
+- apiGroups:
   - ""
   resources:
   - secrets
@@ -570,6 +664,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - litellmmodelpolicies
   - litellmroutingpolicies
   - litellmobservabilitypolicies
+  - litellmavailabilitypolicies
   verbs:
   - list
   - watch
@@ -579,6 +674,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - litellmmodelpolicies/status
   - litellmroutingpolicies/status
   - litellmobservabilitypolicies/status
+  - litellmavailabilitypolicies/status
   verbs:
   - patch
 - apiGroups:

@@ -138,14 +138,17 @@ pub fn cluster_rules() -> Value {
         {"apiGroups": ["runtime.agentic-layer.ai"], "resources": ["aigateways/status", "aigatewayclasses/status", "toolgateways/status", "toolgatewayclasses/status", "toolroutes/status"], "verbs": ["patch"]},
         {"apiGroups": [""], "resources": ["configmaps", "services"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+        // What an availability policy adds beside a gateway's Deployment.
+        {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+        {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]},
         // Namespace labels, for ToolGateways that admit routes by namespace selector.
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
         // Gateway API ReferenceGrants: a route's ToolServer in another namespace.
         {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["referencegrants"], "verbs": ["list", "watch"]},
         // The implementation's own policy kinds: read, and their status written.
-        {"apiGroups": [litellm_impl::policy::GROUP], "resources": ["litellmmodelpolicies", "litellmroutingpolicies", "litellmobservabilitypolicies"], "verbs": ["list", "watch"]},
-        {"apiGroups": [litellm_impl::policy::GROUP], "resources": ["litellmmodelpolicies/status", "litellmroutingpolicies/status", "litellmobservabilitypolicies/status"], "verbs": ["patch"]},
+        {"apiGroups": [litellm_impl::policy::GROUP], "resources": ["litellmmodelpolicies", "litellmroutingpolicies", "litellmobservabilitypolicies", "litellmavailabilitypolicies"], "verbs": ["list", "watch"]},
+        {"apiGroups": [litellm_impl::policy::GROUP], "resources": ["litellmmodelpolicies/status", "litellmroutingpolicies/status", "litellmobservabilitypolicies/status", "litellmavailabilitypolicies/status"], "verbs": ["patch"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     ])
 }

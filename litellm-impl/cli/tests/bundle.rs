@@ -259,7 +259,7 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
     }
     server
         .apply_manifests(&format!(
-            "apiVersion: {0}/v1alpha1\nkind: LiteLLMModelPolicy\nmetadata:\n  name: timeouts\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  timeoutSeconds: 30\n---\napiVersion: {0}/v1alpha1\nkind: LiteLLMRoutingPolicy\nmetadata:\n  name: retries\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  retries: 2\n---\napiVersion: {0}/v1alpha1\nkind: LiteLLMObservabilityPolicy\nmetadata:\n  name: traces\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  tracing:\n    endpoint: http://otel-collector.observability:4318\n",
+            "apiVersion: {0}/v1alpha1\nkind: LiteLLMModelPolicy\nmetadata:\n  name: timeouts\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  timeoutSeconds: 30\n---\napiVersion: {0}/v1alpha1\nkind: LiteLLMRoutingPolicy\nmetadata:\n  name: retries\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  retries: 2\n---\napiVersion: {0}/v1alpha1\nkind: LiteLLMObservabilityPolicy\nmetadata:\n  name: traces\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  tracing:\n    endpoint: http://otel-collector.observability:4318\n---\napiVersion: {0}/v1alpha1\nkind: LiteLLMAvailabilityPolicy\nmetadata:\n  name: available\n  namespace: ai-gateway-patched\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: ai-gateway\n  autoscaling: {{maxReplicas: 3}}\n  disruptionBudget: {{maxUnavailable: 1}}\n",
             litellm_impl::policy::GROUP
         ))
         .unwrap();
@@ -325,12 +325,31 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
                     "traces",
                 )
                 .is_some_and(|p| !p["status"]["ancestors"].is_null())
+            && server
+                .get_object(
+                    &format!("{}/v1alpha1", litellm_impl::policy::GROUP),
+                    "LiteLLMAvailabilityPolicy",
+                    Some("ai-gateway-patched"),
+                    "available",
+                )
+                .is_some_and(|p| !p["status"]["ancestors"].is_null())
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !all_ready().await {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "gateways did not become Ready"
+            "gateways did not become Ready: {:#?}",
+            gateways
+                .list(&Default::default())
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .map(|g| (
+                    g.metadata.name.clone(),
+                    g.status.as_ref().map(|s| s.conditions.clone())
+                ))
+                .collect::<Vec<_>>()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -403,15 +422,16 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while server
-        .get_object(
-            "apps/v1",
-            "Deployment",
-            Some("ai-gateway-patched"),
-            "ai-gateway",
-        )
-        .is_some()
-    {
+    let children = [
+        ("apps/v1", "Deployment"),
+        ("policy/v1", "PodDisruptionBudget"),
+        ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ];
+    while children.iter().any(|(api_version, kind)| {
+        server
+            .get_object(api_version, kind, Some("ai-gateway-patched"), "ai-gateway")
+            .is_some()
+    }) {
         assert!(
             tokio::time::Instant::now() < deadline,
             "children of a released gateway were not deleted"

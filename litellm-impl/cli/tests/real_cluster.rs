@@ -503,6 +503,7 @@ fn real_cluster_operator_as_its_service_account_reconciles_the_upstream_samples(
     for (_, namespace, name) in UPSTREAM_SAMPLES {
         wait_gateway_ready(&k, &operator, namespace, name);
     }
+    availability_policy_adds_and_prunes_a_budget_and_an_autoscaler(&k, &operator);
 
     // Steady state: no write by the operator's user in 10 s, Lease renewals aside.
     let writes = steady_state_writes(&cluster);
@@ -540,6 +541,135 @@ fn real_cluster_operator_as_its_service_account_reconciles_the_upstream_samples(
     let status = operator.wait_exit(Duration::from_secs(20));
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", operator.log());
     println!("scenario operator-as-service-account: passed");
+}
+
+/// On the second sample, as the bundle's ServiceAccount: an availability policy gives
+/// the gateway a PodDisruptionBudget and a HorizontalPodAutoscaler (built-in kinds,
+/// validated by the real API server) controlled by the gateway, the real autoscaler
+/// takes over the replicas, a hostile policy is refused in its status, and deleting the
+/// policy prunes both.
+fn availability_policy_adds_and_prunes_a_budget_and_an_autoscaler(
+    k: &Kubectl,
+    operator: &Operator,
+) {
+    let (_, namespace, name) = UPSTREAM_SAMPLES[1];
+    let gateway = k.json(&["get", "aigateway", name, "-n", namespace]);
+    let uid = gateway["metadata"]["uid"].as_str().unwrap().to_owned();
+    let policy = |policy: &str, spec: &str| {
+        format!(
+            "apiVersion: litellm.aigateway.agentic-layer.ai/v1alpha1\nkind: LiteLLMAvailabilityPolicy\nmetadata:\n  name: {policy}\n  namespace: {namespace}\nspec:\n  targetRefs:\n  - {{group: runtime.agentic-layer.ai, kind: AiGateway, name: {name}}}\n{spec}"
+        )
+    };
+    k.ok_with(
+        &["apply", "-f", "-"],
+        Some(&policy(
+            "available",
+            "  autoscaling: {minReplicas: 2, maxReplicas: 4}\n  disruptionBudget: {maxUnavailable: 1}\n  rollout: {maxSurge: 1, maxUnavailable: 0}\n  spreadAcrossNodes: true\n",
+        )),
+    );
+    let controlled_by_gateway = |kind: &str| {
+        let object = k.json(&["get", kind, name, "-n", namespace]);
+        let owners = object["metadata"]["ownerReferences"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        owners
+            .iter()
+            .any(|o| o["uid"] == uid.as_str() && o["controller"] == true)
+    };
+    eventually(
+        "a PodDisruptionBudget and a HorizontalPodAutoscaler controlled by the gateway",
+        Duration::from_secs(60),
+        || operator.log(),
+        || {
+            let made = k.exists(&["poddisruptionbudget", name, "-n", namespace])
+                && k.exists(&["horizontalpodautoscaler", name, "-n", namespace])
+                && controlled_by_gateway("poddisruptionbudget")
+                && controlled_by_gateway("horizontalpodautoscaler");
+            made.then_some(())
+        },
+    );
+    eventually(
+        "the real autoscaler to raise the Deployment to its minimum of 2",
+        Duration::from_secs(90),
+        || operator.log(),
+        || {
+            let deployment = k.json(&["get", "deployment", name, "-n", namespace]);
+            (deployment["spec"]["replicas"] == 2).then_some(())
+        },
+    );
+    let accepted = |policy: &str| {
+        let object = k.json(&["get", "litellmavailabilitypolicy", policy, "-n", namespace]);
+        let ancestors = object["status"]["ancestors"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        ancestors.first().and_then(|a| {
+            let conditions = a["conditions"].as_array()?;
+            let c = conditions.iter().find(|c| c["type"] == "Accepted")?;
+            Some((
+                c["status"].as_str()?.to_owned(),
+                c["message"].as_str()?.to_owned(),
+            ))
+        })
+    };
+    eventually(
+        "the policy to be Accepted",
+        Duration::from_secs(30),
+        || operator.log(),
+        || accepted("available").filter(|(s, _)| s == "True"),
+    );
+    // The real API server refuses what the CRD's schema bounds (a huge replica count);
+    // a newer, hostile policy within them on the same gateway conflicts, and the older
+    // one stays in effect.
+    let refused = k.run(
+        &["apply", "-f", "-"],
+        Some(&policy("huge", "  replicas: 100000\n")),
+    );
+    assert!(!refused.status.success(), "the CRD bounds replicas");
+    k.ok_with(
+        &["apply", "-f", "-"],
+        Some(&policy(
+            "hostile",
+            "  resources: {limits: {memory: os.environ/X}}\n",
+        )),
+    );
+    let (_, message) = eventually(
+        "the newer policy to be refused",
+        Duration::from_secs(30),
+        || operator.log(),
+        || accepted("hostile").filter(|(s, _)| s == "False"),
+    );
+    assert!(
+        message.contains("available"),
+        "Conflicted names the policy in effect: {message}"
+    );
+    k.ok(&[
+        "delete",
+        "litellmavailabilitypolicy",
+        "hostile",
+        "-n",
+        namespace,
+    ]);
+
+    k.ok(&[
+        "delete",
+        "litellmavailabilitypolicy",
+        "available",
+        "-n",
+        namespace,
+    ]);
+    eventually(
+        "the budget and the autoscaler to be pruned with the policy",
+        Duration::from_secs(60),
+        || operator.log(),
+        || {
+            let gone = !k.exists(&["poddisruptionbudget", name, "-n", namespace])
+                && !k.exists(&["horizontalpodautoscaler", name, "-n", namespace]);
+            gone.then_some(())
+        },
+    );
+    wait_gateway_ready(k, operator, namespace, name);
 }
 
 /// ToolGateways from the same binary: the Go operator's class and samples, applied

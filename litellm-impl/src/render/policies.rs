@@ -5,16 +5,27 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::{DeploymentStrategy, RollingUpdateDeployment};
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
+    MetricTarget, ResourceMetricSource,
+};
+use k8s_openapi::api::core::v1::TopologySpreadConstraint;
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
 use aigateway_api::AiGateway;
 use serde_json::{Map, Value, json};
 
-use super::{Prepared, plain_env, secret_has, short_hash};
+use super::{Prepared, Rendered, plain_env, secret_has, short_hash};
 use crate::guardrails::secret_env;
 use crate::lookup::ObjectLookup;
+use crate::names;
 use crate::policy::{
-    self, HEADERS_KEY, LiteLlmModelPolicy, LiteLlmObservabilityPolicy, LiteLlmRoutingPolicy,
-    ModelSettings, ObservabilitySettings, PolicyRefusal, REDIS_HOST_KEY, REDIS_PASSWORD_KEY,
-    REDIS_PORT_KEY, RoutingSettings,
+    self, AvailabilitySettings, HEADERS_KEY, LiteLlmAvailabilityPolicy, LiteLlmModelPolicy,
+    LiteLlmObservabilityPolicy, LiteLlmRoutingPolicy, ModelSettings, ObservabilitySettings,
+    PolicyRefusal, REDIS_HOST_KEY, REDIS_PASSWORD_KEY, REDIS_PORT_KEY, RoutingSettings,
 };
 use crate::problem::{ObjectRef, Problem, ProblemReason};
 
@@ -28,6 +39,9 @@ pub struct GatewayPolicies<'a> {
     pub routing: &'a [LiteLlmRoutingPolicy],
     /// [`LiteLlmObservabilityPolicy`]s: traces.
     pub observability: &'a [LiteLlmObservabilityPolicy],
+    /// [`LiteLlmAvailabilityPolicy`]s: replicas, autoscaler, disruption budget, rollout,
+    /// resources, spread.
+    pub availability: &'a [LiteLlmAvailabilityPolicy],
 }
 
 /// The policy kinds of the LiteLLM implementation.
@@ -39,6 +53,8 @@ pub enum LiteLlmPolicyKind {
     Routing,
     /// [`LiteLlmObservabilityPolicy`].
     Observability,
+    /// [`LiteLlmAvailabilityPolicy`].
+    Availability,
 }
 
 /// What rendering did with one policy in effect on the gateway.
@@ -394,6 +410,171 @@ impl<'p> ObservabilityPolicies<'p> {
         self.outcomes
     }
 }
+
+/// The availability policy applied (the first valid one), and what became of each.
+pub(super) struct AvailabilityPolicies<'p> {
+    applied: Option<(&'p str, AvailabilitySettings)>,
+    outcomes: Vec<PolicyOutcome>,
+}
+
+impl<'p> AvailabilityPolicies<'p> {
+    pub(super) fn of(policies: &'p [LiteLlmAvailabilityPolicy], gateway: &AiGateway) -> Self {
+        let mut this = Self {
+            applied: None,
+            outcomes: Vec::new(),
+        };
+        for policy in policies {
+            let name = policy.metadata.name.as_deref().unwrap_or_default();
+            let verdict = match policy::check_availability(policy, gateway) {
+                Err(refusal) => PolicyVerdict::Refused(refusal),
+                Ok(settings) => {
+                    this.applied.get_or_insert((name, settings));
+                    PolicyVerdict::Applied
+                }
+            };
+            this.outcomes.push(PolicyOutcome {
+                kind: LiteLlmPolicyKind::Availability,
+                policy: name.to_owned(),
+                verdict,
+            });
+        }
+        this
+    }
+
+    /// Replicas and resources, before the workload is built from the settings. The
+    /// policy wins over the `replicas` annotation, which the gateway then warns about.
+    pub(super) fn apply_to_settings(&self, prepared: &mut Prepared<'_>) {
+        let Some((policy, AvailabilitySettings(spec))) = &self.applied else {
+            return;
+        };
+        if spec.replicas.is_some() || spec.autoscaling.is_some() {
+            prepared.settings.replicas = spec.replicas;
+            let annotated = (prepared.parts.annotations)
+                .is_some_and(|a| a.contains_key(names::REPLICAS_ANNOTATION));
+            if annotated {
+                prepared.problems.push(Problem::new(
+                    ProblemReason::SuspiciousConfig,
+                    prepared.gateway_ref.clone(),
+                    format!("annotation {} is ignored: LiteLLMAvailabilityPolicy {policy} sets the replicas; remove one of them", names::REPLICAS_ANNOTATION),
+                ));
+            }
+        }
+        let Some(resources) = &spec.resources else {
+            return;
+        };
+        let lists = [
+            (
+                &resources.requests,
+                &mut prepared.settings.resources.requests,
+            ),
+            (&resources.limits, &mut prepared.settings.resources.limits),
+        ];
+        for (wanted, list) in lists {
+            let Some(wanted) = wanted else { continue };
+            let list = list.get_or_insert_with(BTreeMap::new);
+            for (key, value) in [("cpu", &wanted.cpu), ("memory", &wanted.memory)] {
+                if let Some(value) = value {
+                    list.insert(key.to_owned(), Quantity(value.clone()));
+                }
+            }
+        }
+    }
+
+    /// The rollout and the spread on the Deployment; the disruption budget and the
+    /// autoscaler beside it, selecting its pods and naming it.
+    pub(super) fn apply_to_workload(&self, rendered: &mut Rendered) {
+        let Some((_, AvailabilitySettings(spec))) = &self.applied else {
+            return;
+        };
+        let deployment = &mut rendered.deployment;
+        let meta = ObjectMeta {
+            name: deployment.metadata.name.clone(),
+            namespace: deployment.metadata.namespace.clone(),
+            labels: deployment.metadata.labels.clone(),
+            ..Default::default()
+        };
+        let Some(deployment_spec) = deployment.spec.as_mut() else {
+            return;
+        };
+        let pods = deployment_spec.selector.clone();
+        if let Some(rollout) = &spec.rollout {
+            deployment_spec.strategy = Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".to_owned()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_surge: rollout.max_surge.clone(),
+                    max_unavailable: rollout.max_unavailable.clone(),
+                }),
+            });
+        }
+        if spec.spread_across_nodes
+            && let Some(pod) = deployment_spec.template.spec.as_mut()
+        {
+            pod.topology_spread_constraints = Some(vec![TopologySpreadConstraint {
+                max_skew: 1,
+                topology_key: "kubernetes.io/hostname".to_owned(),
+                when_unsatisfiable: "ScheduleAnyway".to_owned(),
+                label_selector: Some(pods.clone()),
+                ..Default::default()
+            }]);
+        }
+        rendered.disruption_budget =
+            spec.disruption_budget
+                .as_ref()
+                .map(|budget| PodDisruptionBudget {
+                    metadata: meta.clone(),
+                    spec: Some(PodDisruptionBudgetSpec {
+                        selector: Some(pods.clone()),
+                        min_available: budget.min_available.clone(),
+                        max_unavailable: budget.max_unavailable.clone(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+        rendered.autoscaler = spec.autoscaling.as_ref().map(|scaling| {
+            let utilization = |name: &str, percent: i32| MetricSpec {
+                type_: "Resource".to_owned(),
+                resource: Some(ResourceMetricSource {
+                    name: name.to_owned(),
+                    target: MetricTarget {
+                        type_: "Utilization".to_owned(),
+                        average_utilization: Some(percent),
+                        ..Default::default()
+                    },
+                }),
+                ..Default::default()
+            };
+            let mut metrics = Vec::new();
+            let cpu = match (scaling.cpu_utilization, scaling.memory_utilization) {
+                (None, None) => Some(DEFAULT_CPU_UTILIZATION),
+                (cpu, _) => cpu,
+            };
+            metrics.extend(cpu.map(|p| utilization("cpu", p)));
+            metrics.extend(scaling.memory_utilization.map(|p| utilization("memory", p)));
+            HorizontalPodAutoscaler {
+                metadata: meta.clone(),
+                spec: Some(HorizontalPodAutoscalerSpec {
+                    scale_target_ref: CrossVersionObjectReference {
+                        api_version: Some("apps/v1".to_owned()),
+                        kind: "Deployment".to_owned(),
+                        name: meta.name.clone().unwrap_or_default(),
+                    },
+                    min_replicas: Some(scaling.min_replicas.unwrap_or(1)),
+                    max_replicas: scaling.max_replicas,
+                    metrics: Some(metrics),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+        });
+    }
+
+    pub(super) fn into_outcomes(self) -> Vec<PolicyOutcome> {
+        self.outcomes
+    }
+}
+
+/// The CPU use an autoscaler aims for when the policy names no target, in percent.
+const DEFAULT_CPU_UTILIZATION: i32 = 80;
 
 /// LiteLLM's router enforces `rpm` and `tpm` per minute only with this strategy (the
 /// default, `simple-shuffle`, uses them as weights): set it whenever a model has limits.
