@@ -338,6 +338,23 @@ impl<'p, P: TargetedPolicy> Precedence<'p, P> {
         }
     }
 
+    /// The policies in effect on `object` (its `section_name` ignored) or on any of its
+    /// sections: each target's winner, each policy once, oldest first. What a runtime
+    /// offers an implementation rendering `object`.
+    pub fn in_effect_on(&self, object: &PolicyTarget) -> Vec<&'p P> {
+        let same_object = |t: &PolicyTarget| {
+            (t.group == object.group && t.kind == object.kind)
+                && (t.namespace == object.namespace && t.name == object.name)
+        };
+        let mut winners: Vec<&'p P> = (self.by_target.iter())
+            .filter(|(target, _)| same_object(target))
+            .filter_map(|(_, ranked)| ranked.first().copied())
+            .collect();
+        winners.sort_by(|a, b| older_first(a.meta(), b.meta()));
+        winners.dedup_by(|a, b| std::ptr::eq(*a, *b));
+        winners
+    }
+
     /// Every target some policy names, in a stable order.
     pub fn targets(&self) -> impl Iterator<Item = &PolicyTarget> {
         self.by_target.keys()
@@ -523,6 +540,26 @@ mod tests {
             .map(|p| p.name_any())
             .collect();
         assert_eq!(ranked, ["z-old", "a-young", "b-twin", "0-timeless"]);
+    }
+
+    #[test]
+    fn in_effect_are_the_winners_of_the_object_and_its_sections_each_once_oldest_first() {
+        let mut model = gateway("gw");
+        model.section_name = Some("gpt-4o".into());
+        let on_model = policy("on-model", Some(300), vec![model.clone()]);
+        let whole = policy("whole", Some(100), vec![gateway("gw"), model]);
+        let loser = policy("loser", Some(200), vec![gateway("gw")]);
+        let elsewhere = policy("elsewhere", Some(50), vec![gateway("other")]);
+        let precedence = Precedence::of([&on_model, &whole, &loser, &elsewhere]);
+        let names: Vec<String> = (precedence.in_effect_on(&target("gw")).into_iter())
+            .map(|p| p.name_any())
+            .collect();
+        assert_eq!(names, ["whole"], "whole wins the gateway and the model");
+        let precedence = Precedence::of([&on_model, &loser, &elsewhere]);
+        let names: Vec<String> = (precedence.in_effect_on(&target("gw")).into_iter())
+            .map(|p| p.name_any())
+            .collect();
+        assert_eq!(names, ["loser", "on-model"]);
     }
 
     #[test]

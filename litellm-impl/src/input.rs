@@ -14,6 +14,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::lookup::{DEFAULT_NAMESPACE, InMemoryObjects};
+use crate::policy::{
+    self, LiteLlmAvailabilityPolicy, LiteLlmModelPolicy, LiteLlmObservabilityPolicy,
+    LiteLlmRoutingPolicy,
+};
 
 /// One object read from a YAML document.
 #[derive(Clone, Debug)]
@@ -50,6 +54,14 @@ pub enum InputObject {
     },
     /// A `Namespace` (its labels decide which ToolGateways admit its routes).
     Namespace(Namespace),
+    /// A `LiteLLMModelPolicy` (this implementation's group).
+    ModelPolicy(LiteLlmModelPolicy),
+    /// A `LiteLLMRoutingPolicy`.
+    RoutingPolicy(LiteLlmRoutingPolicy),
+    /// A `LiteLLMObservabilityPolicy`.
+    ObservabilityPolicy(LiteLlmObservabilityPolicy),
+    /// A `LiteLLMAvailabilityPolicy`.
+    AvailabilityPolicy(LiteLlmAvailabilityPolicy),
     /// Any other kind (e.g. a `Deployment`); kept so callers can mention it.
     Other {
         /// Its `apiVersion`.
@@ -295,6 +307,18 @@ fn parse_object(
         ("", "Secret") => InputObject::Secret(namespaced(ctx.decode_secret(document)?)),
         ("", "ConfigMap") => InputObject::ConfigMap(namespaced(ctx.decode(document)?)),
         ("", "Namespace") => InputObject::Namespace(ctx.decode(document)?),
+        (policy::GROUP, "LiteLLMModelPolicy") => {
+            InputObject::ModelPolicy(namespaced(ctx.decode(document)?))
+        }
+        (policy::GROUP, "LiteLLMRoutingPolicy") => {
+            InputObject::RoutingPolicy(namespaced(ctx.decode(document)?))
+        }
+        (policy::GROUP, "LiteLLMObservabilityPolicy") => {
+            InputObject::ObservabilityPolicy(namespaced(ctx.decode(document)?))
+        }
+        (policy::GROUP, "LiteLLMAvailabilityPolicy") => {
+            InputObject::AvailabilityPolicy(namespaced(ctx.decode(document)?))
+        }
         _ => InputObject::Other {
             api_version,
             kind,
@@ -393,6 +417,10 @@ macro_rules! has_metadata {
     )*};
 }
 has_metadata!(
+    LiteLlmModelPolicy,
+    LiteLlmRoutingPolicy,
+    LiteLlmObservabilityPolicy,
+    LiteLlmAvailabilityPolicy,
     AiGateway,
     Guard,
     GuardrailProvider,
@@ -431,6 +459,10 @@ impl<'a> Extend<&'a InputObject> for InMemoryObjects {
                 | InputObject::ToolGatewayClass(_)
                 | InputObject::ToolRoute(_)
                 | InputObject::Namespace(_)
+                | InputObject::ModelPolicy(_)
+                | InputObject::RoutingPolicy(_)
+                | InputObject::ObservabilityPolicy(_)
+                | InputObject::AvailabilityPolicy(_)
                 | InputObject::Other { .. } => {}
             }
         }

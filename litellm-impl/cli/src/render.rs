@@ -15,10 +15,14 @@ use aigateway_runtime::kind::{AiGatewayKind, GatewayKind, ToolGatewayKind};
 use aigateway_runtime::names::ALLOWED_ROUTES_ANNOTATION;
 use clap::Args;
 
+use aigateway_api::policy::{PolicyTarget, Precedence, Standing, TargetedPolicy};
+use litellm_impl::policy::{
+    LiteLlmAvailabilityPolicy, LiteLlmModelPolicy, LiteLlmObservabilityPolicy, LiteLlmRoutingPolicy,
+};
 use litellm_impl::tool_gateway::RouteState;
 use litellm_impl::{
-    CONTROLLER_NAME, InMemoryObjects, InputObject, Rendered, TOOL_GATEWAY_CONTROLLER_NAME,
-    read_documents, render, render_tool_gateway,
+    CONTROLLER_NAME, GatewayPolicies, InMemoryObjects, InputObject, PolicyVerdict, Rendered,
+    TOOL_GATEWAY_CONTROLLER_NAME, read_documents, render_tool_gateway, render_with_policies,
 };
 
 use crate::flags::RenderFlags;
@@ -29,9 +33,13 @@ use crate::{EXIT_CODES, EXIT_INVALID_GATEWAY, EXIT_USAGE};
 #[command(
     long_about = "Reads multi-document YAML (AiGateway, AiGatewayClass, ToolGateway, \
 ToolGatewayClass, ToolRoute, ToolServer, Guard, GuardrailProvider, Secret, ConfigMap, Namespace, \
-Gateway API ReferenceGrant) and prints, \
+Gateway API ReferenceGrant, and this implementation's LiteLLMModelPolicy, LiteLLMRoutingPolicy, \
+LiteLLMObservabilityPolicy and LiteLLMAvailabilityPolicy) and prints, \
 for each AiGateway and ToolGateway in input order, the ConfigMap, Deployment and Service the \
-operator would apply, as multi-document YAML. A ToolGateway serves the ToolRoutes of the input \
+operator would apply (and the PodDisruptionBudget and HorizontalPodAutoscaler an availability \
+policy asks for), as multi-document YAML. The policies in effect on an AiGateway are chosen as \
+the operator chooses them (per target, the oldest by creationTimestamp, then name); stderr says \
+for each whether it was applied, refused or not in effect, and why. A ToolGateway serves the ToolRoutes of the input \
 attached to it and admitted by it (annotation aigateway.agentic-layer.ai/allowed-routes, as the \
 operator decides, with the labels of the input's Namespaces); stderr says for each route whether it is served, at which URL, or why not. \
 Objects without a namespace are in `default`. When the input holds classes of a gateway's kind, \
@@ -141,6 +149,7 @@ pub fn execute(
             _ => None,
         })
         .collect();
+    let policies = InputPolicies::of(&objects);
     let mut gateways: Vec<Gateway<'_>> = Vec::new();
     for (source, document) in &documents {
         let place = format!("{source} document {}", document.index);
@@ -161,7 +170,7 @@ pub fn execute(
             InputObject::Other { kind, name, .. } => {
                 let _ = writeln!(
                     err,
-                    "note: {place}: {kind} {name} not used: render reads AiGateway, AiGatewayClass, ToolGateway, ToolGatewayClass, ToolRoute, ToolServer, Guard, GuardrailProvider, Secret, ConfigMap, Namespace and ReferenceGrant"
+                    "note: {place}: {kind} {name} not used: render reads AiGateway, AiGatewayClass, ToolGateway, ToolGatewayClass, ToolRoute, ToolServer, Guard, GuardrailProvider, Secret, ConfigMap, Namespace, ReferenceGrant and the LiteLLM policy kinds"
                 );
                 continue;
             }
@@ -218,7 +227,15 @@ pub fn execute(
     for gateway in &gateways {
         let (kind, id) = (gateway.kind(), gateway.id());
         let rendered = match gateway {
-            Gateway::Ai(gateway) => render(gateway, &lookup, settings),
+            Gateway::Ai(gateway) => {
+                let in_effect = policies.in_effect_on(gateway, err);
+                let rendered =
+                    render_with_policies(gateway, in_effect.borrowed(), &lookup, settings);
+                if let Ok(rendered) = &rendered {
+                    report_policies(rendered, &id, err);
+                }
+                rendered
+            }
             Gateway::Tool(gateway) => {
                 let admitted =
                     admitted_routes(gateway, &routes, &tool_classes, &namespace_labels, err);
@@ -287,15 +304,140 @@ impl Gateway<'_> {
 
 /// The ConfigMap, Deployment and Service, each after `---`.
 fn write_objects(rendered: &Rendered, output: &mut String) -> Result<(), serde_saphyr::ser::Error> {
-    for text in [
+    let mut texts = vec![
         serde_saphyr::to_string(&rendered.config_map)?,
         serde_saphyr::to_string(&rendered.deployment)?,
         serde_saphyr::to_string(&rendered.service)?,
-    ] {
+    ];
+    if let Some(budget) = &rendered.disruption_budget {
+        texts.push(serde_saphyr::to_string(budget)?);
+    }
+    if let Some(autoscaler) = &rendered.autoscaler {
+        texts.push(serde_saphyr::to_string(autoscaler)?);
+    }
+    for text in texts {
         output.push_str("---\n");
         output.push_str(&text);
     }
     Ok(())
+}
+
+/// The input's policies, by kind.
+#[derive(Default)]
+struct InputPolicies {
+    models: Vec<LiteLlmModelPolicy>,
+    routing: Vec<LiteLlmRoutingPolicy>,
+    observability: Vec<LiteLlmObservabilityPolicy>,
+    availability: Vec<LiteLlmAvailabilityPolicy>,
+}
+
+/// The policies in effect on one gateway, owned.
+struct InEffect {
+    models: Vec<LiteLlmModelPolicy>,
+    routing: Vec<LiteLlmRoutingPolicy>,
+    observability: Vec<LiteLlmObservabilityPolicy>,
+    availability: Vec<LiteLlmAvailabilityPolicy>,
+}
+
+impl InEffect {
+    fn borrowed(&self) -> GatewayPolicies<'_> {
+        GatewayPolicies {
+            models: &self.models,
+            routing: &self.routing,
+            observability: &self.observability,
+            availability: &self.availability,
+        }
+    }
+}
+
+impl InputPolicies {
+    fn of(objects: &[InputObject]) -> Self {
+        let mut this = Self::default();
+        for object in objects {
+            match object {
+                InputObject::ModelPolicy(p) => this.models.push(p.clone()),
+                InputObject::RoutingPolicy(p) => this.routing.push(p.clone()),
+                InputObject::ObservabilityPolicy(p) => this.observability.push(p.clone()),
+                InputObject::AvailabilityPolicy(p) => this.availability.push(p.clone()),
+                _ => {}
+            }
+        }
+        this
+    }
+
+    /// As the operator offers them: per target the oldest; a note on stderr for each
+    /// policy naming the gateway that an older one beats.
+    fn in_effect_on(&self, gateway: &AiGateway, err: &mut dyn Write) -> InEffect {
+        let target = PolicyTarget::new(
+            aigateway_api::GROUP,
+            "AiGateway",
+            gateway.metadata.namespace.as_deref().unwrap_or_default(),
+            gateway.metadata.name.as_deref().unwrap_or_default(),
+        );
+        InEffect {
+            models: in_effect(&self.models, &target, err),
+            routing: in_effect(&self.routing, &target, err),
+            observability: in_effect(&self.observability, &target, err),
+            availability: in_effect(&self.availability, &target, err),
+        }
+    }
+}
+
+/// The policies of one kind in effect on `gateway` (or its sections), oldest first.
+fn in_effect<P: TargetedPolicy<DynamicType = ()> + Clone>(
+    policies: &[P],
+    gateway: &PolicyTarget,
+    err: &mut dyn Write,
+) -> Vec<P> {
+    let precedence = Precedence::of(policies);
+    let gateway_targets: Vec<&PolicyTarget> = (precedence.targets())
+        .filter(|t| {
+            (t.group == gateway.group && t.kind == gateway.kind)
+                && (t.namespace == gateway.namespace && t.name == gateway.name)
+        })
+        .collect();
+    for policy in policies {
+        for target in &gateway_targets {
+            if let Standing::LosesTo(winner) = precedence.standing(policy, target) {
+                let section = (target.section_name.as_deref())
+                    .map(|s| format!(" model {s}"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    err,
+                    "note: {} {} not in effect on AiGateway {}/{}{section}: {} is older and targets it too",
+                    P::kind(&()),
+                    object_id(policy.meta()),
+                    gateway.namespace,
+                    gateway.name,
+                    winner.meta().name.as_deref().unwrap_or_default()
+                );
+            }
+        }
+    }
+    (precedence.in_effect_on(gateway).into_iter())
+        .cloned()
+        .collect()
+}
+
+/// One line on stderr for each policy in effect: applied, or why not (fully).
+fn report_policies(rendered: &Rendered, gateway: &str, err: &mut dyn Write) {
+    for outcome in &rendered.policies {
+        let kind = outcome.kind.as_str();
+        let policy = &outcome.policy;
+        let _ = match &outcome.verdict {
+            PolicyVerdict::Applied => {
+                writeln!(err, "note: {kind} {policy} applied to AiGateway {gateway}")
+            }
+            PolicyVerdict::Refused(refusal) => writeln!(
+                err,
+                "warning: {kind} {policy} not applied to AiGateway {gateway}: {refusal}"
+            ),
+            PolicyVerdict::Unresolved(message) => writeln!(
+                err,
+                "warning: {kind} {policy} applied to AiGateway {gateway} without a reference: {message}"
+            ),
+        };
+    }
 }
 
 /// The routes of `routes` that `gateway` admits, as the operator decides (the

@@ -541,3 +541,67 @@ fn render_fails_on_a_config_that_no_config_map_can_hold() {
     let output = run_with_stdin(&["render", "--config-only", "-f", "-"], &input);
     assert!(output.status.success(), "{}", text(&output.stderr));
 }
+
+#[test]
+fn render_applies_the_policies_the_operator_would_and_says_what_became_of_each() {
+    let input = r#"
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: AiGateway
+metadata: {name: gw, namespace: team}
+spec:
+  aiModels:
+  - {name: gpt-4o, provider: openai}
+  - {name: gpt-4o-mini, provider: openai}
+---
+apiVersion: litellm.aigateway.agentic-layer.ai/v1alpha1
+kind: LiteLLMRoutingPolicy
+metadata: {name: older, namespace: team, creationTimestamp: "2026-01-01T00:00:00Z"}
+spec:
+  targetRefs: [{group: runtime.agentic-layer.ai, kind: AiGateway, name: gw}]
+  fallbacks: [{model: gpt-4o, to: [gpt-4o-mini]}]
+---
+apiVersion: litellm.aigateway.agentic-layer.ai/v1alpha1
+kind: LiteLLMRoutingPolicy
+metadata: {name: newer, namespace: team, creationTimestamp: "2026-02-01T00:00:00Z"}
+spec:
+  targetRefs: [{group: runtime.agentic-layer.ai, kind: AiGateway, name: gw}]
+  retries: 9
+---
+apiVersion: litellm.aigateway.agentic-layer.ai/v1alpha1
+kind: LiteLLMModelPolicy
+metadata: {name: hostile, namespace: team}
+spec:
+  targetRefs: [{group: runtime.agentic-layer.ai, kind: AiGateway, name: gw, sectionName: gpt-4o}]
+  apiBase: os.environ/AWS_SECRET_ACCESS_KEY
+---
+apiVersion: litellm.aigateway.agentic-layer.ai/v1alpha1
+kind: LiteLLMAvailabilityPolicy
+metadata: {name: available, namespace: team}
+spec:
+  targetRefs: [{group: runtime.agentic-layer.ai, kind: AiGateway, name: gw}]
+  autoscaling: {maxReplicas: 4}
+  disruptionBudget: {maxUnavailable: 1}
+"#;
+    let output = run_with_stdin(&["render", "-f", "-"], input);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("fallbacks:") && stdout.contains("- gpt-4o-mini"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("num_retries: 9"),
+        "the newer policy is not in effect: {stdout}"
+    );
+    assert!(!stdout.contains("AWS_SECRET"), "{stdout}");
+    assert!(stdout.contains("kind: HorizontalPodAutoscaler"), "{stdout}");
+    assert!(stdout.contains("kind: PodDisruptionBudget"), "{stdout}");
+    for says in [
+        "note: LiteLLMRoutingPolicy older applied to AiGateway team/gw",
+        "note: LiteLLMRoutingPolicy team/newer not in effect on AiGateway team/gw: older is older",
+        "warning: LiteLLMModelPolicy hostile not applied to AiGateway team/gw: apiBase starts with os.environ/",
+        "note: LiteLLMAvailabilityPolicy available applied to AiGateway team/gw",
+    ] {
+        assert!(stderr.contains(says), "{says}\n{stderr}");
+    }
+}

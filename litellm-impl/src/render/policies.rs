@@ -57,6 +57,18 @@ pub enum LiteLlmPolicyKind {
     Availability,
 }
 
+impl LiteLlmPolicyKind {
+    /// The policy's `kind`, e.g. `LiteLLMRoutingPolicy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Model => "LiteLLMModelPolicy",
+            Self::Routing => "LiteLLMRoutingPolicy",
+            Self::Observability => "LiteLLMObservabilityPolicy",
+            Self::Availability => "LiteLLMAvailabilityPolicy",
+        }
+    }
+}
+
 /// What rendering did with one policy in effect on the gateway.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyOutcome {
