@@ -544,9 +544,11 @@ pub fn render_with_policies(
             continue;
         }
         let mut entry = config::model_entry(model);
-        model_policies.apply(&model.name, &mut entry, &mut prepared, lookup);
+        let own_key = model_policies.apply(&model.name, &mut entry, &mut prepared, lookup);
         model_list.push(entry);
-        if !providers.contains(&model.provider.as_str()) {
+        // A model with its own key from a policy needs no provider key: asking for one
+        // would report a missing reference that nothing uses.
+        if !own_key && !providers.contains(&model.provider.as_str()) {
             providers.push(&model.provider);
         }
     }

@@ -1450,6 +1450,12 @@ mod model_policies {
             "the key's value never reaches the ConfigMap"
         );
         assert!(
+            !env_names(&r).contains(&"AZURE_API_KEY".to_owned())
+                && !r.problems.iter().any(|p| p.message.contains("AZURE_API_KEY")),
+            "the only azure model has its own key: no provider key is asked for: {:?}",
+            r.problems
+        );
+        assert!(
             r.policies
                 .iter()
                 .all(|o| o.verdict == PolicyVerdict::Applied),

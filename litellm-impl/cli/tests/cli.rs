@@ -605,3 +605,52 @@ spec:
         assert!(stderr.contains(says), "{says}\n{stderr}");
     }
 }
+
+/// The how-to's YAML, as a reader copies it, renders with every policy applied.
+#[test]
+fn the_production_how_to_renders_with_every_policy_applied() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs/how-to/run-a-gateway-in-production.md");
+    let doc = std::fs::read_to_string(path).unwrap();
+    let mut yaml = String::new();
+    let mut in_yaml = false;
+    for line in doc.lines() {
+        match line.trim() {
+            "```yaml" => in_yaml = true,
+            "```" if in_yaml => {
+                in_yaml = false;
+                yaml.push_str("---\n");
+            }
+            _ if in_yaml => {
+                yaml.push_str(line);
+                yaml.push('\n');
+            }
+            _ => {}
+        }
+    }
+    let output = run_with_stdin(&["render", "-f", "-"], &yaml);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "{stderr}");
+    for kind in [
+        "LiteLLMModelPolicy vllm",
+        "LiteLLMRoutingPolicy resilient",
+        "LiteLLMAvailabilityPolicy production",
+        "LiteLLMObservabilityPolicy traces",
+    ] {
+        assert!(
+            stderr.contains(&format!(
+                "note: {kind} applied to AiGateway team-a/ai-gateway"
+            )),
+            "{kind}\n{stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains("not applied") && !stderr.contains("PerReplicaLimits"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("kind: HorizontalPodAutoscaler"), "{stdout}");
+    assert!(
+        !stdout.contains("replace-me"),
+        "no Secret value reaches the output"
+    );
+}

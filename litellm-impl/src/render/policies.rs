@@ -168,16 +168,17 @@ impl<'p> ModelPolicies<'p> {
     }
 
     /// Sets what the policy of `model` (its own, else the gateway-wide one) says on its
-    /// `model_list` entry; its key comes from an env var read from its Secret.
+    /// `model_list` entry; its key comes from an env var read from its Secret. Returns
+    /// whether the model has its own key (and so needs no provider key).
     pub(super) fn apply(
         &mut self,
         model: &str,
         entry: &mut Value,
         prepared: &mut Prepared<'_>,
         lookup: &dyn ObjectLookup,
-    ) {
+    ) -> bool {
         let Some((policy, settings)) = self.by_model.get(model).or(self.whole.as_ref()) else {
-            return;
+            return false;
         };
         let params = &mut entry["litellm_params"];
         let mut set = |key: &str, value: Option<Value>| {
@@ -195,7 +196,7 @@ impl<'p> ModelPolicies<'p> {
         set("rpm", settings.rpm.map(Value::from));
         set("tpm", settings.tpm.map(Value::from));
         let Some(credentials) = &settings.credentials else {
-            return;
+            return false;
         };
         let namespace = prepared.parts.namespace;
         let var = format!(
@@ -222,6 +223,7 @@ impl<'p> ModelPolicies<'p> {
                 format!("{missing}: model {model} gets no API key until it is created"),
             );
         }
+        true
     }
 
     pub(super) fn into_outcomes(self) -> Vec<PolicyOutcome> {
