@@ -1451,7 +1451,10 @@ mod model_policies {
         );
         assert!(
             !env_names(&r).contains(&"AZURE_API_KEY".to_owned())
-                && !r.problems.iter().any(|p| p.message.contains("AZURE_API_KEY")),
+                && !r
+                    .problems
+                    .iter()
+                    .any(|p| p.message.contains("AZURE_API_KEY")),
             "the only azure model has its own key: no provider key is asked for: {:?}",
             r.problems
         );

@@ -2096,23 +2096,42 @@ spec:
         .collect();
     assert_eq!(tried, [FAILING_MODEL, "gpt-4o-mini"]);
 
-    // Shared limits: counters are per UTC minute, so the 12 requests (about 5 s) must not
-    // straddle a minute's end, which would give them a fresh budget.
-    let second_of_minute = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        % 60;
-    if second_of_minute > 45 {
-        tokio::time::sleep(Duration::from_secs(61 - second_of_minute)).await;
-    }
+    // Shared limits: LiteLLM counts per UTC minute, so the 12 requests must fall in one
+    // minute (a burst that straddles two gets a fresh budget halfway): a burst starts in
+    // the first half of a minute, and one that still crosses into the next is sent again
+    // in the minute after (whose budget it has not touched).
+    let minute = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
     let mut statuses = Vec::new();
-    for i in 0..12 {
-        let proxy = if i % 2 == 0 { &first } else { &second };
-        let response = chat_completion(proxy, Some("sk-agent"), "limited", "limit-marker").await;
-        statuses.push(response.status);
-        // LiteLLM writes its counters to Redis every 0.1 s.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut marker = String::new();
+    for attempt in 1..=3 {
+        marker = format!("limit-marker-{attempt}");
+        let second_of_minute = minute() % 60;
+        if second_of_minute > 30 {
+            tokio::time::sleep(Duration::from_secs(61 - second_of_minute)).await;
+        }
+        let started = minute() / 60;
+        statuses.clear();
+        for i in 0..12 {
+            let proxy = if i % 2 == 0 { &first } else { &second };
+            let response = chat_completion(proxy, Some("sk-agent"), "limited", &marker).await;
+            statuses.push(response.status);
+            // LiteLLM writes its counters to Redis every 0.1 s.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        if minute() / 60 == started {
+            break;
+        }
+        assert!(
+            attempt < 3,
+            "three bursts of 12 requests each crossed a minute's end"
+        );
+        let second_of_minute = minute() % 60;
+        tokio::time::sleep(Duration::from_secs(61 - second_of_minute)).await;
     }
     let answered = statuses.iter().filter(|s| **s == 200).count();
     assert!(
@@ -2126,7 +2145,7 @@ spec:
         "{statuses:?}"
     );
     assert_eq!(
-        fake.with_marker("limit-marker").len(),
+        fake.with_marker(&marker).len(),
         answered,
         "a refused request never reaches the provider"
     );
