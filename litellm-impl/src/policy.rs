@@ -163,6 +163,38 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
     crds
 }
 
+/// The references of `refs` that name `gateway`. A reference with a `namespace` other
+/// than the gateway's names nothing here: the runtime refuses it in the policy's status,
+/// and it must not apply a section to a gateway of the same name.
+fn naming<'r>(
+    refs: &'r [PolicyTargetReference],
+    gateway: &AiGateway,
+) -> impl Iterator<Item = &'r PolicyTargetReference> {
+    let namespace = gateway.namespace();
+    let name = gateway.name_any();
+    refs.iter().filter(move |r| {
+        r.group == AiGateway::group(&())
+            && r.kind == AiGateway::kind(&())
+            && r.name == name
+            && (r.namespace.as_ref()).is_none_or(|ns| Some(ns) == namespace.as_ref())
+    })
+}
+
+/// Refuses a policy of `kind` (configuring whole gateways) whose reference to `gateway`
+/// names a section.
+fn whole_gateway_only(
+    kind: &str,
+    refs: &[PolicyTargetReference],
+    gateway: &AiGateway,
+) -> Result<(), PolicyRefusal> {
+    if naming(refs, gateway).any(|r| r.section_name.is_some()) {
+        return Err(PolicyRefusal::Invalid(format!(
+            "a {kind} policy configures a whole gateway: remove sectionName from its targetRefs"
+        )));
+    }
+    Ok(())
+}
+
 /// Whether `url` is an `http(s)` URL with a host that LiteLLM uses as written: bounded,
 /// no whitespace, no `os.environ/` or secret-manager reference. The error names `field`.
 fn check_http_url(field: &str, url: &str) -> Result<(), String> {
@@ -277,17 +309,9 @@ pub fn check(
     if spec.max_parallel_requests == Some(0) || spec.rpm == Some(0) || spec.tpm == Some(0) {
         return invalid("maxParallelRequests, rpm and tpm must be at least 1 when set".to_owned());
     }
-    let (group, kind, name) = (
-        AiGateway::group(&()),
-        AiGateway::kind(&()),
-        gateway.name_any(),
-    );
     let mut models: Vec<String> = Vec::new();
     let mut whole = false;
-    for reference in &spec.target_refs {
-        if reference.group != group || reference.kind != kind || reference.name != name {
-            continue;
-        }
+    for reference in naming(&spec.target_refs, gateway) {
         match &reference.section_name {
             None => whole = true,
             Some(model) if gateway.spec.ai_models.iter().any(|m| &m.name == model) => {
@@ -407,6 +431,21 @@ mod tests {
             ..base("http://vllm.models.svc:8000/v1")
         };
         assert!(check(&policy(None, ok), &gateway()).is_ok());
+    }
+
+    #[test]
+    fn a_reference_to_another_namespace_applies_nothing_here() {
+        let mut foreign = PolicyTargetReference::new("runtime.agentic-layer.ai", "AiGateway", "gw");
+        foreign.namespace = Some("other".into());
+        foreign.section_name = Some("big".into());
+        let mut mixed = policy(Some("gpt"), Default::default());
+        mixed.spec.target_refs.push(foreign);
+        let (models, _) = check(&mixed, &gateway()).unwrap();
+        assert_eq!(
+            models,
+            Some(vec!["gpt".to_owned()]),
+            "other/gw's section is not ours"
+        );
     }
 
     #[test]

@@ -5,11 +5,11 @@
 use aigateway_api::AiGateway;
 use aigateway_api::policy::{PolicyStatus, PolicyTargetReference, TargetedPolicy};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::{CustomResource, Resource, ResourceExt};
+use kube::{CustomResource, ResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::PolicyRefusal;
+use super::{PolicyRefusal, whole_gateway_only};
 
 /// The most replicas a policy may ask for (fixed or as an autoscaler's maximum).
 pub const MAX_REPLICAS: i32 = 100;
@@ -148,17 +148,7 @@ pub fn check_availability(
     if policy.namespace() != gateway.namespace() {
         return invalid("a policy configures gateways in its own namespace only".to_owned());
     }
-    let names_this = |r: &&PolicyTargetReference| {
-        r.group == AiGateway::group(&())
-            && r.kind == AiGateway::kind(&())
-            && r.name == gateway.name_any()
-    };
-    if (spec.target_refs.iter().filter(names_this)).any(|r| r.section_name.is_some()) {
-        return invalid(
-            "an availability policy configures a whole gateway: remove sectionName from its targetRefs"
-                .to_owned(),
-        );
-    }
+    whole_gateway_only("availability", &spec.target_refs, gateway)?;
     let replicas_ok = |n: i32| (1..=MAX_REPLICAS).contains(&n);
     if spec.replicas.is_some_and(|n| !replicas_ok(n)) {
         return invalid(format!("replicas must be 1 to {MAX_REPLICAS}"));

@@ -3,11 +3,11 @@
 
 use aigateway_api::AiGateway;
 use aigateway_api::policy::{PolicyStatus, PolicyTargetReference, TargetedPolicy};
-use kube::{CustomResource, Resource, ResourceExt};
+use kube::{CustomResource, ResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{PolicyRefusal, check_http_url, check_secret_name};
+use super::{PolicyRefusal, check_http_url, check_secret_name, whole_gateway_only};
 
 /// The longest service name accepted, in bytes.
 pub const MAX_SERVICE_NAME_BYTES: usize = 253;
@@ -101,17 +101,7 @@ pub fn check_observability(
     if policy.namespace() != gateway.namespace() {
         return invalid("a policy configures gateways in its own namespace only".to_owned());
     }
-    let names_this = |r: &&PolicyTargetReference| {
-        r.group == AiGateway::group(&())
-            && r.kind == AiGateway::kind(&())
-            && r.name == gateway.name_any()
-    };
-    if (spec.target_refs.iter().filter(names_this)).any(|r| r.section_name.is_some()) {
-        return invalid(
-            "an observability policy configures a whole gateway: remove sectionName from its targetRefs"
-                .to_owned(),
-        );
-    }
+    whole_gateway_only("observability", &spec.target_refs, gateway)?;
     let Some(tracing) = &spec.tracing else {
         return Ok(ObservabilitySettings::default());
     };

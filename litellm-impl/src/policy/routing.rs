@@ -4,11 +4,11 @@
 
 use aigateway_api::AiGateway;
 use aigateway_api::policy::{PolicyStatus, PolicyTargetReference, TargetedPolicy};
-use kube::{CustomResource, Resource, ResourceExt};
+use kube::{CustomResource, ResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{MAX_TIMEOUT_SECONDS, PolicyRefusal, check_secret_name};
+use super::{MAX_TIMEOUT_SECONDS, PolicyRefusal, check_secret_name, whole_gateway_only};
 
 /// The most fallback entries (per list) a policy may set.
 pub const MAX_FALLBACKS: usize = 64;
@@ -147,22 +147,7 @@ pub fn check_routing(
     if policy.namespace() != gateway.namespace() {
         return invalid("a policy configures gateways in its own namespace only".to_owned());
     }
-    let names_this = |r: &&PolicyTargetReference| {
-        r.group == AiGateway::group(&())
-            && r.kind == AiGateway::kind(&())
-            && r.name == gateway.name_any()
-    };
-    if spec
-        .target_refs
-        .iter()
-        .filter(names_this)
-        .any(|r| r.section_name.is_some())
-    {
-        return invalid(
-            "a routing policy configures a whole gateway: remove sectionName from its targetRefs"
-                .to_owned(),
-        );
-    }
+    whole_gateway_only("routing", &spec.target_refs, gateway)?;
     let fallbacks = check_fallbacks("fallbacks", &spec.fallbacks, gateway)?;
     let context_window_fallbacks = check_fallbacks(
         "contextWindowFallbacks",
