@@ -231,28 +231,28 @@ impl<'p> ModelPolicies<'p> {
     }
 }
 
-/// Env vars the Redis of a routing policy reaches the proxy through.
-const REDIS_ENV: [(&str, &str); 3] = [
-    ("LITELLM_REDIS_HOST", REDIS_HOST_KEY),
-    ("LITELLM_REDIS_PORT", REDIS_PORT_KEY),
-    ("LITELLM_REDIS_PASSWORD", REDIS_PASSWORD_KEY),
-];
-
-/// The routing policy applied (the first valid one), and what became of each.
-pub(super) struct RoutingPolicies<'p> {
-    applied: Option<(&'p str, RoutingSettings)>,
+/// The first valid policy of a kind that configures whole gateways (the runtime offers
+/// at most one per gateway, the oldest; a policy naming a section is refused), and what
+/// became of each policy offered.
+pub(super) struct FirstValid<'p, S> {
+    applied: Option<(&'p str, S)>,
     outcomes: Vec<PolicyOutcome>,
 }
 
-impl<'p> RoutingPolicies<'p> {
-    pub(super) fn of(policies: &'p [LiteLlmRoutingPolicy], gateway: &AiGateway) -> Self {
+impl<'p, S> FirstValid<'p, S> {
+    fn checked<P: kube::Resource>(
+        policies: &'p [P],
+        gateway: &AiGateway,
+        kind: LiteLlmPolicyKind,
+        check: impl Fn(&P, &AiGateway) -> Result<S, PolicyRefusal>,
+    ) -> Self {
         let mut this = Self {
             applied: None,
             outcomes: Vec::new(),
         };
         for policy in policies {
-            let name = policy.metadata.name.as_deref().unwrap_or_default();
-            let verdict = match policy::check_routing(policy, gateway) {
+            let name = policy.meta().name.as_deref().unwrap_or_default();
+            let verdict = match check(policy, gateway) {
                 Err(refusal) => PolicyVerdict::Refused(refusal),
                 Ok(settings) => {
                     this.applied.get_or_insert((name, settings));
@@ -260,12 +260,41 @@ impl<'p> RoutingPolicies<'p> {
                 }
             };
             this.outcomes.push(PolicyOutcome {
-                kind: LiteLlmPolicyKind::Routing,
+                kind,
                 policy: name.to_owned(),
                 verdict,
             });
         }
         this
+    }
+
+    pub(super) fn into_outcomes(self) -> Vec<PolicyOutcome> {
+        self.outcomes
+    }
+}
+
+/// The routing policy applied, and what became of each.
+pub(super) type RoutingPolicies<'p> = FirstValid<'p, RoutingSettings>;
+/// The observability policy applied, and what became of each.
+pub(super) type ObservabilityPolicies<'p> = FirstValid<'p, ObservabilitySettings>;
+/// The availability policy applied, and what became of each.
+pub(super) type AvailabilityPolicies<'p> = FirstValid<'p, AvailabilitySettings>;
+
+/// Env vars the Redis of a routing policy reaches the proxy through.
+const REDIS_ENV: [(&str, &str); 3] = [
+    ("LITELLM_REDIS_HOST", REDIS_HOST_KEY),
+    ("LITELLM_REDIS_PORT", REDIS_PORT_KEY),
+    ("LITELLM_REDIS_PASSWORD", REDIS_PASSWORD_KEY),
+];
+
+impl<'p> FirstValid<'p, RoutingSettings> {
+    pub(super) fn of(policies: &'p [LiteLlmRoutingPolicy], gateway: &AiGateway) -> Self {
+        Self::checked(
+            policies,
+            gateway,
+            LiteLlmPolicyKind::Routing,
+            policy::check_routing,
+        )
     }
 
     /// Sets `router_settings` from the applied policy; the Redis address and password
@@ -332,40 +361,16 @@ impl<'p> RoutingPolicies<'p> {
             config["router_settings"] = Value::Object(router);
         }
     }
-
-    pub(super) fn into_outcomes(self) -> Vec<PolicyOutcome> {
-        self.outcomes
-    }
 }
 
-/// The observability policy applied (the first valid one), and what became of each.
-pub(super) struct ObservabilityPolicies<'p> {
-    applied: Option<(&'p str, ObservabilitySettings)>,
-    outcomes: Vec<PolicyOutcome>,
-}
-
-impl<'p> ObservabilityPolicies<'p> {
+impl<'p> FirstValid<'p, ObservabilitySettings> {
     pub(super) fn of(policies: &'p [LiteLlmObservabilityPolicy], gateway: &AiGateway) -> Self {
-        let mut this = Self {
-            applied: None,
-            outcomes: Vec::new(),
-        };
-        for policy in policies {
-            let name = policy.metadata.name.as_deref().unwrap_or_default();
-            let verdict = match policy::check_observability(policy, gateway) {
-                Err(refusal) => PolicyVerdict::Refused(refusal),
-                Ok(settings) => {
-                    this.applied.get_or_insert((name, settings));
-                    PolicyVerdict::Applied
-                }
-            };
-            this.outcomes.push(PolicyOutcome {
-                kind: LiteLlmPolicyKind::Observability,
-                policy: name.to_owned(),
-                verdict,
-            });
-        }
-        this
+        Self::checked(
+            policies,
+            gateway,
+            LiteLlmPolicyKind::Observability,
+            policy::check_observability,
+        )
     }
 
     /// Points LiteLLM's `otel` callback at the collector through the OpenTelemetry SDK's
@@ -419,40 +424,16 @@ impl<'p> ObservabilityPolicies<'p> {
             );
         }
     }
-
-    pub(super) fn into_outcomes(self) -> Vec<PolicyOutcome> {
-        self.outcomes
-    }
 }
 
-/// The availability policy applied (the first valid one), and what became of each.
-pub(super) struct AvailabilityPolicies<'p> {
-    applied: Option<(&'p str, AvailabilitySettings)>,
-    outcomes: Vec<PolicyOutcome>,
-}
-
-impl<'p> AvailabilityPolicies<'p> {
+impl<'p> FirstValid<'p, AvailabilitySettings> {
     pub(super) fn of(policies: &'p [LiteLlmAvailabilityPolicy], gateway: &AiGateway) -> Self {
-        let mut this = Self {
-            applied: None,
-            outcomes: Vec::new(),
-        };
-        for policy in policies {
-            let name = policy.metadata.name.as_deref().unwrap_or_default();
-            let verdict = match policy::check_availability(policy, gateway) {
-                Err(refusal) => PolicyVerdict::Refused(refusal),
-                Ok(settings) => {
-                    this.applied.get_or_insert((name, settings));
-                    PolicyVerdict::Applied
-                }
-            };
-            this.outcomes.push(PolicyOutcome {
-                kind: LiteLlmPolicyKind::Availability,
-                policy: name.to_owned(),
-                verdict,
-            });
-        }
-        this
+        Self::checked(
+            policies,
+            gateway,
+            LiteLlmPolicyKind::Availability,
+            policy::check_availability,
+        )
     }
 
     /// Replicas and resources, before the workload is built from the settings. The
@@ -580,10 +561,6 @@ impl<'p> AvailabilityPolicies<'p> {
                 ..Default::default()
             }
         });
-    }
-
-    pub(super) fn into_outcomes(self) -> Vec<PolicyOutcome> {
-        self.outcomes
     }
 }
 
