@@ -118,6 +118,8 @@ pub(crate) struct ChildCache {
     pub(crate) resource: ApiResource,
     /// Its cache (children carrying our controller label), by name and by owner.
     pub(crate) store: ChildStore,
+    /// Whether the API server serves the kind (an optional kind's CRD may be missing).
+    pub(crate) installed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Everything needed to apply one gateway's children.

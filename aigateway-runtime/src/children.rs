@@ -26,6 +26,13 @@ fn uid_hash(uid: &str) -> u64 {
     hasher.finish()
 }
 
+/// A child kind, and whether the API server serves it (an optional kind's CRD may be
+/// missing).
+pub(crate) type ChildKindState = (
+    kube::api::ApiResource,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+);
+
 /// One child as the cache keeps it: what [`keep_child_fields`] keeps, in owned boxes.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct CachedChild {

@@ -369,9 +369,18 @@ impl<K: GatewayKind> KindWatches<K> {
             &status_manager,
         );
         let controller_id = names::controller_label_value(implementation.controller_name());
-        let children = (implementation.child_kinds().into_iter())
-            .map(|resource| {
-                ChildWatch::start(&tracking, client, namespace, resource, &controller_id)
+        let mandatory = implementation.child_kinds().into_iter().map(|r| (r, false));
+        let optional = (implementation.optional_child_kinds().into_iter()).map(|r| (r, true));
+        let children = (mandatory.chain(optional))
+            .map(|(resource, optional)| {
+                ChildWatch::start(
+                    &tracking,
+                    client,
+                    namespace,
+                    resource,
+                    &controller_id,
+                    optional,
+                )
             })
             .collect();
         Self {
@@ -426,9 +435,7 @@ async fn run_controllers<K: GatewayKind>(
             .reconcile_on(gateway_triggers)
             .reconcile_on(related.triggers)
             .reconcile_on(policies.gateway_triggers);
-    let gateway_controller = (children.into_iter()).fold(gateway_controller, |gateways, child| {
-        gateways.owns_stream_with(child.stream, child.cache.resource)
-    });
+    let gateway_controller = ChildWatch::owned_by(gateway_controller, children);
     let (gateway_controller, attached_controller) = with_attached(
         gateway_controller,
         attached,
@@ -502,6 +509,9 @@ fn shared_state<K: GatewayKind>(
             .children
             .iter()
             .map(|child| child.cache.clone())
+            .collect(),
+        child_kinds: (watches.children.iter())
+            .map(|child| (child.cache.resource.clone(), child.cache.installed.clone()))
             .collect(),
         related: watches.related.view.clone(),
         reporter,

@@ -51,6 +51,16 @@ pub trait GatewayImplementation<K: GatewayKind = AiGatewayKind>: Send + Sync + '
         ]
     }
 
+    /// Child kinds whose CRD may not be installed (prometheus-operator's
+    /// `ServiceMonitor`): watched like [`child_kinds`](Self::child_kinds) while the API
+    /// server serves them. Until it does, their cache counts as listed and empty (the
+    /// operator is ready without them), [`Context::serves`] says `false` so that
+    /// `desired_state` can leave them out and say why, and once the CRD is installed
+    /// every gateway is rendered again.
+    fn optional_child_kinds(&self) -> Vec<ApiResource> {
+        Vec::new()
+    }
+
     /// The objects that should exist for this gateway. Pure apart from reading
     /// [`Context`] caches: no writes.
     async fn desired_state(

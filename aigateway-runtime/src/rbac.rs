@@ -8,7 +8,7 @@
 //! | gateway (e.g. `aigateways`) | watches; marks the ones whose conditions it owns, and the cleanup finalizer | list, watch, patch |
 //! | class (e.g. `aigatewayclasses`) | watches; the finalizer that keeps a used class | list, watch, patch |
 //! | gateway and class `/status` | conditions, `url` | patch |
-//! | child kinds ([`child_kinds`](crate::GatewayImplementation::child_kinds)) | watches; reads a name's owner before the first apply; server-side apply (creates); prunes | get, list, watch, create, patch, delete |
+//! | child kinds ([`child_kinds`](crate::GatewayImplementation::child_kinds), [`optional_child_kinds`](crate::GatewayImplementation::optional_child_kinds)) | watches; reads a name's owner before the first apply; server-side apply (creates); prunes | get, list, watch, create, patch, delete |
 //! | related kinds cached in full | watches | list, watch |
 //! | related kinds cached content-on-read (Secrets, ConfigMaps) | watches metadata; reads the content of what a gateway read | get, list, watch |
 //! | a [`named`](crate::RelatedWatch::named) related watch | the same, for one name only | the same, with `resourceNames: [<name>]` |
@@ -127,7 +127,8 @@ impl ClusterRules {
                 STATUS,
             );
         }
-        for child in implementation.child_kinds() {
+        let optional = implementation.optional_child_kinds();
+        for child in implementation.child_kinds().iter().chain(&optional) {
             self.grant(&child.group, &child.plural, CHILDREN);
         }
         for watch in implementation.related() {

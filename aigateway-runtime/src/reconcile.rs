@@ -34,6 +34,7 @@ use std::collections::HashSet;
 use futures::future::BoxFuture;
 
 use crate::attached::{AttachedView, PolicyDecision, PolicyRef};
+use crate::children::ChildKindState;
 use crate::policies::{self, PolicyCache};
 use crate::retry::{MAX_BACKOFF, ReconcileError, backoff, conflict_backoff, failed_at};
 use crate::shared::{Shared, object_name};
@@ -95,6 +96,7 @@ impl<K: GatewayKind> Shared<K> {
             &self.related,
             admitted.as_ref().map(|(view, _)| view),
             &self.policies,
+            &self.child_kinds,
             &GatewayKey::of(gateway),
             Box::new(move |ctx| {
                 Box::pin(async move { implementation.desired_state(gateway, &ctx).await })
@@ -136,6 +138,7 @@ impl<K: GatewayKind> Shared<K> {
             &self.related,
             admitted.as_ref().map(|(view, _)| view),
             &self.policies,
+            &self.child_kinds,
             &GatewayKey::of(gateway),
             Box::new(move |ctx| {
                 Box::pin(async move { implementation.cleanup(gateway, &ctx).await })
@@ -719,16 +722,16 @@ async fn with_reads<T>(
     related: &Arc<RelatedView>,
     attached: Option<&AttachedView>,
     policies: &Arc<[Arc<PolicyCache>]>,
+    child_kinds: &Arc<[ChildKindState]>,
     gateway: &GatewayKey,
     mut pass: ReadingPass<'_, T>,
 ) -> Result<T, ImplementationError> {
     let mut reads = HashSet::new();
     for _ in 0..CONTENT_ROUNDS {
-        let ctx = Arc::new(Context::new(
-            related.clone(),
-            attached.cloned(),
-            policies.clone(),
-        ));
+        let ctx = Arc::new(
+            Context::new(related.clone(), attached.cloned(), policies.clone())
+                .with_child_kinds(child_kinds.clone()),
+        );
         let result = pass(ctx.clone()).await;
         let log = ctx.take_log();
         reads.extend(log.reads);

@@ -37,6 +37,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use crate::attached::{AttachedView, NotAttached, NotDeclaredPolicy};
+use crate::children::ChildKindState;
 use crate::dynamic::from_dynamic;
 use crate::policies::{PolicyCache, TargetObject};
 use crate::reference_grants::{
@@ -604,6 +605,7 @@ pub struct Context {
     related: Arc<RelatedView>,
     attached: Option<AttachedView>,
     policies: Arc<[Arc<PolicyCache>]>,
+    child_kinds: Arc<[ChildKindState]>,
     log: Mutex<ReadLog>,
 }
 
@@ -617,8 +619,26 @@ impl Context {
             related,
             attached,
             policies,
+            child_kinds: Arc::new([]),
             log: Mutex::default(),
         }
+    }
+
+    pub(crate) fn with_child_kinds(mut self, child_kinds: Arc<[ChildKindState]>) -> Self {
+        self.child_kinds = child_kinds;
+        self
+    }
+
+    /// Whether the API server serves `kind`, a child kind the implementation declared
+    /// ([`child_kinds`](crate::GatewayImplementation::child_kinds) are taken as served;
+    /// an [optional](crate::GatewayImplementation::optional_child_kinds) one once its
+    /// list has succeeded). `false` for an undeclared kind: the loop could not apply it.
+    pub fn serves(&self, kind: &ApiResource) -> bool {
+        (self.child_kinds.iter()).any(|(resource, installed)| {
+            resource.group == kind.group
+                && resource.kind == kind.kind
+                && installed.load(std::sync::atomic::Ordering::SeqCst)
+        })
     }
 
     /// The policies of kind `P` (see

@@ -55,6 +55,8 @@ pub struct Shared<K: GatewayKind> {
     pub(crate) classes: Store<K::Class>,
     pub(crate) gateways: Store<K::Gateway>,
     pub(crate) children: Vec<ChildCache>,
+    /// Each child kind and whether it is installed, for [`Context::serves`](crate::Context::serves).
+    pub(crate) child_kinds: Arc<[crate::children::ChildKindState]>,
     pub(crate) related: Arc<RelatedView>,
     /// Who publishes our Events (see [`Shared::publish_transitions`]).
     pub(crate) reporter: Reporter,

@@ -120,19 +120,38 @@ where
     T: Send + 'static,
     S: Stream<Item = Result<watcher::Event<T>, watcher::Error>> + Send + 'static,
 {
+    tracked_optional_notifying(tracking, cache, events, |_| {})
+}
+
+/// [`tracked_optional`], calling `on_first_list` once, at the first list that succeeds,
+/// with whether the kind was missing (a 404) before it: the kind has just appeared.
+pub(crate) fn tracked_optional_notifying<T, S>(
+    tracking: &CacheTracking<'_>,
+    cache: String,
+    events: S,
+    mut on_first_list: impl FnMut(bool) + Send + 'static,
+) -> impl Stream<Item = Result<watcher::Event<T>, watcher::Error>> + Send + 'static
+where
+    T: Send + 'static,
+    S: Stream<Item = Result<watcher::Event<T>, watcher::Error>> + Send + 'static,
+{
     tracking.gate.register(&cache);
     let (gate, health) = (tracking.gate.clone(), tracking.health.clone());
     let listed = Arc::new(AtomicBool::new(false));
     let (seen, converted) = (listed.clone(), listed);
+    let mut missing = false;
     events
         .inspect(move |event| match event {
             Ok(watcher::Event::InitDone) => {
-                seen.store(true, Ordering::SeqCst);
+                if !seen.swap(true, Ordering::SeqCst) {
+                    on_first_list(missing);
+                }
                 health.record::<String>(&cache, Ok(()));
                 gate.listed(&cache);
             }
             Ok(_) => health.record::<String>(&cache, Ok(())),
             Err(error) if status_code(error) == Some(404) && !seen.load(Ordering::SeqCst) => {
+                missing = true;
                 health.record::<String>(&cache, Ok(()));
                 gate.listed(&cache);
             }
@@ -341,6 +360,14 @@ pub(crate) enum Contents {
     ChildFields,
 }
 
+/// A child kind whose CRD may be missing: `installed` is set at its first successful
+/// list, and `appeared` told when that list follows a 404 (the CRD was installed while
+/// the operator ran), so that every gateway is rendered again.
+pub(crate) struct OptionalKind {
+    pub(crate) installed: Arc<AtomicBool>,
+    pub(crate) appeared: futures::channel::mpsc::UnboundedSender<()>,
+}
+
 /// A label- (and field-) selected watch of one dynamic kind into `writer`'s cache
 /// (what of each object is kept: `contents`); `on_event` sees every
 /// event once the cache has applied it.
@@ -382,6 +409,7 @@ pub(crate) fn child_reflector(
     resource: &ApiResource,
     selector: &str,
     store: crate::children::ChildStore,
+    optional: Option<OptionalKind>,
 ) -> impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static {
     let cache = format!("child {}", resource.kind);
     let events = dynamic_events(
@@ -394,7 +422,17 @@ pub(crate) fn child_reflector(
     );
     let key = tracking.key(&cache);
     let writer = store.clone();
-    let stored = tracked(tracking.health, key, events).inspect(move |event| {
+    let events = match optional {
+        None => tracked(tracking.health, key, events).boxed(),
+        Some(kind) => tracked_optional_notifying(tracking, key, events, move |was_missing| {
+            kind.installed.store(true, Ordering::SeqCst);
+            if was_missing {
+                let _ = kind.appeared.unbounded_send(());
+            }
+        })
+        .boxed(),
+    };
+    let stored = events.inspect(move |event| {
         if let Ok(event) = event {
             writer.observe(event);
         }

@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use futures::channel::mpsc::UnboundedReceiver;
@@ -35,8 +36,8 @@ use crate::related::{GatewayKey, RelatedCaches, RelatedView, RelatedWatch};
 use crate::retry::ReconcileError;
 use crate::shared::Shared;
 use crate::watches::{
-    CacheTracking, ResyncTrigger, ShutdownSignal, SyncGate, child_reflector, mark_listed,
-    touched_once_stored, tracked, watch_failure,
+    CacheTracking, OptionalKind, ResyncTrigger, ShutdownSignal, SyncGate, child_reflector,
+    mark_listed, touched_once_stored, tracked, watch_failure,
 };
 
 /// The objects a cache holds, as they change (a relist's once the cache holds it).
@@ -219,18 +220,34 @@ pub(crate) fn ours<K: GatewayKind>(
 pub(crate) struct ChildWatch {
     pub(crate) cache: ChildCache,
     pub(crate) stream: Objects<DynamicObject>,
+    /// For a kind whose CRD may be missing: a message when it appears.
+    pub(crate) appeared: Option<UnboundedReceiver<()>>,
 }
 
 impl ChildWatch {
+    /// `optional`: the kind's CRD may be missing (see
+    /// [`optional_child_kinds`](crate::GatewayImplementation::optional_child_kinds)).
     pub(crate) fn start(
         tracking: &CacheTracking<'_>,
         client: &Client,
         namespace: Option<&str>,
         resource: ApiResource,
         controller_id: &str,
+        optional: bool,
     ) -> Self {
         let selector = format!("{}={}", names::CONTROLLER_LABEL, controller_id);
         let store = ChildStore::default();
+        let installed = Arc::new(AtomicBool::new(!optional));
+        let (kind, appeared) = if optional {
+            let (sender, receiver) = futures::channel::mpsc::unbounded();
+            let kind = OptionalKind {
+                installed: installed.clone(),
+                appeared: sender,
+            };
+            (Some(kind), Some(receiver))
+        } else {
+            (None, None)
+        };
         let stream = child_reflector(
             tracking,
             client,
@@ -238,12 +255,39 @@ impl ChildWatch {
             &resource,
             &selector,
             store.clone(),
+            kind,
         )
         .boxed();
         Self {
-            cache: ChildCache { resource, store },
+            cache: ChildCache {
+                resource,
+                store,
+                installed,
+            },
             stream,
+            appeared,
         }
+    }
+
+    /// `controller` watching `children` as the gateways' own; a child kind whose CRD
+    /// appears re-runs every gateway, which may now make children of it.
+    pub(crate) fn owned_by<G>(controller: Controller<G>, children: Vec<Self>) -> Controller<G>
+    where
+        G: Resource<DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + Sync
+            + 'static,
+    {
+        (children.into_iter()).fold(controller, |gateways, child| {
+            let gateways = match child.appeared {
+                Some(appeared) => gateways.reconcile_all_on(appeared),
+                None => gateways,
+            };
+            gateways.owns_stream_with(child.stream, child.cache.resource)
+        })
     }
 }
 
@@ -847,7 +891,14 @@ mod tests {
         }
         let tracking = Tracking::new();
         let resource = ApiResource::erase::<ConfigMap>(&());
-        let mut watch = ChildWatch::start(&tracking.of(), &client, None, resource, &controller_id);
+        let mut watch = ChildWatch::start(
+            &tracking.of(),
+            &client,
+            None,
+            resource,
+            &controller_id,
+            false,
+        );
 
         assert_eq!(next_names(&mut watch.stream, 1).await, ["child"]);
         tracking.opened().await;
