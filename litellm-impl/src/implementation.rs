@@ -32,6 +32,7 @@ use crate::policy::{
     LiteLlmAvailabilityPolicy, LiteLlmModelPolicy, LiteLlmObservabilityPolicy,
     LiteLlmRoutingPolicy, PolicyRefusal,
 };
+use crate::render::service_monitor_kind;
 use crate::tool_gateway::{
     RenderedToolGateway, RouteProblemReason, RouteState, render_tool_gateway,
 };
@@ -242,6 +243,12 @@ impl GatewayImplementation for LiteLlmGateway {
         if let Some(autoscaler) = &rendered.autoscaler {
             desired = desired.with(autoscaler);
         }
+        let monitors_served = ctx.serves(&service_monitor_kind());
+        if let Some(monitor) = &rendered.service_monitor
+            && monitors_served
+        {
+            desired = desired.with_dynamic(monitor.clone());
+        }
         for outcome in &rendered.policies {
             let decision = policy_decision(&outcome.verdict);
             let named = |p: &kube::api::ObjectMeta| p.name.as_deref() == Some(&outcome.policy);
@@ -255,6 +262,17 @@ impl GatewayImplementation for LiteLlmGateway {
                     None => desired,
                 },
                 LiteLlmPolicyKind::Observability => {
+                    // A ServiceMonitor asked for where prometheus-operator's CRDs are
+                    // missing: the rest of the policy applies, and it says why.
+                    let decision = match (&rendered.service_monitor, &outcome.verdict) {
+                        (Some(_), PolicyVerdict::Applied) if !monitors_served => {
+                            PolicyDecision::unresolved(
+                                Reason::from_static(KIND_NOT_INSTALLED),
+                                "no ServiceMonitor: the monitoring.coreos.com CRDs (prometheus-operator) are not installed; it is made once they are".to_owned(),
+                            )
+                        }
+                        _ => decision,
+                    };
                     match observability.iter().find(|p| named(&p.metadata)) {
                         Some(policy) => desired.with_policy(policy, decision),
                         None => desired,
@@ -278,6 +296,12 @@ impl GatewayImplementation for LiteLlmGateway {
             PolicyKind::of::<LiteLlmObservabilityPolicy>(),
             PolicyKind::of::<LiteLlmAvailabilityPolicy>(),
         ]
+    }
+
+    /// prometheus-operator's ServiceMonitor, which an observability policy may ask for;
+    /// its CRD is often not installed.
+    fn optional_child_kinds(&self) -> Vec<ApiResource> {
+        vec![service_monitor_kind()]
     }
 
     /// The workload's kinds, and the disruption budget and autoscaler an availability
@@ -311,6 +335,9 @@ impl GatewayImplementation for LiteLlmGateway {
         ]
     }
 }
+
+/// The `ResolvedRefs` reason of a policy that asks for a child whose CRD is missing.
+pub const KIND_NOT_INSTALLED: &str = "KindNotInstalled";
 
 /// The status a model policy gets from what rendering did with it.
 fn policy_decision(verdict: &PolicyVerdict) -> PolicyDecision {

@@ -52,8 +52,9 @@ pub use availability::{
     LiteLlmAvailabilityPolicySpec, MAX_REPLICAS, Resources, Rollout, check_availability,
 };
 pub use observability::{
-    HEADERS_KEY, LiteLlmObservabilityPolicy, LiteLlmObservabilityPolicySpec,
-    MAX_SERVICE_NAME_BYTES, ObservabilitySettings, Tracing, TracingSettings, check_observability,
+    HEADERS_KEY, LiteLlmObservabilityPolicy, LiteLlmObservabilityPolicySpec, MAX_MONITOR_LABELS,
+    MAX_SERVICE_NAME_BYTES, Monitoring, ObservabilitySettings, Tracing, TracingSettings,
+    check_observability,
 };
 
 pub use routing::{

@@ -32,7 +32,9 @@ use crate::{GatewayKind, RenderError};
 mod policies;
 
 use policies::{AvailabilityPolicies, ModelPolicies, ObservabilityPolicies, RoutingPolicies};
-pub use policies::{GatewayPolicies, LiteLlmPolicyKind, PolicyOutcome, PolicyVerdict};
+pub use policies::{
+    GatewayPolicies, LiteLlmPolicyKind, PolicyOutcome, PolicyVerdict, service_monitor_kind,
+};
 
 /// Everything rendered for one gateway.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,6 +51,9 @@ pub struct Rendered {
     pub disruption_budget: Option<PodDisruptionBudget>,
     /// HorizontalPodAutoscaler `<gw>`, when an availability policy asks for one.
     pub autoscaler: Option<HorizontalPodAutoscaler>,
+    /// prometheus-operator ServiceMonitor `<gw>` (`monitoring.coreos.com/v1`), when an
+    /// observability policy asks for one; applied only where its CRD is installed.
+    pub service_monitor: Option<kube::api::DynamicObject>,
     /// What was skipped or looks wrong; the proxy still deploys for what works.
     pub problems: Vec<Problem>,
     /// What became of each policy in effect on the gateway, in the order given.
@@ -405,6 +410,7 @@ pub(crate) fn finish(
         service: workload::service(&input),
         disruption_budget: None,
         autoscaler: None,
+        service_monitor: None,
         config_yaml,
         problems,
         policies: Vec::new(),
@@ -610,6 +616,7 @@ pub fn render_with_policies(
     };
     let (mut rendered, config) = finish(prepared, lookup, config, ours, shape, &|_| {})?;
     availability.apply_to_workload(&mut rendered);
+    observability.add_monitor(&mut rendered);
     rendered
         .problems
         .extend(policies::per_replica_limits(&config, replicas, gateway_ref));

@@ -1802,6 +1802,7 @@ mod observability_policies {
                     "gw",
                 )],
                 tracing: Some(tracing),
+                monitoring: None,
             },
         );
         policy.metadata.namespace = Some("ns".into());
@@ -2164,6 +2165,116 @@ mod availability_policies {
             assert!(refusal.to_string().contains(says), "{refusal}");
             assert_eq!(r.deployment, plain.deployment, "{says}");
             assert!(r.autoscaler.is_none() && r.disruption_budget.is_none());
+        }
+    }
+}
+
+mod monitoring {
+    use super::*;
+    use crate::policy::{LiteLlmObservabilityPolicy, LiteLlmObservabilityPolicySpec, Monitoring};
+    use crate::{GatewayPolicies, PolicyVerdict, render_with_policies};
+    use aigateway_api::policy::PolicyTargetReference;
+
+    fn render_monitored(monitoring: Monitoring) -> Rendered {
+        let mut policy = LiteLlmObservabilityPolicy::new(
+            "metrics",
+            LiteLlmObservabilityPolicySpec {
+                target_refs: vec![PolicyTargetReference::new(
+                    "runtime.agentic-layer.ai",
+                    "AiGateway",
+                    "gw",
+                )],
+                tracing: None,
+                monitoring: Some(monitoring),
+            },
+        );
+        policy.metadata.namespace = Some("ns".into());
+        let (lookup, gateway) = setup(&gateway(
+            "  aiModels:\n  - provider: openai\n    name: gpt\n",
+        ));
+        let policies = GatewayPolicies {
+            observability: &[policy],
+            ..Default::default()
+        };
+        render_with_policies(&gateway, policies, &lookup, &RenderSettings::default()).unwrap()
+    }
+
+    #[test]
+    fn a_service_monitor_scrapes_the_gateways_service() {
+        let r = render_monitored(Monitoring {
+            interval: Some("30s".into()),
+            labels: BTreeMap::from([("release".into(), "prometheus".into())]),
+        });
+        assert_eq!(r.policies[0].verdict, PolicyVerdict::Applied);
+        let monitor = r.service_monitor.as_ref().expect("a ServiceMonitor");
+        assert_eq!(
+            monitor
+                .types
+                .as_ref()
+                .map(|t| (t.api_version.as_str(), t.kind.as_str())),
+            Some(("monitoring.coreos.com/v1", "ServiceMonitor"))
+        );
+        assert_eq!(monitor.metadata.name.as_deref(), Some("gw"));
+        assert_eq!(
+            monitor.metadata.labels.as_ref().unwrap()["release"],
+            "prometheus"
+        );
+        let spec = &monitor.data["spec"];
+        assert_eq!(
+            spec["selector"]["matchLabels"],
+            json!(r.service.spec.as_ref().unwrap().selector)
+        );
+        assert_eq!(
+            spec["endpoints"],
+            json!([{"port": "http", "path": "/metrics", "interval": "30s"}])
+        );
+    }
+
+    #[test]
+    fn hostile_monitoring_is_refused_and_makes_nothing() {
+        for (monitoring, says) in [
+            (
+                Monitoring {
+                    interval: Some("0s".into()),
+                    ..Default::default()
+                },
+                "interval",
+            ),
+            (
+                Monitoring {
+                    interval: Some("1h; drop".into()),
+                    ..Default::default()
+                },
+                "interval",
+            ),
+            (
+                Monitoring {
+                    labels: BTreeMap::from([("app".into(), "someone-else".into())]),
+                    ..Default::default()
+                },
+                "the operator sets itself",
+            ),
+            (
+                Monitoring {
+                    labels: BTreeMap::from([("ok".into(), "not a value".into())]),
+                    ..Default::default()
+                },
+                "not a Kubernetes label",
+            ),
+            (
+                Monitoring {
+                    labels: (0..100).map(|i| (format!("l{i}"), "v".into())).collect(),
+                    ..Default::default()
+                },
+                "more than 16",
+            ),
+        ] {
+            let r = render_monitored(monitoring);
+            let PolicyVerdict::Refused(refusal) = &r.policies[0].verdict else {
+                panic!("not refused ({says}): {:?}", r.policies)
+            };
+            assert!(refusal.to_string().contains(says), "{refusal}");
+            assert!(r.service_monitor.is_none());
         }
     }
 }

@@ -90,6 +90,17 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - patch
   - delete
 - apiGroups:
+  - monitoring.coreos.com
+  resources:
+  - servicemonitors
+  verbs:
+  - get
+  - list
+  - watch
+  - create
+  - patch
+  - delete
+- apiGroups:
   - ""
   resources:
   - secrets
@@ -201,6 +212,17 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - autoscaling
   resources:
   - horizontalpodautoscalers
+  verbs:
+  - get
+  - list
+  - watch
+  - create
+  - patch
+  - delete
+- apiGroups:
+  - monitoring.coreos.com
+  resources:
+  - servicemonitors
   verbs:
   - get
   - list
@@ -497,6 +519,17 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - patch
   - delete
 - apiGroups:
+  - monitoring.coreos.com
+  resources:
+  - servicemonitors
+  verbs:
+  - get
+  - list
+  - watch
+  - create
+  - patch
+  - delete
+- apiGroups:
   - ""
   resources:
   - secrets
@@ -629,6 +662,17 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - autoscaling
   resources:
   - horizontalpodautoscalers
+  verbs:
+  - get
+  - list
+  - watch
+  - create
+  - patch
+  - delete
+- apiGroups:
+  - monitoring.coreos.com
+  resources:
+  - servicemonitors
   verbs:
   - get
   - list

@@ -141,6 +141,9 @@ pub fn cluster_rules() -> Value {
         // What an availability policy adds beside a gateway's Deployment.
         {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
         {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+        // The ServiceMonitor an observability policy asks for, where prometheus-operator's
+        // CRDs are installed.
+        {"apiGroups": ["monitoring.coreos.com"], "resources": ["servicemonitors"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]},
         // Namespace labels, for ToolGateways that admit routes by namespace selector.
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},

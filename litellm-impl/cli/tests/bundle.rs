@@ -253,13 +253,17 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
         .unwrap();
         server.apply_manifests(&text).unwrap();
     }
+    // prometheus-operator's ServiceMonitor kind (its schema left open here; the real CRD
+    // is installed by the real-cluster scenario), for the ServiceMonitor an
+    // observability policy asks for.
+    server.apply_manifests(SERVICE_MONITOR_CRD).unwrap();
     // A policy of each kind, so that their watches and status writes are exercised.
     for crd in litellm_impl::policy::crds() {
         server.install_crd(crd).await.unwrap();
     }
     server
         .apply_manifests(&format!(
-            "apiVersion: {0}/v1alpha1\nkind: LiteLLMModelPolicy\nmetadata:\n  name: timeouts\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  timeoutSeconds: 30\n---\napiVersion: {0}/v1alpha1\nkind: LiteLLMRoutingPolicy\nmetadata:\n  name: retries\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  retries: 2\n---\napiVersion: {0}/v1alpha1\nkind: LiteLLMObservabilityPolicy\nmetadata:\n  name: traces\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  tracing:\n    endpoint: http://otel-collector.observability:4318\n---\napiVersion: {0}/v1alpha1\nkind: LiteLLMAvailabilityPolicy\nmetadata:\n  name: available\n  namespace: ai-gateway-patched\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: ai-gateway\n  autoscaling: {{maxReplicas: 3}}\n  disruptionBudget: {{maxUnavailable: 1}}\n",
+            "apiVersion: {0}/v1alpha1\nkind: LiteLLMModelPolicy\nmetadata:\n  name: timeouts\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  timeoutSeconds: 30\n---\napiVersion: {0}/v1alpha1\nkind: LiteLLMRoutingPolicy\nmetadata:\n  name: retries\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  retries: 2\n---\napiVersion: {0}/v1alpha1\nkind: LiteLLMObservabilityPolicy\nmetadata:\n  name: traces\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  tracing:\n    endpoint: http://otel-collector.observability:4318\n---\napiVersion: {0}/v1alpha1\nkind: LiteLLMAvailabilityPolicy\nmetadata:\n  name: available\n  namespace: ai-gateway-patched\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: ai-gateway\n  autoscaling: {{maxReplicas: 3}}\n  disruptionBudget: {{maxUnavailable: 1}}\n---\napiVersion: {0}/v1alpha1\nkind: LiteLLMObservabilityPolicy\nmetadata:\n  name: scraped\n  namespace: ai-gateway-patched\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: ai-gateway\n  monitoring: {{interval: 30s}}\n",
             litellm_impl::policy::GROUP
         ))
         .unwrap();
@@ -333,6 +337,14 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
                     "available",
                 )
                 .is_some_and(|p| !p["status"]["ancestors"].is_null())
+            && server
+                .get_object(
+                    "monitoring.coreos.com/v1",
+                    "ServiceMonitor",
+                    Some("ai-gateway-patched"),
+                    "ai-gateway",
+                )
+                .is_some()
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !all_ready().await {
@@ -426,6 +438,7 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
         ("apps/v1", "Deployment"),
         ("policy/v1", "PodDisruptionBudget"),
         ("autoscaling/v2", "HorizontalPodAutoscaler"),
+        ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ];
     while children.iter().any(|(api_version, kind)| {
         server
@@ -523,3 +536,20 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
         unused.join("\n")
     );
 }
+
+/// A CustomResourceDefinition of prometheus-operator's ServiceMonitor with an open schema.
+const SERVICE_MONITOR_CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: servicemonitors.monitoring.coreos.com
+spec:
+  group: monitoring.coreos.com
+  scope: Namespaced
+  names: {plural: servicemonitors, singular: servicemonitor, kind: ServiceMonitor, listKind: ServiceMonitorList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+";

@@ -504,6 +504,7 @@ fn real_cluster_operator_as_its_service_account_reconciles_the_upstream_samples(
         wait_gateway_ready(&k, &operator, namespace, name);
     }
     availability_policy_adds_and_prunes_a_budget_and_an_autoscaler(&k, &operator);
+    monitoring_waits_for_prometheus_operators_crd_then_makes_a_service_monitor(&k, &operator);
 
     // Steady state: no write by the operator's user in 10 s, Lease renewals aside.
     let writes = steady_state_writes(&cluster);
@@ -668,6 +669,113 @@ fn availability_policy_adds_and_prunes_a_budget_and_an_autoscaler(
                 && !k.exists(&["horizontalpodautoscaler", name, "-n", namespace]);
             gone.then_some(())
         },
+    );
+    wait_gateway_ready(k, operator, namespace, name);
+}
+
+/// On the second sample, as the bundle's ServiceAccount: an observability policy asks
+/// for a ServiceMonitor before prometheus-operator's CRDs are installed, and says why
+/// there is none; once the real CRD (from prometheus-operator's Go module) is applied,
+/// the ServiceMonitor appears, controlled by the gateway, with no other change; deleting
+/// the policy prunes it.
+fn monitoring_waits_for_prometheus_operators_crd_then_makes_a_service_monitor(
+    k: &Kubectl,
+    operator: &Operator,
+) {
+    let (_, namespace, name) = UPSTREAM_SAMPLES[1];
+    let gateway = k.json(&["get", "aigateway", name, "-n", namespace]);
+    let uid = gateway["metadata"]["uid"].as_str().unwrap().to_owned();
+    k.ok_with(
+        &["apply", "-f", "-"],
+        Some(&format!(
+            "apiVersion: litellm.aigateway.agentic-layer.ai/v1alpha1\nkind: LiteLLMObservabilityPolicy\nmetadata:\n  name: scraped\n  namespace: {namespace}\nspec:\n  targetRefs:\n  - {{group: runtime.agentic-layer.ai, kind: AiGateway, name: {name}}}\n  monitoring: {{interval: 30s, labels: {{release: prometheus}}}}\n"
+        )),
+    );
+    let resolved = || {
+        let policy = k.json(&[
+            "get",
+            "litellmobservabilitypolicy",
+            "scraped",
+            "-n",
+            namespace,
+        ]);
+        let ancestors = policy["status"]["ancestors"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let conditions = ancestors.first()?["conditions"].as_array()?.clone();
+        let c = conditions.iter().find(|c| c["type"] == "ResolvedRefs")?;
+        Some((
+            c["status"].as_str()?.to_owned(),
+            c["reason"].as_str()?.to_owned(),
+            c["message"].as_str()?.to_owned(),
+        ))
+    };
+    let (_, _, message) = eventually(
+        "the policy to say why there is no ServiceMonitor",
+        Duration::from_secs(60),
+        || operator.log(),
+        || resolved().filter(|(s, r, _)| s == "False" && r == "KindNotInstalled"),
+    );
+    assert!(message.contains("monitoring.coreos.com"), "{message}");
+
+    let script = workspace().join("scripts/prometheus-operator-crds");
+    let fetched = Command::new(&script)
+        .arg("fetch")
+        .output()
+        .expect("run scripts/prometheus-operator-crds");
+    assert!(
+        fetched.status.success(),
+        "scripts/prometheus-operator-crds fetch: {}",
+        String::from_utf8_lossy(&fetched.stderr)
+    );
+    let dir = PathBuf::from(String::from_utf8_lossy(&fetched.stdout).trim());
+    let crd = dir.join("monitoring.coreos.com_servicemonitors.yaml");
+    k.ok(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
+    k.wait_crds_established();
+    let monitor = eventually(
+        "the ServiceMonitor once prometheus-operator's CRD is installed",
+        Duration::from_secs(90),
+        || operator.log(),
+        || {
+            k.exists(&["servicemonitor", name, "-n", namespace])
+                .then(|| k.json(&["get", "servicemonitor", name, "-n", namespace]))
+        },
+    );
+    let owners = monitor["metadata"]["ownerReferences"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        owners
+            .iter()
+            .any(|o| o["uid"] == uid.as_str() && o["controller"] == true),
+        "{monitor}"
+    );
+    assert_eq!(
+        monitor["metadata"]["labels"]["release"], "prometheus",
+        "{monitor}"
+    );
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "http", "{monitor}");
+    eventually(
+        "the policy to resolve",
+        Duration::from_secs(30),
+        || operator.log(),
+        || resolved().filter(|(s, _, _)| s == "True"),
+    );
+
+    k.ok(&[
+        "delete",
+        "litellmobservabilitypolicy",
+        "scraped",
+        "-n",
+        namespace,
+    ]);
+    eventually(
+        "the ServiceMonitor to be pruned with the policy",
+        Duration::from_secs(60),
+        || operator.log(),
+        || (!k.exists(&["servicemonitor", name, "-n", namespace])).then_some(()),
     );
     wait_gateway_ready(k, operator, namespace, name);
 }

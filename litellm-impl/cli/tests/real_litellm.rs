@@ -2200,6 +2200,7 @@ spec:
                 headers_secret_name: Some("collector".into()),
                 ..Default::default()
             }),
+            monitoring: None,
         },
     );
     policy.metadata.namespace = Some("team".into());

@@ -1,6 +1,8 @@
 //! [`LiteLlmObservabilityPolicy`]: where a whole AiGateway sends its traces, under which
 //! service name, and whether prompts and responses may appear in them.
 
+use std::collections::BTreeMap;
+
 use aigateway_api::AiGateway;
 use aigateway_api::policy::{PolicyStatus, PolicyTargetReference, TargetedPolicy};
 use kube::{CustomResource, ResourceExt};
@@ -39,6 +41,25 @@ pub struct LiteLlmObservabilityPolicySpec {
     /// OpenTelemetry traces of every request, exported over OTLP/HTTP (protobuf).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracing: Option<Tracing>,
+    /// Prometheus scrapes of the gateway's `/metrics`, through prometheus-operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<Monitoring>,
+}
+
+/// A prometheus-operator `ServiceMonitor` for the gateway's Service, made when the
+/// `monitoring.coreos.com` CRDs are installed (the policy's status says so otherwise).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Monitoring {
+    /// How often Prometheus scrapes, such as `30s` or `1m` (Prometheus' default when
+    /// unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 6))]
+    pub interval: Option<String>,
+    /// Labels on the ServiceMonitor, for a Prometheus that selects monitors by label
+    /// (e.g. `release: prometheus`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// An OTLP/HTTP trace exporter.
@@ -76,7 +97,12 @@ impl TargetedPolicy for LiteLlmObservabilityPolicy {
 pub struct ObservabilitySettings {
     /// The trace exporter, if any.
     pub tracing: Option<TracingSettings>,
+    /// The ServiceMonitor asked for, if any.
+    pub monitoring: Option<Monitoring>,
 }
+
+/// The most labels a ServiceMonitor may get from a policy.
+pub const MAX_MONITOR_LABELS: usize = 16;
 
 /// A checked [`Tracing`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,8 +128,14 @@ pub fn check_observability(
         return invalid("a policy configures gateways in its own namespace only".to_owned());
     }
     whole_gateway_only("observability", &spec.target_refs, gateway)?;
+    if let Some(monitoring) = &spec.monitoring {
+        check_monitoring(monitoring)?;
+    }
     let Some(tracing) = &spec.tracing else {
-        return Ok(ObservabilitySettings::default());
+        return Ok(ObservabilitySettings {
+            tracing: None,
+            monitoring: spec.monitoring.clone(),
+        });
     };
     check_http_url("tracing.endpoint", &tracing.endpoint).map_err(PolicyRefusal::Invalid)?;
     if let Some(name) = &tracing.service_name {
@@ -128,5 +160,48 @@ pub fn check_observability(
             headers_secret: tracing.headers_secret_name.clone(),
             log_content: tracing.log_content,
         }),
+        monitoring: spec.monitoring.clone(),
     })
+}
+
+/// A scrape interval Prometheus reads (`30s`, `1m`: 1 to 9999 seconds or minutes), and
+/// labels the API server accepts.
+fn check_monitoring(monitoring: &Monitoring) -> Result<(), PolicyRefusal> {
+    let invalid = |message: String| Err(PolicyRefusal::Invalid(message));
+    if let Some(interval) = &monitoring.interval {
+        let number = interval.strip_suffix(['s', 'm']).unwrap_or_default();
+        let ok = (1..=4).contains(&number.len())
+            && number.chars().all(|c| c.is_ascii_digit())
+            && !number.starts_with('0');
+        if !ok {
+            return invalid(format!(
+                "monitoring.interval {:?} is not a duration such as 30s or 1m",
+                interval.escape_debug().to_string()
+            ));
+        }
+    }
+    if monitoring.labels.len() > MAX_MONITOR_LABELS {
+        return invalid(format!(
+            "monitoring.labels has more than {MAX_MONITOR_LABELS} labels"
+        ));
+    }
+    for (key, value) in &monitoring.labels {
+        // The operator's own labels say which gateway and controller a child belongs to.
+        if key == crate::names::APP_LABEL || key.contains("agentic-layer.ai/") {
+            return invalid(format!(
+                "monitoring.labels: {:?} is a label the operator sets itself",
+                key.escape_debug().to_string()
+            ));
+        }
+        if crate::names::check_qualified_name(key).is_err()
+            || crate::names::check_label_value(value).is_err()
+        {
+            return invalid(format!(
+                "monitoring.labels: {:?}: {:?} is not a Kubernetes label",
+                key.escape_debug().to_string(),
+                value.escape_debug().to_string()
+            ));
+        }
+    }
+    Ok(())
 }

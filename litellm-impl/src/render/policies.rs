@@ -426,6 +426,44 @@ impl<'p> FirstValid<'p, ObservabilitySettings> {
     }
 }
 
+/// prometheus-operator's ServiceMonitor kind.
+pub fn service_monitor_kind() -> kube::api::ApiResource {
+    let gvk = kube::api::GroupVersionKind::gvk("monitoring.coreos.com", "v1", "ServiceMonitor");
+    kube::api::ApiResource::from_gvk_with_plural(&gvk, "servicemonitors")
+}
+
+impl FirstValid<'_, ObservabilitySettings> {
+    /// The ServiceMonitor of the gateway's Service (`/metrics` on its `http` port), when
+    /// the policy asks for one.
+    pub(super) fn add_monitor(&self, rendered: &mut Rendered) {
+        let Some((_, settings)) = &self.applied else {
+            return;
+        };
+        let Some(monitoring) = &settings.monitoring else {
+            return;
+        };
+        let service = &rendered.service.metadata;
+        let mut labels = service.labels.clone().unwrap_or_default();
+        labels.extend(monitoring.labels.clone());
+        let selector = (rendered.service.spec.as_ref()).and_then(|s| s.selector.clone());
+        let mut endpoint = json!({"port": names::PORT_NAME, "path": "/metrics"});
+        if let Some(interval) = &monitoring.interval {
+            endpoint["interval"] = Value::from(interval.clone());
+        }
+        let mut monitor = kube::api::DynamicObject::new(
+            service.name.as_deref().unwrap_or_default(),
+            &service_monitor_kind(),
+        )
+        .within(service.namespace.as_deref().unwrap_or_default());
+        monitor.metadata.labels = Some(labels);
+        monitor.data = json!({"spec": {
+            "selector": {"matchLabels": selector},
+            "endpoints": [endpoint],
+        }});
+        rendered.service_monitor = Some(monitor);
+    }
+}
+
 impl<'p> FirstValid<'p, AvailabilitySettings> {
     pub(super) fn of(policies: &'p [LiteLlmAvailabilityPolicy], gateway: &AiGateway) -> Self {
         Self::checked(
