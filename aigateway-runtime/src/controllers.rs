@@ -424,7 +424,7 @@ async fn run_controllers<K: GatewayKind>(
     let (gateway_events, class_triggers) = with_triggers(gateways.stream, move |_| {
         ours::<K>(&class_store, &controller)
     });
-    let policies = PolicyControllers::of(gateway_events, policies);
+    let policies = PolicyControllers::of(gateway_events, policies, wiring.concurrency);
     let by_class = gateways.by_class.clone();
     let (class_events, gateway_triggers) = with_triggers(classes.stream, move |class| {
         by_class.gateways_of(&class.name_any())

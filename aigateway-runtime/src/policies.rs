@@ -11,9 +11,11 @@
 //! ([`record`]); a recorded change, a gateway event or the policy's own event re-runs
 //! the policy's reconcile, the only writer of its status.
 
+mod cached;
 mod index;
 mod rules;
 mod sync;
 
+pub(crate) use cached::CachedPolicy;
 pub(crate) use index::{PolicyCache, PolicyWatch, TargetObject, watch};
 pub(crate) use sync::{PolicyContext, error_policy, not_ours, reconcile, record};

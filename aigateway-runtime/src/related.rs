@@ -667,7 +667,7 @@ impl Context {
             })?;
         let target = TargetObject::of_object(gateway);
         Ok((cache.in_effect_on(&target).iter())
-            .filter_map(|policy| from_dynamic(policy))
+            .filter_map(|policy| from_dynamic(&policy.to_object(&cache.resource)))
             .collect())
     }
 

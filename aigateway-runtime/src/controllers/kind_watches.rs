@@ -15,7 +15,7 @@ use futures::future::{BoxFuture, FutureExt};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use kube::api::{Api, ApiResource, DynamicObject};
-use kube::runtime::controller::{self, Controller};
+use kube::runtime::controller::{self, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, watcher};
 use kube::runtime::{WatchStreamExt, reflector as reflect};
@@ -30,7 +30,7 @@ use crate::group_index::GroupIndex;
 use crate::kind::GatewayKind;
 use crate::logging::LogThrottle;
 use crate::names;
-use crate::policies::{self, PolicyCache, PolicyContext, PolicyWatch};
+use crate::policies::{self, CachedPolicy, PolicyCache, PolicyContext, PolicyWatch};
 use crate::reference_grants;
 use crate::related::{GatewayKey, RelatedCaches, RelatedView, RelatedWatch};
 use crate::retry::ReconcileError;
@@ -407,13 +407,20 @@ pub(crate) struct PolicyControllers<K: GatewayKind> {
     /// Gateways to re-run because a policy naming them changed.
     pub(crate) gateway_triggers: GatewayTriggers<K>,
     /// One controller per policy kind, with its cache.
-    pub(crate) controllers: Vec<(Controller<DynamicObject>, Arc<PolicyCache>)>,
+    pub(crate) controllers: Vec<(Controller<CachedPolicy>, Arc<PolicyCache>)>,
 }
 
 impl<K: GatewayKind> PolicyControllers<K> {
     /// Each policy kind's controller runs on its own watch, the decisions recorded for
-    /// it and the gateways its policies name.
-    pub(crate) fn of(gateway_events: Objects<K::Gateway>, watches: Vec<PolicyWatch<K>>) -> Self {
+    /// it and the gateways its policies name; at most `concurrency` reconciles at once,
+    /// as the gateways: unbounded, every policy due after the first list would run at
+    /// once, each holding its future and, while writing, a pooled connection with its
+    /// buffers (kept by the pool after).
+    pub(crate) fn of(
+        gateway_events: Objects<K::Gateway>,
+        watches: Vec<PolicyWatch<K>>,
+        concurrency: u16,
+    ) -> Self {
         let mut gateway_events = gateway_events;
         let mut gateway_triggers = Vec::new();
         let mut controllers = Vec::new();
@@ -427,6 +434,7 @@ impl<K: GatewayKind> PolicyControllers<K> {
             gateway_triggers.push(watch.gateway_triggers);
             let (store, resource) = (watch.cache.store.clone(), watch.cache.resource.clone());
             let controller = Controller::for_stream_with(watch.objects, store, resource)
+                .with_config(ControllerConfig::default().concurrency(concurrency))
                 .reconcile_on(watch.policy_triggers)
                 .reconcile_on(from_gateways);
             controllers.push((controller, watch.cache));
@@ -441,13 +449,13 @@ impl<K: GatewayKind> PolicyControllers<K> {
 
 /// Runs the policy controllers until `stop`, each reconcile after the first list.
 pub(crate) fn run_policies<K: GatewayKind>(
-    controllers: Vec<(Controller<DynamicObject>, Arc<PolicyCache>)>,
+    controllers: Vec<(Controller<CachedPolicy>, Arc<PolicyCache>)>,
     gate: &SyncGate,
     shared: &Arc<Shared<K>>,
     stop: &ShutdownSignal,
 ) -> impl Stream<
     Item = Result<
-        (ObjectRef<DynamicObject>, controller::Action),
+        (ObjectRef<CachedPolicy>, controller::Action),
         controller::Error<ReconcileError, watcher::Error>,
     >,
 > + Send

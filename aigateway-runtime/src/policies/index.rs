@@ -11,16 +11,17 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use aigateway_api::NamespacedName;
 use aigateway_api::policy::{MAX_TARGET_REFS, PolicyTarget, PolicyTargetReference};
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
-use futures::{Stream, StreamExt};
-use kube::api::{ApiResource, DynamicObject};
+use futures::{Stream, StreamExt, TryStreamExt};
+use kube::api::{Api, ApiResource};
+use kube::runtime::reflector as reflect;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, watcher};
-use kube::runtime::{WatchStreamExt, reflector as reflect};
 use kube::{Client, Resource};
 
 use crate::attached::{PolicyDecision, PolicyKind};
 use crate::kind::GatewayKind;
-use crate::watches::{CacheTracking, dynamic_api, touched_once_stored, tracked_optional};
+use crate::policies::CachedPolicy;
+use crate::watches::{CacheTracking, touched_once_stored, tracked_optional};
 
 /// An object policies target, without the section: the unit whose change re-runs
 /// policies, and whose policies a gateway pass reads.
@@ -63,16 +64,15 @@ pub(crate) fn key_of(object: &impl Resource) -> NamespacedName {
 /// The references of `policy`'s `spec.targetRefs`, at most [`MAX_TARGET_REFS`] (the
 /// CRD's limit; an API server without it cannot make us do more work). A reference that
 /// does not parse is skipped: the CRD's schema refuses it before it gets here.
-pub(crate) fn target_refs(policy: &DynamicObject) -> Vec<PolicyTargetReference> {
-    let Some(refs) = (policy.data.get("spec"))
-        .and_then(|spec| spec.get("targetRefs"))
-        .and_then(|refs| refs.as_array())
+pub(crate) fn target_refs(policy: &CachedPolicy) -> Vec<PolicyTargetReference> {
+    let Some(serde_json::Value::Array(refs)) = (policy.field("spec"))
+        .and_then(|mut spec| spec.get_mut("targetRefs").map(serde_json::Value::take))
     else {
         return Vec::new();
     };
-    refs.iter()
+    refs.into_iter()
         .take(MAX_TARGET_REFS)
-        .filter_map(|r| serde_json::from_value(r.clone()).ok())
+        .filter_map(|r| serde_json::from_value(r).ok())
         .collect()
 }
 
@@ -80,21 +80,22 @@ pub(crate) fn target_refs(policy: &DynamicObject) -> Vec<PolicyTargetReference> 
 /// its rank (older first: creation time, then name).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Indexed {
-    targets: Vec<PolicyTarget>,
+    /// Boxed: a `Vec` would keep room for four.
+    targets: Box<[PolicyTarget]>,
     rank: Rank,
 }
 
 /// Gateway API's precedence: the older policy first (a policy without a creation time
-/// counts as the newest), then by name.
+/// counts as the newest), then by name: compared with the policy's key after it (the
+/// policies competing for an object share its namespace), so the name is not kept twice.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Rank {
     no_time: bool,
     created: Option<jiff::Timestamp>,
-    name: String,
 }
 
 impl Indexed {
-    fn of(policy: &DynamicObject) -> Self {
+    fn of(policy: &CachedPolicy) -> Self {
         let namespace = policy.metadata.namespace.clone().unwrap_or_default();
         let mut targets: Vec<PolicyTarget> = Vec::new();
         for reference in target_refs(policy) {
@@ -106,11 +107,10 @@ impl Indexed {
         }
         let created = policy.metadata.creation_timestamp.as_ref().map(|t| t.0);
         Self {
-            targets,
+            targets: targets.into_boxed_slice(),
             rank: Rank {
                 no_time: created.is_none(),
                 created,
-                name: policy.metadata.name.clone().unwrap_or_default(),
             },
         }
     }
@@ -124,7 +124,9 @@ impl Indexed {
 #[derive(Debug, Default)]
 pub(crate) struct PolicyIndex {
     policies: HashMap<NamespacedName, Indexed>,
-    by_object: HashMap<TargetObject, BTreeSet<NamespacedName>>,
+    /// Sorted and without duplicates: an object is usually named by one policy, and a
+    /// `BTreeSet` of one costs a ~600-byte node.
+    by_object: HashMap<TargetObject, Vec<NamespacedName>>,
     /// The policies of a relist in progress, replacing the index when it ends.
     relist: Option<HashMap<NamespacedName, Indexed>>,
 }
@@ -141,7 +143,9 @@ impl PolicyIndex {
         if let Some(before) = &before {
             for object in before.objects() {
                 if let Some(named) = self.by_object.get_mut(&object) {
-                    named.remove(&policy);
+                    if let Ok(at) = named.binary_search(&policy) {
+                        named.remove(at);
+                    }
                     if named.is_empty() {
                         self.by_object.remove(&object);
                     }
@@ -151,10 +155,12 @@ impl PolicyIndex {
         }
         if let Some(now) = self.policies.get(&policy) {
             for object in now.objects() {
-                self.by_object
-                    .entry(object.clone())
-                    .or_default()
-                    .insert(policy.clone());
+                let named = self.by_object.entry(object.clone()).or_default();
+                if let Err(at) = named.binary_search(&policy) {
+                    // Exactly: most objects are named by one policy.
+                    named.reserve_exact(1);
+                    named.insert(at, policy.clone());
+                }
                 affected.insert(object);
             }
         }
@@ -163,7 +169,7 @@ impl PolicyIndex {
     }
 
     /// Applies one watch event; returns the objects whose policies changed.
-    pub(crate) fn on_event(&mut self, event: &watcher::Event<DynamicObject>) -> Vec<TargetObject> {
+    pub(crate) fn on_event(&mut self, event: &watcher::Event<CachedPolicy>) -> Vec<TargetObject> {
         match event {
             watcher::Event::Apply(policy) => self.set(key_of(policy), Some(Indexed::of(policy))),
             watcher::Event::Delete(policy) => self.set(key_of(policy), None),
@@ -208,7 +214,7 @@ impl PolicyIndex {
             .iter()
             .filter_map(|key| Some((key, self.policies.get(key)?)))
             .filter(|(_, indexed)| indexed.targets.contains(target))
-            .min_by(|(_, a), (_, b)| a.rank.cmp(&b.rank))
+            .min_by(|(a_key, a), (b_key, b)| (&a.rank, a_key).cmp(&(&b.rank, b_key)))
             .map(|(key, _)| key)
     }
 
@@ -245,11 +251,12 @@ pub(crate) struct Recorded {
 /// The watched policies of one kind, their index and the recorded decisions, shared by
 /// the watch, the gateway passes, the policy reconciles and [`Context`](crate::Context).
 pub(crate) struct PolicyCache {
-    pub(crate) resource: ApiResource,
-    pub(crate) store: Store<DynamicObject>,
+    pub(crate) resource: Arc<ApiResource>,
+    pub(crate) store: Store<CachedPolicy>,
     pub(crate) index: Mutex<PolicyIndex>,
-    /// By policy, then by gateway: what the gateway's last pass decided.
-    pub(crate) decisions: Mutex<HashMap<NamespacedName, HashMap<NamespacedName, Recorded>>>,
+    /// By policy, then by gateway: what the gateway's last pass decided. A policy has
+    /// at most [`MAX_TARGET_REFS`] targets: a list, not a map of its own.
+    pub(crate) decisions: Mutex<HashMap<NamespacedName, Vec<(NamespacedName, Recorded)>>>,
     /// Policies whose status write the API server refused as invalid (422), with the
     /// resourceVersion it refused: not written again until their owner changes them.
     pub(crate) refused_writes: Mutex<HashMap<NamespacedName, String>>,
@@ -259,14 +266,14 @@ pub(crate) struct PolicyCache {
     /// Failed reconciles in a row, by policy, for the backoff.
     pub(crate) failures: Mutex<HashMap<NamespacedName, u32>>,
     /// Policies to look at again (their decisions or their targets changed).
-    pub(crate) triggers: UnboundedSender<ObjectRef<DynamicObject>>,
+    pub(crate) triggers: UnboundedSender<ObjectRef<CachedPolicy>>,
 }
 
 /// Our last status write of a policy: the resourceVersions our writes replaced, and what
 /// the last one returned.
 pub(crate) struct OwnWrite {
     replaced: Vec<String>,
-    latest: Arc<DynamicObject>,
+    latest: Arc<CachedPolicy>,
 }
 
 /// How many replaced versions an [`OwnWrite`] keeps.
@@ -286,7 +293,7 @@ impl PolicyCache {
     /// cache would patch with that version and get 409 from ourselves), else `cached`.
     /// resourceVersions are never compared for order, only for equality, as the gateways'
     /// own-write memo does.
-    pub(crate) fn freshest(&self, cached: Arc<DynamicObject>) -> Arc<DynamicObject> {
+    pub(crate) fn freshest(&self, cached: Arc<CachedPolicy>) -> Arc<CachedPolicy> {
         let key = key_of(cached.as_ref());
         let mut written = locked(&self.written);
         let Some(memo) = written.get(&key) else {
@@ -303,9 +310,7 @@ impl PolicyCache {
     }
 
     /// Remembers that our status write over `before` returned `after`.
-    pub(crate) fn remember(&self, before: &DynamicObject, mut after: DynamicObject) {
-        // As the cache keeps it.
-        strip(&mut after);
+    pub(crate) fn remember(&self, before: &CachedPolicy, after: CachedPolicy) {
         let key = key_of(before);
         let mut written = locked(&self.written);
         let memo = written.entry(key).or_insert_with(|| OwnWrite {
@@ -322,11 +327,11 @@ impl PolicyCache {
     }
 
     /// The cached policy `key`.
-    pub(crate) fn get(&self, key: &NamespacedName) -> Option<Arc<DynamicObject>> {
+    pub(crate) fn get(&self, key: &NamespacedName) -> Option<Arc<CachedPolicy>> {
         self.store.get(&self.object_ref(key))
     }
 
-    pub(crate) fn object_ref(&self, key: &NamespacedName) -> ObjectRef<DynamicObject> {
+    pub(crate) fn object_ref(&self, key: &NamespacedName) -> ObjectRef<CachedPolicy> {
         ObjectRef::new_with(&key.name, self.resource.clone()).within(&key.namespace)
     }
 
@@ -341,7 +346,7 @@ impl PolicyCache {
     }
 
     /// The policies in effect on `gateway`, oldest first.
-    pub(crate) fn in_effect_on(&self, gateway: &TargetObject) -> Vec<Arc<DynamicObject>> {
+    pub(crate) fn in_effect_on(&self, gateway: &TargetObject) -> Vec<Arc<CachedPolicy>> {
         let keys = locked(&self.index).in_effect_on(gateway);
         keys.iter().filter_map(|key| self.get(key)).collect()
     }
@@ -352,7 +357,7 @@ impl PolicyCache {
     pub(crate) fn record(
         &self,
         gateway: &TargetObject,
-        in_effect: &[Arc<DynamicObject>],
+        in_effect: &[Arc<CachedPolicy>],
         decided: impl Fn(&NamespacedName) -> Option<PolicyDecision>,
     ) {
         let naming = locked(&self.index).naming(gateway);
@@ -363,7 +368,7 @@ impl PolicyCache {
                 let policy = in_effect.iter().find(|p| key_of(p.as_ref()) == *key);
                 let Some(policy) = policy else {
                     if let Some(of_policy) = decisions.get_mut(key) {
-                        of_policy.remove(&gateway.key);
+                        of_policy.retain(|(g, _)| *g != gateway.key);
                         if of_policy.is_empty() {
                             decisions.remove(key);
                         }
@@ -375,9 +380,18 @@ impl PolicyCache {
                     decision: decided(key).unwrap_or(PolicyDecision::Accept),
                 };
                 let of_policy = decisions.entry(key.clone()).or_default();
-                if of_policy.get(&gateway.key) != Some(&recorded) {
-                    of_policy.insert(gateway.key.clone(), recorded);
-                    changed.push(key.clone());
+                match of_policy.iter_mut().find(|(g, _)| *g == gateway.key) {
+                    Some((_, known)) if *known == recorded => {}
+                    Some((_, known)) => {
+                        *known = recorded;
+                        changed.push(key.clone());
+                    }
+                    None => {
+                        // Exactly: most policies are in effect on one gateway.
+                        of_policy.reserve_exact(1);
+                        of_policy.push((gateway.key.clone(), recorded));
+                        changed.push(key.clone());
+                    }
                 }
             }
         }
@@ -394,15 +408,15 @@ impl PolicyCache {
     ) -> Option<Recorded> {
         locked(&self.decisions)
             .get(policy)
-            .and_then(|of_policy| of_policy.get(gateway))
-            .cloned()
+            .and_then(|of_policy| of_policy.iter().find(|(g, _)| g == gateway))
+            .map(|(_, recorded)| recorded.clone())
     }
 
     /// Forgets the decisions about `policy` of the gateways not in `keep`.
     pub(crate) fn forget_decisions(&self, policy: &NamespacedName, keep: &[NamespacedName]) {
         let mut decisions = locked(&self.decisions);
         if let Some(of_policy) = decisions.get_mut(policy) {
-            of_policy.retain(|gateway, _| keep.contains(gateway));
+            of_policy.retain(|(gateway, _)| keep.contains(gateway));
             if of_policy.is_empty() {
                 decisions.remove(policy);
             }
@@ -410,24 +424,17 @@ impl PolicyCache {
     }
 }
 
-/// What the cache keeps of a policy: entries of `status.ancestors` say whose they are,
-/// so nothing reads managedFields; of the annotations, only ours.
-fn strip(policy: &mut DynamicObject) {
-    policy.metadata.managed_fields = None;
-    crate::names::keep_cached_annotations(&mut policy.metadata);
-}
-
 /// The running watch of one policy kind.
 pub(crate) struct PolicyWatch<K: GatewayKind> {
     pub(crate) cache: Arc<PolicyCache>,
     /// The reflected policies, for the policy controller.
     pub(crate) objects: std::pin::Pin<
-        Box<dyn Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static>,
+        Box<dyn Stream<Item = Result<CachedPolicy, watcher::Error>> + Send + 'static>,
     >,
     /// Gateways to reconcile because the policies naming them changed.
     pub(crate) gateway_triggers: UnboundedReceiver<ObjectRef<K::Gateway>>,
     /// Policies to look at again (see [`PolicyCache::triggers`]).
-    pub(crate) policy_triggers: UnboundedReceiver<ObjectRef<DynamicObject>>,
+    pub(crate) policy_triggers: UnboundedReceiver<ObjectRef<CachedPolicy>>,
 }
 
 /// Starts watching `declaration`'s kind (in `namespace`, or everywhere). The kind's CRD
@@ -439,7 +446,7 @@ pub(crate) fn watch<K: GatewayKind>(
     client: &Client,
     namespace: Option<&str>,
 ) -> PolicyWatch<K> {
-    let resource = declaration.resource;
+    let resource = Arc::new(declaration.resource);
     let cache_name = tracking.key(&format!("policy {}", resource.kind));
     let writer = reflector::store::Writer::new(resource.clone());
     let (policy_tx, policy_triggers) = unbounded();
@@ -454,11 +461,11 @@ pub(crate) fn watch<K: GatewayKind>(
         triggers: policy_tx,
     });
     let (gateway_tx, gateway_triggers) = unbounded();
-    let events = watcher(
-        dynamic_api(client, namespace, &resource),
-        watcher::Config::default(),
-    )
-    .modify(strip);
+    let api: Api<CachedPolicy> = match namespace {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    let events = watcher(api, watcher::Config::default());
     let indexed = cache.clone();
     let (gateway_group, gateway_kind) = (K::Gateway::group(&()), K::Gateway::kind(&()));
     let store = writer.as_reader();
@@ -486,7 +493,9 @@ pub(crate) fn watch<K: GatewayKind>(
                 }
             }
         });
-    let objects = touched_once_stored(objects, store).boxed();
+    let objects = touched_once_stored(objects, store)
+        .map_ok(|policy| policy.reference())
+        .boxed();
     PolicyWatch {
         cache,
         objects,
@@ -514,7 +523,7 @@ mod tests {
         }
     }
 
-    fn policy(name: &str, created: &str, targets: serde_json::Value) -> DynamicObject {
+    fn policy(name: &str, created: &str, targets: serde_json::Value) -> CachedPolicy {
         serde_json::from_value(serde_json::json!({
             "apiVersion": "example.com/v1", "kind": "TestPolicy",
             "metadata": {"name": name, "namespace": "team", "creationTimestamp": created},
@@ -527,7 +536,7 @@ mod tests {
         serde_json::json!({"group": "runtime.agentic-layer.ai", "kind": "AiGateway", "name": name})
     }
 
-    fn apply(index: &mut PolicyIndex, policy: DynamicObject) -> Vec<TargetObject> {
+    fn apply(index: &mut PolicyIndex, policy: CachedPolicy) -> Vec<TargetObject> {
         index.on_event(&watcher::Event::Apply(policy))
     }
 

@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aigateway_api::NamespacedName;
-use aigateway_api::policy::{PolicyStatus, merge_ancestors};
+use aigateway_api::policy::merge_ancestors;
 use kube::Resource;
-use kube::api::{Api, DynamicObject, Patch};
+use kube::api::{Api, Patch};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
@@ -21,6 +21,7 @@ use tracing::debug;
 use crate::attached::{PolicyDecision, PolicyRef};
 use crate::class::{Claim, claim};
 use crate::kind::GatewayKind;
+use crate::policies::CachedPolicy;
 use crate::policies::index::{
     MAX_REFUSED_WRITES, PolicyCache, TargetObject, key_of, locked, target_refs,
 };
@@ -109,7 +110,7 @@ fn standing<K: GatewayKind>(
 /// Nothing is written while a gateway the policy is in effect on has not decided on
 /// this generation of it yet (its pass records, then asks again): one write, not two.
 pub(crate) async fn reconcile<K: GatewayKind>(
-    policy: Arc<DynamicObject>,
+    policy: Arc<CachedPolicy>,
     ctx: Arc<PolicyContext<K>>,
 ) -> Result<Action, ReconcileError> {
     let policy = ctx.cache.freshest(policy);
@@ -121,7 +122,7 @@ pub(crate) async fn reconcile<K: GatewayKind>(
 }
 
 async fn write_status<K: GatewayKind>(
-    policy: &DynamicObject,
+    policy: &CachedPolicy,
     ctx: &PolicyContext<K>,
 ) -> Result<Action, ReconcileError> {
     let (shared, cache) = (&ctx.shared, &ctx.cache);
@@ -173,17 +174,15 @@ async fn write_status<K: GatewayKind>(
         }
     }
     cache.forget_decisions(&key, &our_gateways);
-    let existing: Vec<_> = match policy.data.get("status").cloned() {
+    let existing: Vec<_> = match policy.status() {
         None => Vec::new(),
-        Some(status) => match serde_json::from_value::<PolicyStatus>(status) {
-            Ok(status) => status.ancestors,
-            // Not a shape we can merge into (a looser CRD schema): writing would replace
-            // other controllers' entries.
-            Err(_) => {
-                debug!(policy = %key.name, namespace = %key.namespace, "status.ancestors does not parse; not written");
-                return Ok(Action::await_change());
-            }
-        },
+        Some(Ok(status)) => status.ancestors,
+        // Not a shape we can merge into (a looser CRD schema): writing would replace
+        // other controllers' entries.
+        Some(Err(_)) => {
+            debug!(policy = %key.name, namespace = %key.namespace, "status.ancestors does not parse; not written");
+            return Ok(Action::await_change());
+        }
     };
     let merged = merge_ancestors(
         &existing,
@@ -198,7 +197,7 @@ async fn write_status<K: GatewayKind>(
     let Some(ancestors) = merged.ancestors else {
         return Ok(Action::await_change());
     };
-    let api: Api<DynamicObject> =
+    let api: Api<CachedPolicy> =
         Api::namespaced_with(shared.client.clone(), &key.namespace, &cache.resource);
     let patch = json!({
         "metadata": {"resourceVersion": version},
@@ -224,12 +223,9 @@ async fn write_status<K: GatewayKind>(
                 }
                 refused.insert(key, version);
             }
-            let mut object = crate::logging::ObjectName::of_dynamic(policy);
-            // Listed objects carry no kind of their own.
-            object.kind = cache.resource.kind.clone();
             Err(ReconcileError::Write {
                 what: "status",
-                object,
+                object: object_name(policy, cache),
                 source,
             })
         }
@@ -240,17 +236,15 @@ async fn write_status<K: GatewayKind>(
 /// list in between), growing with each failure in a row otherwise, and never again for
 /// a write refused as invalid until the policy changes (see `reconcile`).
 pub(crate) fn error_policy<K: GatewayKind>(
-    policy: Arc<DynamicObject>,
+    policy: Arc<CachedPolicy>,
     error: &ReconcileError,
     ctx: Arc<PolicyContext<K>>,
 ) -> Action {
     let shared = &ctx.shared;
     shared.metrics.reconcile_failed(error.metric_reason());
-    let mut name = crate::logging::ObjectName::of_dynamic(&policy);
-    name.kind = ctx.cache.resource.kind.clone();
     crate::logging::warn_about(
         &shared.warnings,
-        &name,
+        &object_name(&policy, &ctx.cache),
         error,
         "could not write a policy's status",
     );
@@ -272,9 +266,18 @@ pub(crate) fn error_policy<K: GatewayKind>(
 }
 
 /// Forgets the failure streak of a policy written (or found unchanged).
-pub(crate) fn succeeded(cache: &PolicyCache, policy: &DynamicObject) {
+pub(crate) fn succeeded(cache: &PolicyCache, policy: &CachedPolicy) {
     let mut streaks = locked(&cache.failures);
     if !streaks.is_empty() {
         streaks.remove(&key_of(policy));
+    }
+}
+
+/// How logs and errors name `policy`.
+fn object_name(policy: &CachedPolicy, cache: &PolicyCache) -> crate::logging::ObjectName {
+    crate::logging::ObjectName {
+        kind: cache.resource.kind.clone(),
+        namespace: policy.metadata.namespace.clone(),
+        name: policy.metadata.name.clone().unwrap_or_default(),
     }
 }
