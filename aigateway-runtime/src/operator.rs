@@ -286,7 +286,7 @@ impl Operator {
 
     /// How many gateways of each kind are reconciled at once; as many policies of each
     /// declared policy kind (see
-    /// [`GatewayImplementation::policies`](crate::GatewayImplementation::policies)).
+    /// [`GatewayImplementation::policies`]).
     pub fn concurrency(mut self, concurrency: u16) -> Self {
         self.config.concurrency = concurrency.max(1);
         self
