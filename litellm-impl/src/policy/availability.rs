@@ -187,9 +187,11 @@ pub fn check_availability(
         {
             check_count("rollout", value)?;
         }
-        let zero = |v: &Option<IntOrString>| {
-            matches!(v, Some(IntOrString::Int(0)))
-                || matches!(v, Some(IntOrString::String(s)) if s == "0%")
+        // Checked counts: a percentage is digits then `%`, so `00%` is zero too.
+        let zero = |v: &Option<IntOrString>| match v {
+            Some(IntOrString::Int(n)) => *n == 0,
+            Some(IntOrString::String(s)) => s.trim_end_matches('%').bytes().all(|b| b == b'0'),
+            None => false,
         };
         if zero(&rollout.max_surge) && zero(&rollout.max_unavailable) {
             return invalid(
@@ -220,10 +222,12 @@ pub fn check_availability(
 fn check_count(field: &str, value: &IntOrString) -> Result<(), PolicyRefusal> {
     let ok = match value {
         IntOrString::Int(n) => (0..=MAX_REPLICAS).contains(n),
+        // Digits only, as the API server's `^[0-9]+%$`: Rust's parse would take `+5`.
         IntOrString::String(s) => s
             .strip_suffix('%')
+            .filter(|n| !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|n| n.parse::<u8>().ok())
-            .is_some_and(|n| n <= 100 && s.len() <= 4),
+            .is_some_and(|n| n <= 100),
     };
     if ok {
         Ok(())
