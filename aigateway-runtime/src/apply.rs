@@ -65,6 +65,12 @@ pub enum ApplyError {
         "desired child {0} is of a kind not declared in child_kinds(): declare it so the loop can watch it"
     )]
     UndeclaredKind(ChildId),
+    /// A desired object's kind is an optional child kind the API server does not serve
+    /// now (its CRD is not installed, or was removed).
+    #[error(
+        "desired child {0} is of a kind the API server does not serve (its CRD is not installed): leave it out while Context::serves says false"
+    )]
+    KindNotServed(ChildId),
     /// Objects with the names of desired children exist and are not controlled by the
     /// gateway; nothing was applied.
     #[error(
@@ -120,6 +126,13 @@ pub(crate) struct ChildCache {
     pub(crate) store: ChildStore,
     /// Whether the API server serves the kind (an optional kind's CRD may be missing).
     pub(crate) installed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ChildCache {
+    /// Whether the API server serves the kind now, as its watch last found out.
+    pub(crate) fn is_served(&self) -> bool {
+        self.installed.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// Everything needed to apply one gateway's children.
@@ -282,6 +295,9 @@ impl Applier<'_> {
             let (id, child) = prepare_child(child, index, &labels, &owner, &namespace)?;
             let cache = cache_for(self.caches, &id)
                 .ok_or_else(|| ApplyError::UndeclaredKind(id.clone()))?;
+            if !cache.is_served() {
+                return Err(ApplyError::KindNotServed(id));
+            }
             wanted.insert(id.clone());
             match self.existing(cache, &id, &owner.uid).await? {
                 Existing::Foreign(controller) => conflicts.push(NameConflict {
@@ -405,14 +421,16 @@ impl Applier<'_> {
     }
 
     /// Every cached child owned by the gateway with `uid`, found through the caches'
-    /// owner indexes (no scan).
+    /// owner indexes (no scan). A kind the API server does not serve now is left out: its
+    /// CRD was removed (which deleted its objects) or an API server restarting has not
+    /// registered it yet (its objects are still there, and must not be pruned).
     ///
     /// Our labels need no check: the cache holds only objects whose controller label is
     /// ours (its watch selects them by it), and keeps no labels (see
     /// `keep_child_fields`).
     pub(crate) fn owned_children(&self, uid: &str) -> Vec<(ChildId, Arc<CachedChild>)> {
         let mut children = Vec::new();
-        for cache in self.caches {
+        for cache in self.caches.iter().filter(|cache| cache.is_served()) {
             for child in cache.store.children_of(uid) {
                 let id = ChildId {
                     api_version: cache.resource.api_version.clone(),

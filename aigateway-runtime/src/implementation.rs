@@ -56,7 +56,9 @@ pub trait GatewayImplementation<K: GatewayKind = AiGatewayKind>: Send + Sync + '
     /// server serves them. Until it does, their cache counts as listed and empty (the
     /// operator is ready without them), [`Context::serves`] says `false` so that
     /// `desired_state` can leave them out and say why, and once the CRD is installed
-    /// every gateway is rendered again.
+    /// every gateway is rendered again. When the CRD is removed (its objects go with
+    /// it), `serves` says `false` again, every gateway is rendered again, and the
+    /// loop neither applies nor prunes children of the kind until it is back.
     fn optional_child_kinds(&self) -> Vec<ApiResource> {
         Vec::new()
     }

@@ -631,11 +631,13 @@ impl Context {
 
     /// Whether the API server serves `kind`, a child kind the implementation declared
     /// ([`child_kinds`](crate::GatewayImplementation::child_kinds) are taken as served;
-    /// an [optional](crate::GatewayImplementation::optional_child_kinds) one once its
-    /// list has succeeded). `false` for an undeclared kind: the loop could not apply it.
+    /// an [optional](crate::GatewayImplementation::optional_child_kinds) one while its
+    /// last list succeeded, not after a 404). Matched by `apiVersion` and kind, as the
+    /// loop applies children: `false` for an undeclared kind or version, which the loop
+    /// could not apply.
     pub fn serves(&self, kind: &ApiResource) -> bool {
         (self.child_kinds.iter()).any(|(resource, installed)| {
-            resource.group == kind.group
+            resource.api_version == kind.api_version
                 && resource.kind == kind.kind
                 && installed.load(std::sync::atomic::Ordering::SeqCst)
         })

@@ -102,15 +102,16 @@ pub(crate) fn mark_listed<T, E>(
 /// whose CRDs an upgrade has not applied yet), with their failures recorded in `health`
 /// under `cache`, the first answer that settles the cache opening `gate`, and backoff.
 ///
-/// Until the first list succeeds, a 404 is a known answer ("none installed"): it is an
-/// empty list to the cache (a controller over it waits for its first list before it
-/// reconciles, and before it can stop), healthy, and opens the gate, so the operator
-/// serves its gateways without the kind and picks it up once the CRD appears (the list
-/// is retried, the delay growing to 20 s). A 403 opens the gate too (nothing would change
-/// by waiting; `/readyz` reports it). After a successful list, a 404 (an API server
-/// restarting registers CRDs late) is a failure: the cache keeps what it holds, so the
-/// gateways are not rendered without their policies for a moment. Other failures never
-/// open the gate: the operator waits for the list, as for any cache.
+/// A 404 is a known answer ("not installed"), at any time: healthy, it opens the gate,
+/// and the list is retried (the delay growing to 20 s) so that the kind is picked up once
+/// its CRD appears. Before the first list succeeds it is an empty list to the cache (a
+/// controller over it waits for its first list before it reconciles, and before it can
+/// stop). After a list succeeded, the cache keeps what it holds: deleting a CRD deletes
+/// its objects first, which the watch has reported, while an API server restarting may
+/// answer 404 until it registers CRDs again, and gateways should not be rendered
+/// without their policies for that moment. A 403 opens the gate too (nothing would
+/// change by waiting; `/readyz` reports it). Other failures never open the gate: the
+/// operator waits for the list, as for any cache.
 pub(crate) fn tracked_optional<T, S>(
     tracking: &CacheTracking<'_>,
     cache: String,
@@ -123,13 +124,32 @@ where
     tracked_optional_notifying(tracking, cache, events, |_| {})
 }
 
-/// [`tracked_optional`], calling `on_first_list` once, at the first list that succeeds,
-/// with whether the kind was missing (a 404) before it: the kind has just appeared.
+/// Whether the API server serves an optional kind, as its watch last found out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Served {
+    /// A list succeeded.
+    Yes,
+    /// A list or watch was answered 404.
+    No,
+}
+
+/// A change of [`Served`], as [`tracked_optional_notifying`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ServedChange {
+    pub(crate) now: Served,
+    /// `false` for the first answer after the operator started: nothing was rendered
+    /// with another answer yet.
+    pub(crate) was_known: bool,
+}
+
+/// [`tracked_optional`], calling `on_change` at the first answer (a list that succeeds,
+/// or a 404) and at each change of it after: the CRD was installed or removed while the
+/// operator ran.
 pub(crate) fn tracked_optional_notifying<T, S>(
     tracking: &CacheTracking<'_>,
     cache: String,
     events: S,
-    mut on_first_list: impl FnMut(bool) + Send + 'static,
+    mut on_change: impl FnMut(ServedChange) + Send + 'static,
 ) -> impl Stream<Item = Result<watcher::Event<T>, watcher::Error>> + Send + 'static
 where
     T: Send + 'static,
@@ -139,19 +159,27 @@ where
     let (gate, health) = (tracking.gate.clone(), tracking.health.clone());
     let listed = Arc::new(AtomicBool::new(false));
     let (seen, converted) = (listed.clone(), listed);
-    let mut missing = false;
+    let mut served: Option<Served> = None;
+    let mut answer = move |now: Served| {
+        if served != Some(now) {
+            on_change(ServedChange {
+                now,
+                was_known: served.is_some(),
+            });
+            served = Some(now);
+        }
+    };
     events
         .inspect(move |event| match event {
             Ok(watcher::Event::InitDone) => {
-                if !seen.swap(true, Ordering::SeqCst) {
-                    on_first_list(missing);
-                }
+                seen.store(true, Ordering::SeqCst);
+                answer(Served::Yes);
                 health.record::<String>(&cache, Ok(()));
                 gate.listed(&cache);
             }
             Ok(_) => health.record::<String>(&cache, Ok(())),
-            Err(error) if status_code(error) == Some(404) && !seen.load(Ordering::SeqCst) => {
-                missing = true;
+            Err(error) if status_code(error) == Some(404) => {
+                answer(Served::No);
                 health.record::<String>(&cache, Ok(()));
                 gate.listed(&cache);
             }
@@ -167,10 +195,12 @@ where
         .paced()
         .flat_map(move |event| {
             let events = match event {
-                Err(error)
-                    if status_code(&error) == Some(404) && !converted.load(Ordering::SeqCst) =>
-                {
-                    vec![Ok(watcher::Event::Init), Ok(watcher::Event::InitDone)]
+                Err(error) if status_code(&error) == Some(404) => {
+                    if converted.load(Ordering::SeqCst) {
+                        Vec::new()
+                    } else {
+                        vec![Ok(watcher::Event::Init), Ok(watcher::Event::InitDone)]
+                    }
                 }
                 other => vec![other],
             };
@@ -345,7 +375,7 @@ impl CacheTracking<'_> {
 
 /// Objects per page of a dynamic cache's list: a (re)list holds one page of full objects
 /// in memory at a time besides the cache, so pages stay small.
-const LIST_PAGE_SIZE: u32 = 100;
+pub(crate) const LIST_PAGE_SIZE: u32 = 100;
 
 /// What a dynamic cache keeps of each object (its metadata always, without
 /// managedFields and annotations outside our domains).
@@ -360,12 +390,12 @@ pub(crate) enum Contents {
     ChildFields,
 }
 
-/// A child kind whose CRD may be missing: `installed` is set at its first successful
-/// list, and `appeared` told when that list follows a 404 (the CRD was installed while
-/// the operator ran), so that every gateway is rendered again.
+/// A child kind whose CRD may be missing: `installed` follows what its watch finds
+/// out, and `changed` is told when that changes while the operator runs (the CRD was
+/// installed or removed), so that every gateway is rendered again.
 pub(crate) struct OptionalKind {
     pub(crate) installed: Arc<AtomicBool>,
-    pub(crate) appeared: futures::channel::mpsc::UnboundedSender<()>,
+    pub(crate) changed: futures::channel::mpsc::UnboundedSender<()>,
 }
 
 /// A label- (and field-) selected watch of one dynamic kind into `writer`'s cache
@@ -424,10 +454,10 @@ pub(crate) fn child_reflector(
     let writer = store.clone();
     let events = match optional {
         None => tracked(tracking.health, key, events).boxed(),
-        Some(kind) => tracked_optional_notifying(tracking, key, events, move |was_missing| {
-            kind.installed.store(true, Ordering::SeqCst);
-            if was_missing {
-                let _ = kind.appeared.unbounded_send(());
+        Some(kind) => tracked_optional_notifying(tracking, key, events, move |change| {
+            (kind.installed).store(change.now == Served::Yes, Ordering::SeqCst);
+            if change.was_known {
+                let _ = kind.changed.unbounded_send(());
             }
         })
         .boxed(),
@@ -803,6 +833,83 @@ mod tests {
         // From the last refusal to the last list (the final item is that list's failure).
         let last = gaps[gaps.len() - 2];
         assert!(last >= 15.0, "still refused, still slow: {gaps:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_optional_kind_removed_after_its_first_list_counts_as_missing_and_keeps_its_cache() {
+        let (health, gate, metrics) = (
+            CacheHealth::default(),
+            SyncGate::new(),
+            Arc::new(crate::metrics::Metrics::default()),
+        );
+        let tracking = CacheTracking {
+            kind: "AiGateway",
+            health: &health,
+            gate: &gate,
+            metrics: &metrics,
+        };
+        let not_found = || Err(watcher::Error::InitialListFailed(failed(404)));
+        let events = vec![
+            Ok(watcher::Event::Init),
+            not_found(),
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(object("a", "1"))),
+            Ok(watcher::Event::InitDone),
+            // The CRD is removed: its objects went first, then lists are refused.
+            Ok(watcher::Event::Delete(object("a", "1"))),
+            Ok(watcher::Event::Init),
+            not_found(),
+            Ok(watcher::Event::Init),
+            not_found(),
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitDone),
+        ];
+        let changes = Arc::new(Mutex::new(Vec::new()));
+        let seen = changes.clone();
+        let yielded: Vec<_> = tracked_optional_notifying(
+            &tracking,
+            "child Widget".into(),
+            futures::stream::iter(events),
+            move |change| seen.lock().unwrap().push(change),
+        )
+        .map(|event| match event {
+            Ok(watcher::Event::Init) => "init",
+            Ok(watcher::Event::InitApply(_)) => "init-apply",
+            Ok(watcher::Event::InitDone) => "init-done",
+            Ok(watcher::Event::Apply(_)) => "apply",
+            Ok(watcher::Event::Delete(_)) => "delete",
+            Err(_) => "error",
+        })
+        .collect()
+        .await;
+        // Before the first list, a 404 is an empty list; after it, the cache is left as
+        // it is (a relist that fails leaves the reflector's store unchanged).
+        assert_eq!(
+            yielded,
+            [
+                "init",
+                "init",
+                "init-done",
+                "init",
+                "init-apply",
+                "init-done",
+                "delete",
+                "init",
+                "init",
+                "init",
+                "init-done"
+            ]
+        );
+        let no = |was_known| ServedChange {
+            now: Served::No,
+            was_known,
+        };
+        let yes = ServedChange {
+            now: Served::Yes,
+            was_known: true,
+        };
+        assert_eq!(*changes.lock().unwrap(), [no(false), yes, no(true), yes]);
+        assert!(health.problems().is_empty(), "{:?}", health.problems());
     }
 
     /// What a reconcile triggered by each yielded object would read from the cache.

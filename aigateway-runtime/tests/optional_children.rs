@@ -1,7 +1,8 @@
 //! Child kinds whose CRD may be missing (prometheus-operator's ServiceMonitor is the
 //! example users ask for): the operator serves its gateways without the kind,
 //! `Context::serves` says so, and once the CRD is installed every gateway is rendered
-//! again and gets its child, owned by it.
+//! again and gets its child, owned by it; once the CRD is removed, every gateway is
+//! rendered again without it, and the operator stays ready.
 
 mod fixtures;
 
@@ -13,10 +14,11 @@ use aigateway_runtime::{
     AiGatewayKind, Context, DesiredState, GatewayImplementation, ImplementationError, Operator,
     Readiness,
 };
-use fixtures::{Cluster, create_class, eventually_within, start};
+use fixtures::{Cluster, create_class, eventually_within, http_get};
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, ApiResource, PostParams};
+use kube::api::{Api, ApiResource, DeleteParams, PostParams};
 use kube::{Client, CustomResource, CustomResourceExt, ResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -109,12 +111,17 @@ async fn note(client: &Client, gateway: &str) -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_optional_child_kind_is_made_once_its_crd_is_installed() {
+async fn an_optional_child_kind_is_made_once_its_crd_is_installed_and_let_go_once_removed() {
     let cluster = Cluster::testkit().await;
     let client = cluster.client();
     create_class(&client, "widgets", CONTROLLER, false).await;
     create_gateway(&client, "gw").await;
-    let running = start(Operator::new(client.clone()).gateway(Widgets));
+    let running = (Operator::new(client.clone()).gateway(Widgets))
+        .admin("127.0.0.1:0".parse().unwrap())
+        .start()
+        .await
+        .expect("the operator starts");
+    let admin = running.admin_addr().expect("the admin server is bound");
     eventually_within(
         Duration::from_secs(20),
         "the gateway rendered without widgets",
@@ -150,7 +157,41 @@ async fn an_optional_child_kind_is_made_once_its_crd_is_installed() {
         "the widget is the gateway's child"
     );
     assert_eq!(note(&client, "gw").await.as_deref(), Some("true"));
-    running.stop().await;
+
+    // The CRD is removed (its objects go with it): no gateway event follows, yet every
+    // gateway is rendered again without the kind, and the operator neither applies it
+    // (404s, an error on every gateway) nor reports the kind's watch as failing.
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .delete("widgets.widgets.example.com", &DeleteParams::default())
+        .await
+        .expect("delete CRD");
+    eventually_within(
+        Duration::from_secs(60),
+        "the gateway rendered without widgets again",
+        || async { (note(&client, "gw").await.as_deref() == Some("false")).then_some(()) },
+    )
+    .await;
+    eventually_within(
+        Duration::from_secs(60),
+        "ready without the kind",
+        || async { (http_get(admin, "/readyz").await.0 == 200).then_some(()) },
+    )
+    .await;
+    let gateways = Api::<AiGateway>::namespaced(client.clone(), NS);
+    eventually_within(
+        Duration::from_secs(60),
+        "the gateway Programmed without the kind",
+        || async {
+            let gateway = gateways.get("gw").await.ok()?;
+            let conditions = gateway.status?.conditions;
+            let programmed = conditions.iter().find(|c| c.type_ == "Programmed")?;
+            (programmed.status == "True"
+                && programmed.observed_generation == gateway.metadata.generation)
+                .then_some(())
+        },
+    )
+    .await;
+    running.stop().await.expect("the operator stops");
 }
 
 #[test]

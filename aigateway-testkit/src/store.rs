@@ -440,6 +440,12 @@ impl State {
         self.history_floor
     }
 
+    /// Closes the open watch streams of `res` (its events so far are still delivered),
+    /// as an API server does when a CRD's removal stops serving its resource.
+    pub(crate) fn close_watches_of(&mut self, res: &ResKey) {
+        self.watchers.retain(|w| w.res != *res);
+    }
+
     /// Closes every open watch stream.
     pub(crate) fn cut_watches(&mut self) {
         self.watchers.clear();

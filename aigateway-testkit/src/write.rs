@@ -660,6 +660,7 @@ impl State {
                             self.remove(&res_info, &k);
                         }
                         self.registry.unserve(&key);
+                        self.close_watches_of(&key);
                     }
                 }
                 FollowUp::SimulateDeployment(key) => deployment::schedule_status(self, key),

@@ -406,10 +406,36 @@ async fn crd_created_through_the_api_is_established_and_served() {
     assert_eq!(w.spec.mode.as_deref(), Some("fast"));
     assert_eq!(w.metadata.generation, Some(1));
 
-    // Deleting the CRD removes its objects and stops serving.
+    // Deleting the CRD removes its objects and stops serving: an open watch sees the
+    // deletion, then ends (as the API server closes it), and a new list gets 404.
+    let version = widgets
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut watch = Box::pin(
+        widgets
+            .watch(&kube::api::WatchParams::default(), &version)
+            .await
+            .unwrap(),
+    );
     crds.delete("widgets.example.com", &DeleteParams::default())
         .await
         .unwrap();
+    let mut seen = Vec::new();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(event) = futures::StreamExt::next(&mut watch).await {
+            seen.push(event.unwrap());
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the watch ends with its resource");
+    assert!(
+        matches!(seen.as_slice(), [kube::api::WatchEvent::Deleted(w)] if w.metadata.name.as_deref() == Some("w1")),
+        "{seen:?}"
+    );
     let (code, _, _) = api_code(widgets.list(&ListParams::default()).await.unwrap_err());
     assert_eq!(code, 404);
 }

@@ -220,8 +220,8 @@ pub(crate) fn ours<K: GatewayKind>(
 pub(crate) struct ChildWatch {
     pub(crate) cache: ChildCache,
     pub(crate) stream: Objects<DynamicObject>,
-    /// For a kind whose CRD may be missing: a message when it appears.
-    pub(crate) appeared: Option<UnboundedReceiver<()>>,
+    /// For a kind whose CRD may be missing: a message when it appears or goes.
+    pub(crate) served_changed: Option<UnboundedReceiver<()>>,
 }
 
 impl ChildWatch {
@@ -238,11 +238,11 @@ impl ChildWatch {
         let selector = format!("{}={}", names::CONTROLLER_LABEL, controller_id);
         let store = ChildStore::default();
         let installed = Arc::new(AtomicBool::new(!optional));
-        let (kind, appeared) = if optional {
+        let (kind, served_changed) = if optional {
             let (sender, receiver) = futures::channel::mpsc::unbounded();
             let kind = OptionalKind {
                 installed: installed.clone(),
-                appeared: sender,
+                changed: sender,
             };
             (Some(kind), Some(receiver))
         } else {
@@ -265,12 +265,13 @@ impl ChildWatch {
                 installed,
             },
             stream,
-            appeared,
+            served_changed,
         }
     }
 
     /// `controller` watching `children` as the gateways' own; a child kind whose CRD
-    /// appears re-runs every gateway, which may now make children of it.
+    /// appears or goes re-runs every gateway, which may now make children of it, or
+    /// must say why it makes none.
     pub(crate) fn owned_by<G>(controller: Controller<G>, children: Vec<Self>) -> Controller<G>
     where
         G: Resource<DynamicType = ()>
@@ -282,8 +283,8 @@ impl ChildWatch {
             + 'static,
     {
         (children.into_iter()).fold(controller, |gateways, child| {
-            let gateways = match child.appeared {
-                Some(appeared) => gateways.reconcile_all_on(appeared),
+            let gateways = match child.served_changed {
+                Some(changed) => gateways.reconcile_all_on(changed),
                 None => gateways,
             };
             gateways.owns_stream_with(child.stream, child.cache.resource)
