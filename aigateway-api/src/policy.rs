@@ -35,7 +35,7 @@ use kube::{Resource, ResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::conditions::{NewCondition, set_condition};
+use crate::conditions::NewCondition;
 
 /// The label Gateway API tools look for on a policy CRD; its value says how the policy
 /// attaches.
@@ -400,10 +400,13 @@ pub struct MergedAncestors {
 /// sees the other's write as a reason to write again.
 ///
 /// An entry's conditions keep their `lastTransitionTime` while their status holds and
-/// carry `generation` (the policy's) as `observedGeneration`. An entry of ours whose
-/// conditions already observed a newer generation is left alone (this cache is behind).
-/// When the list would exceed [`MAX_ANCESTORS`], the new entries that do not fit are left
-/// out and reported.
+/// carry `generation` (the policy's) as `observedGeneration`. When an entry of ours
+/// already observed a newer generation, nothing is written (this cache is behind; the
+/// newer version's event follows). When the list would exceed [`MAX_ANCESTORS`], the
+/// new entries that do not fit are left out and reported.
+///
+/// The same as [`AncestorsMemo::merge`] on the memo of `existing`, which a cache keeps
+/// instead of the list.
 pub fn merge_ancestors(
     existing: &[PolicyAncestorStatus],
     controller: &str,
@@ -411,50 +414,192 @@ pub fn merge_ancestors(
     generation: Option<i64>,
     now: &Time,
 ) -> MergedAncestors {
-    let mut ours = ours;
-    ours.sort_by(|a, b| ancestor_key(&a.0).cmp(&ancestor_key(&b.0)));
-    ours.dedup_by(|a, b| a.0 == b.0);
-    let updated = |previous: Option<&PolicyAncestorStatus>,
-                   ancestor_ref: ParentReference,
-                   conditions: Vec<NewCondition>| {
-        let newer = previous.is_some_and(|entry| {
-            (entry.conditions.iter()).any(|c| c.observed_generation > generation)
+    AncestorsMemo::of(existing, controller).merge(controller, ours, generation, now)
+}
+
+/// What a cache keeps of a policy's `status.ancestors` to merge one controller's entries
+/// into it ([`AncestorsMemo::merge`]): other controllers' entries verbatim, and of each
+/// entry of that controller only what merging reads (its target and each condition's
+/// type and status, hashed, with the transition time) and a hash of the whole entry to
+/// tell whether it changed. A few dozen bytes per entry instead of its messages and
+/// names: an operator caches one status per policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AncestorsMemo {
+    entries: Box<[MemoEntry]>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum MemoEntry {
+    /// Another controller's entry, as compact JSON.
+    Theirs(Box<str>),
+    Ours(OurEntryMemo),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OurEntryMemo {
+    target: u64,
+    whole: u64,
+    /// The newest `observedGeneration` of its conditions.
+    observed: Option<i64>,
+    conditions: Box<[ConditionMemo]>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ConditionMemo {
+    type_: u64,
+    status: u64,
+    last_transition_time: Time,
+}
+
+/// A hash of `value` (its JSON), stable within a process: entries are compared with the
+/// hash of what this process last read.
+fn digest(value: &impl Serialize) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    // Serialising our own types cannot fail.
+    serde_json::to_string(value)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
+fn digest_str(value: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
+}
+
+impl AncestorsMemo {
+    /// The memo of `ancestors`, whose entries naming `controller` are ours.
+    pub fn of(ancestors: &[PolicyAncestorStatus], controller: &str) -> Self {
+        let entries = ancestors.iter().map(|entry| {
+            if entry.controller_name != controller {
+                return MemoEntry::Theirs(serde_json::to_string(entry).unwrap_or_default().into());
+            }
+            MemoEntry::Ours(OurEntryMemo {
+                target: digest(&entry.ancestor_ref),
+                whole: digest(entry),
+                observed: entry
+                    .conditions
+                    .iter()
+                    .filter_map(|c| c.observed_generation)
+                    .max(),
+                conditions: (entry.conditions.iter())
+                    .map(|c| ConditionMemo {
+                        type_: digest_str(&c.type_),
+                        status: digest_str(&c.status),
+                        last_transition_time: c.last_transition_time.clone(),
+                    })
+                    .collect(),
+            })
         });
-        if let (true, Some(previous)) = (newer, previous) {
-            return previous.clone();
-        }
-        let mut kept: Vec<Condition> = previous.map(|e| e.conditions.clone()).unwrap_or_default();
-        kept.retain(|c| conditions.iter().any(|n| n.type_ == c.type_));
-        for condition in conditions.into_iter().take(MAX_ANCESTOR_CONDITIONS) {
-            set_condition(&mut kept, condition, generation, now.clone());
-        }
-        PolicyAncestorStatus {
-            ancestor_ref,
-            controller_name: controller.to_owned(),
-            conditions: kept,
-        }
-    };
-    let mut merged = Vec::with_capacity(existing.len() + ours.len());
-    for entry in existing {
-        if entry.controller_name != controller {
-            merged.push(entry.clone());
-        } else if let Some(at) = ours.iter().position(|(r, _)| *r == entry.ancestor_ref) {
-            let (ancestor_ref, conditions) = ours.remove(at);
-            merged.push(updated(Some(entry), ancestor_ref, conditions));
+        Self {
+            entries: entries.collect(),
         }
     }
-    let mut left_out = Vec::new();
-    for (ancestor_ref, conditions) in ours {
-        if merged.len() >= MAX_ANCESTORS {
-            left_out.push(ancestor_ref);
-        } else {
-            merged.push(updated(None, ancestor_ref, conditions));
+
+    /// [`merge_ancestors`] on the list this memo was made of.
+    pub fn merge(
+        &self,
+        controller: &str,
+        ours: Vec<(ParentReference, Vec<NewCondition>)>,
+        generation: Option<i64>,
+        now: &Time,
+    ) -> MergedAncestors {
+        let unchanged = MergedAncestors {
+            ancestors: None,
+            left_out: Vec::new(),
+        };
+        let behind = self
+            .entries
+            .iter()
+            .any(|entry| matches!(entry, MemoEntry::Ours(memo) if memo.observed > generation));
+        if behind {
+            return unchanged;
         }
-    }
-    let changed = merged.as_slice() != existing;
-    MergedAncestors {
-        ancestors: changed.then_some(merged),
-        left_out,
+        let mut ours = ours;
+        ours.sort_by(|a, b| ancestor_key(&a.0).cmp(&ancestor_key(&b.0)));
+        ours.dedup_by(|a, b| a.0 == b.0);
+        let entry = |previous: Option<&OurEntryMemo>,
+                     ancestor_ref: ParentReference,
+                     conditions: Vec<NewCondition>| {
+            // One condition per type: a later one of a type replaces the earlier, where
+            // it stood.
+            let mut unique: Vec<NewCondition> = Vec::new();
+            for condition in conditions.into_iter().take(MAX_ANCESTOR_CONDITIONS) {
+                match unique.iter_mut().find(|c| c.type_ == condition.type_) {
+                    Some(earlier) => *earlier = condition,
+                    None => unique.push(condition),
+                }
+            }
+            let kept = previous.map_or(&[][..], |memo| &memo.conditions[..]);
+            // Conditions keep their place; new types follow, in the order given.
+            let mut placed: Vec<(Option<usize>, NewCondition)> = unique
+                .into_iter()
+                .map(|c| {
+                    let at = kept.iter().position(|k| k.type_ == digest_str(&c.type_));
+                    (at, c)
+                })
+                .collect();
+            placed.sort_by_key(|(at, _)| at.map_or(usize::MAX, |at| at));
+            let conditions = placed
+                .into_iter()
+                .map(|(at, new)| {
+                    let held = at
+                        .map(|at| &kept[at])
+                        .filter(|k| k.status == digest_str(&new.status));
+                    Condition {
+                        last_transition_time: held
+                            .map_or_else(|| now.clone(), |k| k.last_transition_time.clone()),
+                        message: new.message,
+                        observed_generation: generation,
+                        reason: new.reason,
+                        status: new.status,
+                        type_: new.type_,
+                    }
+                })
+                .collect();
+            PolicyAncestorStatus {
+                ancestor_ref,
+                controller_name: controller.to_owned(),
+                conditions,
+            }
+        };
+        let mut changed = false;
+        let mut merged = Vec::with_capacity(self.entries.len() + ours.len());
+        for memo in &self.entries {
+            match memo {
+                MemoEntry::Theirs(json) => match serde_json::from_str(json) {
+                    Ok(theirs) => merged.push(theirs),
+                    // Written by `of` from an entry: it parses.
+                    Err(_) => changed = true,
+                },
+                MemoEntry::Ours(memo) => {
+                    let Some(at) = ours.iter().position(|(r, _)| digest(r) == memo.target) else {
+                        changed = true;
+                        continue;
+                    };
+                    let (ancestor_ref, conditions) = ours.remove(at);
+                    let updated = entry(Some(memo), ancestor_ref, conditions);
+                    changed |= digest(&updated) != memo.whole;
+                    merged.push(updated);
+                }
+            }
+        }
+        let mut left_out = Vec::new();
+        for (ancestor_ref, conditions) in ours {
+            if merged.len() >= MAX_ANCESTORS {
+                left_out.push(ancestor_ref);
+            } else {
+                merged.push(entry(None, ancestor_ref, conditions));
+                changed = true;
+            }
+        }
+        MergedAncestors {
+            ancestors: changed.then_some(merged),
+            left_out,
+        }
     }
 }
 
@@ -732,6 +877,81 @@ mod tests {
         assert_eq!(
             merge_ancestors(&after_them, THEM, theirs(), Some(1), &at(4)).ancestors,
             None
+        );
+    }
+
+    #[test]
+    fn conditions_keep_their_place_and_time_through_the_memo() {
+        const US: &str = "example.com/us";
+        let condition = |type_: &str, ok: bool, message: &str| {
+            NewCondition::new(type_, ok, if ok { "Yes" } else { "No" }, message)
+        };
+        let first = merge_ancestors(
+            &[],
+            US,
+            vec![(
+                target("gw").ancestor_ref(),
+                vec![
+                    condition("ResolvedRefs", true, "r"),
+                    condition("Accepted", true, "a"),
+                ],
+            )],
+            Some(1),
+            &at(10),
+        )
+        .ancestors
+        .unwrap();
+        let memo = AncestorsMemo::of(&first, US);
+        let next = memo
+            .merge(
+                US,
+                vec![(
+                    target("gw").ancestor_ref(),
+                    vec![
+                        condition("Extra", true, "e"),
+                        condition("Accepted", true, "a, reworded"),
+                        condition("ResolvedRefs", false, "r broke"),
+                    ],
+                )],
+                Some(1),
+                &at(20),
+            )
+            .ancestors
+            .expect("messages and a status changed");
+        let seen: Vec<_> = (next[0].conditions.iter())
+            .map(|c| (c.type_.as_str(), c.last_transition_time.clone()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("ResolvedRefs", at(20)),
+                ("Accepted", at(10)),
+                ("Extra", at(20))
+            ],
+            "kept in place, a held status keeps its time, a new type follows"
+        );
+        assert_eq!(next[0].conditions[1].message, "a, reworded");
+        // Only a message changes: still a write; nothing changes: none.
+        let memo = AncestorsMemo::of(&next, US);
+        let same = |message: &str| {
+            vec![(
+                target("gw").ancestor_ref(),
+                vec![
+                    condition("Extra", true, "e"),
+                    condition("Accepted", true, message),
+                    condition("ResolvedRefs", false, "r broke"),
+                ],
+            )]
+        };
+        assert_eq!(
+            memo.merge(US, same("a, reworded"), Some(1), &at(30))
+                .ancestors,
+            None
+        );
+        assert!(
+            memo.merge(US, same("again"), Some(1), &at(30))
+                .ancestors
+                .is_some()
         );
     }
 

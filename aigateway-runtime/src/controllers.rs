@@ -343,7 +343,10 @@ impl<K: GatewayKind> KindWatches<K> {
             attached::watch(declaration, &tracking, client, namespace, &status_manager)
         });
         let policies = (implementation.policies().into_iter())
-            .map(|declaration| policies::watch(declaration, &tracking, client, namespace))
+            .map(|declaration| {
+                let controller = implementation.controller_name();
+                policies::watch(declaration, controller, &tracking, client, namespace)
+            })
             .collect();
         let changed = wiring
             .related_triggers

@@ -649,7 +649,8 @@ impl Context {
     /// it such as a model), the oldest policy naming it, by `creationTimestamp` then
     /// name (Gateway API's precedence); each policy once, oldest first. The newer ones
     /// are never offered: their status says `Conflicted`. A policy that does not
-    /// deserialise as `P` is left out. Not recorded as reads: a policy's change re-runs
+    /// deserialise as `P` is left out; policies are offered without their status (the
+    /// loop writes it, and the cache keeps only a memo of it). Not recorded as reads: a policy's change re-runs
     /// the gateways it names through the policy index.
     ///
     /// # Errors

@@ -1,5 +1,6 @@
 //! One policy as the cache keeps it: its metadata without managedFields and foreign
-//! annotations, the rest of the object as compact JSON.
+//! annotations, its spec as compact JSON, and of its status only what merging our
+//! entries into it reads (an [`AncestorsMemo`]).
 //!
 //! A `DynamicObject` in kube's `Store` cost about 4.4 KB of heap per policy (a
 //! `serde_json` tree whose every map is a B-tree node of ~600 bytes, its status
@@ -7,13 +8,17 @@
 //! `ApiResource`), most of why one policy per gateway added 35 % to the operator's peak
 //! memory (`docs/reference/benchmarks.md`). Lists, watch events and our own status
 //! writes deserialise straight into this form, so no tree is kept; readers parse the
-//! fields they need, once per reconcile.
+//! fields they need, once per reconcile. The status was most of what remained (an
+//! entry per target with names, reasons and messages); the memo keeps a few hashes and
+//! transition times of ours, and other controllers' entries as they are.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use aigateway_api::policy::PolicyStatus;
+use aigateway_api::conditions::NewCondition;
+use aigateway_api::policy::{AncestorsMemo, MergedAncestors, ParentReference, PolicyStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Resource;
 use kube::api::{ApiResource, DynamicObject, TypeMeta};
 use kube::core::DynamicResourceScope;
@@ -25,9 +30,24 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct CachedPolicy {
     pub(crate) metadata: ObjectMeta,
-    /// Every top-level field but `apiVersion`, `kind` and `metadata` (`spec`, `status`),
+    /// Every top-level field but `apiVersion`, `kind`, `metadata` and `status` (`spec`),
     /// as a compact JSON object.
     fields: Box<str>,
+    status: CachedStatus,
+}
+
+/// What the cache keeps of a policy's `status`.
+#[derive(Debug, Clone, Default, PartialEq)]
+enum CachedStatus {
+    /// No status.
+    #[default]
+    Absent,
+    /// As read, until [`CachedPolicy::keep_memo`] knows whose entries are ours.
+    Read(Box<str>),
+    /// A status that does not parse as one of Gateway API's policies (a looser CRD
+    /// schema): never written over, which would replace other controllers' entries.
+    Unparsable,
+    Memo(AncestorsMemo),
 }
 
 impl CachedPolicy {
@@ -39,10 +59,53 @@ impl CachedPolicy {
         crate::names::keep_cached_annotations(&mut metadata);
         fields.remove("apiVersion");
         fields.remove("kind");
+        let status = match fields.remove("status") {
+            None | Some(Value::Null) => CachedStatus::Absent,
+            Some(status) => CachedStatus::Read(status.to_string().into()),
+        };
         Self {
             metadata,
             fields: Value::Object(fields).to_string().into(),
+            status,
         }
+    }
+
+    /// Keeps of the status only its [`AncestorsMemo`], the entries naming `controller`
+    /// being ours.
+    pub(crate) fn keep_memo(&mut self, controller: &str) {
+        if let CachedStatus::Read(json) = &self.status {
+            self.status = match serde_json::from_str::<PolicyStatus>(json) {
+                Ok(status) => CachedStatus::Memo(AncestorsMemo::of(&status.ancestors, controller)),
+                Err(_) => CachedStatus::Unparsable,
+            };
+        }
+    }
+
+    /// [`merge_ancestors`](aigateway_api::policy::merge_ancestors) of `controller`'s
+    /// entries `ours` into this policy's status; `None` when the status does not parse
+    /// as a policy's.
+    pub(crate) fn merge_status(
+        &self,
+        controller: &str,
+        ours: Vec<(ParentReference, Vec<NewCondition>)>,
+        generation: Option<i64>,
+        now: &Time,
+    ) -> Option<MergedAncestors> {
+        let read;
+        let memo = match &self.status {
+            CachedStatus::Absent => {
+                read = AncestorsMemo::default();
+                &read
+            }
+            CachedStatus::Read(json) => {
+                let status: PolicyStatus = serde_json::from_str(json).ok()?;
+                read = AncestorsMemo::of(&status.ancestors, controller);
+                &read
+            }
+            CachedStatus::Unparsable => return None,
+            CachedStatus::Memo(memo) => memo,
+        };
+        Some(memo.merge(controller, ours, generation, now))
     }
 
     fn fields(&self) -> Map<String, Value> {
@@ -50,15 +113,9 @@ impl CachedPolicy {
         serde_json::from_str(&self.fields).unwrap_or_default()
     }
 
-    /// The field `name` (`spec`, `status`), parsed.
+    /// The field `name` (`spec`), parsed; never `status`, which is not kept.
     pub(crate) fn field(&self, name: &str) -> Option<Value> {
         self.fields().remove(name)
-    }
-
-    /// `status`, as policies of Gateway API have it: `None` without a status, `Err`
-    /// when it does not parse as one.
-    pub(crate) fn status(&self) -> Option<Result<PolicyStatus, serde_json::Error>> {
-        self.field("status").map(serde_json::from_value)
     }
 
     /// A policy with only this one's namespace and name: what a controller needs to
@@ -71,10 +128,12 @@ impl CachedPolicy {
                 ..ObjectMeta::default()
             },
             fields: Box::default(),
+            status: CachedStatus::Absent,
         }
     }
 
-    /// The policy as an object of kind `resource`, holding what the cache keeps.
+    /// The policy as an object of kind `resource`: its metadata and spec, without its
+    /// status (which the cache does not keep, and implementations do not read).
     pub(crate) fn to_object(&self, resource: &ApiResource) -> DynamicObject {
         DynamicObject {
             types: Some(TypeMeta {
@@ -160,7 +219,7 @@ mod tests {
             policy.field("spec"),
             Some(serde_json::json!({"targetRefs": [], "rpm": 600}))
         );
-        assert!(matches!(policy.status(), Some(Ok(status)) if status.ancestors.is_empty()));
+        assert!(matches!(policy.status, CachedStatus::Read(_)));
         let resource = ApiResource {
             group: "example.com".into(),
             version: "v1".into(),
@@ -172,5 +231,66 @@ mod tests {
         assert_eq!(object.types.unwrap().kind, "TestPolicy");
         assert_eq!(object.data["spec"]["rpm"], 600);
         assert_eq!(object.metadata.generation, Some(2));
+        assert!(object.data.get("status").is_none());
+    }
+
+    #[test]
+    fn of_the_status_only_a_memo_is_kept_and_it_merges_as_the_status() {
+        use aigateway_api::policy::{PolicyTarget, merge_ancestors};
+        let target = PolicyTarget::new("runtime.agentic-layer.ai", "AiGateway", "team", "gw");
+        let status = serde_json::json!({"ancestors": [
+            {"ancestorRef": target.ancestor_ref(), "controllerName": "example.com/us",
+             "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted",
+                             "message": "a message of some length, as ours are", "observedGeneration": 1,
+                             "lastTransitionTime": "2026-01-01T00:00:00Z"}]},
+            {"ancestorRef": {"name": "theirs"}, "controllerName": "example.com/them",
+             "conditions": []},
+        ]});
+        let mut policy: CachedPolicy = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "team", "generation": 1},
+            "spec": {"targetRefs": []},
+            "status": status.clone(),
+        }))
+        .unwrap();
+        policy.keep_memo("example.com/us");
+        assert!(matches!(policy.status, CachedStatus::Memo(_)));
+        let existing: PolicyStatus = serde_json::from_value(status).unwrap();
+        let now = Time(jiff::Timestamp::from_second(1_900_000_000).unwrap());
+        for accepted in [true, false] {
+            let ours = || {
+                vec![(
+                    target.ancestor_ref(),
+                    vec![NewCondition::new(
+                        "Accepted",
+                        accepted,
+                        "Accepted",
+                        "a message of some length, as ours are",
+                    )],
+                )]
+            };
+            assert_eq!(
+                policy.merge_status("example.com/us", ours(), Some(1), &now),
+                Some(merge_ancestors(
+                    &existing.ancestors,
+                    "example.com/us",
+                    ours(),
+                    Some(1),
+                    &now
+                )),
+            );
+        }
+        let unchanged = policy.merge_status("example.com/us", Vec::new(), Some(1), &now);
+        assert!(unchanged.unwrap().ancestors.is_some(), "our entry goes");
+
+        let mut odd: CachedPolicy = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "team"},
+            "status": {"ancestors": "not a list"},
+        }))
+        .unwrap();
+        odd.keep_memo("example.com/us");
+        assert_eq!(
+            odd.merge_status("example.com/us", Vec::new(), None, &now),
+            None
+        );
     }
 }

@@ -21,7 +21,7 @@ use kube::{Client, Resource};
 use crate::attached::{PolicyDecision, PolicyKind};
 use crate::kind::GatewayKind;
 use crate::policies::CachedPolicy;
-use crate::watches::{CacheTracking, touched_once_stored, tracked_optional};
+use crate::watches::{CacheTracking, LIST_PAGE_SIZE, touched_once_stored, tracked_optional};
 
 /// An object policies target, without the section: the unit whose change re-runs
 /// policies, and whose policies a gateway pass reads.
@@ -437,11 +437,12 @@ pub(crate) struct PolicyWatch<K: GatewayKind> {
     pub(crate) policy_triggers: UnboundedReceiver<ObjectRef<CachedPolicy>>,
 }
 
-/// Starts watching `declaration`'s kind (in `namespace`, or everywhere). The kind's CRD
-/// may be missing: the operator then runs without its policies (see
-/// [`tracked_optional`]).
+/// Starts watching `declaration`'s kind (in `namespace`, or everywhere) for
+/// `controller`, whose status entries the cache keeps a memo of. The kind's CRD may be
+/// missing: the operator then runs without its policies (see [`tracked_optional`]).
 pub(crate) fn watch<K: GatewayKind>(
     declaration: PolicyKind<K>,
+    controller: &str,
     tracking: &CacheTracking<'_>,
     client: &Client,
     namespace: Option<&str>,
@@ -465,7 +466,11 @@ pub(crate) fn watch<K: GatewayKind>(
         Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
         None => Api::all_with(client.clone(), &resource),
     };
-    let events = watcher(api, watcher::Config::default());
+    let controller = controller.to_owned();
+    // Small pages: a list holds one page of whole objects (managedFields, status and
+    // all) in memory at a time, besides the cache.
+    let events = watcher(api, watcher::Config::default().page_size(LIST_PAGE_SIZE))
+        .map_ok(move |event| event.modify(|policy| policy.keep_memo(&controller)));
     let indexed = cache.clone();
     let (gateway_group, gateway_kind) = (K::Gateway::group(&()), K::Gateway::kind(&()));
     let store = writer.as_reader();

@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aigateway_api::NamespacedName;
-use aigateway_api::policy::merge_ancestors;
 use kube::Resource;
 use kube::api::{Api, Patch};
 use kube::runtime::controller::Action;
@@ -174,23 +173,13 @@ async fn write_status<K: GatewayKind>(
         }
     }
     cache.forget_decisions(&key, &our_gateways);
-    let existing: Vec<_> = match policy.status() {
-        None => Vec::new(),
-        Some(Ok(status)) => status.ancestors,
-        // Not a shape we can merge into (a looser CRD schema): writing would replace
-        // other controllers' entries.
-        Some(Err(_)) => {
-            debug!(policy = %key.name, namespace = %key.namespace, "status.ancestors does not parse; not written");
-            return Ok(Action::await_change());
-        }
+    let merged = policy.merge_status(&shared.controller, ours, generation, &status::now());
+    // Not a shape we can merge into (a looser CRD schema): writing would replace other
+    // controllers' entries.
+    let Some(merged) = merged else {
+        debug!(policy = %key.name, namespace = %key.namespace, "status.ancestors does not parse; not written");
+        return Ok(Action::await_change());
     };
-    let merged = merge_ancestors(
-        &existing,
-        &shared.controller,
-        ours,
-        generation,
-        &status::now(),
-    );
     if !merged.left_out.is_empty() {
         debug!(policy = %key.name, namespace = %key.namespace, left_out = merged.left_out.len(), "status.ancestors is full");
     }
@@ -207,7 +196,8 @@ async fn write_status<K: GatewayKind>(
         .patch_status(&key.name, &shared.status_params(), &Patch::Merge(&patch))
         .await;
     match written {
-        Ok(written) => {
+        Ok(mut written) => {
+            written.keep_memo(&shared.controller);
             cache.remember(policy, written);
             locked(&cache.refused_writes).remove(&key);
             debug!(policy = %key.name, namespace = %key.namespace, "wrote policy status");
