@@ -46,7 +46,8 @@ pub use allowed_routes::{
 };
 pub use declare::{AttachedDecision, AttachedKind, NotAttached};
 pub(crate) use index::{
-    AttachedCache, AttachedView, AttachedWatch, GatewayEvents, reads_namespace_labels, watch,
+    AttachedCache, AttachedView, AttachedWatch, GatewayEvents, key_of, reads_namespace_labels,
+    watch,
 };
 /// A reference to an object by kind, name and namespace, as [`AttachedKind::new`] and
 /// kube's caches take it: re-exported so that implementations need no `kube-runtime`.

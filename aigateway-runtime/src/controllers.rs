@@ -342,10 +342,19 @@ impl<K: GatewayKind> KindWatches<K> {
         let attached = (implementation.attached()).map(|declaration| {
             attached::watch(declaration, &tracking, client, namespace, &status_manager)
         });
+        let attached_cache = attached.as_ref().map(|watch| watch.cache.clone());
         let policies = (implementation.policies().into_iter())
             .map(|declaration| {
                 let controller = implementation.controller_name();
-                policies::watch(declaration, controller, &tracking, client, namespace)
+                let attached = attached_cache.clone();
+                policies::watch(
+                    declaration,
+                    controller,
+                    attached,
+                    &tracking,
+                    client,
+                    namespace,
+                )
             })
             .collect();
         let changed = wiring
@@ -414,7 +423,7 @@ async fn run_controllers<K: GatewayKind>(
         classes,
         children,
         related,
-        attached,
+        mut attached,
         policies,
     } = watches;
     *served.stores.lock().expect("store slot") =
@@ -427,7 +436,7 @@ async fn run_controllers<K: GatewayKind>(
     let (gateway_events, class_triggers) = with_triggers(gateways.stream, move |_| {
         ours::<K>(&class_store, &controller)
     });
-    let policies = PolicyControllers::of(gateway_events, policies, wiring.concurrency);
+    let policies = PolicyControllers::of(gateway_events, attached.as_mut(), policies, wiring);
     let by_class = gateways.by_class.clone();
     let (class_events, gateway_triggers) = with_triggers(classes.stream, move |class| {
         by_class.gateways_of(&class.name_any())

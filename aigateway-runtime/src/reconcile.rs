@@ -519,7 +519,8 @@ async fn write_outcome<K: GatewayKind>(
         _ => Ok(()),
     };
     if let Some(decisions) = &pass.policies {
-        policies::record(shared, gateway, decisions);
+        let attached = pass.attached.as_ref().map(|(decisions, _)| decisions);
+        policies::record(shared, gateway, decisions, attached);
     }
     if let Ok(Some(transitions)) = &written {
         let progressing = matches!(

@@ -645,19 +645,26 @@ impl Context {
 
     /// The policies of kind `P` (see
     /// [`GatewayImplementation::policies`](crate::GatewayImplementation::policies)) in
-    /// effect on `gateway`: for each target a policy names (the gateway, or a section of
-    /// it such as a model), the oldest policy naming it, by `creationTimestamp` then
-    /// name (Gateway API's precedence); each policy once, oldest first. The newer ones
-    /// are never offered: their status says `Conflicted`. A policy that does not
-    /// deserialise as `P` is left out; policies are offered without their status (the
-    /// loop writes it, and the cache keeps only a memo of it). Not recorded as reads: a policy's change re-runs
-    /// the gateways it names through the policy index.
+    /// effect on `target`: the gateway being reconciled, or an object attached to it (a
+    /// ToolRoute from [`Context::attached`]). For each target a policy names (the object,
+    /// or a section of it such as a model), the oldest policy naming it, by
+    /// `creationTimestamp` then name (Gateway API's precedence); each policy once,
+    /// oldest first. The newer ones are never offered: their status says `Conflicted`.
+    /// A policy that does not deserialise as `P` is left out; policies are offered
+    /// without their status (the loop writes it, and the cache keeps only a memo of
+    /// it). Not recorded as reads: a policy's change re-runs the gateway it names, or
+    /// the gateway the object it names is attached to, through the policy index.
+    ///
+    /// What the pass decides about a policy
+    /// ([`DesiredState::with_policy`](crate::DesiredState::with_policy)) holds for
+    /// each of its targets the pass sees; a policy on an attached object the gateway
+    /// does not serve (not admitted, or refused) is refused with the object's reason.
     ///
     /// # Errors
     /// [`NotDeclaredPolicy`] when `P` is not a declared policy kind.
     pub fn policies<P: Resource<DynamicType = ()> + DeserializeOwned>(
         &self,
-        gateway: &impl Resource<DynamicType = ()>,
+        target: &impl Resource<DynamicType = ()>,
     ) -> Result<Vec<P>, NotDeclaredPolicy> {
         let resource = ApiResource::erase::<P>(&());
         let cache = (self.policies.iter())
@@ -668,7 +675,7 @@ impl Context {
             .ok_or_else(|| NotDeclaredPolicy {
                 kind: resource.kind.clone(),
             })?;
-        let target = TargetObject::of_object(gateway);
+        let target = TargetObject::of_object(target);
         Ok((cache.in_effect_on(&target).iter())
             .filter_map(|policy| from_dynamic(&policy.to_object(&cache.resource)))
             .collect())

@@ -213,6 +213,30 @@ impl AttachedCache {
         admission
     }
 
+    /// Whether this is the attached kind `group`/`kind`.
+    pub(crate) fn is_kind(&self, group: &str, kind: &str) -> bool {
+        self.resource.group == group && self.resource.kind == kind
+    }
+
+    /// The gateway `object` (of this kind) names, as the index knows it.
+    pub(crate) fn gateway_of(&self, object: &NamespacedName) -> Option<NamespacedName> {
+        (self.index.lock().expect("attached index").gateway_of)
+            .get(object)
+            .cloned()
+    }
+
+    /// The cached object `key`, unless it is being deleted.
+    pub(crate) fn get(&self, key: &NamespacedName) -> Option<Arc<DynamicObject>> {
+        let object = self
+            .store
+            .get(&ObjectRef::new_with(&key.name, self.resource.clone()).within(&key.namespace))?;
+        object
+            .metadata
+            .deletion_timestamp
+            .is_none()
+            .then_some(object)
+    }
+
     /// The gateways with attached objects in `namespace`.
     pub(crate) fn gateways_with_objects_in(&self, namespace: &str) -> BTreeSet<NamespacedName> {
         self.index

@@ -30,7 +30,7 @@ use crate::group_index::GroupIndex;
 use crate::kind::GatewayKind;
 use crate::logging::LogThrottle;
 use crate::names;
-use crate::policies::{self, CachedPolicy, PolicyCache, PolicyContext, PolicyWatch};
+use crate::policies::{self, CachedPolicy, PolicyCache, PolicyContext, PolicyWatch, TargetObject};
 use crate::reference_grants;
 use crate::related::{GatewayKey, RelatedCaches, RelatedView, RelatedWatch};
 use crate::retry::ReconcileError;
@@ -413,15 +413,18 @@ pub(crate) struct PolicyControllers<K: GatewayKind> {
 
 impl<K: GatewayKind> PolicyControllers<K> {
     /// Each policy kind's controller runs on its own watch, the decisions recorded for
-    /// it and the gateways its policies name; at most `concurrency` reconciles at once,
-    /// as the gateways: unbounded, every policy due after the first list would run at
-    /// once, each holding its future and, while writing, a pooled connection with its
-    /// buffers (kept by the pool after).
+    /// it, the gateways its policies name and the attached objects they name (one that
+    /// appears, goes or moves to another gateway changes what they say about it); at
+    /// most `wiring.concurrency` reconciles at once, as the gateways: unbounded, every
+    /// policy due after the first list would run at once, each holding its future and,
+    /// while writing, a pooled connection with its buffers (kept by the pool after).
     pub(crate) fn of(
         gateway_events: Objects<K::Gateway>,
+        mut attached: Option<&mut AttachedWatch<K>>,
         watches: Vec<PolicyWatch<K>>,
-        concurrency: u16,
+        wiring: &super::Wiring,
     ) -> Self {
+        let concurrency = wiring.concurrency;
         let mut gateway_events = gateway_events;
         let mut gateway_triggers = Vec::new();
         let mut controllers = Vec::new();
@@ -434,10 +437,27 @@ impl<K: GatewayKind> PolicyControllers<K> {
             gateway_events = events;
             gateway_triggers.push(watch.gateway_triggers);
             let (store, resource) = (watch.cache.store.clone(), watch.cache.resource.clone());
-            let controller = Controller::for_stream_with(watch.objects, store, resource)
+            let mut controller = Controller::for_stream_with(watch.objects, store, resource)
                 .with_config(ControllerConfig::default().concurrency(concurrency))
                 .reconcile_on(watch.policy_triggers)
                 .reconcile_on(from_gateways);
+            if let Some(attached) = attached.as_deref_mut() {
+                let cache = watch.cache.clone();
+                let kind = attached.cache.resource.clone();
+                let objects =
+                    std::mem::replace(&mut attached.objects, futures::stream::empty().boxed());
+                let (objects, from_attached) = with_triggers(objects, move |object| {
+                    let target = TargetObject {
+                        group: kind.group.clone(),
+                        kind: kind.kind.clone(),
+                        key: attached::key_of(object),
+                    };
+                    let naming = cache.naming_target(&target);
+                    naming.iter().map(|key| cache.object_ref(key)).collect()
+                });
+                attached.objects = objects;
+                controller = controller.reconcile_on(from_attached);
+            }
             controllers.push((controller, watch.cache));
         }
         Self {

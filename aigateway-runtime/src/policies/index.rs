@@ -18,7 +18,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, watcher};
 use kube::{Client, Resource};
 
-use crate::attached::{PolicyDecision, PolicyKind};
+use crate::attached::{AttachedCache, PolicyDecision, PolicyKind};
 use crate::kind::GatewayKind;
 use crate::policies::CachedPolicy;
 use crate::watches::{CacheTracking, LIST_PAGE_SIZE, touched_once_stored, tracked_optional};
@@ -240,8 +240,16 @@ impl PolicyIndex {
     }
 }
 
-/// A decision a gateway pass recorded for a policy in effect on it, at the policy's
-/// generation it saw.
+/// What a recorded decision is about: a gateway, or an object attached to one (a
+/// ToolRoute); decided by the gateway's pass either way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DecidedOn {
+    Gateway(NamespacedName),
+    Attached(NamespacedName),
+}
+
+/// A decision a gateway pass recorded for a policy in effect on its gateway or on an
+/// object attached to it, at the policy's generation it saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Recorded {
     pub(crate) generation: Option<i64>,
@@ -254,9 +262,9 @@ pub(crate) struct PolicyCache {
     pub(crate) resource: Arc<ApiResource>,
     pub(crate) store: Store<CachedPolicy>,
     pub(crate) index: Mutex<PolicyIndex>,
-    /// By policy, then by gateway: what the gateway's last pass decided. A policy has
-    /// at most [`MAX_TARGET_REFS`] targets: a list, not a map of its own.
-    pub(crate) decisions: Mutex<HashMap<NamespacedName, Vec<(NamespacedName, Recorded)>>>,
+    /// By policy, then by target: what the last pass of the target's gateway decided. A
+    /// policy has at most [`MAX_TARGET_REFS`] targets: a list, not a map of its own.
+    pub(crate) decisions: Mutex<HashMap<NamespacedName, Vec<(DecidedOn, Recorded)>>>,
     /// Policies whose status write the API server refused as invalid (422), with the
     /// resourceVersion it refused: not written again until their owner changes them.
     pub(crate) refused_writes: Mutex<HashMap<NamespacedName, String>>,
@@ -345,22 +353,29 @@ impl PolicyCache {
         locked(&self.index).naming(&TargetObject::of_object(object))
     }
 
-    /// The policies in effect on `gateway`, oldest first.
-    pub(crate) fn in_effect_on(&self, gateway: &TargetObject) -> Vec<Arc<CachedPolicy>> {
-        let keys = locked(&self.index).in_effect_on(gateway);
+    /// The policies naming `object` (any kind; any section of it).
+    pub(crate) fn naming_target(&self, object: &TargetObject) -> Vec<NamespacedName> {
+        locked(&self.index).naming(object)
+    }
+
+    /// The policies in effect on `object`, oldest first.
+    pub(crate) fn in_effect_on(&self, object: &TargetObject) -> Vec<Arc<CachedPolicy>> {
+        let keys = locked(&self.index).in_effect_on(object);
         keys.iter().filter_map(|key| self.get(key)).collect()
     }
 
-    /// Records what `gateway`'s pass decided about the policies in effect on it
-    /// (`decided`, by policy) and forgets the decisions of policies no longer in effect
-    /// there; the policies whose decision changed are looked at again.
+    /// Records what a gateway's pass decided about the policies in effect on `target`
+    /// (the gateway or an object attached to it: `on`), `decided` by policy, and forgets
+    /// the decisions of policies no longer in effect there; the policies whose decision
+    /// changed are looked at again.
     pub(crate) fn record(
         &self,
-        gateway: &TargetObject,
+        target: &TargetObject,
+        on: &DecidedOn,
         in_effect: &[Arc<CachedPolicy>],
         decided: impl Fn(&NamespacedName) -> Option<PolicyDecision>,
     ) {
-        let naming = locked(&self.index).naming(gateway);
+        let naming = locked(&self.index).naming(target);
         let mut changed = Vec::new();
         {
             let mut decisions = locked(&self.decisions);
@@ -368,7 +383,7 @@ impl PolicyCache {
                 let policy = in_effect.iter().find(|p| key_of(p.as_ref()) == *key);
                 let Some(policy) = policy else {
                     if let Some(of_policy) = decisions.get_mut(key) {
-                        of_policy.retain(|(g, _)| *g != gateway.key);
+                        of_policy.retain(|(decided_on, _)| decided_on != on);
                         if of_policy.is_empty() {
                             decisions.remove(key);
                         }
@@ -380,7 +395,10 @@ impl PolicyCache {
                     decision: decided(key).unwrap_or(PolicyDecision::Accept),
                 };
                 let of_policy = decisions.entry(key.clone()).or_default();
-                match of_policy.iter_mut().find(|(g, _)| *g == gateway.key) {
+                match of_policy
+                    .iter_mut()
+                    .find(|(decided_on, _)| decided_on == on)
+                {
                     Some((_, known)) if *known == recorded => {}
                     Some((_, known)) => {
                         *known = recorded;
@@ -389,7 +407,7 @@ impl PolicyCache {
                     None => {
                         // Exactly: most policies are in effect on one gateway.
                         of_policy.reserve_exact(1);
-                        of_policy.push((gateway.key.clone(), recorded));
+                        of_policy.push((on.clone(), recorded));
                         changed.push(key.clone());
                     }
                 }
@@ -400,23 +418,19 @@ impl PolicyCache {
         }
     }
 
-    /// What `gateway`'s pass decided about `policy`.
-    pub(crate) fn recorded(
-        &self,
-        policy: &NamespacedName,
-        gateway: &NamespacedName,
-    ) -> Option<Recorded> {
+    /// What the last pass decided about `policy` on `on`.
+    pub(crate) fn recorded(&self, policy: &NamespacedName, on: &DecidedOn) -> Option<Recorded> {
         locked(&self.decisions)
             .get(policy)
-            .and_then(|of_policy| of_policy.iter().find(|(g, _)| g == gateway))
+            .and_then(|of_policy| of_policy.iter().find(|(decided_on, _)| decided_on == on))
             .map(|(_, recorded)| recorded.clone())
     }
 
-    /// Forgets the decisions about `policy` of the gateways not in `keep`.
-    pub(crate) fn forget_decisions(&self, policy: &NamespacedName, keep: &[NamespacedName]) {
+    /// Forgets the decisions about `policy` on the targets not in `keep`.
+    pub(crate) fn forget_decisions(&self, policy: &NamespacedName, keep: &[DecidedOn]) {
         let mut decisions = locked(&self.decisions);
         if let Some(of_policy) = decisions.get_mut(policy) {
-            of_policy.retain(|(gateway, _)| keep.contains(gateway));
+            of_policy.retain(|(decided_on, _)| keep.contains(decided_on));
             if of_policy.is_empty() {
                 decisions.remove(policy);
             }
@@ -440,9 +454,12 @@ pub(crate) struct PolicyWatch<K: GatewayKind> {
 /// Starts watching `declaration`'s kind (in `namespace`, or everywhere) for
 /// `controller`, whose status entries the cache keeps a memo of. The kind's CRD may be
 /// missing: the operator then runs without its policies (see [`tracked_optional`]).
+/// A policy naming an object attached to a gateway (`attached`: the kind's objects and
+/// the gateway each names) re-runs that gateway.
 pub(crate) fn watch<K: GatewayKind>(
     declaration: PolicyKind<K>,
     controller: &str,
+    attached: Option<Arc<AttachedCache>>,
     tracking: &CacheTracking<'_>,
     client: &Client,
     namespace: Option<&str>,
@@ -486,12 +503,19 @@ pub(crate) fn watch<K: GatewayKind>(
             }
             let changed = locked(&indexed.index).on_event(event);
             for object in changed {
-                // The gateway re-runs with the policies now in effect on it; the other
-                // policies naming it may have won or lost: they look again too.
-                if object.group == gateway_group && object.kind == gateway_kind {
-                    let _ = gateway_tx.unbounded_send(
-                        ObjectRef::new(&object.key.name).within(&object.key.namespace),
-                    );
+                // The gateway re-runs with the policies now in effect on it (or on an
+                // object attached to it); the other policies naming the object may have
+                // won or lost: they look again too.
+                let gateway = if object.group == gateway_group && object.kind == gateway_kind {
+                    Some(object.key.clone())
+                } else {
+                    (attached.as_ref())
+                        .filter(|cache| cache.is_kind(&object.group, &object.kind))
+                        .and_then(|cache| cache.gateway_of(&object.key))
+                };
+                if let Some(gateway) = gateway {
+                    let _ = gateway_tx
+                        .unbounded_send(ObjectRef::new(&gateway.name).within(&gateway.namespace));
                 }
                 for policy in locked(&indexed.index).naming(&object) {
                     indexed.trigger(&policy);

@@ -17,12 +17,12 @@ use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 use tracing::debug;
 
-use crate::attached::{PolicyDecision, PolicyRef};
+use crate::attached::{AttachedDecision, PolicyDecision, PolicyRef};
 use crate::class::{Claim, claim};
 use crate::kind::GatewayKind;
 use crate::policies::CachedPolicy;
 use crate::policies::index::{
-    MAX_REFUSED_WRITES, PolicyCache, TargetObject, key_of, locked, target_refs,
+    DecidedOn, MAX_REFUSED_WRITES, PolicyCache, TargetObject, key_of, locked, target_refs,
 };
 use crate::policies::rules::{Entry, TargetState, entry, foreign};
 use crate::retry::{ReconcileError, backoff, conflict_backoff};
@@ -37,51 +37,135 @@ pub(crate) struct PolicyContext<K: GatewayKind> {
 }
 
 /// Records what the pass of `gateway` (ours) decided about the policies in effect on
-/// it; a policy it made no decision about is accepted.
+/// it and on the objects attached to it (`attached`: the pass's decision on each); a
+/// policy it made no decision about is accepted, and a policy on an attached object the
+/// gateway does not serve (not admitted, or refused) is refused with the object's reason.
 pub(crate) fn record<K: GatewayKind>(
     shared: &Shared<K>,
     gateway: &K::Gateway,
     decisions: &BTreeMap<PolicyRef, PolicyDecision>,
+    attached: Option<&BTreeMap<NamespacedName, AttachedDecision>>,
 ) {
+    let decided = |cache: &PolicyCache, key: &NamespacedName| {
+        decisions
+            .get(&PolicyRef {
+                group: cache.resource.group.clone(),
+                kind: cache.resource.kind.clone(),
+                namespace: key.namespace.clone(),
+                name: key.name.clone(),
+            })
+            .cloned()
+    };
     let target = TargetObject::of_object(gateway);
+    let on = DecidedOn::Gateway(target.key.clone());
     for cache in shared.policies.iter() {
         let in_effect = cache.in_effect_on(&target);
-        cache.record(&target, &in_effect, |key| {
-            decisions
-                .get(&PolicyRef {
-                    group: cache.resource.group.clone(),
-                    kind: cache.resource.kind.clone(),
-                    namespace: key.namespace.clone(),
-                    name: key.name.clone(),
-                })
-                .cloned()
-        });
+        cache.record(&target, &on, &in_effect, |key| decided(cache, key));
+    }
+    let (Some(kind), Some(attached)) = (&shared.attached, attached) else {
+        return;
+    };
+    for (object, decision) in attached {
+        let target = TargetObject {
+            group: kind.resource.group.clone(),
+            kind: kind.resource.kind.clone(),
+            key: object.clone(),
+        };
+        let on = DecidedOn::Attached(object.clone());
+        let not_served = match decision {
+            AttachedDecision::Refuse { reason, message } => Some(PolicyDecision::Refuse {
+                reason: reason.clone(),
+                message: format!(
+                    "{} {}/{} is not served by {} {}/{}: {message}",
+                    target.kind,
+                    object.namespace,
+                    object.name,
+                    K::Gateway::kind(&()),
+                    gateway.meta().namespace.as_deref().unwrap_or_default(),
+                    gateway.meta().name.as_deref().unwrap_or_default(),
+                ),
+            }),
+            _ => None,
+        };
+        for cache in shared.policies.iter() {
+            let in_effect = cache.in_effect_on(&target);
+            cache.record(&target, &on, &in_effect, |key| {
+                not_served.clone().or_else(|| decided(cache, key))
+            });
+        }
     }
 }
 
-/// `gateway` is not ours (any more): the policies naming it look again, so that our
-/// entries go even when letting go of it wrote nothing that a watch would report.
+/// `gateway` is not ours (any more): the policies naming it, or an object attached to
+/// it, look again, so that our entries go even when letting go of it wrote nothing that
+/// a watch would report.
 pub(crate) fn not_ours<K: GatewayKind>(shared: &Shared<K>, gateway: &K::Gateway) {
+    let attached: Vec<TargetObject> = (shared.attached.iter())
+        .flat_map(|kind| {
+            (kind.attached_to(&key_of(gateway)).into_iter()).map(|object| TargetObject {
+                group: kind.resource.group.clone(),
+                kind: kind.resource.kind.clone(),
+                key: key_of(object.as_ref()),
+            })
+        })
+        .collect();
     for cache in shared.policies.iter() {
-        for key in cache.naming(gateway) {
+        let naming = (cache.naming(gateway).into_iter()).chain(
+            attached
+                .iter()
+                .flat_map(|object| cache.naming_target(object)),
+        );
+        for key in naming {
             cache.trigger(&key);
         }
     }
 }
 
-/// Where `target` (a gateway of kind `K`) stands for `policy`.
+/// The gateway (ours or not) that `target`, an object of the attached kind, is attached
+/// to, if it exists.
+fn gateway_of_attached<K: GatewayKind>(
+    shared: &Shared<K>,
+    target: &aigateway_api::policy::PolicyTarget,
+) -> Result<Arc<K::Gateway>, TargetState> {
+    let Some(kind) = &shared.attached else {
+        return Err(TargetState::NotOurs);
+    };
+    let key = NamespacedName {
+        namespace: target.namespace.clone(),
+        name: target.name.clone(),
+    };
+    if kind.get(&key).is_none() {
+        return Err(TargetState::Missing);
+    }
+    let gateway = kind.gateway_of(&key).ok_or(TargetState::NotOurs)?;
+    shared
+        .gateways
+        .get(&ObjectRef::new(&gateway.name).within(&gateway.namespace))
+        .filter(|g| g.meta().deletion_timestamp.is_none())
+        .ok_or(TargetState::NotOurs)
+}
+
+/// Where `target` (a gateway of kind `K`, or an object attached to one: `on`) stands
+/// for `policy`; `true` when its gateway is ours.
 fn standing<K: GatewayKind>(
     shared: &Shared<K>,
     cache: &PolicyCache,
     policy: &NamespacedName,
     generation: Option<i64>,
     target: &aigateway_api::policy::PolicyTarget,
+    on: &DecidedOn,
 ) -> (TargetState, bool) {
-    let gateway = shared
-        .gateways
-        .get(&ObjectRef::new(&target.name).within(&target.namespace));
-    let Some(gateway) = gateway.filter(|g| g.meta().deletion_timestamp.is_none()) else {
-        return (TargetState::Missing, false);
+    let gateway = match on {
+        DecidedOn::Gateway(_) => shared
+            .gateways
+            .get(&ObjectRef::new(&target.name).within(&target.namespace))
+            .filter(|g| g.meta().deletion_timestamp.is_none())
+            .ok_or(TargetState::Missing),
+        DecidedOn::Attached(_) => gateway_of_attached(shared, target),
+    };
+    let gateway = match gateway {
+        Ok(gateway) => gateway,
+        Err(state) => return (state, false),
     };
     match claim::<K>(
         K::class_name(&gateway),
@@ -95,9 +179,8 @@ fn standing<K: GatewayKind>(
     match winner {
         Some(winner) if winner != *policy => (TargetState::LosesTo(winner), true),
         _ => {
-            let key = key_of(gateway.as_ref());
             let decision = cache
-                .recorded(policy, &key)
+                .recorded(policy, on)
                 .filter(|recorded| recorded.generation == generation)
                 .map(|recorded| recorded.decision);
             (TargetState::InEffect(decision), true)
@@ -136,7 +219,7 @@ async fn write_status<K: GatewayKind>(
     let generation = policy.metadata.generation;
     let (group, kind) = (K::Gateway::group(&()), K::Gateway::kind(&()));
     let mut ours = Vec::new();
-    let mut our_gateways = Vec::new();
+    let mut our_targets = Vec::new();
     for reference in target_refs(policy) {
         let target = match reference.target_in(&key.namespace) {
             Ok(target) => target,
@@ -155,16 +238,22 @@ async fn write_status<K: GatewayKind>(
                 continue;
             }
         };
-        // Another kind's target is that kind's business (or nobody's).
-        if target.group != group || target.kind != kind {
+        let object = NamespacedName {
+            namespace: target.namespace.clone(),
+            name: target.name.clone(),
+        };
+        let on = if target.group == group && target.kind == kind {
+            DecidedOn::Gateway(object)
+        } else if (shared.attached.as_ref()).is_some_and(|a| a.is_kind(&target.group, &target.kind))
+        {
+            DecidedOn::Attached(object)
+        } else {
+            // Another kind's target is that kind's business (or nobody's).
             continue;
-        }
-        let (state, is_ours) = standing(shared, cache, &key, generation, &target);
+        };
+        let (state, is_ours) = standing(shared, cache, &key, generation, &target, &on);
         if is_ours {
-            our_gateways.push(NamespacedName {
-                namespace: target.namespace.clone(),
-                name: target.name.clone(),
-            });
+            our_targets.push(on);
         }
         match entry(&cache.resource.kind, &target, state) {
             Entry::Conditions(conditions) => ours.push((target.ancestor_ref(), conditions)),
@@ -172,7 +261,7 @@ async fn write_status<K: GatewayKind>(
             Entry::Pending => return Ok(Action::await_change()),
         }
     }
-    cache.forget_decisions(&key, &our_gateways);
+    cache.forget_decisions(&key, &our_targets);
     let merged = policy.merge_status(&shared.controller, ours, generation, &status::now());
     // Not a shape we can merge into (a looser CRD schema): writing would replace other
     // controllers' entries.
