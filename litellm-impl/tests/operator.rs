@@ -513,3 +513,67 @@ async fn routing_policies_reach_only_their_gateway_and_wait_for_their_redis_secr
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn limits_on_an_autoscaled_gateway_warn_until_redis_shares_them() {
+    let server = ApiServer::new();
+    install_crds_and_class(&server).await;
+    for crd in litellm_impl::policy::crds() {
+        server.install_crd(crd).await.unwrap();
+    }
+    let group = litellm_impl::policy::GROUP;
+    let policy = |kind: &str, name: &str, spec: &str| {
+        format!(
+            "apiVersion: {group}/v1alpha1\nkind: {kind}\nmetadata:\n  name: {name}\n  namespace: team\nspec:\n  targetRefs:\n  - {{group: runtime.agentic-layer.ai, kind: AiGateway, name: gw}}\n{spec}"
+        )
+    };
+    let manifests = [
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n".to_owned(),
+        secret("sk-provider"),
+        "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: AiGateway\nmetadata:\n  name: gw\n  namespace: team\nspec:\n  aiModels:\n  - {name: gpt-4o, provider: openai}\n".to_owned(),
+        policy("LiteLLMModelPolicy", "limits", "  rpm: 60\n"),
+        policy(
+            "LiteLLMAvailabilityPolicy",
+            "scale",
+            "  autoscaling: {minReplicas: 2, maxReplicas: 6}\n",
+        ),
+    ];
+    server.apply_manifests(&manifests.join("---\n")).unwrap();
+    let (stop, task) = spawn_operator(&server);
+    let gateways: Api<AiGateway> = Api::namespaced(server.client(), "team");
+    wait_for(
+        "the gateway warns that its limits are per replica",
+        || async {
+            condition(&gateways, "Programmed")
+                .await
+                .is_some_and(|(s, _, m)| {
+                    s == "True"
+                        && m.contains("counted by each replica")
+                        && m.contains("replicas set by an autoscaler")
+                        && m.contains("gpt-4o")
+                })
+        },
+    )
+    .await;
+
+    // Redis shares the limits: the warning goes.
+    server
+        .apply_manifests(&format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: redis\n  namespace: team\nstringData:\n  host: redis.team.svc\n  port: '6379'\n  password: r3dis-pass\n---\n{}",
+            policy(
+                "LiteLLMRoutingPolicy",
+                "shared",
+                "  sharedLimits: {redis: {secretName: redis}}\n"
+            )
+        ))
+        .unwrap();
+    wait_for("the warning goes once Redis shares the limits", || async {
+        condition(&gateways, "Programmed")
+            .await
+            .is_some_and(|(s, _, m)| s == "True" && !m.contains("counted by each replica"))
+    })
+    .await;
+
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
