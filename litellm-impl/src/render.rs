@@ -519,7 +519,7 @@ pub fn render_with_policies(
     let mut model_policies = ModelPolicies::of(policies.models, gateway);
     let mut routing = RoutingPolicies::of(policies.routing, gateway);
     let mut observability = ObservabilityPolicies::of(policies.observability, gateway);
-    let availability = AvailabilityPolicies::of(policies.availability, gateway);
+    let mut availability = AvailabilityPolicies::of(policies.availability, gateway);
 
     // Models and their provider keys.
     let mut model_list = Vec::new();

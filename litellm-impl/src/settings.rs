@@ -260,36 +260,56 @@ impl RenderSettings {
         }
         // The API server refuses a request above its limit (after the ConfigMap was
         // applied): refuse it here, so the gateway is applied completely or not at all.
-        for resource in ["cpu", "memory"] {
-            let get = |list: &Option<BTreeMap<String, Quantity>>| {
-                list.as_ref()
-                    .and_then(|l| l.get(resource))
-                    .and_then(|q| quantity_value(&q.0).map(|v| (q.0.clone(), v)))
+        if let Some(above) = request_above_limit(&settings.resources) {
+            let (key, limit_key) = if above.resource == "cpu" {
+                (names::CPU_REQUEST_ANNOTATION, names::CPU_LIMIT_ANNOTATION)
+            } else {
+                (
+                    names::MEMORY_REQUEST_ANNOTATION,
+                    names::MEMORY_LIMIT_ANNOTATION,
+                )
             };
-            if let (Some((request, r)), Some((limit, l))) = (
-                get(&settings.resources.requests),
-                get(&settings.resources.limits),
-            ) && r > l
-            {
-                let (key, limit_key) = if resource == "cpu" {
-                    (names::CPU_REQUEST_ANNOTATION, names::CPU_LIMIT_ANNOTATION)
-                } else {
-                    (
-                        names::MEMORY_REQUEST_ANNOTATION,
-                        names::MEMORY_LIMIT_ANNOTATION,
-                    )
-                };
-                return Err(invalid(
-                    key,
-                    &request,
-                    &format!(
-                        "a request at most the {resource} limit {limit} (or raise {limit_key})"
-                    ),
-                ));
-            }
+            return Err(invalid(
+                key,
+                &above.request,
+                &format!(
+                    "a request at most the {} limit {} (or raise {limit_key})",
+                    above.resource, above.limit
+                ),
+            ));
         }
         Ok(settings)
     }
+}
+
+/// A request above its limit, which the API server refuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RequestAboveLimit {
+    /// `cpu` or `memory`.
+    pub(crate) resource: &'static str,
+    pub(crate) request: String,
+    pub(crate) limit: String,
+}
+
+/// The first of CPU and memory whose request in `resources` is above its limit.
+pub(crate) fn request_above_limit(
+    resources: &k8s_openapi::api::core::v1::ResourceRequirements,
+) -> Option<RequestAboveLimit> {
+    ["cpu", "memory"].into_iter().find_map(|resource| {
+        let get = |list: &Option<BTreeMap<String, Quantity>>| {
+            list.as_ref()
+                .and_then(|l| l.get(resource))
+                .and_then(|q| quantity_value(&q.0).map(|v| (q.0.clone(), v)))
+        };
+        match (get(&resources.requests), get(&resources.limits)) {
+            (Some((request, r)), Some((limit, l))) if r > l => Some(RequestAboveLimit {
+                resource,
+                request,
+                limit,
+            }),
+            _ => None,
+        }
+    })
 }
 
 enum Field {

@@ -2006,6 +2006,65 @@ mod availability_policies {
     }
 
     #[test]
+    fn a_request_above_the_limit_it_ends_up_with_refuses_the_whole_policy() {
+        // The default CPU limit is 500m: a request of 2 alone would make the API server
+        // refuse the Deployment, and the gateway would not be applied at all.
+        let r = render_available(
+            "",
+            availability(LiteLlmAvailabilityPolicySpec {
+                replicas: Some(3),
+                resources: Some(Resources {
+                    requests: Some(CpuMemory {
+                        cpu: Some("2".into()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        );
+        let PolicyVerdict::Refused(refusal) = &r.policies[0].verdict else {
+            panic!("refused: {:?}", r.policies[0].verdict);
+        };
+        let message = refusal.to_string();
+        assert!(
+            message.contains("the cpu request 2 is above the cpu limit 500m")
+                && message.contains("resources.limits.cpu"),
+            "{message}"
+        );
+        let spec = r.deployment.spec.as_ref().unwrap();
+        assert_eq!(spec.replicas, Some(1), "nothing of the policy applied");
+        let container = &spec.template.spec.as_ref().unwrap().containers[0];
+        let requests = container
+            .resources
+            .as_ref()
+            .unwrap()
+            .requests
+            .as_ref()
+            .unwrap();
+        assert_ne!(requests["cpu"].0, "2");
+
+        // With a limit to match, it applies.
+        let r = render_available(
+            "",
+            availability(LiteLlmAvailabilityPolicySpec {
+                resources: Some(Resources {
+                    requests: Some(CpuMemory {
+                        cpu: Some("2".into()),
+                        ..Default::default()
+                    }),
+                    limits: Some(CpuMemory {
+                        cpu: Some("2".into()),
+                        ..Default::default()
+                    }),
+                }),
+                ..Default::default()
+            }),
+        );
+        assert_eq!(r.policies[0].verdict, PolicyVerdict::Applied);
+    }
+
+    #[test]
     fn an_autoscaler_a_budget_a_rollout_resources_and_spread_shape_the_workload() {
         let r = render_available(
             "",

@@ -476,10 +476,43 @@ impl<'p> FirstValid<'p, AvailabilitySettings> {
 
     /// Replicas and resources, before the workload is built from the settings. The
     /// policy wins over the `replicas` annotation, which the gateway then warns about.
-    pub(super) fn apply_to_settings(&self, prepared: &mut Prepared<'_>) {
+    /// A policy whose resources, with the gateway's own (annotations or defaults), ask
+    /// for more than their limit is refused as a whole: the API server would refuse the
+    /// Deployment, and the gateway would not be applied at all.
+    pub(super) fn apply_to_settings(&mut self, prepared: &mut Prepared<'_>) {
         let Some((policy, AvailabilitySettings(spec))) = &self.applied else {
             return;
         };
+        let mut resources = prepared.settings.resources.clone();
+        if let Some(wanted) = &spec.resources {
+            let lists = [
+                (&wanted.requests, &mut resources.requests),
+                (&wanted.limits, &mut resources.limits),
+            ];
+            for (wanted, list) in lists {
+                let Some(wanted) = wanted else { continue };
+                let list = list.get_or_insert_with(BTreeMap::new);
+                for (key, value) in [("cpu", &wanted.cpu), ("memory", &wanted.memory)] {
+                    if let Some(value) = value {
+                        list.insert(key.to_owned(), Quantity(value.clone()));
+                    }
+                }
+            }
+        }
+        if let Some(above) = crate::settings::request_above_limit(&resources) {
+            let refusal = PolicyRefusal::Invalid(format!(
+                "resources: the {} request {} is above the {} limit {} (the policy's, else the gateway's annotation or the default): set resources.limits.{} at least as high",
+                above.resource, above.request, above.resource, above.limit, above.resource
+            ));
+            let policy = policy.to_owned();
+            if let Some(outcome) = (self.outcomes.iter_mut())
+                .find(|o| o.policy == policy && o.verdict == PolicyVerdict::Applied)
+            {
+                outcome.verdict = PolicyVerdict::Refused(refusal);
+            }
+            self.applied = None;
+            return;
+        }
         if spec.replicas.is_some() || spec.autoscaling.is_some() {
             prepared.settings.replicas = spec.replicas;
             let annotated = (prepared.parts.annotations)
@@ -492,25 +525,7 @@ impl<'p> FirstValid<'p, AvailabilitySettings> {
                 ));
             }
         }
-        let Some(resources) = &spec.resources else {
-            return;
-        };
-        let lists = [
-            (
-                &resources.requests,
-                &mut prepared.settings.resources.requests,
-            ),
-            (&resources.limits, &mut prepared.settings.resources.limits),
-        ];
-        for (wanted, list) in lists {
-            let Some(wanted) = wanted else { continue };
-            let list = list.get_or_insert_with(BTreeMap::new);
-            for (key, value) in [("cpu", &wanted.cpu), ("memory", &wanted.memory)] {
-                if let Some(value) = value {
-                    list.insert(key.to_owned(), Quantity(value.clone()));
-                }
-            }
-        }
+        prepared.settings.resources = resources;
     }
 
     /// The rollout and the spread on the Deployment; the disruption budget and the
