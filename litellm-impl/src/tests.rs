@@ -1710,12 +1710,37 @@ mod routing_policies {
             panic!("{:?}", r.policies)
         };
         assert!(message.contains("Secret ns/redis not found"), "{message}");
-        let partial = REDIS.replace("  password: r3dis-pass\n", "");
-        let r = render_routing(&partial, &[], &[policy], &RenderSettings::default());
+        let partial = REDIS.replace("  port: '6379'\n", "");
+        let r = render_routing(
+            &partial,
+            &[],
+            std::slice::from_ref(&policy),
+            &RenderSettings::default(),
+        );
         let PolicyVerdict::Unresolved(message) = &r.policies[0].verdict else {
             panic!("{:?}", r.policies)
         };
-        assert!(message.contains("has no key password"), "{message}");
+        assert!(message.contains("has no key port"), "{message}");
+
+        // A Redis without a password: no password setting, nothing unresolved.
+        let passwordless = REDIS.replace("  password: r3dis-pass\n", "");
+        let r = render_routing(&passwordless, &[], &[policy], &RenderSettings::default());
+        assert_eq!(r.policies[0].verdict, PolicyVerdict::Applied);
+        let router = &config(&r)["router_settings"];
+        assert_eq!(router["redis_host"], "os.environ/LITELLM_REDIS_HOST");
+        assert!(router.get("redis_password").is_none(), "{}", r.config_yaml);
+        let container = &r
+            .deployment
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0];
+        let env = container.env.as_ref().unwrap();
+        assert!(!env.iter().any(|e| e.name == "LITELLM_REDIS_PASSWORD"));
     }
 
     #[test]

@@ -337,21 +337,29 @@ impl<'p> FirstValid<'p, RoutingSettings> {
             }
         }
         if let Some(secret) = &settings.redis_secret {
+            // A Redis without a password is common: a Secret without the key gets no
+            // password setting (and a key added later rolls the pods, as any change).
+            let namespace = prepared.parts.namespace;
+            let passwordless = (lookup.secret(namespace, secret))
+                .is_some_and(|found| !secret_has(&found, REDIS_PASSWORD_KEY));
             for (var, key) in REDIS_ENV {
+                if passwordless && key == REDIS_PASSWORD_KEY {
+                    continue;
+                }
                 let setting = var.trim_start_matches("LITELLM_").to_lowercase();
                 router.insert(setting, Value::from(format!("os.environ/{var}")));
                 prepared.generated.push(secret_env(var, secret, key, true));
             }
             prepared.secrets.insert(secret.clone());
-            let keys = REDIS_ENV.map(|(_, key)| key);
-            if let Some(missing) = missing_keys(lookup, prepared.parts.namespace, secret, &keys) {
+            let keys = [REDIS_HOST_KEY, REDIS_PORT_KEY];
+            if let Some(missing) = missing_keys(lookup, namespace, secret, &keys) {
                 let policy: &'p str = policy;
                 unresolve(
                     &mut self.outcomes,
                     LiteLlmPolicyKind::Routing,
                     policy,
                     format!(
-                        "{missing}: each replica counts its limits on its own until it is created with keys {}",
+                        "{missing}: each replica counts its limits on its own until it is created with keys {} (and {REDIS_PASSWORD_KEY} if the Redis has one)",
                         keys.join(", ")
                     ),
                 );
