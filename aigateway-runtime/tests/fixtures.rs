@@ -394,6 +394,26 @@ impl Cluster {
         }
     }
 
+    /// Installs `crd` and waits until it is served.
+    #[allow(dead_code)]
+    pub async fn install_crd(
+        &self,
+        crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    ) {
+        match self {
+            Cluster::Testkit(server) => {
+                server.install_crd(crd).await.expect("install CRD");
+            }
+            Cluster::Real(real, client) => {
+                Api::all(client.clone())
+                    .create(&PostParams::default(), &crd)
+                    .await
+                    .expect("create the CRD");
+                tokio::task::block_in_place(|| real.wait_crds_established()).unwrap();
+            }
+        }
+    }
+
     /// The writes anybody makes during `window`, one line each.
     pub async fn writes_during(&self, window: Duration) -> Vec<String> {
         match self {

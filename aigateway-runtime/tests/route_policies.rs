@@ -21,7 +21,6 @@ use aigateway_runtime::{
 };
 use fixtures::{Cluster, eventually_within, on_real_cluster, start};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ObjectReference};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, CustomResource, CustomResourceExt, ResourceExt};
@@ -126,19 +125,7 @@ impl GatewayImplementation<ToolGatewayKind> for RouteTimeouts {
 }
 
 async fn install_policy_crd(cluster: &Cluster) {
-    let crd = RouteTimeoutPolicy::crd();
-    match cluster {
-        Cluster::Testkit(server) => {
-            server.install_crd(crd).await.expect("install CRD");
-        }
-        Cluster::Real(real, client) => {
-            Api::<CustomResourceDefinition>::all(client.clone())
-                .create(&PostParams::default(), &crd)
-                .await
-                .expect("create the policy CRD");
-            tokio::task::block_in_place(|| real.wait_crds_established()).unwrap();
-        }
-    }
+    cluster.install_crd(RouteTimeoutPolicy::crd()).await;
 }
 
 async fn create_gateway(client: &Client, name: &str) {
