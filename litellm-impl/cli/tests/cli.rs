@@ -711,9 +711,16 @@ fn the_production_how_to_renders_with_every_policy_applied() {
         );
     }
     assert!(
+        stderr.contains(
+            "note: LiteLLMToolRoutePolicy team-a/github applied to ToolRoute team-a/github"
+        ),
+        "{stderr}"
+    );
+    assert!(
         !stderr.contains("not applied") && !stderr.contains("PerReplicaLimits"),
         "{stderr}"
     );
+    assert!(!stderr.contains("without its credential"), "{stderr}");
     assert!(stdout.contains("kind: HorizontalPodAutoscaler"), "{stdout}");
     assert!(
         !stdout.contains("replace-me"),
