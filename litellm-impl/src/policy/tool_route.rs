@@ -139,7 +139,7 @@ pub struct OAuth2ClientCredentials {
     pub client_secret: RouteSecretKey,
     /// The scopes asked for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 128)))]
     pub scopes: Vec<String>,
     /// The `audience` sent with the token request, for servers that need one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
