@@ -18,6 +18,7 @@
 //! | `transport` | the ToolServer's `transportType`; for an external URL `sse` when its path ends in `/sse`, else `http` (as the Go operator) |
 //! | `allowed_tools`, `disallowed_tools` | the exact names of `toolFilter` where LiteLLM's exact matching means the same ([`tool_filter`]) |
 //! | `allow_all_keys` | `true`: any key the proxy accepts may use the route (as the Go operator) |
+//! | `timeout`, `static_headers`, `auth_type: oauth2` and its keys | the route's [`LiteLlmToolRoutePolicy`], if any; its credentials reach the container through the gateway's Secret `<gateway>-route-credentials` ([`policies`]) |
 //!
 //! # Where the Go operator is wrong and this renderer is not
 //! - **Key collisions** (`a--b/c` and `a/b--c` both give `a__b__c` in the Go operator, so
