@@ -30,11 +30,12 @@ use serde::de::DeserializeOwned;
 use crate::names::{CONTROLLER_NAME, TOOL_GATEWAY_CONTROLLER_NAME};
 use crate::policy::{
     LiteLlmAvailabilityPolicy, LiteLlmModelPolicy, LiteLlmObservabilityPolicy,
-    LiteLlmRoutingPolicy, PolicyRefusal,
+    LiteLlmRoutingPolicy, LiteLlmToolRoutePolicy, PolicyRefusal,
 };
 use crate::render::service_monitor_kind;
+use crate::tool_gateway::policies::RoutePolicyVerdict;
 use crate::tool_gateway::{
-    RenderedToolGateway, RouteProblemReason, RouteState, render_tool_gateway,
+    RenderedToolGateway, RouteProblemReason, RouteState, render_tool_gateway_with_policies,
 };
 use crate::{
     GatewayPolicies, LiteLlmPolicyKind, ObjectLookup, PolicyVerdict, RenderError, RenderSettings,
@@ -356,6 +357,21 @@ fn policy_decision(verdict: &PolicyVerdict) -> PolicyDecision {
     }
 }
 
+/// The status a tool-route policy gets from what rendering did with it.
+fn route_policy_decision(verdict: &RoutePolicyVerdict) -> PolicyDecision {
+    match verdict {
+        RoutePolicyVerdict::Applied => PolicyDecision::Accept,
+        RoutePolicyVerdict::Refused(refusal) => PolicyDecision::invalid(refusal.to_string()),
+        RoutePolicyVerdict::Unresolved(message) => {
+            PolicyDecision::unresolved(Reason::REF_NOT_FOUND, message.clone())
+        }
+        RoutePolicyVerdict::NotPermitted(message) => PolicyDecision::unresolved(
+            aigateway_runtime::reference_grants::REF_NOT_PERMITTED,
+            message.clone(),
+        ),
+    }
+}
+
 fn verdict_message(verdict: &PolicyVerdict) -> String {
     match verdict {
         PolicyVerdict::Refused(refusal) => refusal.to_string(),
@@ -372,8 +388,11 @@ pub const GO_TOOL_READY_CONDITION: &str = "ToolGatewayReady";
 
 /// The LiteLLM ToolGateway class implementation: one LiteLLM proxy per ToolGateway,
 /// serving each attached ToolRoute as an `mcp_servers` entry (see
-/// [`render_tool_gateway`]), with the routes'
-/// status written by the runtime from one decision per route.
+/// [`render_tool_gateway_with_policies`]), with the routes'
+/// status written by the runtime from one decision per route. The
+/// [`LiteLlmToolRoutePolicy`]s in effect on the routes set their timeouts and upstream
+/// credentials; the credentials reach the proxy through one child Secret of the gateway
+/// (`<gateway>-route-credentials`), copied from the policies' Secrets.
 #[derive(Debug, Clone, Default)]
 pub struct LiteLlmToolGateway {
     settings: RenderSettings,
@@ -440,19 +459,66 @@ impl GatewayImplementation<ToolGatewayKind> for LiteLlmToolGateway {
         ctx: &Context,
     ) -> Result<DesiredState, ImplementationError> {
         let routes: Vec<ToolRoute> = ctx.attached(gateway)?;
+        // The policies in effect on each route, each once.
+        let mut route_policies: Vec<LiteLlmToolRoutePolicy> = Vec::new();
+        for route in &routes {
+            for policy in ctx.policies::<LiteLlmToolRoutePolicy>(route)? {
+                let known = route_policies.iter().any(|p| {
+                    p.namespace() == policy.namespace() && p.name_any() == policy.name_any()
+                });
+                if !known {
+                    route_policies.push(policy);
+                }
+            }
+        }
         let objects = CachedObjects::new(ctx);
-        let rendered = render_tool_gateway(gateway, &routes, &objects, &self.settings);
+        let rendered = render_tool_gateway_with_policies(
+            gateway,
+            &routes,
+            &route_policies,
+            &objects,
+            &self.settings,
+        );
         objects.finish()?;
         let RenderedToolGateway {
             rendered,
             url,
             routes: outcomes,
+            policies: policy_outcomes,
+            credentials,
         } = rendered.map_err(invalid)?;
         let mut desired = DesiredState::new()
             .with(&rendered.config_map)
             .with(&rendered.deployment)
             .with(&rendered.service)
             .with_url(url);
+        if let Some(credentials) = &credentials {
+            desired = desired.with(credentials.secret());
+        }
+        // One decision per policy: the worst of its routes'.
+        for policy in &route_policies {
+            let worst = (policy_outcomes.iter())
+                .filter(|o| {
+                    Some(o.policy.namespace.as_str()) == policy.metadata.namespace.as_deref()
+                        && Some(o.policy.name.as_str()) == policy.metadata.name.as_deref()
+                })
+                .max_by_key(|o| o.verdict.severity());
+            if let Some(outcome) = worst {
+                desired = desired.with_policy(policy, route_policy_decision(&outcome.verdict));
+            }
+        }
+        // A policy naming the gateway itself configures nothing here.
+        for policy in ctx.policies::<LiteLlmToolRoutePolicy>(gateway)? {
+            desired = desired.with_policy(
+                &policy,
+                PolicyDecision::invalid(format!(
+                    "a LiteLLMToolRoutePolicy configures ToolRoutes, not ToolGateway {}/{}: name the gateway's ToolRoutes (group {}, kind ToolRoute) in targetRefs",
+                    gateway.namespace().unwrap_or_default(),
+                    gateway.name_any(),
+                    aigateway_api::GROUP
+                )),
+            );
+        }
         for outcome in outcomes {
             let Some(route) = routes.iter().find(|route| {
                 route.namespace().as_deref() == Some(outcome.route.namespace.as_str())
@@ -485,6 +551,21 @@ impl GatewayImplementation<ToolGatewayKind> for LiteLlmToolGateway {
 
     fn readiness(&self, _gateway: &ToolGateway, observed: &Observed) -> Readiness {
         readiness_of(observed)
+    }
+
+    fn policies(&self) -> Vec<PolicyKind<ToolGatewayKind>> {
+        vec![PolicyKind::of::<LiteLlmToolRoutePolicy>()]
+    }
+
+    /// The workload's kinds, and the Secret of the routes' upstream credentials (copied
+    /// from the Secrets their LiteLLMToolRoutePolicies name).
+    fn child_kinds(&self) -> Vec<ApiResource> {
+        vec![
+            ApiResource::erase::<ConfigMap>(&()),
+            ApiResource::erase::<Service>(&()),
+            ApiResource::erase::<Deployment>(&()),
+            ApiResource::erase::<Secret>(&()),
+        ]
     }
 
     fn uses_reference_grants(&self) -> bool {

@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::lookup::{DEFAULT_NAMESPACE, InMemoryObjects};
 use crate::policy::{
     self, LiteLlmAvailabilityPolicy, LiteLlmModelPolicy, LiteLlmObservabilityPolicy,
-    LiteLlmRoutingPolicy,
+    LiteLlmRoutingPolicy, LiteLlmToolRoutePolicy,
 };
 
 /// One object read from a YAML document.
@@ -62,6 +62,8 @@ pub enum InputObject {
     ObservabilityPolicy(LiteLlmObservabilityPolicy),
     /// A `LiteLLMAvailabilityPolicy`.
     AvailabilityPolicy(LiteLlmAvailabilityPolicy),
+    /// A `LiteLLMToolRoutePolicy` (configures ToolRoutes).
+    ToolRoutePolicy(LiteLlmToolRoutePolicy),
     /// Any other kind (e.g. a `Deployment`); kept so callers can mention it.
     Other {
         /// Its `apiVersion`.
@@ -319,6 +321,9 @@ fn parse_object(
         (policy::GROUP, "LiteLLMAvailabilityPolicy") => {
             InputObject::AvailabilityPolicy(namespaced(ctx.decode(document)?))
         }
+        (policy::GROUP, "LiteLLMToolRoutePolicy") => {
+            InputObject::ToolRoutePolicy(namespaced(ctx.decode(document)?))
+        }
         _ => InputObject::Other {
             api_version,
             kind,
@@ -421,6 +426,7 @@ has_metadata!(
     LiteLlmRoutingPolicy,
     LiteLlmObservabilityPolicy,
     LiteLlmAvailabilityPolicy,
+    LiteLlmToolRoutePolicy,
     AiGateway,
     Guard,
     GuardrailProvider,
@@ -463,6 +469,7 @@ impl<'a> Extend<&'a InputObject> for InMemoryObjects {
                 | InputObject::RoutingPolicy(_)
                 | InputObject::ObservabilityPolicy(_)
                 | InputObject::AvailabilityPolicy(_)
+                | InputObject::ToolRoutePolicy(_)
                 | InputObject::Other { .. } => {}
             }
         }

@@ -97,4 +97,7 @@ pub use render::{
     short_hash,
 };
 pub use settings::RenderSettings;
-pub use tool_gateway::{RenderedToolGateway, RouteOutcome, RouteState, render_tool_gateway};
+pub use tool_gateway::{
+    RenderedToolGateway, RouteOutcome, RouteState, render_tool_gateway,
+    render_tool_gateway_with_policies,
+};

@@ -120,6 +120,12 @@ pub fn config_map_name(gateway: &str) -> String {
     format!("{gateway}-config")
 }
 
+/// The name of the Secret holding a ToolGateway's copies of its routes' upstream
+/// credentials (from their LiteLLMToolRoutePolicies' Secrets).
+pub fn route_credentials_secret_name(gateway: &str) -> String {
+    format!("{gateway}-route-credentials")
+}
+
 /// The env var (and `api-key-secrets` key) holding a provider's API key: the provider
 /// upper-cased, plus [`API_KEY_SUFFIX`].
 pub fn provider_api_key_env(provider: &str) -> String {

@@ -12,6 +12,10 @@
 //! fallbacks, context-window fallbacks, retries, timeout, cooldown, and rate limits shared
 //! by every replica through Redis ([`check_routing`]).
 //!
+//! [`LiteLlmToolRoutePolicy`] sets, for ToolRoutes of its own namespace, the timeout of
+//! calls to their upstream MCP servers and the credential presented there
+//! ([`check_tool_route`]); the ToolGateway a route attaches to applies it.
+//!
 //! ```
 //! use aigateway_api::policy::PolicyTargetReference;
 //! use litellm_impl::policy::{LiteLlmModelPolicy, LiteLlmModelPolicySpec};
@@ -46,6 +50,7 @@ use crate::config;
 mod availability;
 mod observability;
 mod routing;
+mod tool_route;
 
 pub use availability::{
     Autoscaling, AvailabilitySettings, CpuMemory, DisruptionBudget, LiteLlmAvailabilityPolicy,
@@ -61,6 +66,12 @@ pub use routing::{
     Fallback, LiteLlmRoutingPolicy, LiteLlmRoutingPolicySpec, MAX_ALLOWED_FAILS,
     MAX_FALLBACK_TARGETS, MAX_FALLBACKS, MAX_RETRIES, REDIS_HOST_KEY, REDIS_PASSWORD_KEY,
     REDIS_PORT_KEY, RedisReference, RoutingSettings, SharedLimits, check_routing,
+};
+pub use tool_route::{
+    DEFAULT_HEADER, LITELLM_MCP_HEADER_PREFIX, LiteLlmToolRoutePolicy, LiteLlmToolRoutePolicySpec,
+    MAX_CLIENT_ID_BYTES, MAX_CREDENTIAL_BYTES, MAX_HEADER_NAME_BYTES, MAX_SCOPE_BYTES, MAX_SCOPES,
+    OAuth2ClientCredentials, RESERVED_HEADERS, RouteAuth, RouteSecretKey, ToolRouteSettings,
+    UpstreamAuth, UpstreamHeader, check_tool_route, names_route, refuse_credential,
 };
 
 /// The API group of the LiteLLM implementation's policy kinds.
@@ -146,7 +157,8 @@ impl TargetedPolicy for LiteLlmModelPolicy {
     }
 }
 
-/// The CRDs of the LiteLLM implementation's policy kinds, labelled for Gateway API tools
+/// The CRDs of the LiteLLM implementation's policy kinds (the four that configure
+/// AiGateways, then the one that configures ToolRoutes), labelled for Gateway API tools
 /// as direct policy attachment.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     let mut crds = vec![
@@ -154,6 +166,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         LiteLlmRoutingPolicy::crd(),
         LiteLlmObservabilityPolicy::crd(),
         LiteLlmAvailabilityPolicy::crd(),
+        LiteLlmToolRoutePolicy::crd(),
     ];
     for crd in &mut crds {
         crd.metadata

@@ -260,6 +260,10 @@ pub(crate) struct WorkloadShape {
     /// Files shipped next to `config.yaml` in the ConfigMap (`(key, content)`), covered
     /// by the config hash.
     pub config_files: Vec<(&'static str, &'static str)>,
+    /// Values rendering copies into a child Secret the container reads (a ToolGateway's
+    /// route credentials), by key: covered by the secret hash, so a changed copy rolls
+    /// the pods. Empty: the hash is that of the Secrets read alone.
+    pub copied_secret: BTreeMap<String, Vec<u8>>,
 }
 
 /// Finishes a gateway: checks that the generated `config` holds no string LiteLLM would
@@ -386,8 +390,15 @@ pub(crate) fn finish(
         SecretHashScope::ProviderKeysAndReferenced => {
             secret_hash(namespace, lookup, &prepared.secrets)
         }
-        SecretHashScope::Referenced => {
+        SecretHashScope::Referenced if shape.copied_secret.is_empty() => {
             referenced_secrets_hash(namespace, lookup, &prepared.secrets)
+        }
+        SecretHashScope::Referenced => {
+            let mut hasher = Sha256::new();
+            hash_secrets(&mut hasher, namespace, lookup, prepared.secrets.iter());
+            hasher.update(b"\0copied\0");
+            hash_pairs(&mut hasher, &shape.copied_secret);
+            hex16(&hasher.finalize())
         }
     };
     let input = WorkloadInput {
@@ -613,6 +624,7 @@ pub fn render_with_policies(
         service_port: port,
         secret_hash: SecretHashScope::ProviderKeysAndReferenced,
         config_files: Vec::new(),
+        copied_secret: BTreeMap::new(),
     };
     let (mut rendered, config) = finish(prepared, lookup, config, ours, shape, &|_| {})?;
     availability.apply_to_workload(&mut rendered);
@@ -1129,13 +1141,18 @@ fn hash_secrets<'a>(
         hasher.update(b"\0secret\0");
         hasher.update(name.as_bytes());
         if let Some(secret) = lookup.secret(namespace, name) {
-            for (key, value) in secret_pairs(&secret) {
-                hasher.update(b"\0");
-                hasher.update(key.as_bytes());
-                hasher.update(b"\0");
-                hasher.update((value.len() as u64).to_be_bytes());
-                hasher.update(&value);
-            }
+            hash_pairs(hasher, &secret_pairs(&secret));
         }
+    }
+}
+
+/// Keys and values, with separators and lengths.
+fn hash_pairs(hasher: &mut Sha256, pairs: &BTreeMap<String, Vec<u8>>) {
+    for (key, value) in pairs {
+        hasher.update(b"\0");
+        hasher.update(key.as_bytes());
+        hasher.update(b"\0");
+        hasher.update((value.len() as u64).to_be_bytes());
+        hasher.update(value);
     }
 }

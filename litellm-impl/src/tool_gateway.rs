@@ -18,6 +18,7 @@
 //! | `transport` | the ToolServer's `transportType`; for an external URL `sse` when its path ends in `/sse`, else `http` (as the Go operator) |
 //! | `allowed_tools`, `disallowed_tools` | the exact names of `toolFilter` where LiteLLM's exact matching means the same ([`tool_filter`]) |
 //! | `allow_all_keys` | `true`: any key the proxy accepts may use the route (as the Go operator) |
+//! | `timeout`, `static_headers`, `auth_type: oauth2` and its keys | the route's [`LiteLlmToolRoutePolicy`], if any; its credentials reach the container through the gateway's Secret `<gateway>-route-credentials` ([`policies`]) |
 //!
 //! # Where the Go operator is wrong and this renderer is not
 //! - **Key collisions** (`a--b/c` and `a/b--c` both give `a__b__c` in the Go operator, so
@@ -53,6 +54,7 @@
 //! earlier keeps its children and keeps working.
 
 pub mod bounds;
+pub mod policies;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -64,9 +66,10 @@ use aigateway_runtime::reference_grants::{CrossNamespaceRef, ReferenceGrantCheck
 use serde_json::{Map, Value, json};
 
 use crate::config;
-use crate::guardrails::GuardedTraffic;
+use crate::guardrails::{GuardedTraffic, secret_env};
 use crate::lookup::ObjectLookup;
 use crate::names;
+use crate::policy::LiteLlmToolRoutePolicy;
 use crate::problem::{ObjectRef, Problem, ProblemReason};
 use crate::render::{
     GatewayParts, Prepared, Rendered, SecretHashScope, WorkloadShape, finish, name_and_namespace,
@@ -75,6 +78,7 @@ use crate::render::{
 use crate::settings::{LITELLM_VERSION, RenderSettings};
 use crate::tool_filter::{self, CheckedFilter, RouteFilters};
 use crate::{GatewayKind, RenderError};
+use policies::{Credential, RouteCredentials, RoutePolicyOutcome};
 
 /// The env var that changes LiteLLM's separator between a server's name and its tools'
 /// names (default `-`); the pinned LiteLLM refuses to load a server whose name contains it.
@@ -242,6 +246,12 @@ pub struct RenderedToolGateway {
     pub url: String,
     /// One outcome per attached route, ordered by namespace and name.
     pub routes: Vec<RouteOutcome>,
+    /// What became of each [`LiteLlmToolRoutePolicy`] on each route it names, in route
+    /// order.
+    pub policies: Vec<RoutePolicyOutcome>,
+    /// The Secret of the routes' upstream credentials the container reads
+    /// (`<gateway>-route-credentials`), when any route has one.
+    pub credentials: Option<RouteCredentials>,
 }
 
 /// Renders `gateway` with the routes of `routes` attached to it (others are ignored, so
@@ -255,6 +265,23 @@ pub struct RenderedToolGateway {
 pub fn render_tool_gateway(
     gateway: &ToolGateway,
     routes: &[ToolRoute],
+    lookup: &dyn ObjectLookup,
+    settings: &RenderSettings,
+) -> Result<RenderedToolGateway, RenderError> {
+    render_tool_gateway_with_policies(gateway, routes, &[], lookup, settings)
+}
+
+/// [`render_tool_gateway`] with the [`LiteLlmToolRoutePolicy`]s in effect on the routes
+/// (as the runtime offers them: at most one per route; a policy naming no attached route
+/// is ignored). A valid policy sets its route's timeout and upstream credential (see
+/// [`policies`]); an invalid one is left out, and a credential that cannot be read
+/// leaves the route without it: the gateway and the other routes never suffer. What
+/// became of each policy is in [`RenderedToolGateway::policies`]. The config patch is
+/// merged after, so it wins where both set a key.
+pub fn render_tool_gateway_with_policies(
+    gateway: &ToolGateway,
+    routes: &[ToolRoute],
+    route_policies: &[LiteLlmToolRoutePolicy],
     lookup: &dyn ObjectLookup,
     settings: &RenderSettings,
 ) -> Result<RenderedToolGateway, RenderError> {
@@ -290,6 +317,8 @@ pub fn render_tool_gateway(
     let mut servers = Map::new();
     let mut filters = RouteFilters::default();
     let mut outcomes = Vec::new();
+    let mut policy_outcomes = Vec::new();
+    let mut credentials: BTreeMap<String, Credential> = BTreeMap::new();
     for (id, route) in &attached {
         let key = check_route_names(id).map(|()| route_key(&id.namespace, &id.name));
         let state = match key {
@@ -304,7 +333,18 @@ pub fn render_tool_gateway(
                 })
             }
             Ok(key) => match mcp_server_entry(route, lookup) {
-                Ok((entry, filter)) => {
+                Ok((mut entry, filter)) => {
+                    if let Some(credential) = policies::apply(
+                        route,
+                        id,
+                        Some(&key),
+                        Some(&mut entry),
+                        route_policies,
+                        lookup,
+                        &mut policy_outcomes,
+                    ) {
+                        credentials.insert(key.clone(), credential);
+                    }
                     filters.add(&key, id, filter);
                     servers.insert(key.clone(), entry);
                     RouteState::Served(ServedRoute {
@@ -316,21 +356,58 @@ pub fn render_tool_gateway(
                 Err(problem) => RouteState::NotServed(problem),
             },
         };
+        if let RouteState::NotServed(_) = state {
+            // Not served: its policies are only checked.
+            policies::apply(
+                route,
+                id,
+                None,
+                None,
+                route_policies,
+                lookup,
+                &mut policy_outcomes,
+            );
+        }
         outcomes.push(RouteOutcome {
             route: id.clone(),
             state,
         });
     }
 
+    // The copies of credentials are bounded as the config is.
+    policies::limit(
+        &mut credentials,
+        bounds::refusal_order(&attached, &outcomes, namespace),
+        &mut servers,
+        &mut policy_outcomes,
+        &this,
+    );
+    let credentials_name = names::route_credentials_secret_name(name);
     let finish_with =
         |prepared: Prepared<'_>, servers: Map<String, Value>, filters: &RouteFilters| {
             let mut prepared = prepared;
             let guardrails =
                 prepared.add_guardrails(lookup, &BTreeSet::new(), GuardedTraffic::McpCalls);
+            // The credentials of the routes in the config, read from the gateway's own
+            // Secret of copies: never optional, so the proxy never starts without one
+            // its config names.
+            let mut copied_secret = BTreeMap::new();
+            for (key, credential) in &credentials {
+                if servers.contains_key(key) {
+                    prepared.generated.push(secret_env(
+                        &credential.var,
+                        &credentials_name,
+                        &credential.var,
+                        false,
+                    ));
+                    copied_secret.insert(credential.var.clone(), credential.value.clone());
+                }
+            }
             let shape = WorkloadShape {
                 service_port: names::TOOL_GATEWAY_SERVICE_PORT,
                 secret_hash: SecretHashScope::Referenced,
                 config_files: filters.config_files(),
+                copied_secret,
             };
             finish(
                 prepared,
@@ -396,17 +473,27 @@ pub fn render_tool_gateway(
             });
         }
     }
+    let credentials = policies::credentials_secret(
+        name,
+        namespace,
+        (credentials.iter())
+            .filter(|(key, _)| servers.contains_key(*key))
+            .map(|(_, credential)| credential),
+    );
     Ok(RenderedToolGateway {
         rendered,
         url: gateway_url(name, namespace),
         routes: outcomes,
+        policies: policy_outcomes,
+        credentials,
     })
 }
 
 /// What the pinned LiteLLM refuses in `mcp_servers` entries at startup (the proxy exits,
 /// so the gateway never becomes Ready), found in the config as patched: `auth_type:
 /// oauth2` without `oauth2_flow` (`load_servers_from_config`). Reported on `source`,
-/// the config-patch ConfigMap (rendering never writes `auth_type` itself).
+/// the config-patch ConfigMap (rendering writes `auth_type: oauth2` only with
+/// `oauth2_flow`, from a [`LiteLlmToolRoutePolicy`]).
 fn check_mcp_servers(config: &Value, source: ObjectRef) -> Vec<Problem> {
     let Some(Value::Object(servers)) = config.get("mcp_servers") else {
         return Vec::new();

@@ -327,6 +327,14 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 - apiGroups:
   - ""
   resources:
+  - secrets
+  verbs:
+  - create
+  - patch
+  - delete
+- apiGroups:
+  - ""
+  resources:
   - namespaces
   verbs:
   - list
@@ -338,6 +346,19 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   verbs:
   - list
   - watch
+- apiGroups:
+  - litellm.aigateway.agentic-layer.ai
+  resources:
+  - litellmtoolroutepolicies
+  verbs:
+  - list
+  - watch
+- apiGroups:
+  - litellm.aigateway.agentic-layer.ai
+  resources:
+  - litellmtoolroutepolicies/status
+  verbs:
+  - patch
 - apiGroups:
   - events.k8s.io
   resources:
@@ -422,6 +443,14 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 - apiGroups:
   - ""
   resources:
+  - secrets
+  verbs:
+  - create
+  - patch
+  - delete
+- apiGroups:
+  - ""
+  resources:
   - namespaces
   verbs:
   - list
@@ -433,6 +462,19 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   verbs:
   - list
   - watch
+- apiGroups:
+  - litellm.aigateway.agentic-layer.ai
+  resources:
+  - litellmtoolroutepolicies
+  verbs:
+  - list
+  - watch
+- apiGroups:
+  - litellm.aigateway.agentic-layer.ai
+  resources:
+  - litellmtoolroutepolicies/status
+  verbs:
+  - patch
 - apiGroups:
   - events.k8s.io
   resources:
@@ -540,6 +582,14 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 - apiGroups:
   - ""
   resources:
+  - secrets
+  verbs:
+  - create
+  - patch
+  - delete
+- apiGroups:
+  - ""
+  resources:
   - namespaces
   verbs:
   - list
@@ -558,6 +608,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - litellmroutingpolicies
   - litellmobservabilitypolicies
   - litellmavailabilitypolicies
+  - litellmtoolroutepolicies
   verbs:
   - list
   - watch
@@ -568,6 +619,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - litellmroutingpolicies/status
   - litellmobservabilitypolicies/status
   - litellmavailabilitypolicies/status
+  - litellmtoolroutepolicies/status
   verbs:
   - patch
 - apiGroups:
@@ -691,6 +743,14 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 - apiGroups:
   - ""
   resources:
+  - secrets
+  verbs:
+  - create
+  - patch
+  - delete
+- apiGroups:
+  - ""
+  resources:
   - namespaces
   verbs:
   - list
@@ -709,6 +769,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - litellmroutingpolicies
   - litellmobservabilitypolicies
   - litellmavailabilitypolicies
+  - litellmtoolroutepolicies
   verbs:
   - list
   - watch
@@ -719,6 +780,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - litellmroutingpolicies/status
   - litellmobservabilitypolicies/status
   - litellmavailabilitypolicies/status
+  - litellmtoolroutepolicies/status
   verbs:
   - patch
 - apiGroups:

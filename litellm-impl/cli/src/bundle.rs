@@ -144,14 +144,18 @@ pub fn cluster_rules() -> Value {
         // The ServiceMonitor an observability policy asks for, where prometheus-operator's
         // CRDs are installed.
         {"apiGroups": ["monitoring.coreos.com"], "resources": ["servicemonitors"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+        // Secrets are read (provider keys, env references, guard and policy credentials).
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]},
+        // A ToolGateway's copies of its routes' upstream credentials (from their
+        // LiteLLMToolRoutePolicies' Secrets) are a child of the gateway.
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "patch", "delete"]},
         // Namespace labels, for ToolGateways that admit routes by namespace selector.
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
         // Gateway API ReferenceGrants: a route's ToolServer in another namespace.
         {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["referencegrants"], "verbs": ["list", "watch"]},
         // The implementation's own policy kinds: read, and their status written.
-        {"apiGroups": [litellm_impl::policy::GROUP], "resources": ["litellmmodelpolicies", "litellmroutingpolicies", "litellmobservabilitypolicies", "litellmavailabilitypolicies"], "verbs": ["list", "watch"]},
-        {"apiGroups": [litellm_impl::policy::GROUP], "resources": ["litellmmodelpolicies/status", "litellmroutingpolicies/status", "litellmobservabilitypolicies/status", "litellmavailabilitypolicies/status"], "verbs": ["patch"]},
+        {"apiGroups": [litellm_impl::policy::GROUP], "resources": ["litellmmodelpolicies", "litellmroutingpolicies", "litellmobservabilitypolicies", "litellmavailabilitypolicies", "litellmtoolroutepolicies"], "verbs": ["list", "watch"]},
+        {"apiGroups": [litellm_impl::policy::GROUP], "resources": ["litellmmodelpolicies/status", "litellmroutingpolicies/status", "litellmobservabilitypolicies/status", "litellmavailabilitypolicies/status", "litellmtoolroutepolicies/status"], "verbs": ["patch"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     ])
 }

@@ -17,12 +17,15 @@ use clap::Args;
 
 use aigateway_api::policy::{PolicyTarget, Precedence, Standing, TargetedPolicy};
 use litellm_impl::policy::{
-    LiteLlmAvailabilityPolicy, LiteLlmModelPolicy, LiteLlmObservabilityPolicy, LiteLlmRoutingPolicy,
+    LiteLlmAvailabilityPolicy, LiteLlmModelPolicy, LiteLlmObservabilityPolicy,
+    LiteLlmRoutingPolicy, LiteLlmToolRoutePolicy,
 };
 use litellm_impl::tool_gateway::RouteState;
+use litellm_impl::tool_gateway::policies::{RoutePolicyOutcome, RoutePolicyVerdict};
 use litellm_impl::{
     CONTROLLER_NAME, GatewayPolicies, InMemoryObjects, InputObject, PolicyVerdict, Rendered,
-    TOOL_GATEWAY_CONTROLLER_NAME, read_documents, render_tool_gateway, render_with_policies,
+    TOOL_GATEWAY_CONTROLLER_NAME, read_documents, render_tool_gateway_with_policies,
+    render_with_policies,
 };
 
 use crate::flags::RenderFlags;
@@ -34,7 +37,7 @@ use crate::{EXIT_CODES, EXIT_INVALID_GATEWAY, EXIT_USAGE};
     long_about = "Reads multi-document YAML (AiGateway, AiGatewayClass, ToolGateway, \
 ToolGatewayClass, ToolRoute, ToolServer, Guard, GuardrailProvider, Secret, ConfigMap, Namespace, \
 Gateway API ReferenceGrant, and this implementation's LiteLLMModelPolicy, LiteLLMRoutingPolicy, \
-LiteLLMObservabilityPolicy and LiteLLMAvailabilityPolicy) and prints, \
+LiteLLMObservabilityPolicy, LiteLLMAvailabilityPolicy and LiteLLMToolRoutePolicy) and prints, \
 for each AiGateway and ToolGateway in input order, the ConfigMap, Deployment and Service the \
 operator would apply (and the PodDisruptionBudget, HorizontalPodAutoscaler and ServiceMonitor \
 its policies ask for; the operator applies a ServiceMonitor only where prometheus-operator's CRDs \
@@ -42,7 +45,9 @@ are installed), as multi-document YAML. The policies in effect on an AiGateway a
 the operator chooses them (per target, the oldest by creationTimestamp, then name); stderr says \
 for each whether it was applied, refused or not in effect, and why. A ToolGateway serves the ToolRoutes of the input \
 attached to it and admitted by it (annotation aigateway.agentic-layer.ai/allowed-routes, as the \
-operator decides, with the labels of the input's Namespaces); stderr says for each route whether it is served, at which URL, or why not. \
+operator decides, with the labels of the input's Namespaces); stderr says for each route whether it is served, at which URL, or why not, and what became of the \
+LiteLLMToolRoutePolicy in effect on it. The Secret of route credentials a ToolGateway copies from \
+its routes' policies is not printed (stderr names it and its keys): the operator makes it. \
 Objects without a namespace are in `default`. When the input holds classes of a gateway's kind, \
 only gateways the LiteLLM operator would claim are rendered, as it decides. Documents not used \
 (other kinds, gateways of other classes or of no class, routes of no rendered gateway) are \
@@ -240,10 +245,22 @@ pub fn execute(
             Gateway::Tool(gateway) => {
                 let admitted =
                     admitted_routes(gateway, &routes, &tool_classes, &namespace_labels, err);
-                render_tool_gateway(gateway, &admitted, &lookup, settings).map(|tools| {
-                    report_routes(&tools.routes, err);
-                    tools.rendered
-                })
+                let in_effect = policies.in_effect_on_routes(gateway, &admitted, err);
+                render_tool_gateway_with_policies(gateway, &admitted, &in_effect, &lookup, settings)
+                    .map(|tools| {
+                        report_routes(&tools.routes, err);
+                        report_route_policies(&tools.policies, err);
+                        if let Some(credentials) = &tools.credentials {
+                            let _ = writeln!(
+                                err,
+                                "note: ToolGateway {id}: Secret {}/{} (keys {}) not printed: it holds copies of the credentials its routes' LiteLLMToolRoutePolicies name, which the operator makes from their Secrets",
+                                gateway.metadata.namespace.as_deref().unwrap_or_default(),
+                                credentials.secret().metadata.name.as_deref().unwrap_or_default(),
+                                credentials.keys().join(", ")
+                            );
+                        }
+                        tools.rendered
+                    })
             }
         };
         let rendered = match rendered {
@@ -333,6 +350,7 @@ struct InputPolicies {
     routing: Vec<LiteLlmRoutingPolicy>,
     observability: Vec<LiteLlmObservabilityPolicy>,
     availability: Vec<LiteLlmAvailabilityPolicy>,
+    tool_routes: Vec<LiteLlmToolRoutePolicy>,
 }
 
 /// The policies in effect on one gateway, owned.
@@ -363,6 +381,7 @@ impl InputPolicies {
                 InputObject::RoutingPolicy(p) => this.routing.push(p.clone()),
                 InputObject::ObservabilityPolicy(p) => this.observability.push(p.clone()),
                 InputObject::AvailabilityPolicy(p) => this.availability.push(p.clone()),
+                InputObject::ToolRoutePolicy(p) => this.tool_routes.push(p.clone()),
                 _ => {}
             }
         }
@@ -387,6 +406,51 @@ impl InputPolicies {
     }
 }
 
+impl InputPolicies {
+    /// The tool-route policies in effect on `routes`, each once, as the operator offers
+    /// them: per route the oldest; a note on stderr for each policy naming a route that
+    /// an older one beats, and a warning for each naming `gateway` itself.
+    fn in_effect_on_routes(
+        &self,
+        gateway: &ToolGateway,
+        routes: &[ToolRoute],
+        err: &mut dyn Write,
+    ) -> Vec<LiteLlmToolRoutePolicy> {
+        let namespace = gateway.metadata.namespace.as_deref().unwrap_or_default();
+        let name = gateway.metadata.name.as_deref().unwrap_or_default();
+        for policy in &self.tool_routes {
+            let names_gateway = policy.spec.target_refs.iter().any(|r| {
+                r.group == aigateway_api::GROUP
+                    && r.kind == "ToolGateway"
+                    && r.name == name
+                    && policy.metadata.namespace.as_deref() == Some(namespace)
+            });
+            if names_gateway {
+                let _ = writeln!(
+                    err,
+                    "warning: LiteLLMToolRoutePolicy {} not applied to ToolGateway {namespace}/{name}: it configures ToolRoutes; name the gateway's ToolRoutes (kind ToolRoute) in targetRefs",
+                    object_id(&policy.metadata)
+                );
+            }
+        }
+        let mut out: Vec<LiteLlmToolRoutePolicy> = Vec::new();
+        for route in routes {
+            let target = PolicyTarget::new(
+                aigateway_api::GROUP,
+                "ToolRoute",
+                route.metadata.namespace.as_deref().unwrap_or_default(),
+                route.metadata.name.as_deref().unwrap_or_default(),
+            );
+            for policy in in_effect(&self.tool_routes, &target, err) {
+                if !out.iter().any(|p| p.metadata == policy.metadata) {
+                    out.push(policy);
+                }
+            }
+        }
+        out
+    }
+}
+
 /// The policies of one kind in effect on `gateway` (or its sections), oldest first.
 fn in_effect<P: TargetedPolicy<DynamicType = ()> + Clone>(
     policies: &[P],
@@ -408,9 +472,10 @@ fn in_effect<P: TargetedPolicy<DynamicType = ()> + Clone>(
                     .unwrap_or_default();
                 let _ = writeln!(
                     err,
-                    "note: {} {} not in effect on AiGateway {}/{}{section}: {} is older and targets it too",
+                    "note: {} {} not in effect on {} {}/{}{section}: {} is older and targets it too",
                     P::kind(&()),
                     object_id(policy.meta()),
+                    gateway.kind,
                     gateway.namespace,
                     gateway.name,
                     winner.meta().name.as_deref().unwrap_or_default()
@@ -440,6 +505,32 @@ fn report_policies(rendered: &Rendered, gateway: &str, err: &mut dyn Write) {
                 err,
                 "warning: {kind} {policy} applied to AiGateway {gateway} without a reference: {message}"
             ),
+        };
+    }
+}
+
+/// One line on stderr for each tool-route policy on each route: applied, or why not.
+fn report_route_policies(outcomes: &[RoutePolicyOutcome], err: &mut dyn Write) {
+    for outcome in outcomes {
+        let policy = format!(
+            "LiteLLMToolRoutePolicy {}/{}",
+            outcome.policy.namespace, outcome.policy.name
+        );
+        let route = format!(
+            "ToolRoute {}/{}",
+            outcome.route.namespace, outcome.route.name
+        );
+        let _ = match &outcome.verdict {
+            RoutePolicyVerdict::Applied => writeln!(err, "note: {policy} applied to {route}"),
+            RoutePolicyVerdict::Refused(refusal) => {
+                writeln!(err, "warning: {policy} not applied to {route}: {refusal}")
+            }
+            RoutePolicyVerdict::Unresolved(message) | RoutePolicyVerdict::NotPermitted(message) => {
+                writeln!(
+                    err,
+                    "warning: {policy} applied to {route} without its credential: {message}"
+                )
+            }
         };
     }
 }

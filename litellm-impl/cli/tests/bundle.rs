@@ -263,7 +263,7 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
     }
     server
         .apply_manifests(&format!(
-            "apiVersion: {0}/v1alpha1\nkind: LiteLLMModelPolicy\nmetadata:\n  name: timeouts\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  timeoutSeconds: 30\n---\napiVersion: {0}/v1alpha1\nkind: LiteLLMRoutingPolicy\nmetadata:\n  name: retries\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  retries: 2\n---\napiVersion: {0}/v1alpha1\nkind: LiteLLMObservabilityPolicy\nmetadata:\n  name: traces\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  tracing:\n    endpoint: http://otel-collector.observability:4318\n---\napiVersion: {0}/v1alpha1\nkind: LiteLLMAvailabilityPolicy\nmetadata:\n  name: available\n  namespace: ai-gateway-patched\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: ai-gateway\n  autoscaling: {{maxReplicas: 3}}\n  disruptionBudget: {{maxUnavailable: 1}}\n---\napiVersion: {0}/v1alpha1\nkind: LiteLLMObservabilityPolicy\nmetadata:\n  name: scraped\n  namespace: ai-gateway-patched\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: ai-gateway\n  monitoring: {{interval: 30s}}\n",
+            "apiVersion: {0}/v1alpha1\nkind: LiteLLMModelPolicy\nmetadata:\n  name: timeouts\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  timeoutSeconds: 30\n---\napiVersion: {0}/v1alpha1\nkind: LiteLLMRoutingPolicy\nmetadata:\n  name: retries\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  retries: 2\n---\napiVersion: {0}/v1alpha1\nkind: LiteLLMObservabilityPolicy\nmetadata:\n  name: traces\n  namespace: team-a\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: multi-provider\n  tracing:\n    endpoint: http://otel-collector.observability:4318\n---\napiVersion: {0}/v1alpha1\nkind: LiteLLMAvailabilityPolicy\nmetadata:\n  name: available\n  namespace: ai-gateway-patched\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: ai-gateway\n  autoscaling: {{maxReplicas: 3}}\n  disruptionBudget: {{maxUnavailable: 1}}\n---\napiVersion: {0}/v1alpha1\nkind: LiteLLMObservabilityPolicy\nmetadata:\n  name: scraped\n  namespace: ai-gateway-patched\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: AiGateway\n    name: ai-gateway\n  monitoring: {{interval: 30s}}\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: web-search-token\n  namespace: team-tools\nstringData:\n  token: Bearer replace-me\n---\napiVersion: {0}/v1alpha1\nkind: LiteLLMToolRoutePolicy\nmetadata:\n  name: web-search-auth\n  namespace: team-tools\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: ToolRoute\n    name: web-search\n  upstreamAuth:\n    header: {{secretName: web-search-token, key: token}}\n---\napiVersion: {0}/v1alpha1\nkind: LiteLLMToolRoutePolicy\nmetadata:\n  name: on-the-gateway\n  namespace: tool-gateway\nspec:\n  targetRefs:\n  - group: runtime.agentic-layer.ai\n    kind: ToolGateway\n    name: tools\n  timeoutSeconds: 30\n",
             litellm_impl::policy::GROUP
         ))
         .unwrap();
@@ -337,6 +337,18 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
                     "available",
                 )
                 .is_some_and(|p| !p["status"]["ancestors"].is_null())
+            && server
+                .get_object(
+                    &format!("{}/v1alpha1", litellm_impl::policy::GROUP),
+                    "LiteLLMToolRoutePolicy",
+                    Some("tool-gateway"),
+                    "on-the-gateway",
+                )
+                .is_some_and(|p| !p["status"]["ancestors"].is_null())
+            // The copy of the route's credential: a child Secret of the ToolGateway.
+            && server
+                .get_object("v1", "Secret", Some("tool-gateway"), "tools-route-credentials")
+                .is_some()
             && server
                 .get_object(
                     "monitoring.coreos.com/v1",
@@ -448,6 +460,23 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "children of a released gateway were not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The released ToolGateway's Secret of copied credentials goes with its other
+    // children.
+    while server
+        .get_object(
+            "v1",
+            "Secret",
+            Some("tool-gateway"),
+            "tools-route-credentials",
+        )
+        .is_some()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the Secret of a released ToolGateway was not deleted"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -606,6 +606,72 @@ spec:
     }
 }
 
+#[test]
+fn render_applies_tool_route_policies_and_never_prints_the_credentials() {
+    let input = r#"
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: ToolGateway
+metadata: {name: tools, namespace: gw}
+spec: {}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: ToolRoute
+metadata: {name: web, namespace: gw}
+spec:
+  toolGatewayRef: {name: tools}
+  upstream: {external: {url: "https://mcp.example.com/mcp"}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: upstream, namespace: gw}
+stringData: {token: "Bearer s3cret-token"}
+---
+apiVersion: litellm.aigateway.agentic-layer.ai/v1alpha1
+kind: LiteLLMToolRoutePolicy
+metadata: {name: web-auth, namespace: gw, creationTimestamp: "2026-01-01T00:00:00Z"}
+spec:
+  targetRefs: [{group: runtime.agentic-layer.ai, kind: ToolRoute, name: web}]
+  timeoutSeconds: 120
+  upstreamAuth: {header: {secretName: upstream, key: token}}
+---
+apiVersion: litellm.aigateway.agentic-layer.ai/v1alpha1
+kind: LiteLLMToolRoutePolicy
+metadata: {name: newer, namespace: gw, creationTimestamp: "2026-02-01T00:00:00Z"}
+spec:
+  targetRefs: [{group: runtime.agentic-layer.ai, kind: ToolRoute, name: web}]
+  timeoutSeconds: 5
+---
+apiVersion: litellm.aigateway.agentic-layer.ai/v1alpha1
+kind: LiteLLMToolRoutePolicy
+metadata: {name: on-gateway, namespace: gw}
+spec:
+  targetRefs: [{group: runtime.agentic-layer.ai, kind: ToolGateway, name: tools}]
+  timeoutSeconds: 5
+"#;
+    let output = run_with_stdin(&["render", "-f", "-"], input);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "{stderr}");
+    assert!(stdout.contains("timeout: 120.0"), "{stdout}");
+    assert!(
+        stdout.contains("Authorization: os.environ/MCP_UPSTREAM_"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("name: tools-route-credentials"), "{stdout}");
+    assert!(!stdout.contains("kind: Secret"), "{stdout}");
+    for says in [
+        "note: LiteLLMToolRoutePolicy gw/web-auth applied to ToolRoute gw/web",
+        "note: LiteLLMToolRoutePolicy gw/newer not in effect on ToolRoute gw/web: web-auth is older",
+        "warning: LiteLLMToolRoutePolicy gw/on-gateway not applied to ToolGateway gw/tools: it configures ToolRoutes",
+        "note: ToolGateway gw/tools: Secret gw/tools-route-credentials (keys MCP_UPSTREAM_",
+    ] {
+        assert!(stderr.contains(says), "{says}\n{stderr}");
+    }
+    assert!(
+        !stdout.contains("s3cret") && !stderr.contains("s3cret"),
+        "no Secret value is printed"
+    );
+}
+
 /// The how-to's YAML, as a reader copies it, renders with every policy applied.
 #[test]
 fn the_production_how_to_renders_with_every_policy_applied() {
@@ -645,9 +711,16 @@ fn the_production_how_to_renders_with_every_policy_applied() {
         );
     }
     assert!(
+        stderr.contains(
+            "note: LiteLLMToolRoutePolicy team-a/github applied to ToolRoute team-a/github"
+        ),
+        "{stderr}"
+    );
+    assert!(
         !stderr.contains("not applied") && !stderr.contains("PerReplicaLimits"),
         "{stderr}"
     );
+    assert!(!stderr.contains("without its credential"), "{stderr}");
     assert!(stdout.contains("kind: HorizontalPodAutoscaler"), "{stdout}");
     assert!(
         !stdout.contains("replace-me"),

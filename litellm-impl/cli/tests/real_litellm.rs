@@ -28,6 +28,7 @@ use kube::api::Api;
 use litellm_impl::{
     InMemoryObjects, InputObject, ProblemReason, RenderSettings, Rendered, RenderedToolGateway,
     RouteState, names, parse_documents, render, render_tool_gateway,
+    render_tool_gateway_with_policies,
 };
 use litellm_impl_cli::local::pod::{self, LocalPod};
 use serde_json::{Value, json};
@@ -1015,12 +1016,23 @@ struct PythonProcess {
 
 impl PythonProcess {
     fn spawn(script: &Path, args: &[String], dir: &Path, name: &str) -> Self {
+        Self::spawn_with_env(script, args, &[], dir, name)
+    }
+
+    fn spawn_with_env(
+        script: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+        dir: &Path,
+        name: &str,
+    ) -> Self {
         let log = dir.join(format!("{name}.log"));
         let log_file = File::create(&log).unwrap();
         let mut command = Command::new(venv_bin().join("python"));
         command
             .arg(script)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file);
@@ -1054,28 +1066,44 @@ fn mcp_fixture(name: &str) -> PathBuf {
 /// The MCP server of `tests/fixtures/mcp/server.py` with the tool set `tools` on a free
 /// port, once it accepts connections.
 async fn start_mcp_server(dir: &Path, tools: &str) -> (PythonProcess, u16, PathBuf) {
+    start_mcp_server_with_env(dir, tools, &[]).await
+}
+
+/// [`start_mcp_server`] with environment variables (see the fixture's
+/// `MCP_ACCEPTED_AUTHORIZATION` and `MCP_HEADER_LOG`).
+async fn start_mcp_server_with_env(
+    dir: &Path,
+    tools: &str,
+    env: &[(&str, &str)],
+) -> (PythonProcess, u16, PathBuf) {
     let port = free_port();
     let calls = dir.join("calls.log");
-    let server = PythonProcess::spawn(
+    let server = PythonProcess::spawn_with_env(
         &mcp_fixture("server.py"),
         &[
             port.to_string(),
             calls.display().to_string(),
             tools.to_owned(),
         ],
+        env,
         dir,
         "mcp-server",
     );
+    wait_listening(&server, port, "the MCP server").await;
+    (server, port, calls)
+}
+
+/// Waits up to 60 s for `process` to accept connections on `port`.
+async fn wait_listening(process: &PythonProcess, port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
         assert!(
             Instant::now() < deadline,
-            "the MCP server did not listen within 60 s; its log:\n{}",
-            server.log_text()
+            "{what} did not listen within 60 s; its log:\n{}",
+            process.log_text()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    (server, port, calls)
 }
 
 /// Runs `tests/fixtures/mcp/client.py` (the SDK's client) against `url` with `key`,
@@ -1282,6 +1310,226 @@ spec:
     }
     assert_eq!(tool_calls(&calls), ["echo", "echo"]);
     drop(proxy);
+    drop(mcp_server);
+}
+
+/// LiteLLMToolRoutePolicies against a real MCP server that answers 401 unless it gets
+/// the right `Authorization`: a header from the route's Secret (in the route's
+/// namespace, copied into the gateway's Secret), an OAuth2 client-credentials grant
+/// whose token LiteLLM fetches from a real token endpoint, and a policy whose Secret is
+/// missing, which leaves its route without a credential while LiteLLM still starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_route_policies_authenticate_to_the_upstream_in_real_litellm() {
+    const HEADER: &str = "Bearer s3cret-header-value";
+    const CLIENT_SECRET: &str = "c1ient-s3cret-value";
+    const MINTED: &str = "m2m-minted-token";
+    let dir = tempfile::tempdir().unwrap();
+    let header_log = dir.path().join("headers.log");
+    let accepted = format!("{HEADER}|Bearer {MINTED}");
+    let (mcp_server, mcp_port, calls) = start_mcp_server_with_env(
+        dir.path(),
+        "echo",
+        &[
+            ("MCP_ACCEPTED_AUTHORIZATION", &accepted),
+            ("MCP_HEADER_LOG", &header_log.display().to_string()),
+        ],
+    )
+    .await;
+    let token_port = free_port();
+    let token_log = dir.path().join("token-requests.log");
+    let token_server = PythonProcess::spawn(
+        &mcp_fixture("token_server.py"),
+        &[
+            token_port.to_string(),
+            token_log.display().to_string(),
+            "tools-gateway".to_owned(),
+            CLIENT_SECRET.to_owned(),
+            MINTED.to_owned(),
+        ],
+        dir.path(),
+        "token-server",
+    );
+    wait_listening(&token_server, token_port, "the token endpoint").await;
+
+    let route = |name: &str| {
+        format!(
+            "---\napiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: ToolRoute\nmetadata: {{name: {name}, namespace: team-tools}}\nspec:\n  toolGatewayRef: {{name: tools, namespace: agents}}\n  upstream: {{external: {{url: \"http://127.0.0.1:{mcp_port}/mcp\"}}}}\n  toolFilter: {{allow: [echo]}}\n"
+        )
+    };
+    let policy = |name: &str, route: &str, rest: &str| {
+        format!(
+            "---\napiVersion: litellm.aigateway.agentic-layer.ai/v1alpha1\nkind: LiteLLMToolRoutePolicy\nmetadata: {{name: {name}, namespace: team-tools}}\nspec:\n  targetRefs: [{{group: runtime.agentic-layer.ai, kind: ToolRoute, name: {route}}}]\n{rest}"
+        )
+    };
+    let yaml = format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: gateway-secrets, namespace: agents}}
+stringData: {{master: sk-tools-master}}
+---
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: ToolGateway
+metadata: {{name: tools, namespace: agents}}
+spec:
+  env:
+  - name: LITELLM_MASTER_KEY
+    valueFrom: {{secretKeyRef: {{name: gateway-secrets, key: master}}}}
+  - {{name: OTEL_EXPORTER, value: console}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: upstream, namespace: team-tools}}
+stringData: {{authorization: "{HEADER}", client-secret: "{CLIENT_SECRET}"}}
+{}{}{}{}{}{}"#,
+        route("with-header"),
+        route("with-m2m"),
+        route("without"),
+        policy(
+            "header-auth",
+            "with-header",
+            "  timeoutSeconds: 45\n  upstreamAuth: {header: {secretName: upstream, key: authorization}}\n"
+        ),
+        policy(
+            "m2m",
+            "with-m2m",
+            &format!(
+                "  upstreamAuth:\n    oauth2ClientCredentials:\n      tokenUrl: http://127.0.0.1:{token_port}/token\n      clientId: tools-gateway\n      clientSecret: {{secretName: upstream, key: client-secret}}\n      scopes: [tools.call]\n"
+            )
+        ),
+        policy(
+            "missing",
+            "without",
+            "  upstreamAuth: {header: {secretName: not-there, key: token}}\n"
+        ),
+    );
+    let parsed = parse_documents(&yaml, "test").unwrap();
+    let mut lookup = InMemoryObjects::new();
+    lookup.extend(&parsed);
+    let (mut gateways, mut routes, mut policies) = (Vec::new(), Vec::new(), Vec::new());
+    for object in parsed {
+        match object {
+            InputObject::ToolGateway(g) => gateways.push(g),
+            InputObject::ToolRoute(r) => routes.push(r),
+            InputObject::ToolRoutePolicy(p) => policies.push(p),
+            _ => {}
+        }
+    }
+    let rendered = render_tool_gateway_with_policies(
+        &gateways[0],
+        &routes,
+        &policies,
+        &lookup,
+        &RenderSettings::default(),
+    )
+    .unwrap();
+    let verdicts: BTreeMap<&str, String> = (rendered.policies.iter())
+        .map(|o| (o.route.name.as_str(), format!("{:?}", o.verdict)))
+        .collect();
+    assert_eq!(verdicts["with-header"], "Applied");
+    assert_eq!(verdicts["with-m2m"], "Applied");
+    assert!(
+        verdicts["without"].contains("Secret team-tools/not-there not found"),
+        "{verdicts:?}"
+    );
+    let config = &rendered.rendered.config_yaml;
+    assert!(
+        !config.contains("s3cret") && !config.contains(MINTED),
+        "no credential in the ConfigMap:\n{config}"
+    );
+    let entries: Value = serde_saphyr::from_str(config).unwrap();
+    assert_eq!(
+        entries["mcp_servers"]["team_tools__with_header"]["timeout"],
+        json!(45.0)
+    );
+    assert!(entries["mcp_servers"]["team_tools__without"]["static_headers"].is_null());
+    let copies = rendered.credentials.as_ref().expect("a Secret of copies");
+    assert_eq!(copies.keys().len(), 2, "{copies:?}");
+    // The pod reads the copies from the gateway's namespace, as the operator makes them.
+    lookup.insert_secret(copies.secret().clone());
+    let paths: BTreeMap<String, String> = (rendered.routes.iter())
+        .map(|outcome| match &outcome.state {
+            RouteState::Served(served) => (
+                outcome.route.name.clone(),
+                served.url.strip_prefix(&rendered.url).unwrap().to_owned(),
+            ),
+            other => panic!("{} not served: {other:?}", outcome.route.name),
+        })
+        .collect();
+
+    let proxy = start(&rendered.rendered, "agents", &lookup).await;
+    let url = |route: &str| format!("http://127.0.0.1:{}{}", proxy.port, paths[route]);
+    let echo = json!({"name": "echo", "arguments": {"text": "authenticated"}});
+    let seen = || std::fs::read_to_string(&header_log).unwrap_or_default();
+
+    // A header from the route's Secret.
+    let answer = mcp_client(
+        &url("with-header"),
+        "sk-tools-master",
+        std::slice::from_ref(&echo),
+    )
+    .await;
+    assert_eq!(
+        answer["tools"],
+        json!(["team_tools__with_header-echo"]),
+        "{answer:#}\nproxy log:\n{}\nupstream saw:\n{}",
+        proxy.log_text(),
+        seen()
+    );
+    assert_eq!(
+        answer["calls"][0]["text"],
+        json!("echo: authenticated"),
+        "{answer:#}"
+    );
+    assert!(seen().lines().any(|l| l == HEADER), "{}", seen());
+
+    // A token LiteLLM fetched with the client's secret.
+    let answer = mcp_client(
+        &url("with-m2m"),
+        "sk-tools-master",
+        std::slice::from_ref(&echo),
+    )
+    .await;
+    assert_eq!(
+        answer["tools"],
+        json!(["team_tools__with_m2m-echo"]),
+        "{answer:#}\nproxy log:\n{}\nupstream saw:\n{}\ntoken endpoint saw:\n{}",
+        proxy.log_text(),
+        seen(),
+        std::fs::read_to_string(&token_log).unwrap_or_default()
+    );
+    assert_eq!(
+        answer["calls"][0]["text"],
+        json!("echo: authenticated"),
+        "{answer:#}"
+    );
+    assert!(
+        seen().lines().any(|l| l == format!("Bearer {MINTED}")),
+        "{}",
+        seen()
+    );
+    let token_requests = std::fs::read_to_string(&token_log).unwrap();
+    let first: Value = serde_json::from_str(token_requests.lines().next().unwrap()).unwrap();
+    assert_eq!(first["grant_type"], "client_credentials");
+    assert_eq!(first["client_id"], "tools-gateway");
+    assert_eq!(first["client_secret"], CLIENT_SECRET);
+    assert_eq!(first["scope"], "tools.call");
+
+    // Without its credential the route's upstream refuses the gateway: nothing reaches
+    // the tool, and the gateway serves the other routes all along.
+    let answer = mcp_client(&url("without"), "sk-tools-master", &[echo]).await;
+    let succeeded = answer["calls"]
+        .as_array()
+        .is_some_and(|calls| calls.iter().any(|c| c["is_error"] == json!(false)));
+    assert!(!succeeded, "{answer:#}");
+    assert!(
+        seen().lines().any(str::is_empty),
+        "the upstream saw requests without Authorization: {}",
+        seen()
+    );
+    assert_eq!(tool_calls(&calls), ["echo", "echo"]);
+    drop(proxy);
+    drop(token_server);
     drop(mcp_server);
 }
 

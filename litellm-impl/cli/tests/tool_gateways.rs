@@ -377,3 +377,101 @@ async fn routes_the_proxy_would_mishandle_are_refused_on_the_route_and_kept_out_
     assert!(!config.contains("team__portless"), "{config}");
     running.stop().await;
 }
+
+/// A route of another namespace with a LiteLLMToolRoutePolicy: its Secret's value is
+/// copied into the gateway's own Secret (the pods cannot read the route's namespace),
+/// the pods read it from there, the ConfigMap only names the env var, and rotating the
+/// route's Secret updates the copy and rolls the pods.
+#[tokio::test]
+async fn a_routes_upstream_credential_is_copied_into_the_gateways_secret_and_follows_rotation() {
+    use k8s_openapi::api::core::v1::Secret;
+    let running = Running::start(Duration::ZERO).await;
+    for crd in litellm_impl::policy::crds() {
+        running.server.install_crd(crd).await.unwrap();
+    }
+    running.apply(DEFAULT_TOOL_CLASS);
+    running.apply(TEAM);
+    let secret = |value: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: upstream\n  namespace: tenant\nstringData:\n  token: {value}\n"
+        )
+    };
+    running.apply("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: tenant\n");
+    running.apply(&secret("Bearer first-s3cret"));
+    running.apply(
+        "apiVersion: litellm.aigateway.agentic-layer.ai/v1alpha1\nkind: LiteLLMToolRoutePolicy\nmetadata:\n  name: auth\n  namespace: tenant\nspec:\n  targetRefs:\n  - {group: runtime.agentic-layer.ai, kind: ToolRoute, name: web}\n  timeoutSeconds: 90\n  upstreamAuth:\n    header: {secretName: upstream, key: token}\n",
+    );
+    running.apply(
+        "apiVersion: runtime.agentic-layer.ai/v1alpha1\nkind: ToolGateway\nmetadata:\n  name: tools\n  namespace: team\n  annotations:\n    aigateway.agentic-layer.ai/allowed-routes: All\nspec:\n  toolGatewayClassName: litellm\n",
+    );
+    running.apply(&external_route("tenant", "web", ""));
+
+    let secrets: Api<Secret> = Api::namespaced(running.server.client(), "team");
+    let copy = || async {
+        let secret = secrets.get("tools-route-credentials").await.ok()?;
+        let (key, value) = secret.data?.into_iter().next()?;
+        Some((key, String::from_utf8(value.0).unwrap()))
+    };
+    let (var, value) = eventually_within(WAIT, "the gateway's Secret of copies", copy).await;
+    assert_eq!(value, "Bearer first-s3cret");
+    let config = running.config("team", "tools").await;
+    assert!(
+        config.contains(&format!("Authorization: os.environ/{var}")),
+        "{config}"
+    );
+    assert!(config.contains("timeout: 90.0"), "{config}");
+    assert!(!config.contains("s3cret"), "{config}");
+
+    let deployments: Api<Deployment> = Api::namespaced(running.server.client(), "team");
+    let template = || async {
+        deployments
+            .get("tools")
+            .await
+            .ok()?
+            .spec
+            .map(|s| s.template)
+    };
+    let before = eventually_within(WAIT, "the Deployment", template).await;
+    let env = before.spec.as_ref().unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap_or_default();
+    let read = env.iter().find(|e| e.name == var).expect("the env var");
+    let selector = read
+        .value_from
+        .as_ref()
+        .unwrap()
+        .secret_key_ref
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (selector.name.as_str(), selector.key.as_str()),
+        ("tools-route-credentials", var.as_str())
+    );
+    let route = eventually_within(WAIT, "the route served", || async {
+        let route = running.route("tenant", "web").await?;
+        is_true(route_condition(&route, "Accepted")).then_some(route)
+    })
+    .await;
+    assert!(!format!("{:?}", route.status).contains("s3cret"));
+
+    // Rotation in the route's namespace: the copy follows, and the pods roll.
+    running.apply(&secret("Bearer second-s3cret"));
+    eventually_within(WAIT, "the copy rotated", || async {
+        (copy().await?.1 == "Bearer second-s3cret").then_some(())
+    })
+    .await;
+    let hash = |t: &k8s_openapi::api::core::v1::PodTemplateSpec| {
+        t.metadata.as_ref().unwrap().annotations.as_ref().unwrap()
+            [litellm_impl::names::SECRET_HASH_ANNOTATION]
+            .clone()
+    };
+    eventually_within(WAIT, "the pods roll", || async {
+        (hash(&template().await?) != hash(&before)).then_some(())
+    })
+    .await;
+    assert!(!running.config("team", "tools").await.contains("s3cret"));
+    let gateway = running.tool_gateway("team", "tools").await.unwrap();
+    assert!(!format!("{:?}", gateway.status).contains("s3cret"));
+    running.stop().await;
+}

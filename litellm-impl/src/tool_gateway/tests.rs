@@ -1028,3 +1028,446 @@ fn every_route_reason_is_one_a_condition_accepts() {
         assert_eq!(Reason::new(reason.as_str()), Ok(Reason::from(reason)));
     }
 }
+
+mod route_policies {
+    //! [`LiteLlmToolRoutePolicy`]s applied to their routes' entries, and the Secret of
+    //! copied credentials.
+
+    use super::*;
+    use crate::tool_gateway::policies::{MAX_COPIED_BYTES, RoutePolicyVerdict};
+
+    const POLICY_API: &str = "apiVersion: litellm.aigateway.agentic-layer.ai/v1alpha1";
+    const SECRET_VALUE: &str = "Bearer s3cret-value";
+
+    fn render_with(yaml: &str) -> RenderedToolGateway {
+        let objects = parse_documents(yaml, "test").unwrap();
+        let policies: Vec<LiteLlmToolRoutePolicy> = (objects.iter())
+            .filter_map(|o| match o {
+                InputObject::ToolRoutePolicy(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect();
+        let input = input(yaml);
+        render_tool_gateway_with_policies(
+            &input.gateways[0],
+            &input.routes,
+            &policies,
+            &input.lookup,
+            &RenderSettings::default(),
+        )
+        .unwrap()
+    }
+
+    fn policy(namespace: &str, name: &str, target_kind: &str, target: &str, rest: &str) -> String {
+        format!(
+            "---\n{POLICY_API}\nkind: LiteLLMToolRoutePolicy\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec:\n  targetRefs: [{{group: runtime.agentic-layer.ai, kind: {target_kind}, name: {target}}}]\n{rest}"
+        )
+    }
+
+    fn header_auth(name: Option<&str>) -> String {
+        let name = name.map(|n| format!("name: {n}, ")).unwrap_or_default();
+        format!("  upstreamAuth: {{header: {{{name}secretName: upstream, key: token}}}}\n")
+    }
+
+    fn secret(namespace: &str, name: &str, key: &str, value: &str) -> String {
+        format!(
+            "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {namespace}}}\nstringData: {{{key}: {value:?}}}\n"
+        )
+    }
+
+    fn web_route() -> String {
+        route("team", "web", &external("https://mcp.example.com/mcp"))
+    }
+
+    fn entry(r: &RenderedToolGateway) -> Value {
+        config(r)["mcp_servers"]["team__web"].clone()
+    }
+
+    fn verdicts(r: &RenderedToolGateway) -> Vec<(String, RoutePolicyVerdict)> {
+        (r.policies.iter())
+            .map(|o| (o.policy.name.clone(), o.verdict.clone()))
+            .collect()
+    }
+
+    /// Everything of the render that may be shown or stored outside the Secret.
+    fn public_text(r: &RenderedToolGateway) -> String {
+        format!(
+            "{}\n{}\n{}\n{:?}\n{:?}\n{:?}",
+            r.rendered.config_yaml,
+            serde_json::to_string(&r.rendered.config_map).unwrap(),
+            serde_json::to_string(&r.rendered.deployment).unwrap(),
+            r.routes,
+            r.policies,
+            r.credentials,
+        )
+    }
+
+    #[test]
+    fn a_header_policy_sends_the_secrets_whole_value_through_the_gateways_copy() {
+        let yaml = format!(
+            "{GATEWAY}{}{}{}",
+            web_route(),
+            secret("team", "upstream", "token", SECRET_VALUE),
+            policy(
+                "team",
+                "auth",
+                "ToolRoute",
+                "web",
+                &format!("  timeoutSeconds: 30\n{}", header_auth(None))
+            )
+        );
+        let r = render_with(&yaml);
+        assert_eq!(verdicts(&r), [("auth".into(), RoutePolicyVerdict::Applied)]);
+        served(&r, "team", "web");
+        let entry = entry(&r);
+        assert_eq!(entry["timeout"], json!(30.0));
+        let reference = entry["static_headers"]["Authorization"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let var = reference.strip_prefix("os.environ/").unwrap().to_owned();
+        assert!(
+            var.starts_with("MCP_UPSTREAM_") && var.ends_with("_HEADER"),
+            "{var}"
+        );
+        assert!(
+            r.rendered.config_yaml.contains("timeout: 30.0"),
+            "a float: {}",
+            r.rendered.config_yaml
+        );
+
+        // The pod reads the copy, never optional; the copy is in the gateway's namespace.
+        let env = container(&r).env.clone().unwrap_or_default();
+        let read = env.iter().find(|e| e.name == var).expect("env var");
+        let selector = read
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            (
+                selector.name.as_str(),
+                selector.key.as_str(),
+                selector.optional
+            ),
+            ("tools-route-credentials", var.as_str(), None)
+        );
+        let copy = r.credentials.as_ref().expect("a Secret of copies").secret();
+        assert_eq!(copy.metadata.namespace.as_deref(), Some("gw-ns"));
+        assert_eq!(copy.metadata.labels.as_ref().unwrap()["app"], "tools");
+        assert_eq!(copy.data.as_ref().unwrap()[&var].0, SECRET_VALUE.as_bytes());
+
+        // No value anywhere else, not even in Debug output.
+        assert!(!public_text(&r).contains("s3cret"), "{}", public_text(&r));
+
+        // A changed value rolls the pods; the config stays the same.
+        let rotated = render_with(&yaml.replace(SECRET_VALUE, "Bearer rotated"));
+        let hash = |r: &RenderedToolGateway| pod_annotation(r, names::SECRET_HASH_ANNOTATION);
+        assert_ne!(hash(&r), hash(&rotated));
+        assert_eq!(r.rendered.config_yaml, rotated.rendered.config_yaml);
+    }
+
+    #[test]
+    fn without_any_credential_there_is_no_secret_and_the_hash_is_unchanged() {
+        let plain = render_with(&format!("{GATEWAY}{}", web_route()));
+        let timeout_only = render_with(&format!(
+            "{GATEWAY}{}{}",
+            web_route(),
+            policy(
+                "team",
+                "slow",
+                "ToolRoute",
+                "web",
+                "  timeoutSeconds: 600\n"
+            )
+        ));
+        assert!(plain.credentials.is_none() && timeout_only.credentials.is_none());
+        assert_eq!(entry(&timeout_only)["timeout"], json!(600.0));
+        let hash = |r: &RenderedToolGateway| pod_annotation(r, names::SECRET_HASH_ANNOTATION);
+        assert_eq!(hash(&plain), hash(&timeout_only));
+    }
+
+    #[test]
+    fn a_credential_that_cannot_be_copied_leaves_the_route_served_without_it() {
+        let with_secret = |secret_yaml: &str| {
+            render_with(&format!(
+                "{GATEWAY}{}{secret_yaml}{}",
+                web_route(),
+                policy(
+                    "team",
+                    "auth",
+                    "ToolRoute",
+                    "web",
+                    &format!("  timeoutSeconds: 30\n{}", header_auth(Some("X-Api-Key")))
+                )
+            ))
+        };
+        let cases = [
+            ("", "Secret team/upstream not found"),
+            (
+                &secret("team", "upstream", "other", SECRET_VALUE) as &str,
+                "has no key token",
+            ),
+            (
+                &secret("team", "upstream", "token", "s3cret\n"),
+                "ends with a line break",
+            ),
+            (&secret("team", "upstream", "token", "True"), "boolean"),
+            (
+                &secret("team", "upstream", "token", &"s3cret".repeat(2000)),
+                "bytes, over the 8192",
+            ),
+            // A Secret of the gateway's namespace is not the policy's.
+            (
+                &secret("gw-ns", "upstream", "token", SECRET_VALUE),
+                "not found",
+            ),
+        ];
+        for (secret_yaml, why) in cases {
+            let r = with_secret(secret_yaml);
+            let found = verdicts(&r);
+            let [(_, RoutePolicyVerdict::Unresolved(message))] = found.as_slice() else {
+                panic!("not unresolved: {:?}", r.policies)
+            };
+            assert!(message.contains(why), "{message}");
+            assert!(
+                message.contains("without the policy's credential"),
+                "{message}"
+            );
+            assert!(!message.contains("s3cret"), "{message}");
+            served(&r, "team", "web");
+            let entry = entry(&r);
+            assert_eq!(entry["timeout"], json!(30.0), "the rest applies");
+            assert!(entry.get("static_headers").is_none(), "{entry}");
+            assert!(r.credentials.is_none());
+            assert!(!r.rendered.config_yaml.contains("os.environ/MCP_UPSTREAM"));
+        }
+    }
+
+    #[test]
+    fn an_invalid_policy_is_refused_and_nothing_of_it_applies() {
+        for (auth, why) in [
+            (header_auth(Some("X-MCP-web-Authorization")), "x-mcp-"),
+            (header_auth(Some("Host")), "sets itself"),
+            (header_auth(Some("\"Bad Name\"")), "HTTP header name"),
+            (
+                "  upstreamAuth: {oauth2ClientCredentials: {tokenUrl: \"ftp://idp/token\", clientId: c, clientSecret: {secretName: upstream, key: token}}}\n".to_owned(),
+                "http:// or https://",
+            ),
+            (
+                "  upstreamAuth: {oauth2ClientCredentials: {tokenUrl: \"https://idp/token\", clientId: os.environ/LITELLM_MASTER_KEY, clientSecret: {secretName: upstream, key: token}}}\n".to_owned(),
+                "os.environ/",
+            ),
+        ] {
+            let r = render_with(&format!(
+                "{GATEWAY}{}{}{}",
+                web_route(),
+                secret("team", "upstream", "token", SECRET_VALUE),
+                policy("team", "bad", "ToolRoute", "web", &format!("  timeoutSeconds: 30\n{auth}"))
+            ));
+            let found = verdicts(&r);
+            let [(_, RoutePolicyVerdict::Refused(refusal))] = found.as_slice() else {
+                panic!("not refused: {:?}", r.policies)
+            };
+            assert!(refusal.to_string().contains(why), "{refusal}");
+            served(&r, "team", "web");
+            assert_eq!(
+                entry(&r),
+                json!({"url": "https://mcp.example.com/mcp", "transport": "http", "allow_all_keys": true})
+            );
+            assert!(r.credentials.is_none());
+        }
+    }
+
+    #[test]
+    fn oauth2_client_credentials_become_litellms_machine_to_machine_grant() {
+        let r = render_with(&format!(
+            "{GATEWAY}{}{}{}",
+            web_route(),
+            secret("team", "idp", "client-secret", "c1ient-s3cret"),
+            policy(
+                "team",
+                "m2m",
+                "ToolRoute",
+                "web",
+                "  upstreamAuth:\n    oauth2ClientCredentials:\n      tokenUrl: https://idp.example.com/oauth/token\n      clientId: tools-gateway\n      clientSecret: {secretName: idp, key: client-secret}\n      scopes: [tools.read, tools.call]\n      audience: mcp\n"
+            )
+        ));
+        assert_eq!(verdicts(&r), [("m2m".into(), RoutePolicyVerdict::Applied)]);
+        let entry = entry(&r);
+        let secret_ref = entry["client_secret"].as_str().unwrap();
+        let var = secret_ref.strip_prefix("os.environ/").unwrap();
+        assert!(var.ends_with("_CLIENT_SECRET"), "{var}");
+        assert_eq!(
+            entry,
+            json!({
+                "url": "https://mcp.example.com/mcp", "transport": "http", "allow_all_keys": true,
+                "auth_type": "oauth2", "oauth2_flow": "client_credentials",
+                "token_url": "https://idp.example.com/oauth/token", "client_id": "tools-gateway",
+                "client_secret": secret_ref, "scopes": ["tools.read", "tools.call"], "audience": "mcp",
+            })
+        );
+        assert!(
+            r.rendered.problems.is_empty()
+                || !r
+                    .rendered
+                    .problems
+                    .iter()
+                    .any(|p| p.message.contains("oauth2"))
+        );
+        assert_eq!(
+            r.credentials
+                .as_ref()
+                .unwrap()
+                .secret()
+                .data
+                .as_ref()
+                .unwrap()[var]
+                .0,
+            b"c1ient-s3cret"
+        );
+        assert!(!public_text(&r).contains("c1ient-s3cret"));
+    }
+
+    #[test]
+    fn a_token_url_into_another_namespace_needs_that_namespaces_grant() {
+        let yaml = |grant_yaml: &str| {
+            format!(
+                "{GATEWAY}{}{}{grant_yaml}{}",
+                web_route(),
+                secret("team", "idp", "s", "c1ient-s3cret"),
+                policy(
+                    "team",
+                    "m2m",
+                    "ToolRoute",
+                    "web",
+                    "  upstreamAuth: {oauth2ClientCredentials: {tokenUrl: \"http://keycloak.idp.svc.cluster.local/token\", clientId: c, clientSecret: {secretName: idp, key: s}}}\n"
+                )
+            )
+        };
+        let r = render_with(&yaml(""));
+        let found = verdicts(&r);
+        let [(_, RoutePolicyVerdict::NotPermitted(message))] = found.as_slice() else {
+            panic!("not refused: {:?}", r.policies)
+        };
+        assert!(message.contains("tokenUrl names a Service"), "{message}");
+        assert!(!message.contains("not served"), "{message}");
+        assert!(entry(&r).get("auth_type").is_none());
+        assert!(r.credentials.is_none());
+        let granted = "---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: g, namespace: idp}\nspec:\n  from: [{group: runtime.agentic-layer.ai, kind: ToolRoute, namespace: team}]\n  to: [{group: \"\", kind: Service}]\n";
+        let r = render_with(&yaml(granted));
+        assert_eq!(verdicts(&r), [("m2m".into(), RoutePolicyVerdict::Applied)]);
+        assert_eq!(entry(&r)["auth_type"], "oauth2");
+    }
+
+    #[test]
+    fn only_policies_naming_the_route_in_its_own_namespace_configure_it() {
+        let r = render_with(&format!(
+            "{GATEWAY}{}{}{}{}",
+            web_route(),
+            secret("team", "upstream", "token", SECRET_VALUE),
+            // Naming the gateway: configures no route.
+            policy(
+                "team",
+                "on-gateway",
+                "ToolGateway",
+                "tools",
+                &header_auth(None)
+            ),
+            // Another namespace's policy naming a route called web: its own, not this.
+            policy("other", "foreign", "ToolRoute", "web", &header_auth(None)),
+        ));
+        assert!(r.policies.is_empty(), "{:?}", r.policies);
+        assert!(entry(&r).get("static_headers").is_none());
+        assert!(r.credentials.is_none());
+    }
+
+    #[test]
+    fn a_policy_on_a_route_that_is_not_served_is_only_checked() {
+        let r = render_with(&format!(
+            "{GATEWAY}{}{}{}",
+            route(
+                "team",
+                "web",
+                "  upstream: {toolServerRef: {name: missing}}\n"
+            ),
+            secret("team", "upstream", "token", SECRET_VALUE),
+            policy("team", "auth", "ToolRoute", "web", &header_auth(None)),
+        ));
+        refused(&r, "team", "web");
+        assert_eq!(verdicts(&r), [("auth".into(), RoutePolicyVerdict::Applied)]);
+        assert!(r.credentials.is_none());
+    }
+
+    #[test]
+    fn one_routes_broken_policy_leaves_the_others_alone() {
+        let r = render_with(&format!(
+            "{GATEWAY}{}{}{}{}{}",
+            web_route(),
+            route("team", "docs", &external("https://docs.example.com/mcp")),
+            secret("team", "upstream", "token", SECRET_VALUE),
+            policy("team", "good", "ToolRoute", "web", &header_auth(None)),
+            policy(
+                "team",
+                "broken",
+                "ToolRoute",
+                "docs",
+                &header_auth(Some("Content-Length"))
+            ),
+        ));
+        served(&r, "team", "docs");
+        served(&r, "team", "web");
+        let mut verdicts = verdicts(&r);
+        verdicts.sort_by(|a, b| a.0.cmp(&b.0));
+        assert!(matches!(verdicts[0], (ref n, RoutePolicyVerdict::Refused(_)) if n == "broken"));
+        assert_eq!(verdicts[1], ("good".into(), RoutePolicyVerdict::Applied));
+        assert!(entry(&r).get("static_headers").is_some());
+        assert_eq!(r.credentials.as_ref().unwrap().keys().len(), 1);
+    }
+
+    #[test]
+    fn the_copies_are_bounded_and_the_newest_foreign_routes_go_first() {
+        let big = "b".repeat(8000);
+        let mut yaml = GATEWAY.to_owned();
+        let count = MAX_COPIED_BYTES / 8000 + 3;
+        for i in 0..count {
+            yaml.push_str(&route(
+                "team",
+                &format!("r{i:02}"),
+                &external(&format!("https://mcp{i}.example.com/mcp")),
+            ));
+            yaml.push_str(&secret("team", &format!("s{i:02}"), "token", &big));
+            yaml.push_str(&policy(
+                "team",
+                &format!("p{i:02}"),
+                "ToolRoute",
+                &format!("r{i:02}"),
+                &format!("  upstreamAuth: {{header: {{secretName: s{i:02}, key: token}}}}\n"),
+            ));
+        }
+        let r = render_with(&yaml);
+        let copies = r
+            .credentials
+            .as_ref()
+            .unwrap()
+            .secret()
+            .data
+            .as_ref()
+            .unwrap();
+        let bytes: usize = copies.iter().map(|(k, v)| k.len() + v.0.len()).sum();
+        assert!(bytes <= MAX_COPIED_BYTES, "{bytes}");
+        let left_out: Vec<_> = (r.policies.iter())
+            .filter(|o| matches!(&o.verdict, RoutePolicyVerdict::Unresolved(m) if m.contains("already copies")))
+            .collect();
+        assert_eq!(left_out.len(), count - copies.len());
+        assert!(!left_out.is_empty());
+        // Every route whose credential is left out has no header referring to it.
+        let config = config(&r);
+        for outcome in left_out {
+            let key = route_key(&outcome.route.namespace, &outcome.route.name);
+            assert!(config["mcp_servers"][&key].get("static_headers").is_none());
+        }
+    }
+}
