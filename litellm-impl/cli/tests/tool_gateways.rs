@@ -473,5 +473,42 @@ async fn a_routes_upstream_credential_is_copied_into_the_gateways_secret_and_fol
     assert!(!running.config("team", "tools").await.contains("s3cret"));
     let gateway = running.tool_gateway("team", "tools").await.unwrap();
     assert!(!format!("{:?}", gateway.status).contains("s3cret"));
+
+    // The policy's status has an entry for its route, and a change of the policy alone
+    // reaches the gateway the route is attached to.
+    let policies: Api<litellm_impl::policy::LiteLlmToolRoutePolicy> =
+        Api::namespaced(running.server.client(), "tenant");
+    let accepted = || async {
+        let policy = policies.get("auth").await.ok()?;
+        let entry = (policy.status?.ancestors.into_iter())
+            .find(|e| e.ancestor_ref.kind.as_deref() == Some("ToolRoute"))?;
+        assert_eq!(entry.ancestor_ref.name, "web");
+        let accepted = entry.conditions.iter().find(|c| c.type_ == "Accepted")?;
+        Some((accepted.status.clone(), accepted.observed_generation))
+    };
+    eventually_within(WAIT, "the policy accepted on its route", || async {
+        (accepted().await? == ("True".to_owned(), Some(1))).then_some(())
+    })
+    .await;
+    policies
+        .patch(
+            "auth",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"spec": {"timeoutSeconds": 30}})),
+        )
+        .await
+        .unwrap();
+    eventually_within(WAIT, "the new timeout in the route's entry", || async {
+        running
+            .config("team", "tools")
+            .await
+            .contains("timeout: 30.0")
+            .then_some(())
+    })
+    .await;
+    eventually_within(WAIT, "generation 2 observed", || async {
+        (accepted().await? == ("True".to_owned(), Some(2))).then_some(())
+    })
+    .await;
     running.stop().await;
 }
