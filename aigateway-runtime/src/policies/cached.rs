@@ -22,6 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Resource;
 use kube::api::{ApiResource, DynamicObject, TypeMeta};
 use kube::core::DynamicResourceScope;
+use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
@@ -147,16 +148,73 @@ impl CachedPolicy {
 }
 
 impl<'de> Deserialize<'de> for CachedPolicy {
+    /// Reads the object field by field, skipping what is never kept as it goes:
+    /// `managedFields` (the largest part of a policy as the API server sends it, in
+    /// every list page, watch event and status-write response) is never built as a tree,
+    /// nor are `apiVersion` and `kind`.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct Whole {
-            #[serde(default)]
-            metadata: ObjectMeta,
-            #[serde(flatten)]
-            fields: Map<String, Value>,
+        struct Whole;
+        impl<'de> Visitor<'de> for Whole {
+            type Value = CachedPolicy;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a policy object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CachedPolicy, A::Error> {
+                let mut metadata = ObjectMeta::default();
+                let mut fields = Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "metadata" => {
+                            metadata = map.next_value::<MetadataWithoutManagedFields>()?.0
+                        }
+                        "apiVersion" | "kind" => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                        _ => {
+                            fields.insert(key, map.next_value::<Value>()?);
+                        }
+                    }
+                }
+                Ok(CachedPolicy::new(metadata, fields))
+            }
         }
-        let whole = Whole::deserialize(deserializer)?;
-        Ok(Self::new(whole.metadata, whole.fields))
+        deserializer.deserialize_map(Whole)
+    }
+}
+
+/// `metadata`, read without its `managedFields`.
+struct MetadataWithoutManagedFields(ObjectMeta);
+
+impl<'de> Deserialize<'de> for MetadataWithoutManagedFields {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Metadata;
+        impl<'de> Visitor<'de> for Metadata {
+            type Value = MetadataWithoutManagedFields;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("object metadata")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<MetadataWithoutManagedFields, A::Error> {
+                let mut kept = Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "managedFields" {
+                        map.next_value::<IgnoredAny>()?;
+                    } else {
+                        kept.insert(key, map.next_value::<Value>()?);
+                    }
+                }
+                ObjectMeta::deserialize(Value::Object(kept))
+                    .map(MetadataWithoutManagedFields)
+                    .map_err(serde::de::Error::custom)
+            }
+        }
+        deserializer.deserialize_map(Metadata)
     }
 }
 
