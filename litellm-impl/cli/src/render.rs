@@ -470,9 +470,18 @@ fn in_effect<P: TargetedPolicy<DynamicType = ()> + Clone>(
                 let section = (target.section_name.as_deref())
                     .map(|s| format!(" model {s}"))
                     .unwrap_or_default();
+                // Files written by hand seldom carry a creationTimestamp: then the name
+                // decides, which the cluster would not (it orders by creation).
+                let why = if policy.meta().creation_timestamp.is_none()
+                    || winner.meta().creation_timestamp.is_none()
+                {
+                    "comes first by name (without creationTimestamp in the input; in the cluster the older wins)"
+                } else {
+                    "is older"
+                };
                 let _ = writeln!(
                     err,
-                    "note: {} {} not in effect on {} {}/{}{section}: {} is older and targets it too",
+                    "note: {} {} not in effect on {} {}/{}{section}: {} {why} and targets it too",
                     P::kind(&()),
                     object_id(policy.meta()),
                     gateway.kind,

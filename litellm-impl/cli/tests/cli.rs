@@ -727,3 +727,35 @@ fn the_production_how_to_renders_with_every_policy_applied() {
         "no Secret value reaches the output"
     );
 }
+
+#[test]
+fn render_says_the_name_decides_when_the_input_has_no_creation_times() {
+    let input = r#"
+apiVersion: runtime.agentic-layer.ai/v1alpha1
+kind: AiGateway
+metadata: {name: gw, namespace: team}
+spec:
+  aiModels:
+  - {name: gpt-4o, provider: openai}
+---
+apiVersion: litellm.aigateway.agentic-layer.ai/v1alpha1
+kind: LiteLLMRoutingPolicy
+metadata: {name: b-retries, namespace: team}
+spec:
+  targetRefs: [{group: runtime.agentic-layer.ai, kind: AiGateway, name: gw}]
+  retries: 3
+---
+apiVersion: litellm.aigateway.agentic-layer.ai/v1alpha1
+kind: LiteLLMRoutingPolicy
+metadata: {name: a-retries, namespace: team}
+spec:
+  targetRefs: [{group: runtime.agentic-layer.ai, kind: AiGateway, name: gw}]
+  retries: 1
+"#;
+    let output = run_with_stdin(&["render", "-f", "-"], input);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "{stderr}");
+    assert!(stdout.contains("num_retries: 1"), "{stdout}");
+    let says = "note: LiteLLMRoutingPolicy team/b-retries not in effect on AiGateway team/gw: a-retries comes first by name (without creationTimestamp in the input; in the cluster the older wins)";
+    assert!(stderr.contains(says), "{says}\n{stderr}");
+}
