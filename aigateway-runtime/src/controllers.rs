@@ -472,7 +472,7 @@ async fn run_controllers<K: GatewayKind>(
         reconcile::class_error_policy,
         shared.clone(),
     );
-    let policy_objects = run_policies(policies.controllers, gate, &shared, &stop);
+    let policy_objects = run_policies(policies.controllers, gate, &shared, &stop, &log);
     let attached_objects = futures::stream::iter(attached_controller.map(|controller| {
         (controller.graceful_shutdown_on(stop)).run(
             after_first_list(gate, attached::reconcile),
@@ -483,8 +483,8 @@ async fn run_controllers<K: GatewayKind>(
     tokio::join!(
         drain(gateways, log.clone()),
         drain(classes, log.clone()),
-        drain(attached_objects.flatten(), log.clone()),
-        drain(policy_objects, log),
+        drain(attached_objects.flatten(), log),
+        policy_objects,
     );
 }
 

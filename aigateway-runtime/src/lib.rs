@@ -140,6 +140,7 @@ mod status;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod watches;
+mod work_queue;
 
 pub use attached::{AttachedDecision, AttachedKind};
 pub use implementation::{

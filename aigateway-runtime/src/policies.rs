@@ -18,4 +18,4 @@ mod sync;
 
 pub(crate) use cached::CachedPolicy;
 pub(crate) use index::{PolicyCache, PolicyWatch, TargetObject, watch};
-pub(crate) use sync::{PolicyContext, error_policy, not_ours, reconcile, record};
+pub(crate) use sync::{PolicyContext, not_ours, reconcile, record};

@@ -6,6 +6,8 @@
 //! `Controller`s.
 
 use std::future::Future;
+
+use aigateway_api::NamespacedName;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use futures::future::{BoxFuture, FutureExt};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use kube::api::{Api, ApiResource, DynamicObject};
-use kube::runtime::controller::{self, Config as ControllerConfig, Controller};
+use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, watcher};
 use kube::runtime::{WatchStreamExt, reflector as reflect};
@@ -30,10 +32,10 @@ use crate::group_index::GroupIndex;
 use crate::kind::GatewayKind;
 use crate::logging::LogThrottle;
 use crate::names;
-use crate::policies::{self, CachedPolicy, PolicyCache, PolicyContext, PolicyWatch, TargetObject};
+use crate::policies::{self, PolicyCache, PolicyContext, PolicyWatch, TargetObject};
+use crate::work_queue;
 use crate::reference_grants;
 use crate::related::{GatewayKey, RelatedCaches, RelatedView, RelatedWatch};
-use crate::retry::ReconcileError;
 use crate::shared::Shared;
 use crate::watches::{
     CacheTracking, OptionalKind, ResyncTrigger, ShutdownSignal, SyncGate, child_reflector,
@@ -407,9 +409,21 @@ pub(crate) struct PolicyControllers<K: GatewayKind> {
     pub(crate) gateway_events: Objects<K::Gateway>,
     /// Gateways to re-run because a policy naming them changed.
     pub(crate) gateway_triggers: GatewayTriggers<K>,
-    /// One controller per policy kind, with its cache.
-    pub(crate) controllers: Vec<(Controller<CachedPolicy>, Arc<PolicyCache>)>,
+    /// One controller per policy kind.
+    pub(crate) controllers: PolicyRunners,
 }
+
+/// The policy controllers: per kind, the policies to look at, with the kind's cache;
+/// at most `concurrency` reconciles at once per kind.
+pub(crate) struct PolicyRunners {
+    kinds: Vec<(PolicyTriggers, Arc<PolicyCache>)>,
+    concurrency: usize,
+}
+
+/// The policies of one kind to look at: those its watch reports, those whose decisions
+/// changed, and those naming a gateway or attached object that changed; a watch error
+/// is an item too, to be logged.
+pub(crate) type PolicyTriggers = BoxStream<'static, Result<NamespacedName, watcher::Error>>;
 
 impl<K: GatewayKind> PolicyControllers<K> {
     /// Each policy kind's controller runs on its own watch, the decisions recorded for
@@ -424,76 +438,87 @@ impl<K: GatewayKind> PolicyControllers<K> {
         watches: Vec<PolicyWatch<K>>,
         wiring: &super::Wiring,
     ) -> Self {
-        let concurrency = wiring.concurrency;
         let mut gateway_events = gateway_events;
         let mut gateway_triggers = Vec::new();
         let mut controllers = Vec::new();
         for watch in watches {
             let cache = watch.cache.clone();
             let (events, from_gateways) = with_triggers(gateway_events, move |gateway| {
-                let naming = cache.naming(gateway);
-                naming.iter().map(|key| cache.object_ref(key)).collect()
+                cache.naming(gateway)
             });
             gateway_events = events;
             gateway_triggers.push(watch.gateway_triggers);
-            let (store, resource) = (watch.cache.store.clone(), watch.cache.resource.clone());
-            let mut controller = Controller::for_stream_with(watch.objects, store, resource)
-                .with_config(ControllerConfig::default().concurrency(concurrency))
-                .reconcile_on(watch.policy_triggers)
-                .reconcile_on(from_gateways);
+            let mut sources = vec![
+                watch.objects,
+                watch.policy_triggers.map(Ok).boxed(),
+                from_gateways.map(Ok).boxed(),
+            ];
             if let Some(attached) = attached.as_deref_mut() {
                 let cache = watch.cache.clone();
                 let kind = attached.cache.resource.clone();
                 let objects =
                     std::mem::replace(&mut attached.objects, futures::stream::empty().boxed());
                 let (objects, from_attached) = with_triggers(objects, move |object| {
-                    let target = TargetObject {
+                    cache.naming_target(&TargetObject {
                         group: kind.group.clone(),
                         kind: kind.kind.clone(),
                         key: attached::key_of(object),
-                    };
-                    let naming = cache.naming_target(&target);
-                    naming.iter().map(|key| cache.object_ref(key)).collect()
+                    })
                 });
                 attached.objects = objects;
-                controller = controller.reconcile_on(from_attached);
+                sources.push(from_attached.map(Ok).boxed());
             }
-            controllers.push((controller, watch.cache));
+            controllers.push((futures::stream::select_all(sources).boxed(), watch.cache));
         }
         Self {
             gateway_events,
             gateway_triggers: futures::stream::select_all(gateway_triggers).boxed(),
-            controllers,
+            controllers: PolicyRunners {
+                kinds: controllers,
+                concurrency: usize::from(wiring.concurrency),
+            },
         }
     }
 }
 
-/// Runs the policy controllers until `stop`, each reconcile after the first list.
+/// Runs the policy controllers until `stop`, each reconcile after the first list, at
+/// most `concurrency` at once per kind, as the gateways: unbounded, every policy due
+/// after the first list would run at once, each holding its future and, while writing,
+/// a pooled connection with its buffers (kept by the pool after). A watch error is
+/// logged as the gateway controller's are (see [`drain`]).
 pub(crate) fn run_policies<K: GatewayKind>(
-    controllers: Vec<(Controller<CachedPolicy>, Arc<PolicyCache>)>,
+    runners: PolicyRunners,
     gate: &SyncGate,
     shared: &Arc<Shared<K>>,
     stop: &ShutdownSignal,
-) -> impl Stream<
-    Item = Result<
-        (ObjectRef<CachedPolicy>, controller::Action),
-        controller::Error<ReconcileError, watcher::Error>,
-    >,
-> + Send
-+ use<K> {
-    futures::stream::select_all(controllers.into_iter().map(|(controller, cache)| {
+    throttle: &Arc<LogThrottle>,
+) -> impl Future<Output = ()> + use<K> {
+    let concurrency = runners.concurrency;
+    let runs = runners.kinds.into_iter().map(|(triggers, cache)| {
         let context = Arc::new(PolicyContext {
             shared: shared.clone(),
             cache,
         });
-        (controller.graceful_shutdown_on(stop.clone()))
-            .run(
-                after_first_list(gate, policies::reconcile),
-                policies::error_policy,
-                context,
-            )
-            .boxed()
-    }))
+        let throttle = throttle.clone();
+        let keys = triggers.filter_map(move |trigger| {
+            futures::future::ready(match trigger {
+                Ok(key) => Some(key),
+                Err(failed) => {
+                    log_controller_error(&throttle, &watch_failure(&failed));
+                    None
+                }
+            })
+        });
+        let gate = gate.clone();
+        work_queue::run(keys, concurrency, stop.clone(), move |key| {
+            let (gate, context) = (gate.clone(), context.clone());
+            async move {
+                gate.wait().await;
+                policies::reconcile(key, context).await
+            }
+        })
+    });
+    futures::future::join_all(runs.collect::<Vec<_>>()).map(|_| ())
 }
 
 /// `objects` unchanged, and the receiver of what `triggers` maps each of them to: a
@@ -578,19 +603,22 @@ pub(crate) async fn drain<T, E>(
                         controller::Error::QueueError(failed) => watch_failure(failed),
                         other => other.to_string(),
                     };
-                    match throttle.admit() {
-                        Some(held_back) => {
-                            warn!(%error, held_back, "controller error: a watch or queue failed; retrying")
-                        }
-                        None => {
-                            debug!(%error, "controller error: a watch or queue failed; retrying")
-                        }
-                    }
+                    log_controller_error(&throttle, &error);
                 }
             }
             futures::future::ready(())
         })
         .await;
+}
+
+/// Logs a failed watch or queue: a few lines a second at `warn`, the rest at `debug`.
+fn log_controller_error(throttle: &LogThrottle, error: &str) {
+    match throttle.admit() {
+        Some(held_back) => {
+            warn!(%error, held_back, "controller error: a watch or queue failed; retrying")
+        }
+        None => debug!(%error, "controller error: a watch or queue failed; retrying"),
+    }
 }
 
 #[cfg(test)]

@@ -119,20 +119,6 @@ impl CachedPolicy {
         self.fields().remove(name)
     }
 
-    /// A policy with only this one's namespace and name: what a controller needs to
-    /// queue it, without the resourceVersion and uid its queue would otherwise copy.
-    pub(crate) fn reference(&self) -> Self {
-        Self {
-            metadata: ObjectMeta {
-                namespace: self.metadata.namespace.clone(),
-                name: self.metadata.name.clone(),
-                ..ObjectMeta::default()
-            },
-            fields: Box::default(),
-            status: CachedStatus::Absent,
-        }
-    }
-
     /// The policy as an object of kind `resource`: its metadata and spec, without its
     /// status (which the cache does not keep, and implementations do not read).
     pub(crate) fn to_object(&self, resource: &ApiResource) -> DynamicObject {

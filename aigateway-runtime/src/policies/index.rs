@@ -274,7 +274,7 @@ pub(crate) struct PolicyCache {
     /// Failed reconciles in a row, by policy, for the backoff.
     pub(crate) failures: Mutex<HashMap<NamespacedName, u32>>,
     /// Policies to look at again (their decisions or their targets changed).
-    pub(crate) triggers: UnboundedSender<ObjectRef<CachedPolicy>>,
+    pub(crate) triggers: UnboundedSender<NamespacedName>,
 }
 
 /// Our last status write of a policy: the resourceVersions our writes replaced, and what
@@ -345,7 +345,7 @@ impl PolicyCache {
 
     /// Asks the policy controller to look at `key` again.
     pub(crate) fn trigger(&self, key: &NamespacedName) {
-        let _ = self.triggers.unbounded_send(self.object_ref(key));
+        let _ = self.triggers.unbounded_send(key.clone());
     }
 
     /// The policies naming `object` (a gateway; any section of it).
@@ -441,14 +441,15 @@ impl PolicyCache {
 /// The running watch of one policy kind.
 pub(crate) struct PolicyWatch<K: GatewayKind> {
     pub(crate) cache: Arc<PolicyCache>,
-    /// The reflected policies, for the policy controller.
+    /// The keys of the reflected policies as they change (each once after a relist),
+    /// for the policy controller.
     pub(crate) objects: std::pin::Pin<
-        Box<dyn Stream<Item = Result<CachedPolicy, watcher::Error>> + Send + 'static>,
+        Box<dyn Stream<Item = Result<NamespacedName, watcher::Error>> + Send + 'static>,
     >,
     /// Gateways to reconcile because the policies naming them changed.
     pub(crate) gateway_triggers: UnboundedReceiver<ObjectRef<K::Gateway>>,
     /// Policies to look at again (see [`PolicyCache::triggers`]).
-    pub(crate) policy_triggers: UnboundedReceiver<ObjectRef<CachedPolicy>>,
+    pub(crate) policy_triggers: UnboundedReceiver<NamespacedName>,
 }
 
 /// Starts watching `declaration`'s kind (in `namespace`, or everywhere) for
@@ -523,7 +524,7 @@ pub(crate) fn watch<K: GatewayKind>(
             }
         });
     let objects = touched_once_stored(objects, store)
-        .map_ok(|policy| policy.reference())
+        .map_ok(|policy| key_of(&policy))
         .boxed();
     PolicyWatch {
         cache,

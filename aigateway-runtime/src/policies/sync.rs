@@ -12,7 +12,6 @@ use std::sync::Arc;
 use aigateway_api::NamespacedName;
 use kube::Resource;
 use kube::api::{Api, Patch};
-use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 use tracing::debug;
@@ -28,6 +27,7 @@ use crate::policies::rules::{Entry, TargetState, entry, foreign};
 use crate::retry::{ReconcileError, backoff, conflict_backoff};
 use crate::shared::Shared;
 use crate::status;
+use crate::work_queue::Rerun;
 
 /// What a policy reconcile works with: the kind's shared state and the policy kind's
 /// cache.
@@ -188,33 +188,40 @@ fn standing<K: GatewayKind>(
     }
 }
 
-/// One policy: every entry of ours, from the caches; written when the list differs.
-/// Nothing is written while a gateway the policy is in effect on has not decided on
-/// this generation of it yet (its pass records, then asks again): one write, not two.
+/// One policy (`key`, if it is still cached): every entry of ours, from the caches;
+/// written when the list differs. Nothing is written while a gateway the policy is in
+/// effect on has not decided on this generation of it yet (its pass records, then asks
+/// again): one write, not two. After a failure, when to try again.
 pub(crate) async fn reconcile<K: GatewayKind>(
-    policy: Arc<CachedPolicy>,
+    key: NamespacedName,
     ctx: Arc<PolicyContext<K>>,
-) -> Result<Action, ReconcileError> {
+) -> Rerun {
+    let Some(policy) = ctx.cache.get(&key) else {
+        // Deleted since it was queued.
+        return Rerun::OnChange;
+    };
     let policy = ctx.cache.freshest(policy);
-    let result = write_status(&policy, &ctx).await;
-    if result.is_ok() {
-        succeeded(&ctx.cache, &policy);
+    match write_status(&policy, &ctx).await {
+        Ok(()) => {
+            succeeded(&ctx.cache, &policy);
+            Rerun::OnChange
+        }
+        Err(error) => error_policy(&policy, &error, &ctx),
     }
-    result
 }
 
 async fn write_status<K: GatewayKind>(
     policy: &CachedPolicy,
     ctx: &PolicyContext<K>,
-) -> Result<Action, ReconcileError> {
+) -> Result<(), ReconcileError> {
     let (shared, cache) = (&ctx.shared, &ctx.cache);
     if policy.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
+        return Ok(());
     }
     let key = key_of(policy);
     let version = policy.metadata.resource_version.clone().unwrap_or_default();
     if locked(&cache.refused_writes).get(&key) == Some(&version) {
-        return Ok(Action::await_change());
+        return Ok(());
     }
     let generation = policy.metadata.generation;
     let (group, kind) = (K::Gateway::group(&()), K::Gateway::kind(&()));
@@ -258,7 +265,7 @@ async fn write_status<K: GatewayKind>(
         match entry(&cache.resource.kind, &target, state) {
             Entry::Conditions(conditions) => ours.push((target.ancestor_ref(), conditions)),
             Entry::None => {}
-            Entry::Pending => return Ok(Action::await_change()),
+            Entry::Pending => return Ok(()),
         }
     }
     cache.forget_decisions(&key, &our_targets);
@@ -267,13 +274,13 @@ async fn write_status<K: GatewayKind>(
     // controllers' entries.
     let Some(merged) = merged else {
         debug!(policy = %key.name, namespace = %key.namespace, "status.ancestors does not parse; not written");
-        return Ok(Action::await_change());
+        return Ok(());
     };
     if !merged.left_out.is_empty() {
         debug!(policy = %key.name, namespace = %key.namespace, left_out = merged.left_out.len(), "status.ancestors is full");
     }
     let Some(ancestors) = merged.ancestors else {
-        return Ok(Action::await_change());
+        return Ok(());
     };
     let api: Api<CachedPolicy> =
         Api::namespaced_with(shared.client.clone(), &key.namespace, &cache.resource);
@@ -290,7 +297,7 @@ async fn write_status<K: GatewayKind>(
             cache.remember(policy, written);
             locked(&cache.refused_writes).remove(&key);
             debug!(policy = %key.name, namespace = %key.namespace, "wrote policy status");
-            Ok(Action::await_change())
+            Ok(())
         }
         Err(source) => {
             if matches!(&source, kube::Error::Api(status) if status.code == 422) {
@@ -314,38 +321,38 @@ async fn write_status<K: GatewayKind>(
 /// Backoff for a failed policy reconcile: soon after a conflict (someone else wrote the
 /// list in between), growing with each failure in a row otherwise, and never again for
 /// a write refused as invalid until the policy changes (see `reconcile`).
-pub(crate) fn error_policy<K: GatewayKind>(
-    policy: Arc<CachedPolicy>,
+fn error_policy<K: GatewayKind>(
+    policy: &CachedPolicy,
     error: &ReconcileError,
-    ctx: Arc<PolicyContext<K>>,
-) -> Action {
+    ctx: &PolicyContext<K>,
+) -> Rerun {
     let shared = &ctx.shared;
     shared.metrics.reconcile_failed(error.metric_reason());
     crate::logging::warn_about(
         &shared.warnings,
-        &object_name(&policy, &ctx.cache),
+        &object_name(policy, &ctx.cache),
         error,
         "could not write a policy's status",
     );
     if matches!(error, ReconcileError::Write { source: kube::Error::Api(status), .. } if status.code == 422)
     {
-        return Action::await_change();
+        return Rerun::OnChange;
     }
     let failures = {
         let mut streaks = locked(&ctx.cache.failures);
-        let count = streaks.entry(key_of(policy.as_ref())).or_insert(0);
+        let count = streaks.entry(key_of(policy)).or_insert(0);
         *count = count.saturating_add(1);
         *count
     };
     if error.is_conflict() {
-        Action::requeue(conflict_backoff(failures))
+        Rerun::After(conflict_backoff(failures))
     } else {
-        Action::requeue(backoff(failures))
+        Rerun::After(backoff(failures))
     }
 }
 
 /// Forgets the failure streak of a policy written (or found unchanged).
-pub(crate) fn succeeded(cache: &PolicyCache, policy: &CachedPolicy) {
+fn succeeded(cache: &PolicyCache, policy: &CachedPolicy) {
     let mut streaks = locked(&cache.failures);
     if !streaks.is_empty() {
         streaks.remove(&key_of(policy));
