@@ -33,7 +33,6 @@ use crate::kind::GatewayKind;
 use crate::logging::LogThrottle;
 use crate::names;
 use crate::policies::{self, PolicyCache, PolicyContext, PolicyWatch, TargetObject};
-use crate::work_queue;
 use crate::reference_grants;
 use crate::related::{GatewayKey, RelatedCaches, RelatedView, RelatedWatch};
 use crate::shared::Shared;
@@ -41,6 +40,7 @@ use crate::watches::{
     CacheTracking, OptionalKind, ResyncTrigger, ShutdownSignal, SyncGate, child_reflector,
     mark_listed, touched_once_stored, tracked, watch_failure,
 };
+use crate::work_queue;
 
 /// The objects a cache holds, as they change (a relist's once the cache holds it).
 pub(crate) type Objects<T> = BoxStream<'static, Result<T, watcher::Error>>;
@@ -443,9 +443,8 @@ impl<K: GatewayKind> PolicyControllers<K> {
         let mut controllers = Vec::new();
         for watch in watches {
             let cache = watch.cache.clone();
-            let (events, from_gateways) = with_triggers(gateway_events, move |gateway| {
-                cache.naming(gateway)
-            });
+            let (events, from_gateways) =
+                with_triggers(gateway_events, move |gateway| cache.naming(gateway));
             gateway_events = events;
             gateway_triggers.push(watch.gateway_triggers);
             let mut sources = vec![

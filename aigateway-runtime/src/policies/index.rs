@@ -6,6 +6,7 @@
 //! and below the rules and writes that use it.
 
 use std::collections::{BTreeSet, HashMap};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use aigateway_api::NamespacedName;
@@ -13,15 +14,14 @@ use aigateway_api::policy::{MAX_TARGET_REFS, PolicyTarget, PolicyTargetReference
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use futures::{Stream, StreamExt, TryStreamExt};
 use kube::api::{Api, ApiResource};
-use kube::runtime::reflector as reflect;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::{self, watcher};
 use kube::{Client, Resource};
 
 use crate::attached::{AttachedCache, PolicyDecision, PolicyKind};
 use crate::kind::GatewayKind;
 use crate::policies::CachedPolicy;
-use crate::watches::{CacheTracking, LIST_PAGE_SIZE, touched_once_stored, tracked_optional};
+use crate::watches::{CacheTracking, LIST_PAGE_SIZE, touched_once, tracked_optional};
 
 /// An object policies target, without the section: the unit whose change re-runs
 /// policies, and whose policies a gateway pass reads.
@@ -76,13 +76,18 @@ pub(crate) fn target_refs(policy: &CachedPolicy) -> Vec<PolicyTargetReference> {
         .collect()
 }
 
-/// What the index keeps of one policy: its targets in its own namespace, once each, and
-/// its rank (older first: creation time, then name).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the cache keeps of one policy: the policy, its targets in its own namespace
+/// (once each), its rank (older first: creation time, then name), and what the passes of
+/// its targets' gateways decided about it.
+#[derive(Debug)]
 struct Indexed {
+    policy: Arc<CachedPolicy>,
     /// Boxed: a `Vec` would keep room for four.
     targets: Box<[PolicyTarget]>,
     rank: Rank,
+    /// By target: what the last pass of the target's gateway decided. A policy has at
+    /// most [`MAX_TARGET_REFS`] targets: a list, not a map of its own.
+    decisions: Vec<(DecidedOn, Recorded)>,
 }
 
 /// Gateway API's precedence: the older policy first (a policy without a creation time
@@ -95,10 +100,10 @@ pub(crate) struct Rank {
 }
 
 impl Indexed {
-    fn of(policy: &CachedPolicy) -> Self {
+    fn of(policy: CachedPolicy) -> Self {
         let namespace = policy.metadata.namespace.clone().unwrap_or_default();
         let mut targets: Vec<PolicyTarget> = Vec::new();
-        for reference in target_refs(policy) {
+        for reference in target_refs(&policy) {
             if let Ok(target) = reference.target_in(&namespace)
                 && !targets.contains(&target)
             {
@@ -107,61 +112,99 @@ impl Indexed {
         }
         let created = policy.metadata.creation_timestamp.as_ref().map(|t| t.0);
         Self {
+            policy: Arc::new(policy),
             targets: targets.into_boxed_slice(),
             rank: Rank {
                 no_time: created.is_none(),
                 created,
             },
+            decisions: Vec::new(),
         }
     }
 
-    fn objects(&self) -> impl Iterator<Item = TargetObject> + '_ {
-        self.targets.iter().map(TargetObject::of)
+    /// Whether this policy names `object` (any section of it).
+    fn names(&self, object: &TargetObject) -> bool {
+        self.targets.iter().any(|target| is_on(target, object))
     }
 }
 
-/// Which policies name which objects, kept from the watch events.
+/// Whether `target` is (a section of) `object`.
+fn is_on(target: &PolicyTarget, object: &TargetObject) -> bool {
+    target.name == object.key.name
+        && target.namespace == object.key.namespace
+        && target.kind == object.kind
+        && target.group == object.group
+}
+
+/// The policies of one kind as the watch reports them, indexed by the objects they name,
+/// with the decisions gateway passes recorded for them.
 #[derive(Debug, Default)]
 pub(crate) struct PolicyIndex {
     policies: HashMap<NamespacedName, Indexed>,
-    /// Sorted and without duplicates: an object is usually named by one policy, and a
-    /// `BTreeSet` of one costs a ~600-byte node.
-    by_object: HashMap<TargetObject, Vec<NamespacedName>>,
+    /// The policies naming each object, by the object's hash (see
+    /// [`PolicyIndex::hash_of`]): a key of four strings per object would cost more than
+    /// the policies' own keys. Sorted and without duplicates; an object is usually named
+    /// by one policy, and a `BTreeSet` of one costs a ~600-byte node. Two objects of one
+    /// hash share a list: readers keep the policies that name the object they ask about.
+    by_object: HashMap<u64, Vec<NamespacedName>>,
+    hasher: std::hash::RandomState,
     /// The policies of a relist in progress, replacing the index when it ends.
     relist: Option<HashMap<NamespacedName, Indexed>>,
 }
 
 impl PolicyIndex {
-    /// Records `policy`'s targets (`None`: deleted); returns the objects it named before
-    /// or names now, each once.
+    fn hash_of(&self, group: &str, kind: &str, namespace: &str, name: &str) -> u64 {
+        self.hasher.hash_one((group, kind, namespace, name))
+    }
+
+    fn hash_of_target(&self, target: &PolicyTarget) -> u64 {
+        self.hash_of(&target.group, &target.kind, &target.namespace, &target.name)
+    }
+
+    fn hash_of_object(&self, object: &TargetObject) -> u64 {
+        let key = &object.key;
+        self.hash_of(&object.group, &object.kind, &key.namespace, &key.name)
+    }
+
+    /// Records `policy` (`None`: deleted), keeping the decisions recorded for it;
+    /// returns the objects it named before or names now, each once.
     fn set(&mut self, policy: NamespacedName, indexed: Option<Indexed>) -> Vec<TargetObject> {
         let before = match indexed {
-            Some(indexed) => self.policies.insert(policy.clone(), indexed),
+            Some(mut indexed) => {
+                if let Some(known) = self.policies.get_mut(&policy) {
+                    indexed.decisions = std::mem::take(&mut known.decisions);
+                }
+                self.policies.insert(policy.clone(), indexed)
+            }
             None => self.policies.remove(&policy),
         };
         let mut affected: BTreeSet<TargetObject> = BTreeSet::new();
         if let Some(before) = &before {
-            for object in before.objects() {
-                if let Some(named) = self.by_object.get_mut(&object) {
+            for target in &before.targets {
+                let hash = self.hash_of_target(target);
+                if let Some(named) = self.by_object.get_mut(&hash) {
                     if let Ok(at) = named.binary_search(&policy) {
                         named.remove(at);
                     }
                     if named.is_empty() {
-                        self.by_object.remove(&object);
+                        self.by_object.remove(&hash);
                     }
                 }
-                affected.insert(object);
+                affected.insert(TargetObject::of(target));
             }
         }
         if let Some(now) = self.policies.get(&policy) {
-            for object in now.objects() {
-                let named = self.by_object.entry(object.clone()).or_default();
+            for target in &now.targets {
+                let named = self
+                    .by_object
+                    .entry(self.hash_of_target(target))
+                    .or_default();
                 if let Err(at) = named.binary_search(&policy) {
                     // Exactly: most objects are named by one policy.
                     named.reserve_exact(1);
                     named.insert(at, policy.clone());
                 }
-                affected.insert(object);
+                affected.insert(TargetObject::of(target));
             }
         }
         // Unchanged targets of a changed policy still re-run: its spec may have changed.
@@ -169,17 +212,17 @@ impl PolicyIndex {
     }
 
     /// Applies one watch event; returns the objects whose policies changed.
-    pub(crate) fn on_event(&mut self, event: &watcher::Event<CachedPolicy>) -> Vec<TargetObject> {
+    pub(crate) fn on_event(&mut self, event: watcher::Event<CachedPolicy>) -> Vec<TargetObject> {
         match event {
-            watcher::Event::Apply(policy) => self.set(key_of(policy), Some(Indexed::of(policy))),
-            watcher::Event::Delete(policy) => self.set(key_of(policy), None),
+            watcher::Event::Apply(policy) => self.set(key_of(&policy), Some(Indexed::of(policy))),
+            watcher::Event::Delete(policy) => self.set(key_of(&policy), None),
             watcher::Event::Init => {
                 self.relist = Some(HashMap::new());
                 Vec::new()
             }
             watcher::Event::InitApply(policy) => {
                 if let Some(relist) = self.relist.as_mut() {
-                    relist.insert(key_of(policy), Indexed::of(policy));
+                    relist.insert(key_of(&policy), Indexed::of(policy));
                 }
                 Vec::new()
             }
@@ -189,27 +232,45 @@ impl PolicyIndex {
                 };
                 // Policies may have changed while the watch was down: every object named
                 // before or after the relist looks again.
-                let mut affected: BTreeSet<TargetObject> = self.by_object.keys().cloned().collect();
-                self.policies.clear();
+                let mut known = std::mem::take(&mut self.policies);
+                let mut affected: BTreeSet<TargetObject> = (known.values())
+                    .flat_map(|indexed| indexed.targets.iter().map(TargetObject::of))
+                    .collect();
                 self.by_object.clear();
-                for (policy, indexed) in relist {
+                for (policy, mut indexed) in relist {
+                    if let Some(before) = known.get_mut(&policy) {
+                        indexed.decisions = std::mem::take(&mut before.decisions);
+                    }
                     affected.extend(self.set(policy, Some(indexed)));
                 }
+                known.clear();
                 affected.into_iter().collect()
             }
         }
     }
 
+    /// The policy `key`.
+    pub(crate) fn get(&self, key: &NamespacedName) -> Option<Arc<CachedPolicy>> {
+        self.policies.get(key).map(|indexed| indexed.policy.clone())
+    }
+
+    /// Every policy's key.
+    pub(crate) fn keys(&self) -> Vec<NamespacedName> {
+        self.policies.keys().cloned().collect()
+    }
+
     /// The policies naming `object` (any section of it).
     pub(crate) fn naming(&self, object: &TargetObject) -> Vec<NamespacedName> {
-        (self.by_object.get(object).into_iter().flatten())
+        let named = self.by_object.get(&self.hash_of_object(object));
+        (named.into_iter().flatten())
+            .filter(|key| (self.policies.get(*key)).is_some_and(|indexed| indexed.names(object)))
             .cloned()
             .collect()
     }
 
     /// The policy in effect on `target`: the oldest of those naming it.
     pub(crate) fn winner(&self, target: &PolicyTarget) -> Option<&NamespacedName> {
-        let named = self.by_object.get(&TargetObject::of(target))?;
+        let named = self.by_object.get(&self.hash_of_target(target))?;
         named
             .iter()
             .filter_map(|key| Some((key, self.policies.get(key)?)))
@@ -219,24 +280,32 @@ impl PolicyIndex {
     }
 
     /// The policies in effect on `object` or a section of it (each once), oldest first.
-    pub(crate) fn in_effect_on(&self, object: &TargetObject) -> Vec<NamespacedName> {
-        let Some(named) = self.by_object.get(object) else {
+    fn in_effect_on(&self, object: &TargetObject) -> Vec<(&NamespacedName, &Indexed)> {
+        let Some(named) = self.by_object.get(&self.hash_of_object(object)) else {
             return Vec::new();
         };
-        let mut winners: Vec<(&Rank, &NamespacedName)> = Vec::new();
+        let mut winners: Vec<(&NamespacedName, &Indexed)> = Vec::new();
         for key in named {
             let Some(indexed) = self.policies.get(key) else {
                 continue;
             };
             let wins = (indexed.targets.iter())
-                .filter(|target| TargetObject::of(target) == *object)
+                .filter(|target| is_on(target, object))
                 .any(|target| self.winner(target) == Some(key));
             if wins {
-                winners.push((&indexed.rank, key));
+                winners.push((key, indexed));
             }
         }
-        winners.sort();
-        winners.into_iter().map(|(_, key)| key.clone()).collect()
+        winners.sort_by(|(a_key, a), (b_key, b)| (&a.rank, a_key).cmp(&(&b.rank, b_key)));
+        winners
+    }
+
+    /// The keys of the policies in effect on `object`, oldest first.
+    #[cfg(test)]
+    fn in_effect_keys(&self, object: &TargetObject) -> Vec<NamespacedName> {
+        (self.in_effect_on(object).into_iter())
+            .map(|(key, _)| key.clone())
+            .collect()
     }
 }
 
@@ -260,11 +329,10 @@ pub(crate) struct Recorded {
 /// the watch, the gateway passes, the policy reconciles and [`Context`](crate::Context).
 pub(crate) struct PolicyCache {
     pub(crate) resource: Arc<ApiResource>,
-    pub(crate) store: Store<CachedPolicy>,
+    /// The policies, by key and by the objects they name, with their decisions: one
+    /// map, not kube's `Store` beside an index (whose keys would each repeat the kind
+    /// and the name).
     pub(crate) index: Mutex<PolicyIndex>,
-    /// By policy, then by target: what the last pass of the target's gateway decided. A
-    /// policy has at most [`MAX_TARGET_REFS`] targets: a list, not a map of its own.
-    pub(crate) decisions: Mutex<HashMap<NamespacedName, Vec<(DecidedOn, Recorded)>>>,
     /// Policies whose status write the API server refused as invalid (422), with the
     /// resourceVersion it refused: not written again until their owner changes them.
     pub(crate) refused_writes: Mutex<HashMap<NamespacedName, String>>,
@@ -336,11 +404,7 @@ impl PolicyCache {
 
     /// The cached policy `key`.
     pub(crate) fn get(&self, key: &NamespacedName) -> Option<Arc<CachedPolicy>> {
-        self.store.get(&self.object_ref(key))
-    }
-
-    pub(crate) fn object_ref(&self, key: &NamespacedName) -> ObjectRef<CachedPolicy> {
-        ObjectRef::new_with(&key.name, self.resource.clone()).within(&key.namespace)
+        locked(&self.index).get(key)
     }
 
     /// Asks the policy controller to look at `key` again.
@@ -360,8 +424,9 @@ impl PolicyCache {
 
     /// The policies in effect on `object`, oldest first.
     pub(crate) fn in_effect_on(&self, object: &TargetObject) -> Vec<Arc<CachedPolicy>> {
-        let keys = locked(&self.index).in_effect_on(object);
-        keys.iter().filter_map(|key| self.get(key)).collect()
+        (locked(&self.index).in_effect_on(object).into_iter())
+            .map(|(_, indexed)| indexed.policy.clone())
+            .collect()
     }
 
     /// Records what a gateway's pass decided about the policies in effect on `target`
@@ -375,26 +440,23 @@ impl PolicyCache {
         in_effect: &[Arc<CachedPolicy>],
         decided: impl Fn(&NamespacedName) -> Option<PolicyDecision>,
     ) {
-        let naming = locked(&self.index).naming(target);
         let mut changed = Vec::new();
         {
-            let mut decisions = locked(&self.decisions);
-            for key in &naming {
-                let policy = in_effect.iter().find(|p| key_of(p.as_ref()) == *key);
+            let mut index = locked(&self.index);
+            for key in index.naming(target) {
+                let Some(indexed) = index.policies.get_mut(&key) else {
+                    continue;
+                };
+                let of_policy = &mut indexed.decisions;
+                let policy = in_effect.iter().find(|p| key_of(p.as_ref()) == key);
                 let Some(policy) = policy else {
-                    if let Some(of_policy) = decisions.get_mut(key) {
-                        of_policy.retain(|(decided_on, _)| decided_on != on);
-                        if of_policy.is_empty() {
-                            decisions.remove(key);
-                        }
-                    }
+                    of_policy.retain(|(decided_on, _)| decided_on != on);
                     continue;
                 };
                 let recorded = Recorded {
                     generation: policy.metadata.generation,
-                    decision: decided(key).unwrap_or(PolicyDecision::Accept),
+                    decision: decided(&key).unwrap_or(PolicyDecision::Accept),
                 };
-                let of_policy = decisions.entry(key.clone()).or_default();
                 match of_policy
                     .iter_mut()
                     .find(|(decided_on, _)| decided_on == on)
@@ -402,13 +464,13 @@ impl PolicyCache {
                     Some((_, known)) if *known == recorded => {}
                     Some((_, known)) => {
                         *known = recorded;
-                        changed.push(key.clone());
+                        changed.push(key);
                     }
                     None => {
                         // Exactly: most policies are in effect on one gateway.
                         of_policy.reserve_exact(1);
                         of_policy.push((on.clone(), recorded));
-                        changed.push(key.clone());
+                        changed.push(key);
                     }
                 }
             }
@@ -420,19 +482,19 @@ impl PolicyCache {
 
     /// What the last pass decided about `policy` on `on`.
     pub(crate) fn recorded(&self, policy: &NamespacedName, on: &DecidedOn) -> Option<Recorded> {
-        locked(&self.decisions)
-            .get(policy)
-            .and_then(|of_policy| of_policy.iter().find(|(decided_on, _)| decided_on == on))
+        let index = locked(&self.index);
+        let indexed = index.policies.get(policy)?;
+        (indexed.decisions.iter())
+            .find(|(decided_on, _)| decided_on == on)
             .map(|(_, recorded)| recorded.clone())
     }
 
     /// Forgets the decisions about `policy` on the targets not in `keep`.
     pub(crate) fn forget_decisions(&self, policy: &NamespacedName, keep: &[DecidedOn]) {
-        let mut decisions = locked(&self.decisions);
-        if let Some(of_policy) = decisions.get_mut(policy) {
-            of_policy.retain(|(decided_on, _)| keep.contains(decided_on));
-            if of_policy.is_empty() {
-                decisions.remove(policy);
+        if let Some(indexed) = locked(&self.index).policies.get_mut(policy) {
+            (indexed.decisions).retain(|(decided_on, _)| keep.contains(decided_on));
+            if indexed.decisions.is_empty() {
+                indexed.decisions = Vec::new();
             }
         }
     }
@@ -467,13 +529,10 @@ pub(crate) fn watch<K: GatewayKind>(
 ) -> PolicyWatch<K> {
     let resource = Arc::new(declaration.resource);
     let cache_name = tracking.key(&format!("policy {}", resource.kind));
-    let writer = reflector::store::Writer::new(resource.clone());
     let (policy_tx, policy_triggers) = unbounded();
     let cache = Arc::new(PolicyCache {
         resource: resource.clone(),
-        store: writer.as_reader(),
         index: Mutex::default(),
-        decisions: Mutex::default(),
         refused_writes: Mutex::default(),
         written: Mutex::default(),
         failures: Mutex::default(),
@@ -491,46 +550,54 @@ pub(crate) fn watch<K: GatewayKind>(
         .map_ok(move |event| event.modify(|policy| policy.keep_memo(&controller)));
     let indexed = cache.clone();
     let (gateway_group, gateway_kind) = (K::Gateway::group(&()), K::Gateway::kind(&()));
-    let store = writer.as_reader();
-    let objects =
-        reflect(writer, tracked_optional(tracking, cache_name, events)).inspect(move |event| {
-            let Ok(event) = event else { return };
-            if let watcher::Event::Delete(policy) = event {
-                let key = key_of(policy);
-                locked(&indexed.decisions).remove(&key);
-                locked(&indexed.written).remove(&key);
-                locked(&indexed.refused_writes).remove(&key);
-                locked(&indexed.failures).remove(&key);
+    let objects = tracked_optional(tracking, cache_name, events).map_ok(move |event| {
+        let keys = keys_of(&event);
+        if let watcher::Event::Delete(policy) = &event {
+            let key = key_of(policy);
+            locked(&indexed.written).remove(&key);
+            locked(&indexed.refused_writes).remove(&key);
+            locked(&indexed.failures).remove(&key);
+        }
+        let changed = locked(&indexed.index).on_event(event);
+        for object in changed {
+            // The gateway re-runs with the policies now in effect on it (or on an
+            // object attached to it); the other policies naming the object may have
+            // won or lost: they look again too.
+            let gateway = if object.group == gateway_group && object.kind == gateway_kind {
+                Some(object.key.clone())
+            } else {
+                (attached.as_ref())
+                    .filter(|cache| cache.is_kind(&object.group, &object.kind))
+                    .and_then(|cache| cache.gateway_of(&object.key))
+            };
+            if let Some(gateway) = gateway {
+                let _ = gateway_tx
+                    .unbounded_send(ObjectRef::new(&gateway.name).within(&gateway.namespace));
             }
-            let changed = locked(&indexed.index).on_event(event);
-            for object in changed {
-                // The gateway re-runs with the policies now in effect on it (or on an
-                // object attached to it); the other policies naming the object may have
-                // won or lost: they look again too.
-                let gateway = if object.group == gateway_group && object.kind == gateway_kind {
-                    Some(object.key.clone())
-                } else {
-                    (attached.as_ref())
-                        .filter(|cache| cache.is_kind(&object.group, &object.kind))
-                        .and_then(|cache| cache.gateway_of(&object.key))
-                };
-                if let Some(gateway) = gateway {
-                    let _ = gateway_tx
-                        .unbounded_send(ObjectRef::new(&gateway.name).within(&gateway.namespace));
-                }
-                for policy in locked(&indexed.index).naming(&object) {
-                    indexed.trigger(&policy);
-                }
+            for policy in locked(&indexed.index).naming(&object) {
+                indexed.trigger(&policy);
             }
-        });
-    let objects = touched_once_stored(objects, store)
-        .map_ok(|policy| key_of(&policy))
-        .boxed();
+        }
+        keys
+    });
+    let listed = cache.clone();
+    let objects = touched_once(objects, move || locked(&listed.index).keys().into_iter()).boxed();
     PolicyWatch {
         cache,
         objects,
         gateway_triggers,
         policy_triggers,
+    }
+}
+
+/// `event` with each policy's key in its place.
+fn keys_of(event: &watcher::Event<CachedPolicy>) -> watcher::Event<NamespacedName> {
+    match event {
+        watcher::Event::Apply(policy) => watcher::Event::Apply(key_of(policy)),
+        watcher::Event::Delete(policy) => watcher::Event::Delete(key_of(policy)),
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitApply(policy) => watcher::Event::InitApply(key_of(policy)),
+        watcher::Event::InitDone => watcher::Event::InitDone,
     }
 }
 
@@ -567,7 +634,7 @@ mod tests {
     }
 
     fn apply(index: &mut PolicyIndex, policy: CachedPolicy) -> Vec<TargetObject> {
-        index.on_event(&watcher::Event::Apply(policy))
+        index.on_event(watcher::Event::Apply(policy))
     }
 
     #[test]
@@ -585,7 +652,7 @@ mod tests {
         assert!(index.naming(&gateway("a")).is_empty());
         assert_eq!(index.naming(&gateway("b")), vec![key("team", "p")]);
         assert_eq!(
-            index.on_event(&watcher::Event::Delete(p(serde_json::json!([on("b")])))),
+            index.on_event(watcher::Event::Delete(p(serde_json::json!([on("b")])))),
             vec![gateway("b")]
         );
         assert!(index.naming(&gateway("b")).is_empty());
@@ -624,9 +691,12 @@ mod tests {
                 serde_json::json!([on("c")]),
             ),
         );
-        assert_eq!(index.in_effect_on(&gateway("a")), vec![key("team", "old")]);
         assert_eq!(
-            index.in_effect_on(&gateway("c")),
+            index.in_effect_keys(&gateway("a")),
+            vec![key("team", "old")]
+        );
+        assert_eq!(
+            index.in_effect_keys(&gateway("c")),
             vec![key("team", "a-same")]
         );
         assert!(
@@ -637,12 +707,15 @@ mod tests {
                 })
                 .is_empty()
         );
-        index.on_event(&watcher::Event::Delete(policy(
+        index.on_event(watcher::Event::Delete(policy(
             "old",
             "2026-01-01T00:00:00Z",
             serde_json::json!([on("a")]),
         )));
-        assert_eq!(index.in_effect_on(&gateway("a")), vec![key("team", "new")]);
+        assert_eq!(
+            index.in_effect_keys(&gateway("a")),
+            vec![key("team", "new")]
+        );
     }
 
     #[test]
@@ -674,7 +747,7 @@ mod tests {
             ),
         );
         assert_eq!(
-            index.in_effect_on(&gateway("a")),
+            index.in_effect_keys(&gateway("a")),
             vec![key("team", "claude"), key("team", "gpt")]
         );
     }
@@ -690,15 +763,15 @@ mod tests {
                 serde_json::json!([on("old")]),
             ),
         );
-        assert!(index.on_event(&watcher::Event::Init).is_empty());
+        assert!(index.on_event(watcher::Event::Init).is_empty());
         let new = policy(
             "new",
             "2026-01-01T00:00:00Z",
             serde_json::json!([on("new")]),
         );
-        assert!(index.on_event(&watcher::Event::InitApply(new)).is_empty());
+        assert!(index.on_event(watcher::Event::InitApply(new)).is_empty());
         assert_eq!(
-            index.on_event(&watcher::Event::InitDone),
+            index.on_event(watcher::Event::InitDone),
             vec![gateway("new"), gateway("old")]
         );
         assert!(index.naming(&gateway("old")).is_empty());
