@@ -3,7 +3,8 @@
 //! [`GatewayWatch`] (with the [`ClassIndex`] of the gateways by the class they name),
 //! [`ClassWatch`], a [`ChildWatch`] per child kind, and [`RelatedReads`]; the attached
 //! kind's watch is `attached::watch`. `run_controllers` folds them into kube's
-//! `Controller`s.
+//! `Controller`s; the policy kinds' watches ([`PolicyControllers`]) run on the
+//! runtime's own [`work_queue`](crate::work_queue).
 
 use std::future::Future;
 

@@ -2,7 +2,8 @@
 //! annotations, its spec as compact JSON, and of its status only what merging our
 //! entries into it reads (an [`AncestorsMemo`]).
 //!
-//! A `DynamicObject` in kube's `Store` cost about 4.4 KB of heap per policy (a
+//! A `DynamicObject` in kube's `Store` (which the policies no longer use: see the
+//! index) cost about 4.4 KB of heap per policy (a
 //! `serde_json` tree whose every map is a B-tree node of ~600 bytes, its status
 //! included, behind an `ObjectRef` that carries its own copy of the kind's
 //! `ApiResource`), most of why one policy per gateway added 35 % to the operator's peak

@@ -778,6 +778,56 @@ mod tests {
     }
 
     #[test]
+    fn decisions_survive_an_update_and_a_relist_and_go_with_the_policy() {
+        let mut index = PolicyIndex::default();
+        let p = || policy("p", "2026-01-01T00:00:00Z", serde_json::json!([on("a")]));
+        apply(&mut index, p());
+        let decided = (
+            DecidedOn::Gateway(key("team", "a")),
+            Recorded {
+                generation: Some(1),
+                decision: PolicyDecision::Accept,
+            },
+        );
+        let decisions = |index: &PolicyIndex| {
+            (index.policies.get(&key("team", "p"))).map(|indexed| indexed.decisions.clone())
+        };
+        index.policies.get_mut(&key("team", "p")).unwrap().decisions = vec![decided.clone()];
+        apply(&mut index, p());
+        assert_eq!(decisions(&index), Some(vec![decided.clone()]));
+        index.on_event(watcher::Event::Init);
+        index.on_event(watcher::Event::InitApply(p()));
+        index.on_event(watcher::Event::InitDone);
+        assert_eq!(decisions(&index), Some(vec![decided]));
+        index.on_event(watcher::Event::Delete(p()));
+        assert_eq!(decisions(&index), None);
+        apply(&mut index, p());
+        assert_eq!(
+            decisions(&index),
+            Some(Vec::new()),
+            "a new policy of that name starts afresh"
+        );
+    }
+
+    #[test]
+    fn an_object_is_named_only_by_the_policies_naming_it_whatever_its_hash() {
+        let mut index = PolicyIndex::default();
+        apply(
+            &mut index,
+            policy("p", "2026-01-01T00:00:00Z", serde_json::json!([on("a")])),
+        );
+        // Another object's lookup that lands on `a`'s list (as a hash collision would)
+        // keeps nothing: readers check the policy's targets.
+        let hash = index.hash_of_object(&gateway("a"));
+        let named = index.by_object.remove(&hash).unwrap();
+        index
+            .by_object
+            .insert(index.hash_of_object(&gateway("b")), named);
+        assert!(index.naming(&gateway("b")).is_empty());
+        assert!(index.in_effect_keys(&gateway("b")).is_empty());
+    }
+
+    #[test]
     fn at_most_the_crd_limit_of_target_refs_count() {
         let refs: Vec<serde_json::Value> = (0..100).map(|i| on(&format!("g{i}"))).collect();
         let p = policy(
