@@ -30,9 +30,8 @@ use serde::de::DeserializeOwned;
 use crate::names::{CONTROLLER_NAME, TOOL_GATEWAY_CONTROLLER_NAME};
 use crate::policy::{
     LiteLlmAvailabilityPolicy, LiteLlmModelPolicy, LiteLlmObservabilityPolicy,
-    LiteLlmRoutingPolicy, LiteLlmToolRoutePolicy, PolicyRefusal,
+    LiteLlmRoutingPolicy, LiteLlmToolRoutePolicy, MonitorKind, PolicyRefusal,
 };
-use crate::render::service_monitor_kind;
 use crate::tool_gateway::policies::RoutePolicyVerdict;
 use crate::tool_gateway::{
     RenderedToolGateway, RouteProblemReason, RouteState, render_tool_gateway_with_policies,
@@ -244,11 +243,15 @@ impl GatewayImplementation for LiteLlmGateway {
         if let Some(autoscaler) = &rendered.autoscaler {
             desired = desired.with(autoscaler);
         }
-        let monitors_served = ctx.serves(&service_monitor_kind());
-        if let Some(monitor) = &rendered.service_monitor
-            && monitors_served
+        // The monitor's kind is served: a monitor of a kind whose CRD is missing is not
+        // applied (the API server would refuse it), and the policy says why.
+        let monitor_missing = (rendered.monitor.as_ref())
+            .filter(|monitor| !ctx.serves(&monitor.kind.resource()))
+            .map(|monitor| monitor.kind.kind());
+        if let Some(monitor) = &rendered.monitor
+            && monitor_missing.is_none()
         {
-            desired = desired.with_dynamic(monitor.clone());
+            desired = desired.with_dynamic(monitor.object.clone());
         }
         for outcome in &rendered.policies {
             let decision = policy_decision(&outcome.verdict);
@@ -263,15 +266,15 @@ impl GatewayImplementation for LiteLlmGateway {
                     None => desired,
                 },
                 LiteLlmPolicyKind::Observability => {
-                    // A ServiceMonitor asked for where prometheus-operator's CRDs are
+                    // A monitor asked for where prometheus-operator's CRD of its kind is
                     // missing: the rest of the policy applies, and it says why.
-                    let decision = match (&rendered.service_monitor, &outcome.verdict) {
-                        (Some(_), PolicyVerdict::Applied) if !monitors_served => {
-                            PolicyDecision::unresolved(
-                                Reason::from_static(KIND_NOT_INSTALLED),
-                                "no ServiceMonitor: the monitoring.coreos.com CRDs (prometheus-operator) are not installed; it is made once they are".to_owned(),
-                            )
-                        }
+                    let decision = match (monitor_missing, &outcome.verdict) {
+                        (Some(kind), PolicyVerdict::Applied) => PolicyDecision::unresolved(
+                            Reason::from_static(KIND_NOT_INSTALLED),
+                            format!(
+                                "no {kind}: its monitoring.coreos.com CRD (prometheus-operator) is not installed; it is made once it is"
+                            ),
+                        ),
                         _ => decision,
                     };
                     match observability.iter().find(|p| named(&p.metadata)) {
@@ -299,10 +302,13 @@ impl GatewayImplementation for LiteLlmGateway {
         ]
     }
 
-    /// prometheus-operator's ServiceMonitor, which an observability policy may ask for;
-    /// its CRD is often not installed.
+    /// prometheus-operator's ServiceMonitor and PodMonitor, which an observability
+    /// policy may ask for; their CRDs are often not installed.
     fn optional_child_kinds(&self) -> Vec<ApiResource> {
-        vec![service_monitor_kind()]
+        vec![
+            MonitorKind::ServiceMonitor.resource(),
+            MonitorKind::PodMonitor.resource(),
+        ]
     }
 
     /// The workload's kinds, and the disruption budget and autoscaler an availability

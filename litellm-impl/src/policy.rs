@@ -58,8 +58,8 @@ pub use availability::{
 };
 pub use observability::{
     HEADERS_KEY, LiteLlmObservabilityPolicy, LiteLlmObservabilityPolicySpec, MAX_MONITOR_LABELS,
-    MAX_SERVICE_NAME_BYTES, Monitoring, ObservabilitySettings, Tracing, TracingSettings,
-    check_observability,
+    MAX_SERVICE_NAME_BYTES, MonitorKind, Monitoring, ObservabilitySettings, Tracing,
+    TracingSettings, check_observability,
 };
 
 pub use routing::{

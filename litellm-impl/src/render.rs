@@ -32,9 +32,7 @@ use crate::{GatewayKind, RenderError};
 mod policies;
 
 use policies::{AvailabilityPolicies, ModelPolicies, ObservabilityPolicies, RoutingPolicies};
-pub use policies::{
-    GatewayPolicies, LiteLlmPolicyKind, PolicyOutcome, PolicyVerdict, service_monitor_kind,
-};
+pub use policies::{GatewayPolicies, LiteLlmPolicyKind, PolicyOutcome, PolicyVerdict};
 
 /// Everything rendered for one gateway.
 #[derive(Clone, Debug, PartialEq)]
@@ -51,13 +49,23 @@ pub struct Rendered {
     pub disruption_budget: Option<PodDisruptionBudget>,
     /// HorizontalPodAutoscaler `<gw>`, when an availability policy asks for one.
     pub autoscaler: Option<HorizontalPodAutoscaler>,
-    /// prometheus-operator ServiceMonitor `<gw>` (`monitoring.coreos.com/v1`), when an
-    /// observability policy asks for one; applied only where its CRD is installed.
-    pub service_monitor: Option<kube::api::DynamicObject>,
+    /// prometheus-operator ServiceMonitor or PodMonitor `<gw>` (`monitoring.coreos.com/v1`),
+    /// when an observability policy asks for one; applied only where its CRD is
+    /// installed.
+    pub monitor: Option<Monitor>,
     /// What was skipped or looks wrong; the proxy still deploys for what works.
     pub problems: Vec<Problem>,
     /// What became of each policy in effect on the gateway, in the order given.
     pub policies: Vec<PolicyOutcome>,
+}
+
+/// A prometheus-operator monitor of the gateway, and its kind.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Monitor {
+    /// ServiceMonitor or PodMonitor.
+    pub kind: crate::policy::MonitorKind,
+    /// The object, of that kind.
+    pub object: kube::api::DynamicObject,
 }
 
 /// Which env var names the container gets from the user (`spec.env` and the envFrom
@@ -421,7 +429,7 @@ pub(crate) fn finish(
         service: workload::service(&input),
         disruption_budget: None,
         autoscaler: None,
-        service_monitor: None,
+        monitor: None,
         config_yaml,
         problems,
         policies: Vec::new(),

@@ -2291,7 +2291,9 @@ mod availability_policies {
 
 mod monitoring {
     use super::*;
-    use crate::policy::{LiteLlmObservabilityPolicy, LiteLlmObservabilityPolicySpec, Monitoring};
+    use crate::policy::{
+        LiteLlmObservabilityPolicy, LiteLlmObservabilityPolicySpec, MonitorKind, Monitoring,
+    };
     use crate::{GatewayPolicies, PolicyVerdict, render_with_policies};
     use aigateway_api::policy::PolicyTargetReference;
 
@@ -2324,9 +2326,10 @@ mod monitoring {
         let r = render_monitored(Monitoring {
             interval: Some("30s".into()),
             labels: BTreeMap::from([("release".into(), "prometheus".into())]),
+            ..Default::default()
         });
         assert_eq!(r.policies[0].verdict, PolicyVerdict::Applied);
-        let monitor = r.service_monitor.as_ref().expect("a ServiceMonitor");
+        let monitor = &r.monitor.as_ref().expect("a ServiceMonitor").object;
         assert_eq!(
             monitor
                 .types
@@ -2348,6 +2351,71 @@ mod monitoring {
             spec["endpoints"],
             json!([{"port": "http", "path": "/metrics", "interval": "30s"}])
         );
+    }
+
+    #[test]
+    fn a_pod_monitor_scrapes_the_gateways_pods() {
+        let r = render_monitored(Monitoring {
+            kind: MonitorKind::PodMonitor,
+            interval: Some("1m".into()),
+            labels: BTreeMap::from([("release".into(), "prometheus".into())]),
+        });
+        assert_eq!(r.policies[0].verdict, PolicyVerdict::Applied);
+        let monitor = r.monitor.as_ref().expect("a PodMonitor");
+        assert_eq!(monitor.kind, MonitorKind::PodMonitor);
+        let object = &monitor.object;
+        assert_eq!(
+            object
+                .types
+                .as_ref()
+                .map(|t| (t.api_version.as_str(), t.kind.as_str())),
+            Some(("monitoring.coreos.com/v1", "PodMonitor"))
+        );
+        assert_eq!(object.metadata.name.as_deref(), Some("gw"));
+        assert_eq!(
+            object.metadata.labels.as_ref().unwrap()["release"],
+            "prometheus"
+        );
+        let spec = &object.data["spec"];
+        // The Deployment's own selector: exactly the gateway's pods.
+        let pods = &r.deployment.spec.as_ref().unwrap().selector.match_labels;
+        assert_eq!(spec["selector"]["matchLabels"], json!(pods));
+        let template = r
+            .deployment
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .metadata
+            .as_ref();
+        let template_labels = template.and_then(|m| m.labels.as_ref()).unwrap();
+        for (key, value) in pods.as_ref().unwrap() {
+            assert_eq!(
+                template_labels.get(key),
+                Some(value),
+                "the pods carry {key}"
+            );
+        }
+        // The container's port of that name.
+        let container = &r
+            .deployment
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0];
+        assert!(
+            (container.ports.iter().flatten()).any(|p| p.name.as_deref() == Some("http")),
+            "{container:?}"
+        );
+        assert_eq!(
+            spec["podMetricsEndpoints"],
+            json!([{"port": "http", "path": "/metrics", "interval": "1m"}])
+        );
+        assert!(spec.get("endpoints").is_none());
     }
 
     #[test]
@@ -2394,7 +2462,7 @@ mod monitoring {
                 panic!("not refused ({says}): {:?}", r.policies)
             };
             assert!(refusal.to_string().contains(says), "{refusal}");
-            assert!(r.service_monitor.is_none());
+            assert!(r.monitor.is_none());
         }
     }
 }

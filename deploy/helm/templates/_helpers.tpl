@@ -93,6 +93,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - monitoring.coreos.com
   resources:
   - servicemonitors
+  - podmonitors
   verbs:
   - get
   - list
@@ -223,6 +224,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - monitoring.coreos.com
   resources:
   - servicemonitors
+  - podmonitors
   verbs:
   - get
   - list
@@ -564,6 +566,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - monitoring.coreos.com
   resources:
   - servicemonitors
+  - podmonitors
   verbs:
   - get
   - list
@@ -725,6 +728,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   - monitoring.coreos.com
   resources:
   - servicemonitors
+  - podmonitors
   verbs:
   - get
   - list

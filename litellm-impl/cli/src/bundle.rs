@@ -141,9 +141,9 @@ pub fn cluster_rules() -> Value {
         // What an availability policy adds beside a gateway's Deployment.
         {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
         {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
-        // The ServiceMonitor an observability policy asks for, where prometheus-operator's
-        // CRDs are installed.
-        {"apiGroups": ["monitoring.coreos.com"], "resources": ["servicemonitors"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+        // The ServiceMonitor or PodMonitor an observability policy asks for, where
+        // prometheus-operator's CRD of that kind is installed.
+        {"apiGroups": ["monitoring.coreos.com"], "resources": ["servicemonitors", "podmonitors"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
         // Secrets are read (provider keys, env references, guard and policy credentials).
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]},
         // A ToolGateway's copies of its routes' upstream credentials (from their

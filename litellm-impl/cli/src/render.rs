@@ -39,9 +39,9 @@ ToolGatewayClass, ToolRoute, ToolServer, Guard, GuardrailProvider, Secret, Confi
 Gateway API ReferenceGrant, and this implementation's LiteLLMModelPolicy, LiteLLMRoutingPolicy, \
 LiteLLMObservabilityPolicy, LiteLLMAvailabilityPolicy and LiteLLMToolRoutePolicy) and prints, \
 for each AiGateway and ToolGateway in input order, the ConfigMap, Deployment and Service the \
-operator would apply (and the PodDisruptionBudget, HorizontalPodAutoscaler and ServiceMonitor \
-its policies ask for; the operator applies a ServiceMonitor only where prometheus-operator's CRDs \
-are installed), as multi-document YAML. The policies in effect on an AiGateway are chosen as \
+operator would apply (and the PodDisruptionBudget, HorizontalPodAutoscaler and ServiceMonitor or \
+PodMonitor its policies ask for; the operator applies a monitor only where prometheus-operator's \
+CRD of its kind is installed), as multi-document YAML. The policies in effect on an AiGateway are chosen as \
 the operator chooses them (per target, the oldest by creationTimestamp, then name); stderr says \
 for each whether it was applied, refused or not in effect, and why. A ToolGateway serves the ToolRoutes of the input \
 attached to it and admitted by it (annotation aigateway.agentic-layer.ai/allowed-routes, as the \
@@ -333,8 +333,8 @@ fn write_objects(rendered: &Rendered, output: &mut String) -> Result<(), serde_s
     if let Some(autoscaler) = &rendered.autoscaler {
         texts.push(serde_saphyr::to_string(autoscaler)?);
     }
-    if let Some(monitor) = &rendered.service_monitor {
-        texts.push(serde_saphyr::to_string(monitor)?);
+    if let Some(monitor) = &rendered.monitor {
+        texts.push(serde_saphyr::to_string(&monitor.object)?);
     }
     for text in texts {
         output.push_str("---\n");

@@ -253,10 +253,12 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
         .unwrap();
         server.apply_manifests(&text).unwrap();
     }
-    // prometheus-operator's ServiceMonitor kind (its schema left open here; the real CRD
-    // is installed by the real-cluster scenario), for the ServiceMonitor an
+    // prometheus-operator's ServiceMonitor and PodMonitor kinds (their schemas left open
+    // here; the real CRDs are installed by the real-cluster scenario), for the monitor an
     // observability policy asks for.
-    server.apply_manifests(SERVICE_MONITOR_CRD).unwrap();
+    for kind in ["ServiceMonitor", "PodMonitor"] {
+        server.apply_manifests(&monitor_crd(kind)).unwrap();
+    }
     // A policy of each kind, so that their watches and status writes are exercised.
     for crd in litellm_impl::policy::crds() {
         server.install_crd(crd).await.unwrap();
@@ -377,6 +379,45 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The policy asks for a PodMonitor instead: made, and the ServiceMonitor pruned.
+    let mut scraped = server
+        .get_object(
+            &format!("{}/v1alpha1", litellm_impl::policy::GROUP),
+            "LiteLLMObservabilityPolicy",
+            Some("ai-gateway-patched"),
+            "scraped",
+        )
+        .unwrap();
+    scraped["spec"]["monitoring"]["kind"] = "PodMonitor".into();
+    server.put_object(scraped).unwrap();
+    let monitor = |kind: &str| {
+        server
+            .get_object(
+                "monitoring.coreos.com/v1",
+                kind,
+                Some("ai-gateway-patched"),
+                "ai-gateway",
+            )
+            .is_some()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !monitor("PodMonitor") || monitor("ServiceMonitor") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the PodMonitor did not replace the ServiceMonitor (PodMonitor: {}, ServiceMonitor: {}): {:#}",
+            monitor("PodMonitor"),
+            monitor("ServiceMonitor"),
+            server
+                .get_object(
+                    &format!("{}/v1alpha1", litellm_impl::policy::GROUP),
+                    "LiteLLMObservabilityPolicy",
+                    Some("ai-gateway-patched"),
+                    "scraped",
+                )
+                .unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // A gateway and a ToolGateway that move to another controller's class: their
     // children are deleted (prune permissions). They and the routes carry the
     // conditions-owner annotation of an earlier release, which the release removes
@@ -451,6 +492,7 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
         ("policy/v1", "PodDisruptionBudget"),
         ("autoscaling/v2", "HorizontalPodAutoscaler"),
         ("monitoring.coreos.com/v1", "ServiceMonitor"),
+        ("monitoring.coreos.com/v1", "PodMonitor"),
     ];
     while children.iter().any(|(api_version, kind)| {
         server
@@ -566,19 +608,26 @@ async fn rbac_grants_exactly_what_the_operator_uses() {
     );
 }
 
-/// A CustomResourceDefinition of prometheus-operator's ServiceMonitor with an open schema.
-const SERVICE_MONITOR_CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+/// A CustomResourceDefinition of prometheus-operator's `kind` (ServiceMonitor or
+/// PodMonitor) with an open schema.
+fn monitor_crd(kind: &str) -> String {
+    let plural = format!("{}s", kind.to_lowercase());
+    format!(
+        "apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
-  name: servicemonitors.monitoring.coreos.com
+  name: {plural}.monitoring.coreos.com
 spec:
   group: monitoring.coreos.com
   scope: Namespaced
-  names: {plural: servicemonitors, singular: servicemonitor, kind: ServiceMonitor, listKind: ServiceMonitorList}
+  names: {{plural: {plural}, singular: {singular}, kind: {kind}, listKind: {kind}List}}
   versions:
   - name: v1
     served: true
     storage: true
     schema:
-      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
-";
+      openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}
+",
+        singular = kind.to_lowercase(),
+    )
+}

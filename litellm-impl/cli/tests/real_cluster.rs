@@ -675,9 +675,9 @@ fn availability_policy_adds_and_prunes_a_budget_and_an_autoscaler(
 
 /// On the second sample, as the bundle's ServiceAccount: an observability policy asks
 /// for a ServiceMonitor before prometheus-operator's CRDs are installed, and says why
-/// there is none; once the real CRD (from prometheus-operator's Go module) is applied,
-/// the ServiceMonitor appears, controlled by the gateway, with no other change; deleting
-/// the policy prunes it.
+/// there is none; once the real CRDs (from prometheus-operator's Go module) are applied,
+/// the ServiceMonitor appears, controlled by the gateway, with no other change; asking
+/// for a PodMonitor instead replaces it; deleting the policy prunes that.
 fn monitoring_waits_for_prometheus_operators_crd_then_makes_a_service_monitor(
     k: &Kubectl,
     operator: &Operator,
@@ -730,8 +730,13 @@ fn monitoring_waits_for_prometheus_operators_crd_then_makes_a_service_monitor(
         String::from_utf8_lossy(&fetched.stderr)
     );
     let dir = PathBuf::from(String::from_utf8_lossy(&fetched.stdout).trim());
-    let crd = dir.join("monitoring.coreos.com_servicemonitors.yaml");
-    k.ok(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
+    for crd in [
+        "monitoring.coreos.com_servicemonitors.yaml",
+        "monitoring.coreos.com_podmonitors.yaml",
+    ] {
+        let crd = dir.join(crd);
+        k.ok(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
+    }
     k.wait_crds_established();
     let monitor = eventually(
         "the ServiceMonitor once prometheus-operator's CRD is installed",
@@ -764,6 +769,48 @@ fn monitoring_waits_for_prometheus_operators_crd_then_makes_a_service_monitor(
         || resolved().filter(|(s, _, _)| s == "True"),
     );
 
+    // A PodMonitor instead: made, and the ServiceMonitor pruned.
+    k.ok(&[
+        "patch",
+        "litellmobservabilitypolicy",
+        "scraped",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"monitoring":{"kind":"PodMonitor"}}}"#,
+    ]);
+    let pod_monitor = eventually(
+        "a PodMonitor in place of the ServiceMonitor",
+        Duration::from_secs(60),
+        || operator.log(),
+        || {
+            (k.exists(&["podmonitor", name, "-n", namespace])
+                && !k.exists(&["servicemonitor", name, "-n", namespace]))
+            .then(|| k.json(&["get", "podmonitor", name, "-n", namespace]))
+        },
+    );
+    let owners = pod_monitor["metadata"]["ownerReferences"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        owners
+            .iter()
+            .any(|o| o["uid"] == uid.as_str() && o["controller"] == true),
+        "{pod_monitor}"
+    );
+    let deployment = k.json(&["get", "deployment", name, "-n", namespace]);
+    assert_eq!(
+        pod_monitor["spec"]["selector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"],
+        "the PodMonitor selects the gateway's pods: {pod_monitor}"
+    );
+    assert_eq!(
+        pod_monitor["spec"]["podMetricsEndpoints"][0]["port"], "http",
+        "{pod_monitor}"
+    );
+
     k.ok(&[
         "delete",
         "litellmobservabilitypolicy",
@@ -772,10 +819,10 @@ fn monitoring_waits_for_prometheus_operators_crd_then_makes_a_service_monitor(
         namespace,
     ]);
     eventually(
-        "the ServiceMonitor to be pruned with the policy",
+        "the PodMonitor to be pruned with the policy",
         Duration::from_secs(60),
         || operator.log(),
-        || (!k.exists(&["servicemonitor", name, "-n", namespace])).then_some(()),
+        || (!k.exists(&["podmonitor", name, "-n", namespace])).then_some(()),
     );
     wait_gateway_ready(k, operator, namespace, name);
 }

@@ -46,20 +46,56 @@ pub struct LiteLlmObservabilityPolicySpec {
     pub monitoring: Option<Monitoring>,
 }
 
-/// A prometheus-operator `ServiceMonitor` for the gateway's Service, made when the
-/// `monitoring.coreos.com` CRDs are installed (the policy's status says so otherwise).
+/// A prometheus-operator `ServiceMonitor` for the gateway's Service, or a `PodMonitor`
+/// for its pods, made when the `monitoring.coreos.com` CRD of that kind is installed
+/// (the policy's status says so otherwise).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Monitoring {
+    /// Which monitor: `ServiceMonitor` (the default) scrapes through the gateway's
+    /// Service; `PodMonitor` scrapes its pods directly, for a Prometheus that selects
+    /// PodMonitors only.
+    #[serde(default)]
+    pub kind: MonitorKind,
     /// How often Prometheus scrapes, such as `30s` or `1m` (Prometheus' default when
     /// unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 2, max = 6))]
     pub interval: Option<String>,
-    /// Labels on the ServiceMonitor, for a Prometheus that selects monitors by label
-    /// (e.g. `release: prometheus`).
+    /// Labels on the monitor, for a Prometheus that selects monitors by label (e.g.
+    /// `release: prometheus`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+}
+
+/// The prometheus-operator kind a [`Monitoring`] makes.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum MonitorKind {
+    /// `monitoring.coreos.com/v1` `ServiceMonitor`, selecting the gateway's Service.
+    #[default]
+    ServiceMonitor,
+    /// `monitoring.coreos.com/v1` `PodMonitor`, selecting the gateway's pods.
+    PodMonitor,
+}
+
+impl MonitorKind {
+    /// The kind as the API server names it.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::ServiceMonitor => "ServiceMonitor",
+            Self::PodMonitor => "PodMonitor",
+        }
+    }
+
+    /// The kind's API resource.
+    pub fn resource(self) -> kube::api::ApiResource {
+        let plural = match self {
+            Self::ServiceMonitor => "servicemonitors",
+            Self::PodMonitor => "podmonitors",
+        };
+        let gvk = kube::api::GroupVersionKind::gvk("monitoring.coreos.com", "v1", self.kind());
+        kube::api::ApiResource::from_gvk_with_plural(&gvk, plural)
+    }
 }
 
 /// An OTLP/HTTP trace exporter.
@@ -97,11 +133,11 @@ impl TargetedPolicy for LiteLlmObservabilityPolicy {
 pub struct ObservabilitySettings {
     /// The trace exporter, if any.
     pub tracing: Option<TracingSettings>,
-    /// The ServiceMonitor asked for, if any.
+    /// The monitor asked for, if any.
     pub monitoring: Option<Monitoring>,
 }
 
-/// The most labels a ServiceMonitor may get from a policy.
+/// The most labels a monitor may get from a policy.
 pub const MAX_MONITOR_LABELS: usize = 16;
 
 /// A checked [`Tracing`].

@@ -24,8 +24,9 @@ use crate::lookup::ObjectLookup;
 use crate::names;
 use crate::policy::{
     self, AvailabilitySettings, HEADERS_KEY, LiteLlmAvailabilityPolicy, LiteLlmModelPolicy,
-    LiteLlmObservabilityPolicy, LiteLlmRoutingPolicy, ModelSettings, ObservabilitySettings,
-    PolicyRefusal, REDIS_HOST_KEY, REDIS_PASSWORD_KEY, REDIS_PORT_KEY, RoutingSettings,
+    LiteLlmObservabilityPolicy, LiteLlmRoutingPolicy, ModelSettings, MonitorKind,
+    ObservabilitySettings, PolicyRefusal, REDIS_HOST_KEY, REDIS_PASSWORD_KEY, REDIS_PORT_KEY,
+    RoutingSettings,
 };
 use crate::problem::{ObjectRef, Problem, ProblemReason};
 
@@ -434,15 +435,9 @@ impl<'p> FirstValid<'p, ObservabilitySettings> {
     }
 }
 
-/// prometheus-operator's ServiceMonitor kind.
-pub fn service_monitor_kind() -> kube::api::ApiResource {
-    let gvk = kube::api::GroupVersionKind::gvk("monitoring.coreos.com", "v1", "ServiceMonitor");
-    kube::api::ApiResource::from_gvk_with_plural(&gvk, "servicemonitors")
-}
-
 impl FirstValid<'_, ObservabilitySettings> {
-    /// The ServiceMonitor of the gateway's Service (`/metrics` on its `http` port), when
-    /// the policy asks for one.
+    /// The monitor the policy asks for: a ServiceMonitor of the gateway's Service, or a
+    /// PodMonitor of its pods, scraping `/metrics` on the `http` port either way.
     pub(super) fn add_monitor(&self, rendered: &mut Rendered) {
         let Some((_, settings)) = &self.applied else {
             return;
@@ -453,22 +448,32 @@ impl FirstValid<'_, ObservabilitySettings> {
         let service = &rendered.service.metadata;
         let mut labels = service.labels.clone().unwrap_or_default();
         labels.extend(monitoring.labels.clone());
-        let selector = (rendered.service.spec.as_ref()).and_then(|s| s.selector.clone());
         let mut endpoint = json!({"port": names::PORT_NAME, "path": "/metrics"});
         if let Some(interval) = &monitoring.interval {
             endpoint["interval"] = Value::from(interval.clone());
         }
+        let spec = match monitoring.kind {
+            MonitorKind::ServiceMonitor => {
+                let selector = (rendered.service.spec.as_ref()).and_then(|s| s.selector.clone());
+                json!({"selector": {"matchLabels": selector}, "endpoints": [endpoint]})
+            }
+            MonitorKind::PodMonitor => {
+                let pods = (rendered.deployment.spec.as_ref())
+                    .and_then(|s| s.selector.match_labels.clone());
+                json!({"selector": {"matchLabels": pods}, "podMetricsEndpoints": [endpoint]})
+            }
+        };
         let mut monitor = kube::api::DynamicObject::new(
             service.name.as_deref().unwrap_or_default(),
-            &service_monitor_kind(),
+            &monitoring.kind.resource(),
         )
         .within(service.namespace.as_deref().unwrap_or_default());
         monitor.metadata.labels = Some(labels);
-        monitor.data = json!({"spec": {
-            "selector": {"matchLabels": selector},
-            "endpoints": [endpoint],
-        }});
-        rendered.service_monitor = Some(monitor);
+        monitor.data = json!({"spec": spec});
+        rendered.monitor = Some(super::Monitor {
+            kind: monitoring.kind,
+            object: monitor,
+        });
     }
 }
 
