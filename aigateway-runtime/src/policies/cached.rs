@@ -120,6 +120,17 @@ impl CachedPolicy {
         self.fields().remove(name)
     }
 
+    /// Whether `newer` is this policy with only its status or resourceVersion changed:
+    /// nothing a gateway pass reads (those read the metadata and spec).
+    pub(crate) fn differs_only_in_status(&self, newer: &CachedPolicy) -> bool {
+        self.fields == newer.fields
+            && self.metadata
+                == ObjectMeta {
+                    resource_version: self.metadata.resource_version.clone(),
+                    ..newer.metadata.clone()
+                }
+    }
+
     /// The policy as an object of kind `resource`: its metadata and spec, without its
     /// status (which the cache does not keep, and implementations do not read).
     pub(crate) fn to_object(&self, resource: &ApiResource) -> DynamicObject {

@@ -214,7 +214,18 @@ impl PolicyIndex {
     /// Applies one watch event; returns the objects whose policies changed.
     pub(crate) fn on_event(&mut self, event: watcher::Event<CachedPolicy>) -> Vec<TargetObject> {
         match event {
-            watcher::Event::Apply(policy) => self.set(key_of(&policy), Some(Indexed::of(policy))),
+            watcher::Event::Apply(policy) => {
+                let key = key_of(&policy);
+                // Our own status writes come back as events: the gateways read nothing
+                // they changed (the policy's own controller still looks, from the watch).
+                if let Some(known) = self.policies.get_mut(&key)
+                    && known.policy.differs_only_in_status(&policy)
+                {
+                    known.policy = Arc::new(policy);
+                    return Vec::new();
+                }
+                self.set(key, Some(Indexed::of(policy)))
+            }
             watcher::Event::Delete(policy) => self.set(key_of(&policy), None),
             watcher::Event::Init => {
                 self.relist = Some(HashMap::new());
@@ -825,6 +836,61 @@ mod tests {
             .insert(index.hash_of_object(&gateway("b")), named);
         assert!(index.naming(&gateway("b")).is_empty());
         assert!(index.in_effect_keys(&gateway("b")).is_empty());
+    }
+
+    #[test]
+    fn a_status_change_reruns_nothing_and_a_spec_or_label_change_reruns_the_targets() {
+        let mut index = PolicyIndex::default();
+        let p = |rv: &str, status: serde_json::Value, extra: serde_json::Value| {
+            let mut object = serde_json::json!({
+                "metadata": {"name": "p", "namespace": "team", "resourceVersion": rv,
+                             "creationTimestamp": "2026-01-01T00:00:00Z", "generation": 1},
+                "spec": {"targetRefs": [on("a")], "rpm": 600},
+                "status": status,
+            });
+            json_patch(&mut object, extra);
+            serde_json::from_value::<CachedPolicy>(object).unwrap()
+        };
+        let none = serde_json::Value::Null;
+        assert_eq!(
+            apply(&mut index, p("1", none.clone(), none.clone())),
+            vec![gateway("a")]
+        );
+        let written = serde_json::json!({"ancestors": []});
+        assert!(apply(&mut index, p("2", written.clone(), none.clone())).is_empty());
+        assert_eq!(
+            index
+                .get(&key("team", "p"))
+                .unwrap()
+                .metadata
+                .resource_version
+                .as_deref(),
+            Some("2"),
+            "the newer version is kept"
+        );
+        let spec = serde_json::json!({"spec": {"rpm": 60}, "metadata": {"generation": 2}});
+        assert_eq!(
+            apply(&mut index, p("3", written.clone(), spec)),
+            vec![gateway("a")]
+        );
+        let labelled = serde_json::json!({"metadata": {"labels": {"tier": "gold"}}});
+        assert_eq!(
+            apply(&mut index, p("4", written, labelled)),
+            vec![gateway("a")]
+        );
+    }
+
+    /// Merges `patch` into `object` (objects key by key, anything else replaced).
+    fn json_patch(object: &mut serde_json::Value, patch: serde_json::Value) {
+        match (object, patch) {
+            (serde_json::Value::Object(object), serde_json::Value::Object(patch)) => {
+                for (key, value) in patch {
+                    json_patch(object.entry(key).or_insert(serde_json::Value::Null), value);
+                }
+            }
+            (_, serde_json::Value::Null) => {}
+            (object, patch) => *object = patch,
+        }
     }
 
     #[test]
