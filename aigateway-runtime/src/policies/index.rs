@@ -418,6 +418,22 @@ impl PolicyCache {
         locked(&self.index).get(key)
     }
 
+    /// Forgets what the reconciles kept about the deleted policy `key`.
+    fn forget(&self, key: &NamespacedName) {
+        locked(&self.written).remove(key);
+        locked(&self.refused_writes).remove(key);
+        locked(&self.failures).remove(key);
+    }
+
+    /// Forgets what the reconciles kept about every policy no longer cached.
+    fn forget_all_but_listed(&self) {
+        let index = locked(&self.index);
+        let listed = |key: &NamespacedName| index.policies.contains_key(key);
+        locked(&self.written).retain(|key, _| listed(key));
+        locked(&self.refused_writes).retain(|key, _| listed(key));
+        locked(&self.failures).retain(|key, _| listed(key));
+    }
+
     /// Asks the policy controller to look at `key` again.
     pub(crate) fn trigger(&self, key: &NamespacedName) {
         let _ = self.triggers.unbounded_send(key.clone());
@@ -564,12 +580,14 @@ pub(crate) fn watch<K: GatewayKind>(
     let objects = tracked_optional(tracking, cache_name, events).map_ok(move |event| {
         let keys = keys_of(&event);
         if let watcher::Event::Delete(policy) = &event {
-            let key = key_of(policy);
-            locked(&indexed.written).remove(&key);
-            locked(&indexed.refused_writes).remove(&key);
-            locked(&indexed.failures).remove(&key);
+            indexed.forget(&key_of(policy));
         }
+        let relisted = matches!(event, watcher::Event::InitDone);
         let changed = locked(&indexed.index).on_event(event);
+        if relisted {
+            // Policies deleted while the watch was down got no Delete event.
+            indexed.forget_all_but_listed();
+        }
         for object in changed {
             // The gateway re-runs with the policies now in effect on it (or on an
             // object attached to it); the other policies naming the object may have
@@ -878,6 +896,41 @@ mod tests {
             apply(&mut index, p("4", written, labelled)),
             vec![gateway("a")]
         );
+    }
+
+    #[test]
+    fn a_relist_forgets_what_reconciles_kept_about_policies_gone_meanwhile() {
+        let (triggers, _received) = unbounded();
+        let cache = PolicyCache {
+            resource: Arc::new(ApiResource {
+                group: "example.com".into(),
+                version: "v1".into(),
+                api_version: "example.com/v1".into(),
+                kind: "TestPolicy".into(),
+                plural: "testpolicies".into(),
+            }),
+            index: Mutex::default(),
+            refused_writes: Mutex::default(),
+            written: Mutex::default(),
+            failures: Mutex::default(),
+            triggers,
+        };
+        let kept = || policy("kept", "2026-01-01T00:00:00Z", serde_json::json!([on("a")]));
+        apply(&mut locked(&cache.index), kept());
+        for name in ["kept", "gone"] {
+            locked(&cache.failures).insert(key("team", name), 3);
+            locked(&cache.refused_writes).insert(key("team", name), "7".into());
+        }
+        let mut index = locked(&cache.index);
+        index.on_event(watcher::Event::Init);
+        index.on_event(watcher::Event::InitApply(kept()));
+        index.on_event(watcher::Event::InitDone);
+        drop(index);
+        cache.forget_all_but_listed();
+        let failing: Vec<_> = locked(&cache.failures).keys().cloned().collect();
+        assert_eq!(failing, vec![key("team", "kept")]);
+        let refused: Vec<_> = locked(&cache.refused_writes).keys().cloned().collect();
+        assert_eq!(refused, vec![key("team", "kept")]);
     }
 
     /// Merges `patch` into `object` (objects key by key, anything else replaced).
