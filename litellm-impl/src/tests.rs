@@ -2321,6 +2321,23 @@ mod monitoring {
         render_with_policies(&gateway, policies, &lookup, &RenderSettings::default()).unwrap()
     }
 
+    /// The spec of `r`'s monitor, after checking it is a `kind` named after the gateway
+    /// with the policy's `release` label.
+    fn monitor_spec(r: &Rendered, kind: MonitorKind) -> &serde_json::Value {
+        assert_eq!(r.policies[0].verdict, PolicyVerdict::Applied);
+        let monitor = r.monitor.as_ref().expect("a monitor");
+        assert_eq!(monitor.kind, kind);
+        let object = &monitor.object;
+        assert_eq!(
+            (object.types.as_ref()).map(|t| (t.api_version.as_str(), t.kind.as_str())),
+            Some(("monitoring.coreos.com/v1", kind.kind()))
+        );
+        assert_eq!(object.metadata.name.as_deref(), Some("gw"));
+        let labels = object.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels["release"], "prometheus");
+        &object.data["spec"]
+    }
+
     #[test]
     fn a_service_monitor_scrapes_the_gateways_service() {
         let r = render_monitored(Monitoring {
@@ -2328,21 +2345,7 @@ mod monitoring {
             labels: BTreeMap::from([("release".into(), "prometheus".into())]),
             ..Default::default()
         });
-        assert_eq!(r.policies[0].verdict, PolicyVerdict::Applied);
-        let monitor = &r.monitor.as_ref().expect("a ServiceMonitor").object;
-        assert_eq!(
-            monitor
-                .types
-                .as_ref()
-                .map(|t| (t.api_version.as_str(), t.kind.as_str())),
-            Some(("monitoring.coreos.com/v1", "ServiceMonitor"))
-        );
-        assert_eq!(monitor.metadata.name.as_deref(), Some("gw"));
-        assert_eq!(
-            monitor.metadata.labels.as_ref().unwrap()["release"],
-            "prometheus"
-        );
-        let spec = &monitor.data["spec"];
+        let spec = monitor_spec(&r, MonitorKind::ServiceMonitor);
         assert_eq!(
             spec["selector"]["matchLabels"],
             json!(r.service.spec.as_ref().unwrap().selector)
@@ -2360,53 +2363,22 @@ mod monitoring {
             interval: Some("1m".into()),
             labels: BTreeMap::from([("release".into(), "prometheus".into())]),
         });
-        assert_eq!(r.policies[0].verdict, PolicyVerdict::Applied);
-        let monitor = r.monitor.as_ref().expect("a PodMonitor");
-        assert_eq!(monitor.kind, MonitorKind::PodMonitor);
-        let object = &monitor.object;
-        assert_eq!(
-            object
-                .types
-                .as_ref()
-                .map(|t| (t.api_version.as_str(), t.kind.as_str())),
-            Some(("monitoring.coreos.com/v1", "PodMonitor"))
-        );
-        assert_eq!(object.metadata.name.as_deref(), Some("gw"));
-        assert_eq!(
-            object.metadata.labels.as_ref().unwrap()["release"],
-            "prometheus"
-        );
-        let spec = &object.data["spec"];
+        let spec = monitor_spec(&r, MonitorKind::PodMonitor);
         // The Deployment's own selector: exactly the gateway's pods.
-        let pods = &r.deployment.spec.as_ref().unwrap().selector.match_labels;
+        let deployment = r.deployment.spec.as_ref().unwrap();
+        let pods = deployment.selector.match_labels.as_ref().unwrap();
         assert_eq!(spec["selector"]["matchLabels"], json!(pods));
-        let template = r
-            .deployment
-            .spec
-            .as_ref()
-            .unwrap()
-            .template
-            .metadata
-            .as_ref();
-        let template_labels = template.and_then(|m| m.labels.as_ref()).unwrap();
-        for (key, value) in pods.as_ref().unwrap() {
+        let template = &deployment.template;
+        let template_labels = (template.metadata.as_ref()).and_then(|m| m.labels.as_ref());
+        for (key, value) in pods {
             assert_eq!(
-                template_labels.get(key),
+                template_labels.and_then(|l| l.get(key)),
                 Some(value),
                 "the pods carry {key}"
             );
         }
         // The container's port of that name.
-        let container = &r
-            .deployment
-            .spec
-            .as_ref()
-            .unwrap()
-            .template
-            .spec
-            .as_ref()
-            .unwrap()
-            .containers[0];
+        let container = &template.spec.as_ref().unwrap().containers[0];
         assert!(
             (container.ports.iter().flatten()).any(|p| p.name.as_deref() == Some("http")),
             "{container:?}"

@@ -747,16 +747,7 @@ fn monitoring_waits_for_prometheus_operators_crd_then_makes_a_service_monitor(
                 .then(|| k.json(&["get", "servicemonitor", name, "-n", namespace]))
         },
     );
-    let owners = monitor["metadata"]["ownerReferences"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    assert!(
-        owners
-            .iter()
-            .any(|o| o["uid"] == uid.as_str() && o["controller"] == true),
-        "{monitor}"
-    );
+    assert_controlled_by(&monitor, &uid);
     assert_eq!(
         monitor["metadata"]["labels"]["release"], "prometheus",
         "{monitor}"
@@ -790,16 +781,7 @@ fn monitoring_waits_for_prometheus_operators_crd_then_makes_a_service_monitor(
             .then(|| k.json(&["get", "podmonitor", name, "-n", namespace]))
         },
     );
-    let owners = pod_monitor["metadata"]["ownerReferences"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    assert!(
-        owners
-            .iter()
-            .any(|o| o["uid"] == uid.as_str() && o["controller"] == true),
-        "{pod_monitor}"
-    );
+    assert_controlled_by(&pod_monitor, &uid);
     let deployment = k.json(&["get", "deployment", name, "-n", namespace]);
     assert_eq!(
         pod_monitor["spec"]["selector"]["matchLabels"],
@@ -825,6 +807,15 @@ fn monitoring_waits_for_prometheus_operators_crd_then_makes_a_service_monitor(
         || (!k.exists(&["podmonitor", name, "-n", namespace])).then_some(()),
     );
     wait_gateway_ready(k, operator, namespace, name);
+}
+
+/// Asserts that `object` is controlled by the object whose uid is `uid`.
+fn assert_controlled_by(object: &serde_json::Value, uid: &str) {
+    let owners = object["metadata"]["ownerReferences"].as_array();
+    assert!(
+        (owners.into_iter().flatten()).any(|o| o["uid"] == uid && o["controller"] == true),
+        "not controlled by {uid}: {object}"
+    );
 }
 
 /// ToolGateways from the same binary: the Go operator's class and samples, applied
