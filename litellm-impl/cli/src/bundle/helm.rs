@@ -1179,7 +1179,22 @@ mod tests {
         assert!(text.contains("aigateways") && text.contains("guards"));
         assert!(text.contains("secrets") && text.contains("deployments"));
         let tool = rules_for_kinds(&all, &[ServedGatewayKind::ToolGateway]).to_string();
-        assert!(!tool.contains("aigateway") && tool.contains("toolroutes/status"));
+        // No AiGateway kind, class or policy (the policies' group is ours,
+        // `litellm.aigateway.agentic-layer.ai`, which the route policies share).
+        for ai_only in [
+            "\"aigateways",
+            "aigatewayclasses",
+            "litellmmodelpolicies",
+            "litellmroutingpolicies",
+            "litellmobservabilitypolicies",
+            "litellmavailabilitypolicies",
+            "poddisruptionbudgets",
+            "servicemonitors",
+            "podmonitors",
+        ] {
+            assert!(!tool.contains(ai_only), "{ai_only} in {tool}");
+        }
+        assert!(tool.contains("toolroutes/status") && tool.contains("litellmtoolroutepolicies"));
         let both = rules_for_kinds(&all, &all_kinds());
         assert_eq!(both, all, "both kinds need every rule of the bundle");
     }
