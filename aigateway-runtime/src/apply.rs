@@ -156,9 +156,11 @@ pub struct ApplyOutcome {
     pub unchanged: usize,
     /// Children deleted because they are no longer desired.
     pub pruned: Vec<ChildId>,
-    /// The objects the API server returned for the children written this round: fresher
-    /// than the caches, so readiness judges the new generation, not the old one.
-    pub written: Vec<DynamicObject>,
+    /// The objects the API server returned this round for the children written, and for
+    /// those of ours read because their cache had not seen them yet: fresher than the
+    /// caches, so readiness judges the new generation, not the old one, and never takes
+    /// a child the cache lags behind on for a missing one.
+    pub fresh: Vec<DynamicObject>,
 }
 
 /// The labels every child of `gateway_name` carries.
@@ -257,8 +259,9 @@ enum Existing {
     /// Nothing: the child will be created.
     Absent,
     /// An object this gateway controls, with the hash we last applied to it (none for
-    /// an object created by someone else for this gateway: it is adopted).
-    Ours(Option<String>),
+    /// an object created by someone else for this gateway: it is adopted), and the
+    /// object itself when it was read from the API server (its cache had not seen it).
+    Ours(Option<String>, Option<Box<DynamicObject>>),
     /// An object controlled by another owner (`Kind name`) or by nobody.
     Foreign(Option<String>),
 }
@@ -304,20 +307,23 @@ impl Applier<'_> {
                     child: id,
                     controller,
                 }),
-                Existing::Ours(hash)
+                Existing::Ours(hash, read)
                     if hash.as_deref()
                         == child
                             .annotations()
                             .get(names::APPLIED_HASH_ANNOTATION)
                             .map(String::as_str) =>
                 {
-                    outcome.unchanged += 1
+                    outcome.unchanged += 1;
+                    // Our own write the cache has not seen yet (its watch lags): what
+                    // the API server has is what readiness judges.
+                    outcome.fresh.extend(read.map(|object| *object));
                 }
                 // Created for this gateway by someone else (the Go operator, say): taken
                 // over whole once, so that none of their list entries (a container port
                 // named like ours, env) survives next to ours and breaks the object.
-                Existing::Ours(None) => adopted.push((id, child, cache)),
-                Existing::Ours(Some(_)) | Existing::Absent => changed.push((id, child, cache)),
+                Existing::Ours(None, _) => adopted.push((id, child, cache)),
+                Existing::Ours(Some(_), _) | Existing::Absent => changed.push((id, child, cache)),
             }
         }
         if !conflicts.is_empty() {
@@ -341,7 +347,7 @@ impl Applier<'_> {
                     child: id.clone(),
                     source: Box::new(source),
                 })?;
-            outcome.written.push(written);
+            outcome.fresh.push(written);
             outcome.applied.push(id);
         }
         for (id, child, cache) in changed {
@@ -356,7 +362,7 @@ impl Applier<'_> {
                     child: id.clone(),
                     source: Box::new(source),
                 })?;
-            outcome.written.push(written);
+            outcome.fresh.push(written);
             outcome.applied.push(id);
         }
         for (id, object) in self
@@ -371,19 +377,22 @@ impl Applier<'_> {
     }
 
     /// What holds the name of child `id` now. The cache answers for objects with our
-    /// labels; anything else needs a GET, since unlabelled objects are not cached.
+    /// labels; anything else needs a GET, since unlabelled objects are not cached (nor
+    /// ours yet, while the watch lags behind our write): a whole object, which readiness
+    /// judges when it is ours.
     async fn existing(
         &self,
         cache: &ChildCache,
         id: &ChildId,
         gateway_uid: &str,
     ) -> Result<Existing, ApplyError> {
-        let meta = match cache.store.get(&id.namespace, &id.name) {
+        let found = match cache.store.get(&id.namespace, &id.name) {
             Some(live) => {
                 return Ok(match live.controller() {
                     Some(o) if o.uid == gateway_uid => Existing::Ours(
                         live.annotation(names::APPLIED_HASH_ANNOTATION)
                             .map(str::to_owned),
+                        None,
                     ),
                     Some(o) => Existing::Foreign(Some(format!("{} {}", o.kind, o.name))),
                     None => Existing::Foreign(None),
@@ -392,8 +401,8 @@ impl Applier<'_> {
             None => {
                 let api: Api<DynamicObject> =
                     Api::namespaced_with(self.client.clone(), &id.namespace, &cache.resource);
-                match api.get_metadata_opt(&id.name).await {
-                    Ok(Some(found)) => found.metadata,
+                match api.get_opt(&id.name).await {
+                    Ok(Some(found)) => found,
                     Ok(None) => return Ok(Existing::Absent),
                     Err(source) => {
                         return Err(ApplyError::Api {
@@ -405,15 +414,13 @@ impl Applier<'_> {
                 }
             }
         };
-        let controller = meta
-            .owner_references
-            .iter()
-            .flatten()
-            .find(|o| o.controller == Some(true));
+        let controller =
+            (found.metadata.owner_references.iter().flatten()).find(|o| o.controller == Some(true));
         Ok(match controller {
             Some(o) if o.uid == gateway_uid => Existing::Ours(
-                meta.annotations
-                    .and_then(|mut a| a.remove(names::APPLIED_HASH_ANNOTATION)),
+                (found.metadata.annotations.as_ref())
+                    .and_then(|a| a.get(names::APPLIED_HASH_ANNOTATION).cloned()),
+                Some(Box::new(found)),
             ),
             Some(o) => Existing::Foreign(Some(format!("{} {}", o.kind, o.name))),
             None => Existing::Foreign(None),

@@ -418,7 +418,7 @@ async fn run_pass<K: GatewayKind>(
         }
     };
 
-    let observed = observe(shared, gateway, applied.written);
+    let observed = observe(shared, gateway, applied.fresh);
     let readiness = shared.implementation.readiness(gateway, &observed);
     let gateway_state = match &readiness {
         Readiness::Ready(_) => GatewayState::Ready,
@@ -455,16 +455,16 @@ fn child_list(objects: &[DynamicObject]) -> String {
     ids.join(", ")
 }
 
-/// The gateway's live children: the cached ones, except that children written this
-/// round are judged by what the API server returned (`written`: new generation, old
-/// status), not by the cache that has not seen the write yet.
+/// The gateway's live children: the cached ones, except that children written or read
+/// this round are judged by what the API server returned (`fresh`: a write's new
+/// generation and old status, or a child the cache has not seen yet), not by the cache.
 fn observe<K: GatewayKind>(
     shared: &Shared<K>,
     gateway: &K::Gateway,
-    written: Vec<DynamicObject>,
+    fresh: Vec<DynamicObject>,
 ) -> Observed {
     let uid = gateway.meta().uid.clone().unwrap_or_default();
-    let written: Vec<(ChildId, DynamicObject)> = (written.into_iter())
+    let written: Vec<(ChildId, DynamicObject)> = (fresh.into_iter())
         .map(|object| {
             let types = object.types.clone().unwrap_or_default();
             let id = ChildId {

@@ -2,6 +2,7 @@
 
 mod fixtures;
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use aigateway_api::{AiGateway, AiGatewayClass};
 use aigateway_runtime::Operator;
 use aigateway_testkit::RequestMatch;
 use fixtures::*;
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -426,6 +428,33 @@ async fn over_http_no_write_of_ours_conflicts_with_our_own_previous_write() {
     for i in 0..GATEWAYS {
         create_gateway(&client, &gateway(&format!("gw-{i:02}"), None, &["m"])).await;
     }
+    // Every status each gateway had, to say what a write too many wrote.
+    let seen: Arc<std::sync::Mutex<std::collections::BTreeMap<String, Vec<String>>>> =
+        Arc::default();
+    let recorder = {
+        let seen = seen.clone();
+        let events = kube::runtime::watcher(
+            Api::<AiGateway>::namespaced(client.clone(), NS),
+            Default::default(),
+        );
+        tokio::spawn(
+            kube::runtime::WatchStreamExt::applied_objects(events).for_each(move |gateway| {
+                if let Ok(gateway) = gateway {
+                    let conditions: Vec<String> = (gateway.status.iter())
+                        .flat_map(|s| &s.conditions)
+                        .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
+                        .collect();
+                    let mut seen = seen.lock().unwrap();
+                    let history = seen.entry(gateway.name_any()).or_default();
+                    let now = conditions.join("; ");
+                    if history.last() != Some(&now) {
+                        history.push(now);
+                    }
+                }
+                futures::future::ready(())
+            }),
+        )
+    };
     let _running = start(operator(over_http, Minimal::default()));
     let gateways = Api::<AiGateway>::namespaced(client.clone(), NS);
     eventually_within(Duration::from_secs(60), "all gateways Ready", || async {
@@ -480,9 +509,18 @@ async fn over_http_no_write_of_ours_conflicts_with_our_own_previous_write() {
     }
     assert_eq!(status_writes.len(), GATEWAYS);
     let outside: Vec<(&String, &usize)> = status_writes.iter().filter(|(_, n)| **n != 2).collect();
+    recorder.abort();
+    let histories: Vec<(&String, Vec<String>)> = (outside.iter())
+        .map(|(name, _)| {
+            (
+                *name,
+                seen.lock().unwrap().get(*name).cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
     assert!(
         outside.is_empty(),
-        "status writes per gateway, 2 (rolling out, Ready) expected: {outside:?}"
+        "status writes per gateway, 2 (rolling out, Ready) expected: {outside:?}; their statuses: {histories:#?}"
     );
     let events = requests
         .iter()

@@ -425,7 +425,8 @@ struct RawEvent {
     stage: String,
     #[serde(default)]
     verb: String,
-    #[serde(default)]
+    /// `requestURI`, which `camelCase` would spell `requestUri`.
+    #[serde(default, rename = "requestURI")]
     request_uri: String,
     #[serde(default)]
     user: RawUser,
@@ -856,6 +857,7 @@ mod tests {
         assert_eq!(log.writes_since(mark).unwrap()[0].verb, "patch");
         assert_eq!(log.count_by_user(AuditMark(0)).unwrap()["op"], 2);
         assert_eq!(events[0].namespace, "a");
+        assert_eq!(events[0].uri, "/api/v1/namespaces/a/configmaps/x");
         fs::remove_dir_all(dir).unwrap();
     }
 }
