@@ -290,8 +290,8 @@ impl ChildStore {
 ///   controller label, so every cached child has it), and with only the controller
 ///   owner reference;
 /// - `spec.replicas` and `status`; of a Deployment's status, what rollout and failure
-///   readiness read: `observedGeneration`, `updatedReplicas`, `availableReplicas` and a
-///   `ReplicaFailure` condition.
+///   readiness read: `observedGeneration`, `replicas`, `updatedReplicas`,
+///   `availableReplicas` and a `ReplicaFailure` condition.
 ///
 /// The rest of a spec (a Deployment's pod template, a ConfigMap's data) and of a
 /// Deployment's status (timestamps, the `Available` and `Progressing` messages) was most
@@ -316,7 +316,11 @@ pub(crate) fn keep_child_fields(object: &mut DynamicObject) {
         fields.retain(|key, _| {
             matches!(
                 key.as_str(),
-                "observedGeneration" | "updatedReplicas" | "availableReplicas" | "conditions"
+                "observedGeneration"
+                    | "replicas"
+                    | "updatedReplicas"
+                    | "availableReplicas"
+                    | "conditions"
             )
         });
         if let Some(Value::Array(conditions)) = fields.get_mut("conditions") {

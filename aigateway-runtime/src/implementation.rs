@@ -435,7 +435,7 @@ impl DesiredState {
 /// readiness judges: of its metadata the name, namespace, uid, resourceVersion,
 /// generation, the annotations of the `agentic-layer.ai` domains and the controller
 /// owner reference (no labels, timestamps or finalizers), then `spec.replicas` and
-/// `status` (of a Deployment's status: `observedGeneration`,
+/// `status` (of a Deployment's status: `observedGeneration`, `replicas`,
 /// `updatedReplicas`, `availableReplicas` and a `ReplicaFailure` condition); the rest is
 /// not cached.
 #[derive(Debug, Clone, Default)]
@@ -485,8 +485,9 @@ pub enum Readiness {
     },
 }
 
-/// The default readiness: every child Deployment is rolled out (observed generation
-/// current, updated and available replicas equal the desired count).
+/// The default readiness: every child Deployment is rolled out as `kubectl rollout
+/// status` says (observed generation current, updated and available replicas at the
+/// desired count, and no replica of an older template left).
 pub fn deployments_rolled_out(observed: &Observed) -> Readiness {
     let deployments: Vec<Deployment> = observed.of();
     if deployments.is_empty() {
@@ -521,9 +522,13 @@ pub(crate) fn rollout_pending(deployment: &Deployment) -> Option<String> {
         .and_then(|s| s.replicas)
         .unwrap_or(1);
     let rolled_out = deployment.status.as_ref().is_some_and(|status| {
+        let updated = status.updated_replicas.unwrap_or(0);
         status.observed_generation >= deployment.metadata.generation
-            && status.updated_replicas.unwrap_or(0) >= desired
+            && updated >= desired
             && status.available_replicas.unwrap_or(0) >= desired
+            // Pods of the previous template still serve some requests with the old
+            // configuration until they are gone.
+            && status.replicas.unwrap_or(0) <= updated
     });
     (!rolled_out).then(|| {
         let noun = if desired == 1 { "replica" } else { "replicas" };
@@ -578,6 +583,15 @@ mod tests {
             .into()
         );
         assert_eq!(rollout_pending(&deployment(2, 2, Some((2, 2, 2)))), None);
+        // The new pods are available, an old one is still there (surge).
+        let mut surging = deployment(2, 2, Some((2, 2, 2)));
+        surging.status.as_mut().unwrap().replicas = Some(3);
+        assert_eq!(
+            rollout_pending(&surging).as_deref(),
+            Some("Deployment gw is rolling out (2 replicas wanted)")
+        );
+        surging.status.as_mut().unwrap().replicas = Some(2);
+        assert_eq!(rollout_pending(&surging), None);
         assert_eq!(
             rollout_pending(&deployment(1, 1, None)).as_deref(),
             Some("Deployment gw is rolling out (1 replica wanted)")
