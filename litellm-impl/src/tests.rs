@@ -2391,6 +2391,28 @@ mod monitoring {
     }
 
     #[test]
+    fn a_monitor_kind_other_than_the_two_is_refused_by_the_crd_and_never_read() {
+        use kube::CustomResourceExt;
+        let crd = serde_json::to_value(LiteLlmObservabilityPolicy::crd()).unwrap();
+        let kind = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+            ["monitoring"]["properties"]["kind"];
+        assert_eq!(
+            kind["enum"],
+            json!(["ServiceMonitor", "PodMonitor"]),
+            "{kind}"
+        );
+        // An API server without the schema cannot make us read one: the policy does not
+        // deserialise, and the runtime leaves it out.
+        let policy = json!({
+            "apiVersion": "litellm.aigateway.agentic-layer.ai/v1alpha1",
+            "kind": "LiteLLMObservabilityPolicy",
+            "metadata": {"name": "p", "namespace": "team"},
+            "spec": {"targetRefs": [], "monitoring": {"kind": "Secret"}},
+        });
+        assert!(serde_json::from_value::<LiteLlmObservabilityPolicy>(policy).is_err());
+    }
+
+    #[test]
     fn hostile_monitoring_is_refused_and_makes_nothing() {
         for (monitoring, says) in [
             (
